@@ -1,0 +1,409 @@
+/* xp.h — public API of libxp, the reproducible-experiment library.
+ *
+ * An experiment is a graph of steps fed by named parameters; computing its
+ * result once is a trial, recorded in a backend. Every function that can
+ * fail returns 0 on success and -1 on failure, filling `err` (may be NULL).
+ * Ownership is stated once per function. */
+#ifndef XP_XP_H
+#define XP_XP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define XP_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define XP_EXPORT __attribute__((visibility("default")))
+#define XP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define XP_EXPORT
+#define XP_PRINTF(f, a)
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* Fixed-size error in the shape of bson_error_t: which part failed
+ * (domain), what kind of failure (code), and one line for a human. */
+typedef struct {
+    uint32_t domain;
+    uint32_t code;
+    char message[504];
+} xp_error_t;
+
+enum xp_error_domain {
+    XP_DOMAIN_NONE = 0,
+    XP_DOMAIN_ARGUMENT = 1, /* bad input from the caller or the command line */
+    XP_DOMAIN_GRAPH = 2,    /* experiment definition */
+    XP_DOMAIN_TRIAL = 3,    /* trial execution, step failures */
+    XP_DOMAIN_BACKEND = 4,  /* storage */
+    XP_DOMAIN_SYSTEM = 5,   /* operating system, memory */
+};
+
+enum xp_error_code {
+    XP_OK = 0,
+    XP_EINVAL = 1,    /* invalid argument or value */
+    XP_ENOTFOUND = 2, /* no such experiment, trial, step, metric */
+    XP_EEXIST = 3,    /* duplicate name */
+    XP_ESTATE = 4,    /* call not valid now (e.g. current trial outside a step) */
+    XP_ESTEP = 5,     /* a step of the trial failed */
+    XP_ECORRUPT = 6,  /* stored data is damaged or foreign */
+    XP_EIO = 7,       /* storage or OS failure */
+    XP_ENOMEM = 8,
+    XP_EUNDEFINED = 9, /* a parameter has no value */
+};
+
+/* Library-owned static string naming an error code. */
+XP_EXPORT const char *xp_strerror(uint32_t code);
+
+/* Releases memory the library handed to the caller (strings). NULL-safe. */
+XP_EXPORT void xp_free(void *p);
+
+/* ---------------------------------------------------------------- values */
+
+typedef enum {
+    XP_TYPE_NULL = 0,
+    XP_TYPE_BOOL,
+    XP_TYPE_INT64,
+    XP_TYPE_DOUBLE,
+    XP_TYPE_STRING,
+    XP_TYPE_BLOB,
+    XP_TYPE_ARRAY,
+    XP_TYPE_DOCUMENT,
+    XP_TYPE_DATETIME, /* milliseconds since the Unix epoch, UTC */
+} xp_type;
+
+/* A typed value: scalars, strings, blobs, arrays and documents (ordered
+ * key -> value). Values are step inputs/outputs, parameters and records. */
+typedef struct xp_value xp_value;
+
+/* Caller owns result (a null value); destroy with xp_value_destroy. */
+XP_EXPORT xp_value *xp_value_new(void);
+/* NULL-safe; sets *v to NULL. */
+XP_EXPORT void xp_value_destroy(xp_value **v);
+/* Caller owns result: a deep copy, NULL on allocation failure. */
+XP_EXPORT xp_value *xp_value_dup(const xp_value *v);
+
+XP_EXPORT xp_type xp_value_type(const xp_value *v);
+/* Static string: "null", "bool", "int64", "double", "string", "blob",
+ * "array", "document", "datetime". */
+XP_EXPORT const char *xp_type_name(xp_type t);
+
+/* Reading. Numeric readers convert between bool/int64/double/datetime and
+ * return 0 for any other type. */
+XP_EXPORT bool xp_as_bool(const xp_value *v);
+XP_EXPORT int64_t xp_as_int64(const xp_value *v);
+XP_EXPORT double xp_as_double(const xp_value *v);
+/* Value-owned string (NUL-terminated) or NULL when not a string. */
+XP_EXPORT const char *xp_as_string(const xp_value *v, size_t *len);
+/* Value-owned bytes or NULL when not a blob. */
+XP_EXPORT const void *xp_as_blob(const xp_value *v, size_t *len);
+/* Elements of an array or document (0 for other types). */
+XP_EXPORT size_t xp_value_count(const xp_value *v);
+/* Value-owned element i, or NULL when out of range. */
+XP_EXPORT const xp_value *xp_value_at(const xp_value *v, size_t i);
+/* Value-owned key of document element i, or NULL. */
+XP_EXPORT const char *xp_value_key_at(const xp_value *v, size_t i);
+/* Value-owned element of a document by key, or NULL. */
+XP_EXPORT const xp_value *xp_value_get(const xp_value *v, const char *key);
+
+/* Writing: each replaces the previous content of v; 0 or -1 (no memory).
+ * Steps may `return xp_set_double(out, x);`. */
+XP_EXPORT int xp_set_null(xp_value *v);
+XP_EXPORT int xp_set_bool(xp_value *v, bool b);
+XP_EXPORT int xp_set_int64(xp_value *v, int64_t i);
+XP_EXPORT int xp_set_double(xp_value *v, double d);
+XP_EXPORT int xp_set_datetime(xp_value *v, int64_t ms_since_epoch);
+/* Copies s; the string must be valid UTF-8 (else -1). */
+XP_EXPORT int xp_set_string(xp_value *v, const char *s);
+XP_EXPORT int xp_set_string_len(xp_value *v, const char *s, size_t len);
+/* Copies len bytes. */
+XP_EXPORT int xp_set_blob(xp_value *v, const void *data, size_t len);
+XP_EXPORT int xp_set_array(xp_value *v);    /* empty array */
+XP_EXPORT int xp_set_document(xp_value *v); /* empty document */
+/* Copies src into v (deep). */
+XP_EXPORT int xp_set_value(xp_value *v, const xp_value *src);
+/* Appends a null element to array v; value-owned result to fill, or NULL. */
+XP_EXPORT xp_value *xp_array_append(xp_value *v);
+/* Sets key in document v (replacing an existing element); value-owned
+ * element to fill, or NULL. */
+XP_EXPORT xp_value *xp_document_set(xp_value *v, const char *key);
+
+/* Deep, type-sensitive equality (1 and 1.0 differ). */
+XP_EXPORT bool xp_value_equal(const xp_value *a, const xp_value *b);
+
+/* Canonical JSON (relaxed extended JSON for non-JSON types).
+ * Caller owns result (free with xp_free); NULL on allocation failure. */
+XP_EXPORT char *xp_value_to_json(const xp_value *v);
+/* Parses one JSON value (extended JSON accepted) into v. */
+XP_EXPORT int xp_value_from_json(xp_value *v, const char *json,
+                                 xp_error_t *err);
+/* Script-mode literal inference: `1` int64, `1.5`/`1e-3` double,
+ * `true`/`false` bool, `null`, `"quoted"` or a bare word string, `[..]` and
+ * `{..}` JSON. An empty text is an error. */
+XP_EXPORT int xp_value_parse_literal(xp_value *v, const char *text,
+                                     xp_error_t *err);
+
+/* ---------------------------------------------------------------- logging */
+
+typedef enum {
+    XP_LOG_DEBUG = 0,
+    XP_LOG_INFO = 1,
+    XP_LOG_WARNING = 2,
+    XP_LOG_ERROR = 3,
+    XP_LOG_OFF = 4,
+} xp_log_level;
+
+/* msg is one line without the level tag or newline. */
+typedef void (*xp_log_fn)(xp_log_level level, const char *msg, void *user);
+
+/* Process-wide. NULL restores the default handler (stderr, with a
+ * timestamp and `[LEVEL]` tag). */
+XP_EXPORT void xp_log_set_handler(xp_log_fn fn, void *user);
+XP_EXPORT void xp_log_set_level(xp_log_level level);
+XP_EXPORT xp_log_level xp_log_get_level(void);
+/* "debug", "info", "warning", "error", "off". */
+XP_EXPORT int xp_log_level_parse(const char *name, xp_log_level *out,
+                                 xp_error_t *err);
+
+/* ---------------------------------------------------------------- experiment */
+
+typedef struct xp_experiment xp_experiment;
+typedef struct xp_node xp_node;
+/* Context of one step execution, valid only during the step call. */
+typedef struct xp_step xp_step;
+
+/* A step: reads its inputs (in the order given at registration), writes
+ * its output into `out`, returns 0, or fails with `return xp_step_fail(..)`
+ * (any non-zero return fails the trial). */
+typedef int (*xp_step_fn)(xp_step *st, const xp_value *const *in,
+                          xp_value *out);
+
+typedef struct {
+    unsigned version; /* XP_OPEN_OPTIONS_VERSION */
+    /* NULL or "": env XP_BACKEND, else ./xp_cache/<id>/. A path selects
+     * the local backend at that directory. */
+    const char *backend;
+    /* Fail with XP_ENOTFOUND instead of creating a new experiment. */
+    bool must_exist;
+    /* Step threads for parallel branches; 0: env XP_THREADS, else CPUs. */
+    int threads;
+} xp_open_options;
+
+#define XP_OPEN_OPTIONS_VERSION 1
+#define XP_OPEN_OPTIONS_INIT {XP_OPEN_OPTIONS_VERSION, NULL, false, 0}
+
+/* Opens (or creates) experiment `id`: 1-64 characters of [A-Za-z0-9_-],
+ * not starting with '-'. Reopening reloads its trial counter and history
+ * and marks trials whose recording process died as `interrupted`.
+ * opts may be NULL. Caller owns *out; destroy with xp_experiment_destroy. */
+XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
+                                 const xp_open_options *opts,
+                                 xp_error_t *err);
+/* NULL-safe; sets *ex to NULL. No trial may be running on it. */
+XP_EXPORT void xp_experiment_destroy(xp_experiment **ex);
+/* Experiment-owned strings. */
+XP_EXPORT const char *xp_experiment_id(const xp_experiment *ex);
+/* Backend description with any password masked, e.g. "local:xp_cache/a". */
+XP_EXPORT const char *xp_experiment_backend(const xp_experiment *ex);
+
+/* 0 when `id` is a valid experiment id, else -1 with the reason. Step,
+ * parameter and metric names follow the same rule (up to 128 chars). */
+XP_EXPORT int xp_check_id(const char *id, xp_error_t *err);
+XP_EXPORT int xp_check_name(const char *kind, const char *name,
+                            xp_error_t *err);
+
+/* ---- graph definition. Node constructors return an experiment-owned
+ * node, or NULL after recording the first definition error in the
+ * experiment (reported by xp_experiment_check and by xp_compute). */
+
+XP_EXPORT xp_node *xp_parameter(xp_experiment *ex, const char *name);
+/* Declares a parameter with a default (copied). */
+XP_EXPORT xp_node *xp_parameter_default(xp_experiment *ex, const char *name,
+                                        const xp_value *def);
+/* Declares a parameter whose default is a script-mode literal ("1.5"). */
+XP_EXPORT xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
+                                        const char *literal);
+/* Registers step `fn` named `name` over `n` input nodes. file/line
+ * locate its source (code capture); may be NULL/0. */
+XP_EXPORT xp_node *xp_step_add(xp_experiment *ex, const char *name,
+                               xp_step_fn fn, size_t n,
+                               xp_node *const *inputs, const char *file,
+                               int line);
+/* Marks node as the experiment's result; returns node. */
+XP_EXPORT xp_node *xp_result(xp_node *node);
+/* Marks a step's output as persisted (stored per trial); returns node. */
+XP_EXPORT xp_node *xp_persist(xp_node *node);
+/* Node-owned name. */
+XP_EXPORT const char *xp_node_name(const xp_node *node);
+/* 0 when the definition so far is valid, else the first error. */
+XP_EXPORT int xp_experiment_check(const xp_experiment *ex, xp_error_t *err);
+
+#define XP__INPUTS(...) ((xp_node *const[]){NULL, __VA_ARGS__} + 1)
+#define XP__NINPUTS(...)                                                   \
+    (sizeof((xp_node *const[]){NULL, __VA_ARGS__}) / sizeof(xp_node *) - 1)
+/* XP_STEP(ex, fn, inputs...): registers fn under its own name. */
+#define XP_STEP(ex, fn, ...)                                               \
+    xp_step_add((ex), #fn, (fn), XP__NINPUTS(__VA_ARGS__),                 \
+                XP__INPUTS(__VA_ARGS__), __FILE__, __LINE__)
+/* A step without inputs. */
+#define XP_STEP0(ex, fn) xp_step_add((ex), #fn, (fn), 0, NULL, __FILE__, __LINE__)
+#define XP_RESULT(ex, fn, ...) xp_result(XP_STEP(ex, fn, __VA_ARGS__))
+#define XP_PERSIST(ex, fn, ...) xp_persist(XP_STEP(ex, fn, __VA_ARGS__))
+
+/* ---- parameter values for the next trials (copied). Setting an
+ * undeclared name is an XP_ENOTFOUND error. */
+XP_EXPORT int xp_set_param(xp_experiment *ex, const char *name,
+                           const xp_value *v, xp_error_t *err);
+XP_EXPORT int xp_set_param_literal(xp_experiment *ex, const char *name,
+                                   const char *literal, xp_error_t *err);
+XP_EXPORT int xp_set_param_int64(xp_experiment *ex, const char *name,
+                                 int64_t v, xp_error_t *err);
+XP_EXPORT int xp_set_param_double(xp_experiment *ex, const char *name,
+                                  double v, xp_error_t *err);
+XP_EXPORT int xp_set_param_bool(xp_experiment *ex, const char *name, bool v,
+                                xp_error_t *err);
+XP_EXPORT int xp_set_param_string(xp_experiment *ex, const char *name,
+                                  const char *v, xp_error_t *err);
+
+/* ---- running trials */
+
+typedef struct {
+    unsigned version; /* XP_RUN_OPTIONS_VERSION */
+    /* Trial seed; without it the experiment default or a generated one. */
+    bool has_seed;
+    uint64_t seed;
+    /* Optional document name -> value overriding the experiment's current
+     * parameter values for this trial only (thread-safe sweeps). */
+    const xp_value *params;
+} xp_run_options;
+
+#define XP_RUN_OPTIONS_VERSION 1
+#define XP_RUN_OPTIONS_INIT {XP_RUN_OPTIONS_VERSION, false, 0, NULL}
+
+/* Runs one trial: allocates the next trial id, records it as running,
+ * executes the graph (independent steps in parallel), records the outcome.
+ * On success *result (caller owns; may be NULL to discard) holds the result.
+ * A failed step returns -1 with XP_ESTEP and "step: message"; the trial is
+ * recorded as failed. An undefined parameter returns XP_EUNDEFINED and
+ * allocates no id. *trial_id (may be NULL) gets the id, or 0 if none.
+ * Thread-safe: several threads may compute on one experiment. */
+XP_EXPORT int xp_compute(xp_experiment *ex, const xp_run_options *opts,
+                         xp_value **result, int64_t *trial_id,
+                         xp_error_t *err);
+
+/* Sets the default seed for trials run without one. */
+XP_EXPORT void xp_experiment_set_seed(xp_experiment *ex, uint64_t seed);
+
+/* ---- inside a step */
+
+/* Records the step's failure message; returns -1 so a step can
+ * `return xp_step_fail(st, "division by zero");`. */
+XP_EXPORT int xp_step_fail(xp_step *st, const char *fmt, ...) XP_PRINTF(2, 3);
+/* Appends (epoch, value) to metric `name` of the current trial. */
+XP_EXPORT int xp_save_metric(xp_step *st, const char *name, int64_t epoch,
+                             double value);
+XP_EXPORT int64_t xp_step_trial_id(const xp_step *st);
+/* Step-owned name. */
+XP_EXPORT const char *xp_step_name(const xp_step *st);
+/* The step's seed, derived from (trial seed, step name). */
+XP_EXPORT uint64_t xp_step_seed(const xp_step *st);
+/* Deterministic per-step random numbers (xoshiro256**): the same trial
+ * seed gives the same sequence whatever thread or host runs the step. */
+XP_EXPORT uint64_t xp_random_u64(xp_step *st);
+/* Uniform in [0, 1). */
+XP_EXPORT double xp_random(xp_step *st);
+
+/* Trial id of the step running on the calling thread; XP_ESTATE outside
+ * a step. */
+XP_EXPORT int xp_current_trial_id(int64_t *id, xp_error_t *err);
+/* Last trial id allocated for the experiment (0 when none); XP_ESTATE
+ * when called inside a step. */
+XP_EXPORT int xp_last_trial_id(xp_experiment *ex, int64_t *id,
+                               xp_error_t *err);
+
+/* ---- reading history back */
+
+/* Array of trial documents in id order, failed and interrupted included.
+ * Fields: trial_id, status, parameters, seed, started, finished, result,
+ * result_type, success, process_time, description, host, pid.
+ * Caller owns *out. */
+XP_EXPORT int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err);
+/* One trial document; XP_ENOTFOUND for an unknown id. Caller owns *out. */
+XP_EXPORT int xp_trial_get(xp_experiment *ex, int64_t trial_id,
+                           xp_value **out, xp_error_t *err);
+/* Parameters document of a trial. Caller owns *out. */
+XP_EXPORT int xp_trial_parameters(xp_experiment *ex, int64_t trial_id,
+                                  xp_value **out, xp_error_t *err);
+/* Persisted output of `step` in trial. Caller owns *out. */
+XP_EXPORT int xp_load_persisted(xp_experiment *ex, const char *step,
+                                int64_t trial_id, xp_value **out,
+                                xp_error_t *err);
+
+/* Metric values as an epoch x trial table. */
+typedef struct xp_metric_table xp_metric_table;
+
+/* Loads metric `name` for n trials. An unknown trial id or a trial that
+ * did not save the metric is an error. Caller owns *out. */
+XP_EXPORT int xp_load_metric(xp_experiment *ex, const char *name,
+                             const int64_t *trial_ids, size_t n,
+                             xp_metric_table **out, xp_error_t *err);
+XP_EXPORT void xp_metric_table_destroy(xp_metric_table **t);
+XP_EXPORT size_t xp_metric_table_epochs(const xp_metric_table *t);
+XP_EXPORT size_t xp_metric_table_trials(const xp_metric_table *t);
+XP_EXPORT int64_t xp_metric_table_epoch(const xp_metric_table *t, size_t row);
+XP_EXPORT int64_t xp_metric_table_trial(const xp_metric_table *t, size_t col);
+/* NaN where that trial has no value at that epoch. */
+XP_EXPORT double xp_metric_table_value(const xp_metric_table *t, size_t row,
+                                       size_t col);
+
+/* ---------------------------------------------------------------- script mode */
+
+/* Defines the graph on ex and returns the result node (NULL on error). */
+typedef xp_node *(*xp_define_fn)(xp_experiment *ex);
+
+/* Script mode: parses `key=value... [--seed N] [--backend B] [--log-level L]
+ * [--help]`, opens experiment `id`, defines it, runs one trial, prints the
+ * result on stdout. Returns the process exit status: 0 on success, 1 when
+ * the trial failed, 2 on bad arguments (nothing recorded). */
+XP_EXPORT int xp_main(const char *id, xp_define_fn define, int argc,
+                      char **argv);
+
+/* Describes one experiment of a worker plugin (shared library). */
+typedef struct {
+    uint32_t abi; /* XP_PLUGIN_ABI */
+    const char *id;
+    xp_define_fn define;
+} xp_experiment_def;
+
+#define XP_PLUGIN_ABI 1
+
+/* XP_EXPERIMENT(id, ex) { ...; return result_node; } defines experiment
+ * `id`. Built normally it provides main() (script mode); built with
+ * -DXP_PLUGIN it exports the definition for xp-worker instead. */
+#define XP__DEFINE_FN(id) xp__define_##id
+#ifdef XP_PLUGIN
+#define XP__ENTRY(id)                                                      \
+    XP_EXPORT const xp_experiment_def xp_plugin_experiment = {             \
+        XP_PLUGIN_ABI, #id, XP__DEFINE_FN(id)};
+#else
+#define XP__ENTRY(id)                                                      \
+    int main(int argc, char **argv)                                        \
+    {                                                                      \
+        return xp_main(#id, XP__DEFINE_FN(id), argc, argv);                \
+    }
+#endif
+#define XP_EXPERIMENT(id, ex)                                              \
+    static xp_node *XP__DEFINE_FN(id)(xp_experiment * ex);                 \
+    XP__ENTRY(id)                                                          \
+    static xp_node *XP__DEFINE_FN(id)(xp_experiment * ex)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XP_XP_H */

@@ -1,0 +1,223 @@
+/* script.c — script mode: an experiment program run as
+ * `./prog a=1 b=2 --seed 7` records one trial and prints its result.
+ * Arguments are checked completely before anything is recorded. */
+#include "xp-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int s_parse_seed(const char *text, uint64_t *seed, xp_error_t *err)
+{
+    if (!text || !*text)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "--seed needs a value");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end != '\0' || errno == ERANGE || text[0] == '-' ||
+        text[0] == '+' || v > INT64_MAX)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "invalid --seed '%s': expected an integer from 0 "
+                         "to 9223372036854775807",
+                         text);
+    *seed = v;
+    return 0;
+}
+
+/* Value of option `name` given as `--name=value` or `--name value`;
+ * 1 matched, 0 other option, -1 missing value. */
+static int s_option(const char *name, int argc, char **argv, int *i,
+                    const char **value)
+{
+    const char *arg = argv[*i];
+    size_t len = strlen(name);
+    if (strncmp(arg, name, len) != 0)
+        return 0;
+    if (arg[len] == '=') {
+        *value = arg + len + 1;
+        return 1;
+    }
+    if (arg[len] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *value = argv[++*i];
+    return 1;
+}
+
+void xp__script_args_free(xp_script_args *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        bson_free(a->names[i]);
+        bson_free(a->values[i]);
+    }
+    bson_free(a->names);
+    bson_free(a->values);
+    memset(a, 0, sizeof *a);
+}
+
+int xp__script_parse(xp_script_args *a, int argc, char **argv,
+                     xp_error_t *err)
+{
+    memset(a, 0, sizeof *a);
+    static const char *const options[] = {"--seed", "--backend",
+                                          "--log-level"};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            a->help = true;
+            continue;
+        }
+        if (arg[0] == '-') {
+            int matched = 0;
+            const char *value = NULL;
+            size_t k;
+            for (k = 0; k < 3 && !matched; k++)
+                matched = s_option(options[k], argc, argv, &i, &value);
+            k--;
+            if (matched < 0) {
+                xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                          "%s needs a value", options[k]);
+                goto fail;
+            }
+            if (!matched) {
+                xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                          "unknown option '%s'", arg);
+                goto fail;
+            }
+            if (k == 0) {
+                if (s_parse_seed(value, &a->seed, err) != 0)
+                    goto fail;
+                a->has_seed = true;
+            } else if (k == 1) {
+                a->backend = value;
+            } else {
+                a->log_level = value;
+            }
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        if (!eq) {
+            xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                      "invalid argument '%s': expected name=value", arg);
+            goto fail;
+        }
+        char *name = bson_strndup(arg, (size_t)(eq - arg));
+        int rc = xp_check_name("parameter", name, err);
+        if (rc == 0 && eq[1] == '\0')
+            rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                           "parameter '%s' has an empty value", name);
+        for (size_t k = 0; rc == 0 && k < a->n; k++)
+            if (strcmp(a->names[k], name) == 0)
+                rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                               "parameter '%s' is given twice", name);
+        if (rc != 0) {
+            bson_free(name);
+            goto fail;
+        }
+        a->names = bson_realloc(a->names, (a->n + 1) * sizeof *a->names);
+        a->values = bson_realloc(a->values, (a->n + 1) * sizeof *a->values);
+        a->names[a->n] = name;
+        a->values[a->n] = bson_strdup(eq + 1);
+        a->n++;
+    }
+    return 0;
+fail:
+    xp__script_args_free(a);
+    return -1;
+}
+
+static void s_usage(const char *prog, xp_experiment *ex)
+{
+    printf("usage: %s [name=value ...] [--seed N] [--backend DIR] "
+           "[--log-level LEVEL]\n\n"
+           "Runs one trial of experiment '%s' and prints its result.\n"
+           "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
+           "text, [..] and {..} (JSON).\n\nparameters:\n",
+           prog, ex->id);
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->is_param)
+            continue;
+        char *def = n->def ? xp_value_to_json(n->def) : NULL;
+        if (def)
+            printf("  %-20s default %s\n", n->name, def);
+        else
+            printf("  %-20s (required)\n", n->name);
+        xp_free(def);
+    }
+}
+
+int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
+{
+    const char *prog = argc > 0 && argv[0] ? argv[0] : "experiment";
+    xp_script_args args;
+    xp_error_t err;
+    xp_experiment *ex = NULL;
+    xp_value *overrides = NULL, *result = NULL;
+    int status = 2;
+
+    if (xp__script_parse(&args, argc, argv, &err) != 0) {
+        fprintf(stderr, "%s: %s (see --help)\n", prog, err.message);
+        return 2;
+    }
+    if (args.log_level) {
+        xp_log_level level;
+        if (xp_log_level_parse(args.log_level, &level, &err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err.message);
+            goto done;
+        }
+        xp_log_set_level(level);
+    }
+    /* Parse every value before opening, so bad input records nothing. */
+    overrides = xp_value_new();
+    xp_set_document(overrides);
+    for (size_t i = 0; i < args.n; i++) {
+        xp_value *v = xp_document_set(overrides, args.names[i]);
+        if (xp_value_parse_literal(v, args.values[i], &err) != 0) {
+            fprintf(stderr, "%s: parameter '%s': %s\n", prog, args.names[i],
+                    err.message);
+            goto done;
+        }
+    }
+    xp_open_options opts = XP_OPEN_OPTIONS_INIT;
+    opts.backend = args.backend;
+    if (xp_experiment_open(&ex, id, &opts, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.message);
+        goto done;
+    }
+    xp_node *res = define ? define(ex) : NULL;
+    if (res && !ex->result)
+        xp_result(res);
+    if (xp_experiment_check(ex, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.message);
+        goto done;
+    }
+    if (args.help) {
+        s_usage(prog, ex);
+        status = 0;
+        goto done;
+    }
+    xp_run_options run = XP_RUN_OPTIONS_INIT;
+    run.has_seed = args.has_seed;
+    run.seed = args.seed;
+    run.params = overrides;
+    int64_t trial = 0;
+    if (xp_compute(ex, &run, &result, &trial, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.message);
+        status = trial > 0 ? 1 : 2;
+        goto done;
+    }
+    char *json = xp_value_to_json(result);
+    printf("%s\n", json ? json : "null");
+    xp_free(json);
+    status = 0;
+done:
+    xp_value_destroy(&result);
+    xp_value_destroy(&overrides);
+    xp_experiment_destroy(&ex);
+    xp__script_args_free(&args);
+    return status;
+}

@@ -1,0 +1,460 @@
+/* trial.c — the trial lifecycle: resolve parameters, allocate the id and
+ * record the trial as running, execute the needed steps (independent
+ * branches in parallel), then record result or failure with metrics and
+ * persisted values. Local and remote executors share this record path. */
+#include "xp-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XP_METRIC_CHUNK 8192
+
+struct xp_step {
+    struct s_trial *trial;
+    xp_node *node;
+    uint64_t seed;
+    xp_rng rng;
+    char message[400];
+};
+
+typedef struct s_trial {
+    xp_experiment *ex;
+    int64_t id;
+    uint64_t seed;
+    xp_value **outputs; /* by node index; parameters point to their value */
+    size_t *pending;    /* by node index: inputs not yet computed */
+    /* Execution state, under lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    xp_node **ready;
+    size_t n_ready;
+    size_t done, inflight;
+    bool failed;
+    char failure[512];
+    /* Metrics saved by steps, under metrics_lock. */
+    pthread_mutex_t metrics_lock;
+    xp_metric_buf *metrics;
+    size_t n_metrics;
+    bool metric_failed;
+    xp_error_t metric_error;
+} s_trial;
+
+static _Thread_local xp_step *s_current;
+
+bool xp__in_step(void)
+{
+    return s_current != NULL;
+}
+
+/* ---------------------------------------------------------------- steps */
+
+int xp_step_fail(xp_step *st, const char *fmt, ...)
+{
+    if (st && fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(st->message, sizeof st->message, fmt, ap);
+        va_end(ap);
+        for (char *p = st->message; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+        if (!st->message[0])
+            snprintf(st->message, sizeof st->message, "failed");
+    }
+    return -1;
+}
+
+int64_t xp_step_trial_id(const xp_step *st)
+{
+    return st ? st->trial->id : 0;
+}
+
+const char *xp_step_name(const xp_step *st)
+{
+    return st ? st->node->name : NULL;
+}
+
+uint64_t xp_step_seed(const xp_step *st)
+{
+    return st ? st->seed : 0;
+}
+
+uint64_t xp_random_u64(xp_step *st)
+{
+    return st ? xp__rng_next(&st->rng) : 0;
+}
+
+double xp_random(xp_step *st)
+{
+    return (double)(xp_random_u64(st) >> 11) * 0x1.0p-53;
+}
+
+int xp_current_trial_id(int64_t *id, xp_error_t *err)
+{
+    if (!s_current)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
+                         "the current trial id is only available inside a "
+                         "step (use the last trial id)");
+    if (id)
+        *id = s_current->trial->id;
+    return 0;
+}
+
+int xp_save_metric(xp_step *st, const char *name, int64_t epoch,
+                   double value)
+{
+    if (!st)
+        return -1;
+    xp_error_t e;
+    if (xp_check_name("metric", name, &e) != 0) {
+        xp_step_fail(st, "%s", e.message);
+        return -1;
+    }
+    s_trial *t = st->trial;
+    int rc = 0;
+    pthread_mutex_lock(&t->metrics_lock);
+    xp_metric_buf *m = NULL;
+    for (size_t i = 0; i < t->n_metrics; i++)
+        if (strcmp(t->metrics[i].name, name) == 0)
+            m = &t->metrics[i];
+    if (!m) {
+        t->metrics = bson_realloc(t->metrics,
+                                  (t->n_metrics + 1) * sizeof *t->metrics);
+        m = &t->metrics[t->n_metrics++];
+        memset(m, 0, sizeof *m);
+        m->name = bson_strdup(name);
+    }
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 128;
+        m->epochs = bson_realloc(m->epochs, m->cap * sizeof *m->epochs);
+        m->values = bson_realloc(m->values, m->cap * sizeof *m->values);
+    }
+    m->epochs[m->n] = epoch;
+    m->values[m->n] = value;
+    m->n++;
+    /* Full chunks go to the backend now, so a long metric never holds
+     * more than one chunk per metric in memory. */
+    if (m->n >= XP_METRIC_CHUNK) {
+        xp_backend *b = t->ex->backend;
+        if (b->ops->metric_flush(b, t->id, m, &t->metric_error) != 0) {
+            t->metric_failed = true;
+            m->n = 0;
+            rc = -1;
+        }
+    }
+    pthread_mutex_unlock(&t->metrics_lock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- executor */
+
+static void s_run_node(s_trial *t, xp_node *n);
+
+typedef struct {
+    s_trial *trial;
+    xp_node *node;
+} s_task_arg;
+
+static void s_pool_task(void *arg)
+{
+    s_task_arg task = *(s_task_arg *)arg;
+    free(arg);
+    s_run_node(task.trial, task.node);
+}
+
+/* Executes step n and schedules what it unblocks. */
+static void s_run_node(s_trial *t, xp_node *n)
+{
+    xp_step st = {.trial = t, .node = n};
+    st.seed = xp__step_seed(t->seed, n->name);
+    xp__rng_seed(&st.rng, st.seed);
+    srand((unsigned)st.seed);
+    srand48((long)st.seed);
+
+    const xp_value *stack_in[8];
+    const xp_value **in = n->n_inputs <= 8
+                              ? stack_in
+                              : bson_malloc(n->n_inputs * sizeof *in);
+    for (size_t i = 0; i < n->n_inputs; i++)
+        in[i] = t->outputs[n->inputs[i]->index];
+    xp_value *out = xp_value_new();
+
+    xp__log(XP_LOG_DEBUG, "Running step %s (trial id=%lld)", n->name,
+            (long long)t->id);
+    xp_step *outer = s_current;
+    s_current = &st;
+    int rc = n->fn(&st, (const xp_value *const *)in, out);
+    s_current = outer;
+    if (in != stack_in)
+        bson_free(in);
+
+    pthread_mutex_lock(&t->lock);
+    t->outputs[n->index] = out;
+    t->inflight--;
+    t->done++;
+    if (rc != 0) {
+        if (!t->failed) {
+            t->failed = true;
+            snprintf(t->failure, sizeof t->failure, "%.100s: %.400s", n->name,
+                     st.message[0] ? st.message : "step returned an error");
+        }
+    } else if (!t->failed) {
+        for (size_t i = 0; i < n->n_dependents; i++) {
+            xp_node *d = n->dependents[i];
+            if (--t->pending[d->index] == 0)
+                t->ready[t->n_ready++] = d;
+        }
+    }
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Runs all needed steps: the calling thread takes one ready step at a
+ * time and gives further ready steps to the pool. Returns after every
+ * started step has finished, also on failure. */
+static void s_execute(s_trial *t, xp_pool *pool)
+{
+    xp_experiment *ex = t->ex;
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        if (t->n_ready > 0 && !t->failed) {
+            xp_node *mine = t->ready[--t->n_ready];
+            t->inflight++;
+            while (pool && t->n_ready > 0) {
+                s_task_arg *task = malloc(sizeof *task);
+                if (!task)
+                    break; /* run it here later */
+                task->trial = t;
+                task->node = t->ready[t->n_ready - 1];
+                if (xp__pool_submit(pool, s_pool_task, task) != 0) {
+                    free(task);
+                    break;
+                }
+                t->n_ready--;
+                t->inflight++;
+            }
+            pthread_mutex_unlock(&t->lock);
+            s_run_node(t, mine);
+            pthread_mutex_lock(&t->lock);
+            continue;
+        }
+        if (t->inflight == 0 &&
+            (t->failed || t->done == ex->n_needed_steps))
+            break;
+        pthread_cond_wait(&t->cond, &t->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+/* Resolves the value of every needed parameter; XP_EUNDEFINED when one has
+ * none. Called with ex->lock held. */
+static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
+                            s_trial *t, bson_t *params, xp_error_t *err)
+{
+    for (size_t i = 0; overrides && i < xp_value_count(overrides); i++) {
+        const char *key = xp_value_key_at(overrides, i);
+        xp_node *n = key ? xp__graph_find(ex, key) : NULL;
+        if (!n || !n->is_param)
+            return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                             "parameter '%s' is not declared in experiment "
+                             "'%s'",
+                             key ? key : "", ex->id);
+    }
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->is_param || !n->needed)
+            continue;
+        const xp_value *v = overrides ? xp_value_get(overrides, n->name)
+                                      : NULL;
+        if (!v)
+            v = n->current ? n->current : n->def;
+        if (!v)
+            return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                             "parameter '%s' is not defined", n->name);
+        t->outputs[n->index] = xp_value_dup(v);
+        if (!t->outputs[n->index] ||
+            xp__value_append_bson(params, n->name, v) != 0)
+            return xp__enomem(err);
+    }
+    return 0;
+}
+
+static void s_trial_free(s_trial *t)
+{
+    for (size_t i = 0; i < t->ex->n_nodes; i++)
+        xp_value_destroy(&t->outputs[i]);
+    bson_free(t->outputs);
+    bson_free(t->pending);
+    bson_free(t->ready);
+    for (size_t i = 0; i < t->n_metrics; i++) {
+        bson_free(t->metrics[i].name);
+        bson_free(t->metrics[i].epochs);
+        bson_free(t->metrics[i].values);
+    }
+    bson_free(t->metrics);
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->metrics_lock);
+}
+
+int xp_compute(xp_experiment *ex, const xp_run_options *opts,
+               xp_value **result, int64_t *trial_id, xp_error_t *err)
+{
+    xp_run_options defaults = XP_RUN_OPTIONS_INIT;
+    if (result)
+        *result = NULL;
+    if (trial_id)
+        *trial_id = 0;
+    if (!ex)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no experiment");
+    if (!opts)
+        opts = &defaults;
+    if (opts->version != XP_RUN_OPTIONS_VERSION)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "xp_run_options version %u is not supported",
+                         opts->version);
+    if (opts->params && xp_value_type(opts->params) != XP_TYPE_DOCUMENT)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "parameter overrides must be a document");
+    if (xp__in_step())
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
+                         "cannot compute a trial from inside a step");
+
+    s_trial t = {.ex = ex};
+    pthread_mutex_init(&t.lock, NULL);
+    pthread_cond_init(&t.cond, NULL);
+    pthread_mutex_init(&t.metrics_lock, NULL);
+    bson_t params = BSON_INITIALIZER;
+    bson_t doc = BSON_INITIALIZER;
+    bson_t final = BSON_INITIALIZER;
+    xp_persisted_item *persisted = NULL;
+    int rc = -1;
+    xp_pool *pool = NULL;
+
+    pthread_mutex_lock(&ex->lock);
+    if (xp__graph_freeze(ex, err) != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    t.outputs = bson_malloc0(ex->n_nodes * sizeof *t.outputs);
+    t.pending = bson_malloc0(ex->n_nodes * sizeof *t.pending);
+    t.ready = bson_malloc0((ex->n_nodes + 1) * sizeof *t.ready);
+    if (s_resolve_params(ex, opts->params, &t, &params, err) != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    t.seed = opts->has_seed ? opts->seed
+             : ex->has_seed ? ex->seed
+                            : xp__random_seed() >> 33;
+    if (ex->threads > 1 && ex->n_needed_steps > 1 && !ex->pool)
+        ex->pool = xp__pool_new(ex->threads - 1);
+    pool = ex->pool;
+    pthread_mutex_unlock(&ex->lock);
+
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->needed || n->is_param)
+            continue;
+        for (size_t k = 0; k < n->n_inputs; k++)
+            if (!n->inputs[k]->is_param)
+                t.pending[i]++;
+        if (t.pending[i] == 0)
+            t.ready[t.n_ready++] = n;
+    }
+    /* Steps registered first run first (the ready list is a stack). */
+    for (size_t i = 0; i < t.n_ready / 2; i++) {
+        xp_node *tmp = t.ready[i];
+        t.ready[i] = t.ready[t.n_ready - 1 - i];
+        t.ready[t.n_ready - 1 - i] = tmp;
+    }
+
+    /* The running record: everything needed to see and recover it. */
+    int64_t started = xp__now_ms();
+    pid_t pid = getpid();
+    BSON_APPEND_UTF8(&doc, "experiment", ex->id);
+    BSON_APPEND_UTF8(&doc, "status", "running");
+    BSON_APPEND_DOCUMENT(&doc, "parameters", &params);
+    BSON_APPEND_INT64(&doc, "seed", (int64_t)t.seed);
+    BSON_APPEND_DATE_TIME(&doc, "started", started);
+    BSON_APPEND_UTF8(&doc, "host", xp__hostname());
+    BSON_APPEND_INT64(&doc, "pid", pid);
+    BSON_APPEND_INT64(&doc, "pstart", (int64_t)xp__process_start(pid));
+    if (ex->backend->ops->trial_begin(ex->backend, &doc, &t.id, err) != 0)
+        goto cleanup;
+    if (trial_id)
+        *trial_id = t.id;
+    xp__log(XP_LOG_INFO, "Started Experiment (trial id=%lld)",
+            (long long)t.id);
+
+    double t0 = xp__monotonic();
+    s_execute(&t, pool);
+    double elapsed = xp__monotonic() - t0;
+
+    if (!t.failed && t.metric_failed) {
+        t.failed = true;
+        snprintf(t.failure, sizeof t.failure, "saving metrics: %.480s",
+                 t.metric_error.message);
+    }
+    const xp_value *res = t.failed ? NULL : t.outputs[ex->result->index];
+    bson_append_int64(&final, "trial_id", -1, t.id);
+    bson_copy_to_excluding_noinit(&doc, &final, "status", NULL);
+    BSON_APPEND_UTF8(&final, "status", t.failed ? "failed" : "succeeded");
+    BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
+    if (res)
+        xp__value_append_bson(&final, "result", res);
+    else
+        BSON_APPEND_NULL(&final, "result");
+    BSON_APPEND_UTF8(&final, "result_type",
+                     xp_type_name(xp_value_type(res)));
+    BSON_APPEND_BOOL(&final, "success", !t.failed);
+    BSON_APPEND_DOUBLE(&final, "process_time", elapsed);
+    BSON_APPEND_UTF8(&final, "description", t.failed ? t.failure : "");
+
+    size_t n_persisted = 0;
+    persisted = bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (n->persisted && n->needed && t.outputs[i]) {
+            persisted[n_persisted].step = n->name;
+            persisted[n_persisted].value = t.outputs[i];
+            n_persisted++;
+        }
+    }
+    if (ex->backend->ops->trial_finish(ex->backend, t.id, &final, t.metrics,
+                                       t.n_metrics, persisted, n_persisted,
+                                       err) != 0) {
+        xp__log(XP_LOG_ERROR, "Could not record trial %lld: %s",
+                (long long)t.id, err ? err->message : "backend error");
+        goto cleanup;
+    }
+    if (t.failed) {
+        xp__log(XP_LOG_ERROR, "Experiment failed (trial id=%lld): %s",
+                (long long)t.id, t.failure);
+        xp__error(err, XP_DOMAIN_TRIAL, XP_ESTEP, "%s", t.failure);
+    } else {
+        xp__log(XP_LOG_INFO, "Finished Experiment (trial id=%lld)",
+                (long long)t.id);
+        if (result) {
+            *result = t.outputs[ex->result->index];
+            t.outputs[ex->result->index] = NULL;
+        }
+        rc = 0;
+    }
+cleanup:
+    bson_free(persisted);
+    bson_destroy(&params);
+    bson_destroy(&doc);
+    bson_destroy(&final);
+    if (t.outputs)
+        s_trial_free(&t);
+    else {
+        pthread_mutex_destroy(&t.lock);
+        pthread_cond_destroy(&t.cond);
+        pthread_mutex_destroy(&t.metrics_lock);
+    }
+    return rc;
+}

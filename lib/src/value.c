@@ -1,0 +1,681 @@
+/* value.c — the typed value tree (step inputs/outputs, parameters, trial
+ * records), its conversion to and from BSON, JSON text via libbson's
+ * extended JSON, and script-mode literal inference. */
+#include "xp-private.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XP_VALUE_MAX_DEPTH 100
+
+xp_value *xp_value_new(void)
+{
+    return bson_malloc0(sizeof(xp_value));
+}
+
+void xp__value_clear(xp_value *v)
+{
+    switch (v->type) {
+    case XP_TYPE_STRING:
+    case XP_TYPE_BLOB:
+        bson_free(v->u.s.data);
+        break;
+    case XP_TYPE_ARRAY:
+    case XP_TYPE_DOCUMENT:
+        for (size_t i = 0; i < v->u.c.n; i++) {
+            xp_value_destroy(&v->u.c.items[i]);
+            if (v->u.c.keys)
+                bson_free(v->u.c.keys[i]);
+        }
+        bson_free(v->u.c.items);
+        bson_free(v->u.c.keys);
+        break;
+    default:
+        break;
+    }
+    memset(v, 0, sizeof *v);
+}
+
+void xp_value_destroy(xp_value **v)
+{
+    if (!v || !*v)
+        return;
+    xp__value_clear(*v);
+    bson_free(*v);
+    *v = NULL;
+}
+
+xp_value *xp_value_dup(const xp_value *v)
+{
+    xp_value *copy = xp_value_new();
+    if (copy && v && xp_set_value(copy, v) != 0)
+        xp_value_destroy(&copy);
+    return copy;
+}
+
+xp_type xp_value_type(const xp_value *v)
+{
+    return v ? v->type : XP_TYPE_NULL;
+}
+
+const char *xp_type_name(xp_type t)
+{
+    static const char *const names[] = {"null",   "bool",   "int64",
+                                        "double", "string", "blob",
+                                        "array",  "document", "datetime"};
+    if ((unsigned)t < sizeof names / sizeof names[0])
+        return names[t];
+    return "unknown";
+}
+
+bool xp_as_bool(const xp_value *v)
+{
+    if (!v)
+        return false;
+    switch (v->type) {
+    case XP_TYPE_BOOL: return v->u.b;
+    case XP_TYPE_INT64:
+    case XP_TYPE_DATETIME: return v->u.i != 0;
+    case XP_TYPE_DOUBLE: return v->u.d != 0;
+    default: return false;
+    }
+}
+
+int64_t xp_as_int64(const xp_value *v)
+{
+    if (!v)
+        return 0;
+    switch (v->type) {
+    case XP_TYPE_BOOL: return v->u.b;
+    case XP_TYPE_INT64:
+    case XP_TYPE_DATETIME: return v->u.i;
+    case XP_TYPE_DOUBLE:
+        /* Saturate: converting an out-of-range double is undefined. */
+        if (isnan(v->u.d))
+            return 0;
+        if (v->u.d >= 9223372036854775807.0)
+            return INT64_MAX;
+        if (v->u.d <= -9223372036854775808.0)
+            return INT64_MIN;
+        return (int64_t)v->u.d;
+    default: return 0;
+    }
+}
+
+double xp_as_double(const xp_value *v)
+{
+    if (!v)
+        return 0;
+    switch (v->type) {
+    case XP_TYPE_BOOL: return v->u.b;
+    case XP_TYPE_INT64:
+    case XP_TYPE_DATETIME: return (double)v->u.i;
+    case XP_TYPE_DOUBLE: return v->u.d;
+    default: return 0;
+    }
+}
+
+const char *xp_as_string(const xp_value *v, size_t *len)
+{
+    if (!v || v->type != XP_TYPE_STRING)
+        return NULL;
+    if (len)
+        *len = v->u.s.len;
+    return v->u.s.data;
+}
+
+const void *xp_as_blob(const xp_value *v, size_t *len)
+{
+    if (!v || v->type != XP_TYPE_BLOB)
+        return NULL;
+    if (len)
+        *len = v->u.s.len;
+    /* An empty blob still has a non-NULL pointer (see xp_set_blob). */
+    return v->u.s.data;
+}
+
+static bool s_is_container(const xp_value *v)
+{
+    return v && (v->type == XP_TYPE_ARRAY || v->type == XP_TYPE_DOCUMENT);
+}
+
+size_t xp_value_count(const xp_value *v)
+{
+    return s_is_container(v) ? v->u.c.n : 0;
+}
+
+const xp_value *xp_value_at(const xp_value *v, size_t i)
+{
+    return s_is_container(v) && i < v->u.c.n ? v->u.c.items[i] : NULL;
+}
+
+const char *xp_value_key_at(const xp_value *v, size_t i)
+{
+    if (!v || v->type != XP_TYPE_DOCUMENT || i >= v->u.c.n)
+        return NULL;
+    return v->u.c.keys[i];
+}
+
+const xp_value *xp_value_get(const xp_value *v, const char *key)
+{
+    if (!v || v->type != XP_TYPE_DOCUMENT || !key)
+        return NULL;
+    for (size_t i = 0; i < v->u.c.n; i++)
+        if (strcmp(v->u.c.keys[i], key) == 0)
+            return v->u.c.items[i];
+    return NULL;
+}
+
+int xp_set_null(xp_value *v)
+{
+    if (!v)
+        return -1;
+    xp__value_clear(v);
+    return 0;
+}
+
+int xp_set_bool(xp_value *v, bool b)
+{
+    if (xp_set_null(v) != 0)
+        return -1;
+    v->type = XP_TYPE_BOOL;
+    v->u.b = b;
+    return 0;
+}
+
+int xp_set_int64(xp_value *v, int64_t i)
+{
+    if (xp_set_null(v) != 0)
+        return -1;
+    v->type = XP_TYPE_INT64;
+    v->u.i = i;
+    return 0;
+}
+
+int xp_set_double(xp_value *v, double d)
+{
+    if (xp_set_null(v) != 0)
+        return -1;
+    v->type = XP_TYPE_DOUBLE;
+    v->u.d = d;
+    return 0;
+}
+
+int xp_set_datetime(xp_value *v, int64_t ms)
+{
+    if (xp_set_null(v) != 0)
+        return -1;
+    v->type = XP_TYPE_DATETIME;
+    v->u.i = ms;
+    return 0;
+}
+
+static int s_set_bytes(xp_value *v, xp_type type, const void *data,
+                       size_t len)
+{
+    if (!v || (!data && len))
+        return -1;
+    char *copy = bson_malloc(len + 1);
+    if (!copy)
+        return -1;
+    if (len)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    xp__value_clear(v);
+    v->type = type;
+    v->u.s.data = copy;
+    v->u.s.len = len;
+    return 0;
+}
+
+int xp_set_string_len(xp_value *v, const char *s, size_t len)
+{
+    if (!s || !bson_utf8_validate(s, len, false))
+        return -1;
+    return s_set_bytes(v, XP_TYPE_STRING, s, len);
+}
+
+int xp_set_string(xp_value *v, const char *s)
+{
+    return s ? xp_set_string_len(v, s, strlen(s)) : -1;
+}
+
+int xp_set_blob(xp_value *v, const void *data, size_t len)
+{
+    return s_set_bytes(v, XP_TYPE_BLOB, data, len);
+}
+
+int xp_set_array(xp_value *v)
+{
+    if (xp_set_null(v) != 0)
+        return -1;
+    v->type = XP_TYPE_ARRAY;
+    return 0;
+}
+
+int xp_set_document(xp_value *v)
+{
+    if (xp_set_null(v) != 0)
+        return -1;
+    v->type = XP_TYPE_DOCUMENT;
+    return 0;
+}
+
+/* Appends a fresh null child (with key for documents); NULL when out of
+ * memory. */
+static xp_value *s_push(xp_value *v, const char *key)
+{
+    if (v->u.c.n == v->u.c.cap) {
+        size_t cap = v->u.c.cap ? v->u.c.cap * 2 : 4;
+        xp_value **items = bson_realloc(v->u.c.items, cap * sizeof *items);
+        if (!items)
+            return NULL;
+        v->u.c.items = items;
+        if (v->type == XP_TYPE_DOCUMENT) {
+            char **keys = bson_realloc(v->u.c.keys, cap * sizeof *keys);
+            if (!keys)
+                return NULL;
+            v->u.c.keys = keys;
+        }
+        v->u.c.cap = cap;
+    }
+    xp_value *child = xp_value_new();
+    if (!child)
+        return NULL;
+    if (v->type == XP_TYPE_DOCUMENT) {
+        v->u.c.keys[v->u.c.n] = bson_strdup(key);
+        if (!v->u.c.keys[v->u.c.n]) {
+            xp_value_destroy(&child);
+            return NULL;
+        }
+    }
+    v->u.c.items[v->u.c.n++] = child;
+    return child;
+}
+
+xp_value *xp_array_append(xp_value *v)
+{
+    if (!v || v->type != XP_TYPE_ARRAY)
+        return NULL;
+    return s_push(v, NULL);
+}
+
+xp_value *xp_document_set(xp_value *v, const char *key)
+{
+    if (!v || v->type != XP_TYPE_DOCUMENT || !key ||
+        !bson_utf8_validate(key, strlen(key), false))
+        return NULL;
+    for (size_t i = 0; i < v->u.c.n; i++) {
+        if (strcmp(v->u.c.keys[i], key) == 0) {
+            xp__value_clear(v->u.c.items[i]);
+            return v->u.c.items[i];
+        }
+    }
+    return s_push(v, key);
+}
+
+int xp_set_value(xp_value *v, const xp_value *src)
+{
+    if (!v || !src)
+        return -1;
+    if (v == src)
+        return 0;
+    switch (src->type) {
+    case XP_TYPE_NULL: return xp_set_null(v);
+    case XP_TYPE_BOOL: return xp_set_bool(v, src->u.b);
+    case XP_TYPE_INT64: return xp_set_int64(v, src->u.i);
+    case XP_TYPE_DOUBLE: return xp_set_double(v, src->u.d);
+    case XP_TYPE_DATETIME: return xp_set_datetime(v, src->u.i);
+    case XP_TYPE_STRING:
+    case XP_TYPE_BLOB:
+        return s_set_bytes(v, src->type, src->u.s.data, src->u.s.len);
+    case XP_TYPE_ARRAY:
+    case XP_TYPE_DOCUMENT: {
+        /* Build aside, so src may be a descendant of v. */
+        xp_value tmp = {.type = src->type};
+        for (size_t i = 0; i < src->u.c.n; i++) {
+            xp_value *child =
+                s_push(&tmp, src->u.c.keys ? src->u.c.keys[i] : NULL);
+            if (!child || xp_set_value(child, src->u.c.items[i]) != 0) {
+                xp__value_clear(&tmp);
+                return -1;
+            }
+        }
+        xp__value_clear(v);
+        *v = tmp;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+bool xp_value_equal(const xp_value *a, const xp_value *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case XP_TYPE_NULL: return true;
+    case XP_TYPE_BOOL: return a->u.b == b->u.b;
+    case XP_TYPE_INT64:
+    case XP_TYPE_DATETIME: return a->u.i == b->u.i;
+    case XP_TYPE_DOUBLE:
+        /* Bitwise for NaN; 0.0 and -0.0 compare equal. */
+        return a->u.d == b->u.d || (isnan(a->u.d) && isnan(b->u.d));
+    case XP_TYPE_STRING:
+    case XP_TYPE_BLOB:
+        return a->u.s.len == b->u.s.len &&
+               (a->u.s.len == 0 ||
+                memcmp(a->u.s.data, b->u.s.data, a->u.s.len) == 0);
+    case XP_TYPE_ARRAY:
+    case XP_TYPE_DOCUMENT:
+        if (a->u.c.n != b->u.c.n)
+            return false;
+        for (size_t i = 0; i < a->u.c.n; i++) {
+            if (a->type == XP_TYPE_DOCUMENT &&
+                strcmp(a->u.c.keys[i], b->u.c.keys[i]) != 0)
+                return false;
+            if (!xp_value_equal(a->u.c.items[i], b->u.c.items[i]))
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------- BSON */
+
+static int s_append(bson_t *b, const char *key, const xp_value *v, int depth);
+
+static int s_append_children(bson_t *b, const xp_value *v, int depth)
+{
+    char numbuf[24];
+    for (size_t i = 0; i < v->u.c.n; i++) {
+        const char *key = v->u.c.keys ? v->u.c.keys[i] : NULL;
+        if (!key) {
+            bson_uint32_to_string((uint32_t)i, &key, numbuf, sizeof numbuf);
+        }
+        if (s_append(b, key, v->u.c.items[i], depth + 1) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int s_append(bson_t *b, const char *key, const xp_value *v, int depth)
+{
+    if (depth > XP_VALUE_MAX_DEPTH)
+        return -1;
+    bool ok = false;
+    switch (v->type) {
+    case XP_TYPE_NULL: ok = bson_append_null(b, key, -1); break;
+    case XP_TYPE_BOOL: ok = bson_append_bool(b, key, -1, v->u.b); break;
+    case XP_TYPE_INT64: ok = bson_append_int64(b, key, -1, v->u.i); break;
+    case XP_TYPE_DOUBLE: ok = bson_append_double(b, key, -1, v->u.d); break;
+    case XP_TYPE_DATETIME:
+        ok = bson_append_date_time(b, key, -1, v->u.i);
+        break;
+    case XP_TYPE_STRING:
+        ok = v->u.s.len <= INT32_MAX &&
+             bson_append_utf8(b, key, -1, v->u.s.data, (int)v->u.s.len);
+        break;
+    case XP_TYPE_BLOB:
+        ok = v->u.s.len <= INT32_MAX &&
+             bson_append_binary(b, key, -1, BSON_SUBTYPE_BINARY,
+                                (const uint8_t *)v->u.s.data,
+                                (uint32_t)v->u.s.len);
+        break;
+    case XP_TYPE_ARRAY:
+    case XP_TYPE_DOCUMENT: {
+        bson_t child;
+        if (v->type == XP_TYPE_ARRAY)
+            ok = bson_append_array_begin(b, key, -1, &child);
+        else
+            ok = bson_append_document_begin(b, key, -1, &child);
+        if (!ok)
+            return -1;
+        int rc = s_append_children(&child, v, depth);
+        if (v->type == XP_TYPE_ARRAY)
+            ok = bson_append_array_end(b, &child);
+        else
+            ok = bson_append_document_end(b, &child);
+        ok = ok && rc == 0;
+        break;
+    }
+    }
+    return ok ? 0 : -1;
+}
+
+int xp__value_append_bson(bson_t *b, const char *key, const xp_value *v)
+{
+    return s_append(b, key, v, 0);
+}
+
+int xp__value_to_bson(const xp_value *v, bson_t *out)
+{
+    if (!s_is_container(v))
+        return -1;
+    return s_append_children(out, v, 0);
+}
+
+static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,
+                       xp_error_t *err);
+
+static int s_children_from(xp_value *v, const bson_iter_t *parent, int depth,
+                           xp_error_t *err)
+{
+    bson_iter_t child;
+    if (!bson_iter_recurse(parent, &child))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "malformed BSON container");
+    while (bson_iter_next(&child)) {
+        xp_value *item = s_push(v, bson_iter_key(&child));
+        if (!item)
+            return xp__enomem(err);
+        if (s_from_iter(item, &child, depth + 1, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,
+                       xp_error_t *err)
+{
+    if (depth > XP_VALUE_MAX_DEPTH)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "value nested deeper than %d levels",
+                         XP_VALUE_MAX_DEPTH);
+    int rc = 0;
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED: rc = xp_set_null(v); break;
+    case BSON_TYPE_BOOL: rc = xp_set_bool(v, bson_iter_bool(it)); break;
+    case BSON_TYPE_INT32: rc = xp_set_int64(v, bson_iter_int32(it)); break;
+    case BSON_TYPE_INT64: rc = xp_set_int64(v, bson_iter_int64(it)); break;
+    case BSON_TYPE_DOUBLE: rc = xp_set_double(v, bson_iter_double(it)); break;
+    case BSON_TYPE_DATE_TIME:
+        rc = xp_set_datetime(v, bson_iter_date_time(it));
+        break;
+    case BSON_TYPE_UTF8: {
+        uint32_t len;
+        const char *s = bson_iter_utf8(it, &len);
+        if (!bson_utf8_validate(s, len, false))
+            return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                             "stored string is not valid UTF-8");
+        rc = s_set_bytes(v, XP_TYPE_STRING, s, len);
+        break;
+    }
+    case BSON_TYPE_BINARY: {
+        uint32_t len;
+        const uint8_t *data;
+        bson_subtype_t sub;
+        bson_iter_binary(it, &sub, &len, &data);
+        rc = s_set_bytes(v, XP_TYPE_BLOB, data, len);
+        break;
+    }
+    case BSON_TYPE_ARRAY:
+    case BSON_TYPE_DOCUMENT:
+        xp_set_null(v);
+        v->type = bson_iter_type(it) == BSON_TYPE_ARRAY ? XP_TYPE_ARRAY
+                                                        : XP_TYPE_DOCUMENT;
+        return s_children_from(v, it, depth, err);
+    default:
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "unsupported BSON type 0x%02x in value '%s'",
+                         (unsigned)bson_iter_type(it), bson_iter_key(it));
+    }
+    return rc == 0 ? 0 : xp__enomem(err);
+}
+
+int xp__value_from_iter(xp_value *v, const bson_iter_t *it, xp_error_t *err)
+{
+    return s_from_iter(v, it, 0, err);
+}
+
+int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
+{
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "malformed BSON document");
+    xp_set_document(v);
+    while (bson_iter_next(&it)) {
+        xp_value *item = s_push(v, bson_iter_key(&it));
+        if (!item)
+            return xp__enomem(err);
+        if (s_from_iter(item, &it, 1, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* Shortest text that reads back as the same double ("0.1", not
+ * libbson's 20 significant digits), with ".0" kept on integral values so
+ * the type survives a round trip. */
+static char *s_double_json(double d)
+{
+    char buf[40];
+    if (!isfinite(d))
+        return bson_strdup_printf("{ \"$numberDouble\" : \"%s\" }",
+                                  isnan(d) ? "NaN"
+                                  : d > 0  ? "Infinity"
+                                           : "-Infinity");
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    if (!strpbrk(buf, ".eEn"))
+        strcat(buf, ".0");
+    return bson_strdup(buf);
+}
+
+char *xp_value_to_json(const xp_value *v)
+{
+    if (!v)
+        return NULL;
+    if (v->type == XP_TYPE_DOUBLE)
+        return s_double_json(v->u.d);
+    bson_t b = BSON_INITIALIZER;
+    char *out = NULL;
+    if (xp__value_append_bson(&b, "v", v) == 0) {
+        size_t len;
+        char *json = bson_as_relaxed_extended_json(&b, &len);
+        /* json is `{ "v" : <value> }`: keep <value>. */
+        const char *prefix = "{ \"v\" : ";
+        size_t plen = strlen(prefix);
+        if (json && len >= plen + 2 && strncmp(json, prefix, plen) == 0) {
+            size_t vlen = len - plen - 2;
+            out = bson_malloc(vlen + 1);
+            memcpy(out, json + plen, vlen);
+            out[vlen] = '\0';
+        }
+        bson_free(json);
+    }
+    bson_destroy(&b);
+    return out;
+}
+
+int xp_value_from_json(xp_value *v, const char *json, xp_error_t *err)
+{
+    if (!v || !json)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no JSON given");
+    size_t len = strlen(json);
+    char *wrapped = bson_malloc(len + 16);
+    memcpy(wrapped, "{\"v\":", 5);
+    memcpy(wrapped + 5, json, len);
+    memcpy(wrapped + 5 + len, "\n}", 3);
+    bson_t b;
+    bson_error_t berr;
+    bool ok = bson_init_from_json(&b, wrapped, -1, &berr);
+    bson_free(wrapped);
+    if (!ok)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "invalid JSON: %s", berr.message);
+    bson_iter_t it;
+    int rc;
+    /* Exactly one element named v: `1, "w": 2` must not sneak through. */
+    if (!bson_iter_init(&it, &b) || !bson_iter_next(&it) ||
+        strcmp(bson_iter_key(&it), "v") != 0 || bson_count_keys(&b) != 1) {
+        rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                       "invalid JSON: expected exactly one value");
+    } else {
+        xp_value tmp = {0};
+        rc = s_from_iter(&tmp, &it, 0, err);
+        if (rc == 0) {
+            xp__value_clear(v);
+            *v = tmp;
+        } else {
+            xp__value_clear(&tmp);
+        }
+    }
+    bson_destroy(&b);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- literals */
+
+static bool s_has_digit(const char *s)
+{
+    for (; *s; s++)
+        if (*s >= '0' && *s <= '9')
+            return true;
+    return false;
+}
+
+int xp_value_parse_literal(xp_value *v, const char *text, xp_error_t *err)
+{
+    if (!v || !text || !*text)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "empty value");
+    if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
+        return xp_set_bool(v, text[0] == 't');
+    if (strcmp(text, "null") == 0)
+        return xp_set_null(v);
+    if (text[0] == '"' || text[0] == '[' || text[0] == '{')
+        return xp_value_from_json(v, text, err);
+    if (s_has_digit(text)) {
+        char *end;
+        errno = 0;
+        long long i = strtoll(text, &end, 10);
+        if (*end == '\0' && end != text) {
+            if (errno == ERANGE)
+                return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                                 "integer out of range: %s", text);
+            return xp_set_int64(v, i);
+        }
+        errno = 0;
+        double d = strtod(text, &end);
+        /* Hex floats and "infinity" words are left to be strings. */
+        if (*end == '\0' && end != text && !strpbrk(text, "xXpP"))
+            return xp_set_double(v, d);
+    }
+    if (xp_set_string(v, text) != 0)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "value is not valid UTF-8");
+    return 0;
+}

@@ -1,0 +1,251 @@
+/* xp-private.h — declarations shared between libxp's source files.
+ * Nothing here is installed; tests that exercise internals link the static
+ * library and include this header. */
+#ifndef XP_PRIVATE_H
+#define XP_PRIVATE_H
+
+#include "xp/xp.h"
+
+#include <bson/bson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/types.h>
+
+#define XP_HIDDEN __attribute__((visibility("hidden")))
+#define XP_ID_MAX 64
+#define XP_NAME_MAX 128
+
+/* ---- error.c */
+
+/* Fills err (may be NULL) and returns -1, so callers can
+ * `return xp__error(err, ...);`. */
+int xp__error(xp_error_t *err, uint32_t domain, uint32_t code,
+              const char *fmt, ...) XP_PRINTF(4, 5);
+int xp__verror(xp_error_t *err, uint32_t domain, uint32_t code,
+               const char *fmt, va_list ap);
+int xp__enomem(xp_error_t *err);
+void xp__error_clear(xp_error_t *err);
+
+/* ---- value.c */
+
+struct xp_value {
+    xp_type type;
+    union {
+        bool b;
+        int64_t i; /* int64 and datetime */
+        double d;
+        struct {
+            char *data; /* NUL-terminated for strings */
+            size_t len;
+        } s;
+        struct {
+            xp_value **items;
+            char **keys; /* documents only */
+            size_t n, cap;
+        } c;
+    } u;
+};
+
+/* Resets v to null, releasing its content. */
+void xp__value_clear(xp_value *v);
+/* Appends v under key to b. 0 or -1 (allocation / nesting too deep). */
+int xp__value_append_bson(bson_t *b, const char *key, const xp_value *v);
+/* Reads the element at it into v (replacing its content). Unsupported
+ * BSON types are an XP_ECORRUPT error. */
+int xp__value_from_iter(xp_value *v, const bson_iter_t *it, xp_error_t *err);
+/* Reads a whole BSON document into v as a document. */
+int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err);
+/* Writes document/array v into an initialised bson_t (its elements). */
+int xp__value_to_bson(const xp_value *v, bson_t *out);
+
+/* ---- log.c */
+
+void xp__log(xp_log_level level, const char *fmt, ...) XP_PRINTF(2, 3);
+bool xp__log_enabled(xp_log_level level);
+
+/* ---- sys.c */
+
+int64_t xp__now_ms(void);          /* wall clock, ms since epoch */
+double xp__monotonic(void);        /* seconds, monotonic */
+const char *xp__hostname(void);    /* process-static */
+/* Start time of process pid in clock ticks since boot, 0 if it does not
+ * exist. Together with pid it identifies a process across pid reuse. */
+uint64_t xp__process_start(pid_t pid);
+/* mkdir -p; 0 or -1 with err. */
+int xp__mkdir_p(const char *path, xp_error_t *err);
+int xp__cpu_count(void);
+/* Formats ms since epoch as ISO 8601 UTC with milliseconds into buf[32]. */
+void xp__iso8601(int64_t ms, char buf[32]);
+
+/* ---- backend.c / backend_*.c */
+
+typedef struct xp_backend xp_backend;
+
+/* Metric points buffered by a trial, flushed in chunks. */
+typedef struct {
+    char *name;
+    int64_t *epochs;
+    double *values;
+    size_t n, cap;
+    int64_t next_chunk; /* sequence number of the next chunk written */
+} xp_metric_buf;
+
+typedef struct {
+    const char *step;
+    const xp_value *value;
+} xp_persisted_item;
+
+/* A trial still recorded as running, for interrupted-trial recovery. */
+typedef struct {
+    int64_t trial_id;
+    char host[256];
+    int64_t pid;
+    uint64_t pstart;
+} xp_running_trial;
+
+typedef struct {
+    const char *name; /* "local", "mongodb", "redis" */
+    /* Allocates the next id atomically and stores `doc` (a trial document
+     * without trial_id; the backend adds it) as running. */
+    int (*trial_begin)(xp_backend *b, const bson_t *doc, int64_t *id,
+                       xp_error_t *err);
+    /* Stores the final document of trial id together with its remaining
+     * metric points and persisted values, atomically where possible. */
+    int (*trial_finish)(xp_backend *b, int64_t id, const bson_t *doc,
+                        xp_metric_buf *metrics, size_t n_metrics,
+                        const xp_persisted_item *persisted,
+                        size_t n_persisted, xp_error_t *err);
+    /* Writes one full chunk of metric points during a trial. */
+    int (*metric_flush)(xp_backend *b, int64_t id, xp_metric_buf *m,
+                        xp_error_t *err);
+    /* Reads trial document; XP_ENOTFOUND when absent. out uninitialised. */
+    int (*trial_get)(xp_backend *b, int64_t id, bson_t *out,
+                     xp_error_t *err);
+    /* Calls fn for each trial document in id order. */
+    int (*trials_each)(xp_backend *b,
+                       int (*fn)(const bson_t *doc, void *user), void *user,
+                       xp_error_t *err);
+    int (*last_id)(xp_backend *b, int64_t *id, xp_error_t *err);
+    /* Appends all points of metric name of trial to (epochs, values);
+     * *n 0 when the trial saved none. Caller frees the arrays. */
+    int (*metric_read)(xp_backend *b, const char *name, int64_t trial,
+                       int64_t **epochs, double **values, size_t *n,
+                       xp_error_t *err);
+    /* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
+    int (*persisted_read)(xp_backend *b, const char *step, int64_t trial,
+                          xp_value *out, xp_error_t *err);
+    /* Trials with status running. Caller frees *out. */
+    int (*running_trials)(xp_backend *b, xp_running_trial **out, size_t *n,
+                          xp_error_t *err);
+    /* Sets status interrupted if the trial is still running. */
+    int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,
+                           const char *description, xp_error_t *err);
+    void (*close)(xp_backend *b);
+} xp_backend_ops;
+
+struct xp_backend {
+    const xp_backend_ops *ops;
+    char *description; /* for logs, password masked */
+    char *dir;         /* local cache directory for text files, spools */
+};
+
+/* Opens the backend named by spec (NULL/"" = env XP_BACKEND, else
+ * ./xp_cache/<id>/) for experiment id. */
+int xp__backend_open(xp_backend **out, const char *id, const char *spec,
+                     bool must_exist, xp_error_t *err);
+void xp__backend_close(xp_backend **b);
+int xp__backend_local_open(xp_backend **out, const char *id,
+                           const char *dir, bool must_exist,
+                           xp_error_t *err);
+
+/* ---- rng.c */
+
+typedef struct {
+    uint64_t s[4];
+} xp_rng;
+
+void xp__rng_seed(xp_rng *r, uint64_t seed);
+uint64_t xp__rng_next(xp_rng *r);
+/* Seed of a step: hash of (trial seed, step name). */
+uint64_t xp__step_seed(uint64_t trial_seed, const char *step);
+/* A fresh seed from the OS. */
+uint64_t xp__random_seed(void);
+
+/* ---- pool.c */
+
+typedef struct xp_pool xp_pool;
+typedef void (*xp_task_fn)(void *arg);
+
+xp_pool *xp__pool_new(int threads);
+void xp__pool_destroy(xp_pool **p);
+/* Queues fn(arg); 0 or -1 when out of memory. */
+int xp__pool_submit(xp_pool *p, xp_task_fn fn, void *arg);
+
+
+/* ---- experiment.c / graph.c / trial.c */
+
+struct xp_node {
+    xp_experiment *ex;
+    size_t index; /* position in ex->nodes: registration order */
+    bool is_param;
+    bool persisted;
+    char *name;
+    /* parameters */
+    xp_value *def;     /* default, or NULL */
+    xp_value *current; /* value set for the next trials, or NULL */
+    /* steps */
+    xp_step_fn fn;
+    size_t n_inputs;
+    xp_node **inputs;
+    char *file;
+    int line;
+    /* filled when the graph is frozen at the first trial */
+    bool needed; /* an ancestor of (or) the result */
+    size_t n_dependents;
+    xp_node **dependents; /* needed steps taking this node as input */
+};
+
+struct xp_experiment {
+    char *id;
+    xp_backend *backend;
+    int threads;
+    /* Guards the definition, parameter values, the seed and the pool. */
+    pthread_mutex_t lock;
+    xp_node **nodes;
+    size_t n_nodes, cap_nodes;
+    xp_node *result;
+    bool has_def_error;
+    xp_error_t def_error;
+    bool frozen;
+    size_t n_needed_steps;
+    xp_pool *pool;
+    bool has_seed;
+    uint64_t seed;
+};
+
+/* Freezes the definition (first trial): checks it, computes which nodes
+ * the result needs and their dependents. Called with ex->lock held. */
+int xp__graph_freeze(xp_experiment *ex, xp_error_t *err);
+xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
+void xp__graph_free(xp_experiment *ex);
+/* True while the calling thread runs a step. */
+bool xp__in_step(void);
+
+/* ---- script.c: argument parsing exposed for tests */
+
+typedef struct {
+    char **names; /* key=value pairs in order */
+    char **values;
+    size_t n;
+    bool has_seed;
+    uint64_t seed;
+    const char *backend;
+    const char *log_level;
+    bool help;
+} xp_script_args;
+
+int xp__script_parse(xp_script_args *a, int argc, char **argv,
+                     xp_error_t *err);
+void xp__script_args_free(xp_script_args *a);
+
+#endif /* XP_PRIVATE_H */
