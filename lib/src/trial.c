@@ -347,6 +347,8 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
         pthread_mutex_unlock(&ex->lock);
         goto cleanup;
     }
+    /* Generated seeds are kept to 31 bits: easy to read and retype. */
+    bool given = opts->has_seed || ex->has_seed;
     t.seed = opts->has_seed ? opts->seed
              : ex->has_seed ? ex->seed
                             : xp__random_seed() >> 33;
@@ -389,6 +391,14 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
         *trial_id = t.id;
     xp__log(XP_LOG_INFO, "Started Experiment (trial id=%lld)",
             (long long)t.id);
+    if (given)
+        xp__log(XP_LOG_INFO, "Random seed is initialized with given seed: "
+                             "%llu",
+                (unsigned long long)t.seed);
+    else
+        xp__log(XP_LOG_INFO, "Random seed is not provided, initialized "
+                             "with generated seed: %llu",
+                (unsigned long long)t.seed);
 
     double t0 = xp__monotonic();
     s_execute(&t, pool);
