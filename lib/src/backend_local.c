@@ -6,6 +6,8 @@
 #include "xp-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,10 @@ enum {
     S_READ_PERSISTED,
     S_RUNNING,
     S_INTERRUPT,
+    S_HASH_GET,
+    S_HASH_PUT,
+    S_CONTENT_PUT,
+    S_CONTENT_GET,
     S_COUNT
 };
 
@@ -59,6 +65,13 @@ static const char *const s_sql[S_COUNT] = {
                   "WHERE status = 'running' ORDER BY id",
     [S_INTERRUPT] = "SELECT doc FROM trials WHERE id = ? AND "
                     "status = 'running'",
+    [S_HASH_GET] = "SELECT output FROM step_hashes WHERE step = ? AND "
+                   "input = ?",
+    [S_HASH_PUT] = "INSERT OR REPLACE INTO step_hashes(step, input, output, "
+                   "trial) VALUES (?, ?, ?, ?)",
+    [S_CONTENT_PUT] = "INSERT OR IGNORE INTO contents(hash, kind, doc) "
+                      "VALUES (?, ?, ?)",
+    [S_CONTENT_GET] = "SELECT doc FROM contents WHERE hash = ?",
 };
 
 static const char s_schema[] =
@@ -73,7 +86,12 @@ static const char s_schema[] =
     "KEY(trial, name, chunk)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS persisted(trial INTEGER NOT NULL, step TEXT "
     "NOT NULL, value BLOB NOT NULL, PRIMARY KEY(trial, step)) WITHOUT "
-    "ROWID;";
+    "ROWID;"
+    "CREATE TABLE IF NOT EXISTS step_hashes(step TEXT NOT NULL, input BLOB "
+    "NOT NULL, output BLOB NOT NULL, trial INTEGER NOT NULL, PRIMARY "
+    "KEY(step, input)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS contents(hash TEXT PRIMARY KEY, kind TEXT "
+    "NOT NULL, doc BLOB NOT NULL) WITHOUT ROWID;";
 
 typedef struct {
     xp_backend base;
@@ -82,6 +100,15 @@ typedef struct {
     char *path;
     /* One connection per experiment handle, shared by its threads. */
     pthread_mutex_t lock;
+    int index_fd[2]; /* code/trials.tsv, environment/trials.tsv; 0: closed */
+    /* Background checkpointer: copies the WAL back into the database on
+     * its own connection, so trials never pay for a checkpoint. */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    bool ckpt_running, ckpt_stop;
+    int ckpt_frames; /* WAL size after the last commit, in frames */
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
 } xp_local;
 
 static int s_db_error(xp_local *l, xp_error_t *err, const char *what)
@@ -146,6 +173,47 @@ static int s_stored_doc(xp_local *l, sqlite3_stmt *st, int col, bson_t *doc,
     return 0;
 }
 
+static const char *s_text_ext(const char *kind)
+{
+    return strcmp(kind, "code") == 0 ? "c" : "txt";
+}
+
+/* code/trials.tsv and environment/trials.tsv map each trial to its
+ * content file (`<hash>.c` / `<hash>.txt`), appended with O_APPEND so
+ * concurrent processes interleave whole lines. A line per trial costs a
+ * write; a symlink per trial cost ~0.3 ms of directory update here. */
+static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
+{
+    static const char *const keys[2][2] = {{"code_hash", "code"},
+                                           {"environment_hash",
+                                            "environment"}};
+    for (int k = 0; k < 2; k++) {
+        bson_iter_t it;
+        if (!bson_iter_init_find(&it, doc, keys[k][0]) ||
+            !BSON_ITER_HOLDS_UTF8(&it))
+            continue;
+        pthread_mutex_lock(&l->lock);
+        if (l->index_fd[k] <= 0) {
+            char *path = bson_strdup_printf("%s/%s/trials.tsv", l->base.dir,
+                                            keys[k][1]);
+            l->index_fd[k] = open(path,
+                                  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                                  0666);
+            bson_free(path);
+        }
+        if (l->index_fd[k] > 0) {
+            char line[96];
+            int n = snprintf(line, sizeof line, "%lld\t%s\n", (long long)id,
+                             bson_iter_utf8(&it, NULL));
+            if (n > 0 && n < (int)sizeof line &&
+                write(l->index_fd[k], line, (size_t)n) != n)
+                xp__log(XP_LOG_DEBUG, "cannot append to %s/trials.tsv",
+                        keys[k][1]);
+        }
+        pthread_mutex_unlock(&l->lock);
+    }
+}
+
 static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
                          xp_error_t *err)
 {
@@ -194,6 +262,8 @@ cleanup:
         s_rollback(l);
     pthread_mutex_unlock(&l->lock);
     bson_destroy(&full);
+    if (rc == 0)
+        s_index_trial(l, *id, doc);
     return rc;
 }
 
@@ -257,7 +327,8 @@ static int s_status_of(const bson_t *doc, const char **status)
 static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
                           xp_metric_buf *metrics, size_t n_metrics,
                           const xp_persisted_item *persisted,
-                          size_t n_persisted, xp_error_t *err)
+                          size_t n_persisted, const xp_step_hash *hashes,
+                          size_t n_hashes, xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     const char *status = "failed";
@@ -288,6 +359,19 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
         bson_destroy(&v);
         if (step_rc != SQLITE_DONE) {
             s_db_error(l, err, "storing persisted value");
+            goto cleanup;
+        }
+    }
+    for (size_t i = 0; i < n_hashes; i++) {
+        sqlite3_stmt *st = s_stmt(l, S_HASH_PUT);
+        sqlite3_bind_text(st, 1, hashes[i].step, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, hashes[i].input, 16, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, hashes[i].output, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, id);
+        int step_rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (step_rc != SQLITE_DONE) {
+            s_db_error(l, err, "storing step hashes");
             goto cleanup;
         }
     }
@@ -553,12 +637,187 @@ cleanup:
     return rc;
 }
 
+static int s_step_hash_get(xp_backend *b, const char *step,
+                           const uint8_t input[16], uint8_t output[16],
+                           bool *found, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    *found = false;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_HASH_GET);
+    sqlite3_bind_text(st, 1, step, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, input, 16, SQLITE_STATIC);
+    int step_rc = sqlite3_step(st);
+    if (step_rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
+        memcpy(output, sqlite3_column_blob(st, 0), 16);
+        *found = true;
+    } else if (step_rc != SQLITE_DONE && step_rc != SQLITE_ROW) {
+        rc = s_db_error(l, err, "reading step hashes");
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+/* Writes path atomically (temporary file + rename) unless it exists. */
+static void s_write_text_once(const char *path, const char *text)
+{
+    if (access(path, F_OK) == 0)
+        return;
+    char *tmp = bson_strdup_printf("%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        bool ok = fputs(text, f) >= 0;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0)
+            unlink(tmp);
+    }
+    bson_free(tmp);
+}
+
+static int s_content_put(xp_backend *b, const char *kind, const char *hash,
+                         const bson_t *doc, const char *text,
+                         xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_CONTENT_PUT);
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, bson_get_data(doc), (int)doc->len,
+                      SQLITE_STATIC);
+    int step_rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    if (step_rc != SQLITE_DONE)
+        return s_db_error(l, err, "storing content");
+    /* Human-diffable copies: <dir>/<kind>/<hash>.<ext>, indexed by trial
+     * in <kind>/trials.tsv (see s_index_trial). */
+    if (text) {
+        char *dir = bson_strdup_printf("%s/%s", l->base.dir, kind);
+        if (xp__mkdir_p(dir, NULL) == 0) {
+            char *path = bson_strdup_printf("%s/%s.%s", dir, hash,
+                                            s_text_ext(kind));
+            s_write_text_once(path, text);
+            bson_free(path);
+        }
+        bson_free(dir);
+    }
+    return 0;
+}
+
+static int s_content_get(xp_backend *b, const char *hash, bson_t *out,
+                         xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_CONTENT_GET);
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    int step_rc = sqlite3_step(st);
+    if (step_rc == SQLITE_ROW) {
+        bson_t doc;
+        if (s_stored_doc(l, st, 0, &doc, "content", err) == 0) {
+            bson_copy_to(&doc, out);
+            rc = 0;
+        }
+    } else if (step_rc == SQLITE_DONE) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
+                  "no stored content with hash %s", hash);
+    } else {
+        s_db_error(l, err, "reading content");
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+#define XP_CHECKPOINT_FRAMES 1000
+
+static void *s_checkpointer(void *arg)
+{
+    xp_local *l = arg;
+    pthread_mutex_lock(&l->ckpt_lock);
+    while (!l->ckpt_stop) {
+        if (l->ckpt_frames < XP_CHECKPOINT_FRAMES) {
+            pthread_cond_wait(&l->ckpt_cond, &l->ckpt_lock);
+            continue;
+        }
+        l->ckpt_frames = 0;
+        pthread_mutex_unlock(&l->ckpt_lock);
+        /* PASSIVE never blocks writers; frames written meanwhile wait for
+         * the next round. */
+        sqlite3_wal_checkpoint_v2(l->ckpt_db, NULL,
+                                  SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&l->ckpt_lock);
+    }
+    pthread_mutex_unlock(&l->ckpt_lock);
+    return NULL;
+}
+
+static int s_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    xp_local *l = arg;
+    if (frames < XP_CHECKPOINT_FRAMES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&l->ckpt_lock);
+    l->ckpt_frames = frames;
+    pthread_cond_signal(&l->ckpt_cond);
+    pthread_mutex_unlock(&l->ckpt_lock);
+    return SQLITE_OK;
+}
+
+/* Without the thread (it could not start) SQLite's own automatic
+ * checkpoint stays on. */
+static void s_checkpointer_start(xp_local *l)
+{
+    pthread_mutex_init(&l->ckpt_lock, NULL);
+    pthread_cond_init(&l->ckpt_cond, NULL);
+    if (sqlite3_open_v2(l->path, &l->ckpt_db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        sqlite3_close(l->ckpt_db);
+        l->ckpt_db = NULL;
+        return;
+    }
+    sqlite3_busy_timeout(l->ckpt_db, XP_BUSY_TIMEOUT_MS);
+    if (pthread_create(&l->ckpt_thread, NULL, s_checkpointer, l) != 0) {
+        sqlite3_close(l->ckpt_db);
+        l->ckpt_db = NULL;
+        return;
+    }
+    l->ckpt_running = true;
+    sqlite3_wal_hook(l->db, s_wal_hook, l);
+}
+
+static void s_checkpointer_stop(xp_local *l)
+{
+    if (!l->ckpt_running)
+        return;
+    pthread_mutex_lock(&l->ckpt_lock);
+    l->ckpt_stop = true;
+    pthread_cond_signal(&l->ckpt_cond);
+    pthread_mutex_unlock(&l->ckpt_lock);
+    pthread_join(l->ckpt_thread, NULL);
+    sqlite3_close(l->ckpt_db);
+    l->ckpt_running = false;
+    pthread_mutex_destroy(&l->ckpt_lock);
+    pthread_cond_destroy(&l->ckpt_cond);
+}
+
 static void s_close(xp_backend *b)
 {
     xp_local *l = (xp_local *)b;
+    s_checkpointer_stop(l);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(l->stmt[i]);
     sqlite3_close(l->db);
+    for (int k = 0; k < 2; k++)
+        if (l->index_fd[k] > 0)
+            close(l->index_fd[k]);
     pthread_mutex_destroy(&l->lock);
     bson_free(l->path);
     bson_free(l);
@@ -576,6 +835,9 @@ static const xp_backend_ops s_ops = {
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .trial_interrupt = s_trial_interrupt,
+    .step_hash_get = s_step_hash_get,
+    .content_put = s_content_put,
+    .content_get = s_content_get,
     .close = s_close,
 };
 
@@ -723,6 +985,7 @@ int xp__backend_local_open(xp_backend **out, const char *id,
             goto fail;
         }
     }
+    s_checkpointer_start(l);
     *out = &l->base;
     return 0;
 fail:

@@ -149,6 +149,8 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
     }
     node->file = file ? bson_strdup(file) : NULL;
     node->line = line;
+    node->source = xp__code_capture(file, name, (const void *)(uintptr_t)fn,
+                                    &node->source_path);
 done:
     pthread_mutex_unlock(&ex->lock);
     return node;
@@ -268,6 +270,7 @@ int xp__graph_freeze(xp_experiment *ex, xp_error_t *err)
         }
     }
     ex->frozen = true;
+    xp__code_build(ex);
     return 0;
 }
 
@@ -280,10 +283,15 @@ void xp__graph_free(xp_experiment *ex)
         xp_value_destroy(&n->current);
         bson_free(n->inputs);
         bson_free(n->file);
+        bson_free(n->source);
+        bson_free(n->source_path);
         bson_free(n->dependents);
         bson_free(n);
     }
     bson_free(ex->nodes);
+    if (ex->code)
+        bson_destroy(ex->code);
+    ex->code = NULL;
     ex->nodes = NULL;
     ex->n_nodes = ex->cap_nodes = 0;
 }

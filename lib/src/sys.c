@@ -64,6 +64,19 @@ uint64_t xp__process_start(pid_t pid)
     return start ? start : 1;
 }
 
+uint64_t xp__self_start(void)
+{
+    /* Cached per pid, so a forked child computes its own. */
+    static _Thread_local pid_t cached_pid;
+    static _Thread_local uint64_t cached_start;
+    pid_t pid = getpid();
+    if (pid != cached_pid) {
+        cached_start = xp__process_start(pid);
+        cached_pid = pid;
+    }
+    return cached_start;
+}
+
 int xp__mkdir_p(const char *path, xp_error_t *err)
 {
     char buf[4096];

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define XP_METRIC_CHUNK 8192
 
@@ -24,6 +25,8 @@ typedef struct s_trial {
     int64_t id;
     uint64_t seed;
     xp_value **outputs; /* by node index; parameters point to their value */
+    xp_step_hash *hashes; /* by node index, valid where hashed[] */
+    bool *hashed;
     size_t *pending;    /* by node index: inputs not yet computed */
     /* Execution state, under lock. */
     pthread_mutex_t lock;
@@ -164,6 +167,38 @@ static void s_pool_task(void *arg)
     s_run_node(task.trial, task.node);
 }
 
+/* XXH128 of a canonical BSON encoding: type-sensitive (1 and 1.0
+ * differ), key order as given. */
+static void s_hash128(const bson_t *b, uint8_t out[16])
+{
+    XXH128_hash_t h = XXH3_128bits(bson_get_data(b), b->len);
+    XXH128_canonicalFromHash((XXH128_canonical_t *)(void *)out, h);
+}
+
+/* Records the purity-check hashes of one execution of step n. */
+static void s_hash_step(s_trial *t, xp_node *n, const xp_value **in,
+                        const xp_value *out)
+{
+    bson_t inputs = BSON_INITIALIZER, output = BSON_INITIALIZER;
+    bool ok = true;
+    char key[16];
+    const char *k;
+    for (size_t i = 0; i < n->n_inputs && ok; i++) {
+        bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+        ok = xp__value_append_bson(&inputs, k, in[i]) == 0;
+    }
+    ok = ok && xp__value_append_bson(&output, "v", out) == 0;
+    if (ok) {
+        xp_step_hash *h = &t->hashes[n->index];
+        h->step = n->name;
+        s_hash128(&inputs, h->input);
+        s_hash128(&output, h->output);
+        t->hashed[n->index] = true;
+    }
+    bson_destroy(&inputs);
+    bson_destroy(&output);
+}
+
 /* Executes step n and schedules what it unblocks. */
 static void s_run_node(s_trial *t, xp_node *n)
 {
@@ -187,6 +222,8 @@ static void s_run_node(s_trial *t, xp_node *n)
     s_current = &st;
     int rc = n->fn(&st, (const xp_value *const *)in, out);
     s_current = outer;
+    if (rc == 0)
+        s_hash_step(t, n, in, out);
     if (in != stack_in)
         bson_free(in);
 
@@ -290,6 +327,8 @@ static void s_trial_free(s_trial *t)
     bson_free(t->outputs);
     bson_free(t->pending);
     bson_free(t->ready);
+    bson_free(t->hashes);
+    bson_free(t->hashed);
     for (size_t i = 0; i < t->n_metrics; i++) {
         bson_free(t->metrics[i].name);
         bson_free(t->metrics[i].epochs);
@@ -343,6 +382,8 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
     t.outputs = bson_malloc0(ex->n_nodes * sizeof *t.outputs);
     t.pending = bson_malloc0(ex->n_nodes * sizeof *t.pending);
     t.ready = bson_malloc0((ex->n_nodes + 1) * sizeof *t.ready);
+    t.hashes = bson_malloc0((ex->n_nodes + 1) * sizeof *t.hashes);
+    t.hashed = bson_malloc0((ex->n_nodes + 1) * sizeof *t.hashed);
     if (s_resolve_params(ex, opts->params, &t, &params, err) != 0) {
         pthread_mutex_unlock(&ex->lock);
         goto cleanup;
@@ -352,6 +393,13 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
     t.seed = opts->has_seed ? opts->seed
              : ex->has_seed ? ex->seed
                             : xp__random_seed() >> 33;
+    int capture_rc = xp__capture_before_trial(ex, err);
+    if (capture_rc != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    const char *env_hash;
+    xp__environment(&env_hash);
     if (ex->threads > 1 && ex->n_needed_steps > 1 && !ex->pool)
         ex->pool = xp__pool_new(ex->threads - 1);
     pool = ex->pool;
@@ -384,7 +432,9 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
     BSON_APPEND_DATE_TIME(&doc, "started", started);
     BSON_APPEND_UTF8(&doc, "host", xp__hostname());
     BSON_APPEND_INT64(&doc, "pid", pid);
-    BSON_APPEND_INT64(&doc, "pstart", (int64_t)xp__process_start(pid));
+    BSON_APPEND_INT64(&doc, "pstart", (int64_t)xp__self_start());
+    BSON_APPEND_UTF8(&doc, "code_hash", ex->code_hash);
+    BSON_APPEND_UTF8(&doc, "environment_hash", env_hash);
     if (ex->backend->ops->trial_begin(ex->backend, &doc, &t.id, err) != 0)
         goto cleanup;
     if (trial_id)
@@ -409,6 +459,33 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
         snprintf(t.failure, sizeof t.failure, "saving metrics: %.480s",
                  t.metric_error.message);
     }
+    /* Purity check: the same step with the same input hash must give the
+     * same output hash as last time. */
+    size_t n_hashes = 0;
+    bson_t warnings = BSON_INITIALIZER;
+    uint32_t n_warnings = 0;
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        if (!t.hashed[i])
+            continue;
+        xp_step_hash *h = &t.hashes[i];
+        uint8_t previous[16];
+        bool found = false;
+        if (ex->backend->ops->step_hash_get(ex->backend, h->step, h->input,
+                                            previous, &found, NULL) == 0 &&
+            found && memcmp(previous, h->output, 16) != 0) {
+            char in_hex[33], key[16];
+            const char *k;
+            for (int b = 0; b < 16; b++)
+                sprintf(in_hex + 2 * b, "%02x", h->input[b]);
+            xp__log(XP_LOG_WARNING,
+                    "Experiment step result is changed with the same input: "
+                    "(step: %s, input hash: %s, trial id=%lld)",
+                    h->step, in_hex, (long long)t.id);
+            bson_uint32_to_string(n_warnings++, &k, key, sizeof key);
+            bson_append_utf8(&warnings, k, -1, h->step, -1);
+        }
+        t.hashes[n_hashes++] = *h;
+    }
     const xp_value *res = t.failed ? NULL : t.outputs[ex->result->index];
     bson_append_int64(&final, "trial_id", -1, t.id);
     bson_copy_to_excluding_noinit(&doc, &final, "status", NULL);
@@ -423,6 +500,9 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
     BSON_APPEND_BOOL(&final, "success", !t.failed);
     BSON_APPEND_DOUBLE(&final, "process_time", elapsed);
     BSON_APPEND_UTF8(&final, "description", t.failed ? t.failure : "");
+    if (n_warnings)
+        BSON_APPEND_ARRAY(&final, "purity_warnings", &warnings);
+    bson_destroy(&warnings);
 
     size_t n_persisted = 0;
     persisted = bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);
@@ -436,7 +516,7 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
     }
     if (ex->backend->ops->trial_finish(ex->backend, t.id, &final, t.metrics,
                                        t.n_metrics, persisted, n_persisted,
-                                       err) != 0) {
+                                       t.hashes, n_hashes, err) != 0) {
         xp__log(XP_LOG_ERROR, "Could not record trial %lld: %s",
                 (long long)t.id, err ? err->message : "backend error");
         goto cleanup;

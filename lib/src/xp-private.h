@@ -71,6 +71,8 @@ const char *xp__hostname(void);    /* process-static */
 /* Start time of process pid in clock ticks since boot, 0 if it does not
  * exist. Together with pid it identifies a process across pid reuse. */
 uint64_t xp__process_start(pid_t pid);
+/* xp__process_start(getpid()), cached. */
+uint64_t xp__self_start(void);
 /* mkdir -p; 0 or -1 with err. */
 int xp__mkdir_p(const char *path, xp_error_t *err);
 int xp__cpu_count(void);
@@ -103,6 +105,13 @@ typedef struct {
     uint64_t pstart;
 } xp_running_trial;
 
+/* Purity check record: step + input hash -> output hash. */
+typedef struct {
+    const char *step;
+    uint8_t input[16];
+    uint8_t output[16];
+} xp_step_hash;
+
 typedef struct {
     const char *name; /* "local", "mongodb", "redis" */
     /* Allocates the next id atomically and stores `doc` (a trial document
@@ -114,7 +123,20 @@ typedef struct {
     int (*trial_finish)(xp_backend *b, int64_t id, const bson_t *doc,
                         xp_metric_buf *metrics, size_t n_metrics,
                         const xp_persisted_item *persisted,
-                        size_t n_persisted, xp_error_t *err);
+                        size_t n_persisted, const xp_step_hash *hashes,
+                        size_t n_hashes, xp_error_t *err);
+    /* Latest output hash recorded for (step, input hash); *found false
+     * when none. */
+    int (*step_hash_get)(xp_backend *b, const char *step,
+                         const uint8_t input[16], uint8_t output[16],
+                         bool *found, xp_error_t *err);
+    /* Stores a content-addressed document (kind "code" or "environment")
+     * once; text is its human-readable rendering. */
+    int (*content_put)(xp_backend *b, const char *kind, const char *hash,
+                       const bson_t *doc, const char *text, xp_error_t *err);
+    /* Reads a content document; XP_ENOTFOUND when absent. out uninit. */
+    int (*content_get)(xp_backend *b, const char *hash, bson_t *out,
+                       xp_error_t *err);
     /* Writes one full chunk of metric points during a trial. */
     int (*metric_flush)(xp_backend *b, int64_t id, xp_metric_buf *m,
                         xp_error_t *err);
@@ -199,6 +221,8 @@ struct xp_node {
     xp_node **inputs;
     char *file;
     int line;
+    char *source;      /* captured definition text, or NULL */
+    char *source_path; /* where the source was read from, or NULL */
     /* filled when the graph is frozen at the first trial */
     bool needed; /* an ancestor of (or) the result */
     size_t n_dependents;
@@ -221,6 +245,11 @@ struct xp_experiment {
     xp_pool *pool;
     bool has_seed;
     uint64_t seed;
+    /* Capture, computed when the graph is frozen. */
+    bson_t *code;       /* code context document */
+    char code_hash[33]; /* XXH128 hex */
+    bool code_checked;  /* compared with the previous trial's code */
+    bool contents_stored;
 };
 
 /* Freezes the definition (first trial): checks it, computes which nodes
@@ -230,6 +259,38 @@ xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
 void xp__graph_free(xp_experiment *ex);
 /* True while the calling thread runs a step. */
 bool xp__in_step(void);
+
+/* ---- code.c, env.c, git.c, capture.c */
+
+/* Definition text of function symbol in C source src; caller frees. */
+char *xp__code_extract(const char *src, size_t len, const char *symbol);
+/* Reads file (also relative to the binary holding fn) once per process and
+ * extracts symbol; NULL when unavailable. Caller frees result and
+ * *found_path. */
+char *xp__code_capture(const char *file, const char *symbol, const void *fn,
+                       char **found_path);
+const char *xp__build_id(void);
+void xp__environment_capture(bson_t *out, const char *program_compiler);
+void xp__git_capture(bson_t *doc);
+/* Unified diff lines (hunk headers, ' ', '+', '-' lines) from old to new.
+ * Caller frees with xp__lines_free. */
+char **xp__unified_diff(const char *old_text, const char *new_text,
+                        const char *old_name, const char *new_name,
+                        size_t *n);
+void xp__lines_free(char **lines, size_t n);
+/* XXH128 of a BSON document's bytes as 32 hex characters. */
+void xp__hash_hex(const bson_t *doc, char out[33]);
+/* Environment document of this process and its hash (captured once). */
+const bson_t *xp__environment(const char **hash);
+/* Builds ex->code and ex->code_hash (ex->lock held, graph frozen). */
+void xp__code_build(xp_experiment *ex);
+/* Line rendering of a document (for text files and diffs). Caller frees. */
+char *xp__render_text(const bson_t *doc);
+/* Stores code and environment contents once per handle; logs code
+ * changes against the previous trial. */
+int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err);
+/* Logs environment changes against the last trial (at open). */
+void xp__environment_check(xp_experiment *ex);
 
 /* ---- script.c: argument parsing exposed for tests */
 

@@ -185,8 +185,9 @@ typedef int (*xp_step_fn)(xp_step *st, const xp_value *const *in,
 
 typedef struct {
     unsigned version; /* XP_OPEN_OPTIONS_VERSION */
-    /* NULL or "": env XP_BACKEND, else ./xp_cache/<id>/. A path selects
-     * the local backend at that directory. */
+    /* NULL or "": env XP_BACKEND, else the directory ./xp_cache. A
+     * directory selects the local backend; the experiment lives in
+     * <dir>/<id>/. */
     const char *backend;
     /* Fail with XP_ENOTFOUND instead of creating a new experiment. */
     bool must_exist;
@@ -329,8 +330,10 @@ XP_EXPORT int xp_last_trial_id(xp_experiment *ex, int64_t *id,
 /* ---- reading history back */
 
 /* Array of trial documents in id order, failed and interrupted included.
- * Fields: trial_id, status, parameters, seed, started, finished, result,
- * result_type, success, process_time, description, host, pid.
+ * Fields: trial_id, experiment, status, parameters, seed, started,
+ * finished, result, result_type, success, process_time, description,
+ * host, pid, code_hash, environment_hash, and purity_warnings (array of
+ * step names) when a step gave a different output for the same input.
  * Caller owns *out. */
 XP_EXPORT int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err);
 /* One trial document; XP_ENOTFOUND for an unknown id. Caller owns *out. */
@@ -343,6 +346,28 @@ XP_EXPORT int xp_trial_parameters(xp_experiment *ex, int64_t trial_id,
 XP_EXPORT int xp_load_persisted(xp_experiment *ex, const char *step,
                                 int64_t trial_id, xp_value **out,
                                 xp_error_t *err);
+
+/* Code context of a trial: document {steps: [{name, file, line, symbol,
+ * inputs, result, persisted, source | build_id}]} in registration order.
+ * trial_id 0: the steps registered on this handle now (or, when none, the
+ * code of the last trial). Caller owns *out. */
+XP_EXPORT int xp_code_get(xp_experiment *ex, int64_t trial_id,
+                          xp_value **out, xp_error_t *err);
+/* Environment of a trial (trial_id 0: this process), whole or one
+ * category: "platform", "cpu", "runtime", "libraries", "git", "gpu".
+ * Caller owns *out. */
+XP_EXPORT int xp_environment_get(xp_experiment *ex, int64_t trial_id,
+                                 const char *category, xp_value **out,
+                                 xp_error_t *err);
+/* Differences between two trials: document {parameters, code,
+ * environment}, each an array of unified-diff lines (empty when equal).
+ * Caller owns *out. */
+XP_EXPORT int xp_trial_diff(xp_experiment *ex, int64_t trial_a,
+                            int64_t trial_b, xp_value **out,
+                            xp_error_t *err);
+/* Line rendering of a value, `key: value` per scalar (nested keys joined
+ * with '.'). Caller owns result (xp_free). */
+XP_EXPORT char *xp_value_to_text(const xp_value *v);
 
 /* Metric values as an epoch x trial table. */
 typedef struct xp_metric_table xp_metric_table;
