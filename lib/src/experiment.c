@@ -26,11 +26,23 @@ static int s_check(const char *kind, const char *name, size_t max,
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               (c >= '0' && c <= '9') || c == '_' || c == '-')) {
-            /* Print only the printable prefix: the name may be hostile. */
+            /* The name may be hostile: show it with bytes outside
+             * printable ASCII escaped. */
+            char shown[4 * 64 + 4];
+            size_t k = 0;
+            for (size_t j = 0; j < len && k + 5 < sizeof shown; j++) {
+                unsigned char b = (unsigned char)name[j];
+                if (b >= 0x20 && b < 0x7f && b != '\\')
+                    shown[k++] = (char)b;
+                else
+                    k += (size_t)snprintf(shown + k, sizeof shown - k,
+                                          "\\x%02x", b);
+            }
+            shown[k] = '\0';
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                             "invalid %s name '%.*s': only letters, digits, "
+                             "invalid %s name '%s': only letters, digits, "
                              "'_' and '-' are allowed (character %zu)",
-                             kind, (int)i, name, i + 1);
+                             kind, shown, i + 1);
         }
     }
     return 0;

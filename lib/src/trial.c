@@ -301,14 +301,18 @@ static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
                              "'%s'",
                              key ? key : "", ex->id);
     }
+    /* Every parameter with a value is recorded; only those the result
+     * depends on must have one. */
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
-        if (!n->is_param || !n->needed)
+        if (!n->is_param)
             continue;
         const xp_value *v = overrides ? xp_value_get(overrides, n->name)
                                       : NULL;
         if (!v)
             v = n->current ? n->current : n->def;
+        if (!v && !n->needed)
+            continue;
         if (!v)
             return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
                              "parameter '%s' is not defined", n->name);

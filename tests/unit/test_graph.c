@@ -1,0 +1,405 @@
+/* test_graph.c — the experiment graph: independent steps run in parallel
+ * (6 x 0.5 s in well under 3 s), only ancestors of the result run,
+ * definition errors (duplicates, invalid names, NULL inputs, no result) are
+ * reported instead of crashing, and per-step randomness is reproducible
+ * whatever the thread count. */
+#include "../common.h"
+
+#include <stdatomic.h>
+
+TestSuite(graph, .init = xpt_setup, .fini = xpt_teardown, .timeout = 60);
+
+static atomic_int g_ran;        /* steps executed */
+static atomic_int g_orphan_ran; /* executions of the step off the path */
+static atomic_int g_running, g_max_running;
+
+static int nap(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    int now = atomic_fetch_add(&g_running, 1) + 1;
+    int max = atomic_load(&g_max_running);
+    while (now > max &&
+           !atomic_compare_exchange_weak(&g_max_running, &max, now))
+        ;
+    struct timespec ts = {0, 500000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    atomic_fetch_sub(&g_running, 1);
+    atomic_fetch_add(&g_ran, 1);
+    /* sleep3 -> 4: the result proves which step produced what. */
+    const char *name = xp_step_name(st);
+    return xp_set_int64(out, (int64_t)(name[5] - '0') + 1);
+}
+
+static int orphan(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    atomic_fetch_add(&g_orphan_ran, 1);
+    return xp_set_int64(out, -1000);
+}
+
+static int sum_all(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    int64_t s = 0;
+    for (int i = 0; i < 6; i++)
+        s += xp_as_int64(in[i]);
+    return xp_set_int64(out, s);
+}
+
+/* 6 sleeping steps -> sum_all (result); `orphan` feeds nothing. */
+static void define_sleepers(xp_experiment *ex)
+{
+    xp_node *sleepers[6];
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "sleep%d", i);
+        sleepers[i] = xp_step_add(ex, name, nap, 0, NULL, __FILE__, __LINE__);
+        cr_assert_not_null(sleepers[i], "step %s", name);
+        cr_assert_str_eq(xp_node_name(sleepers[i]), name, "node name '%s'",
+                         xp_node_name(sleepers[i]));
+    }
+    xp_node *o = xp_step_add(ex, "orphan", orphan, 1, sleepers, NULL, 0);
+    cr_assert_not_null(o, "orphan");
+    xp_node *r = xp_step_add(ex, "sum_all", sum_all, 6, sleepers, NULL, 0);
+    cr_assert_not_null(xp_result(r), "result");
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+}
+
+Test(graph, independent_steps_run_in_parallel)
+{
+    xp_experiment *ex = xpt_open_threads("parallel", 6);
+    define_sleepers(ex);
+    xp_value *res = NULL;
+    xp_error_t err = {0};
+    double t0 = xpt_now();
+    int rc = xp_compute(ex, NULL, &res, NULL, &err);
+    double elapsed = xpt_now() - t0;
+    cr_assert_eq(rc, 0, "compute: '%s'", err.message);
+    cr_assert_eq(xp_as_int64(res), 21, "sum %lld, want 1+..+6 = 21",
+                 (long long)xp_as_int64(res));
+    cr_assert_eq(atomic_load(&g_ran), 6, "%d sleeping steps ran",
+                 atomic_load(&g_ran));
+    cr_assert_lt(elapsed, 2.5,
+                 "6 independent 0.5 s steps took %.2f s with 6 threads "
+                 "(at most %d ran at once)",
+                 elapsed, atomic_load(&g_max_running));
+    cr_assert_geq(atomic_load(&g_max_running), 2,
+                  "steps never overlapped (max %d at once)",
+                  atomic_load(&g_max_running));
+    xp_value_destroy(&res);
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, only_ancestors_of_the_result_run)
+{
+    xp_experiment *ex = xpt_open_threads("ancestors", 6);
+    define_sleepers(ex);
+    xp_error_t err = {0};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0,
+                     "compute: '%s'", err.message);
+    cr_assert_eq(atomic_load(&g_orphan_ran), 0,
+                 "step not feeding the result ran %d times",
+                 atomic_load(&g_orphan_ran));
+    cr_assert_eq(atomic_load(&g_ran), 12, "%d sleeping steps ran, want 12",
+                 atomic_load(&g_ran));
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static int ident(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_value(out, in[0]);
+}
+
+static int constant(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    return xp_set_int64(out, 1);
+}
+
+/* Asserts ex's definition is invalid with `code`, and that compute fails
+ * the same way without recording a trial. */
+static void expect_definition_error(xp_experiment *ex, uint32_t code,
+                                    const char *what)
+{
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), -1, "%s: check passed", what);
+    if (code)
+        cr_assert_eq(err.code, code, "%s: check code %u (%s), want %u: '%s'",
+                     what, err.code, xp_strerror(err.code), code,
+                     err.message);
+    cr_assert_str_not_empty(err.message, "%s: no message", what);
+    cr_assert_null(strchr(err.message, '\n'), "%s: multi-line message", what);
+    xp_error_t err2 = {0};
+    int64_t id = -1;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, &id, &err2), -1,
+                 "%s: compute succeeded", what);
+    if (code)
+        cr_assert_eq(err2.code, code, "%s: compute code %u, want %u: '%s'",
+                     what, err2.code, code, err2.message);
+    cr_assert_eq(id, 0, "%s: compute reported trial %lld", what,
+                 (long long)id);
+    cr_assert_eq(xpt_last_id(ex), 0, "%s: a trial id was consumed", what);
+}
+
+Test(graph, duplicate_step_names)
+{
+    xp_experiment *ex = xpt_open("dup_steps");
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *s1 = xp_step_add(ex, "dup", ident, 1, &a, NULL, 0);
+    cr_assert_not_null(s1, "first 'dup'");
+    xp_node *s2 = xp_step_add(ex, "dup", ident, 1, &a, NULL, 0);
+    cr_assert_null(s2, "second step 'dup' accepted");
+    xp_result(s1);
+    expect_definition_error(ex, XP_EEXIST, "duplicate step");
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, duplicate_parameter_names)
+{
+    xp_experiment *ex = xpt_open("dup_params");
+    xp_node *a = xp_parameter(ex, "a");
+    cr_assert_not_null(a, "first 'a'");
+    cr_assert_null(xp_parameter(ex, "a"), "second parameter 'a' accepted");
+    xp_value *one = xpt_int(1);
+    cr_assert_null(xp_parameter_default(ex, "a", one),
+                   "parameter_default 'a' accepted");
+    xp_value_destroy(&one);
+    XP_RESULT(ex, ident, a);
+    expect_definition_error(ex, XP_EEXIST, "duplicate parameter");
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, invalid_node_names)
+{
+    const char *bad[] = {"", "a/b", "-x", "a.b", "$where", "a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "bad_param_%zu", i);
+        xp_experiment *ex = xpt_open(id);
+        xp_node *p = xp_parameter(ex, bad[i]);
+        cr_assert_null(p, "parameter '%s' accepted", bad[i]);
+        expect_definition_error(ex, XP_EINVAL, bad[i]);
+        xp_experiment_destroy(&ex);
+
+        snprintf(id, sizeof id, "bad_step_%zu", i);
+        ex = xpt_open(id);
+        xp_node *s = xp_step_add(ex, bad[i], constant, 0, NULL, NULL, 0);
+        cr_assert_null(s, "step '%s' accepted", bad[i]);
+        expect_definition_error(ex, XP_EINVAL, bad[i]);
+        xp_experiment_destroy(&ex);
+    }
+}
+
+Test(graph, null_input_propagates)
+{
+    /* An explicit NULL input. */
+    xp_experiment *ex = xpt_open("null_input");
+    xp_node *s = XP_STEP(ex, ident, NULL);
+    cr_assert_null(s, "step over a NULL input accepted");
+    cr_assert_null(xp_result(s), "xp_result(NULL) returned a node");
+    cr_assert_null(xp_persist(NULL), "xp_persist(NULL) returned a node");
+    expect_definition_error(ex, 0, "NULL input");
+    xp_experiment_destroy(&ex);
+
+    /* A failed constructor feeding later steps: the first error wins. */
+    ex = xpt_open("null_chain");
+    xp_node *p = xp_parameter(ex, "bad/name");
+    xp_node *t = XP_STEP(ex, ident, p);
+    xp_node *r = XP_RESULT(ex, ident, t);
+    cr_assert_null(t, "step over a failed parameter accepted");
+    cr_assert_null(r, "result over a failed step accepted");
+    expect_definition_error(ex, XP_EINVAL, "failed parameter");
+    xp_error_t err = {0};
+    xp_experiment_check(ex, &err);
+    cr_assert_not_null(strstr(err.message, "bad"),
+                       "first error is not about the parameter 'bad/name': "
+                       "'%s'",
+                       err.message);
+    xp_experiment_destroy(&ex);
+
+    /* Inputs with n > 0 but no array. */
+    ex = xpt_open("null_array");
+    cr_assert_null(xp_step_add(ex, "s", ident, 1, NULL, NULL, 0),
+                   "n=1 with NULL inputs accepted");
+    expect_definition_error(ex, 0, "NULL input array");
+    xp_experiment_destroy(&ex);
+
+    /* NULL function. */
+    ex = xpt_open("null_fn");
+    cr_assert_null(xp_step_add(ex, "s", NULL, 0, NULL, NULL, 0),
+                   "NULL step function accepted");
+    expect_definition_error(ex, 0, "NULL function");
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, foreign_node_is_refused)
+{
+    xp_experiment *a = xpt_open("owner_a");
+    xp_experiment *b = xpt_open("owner_b");
+    xp_node *pa = xp_parameter(a, "x");
+    cr_assert_not_null(pa, "parameter");
+    xp_node *s = xp_step_add(b, "uses_foreign", ident, 1, &pa, NULL, 0);
+    cr_assert_null(s, "a node of another experiment accepted as input");
+    expect_definition_error(b, 0, "foreign node");
+    xp_experiment_destroy(&b);
+    xp_experiment_destroy(&a);
+}
+
+Test(graph, no_result_is_an_error)
+{
+    xp_experiment *ex = xpt_open("no_result");
+    xp_node *a = xp_parameter(ex, "a");
+    cr_assert_not_null(XP_STEP(ex, ident, a), "step");
+    xp_error_t err = {0};
+    xp_set_param_int64(ex, "a", 1, &err);
+    int64_t id = -1;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, &id, &err), -1,
+                 "compute without a result succeeded");
+    cr_assert_str_not_empty(err.message, "no message");
+    cr_assert_eq(id, 0, "trial %lld reported", (long long)id);
+    cr_assert_eq(xpt_last_id(ex), 0, "a trial id was consumed");
+    xp_experiment_destroy(&ex);
+
+    /* An empty experiment too. */
+    ex = xpt_open("empty");
+    cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), -1,
+                 "compute of an empty experiment succeeded");
+    xp_experiment_destroy(&ex);
+}
+
+static int fail_fast(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    (void)out;
+    return xp_step_fail(st, "broken branch %d", 3);
+}
+
+Test(graph, failing_parallel_branch_fails_the_trial)
+{
+    xp_experiment *ex = xpt_open_threads("failing_branch", 4);
+    xp_node *n[6];
+    for (int i = 0; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "sleep%d", i);
+        n[i] = xp_step_add(ex, name, nap, 0, NULL, NULL, 0);
+    }
+    n[5] = xp_step_add(ex, "fail_fast", fail_fast, 0, NULL, NULL, 0);
+    xp_result(xp_step_add(ex, "sum_all", sum_all, 6, n, NULL, 0));
+    xp_error_t err = {0};
+    int64_t id = 0;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, &id, &err), -1,
+                 "trial with a failing branch succeeded");
+    cr_assert_eq(err.code, XP_ESTEP, "code %u '%s'", err.code, err.message);
+    cr_assert_not_null(strstr(err.message, "fail_fast: broken branch 3"),
+                       "message '%s'", err.message);
+    xp_value *t = xpt_trial(ex, id);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "failed", "status");
+    cr_assert_str_eq(xpt_get_str(t, "description"),
+                     "fail_fast: broken branch 3", "description '%s'",
+                     xpt_get_str(t, "description"));
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- RNG */
+
+static int draw(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    if (xp_set_document(out) != 0)
+        return -1;
+    xp_set_int64(xp_document_set(out, "seed"), (int64_t)xp_step_seed(st));
+    xp_value *u = xp_document_set(out, "u64");
+    xp_set_array(u);
+    for (int i = 0; i < 8; i++)
+        xp_set_int64(xp_array_append(u), (int64_t)xp_random_u64(st));
+    xp_value *f = xp_document_set(out, "unit");
+    xp_set_array(f);
+    for (int i = 0; i < 1000; i++) {
+        double x = xp_random(st);
+        if (!(x >= 0.0 && x < 1.0))
+            return xp_step_fail(st, "xp_random gave %g", x);
+        if (i < 8)
+            xp_set_double(xp_array_append(f), x);
+    }
+    return 0;
+}
+
+static int collect(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    if (xp_set_document(out) != 0)
+        return -1;
+    static const char *const names[] = {"r0", "r1", "r2", "r3"};
+    for (int i = 0; i < 4; i++)
+        xp_set_value(xp_document_set(out, names[i]), in[i]);
+    return 0;
+}
+
+static xp_value *random_trial(const char *id, int threads, uint64_t seed)
+{
+    xp_experiment *ex = xpt_open_threads(id, threads);
+    xp_node *r[4];
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%d", i);
+        r[i] = xp_step_add(ex, name, draw, 0, NULL, NULL, 0);
+    }
+    xp_result(xp_step_add(ex, "collect", collect, 4, r, NULL, 0));
+    xp_run_options ro = XP_RUN_OPTIONS_INIT;
+    ro.has_seed = true;
+    ro.seed = seed;
+    xp_value *res = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_compute(ex, &ro, &res, NULL, &err), 0,
+                 "compute(%s): '%s'", id, err.message);
+    xp_experiment_destroy(&ex);
+    return res;
+}
+
+Test(graph, per_step_rng_is_reproducible)
+{
+    xp_value *one = random_trial("rng_t1", 1, 2024);
+    xp_value *four = random_trial("rng_t4", 4, 2024);
+    xp_value *again = random_trial("rng_t4", 4, 2024);
+    xp_value *other = random_trial("rng_other", 4, 2025);
+    char *j1 = xpt_json(one), *j4 = xpt_json(four);
+    cr_assert(xp_value_equal(one, four),
+              "same seed, 1 vs 4 threads differ:\n%s\n%s", j1, j4);
+    cr_assert(xp_value_equal(four, again), "same seed twice differs");
+    cr_assert(!xp_value_equal(one, other), "seeds 2024 and 2025 agree");
+    xp_free(j1);
+    xp_free(j4);
+
+    /* Different step names get different seeds and sequences. */
+    static const char *const names[] = {"r0", "r1", "r2", "r3"};
+    for (int i = 0; i < 4; i++)
+        for (int k = i + 1; k < 4; k++) {
+            const xp_value *a = xp_value_get(one, names[i]);
+            const xp_value *b = xp_value_get(one, names[k]);
+            cr_assert_neq(xpt_get_int(a, "seed"), xpt_get_int(b, "seed"),
+                          "steps %s and %s share seed %lld", names[i],
+                          names[k], (long long)xpt_get_int(a, "seed"));
+            cr_assert(!xp_value_equal(xpt_field(a, "u64"),
+                                      xpt_field(b, "u64")),
+                      "steps %s and %s draw the same numbers", names[i],
+                      names[k]);
+        }
+    /* Within one step the numbers vary. */
+    const xp_value *u = xpt_field(xp_value_get(one, "r0"), "u64");
+    cr_assert_neq(xp_as_int64(xp_value_at(u, 0)),
+                  xp_as_int64(xp_value_at(u, 1)), "sequence repeats");
+    xp_value_destroy(&one);
+    xp_value_destroy(&four);
+    xp_value_destroy(&again);
+    xp_value_destroy(&other);
+}
