@@ -1,0 +1,952 @@
+/* xp.c — the `xp` command: reads an experiment's recorded trials back
+ * (history, parameters, metrics, persisted values, last trial id) through
+ * the public libxp API only. main() dispatches to one handler per command. */
+#include <xp/xp.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+/* Options a command may accept, and output formats. */
+enum { OPT_VERBOSE = 1u << 0, OPT_FORMAT = 1u << 1 };
+enum { FMT_TABLE = 1u << 0, FMT_CSV = 1u << 1, FMT_JSON = 1u << 2 };
+
+struct command;
+typedef int (*command_fn)(const struct command *cmd, int argc, char **argv);
+
+struct command {
+    const char *name;
+    const char *synopsis; /* arguments after the command name */
+    const char *summary;
+    unsigned options;       /* OPT_* beyond --backend and --help */
+    unsigned formats;       /* FMT_* accepted by --format */
+    int min_args, max_args; /* positional arguments; max -1: unbounded */
+    command_fn run;
+};
+
+/* Parsed command line of one command. */
+struct args {
+    const char *backend;
+    unsigned format;
+    bool verbose;
+    int npos;
+    char **pos;
+    int status; /* exit status when s_parse_args returns non-zero */
+};
+
+static const struct command *s_find_command(const char *name);
+
+/* ---------------------------------------------------------------- helpers */
+
+static void *s_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fputs("xp: out of memory\n", stderr);
+        exit(EXIT_FAILED);
+    }
+    return p;
+}
+
+static void *s_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) {
+        fputs("xp: out of memory\n", stderr);
+        exit(EXIT_FAILED);
+    }
+    return p;
+}
+
+static char *s_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(s_xmalloc(n), s, n);
+}
+
+static char *s_xprintf(const char *fmt, ...) XP_PRINTF(1, 2);
+static char *s_xprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = s_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static xp_value *s_xvalue(void)
+{
+    xp_value *v = xp_value_new();
+    if (!v) {
+        fputs("xp: out of memory\n", stderr);
+        exit(EXIT_FAILED);
+    }
+    return v;
+}
+
+/* Wraps xp_value_to_json; the result is malloc-compatible only through
+ * xp_free, so copy it into our own allocation. */
+static char *s_json(const xp_value *v)
+{
+    char *lib = xp_value_to_json(v);
+    if (!lib) {
+        fputs("xp: out of memory\n", stderr);
+        exit(EXIT_FAILED);
+    }
+    char *s = s_xstrdup(lib);
+    xp_free(lib);
+    return s;
+}
+
+static int s_fail(const xp_error_t *err)
+{
+    fprintf(stderr, "xp: %s\n", err->message);
+    return EXIT_FAILED;
+}
+
+static int s_usage_error(const struct command *cmd, const char *fmt, ...)
+    XP_PRINTF(2, 3);
+static int s_usage_error(const struct command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "xp %s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'xp help %s'.\n", cmd->name);
+    return EXIT_USAGE;
+}
+
+/* Shortest text that reads back as exactly d, in plain notation for
+ * ordinary magnitudes and with ".0" when integral, so a double never reads
+ * back as an integer. */
+static char *s_double_text(double d)
+{
+    if (isnan(d))
+        return s_xstrdup("NaN");
+    if (isinf(d))
+        return s_xstrdup(d > 0 ? "inf" : "-inf");
+    double mag = fabs(d);
+    bool plain = mag == 0 || (mag >= 1e-5 && mag < 1e16);
+    char buf[64];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d && (!plain || !strchr(buf, 'e')))
+            break;
+    }
+    if (!buf[strcspn(buf, ".e")])
+        strcat(buf, ".0");
+    return s_xstrdup(buf);
+}
+
+/* ISO 8601 UTC with milliseconds: 2026-11-28T12:00:00.123Z. */
+static char *s_iso8601(int64_t ms)
+{
+    int64_t secs = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        secs -= 1;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm))
+        return s_xprintf("%" PRId64, ms);
+    return s_xprintf("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, (int)frac);
+}
+
+/* Process time like daskperiment's timedelta: 00:00:01.234567. */
+static char *s_duration_text(double seconds)
+{
+    if (!(seconds >= 0) || seconds > 1e12)
+        return s_double_text(seconds);
+    int64_t us = (int64_t)(seconds * 1e6 + 0.5);
+    return s_xprintf("%02" PRId64 ":%02d:%02d.%06d", us / 3600000000,
+                     (int)(us / 60000000 % 60), (int)(us / 1000000 % 60),
+                     (int)(us % 1000000));
+}
+
+enum text_style {
+    TEXT_TABLE,   /* one line, for aligned columns */
+    TEXT_CSV,     /* raw, quoted later */
+    TEXT_LITERAL, /* script-mode literal: reads back as the same value */
+};
+
+/* A string as a script-mode literal: bare when it reads back as the same
+ * string, else JSON-quoted. */
+static char *s_string_literal(const xp_value *v, const char *s)
+{
+    xp_value *back = s_xvalue();
+    bool bare = s[0] && xp_value_parse_literal(back, s, NULL) == 0 &&
+                xp_value_equal(back, v);
+    xp_value_destroy(&back);
+    return bare ? s_xstrdup(s) : s_json(v);
+}
+
+/* Caller owns result. v NULL (a missing cell) gives "". */
+static char *s_value_text(const xp_value *v, enum text_style style)
+{
+    if (!v)
+        return s_xstrdup("");
+    switch (xp_value_type(v)) {
+    case XP_TYPE_NULL: return s_xstrdup(style == TEXT_LITERAL ? "null" : "");
+    case XP_TYPE_BOOL: return s_xstrdup(xp_as_bool(v) ? "true" : "false");
+    case XP_TYPE_INT64: return s_xprintf("%" PRId64, xp_as_int64(v));
+    case XP_TYPE_DOUBLE: return s_double_text(xp_as_double(v));
+    case XP_TYPE_DATETIME: return s_iso8601(xp_as_int64(v));
+    case XP_TYPE_BLOB: {
+        size_t len = 0;
+        xp_as_blob(v, &len);
+        return s_xprintf("<blob %zu bytes>", len);
+    }
+    case XP_TYPE_STRING: {
+        const char *s = xp_as_string(v, NULL);
+        if (style == TEXT_LITERAL)
+            return s_string_literal(v, s);
+        char *copy = s_xstrdup(s);
+        if (style == TEXT_TABLE)
+            for (char *p = copy; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                    *p = ' ';
+        return copy;
+    }
+    default: return s_json(v);
+    }
+}
+
+static bool s_is_numeric(const xp_value *v)
+{
+    xp_type t = v ? xp_value_type(v) : XP_TYPE_NULL;
+    return t == XP_TYPE_INT64 || t == XP_TYPE_DOUBLE;
+}
+
+/* Positive decimal trial id; rejects signs, blanks, trailing junk, 0. */
+static int s_parse_trial_id(const char *s, int64_t *out)
+{
+    if (!s[0])
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    long long id = strtoll(s, NULL, 10);
+    if (errno != 0 || id <= 0)
+        return -1;
+    *out = id;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- grids */
+
+/* A table of text cells, row 0 being the header, printed aligned or as
+ * CSV. Columns are right-aligned when every non-empty body cell is
+ * numeric. */
+struct grid {
+    size_t ncols, ncells, cap;
+    char **text;
+    bool *right;
+};
+
+static void s_grid_add(struct grid *g, char *owned_text, bool right)
+{
+    if (g->ncells == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->text = s_xrealloc(g->text, g->cap * sizeof *g->text);
+        g->right = s_xrealloc(g->right, g->cap * sizeof *g->right);
+    }
+    g->text[g->ncells] = owned_text;
+    g->right[g->ncells++] = right;
+}
+
+static void s_grid_free(struct grid *g)
+{
+    for (size_t i = 0; i < g->ncells; i++)
+        free(g->text[i]);
+    free(g->text);
+    free(g->right);
+}
+
+/* Display width in characters (UTF-8 continuation bytes do not count). */
+static size_t s_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+static void s_grid_print_table(const struct grid *g, FILE *f)
+{
+    size_t nc = g->ncols, nrows = g->ncells / nc;
+    size_t *width = s_xmalloc(nc * sizeof *width);
+    bool *right = s_xmalloc(nc * sizeof *right);
+    for (size_t c = 0; c < nc; c++) {
+        bool numeric = false, text = false;
+        width[c] = 0;
+        for (size_t r = 0; r < nrows; r++) {
+            size_t i = r * nc + c, w = s_width(g->text[i]);
+            width[c] = w > width[c] ? w : width[c];
+            if (r > 0 && g->text[i][0])
+                *(g->right[i] ? &numeric : &text) = true;
+        }
+        right[c] = numeric && !text;
+    }
+    /* Spaces are written only before text, so lines have no trailing
+     * blanks. */
+    for (size_t r = 0; r < nrows; r++) {
+        size_t spaces = 0;
+        for (size_t c = 0; c < nc; c++) {
+            const char *s = g->text[r * nc + c];
+            size_t pad = width[c] - s_width(s);
+            spaces += (c > 0 ? 2 : 0) + (right[c] ? pad : 0);
+            if (s[0]) {
+                fprintf(f, "%*s%s", (int)spaces, "", s);
+                spaces = 0;
+            }
+            spaces += right[c] ? 0 : pad;
+        }
+        fputc('\n', f);
+    }
+    free(width);
+    free(right);
+}
+
+/* RFC 4180 quoting: fields with a comma, quote or line break are quoted,
+ * quotes doubled. Lines end with "\n". */
+static void s_csv_field(const char *s, FILE *f)
+{
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void s_grid_print_csv(const struct grid *g, FILE *f)
+{
+    for (size_t i = 0; i < g->ncells; i++) {
+        s_csv_field(g->text[i], f);
+        fputc((i + 1) % g->ncols == 0 ? '\n' : ',', f);
+    }
+}
+
+static void s_grid_print(const struct grid *g, unsigned format)
+{
+    if (format == FMT_CSV)
+        s_grid_print_csv(g, stdout);
+    else
+        s_grid_print_table(g, stdout);
+}
+
+static void s_print_json(const xp_value *v)
+{
+    char *json = s_json(v);
+    puts(json);
+    free(json);
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+static const struct {
+    const char *name;
+    unsigned flag;
+} s_formats[] = {
+    {"table", FMT_TABLE},
+    {"csv", FMT_CSV},
+    {"json", FMT_JSON},
+};
+
+static int s_set_format(const struct command *cmd, const char *name,
+                        struct args *a)
+{
+    for (size_t i = 0; i < sizeof s_formats / sizeof s_formats[0]; i++) {
+        if (strcmp(name, s_formats[i].name) == 0 &&
+            (cmd->formats & s_formats[i].flag)) {
+            a->format = s_formats[i].flag;
+            return 0;
+        }
+    }
+    return s_usage_error(cmd, "unsupported format '%s'", name);
+}
+
+static void s_command_usage(const struct command *cmd, FILE *f);
+
+/* Parses `argv[1..]` of a command: --backend B, its OPT_* options (also as
+ * --opt=value), `--` and positionals. Non-zero means stop with a->status
+ * (0 after --help, EXIT_USAGE after a message on stderr). */
+static int s_parse_args(const struct command *cmd, int argc, char **argv,
+                        struct args *a)
+{
+    *a = (struct args){.format = FMT_TABLE};
+    a->pos = s_xmalloc((size_t)argc * sizeof *a->pos);
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (options_done || strncmp(arg, "--", 2) != 0) {
+            if (!options_done && strcmp(arg, "-h") == 0)
+                goto help;
+            a->pos[a->npos++] = argv[i];
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const char *value = eq ? eq + 1 : NULL;
+        bool takes_value = (len == 9 && strncmp(arg, "--backend", 9) == 0) ||
+                           ((cmd->options & OPT_FORMAT) && len == 8 &&
+                            strncmp(arg, "--format", 8) == 0);
+        if (takes_value && !value) {
+            if (i + 1 >= argc) {
+                a->status =
+                    s_usage_error(cmd, "option '%s' needs a value", arg);
+                goto stop;
+            }
+            value = argv[++i];
+        } else if (!takes_value && value) {
+            bool flag = strncmp(arg, "--help=", 7) == 0 ||
+                        ((cmd->options & OPT_VERBOSE) &&
+                         strncmp(arg, "--verbose=", 10) == 0);
+            a->status = s_usage_error(cmd, "%s '%.*s'",
+                                      flag ? "no value allowed for option"
+                                           : "unknown option",
+                                      (int)len, arg);
+            goto stop;
+        }
+        if (strcmp(arg, "--help") == 0) {
+            goto help;
+        } else if (len == 9 && strncmp(arg, "--backend", 9) == 0) {
+            a->backend = value;
+        } else if ((cmd->options & OPT_FORMAT) && len == 8 &&
+                   strncmp(arg, "--format", 8) == 0) {
+            if ((a->status = s_set_format(cmd, value, a)) != 0)
+                goto stop;
+        } else if ((cmd->options & OPT_VERBOSE) &&
+                   strcmp(arg, "--verbose") == 0) {
+            a->verbose = true;
+        } else {
+            a->status = s_usage_error(cmd, "unknown option '%s'", arg);
+            goto stop;
+        }
+    }
+    if (a->npos < cmd->min_args) {
+        a->status = s_usage_error(cmd, "missing arguments (usage: xp %s %s)",
+                                  cmd->name, cmd->synopsis);
+        goto stop;
+    }
+    if (cmd->max_args >= 0 && a->npos > cmd->max_args) {
+        a->status = s_usage_error(cmd, "unexpected argument '%s'",
+                                  a->pos[cmd->max_args]);
+        goto stop;
+    }
+    return 0;
+help:
+    s_command_usage(cmd, stdout);
+    a->status = 0;
+stop:
+    free(a->pos);
+    a->pos = NULL;
+    return -1;
+}
+
+static void s_args_free(struct args *a)
+{
+    free(a->pos);
+    a->pos = NULL;
+}
+
+/* Parses a trial id positional; usage error when malformed. */
+static int s_trial_arg(const struct command *cmd, const char *s, int64_t *id)
+{
+    if (s_parse_trial_id(s, id) != 0)
+        return s_usage_error(cmd, "invalid trial id '%s' (positive integer)",
+                             s);
+    return 0;
+}
+
+/* Opens the existing experiment named by the first positional. */
+static int s_open(const struct command *cmd, const struct args *a,
+                  xp_experiment **ex)
+{
+    xp_error_t err;
+    if (xp_check_id(a->pos[0], &err) != 0)
+        return s_usage_error(cmd, "%s", err.message);
+    xp_open_options opts = XP_OPEN_OPTIONS_INIT;
+    opts.backend = a->backend;
+    opts.must_exist = true;
+    opts.threads = 1;
+    if (xp_experiment_open(ex, a->pos[0], &opts, &err) != 0)
+        return s_fail(&err);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- history */
+
+/* A history column: header, trial-document field, how to show it. */
+enum column_kind { COL_PLAIN, COL_DURATION, COL_SEED };
+
+static const struct {
+    const char *header;
+    const char *field;
+    enum column_kind kind;
+    bool verbose;
+} s_history_columns[] = {
+    {"Result", "result", COL_PLAIN, false},
+    {"Result Type", "result_type", COL_PLAIN, false},
+    {"Success", "success", COL_PLAIN, false},
+    {"Finished", "finished", COL_PLAIN, false},
+    {"Process Time", "process_time", COL_DURATION, false},
+    {"Description", "description", COL_PLAIN, false},
+    {"Seed", "seed", COL_SEED, true},
+    {"Status", "status", COL_PLAIN, true},
+    {"Started", "started", COL_PLAIN, true},
+    {"Host", "host", COL_PLAIN, true},
+    {"Pid", "pid", COL_PLAIN, true},
+};
+
+#define N_HISTORY_COLUMNS                                                      \
+    (sizeof s_history_columns / sizeof s_history_columns[0])
+
+/* Fields every JSON trial object carries, null when not recorded. */
+static const char *const s_json_fields[] = {
+    "trial_id", "parameters", "result",       "result_type", "success",
+    "status",   "finished",   "process_time", "description", "seed",
+};
+
+static char *s_cell(const xp_value *v, enum column_kind kind, unsigned format)
+{
+    if (v && kind == COL_SEED && xp_value_type(v) == XP_TYPE_INT64)
+        return s_xprintf("%" PRIu64, (uint64_t)xp_as_int64(v));
+    if (v && kind == COL_DURATION && format == FMT_TABLE && s_is_numeric(v))
+        return s_duration_text(xp_as_double(v));
+    return s_value_text(v, format == FMT_CSV ? TEXT_CSV : TEXT_TABLE);
+}
+
+/* Parameter names across all trials, in order of first appearance. */
+static const char **s_parameter_names(const xp_value *history, size_t *n)
+{
+    const char **names = NULL;
+    size_t count = 0, cap = 0;
+    for (size_t t = 0; t < xp_value_count(history); t++) {
+        const xp_value *params =
+            xp_value_get(xp_value_at(history, t), "parameters");
+        for (size_t i = 0; i < xp_value_count(params); i++) {
+            const char *key = xp_value_key_at(params, i);
+            size_t j = 0;
+            while (j < count && strcmp(names[j], key) != 0)
+                j++;
+            if (j < count || !key)
+                continue;
+            if (count == cap) {
+                cap = cap ? 2 * cap : 8;
+                names = s_xrealloc(names, cap * sizeof *names);
+            }
+            names[count++] = key;
+        }
+    }
+    *n = count;
+    return names;
+}
+
+static void s_history_grid(const xp_value *history, bool verbose,
+                           unsigned format)
+{
+    size_t nparams;
+    const char **params = s_parameter_names(history, &nparams);
+    struct grid g = {.ncols = 1 + nparams};
+    for (size_t c = 0; c < N_HISTORY_COLUMNS; c++)
+        g.ncols += verbose || !s_history_columns[c].verbose;
+
+    s_grid_add(&g, s_xstrdup("Trial ID"), false);
+    for (size_t p = 0; p < nparams; p++)
+        s_grid_add(&g, s_xstrdup(params[p]), false);
+    for (size_t c = 0; c < N_HISTORY_COLUMNS; c++)
+        if (verbose || !s_history_columns[c].verbose)
+            s_grid_add(&g, s_xstrdup(s_history_columns[c].header), false);
+
+    for (size_t t = 0; t < xp_value_count(history); t++) {
+        const xp_value *trial = xp_value_at(history, t);
+        const xp_value *values = xp_value_get(trial, "parameters");
+        s_grid_add(&g,
+                   s_cell(xp_value_get(trial, "trial_id"), COL_PLAIN, format),
+                   true);
+        for (size_t p = 0; p < nparams; p++) {
+            const xp_value *v = xp_value_get(values, params[p]);
+            s_grid_add(&g, s_cell(v, COL_PLAIN, format), s_is_numeric(v));
+        }
+        for (size_t c = 0; c < N_HISTORY_COLUMNS; c++) {
+            if (!verbose && s_history_columns[c].verbose)
+                continue;
+            const xp_value *v = xp_value_get(trial, s_history_columns[c].field);
+            s_grid_add(&g, s_cell(v, s_history_columns[c].kind, format),
+                       s_is_numeric(v));
+        }
+    }
+    s_grid_print(&g, format);
+    s_grid_free(&g);
+    free(params);
+}
+
+/* The history as JSON: trial documents with datetimes as ISO strings. */
+static void s_history_json(const xp_value *history)
+{
+    xp_value *out = s_xvalue();
+    xp_set_array(out);
+    for (size_t t = 0; t < xp_value_count(history); t++) {
+        const xp_value *trial = xp_value_at(history, t);
+        xp_value *doc = xp_array_append(out);
+        if (!doc || xp_set_document(doc) != 0)
+            goto nomem;
+        for (size_t i = 0; i < sizeof s_json_fields / sizeof *s_json_fields;
+             i++)
+            if (!xp_document_set(doc, s_json_fields[i]))
+                goto nomem;
+        for (size_t i = 0; i < xp_value_count(trial); i++) {
+            const xp_value *v = xp_value_at(trial, i);
+            xp_value *dst = xp_document_set(doc, xp_value_key_at(trial, i));
+            if (!dst)
+                goto nomem;
+            if (xp_value_type(v) == XP_TYPE_DATETIME) {
+                char *iso = s_iso8601(xp_as_int64(v));
+                int rc = xp_set_string(dst, iso);
+                free(iso);
+                if (rc != 0)
+                    goto nomem;
+            } else if (xp_set_value(dst, v) != 0) {
+                goto nomem;
+            }
+        }
+    }
+    s_print_json(out);
+    xp_value_destroy(&out);
+    return;
+nomem:
+    fputs("xp: out of memory\n", stderr);
+    exit(EXIT_FAILED);
+}
+
+static int s_cmd_history(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_value *history = NULL;
+    xp_error_t err;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_history(ex, &history, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_JSON)
+        s_history_json(history);
+    else
+        s_history_grid(history, a.verbose, a.format);
+cleanup:
+    xp_value_destroy(&history);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
+/* ---------------------------------------------------------------- params */
+
+static int s_cmd_params(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_value *params = NULL;
+    xp_error_t err;
+    int64_t trial;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_trial_arg(cmd, a.pos[1], &trial)) != 0 ||
+        (status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_trial_parameters(ex, trial, &params, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_JSON) {
+        s_print_json(params);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < xp_value_count(params); i++) {
+        char *text = s_value_text(xp_value_at(params, i), TEXT_LITERAL);
+        printf("%s=%s\n", xp_value_key_at(params, i), text);
+        free(text);
+    }
+cleanup:
+    xp_value_destroy(&params);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
+/* ---------------------------------------------------------------- metric */
+
+static void s_metric_grid(const xp_metric_table *t, unsigned format)
+{
+    size_t ntrials = xp_metric_table_trials(t);
+    struct grid g = {.ncols = 1 + ntrials};
+    s_grid_add(&g, s_xstrdup("epoch"), false);
+    for (size_t c = 0; c < ntrials; c++)
+        s_grid_add(&g, s_xprintf("%" PRId64, xp_metric_table_trial(t, c)),
+                   true);
+    for (size_t r = 0; r < xp_metric_table_epochs(t); r++) {
+        s_grid_add(&g, s_xprintf("%" PRId64, xp_metric_table_epoch(t, r)),
+                   true);
+        for (size_t c = 0; c < ntrials; c++) {
+            double d = xp_metric_table_value(t, r, c);
+            bool empty = isnan(d) && format == FMT_CSV;
+            s_grid_add(&g, empty ? s_xstrdup("") : s_double_text(d), true);
+        }
+    }
+    s_grid_print(&g, format);
+    s_grid_free(&g);
+}
+
+/* JSON records, one per epoch: {"epoch": 0, "1": 99.5, "2": null}. */
+static void s_metric_json(const xp_metric_table *t)
+{
+    xp_value *out = s_xvalue();
+    xp_set_array(out);
+    for (size_t r = 0; r < xp_metric_table_epochs(t); r++) {
+        xp_value *row = xp_array_append(out);
+        xp_value *epoch = row && xp_set_document(row) == 0
+                              ? xp_document_set(row, "epoch")
+                              : NULL;
+        if (!epoch || xp_set_int64(epoch, xp_metric_table_epoch(t, r)) != 0)
+            goto nomem;
+        for (size_t c = 0; c < xp_metric_table_trials(t); c++) {
+            char key[24];
+            snprintf(key, sizeof key, "%" PRId64, xp_metric_table_trial(t, c));
+            xp_value *cell = xp_document_set(row, key);
+            double d = xp_metric_table_value(t, r, c);
+            if (!cell ||
+                (isnan(d) ? xp_set_null(cell) : xp_set_double(cell, d)) != 0)
+                goto nomem;
+        }
+    }
+    s_print_json(out);
+    xp_value_destroy(&out);
+    return;
+nomem:
+    fputs("xp: out of memory\n", stderr);
+    exit(EXIT_FAILED);
+}
+
+static int s_cmd_metric(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_metric_table *table = NULL;
+    int64_t *trials = NULL;
+    xp_error_t err;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    size_t n = (size_t)a.npos - 2;
+    trials = s_xmalloc(n * sizeof *trials);
+    for (size_t i = 0; i < n; i++)
+        if ((status = s_trial_arg(cmd, a.pos[2 + i], &trials[i])) != 0)
+            goto cleanup;
+    if (xp_check_name("metric", a.pos[1], &err) != 0) {
+        status = s_usage_error(cmd, "%s", err.message);
+        goto cleanup;
+    }
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_load_metric(ex, a.pos[1], trials, n, &table, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_JSON)
+        s_metric_json(table);
+    else
+        s_metric_grid(table, a.format);
+cleanup:
+    xp_metric_table_destroy(&table);
+    xp_experiment_destroy(&ex);
+    free(trials);
+    s_args_free(&a);
+    return status;
+}
+
+/* ---------------------------------------------------------------- persisted */
+
+static int s_cmd_persisted(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_value *value = NULL;
+    xp_error_t err;
+    int64_t trial;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_trial_arg(cmd, a.pos[2], &trial)) != 0)
+        goto cleanup;
+    if (xp_check_name("step", a.pos[1], &err) != 0) {
+        status = s_usage_error(cmd, "%s", err.message);
+        goto cleanup;
+    }
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_load_persisted(ex, a.pos[1], trial, &value, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    s_print_json(value);
+cleanup:
+    xp_value_destroy(&value);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
+/* ---------------------------------------------------------------- trials */
+
+static int s_cmd_trials(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_error_t err;
+    int64_t last;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_last_trial_id(ex, &last, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    printf("%" PRId64 "\n", last);
+cleanup:
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
+/* ---------------------------------------------------------------- help */
+
+static void s_usage(FILE *f);
+
+static int s_cmd_help(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    int status = 0;
+    if (a.npos == 0) {
+        s_usage(stdout);
+    } else {
+        const struct command *topic = s_find_command(a.pos[0]);
+        if (topic)
+            s_command_usage(topic, stdout);
+        else
+            status = s_usage_error(cmd, "unknown command '%s'", a.pos[0]);
+    }
+    s_args_free(&a);
+    return status;
+}
+
+static const struct command s_commands[] = {
+    {"history", "ID [--verbose] [--format table|csv|json]",
+     "all trials: parameters, result, success, timings",
+     OPT_VERBOSE | OPT_FORMAT, FMT_TABLE | FMT_CSV | FMT_JSON, 1, 1,
+     s_cmd_history},
+    {"params", "ID TRIAL [--format table|json]",
+     "parameters of a trial, as name=value lines", OPT_FORMAT,
+     FMT_TABLE | FMT_JSON, 2, 2, s_cmd_params},
+    {"metric", "ID NAME TRIAL... [--format table|csv|json]",
+     "a metric as an epoch x trial table", OPT_FORMAT,
+     FMT_TABLE | FMT_CSV | FMT_JSON, 3, -1, s_cmd_metric},
+    {"persisted", "ID STEP TRIAL [--format json]",
+     "persisted output of a step, as JSON", OPT_FORMAT, FMT_JSON, 3, 3,
+     s_cmd_persisted},
+    {"trials", "ID", "last trial id (0 when none)", 0, 0, 1, 1, s_cmd_trials},
+    {"help", "[COMMAND]", "show help for a command", 0, 0, 0, 1, s_cmd_help},
+};
+
+#define N_COMMANDS (sizeof s_commands / sizeof s_commands[0])
+
+static const struct command *s_find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(s_commands[i].name, name) == 0)
+            return &s_commands[i];
+    return NULL;
+}
+
+static void s_command_usage(const struct command *cmd, FILE *f)
+{
+    bool has_id = strncmp(cmd->synopsis, "ID", 2) == 0;
+    fprintf(f, "usage: xp %s %s%s\n\n%s.\n", cmd->name, cmd->synopsis,
+            has_id ? " [--backend B]" : "", cmd->summary);
+    if (has_id)
+        fputs("\n--backend B  directory holding the experiments (default: "
+              "$XP_BACKEND, else ./xp_cache)\n",
+              f);
+}
+
+static void s_usage(FILE *f)
+{
+    fputs("usage: xp COMMAND [ARGS] [--backend B]\n"
+          "       xp --help | --version | help COMMAND\n\n"
+          "Inspect the trials recorded by an xp experiment.\n\n"
+          "commands:\n",
+          f);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        s_usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("xp %s\n", XP_VERSION_STRING);
+        return 0;
+    }
+    const struct command *cmd = s_find_command(name);
+    if (!cmd) {
+        fprintf(stderr, "xp: unknown command '%s'\nTry 'xp --help'.\n", name);
+        return EXIT_USAGE;
+    }
+    /* Opening an experiment logs what changed since its last trial; for
+     * an inspection command only errors matter, and stdout stays clean. */
+    xp_log_set_level(XP_LOG_ERROR);
+    return cmd->run(cmd, argc - 1, argv + 1);
+}
