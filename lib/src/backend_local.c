@@ -611,11 +611,14 @@ static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
         goto cleanup;
     }
     bson_copy_to_excluding_noinit(&doc, &updated, "status", "finished",
-                                  "success", "description", NULL);
+                                  "success", "description", "result",
+                                  "result_type", NULL);
     sqlite3_reset(st);
     BSON_APPEND_UTF8(&updated, "status", "interrupted");
     BSON_APPEND_BOOL(&updated, "success", false);
     BSON_APPEND_DATE_TIME(&updated, "finished", finished_ms);
+    BSON_APPEND_NULL(&updated, "result");
+    BSON_APPEND_UTF8(&updated, "result_type", "null");
     BSON_APPEND_UTF8(&updated, "description", description);
     st = s_stmt(l, S_UPDATE_TRIAL);
     sqlite3_bind_text(st, 1, "interrupted", -1, SQLITE_STATIC);
@@ -971,7 +974,8 @@ int xp__backend_local_open(xp_backend **out, const char *id,
     /* WAL: readers never block the writer; NORMAL sync is safe against
      * process crashes (the last commits may be lost on power failure). */
     if (sqlite3_exec(l->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                     "PRAGMA cache_size=-16384;",
                      NULL, NULL, NULL) != SQLITE_OK) {
         s_db_error(l, err, "opening store");
         goto fail;

@@ -308,7 +308,11 @@ int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err)
         return 0;
     const char *env_hash;
     const bson_t *env = xp__environment(&env_hash);
+    /* Compared at the first trial of a handle, not at open: readers such
+     * as the xp command are a different program in a different
+     * environment and must not report changes. */
     if (!ex->code_checked) {
+        xp__environment_check(ex);
         s_code_check(ex);
         ex->code_checked = true;
     }

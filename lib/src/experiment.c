@@ -136,7 +136,6 @@ int xp_experiment_open(xp_experiment **out, const char *id,
         xp_experiment_destroy(&ex);
         return -1;
     }
-    xp__environment_check(ex);
     int64_t last = 0;
     ex->backend->ops->last_id(ex->backend, &last, NULL);
     xp__log(XP_LOG_DEBUG, "Opened experiment '%s' on %s (last trial id=%lld)",
