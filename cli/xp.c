@@ -15,7 +15,7 @@
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 /* Options a command may accept, and output formats. */
-enum { OPT_VERBOSE = 1u << 0, OPT_FORMAT = 1u << 1 };
+enum { OPT_VERBOSE = 1u << 0, OPT_FORMAT = 1u << 1, OPT_CATEGORY = 1u << 2 };
 enum { FMT_TABLE = 1u << 0, FMT_CSV = 1u << 1, FMT_JSON = 1u << 2 };
 
 struct command;
@@ -34,6 +34,7 @@ struct command {
 /* Parsed command line of one command. */
 struct args {
     const char *backend;
+    const char *category;
     unsigned format;
     bool verbose;
     int npos;
@@ -413,9 +414,12 @@ static int s_parse_args(const struct command *cmd, int argc, char **argv,
         const char *eq = strchr(arg, '=');
         size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
         const char *value = eq ? eq + 1 : NULL;
+        bool is_category = (cmd->options & OPT_CATEGORY) && len == 10 &&
+                           strncmp(arg, "--category", 10) == 0;
         bool takes_value = (len == 9 && strncmp(arg, "--backend", 9) == 0) ||
                            ((cmd->options & OPT_FORMAT) && len == 8 &&
-                            strncmp(arg, "--format", 8) == 0);
+                            strncmp(arg, "--format", 8) == 0) ||
+                           is_category;
         if (takes_value && !value) {
             if (i + 1 >= argc) {
                 a->status =
@@ -437,6 +441,8 @@ static int s_parse_args(const struct command *cmd, int argc, char **argv,
             goto help;
         } else if (len == 9 && strncmp(arg, "--backend", 9) == 0) {
             a->backend = value;
+        } else if (is_category) {
+            a->category = value;
         } else if ((cmd->options & OPT_FORMAT) && len == 8 &&
                    strncmp(arg, "--format", 8) == 0) {
             if ((a->status = s_set_format(cmd, value, a)) != 0)
@@ -522,6 +528,7 @@ static const struct {
     {"Started", "started", COL_PLAIN, true},
     {"Host", "host", COL_PLAIN, true},
     {"Pid", "pid", COL_PLAIN, true},
+    {"Purity Warnings", "purity_warnings", COL_PLAIN, true},
 };
 
 #define N_HISTORY_COLUMNS                                                      \
@@ -852,6 +859,137 @@ cleanup:
     return status;
 }
 
+/* ---------------------------------------------------------------- capture */
+
+/* The trial named by optional positional i, else the last trial. */
+static int s_trial_or_last(const struct command *cmd, const struct args *a,
+                           int i, xp_experiment *ex, int64_t *trial)
+{
+    xp_error_t err;
+    if (a->npos > i)
+        return s_trial_arg(cmd, a->pos[i], trial);
+    if (xp_last_trial_id(ex, trial, &err) != 0)
+        return s_fail(&err);
+    if (*trial == 0) {
+        fprintf(stderr, "xp: experiment '%s' has no trials\n", a->pos[0]);
+        return EXIT_FAILED;
+    }
+    return 0;
+}
+
+static void s_print_code(const xp_value *code)
+{
+    const xp_value *steps = xp_value_get(code, "steps");
+    for (size_t i = 0; i < xp_value_count(steps); i++) {
+        const xp_value *step = xp_value_at(steps, i);
+        const char *source = xp_as_string(xp_value_get(step, "source"), NULL);
+        printf("/* step %s (%s:%" PRId64 ") */\n",
+               xp_as_string(xp_value_get(step, "name"), NULL),
+               xp_as_string(xp_value_get(step, "file"), NULL),
+               xp_as_int64(xp_value_get(step, "line")));
+        if (source)
+            printf("%s\n\n", source);
+        else
+            printf("/* source not available; build id %s */\n\n",
+                   xp_as_string(xp_value_get(step, "build_id"), NULL));
+    }
+}
+
+static int s_cmd_code(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_value *code = NULL;
+    xp_error_t err;
+    int64_t trial;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_open(cmd, &a, &ex)) != 0 ||
+        (status = s_trial_or_last(cmd, &a, 1, ex, &trial)) != 0)
+        goto cleanup;
+    if (xp_code_get(ex, trial, &code, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_JSON)
+        s_print_json(code);
+    else
+        s_print_code(code);
+cleanup:
+    xp_value_destroy(&code);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
+static int s_cmd_env(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_value *env = NULL;
+    xp_error_t err;
+    int64_t trial;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_open(cmd, &a, &ex)) != 0 ||
+        (status = s_trial_or_last(cmd, &a, 1, ex, &trial)) != 0)
+        goto cleanup;
+    if (xp_environment_get(ex, trial, a.category, &env, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_JSON) {
+        s_print_json(env);
+    } else {
+        char *text = xp_value_to_text(env);
+        fputs(text ? text : "", stdout);
+        xp_free(text);
+    }
+cleanup:
+    xp_value_destroy(&env);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
+static int s_cmd_diff(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_value *diff = NULL;
+    xp_error_t err;
+    int64_t ta, tb;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_trial_arg(cmd, a.pos[1], &ta)) != 0 ||
+        (status = s_trial_arg(cmd, a.pos[2], &tb)) != 0 ||
+        (status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_trial_diff(ex, ta, tb, &diff, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_JSON) {
+        s_print_json(diff);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < xp_value_count(diff); i++) {
+        const xp_value *lines = xp_value_at(diff, i);
+        printf("== %s: %s\n", xp_value_key_at(diff, i),
+               xp_value_count(lines) ? "differ" : "same");
+        for (size_t k = 0; k < xp_value_count(lines); k++)
+            printf("%s\n", xp_as_string(xp_value_at(lines, k), NULL));
+    }
+cleanup:
+    xp_value_destroy(&diff);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static void s_usage(FILE *f);
@@ -890,6 +1028,16 @@ static const struct command s_commands[] = {
      "persisted output of a step, as JSON", OPT_FORMAT, FMT_JSON, 3, 3,
      s_cmd_persisted},
     {"trials", "ID", "last trial id (0 when none)", 0, 0, 1, 1, s_cmd_trials},
+    {"code", "ID [TRIAL] [--format json]",
+     "source of every step of a trial (default: the last)", OPT_FORMAT,
+     FMT_JSON, 1, 2, s_cmd_code},
+    {"env", "ID [TRIAL] [--category C] [--format json]",
+     "environment of a trial (default: the last); categories: platform, "
+     "cpu, runtime, libraries, git, gpu",
+     OPT_FORMAT | OPT_CATEGORY, FMT_JSON, 1, 2, s_cmd_env},
+    {"diff", "ID TRIAL_A TRIAL_B [--format json]",
+     "parameter, code and environment differences between two trials",
+     OPT_FORMAT, FMT_JSON, 3, 3, s_cmd_diff},
     {"help", "[COMMAND]", "show help for a command", 0, 0, 0, 1, s_cmd_help},
 };
 
@@ -945,8 +1093,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "xp: unknown command '%s'\nTry 'xp --help'.\n", name);
         return EXIT_USAGE;
     }
-    /* Opening an experiment logs what changed since its last trial; for
-     * an inspection command only errors matter, and stdout stays clean. */
-    xp_log_set_level(XP_LOG_ERROR);
+    /* Logs go to stderr; warnings (e.g. trials found interrupted) are
+     * worth seeing, progress lines are not. */
+    xp_log_set_level(XP_LOG_WARNING);
     return cmd->run(cmd, argc - 1, argv + 1);
 }
