@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define XP_LOCAL_FORMAT "xp-local"
 #define XP_LOCAL_SCHEMA "1"
@@ -65,9 +66,9 @@ static const char *const s_sql[S_COUNT] = {
                   "WHERE status = 'running' ORDER BY id",
     [S_INTERRUPT] = "SELECT doc FROM trials WHERE id = ? AND "
                     "status = 'running'",
-    [S_HASH_GET] = "SELECT output FROM step_hashes WHERE step = ? AND "
-                   "input = ?",
-    [S_HASH_PUT] = "INSERT OR REPLACE INTO step_hashes(step, input, output, "
+    [S_HASH_GET] = "SELECT output FROM step_hashes WHERE key = ? AND "
+                   "step = ?",
+    [S_HASH_PUT] = "INSERT OR REPLACE INTO step_hashes(key, step, output, "
                    "trial) VALUES (?, ?, ?, ?)",
     [S_CONTENT_PUT] = "INSERT OR IGNORE INTO contents(hash, kind, doc) "
                       "VALUES (?, ?, ?)",
@@ -87,9 +88,10 @@ static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS persisted(trial INTEGER NOT NULL, step TEXT "
     "NOT NULL, value BLOB NOT NULL, PRIMARY KEY(trial, step)) WITHOUT "
     "ROWID;"
-    "CREATE TABLE IF NOT EXISTS step_hashes(step TEXT NOT NULL, input BLOB "
-    "NOT NULL, output BLOB NOT NULL, trial INTEGER NOT NULL, PRIMARY "
-    "KEY(step, input)) WITHOUT ROWID;"
+    /* key: 64 bits of XXH3(step name, input hash). An integer key keeps
+     * rows small, so random inserts touch fewer, cached pages. */
+    "CREATE TABLE IF NOT EXISTS step_hashes(key INTEGER PRIMARY KEY, step "
+    "TEXT NOT NULL, output BLOB NOT NULL, trial INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS contents(hash TEXT PRIMARY KEY, kind TEXT "
     "NOT NULL, doc BLOB NOT NULL) WITHOUT ROWID;";
 
@@ -100,7 +102,7 @@ typedef struct {
     char *path;
     /* One connection per experiment handle, shared by its threads. */
     pthread_mutex_t lock;
-    int index_fd[2]; /* code/trials.tsv, environment/trials.tsv; 0: closed */
+    int index_fd; /* trials.tsv, 0 while closed */
     /* Background checkpointer: copies the WAL back into the database on
      * its own connection, so trials never pay for a checkpoint. */
     sqlite3 *ckpt_db;
@@ -178,40 +180,33 @@ static const char *s_text_ext(const char *kind)
     return strcmp(kind, "code") == 0 ? "c" : "txt";
 }
 
-/* code/trials.tsv and environment/trials.tsv map each trial to its
- * content file (`<hash>.c` / `<hash>.txt`), appended with O_APPEND so
- * concurrent processes interleave whole lines. A line per trial costs a
- * write; a symlink per trial cost ~0.3 ms of directory update here. */
+/* trials.tsv maps each trial to its content files: "trial_id<TAB>code
+ * hash<TAB>environment hash" (code/<hash>.c, environment/<hash>.txt),
+ * appended with O_APPEND so concurrent processes interleave whole lines.
+ * A line per trial costs one write; a symlink per trial cost ~0.3 ms. */
 static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
 {
-    static const char *const keys[2][2] = {{"code_hash", "code"},
-                                           {"environment_hash",
-                                            "environment"}};
-    for (int k = 0; k < 2; k++) {
-        bson_iter_t it;
-        if (!bson_iter_init_find(&it, doc, keys[k][0]) ||
-            !BSON_ITER_HOLDS_UTF8(&it))
-            continue;
-        pthread_mutex_lock(&l->lock);
-        if (l->index_fd[k] <= 0) {
-            char *path = bson_strdup_printf("%s/%s/trials.tsv", l->base.dir,
-                                            keys[k][1]);
-            l->index_fd[k] = open(path,
-                                  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                                  0666);
-            bson_free(path);
-        }
-        if (l->index_fd[k] > 0) {
-            char line[96];
-            int n = snprintf(line, sizeof line, "%lld\t%s\n", (long long)id,
-                             bson_iter_utf8(&it, NULL));
-            if (n > 0 && n < (int)sizeof line &&
-                write(l->index_fd[k], line, (size_t)n) != n)
-                xp__log(XP_LOG_DEBUG, "cannot append to %s/trials.tsv",
-                        keys[k][1]);
-        }
-        pthread_mutex_unlock(&l->lock);
+    bson_iter_t it;
+    char code[33] = "-", env[33] = "-";
+    if (bson_iter_init_find(&it, doc, "code_hash") &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(code, bson_iter_utf8(&it, NULL), sizeof code);
+    if (bson_iter_init_find(&it, doc, "environment_hash") &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(env, bson_iter_utf8(&it, NULL), sizeof env);
+    char line[128];
+    int n = snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id,
+                     code, env);
+    pthread_mutex_lock(&l->lock);
+    if (l->index_fd <= 0) {
+        char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
+        l->index_fd =
+            open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        bson_free(path);
     }
+    if (l->index_fd > 0 && write(l->index_fd, line, (size_t)n) != n)
+        xp__log(XP_LOG_DEBUG, "cannot append to %s/trials.tsv", l->base.dir);
+    pthread_mutex_unlock(&l->lock);
 }
 
 static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
@@ -265,6 +260,12 @@ cleanup:
     if (rc == 0)
         s_index_trial(l, *id, doc);
     return rc;
+}
+
+static int64_t s_hash_key(const char *step, const uint8_t input[16])
+{
+    return (int64_t)XXH3_64bits_withSeed(input, 16,
+                                         XXH3_64bits(step, strlen(step)));
 }
 
 /* Points are stored little-endian: n int64 epochs then n doubles. */
@@ -364,8 +365,8 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     }
     for (size_t i = 0; i < n_hashes; i++) {
         sqlite3_stmt *st = s_stmt(l, S_HASH_PUT);
-        sqlite3_bind_text(st, 1, hashes[i].step, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 2, hashes[i].input, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, s_hash_key(hashes[i].step, hashes[i].input));
+        sqlite3_bind_text(st, 2, hashes[i].step, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 3, hashes[i].output, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, id);
         int step_rc = sqlite3_step(st);
@@ -649,8 +650,8 @@ static int s_step_hash_get(xp_backend *b, const char *step,
     *found = false;
     pthread_mutex_lock(&l->lock);
     sqlite3_stmt *st = s_stmt(l, S_HASH_GET);
-    sqlite3_bind_text(st, 1, step, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, input, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, s_hash_key(step, input));
+    sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
     int step_rc = sqlite3_step(st);
     if (step_rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
         memcpy(output, sqlite3_column_blob(st, 0), 16);
@@ -696,7 +697,7 @@ static int s_content_put(xp_backend *b, const char *kind, const char *hash,
     if (step_rc != SQLITE_DONE)
         return s_db_error(l, err, "storing content");
     /* Human-diffable copies: <dir>/<kind>/<hash>.<ext>, indexed by trial
-     * in <kind>/trials.tsv (see s_index_trial). */
+     * in trials.tsv (see s_index_trial). */
     if (text) {
         char *dir = bson_strdup_printf("%s/%s", l->base.dir, kind);
         if (xp__mkdir_p(dir, NULL) == 0) {
@@ -818,9 +819,8 @@ static void s_close(xp_backend *b)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(l->stmt[i]);
     sqlite3_close(l->db);
-    for (int k = 0; k < 2; k++)
-        if (l->index_fd[k] > 0)
-            close(l->index_fd[k]);
+    if (l->index_fd > 0)
+        close(l->index_fd);
     pthread_mutex_destroy(&l->lock);
     bson_free(l->path);
     bson_free(l);
