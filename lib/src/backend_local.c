@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -881,13 +882,25 @@ static int s_meta_set(xp_local *l, const char *key, const char *value,
     return rc == SQLITE_DONE ? 0 : s_db_error(l, err, "writing metadata");
 }
 
+static int s_exec_retry(sqlite3 *db, const char *sql)
+{
+    int rc = SQLITE_BUSY;
+    for (int waited_ms = 0; waited_ms < XP_BUSY_TIMEOUT_MS; waited_ms += 5) {
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
 /* Creates the schema on a new store, or checks that an existing one is an
  * xp store of this experiment and schema. */
 static int s_init_schema(xp_local *l, const char *id, xp_error_t *err)
 {
     char value[256];
-    if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-        SQLITE_OK)
+    if (s_exec_retry(l->db, "BEGIN IMMEDIATE") != SQLITE_OK)
         return s_db_error(l, err, "opening store");
     int rc = -1;
     if (sqlite3_exec(l->db, s_schema, NULL, NULL, NULL) != SQLITE_OK) {
@@ -973,10 +986,12 @@ int xp__backend_local_open(xp_backend **out, const char *id,
     sqlite3_extended_result_codes(l->db, 1);
     /* WAL: readers never block the writer; NORMAL sync is safe against
      * process crashes (the last commits may be lost on power failure). */
-    if (sqlite3_exec(l->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                     "PRAGMA cache_size=-16384;",
-                     NULL, NULL, NULL) != SQLITE_OK) {
+    /* Switching a new database to WAL needs an exclusive lock that the
+     * busy handler does not wait for: retry while other processes open
+     * the same store. */
+    if (s_exec_retry(l->db, "PRAGMA journal_mode=WAL; PRAGMA "
+                            "synchronous=NORMAL; PRAGMA cache_size=-16384;") !=
+        SQLITE_OK) {
         s_db_error(l, err, "opening store");
         goto fail;
     }

@@ -213,6 +213,7 @@ typedef struct s_file {
     char *text;  /* NULL when unreadable */
     size_t len;
     char *found; /* path it was read from */
+    bool warned; /* a definition was not found: said once per file */
 } s_file;
 
 static pthread_mutex_t s_files_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -339,13 +340,25 @@ char *xp__code_capture(const char *file, const char *symbol, const void *fn,
     pthread_mutex_lock(&s_files_lock);
     s_file *f = s_load(file, fn);
     char *text = f->text ? xp__code_extract(f->text, f->len, symbol) : NULL;
+    if (!text && f->text) {
+        /* Registered under another name than its function's: try the
+         * symbol the dynamic linker knows (exported functions only). */
+        Dl_info info;
+        if (fn && dladdr(fn, &info) && info.dli_sname &&
+            info.dli_saddr == fn)
+            text = xp__code_extract(f->text, f->len, info.dli_sname);
+    }
+    bool warn = f->text && !text && !f->warned;
+    if (warn)
+        f->warned = true;
     if (f->found)
         *found_path = bson_strdup(f->found);
     pthread_mutex_unlock(&s_files_lock);
-    if (f->text && !text)
+    if (warn)
         xp__log(XP_LOG_WARNING,
                 "Definition of step function '%s' not found in %s: code "
-                "context records only file, line and symbol",
+                "context records only file, line and symbol (said once per "
+                "file)",
                 symbol, file);
     return text;
 }
