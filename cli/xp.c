@@ -990,6 +990,27 @@ cleanup:
     return status;
 }
 
+static int s_cmd_sync(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_error_t err;
+    size_t written = 0;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_experiment_sync(ex, &written, &err) != 0)
+        status = s_fail(&err);
+    else
+        printf("%zu spooled trial(s) written\n", written);
+cleanup:
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static void s_usage(FILE *f);
@@ -1038,6 +1059,10 @@ static const struct command s_commands[] = {
     {"diff", "ID TRIAL_A TRIAL_B [--format json]",
      "parameter, code and environment differences between two trials",
      OPT_FORMAT, FMT_JSON, 3, 3, s_cmd_diff},
+    {"sync", "ID",
+     "write trials kept in the local spool while the backend was "
+     "unreachable",
+     0, 0, 1, 1, s_cmd_sync},
     {"help", "[COMMAND]", "show help for a command", 0, 0, 0, 1, s_cmd_help},
 };
 

@@ -21,6 +21,34 @@ static char *s_scheme(const char *spec)
     return bson_strndup(spec, (size_t)(sep - spec));
 }
 
+char *xp__uri_mask(const char *uri)
+{
+    const char *sep = strstr(uri, "://");
+    const char *start = sep ? sep + 3 : uri;
+    /* userinfo ends at the last '@' before the path */
+    const char *end = start + strcspn(start, "/?");
+    const char *at = NULL;
+    for (const char *p = start; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (!at)
+        return bson_strdup(uri);
+    const char *colon = memchr(start, ':', (size_t)(at - start));
+    if (!colon)
+        return bson_strdup(uri);
+    return bson_strdup_printf("%.*s***%s", (int)(colon + 1 - uri), uri, at);
+}
+
+/* Where this machine keeps per-experiment files for a shared backend:
+ * $XP_CACHE_DIR/<id>, else ./xp_cache/<id>. */
+static char *s_cache_dir(const char *id)
+{
+    const char *root = getenv("XP_CACHE_DIR");
+    if (!root || !*root)
+        root = "xp_cache";
+    return bson_strdup_printf("%s/%s", root, id);
+}
+
 int xp__backend_open(xp_backend **out, const char *id, const char *spec,
                      bool must_exist, xp_error_t *err)
 {
@@ -30,20 +58,32 @@ int xp__backend_open(xp_backend **out, const char *id, const char *spec,
     if (!spec || !*spec)
         spec = "xp_cache";
     char *scheme = s_scheme(spec);
-    if (scheme) {
-        int rc;
-        if (strcmp(scheme, "file") == 0)
-            rc = xp__backend_local_open(out, id, spec + strlen("file://"),
-                                        must_exist, err);
-        else
-            rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                           "unsupported backend scheme '%s://' (this "
-                           "build stores experiments in local directories)",
-                           scheme);
-        bson_free(scheme);
-        return rc;
+    if (!scheme && strncmp(spec, "unix:", 5) == 0)
+        scheme = bson_strdup("unix");
+    if (!scheme)
+        return xp__backend_local_open(out, id, spec, must_exist, err);
+    int rc;
+    char *cache = s_cache_dir(id);
+    if (strcmp(scheme, "file") == 0) {
+        rc = xp__backend_local_open(out, id, spec + strlen("file://"),
+                                    must_exist, err);
+    } else if (strcmp(scheme, "mongodb") == 0 ||
+               strcmp(scheme, "mongodb+srv") == 0) {
+        rc = xp__backend_mongo_open(out, id, spec, cache, must_exist, err);
+    } else if (strcmp(scheme, "redis") == 0 ||
+               strcmp(scheme, "rediss") == 0 ||
+               strcmp(scheme, "unix") == 0) {
+        rc = xp__backend_redis_open(out, id, spec, cache, must_exist, err);
+    } else {
+        rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                       "unsupported backend scheme '%s://' (expected a "
+                       "directory, mongodb://, mongodb+srv://, redis://, "
+                       "rediss:// or unix://)",
+                       scheme);
     }
-    return xp__backend_local_open(out, id, spec, must_exist, err);
+    bson_free(cache);
+    bson_free(scheme);
+    return rc;
 }
 
 void xp__backend_close(xp_backend **b)

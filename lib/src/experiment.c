@@ -136,12 +136,30 @@ int xp_experiment_open(xp_experiment **out, const char *id,
         xp_experiment_destroy(&ex);
         return -1;
     }
+    size_t synced = 0;
+    xp_error_t sync_err;
+    if (xp__spool_replay(ex->backend, &synced, &sync_err) != 0)
+        xp__log(XP_LOG_WARNING, "Spooled trials of '%s' not written yet: %s",
+                id, sync_err.message);
+    if (synced)
+        xp__log(XP_LOG_INFO, "Wrote %zu spooled trial(s) of '%s'", synced, id);
     int64_t last = 0;
     ex->backend->ops->last_id(ex->backend, &last, NULL);
     xp__log(XP_LOG_DEBUG, "Opened experiment '%s' on %s (last trial id=%lld)",
             id, ex->backend->description, (long long)last);
     *out = ex;
     return 0;
+}
+
+int xp_experiment_sync(xp_experiment *ex, size_t *written, xp_error_t *err)
+{
+    size_t n = 0;
+    if (!ex)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no experiment");
+    int rc = xp__spool_replay(ex->backend, &n, err);
+    if (written)
+        *written = n;
+    return rc;
 }
 
 void xp_experiment_destroy(xp_experiment **pex)

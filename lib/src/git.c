@@ -10,21 +10,6 @@
 
 #define XP_GIT_DIFF_MAX (1u << 20)
 
-/* user:password@host -> user:***@host, in place copy. */
-static char *s_mask_url(const char *url)
-{
-    const char *scheme = strstr(url, "://");
-    const char *start = scheme ? scheme + 3 : url;
-    const char *at = strchr(start, '@');
-    const char *slash = strchr(start, '/');
-    if (!at || (slash && slash < at))
-        return bson_strdup(url);
-    const char *colon = memchr(start, ':', (size_t)(at - start));
-    if (!colon)
-        return bson_strdup(url);
-    return bson_strdup_printf("%.*s***%s", (int)(colon + 1 - url), url, at);
-}
-
 static int s_count_status(const char *path, unsigned int flags, void *data)
 {
     (void)path;
@@ -107,7 +92,7 @@ void xp__git_capture(bson_t *doc)
     git_remote *origin = NULL;
     if (git_remote_lookup(&origin, repo, "origin") == 0 &&
         git_remote_url(origin)) {
-        char *masked = s_mask_url(git_remote_url(origin));
+        char *masked = xp__uri_mask(git_remote_url(origin));
         BSON_APPEND_UTF8(doc, "remote_url", masked);
         bson_free(masked);
     }

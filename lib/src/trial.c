@@ -518,11 +518,29 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
             n_persisted++;
         }
     }
+    xp_error_t finish_err;
     if (ex->backend->ops->trial_finish(ex->backend, t.id, &final, t.metrics,
                                        t.n_metrics, persisted, n_persisted,
-                                       t.hashes, n_hashes, err) != 0) {
-        xp__log(XP_LOG_ERROR, "Could not record trial %lld: %s",
-                (long long)t.id, err ? err->message : "backend error");
+                                       t.hashes, n_hashes, &finish_err) != 0) {
+        /* Keep the finished trial on this machine; the next open (or
+         * xp_experiment_sync) writes it. */
+        char *path = NULL;
+        xp_error_t spool_err;
+        if (xp__spool_write(ex->backend, t.id, &final, t.metrics,
+                            t.n_metrics, persisted, n_persisted, t.hashes,
+                            n_hashes, &path, &spool_err) == 0)
+            xp__error(err, finish_err.domain, finish_err.code,
+                      "trial %lld finished but could not be recorded (%s); "
+                      "kept in %s until the next open or `xp sync`",
+                      (long long)t.id, finish_err.message, path);
+        else
+            xp__error(err, finish_err.domain, finish_err.code,
+                      "trial %lld finished but could not be recorded (%s) "
+                      "nor spooled (%s)",
+                      (long long)t.id, finish_err.message,
+                      spool_err.message);
+        bson_free(path);
+        xp__log(XP_LOG_ERROR, "%s", err ? err->message : "");
         goto cleanup;
     }
     if (t.failed) {

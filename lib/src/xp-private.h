@@ -179,6 +179,26 @@ void xp__backend_close(xp_backend **b);
 int xp__backend_local_open(xp_backend **out, const char *id,
                            const char *dir, bool must_exist,
                            xp_error_t *err);
+/* Shared backends. uri is the full URI; cache_dir is this machine's
+ * directory for the experiment (spool of unwritten records), to be copied
+ * into b->dir. Errors never contain the URI's password. */
+int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
+                           const char *cache_dir, bool must_exist,
+                           xp_error_t *err);
+int xp__backend_redis_open(xp_backend **out, const char *id, const char *uri,
+                           const char *cache_dir, bool must_exist,
+                           xp_error_t *err);
+/* spool.c: keeps a finished trial that could not be recorded in
+ * <b->dir>/spool/<id>.bson (*path_out: caller frees). */
+int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
+                    const xp_metric_buf *metrics, size_t n_metrics,
+                    const xp_persisted_item *persisted, size_t n_persisted,
+                    const xp_step_hash *hashes, size_t n_hashes,
+                    char **path_out, xp_error_t *err);
+/* Writes spooled trials to the backend; *written counts them. */
+int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err);
+/* The URI with any password replaced by "***". Caller frees. */
+char *xp__uri_mask(const char *uri);
 
 /* ---- rng.c */
 

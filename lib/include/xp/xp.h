@@ -205,6 +205,11 @@ typedef struct {
 XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
                                  const xp_open_options *opts,
                                  xp_error_t *err);
+/* Writes trials that finished while the backend was unreachable (kept in
+ * the local spool, <cache>/<id>/spool/); opening does this too. *written
+ * (may be NULL) counts them. */
+XP_EXPORT int xp_experiment_sync(xp_experiment *ex, size_t *written,
+                                 xp_error_t *err);
 /* NULL-safe; sets *ex to NULL. No trial may be running on it. */
 XP_EXPORT void xp_experiment_destroy(xp_experiment **ex);
 /* Experiment-owned strings. */
