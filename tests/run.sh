@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what is
-# missing (apt, idempotent), builds with gcc (warnings are errors), runs the
-# criterion suite, builds with clang, and runs the suite again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# missing (apt, idempotent), starts a redis-server and the MongoDB
+# wire-protocol test server on free loopback ports, builds with gcc
+# (warnings are errors), runs the criterion suite, builds with clang, and
+# runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Set XP_TEST_MONGODB_URI to run the MongoDB tests against a real server
+# instead of the test server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
-          libbson-dev libxxhash-dev libgit2-dev libsqlite3-dev
-          libcriterion-dev)
+packages=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev git
+          libbson-dev libmongoc-dev libhiredis-dev libxxhash-dev
+          libgit2-dev libsqlite3-dev libcriterion-dev
+          redis-server python3 python3-mockupdb python3-mongomock)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,6 +24,49 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
         --no-install-recommends "${missing[@]}"
+fi
+
+# Servers for the backend tests, stopped when this script ends.
+servers=$(mktemp -d /tmp/xp-servers.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$servers"
+}
+trap cleanup EXIT
+free_port() {
+    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() { # port, name
+    for _ in $(seq 1 100); do
+        if /usr/bin/python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$2 did not start on port $1" >&2
+    return 1
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$servers" \
+    --save '' --appendonly no --daemonize no \
+    >"$servers/redis.log" 2>&1 &
+pids+=($!)
+wait_port "$redis_port" redis-server
+export XP_TEST_REDIS_URI="redis://127.0.0.1:$redis_port/0"
+echo "== redis-server on port $redis_port"
+
+if [ -z "${XP_TEST_MONGODB_URI:-}" ]; then
+    mongo_port=$(free_port)
+    /usr/bin/python3 tests/servers/mongo_test_server.py --port "$mongo_port" \
+        >"$servers/mongo.log" 2>&1 &
+    pids+=($!)
+    wait_port "$mongo_port" "MongoDB test server"
+    export XP_TEST_MONGODB_URI="mongodb://127.0.0.1:$mongo_port/xp_test?serverSelectionTimeoutMS=2000"
+    echo "== MongoDB wire-protocol test server on port $mongo_port"
+else
+    echo "== MongoDB tests against XP_TEST_MONGODB_URI"
 fi
 
 setup() { # dir, then meson options

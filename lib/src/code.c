@@ -6,6 +6,7 @@
 #include "xp-private.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <elf.h>
 #include <limits.h>
 #include <link.h>
@@ -264,7 +265,13 @@ static s_file *s_load(const char *path, const void *fn)
     if (!f->text && path[0] != '/' && fn && dladdr(fn, &info) &&
         info.dli_fname) {
         char dir[PATH_MAX];
-        if (realpath(info.dli_fname, dir)) {
+        /* For the main program dladdr reports argv[0], which may be a bare
+         * name found through PATH (or renamed): use /proc/self/exe. */
+        bool main_program =
+            !strchr(info.dli_fname, '/') ||
+            strcmp(info.dli_fname, program_invocation_name) == 0;
+        const char *binary = main_program ? "/proc/self/exe" : info.dli_fname;
+        if (realpath(binary, dir)) {
             char *slash;
             while (!f->text && (slash = strrchr(dir, '/')) != NULL) {
                 *slash = '\0';

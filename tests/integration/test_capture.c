@@ -1,0 +1,1201 @@
+/* test_capture.c — reproducibility capture on real experiments in temporary
+ * backends: code context (order, code/ files, missing source, changes across
+ * processes), environment categories and change detection, git state in
+ * temporary repositories, purity warnings, seeding across thread counts and
+ * xp_trial_diff. */
+#include "../common.h"
+
+#include "xp-private.h"
+
+#include <gnu/libc-version.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <sys/utsname.h>
+
+TestSuite(capture, .init = xpt_setup, .fini = xpt_teardown, .timeout = 60);
+
+/* LeakSanitizer (ASan builds): libgit2 1.5's git_remote_lookup leaks
+ * PCRE2 match data (libgit2 PR #6382) whenever a remote is configured, as
+ * in git::remote_password_masked. Allocations made inside libpcre2 (used
+ * here only by libgit2) are not reported; the fast unwinder often sees no
+ * frame above them, so the module is named rather than a function. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libpcre2-8.so\n";
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Log lines of the running test (each criterion test is a process). */
+static xpt_log s_log;
+
+static void log_start(xp_log_level level)
+{
+    xpt_log_init(&s_log);
+    xp_log_set_level(level);
+    xp_log_set_handler(xpt_log_fn, &s_log);
+}
+
+/* Index of the first line at level, from index `from`, equal to `exact`
+ * (exact) or containing it; -1 when none. */
+static int log_index(xp_log_level level, const char *text, bool exact,
+                     size_t from)
+{
+    for (size_t i = from; i < s_log.n; i++)
+        if (s_log.level[i] == level &&
+            (exact ? strcmp(s_log.msg[i], text) == 0
+                   : strstr(s_log.msg[i], text) != NULL))
+            return (int)i;
+    return -1;
+}
+
+static size_t log_count(xp_log_level level, const char *text)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s_log.n; i++)
+        if (s_log.level[i] == level && strstr(s_log.msg[i], text))
+            n++;
+    return n;
+}
+
+/* Runs one trial (seeded when has_seed); asserts success. */
+static int64_t run_trial(xp_experiment *ex, bool has_seed, uint64_t seed,
+                         xp_value **result)
+{
+    xp_run_options o = XP_RUN_OPTIONS_INIT;
+    o.has_seed = has_seed;
+    o.seed = seed;
+    int64_t id = 0;
+    xp_error_t err = {0};
+    int rc = xp_compute(ex, &o, result, &id, &err);
+    cr_assert_eq(rc, 0, "xp_compute: code=%u '%s'", err.code, err.message);
+    cr_assert_gt(id, 0, "no trial id");
+    return id;
+}
+
+static xp_value *code_of(xp_experiment *ex, int64_t trial)
+{
+    xp_value *v = NULL;
+    xp_error_t err = {0};
+    int rc = xp_code_get(ex, trial, &v, &err);
+    cr_assert_eq(rc, 0, "xp_code_get(%lld): code=%u '%s'", (long long)trial,
+                 err.code, err.message);
+    cr_assert_not_null(v, "xp_code_get returned no value");
+    return v;
+}
+
+static xp_value *env_of(xp_experiment *ex, int64_t trial, const char *cat)
+{
+    xp_value *v = NULL;
+    xp_error_t err = {0};
+    int rc = xp_environment_get(ex, trial, cat, &v, &err);
+    cr_assert_eq(rc, 0, "xp_environment_get(%lld, %s): code=%u '%s'",
+                 (long long)trial, cat ? cat : "NULL", err.code, err.message);
+    cr_assert_not_null(v, "xp_environment_get returned no value");
+    return v;
+}
+
+/* Copy of a string field of trial `id`'s document into out[64]. */
+static void trial_str(xp_experiment *ex, int64_t id, const char *key,
+                      char *out)
+{
+    xp_value *t = xpt_trial(ex, id);
+    snprintf(out, 64, "%s", xpt_get_str(t, key));
+    xp_value_destroy(&t);
+}
+
+static bool is_hex32(const char *s)
+{
+    if (strlen(s) != 32)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0, "closing %s", path);
+}
+
+/* True when string array arr holds an element equal to s. */
+static bool array_has(const xp_value *arr, const char *s)
+{
+    for (size_t i = 0; i < xp_value_count(arr); i++) {
+        const char *e = xp_as_string(xp_value_at(arr, i), NULL);
+        if (e && strcmp(e, s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------- steps */
+
+static int zeta_step(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    /* zeta marker */
+    return xp_set_int64(out, 3);
+}
+
+static int alpha_step(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    return xp_set_int64(out, 4);
+}
+
+static int combine(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) * 10 + xp_as_int64(in[1]) +
+                                 xp_as_int64(in[2]) * 100);
+}
+
+static int const_seven(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    return xp_set_int64(out, 7);
+}
+
+static int add_one(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) + 1);
+}
+
+/* A parameter a -> add_one (result). */
+static void define_add_one(xp_experiment *ex)
+{
+    xp_node *a = xp_parameter_literal(ex, "a", "1");
+    cr_assert_not_null(XP_RESULT(ex, add_one, a), "defining add_one");
+}
+
+/* ---------------------------------------------------------------- code */
+
+Test(capture, code_context_in_registration_order)
+{
+    xp_experiment *ex = xpt_open("ctx");
+    xp_node *k = xp_parameter_literal(ex, "k", "1");
+    const int line_zeta = __LINE__ + 1;
+    xp_node *z = XP_STEP0(ex, zeta_step);
+    const int line_alpha = __LINE__ + 1;
+    xp_node *a = XP_STEP0(ex, alpha_step);
+    const int line_combine = __LINE__ + 1;
+    xp_node *c = XP_RESULT(ex, combine, z, a, k);
+    cr_assert_not_null(c, "definition");
+
+    xp_value *res = NULL;
+    int64_t t1 = run_trial(ex, true, 1, &res);
+    cr_assert_eq(xp_as_int64(res), 134, "result %lld",
+                 (long long)xp_as_int64(res));
+    xp_value_destroy(&res);
+    int64_t t2 = run_trial(ex, true, 1, NULL);
+
+    xp_value *code = code_of(ex, t1);
+    const xp_value *steps = xpt_typed(code, "steps", XP_TYPE_ARRAY);
+    static const char *const names[] = {"zeta_step", "alpha_step",
+                                        "combine"};
+    const int lines[] = {line_zeta, line_alpha, line_combine};
+    cr_assert_eq(xp_value_count(steps), 3, "%zu steps (parameters are not "
+                 "steps)", xp_value_count(steps));
+    for (size_t i = 0; i < 3; i++) {
+        const xp_value *s = xp_value_at(steps, i);
+        cr_assert_str_eq(xpt_get_str(s, "name"), names[i],
+                         "steps[%zu] is '%s', want '%s' (registration order)",
+                         i, xpt_get_str(s, "name"), names[i]);
+        cr_assert_str_eq(xpt_get_str(s, "symbol"), names[i], "symbol");
+        cr_assert_str_eq(xpt_get_str(s, "file"), __FILE__, "file '%s'",
+                         xpt_get_str(s, "file"));
+        cr_assert_eq(xpt_get_int(s, "line"), lines[i], "%s line %lld, want %d",
+                     names[i], (long long)xpt_get_int(s, "line"), lines[i]);
+        cr_assert_eq(xpt_get_bool(s, "result"), i == 2, "%s result flag",
+                     names[i]);
+        const char *src = xpt_get_str(s, "source");
+        char sig[64];
+        snprintf(sig, sizeof sig, "static int %s(xp_step *st", names[i]);
+        cr_assert_not_null(strstr(src, sig), "%s source lacks '%s':\n%s",
+                           names[i], sig, src);
+        cr_assert_eq(src[strlen(src) - 1], '}', "%s source does not end "
+                     "with its body:\n%s", names[i], src);
+        cr_assert_null(xp_value_get(s, "build_id"),
+                       "%s has a build_id although its source was found",
+                       names[i]);
+    }
+    const char *zsrc = xpt_get_str(xp_value_at(steps, 0), "source");
+    cr_assert_not_null(strstr(zsrc, "/* zeta marker */"), "zeta body:\n%s",
+                       zsrc);
+    cr_assert_null(strstr(zsrc, "alpha_step"), "zeta source runs into the "
+                   "next function:\n%s", zsrc);
+    const xp_value *inputs =
+        xpt_typed(xp_value_at(steps, 2), "inputs", XP_TYPE_ARRAY);
+    cr_assert_eq(xp_value_count(inputs), 3, "combine has %zu inputs",
+                 xp_value_count(inputs));
+    cr_assert_str_eq(xp_as_string(xp_value_at(inputs, 0), NULL), "zeta_step");
+    cr_assert_str_eq(xp_as_string(xp_value_at(inputs, 1), NULL), "alpha_step");
+    cr_assert_str_eq(xp_as_string(xp_value_at(inputs, 2), NULL), "k");
+
+    /* Trial 0: the current registration, equal to what the trials used. */
+    xp_value *now = code_of(ex, 0);
+    cr_assert(xp_value_equal(now, code), "code of trial 0 differs from "
+              "trial %lld", (long long)t1);
+    xp_value *code2 = code_of(ex, t2);
+    cr_assert(xp_value_equal(code2, code), "code of trials 1 and 2 differ");
+
+    /* Both trials reference one content file, indexed in trials.tsv. */
+    char h1[64], h2[64];
+    trial_str(ex, t1, "code_hash", h1);
+    trial_str(ex, t2, "code_hash", h2);
+    cr_assert(is_hex32(h1), "code_hash '%s' is not 32 hex digits", h1);
+    cr_assert_str_eq(h1, h2, "same code, different hashes");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/ctx/code/%s.c", xpt_dir, h1);
+    char *text = xpt_slurp(path);
+    cr_assert_not_null(strstr(text, "/* zeta marker */"),
+                       "%s lacks zeta's body:\n%s", path, text);
+    cr_assert_not_null(strstr(text, "static int combine(xp_step *st"),
+                       "%s lacks combine:\n%s", path, text);
+    free(text);
+    /* <id>/trials.tsv: "trial_id<TAB>code hash<TAB>environment hash". */
+    char e1[64], e2[64];
+    trial_str(ex, t1, "environment_hash", e1);
+    trial_str(ex, t2, "environment_hash", e2);
+    snprintf(path, sizeof path, "%s/ctx/trials.tsv", xpt_dir);
+    text = xpt_slurp(path);
+    char want[512];
+    snprintf(want, sizeof want, "%lld\t%s\t%s\n%lld\t%s\t%s\n",
+             (long long)t1, h1, e1, (long long)t2, h2, e2);
+    cr_assert_str_eq(text, want, "trials.tsv:\n%s\nwant:\n%s", text, want);
+    free(text);
+
+    /* A new handle without steps: trial 0 is the last trial's code. */
+    xp_experiment *again = xpt_open("ctx");
+    xp_value *last = code_of(again, 0);
+    cr_assert(xp_value_equal(last, code), "code of a handle without steps "
+              "is not the last trial's");
+    xp_value *none = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_code_get(again, 99, &none, &err), -1, "trial 99 found");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code,
+                 err.message);
+    cr_assert_null(none, "output set on failure");
+
+    xp_value_destroy(&last);
+    xp_value_destroy(&code2);
+    xp_value_destroy(&now);
+    xp_value_destroy(&code);
+    xp_experiment_destroy(&again);
+    xp_experiment_destroy(&ex);
+}
+
+/* __FILE__ is relative to the compiler's directory (meson: the build
+ * directory); the source must also be found when the process runs
+ * elsewhere, from the directory of the binary holding the step — also when
+ * argv[0] is no path to it (criterion's workers run as "boxfort-worker",
+ * as does a program started through PATH). */
+Test(capture, source_found_from_any_working_directory)
+{
+    char cwd[PATH_MAX];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd), "getcwd: %s",
+                       strerror(errno));
+    xp_experiment *ex = xpt_open("anydir");
+    cr_assert_eq(chdir("/"), 0, "chdir /: %s", strerror(errno));
+    xp_node *z = XP_STEP0(ex, zeta_step);
+    cr_assert_eq(chdir(cwd), 0, "chdir back: %s", strerror(errno));
+    cr_assert_not_null(xp_result(z), "definition");
+    xp_value *code = code_of(ex, 0);
+    const xp_value *s = xp_value_at(xpt_field(code, "steps"), 0);
+    cr_assert_not_null(s, "no step");
+    const xp_value *src = xp_value_get(s, "source");
+    cr_assert_not_null(src, "source of zeta_step (file %s, registered "
+                       "with cwd /) not found", __FILE__);
+    cr_assert_not_null(strstr(xp_as_string(src, NULL), "/* zeta marker */"),
+                       "wrong source: %s", xp_as_string(src, NULL));
+    xp_value_destroy(&code);
+    xp_experiment_destroy(&ex);
+}
+
+Test(capture, missing_source_file)
+{
+    log_start(XP_LOG_WARNING);
+    xp_experiment *ex = xpt_open("nosrc");
+    xp_node *s1 = xp_step_add(ex, "lost", const_seven, 0, NULL,
+                              "/nonexistent/x.c", 12);
+    xp_node *s2 = xp_result(
+        xp_step_add(ex, "lost_too", add_one, 1, &s1, "/nonexistent/x.c", 20));
+    cr_assert_not_null(s2, "definition");
+    xp_value *res = NULL;
+    int64_t t = run_trial(ex, false, 0, &res);
+    cr_assert_eq(xp_as_int64(res), 8, "result %lld",
+                 (long long)xp_as_int64(res));
+    xp_value_destroy(&res);
+    run_trial(ex, false, 0, NULL);
+
+    size_t n = log_count(XP_LOG_WARNING, "/nonexistent/x.c");
+    cr_assert_eq(n, 1, "%zu warnings mention the file (want one): %s", n,
+                 xpt_log_dump(&s_log));
+    xp_value *code = code_of(ex, t);
+    const xp_value *steps = xpt_typed(code, "steps", XP_TYPE_ARRAY);
+    cr_assert_eq(xp_value_count(steps), 2, "%zu steps",
+                 xp_value_count(steps));
+    for (size_t i = 0; i < 2; i++) {
+        const xp_value *s = xp_value_at(steps, i);
+        cr_assert_null(xp_value_get(s, "source"), "step %zu has a source", i);
+        const char *id = xpt_get_str(s, "build_id");
+        for (const char *p = id; *p; p++)
+            cr_assert((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'),
+                      "build_id '%s' is not hex", id);
+        cr_assert_str_eq(xpt_get_str(s, "file"), "/nonexistent/x.c");
+        cr_assert_eq(xpt_get_int(s, "line"), i == 0 ? 12 : 20, "line");
+    }
+    xp_value_destroy(&code);
+    xp_experiment_destroy(&ex);
+}
+
+/* The step registered as "f" from temporary source files. */
+static int f_impl(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    return xp_set_int64(out, 1);
+}
+
+static const char s_src_a[] = "int unrelated;\n\nint f(void)\n{\n"
+                              "    return 1;\n}\n";
+static const char s_src_b[] = "int unrelated;\n\nint f(void)\n{\n"
+                              "    return 2;\n}\n";
+
+/* Opens experiment id, registers f from src and runs one trial; NULL and
+ * a message in why[128] on failure (no criterion asserts: used in a
+ * forked child too). */
+static xp_experiment *f_trial(const char *id, const char *src, char *why)
+{
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = xpt_dir;
+    o.threads = 1;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    if (xp_experiment_open(&ex, id, &o, &err) != 0) {
+        snprintf(why, 128, "open: %.100s", err.message);
+        return NULL;
+    }
+    if (!xp_result(xp_step_add(ex, "f", f_impl, 0, NULL, src, 3))) {
+        snprintf(why, 128, "definition failed");
+        xp_experiment_destroy(&ex);
+        return NULL;
+    }
+    if (xp_compute(ex, NULL, NULL, NULL, &err) != 0) {
+        snprintf(why, 128, "trial: %.100s", err.message);
+        xp_experiment_destroy(&ex);
+        return NULL;
+    }
+    return ex;
+}
+
+/* Runs f_trial in a child process. */
+static void f_trial_in_child(const char *id, const char *src)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        char why[128] = "";
+        xp_experiment *ex = f_trial(id, src, why);
+        if (!ex)
+            fprintf(stderr, "child: %s\n", why);
+        xp_experiment_destroy(&ex);
+        _exit(why[0] ? 1 : 0);
+    }
+    int st = xpt_wait(pid);
+    cr_assert_eq(st, 0, "child trial failed (status %d, see stderr)", st);
+}
+
+Test(capture, code_change_across_processes)
+{
+    char a[PATH_MAX], b[PATH_MAX], why[128] = "";
+    snprintf(a, sizeof a, "%s/src_a.c", xpt_dir);
+    snprintf(b, sizeof b, "%s/src_b.c", xpt_dir);
+    write_file(a, s_src_a);
+    write_file(b, s_src_b);
+    f_trial_in_child("change", a);
+
+    log_start(XP_LOG_WARNING);
+    xp_experiment *ex = f_trial("change", b, why);
+    cr_assert_not_null(ex, "parent trial: %s", why);
+    cr_assert_eq(xpt_last_id(ex), 2, "parent trial is not trial 2");
+    int h = log_index(XP_LOG_WARNING, "Code context has been changed: f",
+                      true, 0);
+    cr_assert_geq(h, 0, "no code change warning: %s", xpt_log_dump(&s_log));
+    int minus = log_index(XP_LOG_WARNING, "-    return 1;", true, (size_t)h);
+    int plus = log_index(XP_LOG_WARNING, "+    return 2;", true, (size_t)h);
+    cr_assert(minus > h && plus > h, "diff lines missing after the warning "
+              "(-: %d, +: %d): %s", minus, plus, xpt_log_dump(&s_log));
+    cr_assert_eq(log_index(XP_LOG_WARNING, "-    return 2;", true, 0), -1,
+                 "diff is reversed: %s", xpt_log_dump(&s_log));
+
+    /* The same difference through xp_trial_diff. */
+    xp_value *d = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_trial_diff(ex, 1, 2, &d, &err), 0, "xp_trial_diff: '%s'",
+                 err.message);
+    const xp_value *code = xpt_typed(d, "code", XP_TYPE_ARRAY);
+    cr_assert(array_has(code, "-    return 1;") &&
+                  array_has(code, "+    return 2;"),
+              "code diff: %s", xp_value_to_json(code));
+    xp_value_destroy(&d);
+    xp_experiment_destroy(&ex);
+}
+
+Test(capture, unchanged_code_across_processes)
+{
+    /* Same text at another path: the code documents differ (file), the
+     * step's source does not, so no change is reported. */
+    char a[PATH_MAX], a2[PATH_MAX], why[128] = "";
+    snprintf(a, sizeof a, "%s/src_a.c", xpt_dir);
+    snprintf(a2, sizeof a2, "%s/src_a_copy.c", xpt_dir);
+    write_file(a, s_src_a);
+    write_file(a2, s_src_a);
+    f_trial_in_child("same", a);
+
+    log_start(XP_LOG_WARNING);
+    xp_experiment *ex = f_trial("same", a2, why);
+    cr_assert_not_null(ex, "parent trial: %s", why);
+    cr_assert_eq(xpt_last_id(ex), 2, "parent trial is not trial 2");
+    cr_assert_eq(log_count(XP_LOG_WARNING, "Code context"), 0,
+                 "unexpected code change warning: %s", xpt_log_dump(&s_log));
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- environment */
+
+static const char *const s_categories[] = {"platform", "cpu", "runtime",
+                                           "libraries", "git"};
+
+Test(capture, environment_categories)
+{
+    xp_experiment *ex = xpt_open("env");
+    define_add_one(ex);
+    int64_t t1 = run_trial(ex, false, 0, NULL);
+    int64_t t2 = run_trial(ex, false, 0, NULL);
+    char h1[64], h2[64];
+    trial_str(ex, t1, "environment_hash", h1);
+    trial_str(ex, t2, "environment_hash", h2);
+    cr_assert(is_hex32(h1), "environment_hash '%s'", h1);
+    cr_assert_str_eq(h1, h2, "two trials of one process reference "
+                     "different environments");
+
+    xp_value *env = env_of(ex, t1, NULL);
+    for (size_t i = 0; i < sizeof s_categories / sizeof *s_categories; i++) {
+        const xp_value *whole =
+            xpt_typed(env, s_categories[i], XP_TYPE_DOCUMENT);
+        xp_value *alone = env_of(ex, t1, s_categories[i]);
+        cr_assert(xp_value_equal(alone, whole), "category %s alone differs "
+                  "from the whole document's", s_categories[i]);
+        xp_value_destroy(&alone);
+    }
+    xp_value *bad = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_environment_get(ex, t1, "weather", &bad, &err), -1,
+                 "unknown category accepted");
+    cr_assert_eq(err.code, XP_EINVAL, "code %u '%s'", err.code, err.message);
+    cr_assert_null(bad, "output set on failure");
+
+    /* Stable: the second trial and this process (trial 0) are equal. */
+    xp_value *env2 = env_of(ex, t2, NULL);
+    xp_value *now = env_of(ex, 0, NULL);
+    cr_assert(xp_value_equal(env2, env), "environment of trial 2 differs");
+    cr_assert(xp_value_equal(now, env), "environment of this process "
+              "differs from the stored one");
+
+    /* Content checks against what this process sees. */
+    const xp_value *platform = xpt_field(env, "platform");
+    struct utsname u;
+    cr_assert_eq(uname(&u), 0, "uname");
+    cr_assert_str_eq(xpt_get_str(platform, "system"), u.sysname);
+    cr_assert_str_eq(xpt_get_str(platform, "machine"), u.machine);
+    cr_assert_gt(xpt_get_int(platform, "cpu_count"), 0, "cpu_count");
+    const xp_value *runtime = xpt_field(env, "runtime");
+    cr_assert_str_eq(xpt_get_str(runtime, "libxp_version"), XP_VERSION_STRING);
+    cr_assert_str_eq(xpt_get_str(runtime, "libc_version"),
+                     gnu_get_libc_version());
+    const xp_value *git = xpt_field(env, "git");
+    xpt_typed(git, "repository", XP_TYPE_BOOL);
+    const xp_value *loaded =
+        xpt_typed(xpt_field(env, "libraries"), "loaded", XP_TYPE_ARRAY);
+    bool bson_seen = false;
+    for (size_t i = 0; i < xp_value_count(loaded); i++) {
+        const xp_value *lib = xp_value_at(loaded, i);
+        if (strstr(xpt_get_str(lib, "name"), "libbson")) {
+            bson_seen = true;
+            cr_assert_neq(xpt_get_str(lib, "path")[0], '\0', "libbson path");
+        }
+    }
+    cr_assert(bson_seen, "libbson not among %zu loaded libraries",
+              xp_value_count(loaded));
+
+    xp_value_destroy(&now);
+    xp_value_destroy(&env2);
+    xp_value_destroy(&env);
+    xp_experiment_destroy(&ex);
+}
+
+/* Copy of the BSON blob `SELECT doc FROM table WHERE key = ?` into out. */
+static void db_doc(sqlite3 *db, const char *sql, const char *text_key,
+                   int64_t int_key, bson_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    cr_assert_eq(rc, SQLITE_OK, "prepare '%s': %s", sql, sqlite3_errmsg(db));
+    if (text_key)
+        sqlite3_bind_text(st, 1, text_key, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_int64(st, 1, int_key);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "'%s' (%s / %lld): no row",
+                 sql, text_key ? text_key : "", (long long)int_key);
+    bson_t tmp;
+    cr_assert(bson_init_static(&tmp, sqlite3_column_blob(st, 0),
+                               (size_t)sqlite3_column_bytes(st, 0)),
+              "'%s': not BSON", sql);
+    bson_copy_to(&tmp, out);
+    sqlite3_finalize(st);
+}
+
+static void db_exec_blob(sqlite3 *db, const char *sql, const bson_t *doc,
+                         const char *text, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    cr_assert_eq(rc, SQLITE_OK, "prepare '%s': %s", sql, sqlite3_errmsg(db));
+    sqlite3_bind_blob(st, 1, bson_get_data(doc), (int)doc->len,
+                      SQLITE_TRANSIENT);
+    if (text)
+        sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_int64(st, 2, id);
+    cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "'%s': %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_changes(db), 1, "'%s' changed no row", sql);
+    sqlite3_finalize(st);
+}
+
+/* Copy of doc with string field parent.key (parent NULL: top level) set to
+ * value; asserts the field existed. */
+static void doc_set_str(const bson_t *doc, const char *parent,
+                        const char *key, const char *value, bson_t *out)
+{
+    bson_iter_t it, sub;
+    bool replaced = false;
+    bson_init(out);
+    cr_assert(bson_iter_init(&it, doc), "iterating a stored document");
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (!parent && strcmp(k, key) == 0) {
+            BSON_APPEND_UTF8(out, key, value);
+            replaced = true;
+        } else if (parent && strcmp(k, parent) == 0 &&
+                   BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            bson_t child;
+            BSON_APPEND_DOCUMENT_BEGIN(out, parent, &child);
+            cr_assert(bson_iter_recurse(&it, &sub), "%s", parent);
+            while (bson_iter_next(&sub)) {
+                if (strcmp(bson_iter_key(&sub), key) == 0) {
+                    BSON_APPEND_UTF8(&child, key, value);
+                    replaced = true;
+                } else {
+                    bson_append_iter(&child, NULL, 0, &sub);
+                }
+            }
+            bson_append_document_end(out, &child);
+        } else {
+            bson_append_iter(out, NULL, 0, &it);
+        }
+    }
+    cr_assert(replaced, "stored document has no field %s%s%s",
+              parent ? parent : "", parent ? "." : "", key);
+}
+
+/* Simulates an environment change behind trial `id`, as if it had run
+ * with another C library: its stored environment snapshot with
+ * runtime.libc_version = value is stored under its own content hash, and
+ * the trial references it (content addressing: a changed environment
+ * always has another hash). */
+static void simulate_libc_change(const char *db_path, int64_t id,
+                                 const char *value)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL);
+    cr_assert_eq(rc, SQLITE_OK, "open %s: %s", db_path, sqlite3_errstr(rc));
+    sqlite3_busy_timeout(db, 5000);
+    bson_t trial, env, edited_env, edited_trial;
+    db_doc(db, "SELECT doc FROM trials WHERE id = ?", NULL, id, &trial);
+    bson_iter_t it;
+    cr_assert(bson_iter_init_find(&it, &trial, "environment_hash") &&
+                  BSON_ITER_HOLDS_UTF8(&it),
+              "trial %lld has no environment_hash", (long long)id);
+    db_doc(db, "SELECT doc FROM contents WHERE hash = ?",
+           bson_iter_utf8(&it, NULL), 0, &env);
+    doc_set_str(&env, "runtime", "libc_version", value, &edited_env);
+    char hash[33];
+    xp__hash_hex(&edited_env, hash);
+    db_exec_blob(db,
+                 "INSERT INTO contents(hash, kind, doc) "
+                 "VALUES (?2, 'environment', ?1)",
+                 &edited_env, hash, 0);
+    doc_set_str(&trial, NULL, "environment_hash", hash, &edited_trial);
+    db_exec_blob(db, "UPDATE trials SET doc = ?1 WHERE id = ?2",
+                 &edited_trial, NULL, id);
+    bson_destroy(&trial);
+    bson_destroy(&env);
+    bson_destroy(&edited_env);
+    bson_destroy(&edited_trial);
+    cr_assert_eq(sqlite3_close(db), SQLITE_OK, "close");
+}
+
+/* Opens experiment id, defines add_one and runs one trial. */
+static int64_t reopen_and_run(const char *id)
+{
+    xp_experiment *ex = xpt_open(id);
+    define_add_one(ex);
+    int64_t t = run_trial(ex, false, 0, NULL);
+    xp_experiment_destroy(&ex);
+    return t;
+}
+
+Test(capture, environment_change_detected)
+{
+    reopen_and_run("envchg");
+    /* Control: the same environment reports nothing. */
+    log_start(XP_LOG_WARNING);
+    int64_t t2 = reopen_and_run("envchg");
+    cr_assert_eq(log_count(XP_LOG_WARNING, "Environment information"), 0,
+                 "warning without a change: %s", xpt_log_dump(&s_log));
+
+    char db[PATH_MAX];
+    snprintf(db, sizeof db, "%s/envchg/xp.sqlite3", xpt_dir);
+    simulate_libc_change(db, t2, "0.0-test");
+
+    log_start(XP_LOG_WARNING);
+    reopen_and_run("envchg");
+    int h = log_index(XP_LOG_WARNING,
+                      "Environment information has been changed: runtime",
+                      true, 0);
+    cr_assert_geq(h, 0, "no runtime change warning: %s",
+                  xpt_log_dump(&s_log));
+    int minus = log_index(XP_LOG_WARNING, "-libc_version: 0.0-test", true,
+                          (size_t)h);
+    cr_assert_gt(minus, h, "no '-' diff line for the old libc version: %s",
+                 xpt_log_dump(&s_log));
+    char plus[128];
+    snprintf(plus, sizeof plus, "+libc_version: %s", gnu_get_libc_version());
+    cr_assert_gt(log_index(XP_LOG_WARNING, plus, true, (size_t)h), h,
+                 "no '%s' diff line: %s", plus, xpt_log_dump(&s_log));
+    cr_assert_eq(log_count(XP_LOG_WARNING, "Environment information"), 1,
+                 "other categories reported as changed: %s",
+                 xpt_log_dump(&s_log));
+}
+
+/* ---------------------------------------------------------------- purity */
+
+/* x + a random number of the step: the same input gives different
+ * outputs under different seeds. */
+static int noisy(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    return xp_set_double(out, xp_random(st) + xp_as_double(in[0]));
+}
+
+static xp_experiment *open_noisy(const char *id)
+{
+    xp_experiment *ex = xpt_open(id);
+    xp_node *x = xp_parameter(ex, "x");
+    cr_assert_not_null(XP_RESULT(ex, noisy, x), "defining noisy");
+    xp_error_t err = {0};
+    cr_assert_eq(xp_set_param_int64(ex, "x", 1, &err), 0, "'%s'",
+                 err.message);
+    return ex;
+}
+
+#define PURITY_WARNING                                                     \
+    "Experiment step result is changed with the same input: (step: noisy"
+
+Test(capture, purity_same_seed_no_warning)
+{
+    log_start(XP_LOG_WARNING);
+    xp_experiment *ex = open_noisy("pure");
+    xp_value *r1 = NULL, *r2 = NULL;
+    run_trial(ex, true, 7, &r1);
+    int64_t t2 = run_trial(ex, true, 7, &r2);
+    cr_assert(xp_value_equal(r1, r2), "same seed, results %.17g and %.17g",
+              xp_as_double(r1), xp_as_double(r2));
+    cr_assert_eq(log_count(XP_LOG_WARNING, "Experiment step result"), 0,
+                 "purity warning with the same seed: %s",
+                 xpt_log_dump(&s_log));
+    xp_value *doc = xpt_trial(ex, t2);
+    cr_assert_null(xp_value_get(doc, "purity_warnings"),
+                   "purity_warnings recorded without a warning");
+    xp_value_destroy(&doc);
+    xp_value_destroy(&r1);
+    xp_value_destroy(&r2);
+    xp_experiment_destroy(&ex);
+}
+
+Test(capture, purity_different_seed_warns)
+{
+    log_start(XP_LOG_WARNING);
+    xp_experiment *ex = open_noisy("impure");
+    xp_value *r1 = NULL, *r2 = NULL;
+    int64_t t1 = run_trial(ex, true, 7, &r1);
+    int64_t t2 = run_trial(ex, true, 8, &r2);
+    cr_assert(!xp_value_equal(r1, r2), "different seeds, same result %.17g",
+              xp_as_double(r1));
+    cr_assert_eq(log_count(XP_LOG_WARNING, PURITY_WARNING), 1,
+                 "want one purity warning: %s", xpt_log_dump(&s_log));
+    xp_value *doc1 = xpt_trial(ex, t1);
+    cr_assert_null(xp_value_get(doc1, "purity_warnings"),
+                   "first trial marked");
+    xp_value *doc2 = xpt_trial(ex, t2);
+    const xp_value *pw = xpt_typed(doc2, "purity_warnings", XP_TYPE_ARRAY);
+    cr_assert_eq(xp_value_count(pw), 1, "purity_warnings has %zu items",
+                 xp_value_count(pw));
+    cr_assert(array_has(pw, "noisy"), "purity_warnings lacks 'noisy'");
+
+    /* The latest output is what later trials are compared with. */
+    run_trial(ex, true, 8, NULL);
+    cr_assert_eq(log_count(XP_LOG_WARNING, PURITY_WARNING), 1,
+                 "warning against an older output: %s",
+                 xpt_log_dump(&s_log));
+    xp_value_destroy(&doc1);
+    xp_value_destroy(&doc2);
+    xp_value_destroy(&r1);
+    xp_value_destroy(&r2);
+    xp_experiment_destroy(&ex);
+}
+
+Test(capture, purity_input_hash_is_type_sensitive)
+{
+    log_start(XP_LOG_WARNING);
+    xp_experiment *ex = open_noisy("typed");
+    xp_value *r1 = NULL, *r2 = NULL;
+    xp_error_t err = {0};
+    run_trial(ex, true, 1, &r1); /* x = 1 (int64) */
+    cr_assert_eq(xp_set_param_double(ex, "x", 1.0, &err), 0, "'%s'",
+                 err.message);
+    run_trial(ex, true, 2, &r2); /* x = 1.0 (double) */
+    cr_assert(!xp_value_equal(r1, r2), "outputs should differ");
+    cr_assert_eq(log_count(XP_LOG_WARNING, "Experiment step result"), 0,
+                 "1 and 1.0 hashed as the same input: %s",
+                 xpt_log_dump(&s_log));
+    /* Control: x = 1 (int64) again under seed 2 is the same input as the
+     * first trial with another output. */
+    cr_assert_eq(xp_set_param_int64(ex, "x", 1, &err), 0, "'%s'",
+                 err.message);
+    run_trial(ex, true, 2, NULL);
+    cr_assert_eq(log_count(XP_LOG_WARNING, PURITY_WARNING), 1,
+                 "no warning for the same int64 input: %s",
+                 xpt_log_dump(&s_log));
+    xp_value_destroy(&r1);
+    xp_value_destroy(&r2);
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- seeding */
+
+static int draw(xp_step *st, xp_value *out)
+{
+    return xp_set_double(out, xp_random(st));
+}
+
+static int r1(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    return draw(st, out);
+}
+
+static int r2(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    return draw(st, out);
+}
+
+static int r3(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    return draw(st, out);
+}
+
+static int r4(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    return draw(st, out);
+}
+
+static int sum4(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_double(out, xp_as_double(in[0]) + xp_as_double(in[1]) +
+                                  xp_as_double(in[2]) + xp_as_double(in[3]));
+}
+
+/* Runs a seeded trial of four independent random steps and their sum on
+ * a handle with `threads` threads; vals[0..3] the steps, vals[4] the sum. */
+static void random_trials(int threads, uint64_t seed, int n, double vals[5])
+{
+    xp_experiment *ex = xpt_open_threads("seeds", threads);
+    xp_node *a = xp_persist(XP_STEP0(ex, r1));
+    xp_node *b = xp_persist(XP_STEP0(ex, r2));
+    xp_node *c = xp_persist(XP_STEP0(ex, r3));
+    xp_node *d = xp_persist(XP_STEP0(ex, r4));
+    cr_assert_not_null(XP_RESULT(ex, sum4, a, b, c, d), "definition");
+    static const char *const names[] = {"r1", "r2", "r3", "r4"};
+    for (int k = 0; k < n; k++) {
+        xp_value *res = NULL;
+        int64_t t = run_trial(ex, true, seed, &res);
+        double got[5];
+        for (int i = 0; i < 4; i++) {
+            xp_value *v = NULL;
+            xp_error_t err = {0};
+            cr_assert_eq(xp_load_persisted(ex, names[i], t, &v, &err), 0,
+                         "persisted %s: '%s'", names[i], err.message);
+            got[i] = xp_as_double(v);
+            xp_value_destroy(&v);
+        }
+        got[4] = xp_as_double(res);
+        xp_value_destroy(&res);
+        for (int i = 0; i < 5; i++) {
+            if (k == 0)
+                vals[i] = got[i];
+            else
+                cr_assert_eq(got[i], vals[i], "threads=%d trial %d value %d:"
+                             " %.17g vs %.17g", threads, k, i, got[i],
+                             vals[i]);
+        }
+    }
+    xp_experiment_destroy(&ex);
+}
+
+Test(capture, seed_reproducible_across_thread_counts)
+{
+    log_start(XP_LOG_WARNING);
+    double one[5], four[5], other[5];
+    random_trials(1, 12345, 1, one);
+    random_trials(4, 12345, 3, four);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(one[i], four[i], "value %d: %.17g (1 thread) vs %.17g "
+                     "(4 threads)", i, one[i], four[i]);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(one[i] >= 0 && one[i] < 1, "r%d = %.17g", i + 1, one[i]);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(one[i], one[j], "steps r%d and r%d drew the same "
+                          "number", j + 1, i + 1);
+    }
+    cr_assert_eq(log_count(XP_LOG_WARNING, "Experiment step result"), 0,
+                 "purity warning for equal seeds: %s", xpt_log_dump(&s_log));
+    random_trials(4, 54321, 1, other);
+    cr_assert_neq(other[4], one[4], "another seed gave the same sum");
+}
+
+/* Seed recorded in trial id's document. */
+static int64_t trial_seed(xp_experiment *ex, int64_t id)
+{
+    xp_value *t = xpt_trial(ex, id);
+    int64_t s = xpt_get_int(t, "seed");
+    xp_value_destroy(&t);
+    return s;
+}
+
+Test(capture, seed_logged_and_recorded)
+{
+    log_start(XP_LOG_INFO);
+    xp_experiment *ex = xpt_open("seedlog");
+    define_add_one(ex);
+
+    static const char generated[] =
+        "Random seed is not provided, initialized with generated seed: ";
+    int64_t t1 = run_trial(ex, false, 0, NULL);
+    int i = log_index(XP_LOG_INFO, generated, false, 0);
+    cr_assert_geq(i, 0, "no generated-seed line: %s", xpt_log_dump(&s_log));
+    cr_assert_eq(strncmp(s_log.msg[i], generated, sizeof generated - 1), 0,
+                 "line '%s'", s_log.msg[i]);
+    char *end = NULL;
+    unsigned long long logged =
+        strtoull(s_log.msg[i] + sizeof generated - 1, &end, 10);
+    cr_assert(end && *end == '\0' && end != s_log.msg[i] + sizeof generated - 1,
+              "no number in '%s'", s_log.msg[i]);
+    cr_assert_eq((unsigned long long)trial_seed(ex, t1), logged,
+                 "recorded seed %lld, logged %llu",
+                 (long long)trial_seed(ex, t1), logged);
+    int64_t t2 = run_trial(ex, false, 0, NULL);
+    cr_assert_neq(trial_seed(ex, t2), trial_seed(ex, t1),
+                  "two generated seeds are equal");
+
+    int64_t t3 = run_trial(ex, true, 42, NULL);
+    cr_assert_geq(log_index(XP_LOG_INFO,
+                            "Random seed is initialized with given seed: 42",
+                            true, 0),
+                  0, "no given-seed line: %s", xpt_log_dump(&s_log));
+    cr_assert_eq(trial_seed(ex, t3), 42, "recorded seed %lld",
+                 (long long)trial_seed(ex, t3));
+
+    xp_experiment_set_seed(ex, 99);
+    int64_t t4 = run_trial(ex, false, 0, NULL);
+    cr_assert_geq(log_index(XP_LOG_INFO,
+                            "Random seed is initialized with given seed: 99",
+                            true, 0),
+                  0, "default seed not logged as given: %s",
+                  xpt_log_dump(&s_log));
+    cr_assert_eq(trial_seed(ex, t4), 99, "recorded seed %lld",
+                 (long long)trial_seed(ex, t4));
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- diff */
+
+Test(capture, trial_diff)
+{
+    xp_experiment *ex = xpt_open("diff");
+    define_add_one(ex);
+    xp_error_t err = {0};
+    int64_t t1 = run_trial(ex, true, 5, NULL);
+    cr_assert_eq(xp_set_param_int64(ex, "a", 2, &err), 0, "'%s'",
+                 err.message);
+    int64_t t2 = run_trial(ex, true, 5, NULL);
+    cr_assert_eq(xp_set_param_int64(ex, "a", 1, &err), 0, "'%s'",
+                 err.message);
+    int64_t t3 = run_trial(ex, true, 5, NULL);
+
+    xp_value *d = NULL;
+    cr_assert_eq(xp_trial_diff(ex, t1, t2, &d, &err), 0, "diff: '%s'",
+                 err.message);
+    const xp_value *params = xpt_typed(d, "parameters", XP_TYPE_ARRAY);
+    char *json = xp_value_to_json(params);
+    cr_assert_gt(xp_value_count(params), 0, "no parameter differences");
+    cr_assert(array_has(params, "-a: 1") && array_has(params, "+a: 2"),
+              "parameter diff lines: %s", json);
+    xp_free(json);
+    cr_assert_eq(xp_value_count(xpt_typed(d, "code", XP_TYPE_ARRAY)), 0,
+                 "code differs between trials of one handle");
+    cr_assert_eq(xp_value_count(xpt_typed(d, "environment", XP_TYPE_ARRAY)),
+                 0, "environment differs within one process");
+    xp_value_destroy(&d);
+
+    cr_assert_eq(xp_trial_diff(ex, t1, t3, &d, &err), 0, "diff: '%s'",
+                 err.message);
+    static const char *const keys[] = {"parameters", "code", "environment"};
+    for (size_t i = 0; i < 3; i++) {
+        const xp_value *arr = xpt_typed(d, keys[i], XP_TYPE_ARRAY);
+        json = xp_value_to_json(arr);
+        cr_assert_eq(xp_value_count(arr), 0, "identical trials: %s differ: %s",
+                     keys[i], json);
+        xp_free(json);
+    }
+    xp_value_destroy(&d);
+
+    cr_assert_eq(xp_trial_diff(ex, t1, 99, &d, &err), -1,
+                 "diff with an unknown trial succeeded");
+    cr_assert_null(d, "output set on failure");
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- git */
+
+/* Repository work area under the test's backend directory, and the
+ * working directory to come back to. */
+static char s_repo[PATH_MAX];
+static char s_cwd[PATH_MAX];
+
+static void git_setup(void)
+{
+    xpt_setup();
+    cr_assert_not_null(getcwd(s_cwd, sizeof s_cwd), "getcwd: %s",
+                       strerror(errno));
+    /* Only the repositories made here count. */
+    unsetenv("GIT_DIR");
+    unsetenv("GIT_WORK_TREE");
+    unsetenv("GIT_INDEX_FILE");
+    setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+    setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
+    snprintf(s_repo, sizeof s_repo, "%s/repo", xpt_dir);
+    cr_assert_eq(mkdir(s_repo, 0755), 0, "mkdir %s: %s", s_repo,
+                 strerror(errno));
+}
+
+static void git_teardown(void)
+{
+    if (s_cwd[0] && chdir(s_cwd) != 0)
+        cr_log_warn("cannot return to %s: %s", s_cwd, strerror(errno));
+    xpt_teardown();
+}
+
+TestSuite(git, .init = git_setup, .fini = git_teardown, .timeout = 60);
+
+static void sh(const char *fmt, ...) XP_PRINTF(1, 2);
+
+/* Runs a shell command in s_repo; asserts it succeeds (output in the
+ * failure message). */
+static void sh(const char *fmt, ...)
+{
+    char cmd[1024], full[2048 + 2 * PATH_MAX], log[PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(log, sizeof log, "%s/.sh.log", xpt_dir);
+    snprintf(full, sizeof full, "cd '%s' && (%s) >'%s' 2>&1", s_repo, cmd,
+             log);
+    int rc = system(full);
+    if (rc != 0) {
+        char *out = xpt_slurp(log);
+        cr_assert_fail("`%s` failed (status %d): %s", cmd, rc, out);
+    }
+}
+
+/* First line of a command's output in s_repo, trimmed, into out[256]. */
+static void sh_line(const char *cmd, char *out)
+{
+    char full[PATH_MAX + 1100];
+    snprintf(full, sizeof full, "cd '%s' && %s", s_repo, cmd);
+    FILE *p = popen(full, "r");
+    cr_assert_not_null(p, "popen %s", cmd);
+    if (!fgets(out, 256, p))
+        out[0] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    cr_assert_eq(pclose(p), 0, "`%s` failed", cmd);
+}
+
+static void need_git(void)
+{
+    if (system("git --version >/dev/null 2>&1") != 0)
+        xpt_skip("the git command is not available");
+}
+
+/* A repository with one committed file f.txt ("hello"). */
+static void make_repo(void)
+{
+    need_git();
+    sh("git init -q && git config user.email test@example.com && "
+       "git config user.name Test && git config commit.gpgsign false && "
+       "printf 'hello\\n' > f.txt && git add f.txt && "
+       "git commit -q -m init");
+}
+
+/* xp__git_capture run with dir as working directory. */
+static xp_value *capture_in(const char *dir)
+{
+    cr_assert_eq(chdir(dir), 0, "chdir %s: %s", dir, strerror(errno));
+    bson_t doc = BSON_INITIALIZER;
+    xp__git_capture(&doc);
+    cr_assert_eq(chdir(s_cwd), 0, "chdir back: %s", strerror(errno));
+    xp_value *v = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp__value_from_bson(v, &doc, &err), 0, "'%s'", err.message);
+    bson_destroy(&doc);
+    return v;
+}
+
+static void check_head(const xp_value *g)
+{
+    char head[256];
+    sh_line("git rev-parse HEAD", head);
+    cr_assert_str_eq(xpt_get_str(g, "commit"), head, "commit");
+}
+
+Test(git, clean_repository)
+{
+    make_repo();
+    char branch[256], real[PATH_MAX], root[PATH_MAX + 2];
+    sh_line("git symbolic-ref --short HEAD", branch);
+    cr_assert(strcmp(branch, "master") == 0 || strcmp(branch, "main") == 0,
+              "git created branch '%s'", branch);
+    xp_value *g = capture_in(s_repo);
+    cr_assert(xpt_get_bool(g, "repository"), "not seen as a repository");
+    cr_assert_str_eq(xpt_get_str(g, "branch"), branch, "branch");
+    check_head(g);
+    cr_assert(!xpt_get_bool(g, "dirty"), "clean repository is dirty");
+    cr_assert_not_null(realpath(s_repo, real), "realpath");
+    cr_assert_str_eq(xpt_get_str(g, "working_dir"), real, "working_dir");
+    snprintf(root, sizeof root, "%s/", real);
+    const char *r = xpt_get_str(g, "root");
+    cr_assert(strcmp(r, real) == 0 || strcmp(r, root) == 0, "root '%s'", r);
+    const xp_value *diff = xp_value_get(g, "diff");
+    cr_assert(!diff || strcmp(xp_as_string(diff, NULL), "") == 0,
+              "clean repository has a diff: %s", xp_as_string(diff, NULL));
+    xp_value_destroy(&g);
+}
+
+Test(git, dirty_repository_with_diff)
+{
+    make_repo();
+    sh("printf 'changed line\\n' >> f.txt");
+    xp_value *g = capture_in(s_repo);
+    cr_assert(xpt_get_bool(g, "repository"), "not seen as a repository");
+    cr_assert(xpt_get_bool(g, "dirty"), "modified file not dirty");
+    check_head(g);
+    const char *diff = xpt_get_str(g, "diff");
+    cr_assert_not_null(strstr(diff, "+changed line"), "diff:\n%s", diff);
+    cr_assert_not_null(strstr(diff, "f.txt"), "diff:\n%s", diff);
+    xp_value_destroy(&g);
+}
+
+Test(git, detached_head)
+{
+    make_repo();
+    sh("git checkout -q --detach");
+    xp_value *g = capture_in(s_repo);
+    cr_assert_str_eq(xpt_get_str(g, "branch"), "DETACHED", "branch");
+    check_head(g);
+    cr_assert(!xpt_get_bool(g, "dirty"), "detached checkout is dirty");
+    xp_value_destroy(&g);
+}
+
+Test(git, repository_without_commits)
+{
+    need_git();
+    sh("git init -q");
+    xp_value *g = capture_in(s_repo);
+    cr_assert(xpt_get_bool(g, "repository"), "not seen as a repository");
+    cr_assert_str_eq(xpt_get_str(g, "commit"), "", "commit");
+    xp_value_destroy(&g);
+}
+
+Test(git, no_repository)
+{
+    /* s_repo is a plain directory; make sure git agrees (a repository
+     * around /tmp would make the test meaningless). */
+    if (system("git --version >/dev/null 2>&1") == 0) {
+        char full[PATH_MAX + 64];
+        snprintf(full, sizeof full,
+                 "git -C '%s' rev-parse --git-dir >/dev/null 2>&1", s_repo);
+        if (system(full) == 0)
+            xpt_skip("the temporary directory is inside a git repository");
+    }
+    xp_value *g = capture_in(s_repo);
+    cr_assert(!xpt_get_bool(g, "repository"), "plain directory seen as a "
+              "repository");
+    char real[PATH_MAX];
+    cr_assert_not_null(realpath(s_repo, real), "realpath");
+    cr_assert_str_eq(xpt_get_str(g, "working_dir"), real, "working_dir");
+    cr_assert_null(xp_value_get(g, "commit"), "commit outside a repository");
+    xp_value_destroy(&g);
+}
+
+Test(git, remote_password_masked)
+{
+    make_repo();
+    sh("git remote add origin https://user:secret@example.com/r.git");
+    xp_value *g = capture_in(s_repo);
+    const char *url = xpt_get_str(g, "remote_url");
+    cr_assert_null(strstr(url, "secret"), "password stored: %s", url);
+    cr_assert_not_null(strstr(url, "example.com/r.git"), "url '%s'", url);
+    cr_assert_not_null(strstr(url, "user"), "user name lost: '%s'", url);
+    char *json = xp_value_to_json(g);
+    cr_assert_null(strstr(json, "secret"), "password in the document: %s",
+                   json);
+    xp_free(json);
+    xp_value_destroy(&g);
+}
