@@ -57,7 +57,7 @@ wait_port "$redis_port" redis-server
 export XP_TEST_REDIS_URI="redis://127.0.0.1:$redis_port/0"
 echo "== redis-server on port $redis_port"
 
-if [ -z "${XP_TEST_MONGODB_URI:-}" ]; then
+if [ -z "${XP_TEST_MONGODB_URI:-}" ] && [ -f tests/servers/mongo_test_server.py ]; then
     mongo_port=$(free_port)
     /usr/bin/python3 tests/servers/mongo_test_server.py --port "$mongo_port" \
         >"$servers/mongo.log" 2>&1 &
@@ -65,7 +65,7 @@ if [ -z "${XP_TEST_MONGODB_URI:-}" ]; then
     wait_port "$mongo_port" "MongoDB test server"
     export XP_TEST_MONGODB_URI="mongodb://127.0.0.1:$mongo_port/xp_test?serverSelectionTimeoutMS=2000"
     echo "== MongoDB wire-protocol test server on port $mongo_port"
-else
+elif [ -n "${XP_TEST_MONGODB_URI:-}" ]; then
     echo "== MongoDB tests against XP_TEST_MONGODB_URI"
 fi
 
@@ -93,6 +93,7 @@ CC=clang setup build-asan --werror -Db_sanitize=address,undefined \
     -Db_lundef=false -Dbuildtype=debug
 ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --print-errorlogs --num-processes 2 \
     --timeout-multiplier 3
