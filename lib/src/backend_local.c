@@ -850,9 +850,12 @@ static int s_meta_get(xp_local *l, const char *key, char *buf, size_t size,
                       xp_error_t *err)
 {
     sqlite3_stmt *st;
+    /* No meta table: not an xp store (the caller says so). */
     if (sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE key = ?", -1,
                            &st, NULL) != SQLITE_OK)
-        return s_db_error(l, err, "reading store metadata");
+        return (sqlite3_errcode(l->db) & 0xff) == SQLITE_ERROR
+                   ? 0
+                   : s_db_error(l, err, "reading store metadata");
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     int found = 0;
@@ -897,48 +900,84 @@ static int s_exec_retry(sqlite3 *db, const char *sql)
 
 /* Creates the schema on a new store, or checks that an existing one is an
  * xp store of this experiment and schema. */
+/* Checks that an existing store is an xp store of this experiment and
+ * schema; reads only. */
+static int s_check_meta(xp_local *l, const char *id, xp_error_t *err)
+{
+    char value[256];
+    int found = s_meta_get(l, "format", value, sizeof value, err);
+    if (found < 0)
+        return -1;
+    if (!found || strcmp(value, XP_LOCAL_FORMAT) != 0)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is not an xp store (format '%s')", l->path,
+                         found ? value : "none");
+    if (s_meta_get(l, "schema", value, sizeof value, err) != 1 ||
+        strcmp(value, XP_LOCAL_SCHEMA) != 0)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s has unsupported schema version '%s' (this "
+                         "libxp reads version " XP_LOCAL_SCHEMA ")",
+                         l->path, value);
+    if (s_meta_get(l, "experiment", value, sizeof value, err) != 1 ||
+        strcmp(value, id) != 0)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s belongs to experiment '%s', not '%s'", l->path,
+                         value, id);
+    return 0;
+}
+
+/* Number of tables in the database, -1 on error (e.g. not a database). */
+static int s_table_count(xp_local *l, xp_error_t *err)
+{
+    sqlite3_stmt *st;
+    int count = -1;
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT count(*) FROM sqlite_master WHERE type = "
+                           "'table'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return s_db_error(l, err, "opening store");
+    int rc;
+    for (int waited = 0;
+         (rc = sqlite3_step(st)) == SQLITE_BUSY && waited < XP_BUSY_TIMEOUT_MS;
+         waited += 5) {
+        sqlite3_reset(st);
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == SQLITE_ROW)
+        count = sqlite3_column_int(st, 0);
+    else
+        s_db_error(l, err, "opening store");
+    sqlite3_finalize(st);
+    return count;
+}
+
+/* Creates the schema of a new store in one transaction; when another
+ * process created it meanwhile, checks it instead. */
 static int s_init_schema(xp_local *l, const char *id, xp_error_t *err)
 {
     char value[256];
     if (s_exec_retry(l->db, "BEGIN IMMEDIATE") != SQLITE_OK)
         return s_db_error(l, err, "opening store");
     int rc = -1;
+    int found = s_table_count(l, err) > 0
+                    ? s_meta_get(l, "format", value, sizeof value, err)
+                    : 0;
+    if (found < 0)
+        goto cleanup;
+    if (found) {
+        rc = s_check_meta(l, id, err);
+        goto cleanup;
+    }
     if (sqlite3_exec(l->db, s_schema, NULL, NULL, NULL) != SQLITE_OK) {
         s_db_error(l, err, "creating tables");
         goto cleanup;
     }
-    int found = s_meta_get(l, "format", value, sizeof value, err);
-    if (found < 0)
+    if (s_meta_set(l, "format", XP_LOCAL_FORMAT, err) != 0 ||
+        s_meta_set(l, "schema", XP_LOCAL_SCHEMA, err) != 0 ||
+        s_meta_set(l, "experiment", id, err) != 0 ||
+        s_meta_set(l, "created_by", "libxp " XP_VERSION_STRING, err) != 0)
         goto cleanup;
-    if (!found) {
-        if (s_meta_set(l, "format", XP_LOCAL_FORMAT, err) != 0 ||
-            s_meta_set(l, "schema", XP_LOCAL_SCHEMA, err) != 0 ||
-            s_meta_set(l, "experiment", id, err) != 0 ||
-            s_meta_set(l, "created_by", "libxp " XP_VERSION_STRING, err) !=
-                0)
-            goto cleanup;
-    } else {
-        if (strcmp(value, XP_LOCAL_FORMAT) != 0) {
-            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                      "%s is not an xp store (format '%s')", l->path, value);
-            goto cleanup;
-        }
-        if (s_meta_get(l, "schema", value, sizeof value, err) != 1 ||
-            strcmp(value, XP_LOCAL_SCHEMA) != 0) {
-            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                      "%s has unsupported schema version '%s' (this libxp "
-                      "reads version " XP_LOCAL_SCHEMA ")",
-                      l->path, value);
-            goto cleanup;
-        }
-        if (s_meta_get(l, "experiment", value, sizeof value, err) != 1 ||
-            strcmp(value, id) != 0) {
-            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                      "%s belongs to experiment '%s', not '%s'", l->path,
-                      value, id);
-            goto cleanup;
-        }
-    }
     rc = 0;
 cleanup:
     sqlite3_exec(l->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
@@ -986,6 +1025,11 @@ int xp__backend_local_open(xp_backend **out, const char *id,
     sqlite3_extended_result_codes(l->db, 1);
     /* WAL: readers never block the writer; NORMAL sync is safe against
      * process crashes (the last commits may be lost on power failure). */
+    /* A store that exists is checked before anything writes to it, so a
+     * foreign or damaged file is left exactly as it was. */
+    int tables = s_table_count(l, err);
+    if (tables < 0 || (tables > 0 && s_check_meta(l, id, err) != 0))
+        goto fail;
     /* Switching a new database to WAL needs an exclusive lock that the
      * busy handler does not wait for: retry while other processes open
      * the same store. */

@@ -1,0 +1,192 @@
+/* test_store.c — the local store facing damaged and foreign files: each
+ * case gives a clear one-line error (XP_ECORRUPT or XP_ENOTFOUND), never a
+ * crash, and leaves the stored bytes as they were. */
+#include "common.h"
+
+#include <sqlite3.h>
+
+TestSuite(store, .init = xpt_setup, .fini = xpt_teardown);
+
+static int s_add(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    for (int e = 0; e < 10; e++)
+        xp_save_metric(st, "m", e, e * 0.5);
+    return xp_set_int64(out, xp_as_int64(in[0]) + 1);
+}
+
+/* Creates experiment id with n succeeded trials. */
+static void s_make(const char *id, int n)
+{
+    xp_experiment *ex = xpt_open(id);
+    xp_node *a = xp_parameter(ex, "a");
+    XP_RESULT(ex, s_add, a);
+    for (int i = 0; i < n; i++) {
+        xp_error_t err;
+        cr_assert_eq(xp_set_param_int64(ex, "a", i, &err), 0, "%s",
+                     err.message);
+        cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "%s",
+                     err.message);
+    }
+    xp_experiment_destroy(&ex);
+}
+
+static char *s_db_path(const char *id)
+{
+    char *p = malloc(PATH_MAX);
+    snprintf(p, PATH_MAX, "%s/%s/xp.sqlite3", xpt_dir, id);
+    return p;
+}
+
+static void s_sql(const char *id, const char *sql)
+{
+    char *path = s_db_path(id);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s",
+                 msg ? msg : "");
+    sqlite3_close(db);
+    free(path);
+}
+
+/* Opening must fail with code and a message containing `needle`, and
+ * leave the file's bytes unchanged. */
+static void s_open_fails(const char *id, uint32_t code, const char *needle)
+{
+    char *path = s_db_path(id);
+    char *before = xpt_slurp(path);
+    struct stat sb1, sb2;
+    cr_assert_eq(stat(path, &sb1), 0);
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = xpt_dir;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_open(&ex, id, &o, &err), -1,
+                 "opening a bad store succeeded");
+    cr_assert_null(ex);
+    cr_assert_eq(err.code, code, "code %u (%s), expected %u", err.code,
+                 err.message, code);
+    cr_assert_not_null(strstr(err.message, needle), "message: %s",
+                       err.message);
+    cr_assert_null(strchr(err.message, '\n'), "multi-line message");
+    cr_assert_eq(stat(path, &sb2), 0);
+    cr_assert_eq(sb1.st_size, sb2.st_size, "file size changed");
+    char *after = xpt_slurp(path);
+    cr_assert(before && after && memcmp(before, after, (size_t)sb1.st_size) == 0,
+              "store bytes changed");
+    free(before);
+    free(after);
+    free(path);
+}
+
+Test(store, foreign_file_is_a_clear_error)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/foreign", xpt_dir);
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    char *path = s_db_path("foreign");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database, just some text\n", f);
+    fclose(f);
+    s_open_fails("foreign", XP_ECORRUPT, "foreign/xp.sqlite3");
+    free(path);
+}
+
+Test(store, another_experiments_store_is_refused)
+{
+    s_make("alpha", 2);
+    char from[PATH_MAX], to[PATH_MAX];
+    snprintf(from, sizeof from, "%s/alpha", xpt_dir);
+    snprintf(to, sizeof to, "%s/beta", xpt_dir);
+    cr_assert_eq(rename(from, to), 0);
+    s_open_fails("beta", XP_ECORRUPT, "belongs to experiment 'alpha'");
+}
+
+Test(store, other_sqlite_database_is_refused)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/other", xpt_dir);
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    s_sql("other", "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                   "INSERT INTO meta VALUES ('format', 'somebody-else');");
+    s_open_fails("other", XP_ECORRUPT, "is not an xp store");
+}
+
+Test(store, newer_schema_is_refused)
+{
+    s_make("future", 1);
+    s_sql("future", "UPDATE meta SET value = '99' WHERE key = 'schema'");
+    s_open_fails("future", XP_ECORRUPT, "schema version '99'");
+}
+
+Test(store, truncated_file_is_a_clear_error)
+{
+    s_make("cut", 50);
+    char *path = s_db_path("cut");
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(truncate(path, 1000), 0);
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = xpt_dir;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    /* Either open or the first read reports the damage; neither crashes. */
+    if (xp_experiment_open(&ex, "cut", &o, &err) == 0) {
+        xp_value *h = NULL;
+        cr_assert_eq(xp_history(ex, &h, &err), -1,
+                     "history of a truncated store succeeded");
+        xp_experiment_destroy(&ex);
+    }
+    cr_assert(err.code == XP_ECORRUPT || err.code == XP_EIO,
+              "code %u: %s", err.code, err.message);
+    cr_assert_gt(strlen(err.message), 0);
+    free(path);
+}
+
+Test(store, damaged_trial_record_is_reported_and_others_stay_readable)
+{
+    s_make("rec", 3);
+    s_sql("rec", "UPDATE trials SET doc = x'0a00000001' WHERE id = 2");
+    xp_experiment *ex = xpt_open("rec");
+    xp_value *doc = NULL, *h = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_trial_get(ex, 2, &doc, &err), -1);
+    cr_assert_eq(err.code, XP_ECORRUPT, "%u: %s", err.code, err.message);
+    cr_assert_not_null(strstr(err.message, "damaged"), "%s", err.message);
+    cr_assert_eq(xp_history(ex, &h, &err), -1);
+    cr_assert_eq(err.code, XP_ECORRUPT, "%u: %s", err.code, err.message);
+    doc = xpt_trial(ex, 3);
+    cr_assert_eq(xpt_get_int(doc, "result"), 3);
+    xp_value_destroy(&doc);
+    xp_experiment_destroy(&ex);
+}
+
+Test(store, damaged_metric_is_reported)
+{
+    s_make("met", 1);
+    s_sql("met", "UPDATE metrics SET data = x'010203'");
+    xp_experiment *ex = xpt_open("met");
+    xp_metric_table *t = NULL;
+    int64_t id = 1;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_load_metric(ex, "m", &id, 1, &t, &err), -1);
+    cr_assert_null(t);
+    cr_assert_eq(err.code, XP_ECORRUPT, "%u: %s", err.code, err.message);
+    xp_experiment_destroy(&ex);
+}
+
+Test(store, must_exist_on_a_missing_experiment)
+{
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = xpt_dir;
+    o.must_exist = true;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_open(&ex, "nothing_here", &o, &err), -1);
+    cr_assert_eq(err.code, XP_ENOTFOUND, "%u: %s", err.code, err.message);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/nothing_here", xpt_dir);
+    cr_assert_neq(access(dir, F_OK), 0, "must_exist created %s", dir);
+}
