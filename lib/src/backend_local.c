@@ -50,7 +50,7 @@ static const char *const s_sql[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_NEXT_ID] = "SELECT coalesce(max(id), 0) + 1 FROM trials",
     [S_INSERT_TRIAL] = "INSERT INTO trials(id, status, host, pid, pstart, "
-                       "doc) VALUES (?, 'running', ?, ?, ?, ?)",
+                       "doc) VALUES (?, ?, ?, ?, ?, ?)",
     [S_UPDATE_TRIAL] = "UPDATE trials SET status = ?, doc = ? WHERE id = ?",
     [S_GET_TRIAL] = "SELECT doc FROM trials WHERE id = ?",
     [S_ALL_TRIALS] = "SELECT id, doc FROM trials ORDER BY id",
@@ -181,6 +181,16 @@ static const char *s_text_ext(const char *kind)
     return strcmp(kind, "code") == 0 ? "c" : "txt";
 }
 
+static int s_status_of(const bson_t *doc, const char **status)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "status") ||
+        !BSON_ITER_HOLDS_UTF8(&it))
+        return -1;
+    *status = bson_iter_utf8(&it, NULL);
+    return 0;
+}
+
 /* trials.tsv maps each trial to its content files: "trial_id<TAB>code
  * hash<TAB>environment hash" (code/<hash>.c, environment/<hash>.txt),
  * appended with O_APPEND so concurrent processes interleave whole lines.
@@ -240,12 +250,15 @@ static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
         BSON_ITER_HOLDS_INT64(&it))
         pstart = bson_iter_int64(&it);
 
+    const char *status = "running";
+    s_status_of(doc, &status);
     st = s_stmt(l, S_INSERT_TRIAL);
     sqlite3_bind_int64(st, 1, *id);
-    sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, pid);
-    sqlite3_bind_int64(st, 4, pstart);
-    sqlite3_bind_blob(st, 5, bson_get_data(&full), (int)full.len,
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, pid);
+    sqlite3_bind_int64(st, 5, pstart);
+    sqlite3_bind_blob(st, 6, bson_get_data(&full), (int)full.len,
                       SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
         s_db_error(l, err, "recording trial");
@@ -316,15 +329,6 @@ static int s_metric_flush(xp_backend *b, int64_t id, xp_metric_buf *m,
     return rc;
 }
 
-static int s_status_of(const bson_t *doc, const char **status)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "status") ||
-        !BSON_ITER_HOLDS_UTF8(&it))
-        return -1;
-    *status = bson_iter_utf8(&it, NULL);
-    return 0;
-}
 
 static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
                           xp_metric_buf *metrics, size_t n_metrics,

@@ -1,7 +1,8 @@
-/* trial.c — the trial lifecycle: resolve parameters, allocate the id and
- * record the trial as running, execute the needed steps (independent
- * branches in parallel), then record result or failure with metrics and
- * persisted values. Local and remote executors share this record path. */
+/* trial.c — the trial lifecycle, one code path for every executor: resolve
+ * parameters, allocate the id and record the trial, hand out ready steps
+ * and take their outcomes, then record result or failure with metrics,
+ * persisted values and step hashes. xp_compute drives it with the
+ * in-process thread pool; xp-scheduler drives it with remote workers. */
 #include "xp-private.h"
 
 #include <stdio.h>
@@ -12,25 +13,19 @@
 
 #define XP_METRIC_CHUNK 8192
 
-struct xp_step {
-    struct s_trial *trial;
-    xp_node *node;
-    uint64_t seed;
-    xp_rng rng;
-    char message[400];
-};
-
-typedef struct s_trial {
+struct xp_trial {
     xp_experiment *ex;
     int64_t id;
     uint64_t seed;
-    xp_value **outputs; /* by node index; parameters point to their value */
+    bson_t doc;         /* the record as started */
+    double t0;          /* monotonic start of execution */
+    xp_value **outputs; /* by node index; parameters hold their value */
     xp_step_hash *hashes; /* by node index, valid where hashed[] */
     bool *hashed;
-    size_t *pending;    /* by node index: inputs not yet computed */
+    size_t *pending; /* by node index: step inputs not yet computed */
     /* Execution state, under lock. */
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* signalled on every step outcome */
     xp_node **ready;
     size_t n_ready;
     size_t done, inflight;
@@ -42,80 +37,14 @@ typedef struct s_trial {
     size_t n_metrics;
     bool metric_failed;
     xp_error_t metric_error;
-} s_trial;
+};
 
-static _Thread_local xp_step *s_current;
+/* ---------------------------------------------------------------- metrics */
 
-bool xp__in_step(void)
+int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
+                          double value)
 {
-    return s_current != NULL;
-}
-
-/* ---------------------------------------------------------------- steps */
-
-int xp_step_fail(xp_step *st, const char *fmt, ...)
-{
-    if (st && fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(st->message, sizeof st->message, fmt, ap);
-        va_end(ap);
-        for (char *p = st->message; *p; p++)
-            if (*p == '\n' || *p == '\r')
-                *p = ' ';
-        if (!st->message[0])
-            snprintf(st->message, sizeof st->message, "failed");
-    }
-    return -1;
-}
-
-int64_t xp_step_trial_id(const xp_step *st)
-{
-    return st ? st->trial->id : 0;
-}
-
-const char *xp_step_name(const xp_step *st)
-{
-    return st ? st->node->name : NULL;
-}
-
-uint64_t xp_step_seed(const xp_step *st)
-{
-    return st ? st->seed : 0;
-}
-
-uint64_t xp_random_u64(xp_step *st)
-{
-    return st ? xp__rng_next(&st->rng) : 0;
-}
-
-double xp_random(xp_step *st)
-{
-    return (double)(xp_random_u64(st) >> 11) * 0x1.0p-53;
-}
-
-int xp_current_trial_id(int64_t *id, xp_error_t *err)
-{
-    if (!s_current)
-        return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
-                         "the current trial id is only available inside a "
-                         "step (use the last trial id)");
-    if (id)
-        *id = s_current->trial->id;
-    return 0;
-}
-
-int xp_save_metric(xp_step *st, const char *name, int64_t epoch,
-                   double value)
-{
-    if (!st)
-        return -1;
-    xp_error_t e;
-    if (xp_check_name("metric", name, &e) != 0) {
-        xp_step_fail(st, "%s", e.message);
-        return -1;
-    }
-    s_trial *t = st->trial;
+    xp_trial *t = trial;
     int rc = 0;
     pthread_mutex_lock(&t->metrics_lock);
     xp_metric_buf *m = NULL;
@@ -151,21 +80,7 @@ int xp_save_metric(xp_step *st, const char *name, int64_t epoch,
     return rc;
 }
 
-/* ---------------------------------------------------------------- executor */
-
-static void s_run_node(s_trial *t, xp_node *n);
-
-typedef struct {
-    s_trial *trial;
-    xp_node *node;
-} s_task_arg;
-
-static void s_pool_task(void *arg)
-{
-    s_task_arg task = *(s_task_arg *)arg;
-    free(arg);
-    s_run_node(task.trial, task.node);
-}
+/* ---------------------------------------------------------------- hashing */
 
 /* XXH128 of a canonical BSON encoding: type-sensitive (1 and 1.0
  * differ), key order as given. */
@@ -176,8 +91,7 @@ static void s_hash128(const bson_t *b, uint8_t out[16])
 }
 
 /* Records the purity-check hashes of one execution of step n. */
-static void s_hash_step(s_trial *t, xp_node *n, const xp_value **in,
-                        const xp_value *out)
+static void s_hash_step(xp_trial *t, xp_node *n, const xp_value *out)
 {
     bson_t inputs = BSON_INITIALIZER, output = BSON_INITIALIZER;
     bool ok = true;
@@ -185,7 +99,8 @@ static void s_hash_step(s_trial *t, xp_node *n, const xp_value **in,
     const char *k;
     for (size_t i = 0; i < n->n_inputs && ok; i++) {
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        ok = xp__value_append_bson(&inputs, k, in[i]) == 0;
+        ok = xp__value_append_bson(&inputs, k,
+                                   t->outputs[n->inputs[i]->index]) == 0;
     }
     ok = ok && xp__value_append_bson(&output, "v", out) == 0;
     if (ok) {
@@ -199,43 +114,50 @@ static void s_hash_step(s_trial *t, xp_node *n, const xp_value **in,
     bson_destroy(&output);
 }
 
-/* Executes step n and schedules what it unblocks. */
-static void s_run_node(s_trial *t, xp_node *n)
+/* ---------------------------------------------------------------- state */
+
+int64_t xp__trial_id(const xp_trial *t)
 {
-    xp_step st = {.trial = t, .node = n};
-    st.seed = xp__step_seed(t->seed, n->name);
-    xp__rng_seed(&st.rng, st.seed);
-    srand((unsigned)st.seed);
-    srand48((long)st.seed);
+    return t->id;
+}
 
-    const xp_value *stack_in[8];
-    const xp_value **in = n->n_inputs <= 8
-                              ? stack_in
-                              : bson_malloc(n->n_inputs * sizeof *in);
-    for (size_t i = 0; i < n->n_inputs; i++)
-        in[i] = t->outputs[n->inputs[i]->index];
-    xp_value *out = xp_value_new();
+uint64_t xp__trial_seed(const xp_trial *t)
+{
+    return t->seed;
+}
 
-    xp__log(XP_LOG_DEBUG, "Running step %s (trial id=%lld)", n->name,
-            (long long)t->id);
-    xp_step *outer = s_current;
-    s_current = &st;
-    int rc = n->fn(&st, (const xp_value *const *)in, out);
-    s_current = outer;
-    if (rc == 0)
-        s_hash_step(t, n, in, out);
-    if (in != stack_in)
-        bson_free(in);
+const xp_value *xp__trial_value(const xp_trial *t, const xp_node *n)
+{
+    return t->outputs[n->index];
+}
 
+xp_node *xp__trial_take_ready(xp_trial *t)
+{
+    xp_node *n = NULL;
+    pthread_mutex_lock(&t->lock);
+    if (t->n_ready > 0 && !t->failed) {
+        n = t->ready[--t->n_ready];
+        t->inflight++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
+                         const char *failure)
+{
+    /* Inputs are complete and immutable while n is in flight. */
+    if (!failure && out)
+        s_hash_step(t, n, out);
     pthread_mutex_lock(&t->lock);
     t->outputs[n->index] = out;
     t->inflight--;
     t->done++;
-    if (rc != 0) {
+    if (failure || !out) {
         if (!t->failed) {
             t->failed = true;
-            snprintf(t->failure, sizeof t->failure, "%.100s: %.400s", n->name,
-                     st.message[0] ? st.message : "step returned an error");
+            snprintf(t->failure, sizeof t->failure, "%.100s: %.400s",
+                     n->name, failure ? failure : "no output");
         }
     } else if (!t->failed) {
         for (size_t i = 0; i < n->n_dependents; i++) {
@@ -248,49 +170,37 @@ static void s_run_node(s_trial *t, xp_node *n)
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Runs all needed steps: the calling thread takes one ready step at a
- * time and gives further ready steps to the pool. Returns after every
- * started step has finished, also on failure. */
-static void s_execute(s_trial *t, xp_pool *pool)
+void xp__trial_fail(xp_trial *t, const char *description)
 {
-    xp_experiment *ex = t->ex;
     pthread_mutex_lock(&t->lock);
-    for (;;) {
-        if (t->n_ready > 0 && !t->failed) {
-            xp_node *mine = t->ready[--t->n_ready];
-            t->inflight++;
-            while (pool && t->n_ready > 0) {
-                s_task_arg *task = malloc(sizeof *task);
-                if (!task)
-                    break; /* run it here later */
-                task->trial = t;
-                task->node = t->ready[t->n_ready - 1];
-                if (xp__pool_submit(pool, s_pool_task, task) != 0) {
-                    free(task);
-                    break;
-                }
-                t->n_ready--;
-                t->inflight++;
-            }
-            pthread_mutex_unlock(&t->lock);
-            s_run_node(t, mine);
-            pthread_mutex_lock(&t->lock);
-            continue;
-        }
-        if (t->inflight == 0 &&
-            (t->failed || t->done == ex->n_needed_steps))
-            break;
-        pthread_cond_wait(&t->cond, &t->lock);
+    if (!t->failed) {
+        t->failed = true;
+        snprintf(t->failure, sizeof t->failure, "%s", description);
     }
+    pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->lock);
 }
 
-/* ---------------------------------------------------------------- lifecycle */
+static bool s_done_locked(const xp_trial *t)
+{
+    return t->inflight == 0 &&
+           (t->failed || t->done == t->ex->n_needed_steps);
+}
 
-/* Resolves the value of every needed parameter; XP_EUNDEFINED when one has
- * none. Called with ex->lock held. */
+bool xp__trial_done(xp_trial *t)
+{
+    pthread_mutex_lock(&t->lock);
+    bool done = s_done_locked(t);
+    pthread_mutex_unlock(&t->lock);
+    return done;
+}
+
+/* ---------------------------------------------------------------- start */
+
+/* Resolves the value of every parameter into t->outputs and params;
+ * XP_EUNDEFINED when one the result needs has none. ex->lock held. */
 static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
-                            s_trial *t, bson_t *params, xp_error_t *err)
+                            xp_trial *t, bson_t *params, xp_error_t *err)
 {
     for (size_t i = 0; overrides && i < xp_value_count(overrides); i++) {
         const char *key = xp_value_key_at(overrides, i);
@@ -324,9 +234,12 @@ static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
     return 0;
 }
 
-static void s_trial_free(s_trial *t)
+void xp__trial_free(xp_trial **pt)
 {
-    for (size_t i = 0; i < t->ex->n_nodes; i++)
+    if (!pt || !*pt)
+        return;
+    xp_trial *t = *pt;
+    for (size_t i = 0; t->outputs && i < t->ex->n_nodes; i++)
         xp_value_destroy(&t->outputs[i]);
     bson_free(t->outputs);
     bson_free(t->pending);
@@ -339,9 +252,296 @@ static void s_trial_free(s_trial *t)
         bson_free(t->metrics[i].values);
     }
     bson_free(t->metrics);
+    bson_destroy(&t->doc);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->metrics_lock);
+    bson_free(t);
+    *pt = NULL;
+}
+
+int xp__trial_start(xp_trial **out, xp_experiment *ex,
+                    const xp_run_options *opts, bool queued,
+                    xp_error_t *err)
+{
+    *out = NULL;
+    xp_trial *t = bson_malloc0(sizeof *t);
+    t->ex = ex;
+    bson_init(&t->doc);
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    pthread_mutex_init(&t->metrics_lock, NULL);
+    bson_t params = BSON_INITIALIZER;
+    int rc = -1;
+
+    pthread_mutex_lock(&ex->lock);
+    if (xp__graph_freeze(ex, err) != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    size_t n = ex->n_nodes + 1;
+    t->outputs = bson_malloc0(n * sizeof *t->outputs);
+    t->pending = bson_malloc0(n * sizeof *t->pending);
+    t->ready = bson_malloc0(n * sizeof *t->ready);
+    t->hashes = bson_malloc0(n * sizeof *t->hashes);
+    t->hashed = bson_malloc0(n * sizeof *t->hashed);
+    if (s_resolve_params(ex, opts->params, t, &params, err) != 0 ||
+        xp__capture_before_trial(ex, err) != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    /* Generated seeds are kept to 31 bits: easy to read and retype. */
+    bool given = opts->has_seed || ex->has_seed;
+    t->seed = opts->has_seed ? opts->seed
+              : ex->has_seed ? ex->seed
+                             : xp__random_seed() >> 33;
+    pthread_mutex_unlock(&ex->lock);
+
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *node = ex->nodes[i];
+        if (!node->needed || node->is_param)
+            continue;
+        for (size_t k = 0; k < node->n_inputs; k++)
+            if (!node->inputs[k]->is_param)
+                t->pending[i]++;
+        if (t->pending[i] == 0)
+            t->ready[t->n_ready++] = node;
+    }
+    /* Steps registered first run first (the ready list is a stack). */
+    for (size_t i = 0; i < t->n_ready / 2; i++) {
+        xp_node *tmp = t->ready[i];
+        t->ready[i] = t->ready[t->n_ready - 1 - i];
+        t->ready[t->n_ready - 1 - i] = tmp;
+    }
+
+    /* The first record: everything needed to see and recover the trial.
+     * A queued trial belongs to a scheduler: pid 0, so no process-death
+     * check marks it interrupted. */
+    const char *env_hash;
+    xp__environment(&env_hash);
+    BSON_APPEND_UTF8(&t->doc, "experiment", ex->id);
+    BSON_APPEND_UTF8(&t->doc, "status", queued ? "queued" : "running");
+    BSON_APPEND_DOCUMENT(&t->doc, "parameters", &params);
+    BSON_APPEND_INT64(&t->doc, "seed", (int64_t)t->seed);
+    BSON_APPEND_DATE_TIME(&t->doc, "started", xp__now_ms());
+    BSON_APPEND_UTF8(&t->doc, "host", xp__hostname());
+    BSON_APPEND_INT64(&t->doc, "pid", queued ? 0 : (int64_t)getpid());
+    BSON_APPEND_INT64(&t->doc, "pstart",
+                      queued ? 0 : (int64_t)xp__self_start());
+    BSON_APPEND_UTF8(&t->doc, "code_hash", ex->code_hash);
+    BSON_APPEND_UTF8(&t->doc, "environment_hash", env_hash);
+    if (ex->backend->ops->trial_begin(ex->backend, &t->doc, &t->id, err) !=
+        0)
+        goto cleanup;
+    xp__log(XP_LOG_INFO, "Started Experiment (trial id=%lld)",
+            (long long)t->id);
+    if (given)
+        xp__log(XP_LOG_INFO,
+                "Random seed is initialized with given seed: %llu",
+                (unsigned long long)t->seed);
+    else
+        xp__log(XP_LOG_INFO,
+                "Random seed is not provided, initialized with generated "
+                "seed: %llu",
+                (unsigned long long)t->seed);
+    t->t0 = xp__monotonic();
+    *out = t;
+    t = NULL;
+    rc = 0;
+cleanup:
+    bson_destroy(&params);
+    xp__trial_free(&t);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- finish */
+
+int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
+{
+    xp_experiment *ex = t->ex;
+    double elapsed = xp__monotonic() - t->t0;
+    bson_t final = BSON_INITIALIZER, warnings = BSON_INITIALIZER;
+    xp_persisted_item *persisted = NULL;
+    int rc = -1;
+    if (result)
+        *result = NULL;
+
+    pthread_mutex_lock(&t->metrics_lock);
+    if (!t->failed && t->metric_failed) {
+        t->failed = true;
+        snprintf(t->failure, sizeof t->failure, "saving metrics: %.480s",
+                 t->metric_error.message);
+    }
+    pthread_mutex_unlock(&t->metrics_lock);
+
+    /* Purity check: the same step with the same input hash must give the
+     * same output hash as last time. */
+    size_t n_hashes = 0;
+    uint32_t n_warnings = 0;
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        if (!t->hashed[i])
+            continue;
+        xp_step_hash *h = &t->hashes[i];
+        uint8_t previous[16];
+        bool found = false;
+        if (ex->backend->ops->step_hash_get(ex->backend, h->step, h->input,
+                                            previous, &found, NULL) == 0 &&
+            found && memcmp(previous, h->output, 16) != 0) {
+            char in_hex[33], key[16];
+            const char *k;
+            for (int b = 0; b < 16; b++)
+                snprintf(in_hex + 2 * b, 3, "%02x", h->input[b]);
+            xp__log(XP_LOG_WARNING,
+                    "Experiment step result is changed with the same input: "
+                    "(step: %s, input hash: %s, trial id=%lld)",
+                    h->step, in_hex, (long long)t->id);
+            bson_uint32_to_string(n_warnings++, &k, key, sizeof key);
+            bson_append_utf8(&warnings, k, -1, h->step, -1);
+        }
+        t->hashes[n_hashes++] = *h;
+    }
+
+    const xp_value *res = t->failed ? NULL : t->outputs[ex->result->index];
+    bson_append_int64(&final, "trial_id", -1, t->id);
+    bson_copy_to_excluding_noinit(&t->doc, &final, "status", NULL);
+    BSON_APPEND_UTF8(&final, "status", t->failed ? "failed" : "succeeded");
+    BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
+    if (res)
+        xp__value_append_bson(&final, "result", res);
+    else
+        BSON_APPEND_NULL(&final, "result");
+    BSON_APPEND_UTF8(&final, "result_type",
+                     xp_type_name(xp_value_type(res)));
+    BSON_APPEND_BOOL(&final, "success", !t->failed);
+    BSON_APPEND_DOUBLE(&final, "process_time", elapsed);
+    BSON_APPEND_UTF8(&final, "description", t->failed ? t->failure : "");
+    if (n_warnings)
+        BSON_APPEND_ARRAY(&final, "purity_warnings", &warnings);
+
+    size_t n_persisted = 0;
+    persisted = bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (n->persisted && n->needed && t->outputs[i]) {
+            persisted[n_persisted].step = n->name;
+            persisted[n_persisted].value = t->outputs[i];
+            n_persisted++;
+        }
+    }
+    xp_error_t finish_err;
+    if (ex->backend->ops->trial_finish(ex->backend, t->id, &final,
+                                       t->metrics, t->n_metrics, persisted,
+                                       n_persisted, t->hashes, n_hashes,
+                                       &finish_err) != 0) {
+        /* Keep the finished trial on this machine; the next open (or
+         * xp_experiment_sync) writes it. */
+        char *path = NULL;
+        xp_error_t spool_err;
+        if (xp__spool_write(ex->backend, t->id, &final, t->metrics,
+                            t->n_metrics, persisted, n_persisted, t->hashes,
+                            n_hashes, &path, &spool_err) == 0)
+            xp__error(err, finish_err.domain, finish_err.code,
+                      "trial %lld finished but could not be recorded (%s); "
+                      "kept in %s until the next open or `xp sync`",
+                      (long long)t->id, finish_err.message, path);
+        else
+            xp__error(err, finish_err.domain, finish_err.code,
+                      "trial %lld finished but could not be recorded (%s) "
+                      "nor spooled (%s)",
+                      (long long)t->id, finish_err.message,
+                      spool_err.message);
+        bson_free(path);
+        xp__log(XP_LOG_ERROR, "%s", err ? err->message : "");
+        goto cleanup;
+    }
+    if (t->failed) {
+        xp__log(XP_LOG_ERROR, "Experiment failed (trial id=%lld): %s",
+                (long long)t->id, t->failure);
+        xp__error(err, XP_DOMAIN_TRIAL, XP_ESTEP, "%s", t->failure);
+        goto cleanup;
+    }
+    xp__log(XP_LOG_INFO, "Finished Experiment (trial id=%lld)",
+            (long long)t->id);
+    if (result) {
+        *result = t->outputs[ex->result->index];
+        t->outputs[ex->result->index] = NULL;
+    }
+    rc = 0;
+cleanup:
+    bson_free(persisted);
+    bson_destroy(&final);
+    bson_destroy(&warnings);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- in-process executor */
+
+typedef struct {
+    xp_trial *trial;
+    xp_node *node;
+} s_task_arg;
+
+/* Executes step n of t and reports its outcome. */
+static void s_run_node(xp_trial *t, xp_node *n)
+{
+    const xp_value *stack_in[8];
+    const xp_value **in = n->n_inputs <= 8
+                              ? stack_in
+                              : bson_malloc(n->n_inputs * sizeof *in);
+    for (size_t i = 0; i < n->n_inputs; i++)
+        in[i] = t->outputs[n->inputs[i]->index];
+    xp_value *out = xp_value_new();
+    xp_metric_sink sink = {xp__trial_save_metric, t};
+    char failure[400];
+    int rc = xp__step_run(n, t->id, t->seed, (const xp_value *const *)in,
+                          &sink, out, failure, sizeof failure);
+    if (in != stack_in)
+        bson_free(in);
+    if (rc != 0)
+        xp_value_destroy(&out);
+    xp__trial_step_done(t, n, out, rc != 0 ? failure : NULL);
+}
+
+static void s_pool_task(void *arg)
+{
+    s_task_arg task = *(s_task_arg *)arg;
+    free(arg);
+    s_run_node(task.trial, task.node);
+}
+
+/* Runs all needed steps: the calling thread takes one ready step at a
+ * time and gives further ready steps to the pool. Returns after every
+ * started step has finished, also on failure. */
+static void s_execute(xp_trial *t, xp_pool *pool)
+{
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        if (t->n_ready > 0 && !t->failed) {
+            xp_node *mine = t->ready[--t->n_ready];
+            t->inflight++;
+            while (pool && t->n_ready > 0) {
+                s_task_arg *task = malloc(sizeof *task);
+                if (!task)
+                    break; /* run it here later */
+                task->trial = t;
+                task->node = t->ready[t->n_ready - 1];
+                if (xp__pool_submit(pool, s_pool_task, task) != 0) {
+                    free(task);
+                    break;
+                }
+                t->n_ready--;
+                t->inflight++;
+            }
+            pthread_mutex_unlock(&t->lock);
+            s_run_node(t, mine);
+            pthread_mutex_lock(&t->lock);
+            continue;
+        }
+        if (s_done_locked(t))
+            break;
+        pthread_cond_wait(&t->cond, &t->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
 }
 
 int xp_compute(xp_experiment *ex, const xp_run_options *opts,
@@ -367,206 +567,18 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts,
         return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
                          "cannot compute a trial from inside a step");
 
-    s_trial t = {.ex = ex};
-    pthread_mutex_init(&t.lock, NULL);
-    pthread_cond_init(&t.cond, NULL);
-    pthread_mutex_init(&t.metrics_lock, NULL);
-    bson_t params = BSON_INITIALIZER;
-    bson_t doc = BSON_INITIALIZER;
-    bson_t final = BSON_INITIALIZER;
-    xp_persisted_item *persisted = NULL;
-    int rc = -1;
-    xp_pool *pool = NULL;
-
+    xp_trial *t;
+    if (xp__trial_start(&t, ex, opts, false, err) != 0)
+        return -1;
+    if (trial_id)
+        *trial_id = t->id;
     pthread_mutex_lock(&ex->lock);
-    if (xp__graph_freeze(ex, err) != 0) {
-        pthread_mutex_unlock(&ex->lock);
-        goto cleanup;
-    }
-    t.outputs = bson_malloc0(ex->n_nodes * sizeof *t.outputs);
-    t.pending = bson_malloc0(ex->n_nodes * sizeof *t.pending);
-    t.ready = bson_malloc0((ex->n_nodes + 1) * sizeof *t.ready);
-    t.hashes = bson_malloc0((ex->n_nodes + 1) * sizeof *t.hashes);
-    t.hashed = bson_malloc0((ex->n_nodes + 1) * sizeof *t.hashed);
-    if (s_resolve_params(ex, opts->params, &t, &params, err) != 0) {
-        pthread_mutex_unlock(&ex->lock);
-        goto cleanup;
-    }
-    /* Generated seeds are kept to 31 bits: easy to read and retype. */
-    bool given = opts->has_seed || ex->has_seed;
-    t.seed = opts->has_seed ? opts->seed
-             : ex->has_seed ? ex->seed
-                            : xp__random_seed() >> 33;
-    int capture_rc = xp__capture_before_trial(ex, err);
-    if (capture_rc != 0) {
-        pthread_mutex_unlock(&ex->lock);
-        goto cleanup;
-    }
-    const char *env_hash;
-    xp__environment(&env_hash);
     if (ex->threads > 1 && ex->n_needed_steps > 1 && !ex->pool)
         ex->pool = xp__pool_new(ex->threads - 1);
-    pool = ex->pool;
+    xp_pool *pool = ex->pool;
     pthread_mutex_unlock(&ex->lock);
-
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        if (!n->needed || n->is_param)
-            continue;
-        for (size_t k = 0; k < n->n_inputs; k++)
-            if (!n->inputs[k]->is_param)
-                t.pending[i]++;
-        if (t.pending[i] == 0)
-            t.ready[t.n_ready++] = n;
-    }
-    /* Steps registered first run first (the ready list is a stack). */
-    for (size_t i = 0; i < t.n_ready / 2; i++) {
-        xp_node *tmp = t.ready[i];
-        t.ready[i] = t.ready[t.n_ready - 1 - i];
-        t.ready[t.n_ready - 1 - i] = tmp;
-    }
-
-    /* The running record: everything needed to see and recover it. */
-    int64_t started = xp__now_ms();
-    pid_t pid = getpid();
-    BSON_APPEND_UTF8(&doc, "experiment", ex->id);
-    BSON_APPEND_UTF8(&doc, "status", "running");
-    BSON_APPEND_DOCUMENT(&doc, "parameters", &params);
-    BSON_APPEND_INT64(&doc, "seed", (int64_t)t.seed);
-    BSON_APPEND_DATE_TIME(&doc, "started", started);
-    BSON_APPEND_UTF8(&doc, "host", xp__hostname());
-    BSON_APPEND_INT64(&doc, "pid", pid);
-    BSON_APPEND_INT64(&doc, "pstart", (int64_t)xp__self_start());
-    BSON_APPEND_UTF8(&doc, "code_hash", ex->code_hash);
-    BSON_APPEND_UTF8(&doc, "environment_hash", env_hash);
-    if (ex->backend->ops->trial_begin(ex->backend, &doc, &t.id, err) != 0)
-        goto cleanup;
-    if (trial_id)
-        *trial_id = t.id;
-    xp__log(XP_LOG_INFO, "Started Experiment (trial id=%lld)",
-            (long long)t.id);
-    if (given)
-        xp__log(XP_LOG_INFO, "Random seed is initialized with given seed: "
-                             "%llu",
-                (unsigned long long)t.seed);
-    else
-        xp__log(XP_LOG_INFO, "Random seed is not provided, initialized "
-                             "with generated seed: %llu",
-                (unsigned long long)t.seed);
-
-    double t0 = xp__monotonic();
-    s_execute(&t, pool);
-    double elapsed = xp__monotonic() - t0;
-
-    if (!t.failed && t.metric_failed) {
-        t.failed = true;
-        snprintf(t.failure, sizeof t.failure, "saving metrics: %.480s",
-                 t.metric_error.message);
-    }
-    /* Purity check: the same step with the same input hash must give the
-     * same output hash as last time. */
-    size_t n_hashes = 0;
-    bson_t warnings = BSON_INITIALIZER;
-    uint32_t n_warnings = 0;
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        if (!t.hashed[i])
-            continue;
-        xp_step_hash *h = &t.hashes[i];
-        uint8_t previous[16];
-        bool found = false;
-        if (ex->backend->ops->step_hash_get(ex->backend, h->step, h->input,
-                                            previous, &found, NULL) == 0 &&
-            found && memcmp(previous, h->output, 16) != 0) {
-            char in_hex[33], key[16];
-            const char *k;
-            for (int b = 0; b < 16; b++)
-                sprintf(in_hex + 2 * b, "%02x", h->input[b]);
-            xp__log(XP_LOG_WARNING,
-                    "Experiment step result is changed with the same input: "
-                    "(step: %s, input hash: %s, trial id=%lld)",
-                    h->step, in_hex, (long long)t.id);
-            bson_uint32_to_string(n_warnings++, &k, key, sizeof key);
-            bson_append_utf8(&warnings, k, -1, h->step, -1);
-        }
-        t.hashes[n_hashes++] = *h;
-    }
-    const xp_value *res = t.failed ? NULL : t.outputs[ex->result->index];
-    bson_append_int64(&final, "trial_id", -1, t.id);
-    bson_copy_to_excluding_noinit(&doc, &final, "status", NULL);
-    BSON_APPEND_UTF8(&final, "status", t.failed ? "failed" : "succeeded");
-    BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
-    if (res)
-        xp__value_append_bson(&final, "result", res);
-    else
-        BSON_APPEND_NULL(&final, "result");
-    BSON_APPEND_UTF8(&final, "result_type",
-                     xp_type_name(xp_value_type(res)));
-    BSON_APPEND_BOOL(&final, "success", !t.failed);
-    BSON_APPEND_DOUBLE(&final, "process_time", elapsed);
-    BSON_APPEND_UTF8(&final, "description", t.failed ? t.failure : "");
-    if (n_warnings)
-        BSON_APPEND_ARRAY(&final, "purity_warnings", &warnings);
-    bson_destroy(&warnings);
-
-    size_t n_persisted = 0;
-    persisted = bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        if (n->persisted && n->needed && t.outputs[i]) {
-            persisted[n_persisted].step = n->name;
-            persisted[n_persisted].value = t.outputs[i];
-            n_persisted++;
-        }
-    }
-    xp_error_t finish_err;
-    if (ex->backend->ops->trial_finish(ex->backend, t.id, &final, t.metrics,
-                                       t.n_metrics, persisted, n_persisted,
-                                       t.hashes, n_hashes, &finish_err) != 0) {
-        /* Keep the finished trial on this machine; the next open (or
-         * xp_experiment_sync) writes it. */
-        char *path = NULL;
-        xp_error_t spool_err;
-        if (xp__spool_write(ex->backend, t.id, &final, t.metrics,
-                            t.n_metrics, persisted, n_persisted, t.hashes,
-                            n_hashes, &path, &spool_err) == 0)
-            xp__error(err, finish_err.domain, finish_err.code,
-                      "trial %lld finished but could not be recorded (%s); "
-                      "kept in %s until the next open or `xp sync`",
-                      (long long)t.id, finish_err.message, path);
-        else
-            xp__error(err, finish_err.domain, finish_err.code,
-                      "trial %lld finished but could not be recorded (%s) "
-                      "nor spooled (%s)",
-                      (long long)t.id, finish_err.message,
-                      spool_err.message);
-        bson_free(path);
-        xp__log(XP_LOG_ERROR, "%s", err ? err->message : "");
-        goto cleanup;
-    }
-    if (t.failed) {
-        xp__log(XP_LOG_ERROR, "Experiment failed (trial id=%lld): %s",
-                (long long)t.id, t.failure);
-        xp__error(err, XP_DOMAIN_TRIAL, XP_ESTEP, "%s", t.failure);
-    } else {
-        xp__log(XP_LOG_INFO, "Finished Experiment (trial id=%lld)",
-                (long long)t.id);
-        if (result) {
-            *result = t.outputs[ex->result->index];
-            t.outputs[ex->result->index] = NULL;
-        }
-        rc = 0;
-    }
-cleanup:
-    bson_free(persisted);
-    bson_destroy(&params);
-    bson_destroy(&doc);
-    bson_destroy(&final);
-    if (t.outputs)
-        s_trial_free(&t);
-    else {
-        pthread_mutex_destroy(&t.lock);
-        pthread_cond_destroy(&t.cond);
-        pthread_mutex_destroy(&t.metrics_lock);
-    }
+    s_execute(t, pool);
+    int rc = xp__trial_finish(t, result, err);
+    xp__trial_free(&t);
     return rc;
 }

@@ -280,6 +280,56 @@ void xp__graph_free(xp_experiment *ex);
 /* True while the calling thread runs a step. */
 bool xp__in_step(void);
 
+/* ---- step.c: running one step */
+
+/* Where xp_save_metric sends points. */
+typedef struct {
+    int (*save)(void *ctx, const char *name, int64_t epoch, double value);
+    void *ctx;
+} xp_metric_sink;
+
+/* Runs step n of trial trial_id (its generator seeded from trial_seed and
+ * its name) on inputs, writing out. On failure returns -1 with the step's
+ * message in failure. */
+int xp__step_run(const xp_node *n, int64_t trial_id, uint64_t trial_seed,
+                 const xp_value *const *inputs, const xp_metric_sink *sink,
+                 xp_value *out, char *failure, size_t failure_size);
+
+/* ---- trial.c: the trial lifecycle as a state machine, driven by the
+ * in-process executor (xp_compute) or by the scheduler. Thread-safe. */
+typedef struct xp_trial xp_trial;
+
+/* Resolves parameters (XP_EUNDEFINED allocates no id), picks the seed,
+ * allocates the id and records the trial: as running by this process, or
+ * as queued (owned by a scheduler: no pid, never marked interrupted). */
+int xp__trial_start(xp_trial **out, xp_experiment *ex,
+                    const xp_run_options *opts, bool queued,
+                    xp_error_t *err);
+int64_t xp__trial_id(const xp_trial *t);
+uint64_t xp__trial_seed(const xp_trial *t);
+/* Next step whose inputs are all computed, or NULL (none now, or the trial
+ * failed). The step counts as in flight until xp__trial_step_done. */
+xp_node *xp__trial_take_ready(xp_trial *t);
+/* Trial-owned output of node n (parameter value or computed step). */
+const xp_value *xp__trial_value(const xp_trial *t, const xp_node *n);
+/* Records the outcome of step n: out (taken, may be NULL on failure) or a
+ * failure message. Unblocks dependents. */
+void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
+                         const char *failure);
+/* Metric sink of the trial (points flushed in chunks). */
+int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
+                          double value);
+/* True when every needed step finished, or one failed and none is in
+ * flight. */
+bool xp__trial_done(xp_trial *t);
+/* Checks purity, records the outcome with metrics, persisted values and
+ * step hashes (spooling it when the backend cannot take it), logs. On
+ * success *result (may be NULL) takes the result. */
+int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err);
+/* Fails the trial with description (e.g. retries exhausted). */
+void xp__trial_fail(xp_trial *t, const char *description);
+void xp__trial_free(xp_trial **t);
+
 /* ---- code.c, env.c, git.c, capture.c */
 
 /* Definition text of function symbol in C source src; caller frees. */
