@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(meson ninja-build pkg-config gcc libbson-dev libxxhash-dev
+packages=(meson ninja-build pkg-config gcc libbson-dev libmongoc-dev
+          libhiredis-dev libczmq-dev libzmq3-dev libsodium-dev libxxhash-dev
           libgit2-dev libsqlite3-dev libcriterion-dev)
 missing=()
 for p in "${packages[@]}"; do

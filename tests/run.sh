@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev git
-          libbson-dev libmongoc-dev libhiredis-dev libxxhash-dev
+          libbson-dev libmongoc-dev libhiredis-dev libczmq-dev libzmq3-dev
+          libsodium-dev libxxhash-dev
           libgit2-dev libsqlite3-dev libcriterion-dev
           redis-server python3 python3-mockupdb python3-mongomock)
 missing=()

@@ -143,7 +143,25 @@ const bson_t *xp__environment(const char **hash)
 
 static void s_code_doc(xp_experiment *ex, bson_t *code)
 {
-    bson_t steps;
+    bson_t params, param, steps;
+    /* Parameters with their defaults make the document a complete graph
+     * definition: a scheduler rebuilds the experiment from it. */
+    BSON_APPEND_ARRAY_BEGIN(code, "parameters", &params);
+    uint32_t p = 0;
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->is_param)
+            continue;
+        char key[16];
+        const char *kp;
+        bson_uint32_to_string(p++, &kp, key, sizeof key);
+        BSON_APPEND_DOCUMENT_BEGIN(&params, kp, &param);
+        BSON_APPEND_UTF8(&param, "name", n->name);
+        if (n->def)
+            xp__value_append_bson(&param, "default", n->def);
+        bson_append_document_end(&params, &param);
+    }
+    bson_append_array_end(code, &params);
     BSON_APPEND_ARRAY_BEGIN(code, "steps", &steps);
     uint32_t k = 0;
     for (size_t i = 0; i < ex->n_nodes; i++) {

@@ -151,6 +151,20 @@ int xp_experiment_open(xp_experiment **out, const char *id,
     return 0;
 }
 
+int xp__experiment_new_detached(xp_experiment **out, const char *id,
+                                xp_error_t *err)
+{
+    *out = NULL;
+    if (xp_check_id(id, err) != 0)
+        return -1;
+    xp_experiment *ex = bson_malloc0(sizeof *ex);
+    ex->id = bson_strdup(id);
+    pthread_mutex_init(&ex->lock, NULL);
+    ex->threads = 1;
+    *out = ex;
+    return 0;
+}
+
 int xp_experiment_sync(xp_experiment *ex, size_t *written, xp_error_t *err)
 {
     size_t n = 0;

@@ -156,6 +156,123 @@ done:
     return node;
 }
 
+/* Finds name in a BSON array of strings: the index of each input. */
+static xp_node *s_input_by_name(xp_experiment *ex, bson_iter_t *it)
+{
+    if (!BSON_ITER_HOLDS_UTF8(it))
+        return NULL;
+    return xp__graph_find(ex, bson_iter_utf8(it, NULL));
+}
+
+int xp__graph_from_code(xp_experiment *ex, const bson_t *code,
+                        xp_error_t *err)
+{
+    bson_iter_t it, list, item, f;
+    int rc = -1;
+    pthread_mutex_lock(&ex->lock);
+    if (ex->n_nodes || ex->frozen) {
+        xp__error(err, XP_DOMAIN_GRAPH, XP_ESTATE,
+                  "experiment '%s' already has a graph", ex->id);
+        goto done;
+    }
+    if (bson_iter_init_find(&it, code, "parameters") &&
+        bson_iter_recurse(&it, &list)) {
+        while (bson_iter_next(&list)) {
+            const char *name = NULL;
+            xp_value *def = NULL;
+            if (!bson_iter_recurse(&list, &f))
+                continue;
+            while (bson_iter_next(&f)) {
+                if (strcmp(bson_iter_key(&f), "name") == 0 &&
+                    BSON_ITER_HOLDS_UTF8(&f))
+                    name = bson_iter_utf8(&f, NULL);
+                else if (strcmp(bson_iter_key(&f), "default") == 0) {
+                    def = xp_value_new();
+                    if (xp__value_from_iter(def, &f, err) != 0) {
+                        xp_value_destroy(&def);
+                        goto done;
+                    }
+                }
+            }
+            xp_node *n = name ? s_node_new(ex, "parameter", name) : NULL;
+            if (!n) {
+                xp_value_destroy(&def);
+                goto invalid;
+            }
+            n->is_param = true;
+            n->def = def;
+        }
+    }
+    if (!bson_iter_init_find(&it, code, "steps") ||
+        !bson_iter_recurse(&it, &list))
+        goto invalid;
+    while (bson_iter_next(&list)) {
+        const char *name = NULL, *file = NULL, *source = NULL;
+        int line = 0;
+        bool result = false, persisted = false;
+        xp_node *inputs[256];
+        size_t n_inputs = 0;
+        if (!bson_iter_recurse(&list, &item))
+            goto invalid;
+        while (bson_iter_next(&item)) {
+            const char *key = bson_iter_key(&item);
+            if (strcmp(key, "name") == 0 && BSON_ITER_HOLDS_UTF8(&item))
+                name = bson_iter_utf8(&item, NULL);
+            else if (strcmp(key, "file") == 0 && BSON_ITER_HOLDS_UTF8(&item))
+                file = bson_iter_utf8(&item, NULL);
+            else if (strcmp(key, "source") == 0 &&
+                     BSON_ITER_HOLDS_UTF8(&item))
+                source = bson_iter_utf8(&item, NULL);
+            else if (strcmp(key, "line") == 0 && BSON_ITER_HOLDS_INT32(&item))
+                line = bson_iter_int32(&item);
+            else if (strcmp(key, "result") == 0 && BSON_ITER_HOLDS_BOOL(&item))
+                result = bson_iter_bool(&item);
+            else if (strcmp(key, "persisted") == 0 &&
+                     BSON_ITER_HOLDS_BOOL(&item))
+                persisted = bson_iter_bool(&item);
+            else if (strcmp(key, "inputs") == 0 &&
+                     bson_iter_recurse(&item, &f)) {
+                while (bson_iter_next(&f)) {
+                    xp_node *in = s_input_by_name(ex, &f);
+                    if (!in || n_inputs == 256)
+                        goto invalid;
+                    inputs[n_inputs++] = in;
+                }
+            }
+        }
+        xp_node *n = name ? s_node_new(ex, "step", name) : NULL;
+        if (!n)
+            goto invalid;
+        n->n_inputs = n_inputs;
+        if (n_inputs) {
+            n->inputs = bson_malloc(n_inputs * sizeof *n->inputs);
+            memcpy(n->inputs, inputs, n_inputs * sizeof *n->inputs);
+        }
+        n->file = file ? bson_strdup(file) : NULL;
+        n->line = line;
+        n->source = source ? bson_strdup(source) : NULL;
+        n->persisted = persisted;
+        if (result)
+            ex->result = n;
+    }
+    if (!ex->result)
+        goto invalid;
+    /* The received definition is the code context, byte for byte, so its
+     * hash is the one workers announce. */
+    ex->code = bson_copy(code);
+    xp__hash_hex(ex->code, ex->code_hash);
+    rc = 0;
+    goto done;
+invalid:
+    xp__error(err, XP_DOMAIN_GRAPH, XP_EINVAL,
+              "invalid definition of experiment '%s'%s%s", ex->id,
+              ex->has_def_error ? ": " : "",
+              ex->has_def_error ? ex->def_error.message : "");
+done:
+    pthread_mutex_unlock(&ex->lock);
+    return rc;
+}
+
 xp_node *xp_result(xp_node *node)
 {
     if (!node)

@@ -276,6 +276,15 @@ struct xp_experiment {
  * the result needs and their dependents. Called with ex->lock held. */
 int xp__graph_freeze(xp_experiment *ex, xp_error_t *err);
 xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
+/* Defines an empty experiment from a code context document (parameters
+ * with defaults, steps with inputs, result and persisted marks). Steps
+ * have no function: they run remotely. ex->code becomes that document. */
+int xp__graph_from_code(xp_experiment *ex, const bson_t *code,
+                        xp_error_t *err);
+/* An experiment without backend, for defining and running steps only
+ * (xp-worker). Caller owns *out (xp_experiment_destroy). */
+int xp__experiment_new_detached(xp_experiment **out, const char *id,
+                                xp_error_t *err);
 void xp__graph_free(xp_experiment *ex);
 /* True while the calling thread runs a step. */
 bool xp__in_step(void);
@@ -361,6 +370,46 @@ char *xp__render_text(const bson_t *doc);
 int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err);
 /* Logs environment changes against the last trial (at open). */
 void xp__environment_check(xp_experiment *ex);
+
+/* ---- protocol.c: wire messages (docs/protocol.md) */
+
+#include <czmq.h>
+
+#define XP_PROTOCOL "XP1"
+#define XP_MAX_MESSAGE_DEFAULT (64u << 20)
+
+typedef enum {
+    XP_MSG_HELLO,     /* worker -> scheduler: host, slots, experiments */
+    XP_MSG_WELCOME,   /* scheduler -> worker */
+    XP_MSG_HEARTBEAT, /* both ways */
+    XP_MSG_TASK,      /* scheduler -> worker: run one step */
+    XP_MSG_RESULT,    /* worker -> scheduler: its outcome */
+    XP_MSG_SUBMIT,    /* client -> scheduler: trials */
+    XP_MSG_ACCEPTED,  /* scheduler -> client: trial ids */
+    XP_MSG_STATUS,    /* client -> scheduler: progress of a batch */
+    XP_MSG_PROGRESS,  /* scheduler -> client */
+    XP_MSG_ERROR,     /* any reply: {message} */
+    XP_MSG_BYE,       /* worker leaving */
+    XP_MSG_COUNT
+} xp_msg_type;
+
+const char *xp__msg_name(xp_msg_type type);
+/* Caller owns result. */
+zmsg_t *xp__msg_new(xp_msg_type type, const bson_t *body);
+/* Validates frames of an untrusted message (routing frame removed) and
+ * copies the body into an uninitialised *body. */
+int xp__msg_decode(zmsg_t *msg, size_t max_body, xp_msg_type *type,
+                   bson_t *body, xp_error_t *err);
+/* The same on raw frames (fuzzing entry point). */
+int xp__msg_decode_frames(const uint8_t *const *frames, const size_t *lens,
+                          size_t n, size_t max_body, xp_msg_type *type,
+                          bson_t *body, xp_error_t *err);
+/* Typed field readers: NULL/false when absent or of another type. */
+const char *xp__bson_utf8(const bson_t *b, const char *key);
+bool xp__bson_int64(const bson_t *b, const char *key, int64_t *out);
+bool xp__bson_bool(const bson_t *b, const char *key, bool dflt);
+/* Static view of a sub-document or array (valid while b lives). */
+bool xp__bson_sub(const bson_t *b, const char *key, bson_t *out);
 
 /* ---- script.c: argument parsing exposed for tests */
 
