@@ -37,6 +37,9 @@ struct xp_trial {
     size_t n_metrics;
     bool metric_failed;
     xp_error_t metric_error;
+    /* Where remote steps ran: step name -> {host, worker, attempt,
+     * elapsed}, under lock; recorded as "steps" when not empty. */
+    bson_t step_info;
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -170,6 +173,20 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
     pthread_mutex_unlock(&t->lock);
 }
 
+void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
+                         const char *worker, int64_t attempt, double elapsed)
+{
+    bson_t info;
+    pthread_mutex_lock(&t->lock);
+    BSON_APPEND_DOCUMENT_BEGIN(&t->step_info, step, &info);
+    BSON_APPEND_UTF8(&info, "host", host);
+    BSON_APPEND_UTF8(&info, "worker", worker);
+    BSON_APPEND_INT64(&info, "attempt", attempt);
+    BSON_APPEND_DOUBLE(&info, "elapsed", elapsed);
+    bson_append_document_end(&t->step_info, &info);
+    pthread_mutex_unlock(&t->lock);
+}
+
 void xp__trial_fail(xp_trial *t, const char *description)
 {
     pthread_mutex_lock(&t->lock);
@@ -253,6 +270,7 @@ void xp__trial_free(xp_trial **pt)
     }
     bson_free(t->metrics);
     bson_destroy(&t->doc);
+    bson_destroy(&t->step_info);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->metrics_lock);
@@ -268,6 +286,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     xp_trial *t = bson_malloc0(sizeof *t);
     t->ex = ex;
     bson_init(&t->doc);
+    bson_init(&t->step_info);
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     pthread_mutex_init(&t->metrics_lock, NULL);
@@ -417,6 +436,8 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     BSON_APPEND_UTF8(&final, "description", t->failed ? t->failure : "");
     if (n_warnings)
         BSON_APPEND_ARRAY(&final, "purity_warnings", &warnings);
+    if (!bson_empty(&t->step_info))
+        BSON_APPEND_DOCUMENT(&final, "steps", &t->step_info);
 
     size_t n_persisted = 0;
     persisted = bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);

@@ -335,6 +335,9 @@ bool xp__trial_done(xp_trial *t);
  * step hashes (spooling it when the backend cannot take it), logs. On
  * success *result (may be NULL) takes the result. */
 int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err);
+/* Records where a remote step ran (trial document field "steps"). */
+void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
+                         const char *worker, int64_t attempt, double elapsed);
 /* Fails the trial with description (e.g. retries exhausted). */
 void xp__trial_fail(xp_trial *t, const char *description);
 void xp__trial_free(xp_trial **t);
@@ -410,6 +413,29 @@ bool xp__bson_int64(const bson_t *b, const char *key, int64_t *out);
 bool xp__bson_bool(const bson_t *b, const char *key, bool dflt);
 /* Static view of a sub-document or array (valid while b lives). */
 bool xp__bson_sub(const bson_t *b, const char *key, bson_t *out);
+
+/* ---- scheduler.c: the xp-scheduler engine */
+
+typedef struct {
+    const char *bind;    /* e.g. tcp://127.0.0.1:5555 or tcp://0.0.0.0:5555 */
+    const char *backend; /* where experiments are recorded */
+    int heartbeat_ms;    /* 1000 */
+    int max_attempts;    /* per task before its trial fails; 3 */
+    size_t max_message;  /* bytes; XP_MAX_MESSAGE_DEFAULT */
+} xp_scheduler_options;
+
+typedef struct xp_scheduler xp_scheduler;
+
+/* Binds; caller owns *out. */
+int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
+                      xp_error_t *err);
+/* The endpoint actually bound (resolves tcp://...:* ports). */
+const char *xp__scheduler_endpoint(const xp_scheduler *s);
+/* Serves until xp__scheduler_stop or interrupt. */
+int xp__scheduler_run(xp_scheduler *s);
+/* Async-signal-safe. */
+void xp__scheduler_stop(xp_scheduler *s);
+void xp__scheduler_destroy(xp_scheduler **s);
 
 /* ---- script.c: argument parsing exposed for tests */
 

@@ -391,6 +391,38 @@ XP_EXPORT int64_t xp_metric_table_trial(const xp_metric_table *t, size_t col);
 XP_EXPORT double xp_metric_table_value(const xp_metric_table *t, size_t row,
                                        size_t col);
 
+/* ---------------------------------------------------------------- remote */
+
+/* A connection to an xp-scheduler (docs/protocol.md). */
+typedef struct xp_client xp_client;
+
+/* endpoint NULL or "": env XP_SCHEDULER. Every reply is awaited at most
+ * timeout_ms (0: 10 s). Caller owns *out. */
+XP_EXPORT int xp_client_connect(xp_client **out, const char *endpoint,
+                                int timeout_ms, xp_error_t *err);
+/* NULL-safe; sets *c to NULL. */
+XP_EXPORT void xp_client_destroy(xp_client **c);
+/* Submits trials of experiment: an array of documents {parameters: {..},
+ * seed: int64 (optional)}. code_hash NULL: the definition the scheduler
+ * last saw from a worker. Returns once every trial is recorded as queued;
+ * *ids (caller frees with xp_free) gets their ids, in order. A bad trial
+ * rejects the whole batch and records nothing. */
+XP_EXPORT int xp_client_submit(xp_client *c, const char *experiment,
+                               const xp_value *trials, const char *code_hash,
+                               int64_t *batch, int64_t **ids, size_t *n,
+                               xp_error_t *err);
+
+typedef struct {
+    int64_t queued, running, done, failed, total;
+} xp_progress;
+
+/* Progress of a batch; *finished (caller owns, may be NULL) gets the
+ * trials finished since *cursor as documents {trial_id, status, result,
+ * result_type, description}; *cursor advances. */
+XP_EXPORT int xp_client_progress(xp_client *c, int64_t batch,
+                                 int64_t *cursor, xp_progress *p,
+                                 xp_value **finished, xp_error_t *err);
+
 /* ---------------------------------------------------------------- script mode */
 
 /* Defines the graph on ex and returns the result node (NULL on error). */

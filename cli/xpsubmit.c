@@ -1,0 +1,299 @@
+/* xpsubmit — submits one trial or a sweep to an xp-scheduler and prints
+ * the trial ids; with --wait follows them to the end with a progress bar
+ * and prints the results. Uses only the public libxp API. */
+#include <xp/xp.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TRIALS 1000000
+
+/* One parameter of the sweep: its name and candidate values. */
+typedef struct {
+    const char *name;
+    xp_value **values;
+    size_t n;
+} s_axis;
+
+static void s_usage(FILE *f)
+{
+    fputs("usage: xpsubmit [-s ENDPOINT] EXPERIMENT [name=value ...] "
+          "[--seed N] [--wait]\n\n"
+          "Submits trials of EXPERIMENT to an xp-scheduler and prints their "
+          "ids.\n"
+          "  name=1,2,3        several values: the sweep is the cartesian "
+          "product\n"
+          "  name=range(0,10,2) integers from 0 to 10 (excluded) by 2\n"
+          "  -s ENDPOINT       scheduler, default $XP_SCHEDULER\n"
+          "  --seed N          seed of every trial\n"
+          "  --wait            follow the trials to the end, then print the "
+          "results;\n"
+          "                    exit status 1 when any trial failed\n",
+          f);
+}
+
+static int s_fail(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "xpsubmit: ");
+    fprintf(stderr, fmt, arg);
+    fputs(" (see --help)\n", stderr);
+    return 2;
+}
+
+static int s_add_value(s_axis *a, const char *text)
+{
+    xp_value *v = xp_value_new();
+    xp_error_t err;
+    if (xp_value_parse_literal(v, text, &err) != 0) {
+        fprintf(stderr, "xpsubmit: parameter '%s': %s\n", a->name,
+                err.message);
+        xp_value_destroy(&v);
+        return -1;
+    }
+    a->values = realloc(a->values, (a->n + 1) * sizeof *a->values);
+    a->values[a->n++] = v;
+    return 0;
+}
+
+static int s_parse_range(s_axis *a, const char *spec)
+{
+    long long from, to, step = 1;
+    char tail;
+    int got = sscanf(spec, "range(%lld,%lld,%lld%c", &from, &to, &step,
+                     &tail);
+    if (!(got == 4 && tail == ')')) {
+        got = sscanf(spec, "range(%lld,%lld%c", &from, &to, &tail);
+        if (!(got == 3 && tail == ')'))
+            return -1;
+        step = 1;
+    }
+    if (step == 0 || (to - from) / step > MAX_TRIALS)
+        return -1;
+    for (long long x = from; step > 0 ? x < to : x > to; x += step) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld", x);
+        if (s_add_value(a, buf) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* name=v1,v2 | name=range(..) | name=JSON */
+static int s_parse_axis(s_axis *a, char *arg)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1])
+        return s_fail("invalid argument '%s': expected name=value", arg);
+    *eq = '\0';
+    a->name = arg;
+    xp_error_t err;
+    if (xp_check_name("parameter", arg, &err) != 0) {
+        fprintf(stderr, "xpsubmit: %s\n", err.message);
+        return 2;
+    }
+    char *spec = eq + 1;
+    if (strncmp(spec, "range(", 6) == 0)
+        return s_parse_range(a, spec) == 0 && a->n
+                   ? 0
+                   : s_fail("invalid range '%s' (range(FROM,TO[,STEP]))",
+                            spec);
+    if (spec[0] == '[' || spec[0] == '{' || spec[0] == '"')
+        return s_add_value(a, spec) == 0 ? 0 : 2;
+    for (char *tok = strtok(spec, ","); tok; tok = strtok(NULL, ","))
+        if (s_add_value(a, tok) != 0)
+            return 2;
+    return a->n ? 0 : s_fail("parameter '%s' has no value", arg);
+}
+
+static void s_bar(const xp_progress *p, double elapsed, bool tty)
+{
+    int64_t finished = p->done + p->failed;
+    double rate = elapsed > 0 ? (double)finished / elapsed : 0;
+    double eta = rate > 0 ? (double)(p->total - finished) / rate : 0;
+    if (tty) {
+        int width = 30;
+        int filled = p->total ? (int)(width * finished / p->total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr,
+                "\r[%s] %" PRId64 "/%" PRId64 " done %" PRId64
+                " failed %" PRId64 " running %" PRId64 " queued %" PRId64
+                "  %.1fs  ETA %.1fs ",
+                bar, finished, p->total, p->done, p->failed, p->running,
+                p->queued, elapsed, eta);
+    } else {
+        fprintf(stderr,
+                "progress: %" PRId64 "/%" PRId64 " done=%" PRId64
+                " failed=%" PRId64 " running=%" PRId64 " queued=%" PRId64
+                " elapsed=%.1fs\n",
+                finished, p->total, p->done, p->failed, p->running,
+                p->queued, elapsed);
+    }
+}
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Follows batch to the end; prints the results table. 0 when every
+ * trial succeeded, 1 otherwise. */
+static int s_wait(xp_client *c, int64_t batch)
+{
+    bool tty = isatty(STDERR_FILENO);
+    double t0 = s_now(), last_line = 0;
+    int64_t cursor = 0;
+    xp_value *results = xp_value_new();
+    xp_set_array(results);
+    xp_progress p;
+    xp_error_t err;
+    int status = 0;
+    for (;;) {
+        xp_value *finished = NULL;
+        if (xp_client_progress(c, batch, &cursor, &p, &finished, &err) != 0) {
+            fprintf(stderr, "%sxpsubmit: %s\n", tty ? "\n" : "", err.message);
+            status = 1;
+            break;
+        }
+        for (size_t i = 0; i < xp_value_count(finished); i++)
+            xp_set_value(xp_array_append(results), xp_value_at(finished, i));
+        size_t got = xp_value_count(finished);
+        xp_value_destroy(&finished);
+        double now = s_now() - t0;
+        bool complete = p.done + p.failed >= p.total;
+        if (tty || now - last_line >= 1.0 || complete) {
+            s_bar(&p, now, tty);
+            last_line = now;
+        }
+        if (complete && got == 0)
+            break;
+        if (got == 0) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (tty)
+        fputc('\n', stderr);
+    printf("%-10s %-10s %-22s %s\n", "Trial ID", "Status", "Result",
+           "Description");
+    for (size_t i = 0; i < xp_value_count(results); i++) {
+        const xp_value *r = xp_value_at(results, i);
+        char *res = xp_value_to_json(xp_value_get(r, "result"));
+        const char *st = xp_as_string(xp_value_get(r, "status"), NULL);
+        printf("%-10" PRId64 " %-10s %-22s %s\n",
+               xp_as_int64(xp_value_get(r, "trial_id")), st ? st : "",
+               res ? res : "",
+               xp_as_string(xp_value_get(r, "description"), NULL));
+        if (!st || strcmp(st, "succeeded") != 0)
+            status = 1;
+        xp_free(res);
+    }
+    xp_value_destroy(&results);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    const char *endpoint = NULL, *experiment = NULL;
+    bool wait = false, has_seed = false;
+    long long seed = 0;
+    s_axis axes[64];
+    size_t n_axes = 0;
+    int status = 2;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else if (strcmp(a, "-s") == 0 || strcmp(a, "--scheduler") == 0) {
+            if (i + 1 >= argc)
+                return s_fail("%s needs an endpoint", a);
+            endpoint = argv[++i];
+        } else if (strcmp(a, "--wait") == 0) {
+            wait = true;
+        } else if (strcmp(a, "--seed") == 0) {
+            char *end;
+            if (i + 1 >= argc)
+                return s_fail("%s needs a value", a);
+            seed = strtoll(argv[++i], &end, 10);
+            if (*end || seed < 0 || argv[i][0] == '\0')
+                return s_fail("invalid --seed '%s'", argv[i]);
+            has_seed = true;
+        } else if (a[0] == '-') {
+            return s_fail("unknown option '%s'", a);
+        } else if (!experiment) {
+            experiment = a;
+        } else {
+            if (n_axes == 64)
+                return s_fail("too many parameters (%s)", a);
+            memset(&axes[n_axes], 0, sizeof axes[n_axes]);
+            int rc = s_parse_axis(&axes[n_axes], a);
+            n_axes++;
+            if (rc != 0)
+                goto cleanup;
+        }
+    }
+    if (!experiment) {
+        s_usage(stderr);
+        goto cleanup;
+    }
+    size_t total = 1;
+    for (size_t k = 0; k < n_axes; k++) {
+        if (total > MAX_TRIALS / axes[k].n) {
+            fprintf(stderr, "xpsubmit: the sweep has more than %d trials\n",
+                    MAX_TRIALS);
+            goto cleanup;
+        }
+        total *= axes[k].n;
+    }
+    /* The cartesian product, last parameter varying fastest. */
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    for (size_t t = 0; t < total; t++) {
+        xp_value *spec = xp_array_append(trials);
+        xp_set_document(spec);
+        xp_value *params = xp_document_set(spec, "parameters");
+        xp_set_document(params);
+        size_t rest = t;
+        for (size_t k = n_axes; k-- > 0;) {
+            xp_set_value(xp_document_set(params, axes[k].name),
+                         axes[k].values[rest % axes[k].n]);
+            rest /= axes[k].n;
+        }
+        if (has_seed)
+            xp_set_int64(xp_document_set(spec, "seed"), seed);
+    }
+    xp_client *c = NULL;
+    xp_error_t err;
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    if (xp_client_connect(&c, endpoint, 0, &err) != 0 ||
+        xp_client_submit(c, experiment, trials, NULL, &batch, &ids, &n,
+                         &err) != 0) {
+        fprintf(stderr, "xpsubmit: %s\n", err.message);
+        status = 1;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            printf("%" PRId64 "\n", ids[i]);
+        fflush(stdout);
+        status = wait ? s_wait(c, batch) : 0;
+    }
+    xp_free(ids);
+    xp_client_destroy(&c);
+    xp_value_destroy(&trials);
+cleanup:
+    for (size_t k = 0; k < n_axes; k++) {
+        for (size_t j = 0; j < axes[k].n; j++)
+            xp_value_destroy(&axes[k].values[j]);
+        free(axes[k].values);
+    }
+    return status;
+}

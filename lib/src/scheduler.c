@@ -1,0 +1,900 @@
+/* scheduler.c — the xp-scheduler engine: one thread, one ROUTER socket,
+ * an event loop that records submitted trials as queued (before answering
+ * the client), splits them into step tasks, gives ready tasks to workers
+ * with free slots and the trial's code, collects results through the
+ * common trial lifecycle, and re-queues the tasks of workers that stop
+ * answering. */
+#include "xp-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct s_worker s_worker;
+typedef struct s_def s_def;
+typedef struct s_strial s_strial;
+typedef struct s_batch s_batch;
+
+/* One step of one trial, waiting for or running on a worker. */
+typedef struct {
+    s_strial *trial;
+    xp_node *node;
+    int64_t attempt;
+    s_worker *worker; /* NULL while queued */
+    char key[XP_ID_MAX + XP_NAME_MAX + 32];
+    int64_t dispatched_ms;
+} s_task;
+
+struct s_worker {
+    char id[64];        /* hex of the routing identity */
+    zframe_t *identity;
+    char host[256];
+    int64_t pid;
+    int slots, busy;
+    int64_t last_seen_ms;
+    zlistx_t *defs; /* "experiment/code_hash" strings it can run */
+    zlistx_t *tasks; /* s_task* in flight on it */
+};
+
+/* One experiment definition (experiment id + code hash) with its handle on
+ * the backend, built from the code document a worker announced. */
+struct s_def {
+    char key[XP_ID_MAX + 40];
+    xp_experiment *ex;
+};
+
+struct s_strial {
+    s_def *def;
+    s_batch *batch;
+    xp_trial *t;
+    size_t tasks_alive;
+};
+
+struct s_batch {
+    int64_t id;
+    zframe_t *client;
+    size_t total, done, failed;
+    bson_t finished; /* array of {trial_id, status, result, ...} */
+    uint32_t n_finished;
+};
+
+struct xp_scheduler {
+    xp_scheduler_options opts;
+    char *backend;
+    zsock_t *router;
+    char endpoint[256];
+    zhashx_t *workers; /* id -> s_worker */
+    zhashx_t *defs;    /* key -> s_def */
+    zhashx_t *latest;  /* experiment id -> "id/hash" of latest def */
+    zhashx_t *tasks;   /* key -> s_task (queued or running) */
+    zhashx_t *batches; /* "%lld" -> s_batch */
+    zlistx_t *queue;   /* s_task* waiting for a worker (FIFO) */
+    int64_t next_batch;
+    int64_t last_heartbeat_ms;
+    volatile int stop;
+    uint64_t malformed;
+};
+
+static int64_t s_now(void)
+{
+    return zclock_mono();
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void s_send(xp_scheduler *s, zframe_t *to, xp_msg_type type,
+                   const bson_t *body)
+{
+    zmsg_t *msg = xp__msg_new(type, body);
+    zframe_t *id = zframe_dup(to);
+    zmsg_prepend(msg, &id);
+    zmsg_send(&msg, s->router);
+}
+
+static void s_send_error(xp_scheduler *s, zframe_t *to, const char *message)
+{
+    bson_t body = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&body, "message", message);
+    s_send(s, to, XP_MSG_ERROR, &body);
+    bson_destroy(&body);
+}
+
+/* ---------------------------------------------------------------- tasks */
+
+static void s_task_key(char *key, size_t size, const s_strial *st,
+                       const xp_node *n)
+{
+    snprintf(key, size, "%s/%lld/%s", xp_experiment_id(st->def->ex),
+             (long long)xp__trial_id(st->t), n->name);
+}
+
+/* Queues every step of st that became ready. */
+static void s_enqueue_ready(xp_scheduler *s, s_strial *st)
+{
+    xp_node *n;
+    while ((n = xp__trial_take_ready(st->t)) != NULL) {
+        s_task *task = calloc(1, sizeof *task);
+        task->trial = st;
+        task->node = n;
+        task->attempt = 1;
+        s_task_key(task->key, sizeof task->key, st, n);
+        zhashx_insert(s->tasks, task->key, task);
+        zlistx_add_end(s->queue, task);
+        st->tasks_alive++;
+    }
+}
+
+static void s_batch_finished(s_batch *b, xp_trial *t, bool ok,
+                             const xp_value *result, const char *failure)
+{
+    char key[16];
+    const char *k;
+    bson_t item;
+    bson_uint32_to_string(b->n_finished++, &k, key, sizeof key);
+    BSON_APPEND_DOCUMENT_BEGIN(&b->finished, k, &item);
+    BSON_APPEND_INT64(&item, "trial_id", xp__trial_id(t));
+    BSON_APPEND_UTF8(&item, "status", ok ? "succeeded" : "failed");
+    if (result)
+        xp__value_append_bson(&item, "result", result);
+    else
+        BSON_APPEND_NULL(&item, "result");
+    BSON_APPEND_UTF8(&item, "result_type",
+                     xp_type_name(xp_value_type(result)));
+    BSON_APPEND_UTF8(&item, "description", failure ? failure : "");
+    bson_append_document_end(&b->finished, &item);
+    if (ok)
+        b->done++;
+    else
+        b->failed++;
+}
+
+/* Records st when its last task is back; frees it. */
+static void s_maybe_finish(xp_scheduler *s, s_strial *st)
+{
+    (void)s;
+    if (st->tasks_alive > 0 || !xp__trial_done(st->t))
+        return;
+    xp_value *result = NULL;
+    xp_error_t err;
+    int rc = xp__trial_finish(st->t, &result, &err);
+    if (st->batch)
+        s_batch_finished(st->batch, st->t, rc == 0, result,
+                         rc == 0 ? NULL : err.message);
+    xp_value_destroy(&result);
+    xp__trial_free(&st->t);
+    free(st);
+}
+
+static void s_task_free(xp_scheduler *s, s_task *task)
+{
+    zhashx_delete(s->tasks, task->key);
+    free(task);
+}
+
+/* ---------------------------------------------------------------- defs */
+
+static s_def *s_def_get(xp_scheduler *s, const char *experiment,
+                        const char *code_hash)
+{
+    char key[XP_ID_MAX + 40];
+    snprintf(key, sizeof key, "%s/%s", experiment, code_hash);
+    return zhashx_lookup(s->defs, key);
+}
+
+/* Registers (once) the definition a worker announced; checks that the
+ * code document hashes to the announced hash. */
+static s_def *s_def_register(xp_scheduler *s, const char *experiment,
+                             const char *code_hash, const bson_t *code,
+                             xp_error_t *err)
+{
+    s_def *def = s_def_get(s, experiment, code_hash);
+    if (def)
+        return def;
+    char hash[33];
+    xp__hash_hex(code, hash);
+    if (strcmp(hash, code_hash) != 0) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "experiment '%s': code hash %s does not match its code "
+                  "document (%s)",
+                  experiment, code_hash, hash);
+        return NULL;
+    }
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = s->backend;
+    o.threads = 1;
+    xp_experiment *ex = NULL;
+    if (xp_experiment_open(&ex, experiment, &o, err) != 0)
+        return NULL;
+    if (xp__graph_from_code(ex, code, err) != 0) {
+        xp_experiment_destroy(&ex);
+        return NULL;
+    }
+    pthread_mutex_lock(&ex->lock);
+    int rc = xp__graph_freeze(ex, err);
+    pthread_mutex_unlock(&ex->lock);
+    if (rc != 0) {
+        xp_experiment_destroy(&ex);
+        return NULL;
+    }
+    def = calloc(1, sizeof *def);
+    snprintf(def->key, sizeof def->key, "%s/%s", experiment, code_hash);
+    def->ex = ex;
+    zhashx_insert(s->defs, def->key, def);
+    zhashx_update(s->latest, experiment, def->key);
+    xp__log(XP_LOG_INFO, "Experiment %s registered (code %s)", experiment,
+            code_hash);
+    return def;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static void s_worker_free(void **item)
+{
+    s_worker *w = *item;
+    if (!w)
+        return;
+    zframe_destroy(&w->identity);
+    zlistx_destroy(&w->defs);
+    zlistx_destroy(&w->tasks);
+    free(w);
+    *item = NULL;
+}
+
+/* The worker is gone: its tasks go back to the front of the queue with
+ * the next attempt, or fail their trial after max_attempts. */
+static void s_worker_lost(xp_scheduler *s, s_worker *w, const char *why)
+{
+    xp__log(XP_LOG_WARNING, "Worker %s on %s lost (%s); %zu task(s) back "
+                            "in the queue",
+            w->id, w->host, why, zlistx_size(w->tasks));
+    s_task *task;
+    while ((task = zlistx_first(w->tasks)) != NULL) {
+        zlistx_delete(w->tasks, zlistx_cursor(w->tasks));
+        task->worker = NULL;
+        if (task->attempt >= s->opts.max_attempts) {
+            char failure[512];
+            snprintf(failure, sizeof failure,
+                     "worker lost %lld time(s) running this step (last: "
+                     "%.200s, %s)",
+                     (long long)task->attempt, w->host, why);
+            s_strial *st = task->trial;
+            xp__trial_step_done(st->t, task->node, NULL, failure);
+            st->tasks_alive--;
+            s_task_free(s, task);
+            s_maybe_finish(s, st);
+            continue;
+        }
+        task->attempt++;
+        zlistx_add_start(s->queue, task);
+    }
+    zhashx_delete(s->workers, w->id);
+}
+
+static void s_identity_hex(zframe_t *identity, char out[64])
+{
+    const uint8_t *d = zframe_data(identity);
+    size_t n = zframe_size(identity);
+    if (n > 31)
+        n = 31;
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    out[2 * n] = '\0';
+}
+
+static void s_on_hello(xp_scheduler *s, zframe_t *from, const char *id,
+                       const bson_t *body)
+{
+    int64_t slots = 0, pid = 0;
+    bson_t list;
+    const char *host = xp__bson_utf8(body, "host");
+    if (!host || !xp__bson_int64(body, "slots", &slots) || slots < 1 ||
+        slots > 4096 || !xp__bson_sub(body, "experiments", &list)) {
+        s->malformed++;
+        s_send_error(s, from, "malformed HELLO");
+        return;
+    }
+    xp__bson_int64(body, "pid", &pid);
+    s_worker *old = zhashx_lookup(s->workers, id);
+    if (old)
+        s_worker_lost(s, old, "registered again");
+    s_worker *w = calloc(1, sizeof *w);
+    bson_strncpy(w->id, id, sizeof w->id);
+    w->identity = zframe_dup(from);
+    bson_strncpy(w->host, host, sizeof w->host);
+    w->pid = pid;
+    w->slots = (int)slots;
+    w->last_seen_ms = s_now();
+    w->defs = zlistx_new();
+    zlistx_set_destructor(w->defs, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(w->defs, (zlistx_duplicator_fn *)strdup);
+    w->tasks = zlistx_new();
+    bson_iter_t it;
+    bson_iter_init(&it, &list);
+    while (bson_iter_next(&it)) {
+        bson_t e, code;
+        uint32_t len;
+        const uint8_t *data;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+            continue;
+        bson_iter_document(&it, &len, &data);
+        if (!bson_init_static(&e, data, len))
+            continue;
+        const char *exp = xp__bson_utf8(&e, "id");
+        const char *hash = xp__bson_utf8(&e, "code_hash");
+        xp_error_t err;
+        if (!exp || !hash || xp_check_id(exp, &err) != 0 ||
+            !xp__bson_sub(&e, "code", &code)) {
+            s->malformed++;
+            continue;
+        }
+        s_def *def = s_def_register(s, exp, hash, &code, &err);
+        if (!def) {
+            xp__log(XP_LOG_WARNING, "Worker %s on %s: %s", w->id, w->host,
+                    err.message);
+            continue;
+        }
+        zlistx_add_end(w->defs, def->key);
+    }
+    zhashx_insert(s->workers, w->id, w);
+    xp__log(XP_LOG_INFO, "Worker %s on %s connected with %d slot(s)", w->id,
+            w->host, w->slots);
+    bson_t reply = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&reply, "heartbeat_ms", s->opts.heartbeat_ms);
+    s_send(s, from, XP_MSG_WELCOME, &reply);
+    bson_destroy(&reply);
+}
+
+static bool s_worker_runs(const s_worker *w, const char *def_key)
+{
+    for (const char *k = zlistx_first(w->defs); k; k = zlistx_next(w->defs))
+        if (strcmp(k, def_key) == 0)
+            return true;
+    return false;
+}
+
+static s_worker *s_pick_worker(xp_scheduler *s, const char *def_key)
+{
+    s_worker *best = NULL;
+    for (s_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers)) {
+        if (w->busy < w->slots && s_worker_runs(w, def_key) &&
+            (!best || w->slots - w->busy > best->slots - best->busy))
+            best = w;
+    }
+    return best;
+}
+
+static int s_free_slots(xp_scheduler *s)
+{
+    int free_slots = 0;
+    for (s_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        free_slots += w->slots - w->busy;
+    return free_slots;
+}
+
+/* Sends queued tasks to workers with free slots and the task's code. */
+static void s_dispatch(xp_scheduler *s)
+{
+    int free_slots = s_free_slots(s);
+    s_task *task = zlistx_first(s->queue);
+    while (task && free_slots > 0) {
+        s_task *next = zlistx_next(s->queue);
+        s_worker *w = s_pick_worker(s, task->trial->def->key);
+        if (w) {
+            void *handle = zlistx_find(s->queue, task);
+            zlistx_delete(s->queue, handle);
+            s_strial *st = task->trial;
+            bson_t body = BSON_INITIALIZER, inputs;
+            BSON_APPEND_INT64(&body, "trial", xp__trial_id(st->t));
+            BSON_APPEND_INT64(&body, "attempt", task->attempt);
+            BSON_APPEND_UTF8(&body, "experiment",
+                             xp_experiment_id(st->def->ex));
+            BSON_APPEND_UTF8(&body, "code_hash", st->def->ex->code_hash);
+            BSON_APPEND_UTF8(&body, "step", task->node->name);
+            BSON_APPEND_INT64(&body, "seed", (int64_t)xp__trial_seed(st->t));
+            BSON_APPEND_ARRAY_BEGIN(&body, "inputs", &inputs);
+            for (size_t i = 0; i < task->node->n_inputs; i++) {
+                char key[16];
+                const char *k;
+                bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+                xp__value_append_bson(
+                    &inputs, k, xp__trial_value(st->t, task->node->inputs[i]));
+            }
+            bson_append_array_end(&body, &inputs);
+            s_send(s, w->identity, XP_MSG_TASK, &body);
+            bson_destroy(&body);
+            task->worker = w;
+            task->dispatched_ms = s_now();
+            zlistx_add_end(w->tasks, task);
+            w->busy++;
+            free_slots--;
+            /* zlistx_find moved the cursor: continue from next */
+            task = next ? zlistx_find(s->queue, next) ? next : NULL : NULL;
+            if (!task && next == NULL)
+                break;
+            if (!task)
+                task = zlistx_first(s->queue);
+            continue;
+        }
+        task = next;
+    }
+}
+
+/* Reads the metric points of a RESULT into the trial. */
+static int s_take_metrics(xp_trial *t, const bson_t *body)
+{
+    bson_t list;
+    if (!xp__bson_sub(body, "metrics", &list))
+        return 0;
+    bson_iter_t it, f;
+    bson_iter_init(&it, &list);
+    while (bson_iter_next(&it)) {
+        const char *name = NULL;
+        const uint8_t *ep = NULL, *vp = NULL;
+        uint32_t elen = 0, vlen = 0;
+        if (!bson_iter_recurse(&it, &f))
+            return -1;
+        while (bson_iter_next(&f)) {
+            const char *k = bson_iter_key(&f);
+            if (strcmp(k, "name") == 0 && BSON_ITER_HOLDS_UTF8(&f))
+                name = bson_iter_utf8(&f, NULL);
+            else if (strcmp(k, "epochs") == 0 && BSON_ITER_HOLDS_BINARY(&f))
+                bson_iter_binary(&f, NULL, &elen, &ep);
+            else if (strcmp(k, "values") == 0 && BSON_ITER_HOLDS_BINARY(&f))
+                bson_iter_binary(&f, NULL, &vlen, &vp);
+        }
+        if (!name || elen != vlen || elen % 8 != 0 ||
+            xp_check_name("metric", name, NULL) != 0)
+            return -1;
+        for (uint32_t i = 0; i < elen / 8; i++) {
+            uint64_t e, v;
+            double d;
+            memcpy(&e, ep + 8 * i, 8);
+            memcpy(&v, vp + 8 * i, 8);
+            e = BSON_UINT64_FROM_LE(e);
+            v = BSON_UINT64_FROM_LE(v);
+            memcpy(&d, &v, 8);
+            xp__trial_save_metric(t, name, (int64_t)e, d);
+        }
+    }
+    return 0;
+}
+
+static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
+{
+    int64_t trial = 0, attempt = 0;
+    const char *step = xp__bson_utf8(body, "step");
+    if (!step || !xp__bson_int64(body, "trial", &trial) ||
+        !xp__bson_int64(body, "attempt", &attempt)) {
+        s->malformed++;
+        return;
+    }
+    /* Find the task this worker is running. */
+    s_task *task = NULL;
+    for (s_task *t = zlistx_first(w->tasks); t; t = zlistx_next(w->tasks)) {
+        if (xp__trial_id(t->trial->t) == trial &&
+            strcmp(t->node->name, step) == 0) {
+            task = t;
+            break;
+        }
+    }
+    if (!task || task->attempt != attempt) {
+        xp__log(XP_LOG_DEBUG, "Ignoring stale result of trial %lld step %s "
+                              "attempt %lld",
+                (long long)trial, step, (long long)attempt);
+        return;
+    }
+    zlistx_delete(w->tasks, zlistx_find(w->tasks, task));
+    w->busy--;
+    s_strial *st = task->trial;
+    bool ok = xp__bson_bool(body, "ok", false);
+    const char *failure = xp__bson_utf8(body, "failure");
+    xp_value *out = NULL;
+    char why[512] = "";
+    if (ok) {
+        bson_iter_t it;
+        out = xp_value_new();
+        xp_error_t err;
+        if (!bson_iter_init_find(&it, body, "output") ||
+            xp__value_from_iter(out, &it, &err) != 0) {
+            xp_value_destroy(&out);
+            snprintf(why, sizeof why, "worker %s sent a malformed output",
+                     w->id);
+        } else if (s_take_metrics(st->t, body) != 0) {
+            xp_value_destroy(&out);
+            snprintf(why, sizeof why, "worker %s sent malformed metrics",
+                     w->id);
+        }
+    } else {
+        s_take_metrics(st->t, body);
+        snprintf(why, sizeof why, "%s",
+                 failure ? failure : "step failed on the worker");
+    }
+    double elapsed = 0;
+    bson_iter_t e;
+    if (bson_iter_init_find(&e, body, "elapsed") && BSON_ITER_HOLDS_DOUBLE(&e))
+        elapsed = bson_iter_double(&e);
+    xp__trial_note_step(st->t, task->node->name, w->host, w->id,
+                        task->attempt, elapsed);
+    xp__trial_step_done(st->t, task->node, out, out ? NULL : why);
+    st->tasks_alive--;
+    s_task_free(s, task);
+    s_enqueue_ready(s, st);
+    s_maybe_finish(s, st);
+}
+
+/* ---------------------------------------------------------------- clients */
+
+/* Checks a trial's parameters against the definition before anything is
+ * recorded: every name declared, every needed parameter defined. */
+static int s_check_params(xp_experiment *ex, const xp_value *params,
+                          xp_error_t *err)
+{
+    for (size_t i = 0; i < xp_value_count(params); i++) {
+        xp_node *n = xp__graph_find(ex, xp_value_key_at(params, i));
+        if (!n || !n->is_param)
+            return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                             "parameter '%s' is not declared in experiment "
+                             "'%s'",
+                             xp_value_key_at(params, i), ex->id);
+    }
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (n->is_param && n->needed && !n->def &&
+            !xp_value_get(params, n->name))
+            return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                             "parameter '%s' is not defined", n->name);
+    }
+    return 0;
+}
+
+static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
+{
+    const char *exp = xp__bson_utf8(body, "experiment");
+    const char *hash = xp__bson_utf8(body, "code_hash");
+    bson_t trials;
+    xp_error_t err;
+    if (!exp || xp_check_id(exp, &err) != 0 ||
+        !xp__bson_sub(body, "trials", &trials)) {
+        s->malformed++;
+        s_send_error(s, from, exp ? err.message : "malformed SUBMIT");
+        return;
+    }
+    s_def *def = NULL;
+    if (hash) {
+        def = s_def_get(s, exp, hash);
+    } else {
+        const char *key = zhashx_lookup(s->latest, exp);
+        def = key ? zhashx_lookup(s->defs, key) : NULL;
+    }
+    if (!def) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "no worker has registered experiment '%s'%s%s", exp,
+                 hash ? " with code " : "", hash ? hash : "");
+        s_send_error(s, from, msg);
+        return;
+    }
+    /* Parse and check every trial first: a bad one rejects the batch and
+     * records nothing. */
+    size_t n = bson_count_keys(&trials);
+    xp_value **params = calloc(n ? n : 1, sizeof *params);
+    int64_t *seeds = calloc(n ? n : 1, sizeof *seeds);
+    bool *has_seed = calloc(n ? n : 1, sizeof *has_seed);
+    bson_iter_t it;
+    size_t i = 0;
+    int rc = 0;
+    bson_iter_init(&it, &trials);
+    while (rc == 0 && bson_iter_next(&it) && i < n) {
+        bson_t spec, pdoc;
+        uint32_t len;
+        const uint8_t *data;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            rc = xp__error(&err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                           "malformed SUBMIT: trial %zu", i);
+            break;
+        }
+        bson_iter_document(&it, &len, &data);
+        bson_init_static(&spec, data, len);
+        params[i] = xp_value_new();
+        if (xp__bson_sub(&spec, "parameters", &pdoc))
+            rc = xp__value_from_bson(params[i], &pdoc, &err);
+        else
+            xp_set_document(params[i]);
+        has_seed[i] = xp__bson_int64(&spec, "seed", &seeds[i]);
+        if (rc == 0)
+            rc = s_check_params(def->ex, params[i], &err);
+        i++;
+    }
+    if (rc != 0) {
+        s_send_error(s, from, err.message);
+        goto cleanup;
+    }
+    s_batch *b = calloc(1, sizeof *b);
+    b->id = ++s->next_batch;
+    b->client = zframe_dup(from);
+    b->total = n;
+    bson_init(&b->finished);
+    char bkey[32];
+    snprintf(bkey, sizeof bkey, "%lld", (long long)b->id);
+    zhashx_insert(s->batches, bkey, b);
+    bson_t reply = BSON_INITIALIZER, ids;
+    BSON_APPEND_INT64(&reply, "batch", b->id);
+    BSON_APPEND_ARRAY_BEGIN(&reply, "ids", &ids);
+    s_strial **started = calloc(n ? n : 1, sizeof *started);
+    size_t n_started = 0;
+    for (i = 0; i < n; i++) {
+        xp_run_options o = XP_RUN_OPTIONS_INIT;
+        o.params = params[i];
+        o.has_seed = has_seed[i];
+        o.seed = (uint64_t)seeds[i];
+        s_strial *st = calloc(1, sizeof *st);
+        st->def = def;
+        st->batch = b;
+        if (xp__trial_start(&st->t, def->ex, &o, true, &err) != 0) {
+            /* The backend failed: trials recorded so far run; the client
+             * learns which ones were accepted. */
+            free(st);
+            b->total = n_started;
+            xp__log(XP_LOG_ERROR, "Submit to %s stopped after %zu trial(s): "
+                                  "%s",
+                    exp, n_started, err.message);
+            break;
+        }
+        char key[16];
+        const char *k;
+        bson_uint32_to_string((uint32_t)n_started, &k, key, sizeof key);
+        BSON_APPEND_INT64(&ids, k, xp__trial_id(st->t));
+        started[n_started++] = st;
+    }
+    bson_append_array_end(&reply, &ids);
+    if (n_started == 0) {
+        s_send_error(s, from, err.message);
+    } else {
+        s_send(s, from, XP_MSG_ACCEPTED, &reply);
+    }
+    bson_destroy(&reply);
+    for (i = 0; i < n_started; i++) {
+        s_enqueue_ready(s, started[i]);
+        s_maybe_finish(s, started[i]);
+    }
+    free(started);
+cleanup:
+    for (i = 0; i < n; i++)
+        xp_value_destroy(&params[i]);
+    free(params);
+    free(seeds);
+    free(has_seed);
+}
+
+static void s_on_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
+{
+    int64_t batch = 0, cursor = 0;
+    if (!xp__bson_int64(body, "batch", &batch)) {
+        s->malformed++;
+        s_send_error(s, from, "malformed STATUS");
+        return;
+    }
+    xp__bson_int64(body, "cursor", &cursor);
+    char bkey[32];
+    snprintf(bkey, sizeof bkey, "%lld", (long long)batch);
+    s_batch *b = zhashx_lookup(s->batches, bkey);
+    if (!b) {
+        s_send_error(s, from, "unknown batch");
+        return;
+    }
+    size_t queued = 0, running = 0;
+    for (s_task *t = zhashx_first(s->tasks); t; t = zhashx_next(s->tasks))
+        if (t->trial->batch == b && t->worker)
+            running++;
+    size_t pending = b->total - b->done - b->failed;
+    running = running < pending ? running : pending;
+    queued = pending - running;
+    bson_t reply = BSON_INITIALIZER, list;
+    BSON_APPEND_INT64(&reply, "queued", (int64_t)queued);
+    BSON_APPEND_INT64(&reply, "running", (int64_t)running);
+    BSON_APPEND_INT64(&reply, "done", (int64_t)b->done);
+    BSON_APPEND_INT64(&reply, "failed", (int64_t)b->failed);
+    BSON_APPEND_INT64(&reply, "total", (int64_t)b->total);
+    BSON_APPEND_ARRAY_BEGIN(&reply, "finished", &list);
+    bson_iter_t it;
+    uint32_t k = 0, out = 0;
+    if (bson_iter_init(&it, &b->finished)) {
+        while (bson_iter_next(&it)) {
+            if (k++ < (uint64_t)cursor)
+                continue;
+            char key[16];
+            const char *kp;
+            bson_uint32_to_string(out++, &kp, key, sizeof key);
+            bson_append_iter(&list, kp, -1, &it);
+            if (out >= 1000)
+                break; /* bounded replies; the client asks again */
+        }
+    }
+    bson_append_array_end(&reply, &list);
+    BSON_APPEND_INT64(&reply, "cursor", cursor + out);
+    s_send(s, from, XP_MSG_PROGRESS, &reply);
+    bson_destroy(&reply);
+}
+
+/* ---------------------------------------------------------------- loop */
+
+static void s_handle(xp_scheduler *s, zmsg_t *msg)
+{
+    zframe_t *from = zmsg_pop(msg);
+    if (!from)
+        return;
+    char id[64];
+    s_identity_hex(from, id);
+    xp_msg_type type;
+    bson_t body;
+    xp_error_t err;
+    if (xp__msg_decode(msg, s->opts.max_message, &type, &body, &err) != 0) {
+        if (s->malformed++ < 10 || s->malformed % 1000 == 0)
+            xp__log(XP_LOG_WARNING, "Peer %s: %s (%llu malformed so far)",
+                    id, err.message, (unsigned long long)s->malformed);
+        s_send_error(s, from, err.message);
+        zframe_destroy(&from);
+        return;
+    }
+    s_worker *w = zhashx_lookup(s->workers, id);
+    if (w)
+        w->last_seen_ms = s_now();
+    switch (type) {
+    case XP_MSG_HELLO: s_on_hello(s, from, id, &body); break;
+    case XP_MSG_HEARTBEAT:
+        if (!w) /* a worker we declared lost: it must register again */
+            s_send_error(s, from, "unknown worker: send HELLO");
+        break;
+    case XP_MSG_RESULT:
+        if (w)
+            s_on_result(s, w, &body);
+        else
+            s_send_error(s, from, "unknown worker: send HELLO");
+        break;
+    case XP_MSG_BYE:
+        if (w)
+            s_worker_lost(s, w, "said goodbye");
+        break;
+    case XP_MSG_SUBMIT: s_on_submit(s, from, &body); break;
+    case XP_MSG_STATUS: s_on_status(s, from, &body); break;
+    default:
+        s->malformed++;
+        s_send_error(s, from, "unexpected message type");
+        break;
+    }
+    bson_destroy(&body);
+    zframe_destroy(&from);
+}
+
+static void s_heartbeats(xp_scheduler *s)
+{
+    int64_t now = s_now();
+    if (now - s->last_heartbeat_ms < s->opts.heartbeat_ms)
+        return;
+    s->last_heartbeat_ms = now;
+    bson_t empty = BSON_INITIALIZER;
+    zlistx_t *lost = zlistx_new();
+    for (s_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers)) {
+        if (now - w->last_seen_ms > 3 * s->opts.heartbeat_ms)
+            zlistx_add_end(lost, w);
+        else
+            s_send(s, w->identity, XP_MSG_HEARTBEAT, &empty);
+    }
+    for (s_worker *w = zlistx_first(lost); w; w = zlistx_next(lost))
+        s_worker_lost(s, w, "no heartbeat");
+    zlistx_destroy(&lost);
+    bson_destroy(&empty);
+}
+
+int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
+                      xp_error_t *err)
+{
+    *out = NULL;
+    xp_scheduler *s = calloc(1, sizeof *s);
+    s->opts = *opts;
+    if (s->opts.heartbeat_ms <= 0)
+        s->opts.heartbeat_ms = 1000;
+    if (s->opts.max_attempts <= 0)
+        s->opts.max_attempts = 3;
+    if (s->opts.max_message == 0)
+        s->opts.max_message = XP_MAX_MESSAGE_DEFAULT;
+    s->backend = opts->backend ? strdup(opts->backend) : NULL;
+    s->workers = zhashx_new();
+    zhashx_set_destructor(s->workers, s_worker_free);
+    s->defs = zhashx_new();
+    s->latest = zhashx_new();
+    zhashx_set_destructor(s->latest, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_duplicator(s->latest, (zhashx_duplicator_fn *)strdup);
+    s->tasks = zhashx_new();
+    s->batches = zhashx_new();
+    s->queue = zlistx_new();
+    s->router = zsock_new(ZMQ_ROUTER);
+    zsock_set_maxmsgsize(s->router, (int)s->opts.max_message + 4096);
+    zsock_set_router_mandatory(s->router, 0);
+    zsock_set_sndhwm(s->router, 0);
+    zsock_set_rcvhwm(s->router, 0);
+    if (zsock_bind(s->router, "%s", opts->bind) < 0) {
+        xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO, "cannot bind %s: %s",
+                  opts->bind, zmq_strerror(zmq_errno()));
+        xp__scheduler_destroy(&s);
+        return -1;
+    }
+    const char *ep = zsock_endpoint(s->router);
+    bson_strncpy(s->endpoint, ep ? ep : opts->bind, sizeof s->endpoint);
+    *out = s;
+    return 0;
+}
+
+const char *xp__scheduler_endpoint(const xp_scheduler *s)
+{
+    return s->endpoint;
+}
+
+void xp__scheduler_stop(xp_scheduler *s)
+{
+    s->stop = 1;
+}
+
+int xp__scheduler_run(xp_scheduler *s)
+{
+    zpoller_t *poller = zpoller_new(s->router, NULL);
+    s->last_heartbeat_ms = s_now();
+    while (!s->stop) {
+        int timeout = s->opts.heartbeat_ms / 4 > 0 ? s->opts.heartbeat_ms / 4
+                                                   : 1;
+        void *which = zpoller_wait(poller, timeout);
+        if (zpoller_terminated(poller))
+            break;
+        /* Drain what is there before dispatching. */
+        for (int i = 0; which && i < 1000; i++) {
+            zmsg_t *msg = zmsg_recv_nowait(s->router);
+            if (!msg)
+                break;
+            s_handle(s, msg);
+            zmsg_destroy(&msg);
+        }
+        s_dispatch(s);
+        s_heartbeats(s);
+    }
+    zpoller_destroy(&poller);
+    return 0;
+}
+
+void xp__scheduler_destroy(xp_scheduler **ps)
+{
+    if (!ps || !*ps)
+        return;
+    xp_scheduler *s = *ps;
+    zsock_destroy(&s->router);
+    zhashx_destroy(&s->workers);
+    /* Unfinished trials stay queued in the backend for the next start. */
+    for (s_task *t = zhashx_first(s->tasks); t; t = zhashx_next(s->tasks)) {
+        s_strial *st = t->trial;
+        if (--st->tasks_alive == 0) {
+            xp__trial_free(&st->t);
+            free(st);
+        }
+        free(t);
+    }
+    zhashx_destroy(&s->tasks);
+    zlistx_destroy(&s->queue);
+    for (s_batch *b = zhashx_first(s->batches); b;
+         b = zhashx_next(s->batches)) {
+        zframe_destroy(&b->client);
+        bson_destroy(&b->finished);
+        free(b);
+    }
+    zhashx_destroy(&s->batches);
+    for (s_def *d = zhashx_first(s->defs); d; d = zhashx_next(s->defs)) {
+        xp_experiment_destroy(&d->ex);
+        free(d);
+    }
+    zhashx_destroy(&s->defs);
+    zhashx_destroy(&s->latest);
+    free(s->backend);
+    free(s);
+    *ps = NULL;
+}

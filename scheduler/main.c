@@ -1,0 +1,149 @@
+/* xp-scheduler — accepts trials from clients, dispatches their steps to
+ * workers over ZeroMQ and records everything in the backend. A thin main
+ * over the engine in lib/src/scheduler.c. */
+#include "xp-private.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static xp_scheduler *s_scheduler;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    if (s_scheduler)
+        xp__scheduler_stop(s_scheduler);
+}
+
+static void s_usage(FILE *f)
+{
+    fputs("usage: xp-scheduler [--bind ENDPOINT] [--backend B] "
+          "[--heartbeat-ms N]\n"
+          "                    [--max-attempts N] [--max-message BYTES] "
+          "[--log-level L]\n"
+          "                    [--insecure] [--print-config] [--help]\n\n"
+          "Accepts trials from xpsubmit and script-mode programs, runs their "
+          "steps on\nxp-worker processes and records them in the backend.\n\n"
+          "  --bind ENDPOINT     default $XP_SCHEDULER_BIND, else "
+          "tcp://127.0.0.1:5555\n"
+          "  --backend B         directory or URI; default $XP_BACKEND, "
+          "else ./xp_cache\n"
+          "  --heartbeat-ms N    heartbeat interval (default 1000); a worker "
+          "is lost\n"
+          "                      after 3 missed intervals\n"
+          "  --max-attempts N    tries per step before its trial fails "
+          "(default 3)\n"
+          "  --max-message BYTES largest accepted message (default 64 MiB)\n"
+          "  --insecure          allow binding a non-loopback address "
+          "without keys\n",
+          f);
+}
+
+/* Loopback endpoints only, unless --insecure: no authentication yet. */
+static bool s_is_loopback(const char *ep)
+{
+    return strncmp(ep, "tcp://127.", 10) == 0 ||
+           strncmp(ep, "tcp://localhost:", 16) == 0 ||
+           strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0;
+}
+
+static int s_int_arg(const char *name, const char *v, long lo, long hi,
+                     long *out)
+{
+    char *end;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || *end != '\0' || n < lo || n > hi) {
+        fprintf(stderr, "xp-scheduler: %s needs an integer from %ld to %ld\n",
+                name, lo, hi);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    xp_scheduler_options o = {0};
+    o.bind = getenv("XP_SCHEDULER_BIND");
+    if (!o.bind || !*o.bind)
+        o.bind = "tcp://127.0.0.1:5555";
+    o.backend = getenv("XP_BACKEND");
+    bool insecure = false, print_config = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--insecure") == 0) {
+            insecure = true;
+        } else if (strcmp(a, "--print-config") == 0) {
+            print_config = true;
+        } else if (strcmp(a, "--bind") == 0 && v) {
+            o.bind = argv[++i];
+        } else if (strcmp(a, "--backend") == 0 && v) {
+            o.backend = argv[++i];
+        } else if (strcmp(a, "--heartbeat-ms") == 0) {
+            if (s_int_arg(a, v, 10, 600000, &n) != 0)
+                return 2;
+            o.heartbeat_ms = (int)n;
+            i++;
+        } else if (strcmp(a, "--max-attempts") == 0) {
+            if (s_int_arg(a, v, 1, 1000, &n) != 0)
+                return 2;
+            o.max_attempts = (int)n;
+            i++;
+        } else if (strcmp(a, "--max-message") == 0) {
+            if (s_int_arg(a, v, 1024, 1L << 30, &n) != 0)
+                return 2;
+            o.max_message = (size_t)n;
+            i++;
+        } else if (strcmp(a, "--log-level") == 0 && v) {
+            xp_log_level level;
+            xp_error_t err;
+            if (xp_log_level_parse(argv[++i], &level, &err) != 0) {
+                fprintf(stderr, "xp-scheduler: %s\n", err.message);
+                return 2;
+            }
+            xp_log_set_level(level);
+        } else {
+            fprintf(stderr, "xp-scheduler: unknown or incomplete option '%s' "
+                            "(see --help)\n",
+                    a);
+            return 2;
+        }
+    }
+    if (!s_is_loopback(o.bind) && !insecure) {
+        fprintf(stderr, "xp-scheduler: binding %s exposes the scheduler "
+                        "without authentication; pass --insecure to do it "
+                        "anyway\n",
+                o.bind);
+        return 2;
+    }
+    if (print_config) {
+        printf("bind = %s\nbackend = %s\nheartbeat_ms = %d\nmax_attempts = "
+               "%d\nmax_message = %zu\n",
+               o.bind, o.backend && *o.backend ? o.backend : "xp_cache",
+               o.heartbeat_ms ? o.heartbeat_ms : 1000,
+               o.max_attempts ? o.max_attempts : 3,
+               o.max_message ? o.max_message : (size_t)XP_MAX_MESSAGE_DEFAULT);
+        return 0;
+    }
+    zsys_init();
+    zsys_handler_set(NULL);
+    xp_error_t err;
+    if (xp__scheduler_new(&s_scheduler, &o, &err) != 0) {
+        fprintf(stderr, "xp-scheduler: %s\n", err.message);
+        return 1;
+    }
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    xp__log(XP_LOG_INFO, "Scheduler listening on %s",
+            xp__scheduler_endpoint(s_scheduler));
+    int rc = xp__scheduler_run(s_scheduler);
+    xp__scheduler_destroy(&s_scheduler);
+    return rc == 0 ? 0 : 1;
+}
