@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int s_parse_seed(const char *text, uint64_t *seed, xp_error_t *err)
 {
@@ -63,7 +64,7 @@ int xp__script_parse(xp_script_args *a, int argc, char **argv,
 {
     memset(a, 0, sizeof *a);
     static const char *const options[] = {"--seed", "--backend",
-                                          "--log-level"};
+                                          "--log-level", "--scheduler"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -74,7 +75,7 @@ int xp__script_parse(xp_script_args *a, int argc, char **argv,
             int matched = 0;
             const char *value = NULL;
             size_t k;
-            for (k = 0; k < 3 && !matched; k++)
+            for (k = 0; k < 4 && !matched; k++)
                 matched = s_option(options[k], argc, argv, &i, &value);
             k--;
             if (matched < 0) {
@@ -93,8 +94,10 @@ int xp__script_parse(xp_script_args *a, int argc, char **argv,
                 a->has_seed = true;
             } else if (k == 1) {
                 a->backend = value;
-            } else {
+            } else if (k == 2) {
                 a->log_level = value;
+            } else {
+                a->scheduler = value;
             }
             continue;
         }
@@ -132,7 +135,8 @@ fail:
 static void s_usage(const char *prog, xp_experiment *ex)
 {
     printf("usage: %s [name=value ...] [--seed N] [--backend DIR] "
-           "[--log-level LEVEL]\n\n"
+           "[--log-level LEVEL]\n"
+           "       [--scheduler tcp://HOST:PORT]\n\n"
            "Runs one trial of experiment '%s' and prints its result.\n"
            "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
            "text, [..] and {..} (JSON).\n\nparameters:\n",
@@ -148,6 +152,78 @@ static void s_usage(const char *prog, xp_experiment *ex)
             printf("  %-20s (required)\n", n->name);
         xp_free(def);
     }
+}
+
+/* --scheduler: the trial runs on the scheduler's workers, which must
+ * have this program's code (same code hash); prints the result. */
+static int s_run_remote(const char *prog, const char *id, xp_define_fn define,
+                        const xp_script_args *args, const xp_value *params)
+{
+    xp_experiment *ex = NULL;
+    xp_client *c = NULL;
+    xp_value *trials = NULL, *finished = NULL;
+    int64_t *ids = NULL, batch = 0, cursor = 0;
+    size_t n = 0;
+    xp_error_t err;
+    int status = 2;
+    if (xp__experiment_new_detached(&ex, id, &err) != 0)
+        goto fail;
+    xp_node *res = define ? define(ex) : NULL;
+    if (res && !ex->result)
+        xp_result(res);
+    if (xp_experiment_check(ex, &err) != 0)
+        goto fail;
+    pthread_mutex_lock(&ex->lock);
+    int rc = xp__graph_freeze(ex, &err);
+    pthread_mutex_unlock(&ex->lock);
+    if (rc != 0)
+        goto fail;
+    trials = xp_value_new();
+    xp_set_array(trials);
+    xp_value *spec = xp_array_append(trials);
+    xp_set_document(spec);
+    xp_set_value(xp_document_set(spec, "parameters"), params);
+    if (args->has_seed)
+        xp_set_int64(xp_document_set(spec, "seed"), (int64_t)args->seed);
+    status = 1;
+    if (xp_client_connect(&c, args->scheduler, 0, &err) != 0 ||
+        xp_client_submit(c, id, trials, ex->code_hash, &batch, &ids, &n,
+                         &err) != 0)
+        goto fail;
+    xp__log(XP_LOG_INFO, "Submitted trial %lld to %s",
+            n ? (long long)ids[0] : 0LL, args->scheduler);
+    for (;;) {
+        xp_progress p;
+        xp_value_destroy(&finished);
+        if (xp_client_progress(c, batch, &cursor, &p, &finished, &err) != 0)
+            goto fail;
+        if (xp_value_count(finished) > 0)
+            break;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    const xp_value *r = xp_value_at(finished, 0);
+    const char *st = xp_as_string(xp_value_get(r, "status"), NULL);
+    if (st && strcmp(st, "succeeded") == 0) {
+        char *json = xp_value_to_json(xp_value_get(r, "result"));
+        printf("%s\n", json ? json : "null");
+        xp_free(json);
+        status = 0;
+    } else {
+        fprintf(stderr, "%s: %s\n", prog,
+                xp_as_string(xp_value_get(r, "description"), NULL));
+        status = 1;
+    }
+    goto done;
+fail:
+    fprintf(stderr, "%s: %s\n", prog, err.message);
+done:
+    xp_value_destroy(&finished);
+    xp_value_destroy(&trials);
+    xp_free(ids);
+    xp_client_destroy(&c);
+    xp_experiment_destroy(&ex);
+    return status;
 }
 
 int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
@@ -181,6 +257,10 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
                     err.message);
             goto done;
         }
+    }
+    if (args.scheduler && !args.help) {
+        status = s_run_remote(prog, id, define, &args, overrides);
+        goto done;
     }
     xp_open_options opts = XP_OPEN_OPTIONS_INIT;
     opts.backend = args.backend;

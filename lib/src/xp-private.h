@@ -447,6 +447,7 @@ typedef struct {
     uint64_t seed;
     const char *backend;
     const char *log_level;
+    const char *scheduler; /* run on an xp-scheduler instead */
     bool help;
 } xp_script_args;
 
