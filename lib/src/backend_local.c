@@ -340,6 +340,15 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     const char *status = "failed";
     s_status_of(doc, &status);
     int rc = -1;
+    /* s_write_chunk empties each buffer; if the transaction fails the
+     * caller spools the buffers, so they are restored then. */
+    size_t *saved_n = bson_malloc0((n_metrics + 1) * sizeof *saved_n);
+    int64_t *saved_chunk =
+        bson_malloc0((n_metrics + 1) * sizeof *saved_chunk);
+    for (size_t i = 0; i < n_metrics; i++) {
+        saved_n[i] = metrics[i].n;
+        saved_chunk[i] = metrics[i].next_chunk;
+    }
     pthread_mutex_lock(&l->lock);
     if (s_begin(l, err) != 0)
         goto cleanup;
@@ -397,6 +406,12 @@ cleanup:
     if (rc != 0)
         s_rollback(l);
     pthread_mutex_unlock(&l->lock);
+    for (size_t i = 0; rc != 0 && i < n_metrics; i++) {
+        metrics[i].n = saved_n[i];
+        metrics[i].next_chunk = saved_chunk[i];
+    }
+    bson_free(saved_n);
+    bson_free(saved_chunk);
     return rc;
 }
 

@@ -1,8 +1,6 @@
-/* backend_redis.c — the Redis backend: every key of an experiment lives
- * under "<id>:" (layout in docs/schema.md), trial ids come from INCR, and
- * a trial costs one pipelined MULTI/EXEC to record its start and one to
- * record its end. One hiredis connection per handle, shared by its threads
- * under a lock and re-established once per operation when it was lost. */
+/* backend_redis.c — the Redis backend: keys under "<id>:" (docs/schema.md),
+ * ids from INCR, one pipelined MULTI/EXEC per trial start and per end, over
+ * one hiredis connection per handle, re-established once per operation. */
 #include "xp-private.h"
 
 #include <errno.h>
@@ -37,7 +35,7 @@ static const char s_interrupt_script[] =
 
 /* Where and how to connect, parsed from the URI. */
 typedef struct {
-    char *host;   /* TCP host, NULL for a Unix socket */
+    char *host; /* TCP host, NULL for a Unix socket */
     int port;
     char *socket; /* Unix socket path, or NULL */
     char *user;   /* ACL user, or NULL */
@@ -54,6 +52,7 @@ typedef struct {
     /* One connection per handle (NULL while down), shared by its threads. */
     pthread_mutex_t lock;
     redisContext *c;
+    char refused[128]; /* why the last connection attempt failed */
 } xp_redis;
 
 /* ---------------------------------------------------------------- URIs */
@@ -105,8 +104,7 @@ static char *s_decode(const char *s, size_t n)
 }
 
 /* Parses a decimal integer in [min, max] from [s, s + n). */
-static bool s_parse_int(const char *s, size_t n, long min, long max,
-                        long *out)
+static bool s_parse_int(const char *s, size_t n, long min, long max, long *out)
 {
     if (n == 0 || n > 10)
         return false;
@@ -122,8 +120,8 @@ static bool s_parse_int(const char *s, size_t n, long min, long max,
     return true;
 }
 
-#define S_URI_FORMS                                                        \
-    "redis://[[user]:password@]host[:port][/db][?timeout=MS]"               \
+#define S_URI_FORMS                                                            \
+    "redis://[[user]:password@]host[:port][/db][?timeout=MS]"                  \
     " or unix://[[user]:password@]/path.sock[?db=N]"
 
 /* Options after '?': timeout (connect, ms), io_timeout (ms), db. */
@@ -177,8 +175,7 @@ static int s_parse_query(const char *q, s_target *t, bool *db_given,
 }
 
 /* host[:port] or [v6]:port of a TCP URI. */
-static int s_parse_host(const char *s, size_t n, s_target *t,
-                        xp_error_t *err)
+static int s_parse_host(const char *s, size_t n, s_target *t, xp_error_t *err)
 {
     const char *host = s, *port = NULL;
     size_t hlen = n, plen = 0;
@@ -230,8 +227,7 @@ static int s_parse_host(const char *s, size_t n, s_target *t,
             char shown[41];
             size_t k = 0;
             for (size_t i = 0; i < plen && k < sizeof shown - 1; i++)
-                shown[k++] = (port[i] >= ' ' && port[i] < 0x7f) ? port[i]
-                                                                : '?';
+                shown[k++] = (port[i] >= ' ' && port[i] < 0x7f) ? port[i] : '?';
             shown[k] = '\0';
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                              "invalid Redis URI: port '%s' is not a number "
@@ -353,10 +349,10 @@ static char *s_describe(const s_target *t)
     const char *user = t->user ? t->user : "";
     const char *mask = t->password ? ":***@" : "";
     if (t->socket)
-        return t->db ? bson_strdup_printf("unix://%s%s%s?db=%d", user, mask,
-                                          t->socket, t->db)
-                     : bson_strdup_printf("unix://%s%s%s", user, mask,
-                                          t->socket);
+        return t->db
+                   ? bson_strdup_printf("unix://%s%s%s?db=%d", user, mask,
+                                        t->socket, t->db)
+                   : bson_strdup_printf("unix://%s%s%s", user, mask, t->socket);
     bool v6 = strchr(t->host, ':') != NULL;
     return bson_strdup_printf("redis://%s%s%s%s%s:%d/%d", user, mask,
                               v6 ? "[" : "", t->host, v6 ? "]" : "", t->port,
@@ -506,12 +502,13 @@ static int s_connect(xp_redis *r, xp_error_t *err)
 {
     const s_target *t = &r->target;
     redisContext *c =
-        t->socket ? redisConnectUnixWithTimeout(t->socket, s_tv(t->connect_ms))
-                  : redisConnectWithTimeout(t->host, t->port,
-                                            s_tv(t->connect_ms));
+        t->socket
+            ? redisConnectUnixWithTimeout(t->socket, s_tv(t->connect_ms))
+            : redisConnectWithTimeout(t->host, t->port, s_tv(t->connect_ms));
     if (!c)
         return xp__enomem(err);
     if (c->err) {
+        snprintf(r->refused, sizeof r->refused, "%s", c->errstr);
         xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
                   "cannot connect to Redis at %s: %s", r->where, c->errstr);
         redisFree(c);
@@ -521,18 +518,19 @@ static int s_connect(xp_redis *r, xp_error_t *err)
     int rc = -1;
     redisReply *rep = NULL;
     if (t->password) {
-        const char *argv[3] = {"AUTH", t->user, t->password};
-        size_t len[3] = {4, t->user ? strlen(t->user) : 0,
-                         strlen(t->password)};
-        if (t->user)
-            rep = redisCommandArgv(c, 3, argv, len);
-        else
-            rep = redisCommandArgv(c, 2, (const char *[]){"AUTH", t->password},
-                                   (size_t[]){4, strlen(t->password)});
+        const char *argv[3] = {"AUTH", NULL, NULL};
+        size_t len[3] = {4, 0, 0};
+        int argc = 1;
+        if (t->user) {
+            argv[argc] = t->user;
+            len[argc++] = strlen(t->user);
+        }
+        argv[argc] = t->password;
+        len[argc++] = strlen(t->password);
+        rep = redisCommandArgv(c, argc, argv, len);
         if (!rep) {
             xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
-                      "cannot connect to Redis at %s: %s", r->where,
-                      c->errstr);
+                      "cannot connect to Redis at %s: %s", r->where, c->errstr);
             goto cleanup;
         }
         if (s_is_error(rep)) {
@@ -552,8 +550,7 @@ static int s_connect(xp_redis *r, xp_error_t *err)
                                (size_t[]){6, strlen(db)});
         if (!rep) {
             xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
-                      "cannot connect to Redis at %s: %s", r->where,
-                      c->errstr);
+                      "cannot connect to Redis at %s: %s", r->where, c->errstr);
             goto cleanup;
         }
         if (s_is_error(rep)) {
@@ -565,6 +562,9 @@ static int s_connect(xp_redis *r, xp_error_t *err)
     }
     rc = 0;
 cleanup:
+    if (rc != 0)
+        snprintf(r->refused, sizeof r->refused, "%s",
+                 rep ? rep->str : c->errstr);
     if (rep)
         freeReplyObject(rep);
     if (rc == 0)
@@ -581,9 +581,8 @@ static int s_roundtrip(xp_redis *r, const s_batch *b, redisReply **rep)
     for (size_t i = 0; i < b->n_cmds; i++) {
         size_t first = b->start[i];
         size_t next = i + 1 < b->n_cmds ? b->start[i + 1] : b->n_args;
-        if (redisAppendCommandArgv(r->c, (int)(next - first),
-                                   &b->argv[first], &b->len[first]) !=
-            REDIS_OK)
+        if (redisAppendCommandArgv(r->c, (int)(next - first), &b->argv[first],
+                                   &b->len[first]) != REDIS_OK)
             return -1;
     }
     for (size_t i = 0; i < b->n_cmds; i++) {
@@ -630,8 +629,8 @@ static int s_exec(xp_redis *r, const s_batch *b, redisReply ***out,
                 if (lost[0])
                     xp__error(err, cerr.domain, cerr.code,
                               "Redis at %s: connection lost while %s (%s); "
-                              "reconnecting failed: %s",
-                              r->where, what, lost, cerr.message);
+                              "reconnecting failed (%s)",
+                              r->where, what, lost, r->refused);
                 else if (err)
                     *err = cerr;
                 goto cleanup;
@@ -640,8 +639,16 @@ static int s_exec(xp_redis *r, const s_batch *b, redisReply ***out,
         if (s_roundtrip(r, b, rep) != 0) {
             snprintf(lost, sizeof lost, "%s",
                      r->c->errstr[0] ? r->c->errstr : "no reply");
+            bool protocol = r->c->err == REDIS_ERR_PROTOCOL;
             redisFree(r->c);
             r->c = NULL;
+            if (protocol) { /* not a Redis server: retrying cannot help */
+                xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                          "Redis at %s: %s: the server does not answer in "
+                          "the Redis protocol (%s)",
+                          r->where, what, lost);
+                goto cleanup;
+            }
             attempt++;
             continue;
         }
@@ -811,10 +818,10 @@ static int s_trial_begin(xp_backend *base, const bson_t *doc, int64_t *id,
         s_bad_reply(r, rep, "allocating a trial id", err);
         goto cleanup;
     }
-    *id = rep->integer;
+    int64_t new_id = rep->integer;
     s_batch_free(&b);
 
-    bson_append_int64(&full, "trial_id", -1, *id);
+    bson_append_int64(&full, "trial_id", -1, new_id);
     bson_concat(&full, doc);
     bson_iter_t it;
     const char *host = "";
@@ -823,15 +830,20 @@ static int s_trial_begin(xp_backend *base, const bson_t *doc, int64_t *id,
         host = bson_iter_utf8(&it, NULL);
     if (bson_iter_init_find(&it, doc, "pid") && BSON_ITER_HOLDS_INT64(&it))
         pid = bson_iter_int64(&it);
-    if (bson_iter_init_find(&it, doc, "pstart") &&
-        BSON_ITER_HOLDS_INT64(&it))
+    if (bson_iter_init_find(&it, doc, "pstart") && BSON_ITER_HOLDS_INT64(&it))
         pstart = bson_iter_int64(&it);
+    /* A queued trial belongs to a scheduler, not to a process: it is not
+     * in <id>:running, so no process-death check marks it interrupted. */
+    const char *status = "running";
+    if (bson_iter_init_find(&it, doc, "status") && BSON_ITER_HOLDS_UTF8(&it))
+        status = bson_iter_utf8(&it, NULL);
+    bool running_now = strcmp(status, "running") == 0;
     BSON_APPEND_UTF8(&running, "host", host);
     BSON_APPEND_INT64(&running, "pid", pid);
     BSON_APPEND_INT64(&running, "pstart", pstart);
 
     char num[24];
-    snprintf(num, sizeof num, "%lld", (long long)*id);
+    snprintf(num, sizeof num, "%lld", (long long)new_id);
     s_cmd(&b);
     s_arg_str(&b, "MULTI");
     s_cmd(&b);
@@ -843,16 +855,20 @@ static int s_trial_begin(xp_backend *base, const bson_t *doc, int64_t *id,
     s_argf(&b, "%s:trials", r->id);
     s_arg_str(&b, num);
     s_arg_str(&b, num);
-    s_cmd(&b);
-    s_arg_str(&b, "HSET");
-    s_argf(&b, "%s:running", r->id);
-    s_arg_str(&b, num);
-    s_arg(&b, bson_get_data(&running), running.len);
+    if (running_now) {
+        s_cmd(&b);
+        s_arg_str(&b, "HSET");
+        s_argf(&b, "%s:running", r->id);
+        s_arg_str(&b, num);
+        s_arg(&b, bson_get_data(&running), running.len);
+    }
     s_cmd(&b);
     s_arg_str(&b, "EXEC");
+    /* An id whose record fails stays unused: ids are never reused. */
     if (s_exec(r, &b, &reps, "recording trial", err) != 0 ||
         s_check_exec(r, reps, b.n_cmds, "recording trial", err) != 0)
         goto cleanup;
+    *id = new_id;
     rc = 0;
 cleanup:
     pthread_mutex_unlock(&r->lock);
@@ -905,7 +921,8 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
     redisReply **reps = NULL;
-    bson_t *values = bson_malloc0((n_persisted + 1) * sizeof *values);
+    /* bson_t wants 128-byte alignment: one bson_new each, not an array. */
+    bson_t **values = bson_malloc0((n_persisted + 1) * sizeof *values);
     size_t n_values = 0;
     uint8_t(*fields)[16] = bson_malloc0((n_hashes + 1) * sizeof *fields);
     int rc = -1;
@@ -922,8 +939,7 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
         s_arg_str(&b, "HSET");
         s_argf(&b, "%s:persisted:%s", r->id, num);
         for (size_t i = 0; i < n_persisted; i++) {
-            bson_t *v = &values[n_values++];
-            bson_init(v);
+            bson_t *v = values[n_values++] = bson_new();
             if (xp__value_append_bson(v, "v", persisted[i].value) != 0) {
                 xp__error(err, XP_DOMAIN_BACKEND, XP_EINVAL,
                           "persisted value of step '%s' is too large to "
@@ -963,8 +979,7 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
 
     pthread_mutex_lock(&r->lock);
     if (s_exec(r, &b, &reps, "recording trial result", err) == 0 &&
-        s_check_exec(r, reps, b.n_cmds, "recording trial result", err) ==
-            0)
+        s_check_exec(r, reps, b.n_cmds, "recording trial result", err) == 0)
         rc = 0;
     pthread_mutex_unlock(&r->lock);
     if (rc == 0)
@@ -977,7 +992,7 @@ cleanup:
     s_replies_free(reps, b.n_cmds);
     s_batch_free(&b);
     for (size_t i = 0; i < n_values; i++)
-        bson_destroy(&values[i]);
+        bson_destroy(values[i]);
     bson_free(values);
     bson_free(fields);
     return rc;
@@ -1043,8 +1058,8 @@ static int s_trials_each(xp_backend *base,
     }
     const size_t per_trip = XP_REDIS_MGET_KEYS * XP_REDIS_MGETS_PER_TRIP;
     for (size_t from = 0; from < ids->elements; from += per_trip) {
-        size_t to = from + per_trip < ids->elements ? from + per_trip
-                                                    : ids->elements;
+        size_t to =
+            from + per_trip < ids->elements ? from + per_trip : ids->elements;
         s_batch_free(&b);
         for (size_t i = from; i < to; i++) {
             const redisReply *m = ids->element[i];
@@ -1116,8 +1131,7 @@ static int s_last_id(xp_backend *base, int64_t *id, xp_error_t *err)
     *id = 0;
     if (rep->elements > 0) {
         const redisReply *m = rep->element[0];
-        if (m->type != REDIS_REPLY_STRING ||
-            !s_parse_i64(m->str, m->len, id)) {
+        if (m->type != REDIS_REPLY_STRING || !s_parse_i64(m->str, m->len, id)) {
             xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                       "Redis at %s: key %s:trials holds a member that is "
                       "not a trial id",
@@ -1225,8 +1239,8 @@ cleanup:
     return rc;
 }
 
-static int s_persisted_read(xp_backend *base, const char *step,
-                            int64_t trial, xp_value *out, xp_error_t *err)
+static int s_persisted_read(xp_backend *base, const char *step, int64_t trial,
+                            xp_value *out, xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
@@ -1270,8 +1284,8 @@ static int s_cmp_running(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int s_running_trials(xp_backend *base, xp_running_trial **out,
-                            size_t *n, xp_error_t *err)
+static int s_running_trials(xp_backend *base, xp_running_trial **out, size_t *n,
+                            xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
@@ -1305,11 +1319,9 @@ static int s_running_trials(xp_backend *base, xp_running_trial **out,
                       r->id);
             goto cleanup;
         }
-        if (bson_iter_init_find(&it, &doc, "host") &&
-            BSON_ITER_HOLDS_UTF8(&it))
+        if (bson_iter_init_find(&it, &doc, "host") && BSON_ITER_HOLDS_UTF8(&it))
             bson_strncpy(t->host, bson_iter_utf8(&it, NULL), sizeof t->host);
-        if (bson_iter_init_find(&it, &doc, "pid") &&
-            BSON_ITER_HOLDS_INT64(&it))
+        if (bson_iter_init_find(&it, &doc, "pid") && BSON_ITER_HOLDS_INT64(&it))
             t->pid = bson_iter_int64(&it);
         if (bson_iter_init_find(&it, &doc, "pstart") &&
             BSON_ITER_HOLDS_INT64(&it))
@@ -1435,8 +1447,7 @@ cleanup:
  * the first copy and ignores later ones. The kind and the text rendering
  * are not stored; the local store keeps text files for diffing. */
 static int s_content_put(xp_backend *base, const char *kind, const char *hash,
-                         const bson_t *doc, const char *text,
-                         xp_error_t *err)
+                         const bson_t *doc, const char *text, xp_error_t *err)
 {
     (void)kind;
     (void)text;
@@ -1492,8 +1503,7 @@ static int s_content_get(xp_backend *base, const char *hash, bson_t *out,
         s_bad_reply(r, rep, "reading content", err);
     } else {
         xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                  "Redis at %s: stored content %s is damaged", r->where,
-                  hash);
+                  "Redis at %s: stored content %s is damaged", r->where, hash);
     }
 cleanup:
     if (rep)
@@ -1561,12 +1571,13 @@ static int s_init_meta(xp_redis *r, bool must_exist, xp_error_t *err)
         }
         if (schema->type != REDIS_REPLY_STRING ||
             strcmp(schema->str, XP_REDIS_SCHEMA) != 0) {
-            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                      "Redis at %s: experiment '%s' has unsupported schema "
-                      "version '%.20s' (this libxp reads version "
-                      XP_REDIS_SCHEMA ")",
-                      r->where, r->id,
-                      schema->type == REDIS_REPLY_STRING ? schema->str : "");
+            xp__error(
+                err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                "Redis at %s: experiment '%s' has unsupported schema "
+                "version '%.20s' (this libxp reads version " XP_REDIS_SCHEMA
+                ")",
+                r->where, r->id,
+                schema->type == REDIS_REPLY_STRING ? schema->str : "");
             goto cleanup;
         }
         rc = 0;
