@@ -54,7 +54,7 @@ struct s_batch {
     int64_t id;
     zframe_t *client;
     size_t total, done, failed;
-    bson_t finished; /* array of {trial_id, status, result, ...} */
+    bson_t *finished; /* array of {trial_id, status, result, ...} */
     uint32_t n_finished;
 };
 
@@ -131,7 +131,7 @@ static void s_batch_finished(s_batch *b, xp_trial *t, bool ok,
     const char *k;
     bson_t item;
     bson_uint32_to_string(b->n_finished++, &k, key, sizeof key);
-    BSON_APPEND_DOCUMENT_BEGIN(&b->finished, k, &item);
+    BSON_APPEND_DOCUMENT_BEGIN(b->finished, k, &item);
     BSON_APPEND_INT64(&item, "trial_id", xp__trial_id(t));
     BSON_APPEND_UTF8(&item, "status", ok ? "succeeded" : "failed");
     if (result)
@@ -141,7 +141,7 @@ static void s_batch_finished(s_batch *b, xp_trial *t, bool ok,
     BSON_APPEND_UTF8(&item, "result_type",
                      xp_type_name(xp_value_type(result)));
     BSON_APPEND_UTF8(&item, "description", failure ? failure : "");
-    bson_append_document_end(&b->finished, &item);
+    bson_append_document_end(b->finished, &item);
     if (ok)
         b->done++;
     else
@@ -303,6 +303,11 @@ static void s_on_hello(xp_scheduler *s, zframe_t *from, const char *id,
     bson_strncpy(w->host, host, sizeof w->host);
     w->pid = pid;
     w->slots = (int)slots;
+    /* A worker registering again may still run steps of lost tasks:
+     * those slots are not free. */
+    int64_t busy = 0;
+    if (xp__bson_int64(body, "busy", &busy) && busy > 0 && busy <= slots)
+        w->busy = (int)busy;
     w->last_seen_ms = s_now();
     w->defs = zlistx_new();
     zlistx_set_destructor(w->defs, (zlistx_destructor_fn *)zstr_free);
@@ -483,13 +488,23 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
         xp__log(XP_LOG_DEBUG, "Ignoring stale result of trial %lld step %s "
                               "attempt %lld",
                 (long long)trial, step, (long long)attempt);
+        /* A step it ran before registering again has freed its slot. */
+        if (w->busy > (int)zlistx_size(w->tasks))
+            w->busy--;
         return;
     }
     zlistx_delete(w->tasks, zlistx_find(w->tasks, task));
-    w->busy--;
     s_strial *st = task->trial;
     bool ok = xp__bson_bool(body, "ok", false);
     const char *failure = xp__bson_utf8(body, "failure");
+    if (!ok && failure && strcmp(failure, "worker busy") == 0) {
+        /* Its slots are taken by steps we do not know of: requeue and
+         * count the slot as busy until one of those reports back. */
+        task->worker = NULL;
+        zlistx_add_start(s->queue, task);
+        return;
+    }
+    w->busy--;
     xp_value *out = NULL;
     char why[512] = "";
     if (ok) {
@@ -615,7 +630,7 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
     b->id = ++s->next_batch;
     b->client = zframe_dup(from);
     b->total = n;
-    bson_init(&b->finished);
+    b->finished = bson_new();
     char bkey[32];
     snprintf(bkey, sizeof bkey, "%lld", (long long)b->id);
     zhashx_insert(s->batches, bkey, b);
@@ -700,7 +715,7 @@ static void s_on_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
     BSON_APPEND_ARRAY_BEGIN(&reply, "finished", &list);
     bson_iter_t it;
     uint32_t k = 0, out = 0;
-    if (bson_iter_init(&it, &b->finished)) {
+    if (bson_iter_init(&it, b->finished)) {
         while (bson_iter_next(&it)) {
             if (k++ < (uint64_t)cursor)
                 continue;
@@ -884,7 +899,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     for (s_batch *b = zhashx_first(s->batches); b;
          b = zhashx_next(s->batches)) {
         zframe_destroy(&b->client);
-        bson_destroy(&b->finished);
+        bson_destroy(b->finished);
         free(b);
     }
     zhashx_destroy(&s->batches);

@@ -17,7 +17,8 @@ struct xp_trial {
     xp_experiment *ex;
     int64_t id;
     uint64_t seed;
-    bson_t doc;         /* the record as started */
+    bson_t *doc; /* the record as started (heap: bson_t wants 128-byte
+                  * alignment, which a malloc'd struct lacks) */
     double t0;          /* monotonic start of execution */
     xp_value **outputs; /* by node index; parameters hold their value */
     xp_step_hash *hashes; /* by node index, valid where hashed[] */
@@ -39,7 +40,7 @@ struct xp_trial {
     xp_error_t metric_error;
     /* Where remote steps ran: step name -> {host, worker, attempt,
      * elapsed}, under lock; recorded as "steps" when not empty. */
-    bson_t step_info;
+    bson_t *step_info;
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -178,12 +179,12 @@ void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
 {
     bson_t info;
     pthread_mutex_lock(&t->lock);
-    BSON_APPEND_DOCUMENT_BEGIN(&t->step_info, step, &info);
+    BSON_APPEND_DOCUMENT_BEGIN(t->step_info, step, &info);
     BSON_APPEND_UTF8(&info, "host", host);
     BSON_APPEND_UTF8(&info, "worker", worker);
     BSON_APPEND_INT64(&info, "attempt", attempt);
     BSON_APPEND_DOUBLE(&info, "elapsed", elapsed);
-    bson_append_document_end(&t->step_info, &info);
+    bson_append_document_end(t->step_info, &info);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -269,8 +270,10 @@ void xp__trial_free(xp_trial **pt)
         bson_free(t->metrics[i].values);
     }
     bson_free(t->metrics);
-    bson_destroy(&t->doc);
-    bson_destroy(&t->step_info);
+    if (t->doc)
+        bson_destroy(t->doc);
+    if (t->step_info)
+        bson_destroy(t->step_info);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->metrics_lock);
@@ -285,8 +288,8 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     *out = NULL;
     xp_trial *t = bson_malloc0(sizeof *t);
     t->ex = ex;
-    bson_init(&t->doc);
-    bson_init(&t->step_info);
+    t->doc = bson_new();
+    t->step_info = bson_new();
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     pthread_mutex_init(&t->metrics_lock, NULL);
@@ -338,18 +341,18 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
      * check marks it interrupted. */
     const char *env_hash;
     xp__environment(&env_hash);
-    BSON_APPEND_UTF8(&t->doc, "experiment", ex->id);
-    BSON_APPEND_UTF8(&t->doc, "status", queued ? "queued" : "running");
-    BSON_APPEND_DOCUMENT(&t->doc, "parameters", &params);
-    BSON_APPEND_INT64(&t->doc, "seed", (int64_t)t->seed);
-    BSON_APPEND_DATE_TIME(&t->doc, "started", xp__now_ms());
-    BSON_APPEND_UTF8(&t->doc, "host", xp__hostname());
-    BSON_APPEND_INT64(&t->doc, "pid", queued ? 0 : (int64_t)getpid());
-    BSON_APPEND_INT64(&t->doc, "pstart",
+    BSON_APPEND_UTF8(t->doc, "experiment", ex->id);
+    BSON_APPEND_UTF8(t->doc, "status", queued ? "queued" : "running");
+    BSON_APPEND_DOCUMENT(t->doc, "parameters", &params);
+    BSON_APPEND_INT64(t->doc, "seed", (int64_t)t->seed);
+    BSON_APPEND_DATE_TIME(t->doc, "started", xp__now_ms());
+    BSON_APPEND_UTF8(t->doc, "host", xp__hostname());
+    BSON_APPEND_INT64(t->doc, "pid", queued ? 0 : (int64_t)getpid());
+    BSON_APPEND_INT64(t->doc, "pstart",
                       queued ? 0 : (int64_t)xp__self_start());
-    BSON_APPEND_UTF8(&t->doc, "code_hash", ex->code_hash);
-    BSON_APPEND_UTF8(&t->doc, "environment_hash", env_hash);
-    if (ex->backend->ops->trial_begin(ex->backend, &t->doc, &t->id, err) !=
+    BSON_APPEND_UTF8(t->doc, "code_hash", ex->code_hash);
+    BSON_APPEND_UTF8(t->doc, "environment_hash", env_hash);
+    if (ex->backend->ops->trial_begin(ex->backend, t->doc, &t->id, err) !=
         0)
         goto cleanup;
     xp__log(XP_LOG_INFO, "Started Experiment (trial id=%lld)",
@@ -422,7 +425,7 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
 
     const xp_value *res = t->failed ? NULL : t->outputs[ex->result->index];
     bson_append_int64(&final, "trial_id", -1, t->id);
-    bson_copy_to_excluding_noinit(&t->doc, &final, "status", NULL);
+    bson_copy_to_excluding_noinit(t->doc, &final, "status", NULL);
     BSON_APPEND_UTF8(&final, "status", t->failed ? "failed" : "succeeded");
     BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
     if (res)
@@ -436,8 +439,8 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     BSON_APPEND_UTF8(&final, "description", t->failed ? t->failure : "");
     if (n_warnings)
         BSON_APPEND_ARRAY(&final, "purity_warnings", &warnings);
-    if (!bson_empty(&t->step_info))
-        BSON_APPEND_DOCUMENT(&final, "steps", &t->step_info);
+    if (!bson_empty(t->step_info))
+        BSON_APPEND_DOCUMENT(&final, "steps", t->step_info);
 
     size_t n_persisted = 0;
     persisted = bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);

@@ -1,0 +1,239 @@
+/* test_distributed.c — xp-scheduler, xp-worker and clients as real
+ * processes on loopback: one trial, a sweep, a failing step, script mode
+ * with --scheduler, a worker killed mid-task, malformed frames, and what
+ * the backend holds afterwards. */
+#include "../common.h"
+
+#include <czmq.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static char s_endpoint[64];
+static pid_t s_sched = -1;
+static pid_t s_workers[4];
+static int s_n_workers;
+static char s_bin[3][PATH_MAX]; /* scheduler, worker, xpsubmit */
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Paths of the three programs, or skip with the reason. */
+static void s_find_binaries(void)
+{
+    const char *env[3] = {"XP_SCHEDULER_BIN", "XP_WORKER_BIN",
+                          "XP_XPSUBMIT_BIN"};
+    for (int i = 0; i < 3; i++) {
+        const char *p = getenv(env[i]);
+        if (!p || access(p, X_OK) != 0) {
+            char why[300];
+            snprintf(why, sizeof why, "%s is not set or not executable "
+                                      "(run through `meson test`)",
+                     env[i]);
+            xpt_skip(why);
+        }
+        snprintf(s_bin[i], PATH_MAX, "%s", p);
+    }
+}
+
+static void s_start_worker(const char *slots)
+{
+    char so1[PATH_MAX], so2[PATH_MAX], so3[PATH_MAX], why[256];
+    if (!xpt_example("simple_experiment.so", so1, why) ||
+        !xpt_example("sleep_experiment.so", so2, why) ||
+        !xpt_example("quickstart.so", so3, why))
+        xpt_skip(why);
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/worker%d.log", xpt_dir, s_n_workers);
+    char *argv[] = {s_bin[1], "--connect", s_endpoint, "--slots",
+                    (char *)slots, "--heartbeat-ms", "200", "--plugin", so1,
+                    "--plugin", so2, "--plugin", so3, NULL};
+    s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
+}
+
+static void s_setup(void)
+{
+    xpt_setup();
+    s_find_binaries();
+    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d",
+             s_free_port());
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
+    char *argv[] = {s_bin[0], "--bind", s_endpoint, "--backend", xpt_dir,
+                    "--heartbeat-ms", "200", NULL};
+    s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
+    s_n_workers = 0;
+    s_start_worker("2");
+    xpt_sleep(0.5); /* connect and register */
+}
+
+static void s_teardown(void)
+{
+    for (int i = 0; i < s_n_workers; i++)
+        if (s_workers[i] > 0) {
+            kill(s_workers[i], SIGTERM);
+            xpt_wait(s_workers[i]);
+        }
+    if (s_sched > 0) {
+        kill(s_sched, SIGTERM);
+        xpt_wait(s_sched);
+    }
+    xpt_teardown();
+}
+
+TestSuite(distributed, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+static xpt_run_result s_submit(char *a1, char *a2, char *a3, char *a4)
+{
+    char *argv[] = {s_bin[2], "-s", s_endpoint, a1, a2, a3, a4, NULL};
+    return xpt_run(argv, xpt_dir);
+}
+
+static xp_experiment *s_open(const char *id)
+{
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing(id, &err);
+    cr_assert_not_null(ex, "open %s: %s", id, err.message);
+    return ex;
+}
+
+Test(distributed, one_trial_is_recorded_like_a_local_one)
+{
+    xpt_run_result r = s_submit("simple_experiment_pj", "a=1", "b=2",
+                                "--wait");
+    cr_assert_eq(r.status, 0, "xpsubmit exited %d: %s %s", r.status, r.out,
+                 r.err);
+    cr_assert_not_null(strstr(r.out, "4"), "output: %s", r.out);
+    xpt_run_result_free(&r);
+    xp_experiment *ex = s_open("simple_experiment_pj");
+    xp_value *t = xpt_trial(ex, 1);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+    cr_assert_eq(xpt_get_int(t, "result"), 4);
+    const xp_value *params = xpt_field(t, "parameters");
+    cr_assert_eq(xp_value_type(xp_value_get(params, "a")), XP_TYPE_INT64);
+    const xp_value *steps = xpt_field(t, "steps");
+    cr_assert_eq(xp_value_count(steps), 1, "steps: %s", xpt_json(steps));
+    cr_assert_not_null(xp_as_string(
+        xp_value_get(xp_value_at(steps, 0), "host"), NULL));
+    cr_assert_gt(xpt_last_id(ex), 0);
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+}
+
+Test(distributed, sweep_is_the_cartesian_product)
+{
+    xpt_run_result r = s_submit("simple_experiment_pj", "a=1,2,3",
+                                "b=range(0,2)", "--wait");
+    cr_assert_eq(r.status, 0, "xpsubmit exited %d: %s", r.status, r.err);
+    xpt_run_result_free(&r);
+    xp_experiment *ex = s_open("simple_experiment_pj");
+    xp_value *h = xpt_history(ex);
+    cr_assert_eq(xp_value_count(h), 6);
+    for (size_t i = 0; i < 6; i++) {
+        const xp_value *t = xp_value_at(h, i);
+        const xp_value *p = xpt_field(t, "parameters");
+        cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+        cr_assert_eq(xpt_get_int(t, "result"),
+                     xp_as_int64(xp_value_get(p, "a")) +
+                         xp_as_int64(xp_value_get(p, "b")) + 1);
+    }
+    xp_value_destroy(&h);
+    xp_experiment_destroy(&ex);
+}
+
+Test(distributed, failing_step_fails_the_trial_with_its_description)
+{
+    xpt_run_result r = s_submit("quickstart_pj", "a=1", "b=-1", "--wait");
+    cr_assert_eq(r.status, 1, "xpsubmit exited %d", r.status);
+    xpt_run_result_free(&r);
+    xp_experiment *ex = s_open("quickstart_pj");
+    xp_value *t = xpt_trial(ex, 1);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "failed");
+    cr_assert_str_eq(xpt_get_str(t, "description"),
+                     "calculate_score: division by zero");
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+}
+
+Test(distributed, script_mode_with_scheduler)
+{
+    char prog[PATH_MAX], why[256];
+    if (!xpt_example("simple_experiment", prog, why))
+        xpt_skip(why);
+    char *argv[] = {prog, "a=5", "b=6", "--scheduler", s_endpoint, NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "12\n");
+    xpt_run_result_free(&r);
+}
+
+Test(distributed, unknown_experiment_is_refused)
+{
+    xpt_run_result r = s_submit("nobody_pj", "a=1", "--wait", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert_not_null(strstr(r.err, "no worker has registered"), "%s",
+                       r.err);
+    xpt_run_result_free(&r);
+}
+
+Test(distributed, killed_worker_task_runs_again_elsewhere)
+{
+    /* Only the first worker is up: it takes the task. */
+    char *argv[] = {s_bin[2], "-s", s_endpoint, "sleep_pj", "seconds=1.0",
+                    NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    xpt_run_result_free(&r);
+    xpt_sleep(0.3);
+    kill(s_workers[0], SIGKILL);
+    xpt_wait(s_workers[0]);
+    s_workers[0] = -1;
+    s_start_worker("1");
+    /* Lost after 3 heartbeats (600 ms), then runs again for 1 s. */
+    xp_experiment *ex = s_open("sleep_pj");
+    xp_value *t = NULL;
+    for (int i = 0; i < 100; i++) {
+        xp_value_destroy(&t);
+        t = xpt_trial(ex, 1);
+        if (strcmp(xpt_get_str(t, "status"), "queued") != 0)
+            break;
+        xpt_sleep(0.1);
+    }
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+    const xp_value *step = xp_value_get(xpt_field(t, "steps"), "sleep_seconds");
+    if (!step)
+        step = xp_value_at(xpt_field(t, "steps"), 0);
+    cr_assert_eq(xp_as_int64(xp_value_get(step, "attempt")), 2,
+                 "steps: %s", xpt_json(xpt_field(t, "steps")));
+    cr_assert_eq(xpt_last_id(ex), 1, "the trial was recorded twice");
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+}
+
+Test(distributed, malformed_frames_do_not_stop_the_scheduler)
+{
+    zsock_t *d = zsock_new_dealer(s_endpoint);
+    zstr_send(d, "garbage");
+    zstr_sendx(d, "XP1", "SUBMIT", "not bson", NULL);
+    zstr_sendx(d, "XP2", "HELLO", "x", NULL);
+    zmsg_t *m = zmsg_new();
+    zmsg_addmem(m, "XP1", 3);
+    zmsg_addstr(m, "RESULT");
+    zmsg_addmem(m, "\x05\x00\x00\x00\x00", 5); /* empty document */
+    zmsg_send(&m, d);
+    xpt_sleep(0.2);
+    zsock_destroy(&d);
+    xpt_run_result r = s_submit("simple_experiment_pj", "a=1", "b=1",
+                                "--wait");
+    cr_assert_eq(r.status, 0, "scheduler stopped answering: %s", r.err);
+    xpt_run_result_free(&r);
+}
