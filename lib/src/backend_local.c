@@ -37,6 +37,7 @@ enum {
     S_READ_PERSISTED,
     S_RUNNING,
     S_INTERRUPT,
+    S_QUEUED,
     S_HASH_GET,
     S_HASH_PUT,
     S_CONTENT_PUT,
@@ -65,6 +66,7 @@ static const char *const s_sql[S_COUNT] = {
                          "step = ?",
     [S_RUNNING] = "SELECT id, host, pid, pstart FROM trials "
                   "WHERE status = 'running' ORDER BY id",
+    [S_QUEUED] = "SELECT doc FROM trials WHERE status = 'queued' ORDER BY id",
     [S_INTERRUPT] = "SELECT doc FROM trials WHERE id = ? AND "
                     "status = 'running'",
     [S_HASH_GET] = "SELECT output FROM step_hashes WHERE key = ? AND "
@@ -83,6 +85,8 @@ static const char s_schema[] =
     "NOT NULL, host TEXT, pid INTEGER, pstart INTEGER, doc BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS trials_running ON trials(status) WHERE "
     "status = 'running';"
+    "CREATE INDEX IF NOT EXISTS trials_queued ON trials(status) WHERE "
+    "status = 'queued';"
     "CREATE TABLE IF NOT EXISTS metrics(trial INTEGER NOT NULL, name TEXT "
     "NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY "
     "KEY(trial, name, chunk)) WITHOUT ROWID;"
@@ -567,6 +571,40 @@ static int s_persisted_read(xp_backend *b, const char *step, int64_t trial,
     return rc;
 }
 
+static int s_queued_trials(xp_backend *b,
+                           int (*fn)(const bson_t *doc, void *user),
+                           void *user, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_QUEUED);
+    int step_rc;
+    /* Collected first: fn may call back into the backend. */
+    bson_t **docs = NULL;
+    size_t n = 0;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bson_t doc;
+        if (s_stored_doc(l, st, 0, &doc, "trial record", err) != 0) {
+            rc = -1;
+            break;
+        }
+        docs = bson_realloc(docs, (n + 1) * sizeof *docs);
+        docs[n++] = bson_copy(&doc);
+    }
+    if (rc == 0 && step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "reading queued trials");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && fn(docs[i], user) != 0)
+            rc = -1;
+        bson_destroy(docs[i]);
+    }
+    bson_free(docs);
+    return rc;
+}
+
 static int s_running_trials(xp_backend *b, xp_running_trial **out,
                             size_t *n, xp_error_t *err)
 {
@@ -857,6 +895,7 @@ static const xp_backend_ops s_ops = {
     .metric_read = s_metric_read,
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
+    .queued_trials = s_queued_trials,
     .trial_interrupt = s_trial_interrupt,
     .step_hash_get = s_step_hash_get,
     .content_put = s_content_put,

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 typedef struct s_worker s_worker;
 typedef struct s_def s_def;
@@ -804,6 +806,97 @@ static void s_heartbeats(xp_scheduler *s)
     bson_destroy(&empty);
 }
 
+/* ---------------------------------------------------------------- restart */
+
+typedef struct {
+    xp_scheduler *s;
+    xp_experiment *ex; /* handle used to read the store */
+    size_t resumed;
+} s_recovery;
+
+/* Takes up one queued trial recorded by an earlier scheduler. */
+static int s_resume_one(const bson_t *doc, void *user)
+{
+    s_recovery *r = user;
+    xp_backend *b = r->ex->backend;
+    const char *hash = xp__bson_utf8(doc, "code_hash");
+    int64_t id = 0;
+    xp__bson_int64(doc, "trial_id", &id);
+    bson_t code;
+    xp_error_t err;
+    if (!hash || b->ops->content_get(b, hash, &code, &err) != 0) {
+        xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot be resumed: "
+                              "its code definition is missing",
+                (long long)id, r->ex->id);
+        return 0;
+    }
+    s_def *def = s_def_register(r->s, r->ex->id, hash, &code, &err);
+    bson_destroy(&code);
+    s_strial *st = def ? calloc(1, sizeof *st) : NULL;
+    if (!st || xp__trial_resume(&st->t, def->ex, doc, &err) != 0) {
+        xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot be resumed: %s",
+                (long long)id, r->ex->id, err.message);
+        free(st);
+        return 0;
+    }
+    st->def = def;
+    s_enqueue_ready(r->s, st);
+    r->resumed++;
+    return 0;
+}
+
+/* After a restart: every trial an earlier scheduler accepted (recorded
+ * as queued) is queued again. Local stores are found by listing the
+ * backend directory. */
+static void s_recover(xp_scheduler *s)
+{
+    const char *root = s->backend && *s->backend ? s->backend
+                                                 : getenv("XP_BACKEND");
+    if (!root || !*root)
+        root = "xp_cache";
+    if (strstr(root, "://") || strncmp(root, "unix:", 5) == 0) {
+        xp__log(XP_LOG_WARNING, "Queued trials are resumed after a restart "
+                                "only on a local backend for now");
+        return;
+    }
+    DIR *d = opendir(root);
+    if (!d)
+        return;
+    struct dirent *e;
+    size_t total = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || xp_check_id(e->d_name, NULL) != 0)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s/xp.sqlite3", root, e->d_name);
+        if (access(path, F_OK) != 0)
+            continue;
+        xp_open_options o = XP_OPEN_OPTIONS_INIT;
+        o.backend = root;
+        o.must_exist = true;
+        o.threads = 1;
+        s_recovery r = {s, NULL, 0};
+        xp_error_t err;
+        if (xp_experiment_open(&r.ex, e->d_name, &o, &err) != 0) {
+            xp__log(XP_LOG_WARNING, "Cannot check %s for queued trials: %s",
+                    e->d_name, err.message);
+            continue;
+        }
+        if (r.ex->backend->ops->queued_trials &&
+            r.ex->backend->ops->queued_trials(r.ex->backend, s_resume_one, &r,
+                                              &err) != 0)
+            xp__log(XP_LOG_WARNING, "Reading queued trials of %s: %s",
+                    e->d_name, err.message);
+        total += r.resumed;
+        xp_experiment_destroy(&r.ex);
+    }
+    closedir(d);
+    if (total)
+        xp__log(XP_LOG_INFO, "Resumed %zu queued trial(s) accepted before "
+                             "the restart",
+                total);
+}
+
 int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
                       xp_error_t *err)
 {
@@ -839,6 +932,7 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     }
     const char *ep = zsock_endpoint(s->router);
     bson_strncpy(s->endpoint, ep ? ep : opts->bind, sizeof s->endpoint);
+    s_recover(s);
     *out = s;
     return 0;
 }

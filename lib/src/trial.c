@@ -281,44 +281,10 @@ void xp__trial_free(xp_trial **pt)
     *pt = NULL;
 }
 
-int xp__trial_start(xp_trial **out, xp_experiment *ex,
-                    const xp_run_options *opts, bool queued,
-                    xp_error_t *err)
+/* Counts each needed step's pending inputs; steps without any are ready. */
+static void s_init_ready(xp_trial *t)
 {
-    *out = NULL;
-    xp_trial *t = bson_malloc0(sizeof *t);
-    t->ex = ex;
-    t->doc = bson_new();
-    t->step_info = bson_new();
-    pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->cond, NULL);
-    pthread_mutex_init(&t->metrics_lock, NULL);
-    bson_t params = BSON_INITIALIZER;
-    int rc = -1;
-
-    pthread_mutex_lock(&ex->lock);
-    if (xp__graph_freeze(ex, err) != 0) {
-        pthread_mutex_unlock(&ex->lock);
-        goto cleanup;
-    }
-    size_t n = ex->n_nodes + 1;
-    t->outputs = bson_malloc0(n * sizeof *t->outputs);
-    t->pending = bson_malloc0(n * sizeof *t->pending);
-    t->ready = bson_malloc0(n * sizeof *t->ready);
-    t->hashes = bson_malloc0(n * sizeof *t->hashes);
-    t->hashed = bson_malloc0(n * sizeof *t->hashed);
-    if (s_resolve_params(ex, opts->params, t, &params, err) != 0 ||
-        xp__capture_before_trial(ex, err) != 0) {
-        pthread_mutex_unlock(&ex->lock);
-        goto cleanup;
-    }
-    /* Generated seeds are kept to 31 bits: easy to read and retype. */
-    bool given = opts->has_seed || ex->has_seed;
-    t->seed = opts->has_seed ? opts->seed
-              : ex->has_seed ? ex->seed
-                             : xp__random_seed() >> 33;
-    pthread_mutex_unlock(&ex->lock);
-
+    xp_experiment *ex = t->ex;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *node = ex->nodes[i];
         if (!node->needed || node->is_param)
@@ -335,6 +301,111 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         t->ready[i] = t->ready[t->n_ready - 1 - i];
         t->ready[t->n_ready - 1 - i] = tmp;
     }
+}
+
+static xp_trial *s_trial_alloc(xp_experiment *ex)
+{
+    xp_trial *t = bson_malloc0(sizeof *t);
+    t->ex = ex;
+    t->doc = bson_new();
+    t->step_info = bson_new();
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    pthread_mutex_init(&t->metrics_lock, NULL);
+    return t;
+}
+
+static void s_trial_arrays(xp_trial *t)
+{
+    size_t n = t->ex->n_nodes + 1;
+    t->outputs = bson_malloc0(n * sizeof *t->outputs);
+    t->pending = bson_malloc0(n * sizeof *t->pending);
+    t->ready = bson_malloc0(n * sizeof *t->ready);
+    t->hashes = bson_malloc0(n * sizeof *t->hashes);
+    t->hashed = bson_malloc0(n * sizeof *t->hashed);
+}
+
+int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
+                     xp_error_t *err)
+{
+    *out = NULL;
+    int64_t id = 0, seed = 0;
+    bson_t params;
+    if (!xp__bson_int64(doc, "trial_id", &id) ||
+        !xp__bson_int64(doc, "seed", &seed) ||
+        !xp__bson_sub(doc, "parameters", &params))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "queued trial record is incomplete");
+    xp_trial *t = s_trial_alloc(ex);
+    int rc = -1;
+    pthread_mutex_lock(&ex->lock);
+    if (xp__graph_freeze(ex, err) != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    pthread_mutex_unlock(&ex->lock);
+    s_trial_arrays(t);
+    t->id = id;
+    t->seed = (uint64_t)seed;
+    bson_copy_to_excluding_noinit(doc, t->doc, "trial_id", NULL);
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->is_param)
+            continue;
+        bson_iter_t it;
+        xp_value *v = xp_value_new();
+        if (bson_iter_init_find(&it, &params, n->name))
+            rc = xp__value_from_iter(v, &it, err);
+        else if (n->def)
+            rc = xp_set_value(v, n->def);
+        else if (n->needed)
+            rc = xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                           "queued trial %lld has no parameter '%s'",
+                           (long long)id, n->name);
+        else
+            rc = 0;
+        t->outputs[i] = v;
+        if (rc != 0)
+            goto cleanup;
+    }
+    s_init_ready(t);
+    t->t0 = xp__monotonic();
+    *out = t;
+    t = NULL;
+    rc = 0;
+cleanup:
+    xp__trial_free(&t);
+    return rc;
+}
+
+int xp__trial_start(xp_trial **out, xp_experiment *ex,
+                    const xp_run_options *opts, bool queued,
+                    xp_error_t *err)
+{
+    *out = NULL;
+    xp_trial *t = s_trial_alloc(ex);
+    bson_t params = BSON_INITIALIZER;
+    int rc = -1;
+
+    pthread_mutex_lock(&ex->lock);
+    if (xp__graph_freeze(ex, err) != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    s_trial_arrays(t);
+    if (s_resolve_params(ex, opts->params, t, &params, err) != 0 ||
+        xp__capture_before_trial(ex, err) != 0) {
+        pthread_mutex_unlock(&ex->lock);
+        goto cleanup;
+    }
+    /* Generated seeds are kept to 31 bits: easy to read and retype. */
+    bool given = opts->has_seed || ex->has_seed;
+    t->seed = opts->has_seed ? opts->seed
+              : ex->has_seed ? ex->seed
+                             : xp__random_seed() >> 33;
+    pthread_mutex_unlock(&ex->lock);
+
+    s_init_ready(t);
 
     /* The first record: everything needed to see and recover the trial.
      * A queued trial belongs to a scheduler: pid 0, so no process-death
@@ -425,7 +496,8 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
 
     const xp_value *res = t->failed ? NULL : t->outputs[ex->result->index];
     bson_append_int64(&final, "trial_id", -1, t->id);
-    bson_copy_to_excluding_noinit(t->doc, &final, "status", NULL);
+    bson_copy_to_excluding_noinit(t->doc, &final, "status", "trial_id",
+                                  NULL);
     BSON_APPEND_UTF8(&final, "status", t->failed ? "failed" : "succeeded");
     BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
     if (res)

@@ -159,6 +159,11 @@ typedef struct {
     /* Trials with status running. Caller frees *out. */
     int (*running_trials)(xp_backend *b, xp_running_trial **out, size_t *n,
                           xp_error_t *err);
+    /* Calls fn for each trial recorded as queued (owned by a scheduler)
+     * in id order. Optional: NULL when the backend cannot list them. */
+    int (*queued_trials)(xp_backend *b,
+                         int (*fn)(const bson_t *doc, void *user),
+                         void *user, xp_error_t *err);
     /* Sets status interrupted if the trial is still running. */
     int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,
                            const char *description, xp_error_t *err);
@@ -314,6 +319,10 @@ typedef struct xp_trial xp_trial;
 int xp__trial_start(xp_trial **out, xp_experiment *ex,
                     const xp_run_options *opts, bool queued,
                     xp_error_t *err);
+/* Takes up a trial recorded as queued (doc: its stored record) after a
+ * scheduler restart: same id, parameters and seed; nothing is written. */
+int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
+                     xp_error_t *err);
 int64_t xp__trial_id(const xp_trial *t);
 uint64_t xp__trial_seed(const xp_trial *t);
 /* Next step whose inputs are all computed, or NULL (none now, or the trial

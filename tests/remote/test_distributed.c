@@ -237,3 +237,46 @@ Test(distributed, malformed_frames_do_not_stop_the_scheduler)
     cr_assert_eq(r.status, 0, "scheduler stopped answering: %s", r.err);
     xpt_run_result_free(&r);
 }
+
+Test(distributed, scheduler_killed_and_restarted_loses_no_trial)
+{
+    char *argv[] = {s_bin[2], "-s", s_endpoint, "sleep_pj",
+                    "seconds=0.4", "--seed", "1", NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    xpt_run_result_free(&r);
+    char *sweep[] = {s_bin[2], "-s", s_endpoint, "sleep_pj",
+                     "seconds=0.2,0.3,0.4,0.5", NULL};
+    r = xpt_run(sweep, xpt_dir);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    xpt_run_result_free(&r);
+    xpt_sleep(0.2); /* two running (2 slots), three queued */
+    kill(s_sched, SIGKILL);
+    xpt_wait(s_sched);
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/scheduler2.log", xpt_dir);
+    char *again[] = {s_bin[0], "--bind", s_endpoint, "--backend", xpt_dir,
+                     "--heartbeat-ms", "200", NULL};
+    s_sched = xpt_spawn(again, xpt_dir, NULL, log);
+    xp_experiment *ex = s_open("sleep_pj");
+    xp_value *h = NULL;
+    size_t finished = 0;
+    for (int i = 0; i < 150 && finished < 5; i++) {
+        xpt_sleep(0.1);
+        xp_value_destroy(&h);
+        h = xpt_history(ex);
+        finished = 0;
+        for (size_t k = 0; k < xp_value_count(h); k++)
+            if (strcmp(xpt_get_str(xp_value_at(h, k), "status"),
+                       "succeeded") == 0)
+                finished++;
+    }
+    cr_assert_eq(xp_value_count(h), 5, "trials recorded: %zu",
+                 xp_value_count(h));
+    cr_assert_eq(finished, 5, "history: %s", xpt_json(h));
+    for (size_t k = 0; k < 5; k++)
+        cr_assert_eq(xpt_get_int(xp_value_at(h, k), "trial_id"),
+                     (int64_t)k + 1);
+    xp_value_destroy(&h);
+    xp_experiment_destroy(&ex);
+}
