@@ -31,13 +31,14 @@ struct xp_trial {
     size_t n_ready;
     size_t done, inflight;
     bool failed;
-    char failure[512];
+    char *failure; /* "step: message" once failed (heap: queued trials
+                    * in a scheduler must stay small) */
     /* Metrics saved by steps, under metrics_lock. */
     pthread_mutex_t metrics_lock;
     xp_metric_buf *metrics;
     size_t n_metrics;
     bool metric_failed;
-    xp_error_t metric_error;
+    char *metric_error; /* why saving metrics failed, or NULL */
     /* Where remote steps ran: step name -> {host, worker, attempt,
      * elapsed}, under lock; recorded as "steps" when not empty. */
     bson_t *step_info;
@@ -74,7 +75,10 @@ int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
      * more than one chunk per metric in memory. */
     if (m->n >= XP_METRIC_CHUNK) {
         xp_backend *b = t->ex->backend;
-        if (b->ops->metric_flush(b, t->id, m, &t->metric_error) != 0) {
+        xp_error_t flush_err;
+        if (b->ops->metric_flush(b, t->id, m, &flush_err) != 0) {
+            if (!t->metric_error)
+                t->metric_error = bson_strdup(flush_err.message);
             t->metric_failed = true;
             m->n = 0;
             rc = -1;
@@ -160,8 +164,8 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
     if (failure || !out) {
         if (!t->failed) {
             t->failed = true;
-            snprintf(t->failure, sizeof t->failure, "%.100s: %.400s",
-                     n->name, failure ? failure : "no output");
+            t->failure = bson_strdup_printf("%.100s: %.400s", n->name,
+                                            failure ? failure : "no output");
         }
     } else if (!t->failed) {
         for (size_t i = 0; i < n->n_dependents; i++) {
@@ -179,6 +183,8 @@ void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
 {
     bson_t info;
     pthread_mutex_lock(&t->lock);
+    if (!t->step_info)
+        t->step_info = bson_new();
     BSON_APPEND_DOCUMENT_BEGIN(t->step_info, step, &info);
     BSON_APPEND_UTF8(&info, "host", host);
     BSON_APPEND_UTF8(&info, "worker", worker);
@@ -193,7 +199,7 @@ void xp__trial_fail(xp_trial *t, const char *description)
     pthread_mutex_lock(&t->lock);
     if (!t->failed) {
         t->failed = true;
-        snprintf(t->failure, sizeof t->failure, "%s", description);
+        t->failure = bson_strdup(description);
     }
     pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->lock);
@@ -270,6 +276,8 @@ void xp__trial_free(xp_trial **pt)
         bson_free(t->metrics[i].values);
     }
     bson_free(t->metrics);
+    bson_free(t->failure);
+    bson_free(t->metric_error);
     if (t->doc)
         bson_destroy(t->doc);
     if (t->step_info)
@@ -308,7 +316,6 @@ static xp_trial *s_trial_alloc(xp_experiment *ex)
     xp_trial *t = bson_malloc0(sizeof *t);
     t->ex = ex;
     t->doc = bson_new();
-    t->step_info = bson_new();
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     pthread_mutex_init(&t->metrics_lock, NULL);
@@ -462,8 +469,10 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     pthread_mutex_lock(&t->metrics_lock);
     if (!t->failed && t->metric_failed) {
         t->failed = true;
-        snprintf(t->failure, sizeof t->failure, "saving metrics: %.480s",
-                 t->metric_error.message);
+        bson_free(t->failure);
+        t->failure = bson_strdup_printf("saving metrics: %.480s",
+                                        t->metric_error ? t->metric_error
+                                                        : "error");
     }
     pthread_mutex_unlock(&t->metrics_lock);
 
@@ -511,7 +520,7 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     BSON_APPEND_UTF8(&final, "description", t->failed ? t->failure : "");
     if (n_warnings)
         BSON_APPEND_ARRAY(&final, "purity_warnings", &warnings);
-    if (!bson_empty(t->step_info))
+    if (t->step_info && !bson_empty(t->step_info))
         BSON_APPEND_DOCUMENT(&final, "steps", t->step_info);
 
     size_t n_persisted = 0;
