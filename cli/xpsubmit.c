@@ -49,8 +49,7 @@ static int s_add_value(s_axis *a, const char *text)
     xp_value *v = xp_value_new();
     xp_error_t err;
     if (xp_value_parse_literal(v, text, &err) != 0) {
-        fprintf(stderr, "xpsubmit: parameter '%s': %s\n", a->name,
-                err.message);
+        fprintf(stderr, "xpsubmit: parameter '%s': %s\n", a->name, err.message);
         xp_value_destroy(&v);
         return -1;
     }
@@ -63,8 +62,7 @@ static int s_parse_range(s_axis *a, const char *spec)
 {
     long long from, to, step = 1;
     char tail;
-    int got = sscanf(spec, "range(%lld,%lld,%lld%c", &from, &to, &step,
-                     &tail);
+    int got = sscanf(spec, "range(%lld,%lld,%lld%c", &from, &to, &step, &tail);
     if (!(got == 4 && tail == ')')) {
         got = sscanf(spec, "range(%lld,%lld%c", &from, &to, &tail);
         if (!(got == 3 && tail == ')'))
@@ -99,8 +97,7 @@ static int s_parse_axis(s_axis *a, char *arg)
     if (strncmp(spec, "range(", 6) == 0)
         return s_parse_range(a, spec) == 0 && a->n
                    ? 0
-                   : s_fail("invalid range '%s' (range(FROM,TO[,STEP]))",
-                            spec);
+                   : s_fail("invalid range '%s' (range(FROM,TO[,STEP]))", spec);
     if (spec[0] == '[' || spec[0] == '{' || spec[0] == '"')
         return s_add_value(a, spec) == 0 ? 0 : 2;
     for (char *tok = strtok(spec, ","); tok; tok = strtok(NULL, ","))
@@ -132,8 +129,8 @@ static void s_bar(const xp_progress *p, double elapsed, bool tty)
                 "progress: %" PRId64 "/%" PRId64 " done=%" PRId64
                 " failed=%" PRId64 " running=%" PRId64 " queued=%" PRId64
                 " elapsed=%.1fs\n",
-                finished, p->total, p->done, p->failed, p->running,
-                p->queued, elapsed);
+                finished, p->total, p->done, p->failed, p->running, p->queued,
+                elapsed);
     }
 }
 
@@ -276,8 +273,8 @@ int main(int argc, char **argv)
     int64_t batch = 0, *ids = NULL;
     size_t n = 0;
     if (xp_client_connect(&c, endpoint, 0, &err) != 0 ||
-        xp_client_submit(c, experiment, trials, NULL, &batch, &ids, &n,
-                         &err) != 0) {
+        xp_client_submit(c, experiment, trials, NULL, &batch, &ids, &n, &err) !=
+            0) {
         fprintf(stderr, "xpsubmit: %s\n", err.message);
         status = 1;
     } else {

@@ -110,16 +110,18 @@ int main(int argc, char **argv)
             }
             xp_log_set_level(level);
         } else {
-            fprintf(stderr, "xp-scheduler: unknown or incomplete option '%s' "
-                            "(see --help)\n",
+            fprintf(stderr,
+                    "xp-scheduler: unknown or incomplete option '%s' "
+                    "(see --help)\n",
                     a);
             return 2;
         }
     }
     if (!s_is_loopback(o.bind) && !insecure) {
-        fprintf(stderr, "xp-scheduler: binding %s exposes the scheduler "
-                        "without authentication; pass --insecure to do it "
-                        "anyway\n",
+        fprintf(stderr,
+                "xp-scheduler: binding %s exposes the scheduler "
+                "without authentication; pass --insecure to do it "
+                "anyway\n",
                 o.bind);
         return 2;
     }

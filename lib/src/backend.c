@@ -15,13 +15,12 @@ static char *s_scheme(const char *spec)
         return NULL;
     for (const char *p = spec; p < sep; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
-              *p == '.'))
+              (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))
             return NULL;
     return bson_strndup(spec, (size_t)(sep - spec));
 }
 
-char *xp__uri_mask(const char *uri)
+const char *xp__uri_password(const char *uri, size_t *len)
 {
     const char *sep = strstr(uri, "://");
     const char *start = sep ? sep + 3 : uri;
@@ -32,11 +31,21 @@ char *xp__uri_mask(const char *uri)
         if (*p == '@')
             at = p;
     if (!at)
-        return bson_strdup(uri);
+        return NULL;
     const char *colon = memchr(start, ':', (size_t)(at - start));
     if (!colon)
+        return NULL;
+    *len = (size_t)(at - colon - 1);
+    return colon + 1;
+}
+
+char *xp__uri_mask(const char *uri)
+{
+    size_t len;
+    const char *pw = xp__uri_password(uri, &len);
+    if (!pw)
         return bson_strdup(uri);
-    return bson_strdup_printf("%.*s***%s", (int)(colon + 1 - uri), uri, at);
+    return bson_strdup_printf("%.*s***%s", (int)(pw - uri), uri, pw + len);
 }
 
 /* Where this machine keeps per-experiment files for a shared backend:
@@ -70,8 +79,7 @@ int xp__backend_open(xp_backend **out, const char *id, const char *spec,
     } else if (strcmp(scheme, "mongodb") == 0 ||
                strcmp(scheme, "mongodb+srv") == 0) {
         rc = xp__backend_mongo_open(out, id, spec, cache, must_exist, err);
-    } else if (strcmp(scheme, "redis") == 0 ||
-               strcmp(scheme, "rediss") == 0 ||
+    } else if (strcmp(scheme, "redis") == 0 || strcmp(scheme, "rediss") == 0 ||
                strcmp(scheme, "unix") == 0) {
         rc = xp__backend_redis_open(out, id, spec, cache, must_exist, err);
     } else {

@@ -125,8 +125,8 @@ static int s_db_error(xp_local *l, xp_error_t *err, const char *what)
     uint32_t xcode = (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
                          ? XP_ECORRUPT
                          : XP_EIO;
-    return xp__error(err, XP_DOMAIN_BACKEND, xcode, "%s: %s: %s", l->path,
-                     what, sqlite3_errmsg(l->db));
+    return xp__error(err, XP_DOMAIN_BACKEND, xcode, "%s: %s: %s", l->path, what,
+                     sqlite3_errmsg(l->db));
 }
 
 static sqlite3_stmt *s_stmt(xp_local *l, int which)
@@ -188,8 +188,7 @@ static const char *s_text_ext(const char *kind)
 static int s_status_of(const bson_t *doc, const char **status)
 {
     bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "status") ||
-        !BSON_ITER_HOLDS_UTF8(&it))
+    if (!bson_iter_init_find(&it, doc, "status") || !BSON_ITER_HOLDS_UTF8(&it))
         return -1;
     *status = bson_iter_utf8(&it, NULL);
     return 0;
@@ -203,15 +202,14 @@ static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
 {
     bson_iter_t it;
     char code[33] = "-", env[33] = "-";
-    if (bson_iter_init_find(&it, doc, "code_hash") &&
-        BSON_ITER_HOLDS_UTF8(&it))
+    if (bson_iter_init_find(&it, doc, "code_hash") && BSON_ITER_HOLDS_UTF8(&it))
         bson_strncpy(code, bson_iter_utf8(&it, NULL), sizeof code);
     if (bson_iter_init_find(&it, doc, "environment_hash") &&
         BSON_ITER_HOLDS_UTF8(&it))
         bson_strncpy(env, bson_iter_utf8(&it, NULL), sizeof env);
     char line[128];
-    int n = snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id,
-                     code, env);
+    int n =
+        snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id, code, env);
     pthread_mutex_lock(&l->lock);
     if (l->index_fd <= 0) {
         char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
@@ -250,8 +248,7 @@ static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
         host = bson_iter_utf8(&it, NULL);
     if (bson_iter_init_find(&it, doc, "pid") && BSON_ITER_HOLDS_INT64(&it))
         pid = bson_iter_int64(&it);
-    if (bson_iter_init_find(&it, doc, "pstart") &&
-        BSON_ITER_HOLDS_INT64(&it))
+    if (bson_iter_init_find(&it, doc, "pstart") && BSON_ITER_HOLDS_INT64(&it))
         pstart = bson_iter_int64(&it);
 
     const char *status = "running";
@@ -333,7 +330,6 @@ static int s_metric_flush(xp_backend *b, int64_t id, xp_metric_buf *m,
     return rc;
 }
 
-
 static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
                           xp_metric_buf *metrics, size_t n_metrics,
                           const xp_persisted_item *persisted,
@@ -347,8 +343,7 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     /* s_write_chunk empties each buffer; if the transaction fails the
      * caller spools the buffers, so they are restored then. */
     size_t *saved_n = bson_malloc0((n_metrics + 1) * sizeof *saved_n);
-    int64_t *saved_chunk =
-        bson_malloc0((n_metrics + 1) * sizeof *saved_chunk);
+    int64_t *saved_chunk = bson_malloc0((n_metrics + 1) * sizeof *saved_chunk);
     for (size_t i = 0; i < n_metrics; i++) {
         saved_n[i] = metrics[i].n;
         saved_chunk[i] = metrics[i].next_chunk;
@@ -371,8 +366,7 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
         sqlite3_stmt *st = s_stmt(l, S_INSERT_PERSISTED);
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_text(st, 2, persisted[i].step, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 3, bson_get_data(&v), (int)v.len,
-                          SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, bson_get_data(&v), (int)v.len, SQLITE_STATIC);
         int step_rc = sqlite3_step(st);
         sqlite3_reset(st);
         bson_destroy(&v);
@@ -396,8 +390,7 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     }
     sqlite3_stmt *st = s_stmt(l, S_UPDATE_TRIAL);
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, bson_get_data(doc), (int)doc->len,
-                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, bson_get_data(doc), (int)doc->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, id);
     int step_rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -419,8 +412,7 @@ cleanup:
     return rc;
 }
 
-static int s_trial_get(xp_backend *b, int64_t id, bson_t *out,
-                       xp_error_t *err)
+static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     int rc = -1;
@@ -572,8 +564,8 @@ static int s_persisted_read(xp_backend *b, const char *step, int64_t trial,
 }
 
 static int s_queued_trials(xp_backend *b,
-                           int (*fn)(const bson_t *doc, void *user),
-                           void *user, xp_error_t *err)
+                           int (*fn)(const bson_t *doc, void *user), void *user,
+                           xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     int rc = 0;
@@ -605,8 +597,8 @@ static int s_queued_trials(xp_backend *b,
     return rc;
 }
 
-static int s_running_trials(xp_backend *b, xp_running_trial **out,
-                            size_t *n, xp_error_t *err)
+static int s_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
+                            xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     int rc = 0;
@@ -739,16 +731,14 @@ static void s_write_text_once(const char *path, const char *text)
 }
 
 static int s_content_put(xp_backend *b, const char *kind, const char *hash,
-                         const bson_t *doc, const char *text,
-                         xp_error_t *err)
+                         const bson_t *doc, const char *text, xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     pthread_mutex_lock(&l->lock);
     sqlite3_stmt *st = s_stmt(l, S_CONTENT_PUT);
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, bson_get_data(doc), (int)doc->len,
-                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, bson_get_data(doc), (int)doc->len, SQLITE_STATIC);
     int step_rc = sqlite3_step(st);
     sqlite3_reset(st);
     pthread_mutex_unlock(&l->lock);
@@ -759,8 +749,8 @@ static int s_content_put(xp_backend *b, const char *kind, const char *hash,
     if (text) {
         char *dir = bson_strdup_printf("%s/%s", l->base.dir, kind);
         if (xp__mkdir_p(dir, NULL) == 0) {
-            char *path = bson_strdup_printf("%s/%s.%s", dir, hash,
-                                            s_text_ext(kind));
+            char *path =
+                bson_strdup_printf("%s/%s.%s", dir, hash, s_text_ext(kind));
             s_write_text_once(path, text);
             bson_free(path);
         }
@@ -810,8 +800,8 @@ static void *s_checkpointer(void *arg)
         pthread_mutex_unlock(&l->ckpt_lock);
         /* PASSIVE never blocks writers; frames written meanwhile wait for
          * the next round. */
-        sqlite3_wal_checkpoint_v2(l->ckpt_db, NULL,
-                                  SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        sqlite3_wal_checkpoint_v2(l->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
         pthread_mutex_lock(&l->ckpt_lock);
     }
     pthread_mutex_unlock(&l->ckpt_lock);
@@ -932,9 +922,8 @@ static int s_meta_set(xp_local *l, const char *key, const char *value,
                       xp_error_t *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(l->db,
-                           "INSERT INTO meta(key, value) VALUES (?, ?)", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(l->db, "INSERT INTO meta(key, value) VALUES (?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
         return s_db_error(l, err, "writing store metadata");
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
@@ -1042,9 +1031,8 @@ cleanup:
     return rc;
 }
 
-int xp__backend_local_open(xp_backend **out, const char *id,
-                           const char *root, bool must_exist,
-                           xp_error_t *err)
+int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
+                           bool must_exist, xp_error_t *err)
 {
     *out = NULL;
     xp_local *l = bson_malloc0(sizeof *l);
@@ -1061,8 +1049,7 @@ int xp__backend_local_open(xp_backend **out, const char *id,
     if (stat(l->path, &sb) != 0) {
         if (must_exist) {
             xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                      "experiment '%s' not found in %.*s", id, (int)rlen,
-                      root);
+                      "experiment '%s' not found in %.*s", id, (int)rlen, root);
             goto fail;
         }
         if (xp__mkdir_p(l->base.dir, err) != 0)

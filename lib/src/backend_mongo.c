@@ -1400,19 +1400,9 @@ static const xp_backend_ops s_ops = {
  * Caller frees. */
 static char *s_uri_secret(const char *uri)
 {
-    const char *sep = strstr(uri, "://");
-    const char *start = sep ? sep + 3 : uri;
-    const char *end = start + strcspn(start, "/?");
-    const char *at = NULL;
-    for (const char *p = start; p < end; p++)
-        if (*p == '@')
-            at = p;
-    if (!at)
-        return NULL;
-    const char *colon = memchr(start, ':', (size_t)(at - start));
-    if (!colon || colon + 1 == at)
-        return NULL;
-    return bson_strndup(colon + 1, (size_t)(at - colon - 1));
+    size_t len;
+    const char *pw = xp__uri_password(uri, &len);
+    return pw && len ? bson_strndup(pw, len) : NULL;
 }
 
 /* xp__uri_mask plus the URI options that carry secrets. Caller frees. */

@@ -30,8 +30,8 @@ static void s_render_doc(bson_string_t *s, const char *prefix,
         if (is_array) {
             s_render_value(s, prefix, &child);
         } else {
-            char *key = prefix[0] ? bson_strdup_printf(
-                                        "%s.%s", prefix, bson_iter_key(&child))
+            char *key = prefix[0] ? bson_strdup_printf("%s.%s", prefix,
+                                                       bson_iter_key(&child))
                                   : bson_strdup(bson_iter_key(&child));
             s_render_value(s, key, &child);
             bson_free(key);
@@ -71,9 +71,7 @@ static void s_render_value(bson_string_t *s, const char *prefix,
         }
         s_render_doc(s, prefix, it, false);
         return;
-    case BSON_TYPE_ARRAY:
-        s_render_doc(s, prefix, it, true);
-        return;
+    case BSON_TYPE_ARRAY: s_render_doc(s, prefix, it, true); return;
     case BSON_TYPE_UTF8: {
         const char *v = bson_iter_utf8(it, NULL);
         if (strchr(v, '\n')) {
@@ -231,8 +229,8 @@ static char *s_code_text(const bson_t *code)
                          BSON_ITER_HOLDS_INT32(&step))
                     line = bson_iter_int32(&step);
             }
-            bson_string_append_printf(s, "/* step %s (registered at %s:%d) */\n",
-                                      name, file, line);
+            bson_string_append_printf(
+                s, "/* step %s (registered at %s:%d) */\n", name, file, line);
             bson_string_append_printf(
                 s, "%s\n\n", source ? source : "/* source not available */");
         }
@@ -277,18 +275,16 @@ static void s_log_diff(const char *old_text, const char *new_text,
 }
 
 /* Hash stored under field key of the last trial, or false. */
-static bool s_last_trial_hash(xp_experiment *ex, const char *key,
-                              char out[33])
+static bool s_last_trial_hash(xp_experiment *ex, const char *key, char out[33])
 {
     int64_t last = 0;
     bson_t doc;
     bson_iter_t it;
-    if (ex->backend->ops->last_id(ex->backend, &last, NULL) != 0 ||
-        last < 1 ||
+    if (ex->backend->ops->last_id(ex->backend, &last, NULL) != 0 || last < 1 ||
         ex->backend->ops->trial_get(ex->backend, last, &doc, NULL) != 0)
         return false;
-    bool found = bson_iter_init_find(&it, &doc, key) &&
-                 BSON_ITER_HOLDS_UTF8(&it);
+    bool found =
+        bson_iter_init_find(&it, &doc, key) && BSON_ITER_HOLDS_UTF8(&it);
     if (found)
         bson_strncpy(out, bson_iter_utf8(&it, NULL), 33);
     bson_destroy(&doc);
@@ -302,8 +298,7 @@ static void s_code_check(xp_experiment *ex)
         strcmp(previous, ex->code_hash) == 0)
         return;
     bson_t old;
-    if (ex->backend->ops->content_get(ex->backend, previous, &old, NULL) !=
-        0)
+    if (ex->backend->ops->content_get(ex->backend, previous, &old, NULL) != 0)
         return;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
@@ -313,8 +308,7 @@ static void s_code_check(xp_experiment *ex)
         const char *now = n->source ? n->source : "";
         if (before && strcmp(before, now) == 0)
             continue;
-        xp__log(XP_LOG_WARNING, "Code context has been changed: %s",
-                n->name);
+        xp__log(XP_LOG_WARNING, "Code context has been changed: %s", n->name);
         s_log_diff(before ? before : "", now, n->name);
     }
     bson_destroy(&old);
@@ -336,12 +330,11 @@ int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err)
     }
     char *code_text = s_code_text(ex->code);
     char *env_text = xp__render_text(env);
-    int rc = ex->backend->ops->content_put(ex->backend, "code",
-                                           ex->code_hash, ex->code,
-                                           code_text, err);
+    int rc = ex->backend->ops->content_put(ex->backend, "code", ex->code_hash,
+                                           ex->code, code_text, err);
     if (rc == 0)
-        rc = ex->backend->ops->content_put(ex->backend, "environment",
-                                           env_hash, env, env_text, err);
+        rc = ex->backend->ops->content_put(ex->backend, "environment", env_hash,
+                                           env, env_text, err);
     bson_free(code_text);
     bson_free(env_text);
     if (rc == 0)
@@ -361,7 +354,7 @@ static char *s_category_text(const bson_t *env, const char *category)
     return bson_string_free(s, false);
 }
 
-static const char *const s_categories[] = {"platform", "cpu", "runtime",
+static const char *const s_categories[] = {"platform",  "cpu", "runtime",
                                            "libraries", "git", "gpu"};
 
 void xp__environment_check(xp_experiment *ex)
@@ -373,8 +366,7 @@ void xp__environment_check(xp_experiment *ex)
         strcmp(previous, hash) == 0)
         return;
     bson_t old;
-    if (ex->backend->ops->content_get(ex->backend, previous, &old, NULL) !=
-        0)
+    if (ex->backend->ops->content_get(ex->backend, previous, &old, NULL) != 0)
         return;
     for (size_t i = 0; i < sizeof s_categories / sizeof *s_categories; i++) {
         char *a = s_category_text(&old, s_categories[i]);
@@ -394,8 +386,8 @@ void xp__environment_check(xp_experiment *ex)
 /* ---------------------------------------------------------------- API */
 
 /* Loads the content document referenced by field key of a trial. */
-static int s_trial_content(xp_experiment *ex, int64_t trial_id,
-                           const char *key, bson_t *out, xp_error_t *err)
+static int s_trial_content(xp_experiment *ex, int64_t trial_id, const char *key,
+                           bson_t *out, xp_error_t *err)
 {
     if (trial_id < 1)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
@@ -411,8 +403,8 @@ static int s_trial_content(xp_experiment *ex, int64_t trial_id,
     bson_destroy(&doc);
     if (!hash[0])
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
-                         "trial %lld has no %s recorded",
-                         (long long)trial_id, key);
+                         "trial %lld has no %s recorded", (long long)trial_id,
+                         key);
     return ex->backend->ops->content_get(ex->backend, hash, out, err);
 }
 
@@ -479,8 +471,7 @@ int xp_environment_get(xp_experiment *ex, int64_t trial_id,
     bson_t env;
     if (trial_id == 0)
         bson_copy_to(xp__environment(NULL), &env);
-    else if (s_trial_content(ex, trial_id, "environment_hash", &env, err) !=
-             0)
+    else if (s_trial_content(ex, trial_id, "environment_hash", &env, err) != 0)
         return -1;
     xp_value *v = xp_value_new();
     int rc = xp__value_from_bson(v, &env, err);
@@ -553,14 +544,14 @@ int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
                       "invalid trial id %lld", (long long)ids[loaded]);
             break;
         }
-        if (ex->backend->ops->trial_get(ex->backend, ids[loaded],
-                                        &docs[loaded], err) != 0)
+        if (ex->backend->ops->trial_get(ex->backend, ids[loaded], &docs[loaded],
+                                        err) != 0)
             break;
         if (s_trial_content(ex, ids[loaded], "code_hash", &codes[loaded],
                             NULL) != 0)
             bson_init(&codes[loaded]);
-        if (s_trial_content(ex, ids[loaded], "environment_hash",
-                            &envs[loaded], NULL) != 0)
+        if (s_trial_content(ex, ids[loaded], "environment_hash", &envs[loaded],
+                            NULL) != 0)
             bson_init(&envs[loaded]);
     }
     if (loaded == 2) {
@@ -588,8 +579,7 @@ int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
             text[i] = xp__render_text(clean);
             bson_destroy(clean);
         }
-        s_diff_section(result, "parameters", text[0], text[1], name_a,
-                       name_b);
+        s_diff_section(result, "parameters", text[0], text[1], name_a, name_b);
         bson_free(text[0]);
         bson_free(text[1]);
         text[0] = s_code_text(&codes[0]);
@@ -599,8 +589,7 @@ int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
         bson_free(text[1]);
         text[0] = xp__render_text(&envs[0]);
         text[1] = xp__render_text(&envs[1]);
-        s_diff_section(result, "environment", text[0], text[1], name_a,
-                       name_b);
+        s_diff_section(result, "environment", text[0], text[1], name_a, name_b);
         bson_free(text[0]);
         bson_free(text[1]);
         *out = result;

@@ -93,16 +93,14 @@ static int s_request(xp_client *c, xp_msg_type type, const bson_t *body,
     if (got != expect) {
         bson_destroy(reply);
         return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
-                         "unexpected %s from the scheduler",
-                         xp__msg_name(got));
+                         "unexpected %s from the scheduler", xp__msg_name(got));
     }
     return 0;
 }
 
 int xp_client_submit(xp_client *c, const char *experiment,
                      const xp_value *trials, const char *code_hash,
-                     int64_t *batch, int64_t **ids, size_t *n,
-                     xp_error_t *err)
+                     int64_t *batch, int64_t **ids, size_t *n, xp_error_t *err)
 {
     *ids = NULL;
     *n = 0;

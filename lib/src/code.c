@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A larger file is not a source file. */
+#define XP_SOURCE_MAX (64u << 20)
+
 typedef struct {
     const char *s;
     size_t len;
@@ -75,9 +78,8 @@ static void s_skip_space(s_lex *l)
 {
     for (;;) {
         while (l->i < l->len &&
-               (l->s[l->i] == ' ' || l->s[l->i] == '\t' ||
-                l->s[l->i] == '\n' || l->s[l->i] == '\r' ||
-                l->s[l->i] == '\f' || l->s[l->i] == '\v'))
+               (l->s[l->i] == ' ' || l->s[l->i] == '\t' || l->s[l->i] == '\n' ||
+                l->s[l->i] == '\r' || l->s[l->i] == '\f' || l->s[l->i] == '\v'))
             l->i++;
         if (l->i >= l->len || l->s[l->i] == '#' || !s_skip_inert(l))
             return;
@@ -195,9 +197,8 @@ char *xp__code_extract(const char *src, size_t len, const char *symbol)
             if (!s_skip_balanced(&probe, '{', '}'))
                 return NULL; /* unterminated body */
             size_t start = decl_start;
-            while (start < body &&
-                   (src[start] == ' ' || src[start] == '\t' ||
-                    src[start] == '\n' || src[start] == '\r'))
+            while (start < body && (src[start] == ' ' || src[start] == '\t' ||
+                                    src[start] == '\n' || src[start] == '\r'))
                 start++;
             return bson_strndup(src + start, probe.i - start);
         }
@@ -210,8 +211,8 @@ char *xp__code_extract(const char *src, size_t len, const char *symbol)
 
 typedef struct s_file {
     struct s_file *next;
-    char *path;  /* as registered */
-    char *text;  /* NULL when unreadable */
+    char *path; /* as registered */
+    char *text; /* NULL when unreadable */
     size_t len;
     char *found; /* path it was read from */
     bool warned; /* a definition was not found: said once per file */
@@ -219,34 +220,6 @@ typedef struct s_file {
 
 static pthread_mutex_t s_files_lock = PTHREAD_MUTEX_INITIALIZER;
 static s_file *s_files;
-
-static char *s_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t size = 0, cap = 0;
-    for (;;) {
-        if (cap - size < 65536) {
-            cap = cap ? cap * 2 : 65536;
-            if (cap > (64u << 20)) { /* not a source file */
-                bson_free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = bson_realloc(buf, cap + 1);
-        }
-        size_t n = fread(buf + size, 1, cap - size, f);
-        size += n;
-        if (n == 0)
-            break;
-    }
-    fclose(f);
-    buf[size] = '\0';
-    *len = size;
-    return buf;
-}
 
 /* __FILE__ is relative to the compiler's working directory (meson: the
  * build directory), so relative paths are also tried from every ancestor
@@ -258,7 +231,7 @@ static s_file *s_load(const char *path, const void *fn)
             return f;
     s_file *f = bson_malloc0(sizeof *f);
     f->path = bson_strdup(path);
-    f->text = s_read_file(path, &f->len);
+    f->text = xp__read_file(path, XP_SOURCE_MAX, &f->len);
     if (f->text)
         f->found = bson_strdup(path);
     Dl_info info;
@@ -276,7 +249,7 @@ static s_file *s_load(const char *path, const void *fn)
             while (!f->text && (slash = strrchr(dir, '/')) != NULL) {
                 *slash = '\0';
                 char *candidate = bson_strdup_printf("%s/%s", dir, path);
-                f->text = s_read_file(candidate, &f->len);
+                f->text = xp__read_file(candidate, XP_SOURCE_MAX, &f->len);
                 if (f->text)
                     f->found = candidate;
                 else
@@ -294,8 +267,7 @@ static s_file *s_load(const char *path, const void *fn)
     return f;
 }
 
-static int s_build_id_note(struct dl_phdr_info *info, size_t size,
-                           void *data)
+static int s_build_id_note(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     char *out = data;
@@ -351,8 +323,7 @@ char *xp__code_capture(const char *file, const char *symbol, const void *fn,
         /* Registered under another name than its function's: try the
          * symbol the dynamic linker knows (exported functions only). */
         Dl_info info;
-        if (fn && dladdr(fn, &info) && info.dli_sname &&
-            info.dli_saddr == fn)
+        if (fn && dladdr(fn, &info) && info.dli_sname && info.dli_saddr == fn)
             text = xp__code_extract(f->text, f->len, info.dli_sname);
     }
     bool warn = f->text && !text && !f->warned;

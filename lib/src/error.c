@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int xp__verror(xp_error_t *err, uint32_t domain, uint32_t code,
-               const char *fmt, va_list ap)
+int xp__verror(xp_error_t *err, uint32_t domain, uint32_t code, const char *fmt,
+               va_list ap)
 {
     if (err) {
         err->domain = domain;
@@ -21,8 +21,8 @@ int xp__verror(xp_error_t *err, uint32_t domain, uint32_t code,
     return -1;
 }
 
-int xp__error(xp_error_t *err, uint32_t domain, uint32_t code,
-              const char *fmt, ...)
+int xp__error(xp_error_t *err, uint32_t domain, uint32_t code, const char *fmt,
+              ...)
 {
     va_list ap;
     va_start(ap, fmt);

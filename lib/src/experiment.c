@@ -12,16 +12,16 @@ static int s_check(const char *kind, const char *name, size_t max,
                    xp_error_t *err)
 {
     if (!name || !*name)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "%s name is empty", kind);
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "%s name is empty",
+                         kind);
     size_t len = strnlen(name, max + 1);
     if (len > max)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "%s name is longer than %zu characters", kind, max);
     if (name[0] == '-')
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "invalid %s name '%s': must not start with '-'",
-                         kind, name);
+                         "invalid %s name '%s': must not start with '-'", kind,
+                         name);
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -100,8 +100,7 @@ static int s_recover_interrupted(xp_experiment *ex, xp_error_t *err)
             xp__log(XP_LOG_WARNING,
                     "Trial %lld of experiment '%s' was interrupted (process "
                     "%lld on %s is gone)",
-                    (long long)t->trial_id, ex->id, (long long)t->pid,
-                    t->host);
+                    (long long)t->trial_id, ex->id, (long long)t->pid, t->host);
     }
     bson_free(list);
     return rc;
@@ -143,10 +142,13 @@ int xp_experiment_open(xp_experiment **out, const char *id,
                 id, sync_err.message);
     if (synced)
         xp__log(XP_LOG_INFO, "Wrote %zu spooled trial(s) of '%s'", synced, id);
-    int64_t last = 0;
-    ex->backend->ops->last_id(ex->backend, &last, NULL);
-    xp__log(XP_LOG_DEBUG, "Opened experiment '%s' on %s (last trial id=%lld)",
-            id, ex->backend->description, (long long)last);
+    if (xp__log_enabled(XP_LOG_DEBUG)) { /* a query only for the log */
+        int64_t last = 0;
+        ex->backend->ops->last_id(ex->backend, &last, NULL);
+        xp__log(XP_LOG_DEBUG,
+                "Opened experiment '%s' on %s (last trial id=%lld)", id,
+                ex->backend->description, (long long)last);
+    }
     *out = ex;
     return 0;
 }
@@ -381,8 +383,8 @@ int xp_load_persisted(xp_experiment *ex, const char *step, int64_t trial_id,
         s_check_trial_id(trial_id, err) != 0)
         return -1;
     xp_value *v = xp_value_new();
-    if (ex->backend->ops->persisted_read(ex->backend, step, trial_id, v,
-                                         err) != 0) {
+    if (ex->backend->ops->persisted_read(ex->backend, step, trial_id, v, err) !=
+        0) {
         xp_value_destroy(&v);
         return -1;
     }
@@ -530,8 +532,7 @@ int64_t xp_metric_table_trial(const xp_metric_table *t, size_t col)
     return t && col < t->n_trials ? t->trials[col] : 0;
 }
 
-double xp_metric_table_value(const xp_metric_table *t, size_t row,
-                             size_t col)
+double xp_metric_table_value(const xp_metric_table *t, size_t row, size_t col)
 {
     if (!t || row >= t->n_epochs || col >= t->n_trials)
         return NAN;

@@ -30,8 +30,7 @@ static void s_diff(bson_t *doc, git_repository *repo)
         return;
     git_diff_options opts;
     git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
-    if (git_diff_tree_to_workdir_with_index(&diff, repo,
-                                            (git_tree *)head_tree,
+    if (git_diff_tree_to_workdir_with_index(&diff, repo, (git_tree *)head_tree,
                                             &opts) == 0 &&
         git_diff_to_buf(&buf, diff, GIT_DIFF_FORMAT_PATCH) == 0) {
         size_t len = buf.size;
@@ -130,9 +129,9 @@ static int s_line_cb(const git_diff_delta *delta, const git_diff_hunk *hunk,
         line->origin != GIT_DIFF_LINE_ADDITION &&
         line->origin != GIT_DIFF_LINE_DELETION)
         return 0;
-    s_push_line(payload, bson_strdup_printf("%c%.*s", line->origin,
-                                            (int)line->content_len,
-                                            line->content));
+    s_push_line(payload,
+                bson_strdup_printf("%c%.*s", line->origin,
+                                   (int)line->content_len, line->content));
     return 0;
 }
 
@@ -145,8 +144,7 @@ static int s_hunk_cb(const git_diff_delta *delta, const git_diff_hunk *hunk,
 }
 
 char **xp__unified_diff(const char *old_text, const char *new_text,
-                        const char *old_name, const char *new_name,
-                        size_t *n)
+                        const char *old_name, const char *new_name, size_t *n)
 {
     s_lines out = {0};
     git_libgit2_init();
@@ -154,8 +152,8 @@ char **xp__unified_diff(const char *old_text, const char *new_text,
     git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
     opts.context_lines = 3;
     git_diff_buffers(old_text, old_text ? strlen(old_text) : 0, old_name,
-                     new_text, new_text ? strlen(new_text) : 0, new_name,
-                     &opts, NULL, NULL, s_hunk_cb, s_line_cb, &out);
+                     new_text, new_text ? strlen(new_text) : 0, new_name, &opts,
+                     NULL, NULL, s_hunk_cb, s_line_cb, &out);
     git_libgit2_shutdown();
     *n = out.n;
     return out.lines;

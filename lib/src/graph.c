@@ -7,11 +7,11 @@
 #include <string.h>
 
 /* Records the first definition error; later calls keep it. */
-static xp_node *s_def_error(xp_experiment *ex, uint32_t code,
-                            const char *fmt, ...) XP_PRINTF(3, 4);
+static xp_node *s_def_error(xp_experiment *ex, uint32_t code, const char *fmt,
+                            ...) XP_PRINTF(3, 4);
 
-static xp_node *s_def_error(xp_experiment *ex, uint32_t code,
-                            const char *fmt, ...)
+static xp_node *s_def_error(xp_experiment *ex, uint32_t code, const char *fmt,
+                            ...)
 {
     if (ex && !ex->has_def_error) {
         va_list ap;
@@ -60,8 +60,7 @@ static xp_node *s_node_new(xp_experiment *ex, const char *kind,
     return n;
 }
 
-static xp_node *s_parameter(xp_experiment *ex, const char *name,
-                            xp_value *def)
+static xp_node *s_parameter(xp_experiment *ex, const char *name, xp_value *def)
 {
     if (!ex) {
         xp_value_destroy(&def);
@@ -164,8 +163,7 @@ static xp_node *s_input_by_name(xp_experiment *ex, bson_iter_t *it)
     return xp__graph_find(ex, bson_iter_utf8(it, NULL));
 }
 
-int xp__graph_from_code(xp_experiment *ex, const bson_t *code,
-                        xp_error_t *err)
+int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
 {
     bson_iter_t it, list, item, f;
     int rc = -1;
@@ -220,8 +218,7 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code,
                 name = bson_iter_utf8(&item, NULL);
             else if (strcmp(key, "file") == 0 && BSON_ITER_HOLDS_UTF8(&item))
                 file = bson_iter_utf8(&item, NULL);
-            else if (strcmp(key, "source") == 0 &&
-                     BSON_ITER_HOLDS_UTF8(&item))
+            else if (strcmp(key, "source") == 0 && BSON_ITER_HOLDS_UTF8(&item))
                 source = bson_iter_utf8(&item, NULL);
             else if (strcmp(key, "line") == 0 && BSON_ITER_HOLDS_INT32(&item))
                 line = bson_iter_int32(&item);
@@ -321,8 +318,7 @@ const char *xp_node_name(const xp_node *node)
 int xp_experiment_check(const xp_experiment *ex, xp_error_t *err)
 {
     if (!ex)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "no experiment");
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no experiment");
     xp_experiment *mex = (xp_experiment *)ex;
     pthread_mutex_lock(&mex->lock);
     int rc = 0;

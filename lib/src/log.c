@@ -16,8 +16,7 @@ static _Atomic int s_level = XP_LOG_INFO;
 static const char *const s_names[] = {"DEBUG", "INFO", "WARNING", "ERROR",
                                       "OFF"};
 
-static void s_default_handler(xp_log_level level, const char *msg,
-                              void *user)
+static void s_default_handler(xp_log_level level, const char *msg, void *user)
 {
     (void)user;
     struct timespec ts;

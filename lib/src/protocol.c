@@ -7,11 +7,16 @@
 #include <string.h>
 
 static const char *const s_names[XP_MSG_COUNT] = {
-    [XP_MSG_HELLO] = "HELLO",       [XP_MSG_WELCOME] = "WELCOME",
-    [XP_MSG_HEARTBEAT] = "HEARTBEAT", [XP_MSG_TASK] = "TASK",
-    [XP_MSG_RESULT] = "RESULT",     [XP_MSG_SUBMIT] = "SUBMIT",
-    [XP_MSG_ACCEPTED] = "ACCEPTED", [XP_MSG_STATUS] = "STATUS",
-    [XP_MSG_PROGRESS] = "PROGRESS", [XP_MSG_ERROR] = "ERROR",
+    [XP_MSG_HELLO] = "HELLO",
+    [XP_MSG_WELCOME] = "WELCOME",
+    [XP_MSG_HEARTBEAT] = "HEARTBEAT",
+    [XP_MSG_TASK] = "TASK",
+    [XP_MSG_RESULT] = "RESULT",
+    [XP_MSG_SUBMIT] = "SUBMIT",
+    [XP_MSG_ACCEPTED] = "ACCEPTED",
+    [XP_MSG_STATUS] = "STATUS",
+    [XP_MSG_PROGRESS] = "PROGRESS",
+    [XP_MSG_ERROR] = "ERROR",
     [XP_MSG_BYE] = "BYE",
 };
 

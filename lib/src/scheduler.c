@@ -28,13 +28,13 @@ typedef struct {
 } s_task;
 
 struct s_worker {
-    char id[64];        /* hex of the routing identity */
+    char id[64]; /* hex of the routing identity */
     zframe_t *identity;
     char host[256];
     int64_t pid;
     int slots, busy;
     int64_t last_seen_ms;
-    zlistx_t *defs; /* "experiment/code_hash" strings it can run */
+    zlistx_t *defs;  /* "experiment/code_hash" strings it can run */
     zlistx_t *tasks; /* s_task* in flight on it */
 };
 
@@ -56,6 +56,7 @@ struct s_batch {
     int64_t id;
     zframe_t *client;
     size_t total, done, failed;
+    size_t running;   /* tasks of the batch on workers */
     bson_t *finished; /* array of {trial_id, status, result, ...} */
     uint32_t n_finished;
 };
@@ -140,8 +141,7 @@ static void s_batch_finished(s_batch *b, xp_trial *t, bool ok,
         xp__value_append_bson(&item, "result", result);
     else
         BSON_APPEND_NULL(&item, "result");
-    BSON_APPEND_UTF8(&item, "result_type",
-                     xp_type_name(xp_value_type(result)));
+    BSON_APPEND_UTF8(&item, "result_type", xp_type_name(xp_value_type(result)));
     BSON_APPEND_UTF8(&item, "description", failure ? failure : "");
     bson_append_document_end(b->finished, &item);
     if (ok)
@@ -242,17 +242,26 @@ static void s_worker_free(void **item)
     *item = NULL;
 }
 
+/* Task left its worker (result, loss): no longer running. */
+static void s_task_off_worker(s_task *task)
+{
+    task->worker = NULL;
+    if (task->trial->batch && task->trial->batch->running > 0)
+        task->trial->batch->running--;
+}
+
 /* The worker is gone: its tasks go back to the front of the queue with
  * the next attempt, or fail their trial after max_attempts. */
 static void s_worker_lost(xp_scheduler *s, s_worker *w, const char *why)
 {
-    xp__log(XP_LOG_WARNING, "Worker %s on %s lost (%s); %zu task(s) back "
-                            "in the queue",
+    xp__log(XP_LOG_WARNING,
+            "Worker %s on %s lost (%s); %zu task(s) back "
+            "in the queue",
             w->id, w->host, why, zlistx_size(w->tasks));
     s_task *task;
     while ((task = zlistx_first(w->tasks)) != NULL) {
         zlistx_delete(w->tasks, zlistx_cursor(w->tasks));
-        task->worker = NULL;
+        s_task_off_worker(task);
         if (task->attempt >= s->opts.max_attempts) {
             char failure[512];
             snprintf(failure, sizeof failure,
@@ -374,55 +383,57 @@ static s_worker *s_pick_worker(xp_scheduler *s, const char *def_key)
 static int s_free_slots(xp_scheduler *s)
 {
     int free_slots = 0;
-    for (s_worker *w = zhashx_first(s->workers); w;
-         w = zhashx_next(s->workers))
+    for (s_worker *w = zhashx_first(s->workers); w; w = zhashx_next(s->workers))
         free_slots += w->slots - w->busy;
     return free_slots;
 }
 
 /* Sends queued tasks to workers with free slots and the task's code. */
+/* Sends task to worker w and counts it as running there. */
+static void s_send_task(xp_scheduler *s, s_worker *w, s_task *task)
+{
+    s_strial *st = task->trial;
+    bson_t body = BSON_INITIALIZER, inputs;
+    BSON_APPEND_INT64(&body, "trial", xp__trial_id(st->t));
+    BSON_APPEND_INT64(&body, "attempt", task->attempt);
+    BSON_APPEND_UTF8(&body, "experiment", xp_experiment_id(st->def->ex));
+    BSON_APPEND_UTF8(&body, "code_hash", st->def->ex->code_hash);
+    BSON_APPEND_UTF8(&body, "step", task->node->name);
+    BSON_APPEND_INT64(&body, "seed", (int64_t)xp__trial_seed(st->t));
+    BSON_APPEND_ARRAY_BEGIN(&body, "inputs", &inputs);
+    for (size_t i = 0; i < task->node->n_inputs; i++) {
+        char key[16];
+        const char *k;
+        bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+        xp__value_append_bson(&inputs, k,
+                              xp__trial_value(st->t, task->node->inputs[i]));
+    }
+    bson_append_array_end(&body, &inputs);
+    s_send(s, w->identity, XP_MSG_TASK, &body);
+    bson_destroy(&body);
+    task->worker = w;
+    task->dispatched_ms = s_now();
+    zlistx_add_end(w->tasks, task);
+    w->busy++;
+    if (st->batch)
+        st->batch->running++;
+}
+
+/* Sends queued tasks to workers with free slots and the task's code, in
+ * queue order; a task no free worker can run keeps its place. */
 static void s_dispatch(xp_scheduler *s)
 {
     int free_slots = s_free_slots(s);
     s_task *task = zlistx_first(s->queue);
     while (task && free_slots > 0) {
+        /* Deleting a node other than the cursor leaves the cursor be. */
+        void *handle = zlistx_cursor(s->queue);
         s_task *next = zlistx_next(s->queue);
         s_worker *w = s_pick_worker(s, task->trial->def->key);
         if (w) {
-            void *handle = zlistx_find(s->queue, task);
             zlistx_delete(s->queue, handle);
-            s_strial *st = task->trial;
-            bson_t body = BSON_INITIALIZER, inputs;
-            BSON_APPEND_INT64(&body, "trial", xp__trial_id(st->t));
-            BSON_APPEND_INT64(&body, "attempt", task->attempt);
-            BSON_APPEND_UTF8(&body, "experiment",
-                             xp_experiment_id(st->def->ex));
-            BSON_APPEND_UTF8(&body, "code_hash", st->def->ex->code_hash);
-            BSON_APPEND_UTF8(&body, "step", task->node->name);
-            BSON_APPEND_INT64(&body, "seed", (int64_t)xp__trial_seed(st->t));
-            BSON_APPEND_ARRAY_BEGIN(&body, "inputs", &inputs);
-            for (size_t i = 0; i < task->node->n_inputs; i++) {
-                char key[16];
-                const char *k;
-                bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-                xp__value_append_bson(
-                    &inputs, k, xp__trial_value(st->t, task->node->inputs[i]));
-            }
-            bson_append_array_end(&body, &inputs);
-            s_send(s, w->identity, XP_MSG_TASK, &body);
-            bson_destroy(&body);
-            task->worker = w;
-            task->dispatched_ms = s_now();
-            zlistx_add_end(w->tasks, task);
-            w->busy++;
+            s_send_task(s, w, task);
             free_slots--;
-            /* zlistx_find moved the cursor: continue from next */
-            task = next ? zlistx_find(s->queue, next) ? next : NULL : NULL;
-            if (!task && next == NULL)
-                break;
-            if (!task)
-                task = zlistx_first(s->queue);
-            continue;
         }
         task = next;
     }
@@ -487,8 +498,9 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
         }
     }
     if (!task || task->attempt != attempt) {
-        xp__log(XP_LOG_DEBUG, "Ignoring stale result of trial %lld step %s "
-                              "attempt %lld",
+        xp__log(XP_LOG_DEBUG,
+                "Ignoring stale result of trial %lld step %s "
+                "attempt %lld",
                 (long long)trial, step, (long long)attempt);
         /* A step it ran before registering again has freed its slot. */
         if (w->busy > (int)zlistx_size(w->tasks))
@@ -496,13 +508,13 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
         return;
     }
     zlistx_delete(w->tasks, zlistx_find(w->tasks, task));
+    s_task_off_worker(task);
     s_strial *st = task->trial;
     bool ok = xp__bson_bool(body, "ok", false);
     const char *failure = xp__bson_utf8(body, "failure");
     if (!ok && failure && strcmp(failure, "worker busy") == 0) {
         /* Its slots are taken by steps we do not know of: requeue and
          * count the slot as busy until one of those reports back. */
-        task->worker = NULL;
         zlistx_add_start(s->queue, task);
         return;
     }
@@ -532,8 +544,8 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
     bson_iter_t e;
     if (bson_iter_init_find(&e, body, "elapsed") && BSON_ITER_HOLDS_DOUBLE(&e))
         elapsed = bson_iter_double(&e);
-    xp__trial_note_step(st->t, task->node->name, w->host, w->id,
-                        task->attempt, elapsed);
+    xp__trial_note_step(st->t, task->node->name, w->host, w->id, task->attempt,
+                        elapsed);
     xp__trial_step_done(st->t, task->node, out, out ? NULL : why);
     st->tasks_alive--;
     s_task_free(s, task);
@@ -654,8 +666,9 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
              * learns which ones were accepted. */
             free(st);
             b->total = n_started;
-            xp__log(XP_LOG_ERROR, "Submit to %s stopped after %zu trial(s): "
-                                  "%s",
+            xp__log(XP_LOG_ERROR,
+                    "Submit to %s stopped after %zu trial(s): "
+                    "%s",
                     exp, n_started, err.message);
             break;
         }
@@ -701,13 +714,10 @@ static void s_on_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
         s_send_error(s, from, "unknown batch");
         return;
     }
-    size_t queued = 0, running = 0;
-    for (s_task *t = zhashx_first(s->tasks); t; t = zhashx_next(s->tasks))
-        if (t->trial->batch == b && t->worker)
-            running++;
+    /* running counts tasks; a trial with parallel steps counts once. */
     size_t pending = b->total - b->done - b->failed;
-    running = running < pending ? running : pending;
-    queued = pending - running;
+    size_t running = b->running < pending ? b->running : pending;
+    size_t queued = pending - running;
     bson_t reply = BSON_INITIALIZER, list;
     BSON_APPEND_INT64(&reply, "queued", (int64_t)queued);
     BSON_APPEND_INT64(&reply, "running", (int64_t)running);
@@ -749,8 +759,8 @@ static void s_handle(xp_scheduler *s, zmsg_t *msg)
     xp_error_t err;
     if (xp__msg_decode(msg, s->opts.max_message, &type, &body, &err) != 0) {
         if (s->malformed++ < 10 || s->malformed % 1000 == 0)
-            xp__log(XP_LOG_WARNING, "Peer %s: %s (%llu malformed so far)",
-                    id, err.message, (unsigned long long)s->malformed);
+            xp__log(XP_LOG_WARNING, "Peer %s: %s (%llu malformed so far)", id,
+                    err.message, (unsigned long long)s->malformed);
         s_send_error(s, from, err.message);
         zframe_destroy(&from);
         return;
@@ -825,8 +835,9 @@ static int s_resume_one(const bson_t *doc, void *user)
     bson_t code;
     xp_error_t err;
     if (!hash || b->ops->content_get(b, hash, &code, &err) != 0) {
-        xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot be resumed: "
-                              "its code definition is missing",
+        xp__log(XP_LOG_ERROR,
+                "Queued trial %lld of %s cannot be resumed: "
+                "its code definition is missing",
                 (long long)id, r->ex->id);
         return 0;
     }
@@ -850,8 +861,8 @@ static int s_resume_one(const bson_t *doc, void *user)
  * backend directory. */
 static void s_recover(xp_scheduler *s)
 {
-    const char *root = s->backend && *s->backend ? s->backend
-                                                 : getenv("XP_BACKEND");
+    const char *root =
+        s->backend && *s->backend ? s->backend : getenv("XP_BACKEND");
     if (!root || !*root)
         root = "xp_cache";
     if (strstr(root, "://") || strncmp(root, "unix:", 5) == 0) {
@@ -892,8 +903,9 @@ static void s_recover(xp_scheduler *s)
     }
     closedir(d);
     if (total)
-        xp__log(XP_LOG_INFO, "Resumed %zu queued trial(s) accepted before "
-                             "the restart",
+        xp__log(XP_LOG_INFO,
+                "Resumed %zu queued trial(s) accepted before "
+                "the restart",
                 total);
 }
 
@@ -952,8 +964,8 @@ int xp__scheduler_run(xp_scheduler *s)
     zpoller_t *poller = zpoller_new(s->router, NULL);
     s->last_heartbeat_ms = s_now();
     while (!s->stop) {
-        int timeout = s->opts.heartbeat_ms / 4 > 0 ? s->opts.heartbeat_ms / 4
-                                                   : 1;
+        int timeout =
+            s->opts.heartbeat_ms / 4 > 0 ? s->opts.heartbeat_ms / 4 : 1;
         void *which = zpoller_wait(poller, timeout);
         if (zpoller_terminated(poller))
             break;

@@ -17,8 +17,8 @@ static int s_parse_seed(const char *text, uint64_t *seed, xp_error_t *err)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
-    if (*end != '\0' || errno == ERANGE || text[0] == '-' ||
-        text[0] == '+' || v > INT64_MAX)
+    if (*end != '\0' || errno == ERANGE || text[0] == '-' || text[0] == '+' ||
+        v > INT64_MAX)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "invalid --seed '%s': expected an integer from 0 "
                          "to 9223372036854775807",
@@ -59,12 +59,11 @@ void xp__script_args_free(xp_script_args *a)
     memset(a, 0, sizeof *a);
 }
 
-int xp__script_parse(xp_script_args *a, int argc, char **argv,
-                     xp_error_t *err)
+int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err)
 {
     memset(a, 0, sizeof *a);
-    static const char *const options[] = {"--seed", "--backend",
-                                          "--log-level", "--scheduler"};
+    static const char *const options[] = {"--seed", "--backend", "--log-level",
+                                          "--scheduler"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

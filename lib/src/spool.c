@@ -81,8 +81,7 @@ int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
             rc = 0;
         } else {
             xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
-                      "cannot write spool file %s: %s", path,
-                      strerror(errno));
+                      "cannot write spool file %s: %s", path, strerror(errno));
             unlink(tmp);
         }
     }
@@ -108,8 +107,7 @@ static int s_replay(xp_backend *b, const bson_t *rec, xp_error_t *err)
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record without trial id");
     id = bson_iter_int64(&it);
-    if (!bson_iter_init_find(&it, rec, "doc") ||
-        !BSON_ITER_HOLDS_DOCUMENT(&it))
+    if (!bson_iter_init_find(&it, rec, "doc") || !BSON_ITER_HOLDS_DOCUMENT(&it))
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record of trial %lld has no document",
                          (long long)id);
@@ -159,8 +157,8 @@ static int s_replay(xp_backend *b, const bson_t *rec, xp_error_t *err)
     if (bson_iter_init_find(&it, rec, "persisted") &&
         bson_iter_recurse(&it, &arr)) {
         while (bson_iter_next(&arr)) {
-            persisted = bson_realloc(persisted,
-                                     (n_persisted + 1) * sizeof *persisted);
+            persisted =
+                bson_realloc(persisted, (n_persisted + 1) * sizeof *persisted);
             values = bson_realloc(values, (n_persisted + 1) * sizeof *values);
             xp_value *v = xp_value_new();
             const char *step = NULL;
@@ -228,26 +226,6 @@ static int s_replay(xp_backend *b, const bson_t *rec, xp_error_t *err)
     return rc;
 }
 
-static char *s_read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t size = 0, cap = 0, n;
-    do {
-        if (cap - size < 65536) {
-            cap = cap ? cap * 2 : 65536;
-            buf = bson_realloc(buf, cap);
-        }
-        n = fread(buf + size, 1, cap - size, f);
-        size += n;
-    } while (n > 0);
-    fclose(f);
-    *len = size;
-    return buf;
-}
-
 int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err)
 {
     *written = 0;
@@ -265,15 +243,15 @@ int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err)
             continue;
         char *path = bson_strdup_printf("%s/%s", dir, e->d_name);
         /* Claim the file, so a concurrent open does not write it too. */
-        char *claimed = bson_strdup_printf("%s.%ld.claimed", path,
-                                           (long)getpid());
+        char *claimed =
+            bson_strdup_printf("%s.%ld.claimed", path, (long)getpid());
         if (rename(path, claimed) != 0) {
             bson_free(path);
             bson_free(claimed);
             continue;
         }
         size_t len = 0;
-        char *data = s_read_all(claimed, &len);
+        char *data = xp__read_file(claimed, SIZE_MAX, &len);
         bson_t rec;
         xp_error_t e2;
         int one = -1;

@@ -76,8 +76,7 @@ int xp_current_trial_id(int64_t *id, xp_error_t *err)
     return 0;
 }
 
-int xp_save_metric(xp_step *st, const char *name, int64_t epoch,
-                   double value)
+int xp_save_metric(xp_step *st, const char *name, int64_t epoch, double value)
 {
     if (!st)
         return -1;

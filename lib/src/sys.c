@@ -102,19 +102,33 @@ int xp__mkdir_p(const char *path, xp_error_t *err)
     return 0;
 }
 
+char *xp__read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t size = 0, cap = 0, n;
+    do {
+        if (cap - size < 65536) {
+            cap = cap ? cap * 2 : 65536;
+            buf = bson_realloc(buf, cap + 1);
+        }
+        n = fread(buf + size, 1, cap - size, f);
+        size += n;
+    } while (n > 0 && size <= max);
+    fclose(f);
+    if (size > max) {
+        bson_free(buf);
+        return NULL;
+    }
+    buf[size] = '\0';
+    *len = size;
+    return buf;
+}
+
 int xp__cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
-}
-
-void xp__iso8601(int64_t ms, char buf[32])
-{
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)secs * 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[24];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, 32, "%s.%03dZ", base, frac);
 }

@@ -17,10 +17,10 @@ struct xp_trial {
     xp_experiment *ex;
     int64_t id;
     uint64_t seed;
-    bson_t *doc; /* the record as started (heap: bson_t wants 128-byte
-                  * alignment, which a malloc'd struct lacks) */
-    double t0;          /* monotonic start of execution */
-    xp_value **outputs; /* by node index; parameters hold their value */
+    bson_t *doc;          /* the record as started (heap: bson_t wants 128-byte
+                           * alignment, which a malloc'd struct lacks) */
+    double t0;            /* monotonic start of execution */
+    xp_value **outputs;   /* by node index; parameters hold their value */
     xp_step_hash *hashes; /* by node index, valid where hashed[] */
     bool *hashed;
     size_t *pending; /* by node index: step inputs not yet computed */
@@ -57,8 +57,8 @@ int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
         if (strcmp(t->metrics[i].name, name) == 0)
             m = &t->metrics[i];
     if (!m) {
-        t->metrics = bson_realloc(t->metrics,
-                                  (t->n_metrics + 1) * sizeof *t->metrics);
+        t->metrics =
+            bson_realloc(t->metrics, (t->n_metrics + 1) * sizeof *t->metrics);
         m = &t->metrics[t->n_metrics++];
         memset(m, 0, sizeof *m);
         m->name = bson_strdup(name);
@@ -207,8 +207,7 @@ void xp__trial_fail(xp_trial *t, const char *description)
 
 static bool s_done_locked(const xp_trial *t)
 {
-    return t->inflight == 0 &&
-           (t->failed || t->done == t->ex->n_needed_steps);
+    return t->inflight == 0 && (t->failed || t->done == t->ex->n_needed_steps);
 }
 
 bool xp__trial_done(xp_trial *t)
@@ -241,8 +240,7 @@ static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
         xp_node *n = ex->nodes[i];
         if (!n->is_param)
             continue;
-        const xp_value *v = overrides ? xp_value_get(overrides, n->name)
-                                      : NULL;
+        const xp_value *v = overrides ? xp_value_get(overrides, n->name) : NULL;
         if (!v)
             v = n->current ? n->current : n->def;
         if (!v && !n->needed)
@@ -386,8 +384,7 @@ cleanup:
 }
 
 int xp__trial_start(xp_trial **out, xp_experiment *ex,
-                    const xp_run_options *opts, bool queued,
-                    xp_error_t *err)
+                    const xp_run_options *opts, bool queued, xp_error_t *err)
 {
     *out = NULL;
     xp_trial *t = s_trial_alloc(ex);
@@ -426,18 +423,15 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     BSON_APPEND_DATE_TIME(t->doc, "started", xp__now_ms());
     BSON_APPEND_UTF8(t->doc, "host", xp__hostname());
     BSON_APPEND_INT64(t->doc, "pid", queued ? 0 : (int64_t)getpid());
-    BSON_APPEND_INT64(t->doc, "pstart",
-                      queued ? 0 : (int64_t)xp__self_start());
+    BSON_APPEND_INT64(t->doc, "pstart", queued ? 0 : (int64_t)xp__self_start());
     BSON_APPEND_UTF8(t->doc, "code_hash", ex->code_hash);
     BSON_APPEND_UTF8(t->doc, "environment_hash", env_hash);
-    if (ex->backend->ops->trial_begin(ex->backend, t->doc, &t->id, err) !=
-        0)
+    if (ex->backend->ops->trial_begin(ex->backend, t->doc, &t->id, err) != 0)
         goto cleanup;
     xp__log(XP_LOG_INFO, "Started Experiment (trial id=%lld)",
             (long long)t->id);
     if (given)
-        xp__log(XP_LOG_INFO,
-                "Random seed is initialized with given seed: %llu",
+        xp__log(XP_LOG_INFO, "Random seed is initialized with given seed: %llu",
                 (unsigned long long)t->seed);
     else
         xp__log(XP_LOG_INFO,
@@ -470,9 +464,9 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     if (!t->failed && t->metric_failed) {
         t->failed = true;
         bson_free(t->failure);
-        t->failure = bson_strdup_printf("saving metrics: %.480s",
-                                        t->metric_error ? t->metric_error
-                                                        : "error");
+        t->failure =
+            bson_strdup_printf("saving metrics: %.480s",
+                               t->metric_error ? t->metric_error : "error");
     }
     pthread_mutex_unlock(&t->metrics_lock);
 
@@ -505,16 +499,14 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
 
     const xp_value *res = t->failed ? NULL : t->outputs[ex->result->index];
     bson_append_int64(&final, "trial_id", -1, t->id);
-    bson_copy_to_excluding_noinit(t->doc, &final, "status", "trial_id",
-                                  NULL);
+    bson_copy_to_excluding_noinit(t->doc, &final, "status", "trial_id", NULL);
     BSON_APPEND_UTF8(&final, "status", t->failed ? "failed" : "succeeded");
     BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
     if (res)
         xp__value_append_bson(&final, "result", res);
     else
         BSON_APPEND_NULL(&final, "result");
-    BSON_APPEND_UTF8(&final, "result_type",
-                     xp_type_name(xp_value_type(res)));
+    BSON_APPEND_UTF8(&final, "result_type", xp_type_name(xp_value_type(res)));
     BSON_APPEND_BOOL(&final, "success", !t->failed);
     BSON_APPEND_DOUBLE(&final, "process_time", elapsed);
     BSON_APPEND_UTF8(&final, "description", t->failed ? t->failure : "");
@@ -534,10 +526,9 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
         }
     }
     xp_error_t finish_err;
-    if (ex->backend->ops->trial_finish(ex->backend, t->id, &final,
-                                       t->metrics, t->n_metrics, persisted,
-                                       n_persisted, t->hashes, n_hashes,
-                                       &finish_err) != 0) {
+    if (ex->backend->ops->trial_finish(ex->backend, t->id, &final, t->metrics,
+                                       t->n_metrics, persisted, n_persisted,
+                                       t->hashes, n_hashes, &finish_err) != 0) {
         /* Keep the finished trial on this machine; the next open (or
          * xp_experiment_sync) writes it. */
         char *path = NULL;
@@ -553,8 +544,7 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
             xp__error(err, finish_err.domain, finish_err.code,
                       "trial %lld finished but could not be recorded (%s) "
                       "nor spooled (%s)",
-                      (long long)t->id, finish_err.message,
-                      spool_err.message);
+                      (long long)t->id, finish_err.message, spool_err.message);
         bson_free(path);
         xp__log(XP_LOG_ERROR, "%s", err ? err->message : "");
         goto cleanup;
@@ -579,7 +569,8 @@ cleanup:
     return rc;
 }
 
-/* ---------------------------------------------------------------- in-process executor */
+/* ---------------------------------------------------------------- in-process
+ * executor */
 
 typedef struct {
     xp_trial *trial;
@@ -590,16 +581,15 @@ typedef struct {
 static void s_run_node(xp_trial *t, xp_node *n)
 {
     const xp_value *stack_in[8];
-    const xp_value **in = n->n_inputs <= 8
-                              ? stack_in
-                              : bson_malloc(n->n_inputs * sizeof *in);
+    const xp_value **in =
+        n->n_inputs <= 8 ? stack_in : bson_malloc(n->n_inputs * sizeof *in);
     for (size_t i = 0; i < n->n_inputs; i++)
         in[i] = t->outputs[n->inputs[i]->index];
     xp_value *out = xp_value_new();
     xp_metric_sink sink = {xp__trial_save_metric, t};
     char failure[400];
-    int rc = xp__step_run(n, t->id, t->seed, (const xp_value *const *)in,
-                          &sink, out, failure, sizeof failure);
+    int rc = xp__step_run(n, t->id, t->seed, (const xp_value *const *)in, &sink,
+                          out, failure, sizeof failure);
     if (in != stack_in)
         bson_free(in);
     if (rc != 0)
@@ -649,8 +639,8 @@ static void s_execute(xp_trial *t, xp_pool *pool)
     pthread_mutex_unlock(&t->lock);
 }
 
-int xp_compute(xp_experiment *ex, const xp_run_options *opts,
-               xp_value **result, int64_t *trial_id, xp_error_t *err)
+int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
+               int64_t *trial_id, xp_error_t *err)
 {
     xp_run_options defaults = XP_RUN_OPTIONS_INIT;
     if (result)

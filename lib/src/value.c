@@ -20,9 +20,7 @@ void xp__value_clear(xp_value *v)
 {
     switch (v->type) {
     case XP_TYPE_STRING:
-    case XP_TYPE_BLOB:
-        bson_free(v->u.s.data);
-        break;
+    case XP_TYPE_BLOB: bson_free(v->u.s.data); break;
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT:
         for (size_t i = 0; i < v->u.c.n; i++) {
@@ -33,8 +31,7 @@ void xp__value_clear(xp_value *v)
         bson_free(v->u.c.items);
         bson_free(v->u.c.keys);
         break;
-    default:
-        break;
+    default: break;
     }
     memset(v, 0, sizeof *v);
 }
@@ -63,8 +60,8 @@ xp_type xp_value_type(const xp_value *v)
 
 const char *xp_type_name(xp_type t)
 {
-    static const char *const names[] = {"null",   "bool",   "int64",
-                                        "double", "string", "blob",
+    static const char *const names[] = {"null",   "bool",     "int64",
+                                        "double", "string",   "blob",
                                         "array",  "document", "datetime"};
     if ((unsigned)t < sizeof names / sizeof names[0])
         return names[t];
@@ -213,8 +210,7 @@ int xp_set_datetime(xp_value *v, int64_t ms)
     return 0;
 }
 
-static int s_set_bytes(xp_value *v, xp_type type, const void *data,
-                       size_t len)
+static int s_set_bytes(xp_value *v, xp_type type, const void *data, size_t len)
 {
     if (!v || (!data && len))
         return -1;
@@ -615,8 +611,8 @@ int xp_value_from_json(xp_value *v, const char *json, xp_error_t *err)
     bool ok = bson_init_from_json(&b, wrapped, -1, &berr);
     bson_free(wrapped);
     if (!ok)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "invalid JSON: %s", berr.message);
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "invalid JSON: %s",
+                         berr.message);
     bson_iter_t it;
     int rc;
     /* Exactly one element named v: `1, "w": 2` must not sneak through. */

@@ -19,10 +19,10 @@
 
 /* Fills err (may be NULL) and returns -1, so callers can
  * `return xp__error(err, ...);`. */
-int xp__error(xp_error_t *err, uint32_t domain, uint32_t code,
-              const char *fmt, ...) XP_PRINTF(4, 5);
-int xp__verror(xp_error_t *err, uint32_t domain, uint32_t code,
-               const char *fmt, va_list ap);
+int xp__error(xp_error_t *err, uint32_t domain, uint32_t code, const char *fmt,
+              ...) XP_PRINTF(4, 5);
+int xp__verror(xp_error_t *err, uint32_t domain, uint32_t code, const char *fmt,
+               va_list ap);
 int xp__enomem(xp_error_t *err);
 void xp__error_clear(xp_error_t *err);
 
@@ -65,9 +65,9 @@ bool xp__log_enabled(xp_log_level level);
 
 /* ---- sys.c */
 
-int64_t xp__now_ms(void);          /* wall clock, ms since epoch */
-double xp__monotonic(void);        /* seconds, monotonic */
-const char *xp__hostname(void);    /* process-static */
+int64_t xp__now_ms(void);       /* wall clock, ms since epoch */
+double xp__monotonic(void);     /* seconds, monotonic */
+const char *xp__hostname(void); /* process-static */
 /* Start time of process pid in clock ticks since boot, 0 if it does not
  * exist. Together with pid it identifies a process across pid reuse. */
 uint64_t xp__process_start(pid_t pid);
@@ -76,8 +76,9 @@ uint64_t xp__self_start(void);
 /* mkdir -p; 0 or -1 with err. */
 int xp__mkdir_p(const char *path, xp_error_t *err);
 int xp__cpu_count(void);
-/* Formats ms since epoch as ISO 8601 UTC with milliseconds into buf[32]. */
-void xp__iso8601(int64_t ms, char buf[32]);
+/* Whole file, NUL-terminated; NULL when unreadable or over max bytes.
+ * Caller frees (bson_free). */
+char *xp__read_file(const char *path, size_t max, size_t *len);
 
 /* ---- backend.c / backend_*.c */
 
@@ -122,9 +123,9 @@ typedef struct {
      * metric points and persisted values, atomically where possible. */
     int (*trial_finish)(xp_backend *b, int64_t id, const bson_t *doc,
                         xp_metric_buf *metrics, size_t n_metrics,
-                        const xp_persisted_item *persisted,
-                        size_t n_persisted, const xp_step_hash *hashes,
-                        size_t n_hashes, xp_error_t *err);
+                        const xp_persisted_item *persisted, size_t n_persisted,
+                        const xp_step_hash *hashes, size_t n_hashes,
+                        xp_error_t *err);
     /* Latest output hash recorded for (step, input hash); *found false
      * when none. */
     int (*step_hash_get)(xp_backend *b, const char *step,
@@ -141,12 +142,10 @@ typedef struct {
     int (*metric_flush)(xp_backend *b, int64_t id, xp_metric_buf *m,
                         xp_error_t *err);
     /* Reads trial document; XP_ENOTFOUND when absent. out uninitialised. */
-    int (*trial_get)(xp_backend *b, int64_t id, bson_t *out,
-                     xp_error_t *err);
+    int (*trial_get)(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err);
     /* Calls fn for each trial document in id order. */
-    int (*trials_each)(xp_backend *b,
-                       int (*fn)(const bson_t *doc, void *user), void *user,
-                       xp_error_t *err);
+    int (*trials_each)(xp_backend *b, int (*fn)(const bson_t *doc, void *user),
+                       void *user, xp_error_t *err);
     int (*last_id)(xp_backend *b, int64_t *id, xp_error_t *err);
     /* Appends all points of metric name of trial to (epochs, values);
      * *n 0 when the trial saved none. Caller frees the arrays. */
@@ -162,8 +161,8 @@ typedef struct {
     /* Calls fn for each trial recorded as queued (owned by a scheduler)
      * in id order. Optional: NULL when the backend cannot list them. */
     int (*queued_trials)(xp_backend *b,
-                         int (*fn)(const bson_t *doc, void *user),
-                         void *user, xp_error_t *err);
+                         int (*fn)(const bson_t *doc, void *user), void *user,
+                         xp_error_t *err);
     /* Sets status interrupted if the trial is still running. */
     int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,
                            const char *description, xp_error_t *err);
@@ -181,9 +180,8 @@ struct xp_backend {
 int xp__backend_open(xp_backend **out, const char *id, const char *spec,
                      bool must_exist, xp_error_t *err);
 void xp__backend_close(xp_backend **b);
-int xp__backend_local_open(xp_backend **out, const char *id,
-                           const char *dir, bool must_exist,
-                           xp_error_t *err);
+int xp__backend_local_open(xp_backend **out, const char *id, const char *dir,
+                           bool must_exist, xp_error_t *err);
 /* Shared backends. uri is the full URI; cache_dir is this machine's
  * directory for the experiment (spool of unwritten records), to be copied
  * into b->dir. Errors never contain the URI's password. */
@@ -202,6 +200,9 @@ int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
                     char **path_out, xp_error_t *err);
 /* Writes spooled trials to the backend; *written counts them. */
 int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err);
+/* The password in a URI's userinfo (not NUL-terminated, *len bytes), or
+ * NULL when there is none. */
+const char *xp__uri_password(const char *uri, size_t *len);
 /* The URI with any password replaced by "***". Caller frees. */
 char *xp__uri_mask(const char *uri);
 
@@ -227,7 +228,6 @@ xp_pool *xp__pool_new(int threads);
 void xp__pool_destroy(xp_pool **p);
 /* Queues fn(arg); 0 or -1 when out of memory. */
 int xp__pool_submit(xp_pool *p, xp_task_fn fn, void *arg);
-
 
 /* ---- experiment.c / graph.c / trial.c */
 
@@ -284,8 +284,7 @@ xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
 /* Defines an empty experiment from a code context document (parameters
  * with defaults, steps with inputs, result and persisted marks). Steps
  * have no function: they run remotely. ex->code becomes that document. */
-int xp__graph_from_code(xp_experiment *ex, const bson_t *code,
-                        xp_error_t *err);
+int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err);
 /* An experiment without backend, for defining and running steps only
  * (xp-worker). Caller owns *out (xp_experiment_destroy). */
 int xp__experiment_new_detached(xp_experiment **out, const char *id,
@@ -317,8 +316,7 @@ typedef struct xp_trial xp_trial;
  * allocates the id and records the trial: as running by this process, or
  * as queued (owned by a scheduler: no pid, never marked interrupted). */
 int xp__trial_start(xp_trial **out, xp_experiment *ex,
-                    const xp_run_options *opts, bool queued,
-                    xp_error_t *err);
+                    const xp_run_options *opts, bool queued, xp_error_t *err);
 /* Takes up a trial recorded as queued (doc: its stored record) after a
  * scheduler restart: same id, parameters and seed; nothing is written. */
 int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
@@ -366,8 +364,7 @@ void xp__git_capture(bson_t *doc);
 /* Unified diff lines (hunk headers, ' ', '+', '-' lines) from old to new.
  * Caller frees with xp__lines_free. */
 char **xp__unified_diff(const char *old_text, const char *new_text,
-                        const char *old_name, const char *new_name,
-                        size_t *n);
+                        const char *old_name, const char *new_name, size_t *n);
 void xp__lines_free(char **lines, size_t n);
 /* XXH128 of a BSON document's bytes as 32 hex characters. */
 void xp__hash_hex(const bson_t *doc, char out[33]);
@@ -460,20 +457,19 @@ typedef struct {
     bool help;
 } xp_script_args;
 
-int xp__script_parse(xp_script_args *a, int argc, char **argv,
-                     xp_error_t *err);
+int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err);
 void xp__script_args_free(xp_script_args *a);
 
 /* ---- worker.c: the xp-worker engine */
 
 typedef struct {
-    const char *endpoint;        /* scheduler, e.g. tcp://host:5555 */
-    int slots;                   /* parallel tasks; 0: CPU count */
-    const char *const *plugins;  /* experiment shared libraries */
+    const char *endpoint;       /* scheduler, e.g. tcp://host:5555 */
+    int slots;                  /* parallel tasks; 0: CPU count */
+    const char *const *plugins; /* experiment shared libraries */
     size_t n_plugins;
-    int heartbeat_ms;            /* 0: 1000 (the scheduler's WELCOME wins) */
-    size_t max_message;          /* bytes; 0: XP_MAX_MESSAGE_DEFAULT */
-    const char *keys_dir;        /* CURVE keys: not supported yet, NULL */
+    int heartbeat_ms;     /* 0: 1000 (the scheduler's WELCOME wins) */
+    size_t max_message;   /* bytes; 0: XP_MAX_MESSAGE_DEFAULT */
+    const char *keys_dir; /* CURVE keys: not supported yet, NULL */
 } xp_worker_options;
 
 typedef struct xp_worker xp_worker;

@@ -49,10 +49,10 @@ enum xp_error_code {
     XP_EINVAL = 1,    /* invalid argument or value */
     XP_ENOTFOUND = 2, /* no such experiment, trial, step, metric */
     XP_EEXIST = 3,    /* duplicate name */
-    XP_ESTATE = 4,    /* call not valid now (e.g. current trial outside a step) */
-    XP_ESTEP = 5,     /* a step of the trial failed */
-    XP_ECORRUPT = 6,  /* stored data is damaged or foreign */
-    XP_EIO = 7,       /* storage or OS failure */
+    XP_ESTATE = 4, /* call not valid now (e.g. current trial outside a step) */
+    XP_ESTEP = 5,  /* a step of the trial failed */
+    XP_ECORRUPT = 6, /* stored data is damaged or foreign */
+    XP_EIO = 7,      /* storage or OS failure */
     XP_ENOMEM = 8,
     XP_EUNDEFINED = 9, /* a parameter has no value */
 };
@@ -170,7 +170,8 @@ XP_EXPORT xp_log_level xp_log_get_level(void);
 XP_EXPORT int xp_log_level_parse(const char *name, xp_log_level *out,
                                  xp_error_t *err);
 
-/* ---------------------------------------------------------------- experiment */
+/* ---------------------------------------------------------------- experiment
+ */
 
 typedef struct xp_experiment xp_experiment;
 typedef struct xp_node xp_node;
@@ -196,15 +197,17 @@ typedef struct {
 } xp_open_options;
 
 #define XP_OPEN_OPTIONS_VERSION 1
-#define XP_OPEN_OPTIONS_INIT {XP_OPEN_OPTIONS_VERSION, NULL, false, 0}
+#define XP_OPEN_OPTIONS_INIT                                                   \
+    {                                                                          \
+        XP_OPEN_OPTIONS_VERSION, NULL, false, 0                                \
+    }
 
 /* Opens (or creates) experiment `id`: 1-64 characters of [A-Za-z0-9_-],
  * not starting with '-'. Reopening reloads its trial counter and history
  * and marks trials whose recording process died as `interrupted`.
  * opts may be NULL. Caller owns *out; destroy with xp_experiment_destroy. */
 XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
-                                 const xp_open_options *opts,
-                                 xp_error_t *err);
+                                 const xp_open_options *opts, xp_error_t *err);
 /* Writes trials that finished while the backend was unreachable (kept in
  * the local spool, <cache>/<id>/spool/); opening does this too. *written
  * (may be NULL) counts them. */
@@ -237,9 +240,8 @@ XP_EXPORT xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
 /* Registers step `fn` named `name` over `n` input nodes. file/line
  * locate its source (code capture); may be NULL/0. */
 XP_EXPORT xp_node *xp_step_add(xp_experiment *ex, const char *name,
-                               xp_step_fn fn, size_t n,
-                               xp_node *const *inputs, const char *file,
-                               int line);
+                               xp_step_fn fn, size_t n, xp_node *const *inputs,
+                               const char *file, int line);
 /* Marks node as the experiment's result; returns node. */
 XP_EXPORT xp_node *xp_result(xp_node *node);
 /* Marks a step's output as persisted (stored per trial); returns node. */
@@ -250,14 +252,15 @@ XP_EXPORT const char *xp_node_name(const xp_node *node);
 XP_EXPORT int xp_experiment_check(const xp_experiment *ex, xp_error_t *err);
 
 #define XP__INPUTS(...) ((xp_node *const[]){NULL, __VA_ARGS__} + 1)
-#define XP__NINPUTS(...)                                                   \
+#define XP__NINPUTS(...)                                                       \
     (sizeof((xp_node *const[]){NULL, __VA_ARGS__}) / sizeof(xp_node *) - 1)
 /* XP_STEP(ex, fn, inputs...): registers fn under its own name. */
-#define XP_STEP(ex, fn, ...)                                               \
-    xp_step_add((ex), #fn, (fn), XP__NINPUTS(__VA_ARGS__),                 \
+#define XP_STEP(ex, fn, ...)                                                   \
+    xp_step_add((ex), #fn, (fn), XP__NINPUTS(__VA_ARGS__),                     \
                 XP__INPUTS(__VA_ARGS__), __FILE__, __LINE__)
 /* A step without inputs. */
-#define XP_STEP0(ex, fn) xp_step_add((ex), #fn, (fn), 0, NULL, __FILE__, __LINE__)
+#define XP_STEP0(ex, fn)                                                       \
+    xp_step_add((ex), #fn, (fn), 0, NULL, __FILE__, __LINE__)
 #define XP_RESULT(ex, fn, ...) xp_result(XP_STEP(ex, fn, __VA_ARGS__))
 #define XP_PERSIST(ex, fn, ...) xp_persist(XP_STEP(ex, fn, __VA_ARGS__))
 
@@ -267,10 +270,10 @@ XP_EXPORT int xp_set_param(xp_experiment *ex, const char *name,
                            const xp_value *v, xp_error_t *err);
 XP_EXPORT int xp_set_param_literal(xp_experiment *ex, const char *name,
                                    const char *literal, xp_error_t *err);
-XP_EXPORT int xp_set_param_int64(xp_experiment *ex, const char *name,
-                                 int64_t v, xp_error_t *err);
-XP_EXPORT int xp_set_param_double(xp_experiment *ex, const char *name,
-                                  double v, xp_error_t *err);
+XP_EXPORT int xp_set_param_int64(xp_experiment *ex, const char *name, int64_t v,
+                                 xp_error_t *err);
+XP_EXPORT int xp_set_param_double(xp_experiment *ex, const char *name, double v,
+                                  xp_error_t *err);
 XP_EXPORT int xp_set_param_bool(xp_experiment *ex, const char *name, bool v,
                                 xp_error_t *err);
 XP_EXPORT int xp_set_param_string(xp_experiment *ex, const char *name,
@@ -289,7 +292,10 @@ typedef struct {
 } xp_run_options;
 
 #define XP_RUN_OPTIONS_VERSION 1
-#define XP_RUN_OPTIONS_INIT {XP_RUN_OPTIONS_VERSION, false, 0, NULL}
+#define XP_RUN_OPTIONS_INIT                                                    \
+    {                                                                          \
+        XP_RUN_OPTIONS_VERSION, false, 0, NULL                                 \
+    }
 
 /* Runs one trial: allocates the next trial id, records it as running,
  * executes the graph (independent steps in parallel), records the outcome.
@@ -299,8 +305,7 @@ typedef struct {
  * allocates no id. *trial_id (may be NULL) gets the id, or 0 if none.
  * Thread-safe: several threads may compute on one experiment. */
 XP_EXPORT int xp_compute(xp_experiment *ex, const xp_run_options *opts,
-                         xp_value **result, int64_t *trial_id,
-                         xp_error_t *err);
+                         xp_value **result, int64_t *trial_id, xp_error_t *err);
 
 /* Sets the default seed for trials run without one. */
 XP_EXPORT void xp_experiment_set_seed(xp_experiment *ex, uint64_t seed);
@@ -329,8 +334,7 @@ XP_EXPORT double xp_random(xp_step *st);
 XP_EXPORT int xp_current_trial_id(int64_t *id, xp_error_t *err);
 /* Last trial id allocated for the experiment (0 when none); XP_ESTATE
  * when called inside a step. */
-XP_EXPORT int xp_last_trial_id(xp_experiment *ex, int64_t *id,
-                               xp_error_t *err);
+XP_EXPORT int xp_last_trial_id(xp_experiment *ex, int64_t *id, xp_error_t *err);
 
 /* ---- reading history back */
 
@@ -342,8 +346,8 @@ XP_EXPORT int xp_last_trial_id(xp_experiment *ex, int64_t *id,
  * Caller owns *out. */
 XP_EXPORT int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err);
 /* One trial document; XP_ENOTFOUND for an unknown id. Caller owns *out. */
-XP_EXPORT int xp_trial_get(xp_experiment *ex, int64_t trial_id,
-                           xp_value **out, xp_error_t *err);
+XP_EXPORT int xp_trial_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
+                           xp_error_t *err);
 /* Parameters document of a trial. Caller owns *out. */
 XP_EXPORT int xp_trial_parameters(xp_experiment *ex, int64_t trial_id,
                                   xp_value **out, xp_error_t *err);
@@ -356,8 +360,8 @@ XP_EXPORT int xp_load_persisted(xp_experiment *ex, const char *step,
  * inputs, result, persisted, source | build_id}]} in registration order.
  * trial_id 0: the steps registered on this handle now (or, when none, the
  * code of the last trial). Caller owns *out. */
-XP_EXPORT int xp_code_get(xp_experiment *ex, int64_t trial_id,
-                          xp_value **out, xp_error_t *err);
+XP_EXPORT int xp_code_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
+                          xp_error_t *err);
 /* Environment of a trial (trial_id 0: this process), whole or one
  * category: "platform", "cpu", "runtime", "libraries", "git", "gpu".
  * Caller owns *out. */
@@ -367,9 +371,8 @@ XP_EXPORT int xp_environment_get(xp_experiment *ex, int64_t trial_id,
 /* Differences between two trials: document {parameters, code,
  * environment}, each an array of unified-diff lines (empty when equal).
  * Caller owns *out. */
-XP_EXPORT int xp_trial_diff(xp_experiment *ex, int64_t trial_a,
-                            int64_t trial_b, xp_value **out,
-                            xp_error_t *err);
+XP_EXPORT int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
+                            xp_value **out, xp_error_t *err);
 /* Line rendering of a value, `key: value` per scalar (nested keys joined
  * with '.'). Caller owns result (xp_free). */
 XP_EXPORT char *xp_value_to_text(const xp_value *v);
@@ -419,11 +422,12 @@ typedef struct {
 /* Progress of a batch; *finished (caller owns, may be NULL) gets the
  * trials finished since *cursor as documents {trial_id, status, result,
  * result_type, description}; *cursor advances. */
-XP_EXPORT int xp_client_progress(xp_client *c, int64_t batch,
-                                 int64_t *cursor, xp_progress *p,
-                                 xp_value **finished, xp_error_t *err);
+XP_EXPORT int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
+                                 xp_progress *p, xp_value **finished,
+                                 xp_error_t *err);
 
-/* ---------------------------------------------------------------- script mode */
+/* ---------------------------------------------------------------- script mode
+ */
 
 /* Defines the graph on ex and returns the result node (NULL on error). */
 typedef xp_node *(*xp_define_fn)(xp_experiment *ex);
@@ -449,19 +453,19 @@ typedef struct {
  * -DXP_PLUGIN it exports the definition for xp-worker instead. */
 #define XP__DEFINE_FN(id) xp__define_##id
 #ifdef XP_PLUGIN
-#define XP__ENTRY(id)                                                      \
-    XP_EXPORT const xp_experiment_def xp_plugin_experiment = {             \
+#define XP__ENTRY(id)                                                          \
+    XP_EXPORT const xp_experiment_def xp_plugin_experiment = {                 \
         XP_PLUGIN_ABI, #id, XP__DEFINE_FN(id)};
 #else
-#define XP__ENTRY(id)                                                      \
-    int main(int argc, char **argv)                                        \
-    {                                                                      \
-        return xp_main(#id, XP__DEFINE_FN(id), argc, argv);                \
+#define XP__ENTRY(id)                                                          \
+    int main(int argc, char **argv)                                            \
+    {                                                                          \
+        return xp_main(#id, XP__DEFINE_FN(id), argc, argv);                    \
     }
 #endif
-#define XP_EXPERIMENT(id, ex)                                              \
-    static xp_node *XP__DEFINE_FN(id)(xp_experiment * ex);                 \
-    XP__ENTRY(id)                                                          \
+#define XP_EXPERIMENT(id, ex)                                                  \
+    static xp_node *XP__DEFINE_FN(id)(xp_experiment * ex);                     \
+    XP__ENTRY(id)                                                              \
     static xp_node *XP__DEFINE_FN(id)(xp_experiment * ex)
 
 #ifdef __cplusplus
