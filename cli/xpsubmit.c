@@ -124,13 +124,15 @@ static void s_bar(const xp_progress *p, double elapsed, bool tty)
                 "  %.1fs  ETA %.1fs ",
                 bar, finished, p->total, p->done, p->failed, p->running,
                 p->queued, elapsed, eta);
+        if (p->waiting[0])
+            fprintf(stderr, "(waiting: %s) ", p->waiting);
     } else {
         fprintf(stderr,
                 "progress: %" PRId64 "/%" PRId64 " done=%" PRId64
                 " failed=%" PRId64 " running=%" PRId64 " queued=%" PRId64
-                " elapsed=%.1fs\n",
+                " elapsed=%.1fs%s%s\n",
                 finished, p->total, p->done, p->failed, p->running, p->queued,
-                elapsed);
+                elapsed, p->waiting[0] ? " waiting: " : "", p->waiting);
     }
 }
 

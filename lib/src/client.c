@@ -154,6 +154,9 @@ int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
     xp__bson_int64(&reply, "done", &p->done);
     xp__bson_int64(&reply, "failed", &p->failed);
     xp__bson_int64(&reply, "total", &p->total);
+    const char *waiting = xp__bson_utf8(&reply, "waiting");
+    if (waiting)
+        bson_strncpy(p->waiting, waiting, sizeof p->waiting);
     xp__bson_int64(&reply, "cursor", cursor);
     if (finished) {
         *finished = xp_value_new();

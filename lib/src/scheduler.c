@@ -16,6 +16,7 @@ typedef struct s_worker s_worker;
 typedef struct s_def s_def;
 typedef struct s_strial s_strial;
 typedef struct s_batch s_batch;
+typedef struct s_pending s_pending;
 
 /* One step of one trial, waiting for or running on a worker. */
 typedef struct {
@@ -38,11 +39,25 @@ struct s_worker {
     zlistx_t *tasks; /* s_task* in flight on it */
 };
 
+/* A trial recorded as queued and not yet taken up: only its record, so
+ * that a long queue costs little more than the records themselves. It
+ * becomes an s_strial (full trial state) when a worker can run it soon. */
+struct s_pending {
+    s_pending *next;
+    s_batch *batch; /* NULL: resumed after a restart */
+    uint32_t len;
+    uint8_t doc[]; /* BSON of the queued record, with trial_id */
+};
+
 /* One experiment definition (experiment id + code hash) with its handle on
  * the backend, built from the code document a worker announced. */
 struct s_def {
     char key[XP_ID_MAX + 40];
     xp_experiment *ex;
+    s_pending *head, *tail; /* FIFO of trials not taken up yet */
+    size_t n_pending;
+    size_t active;  /* trials taken up and not finished */
+    bool announced; /* "waiting for code" logged since the last worker */
 };
 
 struct s_strial {
@@ -54,6 +69,7 @@ struct s_strial {
 
 struct s_batch {
     int64_t id;
+    s_def *def;
     zframe_t *client;
     size_t total, done, failed;
     size_t running;   /* tasks of the batch on workers */
@@ -164,6 +180,7 @@ static void s_maybe_finish(xp_scheduler *s, s_strial *st)
                          rc == 0 ? NULL : err.message);
     xp_value_destroy(&result);
     xp__trial_free(&st->t);
+    st->def->active--;
     free(st);
 }
 
@@ -555,6 +572,101 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
 
 /* ---------------------------------------------------------------- clients */
 
+/* Appends a queued record (with its trial_id) to def's FIFO. */
+static void s_pending_push(s_def *def, s_batch *batch, const bson_t *doc)
+{
+    s_pending *p = malloc(sizeof *p + doc->len);
+    if (!p)
+        return; /* stays queued in the backend for the next start */
+    p->next = NULL;
+    p->batch = batch;
+    p->len = doc->len;
+    memcpy(p->doc, bson_get_data(doc), doc->len);
+    if (def->tail)
+        def->tail->next = p;
+    else
+        def->head = p;
+    def->tail = p;
+    def->n_pending++;
+}
+
+/* Records one trial as queued and appends it to def's FIFO; the full
+ * trial state is built only when it is taken up. */
+static int s_accept(s_def *def, s_batch *b, const xp_run_options *o,
+                    int64_t *id, xp_error_t *err)
+{
+    xp_trial *t = NULL;
+    if (xp__trial_start(&t, def->ex, o, true, err) != 0)
+        return -1;
+    *id = xp__trial_id(t);
+    bson_t *doc = xp__trial_record(t);
+    s_pending_push(def, b, doc);
+    bson_destroy(doc);
+    xp__trial_free(&t);
+    return 0;
+}
+
+/* Slots of the connected workers that run def's code. */
+static int s_def_slots(xp_scheduler *s, const s_def *def)
+{
+    int slots = 0;
+    for (s_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        if (s_worker_runs(w, def->key))
+            slots += w->slots;
+    return slots;
+}
+
+/* Takes up queued trials of every definition some worker runs, keeping
+ * about twice the workers' slots of trials in memory: enough to keep
+ * every slot busy, little enough that the queue may be long. */
+static void s_take_up(xp_scheduler *s)
+{
+    for (s_def *def = zhashx_first(s->defs); def; def = zhashx_next(s->defs)) {
+        if (!def->head)
+            continue;
+        int slots = s_def_slots(s, def);
+        if (slots == 0) {
+            if (!def->announced)
+                xp__log(XP_LOG_WARNING,
+                        "%zu trial(s) of %s wait for a worker with code %s",
+                        def->n_pending, def->ex->id, def->ex->code_hash);
+            def->announced = true;
+            continue;
+        }
+        def->announced = false;
+        while (def->head && def->active < 2 * (size_t)slots + 16) {
+            s_pending *p = def->head;
+            def->head = p->next;
+            if (!def->head)
+                def->tail = NULL;
+            def->n_pending--;
+            bson_t doc;
+            xp_error_t err;
+            s_strial *st = calloc(1, sizeof *st);
+            if (!st || !bson_init_static(&doc, p->doc, p->len) ||
+                xp__trial_resume(&st->t, def->ex, &doc, &err) != 0) {
+                int64_t id = 0;
+                if (bson_init_static(&doc, p->doc, p->len))
+                    xp__bson_int64(&doc, "trial_id", &id);
+                xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot run: %s",
+                        (long long)id, def->ex->id,
+                        st ? err.message : "out of memory");
+                free(st);
+                free(p);
+                continue;
+            }
+            st->def = def;
+            st->batch = p->batch;
+            free(p);
+            def->active++;
+            s_enqueue_ready(s, st);
+            s_maybe_finish(s, st);
+        }
+    }
+}
+
+
 /* Checks a trial's parameters against the definition before anything is
  * recorded: every name declared, every needed parameter defined. */
 static int s_check_params(xp_experiment *ex, const xp_value *params,
@@ -642,6 +754,7 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
     }
     s_batch *b = calloc(1, sizeof *b);
     b->id = ++s->next_batch;
+    b->def = def;
     b->client = zframe_dup(from);
     b->total = n;
     b->finished = bson_new();
@@ -651,20 +764,16 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
     bson_t reply = BSON_INITIALIZER, ids;
     BSON_APPEND_INT64(&reply, "batch", b->id);
     BSON_APPEND_ARRAY_BEGIN(&reply, "ids", &ids);
-    s_strial **started = calloc(n ? n : 1, sizeof *started);
     size_t n_started = 0;
     for (i = 0; i < n; i++) {
         xp_run_options o = XP_RUN_OPTIONS_INIT;
         o.params = params[i];
         o.has_seed = has_seed[i];
         o.seed = (uint64_t)seeds[i];
-        s_strial *st = calloc(1, sizeof *st);
-        st->def = def;
-        st->batch = b;
-        if (xp__trial_start(&st->t, def->ex, &o, true, &err) != 0) {
+        int64_t id;
+        if (s_accept(def, b, &o, &id, &err) != 0) {
             /* The backend failed: trials recorded so far run; the client
              * learns which ones were accepted. */
-            free(st);
             b->total = n_started;
             xp__log(XP_LOG_ERROR,
                     "Submit to %s stopped after %zu trial(s): "
@@ -675,8 +784,8 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         char key[16];
         const char *k;
         bson_uint32_to_string((uint32_t)n_started, &k, key, sizeof key);
-        BSON_APPEND_INT64(&ids, k, xp__trial_id(st->t));
-        started[n_started++] = st;
+        BSON_APPEND_INT64(&ids, k, id);
+        n_started++;
     }
     bson_append_array_end(&reply, &ids);
     if (n_started == 0) {
@@ -685,11 +794,6 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         s_send(s, from, XP_MSG_ACCEPTED, &reply);
     }
     bson_destroy(&reply);
-    for (i = 0; i < n_started; i++) {
-        s_enqueue_ready(s, started[i]);
-        s_maybe_finish(s, started[i]);
-    }
-    free(started);
 cleanup:
     for (i = 0; i < n; i++)
         xp_value_destroy(&params[i]);
@@ -724,6 +828,13 @@ static void s_on_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
     BSON_APPEND_INT64(&reply, "done", (int64_t)b->done);
     BSON_APPEND_INT64(&reply, "failed", (int64_t)b->failed);
     BSON_APPEND_INT64(&reply, "total", (int64_t)b->total);
+    if (queued > 0 && s_def_slots(s, b->def) == 0) {
+        char why[256];
+        snprintf(why, sizeof why,
+                 "no connected worker has code %s of experiment %s",
+                 b->def->ex->code_hash, b->def->ex->id);
+        BSON_APPEND_UTF8(&reply, "waiting", why);
+    }
     BSON_APPEND_ARRAY_BEGIN(&reply, "finished", &list);
     bson_iter_t it;
     uint32_t k = 0, out = 0;
@@ -843,15 +954,12 @@ static int s_resume_one(const bson_t *doc, void *user)
     }
     s_def *def = s_def_register(r->s, r->ex->id, hash, &code, &err);
     bson_destroy(&code);
-    s_strial *st = def ? calloc(1, sizeof *st) : NULL;
-    if (!st || xp__trial_resume(&st->t, def->ex, doc, &err) != 0) {
+    if (!def) {
         xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot be resumed: %s",
                 (long long)id, r->ex->id, err.message);
-        free(st);
         return 0;
     }
-    st->def = def;
-    s_enqueue_ready(r->s, st);
+    s_pending_push(def, NULL, doc);
     r->resumed++;
     return 0;
 }
@@ -977,6 +1085,7 @@ int xp__scheduler_run(xp_scheduler *s)
             s_handle(s, msg);
             zmsg_destroy(&msg);
         }
+        s_take_up(s);
         s_dispatch(s);
         s_heartbeats(s);
     }
@@ -1010,6 +1119,11 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     }
     zhashx_destroy(&s->batches);
     for (s_def *d = zhashx_first(s->defs); d; d = zhashx_next(s->defs)) {
+        while (d->head) {
+            s_pending *p = d->head;
+            d->head = p->next;
+            free(p);
+        }
         xp_experiment_destroy(&d->ex);
         free(d);
     }

@@ -124,6 +124,14 @@ static void s_hash_step(xp_trial *t, xp_node *n, const xp_value *out)
 
 /* ---------------------------------------------------------------- state */
 
+bson_t *xp__trial_record(const xp_trial *t)
+{
+    bson_t *doc = bson_sized_new(t->doc->len + 24);
+    BSON_APPEND_INT64(doc, "trial_id", t->id);
+    bson_concat(doc, t->doc);
+    return doc;
+}
+
 int64_t xp__trial_id(const xp_trial *t)
 {
     return t->id;

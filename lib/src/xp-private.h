@@ -322,6 +322,9 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
 int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
                      xp_error_t *err);
 int64_t xp__trial_id(const xp_trial *t);
+/* The trial's record as started, with its trial_id (caller destroys):
+ * what xp__trial_resume takes back. */
+bson_t *xp__trial_record(const xp_trial *t);
 uint64_t xp__trial_seed(const xp_trial *t);
 /* Next step whose inputs are all computed, or NULL (none now, or the trial
  * failed). The step counts as in flight until xp__trial_step_done. */

@@ -417,6 +417,9 @@ XP_EXPORT int xp_client_submit(xp_client *c, const char *experiment,
 
 typedef struct {
     int64_t queued, running, done, failed, total;
+    /* Why queued trials cannot start (e.g. no connected worker has their
+     * code), or "" */
+    char waiting[256];
 } xp_progress;
 
 /* Progress of a batch; *finished (caller owns, may be NULL) gets the
