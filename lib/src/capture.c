@@ -118,20 +118,105 @@ char *xp__render_text(const bson_t *doc)
 
 /* ---------------------------------------------------------------- env */
 
-static pthread_once_t s_env_once = PTHREAD_ONCE_INIT;
+/* The process environment is captured once, on a background thread
+ * started when an experiment is opened for writing (so that it overlaps
+ * whatever the program does before its first trial), or inline by the
+ * first caller of xp__environment. fork() waits for a capture in flight:
+ * a child must not inherit libgit2 or this state half-initialised. */
+enum { S_ENV_NONE, S_ENV_RUNNING, S_ENV_DONE };
+static pthread_mutex_t s_env_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t s_env_cond = PTHREAD_COND_INITIALIZER;
+static pthread_once_t s_env_atfork_once = PTHREAD_ONCE_INIT;
+static int s_env_state;
+static bool s_env_joinable;
+static pthread_t s_env_thread;
 static bson_t s_env;
 static char s_env_hash[33];
 
-static void s_env_init(void)
+static void s_env_wait_locked(void)
 {
-    bson_init(&s_env);
-    xp__environment_capture(&s_env, NULL);
-    xp__hash_hex(&s_env, s_env_hash);
+    while (s_env_state == S_ENV_RUNNING)
+        pthread_cond_wait(&s_env_cond, &s_env_lock);
+}
+
+/* Captures into s_env; called with the state set to RUNNING by us. */
+static void s_env_capture(void)
+{
+    bson_t env = BSON_INITIALIZER;
+    char hash[33];
+    xp__environment_capture(&env, NULL);
+    xp__hash_hex(&env, hash);
+    pthread_mutex_lock(&s_env_lock);
+    bson_steal(&s_env, &env);
+    memcpy(s_env_hash, hash, sizeof hash);
+    s_env_state = S_ENV_DONE;
+    pthread_cond_broadcast(&s_env_cond);
+    pthread_mutex_unlock(&s_env_lock);
+}
+
+static void *s_env_main(void *arg)
+{
+    (void)arg;
+    s_env_capture();
+    return NULL;
+}
+
+static void s_env_prepare(void)
+{
+    pthread_mutex_lock(&s_env_lock);
+    s_env_wait_locked();
+}
+
+static void s_env_parent(void)
+{
+    pthread_mutex_unlock(&s_env_lock);
+}
+
+static void s_env_child(void)
+{
+    s_env_joinable = false; /* the thread is the parent's */
+    pthread_mutex_unlock(&s_env_lock);
+}
+
+static void s_env_atfork(void)
+{
+    pthread_atfork(s_env_prepare, s_env_parent, s_env_child);
+}
+
+/* Joins a background capture still running when the program exits. */
+__attribute__((destructor)) static void s_env_fini(void)
+{
+    if (s_env_joinable) {
+        pthread_join(s_env_thread, NULL);
+        s_env_joinable = false;
+    }
+}
+
+void xp__environment_prefetch(void)
+{
+    pthread_once(&s_env_atfork_once, s_env_atfork);
+    pthread_mutex_lock(&s_env_lock);
+    if (s_env_state == S_ENV_NONE) {
+        s_env_state = S_ENV_RUNNING;
+        if (pthread_create(&s_env_thread, NULL, s_env_main, NULL) == 0)
+            s_env_joinable = true;
+        else
+            s_env_state = S_ENV_NONE; /* captured inline later */
+    }
+    pthread_mutex_unlock(&s_env_lock);
 }
 
 const bson_t *xp__environment(const char **hash)
 {
-    pthread_once(&s_env_once, s_env_init);
+    pthread_once(&s_env_atfork_once, s_env_atfork);
+    pthread_mutex_lock(&s_env_lock);
+    s_env_wait_locked();
+    bool mine = s_env_state == S_ENV_NONE;
+    if (mine)
+        s_env_state = S_ENV_RUNNING;
+    pthread_mutex_unlock(&s_env_lock);
+    if (mine)
+        s_env_capture();
     if (hash)
         *hash = s_env_hash;
     return &s_env;

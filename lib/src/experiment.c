@@ -129,6 +129,10 @@ int xp_experiment_open(xp_experiment **out, const char *id,
     ex->id = bson_strdup(id);
     pthread_mutex_init(&ex->lock, NULL);
     ex->threads = opts->threads ? opts->threads : s_env_threads();
+    /* A handle that may run trials needs the environment at its first
+     * trial: capture it meanwhile. Readers (must_exist) do not. */
+    if (!opts->must_exist)
+        xp__environment_prefetch();
     if (xp__backend_open(&ex->backend, id, opts->backend, opts->must_exist,
                          err) != 0 ||
         s_recover_interrupted(ex, err) != 0) {

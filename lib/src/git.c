@@ -5,6 +5,9 @@
 
 #include <git2.h>
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,15 +52,61 @@ static void s_diff(bson_t *doc, git_repository *repo)
     git_object_free(head_tree);
 }
 
+/* Whether path[0..len) + entry exists (and has the given type, if any). */
+static bool s_has(char *path, size_t len, const char *entry, mode_t type)
+{
+    struct stat st;
+    snprintf(path + len, PATH_MAX - len, "%s", entry);
+    bool ok = stat(path, &st) == 0 && (!type || (st.st_mode & S_IFMT) == type);
+    path[len] = '\0';
+    return ok;
+}
+
+/* Whether dir or one of its parents looks like a repository (a .git
+ * entry, or a bare repository's HEAD + objects), or GIT_DIR is set:
+ * outside one, libgit2 is not even initialised (its start-up alone
+ * costs milliseconds). A superset of what libgit2 would discover. */
+static bool s_maybe_repository(const char *dir)
+{
+    const char *git_dir = getenv("GIT_DIR");
+    size_t len = strlen(dir);
+    if ((git_dir && *git_dir) || dir[0] != '/' || len >= PATH_MAX - 16)
+        return true; /* let libgit2 decide */
+    char path[PATH_MAX];
+    memcpy(path, dir, len + 1);
+    while (len > 0 && path[len - 1] == '/')
+        len--;
+    for (;;) { /* path[0..len) is a directory; "" is the root */
+        if (s_has(path, len, "/.git", 0) ||
+            (s_has(path, len, "/HEAD", S_IFREG) &&
+             s_has(path, len, "/objects", S_IFDIR)))
+            return true;
+        if (len == 0)
+            return false;
+        while (len > 0 && path[len - 1] != '/')
+            len--;
+        while (len > 0 && path[len - 1] == '/')
+            len--;
+    }
+}
+
 void xp__git_capture(bson_t *doc)
 {
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd))
         strcpy(cwd, ".");
     BSON_APPEND_UTF8(doc, "working_dir", cwd);
+    if (!s_maybe_repository(cwd)) {
+        BSON_APPEND_BOOL(doc, "repository", false);
+        return;
+    }
     git_libgit2_init();
     git_repository *repo = NULL;
-    if (git_repository_open_ext(&repo, cwd, 0, NULL) != 0) {
+    /* As git itself finds it from the working directory: GIT_DIR,
+     * GIT_CEILING_DIRECTORIES... (a NULL path is what makes libgit2
+     * read them). */
+    if (git_repository_open_ext(&repo, NULL, GIT_REPOSITORY_OPEN_FROM_ENV,
+                                NULL) != 0) {
         BSON_APPEND_BOOL(doc, "repository", false);
         git_libgit2_shutdown();
         return;

@@ -610,8 +610,7 @@ static int s_accept(s_def *def, s_batch *b, const xp_run_options *o,
 static int s_def_slots(xp_scheduler *s, const s_def *def)
 {
     int slots = 0;
-    for (s_worker *w = zhashx_first(s->workers); w;
-         w = zhashx_next(s->workers))
+    for (s_worker *w = zhashx_first(s->workers); w; w = zhashx_next(s->workers))
         if (s_worker_runs(w, def->key))
             slots += w->slots;
     return slots;
@@ -665,7 +664,6 @@ static void s_take_up(xp_scheduler *s)
         }
     }
 }
-
 
 /* Checks a trial's parameters against the definition before anything is
  * recorded: every name declared, every needed parameter defined. */

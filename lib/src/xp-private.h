@@ -373,6 +373,8 @@ void xp__lines_free(char **lines, size_t n);
 void xp__hash_hex(const bson_t *doc, char out[33]);
 /* Environment document of this process and its hash (captured once). */
 const bson_t *xp__environment(const char **hash);
+/* Starts capturing the environment on a background thread, once. */
+void xp__environment_prefetch(void);
 /* Builds ex->code and ex->code_hash (ex->lock held, graph frozen). */
 void xp__code_build(xp_experiment *ex);
 /* Line rendering of a document (for text files and diffs). Caller frees. */

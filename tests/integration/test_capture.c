@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 
 TestSuite(capture, .init = xpt_setup, .fini = xpt_teardown, .timeout = 60);
 
@@ -1198,4 +1199,84 @@ Test(git, remote_password_masked)
                    json);
     xp_free(json);
     xp_value_destroy(&g);
+}
+
+/* Discovery walks up: a directory deep inside a work tree is in it. */
+Test(git, subdirectory_of_repository)
+{
+    make_repo();
+    sh("mkdir -p a/b/c");
+    char sub[PATH_MAX + 16];
+    snprintf(sub, sizeof sub, "%s/a/b/c", s_repo);
+    xp_value *g = capture_in(sub);
+    cr_assert(xpt_get_bool(g, "repository"), "subdirectory not seen in its "
+              "repository");
+    check_head(g);
+    xp_value_destroy(&g);
+}
+
+/* A bare repository has no .git entry; it is still a repository. */
+Test(git, bare_repository)
+{
+    need_git();
+    sh("git init -q --bare");
+    xp_value *g = capture_in(s_repo);
+    cr_assert(xpt_get_bool(g, "repository"), "bare repository not seen");
+    xp_value_destroy(&g);
+}
+
+/* GIT_DIR names a repository elsewhere: honoured as git does. */
+Test(git, git_dir_variable)
+{
+    make_repo();
+    char git_dir[PATH_MAX + 8], plain[PATH_MAX + 8];
+    snprintf(git_dir, sizeof git_dir, "%s/.git", s_repo);
+    snprintf(plain, sizeof plain, "%s/plain", xpt_dir);
+    cr_assert_eq(mkdir(plain, 0755), 0, "mkdir: %s", strerror(errno));
+    setenv("GIT_DIR", git_dir, 1);
+    xp_value *g = capture_in(plain);
+    unsetenv("GIT_DIR");
+    cr_assert(xpt_get_bool(g, "repository"), "GIT_DIR not honoured");
+    check_head(g);
+    xp_value_destroy(&g);
+}
+
+/* The environment is captured on a background thread from open; a fork
+ * right after open must neither hang the child nor lose the capture. */
+Test(capture, fork_right_after_open)
+{
+    xp_experiment *ex = xpt_open("fork_open");
+    define_add_one(ex);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* The child's own handle: a connection is not shared over fork. */
+        alarm(20); /* a hang fails the test instead of blocking it */
+        xp_open_options o = XP_OPEN_OPTIONS_INIT;
+        o.backend = xpt_dir;
+        xp_experiment *child = NULL;
+        xp_error_t err;
+        if (xp_experiment_open(&child, "fork_open", &o, &err) != 0)
+            _exit(2);
+        define_add_one(child);
+        int rc = xp_compute(child, NULL, NULL, NULL, &err);
+        xp_experiment_destroy(&child);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child trial failed (status %d)", status);
+    int64_t id = run_trial(ex, false, 0, NULL);
+    cr_assert_eq(id, 2, "parent trial id");
+    xp_value *platform = env_of(ex, id, "platform");
+    cr_assert_not_null(xp_value_get(platform, "hostname"), "no hostname");
+    xp_value_destroy(&platform);
+    /* Both trials refer to the same environment. */
+    char a[64], b[64];
+    trial_str(ex, 1, "environment_hash", a);
+    trial_str(ex, 2, "environment_hash", b);
+    cr_assert(is_hex32(a), "child trial has no environment hash: '%s'", a);
+    cr_assert_str_eq(a, b, "child and parent environments differ");
+    xp_experiment_destroy(&ex);
 }
