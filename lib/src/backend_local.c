@@ -25,6 +25,9 @@ enum {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_NEXT_ID,
     S_INSERT_TRIAL,
     S_UPDATE_TRIAL,
@@ -49,6 +52,9 @@ static const char *const s_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT op",
+    [S_RELEASE] = "RELEASE op",
+    [S_ROLLBACK_TO] = "ROLLBACK TO op",
     [S_NEXT_ID] = "SELECT coalesce(max(id), 0) + 1 FROM trials",
     [S_INSERT_TRIAL] = "INSERT INTO trials(id, status, host, pid, pstart, "
                        "doc) VALUES (?, ?, ?, ?, ?, ?)",
@@ -108,6 +114,10 @@ typedef struct {
     /* One connection per experiment handle, shared by its threads. */
     pthread_mutex_t lock;
     int index_fd; /* trials.tsv, 0 while closed */
+    /* Group commit: operations are savepoints of one transaction, and
+     * their trials.tsv lines wait for its commit. */
+    bool group;
+    bson_string_t *group_index;
     /* Background checkpointer: copies the WAL back into the database on
      * its own connection, so trials never pay for a checkpoint. */
     sqlite3 *ckpt_db;
@@ -148,23 +158,28 @@ static int s_exec(xp_local *l, int which, xp_error_t *err)
     return 0;
 }
 
+/* One operation's transaction: its own, or a savepoint of the group's. */
 static int s_begin(xp_local *l, xp_error_t *err)
 {
-    return s_exec(l, S_BEGIN, err);
-}
-
-static int s_commit(xp_local *l, xp_error_t *err)
-{
-    if (s_exec(l, S_COMMIT, err) == 0)
-        return 0;
-    s_exec(l, S_ROLLBACK, NULL);
-    return -1;
+    return s_exec(l, l->group ? S_SAVEPOINT : S_BEGIN, err);
 }
 
 static void s_rollback(xp_local *l)
 {
-    if (!sqlite3_get_autocommit(l->db))
+    if (l->group) {
+        s_exec(l, S_ROLLBACK_TO, NULL);
+        s_exec(l, S_RELEASE, NULL);
+    } else if (!sqlite3_get_autocommit(l->db)) {
         s_exec(l, S_ROLLBACK, NULL);
+    }
+}
+
+static int s_commit(xp_local *l, xp_error_t *err)
+{
+    if (s_exec(l, l->group ? S_RELEASE : S_COMMIT, err) == 0)
+        return 0;
+    s_rollback(l);
+    return -1;
 }
 
 /* Validates a stored BSON blob of a row and initialises *doc over it. */
@@ -198,6 +213,8 @@ static int s_status_of(const bson_t *doc, const char **status)
  * hash<TAB>environment hash" (code/<hash>.c, environment/<hash>.txt),
  * appended with O_APPEND so concurrent processes interleave whole lines.
  * A line per trial costs one write; a symlink per trial cost ~0.3 ms. */
+static void s_index_write(xp_local *l, const char *line, size_t n);
+
 static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
 {
     bson_iter_t it;
@@ -211,15 +228,61 @@ static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
     int n =
         snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id, code, env);
     pthread_mutex_lock(&l->lock);
+    if (l->group) {
+        bson_string_append(l->group_index, line);
+        pthread_mutex_unlock(&l->lock);
+        return;
+    }
+    s_index_write(l, line, (size_t)n);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Appends lines to trials.tsv (l->lock held). */
+static void s_index_write(xp_local *l, const char *line, size_t n)
+{
+    if (n == 0)
+        return;
     if (l->index_fd <= 0) {
         char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
         l->index_fd =
             open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
         bson_free(path);
     }
-    if (l->index_fd > 0 && write(l->index_fd, line, (size_t)n) != n)
+    if (l->index_fd > 0 && write(l->index_fd, line, n) != (ssize_t)n)
         xp__log(XP_LOG_DEBUG, "cannot append to %s/trials.tsv", l->base.dir);
+}
+
+static int s_group_begin(xp_backend *b, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    int rc = l->group ? 0 : s_exec(l, S_BEGIN, err);
+    if (rc == 0 && !l->group) {
+        l->group = true;
+        l->group_index = bson_string_new(NULL);
+    }
     pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_group_end(xp_backend *b, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    if (!l->group) {
+        pthread_mutex_unlock(&l->lock);
+        return 0;
+    }
+    l->group = false;
+    int rc = s_exec(l, S_COMMIT, err);
+    if (rc != 0)
+        s_exec(l, S_ROLLBACK, NULL);
+    else
+        s_index_write(l, l->group_index->str, l->group_index->len);
+    bson_string_free(l->group_index, true);
+    l->group_index = NULL;
+    pthread_mutex_unlock(&l->lock);
+    return rc;
 }
 
 static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
@@ -863,6 +926,10 @@ static void s_checkpointer_stop(xp_local *l)
 static void s_close(xp_backend *b)
 {
     xp_local *l = (xp_local *)b;
+    if (l->group) { /* never ended: nothing of it is stored */
+        s_exec(l, S_ROLLBACK, NULL);
+        bson_string_free(l->group_index, true);
+    }
     s_checkpointer_stop(l);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(l->stmt[i]);
@@ -886,6 +953,8 @@ static const xp_backend_ops s_ops = {
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .queued_trials = s_queued_trials,
+    .group_begin = s_group_begin,
+    .group_end = s_group_end,
     .trial_interrupt = s_trial_interrupt,
     .step_hash_get = s_step_hash_get,
     .content_put = s_content_put,

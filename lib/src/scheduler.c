@@ -49,13 +49,66 @@ struct s_pending {
     uint8_t doc[]; /* BSON of the queued record, with trial_id */
 };
 
+typedef struct {
+    s_pending *head, *tail;
+    size_t n;
+} s_fifo;
+
+static void s_fifo_push(s_fifo *f, s_pending *p)
+{
+    p->next = NULL;
+    if (f->tail)
+        f->tail->next = p;
+    else
+        f->head = p;
+    f->tail = p;
+    f->n++;
+}
+
+static s_pending *s_fifo_pop(s_fifo *f)
+{
+    s_pending *p = f->head;
+    if (p) {
+        f->head = p->next;
+        if (!f->head)
+            f->tail = NULL;
+        f->n--;
+    }
+    return p;
+}
+
+/* Moves every item of from to the end (or front) of to. */
+static void s_fifo_splice(s_fifo *to, s_fifo *from, bool front)
+{
+    if (!from->head)
+        return;
+    if (!to->head) {
+        *to = *from;
+    } else if (front) {
+        from->tail->next = to->head;
+        to->head = from->head;
+        to->n += from->n;
+    } else {
+        to->tail->next = from->head;
+        to->tail = from->tail;
+        to->n += from->n;
+    }
+    memset(from, 0, sizeof *from);
+}
+
+static void s_fifo_clear(s_fifo *f)
+{
+    s_pending *p;
+    while ((p = s_fifo_pop(f)) != NULL)
+        free(p);
+}
+
 /* One experiment definition (experiment id + code hash) with its handle on
  * the backend, built from the code document a worker announced. */
 struct s_def {
     char key[XP_ID_MAX + 40];
     xp_experiment *ex;
-    s_pending *head, *tail; /* FIFO of trials not taken up yet */
-    size_t n_pending;
+    s_fifo pending; /* trials not taken up yet */
     size_t active;  /* trials taken up and not finished */
     bool announced; /* "waiting for code" logged since the last worker */
 };
@@ -65,6 +118,9 @@ struct s_strial {
     s_batch *batch;
     xp_trial *t;
     size_t tasks_alive;
+    s_strial *next_done; /* in the scheduler's list of trials to record */
+    bool ok;             /* once finished */
+    bson_t *report;      /* its line for the batch, until stored */
 };
 
 struct s_batch {
@@ -88,6 +144,9 @@ struct xp_scheduler {
     zhashx_t *tasks;   /* key -> s_task (queued or running) */
     zhashx_t *batches; /* "%lld" -> s_batch */
     zlistx_t *queue;   /* s_task* waiting for a worker (FIFO) */
+    /* Trials whose last step is back, recorded together (group commit)
+     * once per turn of the loop. */
+    s_strial *done_head, **done_tail;
     int64_t next_batch;
     int64_t last_heartbeat_ms;
     volatile int stop;
@@ -143,45 +202,121 @@ static void s_enqueue_ready(xp_scheduler *s, s_strial *st)
     }
 }
 
-static void s_batch_finished(s_batch *b, xp_trial *t, bool ok,
-                             const xp_value *result, const char *failure)
+static void s_batch_free(s_batch *b)
+{
+    zframe_destroy(&b->client);
+    bson_destroy(b->finished);
+    free(b);
+}
+
+/* The line a batch reports for a finished trial. */
+static bson_t *s_report(xp_trial *t, bool ok, const xp_value *result,
+                        const char *failure)
+{
+    bson_t *item = bson_new();
+    BSON_APPEND_INT64(item, "trial_id", xp__trial_id(t));
+    BSON_APPEND_UTF8(item, "status", ok ? "succeeded" : "failed");
+    if (result)
+        xp__value_append_bson(item, "result", result);
+    else
+        BSON_APPEND_NULL(item, "result");
+    BSON_APPEND_UTF8(item, "result_type", xp_type_name(xp_value_type(result)));
+    BSON_APPEND_UTF8(item, "description", failure ? failure : "");
+    return item;
+}
+
+static void s_batch_finished(s_batch *b, const bson_t *item, bool ok)
 {
     char key[16];
     const char *k;
-    bson_t item;
     bson_uint32_to_string(b->n_finished++, &k, key, sizeof key);
-    BSON_APPEND_DOCUMENT_BEGIN(b->finished, k, &item);
-    BSON_APPEND_INT64(&item, "trial_id", xp__trial_id(t));
-    BSON_APPEND_UTF8(&item, "status", ok ? "succeeded" : "failed");
-    if (result)
-        xp__value_append_bson(&item, "result", result);
-    else
-        BSON_APPEND_NULL(&item, "result");
-    BSON_APPEND_UTF8(&item, "result_type", xp_type_name(xp_value_type(result)));
-    BSON_APPEND_UTF8(&item, "description", failure ? failure : "");
-    bson_append_document_end(b->finished, &item);
+    BSON_APPEND_DOCUMENT(b->finished, k, item);
     if (ok)
         b->done++;
     else
         b->failed++;
 }
 
-/* Records st when its last task is back; frees it. */
+/* Lists st for recording when its last task is back. */
 static void s_maybe_finish(xp_scheduler *s, s_strial *st)
 {
-    (void)s;
     if (st->tasks_alive > 0 || !xp__trial_done(st->t))
         return;
-    xp_value *result = NULL;
-    xp_error_t err;
-    int rc = xp__trial_finish(st->t, &result, &err);
-    if (st->batch)
-        s_batch_finished(st->batch, st->t, rc == 0, result,
-                         rc == 0 ? NULL : err.message);
-    xp_value_destroy(&result);
-    xp__trial_free(&st->t);
-    st->def->active--;
-    free(st);
+    st->next_done = NULL;
+    *s->done_tail = st;
+    s->done_tail = &st->next_done;
+}
+
+static void s_pending_push(s_fifo *f, s_batch *batch, const bson_t *doc);
+
+/* Records the finished trials of one definition in one group commit and
+ * reports them to their batches. If the group cannot be stored, nothing
+ * of it is: the trials are queued again from their records. */
+static void s_record_group(s_def *def, s_strial *list)
+{
+    xp_backend *be = def->ex->backend;
+    xp_error_t gerr;
+    bool grouped = be->ops->group_begin && be->ops->group_begin(be, &gerr) == 0;
+    size_t n = 0;
+    for (s_strial *st = list; st; st = st->next_done, n++) {
+        xp_value *result = NULL;
+        xp_error_t err;
+        st->ok = xp__trial_finish(st->t, &result, &err) == 0;
+        if (st->batch) /* reported once the group is stored */
+            st->report =
+                s_report(st->t, st->ok, result, st->ok ? NULL : err.message);
+        xp_value_destroy(&result);
+    }
+    bool lost = grouped && be->ops->group_end(be, &gerr) != 0;
+    s_fifo again = {0};
+    while (list) {
+        s_strial *st = list;
+        list = st->next_done;
+        if (lost) {
+            bson_t *doc = xp__trial_record(st->t);
+            s_pending_push(&again, st->batch, doc);
+            bson_destroy(doc);
+        } else if (st->report) {
+            s_batch_finished(st->batch, st->report, st->ok);
+        }
+        if (st->report)
+            bson_destroy(st->report);
+        xp__trial_free(&st->t);
+        def->active--;
+        free(st);
+    }
+    if (lost) {
+        xp__log(XP_LOG_ERROR,
+                "Recording %zu finished trial(s) of %s failed (%s); they "
+                "are queued again",
+                n, def->ex->id, gerr.message);
+        s_fifo_splice(&def->pending, &again, true);
+    }
+}
+
+/* Records every trial finished this turn, one group per definition. */
+static void s_record_finished(xp_scheduler *s)
+{
+    while (s->done_head) {
+        s_def *def = s->done_head->def;
+        s_strial *mine = NULL, **mine_tail = &mine;
+        s_strial **link = &s->done_head;
+        s->done_tail = &s->done_head;
+        while (*link) {
+            s_strial *st = *link;
+            if (st->def == def) {
+                *link = st->next_done;
+                st->next_done = NULL;
+                *mine_tail = st;
+                mine_tail = &st->next_done;
+            } else {
+                link = &st->next_done;
+                s->done_tail = link;
+            }
+        }
+        s_record_group(def, mine);
+    }
+    s->done_tail = &s->done_head;
 }
 
 static void s_task_free(xp_scheduler *s, s_task *task)
@@ -572,27 +707,21 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
 
 /* ---------------------------------------------------------------- clients */
 
-/* Appends a queued record (with its trial_id) to def's FIFO. */
-static void s_pending_push(s_def *def, s_batch *batch, const bson_t *doc)
+/* Appends a queued record (with its trial_id) to f. */
+static void s_pending_push(s_fifo *f, s_batch *batch, const bson_t *doc)
 {
     s_pending *p = malloc(sizeof *p + doc->len);
     if (!p)
         return; /* stays queued in the backend for the next start */
-    p->next = NULL;
     p->batch = batch;
     p->len = doc->len;
     memcpy(p->doc, bson_get_data(doc), doc->len);
-    if (def->tail)
-        def->tail->next = p;
-    else
-        def->head = p;
-    def->tail = p;
-    def->n_pending++;
+    s_fifo_push(f, p);
 }
 
-/* Records one trial as queued and appends it to def's FIFO; the full
+/* Records one trial as queued and appends its record to f; the full
  * trial state is built only when it is taken up. */
-static int s_accept(s_def *def, s_batch *b, const xp_run_options *o,
+static int s_accept(s_def *def, s_fifo *f, s_batch *b, const xp_run_options *o,
                     int64_t *id, xp_error_t *err)
 {
     xp_trial *t = NULL;
@@ -600,7 +729,7 @@ static int s_accept(s_def *def, s_batch *b, const xp_run_options *o,
         return -1;
     *id = xp__trial_id(t);
     bson_t *doc = xp__trial_record(t);
-    s_pending_push(def, b, doc);
+    s_pending_push(f, b, doc);
     bson_destroy(doc);
     xp__trial_free(&t);
     return 0;
@@ -622,24 +751,20 @@ static int s_def_slots(xp_scheduler *s, const s_def *def)
 static void s_take_up(xp_scheduler *s)
 {
     for (s_def *def = zhashx_first(s->defs); def; def = zhashx_next(s->defs)) {
-        if (!def->head)
+        if (!def->pending.head)
             continue;
         int slots = s_def_slots(s, def);
         if (slots == 0) {
             if (!def->announced)
                 xp__log(XP_LOG_WARNING,
                         "%zu trial(s) of %s wait for a worker with code %s",
-                        def->n_pending, def->ex->id, def->ex->code_hash);
+                        def->pending.n, def->ex->id, def->ex->code_hash);
             def->announced = true;
             continue;
         }
         def->announced = false;
-        while (def->head && def->active < 2 * (size_t)slots + 16) {
-            s_pending *p = def->head;
-            def->head = p->next;
-            if (!def->head)
-                def->tail = NULL;
-            def->n_pending--;
+        while (def->pending.head && def->active < 2 * (size_t)slots + 16) {
+            s_pending *p = s_fifo_pop(&def->pending);
             bson_t doc;
             xp_error_t err;
             s_strial *st = calloc(1, sizeof *st);
@@ -762,6 +887,12 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
     bson_t reply = BSON_INITIALIZER, ids;
     BSON_APPEND_INT64(&reply, "batch", b->id);
     BSON_APPEND_ARRAY_BEGIN(&reply, "ids", &ids);
+    /* One group commit for the whole batch: every trial is stored as
+     * queued before the client hears of it. */
+    xp_backend *be = def->ex->backend;
+    xp_error_t gerr;
+    bool grouped = be->ops->group_begin && be->ops->group_begin(be, &gerr) == 0;
+    s_fifo accepted = {0};
     size_t n_started = 0;
     for (i = 0; i < n; i++) {
         xp_run_options o = XP_RUN_OPTIONS_INIT;
@@ -769,10 +900,9 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         o.has_seed = has_seed[i];
         o.seed = (uint64_t)seeds[i];
         int64_t id;
-        if (s_accept(def, b, &o, &id, &err) != 0) {
+        if (s_accept(def, &accepted, b, &o, &id, &err) != 0) {
             /* The backend failed: trials recorded so far run; the client
              * learns which ones were accepted. */
-            b->total = n_started;
             xp__log(XP_LOG_ERROR,
                     "Submit to %s stopped after %zu trial(s): "
                     "%s",
@@ -786,8 +916,19 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         n_started++;
     }
     bson_append_array_end(&reply, &ids);
+    if (grouped && be->ops->group_end(be, &gerr) != 0) {
+        xp__log(XP_LOG_ERROR, "Submit to %s: storing %zu trial(s) failed: %s",
+                exp, n_started, gerr.message);
+        err = gerr;
+        s_fifo_clear(&accepted);
+        n_started = 0;
+    }
+    b->total = n_started;
+    s_fifo_splice(&def->pending, &accepted, false);
     if (n_started == 0) {
         s_send_error(s, from, err.message);
+        zhashx_delete(s->batches, bkey);
+        s_batch_free(b);
     } else {
         s_send(s, from, XP_MSG_ACCEPTED, &reply);
     }
@@ -957,7 +1098,7 @@ static int s_resume_one(const bson_t *doc, void *user)
                 (long long)id, r->ex->id, err.message);
         return 0;
     }
-    s_pending_push(def, NULL, doc);
+    s_pending_push(&def->pending, NULL, doc);
     r->resumed++;
     return 0;
 }
@@ -1037,6 +1178,7 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     s->tasks = zhashx_new();
     s->batches = zhashx_new();
     s->queue = zlistx_new();
+    s->done_tail = &s->done_head;
     s->router = zsock_new(ZMQ_ROUTER);
     zsock_set_maxmsgsize(s->router, (int)s->opts.max_message + 4096);
     zsock_set_router_mandatory(s->router, 0);
@@ -1083,10 +1225,13 @@ int xp__scheduler_run(xp_scheduler *s)
             s_handle(s, msg);
             zmsg_destroy(&msg);
         }
+        s_record_finished(s);
         s_take_up(s);
+        s_record_finished(s); /* trials without steps */
         s_dispatch(s);
         s_heartbeats(s);
     }
+    s_record_finished(s);
     zpoller_destroy(&poller);
     return 0;
 }
@@ -1096,6 +1241,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     if (!ps || !*ps)
         return;
     xp_scheduler *s = *ps;
+    s_record_finished(s);
     zsock_destroy(&s->router);
     zhashx_destroy(&s->workers);
     /* Unfinished trials stay queued in the backend for the next start. */
@@ -1109,19 +1255,11 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     }
     zhashx_destroy(&s->tasks);
     zlistx_destroy(&s->queue);
-    for (s_batch *b = zhashx_first(s->batches); b;
-         b = zhashx_next(s->batches)) {
-        zframe_destroy(&b->client);
-        bson_destroy(b->finished);
-        free(b);
-    }
+    for (s_batch *b = zhashx_first(s->batches); b; b = zhashx_next(s->batches))
+        s_batch_free(b);
     zhashx_destroy(&s->batches);
     for (s_def *d = zhashx_first(s->defs); d; d = zhashx_next(s->defs)) {
-        while (d->head) {
-            s_pending *p = d->head;
-            d->head = p->next;
-            free(p);
-        }
+        s_fifo_clear(&d->pending);
         xp_experiment_destroy(&d->ex);
         free(d);
     }

@@ -115,6 +115,13 @@ typedef struct {
 
 typedef struct {
     const char *name; /* "local", "mongodb", "redis" */
+    /* Group commit (optional; NULL where every write is its own round
+     * trip anyway). Between group_begin and group_end the writes of this
+     * handle, made by one thread, commit together at group_end; each
+     * operation still succeeds or fails alone. When group_end fails none
+     * of them is stored. */
+    int (*group_begin)(xp_backend *b, xp_error_t *err);
+    int (*group_end)(xp_backend *b, xp_error_t *err);
     /* Allocates the next id atomically and stores `doc` (a trial document
      * without trial_id; the backend adds it) as running. */
     int (*trial_begin)(xp_backend *b, const bson_t *doc, int64_t *id,
