@@ -4,9 +4,11 @@
 # xpsubmit --wait, per-trial latency inside the scheduler, and scheduler
 # RSS with 100,000 queued trials. Prints figures; asserts nothing.
 # Usage: bench/distributed.sh [BUILD_DIR] (default build-release)
+#        SLOTS=N: slots per worker (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 b=${1:-build-release}
+slots=${SLOTS:-1}
 work=$(mktemp -d /tmp/xp-bench-dist.XXXXXX)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ep=tcp://127.0.0.1:$port
@@ -17,7 +19,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 sched=$!
 pids+=($sched)
 for i in 1 2; do
-    "$b/worker/xp-worker" --connect "$ep" --slots 1 --log-level warning \
+    "$b/worker/xp-worker" --connect "$ep" --slots "$slots" --log-level warning \
         --plugin "$b/examples/simple_experiment.so" \
         --plugin "$b/examples/quickstart.so" \
         --plugin "$b/examples/sleep_experiment.so" >"$work/w$i.log" 2>&1 &
@@ -25,6 +27,7 @@ for i in 1 2; do
 done
 sleep 1
 
+echo "scheduler + 2 workers x $slots slot(s), local backend"
 sweep() { # label, experiment, args...
     local label=$1
     shift
