@@ -9,6 +9,7 @@
 #include <string.h>
 
 static xp_scheduler *s_scheduler;
+static int s_main(int argc, char **argv);
 
 static void s_on_signal(int sig)
 {
@@ -23,7 +24,8 @@ static void s_usage(FILE *f)
           "[--heartbeat-ms N]\n"
           "                    [--max-attempts N] [--max-message BYTES] "
           "[--log-level L]\n"
-          "                    [--insecure] [--print-config] [--help]\n\n"
+          "                    [--insecure] [--config FILE] [--print-config] "
+          "[--help]\n\n"
           "Accepts trials from xpsubmit and script-mode programs, runs their "
           "steps on\nxp-worker processes and records them in the backend.\n\n"
           "  --bind ENDPOINT     default $XP_SCHEDULER_BIND, else "
@@ -37,7 +39,19 @@ static void s_usage(FILE *f)
           "(default 3)\n"
           "  --max-message BYTES largest accepted message (default 64 MiB)\n"
           "  --insecure          allow binding a non-loopback address "
-          "without keys\n",
+          "without keys\n"
+          "  --log-level L       debug, info, warning, error or off "
+          "(default info)\n"
+          "  --config FILE       `key = value` lines, keys named as the "
+          "options\n"
+          "                      above (bind = tcp://*:5555, insecure = "
+          "true...);\n"
+          "                      default $XP_SCHEDULER_CONFIG. Options on "
+          "the command\n"
+          "                      line win over the file, the file over "
+          "XP_* variables\n"
+          "  --print-config      print the effective configuration and "
+          "exit\n",
           f);
 }
 
@@ -63,7 +77,24 @@ static int s_int_arg(const char *name, const char *v, long lo, long hi,
     return 0;
 }
 
+static const char *const s_config_keys[] = {
+    "bind",        "backend",   "heartbeat-ms", "max-attempts",
+    "max-message", "log-level", "insecure?",    NULL};
+
 int main(int argc, char **argv)
+{
+    char **file_args = NULL, **args = NULL;
+    int n_file = 0;
+    if (xp__config_args("xp-scheduler", "XP_SCHEDULER_CONFIG", s_config_keys,
+                        argc, argv, &args, &argc, &file_args, &n_file) != 0)
+        return 2;
+    int rc = s_main(argc, args);
+    bson_free(args);
+    xp__config_free(file_args, n_file);
+    return rc;
+}
+
+static int s_main(int argc, char **argv)
 {
     xp_scheduler_options o = {0};
     o.bind = getenv("XP_SCHEDULER_BIND");
@@ -126,8 +157,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (print_config) {
-        printf("bind = %s\nbackend = %s\nheartbeat_ms = %d\nmax_attempts = "
-               "%d\nmax_message = %zu\n",
+        printf("bind = %s\nbackend = %s\nheartbeat-ms = %d\nmax-attempts = "
+               "%d\nmax-message = %zu\n",
                o.bind, o.backend && *o.backend ? o.backend : "xp_cache",
                o.heartbeat_ms ? o.heartbeat_ms : 1000,
                o.max_attempts ? o.max_attempts : 3,

@@ -24,7 +24,8 @@ static void s_usage(FILE *f)
           "[--plugin PATH.so ...]\n"
           "                 [--slots N] [--heartbeat-ms N] [--max-message "
           "BYTES]\n"
-          "                 [--log-level L] [--print-config] [--help]\n\n"
+          "                 [--log-level L] [--config FILE] [--print-config] "
+          "[--help]\n\n"
           "Runs the steps an xp-scheduler dispatches, for the experiments "
           "of the\ngiven plugins (each example builds one: "
           "build/examples/<name>.so).\n\n"
@@ -40,6 +41,14 @@ static void s_usage(FILE *f)
           "MiB)\n"
           "  --log-level L       debug, info, warning, error or off "
           "(default info)\n"
+          "  --config FILE       `key = value` lines, keys named as the "
+          "options\n"
+          "                      above (connect = tcp://host:5555, plugin = "
+          "a.so...);\n"
+          "                      default $XP_WORKER_CONFIG. Options on the "
+          "command\n"
+          "                      line win over the file, the file over "
+          "XP_* variables\n"
           "  --print-config      print the effective configuration and "
           "exit\n",
           f);
@@ -59,7 +68,26 @@ static int s_int_arg(const char *name, const char *v, long lo, long hi,
     return 0;
 }
 
+static int s_main(int argc, char **argv);
+
+static const char *const s_config_keys[] = {
+    "connect",     "plugin",    "slots", "heartbeat-ms",
+    "max-message", "log-level", NULL};
+
 int main(int argc, char **argv)
+{
+    char **file_args = NULL, **args = NULL;
+    int n_file = 0;
+    if (xp__config_args("xp-worker", "XP_WORKER_CONFIG", s_config_keys, argc,
+                        argv, &args, &argc, &file_args, &n_file) != 0)
+        return 2;
+    int rc = s_main(argc, args);
+    bson_free(args);
+    xp__config_free(file_args, n_file);
+    return rc;
+}
+
+static int s_main(int argc, char **argv)
 {
     xp_worker_options o = {0};
     const char **plugins = calloc((size_t)argc + 1, sizeof *plugins);
@@ -121,7 +149,7 @@ int main(int argc, char **argv)
     }
     o.plugins = plugins;
     if (print_config) {
-        printf("connect = %s\nslots = %d\nheartbeat_ms = %d\nmax_message = "
+        printf("connect = %s\nslots = %d\nheartbeat-ms = %d\nmax-message = "
                "%zu\n",
                o.endpoint ? o.endpoint : "",
                o.slots ? o.slots : xp__cpu_count(),
