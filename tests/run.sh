@@ -27,6 +27,11 @@ if ((${#missing[@]})); then
         --no-install-recommends "${missing[@]}"
 fi
 
+# libmongoc (loaded by libxp) keeps counters in /dev/shm/mongoc-PID and
+# removes them at exit; the tests kill processes with SIGKILL, which would
+# leave one file each behind.
+export MONGOC_DISABLE_SHM=1
+
 # Servers for the backend tests, stopped when this script ends.
 servers=$(mktemp -d /tmp/xp-servers.XXXXXX)
 pids=()

@@ -4,6 +4,8 @@
  * frequency, no free memory) so equal machines give equal documents. */
 #include "xp-private.h"
 
+#include <pthread.h>
+
 #include <gnu/libc-version.h>
 #include <limits.h>
 #include <link.h>
@@ -206,22 +208,42 @@ static int s_lib_cb(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-/* "package version" lines of installed dpkg packages. */
+/* Value of field `name` ("Package: ") if line starts with it. */
+static bool s_field(const char *line, size_t len, const char *name,
+                    char *out, size_t size)
+{
+    size_t n = strlen(name);
+    if (len < n || memcmp(line, name, n) != 0)
+        return false;
+    size_t v = len - n;
+    while (v && (line[n + v - 1] == ' ' || line[n + v - 1] == '\t' ||
+                 line[n + v - 1] == '\r'))
+        v--;
+    if (v >= size)
+        v = size - 1;
+    memcpy(out, line + n, v);
+    out[v] = '\0';
+    return true;
+}
+
+/* "package[:arch] version" of installed dpkg packages, from one read of
+ * the status file (it is most of a megabyte). */
 static void s_dpkg(bson_t *doc)
 {
-    FILE *f = fopen("/var/lib/dpkg/status", "r");
-    if (!f)
+    size_t size = 0;
+    char *text = xp__read_file("/var/lib/dpkg/status", 64u << 20, &size);
+    if (!text)
         return;
     bson_t arr;
     BSON_APPEND_ARRAY_BEGIN(doc, "packages", &arr);
-    char *line = NULL;
-    size_t cap = 0;
     char pkg[256] = "", arch[64] = "", version[256] = "";
     bool installed = false;
     uint32_t n = 0;
+    const char *p = text, *end = text + size;
     for (;;) {
-        ssize_t len = getline(&line, &cap, f);
-        if (len <= 0 || line[0] == '\n') {
+        const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (p >= end || len == 0) { /* end of a stanza */
             if (pkg[0] && installed) {
                 char entry[600], key[16];
                 const char *k;
@@ -232,22 +254,22 @@ static void s_dpkg(bson_t *doc)
             }
             pkg[0] = arch[0] = version[0] = '\0';
             installed = false;
-            if (len <= 0)
+            if (p >= end)
                 break;
-            continue;
+        } else if (*p == 'P') {
+            s_field(p, len, "Package: ", pkg, sizeof pkg);
+        } else if (*p == 'A') {
+            s_field(p, len, "Architecture: ", arch, sizeof arch);
+        } else if (*p == 'V') {
+            s_field(p, len, "Version: ", version, sizeof version);
+        } else if (*p == 'S') {
+            char status[128];
+            if (s_field(p, len, "Status: ", status, sizeof status))
+                installed = strstr(status, " installed") != NULL;
         }
-        s_trim(line);
-        if (strncmp(line, "Package: ", 9) == 0)
-            bson_strncpy(pkg, line + 9, sizeof pkg);
-        else if (strncmp(line, "Architecture: ", 14) == 0)
-            bson_strncpy(arch, line + 14, sizeof arch);
-        else if (strncmp(line, "Version: ", 9) == 0)
-            bson_strncpy(version, line + 9, sizeof version);
-        else if (strncmp(line, "Status: ", 8) == 0)
-            installed = strstr(line, " installed") != NULL;
+        p = nl ? nl + 1 : end;
     }
-    free(line);
-    fclose(f);
+    bson_free(text);
     bson_append_array_end(doc, &arr);
 }
 
@@ -272,8 +294,19 @@ static void s_gpu(bson_t *doc)
         fclose(f);
 }
 
+static void *s_git_main(void *arg)
+{
+    xp__git_capture(arg);
+    return NULL;
+}
+
 void xp__environment_capture(bson_t *out, const char *program_compiler)
 {
+    /* git (libgit2's start-up alone is milliseconds) on its own thread
+     * while the other categories are read here. */
+    bson_t git = BSON_INITIALIZER;
+    pthread_t git_thread;
+    bool threaded = pthread_create(&git_thread, NULL, s_git_main, &git) == 0;
     bson_t cat;
     BSON_APPEND_DOCUMENT_BEGIN(out, "platform", &cat);
     s_platform(&cat);
@@ -287,9 +320,12 @@ void xp__environment_capture(bson_t *out, const char *program_compiler)
     BSON_APPEND_DOCUMENT_BEGIN(out, "libraries", &cat);
     s_libraries(&cat);
     bson_append_document_end(out, &cat);
-    BSON_APPEND_DOCUMENT_BEGIN(out, "git", &cat);
-    xp__git_capture(&cat);
-    bson_append_document_end(out, &cat);
+    if (threaded)
+        pthread_join(git_thread, NULL);
+    else
+        xp__git_capture(&git);
+    BSON_APPEND_DOCUMENT(out, "git", &git);
+    bson_destroy(&git);
     bson_t gpu = BSON_INITIALIZER;
     s_gpu(&gpu);
     if (!bson_empty(&gpu))
