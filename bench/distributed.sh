@@ -22,7 +22,8 @@ for i in 1 2; do
     "$b/worker/xp-worker" --connect "$ep" --slots "$slots" --log-level warning \
         --plugin "$b/examples/simple_experiment.so" \
         --plugin "$b/examples/quickstart.so" \
-        --plugin "$b/examples/sleep_experiment.so" >"$work/w$i.log" 2>&1 &
+        --plugin "$b/examples/sleep_experiment.so" \
+        --plugin "$b/examples/fanout_experiment.so" >"$work/w$i.log" 2>&1 &
     pids+=($!)
 done
 sleep 1
@@ -42,6 +43,13 @@ sweep "one-step trials (simple_experiment)" simple_experiment_pj \
     'a=range(0,100)' 'b=range(0,100)'
 sweep "two-step trials (quickstart)" quickstart_pj \
     'a=range(1,101)' 'b=range(1,101)'
+
+# Task dispatch without per-trial records: trials of 1,001 tasks each
+# (1,000 independent parts and their sum).
+t0=$(date +%s.%N)
+"$b/cli/xpsubmit" -s "$ep" fanout_pj 'x=range(0,20)' --wait >/dev/null 2>"$work/fan.err"
+t1=$(date +%s.%N)
+/usr/bin/python3 -c "import sys; n=20*1001; dt=float(sys.argv[2])-float(sys.argv[1]); print(f'tasks of fan-out trials (20 x 1,001 tasks): {n} tasks in {dt:.2f} s = {n/dt:.0f} tasks/s')" "$t0" "$t1"
 
 # Latency: one trial at a time; finished - started inside the scheduler.
 for i in $(seq 1 50); do

@@ -208,7 +208,7 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
         const char *name = NULL, *file = NULL, *source = NULL;
         int line = 0;
         bool result = false, persisted = false;
-        xp_node *inputs[256];
+        xp_node **inputs = NULL;
         size_t n_inputs = 0;
         if (!bson_iter_recurse(&list, &item))
             goto invalid;
@@ -227,24 +227,32 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
             else if (strcmp(key, "persisted") == 0 &&
                      BSON_ITER_HOLDS_BOOL(&item))
                 persisted = bson_iter_bool(&item);
-            else if (strcmp(key, "inputs") == 0 &&
+            else if (strcmp(key, "inputs") == 0 && !inputs &&
+                     BSON_ITER_HOLDS_ARRAY(&item) &&
                      bson_iter_recurse(&item, &f)) {
+                /* As many inputs as the array holds (no fixed limit:
+                 * what a program may define, a scheduler must take). */
+                uint32_t len = 0;
+                const uint8_t *data = NULL;
+                bson_iter_array(&item, &len, &data);
+                inputs = bson_malloc((len / 4 + 1) * sizeof *inputs);
                 while (bson_iter_next(&f)) {
                     xp_node *in = s_input_by_name(ex, &f);
-                    if (!in || n_inputs == 256)
+                    if (!in) {
+                        bson_free(inputs);
                         goto invalid;
+                    }
                     inputs[n_inputs++] = in;
                 }
             }
         }
         xp_node *n = name ? s_node_new(ex, "step", name) : NULL;
-        if (!n)
+        if (!n) {
+            bson_free(inputs);
             goto invalid;
-        n->n_inputs = n_inputs;
-        if (n_inputs) {
-            n->inputs = bson_malloc(n_inputs * sizeof *n->inputs);
-            memcpy(n->inputs, inputs, n_inputs * sizeof *n->inputs);
         }
+        n->n_inputs = n_inputs;
+        n->inputs = inputs;
         n->file = file ? bson_strdup(file) : NULL;
         n->line = line;
         n->source = source ? bson_strdup(source) : NULL;
