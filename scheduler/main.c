@@ -83,15 +83,8 @@ static const char *const s_config_keys[] = {
 
 int main(int argc, char **argv)
 {
-    char **file_args = NULL, **args = NULL;
-    int n_file = 0;
-    if (xp__config_args("xp-scheduler", "XP_SCHEDULER_CONFIG", s_config_keys,
-                        argc, argv, &args, &argc, &file_args, &n_file) != 0)
-        return 2;
-    int rc = s_main(argc, args);
-    bson_free(args);
-    xp__config_free(file_args, n_file);
-    return rc;
+    return xp__config_main("xp-scheduler", "XP_SCHEDULER_CONFIG", s_config_keys,
+                           argc, argv, s_main);
 }
 
 static int s_main(int argc, char **argv)

@@ -110,10 +110,9 @@ void xp__config_free(char **argv, int argc)
     bson_free(argv);
 }
 
-int xp__config_args(const char *program, const char *env_var,
+int xp__config_main(const char *program, const char *env_var,
                     const char *const *flags, int argc, char **argv,
-                    char ***all_out, int *all_argc, char ***file_out,
-                    int *file_argc)
+                    int (*main_fn)(int argc, char **argv))
 {
     /* The file: --config FILE on the command line, else $env_var. */
     const char *path = getenv(env_var);
@@ -121,7 +120,7 @@ int xp__config_args(const char *program, const char *env_var,
         if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "%s: --config needs a file\n", program);
-                return -1;
+                return 2;
             }
             path = argv[i + 1];
         }
@@ -131,7 +130,7 @@ int xp__config_args(const char *program, const char *env_var,
     if (path && *path &&
         xp__config_read(path, flags, &file, &n_file, &err) != 0) {
         fprintf(stderr, "%s: %s\n", program, err.message);
-        return -1;
+        return 2;
     }
     /* argv[0], the file's options, then the command line without
      * --config FILE. */
@@ -148,9 +147,8 @@ int xp__config_args(const char *program, const char *env_var,
         all[n++] = argv[i];
     }
     all[n] = NULL;
-    *all_out = all;
-    *all_argc = n;
-    *file_out = file;
-    *file_argc = n_file;
-    return 0;
+    int rc = main_fn(n, all);
+    bson_free(all);
+    xp__config_free(file, n_file);
+    return rc;
 }

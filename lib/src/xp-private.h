@@ -464,15 +464,13 @@ void xp__scheduler_destroy(xp_scheduler **s);
 int xp__config_read(const char *path, const char *const *flags,
                     char ***argv_out, int *argc_out, xp_error_t *err);
 void xp__config_free(char **argv, int argc);
-/* The argument list a daemon parses: argv[0], the options of its
- * configuration file (--config FILE, else $env_var), then its command
- * line without --config, so that flags win. Errors are printed as one
- * line on stderr. Free *all_out with bson_free and *file_out with
- * xp__config_free. */
-int xp__config_args(const char *program, const char *env_var,
+/* Runs a daemon's main_fn over its argument list: argv[0], the options
+ * of its configuration file (--config FILE, else $env_var), then its
+ * command line without --config, so that flags win over the file. A bad
+ * file is one line on stderr and exit status 2. */
+int xp__config_main(const char *program, const char *env_var,
                     const char *const *flags, int argc, char **argv,
-                    char ***all_out, int *all_argc, char ***file_out,
-                    int *file_argc);
+                    int (*main_fn)(int argc, char **argv));
 
 /* ---- script.c: argument parsing exposed for tests */
 
