@@ -707,6 +707,21 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
 
 /* ---------------------------------------------------------------- clients */
 
+/* Heartbeats to the workers during a long piece of work (a large
+ * submission), so that they do not take the scheduler for gone; losses
+ * are judged only by s_heartbeats, once the inbox has been read. */
+static void s_keepalive(xp_scheduler *s)
+{
+    int64_t now = s_now();
+    if (now - s->last_heartbeat_ms < s->opts.heartbeat_ms)
+        return;
+    s->last_heartbeat_ms = now;
+    bson_t empty = BSON_INITIALIZER;
+    for (s_worker *w = zhashx_first(s->workers); w; w = zhashx_next(s->workers))
+        s_send(s, w->identity, XP_MSG_HEARTBEAT, &empty);
+    bson_destroy(&empty);
+}
+
 /* Appends a queued record (with its trial_id) to f. */
 static void s_pending_push(s_fifo *f, s_batch *batch, const bson_t *doc)
 {
@@ -900,6 +915,8 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         o.has_seed = has_seed[i];
         o.seed = (uint64_t)seeds[i];
         int64_t id;
+        if (i % 256 == 255)
+            s_keepalive(s);
         if (s_accept(def, &accepted, b, &o, &id, &err) != 0) {
             /* The backend failed: trials recorded so far run; the client
              * learns which ones were accepted. */
