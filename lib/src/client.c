@@ -102,6 +102,15 @@ int xp_client_submit(xp_client *c, const char *experiment,
                      const xp_value *trials, const char *code_hash,
                      int64_t *batch, int64_t **ids, size_t *n, xp_error_t *err)
 {
+    return xp__client_submit_code(c, experiment, trials, code_hash, NULL, batch,
+                                  ids, n, err);
+}
+
+int xp__client_submit_code(xp_client *c, const char *experiment,
+                           const xp_value *trials, const char *code_hash,
+                           const bson_t *code, int64_t *batch, int64_t **ids,
+                           size_t *n, xp_error_t *err)
+{
     *ids = NULL;
     *n = 0;
     if (xp_check_id(experiment, err) != 0)
@@ -113,6 +122,8 @@ int xp_client_submit(xp_client *c, const char *experiment,
     BSON_APPEND_UTF8(&body, "experiment", experiment);
     if (code_hash)
         BSON_APPEND_UTF8(&body, "code_hash", code_hash);
+    if (code_hash && code)
+        BSON_APPEND_DOCUMENT(&body, "code", code);
     if (xp__value_append_bson(&body, "trials", trials) != 0) {
         bson_destroy(&body);
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,

@@ -339,11 +339,14 @@ static s_def *s_def_get(xp_scheduler *s, const char *experiment,
  * code document hashes to the announced hash. */
 static s_def *s_def_register(xp_scheduler *s, const char *experiment,
                              const char *code_hash, const bson_t *code,
-                             xp_error_t *err)
+                             bool from_worker, xp_error_t *err)
 {
     s_def *def = s_def_get(s, experiment, code_hash);
-    if (def)
+    if (def) {
+        if (from_worker) /* the code workers run now */
+            zhashx_update(s->latest, experiment, def->key);
         return def;
+    }
     char hash[33];
     xp__hash_hex(code, hash);
     if (strcmp(hash, code_hash) != 0) {
@@ -374,7 +377,8 @@ static s_def *s_def_register(xp_scheduler *s, const char *experiment,
     snprintf(def->key, sizeof def->key, "%s/%s", experiment, code_hash);
     def->ex = ex;
     zhashx_insert(s->defs, def->key, def);
-    zhashx_update(s->latest, experiment, def->key);
+    if (from_worker)
+        zhashx_update(s->latest, experiment, def->key);
     xp__log(XP_LOG_INFO, "Experiment %s registered (code %s)", experiment,
             code_hash);
     return def;
@@ -495,7 +499,7 @@ static void s_on_hello(xp_scheduler *s, zframe_t *from, const char *id,
             s->malformed++;
             continue;
         }
-        s_def *def = s_def_register(s, exp, hash, &code, &err);
+        s_def *def = s_def_register(s, exp, hash, &code, true, &err);
         if (!def) {
             xp__log(XP_LOG_WARNING, "Worker %s on %s: %s", w->id, w->host,
                     err.message);
@@ -841,8 +845,19 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         return;
     }
     s_def *def = NULL;
+    bson_t code;
     if (hash) {
         def = s_def_get(s, exp, hash);
+        /* A definition no worker has announced yet, sent by the client
+         * (a script-mode program): its trials wait for such a worker. */
+        if (!def && xp__bson_sub(body, "code", &code)) {
+            def = s_def_register(s, exp, hash, &code, false, &err);
+            if (!def) {
+                s->malformed++;
+                s_send_error(s, from, err.message);
+                return;
+            }
+        }
     } else {
         const char *key = zhashx_lookup(s->latest, exp);
         def = key ? zhashx_lookup(s->defs, key) : NULL;
@@ -1108,7 +1123,7 @@ static int s_resume_one(const bson_t *doc, void *user)
                 (long long)id, r->ex->id);
         return 0;
     }
-    s_def *def = s_def_register(r->s, r->ex->id, hash, &code, &err);
+    s_def *def = s_def_register(r->s, r->ex->id, hash, &code, false, &err);
     bson_destroy(&code);
     if (!def) {
         xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot be resumed: %s",

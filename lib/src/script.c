@@ -186,11 +186,12 @@ static int s_run_remote(const char *prog, const char *id, xp_define_fn define,
         xp_set_int64(xp_document_set(spec, "seed"), (int64_t)args->seed);
     status = 1;
     if (xp_client_connect(&c, args->scheduler, 0, &err) != 0 ||
-        xp_client_submit(c, id, trials, ex->code_hash, &batch, &ids, &n,
-                         &err) != 0)
+        xp__client_submit_code(c, id, trials, ex->code_hash, ex->code, &batch,
+                               &ids, &n, &err) != 0)
         goto fail;
     xp__log(XP_LOG_INFO, "Submitted trial %lld to %s",
             n ? (long long)ids[0] : 0LL, args->scheduler);
+    bool told = false;
     for (;;) {
         xp_progress p;
         xp_value_destroy(&finished);
@@ -198,6 +199,11 @@ static int s_run_remote(const char *prog, const char *id, xp_define_fn define,
             goto fail;
         if (xp_value_count(finished) > 0)
             break;
+        if (p.waiting[0] && !told) {
+            xp__log(XP_LOG_WARNING, "Trial %lld is queued: %s",
+                    n ? (long long)ids[0] : 0LL, p.waiting);
+            told = true;
+        }
         struct timespec ts = {0, 2 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -455,6 +455,16 @@ int xp__scheduler_run(xp_scheduler *s);
 void xp__scheduler_stop(xp_scheduler *s);
 void xp__scheduler_destroy(xp_scheduler **s);
 
+/* ---- client.c */
+
+/* xp_client_submit that also sends the code document of code_hash, so
+ * that the scheduler can queue the trials even before a worker with that
+ * code connects (they wait for one). */
+int xp__client_submit_code(xp_client *c, const char *experiment,
+                           const xp_value *trials, const char *code_hash,
+                           const bson_t *code, int64_t *batch, int64_t **ids,
+                           size_t *n, xp_error_t *err);
+
 /* ---- config.c: daemon configuration files */
 
 /* Reads `key = value` lines of path into the option list they stand for

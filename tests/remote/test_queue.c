@@ -1,0 +1,264 @@
+/* test_queue.c — the scheduler's queue as real processes on loopback:
+ * trials whose code no connected worker has wait (queued, with the
+ * reason) and never run on other code; they run once a worker with their
+ * code arrives, also when a script-mode program submitted them first; a
+ * large submission is held as records and every trial is recorded once. */
+#include "../common.h"
+
+#include "xp-private.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static char s_endpoint[64];
+static pid_t s_sched = -1;
+static pid_t s_workers[4];
+static int s_n_workers;
+static char s_sched_bin[PATH_MAX], s_worker_bin[PATH_MAX];
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void s_bin(const char *var, char *out)
+{
+    const char *p = getenv(var);
+    if (!p || access(p, X_OK) != 0) {
+        char why[300];
+        snprintf(why, sizeof why,
+                 "%s is not set or not executable (run through `meson "
+                 "test`)",
+                 var);
+        xpt_skip(why);
+    }
+    snprintf(out, PATH_MAX, "%s", p);
+}
+
+static void s_start_worker(const char *plugin)
+{
+    char so[PATH_MAX], why[256], log[PATH_MAX];
+    if (!xpt_example(plugin, so, why))
+        xpt_skip(why);
+    snprintf(log, sizeof log, "%s/worker%d.log", xpt_dir, s_n_workers);
+    char *argv[] = {s_worker_bin, "--connect", s_endpoint, "--slots",
+                    "2",          "--plugin",  so,         "--heartbeat-ms",
+                    "200",        NULL};
+    s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
+}
+
+static void s_setup(void)
+{
+    xpt_setup();
+    s_bin("XP_SCHEDULER_BIN", s_sched_bin);
+    s_bin("XP_WORKER_BIN", s_worker_bin);
+    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d",
+             s_free_port());
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
+    char *argv[] = {s_sched_bin, "--bind",         s_endpoint, "--backend",
+                    xpt_dir,     "--heartbeat-ms", "200",      NULL};
+    s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
+    s_n_workers = 0;
+    xpt_sleep(0.2);
+}
+
+static void s_teardown(void)
+{
+    for (int i = 0; i < s_n_workers; i++)
+        if (s_workers[i] > 0) {
+            kill(s_workers[i], SIGTERM);
+            xpt_wait(s_workers[i]);
+        }
+    if (s_sched > 0) {
+        kill(s_sched, SIGTERM);
+        xpt_wait(s_sched);
+    }
+    xpt_teardown();
+}
+
+TestSuite(queue, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+static xp_client *s_client(void)
+{
+    xp_client *c = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_client_connect(&c, s_endpoint, 5000, &err), 0, "%s",
+                 err.message);
+    return c;
+}
+
+static xp_value *s_trials(int n)
+{
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    for (int i = 0; i < n; i++) {
+        xp_value *spec = xp_array_append(trials);
+        xp_set_document(spec);
+        xp_value *p = xp_document_set(spec, "parameters");
+        xp_set_document(p);
+        xp_set_int64(xp_document_set(p, "a"), i + 1);
+        xp_set_int64(xp_document_set(p, "b"), 2);
+    }
+    return trials;
+}
+
+/* Polls until every trial of batch is finished or seconds pass. */
+static xp_progress s_wait(xp_client *c, int64_t batch, double seconds)
+{
+    xp_progress p;
+    int64_t cursor = 0;
+    double end = xpt_now() + seconds;
+    do {
+        xp_error_t err;
+        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                     "%s", err.message);
+        if (p.done + p.failed >= p.total)
+            break;
+        xpt_sleep(0.05);
+    } while (xpt_now() < end);
+    return p;
+}
+
+/* ---- a definition of quickstart_pj with other code than the plugin's */
+
+static int prepare_data(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_double(out, xp_as_double(in[0]) * xp_as_double(in[1]));
+}
+
+static int calculate_score(xp_step *st, const xp_value *const *in,
+                           xp_value *out)
+{
+    (void)st;
+    return xp_set_double(out, -xp_as_double(in[0]));
+}
+
+Test(queue, stale_code_waits_with_the_reason_and_never_runs)
+{
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    /* Same experiment, same parameters, different code. */
+    xp_experiment *ex = xpt_open("quickstart_pj");
+    xp_node *a = xp_parameter(ex, "a"), *b = xp_parameter(ex, "b");
+    xp_node *d = XP_PERSIST(ex, prepare_data, a, b);
+    cr_assert_not_null(XP_RESULT(ex, calculate_score, d));
+    xp_error_t err;
+    pthread_mutex_lock(&ex->lock);
+    cr_assert_eq(xp__graph_freeze(ex, &err), 0, "%s", err.message);
+    pthread_mutex_unlock(&ex->lock);
+    char stale[33];
+    snprintf(stale, sizeof stale, "%s", ex->code_hash);
+
+    xp_client *c = s_client();
+    xp_value *trials = s_trials(3);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    cr_assert_eq(xp__client_submit_code(c, "quickstart_pj", trials, stale,
+                                        ex->code, &batch, &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    cr_assert_eq(n, 3, "%zu ids", n);
+    xp_progress p = s_wait(c, batch, 1.5);
+    cr_assert_eq(p.done + p.failed, 0, "a trial ran on other code");
+    cr_assert_eq(p.queued, 3, "queued %lld", (long long)p.queued);
+    cr_assert_not_null(strstr(p.waiting, "no connected worker has code"),
+                       "waiting: '%s'", p.waiting);
+    cr_assert_not_null(strstr(p.waiting, stale), "waiting: '%s'", p.waiting);
+
+    /* The store holds them as queued, referencing their own code. */
+    xp_experiment_destroy(&ex);
+    ex = xpt_open_existing("quickstart_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    for (size_t i = 0; i < n; i++) {
+        xp_value *t = xpt_trial(ex, ids[i]);
+        cr_assert_str_eq(xpt_get_str(t, "status"), "queued");
+        cr_assert_str_eq(xpt_get_str(t, "code_hash"), stale);
+        xp_value_destroy(&t);
+    }
+    xp_experiment_destroy(&ex);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+}
+
+Test(queue, script_mode_trial_waits_for_a_worker_then_runs)
+{
+    char prog[PATH_MAX], why[256];
+    if (!xpt_example("quickstart", prog, why))
+        xpt_skip(why);
+    /* No worker yet: the program's own code travels with its trial. */
+    char out[PATH_MAX], errf[PATH_MAX];
+    snprintf(out, sizeof out, "%s/prog.out", xpt_dir);
+    snprintf(errf, sizeof errf, "%s/prog.err", xpt_dir);
+    char *argv[] = {prog, "a=1", "b=2", "--scheduler", s_endpoint, NULL};
+    pid_t pid = xpt_spawn(argv, xpt_dir, out, errf);
+    bool told = false;
+    for (double end = xpt_now() + 5; !told && xpt_now() < end;) {
+        xpt_sleep(0.05);
+        char *e = xpt_slurp(errf);
+        told = strstr(e, "no connected worker has code") != NULL;
+        free(e);
+    }
+    cr_assert(told, "the program did not say why its trial waits");
+    s_start_worker("quickstart.so");
+    cr_assert_eq(xpt_wait(pid), 0, "the program failed");
+    char *o = xpt_slurp(out);
+    cr_assert_not_null(strstr(o, "3.33"), "result: %s", o);
+    free(o);
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing("quickstart_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *t = xpt_trial(ex, 1);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+    xp_value_destroy(&t);
+    cr_assert_eq(xpt_last_id(ex), 1, "recorded more than once");
+    xp_experiment_destroy(&ex);
+}
+
+Test(queue, large_submission_each_trial_recorded_once)
+{
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    xp_client *c = s_client();
+    int total = 3000;
+    xp_value *trials = s_trials(total);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(xp_client_submit(c, "quickstart_pj", trials, NULL, &batch,
+                                  &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    cr_assert_eq(n, (size_t)total);
+    xp_progress p = s_wait(c, batch, 40);
+    cr_assert_eq(p.done, total, "done %lld failed %lld", (long long)p.done,
+                 (long long)p.failed);
+    cr_assert_str_eq(p.waiting, "", "waiting: %s", p.waiting);
+    xp_experiment *ex = xpt_open_existing("quickstart_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *h = xpt_history(ex);
+    cr_assert_eq(xp_value_count(h), (size_t)total, "%zu trials recorded",
+                 xp_value_count(h));
+    for (size_t i = 0; i < xp_value_count(h); i++) {
+        const xp_value *t = xp_value_at(h, i);
+        cr_assert_eq(xpt_get_int(t, "trial_id"), (int64_t)i + 1);
+        cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+        double want = 10.0 / (double)(i + 1 + 2);
+        double got = xp_as_double(xp_value_get(t, "result"));
+        cr_assert(got > want - 1e-9 && got < want + 1e-9,
+                  "trial %zu: %g, want %g", i + 1, got, want);
+    }
+    xp_value_destroy(&h);
+    xp_experiment_destroy(&ex);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+}
