@@ -81,7 +81,7 @@ static void s_skip_space(s_lex *l)
                (l->s[l->i] == ' ' || l->s[l->i] == '\t' || l->s[l->i] == '\n' ||
                 l->s[l->i] == '\r' || l->s[l->i] == '\f' || l->s[l->i] == '\v'))
             l->i++;
-        if (l->i >= l->len || l->s[l->i] == '#' || !s_skip_inert(l))
+        if (l->i >= l->len || !s_skip_inert(l))
             return;
     }
 }
@@ -121,6 +121,17 @@ static bool s_find_body(s_lex *l)
         char c = l->s[l->i];
         if (c == '{')
             return true;
+        /* A function returning a function pointer closes its declarator
+         * and gives the returned type's parameters:
+         * `int (*pick(int k))(double) {`. */
+        if (c == ')') {
+            l->i++;
+            s_skip_space(l);
+            if (l->i < l->len && l->s[l->i] == '(' &&
+                !s_skip_balanced(l, '(', ')'))
+                return false;
+            continue;
+        }
         size_t id = s_ident_len(l);
         if (id == 0)
             return false; /* ';' ',' '=' ')' ... : not a definition */

@@ -21,9 +21,8 @@ static void check_extract(const char *src, const char *symbol,
         return;
     }
     cr_assert_not_null(got, "'%s' not found in:\n%s", symbol, src);
-    cr_assert_str_eq(got, expected,
-                     "'%s' extracted as:\n[%s]\nexpected:\n[%s]", symbol, got,
-                     expected);
+    cr_assert_str_eq(got, expected, "'%s' extracted as:\n[%s]\nexpected:\n[%s]",
+                     symbol, got, expected);
     bson_free(got);
 }
 
@@ -119,12 +118,11 @@ Test(code, prototype_before_definition)
     const char *def = "int f(int x)\n{\n    return x * 3;\n}";
     char src[256];
     snprintf(src, sizeof src,
-             "int f(int x);\nstatic int g(void) { return f(1); }\n\n%s\n",
-             def);
+             "int f(int x);\nstatic int g(void) { return f(1); }\n\n%s\n", def);
     check_extract(src, "f", def);
     /* A prototype with attributes is still a prototype. */
-    snprintf(src, sizeof src,
-             "int f(int x) __attribute__((const));\n%s\n", def);
+    snprintf(src, sizeof src, "int f(int x) __attribute__((const));\n%s\n",
+             def);
     check_extract(src, "f", def);
     /* Only a prototype: nothing to extract. */
     check_extract("int f(int x);\nint g(int y);\n", "f", NULL);
@@ -152,8 +150,7 @@ Test(code, call_inside_another_function_does_not_match)
     check_extract("int g(void)\n{\n    return f(1) + f (2);\n}\n", "f", NULL);
     const char *def = "int f(int v) { return v; }";
     char src[256];
-    snprintf(src, sizeof src,
-             "int g(void)\n{\n    return f(1);\n}\n%s\n", def);
+    snprintf(src, sizeof src, "int g(void)\n{\n    return f(1);\n}\n%s\n", def);
     check_extract(src, "f", def);
     /* A call in a file-scope initializer is no definition either. */
     check_extract("int v = f(3);\n", "f", NULL);
@@ -195,8 +192,9 @@ Test(code, missing_symbol)
     check_extract("int g(void) { return 0; }\n", "f", NULL);
     check_extract("", "f", NULL);
     /* The name in a string or comment is not a definition. */
-    check_extract("const char *s = \"int f(void) { }\";\n/* int f(void) {} */\n",
-                  "f", NULL);
+    check_extract(
+        "const char *s = \"int f(void) { }\";\n/* int f(void) {} */\n", "f",
+        NULL);
 }
 
 Test(code, unterminated_body)
@@ -210,4 +208,28 @@ Test(code, crlf_source)
 {
     check_extract("int a;\r\nint f(void)\r\n{\r\n    return 1;\r\n}\r\n", "f",
                   "int f(void)\r\n{\r\n    return 1;\r\n}");
+}
+
+Test(code, function_returning_a_function_pointer)
+{
+    const char *def = "static int (*pick(int k))(double)\n{\n"
+                      "    return k ? lo : hi;\n}";
+    char src[512];
+    snprintf(src, sizeof src,
+             "static int lo(double v) { return v < 0; }\n"
+             "static int hi(double v) { return v > 0; }\n"
+             "static int (*pick(int k))(double);\n\n%s\n",
+             def);
+    check_extract(src, "pick", def);
+    /* A prototype alone is not a definition. */
+    check_extract("int (*pick(int k))(double);\n", "pick", NULL);
+}
+
+Test(code, preprocessor_lines_between_parameters_and_body)
+{
+    const char *def = "int f(int a)\n#if defined(X)\n#endif\n{\n"
+                      "    return a;\n}";
+    char src[256];
+    snprintf(src, sizeof src, "int g;\n%s\nint h;\n", def);
+    check_extract(src, "f", def);
 }
