@@ -1011,6 +1011,36 @@ cleanup:
     return status;
 }
 
+/* ---------------------------------------------------------------- keys */
+
+static int s_cmd_keygen(const struct command *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *dir = ".";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return s_command_usage(cmd, stdout), 0;
+        else if (argv[i][0] == '-' || name)
+            return s_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        else
+            name = argv[i];
+    }
+    if (!name)
+        return s_usage_error(cmd, "missing NAME");
+    char *pub = NULL;
+    xp_error_t err;
+    if (xp_keygen(dir, name, &pub, &err) != 0) {
+        fprintf(stderr, "xp keygen: %s\n", err.message);
+        return err.code == XP_EEXIST || err.domain == XP_DOMAIN_ARGUMENT
+                   ? EXIT_USAGE
+                   : EXIT_FAILED;
+    }
+    printf("%s\n%s_secret\n", pub, pub);
+    xp_free(pub);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static void s_usage(FILE *f);
@@ -1063,6 +1093,10 @@ static const struct command s_commands[] = {
      "write trials kept in the local spool while the backend was "
      "unreachable",
      0, 0, 1, 1, s_cmd_sync},
+    {"keygen", "NAME [--dir DIR]",
+     "make a CURVE key pair for xp-scheduler --keys, xp-worker --key, "
+     "xpsubmit --key: DIR/NAME.key (public) and DIR/NAME.key_secret",
+     0, 0, 1, 1, s_cmd_keygen},
     {"help", "[COMMAND]", "show help for a command", 0, 0, 0, 1, s_cmd_help},
 };
 

@@ -29,6 +29,11 @@ static void s_usage(FILE *f)
           "product\n"
           "  name=range(0,10,2) integers from 0 to 10 (excluded) by 2\n"
           "  -s ENDPOINT       scheduler, default $XP_SCHEDULER\n"
+          "  --key FILE        CURVE: this client's key pair (NAME.key from "
+          "`xp keygen`),\n"
+          "                    default $XP_KEY\n"
+          "  --server-key FILE CURVE: the scheduler's public key, default "
+          "$XP_SERVER_KEY\n"
           "  --seed N          seed of every trial\n"
           "  --wait            follow the trials to the end, then print the "
           "results;\n"
@@ -202,6 +207,7 @@ static int s_wait(xp_client *c, int64_t batch)
 int main(int argc, char **argv)
 {
     const char *endpoint = NULL, *experiment = NULL;
+    const char *key = NULL, *server_key = NULL;
     bool wait = false, has_seed = false;
     long long seed = 0;
     s_axis axes[64];
@@ -216,6 +222,10 @@ int main(int argc, char **argv)
             if (i + 1 >= argc)
                 return s_fail("%s needs an endpoint", a);
             endpoint = argv[++i];
+        } else if (strcmp(a, "--key") == 0 || strcmp(a, "--server-key") == 0) {
+            if (i + 1 >= argc)
+                return s_fail("%s needs a file", a);
+            *(a[2] == 'k' ? &key : &server_key) = argv[++i];
         } else if (strcmp(a, "--wait") == 0) {
             wait = true;
         } else if (strcmp(a, "--seed") == 0) {
@@ -274,7 +284,7 @@ int main(int argc, char **argv)
     xp_error_t err;
     int64_t batch = 0, *ids = NULL;
     size_t n = 0;
-    if (xp_client_connect(&c, endpoint, 0, &err) != 0 ||
+    if (xp_client_connect_secure(&c, endpoint, 0, key, server_key, &err) != 0 ||
         xp_client_submit(c, experiment, trials, NULL, &batch, &ids, &n, &err) !=
             0) {
         fprintf(stderr, "xpsubmit: %s\n", err.message);

@@ -24,8 +24,9 @@ static void s_usage(FILE *f)
           "[--heartbeat-ms N]\n"
           "                    [--max-attempts N] [--max-message BYTES] "
           "[--log-level L]\n"
-          "                    [--insecure] [--config FILE] [--print-config] "
-          "[--help]\n\n"
+          "                    [--keys DIR] [--max-queued-per-client N] "
+          "[--insecure]\n"
+          "                    [--config FILE] [--print-config] [--help]\n\n"
           "Accepts trials from xpsubmit and script-mode programs, runs their "
           "steps on\nxp-worker processes and records them in the backend.\n\n"
           "  --bind ENDPOINT     default $XP_SCHEDULER_BIND, else "
@@ -38,6 +39,19 @@ static void s_usage(FILE *f)
           "  --max-attempts N    tries per step before its trial fails "
           "(default 3)\n"
           "  --max-message BYTES largest accepted message (default 64 MiB)\n"
+          "  --keys DIR          CURVE: DIR/scheduler.key (+ _secret) is "
+          "this\n"
+          "                      scheduler's pair; only workers and "
+          "clients whose\n"
+          "                      public keys are in DIR/authorized/ get in; "
+          "default\n"
+          "                      $XP_SCHEDULER_KEYS (make keys with `xp "
+          "keygen`)\n"
+          "  --max-queued-per-client N\n"
+          "                      unfinished trials one client may have "
+          "(default\n"
+          "                      1000000); a submission over it is refused "
+          "whole\n"
           "  --insecure          allow binding a non-loopback address "
           "without keys\n"
           "  --log-level L       debug, info, warning, error or off "
@@ -55,7 +69,7 @@ static void s_usage(FILE *f)
           f);
 }
 
-/* Loopback endpoints only, unless --insecure: no authentication yet. */
+/* Without keys, loopback endpoints only, unless --insecure. */
 static bool s_is_loopback(const char *ep)
 {
     return strncmp(ep, "tcp://127.", 10) == 0 ||
@@ -77,9 +91,16 @@ static int s_int_arg(const char *name, const char *v, long lo, long hi,
     return 0;
 }
 
-static const char *const s_config_keys[] = {
-    "bind",        "backend",   "heartbeat-ms", "max-attempts",
-    "max-message", "log-level", "insecure?",    NULL};
+static const char *const s_config_keys[] = {"bind",
+                                            "backend",
+                                            "heartbeat-ms",
+                                            "max-attempts",
+                                            "max-message",
+                                            "log-level",
+                                            "insecure?",
+                                            "keys",
+                                            "max-queued-per-client",
+                                            NULL};
 
 int main(int argc, char **argv)
 {
@@ -94,6 +115,7 @@ static int s_main(int argc, char **argv)
     if (!o.bind || !*o.bind)
         o.bind = "tcp://127.0.0.1:5555";
     o.backend = getenv("XP_BACKEND");
+    o.keys = getenv("XP_SCHEDULER_KEYS");
     bool insecure = false, print_config = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -110,6 +132,13 @@ static int s_main(int argc, char **argv)
             o.bind = argv[++i];
         } else if (strcmp(a, "--backend") == 0 && v) {
             o.backend = argv[++i];
+        } else if (strcmp(a, "--keys") == 0 && v) {
+            o.keys = argv[++i];
+        } else if (strcmp(a, "--max-queued-per-client") == 0) {
+            if (s_int_arg(a, v, 1, 1000000000L, &n) != 0)
+                return 2;
+            o.max_queued_per_client = (size_t)n;
+            i++;
         } else if (strcmp(a, "--heartbeat-ms") == 0) {
             if (s_int_arg(a, v, 10, 600000, &n) != 0)
                 return 2;
@@ -141,21 +170,30 @@ static int s_main(int argc, char **argv)
             return 2;
         }
     }
-    if (!s_is_loopback(o.bind) && !insecure) {
+    if (o.keys && !*o.keys)
+        o.keys = NULL;
+    if (!s_is_loopback(o.bind) && !insecure && !o.keys) {
         fprintf(stderr,
                 "xp-scheduler: binding %s exposes the scheduler "
-                "without authentication; pass --insecure to do it "
-                "anyway\n",
+                "without authentication; give --keys DIR, or pass "
+                "--insecure to do it anyway\n",
                 o.bind);
         return 2;
     }
     if (print_config) {
         printf("bind = %s\nbackend = %s\nheartbeat-ms = %d\nmax-attempts = "
-               "%d\nmax-message = %zu\n",
+               "%d\nmax-message = %zu\nmax-queued-per-client = %zu\n",
                o.bind, o.backend && *o.backend ? o.backend : "xp_cache",
                o.heartbeat_ms ? o.heartbeat_ms : 1000,
                o.max_attempts ? o.max_attempts : 3,
-               o.max_message ? o.max_message : (size_t)XP_MAX_MESSAGE_DEFAULT);
+               o.max_message ? o.max_message : (size_t)XP_MAX_MESSAGE_DEFAULT,
+               o.max_queued_per_client
+                   ? o.max_queued_per_client
+                   : (size_t)XP_MAX_QUEUED_PER_CLIENT_DEFAULT);
+        if (o.keys)
+            printf("keys = %s\n", o.keys);
+        if (insecure)
+            printf("insecure = true\n");
         return 0;
     }
     zsys_init();

@@ -24,8 +24,8 @@ static void s_usage(FILE *f)
           "[--plugin PATH.so ...]\n"
           "                 [--slots N] [--heartbeat-ms N] [--max-message "
           "BYTES]\n"
-          "                 [--log-level L] [--config FILE] [--print-config] "
-          "[--help]\n\n"
+          "                 [--key FILE --server-key FILE] [--log-level L]\n"
+          "                 [--config FILE] [--print-config] [--help]\n\n"
           "Runs the steps an xp-scheduler dispatches, for the experiments "
           "of the\ngiven plugins (each example builds one: "
           "build/examples/<name>.so).\n\n"
@@ -34,6 +34,13 @@ static void s_usage(FILE *f)
           "  --slots N           tasks run in parallel; default "
           "$XP_WORKER_SLOTS,\n"
           "                      else the number of CPUs\n"
+          "  --key FILE          CURVE: this worker's key pair (NAME.key "
+          "from\n"
+          "                      `xp keygen`, its secret beside it); "
+          "default $XP_KEY\n"
+          "  --server-key FILE   CURVE: the scheduler's public key "
+          "(scheduler.key);\n"
+          "                      default $XP_SERVER_KEY\n"
           "  --heartbeat-ms N    heartbeat interval until the scheduler "
           "sets it\n"
           "                      (default 1000)\n"
@@ -71,8 +78,9 @@ static int s_int_arg(const char *name, const char *v, long lo, long hi,
 static int s_main(int argc, char **argv);
 
 static const char *const s_config_keys[] = {
-    "connect",     "plugin",    "slots", "heartbeat-ms",
-    "max-message", "log-level", NULL};
+    "connect",      "plugin",      "slots",
+    "heartbeat-ms", "max-message", "log-level",
+    "key",          "server-key",  NULL};
 
 int main(int argc, char **argv)
 {
@@ -90,6 +98,8 @@ static int s_main(int argc, char **argv)
     if (!plugins)
         return 1;
     o.endpoint = getenv("XP_SCHEDULER");
+    o.key = getenv("XP_KEY");
+    o.server_key = getenv("XP_SERVER_KEY");
     const char *env_slots = getenv("XP_WORKER_SLOTS");
     if (env_slots && *env_slots) {
         if (s_int_arg("XP_WORKER_SLOTS", env_slots, 1, 1024, &n) != 0)
@@ -107,6 +117,10 @@ static int s_main(int argc, char **argv)
             print_config = true;
         } else if (strcmp(a, "--connect") == 0 && v) {
             o.endpoint = argv[++i];
+        } else if (strcmp(a, "--key") == 0 && v) {
+            o.key = argv[++i];
+        } else if (strcmp(a, "--server-key") == 0 && v) {
+            o.server_key = argv[++i];
         } else if (strcmp(a, "--plugin") == 0 && v) {
             plugins[o.n_plugins++] = argv[++i];
         } else if (strcmp(a, "--slots") == 0) {
@@ -150,6 +164,9 @@ static int s_main(int argc, char **argv)
                o.max_message ? o.max_message : (size_t)XP_MAX_MESSAGE_DEFAULT);
         for (size_t i = 0; i < o.n_plugins; i++)
             printf("plugin = %s\n", plugins[i]);
+        if (o.key && *o.key)
+            printf("key = %s\nserver-key = %s\n", o.key,
+                   o.server_key ? o.server_key : "");
         rc = 0;
         goto cleanup;
     }

@@ -9,12 +9,24 @@ struct xp_client {
     zsock_t *sock;
     char *endpoint;
     int timeout_ms;
+    bool curve;
 };
 
 int xp_client_connect(xp_client **out, const char *endpoint, int timeout_ms,
                       xp_error_t *err)
 {
+    return xp_client_connect_secure(out, endpoint, timeout_ms, NULL, NULL, err);
+}
+
+int xp_client_connect_secure(xp_client **out, const char *endpoint,
+                             int timeout_ms, const char *key,
+                             const char *server_key, xp_error_t *err)
+{
     *out = NULL;
+    if (!key)
+        key = getenv("XP_KEY");
+    if (!server_key)
+        server_key = getenv("XP_SERVER_KEY");
     if (!endpoint || !*endpoint)
         endpoint = getenv("XP_SCHEDULER");
     if (!endpoint || !*endpoint)
@@ -35,6 +47,11 @@ int xp_client_connect(xp_client **out, const char *endpoint, int timeout_ms,
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     zsock_set_linger(c->sock, 0);
     zsock_set_maxmsgsize(c->sock, (int)XP_MAX_MESSAGE_DEFAULT + 4096);
+    if (xp__keys_client(c->sock, key, server_key, err) != 0) {
+        xp_client_destroy(&c);
+        return -1;
+    }
+    c->curve = key && *key;
     if (zsock_connect(c->sock, "%s", endpoint) < 0) {
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                   "cannot connect to %s: %s", endpoint,
@@ -73,8 +90,14 @@ static int s_request(xp_client *c, xp_msg_type type, const bson_t *body,
     zpoller_destroy(&poller);
     if (!ready)
         return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
-                         "no answer from the scheduler at %s within %d ms",
-                         c->endpoint, c->timeout_ms);
+                         "no answer from the scheduler at %s within %d ms (%s)",
+                         c->endpoint, c->timeout_ms,
+                         c->curve ? "is it running, and is this client's "
+                                    "public key in its authorized directory?"
+                                  : "is it running? One started with --keys "
+                                    "answers only clients with a key: --key "
+                                    "and --server-key, or XP_KEY and "
+                                    "XP_SERVER_KEY");
     zmsg_t *answer = zmsg_recv(c->sock);
     if (!answer)
         return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO, "interrupted");

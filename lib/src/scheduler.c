@@ -123,9 +123,17 @@ struct s_strial {
     bson_t *report;      /* its line for the batch, until stored */
 };
 
+/* What one client (its CURVE public key, else its connection) has
+ * accepted and not finished, for the per-client limit. */
+typedef struct {
+    char key[64];
+    size_t unfinished;
+} s_client;
+
 struct s_batch {
     int64_t id;
     s_def *def;
+    s_client *owner;
     zframe_t *client;
     size_t total, done, failed;
     size_t running;   /* tasks of the batch on workers */
@@ -137,6 +145,10 @@ struct xp_scheduler {
     xp_scheduler_options opts;
     char *backend;
     zsock_t *router;
+    zactor_t *auth;    /* CURVE authenticator, NULL when plain */
+    zsock_t *monitor;  /* with auth: handshake failures of the router */
+    uint64_t refused;  /* connections refused by the authenticator */
+    zhashx_t *clients; /* client key -> s_client: unfinished trials */
     char endpoint[256];
     zhashx_t *workers; /* id -> s_worker */
     zhashx_t *defs;    /* key -> s_def */
@@ -279,6 +291,9 @@ static void s_record_group(s_def *def, s_strial *list)
         } else if (st->report) {
             s_batch_finished(st->batch, st->report, st->ok);
         }
+        if (!lost && st->batch && st->batch->owner &&
+            st->batch->owner->unfinished > 0)
+            st->batch->owner->unfinished--;
         if (st->report)
             bson_destroy(st->report);
         xp__trial_free(&st->t);
@@ -832,7 +847,26 @@ static int s_check_params(xp_experiment *ex, const xp_value *params,
     return 0;
 }
 
-static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
+static void s_client_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+/* The client's record for the per-client limit, made on first use. */
+static s_client *s_client_get(xp_scheduler *s, const char *who)
+{
+    s_client *c = zhashx_lookup(s->clients, who);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        bson_strncpy(c->key, who, sizeof c->key);
+        zhashx_insert(s->clients, c->key, c);
+    }
+    return c;
+}
+
+static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
+                        const bson_t *body)
 {
     const char *exp = xp__bson_utf8(body, "experiment");
     const char *hash = xp__bson_utf8(body, "code_hash");
@@ -905,7 +939,18 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         s_send_error(s, from, err.message);
         goto cleanup;
     }
+    s_client *owner = s_client_get(s, who);
+    if (owner->unfinished + n > s->opts.max_queued_per_client) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "too many trials: this client has %zu accepted and "
+                 "unfinished, %zu more would pass its limit of %zu",
+                 owner->unfinished, n, s->opts.max_queued_per_client);
+        s_send_error(s, from, msg);
+        goto cleanup;
+    }
     s_batch *b = calloc(1, sizeof *b);
+    b->owner = owner;
     b->id = ++s->next_batch;
     b->def = def;
     b->client = zframe_dup(from);
@@ -956,6 +1001,7 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const bson_t *body)
         n_started = 0;
     }
     b->total = n_started;
+    owner->unfinished += n_started;
     s_fifo_splice(&def->pending, &accepted, false);
     if (n_started == 0) {
         s_send_error(s, from, err.message);
@@ -1036,6 +1082,12 @@ static void s_handle(xp_scheduler *s, zmsg_t *msg)
         return;
     char id[64];
     s_identity_hex(from, id);
+    /* A client is its CURVE public key when it has one (it survives
+     * reconnections), else its connection. */
+    char who[64];
+    zframe_t *first = zmsg_first(msg);
+    const char *user = first ? zframe_meta(first, "User-Id") : NULL;
+    snprintf(who, sizeof who, "%s", user && *user ? user : id);
     xp_msg_type type;
     bson_t body;
     xp_error_t err;
@@ -1066,7 +1118,7 @@ static void s_handle(xp_scheduler *s, zmsg_t *msg)
         if (w)
             s_worker_lost(s, w, "said goodbye");
         break;
-    case XP_MSG_SUBMIT: s_on_submit(s, from, &body); break;
+    case XP_MSG_SUBMIT: s_on_submit(s, from, who, &body); break;
     case XP_MSG_STATUS: s_on_status(s, from, &body); break;
     default:
         s->malformed++;
@@ -1200,6 +1252,10 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
         s->opts.max_attempts = 3;
     if (s->opts.max_message == 0)
         s->opts.max_message = XP_MAX_MESSAGE_DEFAULT;
+    if (s->opts.max_queued_per_client == 0)
+        s->opts.max_queued_per_client = XP_MAX_QUEUED_PER_CLIENT_DEFAULT;
+    s->clients = zhashx_new();
+    zhashx_set_destructor(s->clients, s_client_free);
     s->backend = opts->backend ? strdup(opts->backend) : NULL;
     s->workers = zhashx_new();
     zhashx_set_destructor(s->workers, s_worker_free);
@@ -1216,6 +1272,21 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     zsock_set_router_mandatory(s->router, 0);
     zsock_set_sndhwm(s->router, 0);
     zsock_set_rcvhwm(s->router, 0);
+    if (opts->keys &&
+        xp__keys_server(s->router, opts->keys, &s->auth, err) != 0) {
+        xp__scheduler_destroy(&s);
+        return -1;
+    }
+    if (s->auth) {
+        /* Refused peers are logged: an operator sees why a worker or a
+         * client does not get in. */
+        char ep[64];
+        snprintf(ep, sizeof ep, "inproc://xp-monitor-%p", (void *)s);
+        if (zmq_socket_monitor(zsock_resolve(s->router), ep,
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0)
+            s->monitor = zsock_new_pair(ep);
+    }
     if (zsock_bind(s->router, "%s", opts->bind) < 0) {
         xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO, "cannot bind %s: %s",
                   opts->bind, zmq_strerror(zmq_errno()));
@@ -1239,9 +1310,38 @@ void xp__scheduler_stop(xp_scheduler *s)
     s->stop = 1;
 }
 
+/* Logs connections the authenticator refused (the first ten, then one
+ * in a thousand). */
+static void s_on_monitor(xp_scheduler *s)
+{
+    zmsg_t *msg;
+    while ((msg = zmsg_recv_nowait(s->monitor)) != NULL) {
+        zframe_t *ev = zmsg_first(msg);
+        zframe_t *addr = zmsg_next(msg);
+        uint16_t event = 0;
+        if (ev && zframe_size(ev) >= 2)
+            memcpy(&event, zframe_data(ev), 2);
+        char *where = addr ? zframe_strdup(addr) : NULL;
+        s->refused++;
+        if (s->refused <= 10 || s->refused % 1000 == 0)
+            xp__log(XP_LOG_WARNING,
+                    "Refused a connection on %s: %s (%llu so far)",
+                    where ? where : "?",
+                    event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                        ? "its key is not in the authorized directory"
+                        : "no valid CURVE handshake (no key, or not the "
+                          "scheduler's public key)",
+                    (unsigned long long)s->refused);
+        free(where);
+        zmsg_destroy(&msg);
+    }
+}
+
 int xp__scheduler_run(xp_scheduler *s)
 {
     zpoller_t *poller = zpoller_new(s->router, NULL);
+    if (s->monitor)
+        zpoller_add(poller, s->monitor);
     s->last_heartbeat_ms = s_now();
     while (!s->stop) {
         int timeout =
@@ -1249,6 +1349,12 @@ int xp__scheduler_run(xp_scheduler *s)
         void *which = zpoller_wait(poller, timeout);
         if (zpoller_terminated(poller))
             break;
+        if (which && which == s->monitor) {
+            s_on_monitor(s);
+            which = NULL;
+            if (zsock_events(s->router) & ZMQ_POLLIN)
+                which = s->router;
+        }
         /* Drain what is there before dispatching. */
         for (int i = 0; which && i < 1000; i++) {
             zmsg_t *msg = zmsg_recv_nowait(s->router);
@@ -1274,7 +1380,12 @@ void xp__scheduler_destroy(xp_scheduler **ps)
         return;
     xp_scheduler *s = *ps;
     s_record_finished(s);
+    if (s->monitor) {
+        zmq_socket_monitor(zsock_resolve(s->router), NULL, 0);
+        zsock_destroy(&s->monitor);
+    }
     zsock_destroy(&s->router);
+    zactor_destroy(&s->auth);
     zhashx_destroy(&s->workers);
     /* Unfinished trials stay queued in the backend for the next start. */
     for (s_task *t = zhashx_first(s->tasks); t; t = zhashx_next(s->tasks)) {
@@ -1297,6 +1408,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     }
     zhashx_destroy(&s->defs);
     zhashx_destroy(&s->latest);
+    zhashx_destroy(&s->clients);
     free(s->backend);
     free(s);
     *ps = NULL;

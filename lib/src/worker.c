@@ -72,6 +72,7 @@ typedef struct {
 
 struct xp_worker {
     char *endpoint;
+    char *key, *server_key; /* CURVE; NULL: plain */
     int slots;
     int heartbeat_ms;
     size_t max_message;
@@ -624,6 +625,10 @@ static int s_connect(xp_worker *w, xp_error_t *err)
      * for the reconnection instead of vanishing into a dead connection. */
     zsock_set_heartbeat_ivl(w->dealer, w->heartbeat_ms);
     zsock_set_heartbeat_timeout(w->dealer, 3 * w->heartbeat_ms);
+    if (xp__keys_client(w->dealer, w->key, w->server_key, err) != 0) {
+        zsock_destroy(&w->dealer);
+        return -1;
+    }
     if (zsock_connect(w->dealer, "%s", w->endpoint) != 0) {
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                   "cannot connect to %s: %s", w->endpoint,
@@ -768,17 +773,14 @@ int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
                   "no scheduler endpoint (--connect or XP_SCHEDULER)");
         goto cleanup;
     }
-    if (opts->keys_dir) {
-        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                  "CURVE keys are not supported by this worker yet");
-        goto cleanup;
-    }
     if (opts->n_plugins == 0) {
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                   "no experiment plugin (--plugin PATH.so)");
         goto cleanup;
     }
     w->endpoint = bson_strdup(opts->endpoint);
+    w->key = opts->key ? bson_strdup(opts->key) : NULL;
+    w->server_key = opts->server_key ? bson_strdup(opts->server_key) : NULL;
     w->slots = opts->slots > 0 ? opts->slots : xp__cpu_count();
     if (w->slots < 1)
         w->slots = 1;
@@ -855,6 +857,8 @@ void xp__worker_destroy(xp_worker **pw)
     bson_free(w->plugins);
     pthread_mutex_destroy(&w->lock);
     bson_free(w->endpoint);
+    bson_free(w->key);
+    bson_free(w->server_key);
     bson_free(w);
     *pw = NULL;
 }

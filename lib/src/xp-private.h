@@ -432,6 +432,21 @@ bool xp__bson_bool(const bson_t *b, const char *key, bool dflt);
 /* Static view of a sub-document or array (valid while b lives). */
 bool xp__bson_sub(const bson_t *b, const char *key, bson_t *out);
 
+/* ---- keys.c: CURVE key pairs */
+
+/* Makes sock a CURVE client with its own pair (NAME.key or
+ * NAME.key_secret) and the scheduler's public key; both NULL/"": plain. */
+int xp__keys_client(zsock_t *sock, const char *key, const char *server_key,
+                    xp_error_t *err);
+/* Makes sock (before bind) a CURVE server with dir/scheduler.key and
+ * starts *auth, which accepts only the public keys in dir/authorized. */
+int xp__keys_server(zsock_t *sock, const char *dir, zactor_t **auth,
+                    xp_error_t *err);
+/* Writes dir/name.key and dir/name.key_secret (0600); never replaces
+ * one. *public_path: caller frees with bson_free. */
+int xp__keygen(const char *dir, const char *name, char **public_path,
+               xp_error_t *err);
+
 /* ---- scheduler.c: the xp-scheduler engine */
 
 typedef struct {
@@ -440,7 +455,14 @@ typedef struct {
     int heartbeat_ms;    /* 1000 */
     int max_attempts;    /* per task before its trial fails; 3 */
     size_t max_message;  /* bytes; XP_MAX_MESSAGE_DEFAULT */
+    const char *keys;    /* CURVE: directory with scheduler.key and
+                          * authorized/; NULL: plain */
+    /* Trials one client (its public key, else its connection) may have
+     * accepted and not finished; 0: XP_MAX_QUEUED_PER_CLIENT_DEFAULT. */
+    size_t max_queued_per_client;
 } xp_scheduler_options;
+
+#define XP_MAX_QUEUED_PER_CLIENT_DEFAULT 1000000
 
 typedef struct xp_scheduler xp_scheduler;
 
@@ -508,7 +530,8 @@ typedef struct {
     size_t n_plugins;
     int heartbeat_ms;     /* 0: 1000 (the scheduler's WELCOME wins) */
     size_t max_message;   /* bytes; 0: XP_MAX_MESSAGE_DEFAULT */
-    const char *keys_dir; /* CURVE keys: not supported yet, NULL */
+    const char *key;        /* CURVE: own NAME.key(_secret); NULL: plain */
+    const char *server_key; /* CURVE: the scheduler's scheduler.key */
 } xp_worker_options;
 
 typedef struct xp_worker xp_worker;

@@ -400,11 +400,26 @@ XP_EXPORT double xp_metric_table_value(const xp_metric_table *t, size_t row,
 typedef struct xp_client xp_client;
 
 /* endpoint NULL or "": env XP_SCHEDULER. Every reply is awaited at most
- * timeout_ms (0: 10 s). Caller owns *out. */
+ * timeout_ms (0: 10 s). With env XP_KEY and XP_SERVER_KEY set, connects
+ * with CURVE as xp_client_connect_secure does. Caller owns *out. */
 XP_EXPORT int xp_client_connect(xp_client **out, const char *endpoint,
                                 int timeout_ms, xp_error_t *err);
+/* CURVE: key is this client's pair (NAME.key from `xp keygen`, its secret
+ * beside it), server_key the scheduler's public scheduler.key. NULL: env
+ * XP_KEY / XP_SERVER_KEY; "": none. A scheduler that does not know the
+ * key never answers: requests time out. */
+XP_EXPORT int xp_client_connect_secure(xp_client **out, const char *endpoint,
+                                       int timeout_ms, const char *key,
+                                       const char *server_key,
+                                       xp_error_t *err);
 /* NULL-safe; sets *c to NULL. */
 XP_EXPORT void xp_client_destroy(xp_client **c);
+/* Creates a CURVE key pair: dir/name.key (public, to hand out) and
+ * dir/name.key_secret (mode 0600); never replaces an existing one
+ * (XP_EEXIST). *public_path (caller frees with xp_free) names the public
+ * file. */
+XP_EXPORT int xp_keygen(const char *dir, const char *name, char **public_path,
+                        xp_error_t *err);
 /* Submits trials of experiment: an array of documents {parameters: {..},
  * seed: int64 (optional)}. code_hash NULL: the definition the scheduler
  * last saw from a worker. Returns once every trial is recorded as queued;

@@ -1,0 +1,396 @@
+/* test_curve.c — security of the scheduler as real processes on
+ * loopback: `xp keygen` pairs, CURVE with --keys (an authorized worker and
+ * client run a trial; an unknown client key, a client without a key, a
+ * client with the wrong server key and an unknown worker are refused and
+ * nothing is recorded), the per-client queued-trial limit, and the
+ * non-loopback bind rule. */
+#include "../common.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+static char s_endpoint[64];
+static pid_t s_sched = -1;
+static pid_t s_workers[4];
+static int s_n_workers;
+static char s_sched_bin[PATH_MAX], s_worker_bin[PATH_MAX];
+static char s_keys[PATH_MAX]; /* the scheduler's --keys directory */
+static char s_own[PATH_MAX];  /* pairs of workers and clients */
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void s_bin(const char *var, char *out)
+{
+    const char *p = getenv(var);
+    if (!p || access(p, X_OK) != 0) {
+        char why[300];
+        snprintf(why, sizeof why,
+                 "%s is not set or not executable (run through `meson "
+                 "test`)",
+                 var);
+        xpt_skip(why);
+    }
+    snprintf(out, PATH_MAX, "%s", p);
+}
+
+static void s_keygen(const char *dir, const char *name)
+{
+    char *pub = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_keygen(dir, name, &pub, &err), 0, "keygen %s: %s", name,
+                 err.message);
+    xp_free(pub);
+}
+
+/* Copies a public key into the scheduler's authorized directory. */
+static void s_authorize(const char *name)
+{
+    char from[PATH_MAX + 64], to[PATH_MAX + 64];
+    snprintf(from, sizeof from, "%s/%s.key", s_own, name);
+    snprintf(to, sizeof to, "%s/authorized/%s.key", s_keys, name);
+    char *text = xpt_slurp(from);
+    FILE *f = fopen(to, "w");
+    cr_assert_not_null(f, "cannot write %s", to);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+}
+
+static void s_setup(void)
+{
+    xpt_setup();
+    s_bin("XP_SCHEDULER_BIN", s_sched_bin);
+    s_bin("XP_WORKER_BIN", s_worker_bin);
+    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d",
+             s_free_port());
+    snprintf(s_keys, sizeof s_keys, "%s/keys", xpt_dir);
+    snprintf(s_own, sizeof s_own, "%s/own", xpt_dir);
+    char authorized[PATH_MAX + 16];
+    snprintf(authorized, sizeof authorized, "%s/authorized", s_keys);
+    s_keygen(s_keys, "scheduler");
+    cr_assert_eq(mkdir(authorized, 0755), 0, "mkdir: %s", strerror(errno));
+    s_keygen(s_own, "worker");
+    s_keygen(s_own, "client");
+    s_keygen(s_own, "stranger");
+    s_authorize("worker");
+    s_authorize("client");
+    s_n_workers = 0;
+    s_sched = -1;
+}
+
+static void s_teardown(void)
+{
+    for (int i = 0; i < s_n_workers; i++)
+        if (s_workers[i] > 0) {
+            kill(s_workers[i], SIGTERM);
+            xpt_wait(s_workers[i]);
+        }
+    if (s_sched > 0) {
+        kill(s_sched, SIGTERM);
+        xpt_wait(s_sched);
+    }
+    xpt_teardown();
+}
+
+TestSuite(curve, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+static void s_start_scheduler(const char *extra, const char *value)
+{
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
+    char *argv[] = {
+        s_sched_bin,      "--bind", s_endpoint,    "--backend",   xpt_dir,
+        "--heartbeat-ms", "200",    (char *)extra, (char *)value, NULL};
+    s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
+    xpt_sleep(0.3);
+}
+
+static void s_start_worker(const char *key, const char *plugin)
+{
+    char so[PATH_MAX], why[256], log[PATH_MAX], own[PATH_MAX + 32],
+        server[PATH_MAX + 32];
+    if (!xpt_example(plugin, so, why))
+        xpt_skip(why);
+    snprintf(log, sizeof log, "%s/worker%d.log", xpt_dir, s_n_workers);
+    snprintf(own, sizeof own, "%s/%s.key", s_own, key ? key : "");
+    snprintf(server, sizeof server, "%s/scheduler.key", s_keys);
+    char *argv[] = {s_worker_bin, "--connect", s_endpoint, "--slots",
+                    "1",          "--plugin",  so,         "--heartbeat-ms",
+                    "200",        "--key",     own,        "--server-key",
+                    server,       NULL};
+    if (!key)
+        argv[9] = NULL; /* no keys */
+    s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
+    xpt_sleep(0.5);
+}
+
+/* A client with key `key` (NULL: none) and server key `server` (NULL:
+ * the scheduler's). */
+static xp_client *s_client(const char *key, const char *server)
+{
+    char own[PATH_MAX + 32], srv[PATH_MAX + 32];
+    snprintf(own, sizeof own, "%s/%s.key", s_own, key ? key : "");
+    if (server)
+        snprintf(srv, sizeof srv, "%s/%s.key", s_own, server);
+    else
+        snprintf(srv, sizeof srv, "%s/scheduler.key", s_keys);
+    xp_client *c = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_client_connect_secure(&c, s_endpoint, 1500, key ? own : "",
+                                          key ? srv : "", &err),
+                 0, "connect: %s", err.message);
+    return c;
+}
+
+static xp_value *s_one_trial(const char *param, int64_t v)
+{
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    xp_value *spec = xp_array_append(trials);
+    xp_set_document(spec);
+    xp_value *p = xp_document_set(spec, "parameters");
+    xp_set_document(p);
+    xp_set_int64(xp_document_set(p, param), v);
+    return trials;
+}
+
+static int s_submit(xp_client *c, const char *exp, const char *param, int64_t v,
+                    xp_error_t *err)
+{
+    xp_value *trials = s_one_trial(param, v);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    int rc = xp_client_submit(c, exp, trials, NULL, &batch, &ids, &n, err);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    return rc;
+}
+
+static int64_t s_recorded(const char *id)
+{
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing(id, &err);
+    if (!ex)
+        return 0; /* never created: nothing recorded */
+    int64_t n = xpt_last_id(ex);
+    xp_experiment_destroy(&ex);
+    return n;
+}
+
+/* ---------------------------------------------------------------- keygen */
+
+Test(curve, keygen_writes_a_private_secret_and_never_replaces)
+{
+    char pub[PATH_MAX + 32], sec[PATH_MAX + 32];
+    snprintf(pub, sizeof pub, "%s/client.key", s_own);
+    snprintf(sec, sizeof sec, "%s/client.key_secret", s_own);
+    struct stat st;
+    cr_assert_eq(stat(sec, &st), 0, "no secret file");
+    cr_assert_eq(st.st_mode & 0777, 0600, "secret mode %o", st.st_mode & 0777);
+    char *before = xpt_slurp(sec);
+    cr_assert_not_null(strstr(before, "secret-key"), "%s", before);
+    char *p = xpt_slurp(pub);
+    cr_assert_null(strstr(p, "secret-key"), "public file holds the secret");
+    free(p);
+    char *path = NULL;
+    xp_error_t err = {0};
+    cr_assert_neq(xp_keygen(s_own, "client", &path, &err), 0,
+                  "replaced a key pair");
+    cr_assert_eq(err.code, XP_EEXIST, "code %u: %s", err.code, err.message);
+    char *after = xpt_slurp(sec);
+    cr_assert_str_eq(before, after, "secret changed");
+    free(before);
+    free(after);
+    cr_assert_neq(xp_keygen(s_own, "../escape", &path, &err), 0,
+                  "accepted a name with a path");
+
+    /* The command: two paths on stdout; again: one line, exit 2. */
+    const char *cli = getenv("XP_CLI_BIN");
+    if (!cli || access(cli, X_OK) != 0)
+        xpt_skip("XP_CLI_BIN is not set (run through `meson test`)");
+    char *argv[] = {(char *)cli, "keygen", "bob", "--dir", s_own, NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 0, "status %d: %s", r.status, r.err);
+    cr_assert_eq(xpt_count_lines(r.out), 2, "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "bob.key_secret"), "%s", r.out);
+    xpt_run_result_free(&r);
+    r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 2, "status %d", r.status);
+    cr_assert_eq(xpt_count_lines(r.err), 1, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "already exists"), "%s", r.err);
+    xpt_run_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- CURVE */
+
+Test(curve, authorized_worker_and_client_run_a_trial)
+{
+    s_start_scheduler("--keys", s_keys);
+    s_start_worker("worker", "simple_experiment.so");
+    xp_client *c = s_client("client", NULL);
+    xp_value *trials = s_one_trial("a", 4);
+    xp_set_int64(xp_document_set((xp_value *)xp_value_get(
+                                     xp_value_at(trials, 0), "parameters"),
+                                 "b"),
+                 5);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_client_submit(c, "simple_experiment_pj", trials, NULL,
+                                  &batch, &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    int64_t cursor = 0;
+    xp_progress p = {0};
+    for (double end = xpt_now() + 10; xpt_now() < end;) {
+        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                     "%s", err.message);
+        if (p.done + p.failed >= p.total)
+            break;
+        xpt_sleep(0.05);
+    }
+    cr_assert_eq(p.done, 1, "done %lld failed %lld", (long long)p.done,
+                 (long long)p.failed);
+    xp_experiment *ex = xpt_open_existing("simple_experiment_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *t = xpt_trial(ex, ids[0]);
+    cr_assert_eq(xpt_get_int(t, "result"), 10);
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+}
+
+static void s_refused(const char *key, const char *server)
+{
+    s_start_scheduler("--keys", s_keys);
+    s_start_worker("worker", "simple_experiment.so");
+    xp_client *c = s_client(key, server);
+    xp_error_t err = {0};
+    cr_assert_neq(s_submit(c, "simple_experiment_pj", "a", 1, &err), 0,
+                  "a client with key %s / server key %s got in",
+                  key ? key : "(none)", server ? server : "(right)");
+    cr_assert_not_null(strstr(err.message, "no answer"), "%s", err.message);
+    cr_assert_null(strchr(err.message, '\n'), "multi-line: %s", err.message);
+    xp_client_destroy(&c);
+    cr_assert_eq(s_recorded("simple_experiment_pj"), 0, "a trial recorded");
+    char log[PATH_MAX + 16];
+    snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
+    char *text = xpt_slurp(log);
+    cr_assert_not_null(strstr(text, "Refused a connection"), "log:\n%s", text);
+    free(text);
+}
+
+Test(curve, unknown_client_key_is_refused)
+{
+    s_refused("stranger", NULL);
+}
+
+Test(curve, client_without_a_key_is_refused)
+{
+    s_refused(NULL, NULL);
+}
+
+Test(curve, client_with_the_wrong_server_key_is_refused)
+{
+    s_refused("client", "worker");
+}
+
+Test(curve, unknown_worker_gets_no_task)
+{
+    s_start_scheduler("--keys", s_keys);
+    s_start_worker("stranger", "simple_experiment.so");
+    s_start_worker(NULL, "simple_experiment.so");
+    xp_client *c = s_client("client", NULL);
+    xp_error_t err = {0};
+    cr_assert_neq(s_submit(c, "simple_experiment_pj", "a", 1, &err), 0,
+                  "an unauthorized worker registered its experiment");
+    cr_assert_not_null(strstr(err.message, "no worker has registered"), "%s",
+                       err.message);
+    xp_client_destroy(&c);
+    cr_assert_eq(s_recorded("simple_experiment_pj"), 0, "a trial recorded");
+}
+
+Test(curve, keys_directory_must_hold_the_scheduler_pair)
+{
+    char empty[PATH_MAX + 8];
+    snprintf(empty, sizeof empty, "%s/empty", xpt_dir);
+    cr_assert_eq(mkdir(empty, 0755), 0);
+    char *argv[] = {s_sched_bin, "--bind", s_endpoint, "--backend",
+                    xpt_dir,     "--keys", empty,      NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 1, "status %d", r.status);
+    cr_assert_eq(xpt_count_lines(r.err), 1, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "authorized"), "%s", r.err);
+    xpt_run_result_free(&r);
+}
+
+Test(curve, public_bind_needs_keys_or_insecure)
+{
+    char *open[] = {s_sched_bin, "--bind", "tcp://0.0.0.0:5999",
+                    "--print-config", NULL};
+    xpt_run_result r = xpt_run(open, xpt_dir);
+    cr_assert_eq(r.status, 2, "public bind without keys: %d", r.status);
+    cr_assert_not_null(strstr(r.err, "--keys"), "%s", r.err);
+    xpt_run_result_free(&r);
+    char *keyed[] = {s_sched_bin, "--bind", "tcp://0.0.0.0:5999",
+                     "--keys",    s_keys,   "--print-config",
+                     NULL};
+    r = xpt_run(keyed, xpt_dir);
+    cr_assert_eq(r.status, 0, "public bind with keys: %d %s", r.status, r.err);
+    cr_assert_not_null(strstr(r.out, "keys = "), "%s", r.out);
+    xpt_run_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+Test(curve, per_client_queued_trial_limit)
+{
+    s_start_scheduler("--max-queued-per-client", "3");
+    s_start_worker(NULL, "sleep_experiment.so");
+    xp_client *c = s_client(NULL, NULL);
+    xp_value *two = xp_value_new();
+    xp_set_array(two);
+    for (int i = 0; i < 2; i++) {
+        xp_value *spec = xp_array_append(two);
+        xp_set_document(spec);
+        xp_value *p = xp_document_set(spec, "parameters");
+        xp_set_document(p);
+        xp_set_double(xp_document_set(p, "seconds"), 20.0);
+    }
+    int64_t batch, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err = {0};
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", two, NULL, &batch, &ids, &n, &err), 0,
+        "first two: %s", err.message);
+    xp_free(ids);
+    /* Two more would make four unfinished: refused whole. */
+    cr_assert_neq(
+        xp_client_submit(c, "sleep_pj", two, NULL, &batch, &ids, &n, &err), 0,
+        "went past the limit");
+    cr_assert_not_null(strstr(err.message, "limit of 3"), "%s", err.message);
+    cr_assert_eq(s_recorded("sleep_pj"), 2, "refused trials recorded");
+    /* One more is within it. */
+    xp_value *one = s_one_trial("seconds", 20);
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", one, NULL, &batch, &ids, &n, &err), 0,
+        "third: %s", err.message);
+    xp_free(ids);
+    cr_assert_eq(s_recorded("sleep_pj"), 3);
+    xp_value_destroy(&one);
+    xp_value_destroy(&two);
+    xp_client_destroy(&c);
+}
