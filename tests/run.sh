@@ -13,7 +13,7 @@ packages=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev git
           libbson-dev libmongoc-dev libhiredis-dev libczmq-dev libzmq3-dev
           libsodium-dev libxxhash-dev
           libgit2-dev libsqlite3-dev libcriterion-dev
-          redis-server python3 python3-mockupdb python3-mongomock)
+          redis-server python3 python3-mockupdb python3-mongomock iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
