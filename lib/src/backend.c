@@ -3,8 +3,11 @@
  * backend; URIs name the shared backends. */
 #include "xp-private.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The scheme of a URI ("mongodb" for "mongodb://h/db"), or NULL for a
  * plain path. */
@@ -90,6 +93,61 @@ int xp__backend_open(xp_backend **out, const char *id, const char *spec,
                        scheme);
     }
     bson_free(cache);
+    bson_free(scheme);
+    return rc;
+}
+
+/* Experiments of a local root: directories holding an xp store. */
+static int s_local_experiments(const char *root,
+                               int (*fn)(const char *id, void *user),
+                               void *user, xp_error_t *err)
+{
+    DIR *d = opendir(root);
+    if (!d)
+        return errno == ENOENT
+                   ? 0
+                   : xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                               "cannot list %s: %s", root, strerror(errno));
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || xp_check_id(e->d_name, NULL) != 0)
+            continue;
+        char *path = bson_strdup_printf("%s/%s/xp.sqlite3", root, e->d_name);
+        bool store = access(path, F_OK) == 0;
+        bson_free(path);
+        if (store)
+            rc = fn(e->d_name, user);
+    }
+    closedir(d);
+    return rc;
+}
+
+int xp__backend_experiments(const char *spec,
+                            int (*fn)(const char *id, void *user), void *user,
+                            xp_error_t *err)
+{
+    if (!spec || !*spec)
+        spec = getenv("XP_BACKEND");
+    if (!spec || !*spec)
+        spec = "xp_cache";
+    char *scheme = s_scheme(spec);
+    if (!scheme && strncmp(spec, "unix:", 5) == 0)
+        scheme = bson_strdup("unix");
+    int rc;
+    if (!scheme)
+        rc = s_local_experiments(spec, fn, user, err);
+    else if (strcmp(scheme, "file") == 0)
+        rc = s_local_experiments(spec + strlen("file://"), fn, user, err);
+    else if (strcmp(scheme, "mongodb") == 0 ||
+             strcmp(scheme, "mongodb+srv") == 0)
+        rc = xp__backend_mongo_experiments(spec, fn, user, err);
+    else if (strcmp(scheme, "redis") == 0 || strcmp(scheme, "rediss") == 0 ||
+             strcmp(scheme, "unix") == 0)
+        rc = xp__backend_redis_experiments(spec, fn, user, err);
+    else
+        rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                       "unsupported backend scheme '%s://'", scheme);
     bson_free(scheme);
     return rc;
 }

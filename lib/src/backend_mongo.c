@@ -993,14 +993,15 @@ static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
     return rc;
 }
 
-static int s_trials_each(xp_backend *b,
-                         int (*fn)(const bson_t *doc, void *user), void *user,
-                         xp_error_t *err)
+/* Calls fn with every trial record matching filter, in id order. */
+static int s_trials_where(xp_backend *b, const bson_t *filter, const char *what,
+                          int (*fn)(const bson_t *doc, void *user), void *user,
+                          xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
-    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sub;
+    bson_t opts = BSON_INITIALIZER, sub;
     BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
     s_record_projection(&sub);
     bson_append_document_end(&opts, &sub);
@@ -1011,7 +1012,7 @@ static int s_trials_each(xp_backend *b,
     bson_error_t e;
     for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
         mongoc_cursor_t *cur =
-            mongoc_collection_find_with_opts(trials, &filter, &opts, NULL);
+            mongoc_collection_find_with_opts(trials, filter, &opts, NULL);
         const bson_t *doc;
         size_t delivered = 0;
         while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
@@ -1031,14 +1032,36 @@ static int s_trials_each(xp_backend *b,
         /* Retried only when nothing was handed to fn yet. */
         if (delivered || !s_is_network(&e) ||
             attempt + 1 == XP_MONGO_ATTEMPTS) {
-            rc = s_fail(m, err, &e, "reading the history");
+            rc = s_fail(m, err, &e, "%s", what);
             break;
         }
     }
-    bson_destroy(&filter);
     bson_destroy(&opts);
     mongoc_collection_destroy(trials);
     s_push(m, c);
+    return rc;
+}
+
+static int s_trials_each(xp_backend *b,
+                         int (*fn)(const bson_t *doc, void *user), void *user,
+                         xp_error_t *err)
+{
+    bson_t all = BSON_INITIALIZER;
+    int rc = s_trials_where(b, &all, "reading the history", fn, user, err);
+    bson_destroy(&all);
+    return rc;
+}
+
+/* Trials accepted by a scheduler and not finished (status queued, on
+ * the status index). */
+static int s_queued_trials(xp_backend *b,
+                           int (*fn)(const bson_t *doc, void *user), void *user,
+                           xp_error_t *err)
+{
+    bson_t queued = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&queued, "status", "queued");
+    int rc = s_trials_where(b, &queued, "reading queued trials", fn, user, err);
+    bson_destroy(&queued);
     return rc;
 }
 
@@ -1385,6 +1408,7 @@ static const xp_backend_ops s_ops = {
     .metric_flush = s_metric_flush,
     .trial_get = s_trial_get,
     .trials_each = s_trials_each,
+    .queued_trials = s_queued_trials,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
     .persisted_read = s_persisted_read,
@@ -1543,6 +1567,64 @@ static bool s_create_counter(const xp_mongo *m, mongoc_client_t *c,
     bson_destroy(&opts);
     mongoc_collection_destroy(counters);
     return ok;
+}
+
+int xp__backend_mongo_experiments(const char *uri,
+                                  int (*fn)(const char *id, void *user),
+                                  void *user, xp_error_t *err)
+{
+    pthread_once(&s_once, s_init);
+    char *shown = s_describe(uri);
+    bson_error_t e;
+    int rc = -1;
+    mongoc_client_t *c = NULL;
+    mongoc_collection_t *counters = NULL;
+    mongoc_uri_t *u = mongoc_uri_new_with_error(uri, &e);
+    if (!u) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "invalid MongoDB URI '%s'", shown);
+        goto done;
+    }
+    if (s_check_database(mongoc_uri_get_database(u), shown, err) != 0)
+        goto done;
+    c = mongoc_client_new_from_uri_with_error(u, &e);
+    if (!c) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s: %s", shown, e.message);
+        goto done;
+    }
+    mongoc_client_set_error_api(c, MONGOC_ERROR_API_VERSION_2);
+    /* Every experiment has its id counter in xp.counters. */
+    counters = mongoc_client_get_collection(c, mongoc_uri_get_database(u),
+                                            XP_MONGO_COUNTERS);
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sub;
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
+    BSON_APPEND_INT32(&sub, "_id", 1);
+    bson_append_document_end(&opts, &sub);
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(counters, &filter, &opts, NULL);
+    const bson_t *doc;
+    rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it) &&
+            xp_check_id(bson_iter_utf8(&it, NULL), NULL) == 0)
+            rc = fn(bson_iter_utf8(&it, NULL), user);
+    }
+    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+        char msg[sizeof e.message];
+        bson_strncpy(msg, e.message, sizeof msg);
+        rc = xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                       "%s: listing experiments: %s", shown, msg);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+done:
+    mongoc_collection_destroy(counters);
+    mongoc_client_destroy(c);
+    mongoc_uri_destroy(u);
+    bson_free(shown);
+    return rc;
 }
 
 int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,

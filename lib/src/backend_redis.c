@@ -861,6 +861,13 @@ static int s_trial_begin(xp_backend *base, const bson_t *doc, int64_t *id,
         s_argf(&b, "%s:running", r->id);
         s_arg_str(&b, num);
         s_arg(&b, bson_get_data(&running), running.len);
+    } else if (strcmp(status, "queued") == 0) {
+        /* Found again by a restarted scheduler (queued_trials). */
+        s_cmd(&b);
+        s_arg_str(&b, "ZADD");
+        s_argf(&b, "%s:queued", r->id);
+        s_arg_str(&b, num);
+        s_arg_str(&b, num);
     }
     s_cmd(&b);
     s_arg_str(&b, "EXEC");
@@ -975,6 +982,10 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
     s_argf(&b, "%s:running", r->id);
     s_arg_str(&b, num);
     s_cmd(&b);
+    s_arg_str(&b, "ZREM");
+    s_argf(&b, "%s:queued", r->id);
+    s_arg_str(&b, num);
+    s_cmd(&b);
     s_arg_str(&b, "EXEC");
 
     pthread_mutex_lock(&r->lock);
@@ -1035,9 +1046,11 @@ cleanup:
 
 /* History: the ids from <id>:trials in score (= id) order, then the
  * documents by MGET, several MGETs per round trip. */
-static int s_trials_each(xp_backend *base,
-                         int (*fn)(const bson_t *doc, void *user), void *user,
-                         xp_error_t *err)
+/* Calls fn with the records of the trials in sorted set <id>:<set>, in
+ * id order, under the lock. */
+static int s_trials_in(xp_backend *base, const char *set,
+                       int (*fn)(const bson_t *doc, void *user), void *user,
+                       xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
@@ -1047,7 +1060,7 @@ static int s_trials_each(xp_backend *base,
     pthread_mutex_lock(&r->lock);
     s_cmd(&b);
     s_arg_str(&b, "ZRANGE");
-    s_argf(&b, "%s:trials", r->id);
+    s_argf(&b, "%s:%s", r->id, set);
     s_arg_str(&b, "0");
     s_arg_str(&b, "-1");
     if (s_exec1(r, &b, &ids, "reading history", err) != 0)
@@ -1107,6 +1120,45 @@ cleanup:
         freeReplyObject(ids);
     s_replies_free(reps, n_reps);
     s_batch_free(&b);
+    return rc;
+}
+
+static int s_trials_each(xp_backend *base,
+                         int (*fn)(const bson_t *doc, void *user), void *user,
+                         xp_error_t *err)
+{
+    return s_trials_in(base, "trials", fn, user, err);
+}
+
+typedef struct {
+    bson_t **docs;
+    size_t n, cap;
+} s_docs;
+
+static int s_collect(const bson_t *doc, void *user)
+{
+    s_docs *d = user;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 64;
+        d->docs = bson_realloc(d->docs, d->cap * sizeof *d->docs);
+    }
+    d->docs[d->n++] = bson_copy(doc);
+    return 0;
+}
+
+/* Trials accepted by a scheduler and not finished: <id>:queued. fn runs
+ * without the lock (it may read from this backend). */
+static int s_queued_trials(xp_backend *base,
+                           int (*fn)(const bson_t *doc, void *user), void *user,
+                           xp_error_t *err)
+{
+    s_docs d = {0};
+    int rc = s_trials_in(base, "queued", s_collect, &d, err);
+    for (size_t i = 0; rc == 0 && i < d.n; i++)
+        rc = fn(d.docs[i], user) != 0 ? -1 : 0;
+    for (size_t i = 0; i < d.n; i++)
+        bson_destroy(d.docs[i]);
+    bson_free(d.docs);
     return rc;
 }
 
@@ -1531,6 +1583,7 @@ static const xp_backend_ops s_ops = {
     .metric_flush = s_metric_flush,
     .trial_get = s_trial_get,
     .trials_each = s_trials_each,
+    .queued_trials = s_queued_trials,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
     .persisted_read = s_persisted_read,
@@ -1543,6 +1596,18 @@ static const xp_backend_ops s_ops = {
 };
 
 /* Checks <id>:meta of an existing experiment, or creates it. */
+static int s_register(xp_redis *r, xp_error_t *err);
+
+/* host:port, [v6]:port or the socket path, for messages. */
+static char *s_where(const s_target *t)
+{
+    if (t->socket)
+        return bson_strdup(t->socket);
+    return strchr(t->host, ':')
+               ? bson_strdup_printf("[%s]:%d", t->host, t->port)
+               : bson_strdup_printf("%s:%d", t->host, t->port);
+}
+
 static int s_init_meta(xp_redis *r, bool must_exist, xp_error_t *err)
 {
     s_batch b = {0};
@@ -1615,6 +1680,61 @@ cleanup:
     if (rep)
         freeReplyObject(rep);
     s_batch_free(&b);
+    return rc == 0 && !must_exist ? s_register(r, err) : rc;
+}
+
+/* The experiments of a Redis database, for a restarted scheduler: a set
+ * of ids, so that nothing needs KEYS or SCAN. */
+#define XP_REDIS_EXPERIMENTS "xp:experiments"
+
+static int s_register(xp_redis *r, xp_error_t *err)
+{
+    s_batch b = {0};
+    redisReply *rep = NULL;
+    s_cmd(&b);
+    s_arg_str(&b, "SADD");
+    s_arg_str(&b, XP_REDIS_EXPERIMENTS);
+    s_arg_str(&b, r->id);
+    pthread_mutex_lock(&r->lock);
+    int rc = s_exec1(r, &b, &rep, "registering the experiment", err);
+    if (rc == 0 && s_is_error(rep))
+        rc = s_bad_reply(r, rep, "registering the experiment", err);
+    pthread_mutex_unlock(&r->lock);
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(&b);
+    return rc;
+}
+
+int xp__backend_redis_experiments(const char *uri,
+                                  int (*fn)(const char *id, void *user),
+                                  void *user, xp_error_t *err)
+{
+    s_target t;
+    if (s_parse_uri(uri, &t, err) != 0)
+        return -1;
+    xp_redis *r = bson_malloc0(sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    r->target = t;
+    r->id = bson_strdup("xp");
+    r->where = s_where(&t);
+    s_batch b = {0};
+    redisReply *rep = NULL;
+    s_cmd(&b);
+    s_arg_str(&b, "SMEMBERS");
+    s_arg_str(&b, XP_REDIS_EXPERIMENTS);
+    int rc = s_exec1(r, &b, &rep, "listing experiments", err);
+    if (rc == 0 && rep->type != REDIS_REPLY_ARRAY)
+        rc = s_bad_reply(r, rep, "listing experiments", err);
+    for (size_t i = 0; rc == 0 && i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_STRING && xp_check_id(e->str, NULL) == 0)
+            rc = fn(e->str, user);
+    }
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(&b);
+    s_close(&r->base);
     return rc;
 }
 
@@ -1633,10 +1753,7 @@ int xp__backend_redis_open(xp_backend **out, const char *id, const char *uri,
     r->base.ops = &s_ops;
     r->target = t;
     r->id = bson_strdup(id);
-    r->where = t.socket ? bson_strdup(t.socket)
-               : strchr(t.host, ':')
-                   ? bson_strdup_printf("[%s]:%d", t.host, t.port)
-                   : bson_strdup_printf("%s:%d", t.host, t.port);
+    r->where = s_where(&t);
     r->base.description = s_describe(&t);
     r->base.dir = bson_strdup(cache_dir);
     if (s_init_meta(r, must_exist, err) != 0) {

@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <unistd.h>
 
 typedef struct s_worker s_worker;
 typedef struct s_def s_def;
@@ -1187,57 +1185,42 @@ static int s_resume_one(const bson_t *doc, void *user)
     return 0;
 }
 
+/* Checks one experiment of the backend for queued trials. */
+static int s_recover_one(const char *id, void *user)
+{
+    s_recovery *r = user;
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = r->s->backend;
+    o.must_exist = true;
+    o.threads = 1;
+    xp_error_t err;
+    if (xp_experiment_open(&r->ex, id, &o, &err) != 0) {
+        xp__log(XP_LOG_WARNING, "Cannot check %s for queued trials: %s", id,
+                err.message);
+        return 0;
+    }
+    if (r->ex->backend->ops->queued_trials &&
+        r->ex->backend->ops->queued_trials(r->ex->backend, s_resume_one, r,
+                                           &err) != 0)
+        xp__log(XP_LOG_WARNING, "Reading queued trials of %s: %s", id,
+                err.message);
+    xp_experiment_destroy(&r->ex);
+    return 0;
+}
+
 /* After a restart: every trial an earlier scheduler accepted (recorded
- * as queued) is queued again. Local stores are found by listing the
- * backend directory. */
+ * as queued) is queued again, whatever the backend. */
 static void s_recover(xp_scheduler *s)
 {
-    const char *root =
-        s->backend && *s->backend ? s->backend : getenv("XP_BACKEND");
-    if (!root || !*root)
-        root = "xp_cache";
-    if (strstr(root, "://") || strncmp(root, "unix:", 5) == 0) {
-        xp__log(XP_LOG_WARNING, "Queued trials are resumed after a restart "
-                                "only on a local backend for now");
-        return;
-    }
-    DIR *d = opendir(root);
-    if (!d)
-        return;
-    struct dirent *e;
-    size_t total = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || xp_check_id(e->d_name, NULL) != 0)
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s/xp.sqlite3", root, e->d_name);
-        if (access(path, F_OK) != 0)
-            continue;
-        xp_open_options o = XP_OPEN_OPTIONS_INIT;
-        o.backend = root;
-        o.must_exist = true;
-        o.threads = 1;
-        s_recovery r = {s, NULL, 0};
-        xp_error_t err;
-        if (xp_experiment_open(&r.ex, e->d_name, &o, &err) != 0) {
-            xp__log(XP_LOG_WARNING, "Cannot check %s for queued trials: %s",
-                    e->d_name, err.message);
-            continue;
-        }
-        if (r.ex->backend->ops->queued_trials &&
-            r.ex->backend->ops->queued_trials(r.ex->backend, s_resume_one, &r,
-                                              &err) != 0)
-            xp__log(XP_LOG_WARNING, "Reading queued trials of %s: %s",
-                    e->d_name, err.message);
-        total += r.resumed;
-        xp_experiment_destroy(&r.ex);
-    }
-    closedir(d);
-    if (total)
+    s_recovery r = {s, NULL, 0};
+    xp_error_t err;
+    if (xp__backend_experiments(s->backend, s_recover_one, &r, &err) != 0)
+        xp__log(XP_LOG_WARNING, "Listing the experiments to resume: %s",
+                err.message);
+    if (r.resumed)
         xp__log(XP_LOG_INFO,
-                "Resumed %zu queued trial(s) accepted before "
-                "the restart",
-                total);
+                "Resumed %zu queued trial(s) accepted before the restart",
+                r.resumed);
 }
 
 int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,

@@ -187,6 +187,18 @@ struct xp_backend {
 int xp__backend_open(xp_backend **out, const char *id, const char *spec,
                      bool must_exist, xp_error_t *err);
 void xp__backend_close(xp_backend **b);
+/* Calls fn with the id of every experiment the backend named by spec
+ * holds (a local root's stores, MongoDB's xp.counters, Redis's
+ * xp:experiments); fn returning non-zero stops. */
+int xp__backend_experiments(const char *spec,
+                            int (*fn)(const char *id, void *user), void *user,
+                            xp_error_t *err);
+int xp__backend_mongo_experiments(const char *uri,
+                                  int (*fn)(const char *id, void *user),
+                                  void *user, xp_error_t *err);
+int xp__backend_redis_experiments(const char *uri,
+                                  int (*fn)(const char *id, void *user),
+                                  void *user, xp_error_t *err);
 int xp__backend_local_open(xp_backend **out, const char *id, const char *dir,
                            bool must_exist, xp_error_t *err);
 /* Shared backends. uri is the full URI; cache_dir is this machine's

@@ -96,6 +96,9 @@ static void redis_cleanup(void)
             }
             freeReplyObject(r);
         } while (strcmp(cursor, "0") != 0);
+        redisReply *d = redisCommand(c, "SREM xp:experiments %s", s_ids[i]);
+        if (d)
+            freeReplyObject(d);
     }
     redisFree(c);
 }
@@ -1125,5 +1128,82 @@ CONTRACT(processes_get_unique_ids, 240)
                      per[p]);
     xp_value_destroy(&h);
     cr_assert_eq(xpt_last_id(ex), (int64_t)total, "last id");
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- queue */
+
+static int collect_id(const bson_t *doc, void *user)
+{
+    xp_value *ids = user;
+    int64_t id = 0;
+    cr_assert(xp__bson_int64(doc, "trial_id", &id), "record without trial_id");
+    bson_t params;
+    cr_assert(xp__bson_sub(doc, "parameters", &params), "no parameters");
+    xp_set_int64(xp_array_append(ids), id);
+    return 0;
+}
+
+static int find_id(const char *id, void *user)
+{
+    const char **want = user;
+    if (*want && strcmp(id, *want) == 0)
+        *want = NULL; /* found */
+    return 0;
+}
+
+/* What a restarted scheduler relies on: trials recorded as queued are
+ * listed, in id order, until they are finished; the experiment is found
+ * by listing the backend's experiments. */
+CONTRACT(queued_trials_listed_until_finished, 60)
+{
+    const char *id = uid("queued");
+    xp_experiment *ex = open_ex(id);
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    xp_trial *t[3];
+    xp_error_t err = {0};
+    for (int i = 0; i < 3; i++) {
+        xp_value *params = xp_value_new();
+        xp_set_document(params);
+        xp_set_int64(xp_document_set(params, "a"), i);
+        xp_run_options o = XP_RUN_OPTIONS_INIT;
+        o.params = params;
+        cr_assert_eq(xp__trial_start(&t[i], ex, &o, true, &err), 0,
+                     "queue trial %d: %s", i, err.message);
+        xp_value_destroy(&params);
+    }
+    xp_backend *b = ex->backend;
+    cr_assert_not_null(b->ops->queued_trials, "%s lists no queued trials",
+                       s_kind_name[s_kind]);
+    xp_value *ids = xp_value_new();
+    xp_set_array(ids);
+    cr_assert_eq(b->ops->queued_trials(b, collect_id, ids, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_value_count(ids), 3, "%zu queued", xp_value_count(ids));
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(xp_as_int64(xp_value_at(ids, (size_t)i)), i + 1);
+
+    /* The middle one finishes (failed here): two are left, in order. */
+    xp__trial_fail(t[1], "stopped by the test");
+    xp_value *result = NULL;
+    cr_assert_neq(xp__trial_finish(t[1], &result, &err), 0, "should fail");
+    xp_value_destroy(&ids);
+    ids = xp_value_new();
+    xp_set_array(ids);
+    cr_assert_eq(b->ops->queued_trials(b, collect_id, ids, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_value_count(ids), 2, "%zu queued", xp_value_count(ids));
+    cr_assert_eq(xp_as_int64(xp_value_at(ids, 0)), 1);
+    cr_assert_eq(xp_as_int64(xp_value_at(ids, 1)), 3);
+    xp_value_destroy(&ids);
+    for (int i = 0; i < 3; i++)
+        xp__trial_free(&t[i]);
+
+    const char *want = id;
+    cr_assert_eq(xp__backend_experiments(s_backend, find_id, &want, &err), 0,
+                 "%s", err.message);
+    cr_assert_null(want, "%s not among the experiments of %s", id,
+                   s_kind_name[s_kind]);
     xp_experiment_destroy(&ex);
 }

@@ -262,3 +262,111 @@ Test(queue, large_submission_each_trial_recorded_once)
     xp_value_destroy(&trials);
     xp_client_destroy(&c);
 }
+
+/* ---- restart on the shared backends */
+
+static int64_t s_last_on(const char *uri, const char *id)
+{
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = uri;
+    o.must_exist = true;
+    xp_experiment *ex = NULL;
+    xp_error_t err;
+    if (xp_experiment_open(&ex, id, &o, &err) != 0)
+        return 0;
+    int64_t last = xpt_last_id(ex);
+    xp_experiment_destroy(&ex);
+    return last;
+}
+
+/* Kill -9 the scheduler with trials running and queued on the backend
+ * named by $var; a new one takes them up: each recorded once. */
+static void s_restart_on(const char *var)
+{
+    const char *uri = getenv(var);
+    if (!uri || !*uri) {
+        char why[128];
+        snprintf(why, sizeof why,
+                 "%s is not set (tests/run.sh starts a "
+                 "server)",
+                 var);
+        xpt_skip(why);
+    }
+    kill(s_sched, SIGTERM);
+    xpt_wait(s_sched);
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/scheduler1.log", xpt_dir);
+    char *argv[] = {s_sched_bin, "--bind",         s_endpoint, "--backend",
+                    (char *)uri, "--heartbeat-ms", "200",      NULL};
+    s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
+    xpt_sleep(0.3);
+    s_start_worker("sleep_experiment.so");
+    xpt_sleep(1.0); /* connect and register */
+    int64_t before = s_last_on(uri, "sleep_pj");
+
+    xp_client *c = s_client();
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    for (int i = 0; i < 5; i++) {
+        xp_value *spec = xp_array_append(trials);
+        xp_set_document(spec);
+        xp_value *p = xp_document_set(spec, "parameters");
+        xp_set_document(p);
+        xp_set_double(xp_document_set(p, "seconds"), 0.3 + 0.05 * i);
+    }
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", trials, NULL, &batch, &ids, &n, &err),
+        0, "submit: %s", err.message);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(ids[0], before + 1, "ids start at %lld after %lld",
+                 (long long)ids[0], (long long)before);
+    xp_client_destroy(&c);
+    xpt_sleep(0.15); /* two running (2 slots), three queued */
+    kill(s_sched, SIGKILL);
+    xpt_wait(s_sched);
+    snprintf(log, sizeof log, "%s/scheduler2.log", xpt_dir);
+    s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
+
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = uri;
+    o.must_exist = true;
+    size_t done = 0;
+    for (double end = xpt_now() + 30; done < n && xpt_now() < end;) {
+        xpt_sleep(0.1);
+        xp_experiment *ex = NULL;
+        cr_assert_eq(xp_experiment_open(&ex, "sleep_pj", &o, &err), 0, "%s",
+                     err.message);
+        done = 0;
+        for (size_t i = 0; i < n; i++) {
+            xp_value *t = xpt_trial(ex, ids[i]);
+            if (strcmp(xpt_get_str(t, "status"), "succeeded") == 0)
+                done++;
+            xp_value_destroy(&t);
+        }
+        xp_experiment_destroy(&ex);
+    }
+    char *slog = xpt_slurp(log);
+    cr_assert_eq(done, n,
+                 "%zu of %zu trials finished after the restart; "
+                 "scheduler log:\n%s",
+                 done, n, slog);
+    cr_assert_not_null(strstr(slog, "Resumed"), "log:\n%s", slog);
+    free(slog);
+    cr_assert_eq(s_last_on(uri, "sleep_pj"), ids[n - 1],
+                 "a trial was recorded twice or a new one appeared");
+    xp_free(ids);
+    xp_value_destroy(&trials);
+}
+
+Test(queue, restart_on_redis_takes_up_queued_trials)
+{
+    s_restart_on("XP_TEST_REDIS_URI");
+}
+
+Test(queue, restart_on_mongodb_takes_up_queued_trials)
+{
+    s_restart_on("XP_TEST_MONGODB_URI");
+}
