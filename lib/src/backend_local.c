@@ -41,6 +41,7 @@ enum {
     S_RUNNING,
     S_INTERRUPT,
     S_QUEUED,
+    S_MARK_RUNNING,
     S_HASH_GET,
     S_HASH_PUT,
     S_CONTENT_PUT,
@@ -72,7 +73,11 @@ static const char *const s_sql[S_COUNT] = {
                          "step = ?",
     [S_RUNNING] = "SELECT id, host, pid, pstart FROM trials "
                   "WHERE status = 'running' ORDER BY id",
-    [S_QUEUED] = "SELECT doc FROM trials WHERE status = 'queued' ORDER BY id",
+    /* A scheduler's trials (pid 0): queued, or running on its workers. */
+    [S_QUEUED] = "SELECT doc FROM trials WHERE status = 'queued' OR "
+                 "(status = 'running' AND pid = 0) ORDER BY id",
+    [S_MARK_RUNNING] = "UPDATE trials SET status = 'running', doc = ? WHERE "
+                       "id = ? AND status = 'queued'",
     [S_INTERRUPT] = "SELECT doc FROM trials WHERE id = ? AND "
                     "status = 'running'",
     [S_HASH_GET] = "SELECT output FROM step_hashes WHERE key = ? AND "
@@ -754,6 +759,29 @@ cleanup:
     return rc;
 }
 
+static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+                           xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    int rc = s_begin(l, err);
+    if (rc == 0) {
+        sqlite3_stmt *st = s_stmt(l, S_MARK_RUNNING);
+        sqlite3_bind_blob(st, 1, bson_get_data(doc), (int)doc->len,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, id);
+        int step_rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        rc = step_rc == SQLITE_DONE
+                 ? s_commit(l, err)
+                 : s_db_error(l, err, "marking trial running");
+        if (step_rc != SQLITE_DONE)
+            s_rollback(l);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
 static int s_step_hash_get(xp_backend *b, const char *step,
                            const uint8_t input[16], uint8_t output[16],
                            bool *found, xp_error_t *err)
@@ -953,6 +981,7 @@ static const xp_backend_ops s_ops = {
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .queued_trials = s_queued_trials,
+    .trial_running = s_trial_running,
     .group_begin = s_group_begin,
     .group_end = s_group_end,
     .trial_interrupt = s_trial_interrupt,

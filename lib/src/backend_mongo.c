@@ -1058,8 +1058,17 @@ static int s_queued_trials(xp_backend *b,
                            int (*fn)(const bson_t *doc, void *user), void *user,
                            xp_error_t *err)
 {
-    bson_t queued = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&queued, "status", "queued");
+    /* A scheduler's trials (pid 0): queued, or running on its workers. */
+    bson_t queued = BSON_INITIALIZER, or, a, b2;
+    BSON_APPEND_ARRAY_BEGIN(&queued, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
+    BSON_APPEND_UTF8(&a, "status", "queued");
+    bson_append_document_end(& or, &a);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b2);
+    BSON_APPEND_UTF8(&b2, "status", "running");
+    BSON_APPEND_INT64(&b2, "pid", 0);
+    bson_append_document_end(& or, &b2);
+    bson_append_array_end(&queued, & or);
     int rc = s_trials_where(b, &queued, "reading queued trials", fn, user, err);
     bson_destroy(&queued);
     return rc;
@@ -1200,6 +1209,35 @@ static int s_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
     *out = list;
     *n = count;
     return 0;
+}
+
+static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+                           xp_error_t *err)
+{
+    (void)doc; /* only the status changes */
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    BSON_APPEND_INT64(&sel, "_id", id);
+    BSON_APPEND_UTF8(&sel, "status", "queued");
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    BSON_APPEND_UTF8(&set, "status", "running");
+    bson_append_document_end(&update, &set);
+    bson_error_t e;
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        ok =
+            mongoc_collection_update_one(trials, &sel, &update, NULL, NULL, &e);
+        if (ok || !s_is_network(&e))
+            break;
+    }
+    bson_destroy(&sel);
+    bson_destroy(&update);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return ok ? 0
+              : s_fail(m, err, &e, "marking trial %lld running", (long long)id);
 }
 
 static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
@@ -1409,6 +1447,7 @@ static const xp_backend_ops s_ops = {
     .trial_get = s_trial_get,
     .trials_each = s_trials_each,
     .queued_trials = s_queued_trials,
+    .trial_running = s_trial_running,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
     .persisted_read = s_persisted_read,

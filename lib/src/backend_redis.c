@@ -26,6 +26,12 @@
 
 /* Marks a trial interrupted only while it is still in <id>:running, so a
  * trial that finished meanwhile keeps its final record. */
+/* Rewrites a trial's record only while it is still the scheduler's
+ * (in <id>:queued): a finish that lands first wins. */
+static const char s_running_script[] =
+    "if redis.call('ZSCORE', KEYS[1], ARGV[1]) then "
+    "redis.call('SET', KEYS[2], ARGV[2]) return 1 end return 0";
+
 static const char s_interrupt_script[] =
     "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then "
     "redis.call('SET', KEYS[2], ARGV[2]) "
@@ -1460,6 +1466,33 @@ cleanup:
     return rc;
 }
 
+static int s_trial_running(xp_backend *base, int64_t id, const bson_t *doc,
+                           xp_error_t *err)
+{
+    xp_redis *r = (xp_redis *)base;
+    s_batch b = {0};
+    redisReply *rep = NULL;
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long)id);
+    s_cmd(&b);
+    s_arg_str(&b, "EVAL");
+    s_arg_str(&b, s_running_script);
+    s_arg_str(&b, "2");
+    s_argf(&b, "%s:queued", r->id);
+    s_argf(&b, "%s:trial:%s", r->id, num);
+    s_arg_str(&b, num);
+    s_arg(&b, bson_get_data(doc), doc->len);
+    pthread_mutex_lock(&r->lock);
+    int rc = s_exec1(r, &b, &rep, "marking trial running", err);
+    if (rc == 0 && rep->type != REDIS_REPLY_INTEGER)
+        rc = s_bad_reply(r, rep, "marking trial running", err);
+    pthread_mutex_unlock(&r->lock);
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(&b);
+    return rc;
+}
+
 static int s_step_hash_get(xp_backend *base, const char *step,
                            const uint8_t input[16], uint8_t output[16],
                            bool *found, xp_error_t *err)
@@ -1584,6 +1617,7 @@ static const xp_backend_ops s_ops = {
     .trial_get = s_trial_get,
     .trials_each = s_trials_each,
     .queued_trials = s_queued_trials,
+    .trial_running = s_trial_running,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
     .persisted_read = s_persisted_read,

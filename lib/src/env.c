@@ -209,8 +209,8 @@ static int s_lib_cb(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 /* Value of field `name` ("Package: ") if line starts with it. */
-static bool s_field(const char *line, size_t len, const char *name,
-                    char *out, size_t size)
+static bool s_field(const char *line, size_t len, const char *name, char *out,
+                    size_t size)
 {
     size_t n = strlen(name);
     if (len < n || memcmp(line, name, n) != 0)

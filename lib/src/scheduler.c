@@ -117,6 +117,8 @@ struct s_strial {
     xp_trial *t;
     size_t tasks_alive;
     s_strial *next_done; /* in the scheduler's list of trials to record */
+    s_strial *next_mark; /* in its list of trials to record as running */
+    bool marked;         /* recorded as running (or listed to be) */
     bool ok;             /* once finished */
     bson_t *report;      /* its line for the batch, until stored */
 };
@@ -157,6 +159,7 @@ struct xp_scheduler {
     /* Trials whose last step is back, recorded together (group commit)
      * once per turn of the loop. */
     s_strial *done_head, **done_tail;
+    s_strial *mark_head; /* first step dispatched this turn */
     int64_t next_batch;
     int64_t last_heartbeat_ms;
     volatile int stop;
@@ -304,6 +307,50 @@ static void s_record_group(s_def *def, s_strial *list)
                 "are queued again",
                 n, def->ex->id, gerr.message);
         s_fifo_splice(&def->pending, &again, true);
+    }
+}
+
+/* Records the trials whose first step went out this turn as running
+ * (status running, pid 0: the scheduler's), one group per definition,
+ * so that the history shows them as a local run would. */
+static void s_record_running(xp_scheduler *s)
+{
+    while (s->mark_head) {
+        s_def *def = s->mark_head->def;
+        xp_backend *be = def->ex->backend;
+        if (!be->ops->trial_running) {
+            s->mark_head = NULL;
+            break;
+        }
+        xp_error_t err;
+        bool grouped =
+            be->ops->group_begin && be->ops->group_begin(be, &err) == 0;
+        s_strial **link = &s->mark_head;
+        size_t failed = 0;
+        while (*link) {
+            s_strial *st = *link;
+            if (st->def != def) {
+                link = &st->next_mark;
+                continue;
+            }
+            *link = st->next_mark;
+            bson_t *rec = xp__trial_record(st->t);
+            bson_t doc = BSON_INITIALIZER;
+            bson_copy_to_excluding_noinit(rec, &doc, "status", NULL);
+            BSON_APPEND_UTF8(&doc, "status", "running");
+            if (be->ops->trial_running(be, xp__trial_id(st->t), &doc, &err) !=
+                0)
+                failed++;
+            bson_destroy(&doc);
+            bson_destroy(rec);
+        }
+        if (grouped && be->ops->group_end(be, &err) != 0)
+            failed++;
+        /* Only the status shown while it runs: the trial goes on. */
+        if (failed)
+            xp__log(XP_LOG_WARNING,
+                    "Recording trials of %s as running failed: %s", def->ex->id,
+                    err.message);
     }
 }
 
@@ -582,6 +629,11 @@ static void s_send_task(xp_scheduler *s, s_worker *w, s_task *task)
     bson_destroy(&body);
     task->worker = w;
     task->dispatched_ms = s_now();
+    if (!st->marked) {
+        st->marked = true;
+        st->next_mark = s->mark_head;
+        s->mark_head = st;
+    }
     zlistx_add_end(w->tasks, task);
     w->busy++;
     if (st->batch)
@@ -1350,6 +1402,7 @@ int xp__scheduler_run(xp_scheduler *s)
         s_take_up(s);
         s_record_finished(s); /* trials without steps */
         s_dispatch(s);
+        s_record_running(s);
         s_heartbeats(s);
     }
     s_record_finished(s);

@@ -170,6 +170,11 @@ typedef struct {
     int (*queued_trials)(xp_backend *b,
                          int (*fn)(const bson_t *doc, void *user), void *user,
                          xp_error_t *err);
+    /* A queued trial whose first step a scheduler dispatched: stores doc
+     * (its record, status running, pid 0) unless the trial is no longer
+     * queued. Optional: NULL leaves it queued until finished. */
+    int (*trial_running)(xp_backend *b, int64_t id, const bson_t *doc,
+                         xp_error_t *err);
     /* Sets status interrupted if the trial is still running. */
     int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,
                            const char *description, xp_error_t *err);

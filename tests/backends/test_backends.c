@@ -1184,6 +1184,20 @@ CONTRACT(queued_trials_listed_until_finished, 60)
     for (int i = 0; i < 3; i++)
         cr_assert_eq(xp_as_int64(xp_value_at(ids, (size_t)i)), i + 1);
 
+    /* Running on a scheduler's worker: still the scheduler's, listed. */
+    bson_t *rec = xp__trial_record(t[2]);
+    bson_t running = BSON_INITIALIZER;
+    bson_copy_to_excluding_noinit(rec, &running, "status", NULL);
+    BSON_APPEND_UTF8(&running, "status", "running");
+    cr_assert_not_null(b->ops->trial_running, "no trial_running");
+    cr_assert_eq(b->ops->trial_running(b, 3, &running, &err), 0, "%s",
+                 err.message);
+    bson_destroy(&running);
+    bson_destroy(rec);
+    xp_value *t3 = xpt_trial(ex, 3);
+    cr_assert_str_eq(xpt_get_str(t3, "status"), "running");
+    xp_value_destroy(&t3);
+
     /* The middle one finishes (failed here): two are left, in order. */
     xp__trial_fail(t[1], "stopped by the test");
     xp_value *result = NULL;
@@ -1199,6 +1213,13 @@ CONTRACT(queued_trials_listed_until_finished, 60)
     xp_value_destroy(&ids);
     for (int i = 0; i < 3; i++)
         xp__trial_free(&t[i]);
+    /* Reopening does not take the scheduler's running trial for one of a
+     * dead local process. */
+    xp_experiment_destroy(&ex);
+    ex = open_ex(id);
+    t3 = xpt_trial(ex, 3);
+    cr_assert_str_eq(xpt_get_str(t3, "status"), "running");
+    xp_value_destroy(&t3);
 
     const char *want = id;
     cr_assert_eq(xp__backend_experiments(s_backend, find_id, &want, &err), 0,

@@ -370,3 +370,52 @@ Test(queue, restart_on_mongodb_takes_up_queued_trials)
 {
     s_restart_on("XP_TEST_MONGODB_URI");
 }
+
+/* While its step runs on a worker, a trial reads as running, as a local
+ * one does; then as succeeded. */
+Test(queue, trial_shows_running_while_its_step_runs)
+{
+    s_start_worker("sleep_experiment.so");
+    xpt_sleep(0.5);
+    xp_client *c = s_client();
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    xp_value *spec = xp_array_append(trials);
+    xp_set_document(spec);
+    xp_value *p = xp_document_set(spec, "parameters");
+    xp_set_document(p);
+    xp_set_double(xp_document_set(p, "seconds"), 1.5);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", trials, NULL, &batch, &ids, &n, &err),
+        0, "submit: %s", err.message);
+    const char *seen = "";
+    char status[32] = "";
+    for (double end = xpt_now() + 1.0; xpt_now() < end;) {
+        xpt_sleep(0.1);
+        xp_experiment *ex = xpt_open_existing("sleep_pj", &err);
+        cr_assert_not_null(ex, "%s", err.message);
+        xp_value *t = xpt_trial(ex, ids[0]);
+        snprintf(status, sizeof status, "%s", xpt_get_str(t, "status"));
+        xp_value_destroy(&t);
+        xp_experiment_destroy(&ex);
+        if (strcmp(status, "running") == 0) {
+            seen = "running";
+            break;
+        }
+    }
+    cr_assert_str_eq(seen, "running", "status while running: '%s'", status);
+    xp_progress pr = s_wait(c, batch, 10);
+    cr_assert_eq(pr.done, 1, "done %lld", (long long)pr.done);
+    xp_experiment *ex = xpt_open_existing("sleep_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *t = xpt_trial(ex, ids[0]);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+}
