@@ -686,7 +686,7 @@ static int s_cmd_params(const struct command *cmd, int argc, char **argv)
     xp_experiment *ex = NULL;
     xp_value *params = NULL;
     xp_error_t err;
-    int64_t trial;
+    int64_t trial = 0;
     int status;
     if (s_parse_args(cmd, argc, argv, &a) != 0)
         return a.status;
@@ -811,7 +811,7 @@ static int s_cmd_persisted(const struct command *cmd, int argc, char **argv)
     xp_experiment *ex = NULL;
     xp_value *value = NULL;
     xp_error_t err;
-    int64_t trial;
+    int64_t trial = 0;
     int status;
     if (s_parse_args(cmd, argc, argv, &a) != 0)
         return a.status;
@@ -901,7 +901,7 @@ static int s_cmd_code(const struct command *cmd, int argc, char **argv)
     xp_experiment *ex = NULL;
     xp_value *code = NULL;
     xp_error_t err;
-    int64_t trial;
+    int64_t trial = 0;
     int status;
     if (s_parse_args(cmd, argc, argv, &a) != 0)
         return a.status;
@@ -929,7 +929,7 @@ static int s_cmd_env(const struct command *cmd, int argc, char **argv)
     xp_experiment *ex = NULL;
     xp_value *env = NULL;
     xp_error_t err;
-    int64_t trial;
+    int64_t trial = 0;
     int status;
     if (s_parse_args(cmd, argc, argv, &a) != 0)
         return a.status;
@@ -960,7 +960,7 @@ static int s_cmd_diff(const struct command *cmd, int argc, char **argv)
     xp_experiment *ex = NULL;
     xp_value *diff = NULL;
     xp_error_t err;
-    int64_t ta, tb;
+    int64_t ta = 0, tb = 0;
     int status;
     if (s_parse_args(cmd, argc, argv, &a) != 0)
         return a.status;

@@ -4,8 +4,6 @@
  * frequency, no free memory) so equal machines give equal documents. */
 #include "xp-private.h"
 
-#include <pthread.h>
-
 #include <gnu/libc-version.h>
 #include <limits.h>
 #include <link.h>
@@ -294,19 +292,9 @@ static void s_gpu(bson_t *doc)
         fclose(f);
 }
 
-static void *s_git_main(void *arg)
+void xp__environment_local(bson_t *out, bson_t *gpu,
+                           const char *program_compiler)
 {
-    xp__git_capture(arg);
-    return NULL;
-}
-
-void xp__environment_capture(bson_t *out, const char *program_compiler)
-{
-    /* git (libgit2's start-up alone is milliseconds) on its own thread
-     * while the other categories are read here. */
-    bson_t git = BSON_INITIALIZER;
-    pthread_t git_thread;
-    bool threaded = pthread_create(&git_thread, NULL, s_git_main, &git) == 0;
     bson_t cat;
     BSON_APPEND_DOCUMENT_BEGIN(out, "platform", &cat);
     s_platform(&cat);
@@ -320,15 +308,26 @@ void xp__environment_capture(bson_t *out, const char *program_compiler)
     BSON_APPEND_DOCUMENT_BEGIN(out, "libraries", &cat);
     s_libraries(&cat);
     bson_append_document_end(out, &cat);
-    if (threaded)
-        pthread_join(git_thread, NULL);
-    else
-        xp__git_capture(&git);
-    BSON_APPEND_DOCUMENT(out, "git", &git);
-    bson_destroy(&git);
-    bson_t gpu = BSON_INITIALIZER;
-    s_gpu(&gpu);
-    if (!bson_empty(&gpu))
-        BSON_APPEND_DOCUMENT(out, "gpu", &gpu);
+    s_gpu(gpu);
+}
+
+void xp__environment_assemble(bson_t *out, const bson_t *local,
+                              const bson_t *git, const bson_t *gpu)
+{
+    bson_concat(out, local);
+    BSON_APPEND_DOCUMENT(out, "git", git);
+    if (!bson_empty(gpu))
+        BSON_APPEND_DOCUMENT(out, "gpu", gpu);
+}
+
+void xp__environment_capture(bson_t *out, const char *program_compiler)
+{
+    bson_t local = BSON_INITIALIZER, gpu = BSON_INITIALIZER,
+           git = BSON_INITIALIZER;
+    xp__environment_local(&local, &gpu, program_compiler);
+    xp__git_capture(&git);
+    xp__environment_assemble(out, &local, &git, &gpu);
+    bson_destroy(&local);
     bson_destroy(&gpu);
+    bson_destroy(&git);
 }

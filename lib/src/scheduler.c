@@ -1319,7 +1319,8 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
         snprintf(ep, sizeof ep, "inproc://xp-monitor-%p", (void *)s);
         if (zmq_socket_monitor(zsock_resolve(s->router), ep,
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0)
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0)
             s->monitor = zsock_new_pair(ep);
     }
     if (zsock_bind(s->router, "%s", opts->bind) < 0) {

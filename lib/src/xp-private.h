@@ -387,6 +387,14 @@ char *xp__code_capture(const char *file, const char *symbol, const void *fn,
                        char **found_path);
 const char *xp__build_id(void);
 void xp__environment_capture(bson_t *out, const char *program_compiler);
+/* The categories read without environment variables (platform, cpu,
+ * runtime, libraries into out; gpu into gpu, empty when none): safe on
+ * a thread of libxp's own while the program may call setenv. */
+void xp__environment_local(bson_t *out, bson_t *gpu,
+                           const char *program_compiler);
+/* out = local's categories, git, then gpu when not empty. */
+void xp__environment_assemble(bson_t *out, const bson_t *local,
+                              const bson_t *git, const bson_t *gpu);
 void xp__git_capture(bson_t *doc);
 /* Unified diff lines (hunk headers, ' ', '+', '-' lines) from old to new.
  * Caller frees with xp__lines_free. */

@@ -288,8 +288,21 @@ static void s_refused(const char *key, const char *server)
     cr_assert_eq(s_recorded("simple_experiment_pj"), 0, "a trial recorded");
     char log[PATH_MAX + 16];
     snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
-    char *text = xpt_slurp(log);
-    cr_assert_not_null(strstr(text, "Refused a connection"), "log:\n%s", text);
+    bool logged = false;
+    char *text = NULL;
+    for (double end = xpt_now() + 3; !logged && xpt_now() < end;) {
+        free(text);
+        text = xpt_slurp(log);
+        logged = strstr(text, "Refused a connection") != NULL;
+        if (!logged)
+            xpt_sleep(0.1);
+    }
+    if (!logged) {
+        char shown[2048];
+        snprintf(shown, sizeof shown, "%s", text);
+        free(text);
+        cr_assert_fail("the refusal is not logged; log:\n%s", shown);
+    }
     free(text);
 }
 
