@@ -419,3 +419,54 @@ Test(queue, trial_shows_running_while_its_step_runs)
     xp_value_destroy(&trials);
     xp_client_destroy(&c);
 }
+
+/* One trial's independent steps go to every worker with free slots: the
+ * 1,000 parts of a fan-out trial run on both workers, and the sum is
+ * right. */
+Test(queue, independent_steps_spread_over_workers)
+{
+    s_start_worker("fanout_experiment.so");
+    s_start_worker("fanout_experiment.so");
+    xpt_sleep(0.6);
+    xp_client *c = s_client();
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    xp_value *spec = xp_array_append(trials);
+    xp_set_document(spec);
+    xp_value *p = xp_document_set(spec, "parameters");
+    xp_set_document(p);
+    xp_set_int64(xp_document_set(p, "x"), 3);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(xp_client_submit(c, "fanout_pj", trials, NULL, &batch, &ids,
+                                  &n, &err),
+                 0, "submit: %s", err.message);
+    xp_progress pr = s_wait(c, batch, 30);
+    cr_assert_eq(pr.done, 1, "done %lld failed %lld", (long long)pr.done,
+                 (long long)pr.failed);
+    xp_experiment *ex = xpt_open_existing("fanout_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *t = xpt_trial(ex, ids[0]);
+    cr_assert_eq(xpt_get_int(t, "result"), 1499500, "sum of 3i+1");
+    const xp_value *steps = xpt_field(t, "steps");
+    cr_assert_eq(xp_value_count(steps), 1001, "%zu steps placed",
+                 xp_value_count(steps));
+    char first[64] = "";
+    size_t other = 0;
+    for (size_t i = 0; i < xp_value_count(steps); i++) {
+        const char *w =
+            xp_as_string(xp_value_get(xp_value_at(steps, i), "worker"), NULL);
+        cr_assert_not_null(w, "step %zu has no worker", i);
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", w);
+        else if (strcmp(first, w) != 0)
+            other++;
+    }
+    cr_assert_gt(other, 0, "every step ran on worker %s", first);
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+}
