@@ -61,17 +61,25 @@ static char *s_cache_dir(const char *id)
     return bson_strdup_printf("%s/%s", root, id);
 }
 
+/* The backend named by spec (NULL/"": $XP_BACKEND, else ./xp_cache) and
+ * its scheme (NULL for a directory; caller frees). */
+static char *s_resolve(const char **spec)
+{
+    if (!*spec || !**spec)
+        *spec = getenv("XP_BACKEND");
+    if (!*spec || !**spec)
+        *spec = "xp_cache";
+    char *scheme = s_scheme(*spec);
+    if (!scheme && strncmp(*spec, "unix:", 5) == 0)
+        scheme = bson_strdup("unix");
+    return scheme;
+}
+
 int xp__backend_open(xp_backend **out, const char *id, const char *spec,
                      bool must_exist, xp_error_t *err)
 {
     *out = NULL;
-    if (!spec || !*spec)
-        spec = getenv("XP_BACKEND");
-    if (!spec || !*spec)
-        spec = "xp_cache";
-    char *scheme = s_scheme(spec);
-    if (!scheme && strncmp(spec, "unix:", 5) == 0)
-        scheme = bson_strdup("unix");
+    char *scheme = s_resolve(&spec);
     if (!scheme)
         return xp__backend_local_open(out, id, spec, must_exist, err);
     int rc;
@@ -127,13 +135,7 @@ int xp__backend_experiments(const char *spec,
                             int (*fn)(const char *id, void *user), void *user,
                             xp_error_t *err)
 {
-    if (!spec || !*spec)
-        spec = getenv("XP_BACKEND");
-    if (!spec || !*spec)
-        spec = "xp_cache";
-    char *scheme = s_scheme(spec);
-    if (!scheme && strncmp(spec, "unix:", 5) == 0)
-        scheme = bson_strdup("unix");
+    char *scheme = s_resolve(&spec);
     int rc;
     if (!scheme)
         rc = s_local_experiments(spec, fn, user, err);

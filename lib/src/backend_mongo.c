@@ -1211,19 +1211,17 @@ static int s_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
     return 0;
 }
 
-static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
-                           xp_error_t *err)
+/* $set of one trial's fields while its status is still `from`; an
+ * idempotent update, retried once on a lost connection. */
+static int s_set_if_status(xp_mongo *m, int64_t id, const char *from,
+                           const bson_t *set, const char *what, xp_error_t *err)
 {
-    (void)doc; /* only the status changes */
-    xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
-    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER;
     BSON_APPEND_INT64(&sel, "_id", id);
-    BSON_APPEND_UTF8(&sel, "status", "queued");
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
-    BSON_APPEND_UTF8(&set, "status", "running");
-    bson_append_document_end(&update, &set);
+    BSON_APPEND_UTF8(&sel, "status", from);
+    BSON_APPEND_DOCUMENT(&update, "$set", set);
     bson_error_t e;
     bool ok = false;
     for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
@@ -1237,41 +1235,35 @@ static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
     mongoc_collection_destroy(trials);
     s_push(m, c);
     return ok ? 0
-              : s_fail(m, err, &e, "marking trial %lld running", (long long)id);
+              : s_fail(m, err, &e, "marking trial %lld %s", (long long)id,
+                       what);
+}
+
+static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+                           xp_error_t *err)
+{
+    (void)doc; /* only the status changes */
+    bson_t set = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&set, "status", "running");
+    int rc = s_set_if_status((xp_mongo *)b, id, "queued", &set, "running", err);
+    bson_destroy(&set);
+    return rc;
 }
 
 static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
                              const char *description, xp_error_t *err)
 {
-    xp_mongo *m = (xp_mongo *)b;
-    mongoc_client_t *c = s_pop(m);
-    mongoc_collection_t *trials = s_coll(m, c, m->trials);
-    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
-    BSON_APPEND_INT64(&sel, "_id", id);
-    BSON_APPEND_UTF8(&sel, "status", "running");
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    bson_t set = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&set, "status", "interrupted");
     BSON_APPEND_BOOL(&set, "success", false);
     BSON_APPEND_DATE_TIME(&set, "finished", finished_ms);
     BSON_APPEND_NULL(&set, "result");
     BSON_APPEND_UTF8(&set, "result_type", "null");
     BSON_APPEND_UTF8(&set, "description", description);
-    bson_append_document_end(&update, &set);
-    bson_error_t e;
-    bool ok = false;
-    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
-        ok =
-            mongoc_collection_update_one(trials, &sel, &update, NULL, NULL, &e);
-        if (ok || !s_is_network(&e))
-            break;
-    }
-    bson_destroy(&sel);
-    bson_destroy(&update);
-    mongoc_collection_destroy(trials);
-    s_push(m, c);
-    return ok ? 0
-              : s_fail(m, err, &e, "marking trial %lld interrupted",
-                       (long long)id);
+    int rc =
+        s_set_if_status((xp_mongo *)b, id, "running", &set, "interrupted", err);
+    bson_destroy(&set);
+    return rc;
 }
 
 /* The latest trial that ran step on this input holds its output hash in

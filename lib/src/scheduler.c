@@ -776,19 +776,14 @@ static void s_on_result(xp_scheduler *s, s_worker *w, const bson_t *body)
 
 /* ---------------------------------------------------------------- clients */
 
+static void s_heartbeats(xp_scheduler *s, bool judge);
+
 /* Heartbeats to the workers during a long piece of work (a large
  * submission), so that they do not take the scheduler for gone; losses
- * are judged only by s_heartbeats, once the inbox has been read. */
+ * are judged only once the inbox has been read. */
 static void s_keepalive(xp_scheduler *s)
 {
-    int64_t now = s_now();
-    if (now - s->last_heartbeat_ms < s->opts.heartbeat_ms)
-        return;
-    s->last_heartbeat_ms = now;
-    bson_t empty = BSON_INITIALIZER;
-    for (s_worker *w = zhashx_first(s->workers); w; w = zhashx_next(s->workers))
-        s_send(s, w->identity, XP_MSG_HEARTBEAT, &empty);
-    bson_destroy(&empty);
+    s_heartbeats(s, false);
 }
 
 /* Appends a queued record (with its trial_id) to f. */
@@ -1179,7 +1174,9 @@ static void s_handle(xp_scheduler *s, zmsg_t *msg)
     zframe_destroy(&from);
 }
 
-static void s_heartbeats(xp_scheduler *s)
+/* Sends heartbeats every interval; with judge, a worker silent for 3
+ * intervals is lost. */
+static void s_heartbeats(xp_scheduler *s, bool judge)
 {
     int64_t now = s_now();
     if (now - s->last_heartbeat_ms < s->opts.heartbeat_ms)
@@ -1189,7 +1186,7 @@ static void s_heartbeats(xp_scheduler *s)
     zlistx_t *lost = zlistx_new();
     for (s_worker *w = zhashx_first(s->workers); w;
          w = zhashx_next(s->workers)) {
-        if (now - w->last_seen_ms > 3 * s->opts.heartbeat_ms)
+        if (judge && now - w->last_seen_ms > 3 * s->opts.heartbeat_ms)
             zlistx_add_end(lost, w);
         else
             s_send(s, w->identity, XP_MSG_HEARTBEAT, &empty);
@@ -1404,7 +1401,7 @@ int xp__scheduler_run(xp_scheduler *s)
         s_record_finished(s); /* trials without steps */
         s_dispatch(s);
         s_record_running(s);
-        s_heartbeats(s);
+        s_heartbeats(s, true);
     }
     s_record_finished(s);
     zpoller_destroy(&poller);

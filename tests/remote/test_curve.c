@@ -4,10 +4,8 @@
  * client with the wrong server key and an unknown worker are refused and
  * nothing is recorded), the per-client queued-trial limit, and the
  * non-loopback bind rule. */
-#include "../common.h"
+#include "remote.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 static char s_endpoint[64];
@@ -17,33 +15,6 @@ static int s_n_workers;
 static char s_sched_bin[PATH_MAX], s_worker_bin[PATH_MAX];
 static char s_keys[PATH_MAX]; /* the scheduler's --keys directory */
 static char s_own[PATH_MAX];  /* pairs of workers and clients */
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static void s_bin(const char *var, char *out)
-{
-    const char *p = getenv(var);
-    if (!p || access(p, X_OK) != 0) {
-        char why[300];
-        snprintf(why, sizeof why,
-                 "%s is not set or not executable (run through `meson "
-                 "test`)",
-                 var);
-        xpt_skip(why);
-    }
-    snprintf(out, PATH_MAX, "%s", p);
-}
 
 static void s_keygen(const char *dir, const char *name)
 {
@@ -71,10 +42,10 @@ static void s_authorize(const char *name)
 static void s_setup(void)
 {
     xpt_setup();
-    s_bin("XP_SCHEDULER_BIN", s_sched_bin);
-    s_bin("XP_WORKER_BIN", s_worker_bin);
+    xptr_bin("XP_SCHEDULER_BIN", s_sched_bin);
+    xptr_bin("XP_WORKER_BIN", s_worker_bin);
     snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d",
-             s_free_port());
+             xptr_free_port());
     snprintf(s_keys, sizeof s_keys, "%s/keys", xpt_dir);
     snprintf(s_own, sizeof s_own, "%s/own", xpt_dir);
     char authorized[PATH_MAX + 16];

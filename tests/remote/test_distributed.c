@@ -2,11 +2,9 @@
  * processes on loopback: one trial, a sweep, a failing step, script mode
  * with --scheduler, a worker killed mid-task, malformed frames, and what
  * the backend holds afterwards. */
-#include "../common.h"
+#include "remote.h"
 
 #include <czmq.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 static char s_endpoint[64];
 static pid_t s_sched = -1;
@@ -14,36 +12,12 @@ static pid_t s_workers[4];
 static int s_n_workers;
 static char s_bin[3][PATH_MAX]; /* scheduler, worker, xpsubmit */
 
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 /* Paths of the three programs, or skip with the reason. */
 static void s_find_binaries(void)
 {
-    const char *env[3] = {"XP_SCHEDULER_BIN", "XP_WORKER_BIN",
-                          "XP_XPSUBMIT_BIN"};
-    for (int i = 0; i < 3; i++) {
-        const char *p = getenv(env[i]);
-        if (!p || access(p, X_OK) != 0) {
-            char why[300];
-            snprintf(why, sizeof why,
-                     "%s is not set or not executable "
-                     "(run through `meson test`)",
-                     env[i]);
-            xpt_skip(why);
-        }
-        snprintf(s_bin[i], PATH_MAX, "%s", p);
-    }
+    xptr_bin("XP_SCHEDULER_BIN", s_bin[0]);
+    xptr_bin("XP_WORKER_BIN", s_bin[1]);
+    xptr_bin("XP_XPSUBMIT_BIN", s_bin[2]);
 }
 
 static void s_start_worker(const char *slots)
@@ -68,7 +42,7 @@ static void s_setup(void)
     xpt_setup();
     s_find_binaries();
     snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d",
-             s_free_port());
+             xptr_free_port());
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
     char *argv[] = {s_bin[0], "--bind",         s_endpoint, "--backend",

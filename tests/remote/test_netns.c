@@ -4,7 +4,7 @@
  * scheduler's namespace runs on both workers across the links and every
  * trial is recorded once. Needs root and iproute2; skipped, with the
  * reason printed, when namespaces cannot be made. */
-#include "../common.h"
+#include "remote.h"
 
 static char s_ip[PATH_MAX];
 static char s_ns[3][32]; /* scheduler, worker A, worker B */
@@ -89,27 +89,13 @@ static const char *s_unavailable(void)
     return NULL;
 }
 
-static void s_bin(const char *var, char *out)
-{
-    const char *p = getenv(var);
-    if (!p || access(p, X_OK) != 0) {
-        char why[300];
-        snprintf(why, sizeof why,
-                 "%s is not set or not executable (run through `meson "
-                 "test`)",
-                 var);
-        xpt_skip(why);
-    }
-    snprintf(out, PATH_MAX, "%s", p);
-}
-
 Test(netns, scheduler_and_two_workers_on_separate_hosts)
 {
     char sched[PATH_MAX], worker[PATH_MAX], submit[PATH_MAX], so[PATH_MAX],
         why[256];
-    s_bin("XP_SCHEDULER_BIN", sched);
-    s_bin("XP_WORKER_BIN", worker);
-    s_bin("XP_XPSUBMIT_BIN", submit);
+    xptr_bin("XP_SCHEDULER_BIN", sched);
+    xptr_bin("XP_WORKER_BIN", worker);
+    xptr_bin("XP_XPSUBMIT_BIN", submit);
     if (!xpt_example("sleep_experiment.so", so, why))
         xpt_skip(why);
     const char *no = s_unavailable();

@@ -3,45 +3,15 @@
  * reason) and never run on other code; they run once a worker with their
  * code arrives, also when a script-mode program submitted them first; a
  * large submission is held as records and every trial is recorded once. */
-#include "../common.h"
+#include "remote.h"
 
 #include "xp-private.h"
-
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 static char s_endpoint[64];
 static pid_t s_sched = -1;
 static pid_t s_workers[4];
 static int s_n_workers;
 static char s_sched_bin[PATH_MAX], s_worker_bin[PATH_MAX];
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static void s_bin(const char *var, char *out)
-{
-    const char *p = getenv(var);
-    if (!p || access(p, X_OK) != 0) {
-        char why[300];
-        snprintf(why, sizeof why,
-                 "%s is not set or not executable (run through `meson "
-                 "test`)",
-                 var);
-        xpt_skip(why);
-    }
-    snprintf(out, PATH_MAX, "%s", p);
-}
 
 static void s_start_worker(const char *plugin)
 {
@@ -58,10 +28,10 @@ static void s_start_worker(const char *plugin)
 static void s_setup(void)
 {
     xpt_setup();
-    s_bin("XP_SCHEDULER_BIN", s_sched_bin);
-    s_bin("XP_WORKER_BIN", s_worker_bin);
+    xptr_bin("XP_SCHEDULER_BIN", s_sched_bin);
+    xptr_bin("XP_WORKER_BIN", s_worker_bin);
     snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d",
-             s_free_port());
+             xptr_free_port());
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
     char *argv[] = {s_sched_bin, "--bind",         s_endpoint, "--backend",
@@ -439,9 +409,9 @@ Test(queue, independent_steps_spread_over_workers)
     int64_t batch = 0, *ids = NULL;
     size_t n = 0;
     xp_error_t err;
-    cr_assert_eq(xp_client_submit(c, "fanout_pj", trials, NULL, &batch, &ids,
-                                  &n, &err),
-                 0, "submit: %s", err.message);
+    cr_assert_eq(
+        xp_client_submit(c, "fanout_pj", trials, NULL, &batch, &ids, &n, &err),
+        0, "submit: %s", err.message);
     xp_progress pr = s_wait(c, batch, 30);
     cr_assert_eq(pr.done, 1, "done %lld failed %lld", (long long)pr.done,
                  (long long)pr.failed);
