@@ -265,11 +265,50 @@ static void s_pending_push(s_fifo *f, s_batch *batch, const bson_t *doc);
 /* Records the finished trials of one definition in one group commit and
  * reports them to their batches. If the group cannot be stored, nothing
  * of it is: the trials are queued again from their records. */
-static void s_record_group(s_def *def, s_strial *list)
+/* Writes, inside the caller's group, the running records of def's trials
+ * whose first step went out (status running, pid 0: the scheduler's),
+ * so that the history shows them as a local run would; takes them off
+ * the list. */
+static void s_write_running(xp_scheduler *s, s_def *def)
+{
+    xp_backend *be = def->ex->backend;
+    size_t failed = 0;
+    xp_error_t err;
+    s_strial **link = &s->mark_head;
+    while (*link) {
+        s_strial *st = *link;
+        if (st->def != def) {
+            link = &st->next_mark;
+            continue;
+        }
+        *link = st->next_mark;
+        if (!be->ops->trial_running)
+            continue;
+        bson_t *rec = xp__trial_record(st->t);
+        bson_t doc = BSON_INITIALIZER;
+        bson_copy_to_excluding_noinit(rec, &doc, "status", NULL);
+        BSON_APPEND_UTF8(&doc, "status", "running");
+        if (be->ops->trial_running(be, xp__trial_id(st->t), &doc, &err) != 0)
+            failed++;
+        bson_destroy(&doc);
+        bson_destroy(rec);
+    }
+    /* Only the status shown while it runs: the trial goes on. */
+    if (failed)
+        xp__log(XP_LOG_WARNING,
+                "Recording %zu trial(s) of %s as running "
+                "failed: %s",
+                failed, def->ex->id, err.message);
+}
+
+/* One group commit for def: the running records, then the finished
+ * trials of list. */
+static void s_record_group(xp_scheduler *s, s_def *def, s_strial *list)
 {
     xp_backend *be = def->ex->backend;
     xp_error_t gerr;
     bool grouped = be->ops->group_begin && be->ops->group_begin(be, &gerr) == 0;
+    s_write_running(s, def);
     size_t n = 0;
     for (s_strial *st = list; st; st = st->next_done, n++) {
         xp_value *result = NULL;
@@ -301,7 +340,7 @@ static void s_record_group(s_def *def, s_strial *list)
         def->active--;
         free(st);
     }
-    if (lost) {
+    if (lost && n) {
         xp__log(XP_LOG_ERROR,
                 "Recording %zu finished trial(s) of %s failed (%s); they "
                 "are queued again",
@@ -310,55 +349,12 @@ static void s_record_group(s_def *def, s_strial *list)
     }
 }
 
-/* Records the trials whose first step went out this turn as running
- * (status running, pid 0: the scheduler's), one group per definition,
- * so that the history shows them as a local run would. */
-static void s_record_running(xp_scheduler *s)
-{
-    while (s->mark_head) {
-        s_def *def = s->mark_head->def;
-        xp_backend *be = def->ex->backend;
-        if (!be->ops->trial_running) {
-            s->mark_head = NULL;
-            break;
-        }
-        xp_error_t err;
-        bool grouped =
-            be->ops->group_begin && be->ops->group_begin(be, &err) == 0;
-        s_strial **link = &s->mark_head;
-        size_t failed = 0;
-        while (*link) {
-            s_strial *st = *link;
-            if (st->def != def) {
-                link = &st->next_mark;
-                continue;
-            }
-            *link = st->next_mark;
-            bson_t *rec = xp__trial_record(st->t);
-            bson_t doc = BSON_INITIALIZER;
-            bson_copy_to_excluding_noinit(rec, &doc, "status", NULL);
-            BSON_APPEND_UTF8(&doc, "status", "running");
-            if (be->ops->trial_running(be, xp__trial_id(st->t), &doc, &err) !=
-                0)
-                failed++;
-            bson_destroy(&doc);
-            bson_destroy(rec);
-        }
-        if (grouped && be->ops->group_end(be, &err) != 0)
-            failed++;
-        /* Only the status shown while it runs: the trial goes on. */
-        if (failed)
-            xp__log(XP_LOG_WARNING,
-                    "Recording trials of %s as running failed: %s", def->ex->id,
-                    err.message);
-    }
-}
-
-/* Records every trial finished this turn, one group per definition. */
+/* Records what this turn left (trials finished, trials that started
+ * running), one group commit per definition. */
 static void s_record_finished(xp_scheduler *s)
 {
-    while (s->done_head) {
-        s_def *def = s->done_head->def;
+    while (s->done_head || s->mark_head) {
+        s_def *def = s->mark_head ? s->mark_head->def : s->done_head->def;
         s_strial *mine = NULL, **mine_tail = &mine;
         s_strial **link = &s->done_head;
         s->done_tail = &s->done_head;
@@ -374,7 +370,7 @@ static void s_record_finished(xp_scheduler *s)
                 s->done_tail = link;
             }
         }
-        s_record_group(def, mine);
+        s_record_group(s, def, mine);
     }
     s->done_tail = &s->done_head;
 }
@@ -1379,6 +1375,8 @@ int xp__scheduler_run(xp_scheduler *s)
     while (!s->stop) {
         int timeout =
             s->opts.heartbeat_ms / 4 > 0 ? s->opts.heartbeat_ms / 4 : 1;
+        if (s->mark_head) /* running records to write: come right back */
+            timeout = 0;
         void *which = zpoller_wait(poller, timeout);
         if (zpoller_terminated(poller))
             break;
@@ -1400,7 +1398,6 @@ int xp__scheduler_run(xp_scheduler *s)
         s_take_up(s);
         s_record_finished(s); /* trials without steps */
         s_dispatch(s);
-        s_record_running(s);
         s_heartbeats(s, true);
     }
     s_record_finished(s);
