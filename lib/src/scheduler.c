@@ -262,9 +262,6 @@ static void s_maybe_finish(xp_scheduler *s, s_strial *st)
 
 static void s_pending_push(s_fifo *f, s_batch *batch, const bson_t *doc);
 
-/* Records the finished trials of one definition in one group commit and
- * reports them to their batches. If the group cannot be stored, nothing
- * of it is: the trials are queued again from their records. */
 /* Writes, inside the caller's group, the running records of def's trials
  * whose first step went out (status running, pid 0: the scheduler's),
  * so that the history shows them as a local run would; takes them off
@@ -302,7 +299,9 @@ static void s_write_running(xp_scheduler *s, s_def *def)
 }
 
 /* One group commit for def: the running records, then the finished
- * trials of list. */
+ * trials of list, which are then reported to their batches. If the group
+ * cannot be stored, nothing of it is: the finished trials are queued
+ * again from their records. */
 static void s_record_group(xp_scheduler *s, s_def *def, s_strial *list)
 {
     xp_backend *be = def->ex->backend;
@@ -346,12 +345,15 @@ static void s_record_group(xp_scheduler *s, s_def *def, s_strial *list)
                 "are queued again",
                 n, def->ex->id, gerr.message);
         s_fifo_splice(&def->pending, &again, true);
+    } else if (lost) {
+        xp__log(XP_LOG_WARNING, "Recording trials of %s as running failed: %s",
+                def->ex->id, gerr.message);
     }
 }
 
 /* Records what this turn left (trials finished, trials that started
  * running), one group commit per definition. */
-static void s_record_finished(xp_scheduler *s)
+static void s_record(xp_scheduler *s)
 {
     while (s->done_head || s->mark_head) {
         s_def *def = s->mark_head ? s->mark_head->def : s->done_head->def;
@@ -1394,13 +1396,13 @@ int xp__scheduler_run(xp_scheduler *s)
             s_handle(s, msg);
             zmsg_destroy(&msg);
         }
-        s_record_finished(s);
+        s_record(s);
         s_take_up(s);
-        s_record_finished(s); /* trials without steps */
+        s_record(s); /* trials without steps */
         s_dispatch(s);
         s_heartbeats(s, true);
     }
-    s_record_finished(s);
+    s_record(s);
     zpoller_destroy(&poller);
     return 0;
 }
@@ -1410,7 +1412,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     if (!ps || !*ps)
         return;
     xp_scheduler *s = *ps;
-    s_record_finished(s);
+    s_record(s);
     if (s->monitor) {
         zmq_socket_monitor(zsock_resolve(s->router), NULL, 0);
         zsock_destroy(&s->monitor);
