@@ -1052,6 +1052,8 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
         s_batch_free(b);
     } else {
         s_send(s, from, XP_MSG_ACCEPTED, &reply);
+        xp__log(XP_LOG_INFO, "Accepted %zu trial(s) of %s (batch %lld)",
+                n_started, exp, (long long)b->id);
     }
     bson_destroy(&reply);
 cleanup:

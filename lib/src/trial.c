@@ -436,13 +436,16 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     BSON_APPEND_UTF8(t->doc, "environment_hash", env_hash);
     if (ex->backend->ops->trial_begin(ex->backend, t->doc, &t->id, err) != 0)
         goto cleanup;
-    xp__log(XP_LOG_INFO, "Started Experiment (trial id=%lld)",
-            (long long)t->id);
+    /* A scheduler accepting a sweep logs the batch once; its trials'
+     * lines are for debugging. */
+    xp_log_level level = queued ? XP_LOG_DEBUG : XP_LOG_INFO;
+    xp__log(level, "%s Experiment (trial id=%lld)",
+            queued ? "Queued" : "Started", (long long)t->id);
     if (given)
-        xp__log(XP_LOG_INFO, "Random seed is initialized with given seed: %llu",
+        xp__log(level, "Random seed is initialized with given seed: %llu",
                 (unsigned long long)t->seed);
     else
-        xp__log(XP_LOG_INFO,
+        xp__log(level,
                 "Random seed is not provided, initialized with generated "
                 "seed: %llu",
                 (unsigned long long)t->seed);
