@@ -128,12 +128,18 @@ struct s_strial {
 typedef struct {
     char key[64];
     size_t unfinished;
+    size_t batches; /* its batches still kept */
 } s_client;
+
+/* A finished batch is kept until its client has asked once more after
+ * reading every result, or this long. */
+#define XP_BATCH_KEEP_MS (10 * 60 * 1000)
 
 struct s_batch {
     int64_t id;
     s_def *def;
     s_client *owner;
+    int64_t complete_ms; /* when its last trial was recorded; 0 before */
     zframe_t *client;
     size_t total, done, failed;
     size_t running;   /* tasks of the batch on workers */
@@ -240,6 +246,8 @@ static bson_t *s_report(xp_trial *t, bool ok, const xp_value *result,
 
 static void s_batch_finished(s_batch *b, const bson_t *item, bool ok)
 {
+    if (b->done + b->failed + 1 >= b->total)
+        b->complete_ms = s_now();
     char key[16];
     const char *k;
     bson_uint32_to_string(b->n_finished++, &k, key, sizeof key);
@@ -908,6 +916,32 @@ static s_client *s_client_get(xp_scheduler *s, const char *who)
     return c;
 }
 
+/* Drops a batch (its results were read, or kept long enough), and its
+ * client's record once nothing of it is left. */
+static void s_batch_forget(xp_scheduler *s, s_batch *b)
+{
+    char bkey[32];
+    snprintf(bkey, sizeof bkey, "%lld", (long long)b->id);
+    s_client *owner = b->owner;
+    zhashx_delete(s->batches, bkey);
+    s_batch_free(b);
+    if (owner && --owner->batches == 0 && owner->unfinished == 0)
+        zhashx_delete(s->clients, owner->key);
+}
+
+/* Drops the batches finished more than XP_BATCH_KEEP_MS ago. */
+static void s_expire_batches(xp_scheduler *s)
+{
+    int64_t now = s_now();
+    zlistx_t *old = zlistx_new();
+    for (s_batch *b = zhashx_first(s->batches); b; b = zhashx_next(s->batches))
+        if (b->complete_ms && now - b->complete_ms > XP_BATCH_KEEP_MS)
+            zlistx_add_end(old, b);
+    for (s_batch *b = zlistx_first(old); b; b = zlistx_next(old))
+        s_batch_forget(s, b);
+    zlistx_destroy(&old);
+}
+
 static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
                         const bson_t *body)
 {
@@ -994,6 +1028,7 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
     }
     s_batch *b = calloc(1, sizeof *b);
     b->owner = owner;
+    owner->batches++;
     b->id = ++s->next_batch;
     b->def = def;
     b->client = zframe_dup(from);
@@ -1048,8 +1083,7 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
     s_fifo_splice(&def->pending, &accepted, false);
     if (n_started == 0) {
         s_send_error(s, from, err.message);
-        zhashx_delete(s->batches, bkey);
-        s_batch_free(b);
+        s_batch_forget(s, b);
     } else {
         s_send(s, from, XP_MSG_ACCEPTED, &reply);
         xp__log(XP_LOG_INFO, "Accepted %zu trial(s) of %s (batch %lld)",
@@ -1116,6 +1150,9 @@ static void s_on_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
     BSON_APPEND_INT64(&reply, "cursor", cursor + out);
     s_send(s, from, XP_MSG_PROGRESS, &reply);
     bson_destroy(&reply);
+    /* Asked again with every result read: the client is done with it. */
+    if (b->complete_ms && out == 0 && (uint64_t)cursor >= b->n_finished)
+        s_batch_forget(s, b);
 }
 
 /* ---------------------------------------------------------------- loop */
@@ -1182,6 +1219,8 @@ static void s_heartbeats(xp_scheduler *s, bool judge)
     if (now - s->last_heartbeat_ms < s->opts.heartbeat_ms)
         return;
     s->last_heartbeat_ms = now;
+    if (judge)
+        s_expire_batches(s);
     bson_t empty = BSON_INITIALIZER;
     zlistx_t *lost = zlistx_new();
     for (s_worker *w = zhashx_first(s->workers); w;

@@ -440,3 +440,42 @@ Test(queue, independent_steps_spread_over_workers)
     xp_value_destroy(&trials);
     xp_client_destroy(&c);
 }
+
+/* A scheduler that runs for months keeps no finished batch: once its
+ * client has read every result and asked again, the batch is gone. */
+Test(queue, finished_batch_is_dropped_once_read)
+{
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    xp_client *c = s_client();
+    xp_value *trials = s_trials(3);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(xp_client_submit(c, "quickstart_pj", trials, NULL, &batch,
+                                  &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    int64_t cursor = 0;
+    size_t got = 0;
+    xp_progress p = {0};
+    for (double end = xpt_now() + 10; got < 3 && xpt_now() < end;) {
+        xp_value *finished = NULL;
+        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, &finished, &err),
+                     0, "%s", err.message);
+        got += xp_value_count(finished);
+        xp_value_destroy(&finished);
+        if (got < 3)
+            xpt_sleep(0.05);
+    }
+    cr_assert_eq(got, 3, "results read: %zu", got);
+    /* Asked again with everything read: answered, then forgotten. */
+    cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(p.done, 3);
+    cr_assert_neq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                  "the batch is still kept");
+    cr_assert_not_null(strstr(err.message, "unknown batch"), "%s", err.message);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+}
