@@ -52,6 +52,9 @@ static void s_usage(FILE *f)
           "(default\n"
           "                      1000000); a submission over it is refused "
           "whole\n"
+          "  --keep-ms N         how long a finished batch and an unused "
+          "experiment\n"
+          "                      definition are kept (default 600000)\n"
           "  --insecure          allow binding a non-loopback address "
           "without keys\n"
           "  --log-level L       debug, info, warning, error or off "
@@ -91,16 +94,11 @@ static int s_int_arg(const char *name, const char *v, long lo, long hi,
     return 0;
 }
 
-static const char *const s_config_keys[] = {"bind",
-                                            "backend",
-                                            "heartbeat-ms",
-                                            "max-attempts",
-                                            "max-message",
-                                            "log-level",
-                                            "insecure?",
-                                            "keys",
-                                            "max-queued-per-client",
-                                            NULL};
+static const char *const s_config_keys[] = {
+    "bind",         "backend",     "heartbeat-ms",
+    "max-attempts", "max-message", "log-level",
+    "insecure?",    "keys",        "max-queued-per-client",
+    "keep-ms",      NULL};
 
 int main(int argc, char **argv)
 {
@@ -134,6 +132,11 @@ static int s_main(int argc, char **argv)
             o.backend = argv[++i];
         } else if (strcmp(a, "--keys") == 0 && v) {
             o.keys = argv[++i];
+        } else if (strcmp(a, "--keep-ms") == 0) {
+            if (s_int_arg(a, v, 100, 86400000L, &n) != 0)
+                return 2;
+            o.keep_ms = n;
+            i++;
         } else if (strcmp(a, "--max-queued-per-client") == 0) {
             if (s_int_arg(a, v, 1, 1000000000L, &n) != 0)
                 return 2;
@@ -182,14 +185,16 @@ static int s_main(int argc, char **argv)
     }
     if (print_config) {
         printf("bind = %s\nbackend = %s\nheartbeat-ms = %d\nmax-attempts = "
-               "%d\nmax-message = %zu\nmax-queued-per-client = %zu\n",
+               "%d\nmax-message = %zu\nmax-queued-per-client = %zu\n"
+               "keep-ms = %lld\n",
                o.bind, o.backend && *o.backend ? o.backend : "xp_cache",
                o.heartbeat_ms ? o.heartbeat_ms : 1000,
                o.max_attempts ? o.max_attempts : 3,
                o.max_message ? o.max_message : (size_t)XP_MAX_MESSAGE_DEFAULT,
                o.max_queued_per_client
                    ? o.max_queued_per_client
-                   : (size_t)XP_MAX_QUEUED_PER_CLIENT_DEFAULT);
+                   : (size_t)XP_MAX_QUEUED_PER_CLIENT_DEFAULT,
+               (long long)(o.keep_ms ? o.keep_ms : XP_KEEP_MS_DEFAULT));
         if (o.keys)
             printf("keys = %s\n", o.keys);
         if (insecure)

@@ -106,9 +106,11 @@ static void s_fifo_clear(s_fifo *f)
 struct s_def {
     char key[XP_ID_MAX + 40];
     xp_experiment *ex;
-    s_fifo pending; /* trials not taken up yet */
-    size_t active;  /* trials taken up and not finished */
-    bool announced; /* "waiting for code" logged since the last worker */
+    s_fifo pending;    /* trials not taken up yet */
+    size_t active;     /* trials taken up and not finished */
+    size_t batches;    /* batches kept that refer to it */
+    int64_t unused_ms; /* since when nothing needs it; 0: in use */
+    bool announced;    /* "waiting for code" logged since the last worker */
 };
 
 struct s_strial {
@@ -130,10 +132,6 @@ typedef struct {
     size_t unfinished;
     size_t batches; /* its batches still kept */
 } s_client;
-
-/* A finished batch is kept until its client has asked once more after
- * reading every result, or this long. */
-#define XP_BATCH_KEEP_MS (10 * 60 * 1000)
 
 struct s_batch {
     int64_t id;
@@ -923,19 +921,54 @@ static void s_batch_forget(xp_scheduler *s, s_batch *b)
     char bkey[32];
     snprintf(bkey, sizeof bkey, "%lld", (long long)b->id);
     s_client *owner = b->owner;
+    if (b->def)
+        b->def->batches--;
     zhashx_delete(s->batches, bkey);
     s_batch_free(b);
     if (owner && --owner->batches == 0 && owner->unfinished == 0)
         zhashx_delete(s->clients, owner->key);
 }
 
-/* Drops the batches finished more than XP_BATCH_KEEP_MS ago. */
+/* Closes the definitions nothing has needed for opts.keep_ms (no
+ * connected worker runs them, no trial or batch refers to them): each
+ * holds an open experiment, and code changes over months would pile
+ * them up. A worker or a trial that brings one back registers it again. */
+static void s_expire_defs(xp_scheduler *s)
+{
+    int64_t now = s_now();
+    zlistx_t *old = zlistx_new();
+    for (s_def *d = zhashx_first(s->defs); d; d = zhashx_next(s->defs)) {
+        bool used =
+            d->active || d->pending.head || d->batches || s_def_slots(s, d) > 0;
+        if (used)
+            d->unused_ms = 0;
+        else if (!d->unused_ms)
+            d->unused_ms = now;
+        else if (now - d->unused_ms > s->opts.keep_ms)
+            zlistx_add_end(old, d);
+    }
+    for (s_def *d = zlistx_first(old); d; d = zlistx_next(old)) {
+        const char *latest = zhashx_lookup(s->latest, d->ex->id);
+        if (latest && strcmp(latest, d->key) == 0)
+            zhashx_delete(s->latest, d->ex->id);
+        xp__log(XP_LOG_INFO, "Experiment %s (code %s) unused: closed",
+                d->ex->id, d->ex->code_hash);
+        zhashx_delete(s->defs, d->key);
+        xp_experiment_destroy(&d->ex);
+        free(d);
+    }
+    zlistx_destroy(&old);
+}
+
+/* Drops the batches finished more than opts.keep_ms ago (a finished
+ * batch is otherwise kept until its client asks once more after reading
+ * every result). */
 static void s_expire_batches(xp_scheduler *s)
 {
     int64_t now = s_now();
     zlistx_t *old = zlistx_new();
     for (s_batch *b = zhashx_first(s->batches); b; b = zhashx_next(s->batches))
-        if (b->complete_ms && now - b->complete_ms > XP_BATCH_KEEP_MS)
+        if (b->complete_ms && now - b->complete_ms > s->opts.keep_ms)
             zlistx_add_end(old, b);
     for (s_batch *b = zlistx_first(old); b; b = zlistx_next(old))
         s_batch_forget(s, b);
@@ -1029,6 +1062,7 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
     s_batch *b = calloc(1, sizeof *b);
     b->owner = owner;
     owner->batches++;
+    def->batches++;
     b->id = ++s->next_batch;
     b->def = def;
     b->client = zframe_dup(from);
@@ -1219,8 +1253,10 @@ static void s_heartbeats(xp_scheduler *s, bool judge)
     if (now - s->last_heartbeat_ms < s->opts.heartbeat_ms)
         return;
     s->last_heartbeat_ms = now;
-    if (judge)
+    if (judge) {
         s_expire_batches(s);
+        s_expire_defs(s);
+    }
     bson_t empty = BSON_INITIALIZER;
     zlistx_t *lost = zlistx_new();
     for (s_worker *w = zhashx_first(s->workers); w;
@@ -1323,6 +1359,8 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
         s->opts.max_attempts = 3;
     if (s->opts.max_message == 0)
         s->opts.max_message = XP_MAX_MESSAGE_DEFAULT;
+    if (s->opts.keep_ms <= 0)
+        s->opts.keep_ms = XP_KEEP_MS_DEFAULT;
     if (s->opts.max_queued_per_client == 0)
         s->opts.max_queued_per_client = XP_MAX_QUEUED_PER_CLIENT_DEFAULT;
     s->clients = zhashx_new();

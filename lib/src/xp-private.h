@@ -485,7 +485,12 @@ typedef struct {
     /* Trials one client (its public key, else its connection) may have
      * accepted and not finished; 0: XP_MAX_QUEUED_PER_CLIENT_DEFAULT. */
     size_t max_queued_per_client;
+    /* How long a finished batch and an unused definition are kept;
+     * 0: XP_KEEP_MS_DEFAULT. */
+    int64_t keep_ms;
 } xp_scheduler_options;
+
+#define XP_KEEP_MS_DEFAULT (10 * 60 * 1000)
 
 #define XP_MAX_QUEUED_PER_CLIENT_DEFAULT 1000000
 

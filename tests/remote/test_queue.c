@@ -479,3 +479,60 @@ Test(queue, finished_batch_is_dropped_once_read)
     xp_value_destroy(&trials);
     xp_client_destroy(&c);
 }
+
+/* With --keep-ms short: a finished batch its client never came back for
+ * is dropped, and so is a definition no worker, trial or batch needs
+ * (its experiment handle closed); a worker bringing it back registers it
+ * again and trials run. */
+Test(queue, unused_batches_and_definitions_expire)
+{
+    kill(s_sched, SIGTERM);
+    xpt_wait(s_sched);
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/scheduler-keep.log", xpt_dir);
+    char *argv[] = {
+        s_sched_bin,      "--bind", s_endpoint,  "--backend", xpt_dir,
+        "--heartbeat-ms", "100",    "--keep-ms", "300",       NULL};
+    s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
+    xpt_sleep(0.3);
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    xp_client *c = s_client();
+    xp_value *trials = s_trials(2);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(xp_client_submit(c, "quickstart_pj", trials, NULL, &batch,
+                                  &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    xp_progress p = s_wait(c, batch, 10);
+    cr_assert_eq(p.done, 2);
+    xp_free(ids);
+    /* The worker leaves; nothing needs the definition any more. */
+    kill(s_workers[0], SIGTERM);
+    xpt_wait(s_workers[0]);
+    s_workers[0] = -1;
+    bool closed = false;
+    for (double end = xpt_now() + 5; !closed && xpt_now() < end;) {
+        xpt_sleep(0.1);
+        char *text = xpt_slurp(log);
+        closed = strstr(text, "unused: closed") != NULL;
+        free(text);
+    }
+    cr_assert(closed, "the unused definition was not closed");
+    int64_t cursor = 0;
+    cr_assert_neq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                  "the finished batch is still kept");
+    cr_assert_not_null(strstr(err.message, "unknown batch"), "%s", err.message);
+    /* It comes back with a worker. */
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    cr_assert_eq(xp_client_submit(c, "quickstart_pj", trials, NULL, &batch,
+                                  &ids, &n, &err),
+                 0, "submit after: %s", err.message);
+    p = s_wait(c, batch, 10);
+    cr_assert_eq(p.done, 2, "done %lld", (long long)p.done);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+}
