@@ -77,15 +77,22 @@ static void s_teardown(void)
 
 TestSuite(curve, .init = s_setup, .fini = s_teardown, .timeout = 60);
 
-static void s_start_scheduler(const char *extra, const char *value)
+/* Starts the scheduler with up to two more option pairs (NULL ends). */
+static void s_start_scheduler2(const char *o1, const char *v1, const char *o2,
+                               const char *v2)
 {
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
-    char *argv[] = {
-        s_sched_bin,      "--bind", s_endpoint,    "--backend",   xpt_dir,
-        "--heartbeat-ms", "200",    (char *)extra, (char *)value, NULL};
+    char *argv[] = {s_sched_bin, "--bind",         s_endpoint, "--backend",
+                    xpt_dir,     "--heartbeat-ms", "200",      (char *)o1,
+                    (char *)v1,  (char *)o2,       (char *)v2, NULL};
     s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
     xpt_sleep(0.3);
+}
+
+static void s_start_scheduler(const char *extra, const char *value)
+{
+    s_start_scheduler2(extra, value, NULL, NULL);
 }
 
 static void s_start_worker(const char *key, const char *plugin)
@@ -377,4 +384,49 @@ Test(curve, per_client_queued_trial_limit)
     xp_value_destroy(&one);
     xp_value_destroy(&two);
     xp_client_destroy(&c);
+}
+
+/* Under CURVE a client is its public key: two connections with the same
+ * key share one limit. */
+Test(curve, limit_follows_the_client_key_across_connections)
+{
+    s_start_scheduler2("--keys", s_keys, "--max-queued-per-client", "3");
+    s_start_worker("worker", "sleep_experiment.so");
+    xp_error_t err = {0};
+    xp_client *c = s_client("client", NULL);
+    xp_value *two = xp_value_new();
+    xp_set_array(two);
+    for (int i = 0; i < 2; i++) {
+        xp_value *spec = xp_array_append(two);
+        xp_set_document(spec);
+        xp_value *p = xp_document_set(spec, "parameters");
+        xp_set_document(p);
+        xp_set_double(xp_document_set(p, "seconds"), 20.0);
+    }
+    int64_t batch, *ids = NULL;
+    size_t n = 0;
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", two, NULL, &batch, &ids, &n, &err), 0,
+        "first connection: %s", err.message);
+    xp_free(ids);
+    xp_client_destroy(&c);
+    c = s_client("client", NULL); /* a new connection, the same key */
+    cr_assert_neq(
+        xp_client_submit(c, "sleep_pj", two, NULL, &batch, &ids, &n, &err), 0,
+        "the limit did not follow the key");
+    cr_assert_not_null(strstr(err.message, "limit of 3"), "%s", err.message);
+    xp_client_destroy(&c);
+    /* Another key has a limit of its own. */
+    char own[PATH_MAX + 32];
+    snprintf(own, sizeof own, "%s/worker.key", s_own);
+    char srv[PATH_MAX + 32];
+    snprintf(srv, sizeof srv, "%s/scheduler.key", s_keys);
+    cr_assert_eq(xp_client_connect_secure(&c, s_endpoint, 1500, own, srv, &err),
+                 0, "%s", err.message);
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", two, NULL, &batch, &ids, &n, &err), 0,
+        "another key: %s", err.message);
+    xp_free(ids);
+    xp_client_destroy(&c);
+    xp_value_destroy(&two);
 }
