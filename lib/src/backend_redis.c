@@ -24,14 +24,14 @@
 #define XP_REDIS_MGET_KEYS 1000
 #define XP_REDIS_MGETS_PER_TRIP 4
 
-/* Marks a trial interrupted only while it is still in <id>:running, so a
- * trial that finished meanwhile keeps its final record. */
 /* Rewrites a trial's record only while it is still the scheduler's
  * (in <id>:queued): a finish that lands first wins. */
 static const char s_running_script[] =
     "if redis.call('ZSCORE', KEYS[1], ARGV[1]) then "
     "redis.call('SET', KEYS[2], ARGV[2]) return 1 end return 0";
 
+/* Marks a trial interrupted only while it is still in <id>:running, so a
+ * trial that finished meanwhile keeps its final record. */
 static const char s_interrupt_script[] =
     "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then "
     "redis.call('SET', KEYS[2], ARGV[2]) "
@@ -1050,10 +1050,9 @@ cleanup:
     return rc;
 }
 
-/* History: the ids from <id>:trials in score (= id) order, then the
- * documents by MGET, several MGETs per round trip. */
-/* Calls fn with the records of the trials in sorted set <id>:<set>, in
- * id order, under the lock. */
+/* Calls fn, under the lock, with the records of the trials in sorted
+ * set <id>:<set> (the history: <id>:trials) in score (= id) order: the
+ * ids, then the documents by MGET, several MGETs per round trip. */
 static int s_trials_in(xp_backend *base, const char *set,
                        int (*fn)(const bson_t *doc, void *user), void *user,
                        xp_error_t *err)
