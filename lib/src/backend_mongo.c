@@ -1052,8 +1052,8 @@ static int s_trials_each(xp_backend *b,
     return rc;
 }
 
-/* Trials accepted by a scheduler and not finished (status queued, on
- * the status index). */
+/* Trials a scheduler accepted and has not finished: queued, or running
+ * on its workers (pid 0); on the status index. */
 static int s_queued_trials(xp_backend *b,
                            int (*fn)(const bson_t *doc, void *user), void *user,
                            xp_error_t *err)
