@@ -165,8 +165,9 @@ typedef struct {
     /* Trials with status running. Caller frees *out. */
     int (*running_trials)(xp_backend *b, xp_running_trial **out, size_t *n,
                           xp_error_t *err);
-    /* Calls fn for each trial recorded as queued (owned by a scheduler)
-     * in id order. Optional: NULL when the backend cannot list them. */
+    /* Calls fn for each trial a scheduler accepted and has not finished
+     * (queued, or running with pid 0) in id order; fn may call back into
+     * the backend. Optional: NULL when the backend cannot list them. */
     int (*queued_trials)(xp_backend *b,
                          int (*fn)(const bson_t *doc, void *user), void *user,
                          xp_error_t *err);
