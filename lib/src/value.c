@@ -571,12 +571,9 @@ static char *s_double_json(double d)
     return bson_strdup(buf);
 }
 
-char *xp_value_to_json(const xp_value *v)
+/* A leaf other than a double, through libbson's relaxed JSON. */
+static char *s_leaf_json(const xp_value *v)
 {
-    if (!v)
-        return NULL;
-    if (v->type == XP_TYPE_DOUBLE)
-        return s_double_json(v->u.d);
     bson_t b = BSON_INITIALIZER;
     char *out = NULL;
     if (xp__value_append_bson(&b, "v", v) == 0) {
@@ -595,6 +592,56 @@ char *xp_value_to_json(const xp_value *v)
     }
     bson_destroy(&b);
     return out;
+}
+
+/* Containers are written here, in libbson's layout (`[ 1, 2 ]`,
+ * `{ "k" : v }`), so that doubles at any depth get their shortest exact
+ * text (libbson prints nested ones with 20 digits). */
+static bool s_json(bson_string_t *out, const xp_value *v)
+{
+    char *text;
+    switch (v->type) {
+    case XP_TYPE_DOUBLE: text = s_double_json(v->u.d); break;
+    case XP_TYPE_ARRAY:
+    case XP_TYPE_DOCUMENT: {
+        bool doc = v->type == XP_TYPE_DOCUMENT;
+        size_t n = xp_value_count(v);
+        bson_string_append(out, doc ? "{" : "[");
+        for (size_t i = 0; i < n; i++) {
+            bson_string_append(out, i ? ", " : " ");
+            if (doc) {
+                char *key =
+                    bson_utf8_escape_for_json(xp_value_key_at(v, i), -1);
+                if (!key)
+                    return false;
+                bson_string_append_printf(out, "\"%s\" : ", key);
+                bson_free(key);
+            }
+            if (!s_json(out, xp_value_at(v, i)))
+                return false;
+        }
+        bson_string_append(out, doc ? " }" : " ]");
+        return true;
+    }
+    default: text = s_leaf_json(v); break;
+    }
+    if (!text)
+        return false;
+    bson_string_append(out, text);
+    bson_free(text);
+    return true;
+}
+
+char *xp_value_to_json(const xp_value *v)
+{
+    if (!v)
+        return NULL;
+    bson_string_t *out = bson_string_new(NULL);
+    if (!s_json(out, v)) {
+        bson_string_free(out, true);
+        return NULL;
+    }
+    return bson_string_free(out, false);
 }
 
 int xp_value_from_json(xp_value *v, const char *json, xp_error_t *err)

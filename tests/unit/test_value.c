@@ -39,16 +39,46 @@ static xp_value *make_sample(int k, const char **label)
     cr_assert_not_null(v, "xp_value_new");
     int rc = 0;
     switch (k) {
-    case 0: *label = "null"; rc = xp_set_null(v); break;
-    case 1: *label = "bool true"; rc = xp_set_bool(v, true); break;
-    case 2: *label = "bool false"; rc = xp_set_bool(v, false); break;
-    case 3: *label = "int64 max"; rc = xp_set_int64(v, INT64_MAX); break;
-    case 4: *label = "int64 min"; rc = xp_set_int64(v, INT64_MIN); break;
-    case 5: *label = "double"; rc = xp_set_double(v, -1.25e-7); break;
-    case 6: *label = "double integral"; rc = xp_set_double(v, 1.0); break;
-    case 7: *label = "utf-8 string"; rc = xp_set_string(v, UTF8_TEXT); break;
-    case 8: *label = "empty string"; rc = xp_set_string(v, ""); break;
-    case 9: *label = "empty blob"; rc = xp_set_blob(v, "", 0); break;
+    case 0:
+        *label = "null";
+        rc = xp_set_null(v);
+        break;
+    case 1:
+        *label = "bool true";
+        rc = xp_set_bool(v, true);
+        break;
+    case 2:
+        *label = "bool false";
+        rc = xp_set_bool(v, false);
+        break;
+    case 3:
+        *label = "int64 max";
+        rc = xp_set_int64(v, INT64_MAX);
+        break;
+    case 4:
+        *label = "int64 min";
+        rc = xp_set_int64(v, INT64_MIN);
+        break;
+    case 5:
+        *label = "double";
+        rc = xp_set_double(v, -1.25e-7);
+        break;
+    case 6:
+        *label = "double integral";
+        rc = xp_set_double(v, 1.0);
+        break;
+    case 7:
+        *label = "utf-8 string";
+        rc = xp_set_string(v, UTF8_TEXT);
+        break;
+    case 8:
+        *label = "empty string";
+        rc = xp_set_string(v, "");
+        break;
+    case 9:
+        *label = "empty blob";
+        rc = xp_set_blob(v, "", 0);
+        break;
     case 10: {
         *label = "5 MB blob";
         unsigned char *b = make_bytes(BIG_BLOB);
@@ -76,8 +106,7 @@ static xp_value *make_sample(int k, const char **label)
         *label = "nested document";
         rc = xp_set_document(v);
         cr_assert_eq(xp_set_int64(xp_document_set(v, "i"), 42), 0, "i");
-        cr_assert_eq(xp_set_string(xp_document_set(v, "s"), UTF8_TEXT), 0,
-                     "s");
+        cr_assert_eq(xp_set_string(xp_document_set(v, "s"), UTF8_TEXT), 0, "s");
         xp_value *sub = xp_document_set(v, "sub");
         cr_assert_eq(xp_set_document(sub), 0, "sub");
         xp_value *deep = xp_document_set(sub, "deep");
@@ -85,8 +114,7 @@ static xp_value *make_sample(int k, const char **label)
         cr_assert_eq(xp_set_double(xp_document_set(deep, "d"), 0.5), 0, "d");
         xp_value *arr = xp_document_set(sub, "list");
         cr_assert_eq(xp_set_array(arr), 0, "list");
-        cr_assert_eq(xp_set_datetime(xp_array_append(arr), 86400000), 0,
-                     "dt");
+        cr_assert_eq(xp_set_datetime(xp_array_append(arr), 86400000), 0, "dt");
         unsigned char bytes[3] = {0, 255, 7};
         cr_assert_eq(xp_set_blob(xp_document_set(v, "b"), bytes, 3), 0, "b");
         break;
@@ -100,9 +128,9 @@ static xp_value *make_sample(int k, const char **label)
 
 Test(value, type_names)
 {
-    static const char *const expected[] = {
-        "null", "bool", "int64", "double", "string", "blob",
-        "array", "document", "datetime"};
+    static const char *const expected[] = {"null",   "bool",     "int64",
+                                           "double", "string",   "blob",
+                                           "array",  "document", "datetime"};
     for (int t = XP_TYPE_NULL; t <= XP_TYPE_DATETIME; t++)
         cr_assert_str_eq(xp_type_name((xp_type)t), expected[t],
                          "xp_type_name(%d) = '%s', expected '%s'", t,
@@ -123,8 +151,7 @@ Test(value, null_and_scalars)
     cr_assert_eq(xp_set_bool(v, false), 0, "set_bool");
     cr_assert(!xp_as_bool(v), "as_bool(false) is true");
 
-    const int64_t ints[] = {0, 1, -3, INT64_MAX, INT64_MIN,
-                            (int64_t)1 << 53};
+    const int64_t ints[] = {0, 1, -3, INT64_MAX, INT64_MIN, (int64_t)1 << 53};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         cr_assert_eq(xp_set_int64(v, ints[i]), 0, "set_int64");
         cr_assert_eq(xp_value_type(v), XP_TYPE_INT64, "type after set_int64");
@@ -295,8 +322,7 @@ Test(value, dup_is_deep_and_equal)
         xp_value *d = xp_value_dup(v);
         cr_assert_not_null(d, "dup(%s) NULL", label);
         cr_assert(xp_value_equal(v, d), "dup(%s) differs", label);
-        cr_assert_eq(xp_value_type(d), xp_value_type(v), "dup(%s) type",
-                     label);
+        cr_assert_eq(xp_value_type(d), xp_value_type(v), "dup(%s) type", label);
         xp_value *c = xp_value_new();
         cr_assert_eq(xp_set_value(c, v), 0, "set_value(%s)", label);
         cr_assert(xp_value_equal(c, v), "set_value(%s) differs", label);
@@ -375,8 +401,8 @@ Test(value, json_round_trip_every_kind)
         xp_value *back = xp_value_new();
         xp_error_t err = {0};
         int rc = xp_value_from_json(back, json, &err);
-        cr_assert_eq(rc, 0, "from_json(%s): '%s' (%.200s)", label,
-                     err.message, json);
+        cr_assert_eq(rc, 0, "from_json(%s): '%s' (%.200s)", label, err.message,
+                     json);
         char *again = xp_value_to_json(back);
         cr_assert(xp_value_equal(v, back),
                   "JSON round trip of %s changed the value: %.200s -> %s "
@@ -421,8 +447,9 @@ Test(value, json_text)
 
     xp_error_t err = {0};
     int rc = xp_value_from_json(
-        v, "{\"a\": 1, \"b\": 1.5, \"c\": \"x\", \"d\": [true, null], "
-           "\"e\": {\"f\": -2}}",
+        v,
+        "{\"a\": 1, \"b\": 1.5, \"c\": \"x\", \"d\": [true, null], "
+        "\"e\": {\"f\": -2}}",
         &err);
     cr_assert_eq(rc, 0, "from_json document: '%s'", err.message);
     cr_assert_eq(xp_value_type(v), XP_TYPE_DOCUMENT, "type %s",
@@ -452,8 +479,8 @@ Test(value, json_text)
     cr_assert_eq(rc, 0, "from_json scalar string: '%s'", err.message);
     cr_assert_str_eq(xp_as_string(v, NULL), "just a string", "scalar");
 
-    rc = xp_value_from_json(v, "{\"when\": {\"$date\": \"2023-11-14T22:13:20.123Z\"}}",
-                            &err);
+    rc = xp_value_from_json(
+        v, "{\"when\": {\"$date\": \"2023-11-14T22:13:20.123Z\"}}", &err);
     cr_assert_eq(rc, 0, "from_json $date: '%s'", err.message);
     const xp_value *when = xp_value_get(v, "when");
     cr_assert_eq(xp_value_type(when), XP_TYPE_DATETIME, "$date read as %s",
@@ -486,13 +513,20 @@ Test(value, parse_literal)
         const char *text;
         xp_type type;
     } cases[] = {
-        {"1", XP_TYPE_INT64},     {"-3", XP_TYPE_INT64},
-        {"0", XP_TYPE_INT64},     {"1.5", XP_TYPE_DOUBLE},
-        {"1e-3", XP_TYPE_DOUBLE}, {"-2.5E2", XP_TYPE_DOUBLE},
-        {"true", XP_TYPE_BOOL},   {"false", XP_TYPE_BOOL},
-        {"null", XP_TYPE_NULL},   {"\"quoted\"", XP_TYPE_STRING},
-        {"bare", XP_TYPE_STRING}, {"[1,2]", XP_TYPE_ARRAY},
-        {"{\"a\":1}", XP_TYPE_DOCUMENT}, {"\"1\"", XP_TYPE_STRING},
+        {"1", XP_TYPE_INT64},
+        {"-3", XP_TYPE_INT64},
+        {"0", XP_TYPE_INT64},
+        {"1.5", XP_TYPE_DOUBLE},
+        {"1e-3", XP_TYPE_DOUBLE},
+        {"-2.5E2", XP_TYPE_DOUBLE},
+        {"true", XP_TYPE_BOOL},
+        {"false", XP_TYPE_BOOL},
+        {"null", XP_TYPE_NULL},
+        {"\"quoted\"", XP_TYPE_STRING},
+        {"bare", XP_TYPE_STRING},
+        {"[1,2]", XP_TYPE_ARRAY},
+        {"{\"a\":1}", XP_TYPE_DOCUMENT},
+        {"\"1\"", XP_TYPE_STRING},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memset(&err, 0, sizeof err);
@@ -507,8 +541,7 @@ Test(value, parse_literal)
     xp_value_parse_literal(v, "1", &err);
     cr_assert_eq(xp_as_int64(v), 1, "'1' -> %lld", (long long)xp_as_int64(v));
     xp_value_parse_literal(v, "-3", &err);
-    cr_assert_eq(xp_as_int64(v), -3, "'-3' -> %lld",
-                 (long long)xp_as_int64(v));
+    cr_assert_eq(xp_as_int64(v), -3, "'-3' -> %lld", (long long)xp_as_int64(v));
     xp_value_parse_literal(v, "1.5", &err);
     cr_assert(xp_as_double(v) == 1.5, "'1.5' -> %g", xp_as_double(v));
     xp_value_parse_literal(v, "1e-3", &err);
@@ -518,8 +551,8 @@ Test(value, parse_literal)
     xp_value_parse_literal(v, "false", &err);
     cr_assert(!xp_as_bool(v), "'false' -> true");
     xp_value_parse_literal(v, "\"quoted\"", &err);
-    cr_assert_str_eq(xp_as_string(v, NULL), "quoted",
-                     "'\"quoted\"' -> '%s'", xp_as_string(v, NULL));
+    cr_assert_str_eq(xp_as_string(v, NULL), "quoted", "'\"quoted\"' -> '%s'",
+                     xp_as_string(v, NULL));
     xp_value_parse_literal(v, "\"1\"", &err);
     cr_assert_str_eq(xp_as_string(v, NULL), "1", "'\"1\"' -> '%s'",
                      xp_as_string(v, NULL));
@@ -613,8 +646,7 @@ Test(value, stored_round_trip_every_kind)
 
         xp_value *p = NULL;
         int rc = xp_load_persisted(ex, "return_value", k + 1, &p, &err);
-        cr_assert_eq(rc, 0, "load_persisted(%s): '%s'", labels[k],
-                     err.message);
+        cr_assert_eq(rc, 0, "load_persisted(%s): '%s'", labels[k], err.message);
         cr_assert(xp_value_equal(p, samples[k]),
                   "persisted %s differs (stored as %s)", labels[k],
                   xp_type_name(xp_value_type(p)));
@@ -659,8 +691,7 @@ Test(value, parameters_round_trip)
     for (size_t i = 0; i < nk; i++) {
         xp_value *params = NULL;
         int rc = xp_trial_parameters(ex, (int64_t)i + 1, &params, &err);
-        cr_assert_eq(rc, 0, "trial_parameters(%zu): '%s'", i + 1,
-                     err.message);
+        cr_assert_eq(rc, 0, "trial_parameters(%zu): '%s'", i + 1, err.message);
         const xp_value *got = xpt_field(params, "p");
         char *js = xpt_json(got);
         cr_assert(xp_value_equal(got, vals[i]),
@@ -678,8 +709,8 @@ Test(value, literal_parameters_keep_native_types)
     xp_experiment *ex = xpt_open("literals");
     const char *names[] = {"i", "d", "b", "s", "n", "q"};
     const char *lits[] = {"7", "0.25", "true", "word", "null", "\"7\""};
-    const xp_type types[] = {XP_TYPE_INT64, XP_TYPE_DOUBLE, XP_TYPE_BOOL,
-                             XP_TYPE_STRING, XP_TYPE_NULL, XP_TYPE_STRING};
+    const xp_type types[] = {XP_TYPE_INT64,  XP_TYPE_DOUBLE, XP_TYPE_BOOL,
+                             XP_TYPE_STRING, XP_TYPE_NULL,   XP_TYPE_STRING};
     xp_node *nodes[6];
     for (int i = 0; i < 6; i++)
         nodes[i] = xp_parameter(ex, names[i]);
@@ -707,4 +738,31 @@ Test(value, literal_parameters_keep_native_types)
                      "quoted literal");
     xp_value_destroy(&params);
     xp_experiment_destroy(&ex);
+}
+
+/* Doubles print as their shortest exact text at any depth (libbson alone
+ * gives nested ones 20 digits), and read back to the same bits. */
+Test(value, json_nested_doubles_shortest)
+{
+    xp_value *v = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_from_json(v,
+                                    "[0.1, 1, {\"a\": 0.3, \"b\": [2.5e-7, "
+                                    "1.0, {}], \"k\\\"q\": []}]",
+                                    &err),
+                 0, "%s", err.message);
+    char *j = xp_value_to_json(v);
+    cr_assert_str_eq(j,
+                     "[ 0.1, 1, { \"a\" : 0.3, \"b\" : [ 2.5e-07, 1.0, { } ], "
+                     "\"k\\\"q\" : [ ] } ]",
+                     "to_json = '%s'", j);
+    xp_value *back = xp_value_new();
+    cr_assert_eq(xp_value_from_json(back, j, &err), 0, "%s", err.message);
+    const xp_value *inner = xp_value_at(back, 2);
+    cr_assert(xp_as_double(xp_value_get(inner, "a")) == 0.3, "0.3 changed");
+    cr_assert_eq(xp_value_type(xp_value_at(xp_value_get(inner, "b"), 1)),
+                 XP_TYPE_DOUBLE, "1.0 became an integer");
+    xp_free(j);
+    xp_value_destroy(&back);
+    xp_value_destroy(&v);
 }
