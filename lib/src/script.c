@@ -267,9 +267,11 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
         status = s_run_remote(prog, id, define, &args, overrides);
         goto done;
     }
+    /* --help needs the graph only: no store is opened (or created). */
     xp_open_options opts = XP_OPEN_OPTIONS_INIT;
     opts.backend = args.backend;
-    if (xp_experiment_open(&ex, id, &opts, &err) != 0) {
+    if ((args.help ? xp__experiment_new_detached(&ex, id, &err)
+                   : xp_experiment_open(&ex, id, &opts, &err)) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);
         goto done;
     }

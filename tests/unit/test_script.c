@@ -364,6 +364,15 @@ Test(script, program_help_lists_parameters)
     xpt_run_result_free(&r);
     cr_assert_eq(recorded_trials("simple_experiment_pj"), 0,
                  "--help recorded a trial");
+    /* It opens no store: nothing is created. */
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/simple_experiment_pj", xpt_dir);
+    cr_assert_neq(access(path, F_OK), 0, "--help created %s", path);
+    r = xpt_run((char *[]){prog, "--help", NULL}, xpt_dir);
+    cr_assert_eq(r.status, 0);
+    xpt_run_result_free(&r);
+    snprintf(path, sizeof path, "%s/xp_cache", xpt_dir);
+    cr_assert_neq(access(path, F_OK), 0, "--help created %s", path);
 }
 
 Test(script, program_failed_trial_exits_1)
