@@ -40,4 +40,45 @@ static inline void xptr_bin(const char *var, char *out)
     snprintf(out, PATH_MAX, "%s", p);
 }
 
+/* Stops *pid with SIGTERM (SIGKILL after 10 s), sets it to -1 and
+ * returns its exit status (128 + signal when killed; -1: no process). A
+ * daemon that exits non-zero on SIGTERM, or whose sanitizer found
+ * something at exit, shows here. */
+static inline int xptr_stop(pid_t *pid)
+{
+    if (*pid <= 0)
+        return -1;
+    kill(*pid, SIGTERM);
+    int st = 0;
+    pid_t r = 0;
+    for (int i = 0; i < 200 && (r = waitpid(*pid, &st, WNOHANG)) == 0; i++)
+        xpt_sleep(0.05);
+    if (r == 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, &st, 0);
+    }
+    *pid = -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+/* Stops a daemon at the end of a test and fails the test unless it
+ * exited cleanly (its log is in the message). */
+static inline void xptr_stop_clean(pid_t *pid, const char *what,
+                                   const char *log)
+{
+    if (*pid <= 0)
+        return;
+    int status = xptr_stop(pid);
+    if (status != 0) {
+        char *text = log ? xpt_slurp(log) : NULL;
+        char shown[4096];
+        snprintf(shown, sizeof shown, "%s", text ? text : "");
+        free(text);
+        cr_assert_fail("%s exited with status %d; log:\n%s", what, status,
+                       shown);
+    }
+}
+
 #endif

@@ -39,15 +39,20 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
-    for (int i = 0; i < s_n_pids; i++)
-        if (s_pids[i] > 0) {
-            kill(s_pids[i], SIGTERM);
-            xpt_wait(s_pids[i]);
-        }
+    /* Workers first, then the scheduler: each must exit cleanly. */
+    char failed[256] = "";
+    for (int i = s_n_pids - 1; i >= 0; i--) {
+        int st = xptr_stop(&s_pids[i]);
+        if (st > 0 && !failed[0])
+            snprintf(failed, sizeof failed,
+                     "process %d (0: the scheduler) exited with status %d", i,
+                     st);
+    }
     for (int i = 0; i < 3; i++)
         if (s_made[i])
             s_sh("'%s' netns del %s", s_ip, s_ns[i]);
     xpt_teardown();
+    cr_assert(!failed[0], "%s", failed);
 }
 
 TestSuite(netns, .init = s_setup, .fini = s_teardown, .timeout = 90);

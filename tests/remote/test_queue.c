@@ -43,16 +43,21 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
-    for (int i = 0; i < s_n_workers; i++)
-        if (s_workers[i] > 0) {
-            kill(s_workers[i], SIGTERM);
-            xpt_wait(s_workers[i]);
-        }
-    if (s_sched > 0) {
-        kill(s_sched, SIGTERM);
-        xpt_wait(s_sched);
+    /* Every daemon must exit cleanly on SIGTERM: a non-zero status is a
+     * failure (also what a sanitizer's report at exit gives). */
+    char failed[2048] = "";
+    for (int i = 0; i < s_n_workers; i++) {
+        int st = xptr_stop(&s_workers[i]);
+        if (st > 0 && !failed[0])
+            snprintf(failed, sizeof failed,
+                     "xp-worker %d exited with status %d", i, st);
     }
+    int st = xptr_stop(&s_sched);
+    if (st > 0 && !failed[0])
+        snprintf(failed, sizeof failed, "xp-scheduler exited with status %d",
+                 st);
     xpt_teardown();
+    cr_assert(!failed[0], "%s", failed);
 }
 
 TestSuite(queue, .init = s_setup, .fini = s_teardown, .timeout = 60);
