@@ -1333,18 +1333,22 @@ static int s_recover_one(const char *id, void *user)
 }
 
 /* After a restart: every trial an earlier scheduler accepted (recorded
- * as queued) is queued again, whatever the backend. */
-static void s_recover(xp_scheduler *s)
+ * as queued) is queued again, whatever the backend. A backend that cannot
+ * be listed stops the start: running without those trials would lose
+ * them quietly. */
+static int s_recover(xp_scheduler *s, xp_error_t *err)
 {
     s_recovery r = {s, NULL, 0};
-    xp_error_t err;
-    if (xp__backend_experiments(s->backend, s_recover_one, &r, &err) != 0)
-        xp__log(XP_LOG_WARNING, "Listing the experiments to resume: %s",
-                err.message);
+    xp_error_t e;
+    if (xp__backend_experiments(s->backend, s_recover_one, &r, &e) != 0)
+        return xp__error(err, e.domain, e.code,
+                         "cannot look for queued trials to resume: %s",
+                         e.message);
     if (r.resumed)
         xp__log(XP_LOG_INFO,
                 "Resumed %zu queued trial(s) accepted before the restart",
                 r.resumed);
+    return 0;
 }
 
 int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
@@ -1405,7 +1409,10 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     }
     const char *ep = zsock_endpoint(s->router);
     bson_strncpy(s->endpoint, ep ? ep : opts->bind, sizeof s->endpoint);
-    s_recover(s);
+    if (s_recover(s, err) != 0) {
+        xp__scheduler_destroy(&s);
+        return -1;
+    }
     *out = s;
     return 0;
 }

@@ -541,3 +541,18 @@ Test(queue, unused_batches_and_definitions_expire)
     xp_value_destroy(&trials);
     xp_client_destroy(&c);
 }
+
+/* A scheduler that cannot look for the trials it must resume does not
+ * start (it would lose them quietly): one line, exit 1. */
+Test(queue, unreachable_backend_stops_the_start)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", xptr_free_port());
+    char *argv[] = {
+        s_sched_bin, "--bind", ep, "--backend", "redis://127.0.0.1:1/0", NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 1, "status %d", r.status);
+    cr_assert_eq(xpt_count_lines(r.err), 1, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "queued trials"), "%s", r.err);
+    xpt_run_result_free(&r);
+}
