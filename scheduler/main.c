@@ -52,6 +52,11 @@ static void s_usage(FILE *f)
           "(default\n"
           "                      1000000); a submission over it is refused "
           "whole\n"
+          "  --name NAME         owner written on accepted trials; after a "
+          "restart a\n"
+          "                      scheduler takes up only its own (default "
+          "$XP_SCHEDULER_NAME,\n"
+          "                      else \"HOSTNAME BIND\")\n"
           "  --keep-ms N         how long a finished batch and an unused "
           "experiment\n"
           "                      definition are kept (default 600000)\n"
@@ -98,7 +103,7 @@ static const char *const s_config_keys[] = {
     "bind",         "backend",     "heartbeat-ms",
     "max-attempts", "max-message", "log-level",
     "insecure?",    "keys",        "max-queued-per-client",
-    "keep-ms",      NULL};
+    "keep-ms",      "name",        NULL};
 
 int main(int argc, char **argv)
 {
@@ -114,6 +119,7 @@ static int s_main(int argc, char **argv)
         o.bind = "tcp://127.0.0.1:5555";
     o.backend = getenv("XP_BACKEND");
     o.keys = getenv("XP_SCHEDULER_KEYS");
+    o.name = getenv("XP_SCHEDULER_NAME");
     bool insecure = false, print_config = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -132,6 +138,8 @@ static int s_main(int argc, char **argv)
             o.backend = argv[++i];
         } else if (strcmp(a, "--keys") == 0 && v) {
             o.keys = argv[++i];
+        } else if (strcmp(a, "--name") == 0 && v) {
+            o.name = argv[++i];
         } else if (strcmp(a, "--keep-ms") == 0) {
             if (s_int_arg(a, v, 100, 86400000L, &n) != 0)
                 return 2;
@@ -197,6 +205,8 @@ static int s_main(int argc, char **argv)
                (long long)(o.keep_ms ? o.keep_ms : XP_KEEP_MS_DEFAULT));
         if (o.keys)
             printf("keys = %s\n", o.keys);
+        if (o.name && *o.name)
+            printf("name = \"%s\"\n", o.name);
         if (insecure)
             printf("insecure = true\n");
         return 0;

@@ -148,6 +148,7 @@ struct s_batch {
 struct xp_scheduler {
     xp_scheduler_options opts;
     char *backend;
+    char *name; /* owner of the trials it accepts */
     zsock_t *router;
     zactor_t *auth;    /* CURVE authenticator, NULL when plain */
     zsock_t *monitor;  /* with auth: handshake failures of the router */
@@ -804,11 +805,11 @@ static void s_pending_push(s_fifo *f, s_batch *batch, const bson_t *doc)
 
 /* Records one trial as queued and appends its record to f; the full
  * trial state is built only when it is taken up. */
-static int s_accept(s_def *def, s_fifo *f, s_batch *b, const xp_run_options *o,
-                    int64_t *id, xp_error_t *err)
+static int s_accept(xp_scheduler *s, s_def *def, s_fifo *f, s_batch *b,
+                    const xp_run_options *o, int64_t *id, xp_error_t *err)
 {
     xp_trial *t = NULL;
-    if (xp__trial_start(&t, def->ex, o, true, err) != 0)
+    if (xp__trial_start(&t, def->ex, o, s->name, err) != 0)
         return -1;
     *id = xp__trial_id(t);
     bson_t *doc = xp__trial_record(t);
@@ -1089,7 +1090,7 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
         int64_t id;
         if (i % 256 == 255)
             s_keepalive(s);
-        if (s_accept(def, &accepted, b, &o, &id, &err) != 0) {
+        if (s_accept(s, def, &accepted, b, &o, &id, &err) != 0) {
             /* The backend failed: trials recorded so far run; the client
              * learns which ones were accepted. */
             xp__log(XP_LOG_ERROR,
@@ -1278,6 +1279,7 @@ typedef struct {
     xp_scheduler *s;
     xp_experiment *ex; /* handle used to read the store */
     size_t resumed;
+    size_t others; /* queued trials of other schedulers, left alone */
 } s_recovery;
 
 /* Takes up one queued trial recorded by an earlier scheduler. */
@@ -1285,6 +1287,12 @@ static int s_resume_one(const bson_t *doc, void *user)
 {
     s_recovery *r = user;
     xp_backend *b = r->ex->backend;
+    /* Another scheduler's (sharing the backend): not ours to run. */
+    const char *owner = xp__bson_utf8(doc, "scheduler");
+    if (owner && strcmp(owner, r->s->name) != 0) {
+        r->others++;
+        return 0;
+    }
     const char *hash = xp__bson_utf8(doc, "code_hash");
     int64_t id = 0;
     xp__bson_int64(doc, "trial_id", &id);
@@ -1338,7 +1346,7 @@ static int s_recover_one(const char *id, void *user)
  * them quietly. */
 static int s_recover(xp_scheduler *s, xp_error_t *err)
 {
-    s_recovery r = {s, NULL, 0};
+    s_recovery r = {s, NULL, 0, 0};
     xp_error_t e;
     if (xp__backend_experiments(s->backend, s_recover_one, &r, &e) != 0)
         return xp__error(err, e.domain, e.code,
@@ -1348,6 +1356,11 @@ static int s_recover(xp_scheduler *s, xp_error_t *err)
         xp__log(XP_LOG_INFO,
                 "Resumed %zu queued trial(s) accepted before the restart",
                 r.resumed);
+    if (r.others)
+        xp__log(XP_LOG_INFO,
+                "Left %zu queued trial(s) of other schedulers alone (this "
+                "one is '%s')",
+                r.others, s->name);
     return 0;
 }
 
@@ -1370,6 +1383,9 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     s->clients = zhashx_new();
     zhashx_set_destructor(s->clients, s_client_free);
     s->backend = opts->backend ? strdup(opts->backend) : NULL;
+    s->name = opts->name && *opts->name
+                  ? bson_strdup(opts->name)
+                  : bson_strdup_printf("%s %s", xp__hostname(), opts->bind);
     s->workers = zhashx_new();
     zhashx_set_destructor(s->workers, s_worker_free);
     s->defs = zhashx_new();
@@ -1529,6 +1545,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     zhashx_destroy(&s->latest);
     zhashx_destroy(&s->clients);
     free(s->backend);
+    bson_free(s->name);
     free(s);
     *ps = NULL;
 }

@@ -392,8 +392,10 @@ cleanup:
 }
 
 int xp__trial_start(xp_trial **out, xp_experiment *ex,
-                    const xp_run_options *opts, bool queued, xp_error_t *err)
+                    const xp_run_options *opts, const char *scheduler,
+                    xp_error_t *err)
 {
+    bool queued = scheduler != NULL;
     *out = NULL;
     xp_trial *t = s_trial_alloc(ex);
     bson_t params = BSON_INITIALIZER;
@@ -432,6 +434,8 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     BSON_APPEND_UTF8(t->doc, "host", xp__hostname());
     BSON_APPEND_INT64(t->doc, "pid", queued ? 0 : (int64_t)getpid());
     BSON_APPEND_INT64(t->doc, "pstart", queued ? 0 : (int64_t)xp__self_start());
+    if (queued)
+        BSON_APPEND_UTF8(t->doc, "scheduler", scheduler);
     BSON_APPEND_UTF8(t->doc, "code_hash", ex->code_hash);
     BSON_APPEND_UTF8(t->doc, "environment_hash", env_hash);
     if (ex->backend->ops->trial_begin(ex->backend, t->doc, &t->id, err) != 0)
@@ -674,7 +678,7 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
                          "cannot compute a trial from inside a step");
 
     xp_trial *t;
-    if (xp__trial_start(&t, ex, opts, false, err) != 0)
+    if (xp__trial_start(&t, ex, opts, NULL, err) != 0)
         return -1;
     if (trial_id)
         *trial_id = t->id;

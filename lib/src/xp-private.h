@@ -338,10 +338,12 @@ int xp__step_run(const xp_node *n, int64_t trial_id, uint64_t trial_seed,
 typedef struct xp_trial xp_trial;
 
 /* Resolves parameters (XP_EUNDEFINED allocates no id), picks the seed,
- * allocates the id and records the trial: as running by this process, or
- * as queued (owned by a scheduler: no pid, never marked interrupted). */
+ * allocates the id and records the trial: as running by this process
+ * (scheduler NULL), or as queued for the scheduler of that name (no pid,
+ * never marked interrupted; resumed only by that scheduler). */
 int xp__trial_start(xp_trial **out, xp_experiment *ex,
-                    const xp_run_options *opts, bool queued, xp_error_t *err);
+                    const xp_run_options *opts, const char *scheduler,
+                    xp_error_t *err);
 /* Takes up a trial recorded as queued (doc: its stored record) after a
  * scheduler restart: same id, parameters and seed; nothing is written. */
 int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
@@ -481,6 +483,9 @@ typedef struct {
     int heartbeat_ms;    /* 1000 */
     int max_attempts;    /* per task before its trial fails; 3 */
     size_t max_message;  /* bytes; XP_MAX_MESSAGE_DEFAULT */
+    /* Owner name written on the trials it accepts; a restarted scheduler
+     * takes up only its own. NULL: "<hostname> <bind>". */
+    const char *name;
     const char *keys;    /* CURVE: directory with scheduler.key and
                           * authorized/; NULL: plain */
     /* Trials one client (its public key, else its connection) may have

@@ -1169,7 +1169,7 @@ CONTRACT(queued_trials_listed_until_finished, 60)
         xp_set_int64(xp_document_set(params, "a"), i);
         xp_run_options o = XP_RUN_OPTIONS_INIT;
         o.params = params;
-        cr_assert_eq(xp__trial_start(&t[i], ex, &o, true, &err), 0,
+        cr_assert_eq(xp__trial_start(&t[i], ex, &o, "test", &err), 0,
                      "queue trial %d: %s", i, err.message);
         xp_value_destroy(&params);
     }

@@ -556,3 +556,65 @@ Test(queue, unreachable_backend_stops_the_start)
     cr_assert_not_null(strstr(r.err, "queued trials"), "%s", r.err);
     xpt_run_result_free(&r);
 }
+
+/* Two schedulers share one backend: after a restart each takes up only
+ * the trials it accepted (its name is on them). */
+Test(queue, restart_takes_up_only_its_own_trials)
+{
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    kill(s_workers[0], SIGTERM); /* the definition stays, no worker runs it */
+    xpt_wait(s_workers[0]);
+    s_workers[0] = -1;
+    xp_client *c = s_client();
+    xp_value *trials = s_trials(3);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(xp_client_submit(c, "quickstart_pj", trials, NULL, &batch,
+                                  &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    xp_client_destroy(&c);
+    kill(s_sched, SIGKILL);
+    xpt_wait(s_sched);
+
+    /* Another scheduler on the same backend leaves them alone. */
+    char other_ep[64], log[PATH_MAX];
+    snprintf(other_ep, sizeof other_ep, "tcp://127.0.0.1:%d", xptr_free_port());
+    snprintf(log, sizeof log, "%s/other.log", xpt_dir);
+    char *other[] = {s_sched_bin,      "--bind", other_ep, "--backend", xpt_dir,
+                     "--heartbeat-ms", "200",    "--name", "other",     NULL};
+    s_sched = xpt_spawn(other, xpt_dir, NULL, log);
+    xpt_sleep(0.5);
+    char *text = xpt_slurp(log);
+    cr_assert_not_null(strstr(text, "Left 3 queued trial(s) of other "
+                                    "schedulers alone"),
+                       "log:\n%s", text);
+    free(text);
+    cr_assert_eq(xptr_stop(&s_sched), 0, "the other scheduler failed");
+
+    /* The first one, restarted, takes them up and runs them. */
+    snprintf(log, sizeof log, "%s/again.log", xpt_dir);
+    char *again[] = {s_sched_bin, "--bind",         s_endpoint, "--backend",
+                     xpt_dir,     "--heartbeat-ms", "200",      NULL};
+    s_sched = xpt_spawn(again, xpt_dir, NULL, log);
+    xpt_sleep(0.3);
+    s_start_worker("quickstart.so");
+    xp_experiment *ex = NULL;
+    size_t done = 0;
+    for (double end = xpt_now() + 10; done < n && xpt_now() < end;) {
+        xpt_sleep(0.1);
+        ex = xpt_open_existing("quickstart_pj", &err);
+        cr_assert_not_null(ex, "%s", err.message);
+        done = 0;
+        for (size_t i = 0; i < n; i++) {
+            xp_value *t = xpt_trial(ex, ids[i]);
+            done += strcmp(xpt_get_str(t, "status"), "succeeded") == 0;
+            xp_value_destroy(&t);
+        }
+        xp_experiment_destroy(&ex);
+    }
+    cr_assert_eq(done, n, "%zu of %zu trials finished", done, n);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+}
