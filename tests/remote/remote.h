@@ -40,6 +40,23 @@ static inline void xptr_bin(const char *var, char *out)
     snprintf(out, PATH_MAX, "%s", p);
 }
 
+/* n trial specs {parameters: {name: v + step * i}} (a double), as
+ * xp_client_submit takes them. */
+static inline xp_value *xptr_trials(int n, const char *name, double v,
+                                    double step)
+{
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    for (int i = 0; i < n; i++) {
+        xp_value *spec = xp_array_append(trials);
+        xp_set_document(spec);
+        xp_value *p = xp_document_set(spec, "parameters");
+        xp_set_document(p);
+        xp_set_double(xp_document_set(p, name), v + step * i);
+    }
+    return trials;
+}
+
 /* Stops *pid with SIGTERM (SIGKILL after 10 s), sets it to -1 and
  * returns its exit status (128 + signal when killed; -1: no process). A
  * daemon that exits non-zero on SIGTERM, or whose sanitizer found
@@ -79,6 +96,26 @@ static inline void xptr_stop_clean(pid_t *pid, const char *what,
         cr_assert_fail("%s exited with status %d; log:\n%s", what, status,
                        shown);
     }
+}
+
+/* The end of a test with daemons: stops the workers, then the
+ * scheduler, removes the test's directory, and fails the test when one of
+ * them did not exit cleanly. */
+static inline void xptr_teardown(pid_t *workers, int n_workers, pid_t *sched)
+{
+    char failed[256] = "";
+    for (int i = 0; i < n_workers; i++) {
+        int st = xptr_stop(&workers[i]);
+        if (st > 0 && !failed[0])
+            snprintf(failed, sizeof failed,
+                     "xp-worker %d exited with status %d", i, st);
+    }
+    int st = xptr_stop(sched);
+    if (st > 0 && !failed[0])
+        snprintf(failed, sizeof failed, "xp-scheduler exited with status %d",
+                 st);
+    xpt_teardown();
+    cr_assert(!failed[0], "%s", failed);
 }
 
 #endif

@@ -61,23 +61,11 @@ static void s_setup(void)
     s_sched = -1;
 }
 
+/* Every daemon must exit cleanly on SIGTERM: a non-zero status fails the
+ * test (also what a sanitizer's report at exit gives). */
 static void s_teardown(void)
 {
-    /* Every daemon must exit cleanly on SIGTERM: a non-zero status is a
-     * failure (also what a sanitizer's report at exit gives). */
-    char failed[2048] = "";
-    for (int i = 0; i < s_n_workers; i++) {
-        int st = xptr_stop(&s_workers[i]);
-        if (st > 0 && !failed[0])
-            snprintf(failed, sizeof failed,
-                     "xp-worker %d exited with status %d", i, st);
-    }
-    int st = xptr_stop(&s_sched);
-    if (st > 0 && !failed[0])
-        snprintf(failed, sizeof failed, "xp-scheduler exited with status %d",
-                 st);
-    xpt_teardown();
-    cr_assert(!failed[0], "%s", failed);
+    xptr_teardown(s_workers, s_n_workers, &s_sched);
 }
 
 TestSuite(curve, .init = s_setup, .fini = s_teardown, .timeout = 60);
@@ -357,15 +345,7 @@ Test(curve, per_client_queued_trial_limit)
     s_start_scheduler("--max-queued-per-client", "3");
     s_start_worker(NULL, "sleep_experiment.so");
     xp_client *c = s_client(NULL, NULL);
-    xp_value *two = xp_value_new();
-    xp_set_array(two);
-    for (int i = 0; i < 2; i++) {
-        xp_value *spec = xp_array_append(two);
-        xp_set_document(spec);
-        xp_value *p = xp_document_set(spec, "parameters");
-        xp_set_document(p);
-        xp_set_double(xp_document_set(p, "seconds"), 20.0);
-    }
+    xp_value *two = xptr_trials(2, "seconds", 20.0, 0);
     int64_t batch, *ids = NULL;
     size_t n = 0;
     xp_error_t err = {0};
@@ -399,15 +379,7 @@ Test(curve, limit_follows_the_client_key_across_connections)
     s_start_worker("worker", "sleep_experiment.so");
     xp_error_t err = {0};
     xp_client *c = s_client("client", NULL);
-    xp_value *two = xp_value_new();
-    xp_set_array(two);
-    for (int i = 0; i < 2; i++) {
-        xp_value *spec = xp_array_append(two);
-        xp_set_document(spec);
-        xp_value *p = xp_document_set(spec, "parameters");
-        xp_set_document(p);
-        xp_set_double(xp_document_set(p, "seconds"), 20.0);
-    }
+    xp_value *two = xptr_trials(2, "seconds", 20.0, 0);
     int64_t batch, *ids = NULL;
     size_t n = 0;
     cr_assert_eq(

@@ -53,23 +53,11 @@ static void s_setup(void)
     xpt_sleep(0.5); /* connect and register */
 }
 
+/* Every daemon must exit cleanly on SIGTERM: a non-zero status fails the
+ * test (also what a sanitizer's report at exit gives). */
 static void s_teardown(void)
 {
-    /* Every daemon must exit cleanly on SIGTERM: a non-zero status is a
-     * failure (also what a sanitizer's report at exit gives). */
-    char failed[2048] = "";
-    for (int i = 0; i < s_n_workers; i++) {
-        int st = xptr_stop(&s_workers[i]);
-        if (st > 0 && !failed[0])
-            snprintf(failed, sizeof failed,
-                     "xp-worker %d exited with status %d", i, st);
-    }
-    int st = xptr_stop(&s_sched);
-    if (st > 0 && !failed[0])
-        snprintf(failed, sizeof failed, "xp-scheduler exited with status %d",
-                 st);
-    xpt_teardown();
-    cr_assert(!failed[0], "%s", failed);
+    xptr_teardown(s_workers, s_n_workers, &s_sched);
 }
 
 TestSuite(distributed, .init = s_setup, .fini = s_teardown, .timeout = 60);

@@ -41,23 +41,11 @@ static void s_setup(void)
     xpt_sleep(0.2);
 }
 
+/* Every daemon must exit cleanly on SIGTERM: a non-zero status fails the
+ * test (also what a sanitizer's report at exit gives). */
 static void s_teardown(void)
 {
-    /* Every daemon must exit cleanly on SIGTERM: a non-zero status is a
-     * failure (also what a sanitizer's report at exit gives). */
-    char failed[2048] = "";
-    for (int i = 0; i < s_n_workers; i++) {
-        int st = xptr_stop(&s_workers[i]);
-        if (st > 0 && !failed[0])
-            snprintf(failed, sizeof failed,
-                     "xp-worker %d exited with status %d", i, st);
-    }
-    int st = xptr_stop(&s_sched);
-    if (st > 0 && !failed[0])
-        snprintf(failed, sizeof failed, "xp-scheduler exited with status %d",
-                 st);
-    xpt_teardown();
-    cr_assert(!failed[0], "%s", failed);
+    xptr_teardown(s_workers, s_n_workers, &s_sched);
 }
 
 TestSuite(queue, .init = s_setup, .fini = s_teardown, .timeout = 60);
@@ -280,15 +268,7 @@ static void s_restart_on(const char *var)
     int64_t before = s_last_on(uri, "sleep_pj");
 
     xp_client *c = s_client();
-    xp_value *trials = xp_value_new();
-    xp_set_array(trials);
-    for (int i = 0; i < 5; i++) {
-        xp_value *spec = xp_array_append(trials);
-        xp_set_document(spec);
-        xp_value *p = xp_document_set(spec, "parameters");
-        xp_set_document(p);
-        xp_set_double(xp_document_set(p, "seconds"), 0.3 + 0.05 * i);
-    }
+    xp_value *trials = xptr_trials(5, "seconds", 0.3, 0.05);
     int64_t batch = 0, *ids = NULL;
     size_t n = 0;
     xp_error_t err;
@@ -353,13 +333,7 @@ Test(queue, trial_shows_running_while_its_step_runs)
     s_start_worker("sleep_experiment.so");
     xpt_sleep(0.5);
     xp_client *c = s_client();
-    xp_value *trials = xp_value_new();
-    xp_set_array(trials);
-    xp_value *spec = xp_array_append(trials);
-    xp_set_document(spec);
-    xp_value *p = xp_document_set(spec, "parameters");
-    xp_set_document(p);
-    xp_set_double(xp_document_set(p, "seconds"), 1.5);
+    xp_value *trials = xptr_trials(1, "seconds", 1.5, 0);
     int64_t batch = 0, *ids = NULL;
     size_t n = 0;
     xp_error_t err;
