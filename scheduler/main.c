@@ -1,7 +1,10 @@
 /* xp-scheduler — accepts trials from clients, dispatches their steps to
  * workers over ZeroMQ and records everything in the backend. A thin main
  * over the engine in lib/src/scheduler.c. */
-#include "xp-private.h"
+#include "remote/config.h"
+#include "remote/message.h"
+#include "remote/scheduler.h"
+#include "util/log.h"
 
 #include <signal.h>
 #include <stdio.h>

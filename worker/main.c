@@ -1,7 +1,11 @@
 /* xp-worker — executes the steps an xp-scheduler sends it, with N parallel
  * slots, using experiment plugins (shared libraries built with
  * -DXP_PLUGIN). A thin main over the engine in lib/src/worker.c. */
-#include "xp-private.h"
+#include "remote/config.h"
+#include "remote/message.h"
+#include "remote/worker.h"
+#include "util/log.h"
+#include "util/sys.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,7 +1,13 @@
 /* graph.c — the experiment definition: parameters and steps as nodes of a
  * DAG (inputs always registered before their step, so it cannot cycle),
  * the result and persisted marks, and the frozen view a trial runs. */
-#include "xp-private.h"
+#include "graph.h"
+
+#include "capture/capture.h"
+#include "capture/code.h"
+#include "experiment.h"
+#include "util/error.h"
+#include "value.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,13 @@
 /* script.c — script mode: an experiment program run as
  * `./prog a=1 b=2 --seed 7` records one trial and prints its result.
  * Arguments are checked completely before anything is recorded. */
-#include "xp-private.h"
+#include "script.h"
+
+#include "experiment.h"
+
+#include "remote/client.h"
+#include "util/error.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdio.h>

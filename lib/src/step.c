@@ -2,7 +2,12 @@
  * generator, failure message), the thread-local "current step", and where
  * its metric points go. The in-process executor and xp-worker both run
  * steps through xp__step_run. */
-#include "xp-private.h"
+#include "step.h"
+
+#include "graph.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,22 @@
  * and take their outcomes, then record result or failure with metrics,
  * persisted values and step hashes. xp_compute drives it with the
  * in-process thread pool; xp-scheduler drives it with remote workers. */
-#include "xp-private.h"
+#include "trial.h"
+
+#include "capture/capture.h"
+#include "capture/env.h"
+#include "experiment.h"
+
+#include "step.h"
+#include "store/spool.h"
+
+#include "util/bson_util.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include "util/rng.h"
+#include "util/sys.h"
+#include "value.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,9 @@
 /* value.c — the typed value tree (step inputs/outputs, parameters, trial
  * records), its conversion to and from BSON, JSON text via libbson's
  * extended JSON, and script-mode literal inference. */
-#include "xp-private.h"
+#include "value.h"
+
+#include "util/error.h"
 
 #include <errno.h>
 #include <math.h>

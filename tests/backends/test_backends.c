@@ -3,7 +3,13 @@
  * (XP_TEST_MONGODB_URI); unconfigured or unbuilt backends are skipped. */
 #include "../common.h"
 
-#include "xp-private.h"
+#include "experiment.h"
+#include "store/spool.h"
+
+#include "trial.h"
+#include "util/bson_util.h"
+#include "util/names.h"
+#include "util/sys.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>

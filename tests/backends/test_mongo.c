@@ -3,7 +3,7 @@
  * the test server's refusals, and a private test server killed mid-run. */
 #include "../common.h"
 
-#include "xp-private.h"
+#include "util/names.h"
 
 #include <mongoc/mongoc.h>
 #include <netinet/in.h>

@@ -3,7 +3,10 @@
  * and restarted on the same data without losing a finished trial. */
 #include "../common.h"
 
-#include "xp-private.h"
+#include "experiment.h"
+
+#include "util/names.h"
+#include "util/sys.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -2,7 +2,9 @@
  * input is split into frames (1 byte count, then 2-byte little-endian
  * length + bytes per frame), decoded as a peer's message, and a decoded
  * body is read as a value tree, as the scheduler and worker do. */
-#include "xp-private.h"
+#include "remote/message.h"
+#include "util/bson_util.h"
+#include "value.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,9 @@
  * xp_trial_diff. */
 #include "../common.h"
 
-#include "xp-private.h"
+#include "capture/capture.h"
+#include "capture/git.h"
+#include "value.h"
 
 #include <gnu/libc-version.h>
 #include <sqlite3.h>

@@ -4,7 +4,7 @@
  * the file over environment variables; every error is one line, exit 2). */
 #include "../common.h"
 
-#include "xp-private.h"
+#include "remote/config.h"
 
 TestSuite(config, .init = xpt_setup, .fini = xpt_teardown, .timeout = 60);
 

@@ -5,7 +5,9 @@
  * large submission is held as records and every trial is recorded once. */
 #include "remote.h"
 
-#include "xp-private.h"
+#include "experiment.h"
+
+#include "remote/client.h"
 
 static char s_endpoint[64];
 static pid_t s_sched = -1;

@@ -3,7 +3,8 @@
  * skipping strings, character literals, comments and preprocessor lines. */
 #include <criterion/criterion.h>
 
-#include "xp-private.h"
+#include "capture/code.h"
+#include "value.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
  * and that refused command lines record nothing. */
 #include "../common.h"
 
-#include "xp-private.h"
+#include "script.h"
 
 TestSuite(script, .init = xpt_setup, .fini = xpt_teardown, .timeout = 60);
 

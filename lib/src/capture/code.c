@@ -1,0 +1,358 @@
+/* code.c — code context capture: finds a step function's definition in
+ * its source file (matching braces while skipping comments, strings,
+ * character literals and preprocessor lines) when the step is registered.
+ * Files are read once per process; an unreadable file yields what is known
+ * (file, line, symbol, build id) and one warning. */
+#include "capture/code.h"
+
+#include "util/log.h"
+#include "util/sys.h"
+#include "value.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A larger file is not a source file. */
+#define XP_SOURCE_MAX (64u << 20)
+
+typedef struct {
+    const char *s;
+    size_t len;
+    size_t i;
+} s_lex;
+
+static bool s_ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_';
+}
+
+/* If a comment, literal or preprocessor line starts at l->i, moves past it
+ * and returns true. */
+static bool s_skip_inert(s_lex *l)
+{
+    const char *s = l->s;
+    size_t i = l->i, n = l->len;
+    if (i + 1 < n && s[i] == '/' && s[i + 1] == '/') {
+        while (i < n && s[i] != '\n') {
+            if (s[i] == '\\' && i + 1 < n)
+                i++;
+            i++;
+        }
+    } else if (i + 1 < n && s[i] == '/' && s[i + 1] == '*') {
+        i += 2;
+        while (i + 1 < n && !(s[i] == '*' && s[i + 1] == '/'))
+            i++;
+        i = i + 2 <= n ? i + 2 : n;
+    } else if (s[i] == '"' || s[i] == '\'') {
+        char quote = s[i++];
+        while (i < n && s[i] != quote && s[i] != '\n') {
+            if (s[i] == '\\')
+                i++;
+            i++;
+        }
+        if (i < n)
+            i++;
+    } else if (s[i] == '#') {
+        /* Only at the start of a line (after blanks). */
+        size_t k = i;
+        while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t'))
+            k--;
+        if (k != 0 && s[k - 1] != '\n')
+            return false;
+        while (i < n && s[i] != '\n') {
+            if (s[i] == '\\' && i + 1 < n)
+                i++;
+            i++;
+        }
+    } else {
+        return false;
+    }
+    l->i = i > n ? n : i;
+    return true;
+}
+
+static void s_skip_space(s_lex *l)
+{
+    for (;;) {
+        while (l->i < l->len &&
+               (l->s[l->i] == ' ' || l->s[l->i] == '\t' || l->s[l->i] == '\n' ||
+                l->s[l->i] == '\r' || l->s[l->i] == '\f' || l->s[l->i] == '\v'))
+            l->i++;
+        if (l->i >= l->len || !s_skip_inert(l))
+            return;
+    }
+}
+
+/* With l->i on an opening bracket, moves past its match; false at EOF. */
+static bool s_skip_balanced(s_lex *l, char open, char close)
+{
+    int depth = 0;
+    while (l->i < l->len) {
+        if (s_skip_inert(l))
+            continue;
+        char c = l->s[l->i++];
+        if (c == open)
+            depth++;
+        else if (c == close && --depth == 0)
+            return true;
+    }
+    return false;
+}
+
+static size_t s_ident_len(const s_lex *l)
+{
+    size_t k = l->i;
+    while (k < l->len && s_ident_char(l->s[k]))
+        k++;
+    return k - l->i;
+}
+
+/* After a parameter list: true with l->i on the body's '{' when this is
+ * a definition (also K&R style), false for a prototype or anything else. */
+static bool s_find_body(s_lex *l)
+{
+    for (;;) {
+        s_skip_space(l);
+        if (l->i >= l->len)
+            return false;
+        char c = l->s[l->i];
+        if (c == '{')
+            return true;
+        /* A function returning a function pointer closes its declarator
+         * and gives the returned type's parameters:
+         * `int (*pick(int k))(double) {`. */
+        if (c == ')') {
+            l->i++;
+            s_skip_space(l);
+            if (l->i < l->len && l->s[l->i] == '(' &&
+                !s_skip_balanced(l, '(', ')'))
+                return false;
+            continue;
+        }
+        size_t id = s_ident_len(l);
+        if (id == 0)
+            return false; /* ';' ',' '=' ')' ... : not a definition */
+        if ((id == 13 && strncmp(l->s + l->i, "__attribute__", 13) == 0) ||
+            (id == 7 && strncmp(l->s + l->i, "__asm__", 7) == 0)) {
+            l->i += id;
+            s_skip_space(l);
+            if (l->i >= l->len || l->s[l->i] != '(' ||
+                !s_skip_balanced(l, '(', ')'))
+                return false;
+            continue;
+        }
+        /* K&R parameter declarations: `int a; char *b;` then '{'. */
+        while (l->i < l->len && l->s[l->i] != ';') {
+            if (s_skip_inert(l))
+                continue;
+            char d = l->s[l->i];
+            if (d == '{' || d == '}' || d == '=')
+                return false;
+            if (d == '(') {
+                if (!s_skip_balanced(l, '(', ')'))
+                    return false;
+                continue;
+            }
+            l->i++;
+        }
+        if (l->i >= l->len)
+            return false;
+        l->i++; /* the ';' */
+    }
+}
+
+char *xp__code_extract(const char *src, size_t len, const char *symbol)
+{
+    s_lex l = {src, len, 0};
+    size_t slen = strlen(symbol);
+    size_t decl_start = 0;
+    int depth = 0;
+    while (l.i < l.len) {
+        if (src[l.i] == '#' && depth == 0) {
+            size_t before = l.i;
+            if (s_skip_inert(&l)) {
+                decl_start = l.i;
+                continue;
+            }
+            l.i = before;
+        }
+        if (s_skip_inert(&l))
+            continue;
+        char c = src[l.i];
+        if (c == '{') {
+            depth++;
+        } else if (c == '}') {
+            if (depth > 0)
+                depth--;
+            if (depth == 0)
+                decl_start = l.i + 1;
+        } else if (c == ';' && depth == 0) {
+            decl_start = l.i + 1;
+        } else if (s_ident_char(c)) {
+            size_t id = s_ident_len(&l);
+            bool match = depth == 0 && id == slen &&
+                         strncmp(src + l.i, symbol, slen) == 0 &&
+                         (l.i == 0 || !s_ident_char(src[l.i - 1]));
+            l.i += id;
+            if (!match)
+                continue;
+            s_lex probe = l;
+            s_skip_space(&probe);
+            if (probe.i >= probe.len || src[probe.i] != '(' ||
+                !s_skip_balanced(&probe, '(', ')') || !s_find_body(&probe))
+                continue;
+            size_t body = probe.i;
+            if (!s_skip_balanced(&probe, '{', '}'))
+                return NULL; /* unterminated body */
+            size_t start = decl_start;
+            while (start < body && (src[start] == ' ' || src[start] == '\t' ||
+                                    src[start] == '\n' || src[start] == '\r'))
+                start++;
+            return bson_strndup(src + start, probe.i - start);
+        }
+        l.i++;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- files */
+
+typedef struct s_file {
+    struct s_file *next;
+    char *path; /* as registered */
+    char *text; /* NULL when unreadable */
+    size_t len;
+    char *found; /* path it was read from */
+    bool warned; /* a definition was not found: said once per file */
+} s_file;
+
+static pthread_mutex_t s_files_lock = PTHREAD_MUTEX_INITIALIZER;
+static s_file *s_files;
+
+/* __FILE__ is relative to the compiler's working directory (meson: the
+ * build directory), so relative paths are also tried from every ancestor
+ * directory of the binary that holds the step function. */
+static s_file *s_load(const char *path, const void *fn)
+{
+    for (s_file *f = s_files; f; f = f->next)
+        if (strcmp(f->path, path) == 0)
+            return f;
+    s_file *f = bson_malloc0(sizeof *f);
+    f->path = bson_strdup(path);
+    f->text = xp__read_file(path, XP_SOURCE_MAX, &f->len);
+    if (f->text)
+        f->found = bson_strdup(path);
+    Dl_info info;
+    if (!f->text && path[0] != '/' && fn && dladdr(fn, &info) &&
+        info.dli_fname) {
+        char dir[PATH_MAX];
+        /* For the main program dladdr reports argv[0], which may be a bare
+         * name found through PATH (or renamed): use /proc/self/exe. */
+        bool main_program =
+            !strchr(info.dli_fname, '/') ||
+            strcmp(info.dli_fname, program_invocation_name) == 0;
+        const char *binary = main_program ? "/proc/self/exe" : info.dli_fname;
+        if (realpath(binary, dir)) {
+            char *slash;
+            while (!f->text && (slash = strrchr(dir, '/')) != NULL) {
+                *slash = '\0';
+                char *candidate = bson_strdup_printf("%s/%s", dir, path);
+                f->text = xp__read_file(candidate, XP_SOURCE_MAX, &f->len);
+                if (f->text)
+                    f->found = candidate;
+                else
+                    bson_free(candidate);
+            }
+        }
+    }
+    f->next = s_files;
+    s_files = f;
+    if (!f->text)
+        xp__log(XP_LOG_WARNING,
+                "Source file %s is not readable: code context records only "
+                "file, line, symbol and build id",
+                path);
+    return f;
+}
+
+static int s_build_id_note(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    char *out = data;
+    if (info->dlpi_name && info->dlpi_name[0])
+        return 0; /* the main program is the unnamed first entry */
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+            const uint8_t *name = p + sizeof *nh;
+            const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= 64) {
+                for (uint32_t k = 0; k < nh->n_descsz; k++)
+                    sprintf(out + 2 * k, "%02x", desc[k]);
+                return 1;
+            }
+            p = desc + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+    return 0;
+}
+
+static char s_build_id_hex[129];
+static pthread_once_t s_build_id_once = PTHREAD_ONCE_INIT;
+
+static void s_build_id_init(void)
+{
+    dl_iterate_phdr(s_build_id_note, s_build_id_hex);
+}
+
+/* Build id of the main program as hex, "" when it has none. */
+const char *xp__build_id(void)
+{
+    pthread_once(&s_build_id_once, s_build_id_init);
+    return s_build_id_hex;
+}
+
+char *xp__code_capture(const char *file, const char *symbol, const void *fn,
+                       char **found_path)
+{
+    *found_path = NULL;
+    if (!file || !symbol)
+        return NULL;
+    pthread_mutex_lock(&s_files_lock);
+    s_file *f = s_load(file, fn);
+    char *text = f->text ? xp__code_extract(f->text, f->len, symbol) : NULL;
+    if (!text && f->text) {
+        /* Registered under another name than its function's: try the
+         * symbol the dynamic linker knows (exported functions only). */
+        Dl_info info;
+        if (fn && dladdr(fn, &info) && info.dli_sname && info.dli_saddr == fn)
+            text = xp__code_extract(f->text, f->len, info.dli_sname);
+    }
+    bool warn = f->text && !text && !f->warned;
+    if (warn)
+        f->warned = true;
+    if (f->found)
+        *found_path = bson_strdup(f->found);
+    pthread_mutex_unlock(&s_files_lock);
+    if (warn)
+        xp__log(XP_LOG_WARNING,
+                "Definition of step function '%s' not found in %s: code "
+                "context records only file, line and symbol (said once per "
+                "file)",
+                symbol, file);
+    return text;
+}

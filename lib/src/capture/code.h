@@ -1,0 +1,18 @@
+/* capture/code.h — the source text of step functions, read from their C
+ * files at run time, and the build id of the binary that holds them. */
+#ifndef XP_CAPTURE_CODE_H
+#define XP_CAPTURE_CODE_H
+
+#include <stddef.h>
+
+/* Definition text of function symbol in C source src; caller frees. */
+char *xp__code_extract(const char *src, size_t len, const char *symbol);
+/* Reads file (also relative to the binary holding fn) once per process and
+ * extracts symbol; NULL when unavailable. Caller frees result and
+ * *found_path. */
+char *xp__code_capture(const char *file, const char *symbol, const void *fn,
+                       char **found_path);
+/* GNU build id of the main program as hex, "" when it has none. */
+const char *xp__build_id(void);
+
+#endif /* XP_CAPTURE_CODE_H */

@@ -1,0 +1,337 @@
+/* env.c — environment capture, once per process: platform, cpu, runtime,
+ * loaded libraries (+ dpkg package list), git and gpu, as one BSON
+ * document of categories. Only stable facts are kept (no current CPU
+ * frequency, no free memory) so equal machines give equal documents. */
+#include "capture/env.h"
+
+#include "capture/code.h"
+#include "capture/git.h"
+#include "util/sys.h"
+
+#include <gnu/libc-version.h>
+#include <limits.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static void s_trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+}
+
+/* First line of a small file, trimmed, or NULL. */
+static char *s_first_line(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char buf[512];
+    char *line = fgets(buf, sizeof buf, f) ? bson_strdup(buf) : NULL;
+    fclose(f);
+    if (line)
+        s_trim(line);
+    return line;
+}
+
+static void s_platform(bson_t *doc)
+{
+    struct utsname u;
+    if (uname(&u) == 0) {
+        BSON_APPEND_UTF8(doc, "system", u.sysname);
+        BSON_APPEND_UTF8(doc, "release", u.release);
+        BSON_APPEND_UTF8(doc, "version", u.version);
+        BSON_APPEND_UTF8(doc, "machine", u.machine);
+    }
+    char *os = NULL;
+    FILE *f = fopen("/etc/os-release", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "PRETTY_NAME=", 12) == 0) {
+                s_trim(line);
+                char *v = line + 12;
+                size_t n = strlen(v);
+                if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+                    v[n - 1] = '\0';
+                    v++;
+                }
+                os = bson_strdup(v);
+            }
+        }
+        fclose(f);
+    }
+    if (os)
+        BSON_APPEND_UTF8(doc, "os", os);
+    bson_free(os);
+    BSON_APPEND_UTF8(doc, "hostname", xp__hostname());
+    BSON_APPEND_INT32(doc, "cpu_count", xp__cpu_count());
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0)
+        BSON_APPEND_INT64(doc, "memory_bytes", (int64_t)pages * page);
+}
+
+static void s_cpu(bson_t *doc)
+{
+    static const char *const keys[][2] = {
+        {"model name", "model"},   {"vendor_id", "vendor"},
+        {"cpu family", "family"},  {"stepping", "stepping"},
+        {"cache size", "cache"},   {"flags", "flags"},
+        {"microcode", "microcode"}};
+    bool seen[sizeof keys / sizeof keys[0]] = {false};
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) {
+            if (line[0] == '\n')
+                break; /* first processor only */
+            char *colon = strchr(line, ':');
+            if (!colon)
+                continue;
+            *colon = '\0';
+            s_trim(line);
+            char *value = colon + 1 + (colon[1] == ' ');
+            s_trim(value);
+            for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+                if (!seen[k] && strcmp(line, keys[k][0]) == 0) {
+                    BSON_APPEND_UTF8(doc, keys[k][1], value);
+                    seen[k] = true;
+                }
+            }
+        }
+        free(line);
+        fclose(f);
+    }
+    static const char *const freq[][2] = {
+        {"/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
+         "max_frequency_khz"},
+        {"/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_min_freq",
+         "min_frequency_khz"}};
+    for (size_t k = 0; k < 2; k++) {
+        char *v = s_first_line(freq[k][0]);
+        if (v)
+            BSON_APPEND_UTF8(doc, freq[k][1], v);
+        bson_free(v);
+    }
+    /* Cache sizes by level from sysfs (L1d, L1i, L2, L3). */
+    bson_t caches;
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "caches", &caches);
+    for (int i = 0; i < 8; i++) {
+        char path[128];
+        snprintf(path, sizeof path,
+                 "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        char *level = s_first_line(path);
+        if (!level)
+            break;
+        snprintf(path, sizeof path,
+                 "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        char *type = s_first_line(path);
+        snprintf(path, sizeof path,
+                 "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        char *size = s_first_line(path);
+        if (type && size) {
+            char key[64];
+            snprintf(key, sizeof key, "L%s %s", level, type);
+            BSON_APPEND_UTF8(&caches, key, size);
+        }
+        bson_free(level);
+        bson_free(type);
+        bson_free(size);
+    }
+    bson_append_document_end(doc, &caches);
+}
+
+static void s_runtime(bson_t *doc, const char *program_compiler)
+{
+#ifdef __VERSION__
+#ifdef __clang__
+    BSON_APPEND_UTF8(doc, "libxp_compiler", "clang " __VERSION__);
+#else
+    BSON_APPEND_UTF8(doc, "libxp_compiler", "gcc " __VERSION__);
+#endif
+#endif
+    if (program_compiler)
+        BSON_APPEND_UTF8(doc, "program_compiler", program_compiler);
+    BSON_APPEND_UTF8(doc, "libc", "glibc");
+    BSON_APPEND_UTF8(doc, "libc_version", gnu_get_libc_version());
+    BSON_APPEND_UTF8(doc, "libxp_version", XP_VERSION_STRING);
+#ifdef XP_BUILD_TYPE
+    BSON_APPEND_UTF8(doc, "libxp_build_type", XP_BUILD_TYPE);
+#endif
+#ifdef __OPTIMIZE__
+    BSON_APPEND_BOOL(doc, "libxp_optimized", true);
+#else
+    BSON_APPEND_BOOL(doc, "libxp_optimized", false);
+#endif
+    BSON_APPEND_UTF8(doc, "build_id", xp__build_id());
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        BSON_APPEND_UTF8(doc, "executable", exe);
+    }
+}
+
+typedef struct {
+    bson_t *arr;
+    uint32_t n;
+} s_libs;
+
+static int s_lib_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    s_libs *libs = data;
+    const char *name = info->dlpi_name;
+    if (!name || !name[0] || strncmp(name, "linux-vdso", 10) == 0 ||
+        strncmp(name, "linux-gate", 10) == 0)
+        return 0;
+    char real[PATH_MAX];
+    const char *resolved = realpath(name, real) ? real : name;
+    const char *base = strrchr(resolved, '/');
+    base = base ? base + 1 : resolved;
+    const char *soname = strrchr(name, '/');
+    soname = soname ? soname + 1 : name;
+    /* The real file name carries the version: libsqlite3.so.0.8.6. */
+    const char *so = strstr(base, ".so.");
+    bson_t item;
+    char key[16];
+    const char *k;
+    bson_uint32_to_string(libs->n++, &k, key, sizeof key);
+    BSON_APPEND_DOCUMENT_BEGIN(libs->arr, k, &item);
+    BSON_APPEND_UTF8(&item, "name", soname);
+    BSON_APPEND_UTF8(&item, "path", resolved);
+    BSON_APPEND_UTF8(&item, "version", so ? so + 4 : "");
+    bson_append_document_end(libs->arr, &item);
+    return 0;
+}
+
+/* Value of field `name` ("Package: ") if line starts with it. */
+static bool s_field(const char *line, size_t len, const char *name, char *out,
+                    size_t size)
+{
+    size_t n = strlen(name);
+    if (len < n || memcmp(line, name, n) != 0)
+        return false;
+    size_t v = len - n;
+    while (v && (line[n + v - 1] == ' ' || line[n + v - 1] == '\t' ||
+                 line[n + v - 1] == '\r'))
+        v--;
+    if (v >= size)
+        v = size - 1;
+    memcpy(out, line + n, v);
+    out[v] = '\0';
+    return true;
+}
+
+/* "package[:arch] version" of installed dpkg packages, from one read of
+ * the status file (it is most of a megabyte). */
+static void s_dpkg(bson_t *doc)
+{
+    size_t size = 0;
+    char *text = xp__read_file("/var/lib/dpkg/status", 64u << 20, &size);
+    if (!text)
+        return;
+    bson_t arr;
+    BSON_APPEND_ARRAY_BEGIN(doc, "packages", &arr);
+    char pkg[256] = "", arch[64] = "", version[256] = "";
+    bool installed = false;
+    uint32_t n = 0;
+    const char *p = text, *end = text + size;
+    for (;;) {
+        const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (p >= end || len == 0) { /* end of a stanza */
+            if (pkg[0] && installed) {
+                char entry[600], key[16];
+                const char *k;
+                snprintf(entry, sizeof entry, "%s%s%s %s", pkg,
+                         arch[0] ? ":" : "", arch, version);
+                bson_uint32_to_string(n++, &k, key, sizeof key);
+                bson_append_utf8(&arr, k, -1, entry, -1);
+            }
+            pkg[0] = arch[0] = version[0] = '\0';
+            installed = false;
+            if (p >= end)
+                break;
+        } else if (*p == 'P') {
+            s_field(p, len, "Package: ", pkg, sizeof pkg);
+        } else if (*p == 'A') {
+            s_field(p, len, "Architecture: ", arch, sizeof arch);
+        } else if (*p == 'V') {
+            s_field(p, len, "Version: ", version, sizeof version);
+        } else if (*p == 'S') {
+            char status[128];
+            if (s_field(p, len, "Status: ", status, sizeof status))
+                installed = strstr(status, " installed") != NULL;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    bson_free(text);
+    bson_append_array_end(doc, &arr);
+}
+
+static void s_libraries(bson_t *doc)
+{
+    bson_t arr;
+    BSON_APPEND_ARRAY_BEGIN(doc, "loaded", &arr);
+    s_libs libs = {&arr, 0};
+    dl_iterate_phdr(s_lib_cb, &libs);
+    bson_append_array_end(doc, &arr);
+    s_dpkg(doc);
+}
+
+static void s_gpu(bson_t *doc)
+{
+    char *nvidia = s_first_line("/proc/driver/nvidia/version");
+    if (nvidia)
+        BSON_APPEND_UTF8(doc, "nvidia_driver", nvidia);
+    bson_free(nvidia);
+    FILE *f = fopen("/proc/driver/nvidia/gpus", "r");
+    if (f) /* the directory exists when a GPU is present */
+        fclose(f);
+}
+
+void xp__environment_local(bson_t *out, bson_t *gpu,
+                           const char *program_compiler)
+{
+    bson_t cat;
+    BSON_APPEND_DOCUMENT_BEGIN(out, "platform", &cat);
+    s_platform(&cat);
+    bson_append_document_end(out, &cat);
+    BSON_APPEND_DOCUMENT_BEGIN(out, "cpu", &cat);
+    s_cpu(&cat);
+    bson_append_document_end(out, &cat);
+    BSON_APPEND_DOCUMENT_BEGIN(out, "runtime", &cat);
+    s_runtime(&cat, program_compiler);
+    bson_append_document_end(out, &cat);
+    BSON_APPEND_DOCUMENT_BEGIN(out, "libraries", &cat);
+    s_libraries(&cat);
+    bson_append_document_end(out, &cat);
+    s_gpu(gpu);
+}
+
+void xp__environment_assemble(bson_t *out, const bson_t *local,
+                              const bson_t *git, const bson_t *gpu)
+{
+    bson_concat(out, local);
+    BSON_APPEND_DOCUMENT(out, "git", git);
+    if (!bson_empty(gpu))
+        BSON_APPEND_DOCUMENT(out, "gpu", gpu);
+}
+
+void xp__environment_capture(bson_t *out, const char *program_compiler)
+{
+    bson_t local = BSON_INITIALIZER, gpu = BSON_INITIALIZER,
+           git = BSON_INITIALIZER;
+    xp__environment_local(&local, &gpu, program_compiler);
+    xp__git_capture(&git);
+    xp__environment_assemble(out, &local, &git, &gpu);
+    bson_destroy(&local);
+    bson_destroy(&gpu);
+    bson_destroy(&git);
+}

@@ -1,0 +1,22 @@
+/* capture/env.h — the environment of this process (platform, cpu,
+ * runtime, libraries, git, gpu), captured once per process. */
+#ifndef XP_CAPTURE_ENV_H
+#define XP_CAPTURE_ENV_H
+
+#include <bson/bson.h>
+
+void xp__environment_capture(bson_t *out, const char *program_compiler);
+/* The categories read without environment variables (platform, cpu,
+ * runtime, libraries into out; gpu into gpu, empty when none): safe on
+ * a thread of libxp's own while the program may call setenv. */
+void xp__environment_local(bson_t *out, bson_t *gpu,
+                           const char *program_compiler);
+/* out = local's categories, git, then gpu when not empty. */
+void xp__environment_assemble(bson_t *out, const bson_t *local,
+                              const bson_t *git, const bson_t *gpu);
+/* Environment document of this process and its hash (captured once). */
+const bson_t *xp__environment(const char **hash);
+/* Starts capturing the environment on a background thread, once. */
+void xp__environment_prefetch(void);
+
+#endif /* XP_CAPTURE_ENV_H */

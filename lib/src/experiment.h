@@ -1,0 +1,44 @@
+/* experiment.h — the experiment handle shared by the trial
+ * lifecycle, capture and the engines: its definition, backend, seed and
+ * captured code. */
+#ifndef XP_EXPERIMENT_H
+#define XP_EXPERIMENT_H
+
+#include "xp/xp.h"
+
+#include "graph.h"
+#include "store/store.h"
+#include "util/pool.h"
+
+#include <bson/bson.h>
+#include <pthread.h>
+
+struct xp_experiment {
+    char *id;
+    xp_backend *backend;
+    int threads;
+    /* Guards the definition, parameter values, the seed and the pool. */
+    pthread_mutex_t lock;
+    xp_node **nodes;
+    size_t n_nodes, cap_nodes;
+    xp_node *result;
+    bool has_def_error;
+    xp_error_t def_error;
+    bool frozen;
+    size_t n_needed_steps;
+    xp_pool *pool;
+    bool has_seed;
+    uint64_t seed;
+    /* Capture, computed when the graph is frozen. */
+    bson_t *code;       /* code context document */
+    char code_hash[33]; /* XXH128 hex */
+    bool code_checked;  /* compared with the previous trial's code */
+    bool contents_stored;
+};
+
+/* An experiment without backend, for defining and running steps only
+ * (xp-worker). Caller owns *out (xp_experiment_destroy). */
+int xp__experiment_new_detached(xp_experiment **out, const char *id,
+                                xp_error_t *err);
+
+#endif /* XP_EXPERIMENT_H */

@@ -1,0 +1,46 @@
+/* graph.h — the experiment's graph: nodes (parameters and
+ * steps), freezing the definition at the first trial, and rebuilding a
+ * graph from a code document. */
+#ifndef XP_GRAPH_H
+#define XP_GRAPH_H
+
+#include "xp/xp.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct xp_node {
+    xp_experiment *ex;
+    size_t index; /* position in ex->nodes: registration order */
+    bool is_param;
+    bool persisted;
+    char *name;
+    /* parameters */
+    xp_value *def;     /* default, or NULL */
+    xp_value *current; /* value set for the next trials, or NULL */
+    /* steps */
+    xp_step_fn fn;
+    size_t n_inputs;
+    xp_node **inputs;
+    char *file;
+    int line;
+    char *source;      /* captured definition text, or NULL */
+    char *source_path; /* where the source was read from, or NULL */
+    /* filled when the graph is frozen at the first trial */
+    bool needed; /* an ancestor of (or) the result */
+    size_t n_dependents;
+    xp_node **dependents; /* needed steps taking this node as input */
+};
+
+/* Freezes the definition (first trial): checks it, computes which nodes
+ * the result needs and their dependents. Called with ex->lock held. */
+int xp__graph_freeze(xp_experiment *ex, xp_error_t *err);
+xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
+/* Defines an empty experiment from a code context document (parameters
+ * with defaults, steps with inputs, result and persisted marks). Steps
+ * have no function: they run remotely. ex->code becomes that document. */
+int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err);
+void xp__graph_free(xp_experiment *ex);
+
+#endif /* XP_GRAPH_H */

@@ -1,0 +1,213 @@
+/* client.c — submitting trials to an xp-scheduler and following their
+ * progress (xpsubmit, script mode with --scheduler): request/reply over a
+ * DEALER socket with a timeout on every reply. */
+#include "remote/client.h"
+
+#include "remote/keys.h"
+
+#include "util/bson_util.h"
+#include "util/error.h"
+#include "value.h"
+
+#include <string.h>
+
+struct xp_client {
+    zsock_t *sock;
+    char *endpoint;
+    int timeout_ms;
+    bool curve;
+};
+
+int xp_client_connect(xp_client **out, const char *endpoint, int timeout_ms,
+                      xp_error_t *err)
+{
+    return xp_client_connect_secure(out, endpoint, timeout_ms, NULL, NULL, err);
+}
+
+int xp_client_connect_secure(xp_client **out, const char *endpoint,
+                             int timeout_ms, const char *key,
+                             const char *server_key, xp_error_t *err)
+{
+    *out = NULL;
+    if (!key)
+        key = getenv("XP_KEY");
+    if (!server_key)
+        server_key = getenv("XP_SERVER_KEY");
+    if (!endpoint || !*endpoint)
+        endpoint = getenv("XP_SCHEDULER");
+    if (!endpoint || !*endpoint)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "no scheduler endpoint (use -s tcp://HOST:PORT or "
+                         "XP_SCHEDULER)");
+    if (strncmp(endpoint, "tcp://", 6) != 0 &&
+        strncmp(endpoint, "ipc://", 6) != 0)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "invalid scheduler endpoint '%s' (expected "
+                         "tcp://HOST:PORT)",
+                         endpoint);
+    zsys_init();
+    zsys_handler_set(NULL);
+    xp_client *c = bson_malloc0(sizeof *c);
+    c->sock = zsock_new(ZMQ_DEALER);
+    c->endpoint = bson_strdup(endpoint);
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    zsock_set_linger(c->sock, 0);
+    zsock_set_maxmsgsize(c->sock, (int)XP_MAX_MESSAGE_DEFAULT + 4096);
+    if (xp__keys_client(c->sock, key, server_key, err) != 0) {
+        xp_client_destroy(&c);
+        return -1;
+    }
+    c->curve = key && *key;
+    if (zsock_connect(c->sock, "%s", endpoint) < 0) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "cannot connect to %s: %s", endpoint,
+                  zmq_strerror(zmq_errno()));
+        xp_client_destroy(&c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void xp_client_destroy(xp_client **pc)
+{
+    if (!pc || !*pc)
+        return;
+    xp_client *c = *pc;
+    zsock_destroy(&c->sock);
+    bson_free(c->endpoint);
+    bson_free(c);
+    *pc = NULL;
+}
+
+/* Sends one request and waits for its reply; ERROR replies become
+ * errors. reply is initialised on success. */
+static int s_request(xp_client *c, xp_msg_type type, const bson_t *body,
+                     xp_msg_type expect, bson_t *reply, xp_error_t *err)
+{
+    zmsg_t *msg = xp__msg_new(type, body);
+    if (zmsg_send(&msg, c->sock) != 0) {
+        zmsg_destroy(&msg);
+        return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
+                         "cannot send to the scheduler at %s", c->endpoint);
+    }
+    zpoller_t *poller = zpoller_new(c->sock, NULL);
+    void *ready = zpoller_wait(poller, c->timeout_ms);
+    zpoller_destroy(&poller);
+    if (!ready)
+        return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
+                         "no answer from the scheduler at %s within %d ms (%s)",
+                         c->endpoint, c->timeout_ms,
+                         c->curve ? "is it running, and is this client's "
+                                    "public key in its authorized directory?"
+                                  : "is it running? One started with --keys "
+                                    "answers only clients with a key: --key "
+                                    "and --server-key, or XP_KEY and "
+                                    "XP_SERVER_KEY");
+    zmsg_t *answer = zmsg_recv(c->sock);
+    if (!answer)
+        return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO, "interrupted");
+    xp_msg_type got;
+    int rc = xp__msg_decode(answer, XP_MAX_MESSAGE_DEFAULT, &got, reply, err);
+    zmsg_destroy(&answer);
+    if (rc != 0)
+        return -1;
+    if (got == XP_MSG_ERROR) {
+        const char *m = xp__bson_utf8(reply, "message");
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "scheduler: %s",
+                  m ? m : "error");
+        bson_destroy(reply);
+        return -1;
+    }
+    if (got != expect) {
+        bson_destroy(reply);
+        return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
+                         "unexpected %s from the scheduler", xp__msg_name(got));
+    }
+    return 0;
+}
+
+int xp_client_submit(xp_client *c, const char *experiment,
+                     const xp_value *trials, const char *code_hash,
+                     int64_t *batch, int64_t **ids, size_t *n, xp_error_t *err)
+{
+    return xp__client_submit_code(c, experiment, trials, code_hash, NULL, batch,
+                                  ids, n, err);
+}
+
+int xp__client_submit_code(xp_client *c, const char *experiment,
+                           const xp_value *trials, const char *code_hash,
+                           const bson_t *code, int64_t *batch, int64_t **ids,
+                           size_t *n, xp_error_t *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (xp_check_id(experiment, err) != 0)
+        return -1;
+    if (xp_value_type(trials) != XP_TYPE_ARRAY || !xp_value_count(trials))
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "no trials to submit");
+    bson_t body = BSON_INITIALIZER, reply;
+    BSON_APPEND_UTF8(&body, "experiment", experiment);
+    if (code_hash)
+        BSON_APPEND_UTF8(&body, "code_hash", code_hash);
+    if (code_hash && code)
+        BSON_APPEND_DOCUMENT(&body, "code", code);
+    if (xp__value_append_bson(&body, "trials", trials) != 0) {
+        bson_destroy(&body);
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "trials cannot be encoded");
+    }
+    int rc = s_request(c, XP_MSG_SUBMIT, &body, XP_MSG_ACCEPTED, &reply, err);
+    bson_destroy(&body);
+    if (rc != 0)
+        return -1;
+    bson_t list;
+    xp__bson_int64(&reply, "batch", batch);
+    if (xp__bson_sub(&reply, "ids", &list)) {
+        size_t count = bson_count_keys(&list);
+        int64_t *out = bson_malloc0((count + 1) * sizeof *out);
+        bson_iter_t it;
+        bson_iter_init(&it, &list);
+        while (bson_iter_next(&it))
+            if (BSON_ITER_HOLDS_INT64(&it))
+                out[(*n)++] = bson_iter_int64(&it);
+        *ids = out;
+    }
+    bson_destroy(&reply);
+    return 0;
+}
+
+int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
+                       xp_progress *p, xp_value **finished, xp_error_t *err)
+{
+    bson_t body = BSON_INITIALIZER, reply;
+    BSON_APPEND_INT64(&body, "batch", batch);
+    BSON_APPEND_INT64(&body, "cursor", *cursor);
+    int rc = s_request(c, XP_MSG_STATUS, &body, XP_MSG_PROGRESS, &reply, err);
+    bson_destroy(&body);
+    if (rc != 0)
+        return -1;
+    memset(p, 0, sizeof *p);
+    xp__bson_int64(&reply, "queued", &p->queued);
+    xp__bson_int64(&reply, "running", &p->running);
+    xp__bson_int64(&reply, "done", &p->done);
+    xp__bson_int64(&reply, "failed", &p->failed);
+    xp__bson_int64(&reply, "total", &p->total);
+    const char *waiting = xp__bson_utf8(&reply, "waiting");
+    if (waiting)
+        bson_strncpy(p->waiting, waiting, sizeof p->waiting);
+    xp__bson_int64(&reply, "cursor", cursor);
+    if (finished) {
+        *finished = xp_value_new();
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, &reply, "finished"))
+            rc = xp__value_from_iter(*finished, &it, err);
+        else
+            xp_set_array(*finished);
+        if (rc != 0)
+            xp_value_destroy(finished);
+    }
+    bson_destroy(&reply);
+    return rc;
+}

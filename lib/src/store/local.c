@@ -1,0 +1,1208 @@
+/* backend_local.c — the embedded default backend: one SQLite database in
+ * WAL mode per experiment, at <root>/<id>/xp.sqlite3. Two short
+ * transactions per trial (begin, finish) keep the per-trial cost flat
+ * whatever the history length; BEGIN IMMEDIATE plus a busy timeout makes
+ * trial-id allocation atomic across threads and processes. */
+#include "store/store.h"
+
+#include "util/error.h"
+#include "util/log.h"
+#include "util/sys.h"
+#include "value.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define XP_LOCAL_FORMAT "xp-local"
+#define XP_LOCAL_SCHEMA "1"
+#define XP_LOCAL_FILE "xp.sqlite3"
+#define XP_BUSY_TIMEOUT_MS 60000
+
+enum {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
+    S_NEXT_ID,
+    S_INSERT_TRIAL,
+    S_UPDATE_TRIAL,
+    S_GET_TRIAL,
+    S_ALL_TRIALS,
+    S_LAST_ID,
+    S_INSERT_METRIC,
+    S_READ_METRIC,
+    S_INSERT_PERSISTED,
+    S_READ_PERSISTED,
+    S_RUNNING,
+    S_INTERRUPT,
+    S_QUEUED,
+    S_MARK_RUNNING,
+    S_HASH_GET,
+    S_HASH_PUT,
+    S_CONTENT_PUT,
+    S_CONTENT_GET,
+    S_COUNT
+};
+
+static const char *const s_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT op",
+    [S_RELEASE] = "RELEASE op",
+    [S_ROLLBACK_TO] = "ROLLBACK TO op",
+    [S_NEXT_ID] = "SELECT coalesce(max(id), 0) + 1 FROM trials",
+    [S_INSERT_TRIAL] = "INSERT INTO trials(id, status, host, pid, pstart, "
+                       "doc) VALUES (?, ?, ?, ?, ?, ?)",
+    [S_UPDATE_TRIAL] = "UPDATE trials SET status = ?, doc = ? WHERE id = ?",
+    [S_GET_TRIAL] = "SELECT doc FROM trials WHERE id = ?",
+    [S_ALL_TRIALS] = "SELECT id, doc FROM trials ORDER BY id",
+    [S_LAST_ID] = "SELECT coalesce(max(id), 0) FROM trials",
+    [S_INSERT_METRIC] = "INSERT OR REPLACE INTO metrics(trial, name, chunk, "
+                        "data) VALUES (?, ?, ?, ?)",
+    [S_READ_METRIC] = "SELECT data FROM metrics WHERE trial = ? AND name = ? "
+                      "ORDER BY chunk",
+    [S_INSERT_PERSISTED] = "INSERT OR REPLACE INTO persisted(trial, step, "
+                           "value) VALUES (?, ?, ?)",
+    [S_READ_PERSISTED] = "SELECT value FROM persisted WHERE trial = ? AND "
+                         "step = ?",
+    [S_RUNNING] = "SELECT id, host, pid, pstart FROM trials "
+                  "WHERE status = 'running' ORDER BY id",
+    /* A scheduler's trials (pid 0): queued, or running on its workers. */
+    [S_QUEUED] = "SELECT doc FROM trials WHERE status = 'queued' OR "
+                 "(status = 'running' AND pid = 0) ORDER BY id",
+    [S_MARK_RUNNING] = "UPDATE trials SET status = 'running', doc = ? WHERE "
+                       "id = ? AND status = 'queued'",
+    [S_INTERRUPT] = "SELECT doc FROM trials WHERE id = ? AND "
+                    "status = 'running'",
+    [S_HASH_GET] = "SELECT output FROM step_hashes WHERE key = ? AND "
+                   "step = ?",
+    [S_HASH_PUT] = "INSERT OR REPLACE INTO step_hashes(key, step, output, "
+                   "trial) VALUES (?, ?, ?, ?)",
+    [S_CONTENT_PUT] = "INSERT OR IGNORE INTO contents(hash, kind, doc) "
+                      "VALUES (?, ?, ?)",
+    [S_CONTENT_GET] = "SELECT doc FROM contents WHERE hash = ?",
+};
+
+static const char s_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT "
+    "NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS trials(id INTEGER PRIMARY KEY, status TEXT "
+    "NOT NULL, host TEXT, pid INTEGER, pstart INTEGER, doc BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS trials_running ON trials(status) WHERE "
+    "status = 'running';"
+    "CREATE INDEX IF NOT EXISTS trials_queued ON trials(status) WHERE "
+    "status = 'queued';"
+    "CREATE TABLE IF NOT EXISTS metrics(trial INTEGER NOT NULL, name TEXT "
+    "NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY "
+    "KEY(trial, name, chunk)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS persisted(trial INTEGER NOT NULL, step TEXT "
+    "NOT NULL, value BLOB NOT NULL, PRIMARY KEY(trial, step)) WITHOUT "
+    "ROWID;"
+    /* key: 64 bits of XXH3(step name, input hash). An integer key keeps
+     * rows small, so random inserts touch fewer, cached pages. */
+    "CREATE TABLE IF NOT EXISTS step_hashes(key INTEGER PRIMARY KEY, step "
+    "TEXT NOT NULL, output BLOB NOT NULL, trial INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS contents(hash TEXT PRIMARY KEY, kind TEXT "
+    "NOT NULL, doc BLOB NOT NULL) WITHOUT ROWID;";
+
+typedef struct {
+    xp_backend base;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+    char *path;
+    /* One connection per experiment handle, shared by its threads. */
+    pthread_mutex_t lock;
+    int index_fd; /* trials.tsv, 0 while closed */
+    /* Group commit: operations are savepoints of one transaction, and
+     * their trials.tsv lines wait for its commit. */
+    bool group;
+    bson_string_t *group_index;
+    /* Background checkpointer: copies the WAL back into the database on
+     * its own connection, so trials never pay for a checkpoint. */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    bool ckpt_running, ckpt_stop;
+    int ckpt_frames; /* WAL size after the last commit, in frames */
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+} xp_local;
+
+static int s_db_error(xp_local *l, xp_error_t *err, const char *what)
+{
+    int code = sqlite3_extended_errcode(l->db);
+    int primary = code & 0xff;
+    uint32_t xcode = (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
+                         ? XP_ECORRUPT
+                         : XP_EIO;
+    return xp__error(err, XP_DOMAIN_BACKEND, xcode, "%s: %s: %s", l->path, what,
+                     sqlite3_errmsg(l->db));
+}
+
+static sqlite3_stmt *s_stmt(xp_local *l, int which)
+{
+    sqlite3_stmt *st = l->stmt[which];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* Runs a statement that returns no rows. */
+static int s_exec(xp_local *l, int which, xp_error_t *err)
+{
+    sqlite3_stmt *st = s_stmt(l, which);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return s_db_error(l, err, s_sql[which]);
+    return 0;
+}
+
+/* One operation's transaction: its own, or a savepoint of the group's. */
+static int s_begin(xp_local *l, xp_error_t *err)
+{
+    return s_exec(l, l->group ? S_SAVEPOINT : S_BEGIN, err);
+}
+
+static void s_rollback(xp_local *l)
+{
+    if (l->group) {
+        s_exec(l, S_ROLLBACK_TO, NULL);
+        s_exec(l, S_RELEASE, NULL);
+    } else if (!sqlite3_get_autocommit(l->db)) {
+        s_exec(l, S_ROLLBACK, NULL);
+    }
+}
+
+static int s_commit(xp_local *l, xp_error_t *err)
+{
+    if (s_exec(l, l->group ? S_RELEASE : S_COMMIT, err) == 0)
+        return 0;
+    s_rollback(l);
+    return -1;
+}
+
+/* Validates a stored BSON blob of a row and initialises *doc over it. */
+static int s_stored_doc(xp_local *l, sqlite3_stmt *st, int col, bson_t *doc,
+                        const char *what, xp_error_t *err)
+{
+    const void *data = sqlite3_column_blob(st, col);
+    int len = sqlite3_column_bytes(st, col);
+    if (!data || len < 5 || !bson_init_static(doc, data, (size_t)len) ||
+        !bson_validate(doc, BSON_VALIDATE_NONE, NULL))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s: stored %s is damaged", l->path, what);
+    return 0;
+}
+
+static const char *s_text_ext(const char *kind)
+{
+    return strcmp(kind, "code") == 0 ? "c" : "txt";
+}
+
+static int s_status_of(const bson_t *doc, const char **status)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "status") || !BSON_ITER_HOLDS_UTF8(&it))
+        return -1;
+    *status = bson_iter_utf8(&it, NULL);
+    return 0;
+}
+
+/* trials.tsv maps each trial to its content files: "trial_id<TAB>code
+ * hash<TAB>environment hash" (code/<hash>.c, environment/<hash>.txt),
+ * appended with O_APPEND so concurrent processes interleave whole lines.
+ * A line per trial costs one write; a symlink per trial cost ~0.3 ms. */
+static void s_index_write(xp_local *l, const char *line, size_t n);
+
+static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
+{
+    bson_iter_t it;
+    char code[33] = "-", env[33] = "-";
+    if (bson_iter_init_find(&it, doc, "code_hash") && BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(code, bson_iter_utf8(&it, NULL), sizeof code);
+    if (bson_iter_init_find(&it, doc, "environment_hash") &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(env, bson_iter_utf8(&it, NULL), sizeof env);
+    char line[128];
+    int n =
+        snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id, code, env);
+    pthread_mutex_lock(&l->lock);
+    if (l->group) {
+        bson_string_append(l->group_index, line);
+        pthread_mutex_unlock(&l->lock);
+        return;
+    }
+    s_index_write(l, line, (size_t)n);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Appends lines to trials.tsv (l->lock held). */
+static void s_index_write(xp_local *l, const char *line, size_t n)
+{
+    if (n == 0)
+        return;
+    if (l->index_fd <= 0) {
+        char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
+        l->index_fd =
+            open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        bson_free(path);
+    }
+    if (l->index_fd > 0 && write(l->index_fd, line, n) != (ssize_t)n)
+        xp__log(XP_LOG_DEBUG, "cannot append to %s/trials.tsv", l->base.dir);
+}
+
+static int s_group_begin(xp_backend *b, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    int rc = l->group ? 0 : s_exec(l, S_BEGIN, err);
+    if (rc == 0 && !l->group) {
+        l->group = true;
+        l->group_index = bson_string_new(NULL);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_group_end(xp_backend *b, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    if (!l->group) {
+        pthread_mutex_unlock(&l->lock);
+        return 0;
+    }
+    l->group = false;
+    int rc = s_exec(l, S_COMMIT, err);
+    if (rc != 0)
+        s_exec(l, S_ROLLBACK, NULL);
+    else
+        s_index_write(l, l->group_index->str, l->group_index->len);
+    bson_string_free(l->group_index, true);
+    l->group_index = NULL;
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
+                         xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    bson_t full = BSON_INITIALIZER;
+    pthread_mutex_lock(&l->lock);
+    if (s_begin(l, err) != 0)
+        goto cleanup;
+    sqlite3_stmt *st = s_stmt(l, S_NEXT_ID);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        s_db_error(l, err, "allocating trial id");
+        goto cleanup;
+    }
+    *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+
+    bson_append_int64(&full, "trial_id", -1, *id);
+    bson_concat(&full, doc);
+    bson_iter_t it;
+    const char *host = "";
+    int64_t pid = 0, pstart = 0;
+    if (bson_iter_init_find(&it, doc, "host") && BSON_ITER_HOLDS_UTF8(&it))
+        host = bson_iter_utf8(&it, NULL);
+    if (bson_iter_init_find(&it, doc, "pid") && BSON_ITER_HOLDS_INT64(&it))
+        pid = bson_iter_int64(&it);
+    if (bson_iter_init_find(&it, doc, "pstart") && BSON_ITER_HOLDS_INT64(&it))
+        pstart = bson_iter_int64(&it);
+
+    const char *status = "running";
+    s_status_of(doc, &status);
+    st = s_stmt(l, S_INSERT_TRIAL);
+    sqlite3_bind_int64(st, 1, *id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, pid);
+    sqlite3_bind_int64(st, 5, pstart);
+    sqlite3_bind_blob(st, 6, bson_get_data(&full), (int)full.len,
+                      SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        s_db_error(l, err, "recording trial");
+        goto cleanup;
+    }
+    sqlite3_reset(st);
+    rc = s_commit(l, err);
+cleanup:
+    if (rc != 0)
+        s_rollback(l);
+    pthread_mutex_unlock(&l->lock);
+    bson_destroy(&full);
+    if (rc == 0)
+        s_index_trial(l, *id, doc);
+    return rc;
+}
+
+static int64_t s_hash_key(const char *step, const uint8_t input[16])
+{
+    return (int64_t)XXH3_64bits_withSeed(input, 16,
+                                         XXH3_64bits(step, strlen(step)));
+}
+
+/* Points are stored little-endian: n int64 epochs then n doubles. */
+static int s_write_chunk(xp_local *l, int64_t trial, xp_metric_buf *m,
+                         xp_error_t *err)
+{
+    if (m->n == 0)
+        return 0;
+    size_t bytes = m->n * 16;
+    uint8_t *data = bson_malloc(bytes);
+    for (size_t i = 0; i < m->n; i++) {
+        uint64_t e = BSON_UINT64_TO_LE((uint64_t)m->epochs[i]);
+        uint64_t v;
+        memcpy(&v, &m->values[i], 8);
+        v = BSON_UINT64_TO_LE(v);
+        memcpy(data + i * 8, &e, 8);
+        memcpy(data + m->n * 8 + i * 8, &v, 8);
+    }
+    sqlite3_stmt *st = s_stmt(l, S_INSERT_METRIC);
+    sqlite3_bind_int64(st, 1, trial);
+    sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, m->next_chunk);
+    sqlite3_bind_blob(st, 4, data, (int)bytes, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    bson_free(data);
+    if (rc != SQLITE_DONE)
+        return s_db_error(l, err, "storing metric");
+    m->next_chunk++;
+    m->n = 0;
+    return 0;
+}
+
+static int s_metric_flush(xp_backend *b, int64_t id, xp_metric_buf *m,
+                          xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    int rc = s_begin(l, err);
+    if (rc == 0)
+        rc = s_write_chunk(l, id, m, err);
+    if (rc == 0)
+        rc = s_commit(l, err);
+    else
+        s_rollback(l);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
+                          xp_metric_buf *metrics, size_t n_metrics,
+                          const xp_persisted_item *persisted,
+                          size_t n_persisted, const xp_step_hash *hashes,
+                          size_t n_hashes, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    const char *status = "failed";
+    s_status_of(doc, &status);
+    int rc = -1;
+    /* s_write_chunk empties each buffer; if the transaction fails the
+     * caller spools the buffers, so they are restored then. */
+    size_t *saved_n = bson_malloc0((n_metrics + 1) * sizeof *saved_n);
+    int64_t *saved_chunk = bson_malloc0((n_metrics + 1) * sizeof *saved_chunk);
+    for (size_t i = 0; i < n_metrics; i++) {
+        saved_n[i] = metrics[i].n;
+        saved_chunk[i] = metrics[i].next_chunk;
+    }
+    pthread_mutex_lock(&l->lock);
+    if (s_begin(l, err) != 0)
+        goto cleanup;
+    for (size_t i = 0; i < n_metrics; i++)
+        if (s_write_chunk(l, id, &metrics[i], err) != 0)
+            goto cleanup;
+    for (size_t i = 0; i < n_persisted; i++) {
+        bson_t v = BSON_INITIALIZER;
+        if (xp__value_append_bson(&v, "v", persisted[i].value) != 0) {
+            bson_destroy(&v);
+            xp__error(err, XP_DOMAIN_BACKEND, XP_EINVAL,
+                      "persisted value of step '%s' is too large to store",
+                      persisted[i].step);
+            goto cleanup;
+        }
+        sqlite3_stmt *st = s_stmt(l, S_INSERT_PERSISTED);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, persisted[i].step, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, bson_get_data(&v), (int)v.len, SQLITE_STATIC);
+        int step_rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        bson_destroy(&v);
+        if (step_rc != SQLITE_DONE) {
+            s_db_error(l, err, "storing persisted value");
+            goto cleanup;
+        }
+    }
+    for (size_t i = 0; i < n_hashes; i++) {
+        sqlite3_stmt *st = s_stmt(l, S_HASH_PUT);
+        sqlite3_bind_int64(st, 1, s_hash_key(hashes[i].step, hashes[i].input));
+        sqlite3_bind_text(st, 2, hashes[i].step, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, hashes[i].output, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, id);
+        int step_rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (step_rc != SQLITE_DONE) {
+            s_db_error(l, err, "storing step hashes");
+            goto cleanup;
+        }
+    }
+    sqlite3_stmt *st = s_stmt(l, S_UPDATE_TRIAL);
+    sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, bson_get_data(doc), (int)doc->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    int step_rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step_rc != SQLITE_DONE) {
+        s_db_error(l, err, "recording trial result");
+        goto cleanup;
+    }
+    rc = s_commit(l, err);
+cleanup:
+    if (rc != 0)
+        s_rollback(l);
+    pthread_mutex_unlock(&l->lock);
+    for (size_t i = 0; rc != 0 && i < n_metrics; i++) {
+        metrics[i].n = saved_n[i];
+        metrics[i].next_chunk = saved_chunk[i];
+    }
+    bson_free(saved_n);
+    bson_free(saved_chunk);
+    return rc;
+}
+
+static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_GET_TRIAL);
+    sqlite3_bind_int64(st, 1, id);
+    int step_rc = sqlite3_step(st);
+    if (step_rc == SQLITE_ROW) {
+        bson_t doc;
+        if (s_stored_doc(l, st, 0, &doc, "trial record", err) == 0) {
+            bson_copy_to(&doc, out);
+            rc = 0;
+        }
+    } else if (step_rc == SQLITE_DONE) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
+                  "trial %lld does not exist", (long long)id);
+    } else {
+        s_db_error(l, err, "reading trial");
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_trials_each(xp_backend *b,
+                         int (*fn)(const bson_t *doc, void *user), void *user,
+                         xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
+    int step_rc;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bson_t doc;
+        if (s_stored_doc(l, st, 1, &doc, "trial record", err) != 0 ||
+            fn(&doc, user) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "reading history");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_last_id(xp_backend *b, int64_t *id, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_LAST_ID);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    else
+        rc = s_db_error(l, err, "reading last trial id");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
+                         int64_t **epochs, double **values, size_t *n,
+                         xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    size_t count = 0, cap = 0;
+    int64_t *e = NULL;
+    double *v = NULL;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_READ_METRIC);
+    sqlite3_bind_int64(st, 1, trial);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int step_rc;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *data = sqlite3_column_blob(st, 0);
+        size_t bytes = (size_t)sqlite3_column_bytes(st, 0);
+        if (!data || bytes % 16 != 0) {
+            rc = xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                           "%s: stored metric '%s' of trial %lld is damaged",
+                           l->path, name, (long long)trial);
+            break;
+        }
+        size_t k = bytes / 16;
+        if (count + k > cap) {
+            cap = (count + k) * 2;
+            e = bson_realloc(e, cap * sizeof *e);
+            v = bson_realloc(v, cap * sizeof *v);
+        }
+        for (size_t i = 0; i < k; i++) {
+            uint64_t ue, uv;
+            memcpy(&ue, data + i * 8, 8);
+            memcpy(&uv, data + k * 8 + i * 8, 8);
+            ue = BSON_UINT64_FROM_LE(ue);
+            uv = BSON_UINT64_FROM_LE(uv);
+            e[count + i] = (int64_t)ue;
+            memcpy(&v[count + i], &uv, 8);
+        }
+        count += k;
+    }
+    if (rc == 0 && step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "reading metric");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    if (rc != 0) {
+        bson_free(e);
+        bson_free(v);
+        return -1;
+    }
+    *epochs = e;
+    *values = v;
+    *n = count;
+    return 0;
+}
+
+static int s_persisted_read(xp_backend *b, const char *step, int64_t trial,
+                            xp_value *out, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_READ_PERSISTED);
+    sqlite3_bind_int64(st, 1, trial);
+    sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
+    int step_rc = sqlite3_step(st);
+    if (step_rc == SQLITE_ROW) {
+        bson_t doc;
+        bson_iter_t it;
+        if (s_stored_doc(l, st, 0, &doc, "persisted value", err) == 0) {
+            if (bson_iter_init_find(&it, &doc, "v"))
+                rc = xp__value_from_iter(out, &it, err);
+            else
+                xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                          "%s: stored persisted value is damaged", l->path);
+        }
+    } else if (step_rc == SQLITE_DONE) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
+                  "no persisted value of step '%s' in trial %lld", step,
+                  (long long)trial);
+    } else {
+        s_db_error(l, err, "reading persisted value");
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_queued_trials(xp_backend *b,
+                           int (*fn)(const bson_t *doc, void *user), void *user,
+                           xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_QUEUED);
+    int step_rc;
+    /* Collected first: fn may call back into the backend. */
+    bson_t **docs = NULL;
+    size_t n = 0;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bson_t doc;
+        if (s_stored_doc(l, st, 0, &doc, "trial record", err) != 0) {
+            rc = -1;
+            break;
+        }
+        docs = bson_realloc(docs, (n + 1) * sizeof *docs);
+        docs[n++] = bson_copy(&doc);
+    }
+    if (rc == 0 && step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "reading queued trials");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && fn(docs[i], user) != 0)
+            rc = -1;
+        bson_destroy(docs[i]);
+    }
+    bson_free(docs);
+    return rc;
+}
+
+static int s_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
+                            xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    size_t count = 0, cap = 0;
+    xp_running_trial *list = NULL;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_RUNNING);
+    int step_rc;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 8;
+            list = bson_realloc(list, cap * sizeof *list);
+        }
+        xp_running_trial *t = &list[count++];
+        memset(t, 0, sizeof *t);
+        t->trial_id = sqlite3_column_int64(st, 0);
+        const unsigned char *host = sqlite3_column_text(st, 1);
+        if (host)
+            bson_strncpy(t->host, (const char *)host, sizeof t->host);
+        t->pid = sqlite3_column_int64(st, 2);
+        t->pstart = (uint64_t)sqlite3_column_int64(st, 3);
+    }
+    if (step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "reading running trials");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    if (rc != 0) {
+        bson_free(list);
+        return -1;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
+                             const char *description, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    bson_t updated = BSON_INITIALIZER;
+    pthread_mutex_lock(&l->lock);
+    if (s_begin(l, err) != 0)
+        goto cleanup;
+    sqlite3_stmt *st = s_stmt(l, S_INTERRUPT);
+    sqlite3_bind_int64(st, 1, id);
+    int step_rc = sqlite3_step(st);
+    if (step_rc == SQLITE_DONE) { /* finished meanwhile: nothing to do */
+        sqlite3_reset(st);
+        rc = s_commit(l, err);
+        goto cleanup;
+    }
+    bson_t doc;
+    if (step_rc != SQLITE_ROW) {
+        s_db_error(l, err, "reading running trial");
+        sqlite3_reset(st);
+        goto cleanup;
+    }
+    if (s_stored_doc(l, st, 0, &doc, "trial record", err) != 0) {
+        sqlite3_reset(st);
+        goto cleanup;
+    }
+    bson_copy_to_excluding_noinit(&doc, &updated, "status", "finished",
+                                  "success", "description", "result",
+                                  "result_type", NULL);
+    sqlite3_reset(st);
+    BSON_APPEND_UTF8(&updated, "status", "interrupted");
+    BSON_APPEND_BOOL(&updated, "success", false);
+    BSON_APPEND_DATE_TIME(&updated, "finished", finished_ms);
+    BSON_APPEND_NULL(&updated, "result");
+    BSON_APPEND_UTF8(&updated, "result_type", "null");
+    BSON_APPEND_UTF8(&updated, "description", description);
+    st = s_stmt(l, S_UPDATE_TRIAL);
+    sqlite3_bind_text(st, 1, "interrupted", -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, bson_get_data(&updated), (int)updated.len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    step_rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step_rc != SQLITE_DONE) {
+        s_db_error(l, err, "marking trial interrupted");
+        goto cleanup;
+    }
+    rc = s_commit(l, err);
+cleanup:
+    if (rc != 0)
+        s_rollback(l);
+    pthread_mutex_unlock(&l->lock);
+    bson_destroy(&updated);
+    return rc;
+}
+
+static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+                           xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    int rc = s_begin(l, err);
+    if (rc == 0) {
+        sqlite3_stmt *st = s_stmt(l, S_MARK_RUNNING);
+        sqlite3_bind_blob(st, 1, bson_get_data(doc), (int)doc->len,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, id);
+        int step_rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        rc = step_rc == SQLITE_DONE
+                 ? s_commit(l, err)
+                 : s_db_error(l, err, "marking trial running");
+        if (step_rc != SQLITE_DONE)
+            s_rollback(l);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_step_hash_get(xp_backend *b, const char *step,
+                           const uint8_t input[16], uint8_t output[16],
+                           bool *found, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    *found = false;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_HASH_GET);
+    sqlite3_bind_int64(st, 1, s_hash_key(step, input));
+    sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
+    int step_rc = sqlite3_step(st);
+    if (step_rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
+        memcpy(output, sqlite3_column_blob(st, 0), 16);
+        *found = true;
+    } else if (step_rc != SQLITE_DONE && step_rc != SQLITE_ROW) {
+        rc = s_db_error(l, err, "reading step hashes");
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+/* Writes path atomically (temporary file + rename) unless it exists. */
+static void s_write_text_once(const char *path, const char *text)
+{
+    if (access(path, F_OK) == 0)
+        return;
+    char *tmp = bson_strdup_printf("%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        bool ok = fputs(text, f) >= 0;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0)
+            unlink(tmp);
+    }
+    bson_free(tmp);
+}
+
+static int s_content_put(xp_backend *b, const char *kind, const char *hash,
+                         const bson_t *doc, const char *text, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_CONTENT_PUT);
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, bson_get_data(doc), (int)doc->len, SQLITE_STATIC);
+    int step_rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    if (step_rc != SQLITE_DONE)
+        return s_db_error(l, err, "storing content");
+    /* Human-diffable copies: <dir>/<kind>/<hash>.<ext>, indexed by trial
+     * in trials.tsv (see s_index_trial). */
+    if (text) {
+        char *dir = bson_strdup_printf("%s/%s", l->base.dir, kind);
+        if (xp__mkdir_p(dir, NULL) == 0) {
+            char *path =
+                bson_strdup_printf("%s/%s.%s", dir, hash, s_text_ext(kind));
+            s_write_text_once(path, text);
+            bson_free(path);
+        }
+        bson_free(dir);
+    }
+    return 0;
+}
+
+static int s_content_get(xp_backend *b, const char *hash, bson_t *out,
+                         xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_CONTENT_GET);
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    int step_rc = sqlite3_step(st);
+    if (step_rc == SQLITE_ROW) {
+        bson_t doc;
+        if (s_stored_doc(l, st, 0, &doc, "content", err) == 0) {
+            bson_copy_to(&doc, out);
+            rc = 0;
+        }
+    } else if (step_rc == SQLITE_DONE) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
+                  "no stored content with hash %s", hash);
+    } else {
+        s_db_error(l, err, "reading content");
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+#define XP_CHECKPOINT_FRAMES 1000
+
+static void *s_checkpointer(void *arg)
+{
+    xp_local *l = arg;
+    pthread_mutex_lock(&l->ckpt_lock);
+    while (!l->ckpt_stop) {
+        if (l->ckpt_frames < XP_CHECKPOINT_FRAMES) {
+            pthread_cond_wait(&l->ckpt_cond, &l->ckpt_lock);
+            continue;
+        }
+        l->ckpt_frames = 0;
+        pthread_mutex_unlock(&l->ckpt_lock);
+        /* PASSIVE never blocks writers; frames written meanwhile wait for
+         * the next round. */
+        sqlite3_wal_checkpoint_v2(l->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
+        pthread_mutex_lock(&l->ckpt_lock);
+    }
+    pthread_mutex_unlock(&l->ckpt_lock);
+    return NULL;
+}
+
+static int s_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    xp_local *l = arg;
+    if (frames < XP_CHECKPOINT_FRAMES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&l->ckpt_lock);
+    l->ckpt_frames = frames;
+    pthread_cond_signal(&l->ckpt_cond);
+    pthread_mutex_unlock(&l->ckpt_lock);
+    return SQLITE_OK;
+}
+
+/* Without the thread (it could not start) SQLite's own automatic
+ * checkpoint stays on. */
+static void s_checkpointer_start(xp_local *l)
+{
+    pthread_mutex_init(&l->ckpt_lock, NULL);
+    pthread_cond_init(&l->ckpt_cond, NULL);
+    if (sqlite3_open_v2(l->path, &l->ckpt_db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        sqlite3_close(l->ckpt_db);
+        l->ckpt_db = NULL;
+        return;
+    }
+    sqlite3_busy_timeout(l->ckpt_db, XP_BUSY_TIMEOUT_MS);
+    if (pthread_create(&l->ckpt_thread, NULL, s_checkpointer, l) != 0) {
+        sqlite3_close(l->ckpt_db);
+        l->ckpt_db = NULL;
+        return;
+    }
+    l->ckpt_running = true;
+    sqlite3_wal_hook(l->db, s_wal_hook, l);
+}
+
+static void s_checkpointer_stop(xp_local *l)
+{
+    if (!l->ckpt_running)
+        return;
+    pthread_mutex_lock(&l->ckpt_lock);
+    l->ckpt_stop = true;
+    pthread_cond_signal(&l->ckpt_cond);
+    pthread_mutex_unlock(&l->ckpt_lock);
+    pthread_join(l->ckpt_thread, NULL);
+    sqlite3_close(l->ckpt_db);
+    l->ckpt_running = false;
+    pthread_mutex_destroy(&l->ckpt_lock);
+    pthread_cond_destroy(&l->ckpt_cond);
+}
+
+static void s_close(xp_backend *b)
+{
+    xp_local *l = (xp_local *)b;
+    if (l->group) { /* never ended: nothing of it is stored */
+        s_exec(l, S_ROLLBACK, NULL);
+        bson_string_free(l->group_index, true);
+    }
+    s_checkpointer_stop(l);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(l->stmt[i]);
+    sqlite3_close(l->db);
+    if (l->index_fd > 0)
+        close(l->index_fd);
+    pthread_mutex_destroy(&l->lock);
+    bson_free(l->path);
+    bson_free(l);
+}
+
+static const xp_backend_ops s_ops = {
+    .name = "local",
+    .trial_begin = s_trial_begin,
+    .trial_finish = s_trial_finish,
+    .metric_flush = s_metric_flush,
+    .trial_get = s_trial_get,
+    .trials_each = s_trials_each,
+    .last_id = s_last_id,
+    .metric_read = s_metric_read,
+    .persisted_read = s_persisted_read,
+    .running_trials = s_running_trials,
+    .queued_trials = s_queued_trials,
+    .trial_running = s_trial_running,
+    .group_begin = s_group_begin,
+    .group_end = s_group_end,
+    .trial_interrupt = s_trial_interrupt,
+    .step_hash_get = s_step_hash_get,
+    .content_put = s_content_put,
+    .content_get = s_content_get,
+    .close = s_close,
+};
+
+/* Reads meta value key into buf; 1 found, 0 absent, -1 error. */
+static int s_meta_get(xp_local *l, const char *key, char *buf, size_t size,
+                      xp_error_t *err)
+{
+    sqlite3_stmt *st;
+    /* No meta table: not an xp store (the caller says so). */
+    if (sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE key = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return (sqlite3_errcode(l->db) & 0xff) == SQLITE_ERROR
+                   ? 0
+                   : s_db_error(l, err, "reading store metadata");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int found = 0;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        bson_strncpy(buf, v ? (const char *)v : "", size);
+        found = 1;
+    } else if (rc != SQLITE_DONE) {
+        found = s_db_error(l, err, "reading store metadata");
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+static int s_meta_set(xp_local *l, const char *key, const char *value,
+                      xp_error_t *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(l->db, "INSERT INTO meta(key, value) VALUES (?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return s_db_error(l, err, "writing store metadata");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : s_db_error(l, err, "writing metadata");
+}
+
+static int s_exec_retry(sqlite3 *db, const char *sql)
+{
+    int rc = SQLITE_BUSY;
+    for (int waited_ms = 0; waited_ms < XP_BUSY_TIMEOUT_MS; waited_ms += 5) {
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
+/* Creates the schema on a new store, or checks that an existing one is an
+ * xp store of this experiment and schema. */
+/* Checks that an existing store is an xp store of this experiment and
+ * schema; reads only. */
+static int s_check_meta(xp_local *l, const char *id, xp_error_t *err)
+{
+    char value[256];
+    int found = s_meta_get(l, "format", value, sizeof value, err);
+    if (found < 0)
+        return -1;
+    if (!found || strcmp(value, XP_LOCAL_FORMAT) != 0)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is not an xp store (format '%s')", l->path,
+                         found ? value : "none");
+    if (s_meta_get(l, "schema", value, sizeof value, err) != 1 ||
+        strcmp(value, XP_LOCAL_SCHEMA) != 0)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s has unsupported schema version '%s' (this "
+                         "libxp reads version " XP_LOCAL_SCHEMA ")",
+                         l->path, value);
+    if (s_meta_get(l, "experiment", value, sizeof value, err) != 1 ||
+        strcmp(value, id) != 0)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s belongs to experiment '%s', not '%s'", l->path,
+                         value, id);
+    return 0;
+}
+
+/* Number of tables in the database, -1 on error (e.g. not a database). */
+static int s_table_count(xp_local *l, xp_error_t *err)
+{
+    sqlite3_stmt *st;
+    int count = -1;
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT count(*) FROM sqlite_master WHERE type = "
+                           "'table'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return s_db_error(l, err, "opening store");
+    int rc;
+    for (int waited = 0;
+         (rc = sqlite3_step(st)) == SQLITE_BUSY && waited < XP_BUSY_TIMEOUT_MS;
+         waited += 5) {
+        sqlite3_reset(st);
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == SQLITE_ROW)
+        count = sqlite3_column_int(st, 0);
+    else
+        s_db_error(l, err, "opening store");
+    sqlite3_finalize(st);
+    return count;
+}
+
+/* Creates the schema of a new store in one transaction; when another
+ * process created it meanwhile, checks it instead. */
+static int s_init_schema(xp_local *l, const char *id, xp_error_t *err)
+{
+    char value[256];
+    if (s_exec_retry(l->db, "BEGIN IMMEDIATE") != SQLITE_OK)
+        return s_db_error(l, err, "opening store");
+    int rc = -1;
+    int found = s_table_count(l, err) > 0
+                    ? s_meta_get(l, "format", value, sizeof value, err)
+                    : 0;
+    if (found < 0)
+        goto cleanup;
+    if (found) {
+        rc = s_check_meta(l, id, err);
+        goto cleanup;
+    }
+    if (sqlite3_exec(l->db, s_schema, NULL, NULL, NULL) != SQLITE_OK) {
+        s_db_error(l, err, "creating tables");
+        goto cleanup;
+    }
+    if (s_meta_set(l, "format", XP_LOCAL_FORMAT, err) != 0 ||
+        s_meta_set(l, "schema", XP_LOCAL_SCHEMA, err) != 0 ||
+        s_meta_set(l, "experiment", id, err) != 0 ||
+        s_meta_set(l, "created_by", "libxp " XP_VERSION_STRING, err) != 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    sqlite3_exec(l->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
+                           bool must_exist, xp_error_t *err)
+{
+    *out = NULL;
+    xp_local *l = bson_malloc0(sizeof *l);
+    pthread_mutex_init(&l->lock, NULL);
+    l->base.ops = &s_ops;
+    size_t rlen = strlen(root);
+    while (rlen > 1 && root[rlen - 1] == '/')
+        rlen--;
+    l->base.dir = bson_strdup_printf("%.*s/%s", (int)rlen, root, id);
+    l->base.description = bson_strdup_printf("local:%s", l->base.dir);
+    l->path = bson_strdup_printf("%s/" XP_LOCAL_FILE, l->base.dir);
+
+    struct stat sb;
+    if (stat(l->path, &sb) != 0) {
+        if (must_exist) {
+            xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                      "experiment '%s' not found in %.*s", id, (int)rlen, root);
+            goto fail;
+        }
+        if (xp__mkdir_p(l->base.dir, err) != 0)
+            goto fail;
+    } else if (!S_ISREG(sb.st_mode)) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                  "%s is not a regular file", l->path);
+        goto fail;
+    }
+    if (sqlite3_open_v2(l->path, &l->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        s_db_error(l, err, "opening store");
+        goto fail;
+    }
+    sqlite3_busy_timeout(l->db, XP_BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(l->db, 1);
+    /* WAL: readers never block the writer; NORMAL sync is safe against
+     * process crashes (the last commits may be lost on power failure). */
+    /* A store that exists is checked before anything writes to it, so a
+     * foreign or damaged file is left exactly as it was. */
+    int tables = s_table_count(l, err);
+    if (tables < 0 || (tables > 0 && s_check_meta(l, id, err) != 0))
+        goto fail;
+    /* Switching a new database to WAL needs an exclusive lock that the
+     * busy handler does not wait for: retry while other processes open
+     * the same store. */
+    if (s_exec_retry(l->db, "PRAGMA journal_mode=WAL; PRAGMA "
+                            "synchronous=NORMAL; PRAGMA cache_size=-16384;") !=
+        SQLITE_OK) {
+        s_db_error(l, err, "opening store");
+        goto fail;
+    }
+    if (s_init_schema(l, id, err) != 0)
+        goto fail;
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &l->stmt[i], NULL) != SQLITE_OK) {
+            s_db_error(l, err, "preparing statements");
+            goto fail;
+        }
+    }
+    s_checkpointer_start(l);
+    *out = &l->base;
+    return 0;
+fail:
+    bson_free(l->base.dir);
+    bson_free(l->base.description);
+    s_close(&l->base);
+    return -1;
+}

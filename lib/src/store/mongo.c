@@ -1,0 +1,1774 @@
+/* backend_mongo.c — the MongoDB backend: collections ID.trials, ID.metrics,
+ * ID.contents, GridFS bucket ID.fs and the id counters in xp.counters
+ * (docs/schema.md), through a thread-safe client pool; 5 commands a trial. */
+#include "store/store.h"
+
+#include "util/error.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "util/uri.h"
+#include "value.h"
+
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define XP_MONGO_COUNTERS "xp.counters"
+/* A persisted value or result whose BSON is smaller than this lives inside
+ * its trial document; larger ones go to GridFS. */
+#define XP_MONGO_INLINE_MAX (1024 * 1024)
+/* Inline persisted values stop growing a trial document past this size,
+ * well below the 16 MiB BSON limit. */
+#define XP_MONGO_DOC_BUDGET (12 * 1024 * 1024)
+/* Attempts of an idempotent command when the connection is lost. */
+#define XP_MONGO_ATTEMPTS 2
+
+typedef struct {
+    xp_backend base;
+    mongoc_uri_t *uri;
+    mongoc_client_pool_t *pool;
+    char *id;
+    char *db;
+    char *trials;   /* <id>.trials */
+    char *metrics;  /* <id>.metrics */
+    char *contents; /* <id>.contents */
+    char *bucket;   /* <id>.fs */
+    char *secret;   /* password as written in the URI, to scrub, or NULL */
+    char *secret_decoded;
+} xp_mongo;
+
+/* ---------------------------------------------------------------- command
+ * counting: tests observe the backend's own clients through an APM
+ * callback installed on pools opened while counting is enabled. */
+
+void xp__mongo_count_commands(bool enable);
+uint64_t xp__mongo_commands(char *names, size_t size);
+
+static pthread_mutex_t s_apm_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool s_apm_enabled;
+static uint64_t s_apm_count;
+static char s_apm_names[2048];
+
+/* Enables command counting for pools opened from now on (tests only). */
+void xp__mongo_count_commands(bool enable)
+{
+    pthread_mutex_lock(&s_apm_lock);
+    s_apm_enabled = enable;
+    pthread_mutex_unlock(&s_apm_lock);
+}
+
+/* Commands started since the last call; their names, space separated, go
+ * to names[size] (may be NULL). Resets the count. */
+uint64_t xp__mongo_commands(char *names, size_t size)
+{
+    pthread_mutex_lock(&s_apm_lock);
+    uint64_t n = s_apm_count;
+    if (names && size)
+        bson_strncpy(names, s_apm_names, size);
+    s_apm_count = 0;
+    s_apm_names[0] = '\0';
+    pthread_mutex_unlock(&s_apm_lock);
+    return n;
+}
+
+static void s_apm_started(const mongoc_apm_command_started_t *event)
+{
+    const char *name = mongoc_apm_command_started_get_command_name(event);
+    pthread_mutex_lock(&s_apm_lock);
+    s_apm_count++;
+    size_t used = strlen(s_apm_names);
+    if (used + strlen(name) + 2 < sizeof s_apm_names)
+        snprintf(s_apm_names + used, sizeof s_apm_names - used, "%s%s",
+                 used ? " " : "", name);
+    pthread_mutex_unlock(&s_apm_lock);
+}
+
+/* ---------------------------------------------------------------- driver */
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+
+/* While this thread parses a URI, the driver's messages about it are
+ * collected here (they explain a parse error better than the error). */
+static _Thread_local bson_string_t *s_uri_notes;
+
+/* The driver's own messages go through xp's log handler (debug level)
+ * instead of stderr. */
+static void s_driver_log(mongoc_log_level_t level, const char *domain,
+                         const char *message, void *user)
+{
+    (void)user;
+    if (s_uri_notes) {
+        bson_string_append_printf(s_uri_notes, "%s%s",
+                                  s_uri_notes->len ? "; " : "", message);
+        return;
+    }
+    /* At run time they accompany an error the caller gets anyway. */
+    (void)level;
+    xp__log(XP_LOG_DEBUG, "MongoDB driver (%s): %s", domain, message);
+}
+
+static void s_init(void)
+{
+    mongoc_init();
+    mongoc_log_set_handler(s_driver_log, NULL);
+}
+
+/* Replaces every occurrence of secret in msg (in place) by "***". */
+static void s_scrub(char *msg, const char *secret)
+{
+    size_t slen = secret ? strlen(secret) : 0;
+    if (slen < 3)
+        return;
+    char *p;
+    while ((p = strstr(msg, secret)) != NULL) {
+        memcpy(p, "***", 3);
+        memmove(p + 3, p + slen, strlen(p + slen) + 1);
+    }
+}
+
+static bool s_is_network(const bson_error_t *e)
+{
+    return e->domain == MONGOC_ERROR_STREAM ||
+           e->domain == MONGOC_ERROR_SERVER_SELECTION;
+}
+
+static bool s_is_duplicate(const bson_error_t *e)
+{
+    return !s_is_network(e) && (e->code == 11000 || e->code == 11001);
+}
+
+/* Fills err from a driver error: "<uri>: <what>: <driver message>" with
+ * the password scrubbed. Returns -1. */
+static int s_fail(const xp_mongo *m, xp_error_t *err, const bson_error_t *e,
+                  const char *fmt, ...) XP_PRINTF(4, 5);
+
+static int s_fail(const xp_mongo *m, xp_error_t *err, const bson_error_t *e,
+                  const char *fmt, ...)
+{
+    char what[256], msg[sizeof e->message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    bson_strncpy(msg, e->message, sizeof msg);
+    s_scrub(msg, m->secret);
+    s_scrub(msg, m->secret_decoded);
+    const char *hint = e->domain == MONGOC_ERROR_SERVER_SELECTION
+                           ? "server unreachable: "
+                       : e->domain == MONGOC_ERROR_STREAM ? "network error: "
+                                                          : "";
+    return xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s: %s: %s%s",
+                     m->base.description, what, hint, msg);
+}
+
+static mongoc_collection_t *s_coll(const xp_mongo *m, mongoc_client_t *c,
+                                   const char *name)
+{
+    return mongoc_client_get_collection(c, m->db, name);
+}
+
+/* Options of a find returning at most one document in one batch (so no
+ * cursor is left to kill). Caller destroys. */
+static void s_one_opts(bson_t *opts, const bson_t *projection,
+                       const bson_t *sort)
+{
+    bson_init(opts);
+    if (projection)
+        BSON_APPEND_DOCUMENT(opts, "projection", projection);
+    if (sort)
+        BSON_APPEND_DOCUMENT(opts, "sort", sort);
+    BSON_APPEND_INT64(opts, "limit", 1);
+    BSON_APPEND_BOOL(opts, "singleBatch", true);
+}
+
+/* First document matching filter into *out (initialised when *found). */
+static bool s_find_first(mongoc_collection_t *coll, const bson_t *filter,
+                         const bson_t *opts, bson_t *out, bool *found,
+                         bson_error_t *e)
+{
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+        const bson_t *doc;
+        *found = false;
+        if (mongoc_cursor_next(cur, &doc)) {
+            bson_copy_to(doc, out);
+            *found = true;
+        }
+        ok = !mongoc_cursor_error(cur, e);
+        mongoc_cursor_destroy(cur);
+        if (!ok && *found) {
+            bson_destroy(out);
+            *found = false;
+        }
+        if (ok || !s_is_network(e))
+            break;
+    }
+    return ok;
+}
+
+static int64_t s_int_field(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, key) &&
+        (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it) ||
+         BSON_ITER_HOLDS_DOUBLE(&it)))
+        return bson_iter_as_int64(&it);
+    return 0;
+}
+
+/* Largest stored trial id (0 when none). */
+static bool s_max_id(mongoc_collection_t *trials, int64_t *id, bson_error_t *e)
+{
+    bson_t filter = BSON_INITIALIZER, proj = BSON_INITIALIZER;
+    bson_t sort = BSON_INITIALIZER, opts, doc;
+    bool found = false;
+    BSON_APPEND_INT32(&proj, "_id", 1);
+    BSON_APPEND_INT32(&sort, "_id", -1);
+    s_one_opts(&opts, &proj, &sort);
+    bool ok = s_find_first(trials, &filter, &opts, &doc, &found, e);
+    *id = 0;
+    if (found) {
+        *id = s_int_field(&doc, "_id");
+        bson_destroy(&doc);
+    }
+    bson_destroy(&filter);
+    bson_destroy(&proj);
+    bson_destroy(&sort);
+    bson_destroy(&opts);
+    return ok;
+}
+
+/* ---------------------------------------------------------------- GridFS */
+
+static mongoc_gridfs_bucket_t *s_bucket(const xp_mongo *m, mongoc_client_t *c,
+                                        bson_error_t *e)
+{
+    mongoc_database_t *db = mongoc_client_get_database(c, m->db);
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&opts, "bucketName", m->bucket);
+    mongoc_gridfs_bucket_t *bucket =
+        mongoc_gridfs_bucket_new(db, &opts, NULL, e);
+    bson_destroy(&opts);
+    mongoc_database_destroy(db);
+    return bucket;
+}
+
+static void s_file_id(bson_value_t *v, const char *file)
+{
+    memset(v, 0, sizeof *v);
+    v->value_type = BSON_TYPE_UTF8;
+    v->value.v_utf8.str = (char *)file;
+    v->value.v_utf8.len = (uint32_t)strlen(file);
+}
+
+/* Removes the GridFS file `file` (an earlier, possibly partial, attempt). */
+static bool s_gridfs_remove(const xp_mongo *m, mongoc_client_t *c,
+                            const char *file, bson_error_t *e)
+{
+    char name[XP_ID_MAX + 16];
+    bson_t sel = BSON_INITIALIZER;
+    snprintf(name, sizeof name, "%s.files", m->bucket);
+    mongoc_collection_t *files = s_coll(m, c, name);
+    snprintf(name, sizeof name, "%s.chunks", m->bucket);
+    mongoc_collection_t *chunks = s_coll(m, c, name);
+    BSON_APPEND_UTF8(&sel, "_id", file);
+    bool ok = mongoc_collection_delete_one(files, &sel, NULL, NULL, e);
+    bson_reinit(&sel);
+    BSON_APPEND_UTF8(&sel, "files_id", file);
+    ok = ok && mongoc_collection_delete_many(chunks, &sel, NULL, NULL, e);
+    bson_destroy(&sel);
+    mongoc_collection_destroy(files);
+    mongoc_collection_destroy(chunks);
+    return ok;
+}
+
+/* Stores data as GridFS file `file`, replacing any earlier attempt, so a
+ * retried or replayed trial writes the same file again. */
+static bool s_gridfs_put(const xp_mongo *m, mongoc_client_t *c,
+                         const char *file, const uint8_t *data, size_t len,
+                         bson_error_t *e)
+{
+    if (!s_gridfs_remove(m, c, file, e))
+        return false;
+    mongoc_gridfs_bucket_t *bucket = s_bucket(m, c, e);
+    if (!bucket)
+        return false;
+    bson_value_t id;
+    s_file_id(&id, file);
+    bool ok = false;
+    mongoc_stream_t *up = mongoc_gridfs_bucket_open_upload_stream_with_id(
+        bucket, &id, file, NULL, e);
+    if (up) {
+        size_t off = 0;
+        ok = true;
+        while (ok && off < len) {
+            size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+            ssize_t w = mongoc_stream_write(up, (void *)(data + off), n, 0);
+            if (w <= 0)
+                ok = false;
+            else
+                off += (size_t)w;
+        }
+        if (ok)
+            ok = mongoc_stream_close(up) == 0;
+        if (!ok && !mongoc_gridfs_bucket_stream_error(up, e))
+            bson_set_error(e, MONGOC_ERROR_GRIDFS,
+                           MONGOC_ERROR_GRIDFS_BUCKET_STREAM,
+                           "GridFS upload of %s failed", file);
+        if (!ok)
+            mongoc_gridfs_bucket_abort_upload(up);
+        mongoc_stream_destroy(up);
+    }
+    mongoc_gridfs_bucket_destroy(bucket);
+    return ok;
+}
+
+/* Reads GridFS file `file` whole. Caller frees *data. */
+static bool s_gridfs_get(const xp_mongo *m, mongoc_client_t *c,
+                         const char *file, uint8_t **data, size_t *len,
+                         bson_error_t *e)
+{
+    *data = NULL;
+    *len = 0;
+    mongoc_gridfs_bucket_t *bucket = s_bucket(m, c, e);
+    if (!bucket)
+        return false;
+    bson_value_t id;
+    s_file_id(&id, file);
+    bool ok = false;
+    mongoc_stream_t *down =
+        mongoc_gridfs_bucket_open_download_stream(bucket, &id, e);
+    if (down) {
+        size_t cap = 1u << 20, size = 0;
+        uint8_t *buf = bson_malloc(cap);
+        ssize_t r;
+        for (;;) {
+            if (cap - size < (1u << 16)) {
+                cap *= 2;
+                buf = bson_realloc(buf, cap);
+            }
+            r = mongoc_stream_read(down, buf + size, cap - size, 1, 0);
+            if (r <= 0)
+                break;
+            size += (size_t)r;
+        }
+        if (r < 0) {
+            if (!mongoc_gridfs_bucket_stream_error(down, e))
+                bson_set_error(e, MONGOC_ERROR_GRIDFS,
+                               MONGOC_ERROR_GRIDFS_BUCKET_STREAM,
+                               "GridFS download of %s failed", file);
+            bson_free(buf);
+        } else {
+            *data = buf;
+            *len = size;
+            ok = true;
+        }
+        mongoc_stream_destroy(down);
+    }
+    mongoc_gridfs_bucket_destroy(bucket);
+    return ok;
+}
+
+/* Reads a value stored in GridFS as BSON {v: value} from its reference
+ * {file, bytes}. */
+static int s_gridfs_value(const xp_mongo *m, mongoc_client_t *c,
+                          const bson_t *ref, xp_value *out, xp_error_t *err)
+{
+    bson_iter_t it;
+    bson_error_t e;
+    if (!bson_iter_init_find(&it, ref, "file") || !BSON_ITER_HOLDS_UTF8(&it))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s: a GridFS reference is damaged",
+                         m->base.description);
+    const char *file = bson_iter_utf8(&it, NULL);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS && !ok; attempt++) {
+        ok = s_gridfs_get(m, c, file, &data, &len, &e);
+        if (!ok && !s_is_network(&e))
+            break;
+    }
+    if (!ok)
+        return s_fail(m, err, &e, "reading GridFS file %s", file);
+    bson_t doc;
+    int rc = -1;
+    if (len >= 5 && bson_init_static(&doc, data, len) &&
+        bson_validate(&doc, BSON_VALIDATE_NONE, NULL) &&
+        bson_iter_init_find(&it, &doc, "v"))
+        rc = xp__value_from_iter(out, &it, err);
+    else
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                  "%s: GridFS file %s is damaged", m->base.description, file);
+    bson_free(data);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- trials */
+
+/* Builds the stored form of a trial document (doc without _id, as given
+ * by the core) into out: _id first, a result of 1 MiB or more moved to
+ * GridFS (result_gridfs takes its place). */
+static bool s_trial_doc(const xp_mongo *m, mongoc_client_t *c, int64_t id,
+                        const bson_t *doc, bson_t *out, bson_error_t *e)
+{
+    bson_iter_t it;
+    BSON_APPEND_INT64(out, "_id", id);
+    if (!bson_iter_init(&it, doc))
+        return true;
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "_id") == 0)
+            continue;
+        if (strcmp(key, "result") == 0 && doc->len >= XP_MONGO_INLINE_MAX) {
+            bson_t v = BSON_INITIALIZER, ref;
+            bson_append_iter(&v, "v", 1, &it);
+            if (v.len >= XP_MONGO_INLINE_MAX) {
+                char file[64];
+                snprintf(file, sizeof file, "%lld/result", (long long)id);
+                bool ok = s_gridfs_put(m, c, file, bson_get_data(&v), v.len, e);
+                uint32_t bytes = v.len;
+                bson_destroy(&v);
+                if (!ok)
+                    return false;
+                BSON_APPEND_DOCUMENT_BEGIN(out, "result_gridfs", &ref);
+                BSON_APPEND_UTF8(&ref, "file", file);
+                BSON_APPEND_INT64(&ref, "bytes", bytes);
+                bson_append_document_end(out, &ref);
+                continue;
+            }
+            bson_destroy(&v);
+        }
+        bson_append_iter(out, key, -1, &it);
+    }
+    return true;
+}
+
+/* Fields of the stored trial document that are not part of the trial
+ * record the core sees. */
+static void s_record_projection(bson_t *proj)
+{
+    BSON_APPEND_INT32(proj, "_id", 0);
+    BSON_APPEND_INT32(proj, "persisted", 0);
+    BSON_APPEND_INT32(proj, "persisted_gridfs", 0);
+    BSON_APPEND_INT32(proj, "step_hashes", 0);
+}
+
+/* Copies a stored trial record to out (initialised here), loading a
+ * result kept in GridFS. */
+static int s_record(const xp_mongo *m, mongoc_client_t *c, const bson_t *stored,
+                    bson_t *out, xp_error_t *err)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, stored, "result_gridfs")) {
+        bson_copy_to(stored, out);
+        return 0;
+    }
+    bson_init(out);
+    bson_iter_init(&it, stored);
+    while (bson_iter_next(&it)) {
+        if (strcmp(bson_iter_key(&it), "result_gridfs") != 0) {
+            bson_append_iter(out, NULL, 0, &it);
+            continue;
+        }
+        uint32_t len = 0;
+        const uint8_t *data = NULL;
+        bson_t ref;
+        xp_value v = {0};
+        if (BSON_ITER_HOLDS_DOCUMENT(&it))
+            bson_iter_document(&it, &len, &data);
+        if (!data || !bson_init_static(&ref, data, len) ||
+            s_gridfs_value(m, c, &ref, &v, err) != 0 ||
+            xp__value_append_bson(out, "result", &v) != 0) {
+            xp__value_clear(&v);
+            bson_destroy(out);
+            if (err && err->code == XP_OK)
+                xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                          "%s: a stored result is damaged",
+                          m->base.description);
+            return -1;
+        }
+        xp__value_clear(&v);
+    }
+    return 0;
+}
+
+static mongoc_client_t *s_pop(const xp_mongo *m)
+{
+    return mongoc_client_pool_pop(m->pool);
+}
+
+static void s_push(const xp_mongo *m, mongoc_client_t *c)
+{
+    mongoc_client_pool_push(m->pool, c);
+}
+
+/* Next value of the experiment's counter. findAndModify is not
+ * idempotent, so it is repeated only when it was certainly not executed
+ * (no server could be selected) or lost a race creating the counter. */
+static bool s_next_id(const xp_mongo *m, mongoc_collection_t *counters,
+                      int64_t *seq, bson_error_t *e)
+{
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, inc;
+    BSON_APPEND_UTF8(&query, "_id", m->id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
+    BSON_APPEND_INT64(&inc, "seq", 1);
+    bson_append_document_end(&update, &inc);
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    mongoc_find_and_modify_opts_set_update(opts, &update);
+    mongoc_find_and_modify_opts_set_flags(
+        opts,
+        MONGOC_FIND_AND_MODIFY_UPSERT | MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        bson_t reply;
+        ok = mongoc_collection_find_and_modify_with_opts(counters, &query, opts,
+                                                         &reply, e);
+        if (ok) {
+            bson_iter_t it, seq_it;
+            ok = bson_iter_init(&it, &reply) &&
+                 bson_iter_find_descendant(&it, "value.seq", &seq_it) &&
+                 (BSON_ITER_HOLDS_INT64(&seq_it) ||
+                  BSON_ITER_HOLDS_INT32(&seq_it) ||
+                  BSON_ITER_HOLDS_DOUBLE(&seq_it));
+            if (ok)
+                *seq = bson_iter_as_int64(&seq_it);
+            else
+                bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
+                               "the counter document has no numeric seq");
+        }
+        bson_destroy(&reply);
+        if (ok ||
+            !(e->domain == MONGOC_ERROR_SERVER_SELECTION || s_is_duplicate(e)))
+            break;
+    }
+    mongoc_find_and_modify_opts_destroy(opts);
+    bson_destroy(&query);
+    bson_destroy(&update);
+    return ok;
+}
+
+/* Moves the counter past the largest stored trial id: trials replayed
+ * from a spool after the counter was lost would otherwise collide. */
+static bool s_resync_counter(const xp_mongo *m, mongoc_collection_t *counters,
+                             mongoc_collection_t *trials, bson_error_t *e)
+{
+    int64_t last = 0;
+    if (!s_max_id(trials, &last, e))
+        return false;
+    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER, max;
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", m->id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$max", &max);
+    BSON_APPEND_INT64(&max, "seq", last);
+    bson_append_document_end(&update, &max);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        ok = mongoc_collection_update_one(counters, &sel, &update, &opts, NULL,
+                                          e);
+        if (ok || !(s_is_network(e) || s_is_duplicate(e)))
+            break;
+    }
+    bson_destroy(&sel);
+    bson_destroy(&update);
+    bson_destroy(&opts);
+    return ok;
+}
+
+static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
+                         xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *counters = s_coll(m, c, XP_MONGO_COUNTERS);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&opts, "validate", false);
+    bson_error_t e;
+    int rc = -1;
+    for (int round = 0; round < 3; round++) {
+        int64_t seq = 0;
+        if (!s_next_id(m, counters, &seq, &e)) {
+            s_fail(m, err, &e, "allocating a trial id");
+            goto cleanup;
+        }
+        bson_t full = BSON_INITIALIZER;
+        bson_iter_t it;
+        BSON_APPEND_INT64(&full, "_id", seq);
+        BSON_APPEND_INT64(&full, "trial_id", seq);
+        if (bson_iter_init(&it, doc))
+            while (bson_iter_next(&it))
+                if (strcmp(bson_iter_key(&it), "_id") != 0 &&
+                    strcmp(bson_iter_key(&it), "trial_id") != 0)
+                    bson_append_iter(&full, NULL, 0, &it);
+        bool written = false, collided = false;
+        for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+            if (mongoc_collection_insert_one(trials, &full, &opts, NULL, &e)) {
+                written = true;
+                break;
+            }
+            if (s_is_duplicate(&e)) {
+                /* On a repeated insert the first one got through. */
+                written = attempt > 0;
+                collided = attempt == 0;
+                break;
+            }
+            if (!s_is_network(&e))
+                break;
+        }
+        bson_destroy(&full);
+        if (written) {
+            *id = seq;
+            rc = 0;
+            goto cleanup;
+        }
+        if (!collided) {
+            s_fail(m, err, &e, "recording trial %lld as running",
+                   (long long)seq);
+            goto cleanup;
+        }
+        if (!s_resync_counter(m, counters, trials, &e)) {
+            s_fail(m, err, &e, "resynchronising the trial counter");
+            goto cleanup;
+        }
+    }
+    xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+              "%s: trial ids of experiment '%s' keep colliding with stored "
+              "trials",
+              m->base.description, m->id);
+cleanup:
+    bson_destroy(&opts);
+    mongoc_collection_destroy(counters);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static void s_bucket_selector(bson_t *sel, int64_t trial,
+                              const xp_metric_buf *mb)
+{
+    BSON_APPEND_INT64(sel, "trial", trial);
+    BSON_APPEND_UTF8(sel, "name", mb->name);
+    BSON_APPEND_INT64(sel, "chunk", mb->next_chunk);
+}
+
+/* The bucket document of the buffered points of mb. */
+static void s_bucket_doc(bson_t *doc, int64_t trial, const xp_metric_buf *mb)
+{
+    bson_t arr;
+    char key[16];
+    const char *k;
+    s_bucket_selector(doc, trial, mb);
+    BSON_APPEND_INT32(doc, "n", (int32_t)mb->n);
+    BSON_APPEND_ARRAY_BEGIN(doc, "epochs", &arr);
+    for (size_t i = 0; i < mb->n; i++) {
+        size_t klen = bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+        bson_append_int64(&arr, k, (int)klen, mb->epochs[i]);
+    }
+    bson_append_array_end(doc, &arr);
+    BSON_APPEND_ARRAY_BEGIN(doc, "values", &arr);
+    for (size_t i = 0; i < mb->n; i++) {
+        size_t klen = bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+        bson_append_double(&arr, k, (int)klen, mb->values[i]);
+    }
+    bson_append_array_end(doc, &arr);
+}
+
+/* Upserts the buffered points of every metric with points as one bulk
+ * write; buffers are left as they are. */
+static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
+                            int64_t trial, const xp_metric_buf *metrics,
+                            size_t n_metrics, bson_error_t *e)
+{
+    size_t pending = 0;
+    for (size_t i = 0; i < n_metrics; i++)
+        pending += metrics[i].n > 0;
+    if (pending == 0)
+        return true;
+    mongoc_collection_t *coll = s_coll(m, c, m->metrics);
+    bson_t bulk_opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&bulk_opts, "ordered", false);
+    BSON_APPEND_BOOL(&upsert, "upsert", true);
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        mongoc_bulk_operation_t *bulk =
+            mongoc_collection_create_bulk_operation_with_opts(coll, &bulk_opts);
+        ok = true;
+        for (size_t i = 0; i < n_metrics && ok; i++) {
+            if (metrics[i].n == 0)
+                continue;
+            bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
+            s_bucket_selector(&sel, trial, &metrics[i]);
+            s_bucket_doc(&doc, trial, &metrics[i]);
+            ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc,
+                                                             &upsert, e);
+            bson_destroy(&sel);
+            bson_destroy(&doc);
+        }
+        if (ok) {
+            bson_t reply;
+            ok = mongoc_bulk_operation_execute(bulk, &reply, e) != 0;
+            bson_destroy(&reply);
+        }
+        mongoc_bulk_operation_destroy(bulk);
+        if (ok || !s_is_network(e))
+            break;
+    }
+    bson_destroy(&bulk_opts);
+    bson_destroy(&upsert);
+    mongoc_collection_destroy(coll);
+    return ok;
+}
+
+static int s_metric_flush(xp_backend *b, int64_t id, xp_metric_buf *mb,
+                          xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    if (mb->n == 0)
+        return 0;
+    mongoc_client_t *c = s_pop(m);
+    bson_error_t e;
+    bool ok = s_write_buckets(m, c, id, mb, 1, &e);
+    s_push(m, c);
+    if (!ok)
+        return s_fail(m, err, &e, "storing metric '%s' of trial %lld", mb->name,
+                      (long long)id);
+    mb->next_chunk++;
+    mb->n = 0;
+    return 0;
+}
+
+static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
+                         int64_t **epochs, double **values, size_t *n,
+                         xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *coll = s_coll(m, c, m->metrics);
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, doc;
+    BSON_APPEND_INT64(&filter, "trial", trial);
+    BSON_APPEND_UTF8(&filter, "name", name);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &doc);
+    BSON_APPEND_INT32(&doc, "chunk", 1);
+    bson_append_document_end(&opts, &doc);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &doc);
+    BSON_APPEND_INT32(&doc, "_id", 0);
+    BSON_APPEND_INT32(&doc, "epochs", 1);
+    BSON_APPEND_INT32(&doc, "values", 1);
+    bson_append_document_end(&opts, &doc);
+    int64_t *ep = NULL;
+    double *va = NULL;
+    size_t count = 0, cap = 0;
+    int rc = -1;
+    bson_error_t e;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+        const bson_t *bucket;
+        bool damaged = false;
+        count = 0;
+        while (!damaged && mongoc_cursor_next(cur, &bucket)) {
+            bson_iter_t it, ei, vi;
+            if (!bson_iter_init_find(&it, bucket, "epochs") ||
+                !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ei) ||
+                !bson_iter_init_find(&it, bucket, "values") ||
+                !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &vi)) {
+                damaged = true;
+                break;
+            }
+            for (;;) {
+                bool has_e = bson_iter_next(&ei), has_v = bson_iter_next(&vi);
+                if (!has_e && !has_v)
+                    break;
+                if (has_e != has_v || !BSON_ITER_HOLDS_NUMBER(&ei) ||
+                    !BSON_ITER_HOLDS_NUMBER(&vi)) {
+                    damaged = true;
+                    break;
+                }
+                if (count == cap) {
+                    cap = cap ? cap * 2 : 1024;
+                    ep = bson_realloc(ep, cap * sizeof *ep);
+                    va = bson_realloc(va, cap * sizeof *va);
+                }
+                ep[count] = bson_iter_as_int64(&ei);
+                va[count] = bson_iter_as_double(&vi);
+                count++;
+            }
+        }
+        bool failed = mongoc_cursor_error(cur, &e);
+        mongoc_cursor_destroy(cur);
+        if (damaged) {
+            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                      "%s: stored metric '%s' of trial %lld is damaged",
+                      m->base.description, name, (long long)trial);
+            break;
+        }
+        if (!failed) {
+            rc = 0;
+            break;
+        }
+        if (!s_is_network(&e) || attempt + 1 == XP_MONGO_ATTEMPTS) {
+            s_fail(m, err, &e, "reading metric '%s' of trial %lld", name,
+                   (long long)trial);
+            break;
+        }
+    }
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(coll);
+    s_push(m, c);
+    if (rc != 0) {
+        bson_free(ep);
+        bson_free(va);
+        return -1;
+    }
+    *epochs = ep;
+    *values = va;
+    *n = count;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- finish */
+
+/* Adds the persisted values to the stored trial document: inline under
+ * persisted.<step> while small, else in GridFS as <trial>/<step> with a
+ * reference under persisted_gridfs.<step>. */
+static bool s_persist(const xp_mongo *m, mongoc_client_t *c, int64_t id,
+                      const xp_persisted_item *persisted, size_t n,
+                      bson_t *full, bson_error_t *e)
+{
+    bson_t inline_doc = BSON_INITIALIZER, refs = BSON_INITIALIZER;
+    bool ok = true;
+    size_t used = full->len;
+    for (size_t i = 0; i < n && ok; i++) {
+        bson_t v = BSON_INITIALIZER;
+        if (xp__value_append_bson(&v, "v", persisted[i].value) != 0) {
+            bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
+                           "persisted value of step '%s' cannot be encoded",
+                           persisted[i].step);
+            ok = false;
+        } else if (v.len < XP_MONGO_INLINE_MAX &&
+                   used + v.len < XP_MONGO_DOC_BUDGET) {
+            bson_iter_t it;
+            bson_iter_init_find(&it, &v, "v");
+            bson_append_iter(&inline_doc, persisted[i].step, -1, &it);
+            used += v.len;
+        } else {
+            char file[XP_NAME_MAX + 32];
+            snprintf(file, sizeof file, "%lld/%s", (long long)id,
+                     persisted[i].step);
+            ok = s_gridfs_put(m, c, file, bson_get_data(&v), v.len, e);
+            if (ok) {
+                bson_t ref;
+                BSON_APPEND_DOCUMENT_BEGIN(&refs, persisted[i].step, &ref);
+                BSON_APPEND_UTF8(&ref, "file", file);
+                BSON_APPEND_INT64(&ref, "bytes", v.len);
+                bson_append_document_end(&refs, &ref);
+            }
+        }
+        bson_destroy(&v);
+    }
+    if (ok && !bson_empty(&inline_doc))
+        BSON_APPEND_DOCUMENT(full, "persisted", &inline_doc);
+    if (ok && !bson_empty(&refs))
+        BSON_APPEND_DOCUMENT(full, "persisted_gridfs", &refs);
+    bson_destroy(&inline_doc);
+    bson_destroy(&refs);
+    return ok;
+}
+
+/* One attempt at the whole final record. Every write is idempotent
+ * (upserts keyed by trial, GridFS files replaced), so it may be repeated
+ * or replayed from a spool. *what names the failed part. */
+static bool s_finish_once(const xp_mongo *m, mongoc_client_t *c, int64_t id,
+                          const bson_t *doc, const xp_metric_buf *metrics,
+                          size_t n_metrics, const xp_persisted_item *persisted,
+                          size_t n_persisted, const xp_step_hash *hashes,
+                          size_t n_hashes, bson_error_t *e, const char **what)
+{
+    *what = "storing metrics";
+    if (!s_write_buckets(m, c, id, metrics, n_metrics, e))
+        return false;
+    bson_t full = BSON_INITIALIZER;
+    bool ok = false;
+    *what = "storing the result";
+    if (!s_trial_doc(m, c, id, doc, &full, e))
+        goto cleanup;
+    *what = "storing persisted values";
+    if (!s_persist(m, c, id, persisted, n_persisted, &full, e))
+        goto cleanup;
+    if (n_hashes) {
+        bson_t arr, item;
+        char key[16];
+        const char *k;
+        BSON_APPEND_ARRAY_BEGIN(&full, "step_hashes", &arr);
+        for (size_t i = 0; i < n_hashes; i++) {
+            bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+            BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
+            BSON_APPEND_UTF8(&item, "step", hashes[i].step);
+            BSON_APPEND_BINARY(&item, "input", BSON_SUBTYPE_BINARY,
+                               hashes[i].input, 16);
+            BSON_APPEND_BINARY(&item, "output", BSON_SUBTYPE_BINARY,
+                               hashes[i].output, 16);
+            bson_append_document_end(&arr, &item);
+        }
+        bson_append_array_end(&full, &arr);
+    }
+    *what = "recording the trial";
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t sel = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&sel, "_id", id);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    BSON_APPEND_BOOL(&opts, "validate", false);
+    ok = mongoc_collection_replace_one(trials, &sel, &full, &opts, NULL, e);
+    bson_destroy(&sel);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(trials);
+cleanup:
+    bson_destroy(&full);
+    return ok;
+}
+
+static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
+                          xp_metric_buf *metrics, size_t n_metrics,
+                          const xp_persisted_item *persisted,
+                          size_t n_persisted, const xp_step_hash *hashes,
+                          size_t n_hashes, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    bson_error_t e;
+    const char *what = "";
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        ok = s_finish_once(m, c, id, doc, metrics, n_metrics, persisted,
+                           n_persisted, hashes, n_hashes, &e, &what);
+        if (ok || !s_is_network(&e))
+            break;
+    }
+    s_push(m, c);
+    if (!ok)
+        return s_fail(m, err, &e, "%s %lld", what, (long long)id);
+    /* Buffers are consumed only once everything is stored, so a failed
+     * finish spools every point. */
+    for (size_t i = 0; i < n_metrics; i++) {
+        if (metrics[i].n) {
+            metrics[i].next_chunk++;
+            metrics[i].n = 0;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t filter = BSON_INITIALIZER, proj = BSON_INITIALIZER, opts, doc;
+    BSON_APPEND_INT64(&filter, "_id", id);
+    s_record_projection(&proj);
+    s_one_opts(&opts, &proj, NULL);
+    bool found = false;
+    bson_error_t e;
+    int rc = -1;
+    if (!s_find_first(trials, &filter, &opts, &doc, &found, &e))
+        s_fail(m, err, &e, "reading trial %lld", (long long)id);
+    else if (!found)
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
+                  "trial %lld does not exist", (long long)id);
+    else
+        rc = s_record(m, c, &doc, out, err);
+    if (found)
+        bson_destroy(&doc);
+    bson_destroy(&filter);
+    bson_destroy(&proj);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
+/* Calls fn with every trial record matching filter, in id order. */
+static int s_trials_where(xp_backend *b, const bson_t *filter, const char *what,
+                          int (*fn)(const bson_t *doc, void *user), void *user,
+                          xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t opts = BSON_INITIALIZER, sub;
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
+    s_record_projection(&sub);
+    bson_append_document_end(&opts, &sub);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sub);
+    BSON_APPEND_INT32(&sub, "_id", 1);
+    bson_append_document_end(&opts, &sub);
+    int rc = 0;
+    bson_error_t e;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(trials, filter, &opts, NULL);
+        const bson_t *doc;
+        size_t delivered = 0;
+        while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+            bson_t record;
+            if (s_record(m, c, doc, &record, err) != 0) {
+                rc = -1;
+                break;
+            }
+            rc = fn(&record, user) != 0 ? -1 : 0;
+            bson_destroy(&record);
+            delivered++;
+        }
+        bool failed = rc == 0 && mongoc_cursor_error(cur, &e);
+        mongoc_cursor_destroy(cur);
+        if (!failed)
+            break;
+        /* Retried only when nothing was handed to fn yet. */
+        if (delivered || !s_is_network(&e) ||
+            attempt + 1 == XP_MONGO_ATTEMPTS) {
+            rc = s_fail(m, err, &e, "%s", what);
+            break;
+        }
+    }
+    bson_destroy(&opts);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
+static int s_trials_each(xp_backend *b,
+                         int (*fn)(const bson_t *doc, void *user), void *user,
+                         xp_error_t *err)
+{
+    bson_t all = BSON_INITIALIZER;
+    int rc = s_trials_where(b, &all, "reading the history", fn, user, err);
+    bson_destroy(&all);
+    return rc;
+}
+
+/* Trials a scheduler accepted and has not finished: queued, or running
+ * on its workers (pid 0); on the status index. */
+static int s_queued_trials(xp_backend *b,
+                           int (*fn)(const bson_t *doc, void *user), void *user,
+                           xp_error_t *err)
+{
+    /* A scheduler's trials (pid 0): queued, or running on its workers. */
+    bson_t queued = BSON_INITIALIZER, or, a, b2;
+    BSON_APPEND_ARRAY_BEGIN(&queued, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
+    BSON_APPEND_UTF8(&a, "status", "queued");
+    bson_append_document_end(& or, &a);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b2);
+    BSON_APPEND_UTF8(&b2, "status", "running");
+    BSON_APPEND_INT64(&b2, "pid", 0);
+    bson_append_document_end(& or, &b2);
+    bson_append_array_end(&queued, & or);
+    int rc = s_trials_where(b, &queued, "reading queued trials", fn, user, err);
+    bson_destroy(&queued);
+    return rc;
+}
+
+static int s_last_id(xp_backend *b, int64_t *id, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_error_t e;
+    int rc = s_max_id(trials, id, &e)
+                 ? 0
+                 : s_fail(m, err, &e, "reading the last trial id");
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
+static int s_persisted_read(xp_backend *b, const char *step, int64_t trial,
+                            xp_value *out, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t filter = BSON_INITIALIZER, proj = BSON_INITIALIZER, opts, doc;
+    char *inline_key = bson_strdup_printf("persisted.%s", step);
+    char *ref_key = bson_strdup_printf("persisted_gridfs.%s", step);
+    BSON_APPEND_INT64(&filter, "_id", trial);
+    BSON_APPEND_INT32(&proj, inline_key, 1);
+    BSON_APPEND_INT32(&proj, ref_key, 1);
+    s_one_opts(&opts, &proj, NULL);
+    bool found = false;
+    bson_error_t e;
+    int rc = -1;
+    if (!s_find_first(trials, &filter, &opts, &doc, &found, &e)) {
+        s_fail(m, err, &e,
+               "reading persisted value of step '%s' in trial "
+               "%lld",
+               step, (long long)trial);
+    } else {
+        bson_iter_t it, sub;
+        if (found && bson_iter_init(&it, &doc) &&
+            bson_iter_find_descendant(&it, inline_key, &sub)) {
+            rc = xp__value_from_iter(out, &sub, err);
+        } else if (found && bson_iter_init(&it, &doc) &&
+                   bson_iter_find_descendant(&it, ref_key, &sub) &&
+                   BSON_ITER_HOLDS_DOCUMENT(&sub)) {
+            uint32_t len;
+            const uint8_t *data;
+            bson_t ref;
+            bson_iter_document(&sub, &len, &data);
+            if (bson_init_static(&ref, data, len))
+                rc = s_gridfs_value(m, c, &ref, out, err);
+            else
+                xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                          "%s: reference to the persisted value of step "
+                          "'%s' in trial %lld is damaged",
+                          m->base.description, step, (long long)trial);
+        } else {
+            xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
+                      "no persisted value of step '%s' in trial %lld", step,
+                      (long long)trial);
+        }
+    }
+    if (found)
+        bson_destroy(&doc);
+    bson_free(inline_key);
+    bson_free(ref_key);
+    bson_destroy(&filter);
+    bson_destroy(&proj);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
+static int s_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
+                            xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sub;
+    BSON_APPEND_UTF8(&filter, "status", "running");
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
+    BSON_APPEND_INT32(&sub, "host", 1);
+    BSON_APPEND_INT32(&sub, "pid", 1);
+    BSON_APPEND_INT32(&sub, "pstart", 1);
+    bson_append_document_end(&opts, &sub);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sub);
+    BSON_APPEND_INT32(&sub, "_id", 1);
+    bson_append_document_end(&opts, &sub);
+    xp_running_trial *list = NULL;
+    size_t count = 0, cap = 0;
+    int rc = -1;
+    bson_error_t e;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(trials, &filter, &opts, NULL);
+        const bson_t *doc;
+        count = 0;
+        while (mongoc_cursor_next(cur, &doc)) {
+            if (count == cap) {
+                cap = cap ? cap * 2 : 8;
+                list = bson_realloc(list, cap * sizeof *list);
+            }
+            xp_running_trial *t = &list[count++];
+            memset(t, 0, sizeof *t);
+            bson_iter_t it;
+            t->trial_id = s_int_field(doc, "_id");
+            if (bson_iter_init_find(&it, doc, "host") &&
+                BSON_ITER_HOLDS_UTF8(&it))
+                bson_strncpy(t->host, bson_iter_utf8(&it, NULL),
+                             sizeof t->host);
+            t->pid = s_int_field(doc, "pid");
+            t->pstart = (uint64_t)s_int_field(doc, "pstart");
+        }
+        bool failed = mongoc_cursor_error(cur, &e);
+        mongoc_cursor_destroy(cur);
+        if (!failed) {
+            rc = 0;
+            break;
+        }
+        if (!s_is_network(&e) || attempt + 1 == XP_MONGO_ATTEMPTS) {
+            s_fail(m, err, &e, "reading running trials");
+            break;
+        }
+    }
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    if (rc != 0) {
+        bson_free(list);
+        return -1;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+/* $set of one trial's fields while its status is still `from`; an
+ * idempotent update, retried once on a lost connection. */
+static int s_set_if_status(xp_mongo *m, int64_t id, const char *from,
+                           const bson_t *set, const char *what, xp_error_t *err)
+{
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&sel, "_id", id);
+    BSON_APPEND_UTF8(&sel, "status", from);
+    BSON_APPEND_DOCUMENT(&update, "$set", set);
+    bson_error_t e;
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        ok =
+            mongoc_collection_update_one(trials, &sel, &update, NULL, NULL, &e);
+        if (ok || !s_is_network(&e))
+            break;
+    }
+    bson_destroy(&sel);
+    bson_destroy(&update);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return ok ? 0
+              : s_fail(m, err, &e, "marking trial %lld %s", (long long)id,
+                       what);
+}
+
+static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+                           xp_error_t *err)
+{
+    (void)doc; /* only the status changes */
+    bson_t set = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&set, "status", "running");
+    int rc = s_set_if_status((xp_mongo *)b, id, "queued", &set, "running", err);
+    bson_destroy(&set);
+    return rc;
+}
+
+static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
+                             const char *description, xp_error_t *err)
+{
+    bson_t set = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&set, "status", "interrupted");
+    BSON_APPEND_BOOL(&set, "success", false);
+    BSON_APPEND_DATE_TIME(&set, "finished", finished_ms);
+    BSON_APPEND_NULL(&set, "result");
+    BSON_APPEND_UTF8(&set, "result_type", "null");
+    BSON_APPEND_UTF8(&set, "description", description);
+    int rc =
+        s_set_if_status((xp_mongo *)b, id, "running", &set, "interrupted", err);
+    bson_destroy(&set);
+    return rc;
+}
+
+/* The latest trial that ran step on this input holds its output hash in
+ * step_hashes (indexed by step, input, _id). */
+static int s_step_hash_get(xp_backend *b, const char *step,
+                           const uint8_t input[16], uint8_t output[16],
+                           bool *found, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    *found = false;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t filter = BSON_INITIALIZER, elem, match, proj = BSON_INITIALIZER;
+    bson_t sort = BSON_INITIALIZER, opts, doc;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "step_hashes", &elem);
+    BSON_APPEND_DOCUMENT_BEGIN(&elem, "$elemMatch", &match);
+    BSON_APPEND_UTF8(&match, "step", step);
+    BSON_APPEND_BINARY(&match, "input", BSON_SUBTYPE_BINARY, input, 16);
+    bson_append_document_end(&elem, &match);
+    bson_append_document_end(&filter, &elem);
+    BSON_APPEND_INT32(&proj, "_id", 0);
+    BSON_APPEND_INT32(&proj, "step_hashes", 1);
+    BSON_APPEND_INT32(&sort, "_id", -1);
+    s_one_opts(&opts, &proj, &sort);
+    bool have = false;
+    bson_error_t e;
+    int rc = 0;
+    if (!s_find_first(trials, &filter, &opts, &doc, &have, &e))
+        rc = s_fail(m, err, &e, "reading step hashes of '%s'", step);
+    bson_iter_t it, arr, f;
+    if (have && bson_iter_init_find(&it, &doc, "step_hashes") &&
+        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+        while (!*found && bson_iter_next(&arr)) {
+            const uint8_t *in = NULL, *outp = NULL;
+            const char *name = NULL;
+            uint32_t len;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
+                continue;
+            while (bson_iter_next(&f)) {
+                const char *key = bson_iter_key(&f);
+                if (strcmp(key, "step") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
+                    name = bson_iter_utf8(&f, NULL);
+                } else if (BSON_ITER_HOLDS_BINARY(&f)) {
+                    const uint8_t *data;
+                    bson_iter_binary(&f, NULL, &len, &data);
+                    if (len == 16 && strcmp(key, "input") == 0)
+                        in = data;
+                    else if (len == 16 && strcmp(key, "output") == 0)
+                        outp = data;
+                }
+            }
+            if (name && in && outp && strcmp(name, step) == 0 &&
+                memcmp(in, input, 16) == 0) {
+                memcpy(output, outp, 16);
+                *found = true;
+            }
+        }
+    }
+    if (have)
+        bson_destroy(&doc);
+    bson_destroy(&filter);
+    bson_destroy(&proj);
+    bson_destroy(&sort);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- contents */
+
+/* Small renderings are kept next to the document for analysts. */
+#define XP_MONGO_TEXT_MAX (4 * 1024 * 1024)
+
+static int s_content_put(xp_backend *b, const char *kind, const char *hash,
+                         const bson_t *doc, const char *text, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *contents = s_coll(m, c, m->contents);
+    bson_t full = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&full, "_id", hash);
+    BSON_APPEND_UTF8(&full, "kind", kind);
+    BSON_APPEND_DOCUMENT(&full, "doc", doc);
+    if (text && strlen(text) < XP_MONGO_TEXT_MAX &&
+        bson_utf8_validate(text, strlen(text), false))
+        BSON_APPEND_UTF8(&full, "text", text);
+    BSON_APPEND_BOOL(&opts, "validate", false);
+    bson_error_t e;
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        ok = mongoc_collection_insert_one(contents, &full, &opts, NULL, &e);
+        if (!ok && s_is_duplicate(&e))
+            ok = true; /* stored once, by whoever came first */
+        if (ok || !s_is_network(&e))
+            break;
+    }
+    bson_destroy(&full);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(contents);
+    s_push(m, c);
+    return ok ? 0 : s_fail(m, err, &e, "storing %s %s", kind, hash);
+}
+
+static int s_content_get(xp_backend *b, const char *hash, bson_t *out,
+                         xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *contents = s_coll(m, c, m->contents);
+    bson_t filter = BSON_INITIALIZER, proj = BSON_INITIALIZER, opts, doc;
+    BSON_APPEND_UTF8(&filter, "_id", hash);
+    BSON_APPEND_INT32(&proj, "doc", 1);
+    s_one_opts(&opts, &proj, NULL);
+    bool found = false;
+    bson_error_t e;
+    int rc = -1;
+    bson_iter_t it;
+    if (!s_find_first(contents, &filter, &opts, &doc, &found, &e)) {
+        s_fail(m, err, &e, "reading content %s", hash);
+    } else if (!found) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
+                  "no stored content with hash %s", hash);
+    } else if (bson_iter_init_find(&it, &doc, "doc") &&
+               BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_t sub;
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&sub, data, len)) {
+            bson_copy_to(&sub, out);
+            rc = 0;
+        }
+    }
+    if (rc != 0 && found)
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                  "%s: stored content %s is damaged", m->base.description,
+                  hash);
+    if (found)
+        bson_destroy(&doc);
+    bson_destroy(&filter);
+    bson_destroy(&proj);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(contents);
+    s_push(m, c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static void s_close(xp_backend *b)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    if (m->pool)
+        mongoc_client_pool_destroy(m->pool);
+    mongoc_uri_destroy(m->uri);
+    bson_free(m->id);
+    bson_free(m->db);
+    bson_free(m->trials);
+    bson_free(m->metrics);
+    bson_free(m->contents);
+    bson_free(m->bucket);
+    bson_free(m->secret);
+    bson_free(m->secret_decoded);
+    bson_free(m);
+}
+
+static const xp_backend_ops s_ops = {
+    .name = "mongodb",
+    .trial_begin = s_trial_begin,
+    .trial_finish = s_trial_finish,
+    .metric_flush = s_metric_flush,
+    .trial_get = s_trial_get,
+    .trials_each = s_trials_each,
+    .queued_trials = s_queued_trials,
+    .trial_running = s_trial_running,
+    .last_id = s_last_id,
+    .metric_read = s_metric_read,
+    .persisted_read = s_persisted_read,
+    .running_trials = s_running_trials,
+    .trial_interrupt = s_trial_interrupt,
+    .step_hash_get = s_step_hash_get,
+    .content_put = s_content_put,
+    .content_get = s_content_get,
+    .close = s_close,
+};
+
+/* The password as written in uri (between "user:" and "@"), or NULL.
+ * Caller frees. */
+static char *s_uri_secret(const char *uri)
+{
+    size_t len;
+    const char *pw = xp__uri_password(uri, &len);
+    return pw && len ? bson_strndup(pw, len) : NULL;
+}
+
+/* xp__uri_mask plus the URI options that carry secrets. Caller frees. */
+static char *s_describe(const char *uri)
+{
+    static const char *const secret_options[] = {
+        "tlscertificatekeyfilepassword=", "sslclientcertificatekeypassword=",
+        "authmechanismproperties="};
+    char *masked = xp__uri_mask(uri);
+    char *query = strchr(masked, '?');
+    if (!query)
+        return masked;
+    bson_string_t *s = bson_string_new(NULL);
+    bson_string_append_printf(s, "%.*s", (int)(query - masked), masked);
+    char *opt = query;
+    while (*opt) {
+        size_t len = strcspn(opt + 1, "&;") + 1; /* separator + option */
+        bool secret = false;
+        for (size_t i = 0; i < sizeof secret_options / sizeof *secret_options;
+             i++)
+            if (strncasecmp(opt + 1, secret_options[i],
+                            strlen(secret_options[i])) == 0)
+                secret = true;
+        if (secret) {
+            const char *eq = memchr(opt, '=', len);
+            bson_string_append_printf(s, "%.*s***", (int)(eq + 1 - opt), opt);
+        } else {
+            bson_string_append_printf(s, "%.*s", (int)len, opt);
+        }
+        opt += len;
+    }
+    bson_free(masked);
+    return bson_string_free(s, false);
+}
+
+static int s_check_database(const char *db, const char *shown, xp_error_t *err)
+{
+    if (!db || !*db)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "MongoDB URI '%s' names no database (expected "
+                         "mongodb://host[:port]/DATABASE)",
+                         shown);
+    if (strlen(db) >= 64 || strpbrk(db, "/\\. \"$*<>:|?"))
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "MongoDB URI '%s' names an invalid database (at "
+                         "most 63 characters, none of /\\. \"$*<>:|?)",
+                         shown);
+    return 0;
+}
+
+/* Creates the indexes every writer relies on; a no-op when they exist. */
+static bool s_create_indexes(const xp_mongo *m, mongoc_client_t *c,
+                             bson_error_t *e)
+{
+    mongoc_database_t *db = mongoc_client_get_database(c, m->db);
+    bson_t cmd = BSON_INITIALIZER, arr, idx, key;
+    BSON_APPEND_UTF8(&cmd, "createIndexes", m->trials);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
+    BSON_APPEND_INT32(&key, "status", 1);
+    bson_append_document_end(&idx, &key);
+    BSON_APPEND_UTF8(&idx, "name", "status");
+    bson_append_document_end(&arr, &idx);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "1", &idx);
+    BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
+    BSON_APPEND_INT32(&key, "step_hashes.step", 1);
+    BSON_APPEND_INT32(&key, "step_hashes.input", 1);
+    BSON_APPEND_INT32(&key, "_id", -1);
+    bson_append_document_end(&idx, &key);
+    BSON_APPEND_UTF8(&idx, "name", "step_hashes");
+    bson_append_document_end(&arr, &idx);
+    bson_append_array_end(&cmd, &arr);
+    bool ok = mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, e);
+    bson_reinit(&cmd);
+    BSON_APPEND_UTF8(&cmd, "createIndexes", m->metrics);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
+    BSON_APPEND_INT32(&key, "trial", 1);
+    BSON_APPEND_INT32(&key, "name", 1);
+    BSON_APPEND_INT32(&key, "chunk", 1);
+    bson_append_document_end(&idx, &key);
+    BSON_APPEND_UTF8(&idx, "name", "trial_name_chunk");
+    BSON_APPEND_BOOL(&idx, "unique", true);
+    bson_append_document_end(&arr, &idx);
+    bson_append_array_end(&cmd, &arr);
+    ok = ok && mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, e);
+    bson_destroy(&cmd);
+    mongoc_database_destroy(db);
+    return ok;
+}
+
+/* 1 when the experiment has a counter or a trial, 0 when not. */
+static int s_exists(const xp_mongo *m, mongoc_client_t *c, bson_error_t *e)
+{
+    mongoc_collection_t *counters = s_coll(m, c, XP_MONGO_COUNTERS);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t filter = BSON_INITIALIZER, opts, doc;
+    BSON_APPEND_UTF8(&filter, "_id", m->id);
+    s_one_opts(&opts, NULL, NULL);
+    bool found = false;
+    int rc = -1;
+    int64_t last = 0;
+    if (s_find_first(counters, &filter, &opts, &doc, &found, e)) {
+        if (found) {
+            bson_destroy(&doc);
+            rc = 1;
+        } else if (s_max_id(trials, &last, e)) {
+            rc = last > 0;
+        }
+    }
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(counters);
+    mongoc_collection_destroy(trials);
+    return rc;
+}
+
+/* Creates the experiment's counter (seq 0) unless it exists. */
+static bool s_create_counter(const xp_mongo *m, mongoc_client_t *c,
+                             bson_error_t *e)
+{
+    mongoc_collection_t *counters = s_coll(m, c, XP_MONGO_COUNTERS);
+    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER, set;
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", m->id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &set);
+    BSON_APPEND_INT64(&set, "seq", 0);
+    bson_append_document_end(&update, &set);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    bool ok =
+        mongoc_collection_update_one(counters, &sel, &update, &opts, NULL, e);
+    if (!ok && s_is_duplicate(e)) /* another process created it */
+        ok = true;
+    bson_destroy(&sel);
+    bson_destroy(&update);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(counters);
+    return ok;
+}
+
+int xp__backend_mongo_experiments(const char *uri,
+                                  int (*fn)(const char *id, void *user),
+                                  void *user, xp_error_t *err)
+{
+    pthread_once(&s_once, s_init);
+    char *shown = s_describe(uri);
+    bson_error_t e;
+    int rc = -1;
+    mongoc_client_t *c = NULL;
+    mongoc_collection_t *counters = NULL;
+    mongoc_uri_t *u = mongoc_uri_new_with_error(uri, &e);
+    if (!u) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "invalid MongoDB URI '%s'", shown);
+        goto done;
+    }
+    if (s_check_database(mongoc_uri_get_database(u), shown, err) != 0)
+        goto done;
+    c = mongoc_client_new_from_uri_with_error(u, &e);
+    if (!c) {
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s: %s", shown, e.message);
+        goto done;
+    }
+    mongoc_client_set_error_api(c, MONGOC_ERROR_API_VERSION_2);
+    /* Every experiment has its id counter in xp.counters. */
+    counters = mongoc_client_get_collection(c, mongoc_uri_get_database(u),
+                                            XP_MONGO_COUNTERS);
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sub;
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
+    BSON_APPEND_INT32(&sub, "_id", 1);
+    bson_append_document_end(&opts, &sub);
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(counters, &filter, &opts, NULL);
+    const bson_t *doc;
+    rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it) &&
+            xp_check_id(bson_iter_utf8(&it, NULL), NULL) == 0)
+            rc = fn(bson_iter_utf8(&it, NULL), user);
+    }
+    if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+        char msg[sizeof e.message];
+        bson_strncpy(msg, e.message, sizeof msg);
+        rc = xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                       "%s: listing experiments: %s", shown, msg);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+done:
+    mongoc_collection_destroy(counters);
+    mongoc_client_destroy(c);
+    mongoc_uri_destroy(u);
+    bson_free(shown);
+    return rc;
+}
+
+int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
+                           const char *cache_dir, bool must_exist,
+                           xp_error_t *err)
+{
+    *out = NULL;
+    /* Names become collection names: checked before anything runs. */
+    if (xp_check_id(id, err) != 0)
+        return -1;
+    if (strcmp(id, "system") == 0)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "experiment id 'system' cannot be stored in "
+                         "MongoDB (collection names 'system.*' are "
+                         "reserved)");
+    pthread_once(&s_once, s_init);
+
+    xp_mongo *m = bson_malloc0(sizeof *m);
+    m->base.ops = &s_ops;
+    m->base.description = s_describe(uri);
+    m->base.dir = bson_strdup(cache_dir);
+    m->id = bson_strdup(id);
+    m->secret = s_uri_secret(uri);
+    bson_error_t e;
+    mongoc_client_t *c = NULL;
+    s_uri_notes = bson_string_new(NULL);
+    m->uri = mongoc_uri_new_with_error(uri, &e);
+    char *notes = bson_string_free(s_uri_notes, false);
+    s_uri_notes = NULL;
+    s_scrub(notes, m->secret);
+    if (!m->uri) {
+        char msg[sizeof e.message];
+        bson_strncpy(msg, e.message, sizeof msg);
+        s_scrub(msg, m->secret);
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "invalid MongoDB URI '%s': %s%s%s%s", m->base.description,
+                  msg, *notes ? " (" : "", notes, *notes ? ")" : "");
+        bson_free(notes);
+        goto fail;
+    }
+    if (*notes)
+        xp__log(XP_LOG_WARNING, "MongoDB URI '%s': %s", m->base.description,
+                notes);
+    bson_free(notes);
+    if (mongoc_uri_get_password(m->uri))
+        m->secret_decoded = bson_strdup(mongoc_uri_get_password(m->uri));
+    if (s_check_database(mongoc_uri_get_database(m->uri), m->base.description,
+                         err) != 0)
+        goto fail;
+    m->db = bson_strdup(mongoc_uri_get_database(m->uri));
+    m->trials = bson_strdup_printf("%s.trials", id);
+    m->metrics = bson_strdup_printf("%s.metrics", id);
+    m->contents = bson_strdup_printf("%s.contents", id);
+    m->bucket = bson_strdup_printf("%s.fs", id);
+    if (!mongoc_uri_get_appname(m->uri))
+        mongoc_uri_set_appname(m->uri, "xp");
+
+    m->pool = mongoc_client_pool_new_with_error(m->uri, &e);
+    if (!m->pool) {
+        s_fail(m, err, &e, "connecting");
+        goto fail;
+    }
+    mongoc_client_pool_set_error_api(m->pool, MONGOC_ERROR_API_VERSION_2);
+    pthread_mutex_lock(&s_apm_lock);
+    if (s_apm_enabled) {
+        mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new();
+        mongoc_apm_set_command_started_cb(cbs, s_apm_started);
+        mongoc_client_pool_set_apm_callbacks(m->pool, cbs, NULL);
+        mongoc_apm_callbacks_destroy(cbs);
+    }
+    pthread_mutex_unlock(&s_apm_lock);
+
+    /* An unreachable server fails here, within serverSelectionTimeoutMS. */
+    c = s_pop(m);
+    bson_t ping = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&ping, "ping", 1);
+    bool ok = mongoc_client_command_simple(c, "admin", &ping, NULL, NULL, &e);
+    bson_destroy(&ping);
+    if (!ok) {
+        s_fail(m, err, &e, "cannot connect");
+        goto fail;
+    }
+    if (must_exist) {
+        int exists = s_exists(m, c, &e);
+        if (exists < 0) {
+            s_fail(m, err, &e, "looking up experiment '%s'", id);
+            goto fail;
+        }
+        if (!exists) {
+            xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                      "experiment '%s' not found in %s", id,
+                      m->base.description);
+            goto fail;
+        }
+    } else if (!s_create_counter(m, c, &e) || !s_create_indexes(m, c, &e)) {
+        s_fail(m, err, &e, "preparing experiment '%s'", id);
+        goto fail;
+    }
+    s_push(m, c);
+    *out = &m->base;
+    return 0;
+fail:
+    if (c)
+        s_push(m, c);
+    bson_free(m->base.description);
+    bson_free(m->base.dir);
+    s_close(&m->base);
+    return -1;
+}

@@ -1,0 +1,55 @@
+/* trial.h — the trial lifecycle as a state machine, driven by the
+ * in-process executor (xp_compute) or by the scheduler. Thread-safe. */
+#ifndef XP_TRIAL_H
+#define XP_TRIAL_H
+
+#include "xp/xp.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+
+typedef struct xp_trial xp_trial;
+
+/* Resolves parameters (XP_EUNDEFINED allocates no id), picks the seed,
+ * allocates the id and records the trial: as running by this process
+ * (scheduler NULL), or as queued for the scheduler of that name (no pid,
+ * never marked interrupted; resumed only by that scheduler). */
+int xp__trial_start(xp_trial **out, xp_experiment *ex,
+                    const xp_run_options *opts, const char *scheduler,
+                    xp_error_t *err);
+/* Takes up a trial recorded as queued (doc: its stored record) after a
+ * scheduler restart: same id, parameters and seed; nothing is written. */
+int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
+                     xp_error_t *err);
+int64_t xp__trial_id(const xp_trial *t);
+/* The trial's record as started, with its trial_id (caller destroys):
+ * what xp__trial_resume takes back. */
+bson_t *xp__trial_record(const xp_trial *t);
+uint64_t xp__trial_seed(const xp_trial *t);
+/* Next step whose inputs are all computed, or NULL (none now, or the trial
+ * failed). The step counts as in flight until xp__trial_step_done. */
+xp_node *xp__trial_take_ready(xp_trial *t);
+/* Trial-owned output of node n (parameter value or computed step). */
+const xp_value *xp__trial_value(const xp_trial *t, const xp_node *n);
+/* Records the outcome of step n: out (taken, may be NULL on failure) or a
+ * failure message. Unblocks dependents. */
+void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
+                         const char *failure);
+/* Metric sink of the trial (points flushed in chunks). */
+int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
+                          double value);
+/* True when every needed step finished, or one failed and none is in
+ * flight. */
+bool xp__trial_done(xp_trial *t);
+/* Checks purity, records the outcome with metrics, persisted values and
+ * step hashes (spooling it when the backend cannot take it), logs. On
+ * success *result (may be NULL) takes the result. */
+int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err);
+/* Records where a remote step ran (trial document field "steps"). */
+void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
+                         const char *worker, int64_t attempt, double elapsed);
+/* Fails the trial with description (e.g. retries exhausted). */
+void xp__trial_fail(xp_trial *t, const char *description);
+void xp__trial_free(xp_trial **t);
+
+#endif /* XP_TRIAL_H */

@@ -1,0 +1,40 @@
+/* value.h — the layout of xp_value and its BSON encoding (the
+ * only place a value becomes bytes and back). */
+#ifndef XP_VALUE_H
+#define XP_VALUE_H
+
+#include "xp/xp.h"
+
+#include <bson/bson.h>
+
+struct xp_value {
+    xp_type type;
+    union {
+        bool b;
+        int64_t i; /* int64 and datetime */
+        double d;
+        struct {
+            char *data; /* NUL-terminated for strings */
+            size_t len;
+        } s;
+        struct {
+            xp_value **items;
+            char **keys; /* documents only */
+            size_t n, cap;
+        } c;
+    } u;
+};
+
+/* Resets v to null, releasing its content. */
+void xp__value_clear(xp_value *v);
+/* Appends v under key to b. 0 or -1 (allocation / nesting too deep). */
+int xp__value_append_bson(bson_t *b, const char *key, const xp_value *v);
+/* Reads the element at it into v (replacing its content). Unsupported
+ * BSON types are an XP_ECORRUPT error. */
+int xp__value_from_iter(xp_value *v, const bson_iter_t *it, xp_error_t *err);
+/* Reads a whole BSON document into v as a document. */
+int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err);
+/* Writes document/array v into an initialised bson_t (its elements). */
+int xp__value_to_bson(const xp_value *v, bson_t *out);
+
+#endif /* XP_VALUE_H */
