@@ -399,9 +399,7 @@ int xp_load_metric(xp_experiment *ex, const char *name,
     if (n == 0)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "no trial ids given for metric '%s'", name);
-    int64_t **epochs = bson_malloc0(n * sizeof *epochs);
-    double **values = bson_malloc0(n * sizeof *values);
-    size_t *counts = bson_malloc0(n * sizeof *counts);
+    xp_metric_points *points = bson_malloc0(n * sizeof *points);
     xp_metric_table *t = NULL;
     int64_t last = 0;
     int rc = -1;
@@ -418,16 +416,15 @@ int xp_load_metric(xp_experiment *ex, const char *name,
             goto cleanup;
         }
         if (ex->backend->ops->metric_read(ex->backend, name, trial_ids[i],
-                                          &epochs[i], &values[i], &counts[i],
-                                          err) != 0)
+                                          &points[i], err) != 0)
             goto cleanup;
-        if (counts[i] == 0) {
+        if (points[i].n == 0) {
             xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
                       "metric '%s' was not saved in trial %lld", name,
                       (long long)trial_ids[i]);
             goto cleanup;
         }
-        total += counts[i];
+        total += points[i].n;
     }
     t = bson_malloc0(sizeof *t);
     t->n_trials = n;
@@ -435,8 +432,8 @@ int xp_load_metric(xp_experiment *ex, const char *name,
     memcpy(t->trials, trial_ids, n * sizeof *t->trials);
     t->epochs = bson_malloc(total * sizeof *t->epochs);
     for (size_t i = 0, k = 0; i < n; i++)
-        for (size_t j = 0; j < counts[i]; j++)
-            t->epochs[k++] = epochs[i][j];
+        for (size_t j = 0; j < points[i].n; j++)
+            t->epochs[k++] = points[i].epochs[j];
     qsort(t->epochs, total, sizeof *t->epochs, s_cmp_i64);
     size_t distinct = 0;
     for (size_t k = 0; k < total; k++)
@@ -448,19 +445,16 @@ int xp_load_metric(xp_experiment *ex, const char *name,
         t->values[k] = NAN;
     /* A repeated epoch keeps the last value saved, as daskperiment does. */
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < counts[i]; j++)
-            t->values[s_epoch_row(t, epochs[i][j]) * n + i] = values[i][j];
+        for (size_t j = 0; j < points[i].n; j++)
+            t->values[s_epoch_row(t, points[i].epochs[j]) * n + i] =
+                points[i].values[j];
     *out = t;
     t = NULL;
     rc = 0;
 cleanup:
-    for (size_t i = 0; i < n; i++) {
-        bson_free(epochs[i]);
-        bson_free(values[i]);
-    }
-    bson_free(epochs);
-    bson_free(values);
-    bson_free(counts);
+    for (size_t i = 0; i < n; i++)
+        xp__metric_points_clear(&points[i]);
+    bson_free(points);
     xp_metric_table_destroy(&t);
     return rc;
 }

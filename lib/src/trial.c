@@ -26,8 +26,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define XP_METRIC_CHUNK 8192
-
 struct xp_trial {
     xp_experiment *ex;
     int64_t id;
@@ -50,8 +48,7 @@ struct xp_trial {
                     * in a scheduler must stay small) */
     /* Metrics saved by steps, under metrics_lock. */
     pthread_mutex_t metrics_lock;
-    xp_metric_buf *metrics;
-    size_t n_metrics;
+    xp_metric_set metrics;
     bool metric_failed;
     char *metric_error; /* why saving metrics failed, or NULL */
     /* Where remote steps ran: step name -> {host, worker, attempt,
@@ -67,37 +64,28 @@ int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
     xp_trial *t = trial;
     int rc = 0;
     pthread_mutex_lock(&t->metrics_lock);
-    xp_metric_buf *m = NULL;
-    for (size_t i = 0; i < t->n_metrics; i++)
-        if (strcmp(t->metrics[i].name, name) == 0)
-            m = &t->metrics[i];
+    xp_metric_buf *m = xp__metric_set_add(&t->metrics, name, epoch, value);
     if (!m) {
-        t->metrics =
-            bson_realloc(t->metrics, (t->n_metrics + 1) * sizeof *t->metrics);
-        m = &t->metrics[t->n_metrics++];
-        memset(m, 0, sizeof *m);
-        m->name = bson_strdup(name);
-    }
-    if (m->n == m->cap) {
-        m->cap = m->cap ? m->cap * 2 : 128;
-        m->epochs = bson_realloc(m->epochs, m->cap * sizeof *m->epochs);
-        m->values = bson_realloc(m->values, m->cap * sizeof *m->values);
-    }
-    m->epochs[m->n] = epoch;
-    m->values[m->n] = value;
-    m->n++;
-    /* Full chunks go to the backend now, so a long metric never holds
-     * more than one chunk per metric in memory. */
-    if (m->n >= XP_METRIC_CHUNK) {
+        if (!t->metric_error)
+            t->metric_error = bson_strdup("out of memory");
+        t->metric_failed = true;
+        rc = -1;
+    } else if (xp__metric_buf_full_chunks(m) > 0) {
+        /* Full chunks go to the backend now, so a long metric never holds
+         * more than one chunk per metric in memory. */
         xp_backend *b = t->ex->backend;
         xp_error_t flush_err;
-        if (b->ops->metric_flush(b, t->id, m, &flush_err) != 0) {
+        xp_metric_chunk *chunks = NULL;
+        size_t n = 0;
+        xp__metric_buf_chunks(m, false, &chunks, &n);
+        if (b->ops->metric_flush(b, t->id, chunks, n, &flush_err) != 0) {
             if (!t->metric_error)
                 t->metric_error = bson_strdup(flush_err.message);
             t->metric_failed = true;
-            m->n = 0;
             rc = -1;
         }
+        xp__metric_buf_consume(m, n);
+        bson_free(chunks);
     }
     pthread_mutex_unlock(&t->metrics_lock);
     return rc;
@@ -291,12 +279,7 @@ void xp__trial_free(xp_trial **pt)
     bson_free(t->ready);
     bson_free(t->hashes);
     bson_free(t->hashed);
-    for (size_t i = 0; i < t->n_metrics; i++) {
-        bson_free(t->metrics[i].name);
-        bson_free(t->metrics[i].epochs);
-        bson_free(t->metrics[i].values);
-    }
-    bson_free(t->metrics);
+    xp__metric_set_clear(&t->metrics);
     bson_free(t->failure);
     bson_free(t->metric_error);
     if (t->doc)
@@ -486,6 +469,8 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     double elapsed = xp__monotonic() - t->t0;
     bson_t final = BSON_INITIALIZER, warnings = BSON_INITIALIZER;
     xp_persisted_item *persisted = NULL;
+    xp_metric_chunk *chunks = NULL;
+    size_t n_chunks = 0;
     int rc = -1;
     if (result)
         *result = NULL;
@@ -555,17 +540,18 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
             n_persisted++;
         }
     }
+    xp__metric_set_chunks(&t->metrics, true, &chunks, &n_chunks);
     xp_error_t finish_err;
-    if (ex->backend->ops->trial_finish(ex->backend, t->id, &final, t->metrics,
-                                       t->n_metrics, persisted, n_persisted,
+    if (ex->backend->ops->trial_finish(ex->backend, t->id, &final, chunks,
+                                       n_chunks, persisted, n_persisted,
                                        t->hashes, n_hashes, &finish_err) != 0) {
         /* Keep the finished trial on this machine; the next open (or
          * xp_experiment_sync) writes it. */
         char *path = NULL;
         xp_error_t spool_err;
-        if (xp__spool_write(ex->backend, t->id, &final, t->metrics,
-                            t->n_metrics, persisted, n_persisted, t->hashes,
-                            n_hashes, &path, &spool_err) == 0)
+        if (xp__spool_write(ex->backend, t->id, &final, chunks, n_chunks,
+                            persisted, n_persisted, t->hashes, n_hashes, &path,
+                            &spool_err) == 0)
             xp__error(err, finish_err.domain, finish_err.code,
                       "trial %lld finished but could not be recorded (%s); "
                       "kept in %s until the next open or `xp sync`",
@@ -593,6 +579,7 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     }
     rc = 0;
 cleanup:
+    bson_free(chunks);
     bson_free(persisted);
     bson_destroy(&final);
     bson_destroy(&warnings);

@@ -838,12 +838,11 @@ CONTRACT(spooled_trial_written_once, 60)
         epochs[i] = i;
         values[i] = i * 0.25;
     }
-    xp_metric_buf m = {.name = "loss",
-                       .epochs = epochs,
-                       .values = values,
-                       .n = 10,
-                       .cap = 10,
-                       .next_chunk = 0};
+    xp_metric_chunk m = {.name = "loss",
+                         .chunk = 0,
+                         .epochs = epochs,
+                         .values = values,
+                         .n = 10};
     xp_value *seven = xpt_int(7);
     xp_persisted_item p = {.step = "prep", .value = seven};
     xp_step_hash hash = {.step = "prep"};
@@ -907,6 +906,104 @@ CONTRACT(spooled_trial_written_once, 60)
     bson_destroy(&doc);
     bson_destroy(&params);
     bson_destroy(&final);
+    xp_experiment_destroy(&ex);
+}
+
+/* The spool directory of experiment id on this machine. */
+static void spool_dir(const char *id, char *buf, size_t size)
+{
+    if (s_kind == B_LOCAL)
+        snprintf(buf, size, "%s/%s/spool", xpt_dir, id);
+    else
+        snprintf(buf, size, "%s/cache/%s/spool", xpt_dir, id);
+}
+
+/* Writes spool file <dir>/<trial>.bson by hand: trial's final record
+ * (succeeded, result 42) and metric "loss" with the given bytes of
+ * epochs and values. */
+static void spool_by_hand(const char *dir, int64_t trial, size_t epoch_bytes,
+                          size_t value_bytes)
+{
+    bson_t rec = BSON_INITIALIZER, doc, arr, item;
+    BSON_APPEND_INT64(&rec, "trial_id", trial);
+    BSON_APPEND_DOCUMENT_BEGIN(&rec, "doc", &doc);
+    BSON_APPEND_INT64(&doc, "trial_id", trial);
+    BSON_APPEND_UTF8(&doc, "status", "succeeded");
+    BSON_APPEND_DATE_TIME(&doc, "finished", xp__now_ms());
+    BSON_APPEND_INT64(&doc, "result", 42);
+    BSON_APPEND_UTF8(&doc, "result_type", "int64");
+    BSON_APPEND_BOOL(&doc, "success", true);
+    BSON_APPEND_UTF8(&doc, "description", "");
+    bson_append_document_end(&rec, &doc);
+    uint8_t *zeros = calloc(1, epoch_bytes + value_bytes + 1);
+    BSON_APPEND_ARRAY_BEGIN(&rec, "metrics", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &item);
+    BSON_APPEND_UTF8(&item, "name", "loss");
+    BSON_APPEND_INT64(&item, "chunk", 0);
+    BSON_APPEND_BINARY(&item, "epochs", BSON_SUBTYPE_BINARY, zeros,
+                       (uint32_t)epoch_bytes);
+    BSON_APPEND_BINARY(&item, "values", BSON_SUBTYPE_BINARY, zeros,
+                       (uint32_t)value_bytes);
+    bson_append_document_end(&arr, &item);
+    bson_append_array_end(&rec, &arr);
+    free(zeros);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%lld.bson", dir, (long long)trial);
+    cr_assert_eq(xp__mkdir_p(dir, NULL), 0, "mkdir %s", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fwrite(bson_get_data(&rec), 1, rec.len, f), rec.len);
+    cr_assert_eq(fclose(f), 0);
+    bson_destroy(&rec);
+}
+
+/* A spool file that is valid BSON but whose metric has 4,096 epochs and
+ * one value is refused as damaged (read past the values before) and
+ * kept; the other spool files are written. */
+CONTRACT(damaged_spool_file_refused_and_kept, 60)
+{
+    const char *id = uid("spoolbad");
+    xp_experiment *ex = open_ex(id);
+    xp_result(xp_step_add(ex, "quick", quick, 0, NULL, NULL, 0));
+    run_ok(ex, NULL, NULL);
+    run_ok(ex, NULL, NULL);
+    xp_experiment_destroy(&ex);
+    char dir[PATH_MAX], bad[PATH_MAX + 16], good[PATH_MAX + 16];
+    spool_dir(id, dir, sizeof dir);
+    spool_by_hand(dir, 1, 4096 * 8, 8);
+    spool_by_hand(dir, 2, 3 * 8, 3 * 8);
+    snprintf(bad, sizeof bad, "%s/1.bson", dir);
+    snprintf(good, sizeof good, "%s/2.bson", dir);
+
+    ex = open_ex(id); /* replays the spool */
+    cr_assert_eq(access(bad, F_OK), 0, "damaged spool file %s not kept", bad);
+    cr_assert_neq(access(good, F_OK), 0, "good spool file %s left", good);
+    size_t written = 9;
+    xp_error_t err = {0};
+    cr_assert_neq(xp_experiment_sync(ex, &written, &err), 0,
+                  "sync took a damaged spool file");
+    cr_assert_eq(written, 0, "written %zu", written);
+    cr_assert(strstr(err.message, "damaged") && strstr(err.message, bad),
+              "'%s'", err.message);
+    cr_assert_null(strchr(err.message, '\n'), "multi-line error");
+    cr_assert_eq(access(bad, F_OK), 0, "damaged spool file %s not kept", bad);
+
+    xp_value *t = xpt_trial(ex, 2);
+    cr_assert_eq(xpt_get_int(t, "result"), 42, "spooled trial 2 not written");
+    xp_value_destroy(&t);
+    xp_metric_table *mt = NULL;
+    int64_t two = 2, one = 1;
+    cr_assert_eq(xp_load_metric(ex, "loss", &two, 1, &mt, &err), 0, "'%s'",
+                 err.message);
+    cr_assert_eq(xp_metric_table_epochs(mt), 1, "%zu epochs",
+                 xp_metric_table_epochs(mt));
+    xp_metric_table_destroy(&mt);
+    cr_assert_neq(xp_load_metric(ex, "loss", &one, 1, &mt, &err), 0,
+                  "points of the damaged spool file were stored");
+    t = xpt_trial(ex, 1);
+    cr_assert_eq(xpt_get_int(t, "result"), 1,
+                 "trial 1 was rewritten from the damaged spool file");
+    xp_value_destroy(&t);
     xp_experiment_destroy(&ex);
 }
 

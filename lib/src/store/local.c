@@ -357,45 +357,34 @@ static int64_t s_hash_key(const char *step, const uint8_t input[16])
                                          XXH3_64bits(step, strlen(step)));
 }
 
-/* Points are stored little-endian: n int64 epochs then n doubles. */
-static int s_write_chunk(xp_local *l, int64_t trial, xp_metric_buf *m,
+/* One chunk, in the chunk encoding (store/metric.h). */
+static int s_write_chunk(xp_local *l, int64_t trial, const xp_metric_chunk *c,
                          xp_error_t *err)
 {
-    if (m->n == 0)
-        return 0;
-    size_t bytes = m->n * 16;
-    uint8_t *data = bson_malloc(bytes);
-    for (size_t i = 0; i < m->n; i++) {
-        uint64_t e = BSON_UINT64_TO_LE((uint64_t)m->epochs[i]);
-        uint64_t v;
-        memcpy(&v, &m->values[i], 8);
-        v = BSON_UINT64_TO_LE(v);
-        memcpy(data + i * 8, &e, 8);
-        memcpy(data + m->n * 8 + i * 8, &v, 8);
-    }
+    size_t bytes;
+    uint8_t *data = xp__metric_chunk_encode_new(c, &bytes);
     sqlite3_stmt *st = s_stmt(l, S_INSERT_METRIC);
     sqlite3_bind_int64(st, 1, trial);
-    sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, m->next_chunk);
+    sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, c->chunk);
     sqlite3_bind_blob(st, 4, data, (int)bytes, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     bson_free(data);
     if (rc != SQLITE_DONE)
         return s_db_error(l, err, "storing metric");
-    m->next_chunk++;
-    m->n = 0;
     return 0;
 }
 
-static int s_metric_flush(xp_backend *b, int64_t id, xp_metric_buf *m,
+static int s_metric_flush(xp_backend *b, int64_t id,
+                          const xp_metric_chunk *chunks, size_t n,
                           xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     pthread_mutex_lock(&l->lock);
     int rc = s_begin(l, err);
-    if (rc == 0)
-        rc = s_write_chunk(l, id, m, err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = s_write_chunk(l, id, &chunks[i], err);
     if (rc == 0)
         rc = s_commit(l, err);
     else
@@ -405,7 +394,7 @@ static int s_metric_flush(xp_backend *b, int64_t id, xp_metric_buf *m,
 }
 
 static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
-                          xp_metric_buf *metrics, size_t n_metrics,
+                          const xp_metric_chunk *chunks, size_t n_chunks,
                           const xp_persisted_item *persisted,
                           size_t n_persisted, const xp_step_hash *hashes,
                           size_t n_hashes, xp_error_t *err)
@@ -414,19 +403,11 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     const char *status = "failed";
     s_status_of(doc, &status);
     int rc = -1;
-    /* s_write_chunk empties each buffer; if the transaction fails the
-     * caller spools the buffers, so they are restored then. */
-    size_t *saved_n = bson_malloc0((n_metrics + 1) * sizeof *saved_n);
-    int64_t *saved_chunk = bson_malloc0((n_metrics + 1) * sizeof *saved_chunk);
-    for (size_t i = 0; i < n_metrics; i++) {
-        saved_n[i] = metrics[i].n;
-        saved_chunk[i] = metrics[i].next_chunk;
-    }
     pthread_mutex_lock(&l->lock);
     if (s_begin(l, err) != 0)
         goto cleanup;
-    for (size_t i = 0; i < n_metrics; i++)
-        if (s_write_chunk(l, id, &metrics[i], err) != 0)
+    for (size_t i = 0; i < n_chunks; i++)
+        if (s_write_chunk(l, id, &chunks[i], err) != 0)
             goto cleanup;
     for (size_t i = 0; i < n_persisted; i++) {
         bson_t v = BSON_INITIALIZER;
@@ -477,12 +458,6 @@ cleanup:
     if (rc != 0)
         s_rollback(l);
     pthread_mutex_unlock(&l->lock);
-    for (size_t i = 0; rc != 0 && i < n_metrics; i++) {
-        metrics[i].n = saved_n[i];
-        metrics[i].next_chunk = saved_chunk[i];
-    }
-    bson_free(saved_n);
-    bson_free(saved_chunk);
     return rc;
 }
 
@@ -551,14 +526,10 @@ static int s_last_id(xp_backend *b, int64_t *id, xp_error_t *err)
 }
 
 static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
-                         int64_t **epochs, double **values, size_t *n,
-                         xp_error_t *err)
+                         xp_metric_points *out, xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     int rc = 0;
-    size_t count = 0, cap = 0;
-    int64_t *e = NULL;
-    double *v = NULL;
     pthread_mutex_lock(&l->lock);
     sqlite3_stmt *st = s_stmt(l, S_READ_METRIC);
     sqlite3_bind_int64(st, 1, trial);
@@ -567,42 +538,18 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
     while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
         const uint8_t *data = sqlite3_column_blob(st, 0);
         size_t bytes = (size_t)sqlite3_column_bytes(st, 0);
-        if (!data || bytes % 16 != 0) {
+        if (!data || xp__metric_chunk_decode(data, bytes, out, NULL) != 0) {
             rc = xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                            "%s: stored metric '%s' of trial %lld is damaged",
                            l->path, name, (long long)trial);
             break;
         }
-        size_t k = bytes / 16;
-        if (count + k > cap) {
-            cap = (count + k) * 2;
-            e = bson_realloc(e, cap * sizeof *e);
-            v = bson_realloc(v, cap * sizeof *v);
-        }
-        for (size_t i = 0; i < k; i++) {
-            uint64_t ue, uv;
-            memcpy(&ue, data + i * 8, 8);
-            memcpy(&uv, data + k * 8 + i * 8, 8);
-            ue = BSON_UINT64_FROM_LE(ue);
-            uv = BSON_UINT64_FROM_LE(uv);
-            e[count + i] = (int64_t)ue;
-            memcpy(&v[count + i], &uv, 8);
-        }
-        count += k;
     }
     if (rc == 0 && step_rc != SQLITE_DONE)
         rc = s_db_error(l, err, "reading metric");
     sqlite3_reset(st);
     pthread_mutex_unlock(&l->lock);
-    if (rc != 0) {
-        bson_free(e);
-        bson_free(v);
-        return -1;
-    }
-    *epochs = e;
-    *values = v;
-    *n = count;
-    return 0;
+    return rc;
 }
 
 static int s_persisted_read(xp_backend *b, const char *step, int64_t trial,

@@ -654,45 +654,41 @@ cleanup:
 /* ---------------------------------------------------------------- metrics */
 
 static void s_bucket_selector(bson_t *sel, int64_t trial,
-                              const xp_metric_buf *mb)
+                              const xp_metric_chunk *c)
 {
     BSON_APPEND_INT64(sel, "trial", trial);
-    BSON_APPEND_UTF8(sel, "name", mb->name);
-    BSON_APPEND_INT64(sel, "chunk", mb->next_chunk);
+    BSON_APPEND_UTF8(sel, "name", c->name);
+    BSON_APPEND_INT64(sel, "chunk", c->chunk);
 }
 
-/* The bucket document of the buffered points of mb. */
-static void s_bucket_doc(bson_t *doc, int64_t trial, const xp_metric_buf *mb)
+/* The bucket document of chunk c. */
+static void s_bucket_doc(bson_t *doc, int64_t trial, const xp_metric_chunk *c)
 {
     bson_t arr;
     char key[16];
     const char *k;
-    s_bucket_selector(doc, trial, mb);
-    BSON_APPEND_INT32(doc, "n", (int32_t)mb->n);
+    s_bucket_selector(doc, trial, c);
+    BSON_APPEND_INT32(doc, "n", (int32_t)c->n);
     BSON_APPEND_ARRAY_BEGIN(doc, "epochs", &arr);
-    for (size_t i = 0; i < mb->n; i++) {
+    for (size_t i = 0; i < c->n; i++) {
         size_t klen = bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        bson_append_int64(&arr, k, (int)klen, mb->epochs[i]);
+        bson_append_int64(&arr, k, (int)klen, c->epochs[i]);
     }
     bson_append_array_end(doc, &arr);
     BSON_APPEND_ARRAY_BEGIN(doc, "values", &arr);
-    for (size_t i = 0; i < mb->n; i++) {
+    for (size_t i = 0; i < c->n; i++) {
         size_t klen = bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        bson_append_double(&arr, k, (int)klen, mb->values[i]);
+        bson_append_double(&arr, k, (int)klen, c->values[i]);
     }
     bson_append_array_end(doc, &arr);
 }
 
-/* Upserts the buffered points of every metric with points as one bulk
- * write; buffers are left as they are. */
+/* Upserts the chunks as one bulk write. */
 static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
-                            int64_t trial, const xp_metric_buf *metrics,
-                            size_t n_metrics, bson_error_t *e)
+                            int64_t trial, const xp_metric_chunk *chunks,
+                            size_t n_chunks, bson_error_t *e)
 {
-    size_t pending = 0;
-    for (size_t i = 0; i < n_metrics; i++)
-        pending += metrics[i].n > 0;
-    if (pending == 0)
+    if (n_chunks == 0)
         return true;
     mongoc_collection_t *coll = s_coll(m, c, m->metrics);
     bson_t bulk_opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER;
@@ -703,12 +699,10 @@ static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
         mongoc_bulk_operation_t *bulk =
             mongoc_collection_create_bulk_operation_with_opts(coll, &bulk_opts);
         ok = true;
-        for (size_t i = 0; i < n_metrics && ok; i++) {
-            if (metrics[i].n == 0)
-                continue;
+        for (size_t i = 0; i < n_chunks && ok; i++) {
             bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
-            s_bucket_selector(&sel, trial, &metrics[i]);
-            s_bucket_doc(&doc, trial, &metrics[i]);
+            s_bucket_selector(&sel, trial, &chunks[i]);
+            s_bucket_doc(&doc, trial, &chunks[i]);
             ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc,
                                                              &upsert, e);
             bson_destroy(&sel);
@@ -729,27 +723,25 @@ static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
     return ok;
 }
 
-static int s_metric_flush(xp_backend *b, int64_t id, xp_metric_buf *mb,
+static int s_metric_flush(xp_backend *b, int64_t id,
+                          const xp_metric_chunk *chunks, size_t n,
                           xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
-    if (mb->n == 0)
+    if (n == 0)
         return 0;
     mongoc_client_t *c = s_pop(m);
     bson_error_t e;
-    bool ok = s_write_buckets(m, c, id, mb, 1, &e);
+    bool ok = s_write_buckets(m, c, id, chunks, n, &e);
     s_push(m, c);
     if (!ok)
-        return s_fail(m, err, &e, "storing metric '%s' of trial %lld", mb->name,
-                      (long long)id);
-    mb->next_chunk++;
-    mb->n = 0;
+        return s_fail(m, err, &e, "storing metric '%s' of trial %lld",
+                      chunks[0].name, (long long)id);
     return 0;
 }
 
 static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
-                         int64_t **epochs, double **values, size_t *n,
-                         xp_error_t *err)
+                         xp_metric_points *out, xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
@@ -765,18 +757,16 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
     BSON_APPEND_INT32(&doc, "epochs", 1);
     BSON_APPEND_INT32(&doc, "values", 1);
     bson_append_document_end(&opts, &doc);
-    int64_t *ep = NULL;
-    double *va = NULL;
-    size_t count = 0, cap = 0;
+    size_t start = out->n;
     int rc = -1;
     bson_error_t e;
     for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
         mongoc_cursor_t *cur =
             mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
         const bson_t *bucket;
-        bool damaged = false;
-        count = 0;
-        while (!damaged && mongoc_cursor_next(cur, &bucket)) {
+        bool damaged = false, nomem = false;
+        out->n = start;
+        while (!damaged && !nomem && mongoc_cursor_next(cur, &bucket)) {
             bson_iter_t it, ei, vi;
             if (!bson_iter_init_find(&it, bucket, "epochs") ||
                 !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ei) ||
@@ -794,18 +784,19 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
                     damaged = true;
                     break;
                 }
-                if (count == cap) {
-                    cap = cap ? cap * 2 : 1024;
-                    ep = bson_realloc(ep, cap * sizeof *ep);
-                    va = bson_realloc(va, cap * sizeof *va);
+                if (xp__metric_points_add(out, bson_iter_as_int64(&ei),
+                                          bson_iter_as_double(&vi)) != 0) {
+                    nomem = true;
+                    break;
                 }
-                ep[count] = bson_iter_as_int64(&ei);
-                va[count] = bson_iter_as_double(&vi);
-                count++;
             }
         }
         bool failed = mongoc_cursor_error(cur, &e);
         mongoc_cursor_destroy(cur);
+        if (nomem) {
+            xp__enomem(err);
+            break;
+        }
         if (damaged) {
             xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                       "%s: stored metric '%s' of trial %lld is damaged",
@@ -826,15 +817,7 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
     bson_destroy(&opts);
     mongoc_collection_destroy(coll);
     s_push(m, c);
-    if (rc != 0) {
-        bson_free(ep);
-        bson_free(va);
-        return -1;
-    }
-    *epochs = ep;
-    *values = va;
-    *n = count;
-    return 0;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- finish */
@@ -890,13 +873,13 @@ static bool s_persist(const xp_mongo *m, mongoc_client_t *c, int64_t id,
  * (upserts keyed by trial, GridFS files replaced), so it may be repeated
  * or replayed from a spool. *what names the failed part. */
 static bool s_finish_once(const xp_mongo *m, mongoc_client_t *c, int64_t id,
-                          const bson_t *doc, const xp_metric_buf *metrics,
-                          size_t n_metrics, const xp_persisted_item *persisted,
+                          const bson_t *doc, const xp_metric_chunk *chunks,
+                          size_t n_chunks, const xp_persisted_item *persisted,
                           size_t n_persisted, const xp_step_hash *hashes,
                           size_t n_hashes, bson_error_t *e, const char **what)
 {
     *what = "storing metrics";
-    if (!s_write_buckets(m, c, id, metrics, n_metrics, e))
+    if (!s_write_buckets(m, c, id, chunks, n_chunks, e))
         return false;
     bson_t full = BSON_INITIALIZER;
     bool ok = false;
@@ -939,7 +922,7 @@ cleanup:
 }
 
 static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
-                          xp_metric_buf *metrics, size_t n_metrics,
+                          const xp_metric_chunk *chunks, size_t n_chunks,
                           const xp_persisted_item *persisted,
                           size_t n_persisted, const xp_step_hash *hashes,
                           size_t n_hashes, xp_error_t *err)
@@ -950,7 +933,7 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     const char *what = "";
     bool ok = false;
     for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
-        ok = s_finish_once(m, c, id, doc, metrics, n_metrics, persisted,
+        ok = s_finish_once(m, c, id, doc, chunks, n_chunks, persisted,
                            n_persisted, hashes, n_hashes, &e, &what);
         if (ok || !s_is_network(&e))
             break;
@@ -958,14 +941,6 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     s_push(m, c);
     if (!ok)
         return s_fail(m, err, &e, "%s %lld", what, (long long)id);
-    /* Buffers are consumed only once everything is stored, so a failed
-     * finish spools every point. */
-    for (size_t i = 0; i < n_metrics; i++) {
-        if (metrics[i].n) {
-            metrics[i].next_chunk++;
-            metrics[i].n = 0;
-        }
-    }
     return 0;
 }
 

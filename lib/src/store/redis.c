@@ -757,24 +757,6 @@ static bool s_parse_i64(const char *s, size_t n, int64_t *out)
     return true;
 }
 
-/* Points are stored little-endian: n int64 epochs then n doubles, as in
- * the local store. Caller frees *data. */
-static void s_pack_points(const xp_metric_buf *m, char **data, size_t *len)
-{
-    size_t bytes = m->n * 16;
-    uint8_t *p = bson_malloc(bytes ? bytes : 1);
-    for (size_t i = 0; i < m->n; i++) {
-        uint64_t e = BSON_UINT64_TO_LE((uint64_t)m->epochs[i]);
-        uint64_t v;
-        memcpy(&v, &m->values[i], 8);
-        v = BSON_UINT64_TO_LE(v);
-        memcpy(p + i * 8, &e, 8);
-        memcpy(p + m->n * 8 + i * 8, &v, 8);
-    }
-    *data = (char *)p;
-    *len = bytes;
-}
-
 /* Field of <id>:step_hashes: XXH128 (canonical, big-endian) of the step
  * name, a NUL byte and the 16-byte input hash. */
 static void s_hash_field(const char *step, const uint8_t input[16],
@@ -792,22 +774,22 @@ static void s_hash_field(const char *step, const uint8_t input[16],
         bson_free(buf);
 }
 
-/* Adds MULTI-queued commands storing the remaining points of m. */
+/* Adds MULTI-queued commands storing chunk c (the chunk encoding of
+ * store/metric.h). */
 static void s_add_metric(xp_redis *r, s_batch *b, int64_t trial,
-                         const xp_metric_buf *m)
+                         const xp_metric_chunk *c)
 {
-    char *data;
     size_t len;
-    s_pack_points(m, &data, &len);
+    char *data = (char *)xp__metric_chunk_encode_new(c, &len);
     s_cmd(b);
     s_arg_str(b, "HSET");
-    s_argf(b, "%s:metric:%lld:%s", r->id, (long long)trial, m->name);
-    s_argf(b, "%lld", (long long)m->next_chunk);
+    s_argf(b, "%s:metric:%lld:%s", r->id, (long long)trial, c->name);
+    s_argf(b, "%lld", (long long)c->chunk);
     s_arg_own(b, data, len);
     s_cmd(b);
     s_arg_str(b, "SADD");
     s_argf(b, "%s:metrics:%lld", r->id, (long long)trial);
-    s_arg_str(b, m->name);
+    s_arg_str(b, c->name);
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -900,27 +882,26 @@ cleanup:
     return rc;
 }
 
-static int s_metric_flush(xp_backend *base, int64_t id, xp_metric_buf *m,
+static int s_metric_flush(xp_backend *base, int64_t id,
+                          const xp_metric_chunk *chunks, size_t n,
                           xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
-    if (m->n == 0)
+    if (n == 0)
         return 0;
     s_batch b = {0};
     redisReply **reps = NULL;
     int rc = -1;
     s_cmd(&b);
     s_arg_str(&b, "MULTI");
-    s_add_metric(r, &b, id, m);
+    for (size_t i = 0; i < n; i++)
+        s_add_metric(r, &b, id, &chunks[i]);
     s_cmd(&b);
     s_arg_str(&b, "EXEC");
     pthread_mutex_lock(&r->lock);
     if (s_exec(r, &b, &reps, "storing metric", err) == 0 &&
-        s_check_exec(r, reps, b.n_cmds, "storing metric", err) == 0) {
-        m->next_chunk++;
-        m->n = 0;
+        s_check_exec(r, reps, b.n_cmds, "storing metric", err) == 0)
         rc = 0;
-    }
     pthread_mutex_unlock(&r->lock);
     s_replies_free(reps, b.n_cmds);
     s_batch_free(&b);
@@ -929,10 +910,9 @@ static int s_metric_flush(xp_backend *base, int64_t id, xp_metric_buf *m,
 
 /* Stores everything a finished trial leaves in one MULTI/EXEC. Every
  * command overwrites with the same content when repeated, so a finish
- * resent after a lost connection or replayed from the spool is harmless.
- * metrics are left untouched on failure, so the caller can spool them. */
+ * resent after a lost connection or replayed from the spool is harmless. */
 static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
-                          xp_metric_buf *metrics, size_t n_metrics,
+                          const xp_metric_chunk *chunks, size_t n_chunks,
                           const xp_persisted_item *persisted,
                           size_t n_persisted, const xp_step_hash *hashes,
                           size_t n_hashes, xp_error_t *err)
@@ -950,9 +930,8 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
 
     s_cmd(&b);
     s_arg_str(&b, "MULTI");
-    for (size_t i = 0; i < n_metrics; i++)
-        if (metrics[i].n > 0)
-            s_add_metric(r, &b, id, &metrics[i]);
+    for (size_t i = 0; i < n_chunks; i++)
+        s_add_metric(r, &b, id, &chunks[i]);
     if (n_persisted > 0) {
         s_cmd(&b);
         s_arg_str(&b, "HSET");
@@ -1005,12 +984,6 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
         s_check_exec(r, reps, b.n_cmds, "recording trial result", err) == 0)
         rc = 0;
     pthread_mutex_unlock(&r->lock);
-    if (rc == 0)
-        for (size_t i = 0; i < n_metrics; i++)
-            if (metrics[i].n > 0) {
-                metrics[i].next_chunk++;
-                metrics[i].n = 0;
-            }
 cleanup:
     s_replies_free(reps, b.n_cmds);
     s_batch_free(&b);
@@ -1223,15 +1196,12 @@ static int s_cmp_chunk(const void *a, const void *b)
 }
 
 static int s_metric_read(xp_backend *base, const char *name, int64_t trial,
-                         int64_t **epochs, double **values, size_t *n,
-                         xp_error_t *err)
+                         xp_metric_points *out, xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
     redisReply *rep = NULL;
     s_chunk *chunks = NULL;
-    int64_t *e = NULL;
-    double *v = NULL;
     int rc = -1;
     s_cmd(&b);
     s_arg_str(&b, "HGETALL");
@@ -1245,56 +1215,28 @@ static int s_metric_read(xp_backend *base, const char *name, int64_t trial,
         s_bad_reply(r, rep, "reading metric", err);
         goto cleanup;
     }
-    size_t n_chunks = rep->elements / 2, total = 0;
+    size_t n_chunks = rep->elements / 2;
     chunks = bson_malloc0((n_chunks + 1) * sizeof *chunks);
     for (size_t i = 0; i < n_chunks; i++) {
         const redisReply *f = rep->element[2 * i];
         const redisReply *d = rep->element[2 * i + 1];
         if (f->type != REDIS_REPLY_STRING || d->type != REDIS_REPLY_STRING ||
-            !s_parse_i64(f->str, f->len, &chunks[i].chunk) ||
-            d->len % 16 != 0) {
-            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                      "Redis at %s: stored metric '%s' of trial %lld is "
-                      "damaged",
-                      r->where, name, (long long)trial);
-            goto cleanup;
-        }
+            !s_parse_i64(f->str, f->len, &chunks[i].chunk))
+            goto damaged;
         chunks[i].data = d;
-        total += d->len / 16;
     }
     qsort(chunks, n_chunks, sizeof *chunks, s_cmp_chunk);
-    e = bson_malloc((total + 1) * sizeof *e);
-    v = bson_malloc((total + 1) * sizeof *v);
-    size_t count = 0;
-    for (size_t c = 0; c < n_chunks; c++) {
-        const uint8_t *data = (const uint8_t *)chunks[c].data->str;
-        size_t k = chunks[c].data->len / 16;
-        for (size_t i = 0; i < k; i++) {
-            uint64_t ue, uv;
-            memcpy(&ue, data + i * 8, 8);
-            memcpy(&uv, data + k * 8 + i * 8, 8);
-            ue = BSON_UINT64_FROM_LE(ue);
-            uv = BSON_UINT64_FROM_LE(uv);
-            e[count + i] = (int64_t)ue;
-            memcpy(&v[count + i], &uv, 8);
-        }
-        count += k;
-    }
-    if (count == 0) {
-        bson_free(e);
-        bson_free(v);
-        e = NULL;
-        v = NULL;
-    }
-    *epochs = e;
-    *values = v;
-    *n = count;
-    e = NULL;
-    v = NULL;
+    for (size_t c = 0; c < n_chunks; c++)
+        if (xp__metric_chunk_decode((const uint8_t *)chunks[c].data->str,
+                                    chunks[c].data->len, out, NULL) != 0)
+            goto damaged;
     rc = 0;
+    goto cleanup;
+damaged:
+    xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+              "Redis at %s: stored metric '%s' of trial %lld is damaged",
+              r->where, name, (long long)trial);
 cleanup:
-    bson_free(e);
-    bson_free(v);
     bson_free(chunks);
     if (rep)
         freeReplyObject(rep);

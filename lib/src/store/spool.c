@@ -21,8 +21,27 @@ static char *s_spool_dir(const xp_backend *b)
     return bson_strdup_printf("%s/spool", b->dir);
 }
 
+/* One metric chunk of a spool record: {name, chunk, epochs, values}, the
+ * two halves of the chunk encoding (store/metric.h). */
+static void s_append_chunk(bson_t *arr, const char *key,
+                           const xp_metric_chunk *c)
+{
+    bson_t item;
+    size_t len;
+    uint8_t *data = xp__metric_chunk_encode_new(c, &len);
+    BSON_APPEND_DOCUMENT_BEGIN(arr, key, &item);
+    BSON_APPEND_UTF8(&item, "name", c->name);
+    BSON_APPEND_INT64(&item, "chunk", c->chunk);
+    bson_append_binary(&item, "epochs", -1, BSON_SUBTYPE_BINARY, data,
+                       (uint32_t)(len / 2));
+    bson_append_binary(&item, "values", -1, BSON_SUBTYPE_BINARY, data + len / 2,
+                       (uint32_t)(len / 2));
+    bson_append_document_end(arr, &item);
+    bson_free(data);
+}
+
 int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
-                    const xp_metric_buf *metrics, size_t n_metrics,
+                    const xp_metric_chunk *chunks, size_t n_chunks,
                     const xp_persisted_item *persisted, size_t n_persisted,
                     const xp_step_hash *hashes, size_t n_hashes,
                     char **path_out, xp_error_t *err)
@@ -33,19 +52,9 @@ int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
     BSON_APPEND_INT64(&rec, "trial_id", id);
     BSON_APPEND_DOCUMENT(&rec, "doc", doc);
     BSON_APPEND_ARRAY_BEGIN(&rec, "metrics", &arr);
-    for (size_t i = 0; i < n_metrics; i++) {
-        const xp_metric_buf *m = &metrics[i];
+    for (size_t i = 0; i < n_chunks; i++) {
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
-        BSON_APPEND_UTF8(&item, "name", m->name);
-        BSON_APPEND_INT64(&item, "chunk", m->next_chunk);
-        bson_append_binary(&item, "epochs", -1, BSON_SUBTYPE_BINARY,
-                           (const uint8_t *)m->epochs,
-                           (uint32_t)(m->n * sizeof *m->epochs));
-        bson_append_binary(&item, "values", -1, BSON_SUBTYPE_BINARY,
-                           (const uint8_t *)m->values,
-                           (uint32_t)(m->n * sizeof *m->values));
-        bson_append_document_end(&arr, &item);
+        s_append_chunk(&arr, k, &chunks[i]);
     }
     bson_append_array_end(&rec, &arr);
     BSON_APPEND_ARRAY_BEGIN(&rec, "persisted", &arr);
@@ -98,135 +107,188 @@ int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
     return rc;
 }
 
-/* Replays one spool record; 0 when written. */
-static int s_replay(xp_backend *b, const bson_t *rec, xp_error_t *err)
+/* ---------------------------------------------------------------- decoder */
+
+void xp__spool_record_clear(xp_spool_record *r)
 {
-    bson_iter_t it, arr, f;
-    int64_t id = 0;
-    bson_t doc;
+    for (size_t i = 0; i < r->n_chunks; i++)
+        xp__metric_points_clear(&r->points[i]);
+    bson_free(r->points);
+    bson_free(r->chunks);
+    for (size_t i = 0; i < r->n_persisted; i++)
+        xp_value_destroy(&r->values[i]);
+    bson_free(r->values);
+    bson_free(r->persisted);
+    bson_free(r->hashes);
+    memset(r, 0, sizeof *r);
+}
+
+/* One metric chunk {name, chunk, epochs, values} into r. */
+static int s_decode_chunk(const bson_iter_t *entry, xp_spool_record *r)
+{
+    bson_iter_t f;
+    const char *name = NULL;
+    int64_t chunk = 0;
+    const uint8_t *epochs = NULL, *values = NULL;
+    uint32_t epochs_len = 0, values_len = 0;
+    if (!BSON_ITER_HOLDS_DOCUMENT(entry) || !bson_iter_recurse(entry, &f))
+        return -1;
+    while (bson_iter_next(&f)) {
+        const char *key = bson_iter_key(&f);
+        if (strcmp(key, "name") == 0 && BSON_ITER_HOLDS_UTF8(&f))
+            name = bson_iter_utf8(&f, NULL);
+        else if (strcmp(key, "chunk") == 0 && BSON_ITER_HOLDS_INT64(&f))
+            chunk = bson_iter_int64(&f);
+        else if (strcmp(key, "epochs") == 0 && BSON_ITER_HOLDS_BINARY(&f))
+            bson_iter_binary(&f, NULL, &epochs_len, &epochs);
+        else if (strcmp(key, "values") == 0 && BSON_ITER_HOLDS_BINARY(&f))
+            bson_iter_binary(&f, NULL, &values_len, &values);
+    }
+    if (!name || !epochs || !values || chunk < 0 ||
+        epochs_len > XP_METRIC_CHUNK_POINTS * 8)
+        return -1;
+    size_t i = r->n_chunks;
+    r->points = bson_realloc(r->points, (i + 1) * sizeof *r->points);
+    r->chunks = bson_realloc(r->chunks, (i + 1) * sizeof *r->chunks);
+    xp_metric_points *p = &r->points[i];
+    memset(p, 0, sizeof *p);
+    r->n_chunks++;
+    /* The point count must agree between epochs and values. */
+    if (xp__metric_columns_decode(epochs, epochs_len, values, values_len, p,
+                                  NULL) != 0)
+        return -1;
+    r->chunks[i] = (xp_metric_chunk){.name = name,
+                                     .chunk = chunk,
+                                     .epochs = p->epochs,
+                                     .values = p->values,
+                                     .n = p->n};
+    return 0;
+}
+
+/* One persisted value {step, value} into r. */
+static int s_decode_persisted(const bson_iter_t *entry, xp_spool_record *r)
+{
+    bson_iter_t f;
+    const char *step = NULL;
+    bool have_value = false;
+    if (!BSON_ITER_HOLDS_DOCUMENT(entry) || !bson_iter_recurse(entry, &f))
+        return -1;
+    xp_value *v = xp_value_new();
+    int rc = 0;
+    while (rc == 0 && bson_iter_next(&f)) {
+        if (strcmp(bson_iter_key(&f), "step") == 0 && BSON_ITER_HOLDS_UTF8(&f))
+            step = bson_iter_utf8(&f, NULL);
+        else if (strcmp(bson_iter_key(&f), "value") == 0) {
+            rc = xp__value_from_iter(v, &f, NULL);
+            have_value = true;
+        }
+    }
+    if (rc != 0 || !step || !have_value) {
+        xp_value_destroy(&v);
+        return -1;
+    }
+    size_t i = r->n_persisted++;
+    r->persisted = bson_realloc(r->persisted, (i + 1) * sizeof *r->persisted);
+    r->values = bson_realloc(r->values, (i + 1) * sizeof *r->values);
+    r->values[i] = v;
+    r->persisted[i] = (xp_persisted_item){.step = step, .value = v};
+    return 0;
+}
+
+/* One step hash {step, input, output} (16-byte binaries) into r. */
+static int s_decode_hash(const bson_iter_t *entry, xp_spool_record *r)
+{
+    bson_iter_t f;
+    xp_step_hash h = {0};
+    int have = 0;
+    if (!BSON_ITER_HOLDS_DOCUMENT(entry) || !bson_iter_recurse(entry, &f))
+        return -1;
+    while (bson_iter_next(&f)) {
+        const char *key = bson_iter_key(&f);
+        uint32_t len = 0;
+        const uint8_t *data = NULL;
+        if (strcmp(key, "step") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
+            h.step = bson_iter_utf8(&f, NULL);
+            have |= 1;
+            continue;
+        }
+        if (!BSON_ITER_HOLDS_BINARY(&f))
+            continue;
+        bson_iter_binary(&f, NULL, &len, &data);
+        if (len == 16 && strcmp(key, "input") == 0) {
+            memcpy(h.input, data, 16);
+            have |= 2;
+        } else if (len == 16 && strcmp(key, "output") == 0) {
+            memcpy(h.output, data, 16);
+            have |= 4;
+        }
+    }
+    if (have != 7)
+        return -1;
+    r->hashes = bson_realloc(r->hashes, (r->n_hashes + 1) * sizeof *r->hashes);
+    r->hashes[r->n_hashes++] = h;
+    return 0;
+}
+
+/* Calls decode for every element of array key of rec (absent: none). */
+static int s_decode_list(const bson_t *rec, const char *key,
+                         int (*decode)(const bson_iter_t *, xp_spool_record *),
+                         xp_spool_record *r)
+{
+    bson_iter_t it, arr;
+    if (!bson_iter_init_find(&it, rec, key))
+        return 0;
+    if (!BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
+        return -1;
+    while (bson_iter_next(&arr))
+        if (decode(&arr, r) != 0)
+            return -1;
+    return 0;
+}
+
+int xp__spool_decode(const bson_t *rec, xp_spool_record *out, xp_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    bson_iter_t it;
     uint32_t len;
     const uint8_t *data;
     if (!bson_iter_init_find(&it, rec, "trial_id") ||
-        !BSON_ITER_HOLDS_INT64(&it))
+        !BSON_ITER_HOLDS_INT64(&it) || bson_iter_int64(&it) < 1)
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record without trial id");
-    id = bson_iter_int64(&it);
+    out->trial_id = bson_iter_int64(&it);
     if (!bson_iter_init_find(&it, rec, "doc") || !BSON_ITER_HOLDS_DOCUMENT(&it))
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record of trial %lld has no document",
-                         (long long)id);
+                         (long long)out->trial_id);
     bson_iter_document(&it, &len, &data);
-    if (!bson_init_static(&doc, data, len))
+    if (!bson_init_static(&out->doc, data, len) ||
+        s_decode_list(rec, "metrics", s_decode_chunk, out) != 0 ||
+        s_decode_list(rec, "persisted", s_decode_persisted, out) != 0 ||
+        s_decode_list(rec, "hashes", s_decode_hash, out) != 0) {
+        int64_t id = out->trial_id;
+        xp__spool_record_clear(out);
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record of trial %lld is damaged",
                          (long long)id);
+    }
+    return 0;
+}
 
-    size_t n_metrics = 0, n_persisted = 0, n_hashes = 0;
-    xp_metric_buf *metrics = NULL;
-    xp_persisted_item *persisted = NULL;
-    xp_value **values = NULL;
-    xp_step_hash *hashes = NULL;
-    if (bson_iter_init_find(&it, rec, "metrics") &&
-        bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            metrics = bson_realloc(metrics, (n_metrics + 1) * sizeof *metrics);
-            xp_metric_buf *m = &metrics[n_metrics++];
-            memset(m, 0, sizeof *m);
-            if (!bson_iter_recurse(&arr, &f))
-                continue;
-            while (bson_iter_next(&f)) {
-                const char *key = bson_iter_key(&f);
-                if (strcmp(key, "name") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
-                    m->name = bson_strdup(bson_iter_utf8(&f, NULL));
-                } else if (strcmp(key, "chunk") == 0 &&
-                           BSON_ITER_HOLDS_INT64(&f)) {
-                    m->next_chunk = bson_iter_int64(&f);
-                } else if (BSON_ITER_HOLDS_BINARY(&f)) {
-                    bson_iter_binary(&f, NULL, &len, &data);
-                    size_t n = len / 8;
-                    if (strcmp(key, "epochs") == 0) {
-                        m->epochs = bson_malloc(len + 8);
-                        memcpy(m->epochs, data, len);
-                        m->n = n;
-                    } else if (strcmp(key, "values") == 0) {
-                        m->values = bson_malloc(len + 8);
-                        memcpy(m->values, data, len);
-                    }
-                }
-            }
-            if (!m->name || !m->epochs || !m->values)
-                m->n = 0;
-        }
-    }
-    if (bson_iter_init_find(&it, rec, "persisted") &&
-        bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            persisted =
-                bson_realloc(persisted, (n_persisted + 1) * sizeof *persisted);
-            values = bson_realloc(values, (n_persisted + 1) * sizeof *values);
-            xp_value *v = xp_value_new();
-            const char *step = NULL;
-            if (bson_iter_recurse(&arr, &f)) {
-                while (bson_iter_next(&f)) {
-                    if (strcmp(bson_iter_key(&f), "step") == 0 &&
-                        BSON_ITER_HOLDS_UTF8(&f))
-                        step = bson_iter_utf8(&f, NULL);
-                    else if (strcmp(bson_iter_key(&f), "value") == 0)
-                        xp__value_from_iter(v, &f, NULL);
-                }
-            }
-            if (!step) {
-                xp_value_destroy(&v);
-                continue;
-            }
-            values[n_persisted] = v;
-            persisted[n_persisted].step = step;
-            persisted[n_persisted].value = v;
-            n_persisted++;
-        }
-    }
-    if (bson_iter_init_find(&it, rec, "hashes") &&
-        bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            xp_step_hash h = {0};
-            int have = 0;
-            if (bson_iter_recurse(&arr, &f)) {
-                while (bson_iter_next(&f)) {
-                    const char *key = bson_iter_key(&f);
-                    if (strcmp(key, "step") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
-                        h.step = bson_iter_utf8(&f, NULL);
-                        have |= 1;
-                    } else if (BSON_ITER_HOLDS_BINARY(&f)) {
-                        bson_iter_binary(&f, NULL, &len, &data);
-                        if (len == 16 && strcmp(key, "input") == 0) {
-                            memcpy(h.input, data, 16);
-                            have |= 2;
-                        } else if (len == 16 && strcmp(key, "output") == 0) {
-                            memcpy(h.output, data, 16);
-                            have |= 4;
-                        }
-                    }
-                }
-            }
-            if (have != 7)
-                continue;
-            hashes = bson_realloc(hashes, (n_hashes + 1) * sizeof *hashes);
-            hashes[n_hashes++] = h;
-        }
-    }
-    int rc = b->ops->trial_finish(b, id, &doc, metrics, n_metrics, persisted,
-                                  n_persisted, hashes, n_hashes, err);
-    for (size_t i = 0; i < n_metrics; i++) {
-        bson_free(metrics[i].name);
-        bson_free(metrics[i].epochs);
-        bson_free(metrics[i].values);
-    }
-    bson_free(metrics);
-    for (size_t i = 0; i < n_persisted; i++)
-        xp_value_destroy(&values[i]);
-    bson_free(values);
-    bson_free(persisted);
-    bson_free(hashes);
+/* Replays one spool record (file path); 0 when written. */
+static int s_replay(xp_backend *b, const bson_t *rec, const char *path,
+                    xp_error_t *err)
+{
+    xp_spool_record r;
+    xp_error_t damage;
+    if (xp__spool_decode(rec, &r, &damage) != 0)
+        return xp__error(err, damage.domain, damage.code,
+                         "spool file %s is damaged (%s); it is kept", path,
+                         damage.message);
+    int rc = b->ops->trial_finish(b, r.trial_id, &r.doc, r.chunks, r.n_chunks,
+                                  r.persisted, r.n_persisted, r.hashes,
+                                  r.n_hashes, err);
+    xp__spool_record_clear(&r);
     return rc;
 }
 
@@ -261,7 +323,7 @@ int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err)
         int one = -1;
         if (data && bson_init_static(&rec, (const uint8_t *)data, len) &&
             bson_validate(&rec, BSON_VALIDATE_NONE, NULL))
-            one = s_replay(b, &rec, &e2);
+            one = s_replay(b, &rec, path, &e2);
         else
             xp__error(&e2, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                       "spool file %s is damaged", path);

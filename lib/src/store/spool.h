@@ -8,10 +8,30 @@
 /* Keeps a finished trial that could not be recorded in
  * <b->dir>/spool/<id>.bson (*path_out: caller frees). */
 int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
-                    const xp_metric_buf *metrics, size_t n_metrics,
+                    const xp_metric_chunk *chunks, size_t n_chunks,
                     const xp_persisted_item *persisted, size_t n_persisted,
                     const xp_step_hash *hashes, size_t n_hashes,
                     char **path_out, xp_error_t *err);
+/* A spool record read back: views into the record's bytes and the
+ * decoded points and values it owns (xp__spool_record_clear). */
+typedef struct {
+    int64_t trial_id;
+    bson_t doc; /* the final trial document (static) */
+    xp_metric_chunk *chunks;
+    xp_metric_points *points; /* what chunks point into */
+    size_t n_chunks;
+    xp_persisted_item *persisted;
+    xp_value **values; /* what persisted points to */
+    size_t n_persisted;
+    xp_step_hash *hashes;
+    size_t n_hashes;
+} xp_spool_record;
+
+/* Decodes a spool record (valid BSON, checked by the caller); every part
+ * length-checked, XP_ECORRUPT when one is damaged. out borrows from rec;
+ * on success the caller clears it. */
+int xp__spool_decode(const bson_t *rec, xp_spool_record *out, xp_error_t *err);
+void xp__spool_record_clear(xp_spool_record *r);
 /* Writes spooled trials to the backend; *written counts them. */
 int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err);
 

@@ -5,20 +5,13 @@
 
 #include "xp/xp.h"
 
+#include "store/metric.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef struct xp_backend xp_backend;
-
-/* Metric points buffered by a trial, flushed in chunks. */
-typedef struct {
-    char *name;
-    int64_t *epochs;
-    double *values;
-    size_t n, cap;
-    int64_t next_chunk; /* sequence number of the next chunk written */
-} xp_metric_buf;
 
 typedef struct {
     const char *step;
@@ -54,9 +47,9 @@ typedef struct {
     int (*trial_begin)(xp_backend *b, const bson_t *doc, int64_t *id,
                        xp_error_t *err);
     /* Stores the final document of trial id together with its remaining
-     * metric points and persisted values, atomically where possible. */
+     * metric chunks and persisted values, atomically where possible. */
     int (*trial_finish)(xp_backend *b, int64_t id, const bson_t *doc,
-                        xp_metric_buf *metrics, size_t n_metrics,
+                        const xp_metric_chunk *chunks, size_t n_chunks,
                         const xp_persisted_item *persisted, size_t n_persisted,
                         const xp_step_hash *hashes, size_t n_hashes,
                         xp_error_t *err);
@@ -72,8 +65,9 @@ typedef struct {
     /* Reads a content document; XP_ENOTFOUND when absent. out uninit. */
     int (*content_get)(xp_backend *b, const char *hash, bson_t *out,
                        xp_error_t *err);
-    /* Writes one full chunk of metric points during a trial. */
-    int (*metric_flush)(xp_backend *b, int64_t id, xp_metric_buf *m,
+    /* Writes full chunks of metric points during a trial, together. */
+    int (*metric_flush)(xp_backend *b, int64_t id,
+                        const xp_metric_chunk *chunks, size_t n,
                         xp_error_t *err);
     /* Reads trial document; XP_ENOTFOUND when absent. out uninitialised. */
     int (*trial_get)(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err);
@@ -81,11 +75,10 @@ typedef struct {
     int (*trials_each)(xp_backend *b, int (*fn)(const bson_t *doc, void *user),
                        void *user, xp_error_t *err);
     int (*last_id)(xp_backend *b, int64_t *id, xp_error_t *err);
-    /* Appends all points of metric name of trial to (epochs, values);
-     * *n 0 when the trial saved none. Caller frees the arrays. */
+    /* Appends all points of metric name of trial, in chunk order, to
+     * out (nothing when the trial saved none). */
     int (*metric_read)(xp_backend *b, const char *name, int64_t trial,
-                       int64_t **epochs, double **values, size_t *n,
-                       xp_error_t *err);
+                       xp_metric_points *out, xp_error_t *err);
     /* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
     int (*persisted_read)(xp_backend *b, const char *step, int64_t trial,
                           xp_value *out, xp_error_t *err);

@@ -1,0 +1,99 @@
+/* store/metric.h — metric points: the buffer a trial (or a worker's step)
+ * fills per metric name, cut into chunks of XP_METRIC_CHUNK_POINTS, and
+ * the one encoding of a chunk that the stores, the spool and the wire
+ * messages share: n little-endian int64 epochs, then n little-endian
+ * IEEE-754 doubles (16·n bytes). */
+#ifndef XP_STORE_METRIC_H
+#define XP_STORE_METRIC_H
+
+#include "xp/xp.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Points per stored chunk: a chunk that fills is written during the
+ * trial, so a long metric never sits in memory whole. */
+#define XP_METRIC_CHUNK_POINTS 8192
+
+/* Points in the order saved. */
+typedef struct {
+    int64_t *epochs;
+    double *values;
+    size_t n, cap;
+} xp_metric_points;
+
+/* Appends one point; -1 when out of memory. */
+int xp__metric_points_add(xp_metric_points *p, int64_t epoch, double value);
+/* Frees the arrays; p is empty afterwards. */
+void xp__metric_points_clear(xp_metric_points *p);
+
+/* One chunk of one metric, a view into a buffer (valid while it lives). */
+typedef struct {
+    const char *name;
+    int64_t chunk; /* sequence number of the chunk within its metric */
+    const int64_t *epochs;
+    const double *values;
+    size_t n;
+} xp_metric_chunk;
+
+/* ---------------------------------------------------------------- codec */
+
+/* Bytes of the encoding of n points (16·n). */
+size_t xp__metric_chunk_bytes(size_t n);
+/* Writes the encoding of n points into out[xp__metric_chunk_bytes(n)]:
+ * the epochs are its first half, the values its second. */
+void xp__metric_chunk_encode(const int64_t *epochs, const double *values,
+                             size_t n, uint8_t *out);
+/* The encoding of c, allocated (caller frees with bson_free; one byte
+ * when c has no points); *len its size. */
+uint8_t *xp__metric_chunk_encode_new(const xp_metric_chunk *c, size_t *len);
+/* Appends the points of an encoded chunk of len bytes to p. XP_ECORRUPT
+ * when len is not a whole number of points. */
+int xp__metric_chunk_decode(const uint8_t *data, size_t len,
+                            xp_metric_points *p, xp_error_t *err);
+/* The same with the two halves held apart (as the spool and the wire
+ * messages carry them): XP_ECORRUPT unless both hold the same whole
+ * number of points. */
+int xp__metric_columns_decode(const uint8_t *epochs, size_t epochs_len,
+                              const uint8_t *values, size_t values_len,
+                              xp_metric_points *p, xp_error_t *err);
+
+/* ---------------------------------------------------------------- buffer */
+
+/* The points of one metric not stored yet; points[0] starts chunk
+ * first_chunk. */
+typedef struct {
+    char *name;
+    xp_metric_points points;
+    int64_t first_chunk;
+} xp_metric_buf;
+
+/* The metrics saved by one trial or step, by name. */
+typedef struct {
+    xp_metric_buf *items;
+    size_t n, cap;
+    size_t points; /* points added since the set was cleared */
+} xp_metric_set;
+
+/* Adds (epoch, value) to metric name, creating its buffer; the buffer,
+ * or NULL when out of memory (the set is unchanged then). */
+xp_metric_buf *xp__metric_set_add(xp_metric_set *s, const char *name,
+                                  int64_t epoch, double value);
+/* Frees every buffer; s is empty afterwards. */
+void xp__metric_set_clear(xp_metric_set *s);
+/* Whole chunks buffered in m. */
+size_t xp__metric_buf_full_chunks(const xp_metric_buf *m);
+/* Appends to *out (growing it; caller frees with bson_free) views of the
+ * chunks of m: its whole chunks, and with partial also the last,
+ * unfilled one. Returns the number appended. */
+size_t xp__metric_buf_chunks(const xp_metric_buf *m, bool partial,
+                             xp_metric_chunk **out, size_t *n);
+/* The chunks of every metric of s, as xp__metric_buf_chunks. */
+size_t xp__metric_set_chunks(const xp_metric_set *s, bool partial,
+                             xp_metric_chunk **out, size_t *n);
+/* Forgets the first k chunks of m (stored): their points go, the next
+ * chunk number moves on. */
+void xp__metric_buf_consume(xp_metric_buf *m, size_t k);
+
+#endif /* XP_STORE_METRIC_H */
