@@ -6,6 +6,7 @@
 #include "capture/env.h"
 
 #include "step.h"
+#include "store/record.h"
 #include "store/spool.h"
 
 #include "util/error.h"
@@ -327,7 +328,7 @@ int xp_trial_parameters(xp_experiment *ex, int64_t trial_id, xp_value **out,
     xp_value *trial;
     if (xp_trial_get(ex, trial_id, &trial, err) != 0)
         return -1;
-    const xp_value *params = xp_value_get(trial, "parameters");
+    const xp_value *params = xp_value_get(trial, XP_RECORD_PARAMETERS);
     *out = params ? xp_value_dup(params) : NULL;
     if (!*out) {
         *out = xp_value_new();

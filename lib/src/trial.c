@@ -10,6 +10,7 @@
 #include "experiment.h"
 
 #include "step.h"
+#include "store/record.h"
 #include "store/spool.h"
 
 #include "util/bson_util.h"
@@ -30,8 +31,11 @@ struct xp_trial {
     xp_experiment *ex;
     int64_t id;
     uint64_t seed;
-    bson_t *doc;          /* the record as started (heap: bson_t wants 128-byte
+    xp_trial_record rec;  /* the record as started, borrowing from: */
+    bson_t *params;       /* its parameters (heap: bson_t wants 128-byte
                            * alignment, which a malloc'd struct lacks) */
+    bson_t *source;       /* a resumed trial's stored record */
+    char *scheduler;      /* a queued trial's scheduler */
     double t0;            /* monotonic start of execution */
     xp_value **outputs;   /* by node index; parameters hold their value */
     xp_step_hash *hashes; /* by node index, valid where hashed[] */
@@ -129,9 +133,8 @@ static void s_hash_step(xp_trial *t, xp_node *n, const xp_value *out)
 
 bson_t *xp__trial_record(const xp_trial *t)
 {
-    bson_t *doc = bson_sized_new(t->doc->len + 24);
-    BSON_APPEND_INT64(doc, "trial_id", t->id);
-    bson_concat(doc, t->doc);
+    bson_t *doc = bson_new();
+    xp__record_encode(&t->rec, doc, NULL); /* a start record always fits */
     return doc;
 }
 
@@ -192,16 +195,10 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
 void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
                          const char *worker, int64_t attempt, double elapsed)
 {
-    bson_t info;
     pthread_mutex_lock(&t->lock);
     if (!t->step_info)
         t->step_info = bson_new();
-    BSON_APPEND_DOCUMENT_BEGIN(t->step_info, step, &info);
-    BSON_APPEND_UTF8(&info, "host", host);
-    BSON_APPEND_UTF8(&info, "worker", worker);
-    BSON_APPEND_INT64(&info, "attempt", attempt);
-    BSON_APPEND_DOUBLE(&info, "elapsed", elapsed);
-    bson_append_document_end(t->step_info, &info);
+    xp__record_append_step(t->step_info, step, host, worker, attempt, elapsed);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -282,8 +279,11 @@ void xp__trial_free(xp_trial **pt)
     xp__metric_set_clear(&t->metrics);
     bson_free(t->failure);
     bson_free(t->metric_error);
-    if (t->doc)
-        bson_destroy(t->doc);
+    if (t->params)
+        bson_destroy(t->params);
+    if (t->source)
+        bson_destroy(t->source);
+    bson_free(t->scheduler);
     if (t->step_info)
         bson_destroy(t->step_info);
     pthread_mutex_destroy(&t->lock);
@@ -319,7 +319,6 @@ static xp_trial *s_trial_alloc(xp_experiment *ex)
 {
     xp_trial *t = bson_malloc0(sizeof *t);
     t->ex = ex;
-    t->doc = bson_new();
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     pthread_mutex_init(&t->metrics_lock, NULL);
@@ -340,14 +339,19 @@ int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
                      xp_error_t *err)
 {
     *out = NULL;
-    int64_t id = 0, seed = 0;
+    const uint32_t needed =
+        XP_RECORD_HAS_TRIAL_ID | XP_RECORD_HAS_SEED | XP_RECORD_HAS_PARAMETERS;
+    xp_trial *t = s_trial_alloc(ex);
     bson_t params;
-    if (!xp__bson_int64(doc, "trial_id", &id) ||
-        !xp__bson_int64(doc, "seed", &seed) ||
-        !xp__bson_sub(doc, "parameters", &params))
+    t->source = bson_copy(doc);
+    if (xp__record_decode(t->source, &t->rec, NULL) != 0 ||
+        (t->rec.present & needed) != needed ||
+        !xp__doc_view_bson(t->rec.parameters, &params)) {
+        xp__trial_free(&t);
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "queued trial record is incomplete");
-    xp_trial *t = s_trial_alloc(ex);
+    }
+    int64_t id = t->rec.trial_id;
     int rc = -1;
     pthread_mutex_lock(&ex->lock);
     if (xp__graph_freeze(ex, err) != 0) {
@@ -357,8 +361,7 @@ int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
     pthread_mutex_unlock(&ex->lock);
     s_trial_arrays(t);
     t->id = id;
-    t->seed = (uint64_t)seed;
-    bson_copy_to_excluding_noinit(doc, t->doc, "trial_id", NULL);
+    t->seed = (uint64_t)t->rec.seed;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
         if (!n->is_param)
@@ -396,7 +399,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     bool queued = scheduler != NULL;
     *out = NULL;
     xp_trial *t = s_trial_alloc(ex);
-    bson_t params = BSON_INITIALIZER;
+    t->params = bson_new();
     int rc = -1;
 
     pthread_mutex_lock(&ex->lock);
@@ -405,7 +408,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         goto cleanup;
     }
     s_trial_arrays(t);
-    if (s_resolve_params(ex, opts->params, t, &params, err) != 0 ||
+    if (s_resolve_params(ex, opts->params, t, t->params, err) != 0 ||
         xp__capture_before_trial(ex, err) != 0) {
         pthread_mutex_unlock(&ex->lock);
         goto cleanup;
@@ -424,20 +427,23 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
      * check marks it interrupted. */
     const char *env_hash;
     xp__environment(&env_hash);
-    BSON_APPEND_UTF8(t->doc, "experiment", ex->id);
-    BSON_APPEND_UTF8(t->doc, "status", queued ? "queued" : "running");
-    BSON_APPEND_DOCUMENT(t->doc, "parameters", &params);
-    BSON_APPEND_INT64(t->doc, "seed", (int64_t)t->seed);
-    BSON_APPEND_DATE_TIME(t->doc, "started", xp__now_ms());
-    BSON_APPEND_UTF8(t->doc, "host", xp__hostname());
-    BSON_APPEND_INT64(t->doc, "pid", queued ? 0 : (int64_t)getpid());
-    BSON_APPEND_INT64(t->doc, "pstart", queued ? 0 : (int64_t)xp__self_start());
-    if (queued)
-        BSON_APPEND_UTF8(t->doc, "scheduler", scheduler);
-    BSON_APPEND_UTF8(t->doc, "code_hash", ex->code_hash);
-    BSON_APPEND_UTF8(t->doc, "environment_hash", env_hash);
-    if (ex->backend->ops->trial_begin(ex->backend, t->doc, &t->id, err) != 0)
+    t->scheduler = queued ? bson_strdup(scheduler) : NULL;
+    t->rec = (xp_trial_record){
+        .experiment = ex->id,
+        .status = queued ? XP_STATUS_QUEUED : XP_STATUS_RUNNING,
+        .parameters = xp__doc_view(t->params),
+        .seed = (int64_t)t->seed,
+        .started_ms = xp__now_ms(),
+        .host = xp__hostname(),
+        .pid = queued ? 0 : (int64_t)getpid(),
+        .pstart = queued ? 0 : (int64_t)xp__self_start(),
+        .scheduler = t->scheduler,
+        .code_hash = ex->code_hash,
+        .environment_hash = env_hash,
+    };
+    if (ex->backend->ops->trial_begin(ex->backend, &t->rec, &t->id, err) != 0)
         goto cleanup;
+    t->rec.trial_id = t->id;
     /* A scheduler accepting a sweep logs the batch once; its trials'
      * lines are for debugging. */
     xp_log_level level = queued ? XP_LOG_DEBUG : XP_LOG_INFO;
@@ -456,25 +462,15 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     t = NULL;
     rc = 0;
 cleanup:
-    bson_destroy(&params);
     xp__trial_free(&t);
     return rc;
 }
 
 /* ---------------------------------------------------------------- finish */
 
-int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
+/* A metric that could not be saved fails the trial. */
+static void s_take_metric_failure(xp_trial *t)
 {
-    xp_experiment *ex = t->ex;
-    double elapsed = xp__monotonic() - t->t0;
-    bson_t final = BSON_INITIALIZER, warnings = BSON_INITIALIZER;
-    xp_persisted_item *persisted = NULL;
-    xp_metric_chunk *chunks = NULL;
-    size_t n_chunks = 0;
-    int rc = -1;
-    if (result)
-        *result = NULL;
-
     pthread_mutex_lock(&t->metrics_lock);
     if (!t->failed && t->metric_failed) {
         t->failed = true;
@@ -484,9 +480,15 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
                                t->metric_error ? t->metric_error : "error");
     }
     pthread_mutex_unlock(&t->metrics_lock);
+}
 
-    /* Purity check: the same step with the same input hash must give the
-     * same output hash as last time. */
+/* Purity check: the same step with the same input hash must give the
+ * same output hash as last time. Packs the hashes to store at the front
+ * of t->hashes (their count returned); the names of changed steps go to
+ * warnings. */
+static size_t s_check_purity(xp_trial *t, bson_t *warnings)
+{
+    xp_experiment *ex = t->ex;
     size_t n_hashes = 0;
     uint32_t n_warnings = 0;
     for (size_t i = 0; i < ex->n_nodes; i++) {
@@ -507,62 +509,101 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
                     "(step: %s, input hash: %s, trial id=%lld)",
                     h->step, in_hex, (long long)t->id);
             bson_uint32_to_string(n_warnings++, &k, key, sizeof key);
-            bson_append_utf8(&warnings, k, -1, h->step, -1);
+            bson_append_utf8(warnings, k, -1, h->step, -1);
         }
         t->hashes[n_hashes++] = *h;
     }
+    return n_hashes;
+}
 
-    const xp_value *res = t->failed ? NULL : t->outputs[ex->result->index];
-    bson_append_int64(&final, "trial_id", -1, t->id);
-    bson_copy_to_excluding_noinit(t->doc, &final, "status", "trial_id", NULL);
-    BSON_APPEND_UTF8(&final, "status", t->failed ? "failed" : "succeeded");
-    BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
-    if (res)
-        xp__value_append_bson(&final, "result", res);
-    else
-        BSON_APPEND_NULL(&final, "result");
-    BSON_APPEND_UTF8(&final, "result_type", xp_type_name(xp_value_type(res)));
-    BSON_APPEND_BOOL(&final, "success", !t->failed);
-    BSON_APPEND_DOUBLE(&final, "process_time", elapsed);
-    BSON_APPEND_UTF8(&final, "description", t->failed ? t->failure : "");
-    if (n_warnings)
-        BSON_APPEND_ARRAY(&final, "purity_warnings", &warnings);
-    if (t->step_info && !bson_empty(t->step_info))
-        BSON_APPEND_DOCUMENT(&final, "steps", t->step_info);
+/* The final record of t into *fin, encoded into final (initialised). A
+ * result that cannot be stored (nested too deep, too large) fails the
+ * trial with that description. */
+static void s_final_record(xp_trial *t, double elapsed, const bson_t *warnings,
+                           xp_trial_record *fin, bson_t *final)
+{
+    xp_error_t why;
+    *fin = t->rec;
+    fin->trial_id = t->id;
+    fin->finished_ms = xp__now_ms();
+    fin->process_time = elapsed;
+    fin->purity_warnings = xp__doc_view(warnings);
+    fin->steps = xp__doc_view(t->step_info);
+    for (;;) {
+        fin->status = t->failed ? XP_STATUS_FAILED : XP_STATUS_SUCCEEDED;
+        fin->success = !t->failed;
+        fin->result = t->failed ? NULL : t->outputs[t->ex->result->index];
+        fin->description = t->failed ? t->failure : "";
+        if (xp__record_encode(fin, final, &why) == 0 || t->failed)
+            return;
+        t->failed = true;
+        t->failure = bson_strdup(why.message);
+        bson_reinit(final);
+    }
+}
 
-    size_t n_persisted = 0;
-    persisted = bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);
+/* The persisted outputs of t (caller frees the array). */
+static xp_persisted_item *s_persisted(const xp_trial *t, size_t *n)
+{
+    xp_experiment *ex = t->ex;
+    xp_persisted_item *persisted =
+        bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);
+    *n = 0;
     for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        if (n->persisted && n->needed && t->outputs[i]) {
-            persisted[n_persisted].step = n->name;
-            persisted[n_persisted].value = t->outputs[i];
-            n_persisted++;
+        xp_node *node = ex->nodes[i];
+        if (node->persisted && node->needed && t->outputs[i]) {
+            persisted[*n].step = node->name;
+            persisted[*n].value = t->outputs[i];
+            (*n)++;
         }
     }
-    xp__metric_set_chunks(&t->metrics, true, &chunks, &n_chunks);
+    return persisted;
+}
+
+/* Keeps a finished trial the backend could not take on this machine; the
+ * next open (or xp_experiment_sync) writes it. err says where. */
+static void s_spool(xp_trial *t, const xp_trial_outcome *o,
+                    const xp_error_t *finish_err, xp_error_t *err)
+{
+    char *path = NULL;
+    xp_error_t spool_err;
+    if (xp__spool_write(t->ex->backend, o, &path, &spool_err) == 0)
+        xp__error(err, finish_err->domain, finish_err->code,
+                  "trial %lld finished but could not be recorded (%s); "
+                  "kept in %s until the next open or `xp sync`",
+                  (long long)t->id, finish_err->message, path);
+    else
+        xp__error(err, finish_err->domain, finish_err->code,
+                  "trial %lld finished but could not be recorded (%s) "
+                  "nor spooled (%s)",
+                  (long long)t->id, finish_err->message, spool_err.message);
+    bson_free(path);
+    xp__log(XP_LOG_ERROR, "%s", err ? err->message : "");
+}
+
+int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
+{
+    xp_experiment *ex = t->ex;
+    double elapsed = xp__monotonic() - t->t0;
+    bson_t final = BSON_INITIALIZER, warnings = BSON_INITIALIZER;
+    xp_trial_record fin;
+    xp_trial_outcome o = {.record = &fin, .doc = &final};
+    int rc = -1;
+    if (result)
+        *result = NULL;
+
+    s_take_metric_failure(t);
+    o.n_hashes = s_check_purity(t, &warnings);
+    o.hashes = t->hashes;
+    s_final_record(t, elapsed, &warnings, &fin, &final);
+    xp_persisted_item *persisted = s_persisted(t, &o.n_persisted);
+    o.persisted = persisted;
+    xp_metric_chunk *chunks = NULL;
+    xp__metric_set_chunks(&t->metrics, true, &chunks, &o.n_chunks);
+    o.chunks = chunks;
     xp_error_t finish_err;
-    if (ex->backend->ops->trial_finish(ex->backend, t->id, &final, chunks,
-                                       n_chunks, persisted, n_persisted,
-                                       t->hashes, n_hashes, &finish_err) != 0) {
-        /* Keep the finished trial on this machine; the next open (or
-         * xp_experiment_sync) writes it. */
-        char *path = NULL;
-        xp_error_t spool_err;
-        if (xp__spool_write(ex->backend, t->id, &final, chunks, n_chunks,
-                            persisted, n_persisted, t->hashes, n_hashes, &path,
-                            &spool_err) == 0)
-            xp__error(err, finish_err.domain, finish_err.code,
-                      "trial %lld finished but could not be recorded (%s); "
-                      "kept in %s until the next open or `xp sync`",
-                      (long long)t->id, finish_err.message, path);
-        else
-            xp__error(err, finish_err.domain, finish_err.code,
-                      "trial %lld finished but could not be recorded (%s) "
-                      "nor spooled (%s)",
-                      (long long)t->id, finish_err.message, spool_err.message);
-        bson_free(path);
-        xp__log(XP_LOG_ERROR, "%s", err ? err->message : "");
+    if (ex->backend->ops->trial_finish(ex->backend, &o, &finish_err) != 0) {
+        s_spool(t, &o, &finish_err, err);
         goto cleanup;
     }
     if (t->failed) {

@@ -397,16 +397,18 @@ static int s_append_children(bson_t *b, const xp_value *v, int depth)
         if (!key) {
             bson_uint32_to_string((uint32_t)i, &key, numbuf, sizeof numbuf);
         }
-        if (s_append(b, key, v->u.c.items[i], depth + 1) != 0)
-            return -1;
+        int rc = s_append(b, key, v->u.c.items[i], depth + 1);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
+/* -1 when v cannot be encoded, -2 when it is nested too deep. */
 static int s_append(bson_t *b, const char *key, const xp_value *v, int depth)
 {
     if (depth > XP_VALUE_MAX_DEPTH)
-        return -1;
+        return -2;
     bool ok = false;
     switch (v->type) {
     case XP_TYPE_NULL: ok = bson_append_null(b, key, -1); break;
@@ -440,7 +442,8 @@ static int s_append(bson_t *b, const char *key, const xp_value *v, int depth)
             ok = bson_append_array_end(b, &child);
         else
             ok = bson_append_document_end(b, &child);
-        ok = ok && rc == 0;
+        if (rc != 0)
+            return rc;
         break;
     }
     }
@@ -449,14 +452,28 @@ static int s_append(bson_t *b, const char *key, const xp_value *v, int depth)
 
 int xp__value_append_bson(bson_t *b, const char *key, const xp_value *v)
 {
-    return s_append(b, key, v, 0);
+    return s_append(b, key, v, 0) == 0 ? 0 : -1;
+}
+
+int xp__value_append_checked(bson_t *b, const char *key, const xp_value *v,
+                             const char *what, xp_error_t *err)
+{
+    int rc = s_append(b, key, v, 0);
+    if (rc == -2)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "%s nested deeper than %d levels", what,
+                         XP_VALUE_MAX_DEPTH);
+    if (rc != 0)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "%s is too large to store", what);
+    return 0;
 }
 
 int xp__value_to_bson(const xp_value *v, bson_t *out)
 {
     if (!s_is_container(v))
         return -1;
-    return s_append_children(out, v, 0);
+    return s_append_children(out, v, 0) == 0 ? 0 : -1;
 }
 
 static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,

@@ -29,6 +29,10 @@ struct xp_value {
 void xp__value_clear(xp_value *v);
 /* Appends v under key to b. 0 or -1 (allocation / nesting too deep). */
 int xp__value_append_bson(bson_t *b, const char *key, const xp_value *v);
+/* The same, failing with XP_EINVAL "<what> nested deeper than N
+ * levels" or "<what> is too large to store". b is then incomplete. */
+int xp__value_append_checked(bson_t *b, const char *key, const xp_value *v,
+                             const char *what, xp_error_t *err);
 /* Reads the element at it into v (replacing its content). Unsupported
  * BSON types are an XP_ECORRUPT error. */
 int xp__value_from_iter(xp_value *v, const bson_iter_t *it, xp_error_t *err);

@@ -807,31 +807,32 @@ CONTRACT(spooled_trial_written_once, 60)
     xp_experiment *ex = open_ex(id);
     xp_backend *be = ex->backend;
     xp_error_t err = {0};
-    bson_t doc = BSON_INITIALIZER, params = BSON_INITIALIZER;
+    bson_t params = BSON_INITIALIZER;
     BSON_APPEND_INT64(&params, "a", 5);
-    BSON_APPEND_UTF8(&doc, "experiment", id);
-    BSON_APPEND_UTF8(&doc, "status", "running");
-    BSON_APPEND_DOCUMENT(&doc, "parameters", &params);
-    BSON_APPEND_INT64(&doc, "seed", 9);
-    BSON_APPEND_DATE_TIME(&doc, "started", xp__now_ms());
-    BSON_APPEND_UTF8(&doc, "host", xp__hostname());
-    BSON_APPEND_INT64(&doc, "pid", getpid());
-    BSON_APPEND_INT64(&doc, "pstart", (int64_t)xp__self_start());
+    xp_trial_record doc = {.experiment = id,
+                           .status = XP_STATUS_RUNNING,
+                           .parameters = xp__doc_view(&params),
+                           .seed = 9,
+                           .started_ms = xp__now_ms(),
+                           .host = xp__hostname(),
+                           .pid = getpid(),
+                           .pstart = (int64_t)xp__self_start()};
     int64_t trial = 0;
     cr_assert_eq(be->ops->trial_begin(be, &doc, &trial, &err), 0,
                  "trial_begin: '%s'", err.message);
     cr_assert_eq(trial, 1, "first id %lld", (long long)trial);
 
+    xp_value *forty_two = xpt_int(42);
+    xp_trial_record fin = doc;
+    fin.trial_id = trial;
+    fin.status = XP_STATUS_SUCCEEDED;
+    fin.finished_ms = xp__now_ms();
+    fin.result = forty_two;
+    fin.success = true;
+    fin.process_time = 0.5;
+    fin.description = "";
     bson_t final = BSON_INITIALIZER;
-    bson_append_int64(&final, "trial_id", -1, trial);
-    bson_copy_to_excluding_noinit(&doc, &final, "status", NULL);
-    BSON_APPEND_UTF8(&final, "status", "succeeded");
-    BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
-    BSON_APPEND_INT64(&final, "result", 42);
-    BSON_APPEND_UTF8(&final, "result_type", "int64");
-    BSON_APPEND_BOOL(&final, "success", true);
-    BSON_APPEND_DOUBLE(&final, "process_time", 0.5);
-    BSON_APPEND_UTF8(&final, "description", "");
+    cr_assert_eq(xp__record_encode(&fin, &final, &err), 0, "'%s'", err.message);
     int64_t epochs[10];
     double values[10];
     for (int i = 0; i < 10; i++) {
@@ -850,9 +851,16 @@ CONTRACT(spooled_trial_written_once, 60)
     memset(hash.output, 0x22, 16);
     char *path = NULL;
     for (int round = 0; round < 2; round++) {
-        cr_assert_eq(xp__spool_write(be, trial, &final, &m, 1, &p, 1, &hash, 1,
-                                     &path, &err),
-                     0, "spool: '%s'", err.message);
+        xp_trial_outcome o = {.record = &fin,
+                              .doc = &final,
+                              .chunks = &m,
+                              .n_chunks = 1,
+                              .persisted = &p,
+                              .n_persisted = 1,
+                              .hashes = &hash,
+                              .n_hashes = 1};
+        cr_assert_eq(xp__spool_write(be, &o, &path, &err), 0, "spool: '%s'",
+                     err.message);
         cr_assert_eq(access(path, F_OK), 0, "no spool file %s", path);
         if (round == 0) { /* written when the experiment is opened */
             xp_experiment_destroy(&ex);
@@ -903,7 +911,7 @@ CONTRACT(spooled_trial_written_once, 60)
         bson_free(running);
     }
     xp_value_destroy(&seven);
-    bson_destroy(&doc);
+    xp_value_destroy(&forty_two);
     bson_destroy(&params);
     bson_destroy(&final);
     xp_experiment_destroy(&ex);

@@ -518,17 +518,14 @@ Test(redis, running_and_queued_trials)
     xp_experiment *ex = open_ok(uri, id);
     xp_backend *be = ex->backend;
     xp_error_t err = {0};
-    bson_t doc = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&doc, "status", "running");
-    BSON_APPEND_UTF8(&doc, "host", "elsewhere");
-    BSON_APPEND_INT64(&doc, "pid", 4242);
-    BSON_APPEND_INT64(&doc, "pstart", 77);
+    xp_trial_record doc = {.status = XP_STATUS_RUNNING,
+                           .host = "elsewhere",
+                           .pid = 4242,
+                           .pstart = 77};
     int64_t t1 = 0, t2 = 0;
     cr_assert_eq(be->ops->trial_begin(be, &doc, &t1, &err), 0, "begin: '%s'",
                  err.message);
-    bson_t queued = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&queued, "status", "queued");
-    BSON_APPEND_INT64(&queued, "pid", 0);
+    xp_trial_record queued = {.status = XP_STATUS_QUEUED, .pid = 0};
     cr_assert_eq(be->ops->trial_begin(be, &queued, &t2, &err), 0,
                  "begin queued: '%s'", err.message);
     cr_assert_eq(t2, t1 + 1, "ids %lld %lld", (long long)t1, (long long)t2);
@@ -562,8 +559,6 @@ Test(redis, running_and_queued_trials)
     r = cmd(c, "HLEN %s:running", id);
     cr_assert_eq(r->integer, 0, "running entries left");
     freeReplyObject(r);
-    bson_destroy(&doc);
-    bson_destroy(&queued);
     xp_experiment_destroy(&ex);
     redisFree(c);
 }

@@ -78,14 +78,16 @@ static const char *const s_sql[S_COUNT] = {
     [S_READ_PERSISTED] = "SELECT value FROM persisted WHERE trial = ? AND "
                          "step = ?",
     [S_RUNNING] = "SELECT id, host, pid, pstart FROM trials "
-                  "WHERE status = 'running' ORDER BY id",
+                  "WHERE status = '" XP_STATUS_RUNNING_NAME "' ORDER BY id",
     /* A scheduler's trials (pid 0): queued, or running on its workers. */
-    [S_QUEUED] = "SELECT doc FROM trials WHERE status = 'queued' OR "
-                 "(status = 'running' AND pid = 0) ORDER BY id",
-    [S_MARK_RUNNING] = "UPDATE trials SET status = 'running', doc = ? WHERE "
-                       "id = ? AND status = 'queued'",
+    [S_QUEUED] =
+        "SELECT doc FROM trials WHERE status = '" XP_STATUS_QUEUED_NAME
+        "' OR (status = '" XP_STATUS_RUNNING_NAME "' AND pid = 0) ORDER BY id",
+    [S_MARK_RUNNING] =
+        "UPDATE trials SET status = '" XP_STATUS_RUNNING_NAME
+        "', doc = ? WHERE id = ? AND status = '" XP_STATUS_QUEUED_NAME "'",
     [S_INTERRUPT] = "SELECT doc FROM trials WHERE id = ? AND "
-                    "status = 'running'",
+                    "status = '" XP_STATUS_RUNNING_NAME "'",
     [S_HASH_GET] = "SELECT output FROM step_hashes WHERE key = ? AND "
                    "step = ?",
     [S_HASH_PUT] = "INSERT OR REPLACE INTO step_hashes(key, step, output, "
@@ -101,9 +103,9 @@ static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS trials(id INTEGER PRIMARY KEY, status TEXT "
     "NOT NULL, host TEXT, pid INTEGER, pstart INTEGER, doc BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS trials_running ON trials(status) WHERE "
-    "status = 'running';"
+    "status = '" XP_STATUS_RUNNING_NAME "';"
     "CREATE INDEX IF NOT EXISTS trials_queued ON trials(status) WHERE "
-    "status = 'queued';"
+    "status = '" XP_STATUS_QUEUED_NAME "';"
     "CREATE TABLE IF NOT EXISTS metrics(trial INTEGER NOT NULL, name TEXT "
     "NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY "
     "KEY(trial, name, chunk)) WITHOUT ROWID;"
@@ -211,30 +213,19 @@ static const char *s_text_ext(const char *kind)
     return strcmp(kind, "code") == 0 ? "c" : "txt";
 }
 
-static int s_status_of(const bson_t *doc, const char **status)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "status") || !BSON_ITER_HOLDS_UTF8(&it))
-        return -1;
-    *status = bson_iter_utf8(&it, NULL);
-    return 0;
-}
-
 /* trials.tsv maps each trial to its content files: "trial_id<TAB>code
  * hash<TAB>environment hash" (code/<hash>.c, environment/<hash>.txt),
  * appended with O_APPEND so concurrent processes interleave whole lines.
  * A line per trial costs one write; a symlink per trial cost ~0.3 ms. */
 static void s_index_write(xp_local *l, const char *line, size_t n);
 
-static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
+static void s_index_trial(xp_local *l, int64_t id, const xp_trial_record *rec)
 {
-    bson_iter_t it;
     char code[33] = "-", env[33] = "-";
-    if (bson_iter_init_find(&it, doc, "code_hash") && BSON_ITER_HOLDS_UTF8(&it))
-        bson_strncpy(code, bson_iter_utf8(&it, NULL), sizeof code);
-    if (bson_iter_init_find(&it, doc, "environment_hash") &&
-        BSON_ITER_HOLDS_UTF8(&it))
-        bson_strncpy(env, bson_iter_utf8(&it, NULL), sizeof env);
+    if (rec->code_hash)
+        bson_strncpy(code, rec->code_hash, sizeof code);
+    if (rec->environment_hash)
+        bson_strncpy(env, rec->environment_hash, sizeof env);
     char line[128];
     int n =
         snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id, code, env);
@@ -296,7 +287,7 @@ static int s_group_end(xp_backend *b, xp_error_t *err)
     return rc;
 }
 
-static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
+static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
                          xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
@@ -313,26 +304,17 @@ static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
     *id = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
 
-    bson_append_int64(&full, "trial_id", -1, *id);
-    bson_concat(&full, doc);
-    bson_iter_t it;
-    const char *host = "";
-    int64_t pid = 0, pstart = 0;
-    if (bson_iter_init_find(&it, doc, "host") && BSON_ITER_HOLDS_UTF8(&it))
-        host = bson_iter_utf8(&it, NULL);
-    if (bson_iter_init_find(&it, doc, "pid") && BSON_ITER_HOLDS_INT64(&it))
-        pid = bson_iter_int64(&it);
-    if (bson_iter_init_find(&it, doc, "pstart") && BSON_ITER_HOLDS_INT64(&it))
-        pstart = bson_iter_int64(&it);
-
-    const char *status = "running";
-    s_status_of(doc, &status);
+    xp_trial_record with_id = *rec;
+    with_id.trial_id = *id;
+    if (xp__record_encode(&with_id, &full, err) != 0)
+        goto cleanup;
     st = s_stmt(l, S_INSERT_TRIAL);
     sqlite3_bind_int64(st, 1, *id);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, pid);
-    sqlite3_bind_int64(st, 5, pstart);
+    sqlite3_bind_text(st, 2, xp__trial_status_name(rec->status), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, rec->host ? rec->host : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, rec->pid);
+    sqlite3_bind_int64(st, 5, rec->pstart);
     sqlite3_bind_blob(st, 6, bson_get_data(&full), (int)full.len,
                       SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
@@ -347,7 +329,7 @@ cleanup:
     pthread_mutex_unlock(&l->lock);
     bson_destroy(&full);
     if (rc == 0)
-        s_index_trial(l, *id, doc);
+        s_index_trial(l, *id, rec);
     return rc;
 }
 
@@ -393,23 +375,24 @@ static int s_metric_flush(xp_backend *b, int64_t id,
     return rc;
 }
 
-static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
-                          const xp_metric_chunk *chunks, size_t n_chunks,
-                          const xp_persisted_item *persisted,
-                          size_t n_persisted, const xp_step_hash *hashes,
-                          size_t n_hashes, xp_error_t *err)
+static int s_trial_finish(xp_backend *b, const xp_trial_outcome *o,
+                          xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
-    const char *status = "failed";
-    s_status_of(doc, &status);
+    int64_t id = o->record->trial_id;
+    const char *status = o->record->status != XP_STATUS_NONE
+                             ? xp__trial_status_name(o->record->status)
+                             : XP_STATUS_FAILED_NAME;
+    const xp_persisted_item *persisted = o->persisted;
+    const xp_step_hash *hashes = o->hashes;
     int rc = -1;
     pthread_mutex_lock(&l->lock);
     if (s_begin(l, err) != 0)
         goto cleanup;
-    for (size_t i = 0; i < n_chunks; i++)
-        if (s_write_chunk(l, id, &chunks[i], err) != 0)
+    for (size_t i = 0; i < o->n_chunks; i++)
+        if (s_write_chunk(l, id, &o->chunks[i], err) != 0)
             goto cleanup;
-    for (size_t i = 0; i < n_persisted; i++) {
+    for (size_t i = 0; i < o->n_persisted; i++) {
         bson_t v = BSON_INITIALIZER;
         if (xp__value_append_bson(&v, "v", persisted[i].value) != 0) {
             bson_destroy(&v);
@@ -430,7 +413,7 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
             goto cleanup;
         }
     }
-    for (size_t i = 0; i < n_hashes; i++) {
+    for (size_t i = 0; i < o->n_hashes; i++) {
         sqlite3_stmt *st = s_stmt(l, S_HASH_PUT);
         sqlite3_bind_int64(st, 1, s_hash_key(hashes[i].step, hashes[i].input));
         sqlite3_bind_text(st, 2, hashes[i].step, -1, SQLITE_STATIC);
@@ -445,7 +428,8 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     }
     sqlite3_stmt *st = s_stmt(l, S_UPDATE_TRIAL);
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, bson_get_data(doc), (int)doc->len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, bson_get_data(o->doc), (int)o->doc->len,
+                      SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, id);
     int step_rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -682,18 +666,10 @@ static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
         sqlite3_reset(st);
         goto cleanup;
     }
-    bson_copy_to_excluding_noinit(&doc, &updated, "status", "finished",
-                                  "success", "description", "result",
-                                  "result_type", NULL);
+    xp__record_interrupt(&doc, finished_ms, description, &updated);
     sqlite3_reset(st);
-    BSON_APPEND_UTF8(&updated, "status", "interrupted");
-    BSON_APPEND_BOOL(&updated, "success", false);
-    BSON_APPEND_DATE_TIME(&updated, "finished", finished_ms);
-    BSON_APPEND_NULL(&updated, "result");
-    BSON_APPEND_UTF8(&updated, "result_type", "null");
-    BSON_APPEND_UTF8(&updated, "description", description);
     st = s_stmt(l, S_UPDATE_TRIAL);
-    sqlite3_bind_text(st, 1, "interrupted", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, XP_STATUS_INTERRUPTED_NAME, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, bson_get_data(&updated), (int)updated.len,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, id);

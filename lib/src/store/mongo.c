@@ -426,7 +426,8 @@ static bool s_trial_doc(const xp_mongo *m, mongoc_client_t *c, int64_t id,
         const char *key = bson_iter_key(&it);
         if (strcmp(key, "_id") == 0)
             continue;
-        if (strcmp(key, "result") == 0 && doc->len >= XP_MONGO_INLINE_MAX) {
+        if (strcmp(key, XP_RECORD_RESULT) == 0 &&
+            doc->len >= XP_MONGO_INLINE_MAX) {
             bson_t v = BSON_INITIALIZER, ref;
             bson_append_iter(&v, "v", 1, &it);
             if (v.len >= XP_MONGO_INLINE_MAX) {
@@ -485,7 +486,7 @@ static int s_record(const xp_mongo *m, mongoc_client_t *c, const bson_t *stored,
             bson_iter_document(&it, &len, &data);
         if (!data || !bson_init_static(&ref, data, len) ||
             s_gridfs_value(m, c, &ref, &v, err) != 0 ||
-            xp__value_append_bson(out, "result", &v) != 0) {
+            xp__value_append_bson(out, XP_RECORD_RESULT, &v) != 0) {
             xp__value_clear(&v);
             bson_destroy(out);
             if (err && err->code == XP_OK)
@@ -582,7 +583,7 @@ static bool s_resync_counter(const xp_mongo *m, mongoc_collection_t *counters,
     return ok;
 }
 
-static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
+static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
                          xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
@@ -600,14 +601,13 @@ static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
             goto cleanup;
         }
         bson_t full = BSON_INITIALIZER;
-        bson_iter_t it;
+        xp_trial_record with_id = *rec;
+        with_id.trial_id = seq;
         BSON_APPEND_INT64(&full, "_id", seq);
-        BSON_APPEND_INT64(&full, "trial_id", seq);
-        if (bson_iter_init(&it, doc))
-            while (bson_iter_next(&it))
-                if (strcmp(bson_iter_key(&it), "_id") != 0 &&
-                    strcmp(bson_iter_key(&it), "trial_id") != 0)
-                    bson_append_iter(&full, NULL, 0, &it);
+        if (xp__record_encode(&with_id, &full, err) != 0) {
+            bson_destroy(&full);
+            goto cleanup;
+        }
         bool written = false, collided = false;
         for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
             if (mongoc_collection_insert_one(trials, &full, &opts, NULL, &e)) {
@@ -872,22 +872,23 @@ static bool s_persist(const xp_mongo *m, mongoc_client_t *c, int64_t id,
 /* One attempt at the whole final record. Every write is idempotent
  * (upserts keyed by trial, GridFS files replaced), so it may be repeated
  * or replayed from a spool. *what names the failed part. */
-static bool s_finish_once(const xp_mongo *m, mongoc_client_t *c, int64_t id,
-                          const bson_t *doc, const xp_metric_chunk *chunks,
-                          size_t n_chunks, const xp_persisted_item *persisted,
-                          size_t n_persisted, const xp_step_hash *hashes,
-                          size_t n_hashes, bson_error_t *e, const char **what)
+static bool s_finish_once(const xp_mongo *m, mongoc_client_t *c,
+                          const xp_trial_outcome *o, bson_error_t *e,
+                          const char **what)
 {
+    int64_t id = o->record->trial_id;
+    const xp_step_hash *hashes = o->hashes;
+    size_t n_hashes = o->n_hashes;
     *what = "storing metrics";
-    if (!s_write_buckets(m, c, id, chunks, n_chunks, e))
+    if (!s_write_buckets(m, c, id, o->chunks, o->n_chunks, e))
         return false;
     bson_t full = BSON_INITIALIZER;
     bool ok = false;
     *what = "storing the result";
-    if (!s_trial_doc(m, c, id, doc, &full, e))
+    if (!s_trial_doc(m, c, id, o->doc, &full, e))
         goto cleanup;
     *what = "storing persisted values";
-    if (!s_persist(m, c, id, persisted, n_persisted, &full, e))
+    if (!s_persist(m, c, id, o->persisted, o->n_persisted, &full, e))
         goto cleanup;
     if (n_hashes) {
         bson_t arr, item;
@@ -921,11 +922,8 @@ cleanup:
     return ok;
 }
 
-static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
-                          const xp_metric_chunk *chunks, size_t n_chunks,
-                          const xp_persisted_item *persisted,
-                          size_t n_persisted, const xp_step_hash *hashes,
-                          size_t n_hashes, xp_error_t *err)
+static int s_trial_finish(xp_backend *b, const xp_trial_outcome *o,
+                          xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
@@ -933,14 +931,14 @@ static int s_trial_finish(xp_backend *b, int64_t id, const bson_t *doc,
     const char *what = "";
     bool ok = false;
     for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
-        ok = s_finish_once(m, c, id, doc, chunks, n_chunks, persisted,
-                           n_persisted, hashes, n_hashes, &e, &what);
+        ok = s_finish_once(m, c, o, &e, &what);
         if (ok || !s_is_network(&e))
             break;
     }
     s_push(m, c);
     if (!ok)
-        return s_fail(m, err, &e, "%s %lld", what, (long long)id);
+        return s_fail(m, err, &e, "%s %lld", what,
+                      (long long)o->record->trial_id);
     return 0;
 }
 
@@ -1044,11 +1042,11 @@ static int s_queued_trials(xp_backend *b,
     bson_t queued = BSON_INITIALIZER, or, a, b2;
     BSON_APPEND_ARRAY_BEGIN(&queued, "$or", & or);
     BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &a);
-    BSON_APPEND_UTF8(&a, "status", "queued");
+    BSON_APPEND_UTF8(&a, XP_RECORD_STATUS, XP_STATUS_QUEUED_NAME);
     bson_append_document_end(& or, &a);
     BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &b2);
-    BSON_APPEND_UTF8(&b2, "status", "running");
-    BSON_APPEND_INT64(&b2, "pid", 0);
+    BSON_APPEND_UTF8(&b2, XP_RECORD_STATUS, XP_STATUS_RUNNING_NAME);
+    BSON_APPEND_INT64(&b2, XP_RECORD_PID, 0);
     bson_append_document_end(& or, &b2);
     bson_append_array_end(&queued, & or);
     int rc = s_trials_where(b, &queued, "reading queued trials", fn, user, err);
@@ -1135,11 +1133,11 @@ static int s_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
     mongoc_client_t *c = s_pop(m);
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sub;
-    BSON_APPEND_UTF8(&filter, "status", "running");
+    BSON_APPEND_UTF8(&filter, XP_RECORD_STATUS, XP_STATUS_RUNNING_NAME);
     BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
-    BSON_APPEND_INT32(&sub, "host", 1);
-    BSON_APPEND_INT32(&sub, "pid", 1);
-    BSON_APPEND_INT32(&sub, "pstart", 1);
+    BSON_APPEND_INT32(&sub, XP_RECORD_HOST, 1);
+    BSON_APPEND_INT32(&sub, XP_RECORD_PID, 1);
+    BSON_APPEND_INT32(&sub, XP_RECORD_PSTART, 1);
     bson_append_document_end(&opts, &sub);
     BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sub);
     BSON_APPEND_INT32(&sub, "_id", 1);
@@ -1160,14 +1158,14 @@ static int s_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
             }
             xp_running_trial *t = &list[count++];
             memset(t, 0, sizeof *t);
-            bson_iter_t it;
+            xp_trial_record rec;
             t->trial_id = s_int_field(doc, "_id");
-            if (bson_iter_init_find(&it, doc, "host") &&
-                BSON_ITER_HOLDS_UTF8(&it))
-                bson_strncpy(t->host, bson_iter_utf8(&it, NULL),
-                             sizeof t->host);
-            t->pid = s_int_field(doc, "pid");
-            t->pstart = (uint64_t)s_int_field(doc, "pstart");
+            if (xp__record_decode(doc, &rec, NULL) == 0) {
+                if (rec.host)
+                    bson_strncpy(t->host, rec.host, sizeof t->host);
+                t->pid = rec.pid;
+                t->pstart = (uint64_t)rec.pstart;
+            }
         }
         bool failed = mongoc_cursor_error(cur, &e);
         mongoc_cursor_destroy(cur);
@@ -1202,7 +1200,7 @@ static int s_set_if_status(xp_mongo *m, int64_t id, const char *from,
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
     bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER;
     BSON_APPEND_INT64(&sel, "_id", id);
-    BSON_APPEND_UTF8(&sel, "status", from);
+    BSON_APPEND_UTF8(&sel, XP_RECORD_STATUS, from);
     BSON_APPEND_DOCUMENT(&update, "$set", set);
     bson_error_t e;
     bool ok = false;
@@ -1226,8 +1224,9 @@ static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
 {
     (void)doc; /* only the status changes */
     bson_t set = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&set, "status", "running");
-    int rc = s_set_if_status((xp_mongo *)b, id, "queued", &set, "running", err);
+    BSON_APPEND_UTF8(&set, XP_RECORD_STATUS, XP_STATUS_RUNNING_NAME);
+    int rc = s_set_if_status((xp_mongo *)b, id, XP_STATUS_QUEUED_NAME, &set,
+                             XP_STATUS_RUNNING_NAME, err);
     bson_destroy(&set);
     return rc;
 }
@@ -1236,14 +1235,9 @@ static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
                              const char *description, xp_error_t *err)
 {
     bson_t set = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&set, "status", "interrupted");
-    BSON_APPEND_BOOL(&set, "success", false);
-    BSON_APPEND_DATE_TIME(&set, "finished", finished_ms);
-    BSON_APPEND_NULL(&set, "result");
-    BSON_APPEND_UTF8(&set, "result_type", "null");
-    BSON_APPEND_UTF8(&set, "description", description);
-    int rc =
-        s_set_if_status((xp_mongo *)b, id, "running", &set, "interrupted", err);
+    xp__record_append_interrupted(&set, finished_ms, description);
+    int rc = s_set_if_status((xp_mongo *)b, id, XP_STATUS_RUNNING_NAME, &set,
+                             XP_STATUS_INTERRUPTED_NAME, err);
     bson_destroy(&set);
     return rc;
 }
@@ -1500,9 +1494,9 @@ static bool s_create_indexes(const xp_mongo *m, mongoc_client_t *c,
     BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
     BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
     BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
-    BSON_APPEND_INT32(&key, "status", 1);
+    BSON_APPEND_INT32(&key, XP_RECORD_STATUS, 1);
     bson_append_document_end(&idx, &key);
-    BSON_APPEND_UTF8(&idx, "name", "status");
+    BSON_APPEND_UTF8(&idx, "name", XP_RECORD_STATUS);
     bson_append_document_end(&arr, &idx);
     BSON_APPEND_DOCUMENT_BEGIN(&arr, "1", &idx);
     BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);

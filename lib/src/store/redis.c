@@ -794,8 +794,8 @@ static void s_add_metric(xp_redis *r, s_batch *b, int64_t trial,
 
 /* ---------------------------------------------------------------- ops */
 
-static int s_trial_begin(xp_backend *base, const bson_t *doc, int64_t *id,
-                         xp_error_t *err)
+static int s_trial_begin(xp_backend *base, const xp_trial_record *rec,
+                         int64_t *id, xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
@@ -815,26 +815,14 @@ static int s_trial_begin(xp_backend *base, const bson_t *doc, int64_t *id,
     int64_t new_id = rep->integer;
     s_batch_free(&b);
 
-    bson_append_int64(&full, "trial_id", -1, new_id);
-    bson_concat(&full, doc);
-    bson_iter_t it;
-    const char *host = "";
-    int64_t pid = 0, pstart = 0;
-    if (bson_iter_init_find(&it, doc, "host") && BSON_ITER_HOLDS_UTF8(&it))
-        host = bson_iter_utf8(&it, NULL);
-    if (bson_iter_init_find(&it, doc, "pid") && BSON_ITER_HOLDS_INT64(&it))
-        pid = bson_iter_int64(&it);
-    if (bson_iter_init_find(&it, doc, "pstart") && BSON_ITER_HOLDS_INT64(&it))
-        pstart = bson_iter_int64(&it);
+    xp_trial_record with_id = *rec;
+    with_id.trial_id = new_id;
+    if (xp__record_encode(&with_id, &full, err) != 0)
+        goto cleanup;
     /* A queued trial belongs to a scheduler, not to a process: it is not
      * in <id>:running, so no process-death check marks it interrupted. */
-    const char *status = "running";
-    if (bson_iter_init_find(&it, doc, "status") && BSON_ITER_HOLDS_UTF8(&it))
-        status = bson_iter_utf8(&it, NULL);
-    bool running_now = strcmp(status, "running") == 0;
-    BSON_APPEND_UTF8(&running, "host", host);
-    BSON_APPEND_INT64(&running, "pid", pid);
-    BSON_APPEND_INT64(&running, "pstart", pstart);
+    bool running_now = rec->status == XP_STATUS_RUNNING;
+    xp__record_encode_process(rec, &running);
 
     char num[24];
     snprintf(num, sizeof num, "%lld", (long long)new_id);
@@ -855,7 +843,7 @@ static int s_trial_begin(xp_backend *base, const bson_t *doc, int64_t *id,
         s_argf(&b, "%s:running", r->id);
         s_arg_str(&b, num);
         s_arg(&b, bson_get_data(&running), running.len);
-    } else if (strcmp(status, "queued") == 0) {
+    } else if (rec->status == XP_STATUS_QUEUED) {
         /* Found again by a restarted scheduler (queued_trials). */
         s_cmd(&b);
         s_arg_str(&b, "ZADD");
@@ -911,13 +899,15 @@ static int s_metric_flush(xp_backend *base, int64_t id,
 /* Stores everything a finished trial leaves in one MULTI/EXEC. Every
  * command overwrites with the same content when repeated, so a finish
  * resent after a lost connection or replayed from the spool is harmless. */
-static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
-                          const xp_metric_chunk *chunks, size_t n_chunks,
-                          const xp_persisted_item *persisted,
-                          size_t n_persisted, const xp_step_hash *hashes,
-                          size_t n_hashes, xp_error_t *err)
+static int s_trial_finish(xp_backend *base, const xp_trial_outcome *o,
+                          xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
+    int64_t id = o->record->trial_id;
+    const xp_persisted_item *persisted = o->persisted;
+    size_t n_persisted = o->n_persisted;
+    const xp_step_hash *hashes = o->hashes;
+    size_t n_hashes = o->n_hashes;
     s_batch b = {0};
     redisReply **reps = NULL;
     /* bson_t wants 128-byte alignment: one bson_new each, not an array. */
@@ -930,8 +920,8 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
 
     s_cmd(&b);
     s_arg_str(&b, "MULTI");
-    for (size_t i = 0; i < n_chunks; i++)
-        s_add_metric(r, &b, id, &chunks[i]);
+    for (size_t i = 0; i < o->n_chunks; i++)
+        s_add_metric(r, &b, id, &o->chunks[i]);
     if (n_persisted > 0) {
         s_cmd(&b);
         s_arg_str(&b, "HSET");
@@ -962,7 +952,7 @@ static int s_trial_finish(xp_backend *base, int64_t id, const bson_t *doc,
     s_cmd(&b);
     s_arg_str(&b, "SET");
     s_argf(&b, "%s:trial:%s", r->id, num);
-    s_arg(&b, bson_get_data(doc), doc->len);
+    s_arg(&b, bson_get_data(o->doc), o->doc->len);
     s_cmd(&b);
     s_arg_str(&b, "ZADD");
     s_argf(&b, "%s:trials", r->id);
@@ -1314,23 +1304,21 @@ static int s_running_trials(xp_backend *base, xp_running_trial **out, size_t *n,
     for (size_t i = 0; i < count; i++) {
         const redisReply *f = rep->element[2 * i];
         bson_t doc;
-        bson_iter_t it;
+        xp_trial_record rec;
         xp_running_trial *t = &list[i];
         if (f->type != REDIS_REPLY_STRING ||
             !s_parse_i64(f->str, f->len, &t->trial_id) ||
-            !s_reply_bson(rep->element[2 * i + 1], &doc)) {
+            !s_reply_bson(rep->element[2 * i + 1], &doc) ||
+            xp__record_decode(&doc, &rec, NULL) != 0) {
             xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                       "Redis at %s: key %s:running is damaged", r->where,
                       r->id);
             goto cleanup;
         }
-        if (bson_iter_init_find(&it, &doc, "host") && BSON_ITER_HOLDS_UTF8(&it))
-            bson_strncpy(t->host, bson_iter_utf8(&it, NULL), sizeof t->host);
-        if (bson_iter_init_find(&it, &doc, "pid") && BSON_ITER_HOLDS_INT64(&it))
-            t->pid = bson_iter_int64(&it);
-        if (bson_iter_init_find(&it, &doc, "pstart") &&
-            BSON_ITER_HOLDS_INT64(&it))
-            t->pstart = (uint64_t)bson_iter_int64(&it);
+        if (rec.host)
+            bson_strncpy(t->host, rec.host, sizeof t->host);
+        t->pid = rec.pid;
+        t->pstart = (uint64_t)rec.pstart;
     }
     qsort(list, count, sizeof *list, s_cmp_running);
     *out = list;
@@ -1375,15 +1363,7 @@ static int s_trial_interrupt(xp_backend *base, int64_t id, int64_t finished_ms,
                       r->where, (long long)id);
         goto cleanup;
     }
-    bson_copy_to_excluding_noinit(&doc, &updated, "status", "finished",
-                                  "success", "description", "result",
-                                  "result_type", NULL);
-    BSON_APPEND_UTF8(&updated, "status", "interrupted");
-    BSON_APPEND_BOOL(&updated, "success", false);
-    BSON_APPEND_DATE_TIME(&updated, "finished", finished_ms);
-    BSON_APPEND_NULL(&updated, "result");
-    BSON_APPEND_UTF8(&updated, "result_type", "null");
-    BSON_APPEND_UTF8(&updated, "description", description);
+    xp__record_interrupt(&doc, finished_ms, description, &updated);
     freeReplyObject(rep);
     rep = NULL;
     s_batch_free(&b);

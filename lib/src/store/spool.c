@@ -40,41 +40,40 @@ static void s_append_chunk(bson_t *arr, const char *key,
     bson_free(data);
 }
 
-int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
-                    const xp_metric_chunk *chunks, size_t n_chunks,
-                    const xp_persisted_item *persisted, size_t n_persisted,
-                    const xp_step_hash *hashes, size_t n_hashes,
-                    char **path_out, xp_error_t *err)
+int xp__spool_write(xp_backend *b, const xp_trial_outcome *o, char **path_out,
+                    xp_error_t *err)
 {
     bson_t rec = BSON_INITIALIZER, arr, item;
     char key[16];
     const char *k;
+    int64_t id = o->record->trial_id;
     BSON_APPEND_INT64(&rec, "trial_id", id);
-    BSON_APPEND_DOCUMENT(&rec, "doc", doc);
+    BSON_APPEND_DOCUMENT(&rec, "doc", o->doc);
     BSON_APPEND_ARRAY_BEGIN(&rec, "metrics", &arr);
-    for (size_t i = 0; i < n_chunks; i++) {
+    for (size_t i = 0; i < o->n_chunks; i++) {
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        s_append_chunk(&arr, k, &chunks[i]);
+        s_append_chunk(&arr, k, &o->chunks[i]);
     }
     bson_append_array_end(&rec, &arr);
     BSON_APPEND_ARRAY_BEGIN(&rec, "persisted", &arr);
-    for (size_t i = 0; i < n_persisted; i++) {
+    for (size_t i = 0; i < o->n_persisted; i++) {
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
-        BSON_APPEND_UTF8(&item, "step", persisted[i].step);
-        xp__value_append_bson(&item, "value", persisted[i].value);
+        BSON_APPEND_UTF8(&item, "step", o->persisted[i].step);
+        xp__value_append_bson(&item, "value", o->persisted[i].value);
         bson_append_document_end(&arr, &item);
     }
     bson_append_array_end(&rec, &arr);
     BSON_APPEND_ARRAY_BEGIN(&rec, "hashes", &arr);
-    for (size_t i = 0; i < n_hashes; i++) {
+    for (size_t i = 0; i < o->n_hashes; i++) {
+        const xp_step_hash *h = &o->hashes[i];
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
-        BSON_APPEND_UTF8(&item, "step", hashes[i].step);
-        bson_append_binary(&item, "input", -1, BSON_SUBTYPE_BINARY,
-                           hashes[i].input, 16);
-        bson_append_binary(&item, "output", -1, BSON_SUBTYPE_BINARY,
-                           hashes[i].output, 16);
+        BSON_APPEND_UTF8(&item, "step", h->step);
+        bson_append_binary(&item, "input", -1, BSON_SUBTYPE_BINARY, h->input,
+                           16);
+        bson_append_binary(&item, "output", -1, BSON_SUBTYPE_BINARY, h->output,
+                           16);
         bson_append_document_end(&arr, &item);
     }
     bson_append_array_end(&rec, &arr);
@@ -256,22 +255,33 @@ int xp__spool_decode(const bson_t *rec, xp_spool_record *out, xp_error_t *err)
         !BSON_ITER_HOLDS_INT64(&it) || bson_iter_int64(&it) < 1)
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record without trial id");
-    out->trial_id = bson_iter_int64(&it);
+    int64_t id = bson_iter_int64(&it);
     if (!bson_iter_init_find(&it, rec, "doc") || !BSON_ITER_HOLDS_DOCUMENT(&it))
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record of trial %lld has no document",
-                         (long long)out->trial_id);
+                         (long long)id);
     bson_iter_document(&it, &len, &data);
+    /* The trial document is checked as the stores will read it. */
     if (!bson_init_static(&out->doc, data, len) ||
+        xp__record_decode(&out->doc, &out->record, NULL) != 0 ||
+        (out->record.trial_id != 0 && out->record.trial_id != id) ||
         s_decode_list(rec, "metrics", s_decode_chunk, out) != 0 ||
         s_decode_list(rec, "persisted", s_decode_persisted, out) != 0 ||
         s_decode_list(rec, "hashes", s_decode_hash, out) != 0) {
-        int64_t id = out->trial_id;
         xp__spool_record_clear(out);
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record of trial %lld is damaged",
                          (long long)id);
     }
+    out->record.trial_id = id;
+    out->outcome = (xp_trial_outcome){.record = &out->record,
+                                      .doc = &out->doc,
+                                      .chunks = out->chunks,
+                                      .n_chunks = out->n_chunks,
+                                      .persisted = out->persisted,
+                                      .n_persisted = out->n_persisted,
+                                      .hashes = out->hashes,
+                                      .n_hashes = out->n_hashes};
     return 0;
 }
 
@@ -285,9 +295,7 @@ static int s_replay(xp_backend *b, const bson_t *rec, const char *path,
         return xp__error(err, damage.domain, damage.code,
                          "spool file %s is damaged (%s); it is kept", path,
                          damage.message);
-    int rc = b->ops->trial_finish(b, r.trial_id, &r.doc, r.chunks, r.n_chunks,
-                                  r.persisted, r.n_persisted, r.hashes,
-                                  r.n_hashes, err);
+    int rc = b->ops->trial_finish(b, &r.outcome, err);
     xp__spool_record_clear(&r);
     return rc;
 }

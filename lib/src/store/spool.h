@@ -7,16 +7,15 @@
 
 /* Keeps a finished trial that could not be recorded in
  * <b->dir>/spool/<id>.bson (*path_out: caller frees). */
-int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
-                    const xp_metric_chunk *chunks, size_t n_chunks,
-                    const xp_persisted_item *persisted, size_t n_persisted,
-                    const xp_step_hash *hashes, size_t n_hashes,
-                    char **path_out, xp_error_t *err);
-/* A spool record read back: views into the record's bytes and the
- * decoded points and values it owns (xp__spool_record_clear). */
+int xp__spool_write(xp_backend *b, const xp_trial_outcome *o, char **path_out,
+                    xp_error_t *err);
+/* A spool record read back: the outcome to write again, viewing the
+ * record's bytes and the points and values it owns
+ * (xp__spool_record_clear). */
 typedef struct {
-    int64_t trial_id;
-    bson_t doc; /* the final trial document (static) */
+    xp_trial_outcome outcome;
+    xp_trial_record record; /* outcome.record */
+    bson_t doc;             /* outcome.doc (static) */
     xp_metric_chunk *chunks;
     xp_metric_points *points; /* what chunks point into */
     size_t n_chunks;

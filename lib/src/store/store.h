@@ -6,17 +6,13 @@
 #include "xp/xp.h"
 
 #include "store/metric.h"
+#include "store/record.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef struct xp_backend xp_backend;
-
-typedef struct {
-    const char *step;
-    const xp_value *value;
-} xp_persisted_item;
 
 /* A trial still recorded as running, for interrupted-trial recovery. */
 typedef struct {
@@ -25,13 +21,6 @@ typedef struct {
     int64_t pid;
     uint64_t pstart;
 } xp_running_trial;
-
-/* Purity check record: step + input hash -> output hash. */
-typedef struct {
-    const char *step;
-    uint8_t input[16];
-    uint8_t output[16];
-} xp_step_hash;
 
 typedef struct {
     const char *name; /* "local", "mongodb", "redis" */
@@ -42,16 +31,14 @@ typedef struct {
      * of them is stored. */
     int (*group_begin)(xp_backend *b, xp_error_t *err);
     int (*group_end)(xp_backend *b, xp_error_t *err);
-    /* Allocates the next id atomically and stores `doc` (a trial document
-     * without trial_id; the backend adds it) as running. */
-    int (*trial_begin)(xp_backend *b, const bson_t *doc, int64_t *id,
+    /* Allocates the next id atomically and stores rec (its trial_id
+     * ignored) with that id, as rec->status says (running or queued). */
+    int (*trial_begin)(xp_backend *b, const xp_trial_record *rec, int64_t *id,
                        xp_error_t *err);
-    /* Stores the final document of trial id together with its remaining
-     * metric chunks and persisted values, atomically where possible. */
-    int (*trial_finish)(xp_backend *b, int64_t id, const bson_t *doc,
-                        const xp_metric_chunk *chunks, size_t n_chunks,
-                        const xp_persisted_item *persisted, size_t n_persisted,
-                        const xp_step_hash *hashes, size_t n_hashes,
+    /* Stores a finished trial: its final record with its remaining metric
+     * chunks, persisted values and step hashes, atomically where
+     * possible. Idempotent: a spooled outcome may be written again. */
+    int (*trial_finish)(xp_backend *b, const xp_trial_outcome *o,
                         xp_error_t *err);
     /* Latest output hash recorded for (step, input hash); *found false
      * when none. */

@@ -1,0 +1,333 @@
+/* record.c — the trial record's one home: status names, the BSON encoder
+ * and the decoder side by side (same fields, same order), and the
+ * rewrite that marks a record interrupted. */
+#include "store/record.h"
+
+#include "util/error.h"
+#include "util/names.h"
+#include "value.h"
+
+#include <string.h>
+
+static const char *const s_status_names[] = {
+    [XP_STATUS_NONE] = "",
+    [XP_STATUS_QUEUED] = XP_STATUS_QUEUED_NAME,
+    [XP_STATUS_RUNNING] = XP_STATUS_RUNNING_NAME,
+    [XP_STATUS_SUCCEEDED] = XP_STATUS_SUCCEEDED_NAME,
+    [XP_STATUS_FAILED] = XP_STATUS_FAILED_NAME,
+    [XP_STATUS_INTERRUPTED] = XP_STATUS_INTERRUPTED_NAME,
+};
+
+#define S_N_STATUS (sizeof s_status_names / sizeof *s_status_names)
+
+/* Longest strings a record's short fields may hold. */
+#define S_HOST_MAX 255
+#define S_HASH_MAX 64
+#define S_SCHEDULER_MAX 255
+#define S_TYPE_MAX 32
+
+const char *xp__trial_status_name(xp_trial_status s)
+{
+    return (unsigned)s < S_N_STATUS ? s_status_names[s] : "";
+}
+
+xp_trial_status xp__trial_status_parse(const char *s)
+{
+    for (size_t i = 1; s && i < S_N_STATUS; i++)
+        if (strcmp(s, s_status_names[i]) == 0)
+            return (xp_trial_status)i;
+    return XP_STATUS_NONE;
+}
+
+static bool s_finished(xp_trial_status s)
+{
+    return s == XP_STATUS_SUCCEEDED || s == XP_STATUS_FAILED ||
+           s == XP_STATUS_INTERRUPTED;
+}
+
+xp_doc_view xp__doc_view(const bson_t *b)
+{
+    xp_doc_view v = {NULL, 0};
+    if (b && !bson_empty(b)) {
+        v.data = bson_get_data(b);
+        v.len = b->len;
+    }
+    return v;
+}
+
+bool xp__doc_view_bson(xp_doc_view v, bson_t *out)
+{
+    return v.len >= 5 && bson_init_static(out, v.data, v.len);
+}
+
+/* ---------------------------------------------------------------- encoder */
+
+static void s_put_str(bson_t *out, const char *key, const char *s)
+{
+    if (s)
+        bson_append_utf8(out, key, -1, s, -1);
+}
+
+static void s_put_doc(bson_t *out, const char *key, xp_doc_view v, bool array)
+{
+    bson_t b;
+    if (!xp__doc_view_bson(v, &b))
+        return;
+    if (array)
+        bson_append_array(out, key, -1, &b);
+    else
+        bson_append_document(out, key, -1, &b);
+}
+
+static int s_put_result(const xp_trial_record *rec, bson_t *out,
+                        xp_error_t *err)
+{
+    const char *type = "null";
+    if (rec->result) {
+        if (xp__value_append_checked(out, XP_RECORD_RESULT, rec->result,
+                                     "result", err) != 0)
+            return -1;
+        type = xp_type_name(xp_value_type(rec->result));
+    } else if (rec->has_result) {
+        bson_append_iter(out, XP_RECORD_RESULT, -1, &rec->result_iter);
+        if (rec->result_type)
+            type = rec->result_type;
+    } else {
+        bson_append_null(out, XP_RECORD_RESULT, -1);
+    }
+    bson_append_utf8(out, XP_RECORD_RESULT_TYPE, -1, type, -1);
+    return 0;
+}
+
+int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err)
+{
+    bson_t empty = BSON_INITIALIZER;
+    if (rec->trial_id > 0)
+        bson_append_int64(out, XP_RECORD_TRIAL_ID, -1, rec->trial_id);
+    s_put_str(out, XP_RECORD_EXPERIMENT, rec->experiment);
+    if (rec->status != XP_STATUS_NONE)
+        s_put_str(out, XP_RECORD_STATUS, xp__trial_status_name(rec->status));
+    if (rec->parameters.len)
+        s_put_doc(out, XP_RECORD_PARAMETERS, rec->parameters, false);
+    else
+        bson_append_document(out, XP_RECORD_PARAMETERS, -1, &empty);
+    bson_append_int64(out, XP_RECORD_SEED, -1, rec->seed);
+    bson_append_date_time(out, XP_RECORD_STARTED, -1, rec->started_ms);
+    s_put_str(out, XP_RECORD_HOST, rec->host);
+    bson_append_int64(out, XP_RECORD_PID, -1, rec->pid);
+    bson_append_int64(out, XP_RECORD_PSTART, -1, rec->pstart);
+    s_put_str(out, XP_RECORD_SCHEDULER, rec->scheduler);
+    s_put_str(out, XP_RECORD_CODE_HASH, rec->code_hash);
+    s_put_str(out, XP_RECORD_ENVIRONMENT_HASH, rec->environment_hash);
+    if (!s_finished(rec->status))
+        return 0;
+    bson_append_date_time(out, XP_RECORD_FINISHED, -1, rec->finished_ms);
+    if (s_put_result(rec, out, err) != 0)
+        return -1;
+    bson_append_bool(out, XP_RECORD_SUCCESS, -1, rec->success);
+    bson_append_double(out, XP_RECORD_PROCESS_TIME, -1, rec->process_time);
+    s_put_str(out, XP_RECORD_DESCRIPTION,
+              rec->description ? rec->description : "");
+    s_put_doc(out, XP_RECORD_PURITY_WARNINGS, rec->purity_warnings, true);
+    s_put_doc(out, XP_RECORD_STEPS, rec->steps, false);
+    return 0;
+}
+
+void xp__record_encode_process(const xp_trial_record *rec, bson_t *out)
+{
+    bson_append_utf8(out, XP_RECORD_HOST, -1, rec->host ? rec->host : "", -1);
+    bson_append_int64(out, XP_RECORD_PID, -1, rec->pid);
+    bson_append_int64(out, XP_RECORD_PSTART, -1, rec->pstart);
+}
+
+void xp__record_append_step(bson_t *steps, const char *step, const char *host,
+                            const char *worker, int64_t attempt, double elapsed)
+{
+    bson_t info;
+    bson_append_document_begin(steps, step, -1, &info);
+    bson_append_utf8(&info, "host", -1, host, -1);
+    bson_append_utf8(&info, "worker", -1, worker, -1);
+    bson_append_int64(&info, "attempt", -1, attempt);
+    bson_append_double(&info, "elapsed", -1, elapsed);
+    bson_append_document_end(steps, &info);
+}
+
+void xp__record_append_interrupted(bson_t *out, int64_t finished_ms,
+                                   const char *description)
+{
+    bson_append_utf8(out, XP_RECORD_STATUS, -1, XP_STATUS_INTERRUPTED_NAME, -1);
+    bson_append_bool(out, XP_RECORD_SUCCESS, -1, false);
+    bson_append_date_time(out, XP_RECORD_FINISHED, -1, finished_ms);
+    bson_append_null(out, XP_RECORD_RESULT, -1);
+    bson_append_utf8(out, XP_RECORD_RESULT_TYPE, -1, xp_type_name(XP_TYPE_NULL),
+                     -1);
+    bson_append_utf8(out, XP_RECORD_DESCRIPTION, -1, description, -1);
+}
+
+void xp__record_interrupt(const bson_t *doc, int64_t finished_ms,
+                          const char *description, bson_t *out)
+{
+    bson_copy_to_excluding_noinit(
+        doc, out, XP_RECORD_STATUS, XP_RECORD_FINISHED, XP_RECORD_SUCCESS,
+        XP_RECORD_DESCRIPTION, XP_RECORD_RESULT, XP_RECORD_RESULT_TYPE, NULL);
+    xp__record_append_interrupted(out, finished_ms, description);
+}
+
+/* ---------------------------------------------------------------- decoder */
+
+/* A string field of at most max bytes, valid UTF-8. */
+static bool s_get_str(const bson_iter_t *it, size_t max, const char **out)
+{
+    uint32_t len;
+    if (!BSON_ITER_HOLDS_UTF8(it))
+        return false;
+    const char *s = bson_iter_utf8(it, &len);
+    if (len > max || strlen(s) != len || !bson_utf8_validate(s, len, false))
+        return false;
+    *out = s;
+    return true;
+}
+
+static bool s_get_int(const bson_iter_t *it, int64_t *out)
+{
+    if (BSON_ITER_HOLDS_INT64(it))
+        *out = bson_iter_int64(it);
+    else if (BSON_ITER_HOLDS_INT32(it))
+        *out = bson_iter_int32(it);
+    else
+        return false;
+    return true;
+}
+
+static bool s_get_doc(const bson_iter_t *it, bool array, xp_doc_view *out)
+{
+    if (array ? !BSON_ITER_HOLDS_ARRAY(it) : !BSON_ITER_HOLDS_DOCUMENT(it))
+        return false;
+    if (array)
+        bson_iter_array(it, &out->len, &out->data);
+    else
+        bson_iter_document(it, &out->len, &out->data);
+    bson_t check;
+    return xp__doc_view_bson(*out, &check);
+}
+
+static bool s_get_status(const bson_iter_t *it, xp_trial_status *out)
+{
+    const char *s;
+    if (!s_get_str(it, S_TYPE_MAX, &s))
+        return false;
+    *out = xp__trial_status_parse(s);
+    return *out != XP_STATUS_NONE;
+}
+
+/* Reads field it into rec; false when it has the wrong type or size. */
+static bool s_decode_field(const bson_iter_t *it, xp_trial_record *rec)
+{
+    const char *key = bson_iter_key(it);
+    switch (key[0]) {
+    case 'c':
+        if (strcmp(key, XP_RECORD_CODE_HASH) != 0)
+            return true;
+        rec->present |= XP_RECORD_HAS_CODE_HASH;
+        return s_get_str(it, S_HASH_MAX, &rec->code_hash);
+    case 'd':
+        return strcmp(key, XP_RECORD_DESCRIPTION) != 0 ||
+               s_get_str(it, UINT32_MAX, &rec->description);
+    case 'e':
+        if (strcmp(key, XP_RECORD_EXPERIMENT) == 0)
+            return s_get_str(it, XP_ID_MAX, &rec->experiment);
+        return strcmp(key, XP_RECORD_ENVIRONMENT_HASH) != 0 ||
+               s_get_str(it, S_HASH_MAX, &rec->environment_hash);
+    case 'f':
+        if (strcmp(key, XP_RECORD_FINISHED) != 0)
+            return true;
+        rec->present |= XP_RECORD_HAS_OUTCOME;
+        rec->finished_ms =
+            BSON_ITER_HOLDS_DATE_TIME(it) ? bson_iter_date_time(it) : 0;
+        return BSON_ITER_HOLDS_DATE_TIME(it);
+    case 'h':
+        return strcmp(key, XP_RECORD_HOST) != 0 ||
+               s_get_str(it, S_HOST_MAX, &rec->host);
+    case 'p':
+        if (strcmp(key, XP_RECORD_PARAMETERS) == 0) {
+            rec->present |= XP_RECORD_HAS_PARAMETERS;
+            return s_get_doc(it, false, &rec->parameters);
+        }
+        if (strcmp(key, XP_RECORD_PID) == 0) {
+            rec->present |= XP_RECORD_HAS_PROCESS;
+            return s_get_int(it, &rec->pid);
+        }
+        if (strcmp(key, XP_RECORD_PSTART) == 0)
+            return s_get_int(it, &rec->pstart);
+        if (strcmp(key, XP_RECORD_PROCESS_TIME) == 0) {
+            rec->process_time =
+                BSON_ITER_HOLDS_NUMBER(it) ? bson_iter_as_double(it) : 0;
+            return BSON_ITER_HOLDS_NUMBER(it);
+        }
+        return strcmp(key, XP_RECORD_PURITY_WARNINGS) != 0 ||
+               s_get_doc(it, true, &rec->purity_warnings);
+    case 'r':
+        if (strcmp(key, XP_RECORD_RESULT) == 0) {
+            rec->has_result = true;
+            rec->result_iter = *it;
+            return true;
+        }
+        return strcmp(key, XP_RECORD_RESULT_TYPE) != 0 ||
+               s_get_str(it, S_TYPE_MAX, &rec->result_type);
+    case 's':
+        if (strcmp(key, XP_RECORD_STATUS) == 0) {
+            rec->present |= XP_RECORD_HAS_STATUS;
+            return s_get_status(it, &rec->status);
+        }
+        if (strcmp(key, XP_RECORD_SEED) == 0) {
+            rec->present |= XP_RECORD_HAS_SEED;
+            return s_get_int(it, &rec->seed);
+        }
+        if (strcmp(key, XP_RECORD_STARTED) == 0) {
+            rec->started_ms =
+                BSON_ITER_HOLDS_DATE_TIME(it) ? bson_iter_date_time(it) : 0;
+            return BSON_ITER_HOLDS_DATE_TIME(it);
+        }
+        if (strcmp(key, XP_RECORD_SCHEDULER) == 0)
+            return s_get_str(it, S_SCHEDULER_MAX, &rec->scheduler);
+        if (strcmp(key, XP_RECORD_SUCCESS) == 0) {
+            rec->success = BSON_ITER_HOLDS_BOOL(it) && bson_iter_bool(it);
+            return BSON_ITER_HOLDS_BOOL(it);
+        }
+        return strcmp(key, XP_RECORD_STEPS) != 0 ||
+               s_get_doc(it, false, &rec->steps);
+    case 't':
+        if (strcmp(key, XP_RECORD_TRIAL_ID) != 0)
+            return true;
+        rec->present |= XP_RECORD_HAS_TRIAL_ID;
+        return s_get_int(it, &rec->trial_id) && rec->trial_id > 0;
+    default: return true; /* a field of another module (e.g. _id) */
+    }
+}
+
+int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err)
+{
+    memset(rec, 0, sizeof *rec);
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "trial record is not a BSON document");
+    while (bson_iter_next(&it)) {
+        if (!s_decode_field(&it, rec)) {
+            int64_t id = rec->trial_id;
+            char key[64];
+            bson_strncpy(key, bson_iter_key(&it), sizeof key);
+            for (char *c = key; *c; c++)
+                if (*c < ' ' || *c > '~')
+                    *c = '?';
+            memset(rec, 0, sizeof *rec);
+            if (id > 0)
+                return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                                 "record of trial %lld has a damaged '%s'",
+                                 (long long)id, key);
+            return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                             "trial record has a damaged '%s'", key);
+        }
+    }
+    return 0;
+}
