@@ -7,7 +7,7 @@
 
 #include "step.h"
 #include "store/record.h"
-#include "store/spool.h"
+#include "store/store.h"
 
 #include "util/error.h"
 #include "util/log.h"
@@ -41,7 +41,7 @@ static int s_recover_interrupted(xp_experiment *ex, xp_error_t *err)
 {
     xp_running_trial *list = NULL;
     size_t n = 0;
-    if (ex->backend->ops->running_trials(ex->backend, &list, &n, err) != 0)
+    if (xp__store_running_trials(ex->backend, &list, &n, err) != 0)
         return -1;
     int rc = 0;
     const char *host = xp__hostname();
@@ -56,8 +56,8 @@ static int s_recover_interrupted(xp_experiment *ex, xp_error_t *err)
         snprintf(desc, sizeof desc,
                  "interrupted: process %lld on %s ended during the trial",
                  (long long)t->pid, t->host);
-        rc = ex->backend->ops->trial_interrupt(ex->backend, t->trial_id,
-                                               xp__now_ms(), desc, err);
+        rc = xp__store_trial_interrupt(ex->backend, t->trial_id, xp__now_ms(),
+                                       desc, err);
         if (rc == 0)
             xp__log(XP_LOG_WARNING,
                     "Trial %lld of experiment '%s' was interrupted (process "
@@ -95,25 +95,25 @@ int xp_experiment_open(xp_experiment **out, const char *id,
      * trial: capture it meanwhile. Readers (must_exist) do not. */
     if (!opts->must_exist)
         xp__environment_prefetch();
-    if (xp__backend_open(&ex->backend, id, opts->backend, opts->must_exist,
-                         err) != 0 ||
+    if (xp__store_open(&ex->backend, id, opts->backend, opts->must_exist,
+                       err) != 0 ||
         s_recover_interrupted(ex, err) != 0) {
         xp_experiment_destroy(&ex);
         return -1;
     }
     size_t synced = 0;
     xp_error_t sync_err;
-    if (xp__spool_replay(ex->backend, &synced, &sync_err) != 0)
+    if (xp__store_sync(ex->backend, &synced, &sync_err) != 0)
         xp__log(XP_LOG_WARNING, "Spooled trials of '%s' not written yet: %s",
                 id, sync_err.message);
     if (synced)
         xp__log(XP_LOG_INFO, "Wrote %zu spooled trial(s) of '%s'", synced, id);
     if (xp__log_enabled(XP_LOG_DEBUG)) { /* a query only for the log */
         int64_t last = 0;
-        ex->backend->ops->last_id(ex->backend, &last, NULL);
+        xp__store_last_id(ex->backend, &last, NULL);
         xp__log(XP_LOG_DEBUG,
                 "Opened experiment '%s' on %s (last trial id=%lld)", id,
-                ex->backend->description, (long long)last);
+                xp__store_description(ex->backend), (long long)last);
     }
     *out = ex;
     return 0;
@@ -138,7 +138,7 @@ int xp_experiment_sync(xp_experiment *ex, size_t *written, xp_error_t *err)
     size_t n = 0;
     if (!ex)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no experiment");
-    int rc = xp__spool_replay(ex->backend, &n, err);
+    int rc = xp__store_sync(ex->backend, &n, err);
     if (written)
         *written = n;
     return rc;
@@ -150,7 +150,7 @@ void xp_experiment_destroy(xp_experiment **pex)
         return;
     xp_experiment *ex = *pex;
     xp__pool_destroy(&ex->pool);
-    xp__backend_close(&ex->backend);
+    xp__store_close(&ex->backend);
     xp__graph_free(ex);
     pthread_mutex_destroy(&ex->lock);
     bson_free(ex->id);
@@ -165,7 +165,7 @@ const char *xp_experiment_id(const xp_experiment *ex)
 
 const char *xp_experiment_backend(const xp_experiment *ex)
 {
-    return ex && ex->backend ? ex->backend->description : NULL;
+    return ex ? xp__store_description(ex->backend) : NULL;
 }
 
 void xp_experiment_set_seed(xp_experiment *ex, uint64_t seed)
@@ -261,7 +261,7 @@ int xp_last_trial_id(xp_experiment *ex, int64_t *id, xp_error_t *err)
         return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
                          "the last trial id is not available inside a step "
                          "(use the current trial id)");
-    return ex->backend->ops->last_id(ex->backend, id, err);
+    return xp__store_last_id(ex->backend, id, err);
 }
 
 static int s_check_trial_id(int64_t id, xp_error_t *err)
@@ -283,7 +283,7 @@ int xp_trial_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
     if (s_check_trial_id(trial_id, err) != 0)
         return -1;
     bson_t doc;
-    if (ex->backend->ops->trial_get(ex->backend, trial_id, &doc, err) != 0)
+    if (xp__store_trial_get(ex->backend, trial_id, &doc, err) != 0)
         return -1;
     xp_value *v = xp_value_new();
     int rc = xp__value_from_bson(v, &doc, err);
@@ -309,8 +309,7 @@ int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err)
     xp_value *arr = xp_value_new();
     xp_set_array(arr);
     xp__error_clear(err);
-    if (ex->backend->ops->trials_each(ex->backend, s_history_add, arr, err) !=
-        0) {
+    if (xp__store_trials_each(ex->backend, s_history_add, arr, err) != 0) {
         if (err && err->code == XP_OK)
             xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                       "a stored trial record is damaged");
@@ -349,8 +348,7 @@ int xp_load_persisted(xp_experiment *ex, const char *step, int64_t trial_id,
         s_check_trial_id(trial_id, err) != 0)
         return -1;
     xp_value *v = xp_value_new();
-    if (ex->backend->ops->persisted_read(ex->backend, step, trial_id, v, err) !=
-        0) {
+    if (xp__store_persisted_read(ex->backend, step, trial_id, v, err) != 0) {
         xp_value_destroy(&v);
         return -1;
     }
@@ -404,7 +402,7 @@ int xp_load_metric(xp_experiment *ex, const char *name,
     xp_metric_table *t = NULL;
     int64_t last = 0;
     int rc = -1;
-    if (ex->backend->ops->last_id(ex->backend, &last, err) != 0)
+    if (xp__store_last_id(ex->backend, &last, err) != 0)
         goto cleanup;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -416,8 +414,8 @@ int xp_load_metric(xp_experiment *ex, const char *name,
                       (long long)trial_ids[i], (long long)last);
             goto cleanup;
         }
-        if (ex->backend->ops->metric_read(ex->backend, name, trial_ids[i],
-                                          &points[i], err) != 0)
+        if (xp__store_metric_read(ex->backend, name, trial_ids[i], &points[i],
+                                  err) != 0)
             goto cleanup;
         if (points[i].n == 0) {
             xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,

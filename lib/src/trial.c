@@ -11,7 +11,7 @@
 
 #include "step.h"
 #include "store/record.h"
-#include "store/spool.h"
+#include "store/store.h"
 
 #include "util/bson_util.h"
 #include "util/error.h"
@@ -77,19 +77,14 @@ int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
     } else if (xp__metric_buf_full_chunks(m) > 0) {
         /* Full chunks go to the backend now, so a long metric never holds
          * more than one chunk per metric in memory. */
-        xp_backend *b = t->ex->backend;
         xp_error_t flush_err;
-        xp_metric_chunk *chunks = NULL;
-        size_t n = 0;
-        xp__metric_buf_chunks(m, false, &chunks, &n);
-        if (b->ops->metric_flush(b, t->id, chunks, n, &flush_err) != 0) {
+        if (xp__store_metric_flush(t->ex->backend, t->id, m, &flush_err) != 0) {
             if (!t->metric_error)
                 t->metric_error = bson_strdup(flush_err.message);
             t->metric_failed = true;
+            xp__metric_buf_consume(m, xp__metric_buf_full_chunks(m));
             rc = -1;
         }
-        xp__metric_buf_consume(m, n);
-        bson_free(chunks);
     }
     pthread_mutex_unlock(&t->metrics_lock);
     return rc;
@@ -441,9 +436,9 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         .code_hash = ex->code_hash,
         .environment_hash = env_hash,
     };
-    if (ex->backend->ops->trial_begin(ex->backend, &t->rec, &t->id, err) != 0)
+    if (xp__store_trial_begin(ex->backend, &t->rec, err) != 0)
         goto cleanup;
-    t->rec.trial_id = t->id;
+    t->id = t->rec.trial_id;
     /* A scheduler accepting a sweep logs the batch once; its trials'
      * lines are for debugging. */
     xp_log_level level = queued ? XP_LOG_DEBUG : XP_LOG_INFO;
@@ -497,8 +492,8 @@ static size_t s_check_purity(xp_trial *t, bson_t *warnings)
         xp_step_hash *h = &t->hashes[i];
         uint8_t previous[16];
         bool found = false;
-        if (ex->backend->ops->step_hash_get(ex->backend, h->step, h->input,
-                                            previous, &found, NULL) == 0 &&
+        if (xp__store_step_hash_get(ex->backend, h->step, h->input, previous,
+                                    &found, NULL) == 0 &&
             found && memcmp(previous, h->output, 16) != 0) {
             char in_hex[33], key[16];
             const char *k;
@@ -560,27 +555,6 @@ static xp_persisted_item *s_persisted(const xp_trial *t, size_t *n)
     return persisted;
 }
 
-/* Keeps a finished trial the backend could not take on this machine; the
- * next open (or xp_experiment_sync) writes it. err says where. */
-static void s_spool(xp_trial *t, const xp_trial_outcome *o,
-                    const xp_error_t *finish_err, xp_error_t *err)
-{
-    char *path = NULL;
-    xp_error_t spool_err;
-    if (xp__spool_write(t->ex->backend, o, &path, &spool_err) == 0)
-        xp__error(err, finish_err->domain, finish_err->code,
-                  "trial %lld finished but could not be recorded (%s); "
-                  "kept in %s until the next open or `xp sync`",
-                  (long long)t->id, finish_err->message, path);
-    else
-        xp__error(err, finish_err->domain, finish_err->code,
-                  "trial %lld finished but could not be recorded (%s) "
-                  "nor spooled (%s)",
-                  (long long)t->id, finish_err->message, spool_err.message);
-    bson_free(path);
-    xp__log(XP_LOG_ERROR, "%s", err ? err->message : "");
-}
-
 int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
 {
     xp_experiment *ex = t->ex;
@@ -601,9 +575,11 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     xp_metric_chunk *chunks = NULL;
     xp__metric_set_chunks(&t->metrics, true, &chunks, &o.n_chunks);
     o.chunks = chunks;
-    xp_error_t finish_err;
-    if (ex->backend->ops->trial_finish(ex->backend, &o, &finish_err) != 0) {
-        s_spool(t, &o, &finish_err, err);
+    xp_error_t store_err;
+    if (xp__store_trial_finish(ex->backend, &o, NULL, &store_err) != 0) {
+        xp__log(XP_LOG_ERROR, "%s", store_err.message);
+        if (err)
+            *err = store_err;
         goto cleanup;
     }
     if (t->failed) {

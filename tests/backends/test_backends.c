@@ -4,6 +4,7 @@
 #include "../common.h"
 
 #include "experiment.h"
+#include "store/driver.h" /* the contract of the drivers' table */
 #include "store/spool.h"
 
 #include "trial.h"
@@ -636,18 +637,18 @@ CONTRACT(code_and_environment_per_trial, 60)
     bson_t first = BSON_INITIALIZER, second = BSON_INITIALIZER, got;
     BSON_APPEND_INT32(&first, "x", 1);
     BSON_APPEND_INT32(&second, "x", 2);
-    cr_assert_eq(be->ops->content_put(be, "code", hash, &first, "x: 1", &err),
+    cr_assert_eq(xp__store_content_put(be, "code", hash, &first, "x: 1", &err),
                  0, "content_put: '%s'", err.message);
-    cr_assert_eq(be->ops->content_put(be, "code", hash, &second, "x: 2", &err),
+    cr_assert_eq(xp__store_content_put(be, "code", hash, &second, "x: 2", &err),
                  0, "content_put again: '%s'", err.message);
-    cr_assert_eq(be->ops->content_get(be, hash, &got, &err), 0,
+    cr_assert_eq(xp__store_content_get(be, hash, &got, &err), 0,
                  "content_get: '%s'", err.message);
     cr_assert(bson_equal(&got, &first), "content was replaced");
     bson_destroy(&got);
     bson_destroy(&first);
     bson_destroy(&second);
-    cr_assert_eq(be->ops->content_get(be, "00000000000000000000000000000000",
-                                      &got, &err),
+    cr_assert_eq(xp__store_content_get(be, "00000000000000000000000000000000",
+                                       &got, &err),
                  -1, "unknown content found");
     cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
     xp_experiment_destroy(&ex);
@@ -699,7 +700,7 @@ CONTRACT(purity_warnings_and_seeds, 60)
     bool found = true;
     xp_error_t err = {0};
     cr_assert_eq(
-        be->ops->step_hash_get(be, "noisy", input, output, &found, &err), 0,
+        xp__store_step_hash_get(be, "noisy", input, output, &found, &err), 0,
         "step_hash_get: '%s'", err.message);
     cr_assert(!found, "hash found for an input never seen");
     xp_experiment_destroy(&ex);
@@ -818,8 +819,9 @@ CONTRACT(spooled_trial_written_once, 60)
                            .pid = getpid(),
                            .pstart = (int64_t)xp__self_start()};
     int64_t trial = 0;
-    cr_assert_eq(be->ops->trial_begin(be, &doc, &trial, &err), 0,
-                 "trial_begin: '%s'", err.message);
+    cr_assert_eq(xp__store_trial_begin(be, &doc, &err), 0, "trial_begin: '%s'",
+                 err.message);
+    trial = doc.trial_id;
     cr_assert_eq(trial, 1, "first id %lld", (long long)trial);
 
     xp_value *forty_two = xpt_int(42);
@@ -897,16 +899,16 @@ CONTRACT(spooled_trial_written_once, 60)
         xp_value_destroy(&v);
         uint8_t out[16];
         bool found = false;
-        cr_assert_eq(ex->backend->ops->step_hash_get(
-                         ex->backend, "prep", hash.input, out, &found, &err),
+        cr_assert_eq(xp__store_step_hash_get(ex->backend, "prep", hash.input,
+                                             out, &found, &err),
                      0, "step_hash_get: '%s'", err.message);
         cr_assert(found && memcmp(out, hash.output, 16) == 0,
                   "step hash not stored");
         xp_running_trial *running = NULL;
         size_t n_running = 9;
-        cr_assert_eq(ex->backend->ops->running_trials(ex->backend, &running,
-                                                      &n_running, &err),
-                     0, "running_trials: '%s'", err.message);
+        cr_assert_eq(
+            xp__store_running_trials(ex->backend, &running, &n_running, &err),
+            0, "running_trials: '%s'", err.message);
         cr_assert_eq(n_running, 0, "%zu trials still running", n_running);
         bson_free(running);
     }
@@ -1289,7 +1291,7 @@ CONTRACT(queued_trials_listed_until_finished, 60)
                        s_kind_name[s_kind]);
     xp_value *ids = xp_value_new();
     xp_set_array(ids);
-    cr_assert_eq(b->ops->queued_trials(b, collect_id, ids, &err), 0, "%s",
+    cr_assert_eq(xp__store_queued_trials(b, collect_id, ids, &err), 0, "%s",
                  err.message);
     cr_assert_eq(xp_value_count(ids), 3, "%zu queued", xp_value_count(ids));
     for (int i = 0; i < 3; i++)
@@ -1301,7 +1303,7 @@ CONTRACT(queued_trials_listed_until_finished, 60)
     bson_copy_to_excluding_noinit(rec, &running, "status", NULL);
     BSON_APPEND_UTF8(&running, "status", "running");
     cr_assert_not_null(b->ops->trial_running, "no trial_running");
-    cr_assert_eq(b->ops->trial_running(b, 3, &running, &err), 0, "%s",
+    cr_assert_eq(xp__store_trial_running(b, 3, &running, &err), 0, "%s",
                  err.message);
     bson_destroy(&running);
     bson_destroy(rec);
@@ -1316,7 +1318,7 @@ CONTRACT(queued_trials_listed_until_finished, 60)
     xp_value_destroy(&ids);
     ids = xp_value_new();
     xp_set_array(ids);
-    cr_assert_eq(b->ops->queued_trials(b, collect_id, ids, &err), 0, "%s",
+    cr_assert_eq(xp__store_queued_trials(b, collect_id, ids, &err), 0, "%s",
                  err.message);
     cr_assert_eq(xp_value_count(ids), 2, "%zu queued", xp_value_count(ids));
     cr_assert_eq(xp_as_int64(xp_value_at(ids, 0)), 1);
@@ -1333,7 +1335,7 @@ CONTRACT(queued_trials_listed_until_finished, 60)
     xp_value_destroy(&t3);
 
     const char *want = id;
-    cr_assert_eq(xp__backend_experiments(s_backend, find_id, &want, &err), 0,
+    cr_assert_eq(xp__store_experiments(s_backend, find_id, &want, &err), 0,
                  "%s", err.message);
     cr_assert_null(want, "%s not among the experiments of %s", id,
                    s_kind_name[s_kind]);

@@ -4,6 +4,7 @@
 #include "../common.h"
 
 #include "experiment.h"
+#include "store/store.h"
 
 #include "util/names.h"
 #include "util/sys.h"
@@ -523,18 +524,20 @@ Test(redis, running_and_queued_trials)
                            .pid = 4242,
                            .pstart = 77};
     int64_t t1 = 0, t2 = 0;
-    cr_assert_eq(be->ops->trial_begin(be, &doc, &t1, &err), 0, "begin: '%s'",
+    cr_assert_eq(xp__store_trial_begin(be, &doc, &err), 0, "begin: '%s'",
                  err.message);
+    t1 = doc.trial_id;
     xp_trial_record queued = {.status = XP_STATUS_QUEUED, .pid = 0};
-    cr_assert_eq(be->ops->trial_begin(be, &queued, &t2, &err), 0,
+    cr_assert_eq(xp__store_trial_begin(be, &queued, &err), 0,
                  "begin queued: '%s'", err.message);
+    t2 = queued.trial_id;
     cr_assert_eq(t2, t1 + 1, "ids %lld %lld", (long long)t1, (long long)t2);
     redisReply *r = cmd(c, "HEXISTS %s:running %lld", id, (long long)t2);
     cr_assert_eq(r->integer, 0, "a queued trial is in <id>:running");
     freeReplyObject(r);
     xp_running_trial *list = NULL;
     size_t n = 0;
-    cr_assert_eq(be->ops->running_trials(be, &list, &n, &err), 0,
+    cr_assert_eq(xp__store_running_trials(be, &list, &n, &err), 0,
                  "running: '%s'", err.message);
     cr_assert_eq(n, 1, "%zu running", n);
     cr_assert_eq(list[0].trial_id, t1, "running id");
@@ -543,9 +546,9 @@ Test(redis, running_and_queued_trials)
     cr_assert_eq(list[0].pstart, 77, "pstart");
     bson_free(list);
     /* Interrupting is conditional: only while still running. */
-    cr_assert_eq(be->ops->trial_interrupt(be, t1, xp__now_ms(), "gone", &err),
+    cr_assert_eq(xp__store_trial_interrupt(be, t1, xp__now_ms(), "gone", &err),
                  0, "interrupt: '%s'", err.message);
-    cr_assert_eq(be->ops->trial_interrupt(be, t2, xp__now_ms(), "gone", &err),
+    cr_assert_eq(xp__store_trial_interrupt(be, t2, xp__now_ms(), "gone", &err),
                  0, "interrupt queued: '%s'", err.message);
     xp_value *t = NULL;
     cr_assert_eq(xp_trial_get(ex, t1, &t, &err), 0, "get: '%s'", err.message);

@@ -8,6 +8,8 @@
 #include "capture/env.h"
 #include "capture/git.h"
 #include "experiment.h"
+#include "store/record.h"
+#include "store/store.h"
 
 #include "util/error.h"
 #include "util/log.h"
@@ -411,8 +413,8 @@ static bool s_last_trial_hash(xp_experiment *ex, const char *key, char out[33])
     int64_t last = 0;
     bson_t doc;
     bson_iter_t it;
-    if (ex->backend->ops->last_id(ex->backend, &last, NULL) != 0 || last < 1 ||
-        ex->backend->ops->trial_get(ex->backend, last, &doc, NULL) != 0)
+    if (xp__store_last_id(ex->backend, &last, NULL) != 0 || last < 1 ||
+        xp__store_trial_get(ex->backend, last, &doc, NULL) != 0)
         return false;
     bool found =
         bson_iter_init_find(&it, &doc, key) && BSON_ITER_HOLDS_UTF8(&it);
@@ -425,11 +427,11 @@ static bool s_last_trial_hash(xp_experiment *ex, const char *key, char out[33])
 static void s_code_check(xp_experiment *ex)
 {
     char previous[33];
-    if (!s_last_trial_hash(ex, "code_hash", previous) ||
+    if (!s_last_trial_hash(ex, XP_RECORD_CODE_HASH, previous) ||
         strcmp(previous, ex->code_hash) == 0)
         return;
     bson_t old;
-    if (ex->backend->ops->content_get(ex->backend, previous, &old, NULL) != 0)
+    if (xp__store_content_get(ex->backend, previous, &old, NULL) != 0)
         return;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
@@ -461,11 +463,11 @@ int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err)
     }
     char *code_text = s_code_text(ex->code);
     char *env_text = xp__render_text(env);
-    int rc = ex->backend->ops->content_put(ex->backend, "code", ex->code_hash,
-                                           ex->code, code_text, err);
+    int rc = xp__store_content_put(ex->backend, "code", ex->code_hash, ex->code,
+                                   code_text, err);
     if (rc == 0)
-        rc = ex->backend->ops->content_put(ex->backend, "environment", env_hash,
-                                           env, env_text, err);
+        rc = xp__store_content_put(ex->backend, "environment", env_hash, env,
+                                   env_text, err);
     bson_free(code_text);
     bson_free(env_text);
     if (rc == 0)
@@ -493,11 +495,11 @@ void xp__environment_check(xp_experiment *ex)
     char previous[33];
     const char *hash;
     const bson_t *env = xp__environment(&hash);
-    if (!s_last_trial_hash(ex, "environment_hash", previous) ||
+    if (!s_last_trial_hash(ex, XP_RECORD_ENVIRONMENT_HASH, previous) ||
         strcmp(previous, hash) == 0)
         return;
     bson_t old;
-    if (ex->backend->ops->content_get(ex->backend, previous, &old, NULL) != 0)
+    if (xp__store_content_get(ex->backend, previous, &old, NULL) != 0)
         return;
     for (size_t i = 0; i < sizeof s_categories / sizeof *s_categories; i++) {
         char *a = s_category_text(&old, s_categories[i]);
@@ -526,7 +528,7 @@ static int s_trial_content(xp_experiment *ex, int64_t trial_id, const char *key,
                          (long long)trial_id);
     bson_t doc;
     bson_iter_t it;
-    if (ex->backend->ops->trial_get(ex->backend, trial_id, &doc, err) != 0)
+    if (xp__store_trial_get(ex->backend, trial_id, &doc, err) != 0)
         return -1;
     char hash[33] = "";
     if (bson_iter_init_find(&it, &doc, key) && BSON_ITER_HOLDS_UTF8(&it))
@@ -536,7 +538,7 @@ static int s_trial_content(xp_experiment *ex, int64_t trial_id, const char *key,
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ENOTFOUND,
                          "trial %lld has no %s recorded", (long long)trial_id,
                          key);
-    return ex->backend->ops->content_get(ex->backend, hash, out, err);
+    return xp__store_content_get(ex->backend, hash, out, err);
 }
 
 int xp_code_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
@@ -557,17 +559,18 @@ int xp_code_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
         pthread_mutex_unlock(&ex->lock);
         if (!have) {
             int64_t last = 0;
-            if (ex->backend->ops->last_id(ex->backend, &last, err) != 0)
+            if (xp__store_last_id(ex->backend, &last, err) != 0)
                 return -1;
             if (last < 1)
                 return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
                                  "experiment '%s' has no steps registered "
                                  "and no trials",
                                  ex->id);
-            if (s_trial_content(ex, last, "code_hash", &code, err) != 0)
+            if (s_trial_content(ex, last, XP_RECORD_CODE_HASH, &code, err) != 0)
                 return -1;
         }
-    } else if (s_trial_content(ex, trial_id, "code_hash", &code, err) != 0) {
+    } else if (s_trial_content(ex, trial_id, XP_RECORD_CODE_HASH, &code, err) !=
+               0) {
         return -1;
     }
     xp_value *v = xp_value_new();
@@ -602,7 +605,8 @@ int xp_environment_get(xp_experiment *ex, int64_t trial_id,
     bson_t env;
     if (trial_id == 0)
         bson_copy_to(xp__environment(NULL), &env);
-    else if (s_trial_content(ex, trial_id, "environment_hash", &env, err) != 0)
+    else if (s_trial_content(ex, trial_id, XP_RECORD_ENVIRONMENT_HASH, &env,
+                             err) != 0)
         return -1;
     xp_value *v = xp_value_new();
     int rc = xp__value_from_bson(v, &env, err);
@@ -675,14 +679,14 @@ int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
                       "invalid trial id %lld", (long long)ids[loaded]);
             break;
         }
-        if (ex->backend->ops->trial_get(ex->backend, ids[loaded], &docs[loaded],
-                                        err) != 0)
+        if (xp__store_trial_get(ex->backend, ids[loaded], &docs[loaded], err) !=
+            0)
             break;
-        if (s_trial_content(ex, ids[loaded], "code_hash", &codes[loaded],
-                            NULL) != 0)
+        if (s_trial_content(ex, ids[loaded], XP_RECORD_CODE_HASH,
+                            &codes[loaded], NULL) != 0)
             bson_init(&codes[loaded]);
-        if (s_trial_content(ex, ids[loaded], "environment_hash", &envs[loaded],
-                            NULL) != 0)
+        if (s_trial_content(ex, ids[loaded], XP_RECORD_ENVIRONMENT_HASH,
+                            &envs[loaded], NULL) != 0)
             bson_init(&envs[loaded]);
     }
     if (loaded == 2) {
@@ -695,7 +699,7 @@ int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
         bson_iter_t it;
         for (int i = 0; i < 2; i++) {
             bson_t *clean = bson_new();
-            if (bson_iter_init_find(&it, &docs[i], "parameters") &&
+            if (bson_iter_init_find(&it, &docs[i], XP_RECORD_PARAMETERS) &&
                 BSON_ITER_HOLDS_DOCUMENT(&it)) {
                 bson_t sub;
                 uint32_t len;

@@ -3,7 +3,7 @@
  * transactions per trial (begin, finish) keep the per-trial cost flat
  * whatever the history length; BEGIN IMMEDIATE plus a busy timeout makes
  * trial-id allocation atomic across threads and processes. */
-#include "store/store.h"
+#include "store/driver.h"
 
 #include "util/error.h"
 #include "util/log.h"

@@ -1,7 +1,7 @@
 /* backend_mongo.c — the MongoDB backend: collections ID.trials, ID.metrics,
  * ID.contents, GridFS bucket ID.fs and the id counters in xp.counters
  * (docs/schema.md), through a thread-safe client pool; 5 commands a trial. */
-#include "store/store.h"
+#include "store/driver.h"
 
 #include "util/error.h"
 #include "util/log.h"

@@ -1,7 +1,7 @@
 /* backend_redis.c — the Redis backend: keys under "<id>:" (docs/schema.md),
  * ids from INCR, one pipelined MULTI/EXEC per trial start and per end, over
  * one hiredis connection per handle, re-established once per operation. */
-#include "store/store.h"
+#include "store/driver.h"
 
 #include "util/error.h"
 #include "util/names.h"

@@ -4,6 +4,8 @@
  * so no finished trial is lost. */
 #include "store/spool.h"
 
+#include "store/driver.h"
+
 #include "util/error.h"
 #include "util/sys.h"
 #include "value.h"

@@ -1,7 +1,12 @@
-/* backend.c — picks the storage backend for an experiment from the
- * backend argument or XP_BACKEND: a directory selects the local (SQLite)
- * backend; URIs name the shared backends. */
+/* store.c — the front layer over the backends: picks the backend for an
+ * experiment from the backend argument or XP_BACKEND (a directory selects
+ * the local SQLite backend; URIs name the shared ones), keeps finished
+ * trials the backend cannot take in the spool, and checks the optional
+ * operations, so that callers never see the operations table. */
 #include "store/store.h"
+
+#include "store/driver.h"
+#include "store/spool.h"
 
 #include "util/error.h"
 #include "util/uri.h"
@@ -36,8 +41,8 @@ static char *s_resolve(const char **spec)
     return scheme;
 }
 
-int xp__backend_open(xp_backend **out, const char *id, const char *spec,
-                     bool must_exist, xp_error_t *err)
+int xp__store_open(xp_backend **out, const char *id, const char *spec,
+                   bool must_exist, xp_error_t *err)
 {
     *out = NULL;
     char *scheme = s_resolve(&spec);
@@ -92,9 +97,9 @@ static int s_local_experiments(const char *root,
     return rc;
 }
 
-int xp__backend_experiments(const char *spec,
-                            int (*fn)(const char *id, void *user), void *user,
-                            xp_error_t *err)
+int xp__store_experiments(const char *spec,
+                          int (*fn)(const char *id, void *user), void *user,
+                          xp_error_t *err)
 {
     char *scheme = s_resolve(&spec);
     int rc;
@@ -115,7 +120,7 @@ int xp__backend_experiments(const char *spec,
     return rc;
 }
 
-void xp__backend_close(xp_backend **b)
+void xp__store_close(xp_backend **b)
 {
     if (!b || !*b)
         return;
@@ -126,4 +131,160 @@ void xp__backend_close(xp_backend **b)
     bson_free(description);
     bson_free(dir);
     *b = NULL;
+}
+
+const char *xp__store_description(const xp_backend *b)
+{
+    return b ? b->description : NULL;
+}
+
+/* ---------------------------------------------------------------- trials */
+
+int xp__store_trial_begin(xp_backend *b, xp_trial_record *rec, xp_error_t *err)
+{
+    int64_t id = 0;
+    if (b->ops->trial_begin(b, rec, &id, err) != 0)
+        return -1;
+    rec->trial_id = id;
+    return 0;
+}
+
+int xp__store_trial_finish(xp_backend *b, const xp_trial_outcome *o,
+                           bool *spooled, xp_error_t *err)
+{
+    if (spooled)
+        *spooled = false;
+    xp_error_t finish_err, spool_err;
+    if (b->ops->trial_finish(b, o, &finish_err) == 0)
+        return 0;
+    /* Kept on this machine; the next open (or xp__store_sync) writes it. */
+    long long id = (long long)o->record->trial_id;
+    char *path = NULL;
+    if (xp__spool_write(b, o, &path, &spool_err) != 0)
+        return xp__error(err, finish_err.domain, finish_err.code,
+                         "trial %lld finished but could not be recorded (%s) "
+                         "nor spooled (%s)",
+                         id, finish_err.message, spool_err.message);
+    if (spooled)
+        *spooled = true;
+    xp__error(err, finish_err.domain, finish_err.code,
+              "trial %lld finished but could not be recorded (%s); kept in "
+              "%s until the next open or `xp sync`",
+              id, finish_err.message, path);
+    bson_free(path);
+    return -1;
+}
+
+int xp__store_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+                            xp_error_t *err)
+{
+    return b->ops->trial_running ? b->ops->trial_running(b, id, doc, err) : 0;
+}
+
+int xp__store_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
+                              const char *description, xp_error_t *err)
+{
+    return b->ops->trial_interrupt(b, id, finished_ms, description, err);
+}
+
+int xp__store_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
+                             xp_error_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    return b->ops->running_trials(b, out, n, err);
+}
+
+int xp__store_queued_trials(xp_backend *b,
+                            int (*fn)(const bson_t *doc, void *user),
+                            void *user, xp_error_t *err)
+{
+    return b->ops->queued_trials ? b->ops->queued_trials(b, fn, user, err) : 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+int xp__store_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
+{
+    return b->ops->trial_get(b, id, out, err);
+}
+
+int xp__store_trials_each(xp_backend *b,
+                          int (*fn)(const bson_t *doc, void *user), void *user,
+                          xp_error_t *err)
+{
+    return b->ops->trials_each(b, fn, user, err);
+}
+
+int xp__store_last_id(xp_backend *b, int64_t *id, xp_error_t *err)
+{
+    return b->ops->last_id(b, id, err);
+}
+
+int xp__store_persisted_read(xp_backend *b, const char *step, int64_t trial,
+                             xp_value *out, xp_error_t *err)
+{
+    return b->ops->persisted_read(b, step, trial, out, err);
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+int xp__store_metric_flush(xp_backend *b, int64_t trial, xp_metric_buf *m,
+                           xp_error_t *err)
+{
+    xp_metric_chunk *chunks = NULL;
+    size_t n = 0;
+    if (xp__metric_buf_chunks(m, false, &chunks, &n) == 0)
+        return 0;
+    int rc = b->ops->metric_flush(b, trial, chunks, n, err);
+    bson_free(chunks);
+    if (rc == 0)
+        xp__metric_buf_consume(m, n);
+    return rc;
+}
+
+int xp__store_metric_read(xp_backend *b, const char *name, int64_t trial,
+                          xp_metric_points *out, xp_error_t *err)
+{
+    return b->ops->metric_read(b, name, trial, out, err);
+}
+
+/* ---------------------------------------------------------------- purity and
+ * contents */
+
+int xp__store_step_hash_get(xp_backend *b, const char *step,
+                            const uint8_t input[16], uint8_t output[16],
+                            bool *found, xp_error_t *err)
+{
+    return b->ops->step_hash_get(b, step, input, output, found, err);
+}
+
+int xp__store_content_put(xp_backend *b, const char *kind, const char *hash,
+                          const bson_t *doc, const char *text, xp_error_t *err)
+{
+    return b->ops->content_put(b, kind, hash, doc, text, err);
+}
+
+int xp__store_content_get(xp_backend *b, const char *hash, bson_t *out,
+                          xp_error_t *err)
+{
+    return b->ops->content_get(b, hash, out, err);
+}
+
+/* ---------------------------------------------------------------- groups and
+ * the spool */
+
+int xp__store_group_begin(xp_backend *b, xp_error_t *err)
+{
+    return b->ops->group_begin ? b->ops->group_begin(b, err) : 0;
+}
+
+int xp__store_group_end(xp_backend *b, xp_error_t *err)
+{
+    return b->ops->group_end ? b->ops->group_end(b, err) : 0;
+}
+
+int xp__store_sync(xp_backend *b, size_t *written, xp_error_t *err)
+{
+    return xp__spool_replay(b, written, err);
 }

@@ -1,5 +1,8 @@
-/* store/store.h — storage of experiments: the backend handle and
- * the records it takes (local SQLite, MongoDB, Redis). */
+/* store/store.h — the one way to storage: an experiment's store (local
+ * SQLite, MongoDB or Redis, picked from the backend argument) and what it
+ * takes and gives. The front layer keeps a finished trial the backend
+ * cannot take in the spool, checks optional operations, and groups
+ * writes; the backends' table is store/driver.h's, private to store/. */
 #ifndef XP_STORE_STORE_H
 #define XP_STORE_STORE_H
 
@@ -12,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* An experiment's store; opaque outside lib/src/store/. */
 typedef struct xp_backend xp_backend;
 
 /* A trial still recorded as running, for interrupted-trial recovery. */
@@ -22,106 +26,117 @@ typedef struct {
     uint64_t pstart;
 } xp_running_trial;
 
-typedef struct {
-    const char *name; /* "local", "mongodb", "redis" */
-    /* Group commit (optional; NULL where every write is its own round
-     * trip anyway). Between group_begin and group_end the writes of this
-     * handle, made by one thread, commit together at group_end; each
-     * operation still succeeds or fails alone. When group_end fails none
-     * of them is stored. */
-    int (*group_begin)(xp_backend *b, xp_error_t *err);
-    int (*group_end)(xp_backend *b, xp_error_t *err);
-    /* Allocates the next id atomically and stores rec (its trial_id
-     * ignored) with that id, as rec->status says (running or queued). */
-    int (*trial_begin)(xp_backend *b, const xp_trial_record *rec, int64_t *id,
-                       xp_error_t *err);
-    /* Stores a finished trial: its final record with its remaining metric
-     * chunks, persisted values and step hashes, atomically where
-     * possible. Idempotent: a spooled outcome may be written again. */
-    int (*trial_finish)(xp_backend *b, const xp_trial_outcome *o,
-                        xp_error_t *err);
-    /* Latest output hash recorded for (step, input hash); *found false
-     * when none. */
-    int (*step_hash_get)(xp_backend *b, const char *step,
-                         const uint8_t input[16], uint8_t output[16],
-                         bool *found, xp_error_t *err);
-    /* Stores a content-addressed document (kind "code" or "environment")
-     * once; text is its human-readable rendering. */
-    int (*content_put)(xp_backend *b, const char *kind, const char *hash,
-                       const bson_t *doc, const char *text, xp_error_t *err);
-    /* Reads a content document; XP_ENOTFOUND when absent. out uninit. */
-    int (*content_get)(xp_backend *b, const char *hash, bson_t *out,
-                       xp_error_t *err);
-    /* Writes full chunks of metric points during a trial, together. */
-    int (*metric_flush)(xp_backend *b, int64_t id,
-                        const xp_metric_chunk *chunks, size_t n,
-                        xp_error_t *err);
-    /* Reads trial document; XP_ENOTFOUND when absent. out uninitialised. */
-    int (*trial_get)(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err);
-    /* Calls fn for each trial document in id order. */
-    int (*trials_each)(xp_backend *b, int (*fn)(const bson_t *doc, void *user),
-                       void *user, xp_error_t *err);
-    int (*last_id)(xp_backend *b, int64_t *id, xp_error_t *err);
-    /* Appends all points of metric name of trial, in chunk order, to
-     * out (nothing when the trial saved none). */
-    int (*metric_read)(xp_backend *b, const char *name, int64_t trial,
-                       xp_metric_points *out, xp_error_t *err);
-    /* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
-    int (*persisted_read)(xp_backend *b, const char *step, int64_t trial,
-                          xp_value *out, xp_error_t *err);
-    /* Trials with status running. Caller frees *out. */
-    int (*running_trials)(xp_backend *b, xp_running_trial **out, size_t *n,
-                          xp_error_t *err);
-    /* Calls fn for each trial a scheduler accepted and has not finished
-     * (queued, or running with pid 0) in id order; fn may call back into
-     * the backend. Optional: NULL when the backend cannot list them. */
-    int (*queued_trials)(xp_backend *b,
-                         int (*fn)(const bson_t *doc, void *user), void *user,
-                         xp_error_t *err);
-    /* A queued trial whose first step a scheduler dispatched: stores doc
-     * (its record, status running, pid 0) unless the trial is no longer
-     * queued. Optional: NULL leaves it queued until finished. */
-    int (*trial_running)(xp_backend *b, int64_t id, const bson_t *doc,
-                         xp_error_t *err);
-    /* Sets status interrupted if the trial is still running. */
-    int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,
-                           const char *description, xp_error_t *err);
-    void (*close)(xp_backend *b);
-} xp_backend_ops;
+/* ---------------------------------------------------------------- open */
 
-struct xp_backend {
-    const xp_backend_ops *ops;
-    char *description; /* for logs, password masked */
-    char *dir;         /* local cache directory for text files, spools */
-};
-
-/* Opens the backend named by spec (NULL/"" = env XP_BACKEND, else
- * ./xp_cache/<id>/) for experiment id. */
-int xp__backend_open(xp_backend **out, const char *id, const char *spec,
-                     bool must_exist, xp_error_t *err);
-void xp__backend_close(xp_backend **b);
+/* Opens the store named by spec (NULL/"": env XP_BACKEND, else
+ * ./xp_cache/<id>/) for experiment id. Caller owns *out
+ * (xp__store_close). */
+int xp__store_open(xp_backend **out, const char *id, const char *spec,
+                   bool must_exist, xp_error_t *err);
+/* NULL-safe; NULLs *b. */
+void xp__store_close(xp_backend **b);
 /* Calls fn with the id of every experiment the backend named by spec
  * holds (a local root's stores, MongoDB's xp.counters, Redis's
  * xp:experiments); fn returning non-zero stops. */
-int xp__backend_experiments(const char *spec,
-                            int (*fn)(const char *id, void *user), void *user,
+int xp__store_experiments(const char *spec,
+                          int (*fn)(const char *id, void *user), void *user,
+                          xp_error_t *err);
+/* For logs, the password masked (store-owned). */
+const char *xp__store_description(const xp_backend *b);
+
+/* ---------------------------------------------------------------- trials */
+
+/* Allocates the next id atomically and stores rec (status running or
+ * queued) with it; rec->trial_id gets the id. */
+int xp__store_trial_begin(xp_backend *b, xp_trial_record *rec, xp_error_t *err);
+/* Stores a finished trial. When the backend cannot take it, the trial is
+ * kept in this machine's spool, written on the next open or
+ * xp__store_sync; err then says where ("... kept in PATH ...") and
+ * *spooled (may be NULL) is true. */
+int xp__store_trial_finish(xp_backend *b, const xp_trial_outcome *o,
+                           bool *spooled, xp_error_t *err);
+/* A queued trial whose first step a scheduler dispatched: stores doc (its
+ * record, status running, pid 0) unless the trial is no longer queued.
+ * A backend without the operation leaves it queued (0). */
+int xp__store_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
                             xp_error_t *err);
-int xp__backend_mongo_experiments(const char *uri,
-                                  int (*fn)(const char *id, void *user),
-                                  void *user, xp_error_t *err);
-int xp__backend_redis_experiments(const char *uri,
-                                  int (*fn)(const char *id, void *user),
-                                  void *user, xp_error_t *err);
-int xp__backend_local_open(xp_backend **out, const char *id, const char *dir,
-                           bool must_exist, xp_error_t *err);
-/* Shared backends. uri is the full URI; cache_dir is this machine's
- * directory for the experiment (spool of unwritten records), to be copied
- * into b->dir. Errors never contain the URI's password. */
-int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
-                           const char *cache_dir, bool must_exist,
+/* Sets status interrupted if the trial is still running. */
+int xp__store_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
+                              const char *description, xp_error_t *err);
+/* Trials with status running. Caller frees *out (bson_free). */
+int xp__store_running_trials(xp_backend *b, xp_running_trial **out, size_t *n,
+                             xp_error_t *err);
+/* Calls fn for each trial a scheduler accepted and has not finished
+ * (queued, or running with pid 0) in id order; fn may call back into the
+ * store. A backend that cannot list them lists none. */
+int xp__store_queued_trials(xp_backend *b,
+                            int (*fn)(const bson_t *doc, void *user),
+                            void *user, xp_error_t *err);
+
+/* ---------------------------------------------------------------- reading */
+
+/* The record of trial id; XP_ENOTFOUND when absent. out uninitialised
+ * before, caller destroys it after success. */
+int xp__store_trial_get(xp_backend *b, int64_t id, bson_t *out,
+                        xp_error_t *err);
+/* Calls fn for each trial record in id order. */
+int xp__store_trials_each(xp_backend *b,
+                          int (*fn)(const bson_t *doc, void *user), void *user,
+                          xp_error_t *err);
+int xp__store_last_id(xp_backend *b, int64_t *id, xp_error_t *err);
+/* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
+int xp__store_persisted_read(xp_backend *b, const char *step, int64_t trial,
+                             xp_value *out, xp_error_t *err);
+
+/* ---------------------------------------------------------------- metrics */
+
+/* Writes the whole chunks buffered in m for trial; on success they leave
+ * m, on failure they stay for a later flush or the finish. */
+int xp__store_metric_flush(xp_backend *b, int64_t trial, xp_metric_buf *m,
                            xp_error_t *err);
-int xp__backend_redis_open(xp_backend **out, const char *id, const char *uri,
-                           const char *cache_dir, bool must_exist,
-                           xp_error_t *err);
+/* Appends all points of metric name of trial, in chunk order, to out
+ * (nothing when the trial saved none). Caller clears out. */
+int xp__store_metric_read(xp_backend *b, const char *name, int64_t trial,
+                          xp_metric_points *out, xp_error_t *err);
+
+/* ---------------------------------------------------------------- purity and
+ * contents */
+
+/* Latest output hash recorded for (step, input hash); *found false when
+ * none. */
+int xp__store_step_hash_get(xp_backend *b, const char *step,
+                            const uint8_t input[16], uint8_t output[16],
+                            bool *found, xp_error_t *err);
+/* Stores a content-addressed document (kind "code" or "environment")
+ * once; text is its human-readable rendering (may be NULL). */
+int xp__store_content_put(xp_backend *b, const char *kind, const char *hash,
+                          const bson_t *doc, const char *text, xp_error_t *err);
+/* Reads a content document; XP_ENOTFOUND when absent. out uninitialised
+ * before, caller destroys it after success. */
+int xp__store_content_get(xp_backend *b, const char *hash, bson_t *out,
+                          xp_error_t *err);
+
+/* ---------------------------------------------------------------- groups and
+ * the spool */
+
+/* Group commit: between begin and end the writes of this handle, made by
+ * one thread, commit together at end; each operation still succeeds or
+ * fails alone. When end fails none of them is stored. A backend without
+ * groups writes each at once (begin and end return 0). */
+int xp__store_group_begin(xp_backend *b, xp_error_t *err);
+int xp__store_group_end(xp_backend *b, xp_error_t *err);
+/* Writes the trials kept in the spool; *written counts them. */
+int xp__store_sync(xp_backend *b, size_t *written, xp_error_t *err);
+
+/* Transitional: remote/scheduler.c still reaches the operations table
+ * and the old name; both go when its call sites use the functions above
+ * (after the scheduler split is merged). */
+#include "store/driver.h"
+static inline int xp__backend_experiments(const char *spec,
+                                          int (*fn)(const char *id, void *user),
+                                          void *user, xp_error_t *err)
+{
+    return xp__store_experiments(spec, fn, user, err);
+}
 
 #endif /* XP_STORE_STORE_H */
