@@ -1017,6 +1017,70 @@ CONTRACT(damaged_spool_file_refused_and_kept, 60)
     xp_experiment_destroy(&ex);
 }
 
+/* A pid that no process has: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0)
+        _exit(0);
+    cr_assert_eq(xpt_wait(pid), 0, "child");
+    return pid;
+}
+
+/* A killed `xp sync` leaves its claim (N.bson.<pid>[.<start>].claimed)
+ * behind: a claim whose process is gone is taken over and written; one
+ * whose process lives is left to it. */
+CONTRACT(stale_spool_claims_taken_over, 60)
+{
+    const char *id = uid("claims");
+    xp_experiment *ex = open_ex(id);
+    xp_result(xp_step_add(ex, "quick", quick, 0, NULL, NULL, 0));
+    for (int i = 0; i < 3; i++)
+        run_ok(ex, NULL, NULL);
+    xp_experiment_destroy(&ex);
+    char dir[PATH_MAX], from[PATH_MAX + 32], claim[3][PATH_MAX + 64];
+    spool_dir(id, dir, sizeof dir);
+    pid_t gone = dead_pid();
+    for (int64_t t = 1; t <= 3; t++)
+        spool_by_hand(dir, t, 8, 8);
+    /* Trial 1: an older claim (pid only); 2: pid and start time of a
+     * process that is gone; 3: this live process. */
+    snprintf(claim[0], sizeof claim[0], "%s/1.bson.%d.claimed", dir,
+             (int)gone);
+    snprintf(claim[1], sizeof claim[1], "%s/2.bson.%d.%llu.claimed", dir,
+             (int)gone, 12345ULL);
+    snprintf(claim[2], sizeof claim[2], "%s/3.bson.%d.%llu.claimed", dir,
+             (int)getpid(), (unsigned long long)xp__self_start());
+    for (int i = 0; i < 3; i++) {
+        snprintf(from, sizeof from, "%s/%d.bson", dir, i + 1);
+        cr_assert_eq(rename(from, claim[i]), 0, "rename: %s", strerror(errno));
+    }
+
+    ex = open_ex(id); /* replays the spool */
+    for (int64_t t = 1; t <= 2; t++) {
+        xp_value *v = xpt_trial(ex, t);
+        cr_assert_eq(xpt_get_int(v, "result"), 42,
+                     "trial %lld of a stale claim was not written",
+                     (long long)t);
+        xp_value_destroy(&v);
+        cr_assert_neq(access(claim[t - 1], F_OK), 0, "claim %s left",
+                      claim[t - 1]);
+    }
+    xp_value *v = xpt_trial(ex, 3);
+    cr_assert_eq(xpt_get_int(v, "result"), 1,
+                 "a live process's claim was taken");
+    xp_value_destroy(&v);
+    cr_assert_eq(access(claim[2], F_OK), 0, "a live claim was removed");
+    size_t written = 9;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_sync(ex, &written, &err), 0, "'%s'",
+                 err.message);
+    cr_assert_eq(written, 0, "written %zu", written);
+    xp_experiment_destroy(&ex);
+}
+
 /* ---------------------------------------------------------------- bad input */
 
 static const char *const s_hostile[] = {

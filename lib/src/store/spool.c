@@ -7,12 +7,14 @@
 #include "store/driver.h"
 
 #include "util/error.h"
+#include "util/log.h"
 #include "util/sys.h"
 #include "value.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,55 +304,167 @@ static int s_replay(xp_backend *b, const bson_t *rec, const char *path,
     return rc;
 }
 
+/* ---------------------------------------------------------------- replay */
+
+/* Names of the entries of dir (caller frees each and the array), read
+ * whole before any is renamed. */
+static char **s_list(const char *dir, size_t *n)
+{
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **names = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            names = bson_realloc(names, cap * sizeof *names);
+        }
+        names[(*n)++] = bson_strdup(e->d_name);
+    }
+    closedir(d);
+    return names;
+}
+
+static bool s_ends_with(const char *s, size_t len, const char *tail)
+{
+    size_t t = strlen(tail);
+    return len >= t && memcmp(s + len - t, tail, t) == 0;
+}
+
+/* Reads the decimal number at *p up to a '.'; false when there is none. */
+static bool s_number(const char **p, unsigned long long *out)
+{
+    const char *s = *p;
+    unsigned long long v = 0;
+    if (*s < '0' || *s > '9')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (ULLONG_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (unsigned long long)(*s - '0');
+    }
+    if (*s != '.')
+        return false;
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/* A claim left in dir: <N>.bson.<pid>.<start>.claimed (or, from older
+ * versions, <N>.bson.<pid>.claimed). *base_len is the length of
+ * "<N>.bson"; *start 0 when not recorded. */
+static bool s_parse_claim(const char *name, size_t *base_len, pid_t *pid,
+                          uint64_t *start)
+{
+    const char *mark = strstr(name, ".bson.");
+    if (!mark || !s_ends_with(name, strlen(name), ".claimed"))
+        return false;
+    const char *p = mark + strlen(".bson");
+    unsigned long long owner, when = 0;
+    p++;
+    if (!s_number(&p, &owner) || owner == 0 || owner > INT32_MAX)
+        return false;
+    if (strcmp(p, ".claimed") != 0) {
+        p++;
+        if (!s_number(&p, &when) || strcmp(p, ".claimed") != 0)
+            return false;
+    }
+    *base_len = (size_t)(mark - name) + strlen(".bson");
+    *pid = (pid_t)owner;
+    *start = (uint64_t)when;
+    return true;
+}
+
+/* True when the process that made a claim is gone: no process has its
+ * pid, or (start known) another process has it now. */
+static bool s_claim_stale(pid_t pid, uint64_t start)
+{
+    uint64_t now = xp__process_start(pid);
+    return now == 0 || (start != 0 && now != start);
+}
+
+/* Claims spool entry name of dir for this process, so a concurrent open
+ * does not write it too: a spooled trial, or the claim of a process that
+ * is gone. *path (the spool file's own name) and *claimed: caller frees.
+ * False when the entry is not to be taken. */
+static bool s_claim(const char *dir, const char *name, char **path,
+                    char **claimed)
+{
+    size_t len = strlen(name), base_len = len;
+    pid_t owner = 0;
+    uint64_t start = 0;
+    bool spooled = len > 5 && s_ends_with(name, len, ".bson");
+    if (!spooled && !(s_parse_claim(name, &base_len, &owner, &start) &&
+                      s_claim_stale(owner, start)))
+        return false;
+    char *from = bson_strdup_printf("%s/%s", dir, name);
+    *path = bson_strdup_printf("%s/%.*s", dir, (int)base_len, name);
+    *claimed = bson_strdup_printf("%s.%ld.%llu.claimed", *path, (long)getpid(),
+                                  (unsigned long long)xp__self_start());
+    bool ok = rename(from, *claimed) == 0;
+    if (ok && !spooled)
+        xp__log(XP_LOG_INFO, "Taking over %s, left by process %ld", *path,
+                (long)owner);
+    bson_free(from);
+    if (!ok) {
+        bson_free(*path);
+        bson_free(*claimed);
+    }
+    return ok;
+}
+
+/* Writes the claimed spool file; kept (renamed back to path) unless it is
+ * written. */
+static int s_replay_file(xp_backend *b, const char *path, const char *claimed,
+                         xp_error_t *err)
+{
+    size_t len = 0;
+    char *data = xp__read_file(claimed, SIZE_MAX, &len);
+    bson_t rec;
+    int rc = -1;
+    if (data && bson_init_static(&rec, (const uint8_t *)data, len) &&
+        bson_validate(&rec, BSON_VALIDATE_NONE, NULL))
+        rc = s_replay(b, &rec, path, err);
+    else
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                  "spool file %s is damaged", path);
+    if (rc == 0)
+        unlink(claimed);
+    else
+        rename(claimed, path); /* kept for the next attempt */
+    bson_free(data);
+    return rc;
+}
+
 int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err)
 {
     *written = 0;
     char *dir = s_spool_dir(b);
-    DIR *d = opendir(dir);
-    if (!d) {
-        bson_free(dir);
-        return 0; /* nothing spooled */
-    }
+    size_t n = 0;
+    char **names = s_list(dir, &n);
     int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t nlen = strlen(e->d_name);
-        if (nlen < 6 || strcmp(e->d_name + nlen - 5, ".bson") != 0)
-            continue;
-        char *path = bson_strdup_printf("%s/%s", dir, e->d_name);
-        /* Claim the file, so a concurrent open does not write it too. */
-        char *claimed =
-            bson_strdup_printf("%s.%ld.claimed", path, (long)getpid());
-        if (rename(path, claimed) != 0) {
+    for (size_t i = 0; i < n; i++) {
+        char *path, *claimed;
+        xp_error_t one_err;
+        if (s_claim(dir, names[i], &path, &claimed)) {
+            if (s_replay_file(b, path, claimed, &one_err) == 0) {
+                (*written)++;
+            } else {
+                if (rc == 0 && err)
+                    *err = one_err;
+                rc = -1;
+            }
             bson_free(path);
             bson_free(claimed);
-            continue;
         }
-        size_t len = 0;
-        char *data = xp__read_file(claimed, SIZE_MAX, &len);
-        bson_t rec;
-        xp_error_t e2;
-        int one = -1;
-        if (data && bson_init_static(&rec, (const uint8_t *)data, len) &&
-            bson_validate(&rec, BSON_VALIDATE_NONE, NULL))
-            one = s_replay(b, &rec, path, &e2);
-        else
-            xp__error(&e2, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                      "spool file %s is damaged", path);
-        if (one == 0) {
-            unlink(claimed);
-            (*written)++;
-        } else {
-            rename(claimed, path); /* keep it for the next attempt */
-            if (rc == 0 && err)
-                *err = e2;
-            rc = -1;
-        }
-        bson_free(data);
-        bson_free(path);
-        bson_free(claimed);
+        bson_free(names[i]);
     }
-    closedir(d);
+    bson_free(names);
     bson_free(dir);
     return rc;
 }
