@@ -54,6 +54,7 @@ struct xp_trial {
     pthread_mutex_t metrics_lock;
     xp_metric_set metrics;
     bool metric_failed;
+    bool metric_held;   /* chunks waited in memory for the store */
     char *metric_error; /* why saving metrics failed, or NULL */
     /* Where remote steps ran: step name -> {host, worker, attempt,
      * elapsed}, under lock; recorded as "steps" when not empty. */
@@ -61,6 +62,34 @@ struct xp_trial {
 };
 
 /* ---------------------------------------------------------------- metrics */
+
+/* A chunk of m has just filled: the whole chunks go to the store, so a
+ * long metric never sits in memory. Chunks the store cannot take now
+ * wait for the next one or the finish (which writes or spools them), up
+ * to XP_METRIC_HELD_CHUNKS; then the trial fails and they are dropped.
+ * metrics_lock held. */
+static int s_flush_metric(xp_trial *t, xp_metric_buf *m)
+{
+    xp_error_t flush_err;
+    if (xp__store_metric_flush(t->ex->backend, t->id, m, &flush_err) == 0)
+        return 0;
+    size_t held = xp__metric_buf_full_chunks(m);
+    if (held <= XP_METRIC_HELD_CHUNKS) {
+        if (!t->metric_held)
+            xp__log(XP_LOG_WARNING,
+                    "Metric '%s' of trial %lld waits in memory: %s", m->name,
+                    (long long)t->id, flush_err.message);
+        t->metric_held = true;
+        return 0;
+    }
+    if (!t->metric_error)
+        t->metric_error = bson_strdup_printf(
+            "%zu chunks of metric '%s' could not be written (%s)", held,
+            m->name, flush_err.message);
+    t->metric_failed = true;
+    xp__metric_buf_consume(m, held);
+    return -1;
+}
 
 int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
                           double value)
@@ -74,17 +103,8 @@ int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
             t->metric_error = bson_strdup("out of memory");
         t->metric_failed = true;
         rc = -1;
-    } else if (xp__metric_buf_full_chunks(m) > 0) {
-        /* Full chunks go to the backend now, so a long metric never holds
-         * more than one chunk per metric in memory. */
-        xp_error_t flush_err;
-        if (xp__store_metric_flush(t->ex->backend, t->id, m, &flush_err) != 0) {
-            if (!t->metric_error)
-                t->metric_error = bson_strdup(flush_err.message);
-            t->metric_failed = true;
-            xp__metric_buf_consume(m, xp__metric_buf_full_chunks(m));
-            rc = -1;
-        }
+    } else if (m->points.n % XP_METRIC_CHUNK_POINTS == 0) {
+        rc = s_flush_metric(t, m);
     }
     pthread_mutex_unlock(&t->metrics_lock);
     return rc;

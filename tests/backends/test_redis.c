@@ -4,6 +4,7 @@
 #include "../common.h"
 
 #include "experiment.h"
+#include "store/metric.h"
 #include "store/store.h"
 
 #include "util/names.h"
@@ -840,6 +841,90 @@ static void *killer(void *arg)
     xpt_sleep(*(double *)arg);
     kill(s_srv.pid, SIGKILL);
     return NULL;
+}
+
+/* Points of metric "m" saved by outage: XP_METRIC_CHUNK_POINTS - 1, then
+ * (server stopped) s_down more, then (server started again) 10 more. */
+static int64_t s_down;
+static int s_save_failures;
+
+static int outage(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    int64_t e = 0;
+    s_save_failures = 0;
+    for (; e < XP_METRIC_CHUNK_POINTS - 1; e++)
+        s_save_failures += xp_save_metric(st, "m", e, 0.5 * (double)e) != 0;
+    server_kill();
+    for (int64_t end = e + s_down; e < end; e++)
+        s_save_failures += xp_save_metric(st, "m", e, 0.5 * (double)e) != 0;
+    server_start();
+    for (int64_t end = e + 10; e < end; e++)
+        s_save_failures += xp_save_metric(st, "m", e, 0.5 * (double)e) != 0;
+    return xp_set_int64(out, e);
+}
+
+/* Experiment id on the private server whose result step is outage,
+ * saving down points while the server is stopped. */
+static xp_experiment *outage_experiment(const char *id, int64_t down)
+{
+    server_start();
+    char uri[128];
+    snprintf(uri, sizeof uri, "redis://127.0.0.1:%d/0?timeout=500", s_srv.port);
+    signal(SIGPIPE, SIG_DFL); /* a write to the stopped server must not kill */
+    xp_experiment *ex = open_ok(uri, id);
+    xp_result(xp_step_add(ex, "outage", outage, 0, NULL, NULL, 0));
+    s_down = down;
+    return ex;
+}
+
+/* A short outage while the first chunk of a metric is written: the chunk
+ * waits in memory and the trial ends as it would have, every point
+ * stored. */
+Test(redis, metric_chunk_kept_through_a_short_outage)
+{
+    xp_experiment *ex = outage_experiment("blip", 5);
+    int64_t id = run_ok(ex);
+    cr_assert_eq(s_save_failures, 0, "%d points refused", s_save_failures);
+    int64_t total = XP_METRIC_CHUNK_POINTS - 1 + 5 + 10;
+    xp_value *t = xpt_trial(ex, id);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded", "'%s'",
+                     xpt_get_str(t, "description"));
+    cr_assert_eq(xpt_get_int(t, "result"), total, "result");
+    xp_value_destroy(&t);
+    xp_metric_table *mt = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_load_metric(ex, "m", &id, 1, &mt, &err), 0, "'%s'",
+                 err.message);
+    cr_assert_eq(xp_metric_table_epochs(mt), (size_t)total, "%zu points",
+                 xp_metric_table_epochs(mt));
+    for (size_t row = 0; row < (size_t)total; row++)
+        cr_assert_eq(xp_metric_table_value(mt, row, 0), 0.5 * (double)row,
+                     "point %zu", row);
+    xp_metric_table_destroy(&mt);
+    xp_experiment_destroy(&ex);
+}
+
+/* A long one: at most XP_METRIC_HELD_CHUNKS chunks wait in memory; the
+ * next fails the trial, clearly, and the trial is still recorded. */
+Test(redis, metric_chunks_held_within_a_bound)
+{
+    xp_experiment *ex = outage_experiment(
+        "outage", (int64_t)XP_METRIC_CHUNK_POINTS * XP_METRIC_HELD_CHUNKS + 1);
+    int64_t id = 0;
+    xp_error_t err = {0};
+    cr_assert_neq(xp_compute(ex, NULL, NULL, &id, &err), 0, "succeeded");
+    cr_assert_eq(err.code, XP_ESTEP, "code %u '%s'", err.code, err.message);
+    cr_assert(strstr(err.message, "saving metrics") &&
+                  strstr(err.message, "could not be written"),
+              "'%s'", err.message);
+    cr_assert_null(strchr(err.message, '\n'), "multi-line error");
+    cr_assert_gt(s_save_failures, 0, "no point was refused");
+    xp_value *t = xpt_trial(ex, id);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "failed", "status");
+    cr_assert_str_eq(xpt_get_str(t, "description"), err.message, "description");
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
 }
 
 Test(redis, server_killed_mid_run_loses_no_finished_trial)

@@ -16,6 +16,11 @@
  * trial, so a long metric never sits in memory whole. */
 #define XP_METRIC_CHUNK_POINTS 8192
 
+/* Whole chunks of one metric a trial keeps in memory while its store
+ * cannot take them (they are written with a later chunk or the finish);
+ * one more fails the trial. */
+#define XP_METRIC_HELD_CHUNKS 4
+
 /* Points in the order saved. */
 typedef struct {
     int64_t *epochs;
