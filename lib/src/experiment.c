@@ -294,11 +294,29 @@ int xp_trial_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
     return rc;
 }
 
-static int s_history_add(const bson_t *doc, void *user)
+/* Adds trial id's record to the history array; a record that cannot be
+ * read is shown marked "damaged", so the others are still listed. */
+static int s_history_add(const bson_t *doc, int64_t id, void *user)
 {
     xp_value *arr = user;
     xp_value *item = xp_array_append(arr);
-    return item ? xp__value_from_bson(item, doc, NULL) : -1;
+    if (!item)
+        return -1;
+    xp_trial_record rec;
+    xp_error_t why = {.message = "not a BSON document"};
+    if (doc && xp__record_decode(doc, &rec, &why) == 0 &&
+        xp__value_from_bson(item, doc, &why) == 0)
+        return 0;
+    char desc[sizeof why.message + 64];
+    snprintf(desc, sizeof desc,
+             "the stored record of trial %lld is damaged "
+             "(%s)",
+             (long long)id, why.message);
+    bson_t marked = BSON_INITIALIZER;
+    xp__record_damaged(&marked, id, desc);
+    int rc = xp__value_from_bson(item, &marked, NULL);
+    bson_destroy(&marked);
+    return rc;
 }
 
 int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err)

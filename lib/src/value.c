@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Levels of nesting a value may have, written and read alike. */
 #define XP_VALUE_MAX_DEPTH 100
 
 xp_value *xp_value_new(void)
@@ -407,7 +408,8 @@ static int s_append_children(bson_t *b, const xp_value *v, int depth)
 /* -1 when v cannot be encoded, -2 when it is nested too deep. */
 static int s_append(bson_t *b, const char *key, const xp_value *v, int depth)
 {
-    if (depth > XP_VALUE_MAX_DEPTH)
+    /* Levels 0 .. MAX_DEPTH - 1, as s_from_iter reads them back. */
+    if (depth >= XP_VALUE_MAX_DEPTH)
         return -2;
     bool ok = false;
     switch (v->type) {
@@ -473,7 +475,8 @@ int xp__value_to_bson(const xp_value *v, bson_t *out)
 {
     if (!s_is_container(v))
         return -1;
-    return s_append_children(out, v, 0) == 0 ? 0 : -1;
+    /* Its elements are values of their own, at level 0 each. */
+    return s_append_children(out, v, -1) == 0 ? 0 : -1;
 }
 
 static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,
@@ -499,7 +502,7 @@ static int s_children_from(xp_value *v, const bson_iter_t *parent, int depth,
 static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,
                        xp_error_t *err)
 {
-    if (depth > XP_VALUE_MAX_DEPTH)
+    if (depth >= XP_VALUE_MAX_DEPTH)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "value nested deeper than %d levels",
                          XP_VALUE_MAX_DEPTH);
@@ -561,7 +564,9 @@ int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
         xp_value *item = s_push(v, bson_iter_key(&it));
         if (!item)
             return xp__enomem(err);
-        if (s_from_iter(item, &it, 1, err) != 0)
+        /* A document's fields are values of their own, as
+         * xp__value_to_bson writes them. */
+        if (s_from_iter(item, &it, 0, err) != 0)
             return -1;
     }
     return 0;

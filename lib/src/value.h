@@ -27,7 +27,8 @@ struct xp_value {
 
 /* Resets v to null, releasing its content. */
 void xp__value_clear(xp_value *v);
-/* Appends v under key to b. 0 or -1 (allocation / nesting too deep). */
+/* Appends v under key to b. 0 or -1 (allocation / nesting deeper than
+ * 100 levels, which the readers would refuse). */
 int xp__value_append_bson(bson_t *b, const char *key, const xp_value *v);
 /* The same, failing with XP_EINVAL "<what> nested deeper than N
  * levels" or "<what> is too large to store". b is then incomplete. */

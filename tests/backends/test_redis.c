@@ -608,6 +608,39 @@ Test(redis, foreign_keys_are_not_taken_for_an_experiment)
     redisFree(c);
 }
 
+/* A stored record that is not BSON, or not a trial record, is shown
+ * marked damaged; the history of the other trials is still read. */
+Test(redis, damaged_records_marked_in_history)
+{
+    char uri[300];
+    redisContext *c = shared_redis(-1, uri, sizeof uri);
+    const char *id = uid("damaged");
+    xp_experiment *ex = open_ok(uri, id);
+    xp_result(xp_step_add(ex, "constant", constant, 0, NULL, NULL, 0));
+    for (int i = 0; i < 3; i++)
+        run_ok(ex);
+    freeReplyObject(cmd(c, "SET %s:trial:1 not-bson", id));
+    /* {status: 7}: BSON, but not a record */
+    freeReplyObject(cmd(c, "SET %s:trial:2 %b", id,
+                        "\x11\x00\x00\x00\x10status\x00\x07\x00\x00\x00\x00",
+                        (size_t)17));
+    xp_value *h = xpt_history(ex);
+    cr_assert_eq(xp_value_count(h), 3, "history has %zu trials",
+                 xp_value_count(h));
+    for (int64_t t = 1; t <= 2; t++) {
+        const xp_value *v = xp_value_at(h, (size_t)t - 1);
+        cr_assert_eq(xpt_get_int(v, "trial_id"), t);
+        cr_assert_str_eq(xpt_get_str(v, "status"), "damaged", "trial %lld",
+                         (long long)t);
+        cr_assert(strstr(xpt_get_str(v, "description"), "damaged"), "'%s'",
+                  xpt_get_str(v, "description"));
+    }
+    cr_assert_str_eq(xpt_get_str(xp_value_at(h, 2), "status"), "succeeded");
+    xp_value_destroy(&h);
+    xp_experiment_destroy(&ex);
+    redisFree(c);
+}
+
 /* ---------------------------------------------------------------- URIs */
 
 Test(redis, bad_uris_rejected_before_connecting)

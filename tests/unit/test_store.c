@@ -155,11 +155,76 @@ Test(store, damaged_trial_record_is_reported_and_others_stay_readable)
     cr_assert_eq(xp_trial_get(ex, 2, &doc, &err), -1);
     cr_assert_eq(err.code, XP_ECORRUPT, "%u: %s", err.code, err.message);
     cr_assert_not_null(strstr(err.message, "damaged"), "%s", err.message);
-    cr_assert_eq(xp_history(ex, &h, &err), -1);
-    cr_assert_eq(err.code, XP_ECORRUPT, "%u: %s", err.code, err.message);
+    /* History shows the other trials and marks the damaged one. */
+    h = xpt_history(ex);
+    cr_assert_eq(xp_value_count(h), 3, "history has %zu trials",
+                 xp_value_count(h));
+    const xp_value *two = xp_value_at(h, 1);
+    cr_assert_eq(xpt_get_int(two, "trial_id"), 2);
+    cr_assert_str_eq(xpt_get_str(two, "status"), "damaged");
+    cr_assert(!xpt_get_bool(two, "success"));
+    cr_assert_not_null(strstr(xpt_get_str(two, "description"), "damaged"),
+                       "%s", xpt_get_str(two, "description"));
+    cr_assert_eq(xpt_get_int(xp_value_at(h, 2), "result"), 3);
+    xp_value_destroy(&h);
     doc = xpt_trial(ex, 3);
     cr_assert_eq(xpt_get_int(doc, "result"), 3);
     xp_value_destroy(&doc);
+    xp_experiment_destroy(&ex);
+}
+
+/* A result of `levels` levels: arrays in arrays around an int. */
+static int64_t s_levels;
+
+static int s_nested(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    xp_value *v = out;
+    for (int64_t i = 1; i < s_levels; i++) {
+        xp_set_array(v);
+        v = xp_array_append(v);
+    }
+    return xp_set_int64(v, 7);
+}
+
+/* Results nested up to 100 levels are stored and read back; a deeper one
+ * fails its trial with a clear description (it was cut short and the
+ * trial reported success, and from then on the history of the whole
+ * experiment could not be read). */
+Test(store, result_nesting_limit_is_the_same_on_write_and_read)
+{
+    xp_experiment *ex = xpt_open("deep");
+    xp_result(xp_step_add(ex, "nested", s_nested, 0, NULL, NULL, 0));
+    xp_error_t err = {0};
+    s_levels = 100;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "%s", err.message);
+    s_levels = 101;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), -1, "101 levels");
+    cr_assert_eq(err.code, XP_ESTEP, "%u: %s", err.code, err.message);
+    cr_assert_str_eq(err.message, "result nested deeper than 100 levels");
+    s_levels = 1000;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), -1, "1000 levels");
+    xp_experiment_destroy(&ex);
+
+    ex = xpt_open("deep");
+    xp_value *h = xpt_history(ex);
+    cr_assert_eq(xp_value_count(h), 3, "history has %zu trials",
+                 xp_value_count(h));
+    const xp_value *first = xp_value_at(h, 0), *v;
+    cr_assert_str_eq(xpt_get_str(first, "status"), "succeeded");
+    v = xpt_field(first, "result");
+    for (int i = 1; i < 100; i++)
+        v = xp_value_at(v, 0);
+    cr_assert_eq(xp_as_int64(v), 7, "innermost value");
+    for (size_t i = 1; i < 3; i++) {
+        const xp_value *t = xp_value_at(h, i);
+        cr_assert_str_eq(xpt_get_str(t, "status"), "failed");
+        cr_assert_str_eq(xpt_get_str(t, "description"),
+                         "result nested deeper than 100 levels");
+        cr_assert_eq(xp_value_type(xpt_field(t, "result")), XP_TYPE_NULL);
+    }
+    xp_value_destroy(&h);
     xp_experiment_destroy(&ex);
 }
 

@@ -43,9 +43,11 @@ typedef struct {
                         xp_error_t *err);
     /* Reads trial document; XP_ENOTFOUND when absent. out uninitialised. */
     int (*trial_get)(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err);
-    /* Calls fn for each trial document in id order. */
-    int (*trials_each)(xp_backend *b, int (*fn)(const bson_t *doc, void *user),
-                       void *user, xp_error_t *err);
+    /* Calls fn for each trial record in id order: doc NULL for a trial
+     * whose stored bytes are damaged (not a document), so that the
+     * others are still read. */
+    int (*trials_each)(xp_backend *b, xp_trial_fn fn, void *user,
+                       xp_error_t *err);
     int (*last_id)(xp_backend *b, int64_t *id, xp_error_t *err);
     /* Appends all points of metric name of trial, in chunk order, to
      * out (nothing when the trial saved none). */

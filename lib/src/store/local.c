@@ -470,8 +470,7 @@ static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
     return rc;
 }
 
-static int s_trials_each(xp_backend *b,
-                         int (*fn)(const bson_t *doc, void *user), void *user,
+static int s_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                          xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
@@ -481,8 +480,9 @@ static int s_trials_each(xp_backend *b,
     int step_rc;
     while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
         bson_t doc;
-        if (s_stored_doc(l, st, 1, &doc, "trial record", err) != 0 ||
-            fn(&doc, user) != 0) {
+        bool readable = s_stored_doc(l, st, 1, &doc, "trial record", NULL) == 0;
+        if (fn(readable ? &doc : NULL, sqlite3_column_int64(st, 0), user) !=
+            0) {
             rc = -1;
             break;
         }

@@ -973,9 +973,10 @@ static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
     return rc;
 }
 
-/* Calls fn with every trial record matching filter, in id order. */
+/* Calls fn with every trial record matching filter, in id order; with
+ * damaged_ok, doc NULL for one whose result in GridFS is damaged. */
 static int s_trials_where(xp_backend *b, const bson_t *filter, const char *what,
-                          int (*fn)(const bson_t *doc, void *user), void *user,
+                          bool damaged_ok, xp_trial_fn fn, void *user,
                           xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
@@ -997,12 +998,18 @@ static int s_trials_where(xp_backend *b, const bson_t *filter, const char *what,
         size_t delivered = 0;
         while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
             bson_t record;
-            if (s_record(m, c, doc, &record, err) != 0) {
+            xp_error_t why;
+            int64_t id = s_int_field(doc, "_id");
+            if (s_record(m, c, doc, &record, &why) == 0) {
+                rc = fn(&record, id, user) != 0 ? -1 : 0;
+                bson_destroy(&record);
+            } else if (damaged_ok && why.code == XP_ECORRUPT) {
+                rc = fn(NULL, id, user) != 0 ? -1 : 0;
+            } else {
+                if (err)
+                    *err = why;
                 rc = -1;
-                break;
             }
-            rc = fn(&record, user) != 0 ? -1 : 0;
-            bson_destroy(&record);
             delivered++;
         }
         bool failed = rc == 0 && mongoc_cursor_error(cur, &e);
@@ -1022,14 +1029,26 @@ static int s_trials_where(xp_backend *b, const bson_t *filter, const char *what,
     return rc;
 }
 
-static int s_trials_each(xp_backend *b,
-                         int (*fn)(const bson_t *doc, void *user), void *user,
+static int s_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                          xp_error_t *err)
 {
     bson_t all = BSON_INITIALIZER;
-    int rc = s_trials_where(b, &all, "reading the history", fn, user, err);
+    int rc =
+        s_trials_where(b, &all, "reading the history", true, fn, user, err);
     bson_destroy(&all);
     return rc;
+}
+
+typedef struct {
+    int (*fn)(const bson_t *doc, void *user);
+    void *user;
+} s_queued_call;
+
+static int s_queued_one(const bson_t *doc, int64_t id, void *user)
+{
+    (void)id;
+    s_queued_call *call = user;
+    return call->fn(doc, call->user);
 }
 
 /* Trials a scheduler accepted and has not finished: queued, or running
@@ -1049,7 +1068,9 @@ static int s_queued_trials(xp_backend *b,
     BSON_APPEND_INT64(&b2, XP_RECORD_PID, 0);
     bson_append_document_end(& or, &b2);
     bson_append_array_end(&queued, & or);
-    int rc = s_trials_where(b, &queued, "reading queued trials", fn, user, err);
+    s_queued_call call = {fn, user};
+    int rc = s_trials_where(b, &queued, "reading queued trials", false,
+                            s_queued_one, &call, err);
     bson_destroy(&queued);
     return rc;
 }

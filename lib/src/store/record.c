@@ -173,6 +173,17 @@ void xp__record_interrupt(const bson_t *doc, int64_t finished_ms,
     xp__record_append_interrupted(out, finished_ms, description);
 }
 
+void xp__record_damaged(bson_t *out, int64_t id, const char *why)
+{
+    bson_append_int64(out, XP_RECORD_TRIAL_ID, -1, id);
+    bson_append_utf8(out, XP_RECORD_STATUS, -1, XP_STATUS_DAMAGED_NAME, -1);
+    bson_append_null(out, XP_RECORD_RESULT, -1);
+    bson_append_utf8(out, XP_RECORD_RESULT_TYPE, -1, xp_type_name(XP_TYPE_NULL),
+                     -1);
+    bson_append_bool(out, XP_RECORD_SUCCESS, -1, false);
+    bson_append_utf8(out, XP_RECORD_DESCRIPTION, -1, why, -1);
+}
+
 /* ---------------------------------------------------------------- decoder */
 
 /* A string field of at most max bytes, valid UTF-8. */

@@ -136,6 +136,11 @@ void xp__record_append_interrupted(bson_t *out, int64_t finished_ms,
 void xp__record_interrupt(const bson_t *doc, int64_t finished_ms,
                           const char *description, bson_t *out);
 
+/* The record history shows for trial id whose stored record cannot be
+ * read: status "damaged" (never stored), success false, a null result and
+ * why as its description. */
+void xp__record_damaged(bson_t *out, int64_t id, const char *why);
+
 /* What a store keeps of a trial beside its record. */
 typedef struct {
     const char *step;

@@ -1021,10 +1021,11 @@ cleanup:
 
 /* Calls fn, under the lock, with the records of the trials in sorted
  * set <id>:<set> (the history: <id>:trials) in score (= id) order: the
- * ids, then the documents by MGET, several MGETs per round trip. */
-static int s_trials_in(xp_backend *base, const char *set,
-                       int (*fn)(const bson_t *doc, void *user), void *user,
-                       xp_error_t *err)
+ * ids, then the documents by MGET, several MGETs per round trip. With
+ * damaged_ok a record that is not BSON is passed as NULL, else it is an
+ * error. */
+static int s_trials_in(xp_backend *base, const char *set, bool damaged_ok,
+                       xp_trial_fn fn, void *user, xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
@@ -1070,17 +1071,22 @@ static int s_trials_in(xp_backend *base, const char *set,
             }
             for (size_t j = 0; j < reps[k]->elements; j++) {
                 const redisReply *d = reps[k]->element[j];
+                const redisReply *m =
+                    ids->element[from + k * XP_REDIS_MGET_KEYS + j];
+                int64_t id = 0;
                 bson_t doc;
                 if (d->type == REDIS_REPLY_NIL)
                     continue; /* deleted behind our back */
-                if (!s_reply_bson(d, &doc)) {
+                bool readable = s_reply_bson(d, &doc);
+                if (!readable && !damaged_ok) {
                     xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                               "Redis at %s: a stored trial record of '%s' "
                               "is damaged",
                               r->where, r->id);
                     goto cleanup;
                 }
-                if (fn(&doc, user) != 0)
+                s_parse_i64(m->str, m->len, &id);
+                if (fn(readable ? &doc : NULL, id, user) != 0)
                     goto cleanup;
             }
         }
@@ -1097,11 +1103,10 @@ cleanup:
     return rc;
 }
 
-static int s_trials_each(xp_backend *base,
-                         int (*fn)(const bson_t *doc, void *user), void *user,
+static int s_trials_each(xp_backend *base, xp_trial_fn fn, void *user,
                          xp_error_t *err)
 {
-    return s_trials_in(base, "trials", fn, user, err);
+    return s_trials_in(base, "trials", true, fn, user, err);
 }
 
 typedef struct {
@@ -1109,8 +1114,9 @@ typedef struct {
     size_t n, cap;
 } s_docs;
 
-static int s_collect(const bson_t *doc, void *user)
+static int s_collect(const bson_t *doc, int64_t id, void *user)
 {
+    (void)id;
     s_docs *d = user;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 64;
@@ -1127,7 +1133,7 @@ static int s_queued_trials(xp_backend *base,
                            xp_error_t *err)
 {
     s_docs d = {0};
-    int rc = s_trials_in(base, "queued", s_collect, &d, err);
+    int rc = s_trials_in(base, "queued", false, s_collect, &d, err);
     for (size_t i = 0; rc == 0 && i < d.n; i++)
         rc = fn(d.docs[i], user) != 0 ? -1 : 0;
     for (size_t i = 0; i < d.n; i++)

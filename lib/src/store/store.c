@@ -209,8 +209,7 @@ int xp__store_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
     return b->ops->trial_get(b, id, out, err);
 }
 
-int xp__store_trials_each(xp_backend *b,
-                          int (*fn)(const bson_t *doc, void *user), void *user,
+int xp__store_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                           xp_error_t *err)
 {
     return b->ops->trials_each(b, fn, user, err);

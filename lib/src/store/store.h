@@ -79,9 +79,12 @@ int xp__store_queued_trials(xp_backend *b,
  * before, caller destroys it after success. */
 int xp__store_trial_get(xp_backend *b, int64_t id, bson_t *out,
                         xp_error_t *err);
-/* Calls fn for each trial record in id order. */
-int xp__store_trials_each(xp_backend *b,
-                          int (*fn)(const bson_t *doc, void *user), void *user,
+/* Called with the record of trial id; doc NULL when its stored bytes are
+ * damaged. Non-zero stops. */
+typedef int (*xp_trial_fn)(const bson_t *doc, int64_t id, void *user);
+/* Calls fn for each trial record in id order, a damaged one included (doc
+ * NULL) so that the others are still read. */
+int xp__store_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                           xp_error_t *err);
 int xp__store_last_id(xp_backend *b, int64_t *id, xp_error_t *err);
 /* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
