@@ -44,31 +44,33 @@ static void s_append_chunk(bson_t *arr, const char *key,
     bson_free(data);
 }
 
-int xp__spool_write(xp_backend *b, const xp_trial_outcome *o, char **path_out,
-                    xp_error_t *err)
+/* The spool record of o into rec (initialised); its decoder is
+ * xp__spool_decode below. */
+static int s_encode(const xp_trial_outcome *o, bson_t *rec, xp_error_t *err)
 {
-    bson_t rec = BSON_INITIALIZER, arr, item;
+    bson_t arr, item;
     char key[16];
     const char *k;
-    int64_t id = o->record->trial_id;
-    BSON_APPEND_INT64(&rec, "trial_id", id);
-    BSON_APPEND_DOCUMENT(&rec, "doc", o->doc);
-    BSON_APPEND_ARRAY_BEGIN(&rec, "metrics", &arr);
+    BSON_APPEND_INT64(rec, "trial_id", o->record->trial_id);
+    BSON_APPEND_DOCUMENT(rec, "doc", o->doc);
+    BSON_APPEND_ARRAY_BEGIN(rec, "metrics", &arr);
     for (size_t i = 0; i < o->n_chunks; i++) {
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
         s_append_chunk(&arr, k, &o->chunks[i]);
     }
-    bson_append_array_end(&rec, &arr);
-    BSON_APPEND_ARRAY_BEGIN(&rec, "persisted", &arr);
-    for (size_t i = 0; i < o->n_persisted; i++) {
+    bson_append_array_end(rec, &arr);
+    BSON_APPEND_ARRAY_BEGIN(rec, "persisted", &arr);
+    int rc = 0;
+    for (size_t i = 0; i < o->n_persisted && rc == 0; i++) {
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
         BSON_APPEND_UTF8(&item, "step", o->persisted[i].step);
-        xp__value_append_bson(&item, "value", o->persisted[i].value);
+        rc = xp__value_append_checked(&item, "value", o->persisted[i].value,
+                                      "persisted value", err);
         bson_append_document_end(&arr, &item);
     }
-    bson_append_array_end(&rec, &arr);
-    BSON_APPEND_ARRAY_BEGIN(&rec, "hashes", &arr);
+    bson_append_array_end(rec, &arr);
+    BSON_APPEND_ARRAY_BEGIN(rec, "hashes", &arr);
     for (size_t i = 0; i < o->n_hashes; i++) {
         const xp_step_hash *h = &o->hashes[i];
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
@@ -80,8 +82,19 @@ int xp__spool_write(xp_backend *b, const xp_trial_outcome *o, char **path_out,
                            16);
         bson_append_document_end(&arr, &item);
     }
-    bson_append_array_end(&rec, &arr);
+    bson_append_array_end(rec, &arr);
+    return rc;
+}
 
+int xp__spool_write(xp_backend *b, const xp_trial_outcome *o, char **path_out,
+                    xp_error_t *err)
+{
+    int64_t id = o->record->trial_id;
+    bson_t rec = BSON_INITIALIZER;
+    if (s_encode(o, &rec, err) != 0) {
+        bson_destroy(&rec);
+        return -1;
+    }
     int rc = -1;
     char *dir = s_spool_dir(b);
     char *path = bson_strdup_printf("%s/%lld.bson", dir, (long long)id);
