@@ -662,11 +662,12 @@ static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
         sqlite3_reset(st);
         goto cleanup;
     }
-    if (s_stored_doc(l, st, 0, &doc, "trial record", err) != 0) {
+    if (s_stored_doc(l, st, 0, &doc, "trial record", err) != 0 ||
+        xp__record_interrupt(&doc, finished_ms, description, &updated, err) !=
+            0) {
         sqlite3_reset(st);
         goto cleanup;
     }
-    xp__record_interrupt(&doc, finished_ms, description, &updated);
     sqlite3_reset(st);
     st = s_stmt(l, S_UPDATE_TRIAL);
     sqlite3_bind_text(st, 1, XP_STATUS_INTERRUPTED_NAME, -1, SQLITE_STATIC);

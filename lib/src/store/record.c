@@ -164,13 +164,17 @@ void xp__record_append_interrupted(bson_t *out, int64_t finished_ms,
     bson_append_utf8(out, XP_RECORD_DESCRIPTION, -1, description, -1);
 }
 
-void xp__record_interrupt(const bson_t *doc, int64_t finished_ms,
-                          const char *description, bson_t *out)
+int xp__record_interrupt(const bson_t *doc, int64_t finished_ms,
+                         const char *description, bson_t *out, xp_error_t *err)
 {
+    xp_trial_record rec;
+    if (xp__record_decode(doc, &rec, err) != 0)
+        return -1;
     bson_copy_to_excluding_noinit(
         doc, out, XP_RECORD_STATUS, XP_RECORD_FINISHED, XP_RECORD_SUCCESS,
         XP_RECORD_DESCRIPTION, XP_RECORD_RESULT, XP_RECORD_RESULT_TYPE, NULL);
     xp__record_append_interrupted(out, finished_ms, description);
+    return 0;
 }
 
 void xp__record_damaged(bson_t *out, int64_t id, const char *why)
@@ -316,13 +320,88 @@ static bool s_decode_field(const bson_iter_t *it, xp_trial_record *rec)
     }
 }
 
+/* Whether every document and array inside a document can be read whole:
+ * bson_validate passes over a nested one it cannot open, and copying
+ * such a document aborts inside libbson. */
+typedef struct {
+    bool bad;
+    int depth;
+} s_form;
+
+static const bson_visitor_t s_form_visitor;
+
+static bool s_form_before(const bson_iter_t *it, const char *key, void *data)
+{
+    (void)key;
+    s_form *f = data;
+    uint32_t len = 0;
+    const uint8_t *bytes = NULL;
+    bson_t sub;
+    if (BSON_ITER_HOLDS_DOCUMENT(it))
+        bson_iter_document(it, &len, &bytes);
+    else if (BSON_ITER_HOLDS_ARRAY(it))
+        bson_iter_array(it, &len, &bytes);
+    else
+        return false;
+    f->bad = !bytes || !bson_init_static(&sub, bytes, len);
+    return f->bad;
+}
+
+static void s_form_corrupt(const bson_iter_t *it, void *data)
+{
+    (void)it;
+    ((s_form *)data)->bad = true;
+}
+
+static void s_form_unsupported(const bson_iter_t *it, const char *key,
+                               uint32_t type, void *data)
+{
+    (void)it;
+    (void)key;
+    (void)type;
+    ((s_form *)data)->bad = true;
+}
+
+static bool s_form_child(const bson_iter_t *it, const char *key,
+                         const bson_t *child, void *data)
+{
+    (void)it;
+    (void)key;
+    s_form *f = data;
+    bson_iter_t inner;
+    /* visit_all also stops (true) at a string that is not UTF-8. */
+    if (++f->depth > 2 * 100 || !bson_iter_init(&inner, child) ||
+        bson_iter_visit_all(&inner, &s_form_visitor, f))
+        f->bad = true;
+    f->depth--;
+    return f->bad;
+}
+
+static const bson_visitor_t s_form_visitor = {
+    .visit_before = s_form_before,
+    .visit_corrupt = s_form_corrupt,
+    .visit_document = s_form_child,
+    .visit_array = s_form_child,
+    .visit_unsupported_type = s_form_unsupported,
+};
+
+static bool s_well_formed(const bson_t *doc)
+{
+    s_form f = {false, 0};
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc) ||
+        bson_iter_visit_all(&it, &s_form_visitor, &f))
+        return false;
+    return !f.bad;
+}
+
 int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err)
 {
     memset(rec, 0, sizeof *rec);
     bson_iter_t it;
-    if (!bson_iter_init(&it, doc))
+    if (!s_well_formed(doc) || !bson_iter_init(&it, doc))
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                         "trial record is not a BSON document");
+                         "trial record is not a well-formed BSON document");
     while (bson_iter_next(&it)) {
         if (!s_decode_field(&it, rec)) {
             int64_t id = rec->trial_id;

@@ -1360,7 +1360,9 @@ static int s_trial_interrupt(xp_backend *base, int64_t id, int64_t finished_ms,
         rc = 0;
         goto cleanup;
     }
-    if (!s_reply_bson(rep, &doc)) {
+    if (!s_reply_bson(rep, &doc) ||
+        xp__record_interrupt(&doc, finished_ms, description, &updated, NULL) !=
+            0) {
         if (s_is_error(rep))
             s_bad_reply(r, rep, "reading running trial", err);
         else
@@ -1369,7 +1371,6 @@ static int s_trial_interrupt(xp_backend *base, int64_t id, int64_t finished_ms,
                       r->where, (long long)id);
         goto cleanup;
     }
-    xp__record_interrupt(&doc, finished_ms, description, &updated);
     freeReplyObject(rep);
     rep = NULL;
     s_batch_free(&b);
