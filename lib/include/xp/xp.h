@@ -251,13 +251,20 @@ XP_EXPORT const char *xp_node_name(const xp_node *node);
 /* 0 when the definition so far is valid, else the first error. */
 XP_EXPORT int xp_experiment_check(const xp_experiment *ex, xp_error_t *err);
 
+/* XP_STEP(ex, fn, inputs...): registers fn under its own name. In C the
+ * inputs become a compound literal; C++ has none, so there they pass
+ * through an initializer list (xp__step_add_list, after the C block). */
+#ifndef __cplusplus
 #define XP__INPUTS(...) ((xp_node *const[]){NULL, __VA_ARGS__} + 1)
 #define XP__NINPUTS(...)                                                       \
     (sizeof((xp_node *const[]){NULL, __VA_ARGS__}) / sizeof(xp_node *) - 1)
-/* XP_STEP(ex, fn, inputs...): registers fn under its own name. */
 #define XP_STEP(ex, fn, ...)                                                   \
     xp_step_add((ex), #fn, (fn), XP__NINPUTS(__VA_ARGS__),                     \
                 XP__INPUTS(__VA_ARGS__), __FILE__, __LINE__)
+#else
+#define XP_STEP(ex, fn, ...)                                                   \
+    xp__step_add_list((ex), #fn, (fn), {__VA_ARGS__}, __FILE__, __LINE__)
+#endif
 /* A step without inputs. */
 #define XP_STEP0(ex, fn)                                                       \
     xp_step_add((ex), #fn, (fn), 0, NULL, __FILE__, __LINE__)
@@ -470,9 +477,16 @@ typedef struct {
  * `id`. Built normally it provides main() (script mode); built with
  * -DXP_PLUGIN it exports the definition for xp-worker instead. */
 #define XP__DEFINE_FN(id) xp__define_##id
+/* A const object at namespace scope has internal linkage in C++: the
+ * plugin's definition is declared extern "C" there so xp-worker finds it. */
+#ifdef __cplusplus
+#define XP__EXTERN_C extern "C"
+#else
+#define XP__EXTERN_C
+#endif
 #ifdef XP_PLUGIN
 #define XP__ENTRY(id)                                                          \
-    XP_EXPORT const xp_experiment_def xp_plugin_experiment = {                 \
+    XP__EXTERN_C XP_EXPORT const xp_experiment_def xp_plugin_experiment = {    \
         XP_PLUGIN_ABI, #id, XP__DEFINE_FN(id)};
 #else
 #define XP__ENTRY(id)                                                          \
@@ -487,6 +501,18 @@ typedef struct {
     static xp_node *XP__DEFINE_FN(id)(xp_experiment * ex)
 
 #ifdef __cplusplus
+}
+
+#include <initializer_list>
+
+/* XP_STEP's inputs in C++. */
+inline xp_node *xp__step_add_list(xp_experiment *ex, const char *name,
+                                  xp_step_fn fn,
+                                  std::initializer_list<xp_node *> inputs,
+                                  const char *file, int line)
+{
+    return xp_step_add(ex, name, fn, inputs.size(), inputs.begin(), file,
+                       line);
 }
 #endif
 
