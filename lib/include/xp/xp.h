@@ -3,7 +3,15 @@
  * An experiment is a graph of steps fed by named parameters; computing its
  * result once is a trial, recorded in a backend. Every function that can
  * fail returns 0 on success and -1 on failure, filling `err` (may be NULL).
- * Ownership is stated once per function. */
+ * Ownership is stated once per function.
+ *
+ * Memory: libxp allocates through libbson's allocator (bson_malloc and its
+ * family, replaceable with bson_mem_set_vtable), which aborts the process
+ * when memory is exhausted, as glib does; no function returns NULL or -1
+ * for lack of memory. What a user, a file or a peer controls is bounded
+ * before it is allocated (value depth, message and document sizes, counts
+ * of trials, names and announced experiments), so no input can drive the
+ * library there. */
 #ifndef XP_XP_H
 #define XP_XP_H
 
@@ -85,7 +93,7 @@ typedef struct xp_value xp_value;
 XP_EXPORT xp_value *xp_value_new(void);
 /* NULL-safe; sets *v to NULL. */
 XP_EXPORT void xp_value_destroy(xp_value **v);
-/* Caller owns result: a deep copy, NULL on allocation failure. */
+/* Caller owns result: a deep copy (a null value when v is NULL). */
 XP_EXPORT xp_value *xp_value_dup(const xp_value *v);
 
 XP_EXPORT xp_type xp_value_type(const xp_value *v);
@@ -111,7 +119,8 @@ XP_EXPORT const char *xp_value_key_at(const xp_value *v, size_t i);
 /* Value-owned element of a document by key, or NULL. */
 XP_EXPORT const xp_value *xp_value_get(const xp_value *v, const char *key);
 
-/* Writing: each replaces the previous content of v; 0 or -1 (no memory).
+/* Writing: each replaces the previous content of v; 0, or -1 when v is
+ * NULL or the input is invalid (strings: not UTF-8).
  * Steps may `return xp_set_double(out, x);`. */
 XP_EXPORT int xp_set_null(xp_value *v);
 XP_EXPORT int xp_set_bool(xp_value *v, bool b);
@@ -137,7 +146,8 @@ XP_EXPORT xp_value *xp_document_set(xp_value *v, const char *key);
 XP_EXPORT bool xp_value_equal(const xp_value *a, const xp_value *b);
 
 /* Canonical JSON (relaxed extended JSON for non-JSON types).
- * Caller owns result (free with xp_free); NULL on allocation failure. */
+ * Caller owns result (free with xp_free); NULL when v is NULL or holds
+ * text that is not UTF-8. */
 XP_EXPORT char *xp_value_to_json(const xp_value *v);
 /* Parses one JSON value (extended JSON accepted) into v. */
 XP_EXPORT int xp_value_from_json(xp_value *v, const char *json,
