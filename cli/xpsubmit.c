@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define MAX_TRIALS 1000000
+#define MAX_AXES 64
 
 /* One parameter of the sweep: its name and candidate values. */
 typedef struct {
@@ -194,6 +195,24 @@ static int s_parse_axis(s_axis *a, char *arg, size_t limit)
     return a->n > limit ? s_too_many(a) : 0;
 }
 
+/* Parses arg into the next of axes (n of them so far, making *total
+ * trials); 0, or the exit status. */
+static int s_add_axis(s_axis *axes, size_t *n, size_t *total, char *arg)
+{
+    if (*n == MAX_AXES)
+        return s_fail("too many parameters (%s)", arg);
+    s_axis *a = &axes[(*n)++];
+    memset(a, 0, sizeof *a);
+    /* total * a->n stays within MAX_TRIALS: no product overflows. */
+    int rc = s_parse_axis(a, arg, MAX_TRIALS / *total);
+    for (size_t k = 0; rc == 0 && k + 1 < *n; k++)
+        if (strcmp(axes[k].name, a->name) == 0)
+            rc = s_fail("parameter '%s' is given twice", a->name);
+    if (rc == 0)
+        *total *= a->n;
+    return rc;
+}
+
 static void s_bar(const xp_progress *p, double elapsed, bool tty)
 {
     int64_t finished = p->done + p->failed;
@@ -293,7 +312,7 @@ int main(int argc, char **argv)
     const char *key = NULL, *server_key = NULL;
     bool wait = false, has_seed = false;
     long long seed = 0;
-    s_axis axes[64];
+    s_axis axes[MAX_AXES];
     size_t n_axes = 0, total = 1;
     int status = 2;
     for (int i = 1; i < argc; i++) {
@@ -324,14 +343,7 @@ int main(int argc, char **argv)
         } else if (!experiment) {
             experiment = a;
         } else {
-            if (n_axes == 64)
-                return s_fail("too many parameters (%s)", a);
-            memset(&axes[n_axes], 0, sizeof axes[n_axes]);
-            /* total * n stays within MAX_TRIALS: no product overflows. */
-            int rc = s_parse_axis(&axes[n_axes], a, MAX_TRIALS / total);
-            if (rc == 0)
-                total *= axes[n_axes].n;
-            n_axes++;
+            int rc = s_add_axis(axes, &n_axes, &total, a);
             if (rc != 0) {
                 status = rc;
                 goto cleanup;

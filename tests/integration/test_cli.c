@@ -125,6 +125,15 @@ Test(cli, xpsubmit_refuses_a_sweep_over_the_limit)
     s_assert_refused(ARGS("exp", "a=1,2", "b=range(0,500001)"), "1000000");
 }
 
+Test(cli, xpsubmit_refuses_a_parameter_given_twice)
+{
+    /* It used to sweep a over 1,1,2,2 (each trial's last a wins). */
+    s_assert_refused(ARGS("exp", "a=1,2", "a=3,4"),
+                     "parameter 'a' is given twice");
+    s_assert_refused(ARGS("exp", "a=1", "b=2", "a=range(0,2)"),
+                     "parameter 'a' is given twice");
+}
+
 /* Starts an xp-scheduler on a free port with its backend in the test's
  * directory and one xp-worker with simple_experiment.so; the endpoint
  * into endpoint[64]. */
