@@ -195,6 +195,24 @@ static int s_parse_axis(s_axis *a, char *arg, size_t limit)
     return a->n > limit ? s_too_many(a) : 0;
 }
 
+/* --seed N with script mode's rule and words: decimal digits, from 0 to
+ * INT64_MAX (no sign, blank or clamping). */
+static int s_parse_seed(const char *text, int64_t *seed)
+{
+    if (!*text)
+        return s_fail("--seed needs a value");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end || errno == ERANGE ||
+        v > INT64_MAX)
+        return s_fail("invalid --seed '%s': expected an integer from 0 to "
+                      "9223372036854775807",
+                      text);
+    *seed = (int64_t)v;
+    return 0;
+}
+
 /* Parses arg into the next of axes (n of them so far, making *total
  * trials); 0, or the exit status. */
 static int s_add_axis(s_axis *axes, size_t *n, size_t *total, char *arg)
@@ -311,7 +329,7 @@ int main(int argc, char **argv)
     const char *endpoint = NULL, *experiment = NULL;
     const char *key = NULL, *server_key = NULL;
     bool wait = false, has_seed = false;
-    long long seed = 0;
+    int64_t seed = 0;
     s_axis axes[MAX_AXES];
     size_t n_axes = 0, total = 1;
     int status = 2;
@@ -331,12 +349,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--wait") == 0) {
             wait = true;
         } else if (strcmp(a, "--seed") == 0) {
-            char *end;
-            if (i + 1 >= argc)
-                return s_fail("%s needs a value", a);
-            seed = strtoll(argv[++i], &end, 10);
-            if (*end || seed < 0 || argv[i][0] == '\0')
-                return s_fail("invalid --seed '%s'", argv[i]);
+            if (s_parse_seed(i + 1 < argc ? argv[++i] : "", &seed) != 0)
+                goto cleanup;
             has_seed = true;
         } else if (a[0] == '-') {
             return s_fail("unknown option '%s'", a);

@@ -134,6 +134,36 @@ Test(cli, xpsubmit_refuses_a_parameter_given_twice)
                      "parameter 'a' is given twice");
 }
 
+Test(cli, xpsubmit_refuses_seeds_as_script_mode_does)
+{
+    /* strtoll clamped 99999999999999999999 to INT64_MAX and took "+5". */
+    const char *bad[] = {"99999999999999999999",
+                         "18446744073709551615",
+                         "9223372036854775808",
+                         "-1",
+                         "+5",
+                         " 5",
+                         "abc",
+                         "1.5",
+                         "5x",
+                         "0x10"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char says[128];
+        snprintf(says, sizeof says,
+                 "invalid --seed '%s': expected an integer from 0 to "
+                 "9223372036854775807",
+                 bad[i]);
+        s_assert_refused(ARGS("exp", "a=1", "--seed", (char *)bad[i]), says);
+    }
+    s_assert_refused(ARGS("exp", "a=1", "--seed", ""), "--seed needs a value");
+    s_assert_refused(ARGS("exp", "a=1", "--seed"), "--seed needs a value");
+    /* In range: past the arguments, to the missing scheduler. */
+    xpt_run_result r = s_xpsubmit(ARGS("exp", "a=1", "--seed", "0"));
+    cr_assert_eq(r.status, 1, "--seed 0: exit %d: %s", r.status, r.err);
+    cr_assert_not_null(strstr(r.err, "no scheduler"), "stderr: %s", r.err);
+    xpt_run_result_free(&r);
+}
+
 /* Starts an xp-scheduler on a free port with its backend in the test's
  * directory and one xp-worker with simple_experiment.so; the endpoint
  * into endpoint[64]. */
