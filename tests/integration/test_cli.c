@@ -1,7 +1,9 @@
 /* test_cli.c — the command-line tools as real processes, through the
  * public API only: xpsubmit refuses what it cannot submit with one line
- * and exit status 2 (ranges it cannot count, sweeps over the limit) and
- * submits exact ranges at the ends of int64 to a real scheduler. */
+ * and exit status 2 (ranges it cannot count, sweeps over the limit, a
+ * parameter given twice, bad seeds) and submits exact ranges at the ends
+ * of int64 to a real scheduler; xp history and xp params show stored
+ * control characters as escapes in tables and exactly in CSV and JSON. */
 #include "../remote/remote.h"
 
 static pid_t s_sched = -1, s_worker = -1;
@@ -238,4 +240,124 @@ Test(cli, xpsubmit_submits_ranges_at_the_ends_of_int64)
     s_assert_submits(endpoint,
                      "a=range(9223372036854775807,9223372036854775797,-5)",
                      "b=-1", down, 2);
+}
+
+/* ---------------------------------------------------------------- xp */
+
+/* ESC sequences (colour, clear screen), a newline, a tab, DEL, the C1
+ * CSI (U+009B), CR and BEL: what a stored value may hold. */
+static const char CONTROLS[] = "red\x1b[31mX\x1b[0m\nnext\tcol\x7f\xc2\x9b"
+                               "2J\r\x07"
+                               "end";
+static const char CONTROLS_SHOWN[] = "red\\u001b[31mX\\u001b[0m\\nnext\\tcol"
+                                     "\\u007f\\u009b2J\\r\\u0007end";
+
+static int s_echo(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_value(out, in[0]);
+}
+
+/* One trial of experiment "controls" in the test's backend whose
+ * parameter p, and so its result, is text. */
+static void s_record(const char *text)
+{
+    xp_experiment *ex = xpt_open("controls");
+    xp_node *p = xp_parameter(ex, "p");
+    xp_result(xp_step_add(ex, "echo", s_echo, 1, &p, __FILE__, __LINE__));
+    xp_error_t err = {0};
+    int64_t id = 0;
+    cr_assert_eq(xp_set_param_string(ex, "p", text, &err), 0, "set: %s",
+                 err.message);
+    cr_assert_eq(xp_compute(ex, NULL, NULL, &id, &err), 0, "compute: %s",
+                 err.message);
+    xp_experiment_destroy(&ex);
+}
+
+/* Runs `xp args... --backend <test dir>`; asserts exit 0. Caller frees. */
+static xpt_run_result s_xp(char *const *args)
+{
+    char bin[PATH_MAX];
+    xptr_bin("XP_CLI_BIN", bin);
+    char *argv[16] = {bin};
+    size_t n = 1;
+    for (size_t i = 0; args[i] && n < 13; i++)
+        argv[n++] = args[i];
+    argv[n++] = "--backend";
+    argv[n++] = xpt_dir;
+    argv[n] = NULL;
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 0, "xp %s: exit %d: %s", s_describe(args), r.status,
+                 r.err);
+    return r;
+}
+
+/* Asserts that no control character but the line ends reaches the
+ * terminal: C0, DEL and C1 (UTF-8 C2 80..C2 9F). */
+static void s_assert_no_raw_controls(const char *out)
+{
+    for (const unsigned char *p = (const unsigned char *)out; *p; p++) {
+        bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+        cr_assert(!((*p < 0x20 && *p != '\n') || *p == 0x7f || c1),
+                  "raw control 0x%02x at offset %zu of '%s'", *p,
+                  (size_t)((const char *)p - out), out);
+    }
+}
+
+Test(cli, history_table_shows_control_characters_as_escapes)
+{
+    s_record(CONTROLS);
+    xpt_run_result r = s_xp(ARGS("history", "controls"));
+    s_assert_no_raw_controls(r.out);
+    cr_assert_eq(xpt_count_lines(r.out), 2, "one line per trial: '%s'", r.out);
+    const char *row = strchr(r.out, '\n') + 1;
+    const char *param = strstr(row, CONTROLS_SHOWN);
+    cr_assert_not_null(param, "parameter not shown escaped: '%s'", r.out);
+    /* Widths count the escapes: the Result column starts where its
+     * header does. */
+    const char *result = strstr(param + 1, CONTROLS_SHOWN);
+    cr_assert_not_null(result, "result not shown escaped: '%s'", r.out);
+    cr_assert_eq(strstr(r.out, "Result") - r.out, result - row,
+                 "Result column misaligned: '%s'", r.out);
+    xpt_run_result_free(&r);
+}
+
+Test(cli, history_csv_and_json_keep_control_characters_exactly)
+{
+    s_record(CONTROLS);
+    xpt_run_result r = s_xp(ARGS("history", "controls", "--format", "csv"));
+    char quoted[sizeof CONTROLS + 2];
+    snprintf(quoted, sizeof quoted, "\"%s\"", CONTROLS);
+    cr_assert_not_null(strstr(r.out, quoted), "CSV: '%s'", r.out);
+    xpt_run_result_free(&r);
+
+    r = s_xp(ARGS("history", "controls", "--format", "json"));
+    xp_value *h = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_from_json(h, r.out, &err), 0, "JSON: %s: '%s'",
+                 err.message, r.out);
+    const xp_value *params = xpt_field(xp_value_at(h, 0), "parameters");
+    cr_assert_str_eq(xpt_get_str(params, "p"), CONTROLS, "JSON: '%s'", r.out);
+    xp_value_destroy(&h);
+    xpt_run_result_free(&r);
+}
+
+Test(cli, params_show_control_characters_as_a_literal_that_reads_back)
+{
+    s_record(CONTROLS);
+    xpt_run_result r = s_xp(ARGS("params", "controls", "1"));
+    s_assert_no_raw_controls(r.out);
+    cr_assert_eq(xpt_count_lines(r.out), 1, "one line: '%s'", r.out);
+    cr_assert_eq(strncmp(r.out, "p=", 2), 0, "'%s'", r.out);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    xp_value *v = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_parse_literal(v, r.out + 2, &err), 0,
+                 "'%s' does not read back: %s", r.out, err.message);
+    cr_assert_str_eq(xp_as_string(v, NULL), CONTROLS,
+                     "'%s' reads back as "
+                     "another value",
+                     r.out);
+    xp_value_destroy(&v);
+    xpt_run_result_free(&r);
 }
