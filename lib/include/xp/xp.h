@@ -152,9 +152,14 @@ XP_EXPORT char *xp_value_to_json(const xp_value *v);
 /* Parses one JSON value (extended JSON accepted) into v. */
 XP_EXPORT int xp_value_from_json(xp_value *v, const char *json,
                                  xp_error_t *err);
-/* Script-mode literal inference: `1` int64, `1.5`/`1e-3` double,
- * `true`/`false` bool, `null`, `"quoted"` or a bare word string, `[..]` and
- * `{..}` JSON. An empty text is an error. */
+/* Script-mode literal inference, on the text as given: `true`/`false`
+ * bool, `null`; text starting with `"`, `[` or `{` is JSON; with a blank at
+ * either end, the exact text as a string; text starting like a number (a
+ * digit after an optional sign and '.') must be all one: `1` int64, `1.5`,
+ * `1.`, `.5`, `1e-3` double, refused when out of range (int64 overflow,
+ * doubles that would become inf, 0 or a denormal) or malformed (`1.1.1`,
+ * `0x10`); any other text (`adam`, `relu6`, `-inf`) a string. An empty
+ * text or one starting with `=` is an error. See docs/guide.md. */
 XP_EXPORT int xp_value_parse_literal(xp_value *v, const char *text,
                                      xp_error_t *err);
 
