@@ -1377,16 +1377,43 @@ static int s_recover(xp_scheduler *s, xp_error_t *err)
     return 0;
 }
 
+/* Without keys, loopback endpoints only, unless insecure. */
+static bool s_is_loopback(const char *ep)
+{
+    return strncmp(ep, "tcp://127.", 10) == 0 ||
+           strncmp(ep, "tcp://localhost:", 16) == 0 ||
+           strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0;
+}
+
+int xp__scheduler_check(const xp_scheduler_options *opts, xp_error_t *err)
+{
+    bool keys = opts->keys && *opts->keys;
+    if (!opts->bind || !*opts->bind)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "no endpoint to bind");
+    if (!s_is_loopback(opts->bind) && !opts->insecure && !keys)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "binding %s exposes the scheduler without "
+                         "authentication; give --keys DIR, or pass "
+                         "--insecure to do it anyway",
+                         opts->bind);
+    return 0;
+}
+
 int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
                       xp_error_t *err)
 {
     *out = NULL;
+    if (xp__scheduler_check(opts, err) != 0)
+        return -1;
     xp_scheduler *s = calloc(1, sizeof *s);
     s->opts = *opts;
+    if (s->opts.keys && !*s->opts.keys)
+        s->opts.keys = NULL;
     if (s->opts.heartbeat_ms <= 0)
-        s->opts.heartbeat_ms = 1000;
+        s->opts.heartbeat_ms = XP_HEARTBEAT_MS_DEFAULT;
     if (s->opts.max_attempts <= 0)
-        s->opts.max_attempts = 3;
+        s->opts.max_attempts = XP_MAX_ATTEMPTS_DEFAULT;
     if (s->opts.max_message == 0)
         s->opts.max_message = XP_MAX_MESSAGE_DEFAULT;
     if (s->opts.keep_ms <= 0)
@@ -1414,8 +1441,8 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     zsock_set_router_mandatory(s->router, 0);
     zsock_set_sndhwm(s->router, 0);
     zsock_set_rcvhwm(s->router, 0);
-    if (opts->keys &&
-        xp__keys_server(s->router, opts->keys, &s->auth, err) != 0) {
+    if (s->opts.keys &&
+        xp__keys_server(s->router, s->opts.keys, &s->auth, err) != 0) {
         xp__scheduler_destroy(&s);
         return -1;
     }

@@ -23,7 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define S_SLOTS_MAX 1024
 #define S_POLL_MAX_MS 100 /* how late a stop from another thread is seen */
 
 /* Kinds of bad input from the scheduler, each logged once. */
@@ -587,8 +586,8 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
     switch (type) {
     case XP_MSG_WELCOME: {
         int64_t hb;
-        if (xp__bson_int64(&body, "heartbeat_ms", &hb) && hb >= 10 &&
-            hb <= 600000)
+        if (xp__bson_int64(&body, "heartbeat_ms", &hb) &&
+            hb >= XP_HEARTBEAT_MS_MIN && hb <= XP_HEARTBEAT_MS_MAX)
             w->heartbeat_ms = (int)hb;
         if (!w->welcomed)
             xp__log(XP_LOG_INFO,
@@ -699,7 +698,7 @@ int xp__worker_run(xp_worker *w)
         if (zmq_poll(items, w->dealer ? 2 : 1, (long)wait) < 0 &&
             zmq_errno() != EINTR)
             break; /* context terminated */
-        for (int i = 0; (items[0].revents & ZMQ_POLLIN) && i < S_SLOTS_MAX;
+        for (int i = 0; (items[0].revents & ZMQ_POLLIN) && i < XP_WORKER_SLOTS_MAX;
              i++) {
             zmsg_t *msg = zmsg_recv_nowait(w->results);
             if (!msg)
@@ -795,18 +794,20 @@ int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
     w->slots = opts->slots > 0 ? opts->slots : xp__cpu_count();
     if (w->slots < 1)
         w->slots = 1;
-    if (w->slots > S_SLOTS_MAX) {
+    if (w->slots > XP_WORKER_SLOTS_MAX) {
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                   "%d slots is more than the limit of %d", w->slots,
-                  S_SLOTS_MAX);
+                  XP_WORKER_SLOTS_MAX);
         goto cleanup;
     }
-    w->heartbeat_ms = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
+    w->heartbeat_ms =
+        opts->heartbeat_ms > 0 ? opts->heartbeat_ms : XP_HEARTBEAT_MS_DEFAULT;
     w->max_message =
         opts->max_message ? opts->max_message : XP_MAX_MESSAGE_DEFAULT;
-    if (w->max_message < 4096 || w->max_message > INT32_MAX) {
+    if (w->max_message < XP_MAX_MESSAGE_MIN || w->max_message > INT32_MAX) {
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                  "message limit %zu is outside [4096, 2^31)", w->max_message);
+                  "message limit %zu is outside [%d, 2^31)", w->max_message,
+                  XP_MAX_MESSAGE_MIN);
         goto cleanup;
     }
     w->plugins = bson_malloc0(opts->n_plugins * sizeof *w->plugins);
