@@ -1,6 +1,6 @@
 /* xp-scheduler — accepts trials from clients, dispatches their steps to
  * workers over ZeroMQ and records everything in the backend. A thin main
- * over the engine in lib/src/remote/scheduler.c: its options are the
+ * over the engine in lib/src/remote/scheduler/: its options are the
  * table below. */
 #include "remote/config.h"
 #include "remote/scheduler.h"

@@ -1,6 +1,6 @@
 /* xp-worker — executes the steps an xp-scheduler sends it, with N parallel
  * slots, using experiment plugins (shared libraries built with
- * -DXP_PLUGIN). A thin main over the engine in lib/src/remote/worker.c:
+ * -DXP_PLUGIN). A thin main over the engine in lib/src/remote/worker/:
  * its options are the table below. */
 #include "remote/config.h"
 #include "remote/worker.h"

@@ -1,4 +1,5 @@
-/* remote/scheduler.h — the xp-scheduler engine. */
+/* remote/scheduler.h — the xp-scheduler engine (its modules are in
+ * remote/scheduler/, its loop in remote/scheduler/scheduler.c). */
 #ifndef XP_REMOTE_SCHEDULER_H
 #define XP_REMOTE_SCHEDULER_H
 

@@ -1,4 +1,5 @@
-/* remote/worker.h — the xp-worker engine. */
+/* remote/worker.h — the xp-worker engine (its connection loop, slots and
+ * plugins are in remote/worker/). */
 #ifndef XP_REMOTE_WORKER_H
 #define XP_REMOTE_WORKER_H
 
