@@ -9,7 +9,14 @@
 #include <czmq.h>
 
 #define XP_PROTOCOL "XP1"
+/* The message size limit of both daemons (--max-message), bytes. */
 #define XP_MAX_MESSAGE_DEFAULT (64u << 20)
+#define XP_MAX_MESSAGE_MIN 4096
+#define XP_MAX_MESSAGE_MAX (1 << 30)
+/* The heartbeat interval (--heartbeat-ms, WELCOME), ms. */
+#define XP_HEARTBEAT_MS_DEFAULT 1000
+#define XP_HEARTBEAT_MS_MIN 10
+#define XP_HEARTBEAT_MS_MAX 600000
 
 typedef enum {
     XP_MSG_HELLO,     /* worker -> scheduler: host, slots, experiments */
