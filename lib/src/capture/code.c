@@ -169,6 +169,40 @@ static bool s_find_body(s_lex *l)
     }
 }
 
+/* Where the definition whose declaration follows decl_start begins: at
+ * its first token, or at the comment block directly above it. A comment
+ * separated from the declaration by a blank line (a file or section
+ * banner), or ending the previous declaration's line, is not part of it:
+ * editing it must not change the step's code. */
+static size_t s_definition_start(const char *src, size_t decl_start,
+                                 size_t symbol_at)
+{
+    s_lex l = {src, symbol_at, decl_start};
+    bool line_start = decl_start == 0, in_block = false;
+    size_t block = 0;
+    for (;;) {
+        int newlines = 0;
+        while (l.i < l.len &&
+               (src[l.i] == ' ' || src[l.i] == '\t' || src[l.i] == '\n' ||
+                src[l.i] == '\r' || src[l.i] == '\f' || src[l.i] == '\v'))
+            newlines += src[l.i++] == '\n';
+        if (newlines > 0)
+            line_start = true;
+        if (newlines > 1)
+            in_block = false; /* a blank line ends the block above */
+        bool comment = l.i + 1 < l.len && src[l.i] == '/' &&
+                       (src[l.i + 1] == '*' || src[l.i + 1] == '/');
+        if (!comment)
+            return in_block ? block : l.i;
+        if (line_start && !in_block) {
+            block = l.i;
+            in_block = true;
+        }
+        s_skip_inert(&l);
+        line_start = false;
+    }
+}
+
 char *xp__code_extract(const char *src, size_t len, const char *symbol)
 {
     s_lex l = {src, len, 0};
@@ -209,13 +243,9 @@ char *xp__code_extract(const char *src, size_t len, const char *symbol)
             if (probe.i >= probe.len || src[probe.i] != '(' ||
                 !s_skip_balanced(&probe, '(', ')') || !s_find_body(&probe))
                 continue;
-            size_t body = probe.i;
             if (!s_skip_balanced(&probe, '{', '}'))
                 return NULL; /* unterminated body */
-            size_t start = decl_start;
-            while (start < body && (src[start] == ' ' || src[start] == '\t' ||
-                                    src[start] == '\n' || src[start] == '\r'))
-                start++;
+            size_t start = s_definition_start(src, decl_start, l.i - id);
             return bson_strndup(src + start, probe.i - start);
         }
         l.i++;
