@@ -145,6 +145,49 @@ Test(experiment, experiments_are_independent)
     xp_experiment_destroy(&b);
 }
 
+/* Opens id on backend spec from directory xpt_dir, runs one trial and
+ * returns the backend description. */
+static void run_in_dir(const char *id, const char *spec, char *description)
+{
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = spec;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_open(&ex, id, &o, &err), 0, "open on '%s': %s",
+                 spec ? spec : "(null)", err.message);
+    define_simple(ex);
+    run_ab(ex, 1, 2);
+    snprintf(description, 256, "%s", xp_experiment_backend(ex));
+    xp_experiment_destroy(&ex);
+}
+
+Test(experiment, backend_local_is_the_default_store)
+{
+    cr_assert_eq(chdir(xpt_dir), 0, "chdir %s", xpt_dir);
+    char description[256];
+    /* daskperiment's name for its default backend, given and from the
+     * environment, also over another XP_BACKEND. */
+    run_in_dir("by_name", "local", description);
+    cr_assert_str_eq(description, "local:xp_cache/by_name");
+    setenv("XP_BACKEND", "local", 1);
+    run_in_dir("by_env", NULL, description);
+    cr_assert_str_eq(description, "local:xp_cache/by_env");
+    setenv("XP_BACKEND", "elsewhere", 1);
+    run_in_dir("over_env", "local", description);
+    cr_assert_str_eq(description, "local:xp_cache/over_env");
+    unsetenv("XP_BACKEND");
+    struct stat sb;
+    cr_assert_eq(stat("xp_cache/by_name/xp.sqlite3", &sb), 0,
+                 "no store in ./xp_cache/by_name");
+    cr_assert_eq(stat("xp_cache/by_env/xp.sqlite3", &sb), 0,
+                 "no store in ./xp_cache/by_env");
+    cr_assert_neq(stat("local", &sb), 0, "a directory named 'local' made");
+    /* A directory of that name is still reachable by its path. */
+    run_in_dir("in_dir", "./local", description);
+    cr_assert_eq(stat("local/in_dir/xp.sqlite3", &sb), 0,
+                 "no store in ./local/in_dir");
+}
+
 /* ---------------------------------------------------------------- ids */
 
 Test(experiment, invalid_ids)

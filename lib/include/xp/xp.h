@@ -188,7 +188,8 @@ typedef struct {
     unsigned version; /* XP_OPEN_OPTIONS_VERSION */
     /* NULL or "": env XP_BACKEND, else the directory ./xp_cache. A
      * directory selects the local backend; the experiment lives in
-     * <dir>/<id>/. */
+     * <dir>/<id>/. "local" (daskperiment's name) is ./xp_cache too; a
+     * directory named local is "./local". */
     const char *backend;
     /* Fail with XP_ENOTFOUND instead of creating a new experiment. */
     bool must_exist;
