@@ -243,10 +243,23 @@ bool xp__trial_done(xp_trial *t)
 
 /* ---------------------------------------------------------------- start */
 
-/* Resolves the value of every parameter into t->outputs and params;
- * XP_EUNDEFINED when one the result needs has none. ex->lock held. */
-static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
-                            xp_trial *t, bson_t *params, xp_error_t *err)
+/* The value parameter n takes in a trial: from overrides, else the one
+ * set on the experiment, else its default; NULL when it has none. */
+static const xp_value *s_param_value(const xp_node *n,
+                                     const xp_value *overrides)
+{
+    const xp_value *v = overrides ? xp_value_get(overrides, n->name) : NULL;
+    if (!v)
+        v = n->current ? n->current : n->def;
+    return v;
+}
+
+/* The rule for a trial's parameters, whoever starts it: every name given
+ * is declared, and every declared parameter has a value (read by the
+ * result or not: a trial records all of them, as daskperiment refuses a
+ * trial with one undefined). ex->lock held. */
+static int s_check_params(xp_experiment *ex, const xp_value *overrides,
+                          xp_error_t *err)
 {
     for (size_t i = 0; overrides && i < xp_value_count(overrides); i++) {
         const char *key = xp_value_key_at(overrides, i);
@@ -257,20 +270,57 @@ static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
                              "'%s'",
                              key ? key : "", ex->id);
     }
-    /* Every parameter with a value is recorded; only those the result
-     * depends on must have one. */
+    /* Every undefined name in one message, as many as fit in it. */
+    char names[400] = "";
+    size_t len = 0, shown = 0, undefined = 0;
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->is_param || s_param_value(n, overrides))
+            continue;
+        if (len + strlen(n->name) + 5 < sizeof names) {
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'",
+                                    shown ? ", " : "", n->name);
+            shown++;
+        }
+        undefined++;
+    }
+    if (undefined == 1)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                         "parameter %s is not defined", names);
+    if (undefined > shown)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                         "parameters %s and %zu more are not defined", names,
+                         undefined - shown);
+    if (undefined)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                         "parameters %s are not defined", names);
+    return 0;
+}
+
+int xp__trial_check_params(xp_experiment *ex, const xp_value *params,
+                           xp_error_t *err)
+{
+    if (params && xp_value_type(params) != XP_TYPE_DOCUMENT)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "parameters must be a document");
+    pthread_mutex_lock(&ex->lock);
+    int rc = s_check_params(ex, params, err);
+    pthread_mutex_unlock(&ex->lock);
+    return rc;
+}
+
+/* Checks the parameters and resolves the value of every one into
+ * t->outputs and params (all are recorded). ex->lock held. */
+static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
+                            xp_trial *t, bson_t *params, xp_error_t *err)
+{
+    if (s_check_params(ex, overrides, err) != 0)
+        return -1;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
         if (!n->is_param)
             continue;
-        const xp_value *v = overrides ? xp_value_get(overrides, n->name) : NULL;
-        if (!v)
-            v = n->current ? n->current : n->def;
-        if (!v && !n->needed)
-            continue;
-        if (!v)
-            return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
-                             "parameter '%s' is not defined", n->name);
+        const xp_value *v = s_param_value(n, overrides);
         t->outputs[n->index] = xp_value_dup(v);
         if (!t->outputs[n->index] ||
             xp__value_append_bson(params, n->name, v) != 0)

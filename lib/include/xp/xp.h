@@ -302,8 +302,9 @@ typedef struct {
  * executes the graph (independent steps in parallel), records the outcome.
  * On success *result (caller owns; may be NULL to discard) holds the result.
  * A failed step returns -1 with XP_ESTEP and "step: message"; the trial is
- * recorded as failed. An undefined parameter returns XP_EUNDEFINED and
- * allocates no id. *trial_id (may be NULL) gets the id, or 0 if none.
+ * recorded as failed. A declared parameter without a value (read by the
+ * result or not) returns XP_EUNDEFINED naming every such parameter, and
+ * allocates no id; every parameter's value is recorded. *trial_id (may be NULL) gets the id, or 0 if none.
  * Thread-safe: several threads may compute on one experiment. */
 XP_EXPORT int xp_compute(xp_experiment *ex, const xp_run_options *opts,
                          xp_value **result, int64_t *trial_id, xp_error_t *err);
