@@ -7,6 +7,7 @@
 #include "capture/code.h"
 #include "experiment.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "value.h"
 
 #include <stdlib.h>
@@ -26,6 +27,24 @@ static xp_node *s_def_error(xp_experiment *ex, uint32_t code, const char *fmt,
         va_end(ap);
         ex->has_def_error = true;
     }
+    return NULL;
+}
+
+/* Refuses a definition but leaves the graph as it was, so the experiment
+ * stays usable: the constructor returns NULL and, having no error
+ * argument, logs why. ex->lock held. */
+static xp_node *s_soft_error(xp_experiment *ex, uint32_t code, const char *fmt,
+                             ...) XP_PRINTF(3, 4);
+
+static xp_node *s_soft_error(xp_experiment *ex, uint32_t code, const char *fmt,
+                             ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    xp__verror(&ex->soft_error, XP_DOMAIN_GRAPH, code, fmt, ap);
+    va_end(ap);
+    ex->has_soft_error = true;
+    xp__log(XP_LOG_ERROR, "%s", ex->soft_error.message);
     return NULL;
 }
 
@@ -66,6 +85,34 @@ static xp_node *s_node_new(xp_experiment *ex, const char *kind,
     return n;
 }
 
+/* "default 1" or "no default", for messages. Caller frees. */
+static char *s_default_text(const xp_value *def)
+{
+    char *json = def ? xp_value_to_json(def) : NULL;
+    char *text = json ? bson_strdup_printf("default %.100s%s", json,
+                                           strlen(json) > 100 ? "..." : "")
+                      : bson_strdup("no default");
+    xp_free(json);
+    return text;
+}
+
+/* A parameter declared again: the same node when the default is the same
+ * (daskperiment returns the existing parameter), else a refusal that
+ * keeps the first declaration. ex->lock held. */
+static xp_node *s_redeclared(xp_experiment *ex, xp_node *n, const xp_value *def)
+{
+    if (n->def && def ? xp_value_equal(n->def, def) : !n->def && !def)
+        return n;
+    char *before = s_default_text(n->def), *now = s_default_text(def);
+    s_soft_error(ex, XP_EEXIST,
+                 "parameter '%s' is already declared with %s, cannot "
+                 "declare it again with %s",
+                 n->name, before, now);
+    bson_free(before);
+    bson_free(now);
+    return NULL;
+}
+
 static xp_node *s_parameter(xp_experiment *ex, const char *name, xp_value *def)
 {
     if (!ex) {
@@ -73,8 +120,11 @@ static xp_node *s_parameter(xp_experiment *ex, const char *name, xp_value *def)
         return NULL;
     }
     pthread_mutex_lock(&ex->lock);
-    xp_node *n = s_node_new(ex, "parameter", name);
-    if (n) {
+    xp_node *n = name ? xp__graph_find(ex, name) : NULL;
+    if (n && n->is_param) {
+        n = s_redeclared(ex, n, def);
+        xp_value_destroy(&def);
+    } else if ((n = s_node_new(ex, "parameter", name)) != NULL) {
         n->is_param = true;
         n->def = def;
     } else {
@@ -136,10 +186,12 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
     for (size_t i = 0; i < n; i++) {
         /* A NULL input is an earlier failed definition: keep its error. */
         if (!inputs[i] || inputs[i]->ex != ex) {
+            bool soft = !inputs[i] && ex->has_soft_error;
             s_def_error(ex, XP_EINVAL,
                         "step '%s': input %zu is not a node of this "
-                        "experiment",
-                        name ? name : "", i + 1);
+                        "experiment%s%.300s%s",
+                        name ? name : "", i + 1, soft ? " (" : "",
+                        soft ? ex->soft_error.message : "", soft ? ")" : "");
             goto done;
         }
     }

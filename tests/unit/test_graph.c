@@ -118,6 +118,12 @@ static int ident(xp_step *st, const xp_value *const *in, xp_value *out)
     return xp_set_value(out, in[0]);
 }
 
+static int sum_all_two(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) + xp_as_int64(in[1]));
+}
+
 static int constant(xp_step *st, const xp_value *const *in, xp_value *out)
 {
     (void)st;
@@ -163,18 +169,113 @@ Test(graph, duplicate_step_names)
     xp_experiment_destroy(&ex);
 }
 
-Test(graph, duplicate_parameter_names)
+/* Log lines of the running test (each criterion test is a process). */
+static xpt_log s_log;
+
+static void log_start(void)
 {
-    xp_experiment *ex = xpt_open("dup_params");
+    xpt_log_init(&s_log);
+    xp_log_set_handler(xpt_log_fn, &s_log);
+}
+
+/* Computes ex with a=a_value and returns the result. */
+static int64_t compute_with_a(xp_experiment *ex, int64_t a_value)
+{
+    xp_error_t err = {0};
+    cr_assert_eq(xp_set_param_int64(ex, "a", a_value, &err), 0, "set a: '%s'",
+                 err.message);
+    xp_value *res = NULL;
+    cr_assert_eq(xp_compute(ex, NULL, &res, NULL, &err), 0, "compute: '%s'",
+                 err.message);
+    int64_t v = xp_as_int64(res);
+    xp_value_destroy(&res);
+    return v;
+}
+
+Test(graph, parameter_declared_twice_is_the_same_parameter)
+{
+    /* daskperiment returns the existing parameter. */
+    xp_experiment *ex = xpt_open("redeclared");
     xp_node *a = xp_parameter(ex, "a");
     cr_assert_not_null(a, "first 'a'");
-    cr_assert_null(xp_parameter(ex, "a"), "second parameter 'a' accepted");
+    cr_assert_eq(xp_parameter(ex, "a"), a, "second 'a' is another node");
     xp_value *one = xpt_int(1);
-    cr_assert_null(xp_parameter_default(ex, "a", one),
-                   "parameter_default 'a' accepted");
+    xp_node *b = xp_parameter_default(ex, "b", one);
+    cr_assert_eq(xp_parameter_default(ex, "b", one), b,
+                 "'b' with the same default is another node");
+    cr_assert_eq(xp_parameter_literal(ex, "b", "1"), b,
+                 "'b' with the same literal default is another node");
     xp_value_destroy(&one);
-    XP_RESULT(ex, ident, a);
-    expect_definition_error(ex, XP_EEXIST, "duplicate parameter");
+    xp_node *in[] = {a, b};
+    xp_result(xp_step_add(ex, "first_of", sum_all_two, 2, in, NULL, 0));
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 5), 6, "a + b");
+    /* After the first trial too. */
+    cr_assert_eq(xp_parameter(ex, "a"), a, "'a' after the first trial");
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, conflicting_parameter_default_keeps_the_first_declaration)
+{
+    xp_experiment *ex = xpt_open("conflicting");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_value *one = xpt_int(1), *two = xpt_int(2), *one_double = NULL;
+    one_double = xp_value_new();
+    xp_set_double(one_double, 1.0);
+    xp_node *b = xp_parameter_default(ex, "b", one);
+    cr_assert_null(xp_parameter_default(ex, "a", one),
+                   "'a' redeclared with a default");
+    cr_assert_null(xp_parameter_default(ex, "b", two),
+                   "'b' redeclared with another default");
+    cr_assert_null(xp_parameter_default(ex, "b", one_double),
+                   "'b' redeclared with 1.0 instead of 1");
+    cr_assert_null(xp_parameter(ex, "b"), "'b' redeclared without default");
+    cr_assert_geq(xpt_log_find(&s_log, XP_LOG_ERROR,
+                               "parameter 'b' is already declared with "
+                               "default 1, cannot declare it again with "
+                               "default 2"),
+                  0, "no clear error logged: %s", xpt_log_dump(&s_log));
+    cr_assert_geq(xpt_log_find(&s_log, XP_LOG_ERROR,
+                               "parameter 'a' is already declared with no "
+                               "default"),
+                  0, "no clear error logged: %s", xpt_log_dump(&s_log));
+    xp_value_destroy(&one);
+    xp_value_destroy(&two);
+    xp_value_destroy(&one_double);
+    /* The definition is not poisoned: the first declarations stand. */
+    xp_node *in[] = {a, b};
+    xp_result(xp_step_add(ex, "first_of", sum_all_two, 2, in, NULL, 0));
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 5), 6, "a + default b");
+    xp_experiment_destroy(&ex);
+
+    /* The refused node given to a step: that error says why. */
+    ex = xpt_open("conflicting_used");
+    xp_parameter(ex, "a");
+    xp_node *again = xp_parameter_literal(ex, "a", "3");
+    cr_assert_null(again, "'a' redeclared with a default");
+    cr_assert_null(XP_RESULT(ex, ident, again), "step over the refused 'a'");
+    expect_definition_error(ex, XP_EINVAL, "refused parameter as input");
+    xp_experiment_check(ex, &err);
+    cr_assert_not_null(strstr(err.message, "already declared"),
+                       "error does not say why the input is missing: '%s'",
+                       err.message);
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, parameter_named_like_a_step_is_a_duplicate)
+{
+    xp_experiment *ex = xpt_open("param_step_clash");
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *s = xp_step_add(ex, "s", ident, 1, &a, NULL, 0);
+    cr_assert_null(xp_parameter(ex, "s"), "parameter 's' over step 's'");
+    xp_result(s);
+    expect_definition_error(ex, XP_EEXIST, "parameter named like a step");
     xp_experiment_destroy(&ex);
 }
 

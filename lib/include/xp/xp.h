@@ -229,8 +229,14 @@ XP_EXPORT int xp_check_name(const char *kind, const char *name,
 
 /* ---- graph definition. Node constructors return an experiment-owned
  * node, or NULL after recording the first definition error in the
- * experiment (reported by xp_experiment_check and by xp_compute). */
+ * experiment (reported by xp_experiment_check and by xp_compute). The
+ * refusals marked "recoverable" below instead leave the definition as it
+ * was: NULL, the error logged at XP_LOG_ERROR, the experiment usable (a
+ * step given that NULL as input is a definition error quoting it). */
 
+/* Declaring a parameter again returns the same node when its default is
+ * the same (or neither has one); another default is refused
+ * (recoverable: XP_EEXIST, the first declaration stands). */
 XP_EXPORT xp_node *xp_parameter(xp_experiment *ex, const char *name);
 /* Declares a parameter with a default (copied). */
 XP_EXPORT xp_node *xp_parameter_default(xp_experiment *ex, const char *name,
