@@ -347,10 +347,15 @@ xp_node *xp_result(xp_node *node)
                            "the result must be a step, '%s' is a parameter",
                            node->name);
     else if (ex->result && ex->result != node)
-        node = s_def_error(ex, XP_EEXIST,
-                           "the result is already step '%s', cannot also "
-                           "be '%s'",
-                           ex->result->name, node->name);
+        /* One graph per experiment keeps its code document, its history's
+         * Result column and a scheduler's dispatch unambiguous. */
+        node = s_soft_error(ex, XP_EEXIST,
+                            "the result of experiment '%s' is already step "
+                            "'%s', cannot also be '%s': an experiment has "
+                            "one result (use a second experiment id for "
+                            "another one, or xp_persist to keep an "
+                            "intermediate value)",
+                            ex->id, ex->result->name, node->name);
     else if (ex->frozen)
         node = s_def_error(ex, XP_ESTATE,
                            "the graph cannot change after the first trial");

@@ -279,6 +279,51 @@ Test(graph, parameter_named_like_a_step_is_a_duplicate)
     xp_experiment_destroy(&ex);
 }
 
+static int plus_one(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) + 1);
+}
+
+Test(graph, second_result_is_refused_and_the_first_stays)
+{
+    xp_experiment *ex = xpt_open("two_results");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *r = XP_RESULT(ex, plus_one, a);
+    cr_assert_not_null(r, "first result");
+    cr_assert_eq(xp_result(r), r, "the same result again");
+    cr_assert_null(XP_RESULT(ex, ident, a), "second result accepted");
+    int line = xpt_log_find(&s_log, XP_LOG_ERROR,
+                            "the result of experiment 'two_results' is "
+                            "already step 'plus_one', cannot also be "
+                            "'ident'");
+    cr_assert_geq(line, 0, "no clear error logged: %s", xpt_log_dump(&s_log));
+    cr_assert_not_null(strstr(s_log.msg[line], "second experiment id"),
+                       "no way out in '%s'", s_log.msg[line]);
+    cr_assert_not_null(strstr(s_log.msg[line], "xp_persist"),
+                       "no way out in '%s'", s_log.msg[line]);
+    /* Recoverable: the experiment keeps its first result and runs. */
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 1), 2, "result of plus_one");
+    xp_value *code = NULL;
+    cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
+    const xp_value *steps = xp_value_get(code, "steps");
+    size_t results = 0;
+    for (size_t i = 0; i < xp_value_count(steps); i++) {
+        const xp_value *st = xp_value_at(steps, i);
+        if (xp_as_bool(xp_value_get(st, "result"))) {
+            results++;
+            cr_assert_str_eq(xpt_get_str(st, "name"), "plus_one");
+        }
+    }
+    cr_assert_eq(results, 1, "%zu result steps in the code", results);
+    xp_value_destroy(&code);
+    xp_experiment_destroy(&ex);
+}
+
 Test(graph, invalid_node_names)
 {
     const char *bad[] = {"", "a/b", "-x", "a.b", "$where", "a b"};

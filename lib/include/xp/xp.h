@@ -249,7 +249,10 @@ XP_EXPORT xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
 XP_EXPORT xp_node *xp_step_add(xp_experiment *ex, const char *name,
                                xp_step_fn fn, size_t n, xp_node *const *inputs,
                                const char *file, int line);
-/* Marks node as the experiment's result; returns node. */
+/* Marks node as the experiment's result; returns node. An experiment has
+ * one result: marking another step is refused (recoverable: XP_EEXIST,
+ * the first result stays). Use a second experiment id for another
+ * graph, or xp_persist to keep an intermediate value. */
 XP_EXPORT xp_node *xp_result(xp_node *node);
 /* Marks a step's output as persisted (stored per trial); returns node. */
 XP_EXPORT xp_node *xp_persist(xp_node *node);
