@@ -7,6 +7,7 @@
 #include "capture/code.h"
 #include "experiment.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/log.h"
 #include "value.h"
 
@@ -165,6 +166,52 @@ xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
     return s_parameter(ex, name, def);
 }
 
+/* The node name of one more use of step function fn under name: name
+ * itself, or when a step of fn already has it the next free of name-2,
+ * name-3, ... (daskperiment runs one function on several inputs). A name
+ * taken by a parameter or by another function stays a duplicate. ex->lock
+ * held; the result may be buf. */
+static const char *s_use_name(xp_experiment *ex, const char *name,
+                              xp_step_fn fn, char buf[XP_NAME_MAX + 16])
+{
+    xp_node *taken = name ? xp__graph_find(ex, name) : NULL;
+    if (!taken || taken->is_param || taken->fn != fn ||
+        strlen(name) > XP_NAME_MAX)
+        return name;
+    /* Fewer nodes than suffixes tried: one is free. */
+    for (size_t k = 2; k <= ex->n_nodes + 1; k++) {
+        snprintf(buf, XP_NAME_MAX + 16, "%s-%zu", name, k);
+        if (!xp__graph_find(ex, buf))
+            break;
+    }
+    return buf;
+}
+
+/* The code of step node, registered under name: captured once per
+ * function, so each use of a function holds the same text. The symbol
+ * comes from the function's address, so a step named otherwise than its
+ * function still finds its definition. ex->lock held. */
+static void s_capture(xp_experiment *ex, xp_node *node, const char *name)
+{
+    for (size_t i = 0; i + 1 < ex->n_nodes; i++) {
+        const xp_node *other = ex->nodes[i];
+        bool same_file = other->file && node->file
+                             ? strcmp(other->file, node->file) == 0
+                             : other->file == node->file;
+        if (!other->is_param && other->fn == node->fn &&
+            (other->source || same_file)) {
+            node->symbol = other->symbol ? bson_strdup(other->symbol) : NULL;
+            node->source = other->source ? bson_strdup(other->source) : NULL;
+            node->source_path =
+                other->source_path ? bson_strdup(other->source_path) : NULL;
+            return;
+        }
+    }
+    const void *addr = (const void *)(uintptr_t)node->fn;
+    node->symbol = xp__code_symbol(addr);
+    node->source = xp__code_capture(node->file, name, addr, &node->source_path);
+}
+
 xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
                      size_t n, xp_node *const *inputs, const char *file,
                      int line)
@@ -195,7 +242,8 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
             goto done;
         }
     }
-    node = s_node_new(ex, "step", name);
+    char unique[XP_NAME_MAX + 16];
+    node = s_node_new(ex, "step", s_use_name(ex, name, fn, unique));
     if (!node)
         goto done;
     node->fn = fn;
@@ -206,8 +254,7 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
     }
     node->file = file ? bson_strdup(file) : NULL;
     node->line = line;
-    node->source = xp__code_capture(file, name, (const void *)(uintptr_t)fn,
-                                    &node->source_path);
+    s_capture(ex, node, name);
 done:
     pthread_mutex_unlock(&ex->lock);
     return node;
@@ -263,7 +310,7 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
         !bson_iter_recurse(&it, &list))
         goto invalid;
     while (bson_iter_next(&list)) {
-        const char *name = NULL, *file = NULL, *source = NULL;
+        const char *name = NULL, *file = NULL, *source = NULL, *symbol = NULL;
         int line = 0;
         bool result = false, persisted = false;
         xp_node **inputs = NULL;
@@ -278,6 +325,8 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
                 file = bson_iter_utf8(&item, NULL);
             else if (strcmp(key, "source") == 0 && BSON_ITER_HOLDS_UTF8(&item))
                 source = bson_iter_utf8(&item, NULL);
+            else if (strcmp(key, "symbol") == 0 && BSON_ITER_HOLDS_UTF8(&item))
+                symbol = bson_iter_utf8(&item, NULL);
             else if (strcmp(key, "line") == 0 && BSON_ITER_HOLDS_INT32(&item))
                 line = bson_iter_int32(&item);
             else if (strcmp(key, "result") == 0 && BSON_ITER_HOLDS_BOOL(&item))
@@ -314,6 +363,7 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
         n->file = file ? bson_strdup(file) : NULL;
         n->line = line;
         n->source = source ? bson_strdup(source) : NULL;
+        n->symbol = symbol ? bson_strdup(symbol) : NULL;
         n->persisted = persisted;
         if (result)
             ex->result = n;
@@ -469,6 +519,7 @@ void xp__graph_free(xp_experiment *ex)
         bson_free(n->file);
         bson_free(n->source);
         bson_free(n->source_path);
+        bson_free(n->symbol);
         bson_free(n->dependents);
         bson_free(n);
     }

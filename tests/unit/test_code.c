@@ -280,3 +280,32 @@ Test(code, comment_ending_the_previous_line_is_not_part_of_the_function)
     snprintf(src, sizeof src, "int g(void) { return 0; } // g\n%s\n", doc);
     check_extract(src, "f", doc);
 }
+
+static int s_static_step(int x)
+{
+    return x + 1;
+}
+
+int xpt_exported_step(int x);
+int xpt_exported_step(int x)
+{
+    return x + 2;
+}
+
+static int s_not_a_function;
+
+Test(code, symbol_of_a_function_from_its_address)
+{
+    /* Static functions too: steps usually are. */
+    char *sym = xp__code_symbol((const void *)(uintptr_t)s_static_step);
+    cr_assert_not_null(sym, "no symbol for a static function");
+    cr_assert_str_eq(sym, "s_static_step");
+    bson_free(sym);
+    sym = xp__code_symbol((const void *)(uintptr_t)xpt_exported_step);
+    cr_assert_not_null(sym, "no symbol for an exported function");
+    cr_assert_str_eq(sym, "xpt_exported_step");
+    bson_free(sym);
+    cr_assert_null(xp__code_symbol(&s_not_a_function), "a variable");
+    cr_assert_null(xp__code_symbol(NULL), "NULL");
+    cr_assert_eq(s_static_step(1) + xpt_exported_step(1), 5);
+}

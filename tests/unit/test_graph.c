@@ -158,11 +158,13 @@ static void expect_definition_error(xp_experiment *ex, uint32_t code,
 
 Test(graph, duplicate_step_names)
 {
+    /* The same name for another function (a second use of one function
+     * is a new node: graph::one_function_used_six_times). */
     xp_experiment *ex = xpt_open("dup_steps");
     xp_node *a = xp_parameter(ex, "a");
     xp_node *s1 = xp_step_add(ex, "dup", ident, 1, &a, NULL, 0);
     cr_assert_not_null(s1, "first 'dup'");
-    xp_node *s2 = xp_step_add(ex, "dup", ident, 1, &a, NULL, 0);
+    xp_node *s2 = xp_step_add(ex, "dup", constant, 1, &a, NULL, 0);
     cr_assert_null(s2, "second step 'dup' accepted");
     xp_result(s1);
     expect_definition_error(ex, XP_EEXIST, "duplicate step");
@@ -321,6 +323,86 @@ Test(graph, second_result_is_refused_and_the_first_stays)
     }
     cr_assert_eq(results, 1, "%zu result steps in the code", results);
     xp_value_destroy(&code);
+    xp_experiment_destroy(&ex);
+}
+
+/* daskperiment's long_task: one function applied to several inputs. */
+static int long_task(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) * 10);
+}
+
+/* Source of the step called name in trial 1's code document. */
+static const char *step_source(const xp_value *code, const char *name)
+{
+    const xp_value *steps = xpt_typed(code, "steps", XP_TYPE_ARRAY);
+    for (size_t i = 0; i < xp_value_count(steps); i++) {
+        const xp_value *st = xp_value_at(steps, i);
+        if (strcmp(xpt_get_str(st, "name"), name) == 0)
+            return xpt_get_str(st, "source");
+    }
+    cr_assert_fail("no step '%s' in the code", name);
+    return NULL;
+}
+
+Test(graph, one_function_used_six_times)
+{
+    xp_experiment *ex = xpt_open("six_uses");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *uses[6];
+    for (int i = 0; i < 6; i++) {
+        uses[i] = XP_STEP(ex, long_task, a);
+        char want[32] = "long_task";
+        if (i > 0)
+            snprintf(want, sizeof want, "long_task-%d", i + 1);
+        cr_assert_not_null(uses[i], "use %d refused", i + 1);
+        cr_assert_str_eq(xp_node_name(uses[i]), want, "use %d", i + 1);
+    }
+    xp_result(xp_step_add(ex, "sum_all", sum_all, 6, uses, NULL, 0));
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 2), 120, "6 uses of long_task(2)");
+    /* Each use records the one definition of the function. */
+    xp_value *code = NULL;
+    cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
+    const char *first = step_source(code, "long_task");
+    cr_assert_not_null(strstr(first, "static int long_task(xp_step *st"),
+                       "source of long_task:\n%s", first);
+    cr_assert_str_eq(step_source(code, "long_task-6"), first,
+                     "the uses record different code");
+    xp_value_destroy(&code);
+    cr_assert_lt(xpt_log_find(&s_log, XP_LOG_WARNING, "not found"), 0,
+                 "a definition was not found: %s", xpt_log_dump(&s_log));
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, step_named_otherwise_than_its_function_keeps_its_source)
+{
+    xp_experiment *ex = xpt_open("renamed");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *in[] = {
+        xp_step_add(ex, "scaled", long_task, 1, &a, __FILE__, __LINE__),
+        xp_step_add(ex, "scaled_again", long_task, 1, &a, __FILE__, __LINE__)};
+    xp_result(xp_step_add(ex, "total", sum_all_two, 2, in, __FILE__, __LINE__));
+    cr_assert_eq(compute_with_a(ex, 1), 20, "scaled + scaled_again");
+    xp_value *code = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
+    cr_assert_not_null(
+        strstr(step_source(code, "scaled"), "static int long_task(xp_step *st"),
+        "source of 'scaled':\n%s", step_source(code, "scaled"));
+    cr_assert_str_eq(step_source(code, "scaled_again"),
+                     step_source(code, "scaled"), "uses differ");
+    cr_assert_not_null(strstr(step_source(code, "total"),
+                              "static int sum_all_two(xp_step *st"),
+                       "source of 'total':\n%s", step_source(code, "total"));
+    xp_value_destroy(&code);
+    cr_assert_lt(xpt_log_find(&s_log, XP_LOG_WARNING, "not found"), 0,
+                 "a definition was not found: %s", xpt_log_dump(&s_log));
     xp_experiment_destroy(&ex);
 }
 

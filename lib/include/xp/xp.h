@@ -245,7 +245,11 @@ XP_EXPORT xp_node *xp_parameter_default(xp_experiment *ex, const char *name,
 XP_EXPORT xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
                                         const char *literal);
 /* Registers step `fn` named `name` over `n` input nodes. file/line
- * locate its source (code capture); may be NULL/0. */
+ * locate its source (code capture, by fn's symbol, so `name` may differ
+ * from the function's); may be NULL/0. Registering fn again under a name
+ * its earlier use holds adds another node, named name-2, name-3, ... (one
+ * function on several inputs); a name held by a parameter or by another
+ * function is a duplicate (XP_EEXIST). */
 XP_EXPORT xp_node *xp_step_add(xp_experiment *ex, const char *name,
                                xp_step_fn fn, size_t n, xp_node *const *inputs,
                                const char *file, int line);
