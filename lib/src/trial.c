@@ -45,6 +45,10 @@ struct xp_trial {
     xp_node **ready;
     size_t n_ready;
     size_t done, inflight;
+    /* In-process executor: the pool lending threads, how many it may
+     * lend, and the runner tasks given to it (queued, or taking steps). */
+    xp_pool *pool;
+    size_t helpers, runners, runners_queued;
     bool failed;
     char *failure; /* "step: message" once failed (heap: queued trials
                     * in a scheduler must stay small) */
@@ -652,11 +656,6 @@ cleanup:
 /* ---------------------------------------------------------------- in-process
  * executor */
 
-typedef struct {
-    xp_trial *trial;
-    xp_node *node;
-} s_task_arg;
-
 /* Executes step n of t and reports its outcome. */
 static void s_run_node(xp_trial *t, xp_node *n)
 {
@@ -677,38 +676,57 @@ static void s_run_node(xp_trial *t, xp_node *n)
     xp__trial_step_done(t, n, out, rc != 0 ? failure : NULL);
 }
 
-static void s_pool_task(void *arg)
+static void s_runner(void *arg);
+
+/* Takes a ready step for the calling thread, or NULL, and asks the pool
+ * for a runner per ready step left that no queued runner will take, up
+ * to the threads the pool lends: every thread keeps working while steps
+ * are ready. t->lock held. */
+static xp_node *s_take_locked(xp_trial *t)
 {
-    s_task_arg task = *(s_task_arg *)arg;
-    free(arg);
-    s_run_node(task.trial, task.node);
+    if (t->n_ready == 0 || t->failed)
+        return NULL;
+    xp_node *n = t->ready[--t->n_ready];
+    t->inflight++;
+    while (t->pool && t->n_ready > t->runners_queued &&
+           t->runners < t->helpers &&
+           xp__pool_submit(t->pool, s_runner, t) == 0) {
+        t->runners++;
+        t->runners_queued++;
+    }
+    return n;
 }
 
-/* Runs all needed steps: the calling thread takes one ready step at a
- * time and gives further ready steps to the pool. Returns after every
- * started step has finished, also on failure. */
+/* A pool thread's share of a trial: ready steps until none is left. */
+static void s_runner(void *arg)
+{
+    xp_trial *t = arg;
+    pthread_mutex_lock(&t->lock);
+    t->runners_queued--;
+    xp_node *n;
+    while ((n = s_take_locked(t)) != NULL) {
+        pthread_mutex_unlock(&t->lock);
+        s_run_node(t, n);
+        pthread_mutex_lock(&t->lock);
+    }
+    t->runners--;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Runs all needed steps on the calling thread and the pool's: each takes
+ * ready steps until none is left, the caller then waits for more or for
+ * the end. Returns after every started step has finished, also on
+ * failure, with no runner left holding t. */
 static void s_execute(xp_trial *t, xp_pool *pool)
 {
     pthread_mutex_lock(&t->lock);
+    t->pool = pool;
+    t->helpers = (size_t)xp__pool_threads(pool);
     for (;;) {
-        if (t->n_ready > 0 && !t->failed) {
-            xp_node *mine = t->ready[--t->n_ready];
-            t->inflight++;
-            while (pool && t->n_ready > 0) {
-                s_task_arg *task = malloc(sizeof *task);
-                if (!task)
-                    break; /* run it here later */
-                task->trial = t;
-                task->node = t->ready[t->n_ready - 1];
-                if (xp__pool_submit(pool, s_pool_task, task) != 0) {
-                    free(task);
-                    break;
-                }
-                t->n_ready--;
-                t->inflight++;
-            }
+        xp_node *n = s_take_locked(t);
+        if (n) {
             pthread_mutex_unlock(&t->lock);
-            s_run_node(t, mine);
+            s_run_node(t, n);
             pthread_mutex_lock(&t->lock);
             continue;
         }
@@ -717,6 +735,10 @@ static void s_execute(xp_trial *t, xp_pool *pool)
         pthread_cond_wait(&t->cond, &t->lock);
     }
     pthread_mutex_unlock(&t->lock);
+    /* Runners still queued (their thread busy with another trial) have
+     * nothing left to take. */
+    if (pool)
+        xp__pool_cancel(pool, t);
 }
 
 int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,

@@ -1,5 +1,7 @@
 /* test_graph.c — the experiment graph: independent steps run in parallel
- * (6 x 0.5 s in well under 3 s), only ancestors of the result run,
+ * (6 x 0.5 s in well under 3 s) with every thread, the computing one
+ * included, taking ready steps; only ancestors of the result run; one
+ * function used several times; parameters declared twice; one result;
  * definition errors (duplicates, invalid names, NULL inputs, no result) are
  * reported instead of crashing, and per-step randomness is reproducible
  * whatever the thread count. */
@@ -107,6 +109,153 @@ Test(graph, only_ancestors_of_the_result_run)
                  atomic_load(&g_orphan_ran));
     cr_assert_eq(atomic_load(&g_ran), 12, "%d sleeping steps ran, want 12",
                  atomic_load(&g_ran));
+    xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- schedule */
+
+static pthread_t g_caller; /* the thread calling xp_compute */
+static atomic_int g_caller_ran, g_pool_ran;
+static atomic_int g_branch_running, g_branch_max;
+
+/* Sleeps seconds, counting the steps running at once (all of them, and
+ * those on branches) and which thread ran the step. */
+static void timed_nap(double seconds, bool branch)
+{
+    int now = atomic_fetch_add(&g_running, 1) + 1;
+    int max = atomic_load(&g_max_running);
+    while (now > max &&
+           !atomic_compare_exchange_weak(&g_max_running, &max, now))
+        ;
+    if (branch) {
+        now = atomic_fetch_add(&g_branch_running, 1) + 1;
+        max = atomic_load(&g_branch_max);
+        while (now > max &&
+               !atomic_compare_exchange_weak(&g_branch_max, &max, now))
+            ;
+    }
+    if (pthread_equal(pthread_self(), g_caller))
+        atomic_fetch_add(&g_caller_ran, 1);
+    else
+        atomic_fetch_add(&g_pool_ran, 1);
+    xpt_sleep(seconds);
+    if (branch)
+        atomic_fetch_sub(&g_branch_running, 1);
+    atomic_fetch_sub(&g_running, 1);
+}
+
+static int quarter_nap(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    timed_nap(0.25, false);
+    return xp_set_int64(out, 1);
+}
+
+Test(graph, the_computing_thread_keeps_taking_ready_steps)
+{
+    /* 6 independent steps on 2 threads: the caller and the pool thread
+     * each take ready steps while any is left (dask: 3 rounds), instead
+     * of the caller running one and the pool thread the other five. */
+    xp_experiment *ex = xpt_open_threads("every_thread", 2);
+    xp_node *n[6];
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "quarter%d", i);
+        n[i] = xp_step_add(ex, name, quarter_nap, 0, NULL, NULL, 0);
+    }
+    xp_result(xp_step_add(ex, "sum_all", sum_all, 6, n, NULL, 0));
+    g_caller = pthread_self();
+    xp_value *res = NULL;
+    xp_error_t err = {0};
+    double t0 = xpt_now();
+    cr_assert_eq(xp_compute(ex, NULL, &res, NULL, &err), 0, "compute: '%s'",
+                 err.message);
+    double elapsed = xpt_now() - t0;
+    cr_assert_eq(xp_as_int64(res), 6, "sum %lld", (long long)xp_as_int64(res));
+    int caller = atomic_load(&g_caller_ran), pool = atomic_load(&g_pool_ran);
+    cr_assert_eq(caller + pool, 6, "%d + %d steps ran", caller, pool);
+    cr_assert_geq(caller, 2,
+                  "the computing thread ran %d step(s), the pool %d: it "
+                  "stopped taking ready steps",
+                  caller, pool);
+    cr_assert_geq(pool, 1, "the pool thread ran no step");
+    cr_assert_leq(atomic_load(&g_max_running), 2,
+                  "%d steps at once on 2 threads", atomic_load(&g_max_running));
+    /* Secondary, loose: 3 rounds of 0.25 s, not 1 + 5. */
+    cr_assert_lt(elapsed, 1.15, "6 x 0.25 s on 2 threads took %.2f s", elapsed);
+    xp_value_destroy(&res);
+    xp_experiment_destroy(&ex);
+}
+
+static atomic_bool g_slow_running;
+static atomic_int g_branches_beside_slow;
+
+static int long_nap(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    atomic_store(&g_slow_running, true);
+    timed_nap(1.0, false);
+    atomic_store(&g_slow_running, false);
+    return xp_set_int64(out, 1);
+}
+
+static int head_step(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    return xp_set_int64(out, 1);
+}
+
+static int branch_nap(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    timed_nap(0.2, true);
+    if (atomic_load(&g_slow_running))
+        atomic_fetch_add(&g_branches_beside_slow, 1);
+    return xp_set_int64(out, xp_as_int64(in[0]));
+}
+
+static int sum_five(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    int64_t s = 0;
+    for (int i = 0; i < 5; i++)
+        s += xp_as_int64(in[i]);
+    return xp_set_int64(out, s);
+}
+
+Test(graph, steps_made_ready_by_a_pool_thread_use_the_idle_ones)
+{
+    /* The caller is busy with a long step when a short one, on a pool
+     * thread, makes four branches ready: both pool threads take them,
+     * not only the one that finished. */
+    xp_experiment *ex = xpt_open_threads("pool_fanout", 3);
+    xp_node *slow = xp_step_add(ex, "slow", long_nap, 0, NULL, NULL, 0);
+    xp_node *head = xp_step_add(ex, "head", head_step, 0, NULL, NULL, 0);
+    xp_node *in[5] = {slow};
+    for (int i = 1; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "branch%d", i);
+        in[i] = xp_step_add(ex, name, branch_nap, 1, &head, NULL, 0);
+    }
+    xp_result(xp_step_add(ex, "sum_five", sum_five, 5, in, NULL, 0));
+    g_caller = pthread_self();
+    xp_value *res = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_compute(ex, NULL, &res, NULL, &err), 0, "compute: '%s'",
+                 err.message);
+    cr_assert_eq(xp_as_int64(res), 5, "sum %lld", (long long)xp_as_int64(res));
+    cr_assert_eq(atomic_load(&g_branches_beside_slow), 4,
+                 "%d of 4 branches ran while the caller ran the long step",
+                 atomic_load(&g_branches_beside_slow));
+    cr_assert_eq(atomic_load(&g_branch_max), 2,
+                 "at most %d branch(es) ran at once on the 2 pool threads",
+                 atomic_load(&g_branch_max));
+    cr_assert_leq(atomic_load(&g_max_running), 3,
+                  "%d steps at once on 3 threads", atomic_load(&g_max_running));
+    xp_value_destroy(&res);
     xp_experiment_destroy(&ex);
 }
 
