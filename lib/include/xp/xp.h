@@ -203,7 +203,8 @@ typedef struct {
     unsigned version; /* XP_OPEN_OPTIONS_VERSION */
     /* NULL or "": env XP_BACKEND, else the directory ./xp_cache. A
      * directory selects the local backend; the experiment lives in
-     * <dir>/<id>/. */
+     * <dir>/<id>/. "local" (daskperiment's name) is ./xp_cache too; a
+     * directory named local is "./local". */
     const char *backend;
     /* Fail with XP_ENOTFOUND instead of creating a new experiment. */
     bool must_exist;
@@ -243,8 +244,14 @@ XP_EXPORT int xp_check_name(const char *kind, const char *name,
 
 /* ---- graph definition. Node constructors return an experiment-owned
  * node, or NULL after recording the first definition error in the
- * experiment (reported by xp_experiment_check and by xp_compute). */
+ * experiment (reported by xp_experiment_check and by xp_compute). The
+ * refusals marked "recoverable" below instead leave the definition as it
+ * was: NULL, the error logged at XP_LOG_ERROR, the experiment usable (a
+ * step given that NULL as input is a definition error quoting it). */
 
+/* Declaring a parameter again returns the same node when its default is
+ * the same (or neither has one); another default is refused
+ * (recoverable: XP_EEXIST, the first declaration stands). */
 XP_EXPORT xp_node *xp_parameter(xp_experiment *ex, const char *name);
 /* Declares a parameter with a default (copied). */
 XP_EXPORT xp_node *xp_parameter_default(xp_experiment *ex, const char *name,
@@ -253,11 +260,18 @@ XP_EXPORT xp_node *xp_parameter_default(xp_experiment *ex, const char *name,
 XP_EXPORT xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
                                         const char *literal);
 /* Registers step `fn` named `name` over `n` input nodes. file/line
- * locate its source (code capture); may be NULL/0. */
+ * locate its source (code capture, by fn's symbol, so `name` may differ
+ * from the function's); may be NULL/0. Registering fn again under a name
+ * its earlier use holds adds another node, named name-2, name-3, ... (one
+ * function on several inputs); a name held by a parameter or by another
+ * function is a duplicate (XP_EEXIST). */
 XP_EXPORT xp_node *xp_step_add(xp_experiment *ex, const char *name,
                                xp_step_fn fn, size_t n, xp_node *const *inputs,
                                const char *file, int line);
-/* Marks node as the experiment's result; returns node. */
+/* Marks node as the experiment's result; returns node. An experiment has
+ * one result: marking another step is refused (recoverable: XP_EEXIST,
+ * the first result stays). Use a second experiment id for another
+ * graph, or xp_persist to keep an intermediate value. */
 XP_EXPORT xp_node *xp_result(xp_node *node);
 /* Marks a step's output as persisted (stored per trial); returns node. */
 XP_EXPORT xp_node *xp_persist(xp_node *node);
@@ -323,8 +337,9 @@ typedef struct {
  * executes the graph (independent steps in parallel), records the outcome.
  * On success *result (caller owns; may be NULL to discard) holds the result.
  * A failed step returns -1 with XP_ESTEP and "step: message"; the trial is
- * recorded as failed. An undefined parameter returns XP_EUNDEFINED and
- * allocates no id. *trial_id (may be NULL) gets the id, or 0 if none.
+ * recorded as failed. A declared parameter without a value (read by the
+ * result or not) returns XP_EUNDEFINED naming every such parameter, and
+ * allocates no id; every parameter's value is recorded. *trial_id (may be NULL) gets the id, or 0 if none.
  * Thread-safe: several threads may compute on one experiment. */
 XP_EXPORT int xp_compute(xp_experiment *ex, const xp_run_options *opts,
                          xp_value **result, int64_t *trial_id, xp_error_t *err);

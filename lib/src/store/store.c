@@ -23,12 +23,14 @@ static char *s_cache_dir(const char *id)
 }
 
 /* The backend named by spec (NULL/"": $XP_BACKEND, else ./xp_cache) and
- * its scheme (NULL for a directory; caller frees). */
+ * its scheme (NULL for a directory; caller frees). "local", daskperiment's
+ * name for its default, is the default directory too (a directory named
+ * local is ./local or file://local). */
 static char *s_resolve(const char **spec)
 {
     if (!*spec || !**spec)
         *spec = getenv("XP_BACKEND");
-    if (!*spec || !**spec)
+    if (!*spec || !**spec || strcmp(*spec, "local") == 0)
         *spec = "xp_cache";
     char *scheme = xp__uri_scheme(*spec);
     if (!scheme && strncmp(*spec, "unix:", 5) == 0)
