@@ -10,6 +10,7 @@
 #include "util/sys.h"
 #include "value.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1049,8 +1050,6 @@ static int s_exec_retry(sqlite3 *db, const char *sql)
     return rc;
 }
 
-/* Creates the schema on a new store, or checks that an existing one is an
- * xp store of this experiment and schema. */
 /* Checks that an existing store is an xp store of this experiment and
  * schema; reads only. */
 static int s_check_meta(xp_local *l, const char *id, xp_error_t *err)
@@ -1135,8 +1134,121 @@ cleanup:
     return rc;
 }
 
-int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
-                           bool must_exist, xp_error_t *err)
+/* ---------------------------------------------------------------- opening */
+
+enum { S_OPEN_CREATE, S_OPEN_EXISTING };
+
+/* What trials leave beside the database: "trials.tsv" with lines, files
+ * in "code/" or "environment/"; NULL when none. */
+static const char *s_trial_files(const xp_local *l)
+{
+    struct stat sb;
+    char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
+    bool listed = stat(path, &sb) == 0 && sb.st_size > 0;
+    bson_free(path);
+    if (listed)
+        return "trials.tsv";
+    static const char *const kinds[] = {"code/", "environment/"};
+    for (size_t k = 0; k < 2; k++) {
+        path = bson_strdup_printf("%s/%s", l->base.dir, kinds[k]);
+        DIR *d = opendir(path);
+        bson_free(path);
+        struct dirent *e;
+        bool found = false;
+        while (d && !found && (e = readdir(d)) != NULL)
+            found = e->d_name[0] != '.';
+        if (d)
+            closedir(d);
+        if (found)
+            return kinds[k];
+    }
+    return NULL;
+}
+
+static int s_connect(xp_local *l, const char *name, int flags)
+{
+    int rc = sqlite3_open_v2(name, &l->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (l->db) {
+        sqlite3_busy_timeout(l->db, XP_BUSY_TIMEOUT_MS);
+        sqlite3_extended_result_codes(l->db, 1);
+    }
+    return rc;
+}
+
+/* Makes a store ready for trials: WAL mode and, on a new one, the
+ * schema. An existing store was checked already: nothing is written. */
+static int s_ready_for_writing(xp_local *l, const char *id, int tables,
+                               xp_error_t *err)
+{
+    /* WAL: readers never block the writer; NORMAL sync is safe against
+     * process crashes (the last commits may be lost on power failure).
+     * Switching a new database to WAL needs an exclusive lock that the
+     * busy handler does not wait for: retry while other processes open
+     * the same store. */
+    if (s_exec_retry(l->db, "PRAGMA journal_mode=WAL; PRAGMA "
+                            "synchronous=NORMAL;") != SQLITE_OK)
+        return s_db_error(l, err, "opening store");
+    return tables > 0 ? 0 : s_init_schema(l, id, err);
+}
+
+/* Fails unless the store at l->path exists, or may be created (mode
+ * S_OPEN_CREATE, no trial files beside it: then its directory is made). */
+static int s_find_store(xp_local *l, const char *id, const char *root, int mode,
+                        xp_error_t *err)
+{
+    struct stat sb;
+    bool exists = stat(l->path, &sb) == 0;
+    const char *files = exists ? NULL : s_trial_files(l);
+    if (files) /* a writer creating the store meanwhile made it first */
+        exists = stat(l->path, &sb) == 0;
+    if (exists && !S_ISREG(sb.st_mode))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is not a regular file", l->path);
+    if (exists)
+        return 0;
+    if (files)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is missing but %s/%s holds trials of experiment "
+                         "'%s' (restore the database; nothing was written)",
+                         l->path, l->base.dir, files, id);
+    if (mode != S_OPEN_CREATE)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                         "experiment '%s' not found in %s", id, root);
+    return xp__mkdir_p(l->base.dir, err);
+}
+
+/* Tables of the open database, checked: an xp store of experiment id, or
+ * an empty database that may become one. */
+static int s_check_store(xp_local *l, const char *id, int mode, xp_error_t *err)
+{
+    int tables = s_table_count(l, err);
+    const char *files = tables == 0 ? s_trial_files(l) : NULL;
+    /* A writer creating the store commits its schema before any trial
+     * file exists: count again. */
+    if (files)
+        tables = s_table_count(l, err);
+    if (tables < 0)
+        return -1;
+    if (tables > 0)
+        return s_check_meta(l, id, err) == 0 ? tables : -1;
+    /* Empty (a zero-length file, say): schema and ids from 1 again would
+     * list trial 1 twice. */
+    if (files)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is empty but %s/%s holds trials of experiment "
+                         "'%s' (restore the database; nothing was written)",
+                         l->path, l->base.dir, files, id);
+    if (mode != S_OPEN_CREATE)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                         "experiment '%s' not found in %s (%s is empty)", id,
+                         l->base.dir, XP_LOCAL_FILE);
+    return 0;
+}
+
+/* A store is checked before anything writes to it, so a foreign, damaged
+ * or emptied file is left exactly as it was. */
+static int s_open(xp_backend **out, const char *id, const char *root, int mode,
+                  xp_error_t *err)
 {
     *out = NULL;
     xp_local *l = bson_malloc0(sizeof *l);
@@ -1145,51 +1257,22 @@ int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
     size_t rlen = strlen(root);
     while (rlen > 1 && root[rlen - 1] == '/')
         rlen--;
-    l->base.dir = bson_strdup_printf("%.*s/%s", (int)rlen, root, id);
+    char *top = bson_strndup(root, rlen);
+    l->base.dir = bson_strdup_printf("%s/%s", top, id);
     l->base.description = bson_strdup_printf("local:%s", l->base.dir);
     l->path = bson_strdup_printf("%s/" XP_LOCAL_FILE, l->base.dir);
-
-    struct stat sb;
-    if (stat(l->path, &sb) != 0) {
-        if (must_exist) {
-            xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                      "experiment '%s' not found in %.*s", id, (int)rlen, root);
-            goto fail;
-        }
-        if (xp__mkdir_p(l->base.dir, err) != 0)
-            goto fail;
-    } else if (!S_ISREG(sb.st_mode)) {
-        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                  "%s is not a regular file", l->path);
+    int tables = -1;
+    if (s_find_store(l, id, top, mode, err) != 0)
         goto fail;
-    }
-    if (sqlite3_open_v2(l->path, &l->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        s_db_error(l, err, "opening store");
-        goto fail;
-    }
-    sqlite3_busy_timeout(l->db, XP_BUSY_TIMEOUT_MS);
-    sqlite3_extended_result_codes(l->db, 1);
-    /* WAL: readers never block the writer; NORMAL sync is safe against
-     * process crashes (the last commits may be lost on power failure). */
-    /* A store that exists is checked before anything writes to it, so a
-     * foreign or damaged file is left exactly as it was. */
-    int tables = s_table_count(l, err);
-    if (tables < 0 || (tables > 0 && s_check_meta(l, id, err) != 0))
-        goto fail;
-    /* Switching a new database to WAL needs an exclusive lock that the
-     * busy handler does not wait for: retry while other processes open
-     * the same store. */
-    if (s_exec_retry(l->db, "PRAGMA journal_mode=WAL; PRAGMA "
-                            "synchronous=NORMAL; PRAGMA cache_size=-16384;") !=
+    if (s_connect(l, l->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) !=
         SQLITE_OK) {
         s_db_error(l, err, "opening store");
         goto fail;
     }
-    if (s_init_schema(l, id, err) != 0)
+    if ((tables = s_check_store(l, id, mode, err)) < 0 ||
+        s_ready_for_writing(l, id, tables, err) != 0)
         goto fail;
+    sqlite3_exec(l->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &l->stmt[i], NULL) != SQLITE_OK) {
@@ -1198,11 +1281,20 @@ int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
         }
     }
     s_checkpointer_start(l);
+    bson_free(top);
     *out = &l->base;
     return 0;
 fail:
+    bson_free(top);
     bson_free(l->base.dir);
     bson_free(l->base.description);
     s_close(&l->base);
     return -1;
+}
+
+int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
+                           bool must_exist, xp_error_t *err)
+{
+    return s_open(out, id, root, must_exist ? S_OPEN_EXISTING : S_OPEN_CREATE,
+                  err);
 }
