@@ -910,6 +910,71 @@ CONTRACT(spooled_trial_written_once, 60)
     xp_experiment_destroy(&ex);
 }
 
+/* An experiment opened read-only reads its history and writes nothing:
+ * a spooled trial waits for the next writer, sync is refused, and an
+ * unknown experiment is not created. */
+CONTRACT(reader_writes_nothing, 60)
+{
+    const char *id = uid("reader");
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = s_backend;
+    o.read_only = true;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_open(&ex, id, &o, &err), -1, "opened unknown");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+
+    ex = open_ex(id);
+    xp_backend *be = ex->backend;
+    bson_t doc = BSON_INITIALIZER, params = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&params, "a", 3);
+    BSON_APPEND_UTF8(&doc, "experiment", id);
+    BSON_APPEND_UTF8(&doc, "status", "running");
+    BSON_APPEND_DOCUMENT(&doc, "parameters", &params);
+    BSON_APPEND_INT64(&doc, "seed", 5);
+    BSON_APPEND_DATE_TIME(&doc, "started", xp__now_ms());
+    BSON_APPEND_UTF8(&doc, "host", "elsewhere");
+    BSON_APPEND_INT64(&doc, "pid", 1);
+    int64_t trial = 0;
+    cr_assert_eq(be->ops->trial_begin(be, &doc, &trial, &err), 0,
+                 "trial_begin: '%s'", err.message);
+    bson_t final = BSON_INITIALIZER;
+    bson_append_int64(&final, "trial_id", -1, trial);
+    bson_copy_to_excluding_noinit(&doc, &final, "status", NULL);
+    BSON_APPEND_UTF8(&final, "status", "succeeded");
+    BSON_APPEND_INT64(&final, "result", 6);
+    char *path = NULL;
+    cr_assert_eq(xp__spool_write(be, trial, &final, NULL, 0, NULL, 0, NULL, 0,
+                                 &path, &err),
+                 0, "spool: '%s'", err.message);
+    xp_experiment_destroy(&ex);
+
+    cr_assert_eq(xp_experiment_open(&ex, id, &o, &err), 0, "read_only: '%s'",
+                 err.message);
+    cr_assert_eq(xpt_last_id(ex), trial, "last id");
+    xp_value *t = xpt_trial(ex, trial);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "running",
+                     "replayed by a "
+                     "reader");
+    xp_value_destroy(&t);
+    cr_assert_eq(access(path, F_OK), 0, "a reader took the spool file");
+    size_t written = 9;
+    cr_assert_eq(xp_experiment_sync(ex, &written, &err), -1, "sync");
+    cr_assert_eq(err.code, XP_ESTATE, "code %u '%s'", err.code, err.message);
+    xp_experiment_destroy(&ex);
+
+    ex = open_ex(id); /* a writer writes it */
+    t = xpt_trial(ex, trial);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded", "not replayed");
+    xp_value_destroy(&t);
+    cr_assert_neq(access(path, F_OK), 0, "spool file left");
+    xp_experiment_destroy(&ex);
+    bson_free(path);
+    bson_destroy(&final);
+    bson_destroy(&doc);
+    bson_destroy(&params);
+}
+
 /* ---------------------------------------------------------------- bad input */
 
 static const char *const s_hostile[] = {

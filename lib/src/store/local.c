@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -1136,7 +1137,7 @@ cleanup:
 
 /* ---------------------------------------------------------------- opening */
 
-enum { S_OPEN_CREATE, S_OPEN_EXISTING };
+enum { S_OPEN_CREATE, S_OPEN_EXISTING, S_OPEN_READ };
 
 /* What trials leave beside the database: "trials.tsv" with lines, files
  * in "code/" or "environment/"; NULL when none. */
@@ -1165,6 +1166,36 @@ static const char *s_trial_files(const xp_local *l)
     return NULL;
 }
 
+/* Free space a reader wants before SQLite creates the -shm index. */
+#define XP_READER_ROOM (1024 * 1024)
+
+/* Whether this process may create files in the store's directory and
+ * write its database (effective ids, mount flags, free space). */
+static bool s_may_write(const xp_local *l)
+{
+    struct statvfs vfs;
+    if (faccessat(AT_FDCWD, l->base.dir, W_OK, AT_EACCESS) != 0 ||
+        faccessat(AT_FDCWD, l->path, W_OK, AT_EACCESS) != 0)
+        return false;
+    return statvfs(l->base.dir, &vfs) != 0 ||
+           (uint64_t)vfs.f_bavail * vfs.f_frsize >= XP_READER_ROOM;
+}
+
+/* "file:" URI of path with immutable=1. Caller frees. */
+static char *s_immutable_uri(const char *path)
+{
+    bson_string_t *s = bson_string_new(path[0] == '/' ? "file://" : "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr("/-._~", *p))
+            bson_string_append_c(s, (char)*p);
+        else
+            bson_string_append_printf(s, "%%%02X", *p);
+    }
+    bson_string_append(s, "?immutable=1");
+    return bson_string_free(s, false);
+}
+
 static int s_connect(xp_local *l, const char *name, int flags)
 {
     int rc = sqlite3_open_v2(name, &l->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
@@ -1173,6 +1204,38 @@ static int s_connect(xp_local *l, const char *name, int flags)
         sqlite3_extended_result_codes(l->db, 1);
     }
     return rc;
+}
+
+/* Opens the database read-only. SQLite reads a WAL database through its
+ * -shm index and creates it (and -wal) when absent: fine where this
+ * process may write, but not on a read-only mount, in another user's
+ * store (the files would stay, and could lock the owner out) or on a full
+ * disk. There, when neither exists, no commit is outside the database
+ * file: it is opened immutable. The same goes when the first read fails
+ * for want of the index. */
+static int s_connect_read_only(xp_local *l, xp_error_t *err)
+{
+    char *wal = bson_strdup_printf("%s-wal", l->path);
+    char *shm = bson_strdup_printf("%s-shm", l->path);
+    struct stat sb;
+    bool logged = stat(wal, &sb) == 0 && sb.st_size > 0;
+    bool indexed = stat(shm, &sb) == 0;
+    bson_free(wal);
+    bson_free(shm);
+    bool immutable = !logged && !indexed && !s_may_write(l);
+    for (;;) {
+        char *uri = immutable ? s_immutable_uri(l->path) : NULL;
+        int rc = s_connect(l, uri ? uri : l->path,
+                           SQLITE_OPEN_READONLY | (uri ? SQLITE_OPEN_URI : 0));
+        bson_free(uri);
+        if (rc == SQLITE_OK && s_table_count(l, NULL) >= 0)
+            return 0;
+        if (immutable || logged)
+            return s_db_error(l, err, "opening store read-only");
+        sqlite3_close(l->db);
+        l->db = NULL;
+        immutable = true;
+    }
 }
 
 /* Makes a store ready for trials: WAL mode and, on a new one, the
@@ -1246,7 +1309,7 @@ static int s_check_store(xp_local *l, const char *id, int mode, xp_error_t *err)
 }
 
 /* A store is checked before anything writes to it, so a foreign, damaged
- * or emptied file is left exactly as it was. */
+ * or emptied file is left exactly as it was; a reader writes nothing. */
 static int s_open(xp_backend **out, const char *id, const char *root, int mode,
                   xp_error_t *err)
 {
@@ -1261,16 +1324,20 @@ static int s_open(xp_backend **out, const char *id, const char *root, int mode,
     l->base.dir = bson_strdup_printf("%s/%s", top, id);
     l->base.description = bson_strdup_printf("local:%s", l->base.dir);
     l->path = bson_strdup_printf("%s/" XP_LOCAL_FILE, l->base.dir);
+    bool reader = mode == S_OPEN_READ;
     int tables = -1;
     if (s_find_store(l, id, top, mode, err) != 0)
         goto fail;
-    if (s_connect(l, l->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) !=
-        SQLITE_OK) {
-        s_db_error(l, err, "opening store");
+    if (reader ? s_connect_read_only(l, err) != 0
+               : s_connect(l, l->path,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) !=
+                     SQLITE_OK) {
+        if (!reader)
+            s_db_error(l, err, "opening store");
         goto fail;
     }
     if ((tables = s_check_store(l, id, mode, err)) < 0 ||
-        s_ready_for_writing(l, id, tables, err) != 0)
+        (!reader && s_ready_for_writing(l, id, tables, err) != 0))
         goto fail;
     sqlite3_exec(l->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
     for (int i = 0; i < S_COUNT; i++) {
@@ -1280,7 +1347,8 @@ static int s_open(xp_backend **out, const char *id, const char *root, int mode,
             goto fail;
         }
     }
-    s_checkpointer_start(l);
+    if (!reader)
+        s_checkpointer_start(l);
     bson_free(top);
     *out = &l->base;
     return 0;
@@ -1297,4 +1365,10 @@ int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
 {
     return s_open(out, id, root, must_exist ? S_OPEN_EXISTING : S_OPEN_CREATE,
                   err);
+}
+
+int xp__backend_local_open_reader(xp_backend **out, const char *id,
+                                  const char *root, xp_error_t *err)
+{
+    return s_open(out, id, root, S_OPEN_READ, err);
 }
