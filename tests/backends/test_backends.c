@@ -1127,6 +1127,14 @@ static void child_main(const char *id, int p)
     xp_node *b = xp_parameter(ex, "b");
     XP_RESULT(ex, plus_one, a, b);
     for (int i = 0; i < PER_PROC; i++) {
+        if (i == PER_PROC / 2) { /* an open while the others write */
+            xp_experiment *again = NULL;
+            if (xp_experiment_open(&again, id, &o, &err) != 0) {
+                fprintf(stderr, "child %d: reopen: %s\n", p, err.message);
+                _exit(6);
+            }
+            xp_experiment_destroy(&again);
+        }
         xp_set_param_int64(ex, "a", (int64_t)p * 1000 + i, &err);
         xp_set_param_int64(ex, "b", i, &err);
         xp_value *res = NULL;
@@ -1200,6 +1208,20 @@ CONTRACT(processes_get_unique_ids, 240)
     xp_value_destroy(&h);
     cr_assert_eq(xpt_last_id(ex), (int64_t)total, "last id");
     xp_experiment_destroy(&ex);
+    if (s_kind == B_LOCAL) { /* one line per trial, in id order */
+        char tsv[PATH_MAX + 80];
+        snprintf(tsv, sizeof tsv, "%s/%s/trials.tsv", xpt_dir, id);
+        char *text = xpt_slurp(tsv);
+        cr_assert_eq(xpt_count_lines(text), total, "trials.tsv has %zu lines",
+                     xpt_count_lines(text));
+        const char *line = text;
+        for (size_t i = 0; i < total; i++) {
+            cr_assert_eq(strtoll(line, NULL, 10), (long long)i + 1,
+                         "line %zu of trials.tsv: %.40s", i + 1, line);
+            line = strchr(line, '\n') + 1;
+        }
+        free(text);
+    }
 }
 
 /* ---------------------------------------------------------------- queue */

@@ -1,8 +1,8 @@
 /* test_local.c — the local store's open path: a database emptied or lost
  * beside its trials is damaged, never a new experiment; a reader writes
  * nothing and reads stores it cannot write (another user's, a read-only
- * mount, a full disk). Mount cases need root in a private mount
- * namespace and are skipped without. */
+ * mount, a full disk); trials.tsv is completed from the database. Mount
+ * cases need root in a private mount namespace and are skipped without. */
 #include "../common.h"
 
 #include "experiment.h"
@@ -546,4 +546,47 @@ Test(local, full_disk_is_readable)
     cr_assert_eq(errno, ENOSPC, "filling: %s", strerror(errno));
     close(fd);
     read_all_ok(full, "crowded", 3);
+}
+
+/* ---------------------------------------------------------------- trials.tsv
+ */
+
+Test(local, trials_tsv_completed_from_the_database)
+{
+    make(xpt_dir, "index", 6);
+    char tsv[PATH_MAX];
+    path_of(tsv, xpt_dir, "index", "trials.tsv");
+    char *whole = xpt_slurp(tsv);
+    cr_assert_eq(xpt_count_lines(whole), 6, "trials.tsv:\n%s", whole);
+    size_t four = 0; /* bytes of the first four lines */
+    for (int i = 0; i < 4; i++)
+        four = (size_t)(strchr(whole + four, '\n') - whole) + 1;
+    /* Cut after a commit (the last two lines lost), in the middle of a
+     * line (a write cut short), and entirely. */
+    const size_t cuts[] = {four, four + 10, 0};
+    for (size_t c = 0; c < 3; c++) {
+        cr_assert_eq(truncate(tsv, (off_t)cuts[c]), 0);
+        xp_experiment *ex = open_ok(xpt_dir, "index", OPEN_READ);
+        xp_experiment_destroy(&ex);
+        cr_assert_eq(size_of(tsv), (off_t)cuts[c], "a reader repaired it");
+        for (int round = 0; round < 2; round++) { /* never twice */
+            ex = open_ok(xpt_dir, "index", OPEN_EXISTING);
+            xp_experiment_destroy(&ex);
+            char *now = xpt_slurp(tsv);
+            cr_assert_str_eq(now, whole, "cut at %zu, open %d:\n%s", cuts[c],
+                             round, now);
+            free(now);
+        }
+    }
+    /* The next trial's line follows. */
+    xp_experiment *ex = open_ok(xpt_dir, "index", OPEN_CREATE);
+    define(ex);
+    run(ex, 6, 7);
+    xp_experiment_destroy(&ex);
+    char *now = xpt_slurp(tsv);
+    cr_assert_eq(strncmp(now, whole, strlen(whole)), 0, "%s", now);
+    cr_assert_eq(strtol(now + strlen(whole), NULL, 10), 7, "%s", now);
+    cr_assert_eq(xpt_count_lines(now), 7, "%s", now);
+    free(now);
+    free(whole);
 }

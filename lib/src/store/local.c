@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -225,10 +226,14 @@ static int s_status_of(const bson_t *doc, const char **status)
 /* trials.tsv maps each trial to its content files: "trial_id<TAB>code
  * hash<TAB>environment hash" (code/<hash>.c, environment/<hash>.txt),
  * appended with O_APPEND so concurrent processes interleave whole lines.
- * A line per trial costs one write; a symlink per trial cost ~0.3 ms. */
-static void s_index_write(xp_local *l, const char *line, size_t n);
+ * A line per trial costs one write; a symlink per trial cost ~0.3 ms.
+ * The database is the truth: a writer holds flock(LOCK_EX) on the file
+ * from before the commit of its trials until their lines are written, so
+ * a writer opening the store (s_index_repair) holding the lock finds every
+ * committed trial listed, except those whose process died in between. */
 
-static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
+/* The line of trial id, NUL-terminated in line[128]; its length. */
+static size_t s_index_line(int64_t id, const bson_t *doc, char line[128])
 {
     bson_iter_t it;
     char code[33] = "-", env[33] = "-";
@@ -237,32 +242,62 @@ static void s_index_trial(xp_local *l, int64_t id, const bson_t *doc)
     if (bson_iter_init_find(&it, doc, "environment_hash") &&
         BSON_ITER_HOLDS_UTF8(&it))
         bson_strncpy(env, bson_iter_utf8(&it, NULL), sizeof env);
-    char line[128];
-    int n =
-        snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id, code, env);
-    pthread_mutex_lock(&l->lock);
-    if (l->group) {
-        bson_string_append(l->group_index, line);
-        pthread_mutex_unlock(&l->lock);
-        return;
-    }
-    s_index_write(l, line, (size_t)n);
-    pthread_mutex_unlock(&l->lock);
+    int n = snprintf(line, 128, "%lld\t%s\t%s\n", (long long)id, code, env);
+    return n > 0 && n < 128 ? (size_t)n : 0;
+}
+
+/* Opens trials.tsv once (l->lock held); false when it cannot be. */
+static bool s_index_open(xp_local *l)
+{
+    if (l->index_fd > 0)
+        return true;
+    char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        xp__log(XP_LOG_DEBUG, "cannot open %s: %s", path, strerror(errno));
+    bson_free(path);
+    l->index_fd = fd < 0 ? 0 : fd;
+    return fd >= 0;
+}
+
+/* Takes the trials.tsv lock ahead of a commit whose lines follow
+ * (l->lock held); false when not taken: inside a group (its end takes
+ * it) or without the file. */
+static bool s_index_lock(xp_local *l)
+{
+    if (l->group || !s_index_open(l))
+        return false;
+    int rc;
+    while ((rc = flock(l->index_fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+    return rc == 0;
+}
+
+static void s_index_unlock(xp_local *l, bool locked)
+{
+    if (locked)
+        flock(l->index_fd, LOCK_UN);
 }
 
 /* Appends lines to trials.tsv (l->lock held). */
 static void s_index_write(xp_local *l, const char *line, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || !s_index_open(l))
         return;
-    if (l->index_fd <= 0) {
-        char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
-        l->index_fd =
-            open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-        bson_free(path);
-    }
-    if (l->index_fd > 0 && write(l->index_fd, line, n) != (ssize_t)n)
+    if (write(l->index_fd, line, n) != (ssize_t)n)
         xp__log(XP_LOG_DEBUG, "cannot append to %s/trials.tsv", l->base.dir);
+}
+
+/* Appends the line of trial id, or keeps it for the commit of the group
+ * (l->lock held). */
+static void s_index_add(xp_local *l, int64_t id, const bson_t *doc)
+{
+    char line[128];
+    size_t n = s_index_line(id, doc, line);
+    if (l->group)
+        bson_string_append(l->group_index, line);
+    else
+        s_index_write(l, line, n);
 }
 
 static int s_group_begin(xp_backend *b, xp_error_t *err)
@@ -287,11 +322,13 @@ static int s_group_end(xp_backend *b, xp_error_t *err)
         return 0;
     }
     l->group = false;
+    bool locked = l->group_index->len > 0 && s_index_lock(l);
     int rc = s_exec(l, S_COMMIT, err);
     if (rc != 0)
         s_exec(l, S_ROLLBACK, NULL);
     else
         s_index_write(l, l->group_index->str, l->group_index->len);
+    s_index_unlock(l, locked);
     bson_string_free(l->group_index, true);
     l->group_index = NULL;
     pthread_mutex_unlock(&l->lock);
@@ -303,6 +340,7 @@ static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
 {
     xp_local *l = (xp_local *)b;
     int rc = -1;
+    bool locked = false;
     bson_t full = BSON_INITIALIZER;
     pthread_mutex_lock(&l->lock);
     if (s_begin(l, err) != 0)
@@ -342,14 +380,16 @@ static int s_trial_begin(xp_backend *b, const bson_t *doc, int64_t *id,
         goto cleanup;
     }
     sqlite3_reset(st);
+    locked = s_index_lock(l);
     rc = s_commit(l, err);
+    if (rc == 0)
+        s_index_add(l, *id, doc);
 cleanup:
+    s_index_unlock(l, locked);
     if (rc != 0)
         s_rollback(l);
     pthread_mutex_unlock(&l->lock);
     bson_destroy(&full);
-    if (rc == 0)
-        s_index_trial(l, *id, doc);
     return rc;
 }
 
@@ -844,7 +884,7 @@ static int s_content_put(xp_backend *b, const char *kind, const char *hash,
     if (step_rc != SQLITE_DONE)
         return s_db_error(l, err, "storing content");
     /* Human-diffable copies: <dir>/<kind>/<hash>.<ext>, indexed by trial
-     * in trials.tsv (see s_index_trial). */
+     * in trials.tsv (see s_index_line). */
     if (text) {
         char *dir = bson_strdup_printf("%s/%s", l->base.dir, kind);
         if (xp__mkdir_p(dir, NULL) == 0) {
@@ -1135,6 +1175,106 @@ cleanup:
     return rc;
 }
 
+/* ---------------------------------------------------------------- trials.tsv
+ * repair */
+
+/* Largest trial id among the complete lines at the end of trials.tsv
+ * (lines are in id order, give or take the interleaving of writers that
+ * predate its lock); a last line cut short by a crash is cut off. -1 when
+ * the file cannot be read. */
+static int64_t s_index_last(int fd)
+{
+    struct stat sb;
+    char buf[4096];
+    if (fstat(fd, &sb) != 0)
+        return -1;
+    off_t from =
+        sb.st_size > (off_t)sizeof buf ? sb.st_size - (off_t)sizeof buf : 0;
+    size_t n = (size_t)(sb.st_size - from);
+    if (n == 0)
+        return 0;
+    if (pread(fd, buf, n, from) != (ssize_t)n)
+        return -1;
+    size_t end = n; /* just past the last complete line */
+    while (end > 0 && buf[end - 1] != '\n')
+        end--;
+    if (end == 0 && from > 0)
+        return -1; /* a 4 KiB line: not one of ours */
+    if (end < n && ftruncate(fd, from + (off_t)end) != 0)
+        return -1;
+    size_t i = 0;
+    if (from > 0) /* the window may start inside a line */
+        i = (size_t)((char *)memchr(buf, '\n', end) - buf) + 1;
+    int64_t last = 0;
+    while (i < end) {
+        int64_t id = 0;
+        bool digits = false;
+        for (; buf[i] >= '0' && buf[i] <= '9' && id < INT64_MAX / 10; i++) {
+            id = id * 10 + (buf[i] - '0');
+            digits = true;
+        }
+        if (digits && id > last)
+            last = id;
+        i = (size_t)((char *)memchr(buf + i, '\n', end - i) - buf) + 1;
+    }
+    return last;
+}
+
+/* Appends the lines of every stored trial after id `after` (l->lock and
+ * the trials.tsv lock held). */
+static void s_index_restore(xp_local *l, int64_t after)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(
+            l->db, "SELECT id, doc FROM trials WHERE id > ? ORDER BY id", -1,
+            &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, after);
+    bson_string_t *lines = bson_string_new(NULL);
+    int64_t first = 0, last = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        bson_t doc, none = BSON_INITIALIZER;
+        bool ok = s_stored_doc(l, st, 1, &doc, "trial record", NULL) == 0;
+        char line[128];
+        last = sqlite3_column_int64(st, 0);
+        first = first ? first : last;
+        s_index_line(last, ok ? &doc : &none, line);
+        bson_string_append(lines, line);
+        if (lines->len >= 65536) {
+            s_index_write(l, lines->str, lines->len);
+            bson_string_truncate(lines, 0);
+        }
+    }
+    sqlite3_finalize(st);
+    s_index_write(l, lines->str, lines->len);
+    bson_string_free(lines, true);
+    if (first)
+        xp__log(XP_LOG_WARNING,
+                "%s/trials.tsv: restored the lines of trials %lld-%lld, "
+                "which the database holds",
+                l->base.dir, (long long)first, (long long)last);
+}
+
+/* On a writer's open: trials the database holds past the last line of
+ * trials.tsv get their lines, in id order. The largest stored id is read
+ * before the lock is taken: a trial committed before that read is either
+ * listed by the time the lock is free or its writer is gone. */
+static void s_index_repair(xp_local *l)
+{
+    int64_t stored = 0;
+    if (s_last_id(&l->base, &stored, NULL) != 0 || stored == 0)
+        return;
+    pthread_mutex_lock(&l->lock);
+    bool locked = s_index_lock(l);
+    int64_t listed = locked ? s_index_last(l->index_fd) : -1;
+    if (listed < 0)
+        xp__log(XP_LOG_DEBUG, "cannot check %s/trials.tsv", l->base.dir);
+    else if (listed < stored)
+        s_index_restore(l, listed);
+    s_index_unlock(l, locked);
+    pthread_mutex_unlock(&l->lock);
+}
+
 /* ---------------------------------------------------------------- opening */
 
 enum { S_OPEN_CREATE, S_OPEN_EXISTING, S_OPEN_READ };
@@ -1347,8 +1487,10 @@ static int s_open(xp_backend **out, const char *id, const char *root, int mode,
             goto fail;
         }
     }
-    if (!reader)
+    if (!reader) {
+        s_index_repair(l);
         s_checkpointer_start(l);
+    }
     bson_free(top);
     *out = &l->base;
     return 0;
