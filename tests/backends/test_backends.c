@@ -13,6 +13,7 @@
 
 #include <hiredis/hiredis.h>
 #include <math.h>
+#include <mongoc/mongoc.h>
 
 enum { B_LOCAL, B_REDIS, B_MONGO };
 
@@ -973,6 +974,101 @@ CONTRACT(reader_writes_nothing, 60)
     bson_destroy(&final);
     bson_destroy(&doc);
     bson_destroy(&params);
+}
+
+/* A direct connection to the test's Redis database. Caller frees. */
+static redisContext *redis_direct(void)
+{
+    char host[256];
+    int port, db;
+    cr_assert(redis_addr(s_backend, host, &port, &db),
+              "XP_TEST_REDIS_URI is not of the form redis://host:port/db");
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    cr_assert(c && !c->err, "cannot connect to %s", s_backend);
+    redisReply *r = redisCommand(c, "SELECT %d", db);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SELECT %d", db);
+    freeReplyObject(r);
+    return c;
+}
+
+static void redis_do(redisContext *c, const char *fmt, const char *id)
+{
+    redisReply *r = redisCommand(c, fmt, id);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s: %s", fmt,
+              r ? r->str : c->errstr);
+    freeReplyObject(r);
+}
+
+/* Loses the experiment's id counter, as a Redis restarted without
+ * persistence or an operator's DEL would. The local store has none: its
+ * ids come from the trials table itself. */
+static void forget_counter(const char *id)
+{
+    if (s_kind == B_REDIS) {
+        redisContext *c = redis_direct();
+        redis_do(c, "DEL %s:counter", id);
+        redisFree(c);
+    } else if (s_kind == B_MONGO) {
+        mongoc_init();
+        mongoc_uri_t *u = mongoc_uri_new(s_backend);
+        cr_assert_not_null(u, "URI");
+        mongoc_client_t *c = mongoc_client_new_from_uri(u);
+        mongoc_collection_t *counters = mongoc_client_get_collection(
+            c, mongoc_uri_get_database(u), "xp.counters");
+        bson_t sel = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&sel, "_id", id);
+        bson_error_t e;
+        cr_assert(mongoc_collection_delete_one(counters, &sel, NULL, NULL, &e),
+                  "deleting the counter: %s", e.message);
+        bson_destroy(&sel);
+        mongoc_collection_destroy(counters);
+        mongoc_client_destroy(c);
+        mongoc_uri_destroy(u);
+    }
+}
+
+/* Trial `trial` still holds the run with parameter a (step `typed`). */
+static void check_trial(xp_experiment *ex, int64_t trial, int64_t a)
+{
+    xp_value *t = xpt_trial(ex, trial);
+    cr_assert_eq(xpt_get_int(xpt_field(t, "parameters"), "a"), a,
+                 "%s: trial %lld was overwritten", s_kind_name[s_kind],
+                 (long long)trial);
+    cr_assert_eq(xpt_get_int(t, "result"), 2 * a, "trial %lld result",
+                 (long long)trial);
+    xp_value_destroy(&t);
+}
+
+CONTRACT(lost_counter_never_reuses_an_id, 60)
+{
+    const char *id = uid("counter");
+    xp_experiment *ex = open_ex(id);
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    for (int i = 1; i <= 3; i++) {
+        set_int(ex, "a", i);
+        run_ok(ex, NULL, NULL);
+    }
+    forget_counter(id);
+    set_int(ex, "a", 40);
+    cr_assert_eq(run_ok(ex, NULL, NULL), 4, "%s: id after the counter was lost",
+                 s_kind_name[s_kind]);
+    if (s_kind == B_REDIS) {
+        /* A record the history index does not list is not handed out
+         * either. */
+        redisContext *c = redis_direct();
+        redis_do(c, "DEL %s:counter", id);
+        redis_do(c, "ZREM %s:trials 4", id);
+        redisFree(c);
+        set_int(ex, "a", 50);
+        cr_assert_eq(run_ok(ex, NULL, NULL), 5, "id past an unlisted record");
+        check_trial(ex, 5, 50);
+    }
+    for (int i = 1; i <= 3; i++)
+        check_trial(ex, i, i);
+    check_trial(ex, 4, 40);
+    xp_experiment_destroy(&ex);
 }
 
 /* ---------------------------------------------------------------- bad input */
