@@ -1071,6 +1071,65 @@ CONTRACT(lost_counter_never_reuses_an_id, 60)
     xp_experiment_destroy(&ex);
 }
 
+/* A spooled record whose id meanwhile holds another trial (the backend
+ * lost the first one and handed its id out again) is not written: the
+ * stored trial stays, the spool file too, and the reason is one line. */
+CONTRACT(replay_never_overwrites_another_trial, 60)
+{
+    const char *id = uid("replay");
+    xp_experiment *ex = open_ex(id);
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    set_int(ex, "a", 1);
+    cr_assert_eq(run_ok(ex, NULL, NULL), 1, "first id");
+
+    bson_t final = BSON_INITIALIZER, params = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&params, "a", 77);
+    bson_append_int64(&final, "trial_id", -1, 1);
+    BSON_APPEND_UTF8(&final, "experiment", id);
+    BSON_APPEND_UTF8(&final, "status", "succeeded");
+    BSON_APPEND_DOCUMENT(&final, "parameters", &params);
+    BSON_APPEND_INT64(&final, "seed", 4242);
+    BSON_APPEND_DATE_TIME(&final, "started", xp__now_ms() - 3600 * 1000);
+    BSON_APPEND_UTF8(&final, "host", xp__hostname());
+    BSON_APPEND_INT64(&final, "pid", 1);
+    BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
+    BSON_APPEND_INT64(&final, "result", 154);
+    BSON_APPEND_UTF8(&final, "result_type", "int64");
+    BSON_APPEND_BOOL(&final, "success", true);
+    BSON_APPEND_UTF8(&final, "description", "");
+    char *path = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__spool_write(ex->backend, 1, &final, NULL, 0, NULL, 0, NULL,
+                                 0, &path, &err),
+                 0, "spool: '%s'", err.message);
+    for (int round = 0; round < 2; round++) {
+        size_t written = 9;
+        cr_assert_eq(xp_experiment_sync(ex, &written, &err), -1,
+                     "%s: a replay overwrote another trial",
+                     s_kind_name[s_kind]);
+        cr_assert_eq(written, 0, "written %zu", written);
+        cr_assert_eq(err.code, XP_EEXIST, "code %u '%s'", err.code,
+                     err.message);
+        cr_assert(strstr(err.message, "trial 1 ") && strstr(err.message, path),
+                  "'%s' names neither the trial nor %s", err.message, path);
+        cr_assert_null(strchr(err.message, '\n'), "multi-line error");
+        cr_assert_eq(access(path, F_OK), 0, "spool file %s not kept", path);
+        check_trial(ex, 1, 1);
+        if (round == 0) { /* opening tries again, and says so once */
+            xp_experiment_destroy(&ex);
+            ex = open_ex(id);
+            cr_assert_geq(xpt_log_find(&s_log, XP_LOG_WARNING, "trial 1 "), 0,
+                          "no warning: %s", xpt_log_dump(&s_log));
+            check_trial(ex, 1, 1);
+        }
+    }
+    bson_free(path);
+    bson_destroy(&final);
+    bson_destroy(&params);
+    xp_experiment_destroy(&ex);
+}
+
 /* ---------------------------------------------------------------- bad input */
 
 static const char *const s_hostile[] = {
