@@ -16,6 +16,7 @@
 struct xp_experiment {
     char *id;
     xp_backend *backend;
+    bool read_only; /* opened to read: writes nothing to the backend */
     int threads;
     /* Guards the definition, parameter values, the seed and the pool. */
     pthread_mutex_t lock;

@@ -210,18 +210,26 @@ typedef struct {
     bool must_exist;
     /* Step threads for parallel branches; 0: env XP_THREADS, else CPUs. */
     int threads;
+    /* Since version 2. Open to read only (history, trials, parameters,
+     * metrics, persisted values, code, environment, diffs): implies
+     * must_exist, and nothing is written to the store: no recovery of
+     * interrupted trials, no spool replay, no schema, no write transaction,
+     * so a store on a read-only mount, owned by another user or on a full
+     * disk can be read. xp_experiment_sync fails on such a handle. */
+    bool read_only;
 } xp_open_options;
 
-#define XP_OPEN_OPTIONS_VERSION 1
+#define XP_OPEN_OPTIONS_VERSION 2
 #define XP_OPEN_OPTIONS_INIT                                                   \
     {                                                                          \
-        XP_OPEN_OPTIONS_VERSION, NULL, false, 0                                \
+        XP_OPEN_OPTIONS_VERSION, NULL, false, 0, false                         \
     }
 
 /* Opens (or creates) experiment `id`: 1-64 characters of [A-Za-z0-9_-],
- * not starting with '-'. Reopening reloads its trial counter and history
- * and marks trials whose recording process died as `interrupted`.
- * opts may be NULL. Caller owns *out; destroy with xp_experiment_destroy. */
+ * not starting with '-'. Reopening for writing reloads its trial counter
+ * and history and marks trials whose recording process died as
+ * `interrupted`. opts may be NULL; versions 1 (without read_only) and 2
+ * are accepted. Caller owns *out; destroy with xp_experiment_destroy. */
 XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
                                  const xp_open_options *opts, xp_error_t *err);
 /* Writes trials that finished while the backend was unreachable (kept in
@@ -447,8 +455,7 @@ XP_EXPORT int xp_client_connect(xp_client **out, const char *endpoint,
  * key never answers: requests time out. */
 XP_EXPORT int xp_client_connect_secure(xp_client **out, const char *endpoint,
                                        int timeout_ms, const char *key,
-                                       const char *server_key,
-                                       xp_error_t *err);
+                                       const char *server_key, xp_error_t *err);
 /* NULL-safe; sets *c to NULL. */
 XP_EXPORT void xp_client_destroy(xp_client **c);
 /* Creates a CURVE key pair: dir/name.key (public, to hand out) and

@@ -4,6 +4,7 @@
  * so no finished trial is lost. */
 #include "store/spool.h"
 
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/sys.h"
 #include "value.h"
@@ -98,6 +99,43 @@ int xp__spool_write(xp_backend *b, int64_t id, const bson_t *doc,
     return rc;
 }
 
+/* 0 when trial id of the backend is absent or is the trial of record doc
+ * (same start time and seed): a backend that lost the trial (a Redis
+ * restarted without persistence) may have given its id to another trial
+ * since, which a replay must not overwrite. */
+static int s_replay_target(xp_backend *b, int64_t id, const bson_t *doc,
+                           xp_error_t *err)
+{
+    bson_t stored;
+    xp_error_t e;
+    if (b->ops->trial_get(b, id, &stored, &e) != 0) {
+        if (e.code == XP_ENOTFOUND)
+            return 0;
+        if (err)
+            *err = e;
+        return -1;
+    }
+    bson_iter_t it;
+    int64_t started[2] = {0, 0}, seed[2] = {0, 0};
+    const bson_t *docs[2] = {doc, &stored};
+    for (int i = 0; i < 2; i++) {
+        if (bson_iter_init_find(&it, docs[i], "started") &&
+            BSON_ITER_HOLDS_DATE_TIME(&it))
+            started[i] = bson_iter_date_time(&it);
+        xp__bson_int64(docs[i], "seed", &seed[i]);
+    }
+    bson_destroy(&stored);
+    if (started[0] == started[1] && seed[0] == seed[1])
+        return 0;
+    return xp__error(err, XP_DOMAIN_BACKEND, XP_EEXIST,
+                     "trial %lld of %s holds another trial (started %lld, "
+                     "seed %lld; spooled: started %lld, seed %lld): not "
+                     "overwritten",
+                     (long long)id, b->description, (long long)started[1],
+                     (long long)seed[1], (long long)started[0],
+                     (long long)seed[0]);
+}
+
 /* Replays one spool record; 0 when written. */
 static int s_replay(xp_backend *b, const bson_t *rec, xp_error_t *err)
 {
@@ -120,6 +158,8 @@ static int s_replay(xp_backend *b, const bson_t *rec, xp_error_t *err)
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record of trial %lld is damaged",
                          (long long)id);
+    if (s_replay_target(b, id, &doc, err) != 0)
+        return -1;
 
     size_t n_metrics = 0, n_persisted = 0, n_hashes = 0;
     xp_metric_buf *metrics = NULL;
@@ -271,7 +311,8 @@ int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err)
         } else {
             rename(claimed, path); /* keep it for the next attempt */
             if (rc == 0 && err)
-                *err = e2;
+                xp__error(err, e2.domain, e2.code, "%s (kept in %s)",
+                          e2.message, path);
             rc = -1;
         }
         bson_free(data);

@@ -119,6 +119,11 @@ struct xp_backend {
  * ./xp_cache/<id>/) for experiment id. */
 int xp__backend_open(xp_backend **out, const char *id, const char *spec,
                      bool must_exist, xp_error_t *err);
+/* As xp__backend_open with must_exist, for a handle that only reads:
+ * nothing is written to the store (a local one is opened read-only, so
+ * read-only mounts, other users' stores and full disks can be read). */
+int xp__backend_open_reader(xp_backend **out, const char *id, const char *spec,
+                            xp_error_t *err);
 void xp__backend_close(xp_backend **b);
 /* Calls fn with the id of every experiment the backend named by spec
  * holds (a local root's stores, MongoDB's xp.counters, Redis's
@@ -134,6 +139,8 @@ int xp__backend_redis_experiments(const char *uri,
                                   void *user, xp_error_t *err);
 int xp__backend_local_open(xp_backend **out, const char *id, const char *dir,
                            bool must_exist, xp_error_t *err);
+int xp__backend_local_open_reader(xp_backend **out, const char *id,
+                                  const char *dir, xp_error_t *err);
 /* Shared backends. uri is the full URI; cache_dir is this machine's
  * directory for the experiment (spool of unwritten records), to be copied
  * into b->dir. Errors never contain the URI's password. */
