@@ -563,6 +563,10 @@ static int s_open(const struct command *cmd, const struct args *a,
     xp_open_options opts = XP_OPEN_OPTIONS_INIT;
     opts.backend = a->backend;
     opts.must_exist = true;
+    /* Every command but sync only reads: it opens read-only, so it works
+     * on a store it may not write (another user's, a read-only mount, a
+     * full disk) and changes nothing. */
+    opts.read_only = strcmp(cmd->name, "sync") != 0;
     opts.threads = 1;
     if (xp_experiment_open(ex, a->pos[0], &opts, &err) != 0)
         return s_fail(&err);

@@ -763,6 +763,9 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
     if (xp__in_step())
         return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
                          "cannot compute a trial from inside a step");
+    if (ex->read_only)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
+                         "experiment '%s' was opened read-only", ex->id);
 
     xp_trial *t;
     if (xp__trial_start(&t, ex, opts, NULL, err) != 0)

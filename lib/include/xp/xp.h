@@ -215,7 +215,8 @@ typedef struct {
      * must_exist, and nothing is written to the store: no recovery of
      * interrupted trials, no spool replay, no schema, no write transaction,
      * so a store on a read-only mount, owned by another user or on a full
-     * disk can be read. xp_experiment_sync fails on such a handle. */
+     * disk can be read. xp_experiment_sync and xp_compute fail on such a
+ * handle (XP_ESTATE). */
     bool read_only;
 } xp_open_options;
 
