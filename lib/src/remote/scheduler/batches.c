@@ -7,9 +7,7 @@
 
 #include "remote/scheduler/workers.h"
 
-#include "util/bson_util.h"
 #include "util/error.h"
-#include "value.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,21 +139,6 @@ void xp__sched_batch_running(xp_sched_batch *b, int delta)
         b->running--;
 }
 
-bson_t *xp__sched_batch_line(xp_trial *t, bool ok, const xp_value *result,
-                             const char *failure)
-{
-    bson_t *item = bson_new();
-    BSON_APPEND_INT64(item, "trial_id", xp__trial_id(t));
-    BSON_APPEND_UTF8(item, "status", ok ? "succeeded" : "failed");
-    if (result)
-        xp__value_append_bson(item, "result", result);
-    else
-        BSON_APPEND_NULL(item, "result");
-    BSON_APPEND_UTF8(item, "result_type", xp_type_name(xp_value_type(result)));
-    BSON_APPEND_UTF8(item, "description", failure ? failure : "");
-    return item;
-}
-
 void xp__sched_batch_trial_done(xp_sched_batch *b, const bson_t *line, bool ok)
 {
     if (b->done + b->failed + 1 >= b->total)
@@ -172,8 +155,9 @@ void xp__sched_batch_trial_done(xp_sched_batch *b, const bson_t *line, bool ok)
         b->owner->unfinished--;
 }
 
-/* Appends to list the lines of b from cursor on, at most 1,000 (bounded
- * replies; the client asks again); returns how many. */
+/* Appends to list the lines of b from cursor on, at most
+ * XP_MSG_PROGRESS_MAX (bounded replies; the client asks again); returns
+ * how many. */
 static uint32_t s_lines_since(const xp_sched_batch *b, int64_t cursor,
                               bson_t *list)
 {
@@ -188,23 +172,17 @@ static uint32_t s_lines_since(const xp_sched_batch *b, int64_t cursor,
         const char *kp;
         bson_uint32_to_string(out++, &kp, key, sizeof key);
         bson_append_iter(list, kp, -1, &it);
-        if (out >= 1000)
+        if (out >= XP_MSG_PROGRESS_MAX)
             break;
     }
     return out;
 }
 
-void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
+void xp__sched_batch_status(xp_scheduler *s, zframe_t *from,
+                            const xp_msg_status *m)
 {
-    int64_t batch = 0, cursor = 0;
-    if (!xp__bson_int64(body, "batch", &batch)) {
-        s->malformed++;
-        xp__sched_send_error(s, from, "malformed STATUS");
-        return;
-    }
-    xp__bson_int64(body, "cursor", &cursor);
     char key[32];
-    s_batch_key(batch, key);
+    s_batch_key(m->batch, key);
     xp_sched_batch *b = zhashx_lookup(s->batches, key);
     if (!b) {
         xp__sched_send_error(s, from, "unknown batch");
@@ -213,28 +191,28 @@ void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
     /* running counts tasks; a trial with parallel steps counts once. */
     size_t pending = b->total - b->done - b->failed;
     size_t running = b->running < pending ? b->running : pending;
-    size_t queued = pending - running;
-    bson_t reply = BSON_INITIALIZER, list;
-    BSON_APPEND_INT64(&reply, "queued", (int64_t)queued);
-    BSON_APPEND_INT64(&reply, "running", (int64_t)running);
-    BSON_APPEND_INT64(&reply, "done", (int64_t)b->done);
-    BSON_APPEND_INT64(&reply, "failed", (int64_t)b->failed);
-    BSON_APPEND_INT64(&reply, "total", (int64_t)b->total);
-    if (queued > 0 && xp__sched_def_slots(s, b->def) == 0) {
-        char why[256];
+    xp_msg_progress p = {
+        .queued = (int64_t)(pending - running),
+        .running = (int64_t)running,
+        .done = (int64_t)b->done,
+        .failed = (int64_t)b->failed,
+        .total = (int64_t)b->total,
+    };
+    char why[256];
+    if (p.queued > 0 && xp__sched_def_slots(s, b->def) == 0) {
         snprintf(why, sizeof why,
                  "no connected worker has code %s of experiment %s",
                  b->def->ex->code_hash, b->def->ex->id);
-        BSON_APPEND_UTF8(&reply, "waiting", why);
+        p.waiting = why;
     }
-    BSON_APPEND_ARRAY_BEGIN(&reply, "finished", &list);
-    uint32_t out = s_lines_since(b, cursor, &list);
-    bson_append_array_end(&reply, &list);
-    BSON_APPEND_INT64(&reply, "cursor", cursor + out);
-    xp__sched_send(s, from, XP_MSG_PROGRESS, &reply);
-    bson_destroy(&reply);
+    bson_t lines = BSON_INITIALIZER;
+    uint32_t out = s_lines_since(b, m->cursor, &lines);
+    p.finished = xp__msg_doc_of(&lines);
+    p.cursor = m->cursor + out;
+    xp__sched_send(s, from, xp__msg_progress_encode(&p));
+    bson_destroy(&lines);
     /* Asked again with every result read: the client is done with it. */
-    if (b->complete_ms && out == 0 && (uint64_t)cursor >= b->n_finished)
+    if (b->complete_ms && out == 0 && (uint64_t)m->cursor >= b->n_finished)
         s_forget(s, b);
 }
 

@@ -9,8 +9,6 @@
 #include "remote/scheduler/defs.h"
 #include "remote/scheduler/state.h"
 
-#include "trial.h"
-
 typedef struct xp_sched_client xp_sched_client;
 
 void xp__sched_batches_init(xp_scheduler *s);
@@ -28,15 +26,12 @@ int64_t xp__sched_batch_id(const xp_sched_batch *b);
 void xp__sched_batch_accepted(xp_scheduler *s, xp_sched_batch *b, size_t n);
 /* Tasks of the batch on workers, up or down by one. */
 void xp__sched_batch_running(xp_sched_batch *b, int delta);
-/* The line a batch reports for a finished trial; caller destroys. */
-bson_t *xp__sched_batch_line(xp_trial *t, bool ok, const xp_value *result,
-                             const char *failure);
-/* A trial of b was recorded (line: its xp__sched_batch_line). */
+/* A trial of b was recorded (line: its xp__msg_finished_line). */
 void xp__sched_batch_trial_done(xp_sched_batch *b, const bson_t *line, bool ok);
 /* STATUS from the peer of routing frame from: answers PROGRESS (or
  * ERROR), and drops a finished batch whose results were all read. */
 void xp__sched_batch_status(xp_scheduler *s, zframe_t *from,
-                            const bson_t *body);
+                            const xp_msg_status *m);
 /* Drops the batches finished more than opts.keep_ms ago. */
 void xp__sched_batches_expire(xp_scheduler *s);
 

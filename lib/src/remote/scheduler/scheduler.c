@@ -24,10 +24,8 @@
 
 /* ---------------------------------------------------------------- replies */
 
-void xp__sched_send(xp_scheduler *s, zframe_t *to, xp_msg_type type,
-                    const bson_t *body)
+void xp__sched_send(xp_scheduler *s, zframe_t *to, zmsg_t *msg)
 {
-    zmsg_t *msg = xp__msg_new(type, body);
     zframe_t *id = zframe_dup(to);
     zmsg_prepend(msg, &id);
     zmsg_send(&msg, s->router);
@@ -35,10 +33,8 @@ void xp__sched_send(xp_scheduler *s, zframe_t *to, xp_msg_type type,
 
 void xp__sched_send_error(xp_scheduler *s, zframe_t *to, const char *message)
 {
-    bson_t body = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&body, "message", message);
-    xp__sched_send(s, to, XP_MSG_ERROR, &body);
-    bson_destroy(&body);
+    xp_msg_error e = {message};
+    xp__sched_send(s, to, xp__msg_error_encode(&e));
 }
 
 /* Every heartbeat interval: heartbeats to the workers; with judge, also
@@ -75,6 +71,65 @@ static void s_identity_hex(zframe_t *identity, char out[64])
     out[2 * n] = '\0';
 }
 
+/* A body that does not decode: counted, and answered when it asks. */
+static void s_malformed(xp_scheduler *s, zframe_t *from, const xp_error_t *err,
+                        bool answer)
+{
+    s->malformed++;
+    if (answer)
+        xp__sched_send_error(s, from, err->message);
+}
+
+static void s_on_hello(xp_scheduler *s, zframe_t *from, const char *id,
+                       const bson_t *body)
+{
+    xp_msg_hello m;
+    xp_error_t err;
+    if (xp__msg_hello_decode(body, &m, &err) != 0)
+        s_malformed(s, from, &err, true);
+    else
+        xp__sched_worker_hello(s, from, id, &m);
+    xp__msg_hello_clear(&m);
+}
+
+static void s_on_result(xp_scheduler *s, zframe_t *from, xp_sched_worker *w,
+                        const bson_t *body)
+{
+    xp_msg_result m;
+    xp_error_t err;
+    if (!w) {
+        xp__sched_send_error(s, from, XP_MSG_UNKNOWN_WORKER);
+        return;
+    }
+    if (xp__msg_result_decode(body, &m, &err) != 0)
+        s_malformed(s, from, &err, false);
+    else
+        xp__sched_task_result(s, w, &m);
+    xp__msg_result_clear(&m);
+}
+
+static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
+                        const bson_t *body)
+{
+    xp_msg_submit m;
+    xp_error_t err;
+    if (xp__msg_submit_decode(body, &m, &err) != 0)
+        s_malformed(s, from, &err, true);
+    else
+        xp__sched_submit(s, from, who, &m);
+    xp__msg_submit_clear(&m);
+}
+
+static void s_on_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
+{
+    xp_msg_status m;
+    xp_error_t err;
+    if (xp__msg_status_decode(body, &m, &err) != 0)
+        s_malformed(s, from, &err, true);
+    else
+        xp__sched_batch_status(s, from, &m);
+}
+
 static void s_dispatch(xp_scheduler *s, zframe_t *from, const char *id,
                        const char *who, xp_msg_type type, const bson_t *body)
 {
@@ -82,23 +137,18 @@ static void s_dispatch(xp_scheduler *s, zframe_t *from, const char *id,
     if (w)
         w->last_seen_ms = xp__sched_now();
     switch (type) {
-    case XP_MSG_HELLO: xp__sched_worker_hello(s, from, id, body); break;
+    case XP_MSG_HELLO: s_on_hello(s, from, id, body); break;
     case XP_MSG_HEARTBEAT:
         if (!w) /* a worker we declared lost: it must register again */
-            xp__sched_send_error(s, from, "unknown worker: send HELLO");
+            xp__sched_send_error(s, from, XP_MSG_UNKNOWN_WORKER);
         break;
-    case XP_MSG_RESULT:
-        if (w)
-            xp__sched_task_result(s, w, body);
-        else
-            xp__sched_send_error(s, from, "unknown worker: send HELLO");
-        break;
+    case XP_MSG_RESULT: s_on_result(s, from, w, body); break;
     case XP_MSG_BYE:
         if (w)
             xp__sched_worker_lost(s, w, "said goodbye");
         break;
-    case XP_MSG_SUBMIT: xp__sched_submit(s, from, who, body); break;
-    case XP_MSG_STATUS: xp__sched_batch_status(s, from, body); break;
+    case XP_MSG_SUBMIT: s_on_submit(s, from, who, body); break;
+    case XP_MSG_STATUS: s_on_status(s, from, body); break;
     default:
         s->malformed++;
         xp__sched_send_error(s, from, "unexpected message type");

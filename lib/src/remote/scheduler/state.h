@@ -47,9 +47,9 @@ static inline int64_t xp__sched_now(void)
     return zclock_mono();
 }
 
-/* Sends a message with body to the peer of routing frame to. */
-void xp__sched_send(xp_scheduler *s, zframe_t *to, xp_msg_type type,
-                    const bson_t *body);
+/* Sends msg (an encoded message, which it takes) to the peer of routing
+ * frame to. */
+void xp__sched_send(xp_scheduler *s, zframe_t *to, zmsg_t *msg);
 void xp__sched_send_error(xp_scheduler *s, zframe_t *to, const char *message);
 /* Heartbeats to the workers during a long piece of work (a large
  * submission), so that they do not take the scheduler for gone; losses

@@ -9,6 +9,6 @@
 /* SUBMIT from the peer of routing frame from, a client known as who (its
  * CURVE public key, else its connection). */
 void xp__sched_submit(xp_scheduler *s, zframe_t *from, const char *who,
-                      const bson_t *body);
+                      const xp_msg_submit *m);
 
 #endif /* XP_REMOTE_SCHEDULER_SUBMIT_H */

@@ -8,7 +8,6 @@
 #include "remote/scheduler/trials.h"
 
 #include "trial.h"
-#include "util/bson_util.h"
 #include "util/log.h"
 #include "value.h"
 
@@ -102,24 +101,22 @@ static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
                         xp_sched_task *task)
 {
     xp_sched_trial *st = task->trial;
-    bson_t body = BSON_INITIALIZER, inputs;
-    BSON_APPEND_INT64(&body, "trial", xp__trial_id(st->t));
-    BSON_APPEND_INT64(&body, "attempt", task->attempt);
-    BSON_APPEND_UTF8(&body, "experiment", xp_experiment_id(st->def->ex));
-    BSON_APPEND_UTF8(&body, "code_hash", st->def->ex->code_hash);
-    BSON_APPEND_UTF8(&body, "step", task->node->name);
-    BSON_APPEND_INT64(&body, "seed", (int64_t)xp__trial_seed(st->t));
-    BSON_APPEND_ARRAY_BEGIN(&body, "inputs", &inputs);
-    for (size_t i = 0; i < task->node->n_inputs; i++) {
-        char key[16];
-        const char *k;
-        bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        xp__value_append_bson(&inputs, k,
-                              xp__trial_value(st->t, task->node->inputs[i]));
-    }
-    bson_append_array_end(&body, &inputs);
-    xp__sched_send(s, w->identity, XP_MSG_TASK, &body);
-    bson_destroy(&body);
+    const xp_node *n = task->node;
+    const xp_value **inputs = calloc(n->n_inputs + 1, sizeof *inputs);
+    for (size_t i = 0; i < n->n_inputs; i++)
+        inputs[i] = xp__trial_value(st->t, n->inputs[i]);
+    xp_msg_task m = {
+        .trial = xp__trial_id(st->t),
+        .attempt = task->attempt,
+        .step = n->name,
+        .experiment = xp_experiment_id(st->def->ex),
+        .code_hash = st->def->ex->code_hash,
+        .seed = xp__trial_seed(st->t),
+        .inputs = inputs,
+        .n_inputs = n->n_inputs,
+    };
+    xp__sched_send(s, w->identity, xp__msg_task_encode(&m));
+    free(inputs);
     task->worker = w;
     task->dispatched_ms = xp__sched_now();
     xp__sched_trial_mark_running(s, st);
@@ -147,44 +144,14 @@ void xp__sched_tasks_dispatch(xp_scheduler *s)
     }
 }
 
-/* Reads the metric points of a RESULT into the trial. */
-static int s_take_metrics(xp_trial *t, const bson_t *body)
+/* Saves the metric points of a RESULT in the trial. */
+static void s_save_metrics(xp_trial *t, const xp_msg_result *m)
 {
-    bson_t list;
-    if (!xp__bson_sub(body, "metrics", &list))
-        return 0;
-    bson_iter_t it, f;
-    bson_iter_init(&it, &list);
-    while (bson_iter_next(&it)) {
-        const char *name = NULL;
-        const uint8_t *ep = NULL, *vp = NULL;
-        uint32_t elen = 0, vlen = 0;
-        if (!bson_iter_recurse(&it, &f))
-            return -1;
-        while (bson_iter_next(&f)) {
-            const char *k = bson_iter_key(&f);
-            if (strcmp(k, "name") == 0 && BSON_ITER_HOLDS_UTF8(&f))
-                name = bson_iter_utf8(&f, NULL);
-            else if (strcmp(k, "epochs") == 0 && BSON_ITER_HOLDS_BINARY(&f))
-                bson_iter_binary(&f, NULL, &elen, &ep);
-            else if (strcmp(k, "values") == 0 && BSON_ITER_HOLDS_BINARY(&f))
-                bson_iter_binary(&f, NULL, &vlen, &vp);
-        }
-        if (!name || elen != vlen || elen % 8 != 0 ||
-            xp_check_name("metric", name, NULL) != 0)
-            return -1;
-        for (uint32_t i = 0; i < elen / 8; i++) {
-            uint64_t e, v;
-            double d;
-            memcpy(&e, ep + 8 * i, 8);
-            memcpy(&v, vp + 8 * i, 8);
-            e = BSON_UINT64_FROM_LE(e);
-            v = BSON_UINT64_FROM_LE(v);
-            memcpy(&d, &v, 8);
-            xp__trial_save_metric(t, name, (int64_t)e, d);
-        }
+    for (size_t i = 0; i < m->n_metrics; i++) {
+        const xp_msg_metric *mt = &m->metrics[i];
+        for (size_t k = 0; k < mt->n; k++)
+            xp__trial_save_metric(t, mt->name, mt->epochs[k], mt->values[k]);
     }
-    return 0;
 }
 
 /* The task of trial and step that worker w runs, or NULL. */
@@ -199,18 +166,19 @@ static xp_sched_task *s_running_on(xp_sched_worker *w, int64_t trial,
     return NULL;
 }
 
-/* The output of a successful RESULT, or NULL with why. */
-static xp_value *s_output(xp_sched_worker *w, xp_sched_trial *st,
-                          const bson_t *body, char *why, size_t size)
+/* The output a RESULT brings (taken from m), or NULL with why. */
+static xp_value *s_outcome(xp_sched_worker *w, xp_sched_trial *st,
+                           xp_msg_result *m, char *why, size_t size)
 {
-    bson_iter_t it;
-    xp_value *out = xp_value_new();
-    xp_error_t err;
-    if (!bson_iter_init_find(&it, body, "output") ||
-        xp__value_from_iter(out, &it, &err) != 0) {
-        xp_value_destroy(&out);
+    xp_value *out = m->ok ? m->output : NULL;
+    m->output = NULL;
+    s_save_metrics(st->t, m);
+    if (!m->ok)
+        snprintf(why, size, "%s",
+                 m->failure ? m->failure : "step failed on the worker");
+    else if (!out)
         snprintf(why, size, "worker %s sent a malformed output", w->id);
-    } else if (s_take_metrics(st->t, body) != 0) {
+    else if (m->metrics_bad) {
         xp_value_destroy(&out);
         snprintf(why, size, "worker %s sent malformed metrics", w->id);
     }
@@ -218,21 +186,14 @@ static xp_value *s_output(xp_sched_worker *w, xp_sched_trial *st,
 }
 
 void xp__sched_task_result(xp_scheduler *s, xp_sched_worker *w,
-                           const bson_t *body)
+                           xp_msg_result *m)
 {
-    int64_t trial = 0, attempt = 0;
-    const char *step = xp__bson_utf8(body, "step");
-    if (!step || !xp__bson_int64(body, "trial", &trial) ||
-        !xp__bson_int64(body, "attempt", &attempt)) {
-        s->malformed++;
-        return;
-    }
-    xp_sched_task *task = s_running_on(w, trial, step);
-    if (!task || task->attempt != attempt) {
+    xp_sched_task *task = s_running_on(w, m->trial, m->step);
+    if (!task || task->attempt != m->attempt) {
         xp__log(XP_LOG_DEBUG,
                 "Ignoring stale result of trial %lld step %s "
                 "attempt %lld",
-                (long long)trial, step, (long long)attempt);
+                (long long)m->trial, m->step, (long long)m->attempt);
         /* A step it ran before registering again has freed its slot. */
         if (w->busy > (int)zlistx_size(w->tasks))
             w->busy--;
@@ -240,30 +201,17 @@ void xp__sched_task_result(xp_scheduler *s, xp_sched_worker *w,
     }
     zlistx_delete(w->tasks, zlistx_find(w->tasks, task));
     s_off_worker(task);
-    xp_sched_trial *st = task->trial;
-    bool ok = xp__bson_bool(body, "ok", false);
-    const char *failure = xp__bson_utf8(body, "failure");
-    if (!ok && failure && strcmp(failure, "worker busy") == 0) {
+    if (xp__msg_result_busy(m)) {
         /* Its slots are taken by steps we do not know of: requeue and
          * count the slot as busy until one of those reports back. */
         zlistx_add_start(s->queue, task);
         return;
     }
     w->busy--;
-    xp_value *out = NULL;
+    xp_sched_trial *st = task->trial;
     char why[512] = "";
-    if (ok) {
-        out = s_output(w, st, body, why, sizeof why);
-    } else {
-        s_take_metrics(st->t, body);
-        snprintf(why, sizeof why, "%s",
-                 failure ? failure : "step failed on the worker");
-    }
-    double elapsed = 0;
-    bson_iter_t e;
-    if (bson_iter_init_find(&e, body, "elapsed") && BSON_ITER_HOLDS_DOUBLE(&e))
-        elapsed = bson_iter_double(&e);
+    xp_value *out = s_outcome(w, st, m, why, sizeof why);
     xp__trial_note_step(st->t, task->node->name, w->host, w->id, task->attempt,
-                        elapsed);
+                        m->elapsed);
     s_step_done(s, task, out, out ? NULL : why);
 }

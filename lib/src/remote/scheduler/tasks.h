@@ -30,9 +30,9 @@ void xp__sched_tasks_enqueue_ready(xp_scheduler *s, xp_sched_trial *st);
 /* Sends queued tasks to workers with free slots and the task's code, in
  * queue order; a task no free worker can run keeps its place. */
 void xp__sched_tasks_dispatch(xp_scheduler *s);
-/* A RESULT from worker w. */
+/* A RESULT from worker w; takes its output. */
 void xp__sched_task_result(xp_scheduler *s, xp_sched_worker *w,
-                           const bson_t *body);
+                           xp_msg_result *m);
 /* The task's worker (on host) is gone: it goes back to the front of the
  * queue with the next attempt, or fails its trial after max_attempts. */
 void xp__sched_task_lost(xp_scheduler *s, xp_sched_task *task, const char *host,

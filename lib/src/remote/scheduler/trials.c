@@ -140,8 +140,9 @@ static size_t s_finish(xp_sched_trial *list)
         xp_error_t err;
         st->ok = xp__trial_finish(st->t, &result, &err) == 0;
         if (st->batch)
-            st->report = xp__sched_batch_line(st->t, st->ok, result,
-                                              st->ok ? NULL : err.message);
+            st->report =
+                xp__msg_finished_line(xp__trial_id(st->t), st->ok, result,
+                                      st->ok ? NULL : err.message);
         xp_value_destroy(&result);
     }
     return n;

@@ -6,9 +6,7 @@
 
 #include "remote/scheduler/tasks.h"
 
-#include "util/bson_util.h"
 #include "util/log.h"
-#include "util/names.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,31 +53,18 @@ void xp__sched_worker_lost(xp_scheduler *s, xp_sched_worker *w, const char *why)
     zhashx_delete(s->workers, w->id);
 }
 
-/* The definitions of a HELLO's experiments list that build, added to w
- * (the others are counted or logged). */
-static void s_add_defs(xp_scheduler *s, xp_sched_worker *w, const bson_t *list)
+/* The definitions of a HELLO's experiments that build, added to w. */
+static void s_add_defs(xp_scheduler *s, xp_sched_worker *w,
+                       const xp_msg_hello *m)
 {
-    bson_iter_t it;
-    bson_iter_init(&it, list);
-    while (bson_iter_next(&it)) {
-        bson_t e, code;
-        uint32_t len;
-        const uint8_t *data;
-        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-            continue;
-        bson_iter_document(&it, &len, &data);
-        if (!bson_init_static(&e, data, len))
-            continue;
-        const char *exp = xp__bson_utf8(&e, "id");
-        const char *hash = xp__bson_utf8(&e, "code_hash");
+    s->malformed += m->n_bad;
+    for (size_t i = 0; i < m->n_experiments; i++) {
+        const xp_msg_experiment *e = &m->experiments[i];
         xp_error_t err;
-        if (!exp || !hash || xp_check_id(exp, &err) != 0 ||
-            !xp__bson_sub(&e, "code", &code)) {
-            s->malformed++;
-            continue;
-        }
+        bson_t code;
+        xp__msg_doc_view(e->code, &code);
         xp_sched_def *def =
-            xp__sched_def_register(s, exp, hash, &code, true, &err);
+            xp__sched_def_register(s, e->id, e->code_hash, &code, true, &err);
         if (!def) {
             xp__log(XP_LOG_WARNING, "Worker %s on %s: %s", w->id, w->host,
                     err.message);
@@ -90,45 +75,31 @@ static void s_add_defs(xp_scheduler *s, xp_sched_worker *w, const bson_t *list)
 }
 
 void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
-                            const bson_t *body)
+                            const xp_msg_hello *m)
 {
-    int64_t slots = 0, pid = 0;
-    bson_t list;
-    const char *host = xp__bson_utf8(body, "host");
-    if (!host || !xp__bson_int64(body, "slots", &slots) || slots < 1 ||
-        slots > 4096 || !xp__bson_sub(body, "experiments", &list)) {
-        s->malformed++;
-        xp__sched_send_error(s, from, "malformed HELLO");
-        return;
-    }
-    xp__bson_int64(body, "pid", &pid);
     xp_sched_worker *old = xp__sched_worker_find(s, id);
     if (old)
         xp__sched_worker_lost(s, old, "registered again");
     xp_sched_worker *w = calloc(1, sizeof *w);
     bson_strncpy(w->id, id, sizeof w->id);
     w->identity = zframe_dup(from);
-    bson_strncpy(w->host, host, sizeof w->host);
-    w->pid = pid;
-    w->slots = (int)slots;
+    bson_strncpy(w->host, m->host, sizeof w->host);
+    w->pid = m->pid;
+    w->slots = (int)m->slots;
     /* A worker registering again may still run steps of lost tasks:
      * those slots are not free. */
-    int64_t busy = 0;
-    if (xp__bson_int64(body, "busy", &busy) && busy > 0 && busy <= slots)
-        w->busy = (int)busy;
+    w->busy = (int)m->busy;
     w->last_seen_ms = xp__sched_now();
     w->defs = zlistx_new();
     zlistx_set_destructor(w->defs, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(w->defs, (zlistx_duplicator_fn *)strdup);
     w->tasks = zlistx_new();
-    s_add_defs(s, w, &list);
+    s_add_defs(s, w, m);
     zhashx_insert(s->workers, w->id, w);
     xp__log(XP_LOG_INFO, "Worker %s on %s connected with %d slot(s)", w->id,
             w->host, w->slots);
-    bson_t reply = BSON_INITIALIZER;
-    BSON_APPEND_INT32(&reply, "heartbeat_ms", s->opts.heartbeat_ms);
-    xp__sched_send(s, from, XP_MSG_WELCOME, &reply);
-    bson_destroy(&reply);
+    xp_msg_welcome welcome = {s->opts.heartbeat_ms};
+    xp__sched_send(s, from, xp__msg_welcome_encode(&welcome));
 }
 
 static bool s_runs(const xp_sched_worker *w, const char *def_key)
@@ -172,17 +143,16 @@ int xp__sched_def_slots(xp_scheduler *s, const xp_sched_def *def)
 
 void xp__sched_workers_heartbeat(xp_scheduler *s, int64_t now, bool judge)
 {
-    bson_t empty = BSON_INITIALIZER;
     zlistx_t *lost = zlistx_new();
     for (xp_sched_worker *w = zhashx_first(s->workers); w;
          w = zhashx_next(s->workers)) {
         if (judge && now - w->last_seen_ms > 3 * s->opts.heartbeat_ms)
             zlistx_add_end(lost, w);
         else
-            xp__sched_send(s, w->identity, XP_MSG_HEARTBEAT, &empty);
+            xp__sched_send(s, w->identity,
+                           xp__msg_empty_encode(XP_MSG_HEARTBEAT));
     }
     for (xp_sched_worker *w = zlistx_first(lost); w; w = zlistx_next(lost))
         xp__sched_worker_lost(s, w, "no heartbeat");
     zlistx_destroy(&lost);
-    bson_destroy(&empty);
 }

@@ -25,7 +25,7 @@ xp_sched_worker *xp__sched_worker_find(xp_scheduler *s, const char *id);
  * worker registering again is first lost) with the definitions it
  * announces, and answers WELCOME. */
 void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
-                            const bson_t *body);
+                            const xp_msg_hello *m);
 /* The worker is gone: its tasks are queued again or fail (tasks.c). */
 void xp__sched_worker_lost(xp_scheduler *s, xp_sched_worker *w,
                            const char *why);

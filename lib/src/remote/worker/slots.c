@@ -50,19 +50,12 @@ struct xp_slots {
 
 /* ---------------------------------------------------------------- jobs */
 
-xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node,
-                           int64_t trial, int64_t attempt, uint64_t seed)
+xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node)
 {
     xp_worker_job *job = bson_malloc0(sizeof *job);
     job->body = bson_copy(body);
     job->node = node;
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, job->body, "step") &&
-        BSON_ITER_HOLDS_UTF8(&it))
-        job->step = bson_iter_utf8(&it, NULL);
-    job->trial = trial;
-    job->attempt = attempt;
-    job->seed = seed;
+    xp__msg_task_decode(job->body, &job->task, NULL);
     return job;
 }
 
@@ -131,55 +124,31 @@ static int s_metric_save(void *ctx, const char *name, int64_t epoch,
 
 /* ---------------------------------------------------------------- results */
 
-/* Body of a RESULT with the metrics of slot (NULL: none). out NULL:
- * failed with failure. */
-static void s_result_body(bson_t *b, int64_t trial, int64_t attempt,
-                          const char *step, const xp_value *out,
-                          const char *failure, const s_slot *slot,
-                          double elapsed)
+/* The RESULT of job: out, or failed with failure; with the metrics of
+ * slot (NULL: none). Caller owns it. */
+static zmsg_t *s_result(const xp_worker_job *job, const xp_value *out,
+                        const char *failure, const s_slot *slot, double elapsed)
 {
-    BSON_APPEND_INT64(b, "trial", trial);
-    BSON_APPEND_INT64(b, "attempt", attempt);
-    BSON_APPEND_UTF8(b, "step", step);
-    BSON_APPEND_BOOL(b, "ok", out != NULL);
-    if (out)
-        xp__value_append_bson(b, "output", out);
-    else
-        BSON_APPEND_UTF8(b, "failure", failure);
-    bson_t list, item;
-    BSON_APPEND_ARRAY_BEGIN(b, "metrics", &list);
-    for (size_t i = 0; slot && i < slot->n_metrics; i++) {
+    size_t n = slot ? slot->n_metrics : 0;
+    xp_msg_metric *metrics = bson_malloc0((n ? n : 1) * sizeof *metrics);
+    for (size_t i = 0; i < n; i++) {
         const s_metric *m = &slot->metrics[i];
-        char key[16];
-        const char *k;
-        bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        BSON_APPEND_DOCUMENT_BEGIN(&list, k, &item);
-        BSON_APPEND_UTF8(&item, "name", m->name);
-        /* Little-endian on the wire whatever this host is. */
-        uint64_t *le = bson_malloc((m->n ? m->n : 1) * sizeof *le);
-        for (size_t j = 0; j < m->n; j++)
-            le[j] = BSON_UINT64_TO_LE((uint64_t)m->epochs[j]);
-        bson_append_binary(&item, "epochs", -1, BSON_SUBTYPE_BINARY,
-                           (const uint8_t *)le, (uint32_t)(m->n * 8));
-        for (size_t j = 0; j < m->n; j++) {
-            uint64_t v;
-            memcpy(&v, &m->values[j], 8);
-            le[j] = BSON_UINT64_TO_LE(v);
-        }
-        bson_append_binary(&item, "values", -1, BSON_SUBTYPE_BINARY,
-                           (const uint8_t *)le, (uint32_t)(m->n * 8));
-        bson_free(le);
-        bson_append_document_end(&list, &item);
+        metrics[i] = (xp_msg_metric){m->name, m->epochs, m->values, m->n};
     }
-    bson_append_array_end(b, &list);
-    BSON_APPEND_DOUBLE(b, "elapsed", elapsed);
-}
-
-void xp__slots_result_body(bson_t *b, int64_t trial, int64_t attempt,
-                           const char *step, const xp_value *out,
-                           const char *failure, double elapsed)
-{
-    s_result_body(b, trial, attempt, step, out, failure, NULL, elapsed);
+    xp_msg_result r = {
+        .trial = job->task.trial,
+        .attempt = job->task.attempt,
+        .step = job->task.step,
+        .ok = out != NULL,
+        .output = (xp_value *)out,
+        .failure = failure,
+        .metrics = metrics,
+        .n_metrics = n,
+        .elapsed = elapsed,
+    };
+    zmsg_t *msg = xp__msg_result_encode(&r);
+    bson_free(metrics);
+    return msg;
 }
 
 /* ---------------------------------------------------------------- running */
@@ -189,28 +158,14 @@ void xp__slots_result_body(bson_t *b, int64_t trial, int64_t attempt,
 static void s_inputs(const xp_worker_job *job, xp_value **inputs, char *failure,
                      size_t size)
 {
-    const xp_node *n = job->node;
-    bson_iter_t it, list;
-    size_t i = 0;
-    if (bson_iter_init_find(&it, job->body, "inputs") &&
-        bson_iter_recurse(&it, &list)) {
-        for (; bson_iter_next(&list); i++) {
-            xp_error_t e;
-            if (i >= n->n_inputs)
-                continue; /* counted for the message below */
-            inputs[i] = xp_value_new();
-            if (xp__value_from_iter(inputs[i], &list, &e) != 0) {
-                snprintf(failure, size,
-                         "input %zu of step %.128s is malformed: %.300s", i,
-                         job->step, e.message);
-                return;
-            }
-        }
-    }
-    if (i != n->n_inputs)
+    size_t want = job->node->n_inputs, got = 0;
+    xp_error_t err;
+    if (xp__msg_task_inputs(&job->task, inputs, want, &got, &err) != 0)
+        snprintf(failure, size, "%s", err.message);
+    else if (got != want)
         snprintf(failure, size,
-                 "step %.128s takes %zu input(s), the task has %zu", job->step,
-                 n->n_inputs, i);
+                 "step %.128s takes %zu input(s), the task has %zu",
+                 job->task.step, want, got);
 }
 
 /* Runs job on the calling slot thread; caller owns the RESULT message. */
@@ -227,7 +182,7 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
         xp_metric_sink sink = {s_metric_save, slot};
         double t0 = xp__monotonic();
         atomic_fetch_add(&slot->sl->running, 1);
-        if (xp__step_run(n, job->trial, job->seed,
+        if (xp__step_run(n, job->task.trial, job->task.seed,
                          (const xp_value *const *)inputs, &sink, out, failure,
                          sizeof failure) != 0 &&
             !failure[0])
@@ -235,21 +190,18 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
         atomic_fetch_sub(&slot->sl->running, 1);
         elapsed = xp__monotonic() - t0;
     }
-    bson_t body = BSON_INITIALIZER;
-    s_result_body(&body, job->trial, job->attempt, job->step,
-                  failure[0] ? NULL : out, failure, slot, elapsed);
-    if (body.len + 64 > slot->sl->max_message) {
+    zmsg_t *msg =
+        s_result(job, failure[0] ? NULL : out, failure, slot, elapsed);
+    size_t len = zframe_size(zmsg_last(msg));
+    if (len + 64 > slot->sl->max_message) {
         char why[256];
         snprintf(why, sizeof why,
-                 "the result of step %s (%u bytes) exceeds the message "
+                 "the result of step %s (%zu bytes) exceeds the message "
                  "limit of %zu bytes",
-                 job->step, body.len, slot->sl->max_message);
-        bson_reinit(&body);
-        s_result_body(&body, job->trial, job->attempt, job->step, NULL, why,
-                      NULL, elapsed);
+                 job->task.step, len, slot->sl->max_message);
+        zmsg_destroy(&msg);
+        msg = s_result(job, NULL, why, NULL, elapsed);
     }
-    zmsg_t *msg = xp__msg_new(XP_MSG_RESULT, &body);
-    bson_destroy(&body);
     s_metrics_reset(slot);
     for (size_t k = 0; k < n->n_inputs; k++)
         xp_value_destroy(&inputs[k]);

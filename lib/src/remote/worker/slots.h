@@ -12,17 +12,14 @@ typedef struct xp_slots xp_slots;
 
 /* A validated TASK, waiting for or running on a slot. */
 typedef struct {
-    bson_t *body; /* the TASK body, owned; step and inputs point into it */
+    bson_t *body;     /* the TASK body, owned */
+    xp_msg_task task; /* decoded from body, pointing into it */
     const xp_node *node;
-    const char *step;
-    int64_t trial, attempt;
-    uint64_t seed;
 } xp_worker_job;
 
-/* A job for node from a copy of body. Caller owns it (xp__slots_start
- * takes it). */
-xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node,
-                           int64_t trial, int64_t attempt, uint64_t seed);
+/* A job for node from a copy of body, a TASK that decoded. Caller owns it
+ * (xp__slots_start takes it). */
+xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node);
 
 /* Starts n slot threads (signals stay with the calling thread); a RESULT
  * and its metrics stay within max_message. Caller owns *out. */
@@ -41,9 +38,5 @@ zsock_t *xp__slots_socket(xp_slots *sl);
 /* Main thread: the next RESULT a slot finished (its slot free again), or
  * NULL. Caller owns it. */
 zmsg_t *xp__slots_take_result(xp_slots *sl);
-/* The body of a RESULT without metrics: out, or failed with failure. */
-void xp__slots_result_body(bson_t *b, int64_t trial, int64_t attempt,
-                           const char *step, const xp_value *out,
-                           const char *failure, double elapsed);
 
 #endif /* XP_REMOTE_WORKER_SLOTS_H */

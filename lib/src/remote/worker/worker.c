@@ -10,7 +10,6 @@
 #include "remote/worker/plugins.h"
 #include "remote/worker/slots.h"
 
-#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sys.h"
@@ -79,36 +78,33 @@ static void s_send_msg(zsock_t *sock, zmsg_t **msg)
     }
 }
 
-static void s_send(xp_worker *w, xp_msg_type type, const bson_t *body)
+static void s_send(xp_worker *w, zmsg_t *msg)
 {
-    zmsg_t *msg = xp__msg_new(type, body);
     s_send_msg(w->dealer, &msg);
 }
 
 static void s_send_hello(xp_worker *w)
 {
-    bson_t body = BSON_INITIALIZER, list, item;
-    BSON_APPEND_UTF8(&body, "host", xp__hostname());
-    BSON_APPEND_INT64(&body, "pid", (int64_t)getpid());
-    BSON_APPEND_INT32(&body, "slots", w->slots);
-    /* Optional: slots still running tasks of an earlier registration. */
-    BSON_APPEND_INT32(&body, "busy", xp__slots_busy(w->pool));
-    BSON_APPEND_UTF8(&body, "version", XP_VERSION_STRING);
-    BSON_APPEND_ARRAY_BEGIN(&body, "experiments", &list);
+    xp_msg_experiment *list =
+        bson_malloc0((w->n_plugins ? w->n_plugins : 1) * sizeof *list);
     for (size_t i = 0; i < w->n_plugins; i++) {
-        char key[16];
-        const char *k;
-        bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        xp_experiment *ex = w->plugins[i].ex;
-        BSON_APPEND_DOCUMENT_BEGIN(&list, k, &item);
-        BSON_APPEND_UTF8(&item, "id", ex->id);
-        BSON_APPEND_UTF8(&item, "code_hash", ex->code_hash);
-        BSON_APPEND_DOCUMENT(&item, "code", ex->code);
-        bson_append_document_end(&list, &item);
+        const xp_experiment *ex = w->plugins[i].ex;
+        list[i].id = ex->id;
+        list[i].code_hash = ex->code_hash;
+        list[i].code = xp__msg_doc_of(ex->code);
     }
-    bson_append_array_end(&body, &list);
-    s_send(w, XP_MSG_HELLO, &body);
-    bson_destroy(&body);
+    xp_msg_hello m = {
+        .host = xp__hostname(),
+        .pid = (int64_t)getpid(),
+        .slots = w->slots,
+        /* slots still running tasks of an earlier registration */
+        .busy = xp__slots_busy(w->pool),
+        .version = XP_VERSION_STRING,
+        .experiments = list,
+        .n_experiments = w->n_plugins,
+    };
+    s_send(w, xp__msg_hello_encode(&m));
+    bson_free(list);
     w->welcomed = false;
     w->last_hello_ms = s_now();
 }
@@ -123,88 +119,87 @@ static void s_malformed(xp_worker *w, int kind, const char *detail)
 }
 
 /* Answers a TASK that will not run. */
-static void s_refuse(xp_worker *w, int64_t trial, int64_t attempt,
-                     const char *step, const char *why)
+static void s_refuse(xp_worker *w, const xp_msg_task *t, const char *why)
 {
     if (w->refused++ < 10 || w->refused % 1000 == 0)
         xp__log(XP_LOG_WARNING,
                 "Refused task (trial %lld, step %s, attempt %lld): %s",
-                (long long)trial, step, (long long)attempt, why);
-    bson_t body = BSON_INITIALIZER;
-    xp__slots_result_body(&body, trial, attempt, step, NULL, why, 0);
-    s_send(w, XP_MSG_RESULT, &body);
-    bson_destroy(&body);
+                (long long)t->trial, t->step, (long long)t->attempt, why);
+    xp_msg_result r = {.trial = t->trial,
+                       .attempt = t->attempt,
+                       .step = t->step,
+                       .failure = why};
+    s_send(w, xp__msg_result_encode(&r));
 }
 
 /* ---------------------------------------------------------------- tasks */
 
-static void s_on_task(xp_worker *w, const bson_t *body)
+/* The node of a decoded TASK this worker can run now, or NULL with why. */
+static const xp_node *s_runnable(xp_worker *w, const xp_msg_task *t, char *why,
+                                 size_t size)
 {
-    int64_t trial = 0, attempt = 0, seed = 0;
-    const char *step = xp__bson_utf8(body, "step");
-    if (!step || !xp__bson_int64(body, "trial", &trial) ||
-        !xp__bson_int64(body, "attempt", &attempt)) {
-        s_malformed(w, S_BAD_FIELDS, "TASK without trial, attempt or step");
-        return;
-    }
-    const char *exp = xp__bson_utf8(body, "experiment");
-    const char *hash = xp__bson_utf8(body, "code_hash");
-    bson_iter_t it;
-    bool has_inputs =
-        bson_iter_init_find(&it, body, "inputs") && BSON_ITER_HOLDS_ARRAY(&it);
-    char why[512] = "";
-    xp_worker_plugin *p = NULL;
-    xp_node *node = NULL;
-    if (!exp || !hash || !xp__bson_int64(body, "seed", &seed) || !has_inputs)
-        snprintf(why, sizeof why,
-                 "malformed TASK: experiment, code_hash, seed or inputs "
-                 "missing or mistyped");
-    else if (!(p = xp__plugin_find(w->plugins, w->n_plugins, exp)))
-        snprintf(why, sizeof why,
-                 "experiment '%.64s' is not loaded on this worker", exp);
-    else if (strcmp(hash, p->ex->code_hash) != 0)
-        snprintf(why, sizeof why,
+    xp_worker_plugin *p =
+        xp__plugin_find(w->plugins, w->n_plugins, t->experiment);
+    const xp_node *node = NULL;
+    if (!p)
+        snprintf(why, size, "experiment '%.64s' is not loaded on this worker",
+                 t->experiment);
+    else if (strcmp(t->code_hash, p->ex->code_hash) != 0)
+        snprintf(why, size,
                  "code of experiment '%.64s' differs: the task needs %.40s, "
                  "this worker has %s",
-                 exp, hash, p->ex->code_hash);
-    else if (!(node = xp__graph_find(p->ex, step)) || node->is_param)
-        snprintf(why, sizeof why, "experiment '%.64s' has no step '%.128s'",
-                 exp, step);
+                 t->experiment, t->code_hash, p->ex->code_hash);
+    else if (!(node = xp__graph_find(p->ex, t->step)) || node->is_param)
+        snprintf(why, size, "experiment '%.64s' has no step '%.128s'",
+                 t->experiment, t->step);
     else if (xp__slots_busy(w->pool) >= w->slots)
-        snprintf(why, sizeof why, "worker busy: all %d slot(s) are running",
+        snprintf(why, size, XP_MSG_WORKER_BUSY ": all %d slot(s) are running",
                  w->slots);
-    if (why[0]) {
-        s_refuse(w, trial, attempt, step, why);
+    else
+        return node;
+    return NULL;
+}
+
+static void s_on_task(xp_worker *w, const bson_t *body)
+{
+    xp_msg_task t;
+    xp_error_t err;
+    char why[512];
+    if (xp__msg_task_decode(body, &t, &err) != 0) {
+        if (t.step)
+            s_refuse(w, &t, err.message);
+        else
+            s_malformed(w, S_BAD_FIELDS, err.message);
         return;
     }
-    unsigned slot = xp__slots_start(
-        w->pool, xp__job_new(body, node, trial, attempt, (uint64_t)seed));
+    const xp_node *node = s_runnable(w, &t, why, sizeof why);
+    if (!node) {
+        s_refuse(w, &t, why);
+        return;
+    }
+    unsigned slot = xp__slots_start(w->pool, xp__job_new(body, node));
     xp__log(XP_LOG_DEBUG, "Task trial %lld step %s attempt %lld on slot %u",
-            (long long)trial, step, (long long)attempt, slot);
+            (long long)t.trial, t.step, (long long)t.attempt, slot);
 }
 
 /* ---------------------------------------------------------------- loop */
 
-/* Classifies and decodes a message from the scheduler; false (counted,
- * logged once per kind) when it is malformed. */
+/* Decodes a message from the scheduler; false (counted, logged once per
+ * kind) when it is malformed. */
 static bool s_decode(xp_worker *w, zmsg_t *msg, xp_msg_type *type, bson_t *body)
 {
+    static const int kinds[] = {
+        [XP_MSG_FAULT_FRAMES] = S_BAD_FRAMES,
+        [XP_MSG_FAULT_PROTOCOL] = S_BAD_PROTOCOL,
+        [XP_MSG_FAULT_TYPE] = S_BAD_TYPE,
+        [XP_MSG_FAULT_SIZE] = S_BAD_SIZE,
+        [XP_MSG_FAULT_BODY] = S_BAD_BSON,
+    };
     xp_error_t err;
-    zframe_t *first = zmsg_first(msg);
-    if (zmsg_size(msg) != 3)
-        s_malformed(w, S_BAD_FRAMES, "expected 3 frames");
-    else if (zframe_size(first) != 3 ||
-             memcmp(zframe_data(first), XP_PROTOCOL, 3) != 0)
-        s_malformed(w, S_BAD_PROTOCOL, "first frame is not " XP_PROTOCOL);
-    else if (zframe_size(zmsg_last(msg)) > w->max_message)
-        s_malformed(w, S_BAD_SIZE, "body over the message limit");
-    else if (xp__msg_decode(msg, w->max_message, type, body, &err) != 0)
-        s_malformed(
-            w, strstr(err.message, "unknown type") ? S_BAD_TYPE : S_BAD_BSON,
-            err.message);
-    else
-        return true;
-    return false;
+    xp_msg_fault fault = xp__msg_open(msg, w->max_message, type, body, &err);
+    if (fault != XP_MSG_FAULT_NONE)
+        s_malformed(w, kinds[fault], err.message);
+    return fault == XP_MSG_FAULT_NONE;
 }
 
 static void s_on_message(xp_worker *w, zmsg_t *msg)
@@ -224,10 +219,10 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
     }
     switch (type) {
     case XP_MSG_WELCOME: {
-        int64_t hb;
-        if (xp__bson_int64(&body, "heartbeat_ms", &hb) &&
-            hb >= XP_HEARTBEAT_MS_MIN && hb <= XP_HEARTBEAT_MS_MAX)
-            w->heartbeat_ms = (int)hb;
+        xp_msg_welcome m;
+        xp__msg_welcome_decode(&body, &m, NULL);
+        if (m.heartbeat_ms)
+            w->heartbeat_ms = (int)m.heartbeat_ms;
         if (!w->welcomed)
             xp__log(XP_LOG_INFO,
                     "Registered with the scheduler at %s (%d slot(s), %zu "
@@ -239,12 +234,14 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
     case XP_MSG_HEARTBEAT: break;
     case XP_MSG_TASK: s_on_task(w, &body); break;
     case XP_MSG_ERROR: {
-        const char *m = xp__bson_utf8(&body, "message");
-        xp__log(XP_LOG_WARNING, "Scheduler says: %s", m ? m : "(no message)");
+        xp_msg_error m;
+        xp__msg_error_decode(&body, &m, NULL);
+        xp__log(XP_LOG_WARNING, "Scheduler says: %s",
+                m.message ? m.message : "(no message)");
         /* It does not know this worker (restarted, or declared it lost):
          * register again. Errors arriving between a HELLO and its WELCOME
          * answer messages sent before that HELLO: one HELLO is enough. */
-        if (m && strstr(m, "HELLO") &&
+        if (xp__msg_error_wants_hello(&m) &&
             (w->welcomed || s_now() - w->last_hello_ms >= w->heartbeat_ms))
             s_send_hello(w);
         break;
@@ -292,9 +289,7 @@ static void s_heartbeat(xp_worker *w)
 {
     int64_t now = s_now();
     if (now - w->last_heartbeat_ms >= w->heartbeat_ms) {
-        bson_t empty = BSON_INITIALIZER;
-        s_send(w, XP_MSG_HEARTBEAT, &empty);
-        bson_destroy(&empty);
+        s_send(w, xp__msg_empty_encode(XP_MSG_HEARTBEAT));
         w->last_heartbeat_ms = now;
     }
     if (now - w->last_recv_ms > 3 * (int64_t)w->heartbeat_ms &&
@@ -354,9 +349,7 @@ int xp__worker_run(xp_worker *w)
         }
         s_heartbeat(w);
     }
-    bson_t empty = BSON_INITIALIZER;
-    s_send(w, XP_MSG_BYE, &empty);
-    bson_destroy(&empty);
+    s_send(w, xp__msg_empty_encode(XP_MSG_BYE));
     uint64_t bad = 0;
     for (int k = 0; k < S_BAD_COUNT; k++)
         bad += w->malformed[k];
