@@ -179,18 +179,71 @@ static char *s_duration_text(double seconds)
                      (int)(us % 1000000));
 }
 
+/* The escape of the character at s into esc[8] when it is a control
+ * character: C0 (JSON's \n, \t, \r, else \u00XX), DEL, or C1 (U+0080 to
+ * U+009F, UTF-8 C2 80 to C2 9F); returns how many bytes it replaces, 0
+ * for any other character. The escapes are JSON's, so that JSON text
+ * stays JSON that reads back the same. */
+static size_t s_control_escape(const char *s, char *esc)
+{
+    unsigned char c = (unsigned char)s[0], next = (unsigned char)s[1];
+    bool c1 = c == 0xc2 && next >= 0x80 && next <= 0x9f;
+    if (c == '\n' || c == '\t' || c == '\r')
+        snprintf(esc, 8, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+    else if (c < 0x20 || c == 0x7f || c1)
+        snprintf(esc, 8, "\\u%04x", c1 ? next : c);
+    else
+        return 0;
+    return c1 ? 2 : 1;
+}
+
+static bool s_has_control(const char *s)
+{
+    char esc[8];
+    for (; *s; s++)
+        if (s_control_escape(s, esc))
+            return true;
+    return false;
+}
+
+/* s with every control character escaped, so that it is one line and
+ * nothing reaches a terminal raw. Caller owns result. */
+static char *s_visible(const char *s)
+{
+    char *out = s_xmalloc(6 * strlen(s) + 1), *o = out;
+    while (*s) {
+        char esc[8];
+        size_t n = s_control_escape(s, esc);
+        if (n) {
+            o = stpcpy(o, esc);
+            s += n;
+        } else {
+            *o++ = *s++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 enum text_style {
-    TEXT_TABLE,   /* one line, for aligned columns */
-    TEXT_CSV,     /* raw, quoted later */
+    TEXT_CELL,    /* as stored (tables escape control characters) */
     TEXT_LITERAL, /* script-mode literal: reads back as the same value */
 };
 
+static bool s_is_blank(char c)
+{
+    return c && strchr(" \t\n\v\f\r", c);
+}
+
 /* A string as a script-mode literal: bare when it reads back as the same
- * string, else JSON-quoted. */
+ * string and shows as typed (no control character, no blank at an end),
+ * else JSON-quoted. */
 static char *s_string_literal(const xp_value *v, const char *s)
 {
     xp_value *back = s_xvalue();
-    bool bare = s[0] && xp_value_parse_literal(back, s, NULL) == 0 &&
+    bool bare = s[0] && !s_has_control(s) && !s_is_blank(s[0]) &&
+                !s_is_blank(s[strlen(s) - 1]) &&
+                xp_value_parse_literal(back, s, NULL) == 0 &&
                 xp_value_equal(back, v);
     xp_value_destroy(&back);
     return bare ? s_xstrdup(s) : s_json(v);
@@ -214,14 +267,7 @@ static char *s_value_text(const xp_value *v, enum text_style style)
     }
     case XP_TYPE_STRING: {
         const char *s = xp_as_string(v, NULL);
-        if (style == TEXT_LITERAL)
-            return s_string_literal(v, s);
-        char *copy = s_xstrdup(s);
-        if (style == TEXT_TABLE)
-            for (char *p = copy; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                    *p = ' ';
-        return copy;
+        return style == TEXT_LITERAL ? s_string_literal(v, s) : s_xstrdup(s);
     }
     default: return s_json(v);
     }
@@ -288,28 +334,42 @@ static size_t s_width(const char *s)
     return w;
 }
 
+/* Width of each column of cells shown (g's layout) and whether it is
+ * right-aligned. */
+static void s_grid_columns(const struct grid *g, char *const *shown,
+                           size_t *width, bool *right)
+{
+    size_t nc = g->ncols, nrows = g->ncells / nc;
+    for (size_t c = 0; c < nc; c++) {
+        bool numeric = false, text = false;
+        width[c] = 0;
+        for (size_t r = 0; r < nrows; r++) {
+            size_t i = r * nc + c, w = s_width(shown[i]);
+            width[c] = w > width[c] ? w : width[c];
+            if (r > 0 && shown[i][0])
+                *(g->right[i] ? &numeric : &text) = true;
+        }
+        right[c] = numeric && !text;
+    }
+}
+
 static void s_grid_print_table(const struct grid *g, FILE *f)
 {
     size_t nc = g->ncols, nrows = g->ncells / nc;
     size_t *width = s_xmalloc(nc * sizeof *width);
     bool *right = s_xmalloc(nc * sizeof *right);
-    for (size_t c = 0; c < nc; c++) {
-        bool numeric = false, text = false;
-        width[c] = 0;
-        for (size_t r = 0; r < nrows; r++) {
-            size_t i = r * nc + c, w = s_width(g->text[i]);
-            width[c] = w > width[c] ? w : width[c];
-            if (r > 0 && g->text[i][0])
-                *(g->right[i] ? &numeric : &text) = true;
-        }
-        right[c] = numeric && !text;
-    }
+    /* Cells as shown, control characters escaped: one line per row, and
+     * the widths count the escapes. */
+    char **shown = s_xmalloc(g->ncells * sizeof *shown);
+    for (size_t i = 0; i < g->ncells; i++)
+        shown[i] = s_visible(g->text[i]);
+    s_grid_columns(g, shown, width, right);
     /* Spaces are written only before text, so lines have no trailing
      * blanks. */
     for (size_t r = 0; r < nrows; r++) {
         size_t spaces = 0;
         for (size_t c = 0; c < nc; c++) {
-            const char *s = g->text[r * nc + c];
+            const char *s = shown[r * nc + c];
             size_t pad = width[c] - s_width(s);
             spaces += (c > 0 ? 2 : 0) + (right[c] ? pad : 0);
             if (s[0]) {
@@ -320,6 +380,9 @@ static void s_grid_print_table(const struct grid *g, FILE *f)
         }
         fputc('\n', f);
     }
+    for (size_t i = 0; i < g->ncells; i++)
+        free(shown[i]);
+    free(shown);
     free(width);
     free(right);
 }
@@ -500,6 +563,10 @@ static int s_open(const struct command *cmd, const struct args *a,
     xp_open_options opts = XP_OPEN_OPTIONS_INIT;
     opts.backend = a->backend;
     opts.must_exist = true;
+    /* Every command but sync only reads: it opens read-only, so it works
+     * on a store it may not write (another user's, a read-only mount, a
+     * full disk) and changes nothing. */
+    opts.read_only = strcmp(cmd->name, "sync") != 0;
     opts.threads = 1;
     if (xp_experiment_open(ex, a->pos[0], &opts, &err) != 0)
         return s_fail(&err);
@@ -546,7 +613,7 @@ static char *s_cell(const xp_value *v, enum column_kind kind, unsigned format)
         return s_xprintf("%" PRIu64, (uint64_t)xp_as_int64(v));
     if (v && kind == COL_DURATION && format == FMT_TABLE && s_is_numeric(v))
         return s_duration_text(xp_as_double(v));
-    return s_value_text(v, format == FMT_CSV ? TEXT_CSV : TEXT_TABLE);
+    return s_value_text(v, TEXT_CELL);
 }
 
 /* Parameter names across all trials, in order of first appearance. */
@@ -702,8 +769,13 @@ static int s_cmd_params(const struct command *cmd, int argc, char **argv)
         goto cleanup;
     }
     for (size_t i = 0; i < xp_value_count(params); i++) {
+        /* Escaped, a JSON literal still reads back the same. */
         char *text = s_value_text(xp_value_at(params, i), TEXT_LITERAL);
-        printf("%s=%s\n", xp_value_key_at(params, i), text);
+        char *name = s_visible(xp_value_key_at(params, i));
+        char *shown = s_visible(text);
+        printf("%s=%s\n", name, shown);
+        free(shown);
+        free(name);
         free(text);
     }
 cleanup:

@@ -3,7 +3,9 @@
  * and prints the results. Uses only the public libxp API. */
 #include <xp/xp.h>
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +13,19 @@
 #include <unistd.h>
 
 #define MAX_TRIALS 1000000
+#define MAX_AXES 64
 
 /* One parameter of the sweep: its name and candidate values. */
 typedef struct {
     const char *name;
     xp_value **values;
-    size_t n;
+    size_t n, cap;
 } s_axis;
+
+/* range(FROM,TO[,STEP]): FROM, FROM + STEP, ... up to TO excluded. */
+typedef struct {
+    long long from, to, step;
+} s_range;
 
 static void s_usage(FILE *f)
 {
@@ -41,52 +49,130 @@ static void s_usage(FILE *f)
           f);
 }
 
-static int s_fail(const char *fmt, const char *arg)
+/* Says why the command line is refused, in one line; returns 2, the exit
+ * status of bad arguments. */
+static int s_fail(const char *fmt, ...) XP_PRINTF(1, 2);
+static int s_fail(const char *fmt, ...)
 {
-    fprintf(stderr, "xpsubmit: ");
-    fprintf(stderr, fmt, arg);
+    va_list ap;
+    fputs("xpsubmit: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputs(" (see --help)\n", stderr);
     return 2;
 }
 
+static int s_nomem(void)
+{
+    fputs("xpsubmit: out of memory\n", stderr);
+    return 1;
+}
+
+static int s_too_many(const s_axis *a)
+{
+    return s_fail("parameter '%s': the sweep has more than %d trials", a->name,
+                  MAX_TRIALS);
+}
+
+/* A new null value at the end of a's values; NULL when out of memory. */
+static xp_value *s_push(s_axis *a)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 8;
+        xp_value **values = realloc(a->values, cap * sizeof *values);
+        if (!values)
+            return NULL;
+        a->values = values;
+        a->cap = cap;
+    }
+    xp_value *v = xp_value_new();
+    if (v)
+        a->values[a->n++] = v;
+    return v;
+}
+
 static int s_add_value(s_axis *a, const char *text)
 {
-    xp_value *v = xp_value_new();
+    xp_value *v = s_push(a);
     xp_error_t err;
-    if (xp_value_parse_literal(v, text, &err) != 0) {
-        fprintf(stderr, "xpsubmit: parameter '%s': %s\n", a->name, err.message);
-        xp_value_destroy(&v);
-        return -1;
-    }
-    a->values = realloc(a->values, (a->n + 1) * sizeof *a->values);
-    a->values[a->n++] = v;
+    if (!v)
+        return s_nomem();
+    if (xp_value_parse_literal(v, text, &err) != 0)
+        return s_fail("parameter '%s': %s", a->name, err.message);
     return 0;
 }
 
-static int s_parse_range(s_axis *a, const char *spec)
+/* The integer at *p, moving *p past it and the character after it, which
+ * is returned; '\0' when there is no integer within 64 bits there. */
+static char s_range_int(const char **p, long long *out)
 {
-    long long from, to, step = 1;
-    char tail;
-    int got = sscanf(spec, "range(%lld,%lld,%lld%c", &from, &to, &step, &tail);
-    if (!(got == 4 && tail == ')')) {
-        got = sscanf(spec, "range(%lld,%lld%c", &from, &to, &tail);
-        if (!(got == 3 && tail == ')'))
-            return -1;
-        step = 1;
-    }
-    if (step == 0 || (to - from) / step > MAX_TRIALS)
+    char *end;
+    errno = 0;
+    *out = strtoll(*p, &end, 10);
+    if (end == *p || errno == ERANGE || !*end)
+        return '\0';
+    *p = end + 1;
+    return *end;
+}
+
+/* spec, "range(FROM,TO[,STEP])" to its end, into r. */
+static int s_range_parse(const char *spec, s_range *r)
+{
+    const char *p = spec + strlen("range(");
+    r->step = 1;
+    if (s_range_int(&p, &r->from) != ',')
         return -1;
-    for (long long x = from; step > 0 ? x < to : x > to; x += step) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%lld", x);
-        if (s_add_value(a, buf) != 0)
-            return -1;
+    char after = s_range_int(&p, &r->to);
+    if (after == ',')
+        after = s_range_int(&p, &r->step);
+    return after == ')' && *p == '\0' ? 0 : -1;
+}
+
+/* How many values r has (0: none), counted in 64 unsigned bits: the
+ * distance between any two int64 values fits there, not in int64. */
+static uint64_t s_range_count(const s_range *r)
+{
+    bool up = r->step > 0;
+    if (up ? r->from >= r->to : r->from <= r->to)
+        return 0;
+    uint64_t span = up ? (uint64_t)r->to - (uint64_t)r->from
+                       : (uint64_t)r->from - (uint64_t)r->to;
+    uint64_t stride = up ? (uint64_t)r->step : 0 - (uint64_t)r->step;
+    return (span - 1) / stride + 1;
+}
+
+/* Checks the whole range before making any value: at most limit. */
+static int s_parse_range(s_axis *a, const char *spec, size_t limit)
+{
+    s_range r;
+    if (s_range_parse(spec, &r) != 0)
+        return s_fail("parameter '%s': invalid range '%s' (range(FROM,TO"
+                      "[,STEP]) of 64-bit integers)",
+                      a->name, spec);
+    if (r.step == 0)
+        return s_fail("parameter '%s': range '%s' has a STEP of 0", a->name,
+                      spec);
+    uint64_t n = s_range_count(&r);
+    if (n == 0)
+        return s_fail("parameter '%s': range '%s' has no values", a->name,
+                      spec);
+    if (n > limit)
+        return s_too_many(a);
+    long long x = r.from;
+    for (uint64_t k = 0; k < n; k++) {
+        xp_value *v = s_push(a);
+        if (!v)
+            return s_nomem();
+        xp_set_int64(v, x);
+        if (k + 1 < n) /* the step after the last value may leave int64 */
+            x += r.step;
     }
     return 0;
 }
 
-/* name=v1,v2 | name=range(..) | name=JSON */
-static int s_parse_axis(s_axis *a, char *arg)
+/* name=v1,v2 | name=range(..) | name=JSON, with at most limit values. */
+static int s_parse_axis(s_axis *a, char *arg, size_t limit)
 {
     char *eq = strchr(arg, '=');
     if (!eq || eq == arg || !eq[1])
@@ -94,21 +180,55 @@ static int s_parse_axis(s_axis *a, char *arg)
     *eq = '\0';
     a->name = arg;
     xp_error_t err;
-    if (xp_check_name("parameter", arg, &err) != 0) {
-        fprintf(stderr, "xpsubmit: %s\n", err.message);
-        return 2;
-    }
+    if (xp_check_name("parameter", arg, &err) != 0)
+        return s_fail("%s", err.message);
     char *spec = eq + 1;
     if (strncmp(spec, "range(", 6) == 0)
-        return s_parse_range(a, spec) == 0 && a->n
-                   ? 0
-                   : s_fail("invalid range '%s' (range(FROM,TO[,STEP]))", spec);
+        return s_parse_range(a, spec, limit);
     if (spec[0] == '[' || spec[0] == '{' || spec[0] == '"')
-        return s_add_value(a, spec) == 0 ? 0 : 2;
+        return s_add_value(a, spec);
     for (char *tok = strtok(spec, ","); tok; tok = strtok(NULL, ","))
         if (s_add_value(a, tok) != 0)
             return 2;
-    return a->n ? 0 : s_fail("parameter '%s' has no value", arg);
+    if (!a->n)
+        return s_fail("parameter '%s' has no value", arg);
+    return a->n > limit ? s_too_many(a) : 0;
+}
+
+/* --seed N with script mode's rule and words: decimal digits, from 0 to
+ * INT64_MAX (no sign, blank or clamping). */
+static int s_parse_seed(const char *text, int64_t *seed)
+{
+    if (!*text)
+        return s_fail("--seed needs a value");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end || errno == ERANGE ||
+        v > INT64_MAX)
+        return s_fail("invalid --seed '%s': expected an integer from 0 to "
+                      "9223372036854775807",
+                      text);
+    *seed = (int64_t)v;
+    return 0;
+}
+
+/* Parses arg into the next of axes (n of them so far, making *total
+ * trials); 0, or the exit status. */
+static int s_add_axis(s_axis *axes, size_t *n, size_t *total, char *arg)
+{
+    if (*n == MAX_AXES)
+        return s_fail("too many parameters (%s)", arg);
+    s_axis *a = &axes[(*n)++];
+    memset(a, 0, sizeof *a);
+    /* total * a->n stays within MAX_TRIALS: no product overflows. */
+    int rc = s_parse_axis(a, arg, MAX_TRIALS / *total);
+    for (size_t k = 0; rc == 0 && k + 1 < *n; k++)
+        if (strcmp(axes[k].name, a->name) == 0)
+            rc = s_fail("parameter '%s' is given twice", a->name);
+    if (rc == 0)
+        *total *= a->n;
+    return rc;
 }
 
 static void s_bar(const xp_progress *p, double elapsed, bool tty)
@@ -209,9 +329,9 @@ int main(int argc, char **argv)
     const char *endpoint = NULL, *experiment = NULL;
     const char *key = NULL, *server_key = NULL;
     bool wait = false, has_seed = false;
-    long long seed = 0;
-    s_axis axes[64];
-    size_t n_axes = 0;
+    int64_t seed = 0;
+    s_axis axes[MAX_AXES];
+    size_t n_axes = 0, total = 1;
     int status = 2;
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
@@ -229,39 +349,24 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--wait") == 0) {
             wait = true;
         } else if (strcmp(a, "--seed") == 0) {
-            char *end;
-            if (i + 1 >= argc)
-                return s_fail("%s needs a value", a);
-            seed = strtoll(argv[++i], &end, 10);
-            if (*end || seed < 0 || argv[i][0] == '\0')
-                return s_fail("invalid --seed '%s'", argv[i]);
+            if (s_parse_seed(i + 1 < argc ? argv[++i] : "", &seed) != 0)
+                goto cleanup;
             has_seed = true;
         } else if (a[0] == '-') {
             return s_fail("unknown option '%s'", a);
         } else if (!experiment) {
             experiment = a;
         } else {
-            if (n_axes == 64)
-                return s_fail("too many parameters (%s)", a);
-            memset(&axes[n_axes], 0, sizeof axes[n_axes]);
-            int rc = s_parse_axis(&axes[n_axes], a);
-            n_axes++;
-            if (rc != 0)
+            int rc = s_add_axis(axes, &n_axes, &total, a);
+            if (rc != 0) {
+                status = rc;
                 goto cleanup;
+            }
         }
     }
     if (!experiment) {
         s_usage(stderr);
         goto cleanup;
-    }
-    size_t total = 1;
-    for (size_t k = 0; k < n_axes; k++) {
-        if (total > MAX_TRIALS / axes[k].n) {
-            fprintf(stderr, "xpsubmit: the sweep has more than %d trials\n",
-                    MAX_TRIALS);
-            goto cleanup;
-        }
-        total *= axes[k].n;
     }
     /* The cartesian product, last parameter varying fastest. */
     xp_value *trials = xp_value_new();

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -274,6 +275,10 @@ static inline pid_t xpt_spawn(char *const argv[], const char *cwd,
     pid_t pid = fork();
     cr_assert_neq(pid, -1, "fork failed: %s", strerror(errno));
     if (pid == 0) {
+        /* Whatever a test starts dies with the test's process, also when
+         * the test fails, skips or times out before its teardown. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+            _exit(126);
         int in = open("/dev/null", O_RDONLY);
         int out = open(out_path ? out_path : "/dev/null",
                        O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev git
+packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           libbson-dev libmongoc-dev libhiredis-dev libczmq-dev libzmq3-dev
           libsodium-dev libxxhash-dev
           libgit2-dev libsqlite3-dev libcriterion-dev

@@ -78,10 +78,12 @@ int xp_experiment_open(xp_experiment **out, const char *id,
     *out = NULL;
     if (!opts)
         opts = &defaults;
-    if (opts->version != XP_OPEN_OPTIONS_VERSION)
+    if (opts->version < 1 || opts->version > XP_OPEN_OPTIONS_VERSION)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "xp_open_options version %u is not supported",
                          opts->version);
+    /* Version 1 structures end before read_only. */
+    bool read_only = opts->version >= 2 && opts->read_only;
     if (xp_check_id(id, err) != 0)
         return -1;
     if (opts->threads < 0 || opts->threads > 1024)
@@ -91,19 +93,23 @@ int xp_experiment_open(xp_experiment **out, const char *id,
     ex->id = bson_strdup(id);
     pthread_mutex_init(&ex->lock, NULL);
     ex->threads = opts->threads ? opts->threads : s_env_threads();
+    ex->read_only = read_only;
     /* A handle that may run trials needs the environment at its first
      * trial: capture it meanwhile. Readers (must_exist) do not. */
-    if (!opts->must_exist)
+    if (!opts->must_exist && !read_only)
         xp__environment_prefetch();
-    if (xp__store_open(&ex->backend, id, opts->backend, opts->must_exist,
-                       err) != 0 ||
-        s_recover_interrupted(ex, err) != 0) {
+    /* A reader writes nothing: recovery and the spool wait for a writer. */
+    int rc = read_only ? xp__store_open_reader(&ex->backend, id, opts->backend,
+                                               err)
+                       : xp__store_open(&ex->backend, id, opts->backend,
+                                        opts->must_exist, err);
+    if (rc != 0 || (!read_only && s_recover_interrupted(ex, err) != 0)) {
         xp_experiment_destroy(&ex);
         return -1;
     }
     size_t synced = 0;
     xp_error_t sync_err;
-    if (xp__store_sync(ex->backend, &synced, &sync_err) != 0)
+    if (!read_only && xp__store_sync(ex->backend, &synced, &sync_err) != 0)
         xp__log(XP_LOG_WARNING, "Spooled trials of '%s' not written yet: %s",
                 id, sync_err.message);
     if (synced)
@@ -138,6 +144,9 @@ int xp_experiment_sync(xp_experiment *ex, size_t *written, xp_error_t *err)
     size_t n = 0;
     if (!ex)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no experiment");
+    if (ex->read_only)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ESTATE,
+                         "experiment '%s' was opened read-only", ex->id);
     int rc = xp__store_sync(ex->backend, &n, err);
     if (written)
         *written = n;

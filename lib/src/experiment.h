@@ -16,6 +16,7 @@
 struct xp_experiment {
     char *id;
     xp_backend *backend;
+    bool read_only; /* opened to read: writes nothing to the backend */
     int threads;
     /* Guards the definition, parameter values, the seed and the pool. */
     pthread_mutex_t lock;
@@ -24,6 +25,10 @@ struct xp_experiment {
     xp_node *result;
     bool has_def_error;
     xp_error_t def_error;
+    /* The last refused definition that left the graph as it was (e.g. a
+     * second result): logged, and quoted if its NULL is used as input. */
+    bool has_soft_error;
+    xp_error_t soft_error;
     bool frozen;
     size_t n_needed_steps;
     xp_pool *pool;

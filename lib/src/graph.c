@@ -7,6 +7,8 @@
 #include "capture/code.h"
 #include "experiment.h"
 #include "util/error.h"
+#include "util/names.h"
+#include "util/log.h"
 #include "value.h"
 
 #include <stdlib.h>
@@ -26,6 +28,24 @@ static xp_node *s_def_error(xp_experiment *ex, uint32_t code, const char *fmt,
         va_end(ap);
         ex->has_def_error = true;
     }
+    return NULL;
+}
+
+/* Refuses a definition but leaves the graph as it was, so the experiment
+ * stays usable: the constructor returns NULL and, having no error
+ * argument, logs why. ex->lock held. */
+static xp_node *s_soft_error(xp_experiment *ex, uint32_t code, const char *fmt,
+                             ...) XP_PRINTF(3, 4);
+
+static xp_node *s_soft_error(xp_experiment *ex, uint32_t code, const char *fmt,
+                             ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    xp__verror(&ex->soft_error, XP_DOMAIN_GRAPH, code, fmt, ap);
+    va_end(ap);
+    ex->has_soft_error = true;
+    xp__log(XP_LOG_ERROR, "%s", ex->soft_error.message);
     return NULL;
 }
 
@@ -66,6 +86,34 @@ static xp_node *s_node_new(xp_experiment *ex, const char *kind,
     return n;
 }
 
+/* "default 1" or "no default", for messages. Caller frees. */
+static char *s_default_text(const xp_value *def)
+{
+    char *json = def ? xp_value_to_json(def) : NULL;
+    char *text = json ? bson_strdup_printf("default %.100s%s", json,
+                                           strlen(json) > 100 ? "..." : "")
+                      : bson_strdup("no default");
+    xp_free(json);
+    return text;
+}
+
+/* A parameter declared again: the same node when the default is the same
+ * (daskperiment returns the existing parameter), else a refusal that
+ * keeps the first declaration. ex->lock held. */
+static xp_node *s_redeclared(xp_experiment *ex, xp_node *n, const xp_value *def)
+{
+    if (n->def && def ? xp_value_equal(n->def, def) : !n->def && !def)
+        return n;
+    char *before = s_default_text(n->def), *now = s_default_text(def);
+    s_soft_error(ex, XP_EEXIST,
+                 "parameter '%s' is already declared with %s, cannot "
+                 "declare it again with %s",
+                 n->name, before, now);
+    bson_free(before);
+    bson_free(now);
+    return NULL;
+}
+
 static xp_node *s_parameter(xp_experiment *ex, const char *name, xp_value *def)
 {
     if (!ex) {
@@ -73,8 +121,11 @@ static xp_node *s_parameter(xp_experiment *ex, const char *name, xp_value *def)
         return NULL;
     }
     pthread_mutex_lock(&ex->lock);
-    xp_node *n = s_node_new(ex, "parameter", name);
-    if (n) {
+    xp_node *n = name ? xp__graph_find(ex, name) : NULL;
+    if (n && n->is_param) {
+        n = s_redeclared(ex, n, def);
+        xp_value_destroy(&def);
+    } else if ((n = s_node_new(ex, "parameter", name)) != NULL) {
         n->is_param = true;
         n->def = def;
     } else {
@@ -115,6 +166,52 @@ xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
     return s_parameter(ex, name, def);
 }
 
+/* The node name of one more use of step function fn under name: name
+ * itself, or when a step of fn already has it the next free of name-2,
+ * name-3, ... (daskperiment runs one function on several inputs). A name
+ * taken by a parameter or by another function stays a duplicate. ex->lock
+ * held; the result may be buf. */
+static const char *s_use_name(xp_experiment *ex, const char *name,
+                              xp_step_fn fn, char buf[XP_NAME_MAX + 16])
+{
+    xp_node *taken = name ? xp__graph_find(ex, name) : NULL;
+    if (!taken || taken->is_param || taken->fn != fn ||
+        strlen(name) > XP_NAME_MAX)
+        return name;
+    /* Fewer nodes than suffixes tried: one is free. */
+    for (size_t k = 2; k <= ex->n_nodes + 1; k++) {
+        snprintf(buf, XP_NAME_MAX + 16, "%s-%zu", name, k);
+        if (!xp__graph_find(ex, buf))
+            break;
+    }
+    return buf;
+}
+
+/* The code of step node, registered under name: captured once per
+ * function, so each use of a function holds the same text. The symbol
+ * comes from the function's address, so a step named otherwise than its
+ * function still finds its definition. ex->lock held. */
+static void s_capture(xp_experiment *ex, xp_node *node, const char *name)
+{
+    for (size_t i = 0; i + 1 < ex->n_nodes; i++) {
+        const xp_node *other = ex->nodes[i];
+        bool same_file = other->file && node->file
+                             ? strcmp(other->file, node->file) == 0
+                             : other->file == node->file;
+        if (!other->is_param && other->fn == node->fn &&
+            (other->source || same_file)) {
+            node->symbol = other->symbol ? bson_strdup(other->symbol) : NULL;
+            node->source = other->source ? bson_strdup(other->source) : NULL;
+            node->source_path =
+                other->source_path ? bson_strdup(other->source_path) : NULL;
+            return;
+        }
+    }
+    const void *addr = (const void *)(uintptr_t)node->fn;
+    node->symbol = xp__code_symbol(addr);
+    node->source = xp__code_capture(node->file, name, addr, &node->source_path);
+}
+
 xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
                      size_t n, xp_node *const *inputs, const char *file,
                      int line)
@@ -136,14 +233,17 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
     for (size_t i = 0; i < n; i++) {
         /* A NULL input is an earlier failed definition: keep its error. */
         if (!inputs[i] || inputs[i]->ex != ex) {
+            bool soft = !inputs[i] && ex->has_soft_error;
             s_def_error(ex, XP_EINVAL,
                         "step '%s': input %zu is not a node of this "
-                        "experiment",
-                        name ? name : "", i + 1);
+                        "experiment%s%.300s%s",
+                        name ? name : "", i + 1, soft ? " (" : "",
+                        soft ? ex->soft_error.message : "", soft ? ")" : "");
             goto done;
         }
     }
-    node = s_node_new(ex, "step", name);
+    char unique[XP_NAME_MAX + 16];
+    node = s_node_new(ex, "step", s_use_name(ex, name, fn, unique));
     if (!node)
         goto done;
     node->fn = fn;
@@ -154,8 +254,7 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
     }
     node->file = file ? bson_strdup(file) : NULL;
     node->line = line;
-    node->source = xp__code_capture(file, name, (const void *)(uintptr_t)fn,
-                                    &node->source_path);
+    s_capture(ex, node, name);
 done:
     pthread_mutex_unlock(&ex->lock);
     return node;
@@ -211,7 +310,7 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
         !bson_iter_recurse(&it, &list))
         goto invalid;
     while (bson_iter_next(&list)) {
-        const char *name = NULL, *file = NULL, *source = NULL;
+        const char *name = NULL, *file = NULL, *source = NULL, *symbol = NULL;
         int line = 0;
         bool result = false, persisted = false;
         xp_node **inputs = NULL;
@@ -226,6 +325,8 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
                 file = bson_iter_utf8(&item, NULL);
             else if (strcmp(key, "source") == 0 && BSON_ITER_HOLDS_UTF8(&item))
                 source = bson_iter_utf8(&item, NULL);
+            else if (strcmp(key, "symbol") == 0 && BSON_ITER_HOLDS_UTF8(&item))
+                symbol = bson_iter_utf8(&item, NULL);
             else if (strcmp(key, "line") == 0 && BSON_ITER_HOLDS_INT32(&item))
                 line = bson_iter_int32(&item);
             else if (strcmp(key, "result") == 0 && BSON_ITER_HOLDS_BOOL(&item))
@@ -262,6 +363,7 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
         n->file = file ? bson_strdup(file) : NULL;
         n->line = line;
         n->source = source ? bson_strdup(source) : NULL;
+        n->symbol = symbol ? bson_strdup(symbol) : NULL;
         n->persisted = persisted;
         if (result)
             ex->result = n;
@@ -295,10 +397,15 @@ xp_node *xp_result(xp_node *node)
                            "the result must be a step, '%s' is a parameter",
                            node->name);
     else if (ex->result && ex->result != node)
-        node = s_def_error(ex, XP_EEXIST,
-                           "the result is already step '%s', cannot also "
-                           "be '%s'",
-                           ex->result->name, node->name);
+        /* One graph per experiment keeps its code document, its history's
+         * Result column and a scheduler's dispatch unambiguous. */
+        node = s_soft_error(ex, XP_EEXIST,
+                            "the result of experiment '%s' is already step "
+                            "'%s', cannot also be '%s': an experiment has "
+                            "one result (use a second experiment id for "
+                            "another one, or xp_persist to keep an "
+                            "intermediate value)",
+                            ex->id, ex->result->name, node->name);
     else if (ex->frozen)
         node = s_def_error(ex, XP_ESTATE,
                            "the graph cannot change after the first trial");
@@ -412,6 +519,7 @@ void xp__graph_free(xp_experiment *ex)
         bson_free(n->file);
         bson_free(n->source);
         bson_free(n->source_path);
+        bson_free(n->symbol);
         bson_free(n->dependents);
         bson_free(n);
     }

@@ -25,6 +25,7 @@ struct xp_node {
     xp_node **inputs;
     char *file;
     int line;
+    char *symbol;      /* the function's symbol, or NULL when unknown */
     char *source;      /* captured definition text, or NULL */
     char *source_path; /* where the source was read from, or NULL */
     /* filled when the graph is frozen at the first trial */

@@ -23,8 +23,8 @@ static int s_parse_seed(const char *text, uint64_t *seed, xp_error_t *err)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
-    if (*end != '\0' || errno == ERANGE || text[0] == '-' || text[0] == '+' ||
-        v > INT64_MAX)
+    if (*end != '\0' || errno == ERANGE ||
+        !(text[0] >= '0' && text[0] <= '9') || v > INT64_MAX)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "invalid --seed '%s': expected an integer from 0 "
                          "to 9223372036854775807",

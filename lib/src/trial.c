@@ -47,6 +47,10 @@ struct xp_trial {
     xp_node **ready;
     size_t n_ready;
     size_t done, inflight;
+    /* In-process executor: the pool lending threads, how many it may
+     * lend, and the runner tasks given to it (queued, or taking steps). */
+    xp_pool *pool;
+    size_t helpers, runners, runners_queued;
     bool failed;
     char *failure; /* "step: message" once failed (heap: queued trials
                     * in a scheduler must stay small) */
@@ -243,10 +247,23 @@ bool xp__trial_done(xp_trial *t)
 
 /* ---------------------------------------------------------------- start */
 
-/* Resolves the value of every parameter into t->outputs and params;
- * XP_EUNDEFINED when one the result needs has none. ex->lock held. */
-static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
-                            xp_trial *t, bson_t *params, xp_error_t *err)
+/* The value parameter n takes in a trial: from overrides, else the one
+ * set on the experiment, else its default; NULL when it has none. */
+static const xp_value *s_param_value(const xp_node *n,
+                                     const xp_value *overrides)
+{
+    const xp_value *v = overrides ? xp_value_get(overrides, n->name) : NULL;
+    if (!v)
+        v = n->current ? n->current : n->def;
+    return v;
+}
+
+/* The rule for a trial's parameters, whoever starts it: every name given
+ * is declared, and every declared parameter has a value (read by the
+ * result or not: a trial records all of them, as daskperiment refuses a
+ * trial with one undefined). ex->lock held. */
+static int s_check_params(xp_experiment *ex, const xp_value *overrides,
+                          xp_error_t *err)
 {
     for (size_t i = 0; overrides && i < xp_value_count(overrides); i++) {
         const char *key = xp_value_key_at(overrides, i);
@@ -257,20 +274,57 @@ static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
                              "'%s'",
                              key ? key : "", ex->id);
     }
-    /* Every parameter with a value is recorded; only those the result
-     * depends on must have one. */
+    /* Every undefined name in one message, as many as fit in it. */
+    char names[400] = "";
+    size_t len = 0, shown = 0, undefined = 0;
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->is_param || s_param_value(n, overrides))
+            continue;
+        if (len + strlen(n->name) + 5 < sizeof names) {
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'",
+                                    shown ? ", " : "", n->name);
+            shown++;
+        }
+        undefined++;
+    }
+    if (undefined == 1)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                         "parameter %s is not defined", names);
+    if (undefined > shown)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                         "parameters %s and %zu more are not defined", names,
+                         undefined - shown);
+    if (undefined)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
+                         "parameters %s are not defined", names);
+    return 0;
+}
+
+int xp__trial_check_params(xp_experiment *ex, const xp_value *params,
+                           xp_error_t *err)
+{
+    if (params && xp_value_type(params) != XP_TYPE_DOCUMENT)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "parameters must be a document");
+    pthread_mutex_lock(&ex->lock);
+    int rc = s_check_params(ex, params, err);
+    pthread_mutex_unlock(&ex->lock);
+    return rc;
+}
+
+/* Checks the parameters and resolves the value of every one into
+ * t->outputs and params (all are recorded). ex->lock held. */
+static int s_resolve_params(xp_experiment *ex, const xp_value *overrides,
+                            xp_trial *t, bson_t *params, xp_error_t *err)
+{
+    if (s_check_params(ex, overrides, err) != 0)
+        return -1;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
         if (!n->is_param)
             continue;
-        const xp_value *v = overrides ? xp_value_get(overrides, n->name) : NULL;
-        if (!v)
-            v = n->current ? n->current : n->def;
-        if (!v && !n->needed)
-            continue;
-        if (!v)
-            return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
-                             "parameter '%s' is not defined", n->name);
+        const xp_value *v = s_param_value(n, overrides);
         t->outputs[n->index] = xp_value_dup(v);
         if (!t->outputs[n->index] ||
             xp__value_append_bson(params, n->name, v) != 0)
@@ -626,11 +680,6 @@ cleanup:
 /* ---------------------------------------------------------------- in-process
  * executor */
 
-typedef struct {
-    xp_trial *trial;
-    xp_node *node;
-} s_task_arg;
-
 /* Executes step n of t and reports its outcome. */
 static void s_run_node(xp_trial *t, xp_node *n)
 {
@@ -651,38 +700,57 @@ static void s_run_node(xp_trial *t, xp_node *n)
     xp__trial_step_done(t, n, out, rc != 0 ? failure : NULL);
 }
 
-static void s_pool_task(void *arg)
+static void s_runner(void *arg);
+
+/* Takes a ready step for the calling thread, or NULL, and asks the pool
+ * for a runner per ready step left that no queued runner will take, up
+ * to the threads the pool lends: every thread keeps working while steps
+ * are ready. t->lock held. */
+static xp_node *s_take_locked(xp_trial *t)
 {
-    s_task_arg task = *(s_task_arg *)arg;
-    free(arg);
-    s_run_node(task.trial, task.node);
+    if (t->n_ready == 0 || t->failed)
+        return NULL;
+    xp_node *n = t->ready[--t->n_ready];
+    t->inflight++;
+    while (t->pool && t->n_ready > t->runners_queued &&
+           t->runners < t->helpers &&
+           xp__pool_submit(t->pool, s_runner, t) == 0) {
+        t->runners++;
+        t->runners_queued++;
+    }
+    return n;
 }
 
-/* Runs all needed steps: the calling thread takes one ready step at a
- * time and gives further ready steps to the pool. Returns after every
- * started step has finished, also on failure. */
+/* A pool thread's share of a trial: ready steps until none is left. */
+static void s_runner(void *arg)
+{
+    xp_trial *t = arg;
+    pthread_mutex_lock(&t->lock);
+    t->runners_queued--;
+    xp_node *n;
+    while ((n = s_take_locked(t)) != NULL) {
+        pthread_mutex_unlock(&t->lock);
+        s_run_node(t, n);
+        pthread_mutex_lock(&t->lock);
+    }
+    t->runners--;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Runs all needed steps on the calling thread and the pool's: each takes
+ * ready steps until none is left, the caller then waits for more or for
+ * the end. Returns after every started step has finished, also on
+ * failure, with no runner left holding t. */
 static void s_execute(xp_trial *t, xp_pool *pool)
 {
     pthread_mutex_lock(&t->lock);
+    t->pool = pool;
+    t->helpers = (size_t)xp__pool_threads(pool);
     for (;;) {
-        if (t->n_ready > 0 && !t->failed) {
-            xp_node *mine = t->ready[--t->n_ready];
-            t->inflight++;
-            while (pool && t->n_ready > 0) {
-                s_task_arg *task = malloc(sizeof *task);
-                if (!task)
-                    break; /* run it here later */
-                task->trial = t;
-                task->node = t->ready[t->n_ready - 1];
-                if (xp__pool_submit(pool, s_pool_task, task) != 0) {
-                    free(task);
-                    break;
-                }
-                t->n_ready--;
-                t->inflight++;
-            }
+        xp_node *n = s_take_locked(t);
+        if (n) {
             pthread_mutex_unlock(&t->lock);
-            s_run_node(t, mine);
+            s_run_node(t, n);
             pthread_mutex_lock(&t->lock);
             continue;
         }
@@ -691,6 +759,10 @@ static void s_execute(xp_trial *t, xp_pool *pool)
         pthread_cond_wait(&t->cond, &t->lock);
     }
     pthread_mutex_unlock(&t->lock);
+    /* Runners still queued (their thread busy with another trial) have
+     * nothing left to take. */
+    if (pool)
+        xp__pool_cancel(pool, t);
 }
 
 int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
@@ -715,6 +787,9 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
     if (xp__in_step())
         return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
                          "cannot compute a trial from inside a step");
+    if (ex->read_only)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
+                         "experiment '%s' was opened read-only", ex->id);
 
     xp_trial *t;
     if (xp__trial_start(&t, ex, opts, NULL, err) != 0)

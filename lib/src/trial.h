@@ -10,7 +10,16 @@
 
 typedef struct xp_trial xp_trial;
 
-/* Resolves parameters (XP_EUNDEFINED allocates no id), picks the seed,
+/* The one rule for a trial's parameters (params: a document of name ->
+ * value overriding the values set on ex, or NULL): every name is
+ * declared (else XP_ENOTFOUND), and every declared parameter has a value,
+ * whether the result reads it or not (else XP_EUNDEFINED naming all that
+ * have none). xp__trial_start applies it; a scheduler validating a batch
+ * calls it before recording anything. Takes ex->lock. */
+int xp__trial_check_params(xp_experiment *ex, const xp_value *params,
+                           xp_error_t *err);
+/* Checks and resolves parameters (xp__trial_check_params: an error
+ * allocates no id), picks the seed,
  * allocates the id and records the trial: as running by this process
  * (scheduler NULL), or as queued for the scheduler of that name (no pid,
  * never marked interrupted; resumed only by that scheduler). */

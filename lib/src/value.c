@@ -668,10 +668,132 @@ char *xp_value_to_json(const xp_value *v)
     return bson_string_free(out, false);
 }
 
+/* Numbers, shared by JSON and literal text. */
+
+static size_t s_digits(const char *s)
+{
+    return strspn(s, "0123456789");
+}
+
+static const char *s_skip_sign(const char *s)
+{
+    return s + (*s == '+' || *s == '-');
+}
+
+/* Whether text begins as a number does: a digit, after an optional sign
+ * and an optional '.'. */
+static bool s_starts_like_number(const char *text)
+{
+    const char *s = s_skip_sign(text);
+    s += *s == '.';
+    return *s >= '0' && *s <= '9';
+}
+
+/* Whether all of text is a number, [+-]D[.D][(e|E)[+-]D] with digits on at
+ * least one side of the point (hex, "inf", "nan" and blanks are not);
+ * *integral when it has neither point nor exponent. */
+static bool s_is_number(const char *text, bool *integral)
+{
+    const char *s = s_skip_sign(text);
+    size_t whole = s_digits(s);
+    s += whole;
+    bool point = *s == '.';
+    size_t frac = point ? s_digits(s + 1) : 0;
+    s += point + frac;
+    if (whole + frac == 0)
+        return false;
+    bool exponent = *s == 'e' || *s == 'E';
+    if (exponent) {
+        s = s_skip_sign(s + 1);
+        size_t n = s_digits(s);
+        if (n == 0)
+            return false;
+        s += n;
+    }
+    *integral = !point && !exponent;
+    return *s == '\0';
+}
+
+/* Whether the digits before any exponent are all 0. */
+static bool s_mantissa_is_zero(const char *s)
+{
+    for (; *s && *s != 'e' && *s != 'E'; s++)
+        if (*s >= '1' && *s <= '9')
+            return false;
+    return true;
+}
+
+/* text, a whole number by s_is_number, into v: int64 without a point or
+ * an exponent, else double. What strtod cannot give exactly in range (inf,
+ * or 0 or a denormal from text that is not 0) is refused like an integer
+ * out of range. */
+static int s_set_number(xp_value *v, const char *text, bool integral,
+                        xp_error_t *err)
+{
+    char *end;
+    errno = 0;
+    if (integral) {
+        long long i = strtoll(text, &end, 10);
+        if (errno == ERANGE)
+            return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                             "integer out of range: %s", text);
+        return xp_set_int64(v, i);
+    }
+    double d = strtod(text, &end);
+    if (*end != '\0')
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "malformed number '%s'", text);
+    if (isinf(d) ||
+        (d == 0 ? !s_mantissa_is_zero(text) : fpclassify(d) == FP_SUBNORMAL))
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "float out of range: %s (the limits are about "
+                         "1e-308 and 1.8e308)",
+                         text);
+    return xp_set_double(v, d);
+}
+
+/* The number token of JSON text at s ([-+.0-9eE]*), checked like a literal
+ * number; *len its length. A token that is not a number is left to
+ * libbson to refuse. */
+static int s_check_json_number(const char *s, size_t *len, xp_error_t *err)
+{
+    *len = strspn(s, "0123456789+-.eE");
+    char *token = bson_strndup(s, *len);
+    bool integral;
+    xp_value tmp = {0};
+    int rc = s_is_number(token, &integral)
+                 ? s_set_number(&tmp, token, integral, err)
+                 : 0;
+    bson_free(token);
+    return rc;
+}
+
+/* Checks every number of JSON text outside strings: libbson wraps
+ * integers past 2^64 (99999999999999999999 reads as 7766279631452241919)
+ * and reads 1e-400 as 0 without a word. */
+static int s_check_json_numbers(const char *s, xp_error_t *err)
+{
+    bool in_string = false;
+    while (*s) {
+        size_t len = 1;
+        if (in_string && *s == '\\')
+            len = s[1] ? 2 : 1;
+        else if (*s == '"')
+            in_string = !in_string;
+        else if (!in_string && (*s == '-' || (*s >= '0' && *s <= '9')) &&
+                 s_check_json_number(s, &len, err) != 0)
+            return -1;
+        s += len;
+    }
+    return 0;
+}
+
 int xp_value_from_json(xp_value *v, const char *json, xp_error_t *err)
 {
     if (!v || !json)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no JSON given");
+    if (s_check_json_numbers(json, err) != 0)
+        return -1;
     size_t len = strlen(json);
     char *wrapped = bson_malloc(len + 16);
     memcpy(wrapped, "{\"v\":", 5);
@@ -707,12 +829,9 @@ int xp_value_from_json(xp_value *v, const char *json, xp_error_t *err)
 
 /* ---------------------------------------------------------------- literals */
 
-static bool s_has_digit(const char *s)
+static bool s_is_blank(char c)
 {
-    for (; *s; s++)
-        if (*s >= '0' && *s <= '9')
-            return true;
-    return false;
+    return c != '\0' && strchr(" \t\n\v\f\r", c) != NULL;
 }
 
 int xp_value_parse_literal(xp_value *v, const char *text, xp_error_t *err)
@@ -723,23 +842,22 @@ int xp_value_parse_literal(xp_value *v, const char *text, xp_error_t *err)
         return xp_set_bool(v, text[0] == 't');
     if (strcmp(text, "null") == 0)
         return xp_set_null(v);
-    if (text[0] == '"' || text[0] == '[' || text[0] == '{')
+    if (strchr("\"[{", text[0]))
         return xp_value_from_json(v, text, err);
-    if (s_has_digit(text)) {
-        char *end;
-        errno = 0;
-        long long i = strtoll(text, &end, 10);
-        if (*end == '\0' && end != text) {
-            if (errno == ERANGE)
-                return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                                 "integer out of range: %s", text);
-            return xp_set_int64(v, i);
-        }
-        errno = 0;
-        double d = strtod(text, &end);
-        /* Hex floats and "infinity" words are left to be strings. */
-        if (*end == '\0' && end != text && !strpbrk(text, "xXpP"))
-            return xp_set_double(v, d);
+    if (text[0] == '=')
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "malformed value '%s': it starts with '='", text);
+    /* Blanks at either end: the exact text, never a number strtod would
+     * read past them. */
+    bool blank_ends = s_is_blank(text[0]) || s_is_blank(text[strlen(text) - 1]);
+    if (!blank_ends && s_starts_like_number(text)) {
+        bool integral;
+        if (!s_is_number(text, &integral))
+            return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                             "malformed number '%s' (quote it for a "
+                             "string: '\"%s\"')",
+                             text, text);
+        return s_set_number(v, text, integral, err);
     }
     if (xp_set_string(v, text) != 0)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,

@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 #include <math.h>
+#include <mongoc/mongoc.h>
 
 enum { B_LOCAL, B_REDIS, B_MONGO };
 
@@ -919,6 +920,18 @@ CONTRACT(spooled_trial_written_once, 60)
     xp_experiment_destroy(&ex);
 }
 
+/* Keeps final (a trial document with its trial_id) in be's spool, as a
+ * finish the backend could not take does; *path: caller frees. */
+static void spool_doc(xp_backend *be, const bson_t *final, char **path)
+{
+    xp_trial_record rec;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__record_decode(final, &rec, &err), 0, "'%s'", err.message);
+    xp_trial_outcome o = {.record = &rec, .doc = final};
+    cr_assert_eq(xp__spool_write(be, &o, path, &err), 0, "spool: '%s'",
+                 err.message);
+}
+
 /* The spool directory of experiment id on this machine. */
 static void spool_dir(const char *id, char *buf, size_t size)
 {
@@ -928,16 +941,21 @@ static void spool_dir(const char *id, char *buf, size_t size)
         snprintf(buf, size, "%s/cache/%s/spool", xpt_dir, id);
 }
 
-/* Writes spool file <dir>/<trial>.bson by hand: trial's final record
- * (succeeded, result 42) and metric "loss" with the given bytes of
- * epochs and values. */
-static void spool_by_hand(const char *dir, int64_t trial, size_t epoch_bytes,
-                          size_t value_bytes)
+/* Writes spool file <dir>/<trial>.bson by hand: trial's stored record
+ * (read through ex) finished as succeeded with result 42, and metric
+ * "loss" with the given bytes of epochs and values. */
+static void spool_by_hand(xp_experiment *ex, const char *dir, int64_t trial,
+                          size_t epoch_bytes, size_t value_bytes)
 {
-    bson_t rec = BSON_INITIALIZER, doc, arr, item;
+    bson_t stored, rec = BSON_INITIALIZER, doc, arr, item;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__store_trial_get(ex->backend, trial, &stored, &err), 0,
+                 "'%s'", err.message);
     BSON_APPEND_INT64(&rec, "trial_id", trial);
     BSON_APPEND_DOCUMENT_BEGIN(&rec, "doc", &doc);
-    BSON_APPEND_INT64(&doc, "trial_id", trial);
+    bson_copy_to_excluding_noinit(&stored, &doc, "status", "finished",
+                                  "result", "result_type", "success",
+                                  "description", NULL);
     BSON_APPEND_UTF8(&doc, "status", "succeeded");
     BSON_APPEND_DATE_TIME(&doc, "finished", xp__now_ms());
     BSON_APPEND_INT64(&doc, "result", 42);
@@ -945,6 +963,7 @@ static void spool_by_hand(const char *dir, int64_t trial, size_t epoch_bytes,
     BSON_APPEND_BOOL(&doc, "success", true);
     BSON_APPEND_UTF8(&doc, "description", "");
     bson_append_document_end(&rec, &doc);
+    bson_destroy(&stored);
     uint8_t *zeros = calloc(1, epoch_bytes + value_bytes + 1);
     BSON_APPEND_ARRAY_BEGIN(&rec, "metrics", &arr);
     BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &item);
@@ -977,11 +996,11 @@ CONTRACT(damaged_spool_file_refused_and_kept, 60)
     xp_result(xp_step_add(ex, "quick", quick, 0, NULL, NULL, 0));
     run_ok(ex, NULL, NULL);
     run_ok(ex, NULL, NULL);
-    xp_experiment_destroy(&ex);
     char dir[PATH_MAX], bad[PATH_MAX + 16], good[PATH_MAX + 16];
     spool_dir(id, dir, sizeof dir);
-    spool_by_hand(dir, 1, 4096 * 8, 8);
-    spool_by_hand(dir, 2, 3 * 8, 3 * 8);
+    spool_by_hand(ex, dir, 1, 4096 * 8, 8);
+    spool_by_hand(ex, dir, 2, 3 * 8, 3 * 8);
+    xp_experiment_destroy(&ex);
     snprintf(bad, sizeof bad, "%s/1.bson", dir);
     snprintf(good, sizeof good, "%s/2.bson", dir);
 
@@ -1039,12 +1058,12 @@ CONTRACT(stale_spool_claims_taken_over, 60)
     xp_result(xp_step_add(ex, "quick", quick, 0, NULL, NULL, 0));
     for (int i = 0; i < 3; i++)
         run_ok(ex, NULL, NULL);
-    xp_experiment_destroy(&ex);
     char dir[PATH_MAX], from[PATH_MAX + 32], claim[3][PATH_MAX + 64];
     spool_dir(id, dir, sizeof dir);
     pid_t gone = dead_pid();
     for (int64_t t = 1; t <= 3; t++)
-        spool_by_hand(dir, t, 8, 8);
+        spool_by_hand(ex, dir, t, 8, 8);
+    xp_experiment_destroy(&ex);
     /* Trial 1: an older claim (pid only); 2: pid and start time of a
      * process that is gone; 3: this live process. */
     snprintf(claim[0], sizeof claim[0], "%s/1.bson.%d.claimed", dir,
@@ -1078,6 +1097,223 @@ CONTRACT(stale_spool_claims_taken_over, 60)
     cr_assert_eq(xp_experiment_sync(ex, &written, &err), 0, "'%s'",
                  err.message);
     cr_assert_eq(written, 0, "written %zu", written);
+    xp_experiment_destroy(&ex);
+}
+
+/* An experiment opened read-only reads its history and writes nothing:
+ * a spooled trial waits for the next writer, sync is refused, and an
+ * unknown experiment is not created. */
+CONTRACT(reader_writes_nothing, 60)
+{
+    const char *id = uid("reader");
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = s_backend;
+    o.read_only = true;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_open(&ex, id, &o, &err), -1, "opened unknown");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+
+    ex = open_ex(id);
+    xp_backend *be = ex->backend;
+    bson_t doc = BSON_INITIALIZER, params = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&params, "a", 3);
+    BSON_APPEND_UTF8(&doc, "experiment", id);
+    BSON_APPEND_UTF8(&doc, "status", "running");
+    BSON_APPEND_DOCUMENT(&doc, "parameters", &params);
+    BSON_APPEND_INT64(&doc, "seed", 5);
+    BSON_APPEND_DATE_TIME(&doc, "started", xp__now_ms());
+    BSON_APPEND_UTF8(&doc, "host", "elsewhere");
+    BSON_APPEND_INT64(&doc, "pid", 1);
+    xp_trial_record rec;
+    cr_assert_eq(xp__record_decode(&doc, &rec, &err), 0, "'%s'", err.message);
+    cr_assert_eq(xp__store_trial_begin(be, &rec, &err), 0, "trial_begin: '%s'",
+                 err.message);
+    int64_t trial = rec.trial_id;
+    bson_t final = BSON_INITIALIZER;
+    bson_append_int64(&final, "trial_id", -1, trial);
+    bson_copy_to_excluding_noinit(&doc, &final, "status", NULL);
+    BSON_APPEND_UTF8(&final, "status", "succeeded");
+    BSON_APPEND_INT64(&final, "result", 6);
+    char *path = NULL;
+    spool_doc(be, &final, &path);
+    xp_experiment_destroy(&ex);
+
+    cr_assert_eq(xp_experiment_open(&ex, id, &o, &err), 0, "read_only: '%s'",
+                 err.message);
+    cr_assert_eq(xpt_last_id(ex), trial, "last id");
+    xp_value *t = xpt_trial(ex, trial);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "running",
+                     "replayed by a "
+                     "reader");
+    xp_value_destroy(&t);
+    cr_assert_eq(access(path, F_OK), 0, "a reader took the spool file");
+    size_t written = 9;
+    cr_assert_eq(xp_experiment_sync(ex, &written, &err), -1, "sync");
+    cr_assert_eq(err.code, XP_ESTATE, "code %u '%s'", err.code, err.message);
+    xp_experiment_destroy(&ex);
+
+    ex = open_ex(id); /* a writer writes it */
+    t = xpt_trial(ex, trial);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded", "not replayed");
+    xp_value_destroy(&t);
+    cr_assert_neq(access(path, F_OK), 0, "spool file left");
+    xp_experiment_destroy(&ex);
+    bson_free(path);
+    bson_destroy(&final);
+    bson_destroy(&doc);
+    bson_destroy(&params);
+}
+
+/* A direct connection to the test's Redis database. Caller frees. */
+static redisContext *redis_direct(void)
+{
+    char host[256];
+    int port, db;
+    cr_assert(redis_addr(s_backend, host, &port, &db),
+              "XP_TEST_REDIS_URI is not of the form redis://host:port/db");
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    cr_assert(c && !c->err, "cannot connect to %s", s_backend);
+    redisReply *r = redisCommand(c, "SELECT %d", db);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SELECT %d", db);
+    freeReplyObject(r);
+    return c;
+}
+
+static void redis_do(redisContext *c, const char *fmt, const char *id)
+{
+    redisReply *r = redisCommand(c, fmt, id);
+    cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s: %s", fmt,
+              r ? r->str : c->errstr);
+    freeReplyObject(r);
+}
+
+/* Loses the experiment's id counter, as a Redis restarted without
+ * persistence or an operator's DEL would. The local store has none: its
+ * ids come from the trials table itself. */
+static void forget_counter(const char *id)
+{
+    if (s_kind == B_REDIS) {
+        redisContext *c = redis_direct();
+        redis_do(c, "DEL %s:counter", id);
+        redisFree(c);
+    } else if (s_kind == B_MONGO) {
+        mongoc_init();
+        mongoc_uri_t *u = mongoc_uri_new(s_backend);
+        cr_assert_not_null(u, "URI");
+        mongoc_client_t *c = mongoc_client_new_from_uri(u);
+        mongoc_collection_t *counters = mongoc_client_get_collection(
+            c, mongoc_uri_get_database(u), "xp.counters");
+        bson_t sel = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&sel, "_id", id);
+        bson_error_t e;
+        cr_assert(mongoc_collection_delete_one(counters, &sel, NULL, NULL, &e),
+                  "deleting the counter: %s", e.message);
+        bson_destroy(&sel);
+        mongoc_collection_destroy(counters);
+        mongoc_client_destroy(c);
+        mongoc_uri_destroy(u);
+    }
+}
+
+/* Trial `trial` still holds the run with parameter a (step `typed`). */
+static void check_trial(xp_experiment *ex, int64_t trial, int64_t a)
+{
+    xp_value *t = xpt_trial(ex, trial);
+    cr_assert_eq(xpt_get_int(xpt_field(t, "parameters"), "a"), a,
+                 "%s: trial %lld was overwritten", s_kind_name[s_kind],
+                 (long long)trial);
+    cr_assert_eq(xpt_get_int(t, "result"), 2 * a, "trial %lld result",
+                 (long long)trial);
+    xp_value_destroy(&t);
+}
+
+CONTRACT(lost_counter_never_reuses_an_id, 60)
+{
+    const char *id = uid("counter");
+    xp_experiment *ex = open_ex(id);
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    for (int i = 1; i <= 3; i++) {
+        set_int(ex, "a", i);
+        run_ok(ex, NULL, NULL);
+    }
+    forget_counter(id);
+    set_int(ex, "a", 40);
+    cr_assert_eq(run_ok(ex, NULL, NULL), 4, "%s: id after the counter was lost",
+                 s_kind_name[s_kind]);
+    if (s_kind == B_REDIS) {
+        /* A record the history index does not list is not handed out
+         * either. */
+        redisContext *c = redis_direct();
+        redis_do(c, "DEL %s:counter", id);
+        redis_do(c, "ZREM %s:trials 4", id);
+        redisFree(c);
+        set_int(ex, "a", 50);
+        cr_assert_eq(run_ok(ex, NULL, NULL), 5, "id past an unlisted record");
+        check_trial(ex, 5, 50);
+    }
+    for (int i = 1; i <= 3; i++)
+        check_trial(ex, i, i);
+    check_trial(ex, 4, 40);
+    xp_experiment_destroy(&ex);
+}
+
+/* A spooled record whose id meanwhile holds another trial (the backend
+ * lost the first one and handed its id out again) is not written: the
+ * stored trial stays, the spool file too, and the reason is one line. */
+CONTRACT(replay_never_overwrites_another_trial, 60)
+{
+    const char *id = uid("replay");
+    xp_experiment *ex = open_ex(id);
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    set_int(ex, "a", 1);
+    cr_assert_eq(run_ok(ex, NULL, NULL), 1, "first id");
+
+    bson_t final = BSON_INITIALIZER, params = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&params, "a", 77);
+    bson_append_int64(&final, "trial_id", -1, 1);
+    BSON_APPEND_UTF8(&final, "experiment", id);
+    BSON_APPEND_UTF8(&final, "status", "succeeded");
+    BSON_APPEND_DOCUMENT(&final, "parameters", &params);
+    BSON_APPEND_INT64(&final, "seed", 4242);
+    BSON_APPEND_DATE_TIME(&final, "started", xp__now_ms() - 3600 * 1000);
+    BSON_APPEND_UTF8(&final, "host", xp__hostname());
+    BSON_APPEND_INT64(&final, "pid", 1);
+    BSON_APPEND_DATE_TIME(&final, "finished", xp__now_ms());
+    BSON_APPEND_INT64(&final, "result", 154);
+    BSON_APPEND_UTF8(&final, "result_type", "int64");
+    BSON_APPEND_BOOL(&final, "success", true);
+    BSON_APPEND_UTF8(&final, "description", "");
+    char *path = NULL;
+    xp_error_t err = {0};
+    spool_doc(ex->backend, &final, &path);
+    for (int round = 0; round < 2; round++) {
+        size_t written = 9;
+        cr_assert_eq(xp_experiment_sync(ex, &written, &err), -1,
+                     "%s: a replay overwrote another trial",
+                     s_kind_name[s_kind]);
+        cr_assert_eq(written, 0, "written %zu", written);
+        cr_assert_eq(err.code, XP_EEXIST, "code %u '%s'", err.code,
+                     err.message);
+        cr_assert(strstr(err.message, "trial 1 ") && strstr(err.message, path),
+                  "'%s' names neither the trial nor %s", err.message, path);
+        cr_assert_null(strchr(err.message, '\n'), "multi-line error");
+        cr_assert_eq(access(path, F_OK), 0, "spool file %s not kept", path);
+        check_trial(ex, 1, 1);
+        if (round == 0) { /* opening tries again, and says so once */
+            xp_experiment_destroy(&ex);
+            ex = open_ex(id);
+            cr_assert_geq(xpt_log_find(&s_log, XP_LOG_WARNING, "trial 1 "), 0,
+                          "no warning: %s", xpt_log_dump(&s_log));
+            check_trial(ex, 1, 1);
+        }
+    }
+    bson_free(path);
+    bson_destroy(&final);
+    bson_destroy(&params);
     xp_experiment_destroy(&ex);
 }
 
@@ -1233,6 +1469,14 @@ static void child_main(const char *id, int p)
     xp_node *b = xp_parameter(ex, "b");
     XP_RESULT(ex, plus_one, a, b);
     for (int i = 0; i < PER_PROC; i++) {
+        if (i == PER_PROC / 2) { /* an open while the others write */
+            xp_experiment *again = NULL;
+            if (xp_experiment_open(&again, id, &o, &err) != 0) {
+                fprintf(stderr, "child %d: reopen: %s\n", p, err.message);
+                _exit(6);
+            }
+            xp_experiment_destroy(&again);
+        }
         xp_set_param_int64(ex, "a", (int64_t)p * 1000 + i, &err);
         xp_set_param_int64(ex, "b", i, &err);
         xp_value *res = NULL;
@@ -1306,6 +1550,20 @@ CONTRACT(processes_get_unique_ids, 240)
     xp_value_destroy(&h);
     cr_assert_eq(xpt_last_id(ex), (int64_t)total, "last id");
     xp_experiment_destroy(&ex);
+    if (s_kind == B_LOCAL) { /* one line per trial, in id order */
+        char tsv[PATH_MAX + 80];
+        snprintf(tsv, sizeof tsv, "%s/%s/trials.tsv", xpt_dir, id);
+        char *text = xpt_slurp(tsv);
+        cr_assert_eq(xpt_count_lines(text), total, "trials.tsv has %zu lines",
+                     xpt_count_lines(text));
+        const char *line = text;
+        for (size_t i = 0; i < total; i++) {
+            cr_assert_eq(strtoll(line, NULL, 10), (long long)i + 1,
+                         "line %zu of trials.tsv: %.40s", i + 1, line);
+            line = strchr(line, '\n') + 1;
+        }
+        free(text);
+    }
 }
 
 /* ---------------------------------------------------------------- queue */

@@ -6,6 +6,7 @@
 #include "../common.h"
 
 #include "capture/capture.h"
+#include "capture/env.h"
 #include "capture/git.h"
 #include "value.h"
 
@@ -547,6 +548,72 @@ Test(capture, environment_categories)
     xp_value_destroy(&env2);
     xp_value_destroy(&env);
     xp_experiment_destroy(&ex);
+}
+
+/* The cpu category as read under a fake root holding proc/cpuinfo and,
+ * when max_khz is not NULL, cpufreq's cpuinfo_max_freq; frequency_mhz
+ * gets the recorded clock (0 when none). Caller frees the JSON. */
+static char *fake_cpu(const char *model, const char *max_khz,
+                      int64_t *frequency_mhz)
+{
+    char root[512], path[2 * 512 + 96], text[512];
+    snprintf(root, sizeof root, "%s/fake%s", xpt_dir, max_khz ? "_freq" : "");
+    snprintf(path, sizeof path,
+             "mkdir -p %s/proc %s/sys/devices/system/cpu/cpu0/cpufreq", root,
+             root);
+    cr_assert_eq(system(path), 0, "%s", path);
+    snprintf(path, sizeof path, "%s/proc/cpuinfo", root);
+    snprintf(text, sizeof text,
+             "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: %s\n"
+             "cpu MHz\t\t: 1197.512\n\nprocessor\t: 1\ncpu MHz\t\t: "
+             "1290.004\n",
+             model);
+    write_file(path, text);
+    if (max_khz) {
+        snprintf(path, sizeof path,
+                 "%s/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
+                 root);
+        write_file(path, max_khz);
+    }
+    bson_t cpu = BSON_INITIALIZER;
+    bson_iter_t it;
+    xp__environment_cpu(&cpu, root);
+    *frequency_mhz = 0;
+    if (bson_iter_init_find(&it, &cpu, "frequency_mhz")) {
+        cr_assert(BSON_ITER_HOLDS_INT64(&it), "frequency_mhz is not int64");
+        *frequency_mhz = bson_iter_int64(&it);
+    }
+    char *json = bson_as_relaxed_extended_json(&cpu, NULL);
+    bson_destroy(&cpu);
+    cr_assert_null(strstr(json, "1197"), "current clock recorded: %s", json);
+    cr_assert_null(strstr(json, "1290"), "current clock recorded: %s", json);
+    return json;
+}
+
+Test(capture, cpu_frequency_is_the_advertised_one)
+{
+    int64_t mhz;
+    char *json =
+        fake_cpu("Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", NULL, &mhz);
+    cr_assert_eq(mhz, 2400, "clock from the model name: %lld MHz in %s",
+                 (long long)mhz, json);
+    bson_free(json);
+    /* The kernel's maximum wins over the model name. */
+    json = fake_cpu("Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", "3300000\n",
+                    &mhz);
+    cr_assert_eq(mhz, 3300, "clock from cpuinfo_max_freq: %lld MHz in %s",
+                 (long long)mhz, json);
+    cr_assert_not_null(strstr(json, "\"max_frequency_khz\" : \"3300000\""),
+                       "max_frequency_khz: %s", json);
+    bson_free(json);
+    bson_free(fake_cpu("Intel(R) Pentium(R) M processor @ 800MHz", NULL, &mhz));
+    cr_assert_eq(mhz, 800, "MHz in the model name: %lld", (long long)mhz);
+    /* Neither: no clock at all rather than the current one. */
+    json = fake_cpu("AMD EPYC", NULL, &mhz);
+    cr_assert_eq(mhz, 0, "clock %lld MHz invented for 'AMD EPYC': %s",
+                 (long long)mhz, json);
+    cr_assert_null(strstr(json, "frequency"), "frequency recorded: %s", json);
+    bson_free(json);
 }
 
 /* Copy of the BSON blob `SELECT doc FROM table WHERE key = ?` into out. */

@@ -57,6 +57,28 @@ static inline xp_value *xptr_trials(int n, const char *name, double v,
     return trials;
 }
 
+/* A BSON document of depth documents nested one in the other, {"a": {"a":
+ * ...}}: 8 bytes a level, so 10,000 levels are 80 KB. Caller frees. */
+static inline uint8_t *xptr_deep_bson(int depth, size_t *len)
+{
+    size_t n = 5 + 8 * (size_t)(depth - 1), pos = 0;
+    uint8_t *b = malloc(n);
+    cr_assert_not_null(b);
+    for (int i = 0; i < depth; i++) {
+        uint32_t l = (uint32_t)(5 + 8 * (size_t)(depth - 1 - i));
+        for (int k = 0; k < 4; k++)
+            b[pos++] = (uint8_t)(l >> (8 * k));
+        if (i < depth - 1) {
+            b[pos++] = 0x03; /* document */
+            b[pos++] = 'a';
+            b[pos++] = 0;
+        }
+    }
+    memset(b + pos, 0, n - pos); /* the terminators, innermost first */
+    *len = n;
+    return b;
+}
+
 /* Stops *pid with SIGTERM (SIGKILL after 10 s), sets it to -1 and
  * returns its exit status (128 + signal when killed; -1: no process). A
  * daemon that exits non-zero on SIGTERM, or whose sanitizer found

@@ -407,3 +407,14 @@ Test(curve, limit_follows_the_client_key_across_connections)
     xp_client_destroy(&c);
     xp_value_destroy(&two);
 }
+
+/* A key's name is checked as a key's, not as an experiment id. */
+Test(curve, keygen_refuses_a_path_as_a_key_name)
+{
+    char *pub = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_keygen(s_own, "../k", &pub, &err), -1);
+    cr_assert_null(pub);
+    cr_assert(strstr(err.message, "invalid key name '../k'") != NULL, "%s",
+              err.message);
+}

@@ -4,6 +4,8 @@
  * the backend holds afterwards. */
 #include "remote.h"
 
+#include "remote/message.h"
+
 #include <czmq.h>
 
 static char s_endpoint[64];
@@ -201,6 +203,48 @@ Test(distributed, malformed_frames_do_not_stop_the_scheduler)
     zmsg_send(&m, d);
     xpt_sleep(0.2);
     zsock_destroy(&d);
+    xpt_run_result r = s_submit("simple_experiment_pj", "a=1", "b=1", "--wait");
+    cr_assert_eq(r.status, 0, "scheduler stopped answering: %s", r.err);
+    xpt_run_result_free(&r);
+}
+
+/* Bodies nesting 10,000 documents (80 KB) are refused with an ERROR
+ * before anything walks them recursively (bson_validate would run off
+ * the stack), whatever the message; the scheduler goes on serving. */
+Test(distributed, deeply_nested_bodies_do_not_stop_the_scheduler)
+{
+    size_t len;
+    uint8_t *deep = xptr_deep_bson(10000, &len);
+    const char *types[] = {"STATUS", "SUBMIT", "HELLO", "RESULT"};
+    zsock_t *d = zsock_new_dealer(s_endpoint);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        zmsg_t *m = zmsg_new();
+        zmsg_addmem(m, "XP1", 3);
+        zmsg_addstr(m, types[i]);
+        zmsg_addmem(m, deep, len);
+        cr_assert_eq(zmsg_send(&m, d), 0);
+        zpoller_t *p = zpoller_new(d, NULL);
+        void *ready = zpoller_wait(p, 5000);
+        zpoller_destroy(&p);
+        cr_assert_not_null(ready, "no answer to a deep %s", types[i]);
+        zmsg_t *answer = zmsg_recv(d);
+        xp_msg_type type;
+        bson_t body;
+        xp_error_t err;
+        cr_assert_eq(
+            xp__msg_decode(answer, XP_MAX_MESSAGE_DEFAULT, &type, &body, &err),
+            0, "%s", err.message);
+        zmsg_destroy(&answer);
+        cr_assert_eq(type, XP_MSG_ERROR, "a deep %s got %s", types[i],
+                     xp__msg_name(type));
+        xp_msg_error e;
+        xp__msg_error_decode(&body, &e, NULL);
+        cr_assert(e.message && strstr(e.message, "nested deeper"), "%s: %s",
+                  types[i], e.message);
+        bson_destroy(&body);
+    }
+    zsock_destroy(&d);
+    free(deep);
     xpt_run_result r = s_submit("simple_experiment_pj", "a=1", "b=1", "--wait");
     cr_assert_eq(r.status, 0, "scheduler stopped answering: %s", r.err);
     xpt_run_result_free(&r);

@@ -8,6 +8,15 @@
 #include "experiment.h"
 
 #include "remote/client.h"
+#include "remote/message.h"
+
+/* Sends msg and takes it, sent or not. */
+static int s_send_take(zsock_t *sock, zmsg_t *msg)
+{
+    int rc = zmsg_send(&msg, sock);
+    zmsg_destroy(&msg);
+    return rc;
+}
 
 static char s_endpoint[64];
 static pid_t s_sched = -1;
@@ -108,11 +117,10 @@ static int calculate_score(xp_step *st, const xp_value *const *in,
     return xp_set_double(out, -xp_as_double(in[0]));
 }
 
-Test(queue, stale_code_waits_with_the_reason_and_never_runs)
+/* quickstart_pj defined here, frozen: its code and hash are not the
+ * plugin's. */
+static xp_experiment *s_other_code(void)
 {
-    s_start_worker("quickstart.so");
-    xpt_sleep(0.5);
-    /* Same experiment, same parameters, different code. */
     xp_experiment *ex = xpt_open("quickstart_pj");
     xp_node *a = xp_parameter(ex, "a"), *b = xp_parameter(ex, "b");
     xp_node *d = XP_PERSIST(ex, prepare_data, a, b);
@@ -121,6 +129,16 @@ Test(queue, stale_code_waits_with_the_reason_and_never_runs)
     pthread_mutex_lock(&ex->lock);
     cr_assert_eq(xp__graph_freeze(ex, &err), 0, "%s", err.message);
     pthread_mutex_unlock(&ex->lock);
+    return ex;
+}
+
+Test(queue, stale_code_waits_with_the_reason_and_never_runs)
+{
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    /* Same experiment, same parameters, different code. */
+    xp_experiment *ex = s_other_code();
+    xp_error_t err;
     char stale[33];
     snprintf(stale, sizeof stale, "%s", ex->code_hash);
 
@@ -593,4 +611,89 @@ Test(queue, restart_takes_up_only_its_own_trials)
     cr_assert_eq(done, n, "%zu of %zu trials finished", done, n);
     xp_free(ids);
     xp_value_destroy(&trials);
+}
+
+/* ---- the test as a worker */
+
+/* The next message of type want from the scheduler on d (HEARTBEATs
+ * skipped) into body, or false after timeout_ms. */
+static bool s_recv(zsock_t *d, xp_msg_type want, int timeout_ms, bson_t *body)
+{
+    double end = xpt_now() + timeout_ms / 1000.0;
+    while (xpt_now() < end) {
+        zpoller_t *p = zpoller_new(d, NULL);
+        void *ready = zpoller_wait(p, 100);
+        zpoller_destroy(&p);
+        if (!ready)
+            continue;
+        zmsg_t *msg = zmsg_recv(d);
+        xp_msg_type type;
+        xp_error_t err;
+        cr_assert_eq(
+            xp__msg_decode(msg, XP_MAX_MESSAGE_DEFAULT, &type, body, &err), 0,
+            "%s", err.message);
+        zmsg_destroy(&msg);
+        if (type == want)
+            return true;
+        bson_destroy(body);
+    }
+    return false;
+}
+
+/* A worker whose slots are all taken answers "worker busy": the task is
+ * queued again with the same attempt and runs, the trial does not fail. */
+Test(queue, busy_refusal_queues_the_task_again)
+{
+    xp_experiment *ex = s_other_code();
+    xp_error_t err;
+    xp_msg_experiment e = {ex->id, ex->code_hash, xp__msg_doc_of(ex->code)};
+    xp_msg_hello hello = {.host = "fake",
+                          .pid = 1,
+                          .slots = 2,
+                          .experiments = &e,
+                          .n_experiments = 1};
+    zsock_t *w = zsock_new_dealer(s_endpoint);
+    cr_assert_eq(s_send_take(w, xp__msg_hello_encode(&hello)), 0);
+    bson_t body;
+    cr_assert(s_recv(w, XP_MSG_WELCOME, 5000, &body), "no WELCOME");
+    bson_destroy(&body);
+
+    xp_client *c = s_client();
+    xp_value *trials = s_trials(1);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    cr_assert_eq(xp_client_submit(c, "quickstart_pj", trials, ex->code_hash,
+                                  &batch, &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+
+    /* prepare_data: refused busy once, then run */
+    const char *steps[] = {"prepare_data", "prepare_data", "calculate_score"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert(s_recv(w, XP_MSG_TASK, 5000, &body), "no TASK %d", i);
+        xp_msg_task t;
+        cr_assert_eq(xp__msg_task_decode(&body, &t, &err), 0, "%s",
+                     err.message);
+        cr_assert_str_eq(t.step, steps[i]);
+        cr_assert_eq(t.attempt, 1, "the refusal counted as an attempt");
+        xp_value *out = xp_value_new();
+        xp_set_double(out, 2.0);
+        xp_msg_result r = {.trial = t.trial,
+                           .attempt = t.attempt,
+                           .step = t.step,
+                           .ok = i > 0,
+                           .output = i > 0 ? out : NULL,
+                           .failure = XP_MSG_WORKER_BUSY
+                           ": all 2 slot(s) are running"};
+        cr_assert_eq(s_send_take(w, xp__msg_result_encode(&r)), 0);
+        xp_value_destroy(&out);
+        bson_destroy(&body);
+    }
+    xp_progress p = s_wait(c, batch, 5);
+    cr_assert_eq(p.done, 1, "done %lld, failed %lld", (long long)p.done,
+                 (long long)p.failed);
+    zsock_destroy(&w);
+    xp_client_destroy(&c);
+    xp_experiment_destroy(&ex);
 }

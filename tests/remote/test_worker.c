@@ -8,7 +8,7 @@
 #include "util/bson_util.h"
 #include "util/sys.h"
 
-#include "../common.h"
+#include "remote.h"
 
 #include <math.h>
 #include <sys/prctl.h>
@@ -503,6 +503,34 @@ Test(worker, survives_malformed_frames)
         cr_assert_null(strstr(at + 1, kinds[i]), "%s logged more than once: %s",
                        kinds[i], log);
     }
+    free(log);
+}
+
+/* A TASK whose body nests 10,000 documents (80 KB) is refused before
+ * anything walks it recursively (bson_validate would run off the stack):
+ * the worker drops it and goes on. */
+Test(worker, survives_deeply_nested_task)
+{
+    s_start("quickstart", NULL);
+    const char *hash = s_register("quickstart_pj", xp__cpu_count(), 1000);
+    size_t len;
+    uint8_t *deep = xptr_deep_bson(10000, &len);
+    const void *f[3] = {"XP1", "TASK", deep};
+    size_t l[3] = {3, 4, len};
+    s_send_raw(3, f, l);
+    f[1] = "WELCOME";
+    l[1] = 7;
+    s_send_raw(3, f, l);
+    free(deep);
+    s_task(1, "quickstart_pj", hash, "prepare_data", 1, 2, (double[]){1, 2});
+    bson_t r;
+    s_result(&r, 1, "prepare_data", true);
+    cr_assert_float_eq(s_output_double(&r), 3.0, 1e-12);
+    bson_destroy(&r);
+    cr_assert(s_alive(), "the worker died on a deep TASK");
+    char *log = xpt_slurp(s_s.log);
+    cr_assert(strstr(log, "(invalid BSON)") && strstr(log, "nested deeper"),
+              "no warning about the nesting in: %s", log);
     free(log);
 }
 

@@ -234,3 +234,78 @@ Test(code, preprocessor_lines_between_parameters_and_body)
     snprintf(src, sizeof src, "int g;\n%s\nint h;\n", def);
     check_extract(src, "f", def);
 }
+
+Test(code, comment_block_directly_above_belongs_to_the_function)
+{
+    const char *def = "/* Adds one. */\nint f(int a)\n{\n    return a + 1;\n}";
+    char src[256];
+    snprintf(src, sizeof src, "int g;\n%s\n", def);
+    check_extract(src, "f", def);
+    /* Several comments, with no blank line between them or below them. */
+    const char *lines = "// first\n// second\n/* third */\nint f(void) { "
+                        "return 0; }";
+    snprintf(src, sizeof src, "#include <stdio.h>\n\n%s\n", lines);
+    check_extract(src, "f", lines);
+    check_extract(lines, "f", lines);
+}
+
+Test(code, comment_separated_by_a_blank_line_is_not_part_of_the_function)
+{
+    /* A section banner: editing it must not change the step's code. */
+    const char *def = "int f(void)\n{\n    return 1;\n}";
+    char src[512];
+    snprintf(src, sizeof src, "int g;\n/* ---------------- steps */\n\n%s\n",
+             def);
+    check_extract(src, "f", def);
+    /* At the start of the file, and with blanks on the empty line. */
+    snprintf(src, sizeof src, "/* file banner */\n  \t\n%s\n", def);
+    check_extract(src, "f", def);
+    snprintf(src, sizeof src, "// banner\r\n\r\n%s\r\n", def);
+    check_extract(src, "f", def);
+    /* Only the block below the blank line belongs to the function. */
+    const char *doc = "/* Returns one. */\nint f(void)\n{\n    return 1;\n}";
+    snprintf(src, sizeof src,
+             "#include <stdio.h>\n/* banner */\n\n/* more banner */\n\n%s\n",
+             doc);
+    check_extract(src, "f", doc);
+}
+
+Test(code, comment_ending_the_previous_line_is_not_part_of_the_function)
+{
+    const char *def = "int f(void) { return 1; }";
+    char src[256];
+    snprintf(src, sizeof src, "int counter; /* of g */\n%s\n", def);
+    check_extract(src, "f", def);
+    const char *doc = "/* one */\nint f(void) { return 1; }";
+    snprintf(src, sizeof src, "int g(void) { return 0; } // g\n%s\n", doc);
+    check_extract(src, "f", doc);
+}
+
+static int s_static_step(int x)
+{
+    return x + 1;
+}
+
+int xpt_exported_step(int x);
+int xpt_exported_step(int x)
+{
+    return x + 2;
+}
+
+static int s_not_a_function;
+
+Test(code, symbol_of_a_function_from_its_address)
+{
+    /* Static functions too: steps usually are. */
+    char *sym = xp__code_symbol((const void *)(uintptr_t)s_static_step);
+    cr_assert_not_null(sym, "no symbol for a static function");
+    cr_assert_str_eq(sym, "s_static_step");
+    bson_free(sym);
+    sym = xp__code_symbol((const void *)(uintptr_t)xpt_exported_step);
+    cr_assert_not_null(sym, "no symbol for an exported function");
+    cr_assert_str_eq(sym, "xpt_exported_step");
+    bson_free(sym);
+    cr_assert_null(xp__code_symbol(&s_not_a_function), "a variable");
+    cr_assert_null(xp__code_symbol(NULL), "NULL");
+    cr_assert_eq(s_static_step(1) + xpt_exported_step(1), 5);
+}

@@ -145,6 +145,49 @@ Test(experiment, experiments_are_independent)
     xp_experiment_destroy(&b);
 }
 
+/* Opens id on backend spec from directory xpt_dir, runs one trial and
+ * returns the backend description. */
+static void run_in_dir(const char *id, const char *spec, char *description)
+{
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = spec;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_open(&ex, id, &o, &err), 0, "open on '%s': %s",
+                 spec ? spec : "(null)", err.message);
+    define_simple(ex);
+    run_ab(ex, 1, 2);
+    snprintf(description, 256, "%s", xp_experiment_backend(ex));
+    xp_experiment_destroy(&ex);
+}
+
+Test(experiment, backend_local_is_the_default_store)
+{
+    cr_assert_eq(chdir(xpt_dir), 0, "chdir %s", xpt_dir);
+    char description[256];
+    /* daskperiment's name for its default backend, given and from the
+     * environment, also over another XP_BACKEND. */
+    run_in_dir("by_name", "local", description);
+    cr_assert_str_eq(description, "local:xp_cache/by_name");
+    setenv("XP_BACKEND", "local", 1);
+    run_in_dir("by_env", NULL, description);
+    cr_assert_str_eq(description, "local:xp_cache/by_env");
+    setenv("XP_BACKEND", "elsewhere", 1);
+    run_in_dir("over_env", "local", description);
+    cr_assert_str_eq(description, "local:xp_cache/over_env");
+    unsetenv("XP_BACKEND");
+    struct stat sb;
+    cr_assert_eq(stat("xp_cache/by_name/xp.sqlite3", &sb), 0,
+                 "no store in ./xp_cache/by_name");
+    cr_assert_eq(stat("xp_cache/by_env/xp.sqlite3", &sb), 0,
+                 "no store in ./xp_cache/by_env");
+    cr_assert_neq(stat("local", &sb), 0, "a directory named 'local' made");
+    /* A directory of that name is still reachable by its path. */
+    run_in_dir("in_dir", "./local", description);
+    cr_assert_eq(stat("local/in_dir/xp.sqlite3", &sb), 0,
+                 "no store in ./local/in_dir");
+}
+
 /* ---------------------------------------------------------------- ids */
 
 Test(experiment, invalid_ids)
@@ -293,6 +336,99 @@ Test(experiment, undefined_parameter_consumes_no_id)
     cr_assert_eq(id, 1, "first successful trial got id %lld", (long long)id);
     cr_assert_eq(xp_as_int64(res), 4, "result %lld", (long long)xp_as_int64(res));
     xp_value_destroy(&res);
+    xp_experiment_destroy(&ex);
+}
+
+static int first_of_three(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_value(out, in[0]);
+}
+
+/* Refused with XP_EUNDEFINED, a message containing `names`, no trial. */
+static void expect_undefined(xp_experiment *ex, const xp_run_options *ro,
+                             const char *names)
+{
+    xp_error_t err = {0};
+    int64_t id = -1;
+    int64_t last = xpt_last_id(ex);
+    cr_assert_eq(xp_compute(ex, ro, NULL, &id, &err), -1,
+                 "trial with undefined parameters accepted");
+    cr_assert_eq(err.code, XP_EUNDEFINED, "code %u (want EUNDEFINED) '%s'",
+                 err.code, err.message);
+    cr_assert_not_null(strstr(err.message, names), "'%s' does not name %s",
+                       err.message, names);
+    cr_assert_eq(id, 0, "trial id %lld reported", (long long)id);
+    cr_assert_eq(xpt_last_id(ex), last, "a trial id was consumed");
+}
+
+Test(experiment, undefined_parameter_refused_even_when_no_step_reads_it)
+{
+    /* daskperiment refuses a trial with any undefined parameter: a trial
+     * records every declared parameter, so it must have them all. */
+    xp_experiment *ex = xpt_open("unread");
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *b = xp_parameter(ex, "b");
+    xp_parameter(ex, "unused");
+    cr_assert_not_null(XP_RESULT(ex, plus_one, a, b), "defining plus_one");
+    xp_error_t err = {0};
+    cr_assert_eq(xp_set_param_int64(ex, "a", 1, &err), 0, "set a");
+    cr_assert_eq(xp_set_param_int64(ex, "b", 2, &err), 0, "set b");
+    expect_undefined(ex, NULL, "parameter 'unused' is not defined");
+
+    /* Given for one trial only, then set: recorded either way. */
+    xp_value *over = xp_value_new();
+    xp_set_document(over);
+    xp_set_int64(xp_document_set(over, "unused"), 7);
+    xp_run_options ro = XP_RUN_OPTIONS_INIT;
+    ro.params = over;
+    int64_t id = 0;
+    cr_assert_eq(xp_compute(ex, &ro, NULL, &id, &err), 0, "compute: '%s'",
+                 err.message);
+    cr_assert_eq(id, 1, "trial id %lld", (long long)id);
+    xp_value_destroy(&over);
+    xp_value *params = NULL;
+    cr_assert_eq(xp_trial_parameters(ex, id, &params, &err), 0, "params");
+    cr_assert_eq(xp_value_count(params), 3, "%zu parameters recorded",
+                 xp_value_count(params));
+    cr_assert_eq(xpt_get_int(params, "unused"), 7, "unused recorded");
+    xp_value_destroy(&params);
+    expect_undefined(ex, NULL, "'unused'");
+    cr_assert_eq(xp_set_param_int64(ex, "unused", 8, &err), 0, "set unused");
+    cr_assert_eq(xp_compute(ex, NULL, NULL, &id, &err), 0, "compute: '%s'",
+                 err.message);
+    cr_assert_eq(id, 2, "trial id %lld", (long long)id);
+    xp_experiment_destroy(&ex);
+}
+
+Test(experiment, every_undefined_parameter_is_named)
+{
+    xp_experiment *ex = xpt_open("undefined_all");
+    xp_node *in[3] = {xp_parameter(ex, "a"), xp_parameter(ex, "b"),
+                      xp_parameter(ex, "c")};
+    xp_result(xp_step_add(ex, "first_of_three", first_of_three, 3, in, __FILE__,
+                          __LINE__));
+    xp_error_t err = {0};
+    cr_assert_eq(xp_set_param_int64(ex, "b", 1, &err), 0, "set b");
+    expect_undefined(ex, NULL, "parameters 'a', 'c' are not defined");
+    xp_experiment_destroy(&ex);
+
+    /* Many long names: as many as fit, and how many more. */
+    ex = xpt_open("undefined_many");
+    xp_node *p[12];
+    for (int i = 0; i < 12; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s_%02d",
+                 "a_rather_long_parameter_name_to_fill_the_message", i);
+        p[i] = xp_parameter(ex, name);
+    }
+    xp_result(xp_step_add(ex, "first", first_of_three, 12, p, NULL, 0));
+    expect_undefined(ex, NULL, "more are not defined");
+    cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), -1, "compute");
+    cr_assert_not_null(
+        strstr(err.message,
+               "'a_rather_long_parameter_name_to_fill_the_message_00'"),
+        "first name missing: '%s'", err.message);
     xp_experiment_destroy(&ex);
 }
 

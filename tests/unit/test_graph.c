@@ -1,5 +1,7 @@
 /* test_graph.c — the experiment graph: independent steps run in parallel
- * (6 x 0.5 s in well under 3 s), only ancestors of the result run,
+ * (6 x 0.5 s in well under 3 s) with every thread, the computing one
+ * included, taking ready steps; only ancestors of the result run; one
+ * function used several times; parameters declared twice; one result;
  * definition errors (duplicates, invalid names, NULL inputs, no result) are
  * reported instead of crashing, and per-step randomness is reproducible
  * whatever the thread count. */
@@ -110,12 +112,165 @@ Test(graph, only_ancestors_of_the_result_run)
     xp_experiment_destroy(&ex);
 }
 
+/* ---------------------------------------------------------------- schedule */
+
+static pthread_t g_caller; /* the thread calling xp_compute */
+static atomic_int g_caller_ran, g_pool_ran;
+static atomic_int g_branch_running, g_branch_max;
+
+/* Sleeps seconds, counting the steps running at once (all of them, and
+ * those on branches) and which thread ran the step. */
+static void timed_nap(double seconds, bool branch)
+{
+    int now = atomic_fetch_add(&g_running, 1) + 1;
+    int max = atomic_load(&g_max_running);
+    while (now > max &&
+           !atomic_compare_exchange_weak(&g_max_running, &max, now))
+        ;
+    if (branch) {
+        now = atomic_fetch_add(&g_branch_running, 1) + 1;
+        max = atomic_load(&g_branch_max);
+        while (now > max &&
+               !atomic_compare_exchange_weak(&g_branch_max, &max, now))
+            ;
+    }
+    if (pthread_equal(pthread_self(), g_caller))
+        atomic_fetch_add(&g_caller_ran, 1);
+    else
+        atomic_fetch_add(&g_pool_ran, 1);
+    xpt_sleep(seconds);
+    if (branch)
+        atomic_fetch_sub(&g_branch_running, 1);
+    atomic_fetch_sub(&g_running, 1);
+}
+
+static int quarter_nap(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    timed_nap(0.25, false);
+    return xp_set_int64(out, 1);
+}
+
+Test(graph, the_computing_thread_keeps_taking_ready_steps)
+{
+    /* 6 independent steps on 2 threads: the caller and the pool thread
+     * each take ready steps while any is left (dask: 3 rounds), instead
+     * of the caller running one and the pool thread the other five. */
+    xp_experiment *ex = xpt_open_threads("every_thread", 2);
+    xp_node *n[6];
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "quarter%d", i);
+        n[i] = xp_step_add(ex, name, quarter_nap, 0, NULL, NULL, 0);
+    }
+    xp_result(xp_step_add(ex, "sum_all", sum_all, 6, n, NULL, 0));
+    g_caller = pthread_self();
+    xp_value *res = NULL;
+    xp_error_t err = {0};
+    double t0 = xpt_now();
+    cr_assert_eq(xp_compute(ex, NULL, &res, NULL, &err), 0, "compute: '%s'",
+                 err.message);
+    double elapsed = xpt_now() - t0;
+    cr_assert_eq(xp_as_int64(res), 6, "sum %lld", (long long)xp_as_int64(res));
+    int caller = atomic_load(&g_caller_ran), pool = atomic_load(&g_pool_ran);
+    cr_assert_eq(caller + pool, 6, "%d + %d steps ran", caller, pool);
+    cr_assert_geq(caller, 2,
+                  "the computing thread ran %d step(s), the pool %d: it "
+                  "stopped taking ready steps",
+                  caller, pool);
+    cr_assert_geq(pool, 1, "the pool thread ran no step");
+    cr_assert_leq(atomic_load(&g_max_running), 2,
+                  "%d steps at once on 2 threads", atomic_load(&g_max_running));
+    /* Secondary, loose: 3 rounds of 0.25 s, not 1 + 5. */
+    cr_assert_lt(elapsed, 1.15, "6 x 0.25 s on 2 threads took %.2f s", elapsed);
+    xp_value_destroy(&res);
+    xp_experiment_destroy(&ex);
+}
+
+static atomic_bool g_slow_running;
+static atomic_int g_branches_beside_slow;
+
+static int long_nap(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    atomic_store(&g_slow_running, true);
+    timed_nap(1.0, false);
+    atomic_store(&g_slow_running, false);
+    return xp_set_int64(out, 1);
+}
+
+static int head_step(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    (void)in;
+    return xp_set_int64(out, 1);
+}
+
+static int branch_nap(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    timed_nap(0.2, true);
+    if (atomic_load(&g_slow_running))
+        atomic_fetch_add(&g_branches_beside_slow, 1);
+    return xp_set_int64(out, xp_as_int64(in[0]));
+}
+
+static int sum_five(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    int64_t s = 0;
+    for (int i = 0; i < 5; i++)
+        s += xp_as_int64(in[i]);
+    return xp_set_int64(out, s);
+}
+
+Test(graph, steps_made_ready_by_a_pool_thread_use_the_idle_ones)
+{
+    /* The caller is busy with a long step when a short one, on a pool
+     * thread, makes four branches ready: both pool threads take them,
+     * not only the one that finished. */
+    xp_experiment *ex = xpt_open_threads("pool_fanout", 3);
+    xp_node *slow = xp_step_add(ex, "slow", long_nap, 0, NULL, NULL, 0);
+    xp_node *head = xp_step_add(ex, "head", head_step, 0, NULL, NULL, 0);
+    xp_node *in[5] = {slow};
+    for (int i = 1; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "branch%d", i);
+        in[i] = xp_step_add(ex, name, branch_nap, 1, &head, NULL, 0);
+    }
+    xp_result(xp_step_add(ex, "sum_five", sum_five, 5, in, NULL, 0));
+    g_caller = pthread_self();
+    xp_value *res = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_compute(ex, NULL, &res, NULL, &err), 0, "compute: '%s'",
+                 err.message);
+    cr_assert_eq(xp_as_int64(res), 5, "sum %lld", (long long)xp_as_int64(res));
+    cr_assert_eq(atomic_load(&g_branches_beside_slow), 4,
+                 "%d of 4 branches ran while the caller ran the long step",
+                 atomic_load(&g_branches_beside_slow));
+    cr_assert_eq(atomic_load(&g_branch_max), 2,
+                 "at most %d branch(es) ran at once on the 2 pool threads",
+                 atomic_load(&g_branch_max));
+    cr_assert_leq(atomic_load(&g_max_running), 3,
+                  "%d steps at once on 3 threads", atomic_load(&g_max_running));
+    xp_value_destroy(&res);
+    xp_experiment_destroy(&ex);
+}
+
 /* ---------------------------------------------------------------- errors */
 
 static int ident(xp_step *st, const xp_value *const *in, xp_value *out)
 {
     (void)st;
     return xp_set_value(out, in[0]);
+}
+
+static int sum_all_two(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) + xp_as_int64(in[1]));
 }
 
 static int constant(xp_step *st, const xp_value *const *in, xp_value *out)
@@ -152,29 +307,251 @@ static void expect_definition_error(xp_experiment *ex, uint32_t code,
 
 Test(graph, duplicate_step_names)
 {
+    /* The same name for another function (a second use of one function
+     * is a new node: graph::one_function_used_six_times). */
     xp_experiment *ex = xpt_open("dup_steps");
     xp_node *a = xp_parameter(ex, "a");
     xp_node *s1 = xp_step_add(ex, "dup", ident, 1, &a, NULL, 0);
     cr_assert_not_null(s1, "first 'dup'");
-    xp_node *s2 = xp_step_add(ex, "dup", ident, 1, &a, NULL, 0);
+    xp_node *s2 = xp_step_add(ex, "dup", constant, 1, &a, NULL, 0);
     cr_assert_null(s2, "second step 'dup' accepted");
     xp_result(s1);
     expect_definition_error(ex, XP_EEXIST, "duplicate step");
     xp_experiment_destroy(&ex);
 }
 
-Test(graph, duplicate_parameter_names)
+/* Log lines of the running test (each criterion test is a process). */
+static xpt_log s_log;
+
+static void log_start(void)
 {
-    xp_experiment *ex = xpt_open("dup_params");
+    xpt_log_init(&s_log);
+    xp_log_set_handler(xpt_log_fn, &s_log);
+}
+
+/* Computes ex with a=a_value and returns the result. */
+static int64_t compute_with_a(xp_experiment *ex, int64_t a_value)
+{
+    xp_error_t err = {0};
+    cr_assert_eq(xp_set_param_int64(ex, "a", a_value, &err), 0, "set a: '%s'",
+                 err.message);
+    xp_value *res = NULL;
+    cr_assert_eq(xp_compute(ex, NULL, &res, NULL, &err), 0, "compute: '%s'",
+                 err.message);
+    int64_t v = xp_as_int64(res);
+    xp_value_destroy(&res);
+    return v;
+}
+
+Test(graph, parameter_declared_twice_is_the_same_parameter)
+{
+    /* daskperiment returns the existing parameter. */
+    xp_experiment *ex = xpt_open("redeclared");
     xp_node *a = xp_parameter(ex, "a");
     cr_assert_not_null(a, "first 'a'");
-    cr_assert_null(xp_parameter(ex, "a"), "second parameter 'a' accepted");
+    cr_assert_eq(xp_parameter(ex, "a"), a, "second 'a' is another node");
     xp_value *one = xpt_int(1);
-    cr_assert_null(xp_parameter_default(ex, "a", one),
-                   "parameter_default 'a' accepted");
+    xp_node *b = xp_parameter_default(ex, "b", one);
+    cr_assert_eq(xp_parameter_default(ex, "b", one), b,
+                 "'b' with the same default is another node");
+    cr_assert_eq(xp_parameter_literal(ex, "b", "1"), b,
+                 "'b' with the same literal default is another node");
     xp_value_destroy(&one);
-    XP_RESULT(ex, ident, a);
-    expect_definition_error(ex, XP_EEXIST, "duplicate parameter");
+    xp_node *in[] = {a, b};
+    xp_result(xp_step_add(ex, "first_of", sum_all_two, 2, in, NULL, 0));
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 5), 6, "a + b");
+    /* After the first trial too. */
+    cr_assert_eq(xp_parameter(ex, "a"), a, "'a' after the first trial");
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, conflicting_parameter_default_keeps_the_first_declaration)
+{
+    xp_experiment *ex = xpt_open("conflicting");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_value *one = xpt_int(1), *two = xpt_int(2), *one_double = NULL;
+    one_double = xp_value_new();
+    xp_set_double(one_double, 1.0);
+    xp_node *b = xp_parameter_default(ex, "b", one);
+    cr_assert_null(xp_parameter_default(ex, "a", one),
+                   "'a' redeclared with a default");
+    cr_assert_null(xp_parameter_default(ex, "b", two),
+                   "'b' redeclared with another default");
+    cr_assert_null(xp_parameter_default(ex, "b", one_double),
+                   "'b' redeclared with 1.0 instead of 1");
+    cr_assert_null(xp_parameter(ex, "b"), "'b' redeclared without default");
+    cr_assert_geq(xpt_log_find(&s_log, XP_LOG_ERROR,
+                               "parameter 'b' is already declared with "
+                               "default 1, cannot declare it again with "
+                               "default 2"),
+                  0, "no clear error logged: %s", xpt_log_dump(&s_log));
+    cr_assert_geq(xpt_log_find(&s_log, XP_LOG_ERROR,
+                               "parameter 'a' is already declared with no "
+                               "default"),
+                  0, "no clear error logged: %s", xpt_log_dump(&s_log));
+    xp_value_destroy(&one);
+    xp_value_destroy(&two);
+    xp_value_destroy(&one_double);
+    /* The definition is not poisoned: the first declarations stand. */
+    xp_node *in[] = {a, b};
+    xp_result(xp_step_add(ex, "first_of", sum_all_two, 2, in, NULL, 0));
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 5), 6, "a + default b");
+    xp_experiment_destroy(&ex);
+
+    /* The refused node given to a step: that error says why. */
+    ex = xpt_open("conflicting_used");
+    xp_parameter(ex, "a");
+    xp_node *again = xp_parameter_literal(ex, "a", "3");
+    cr_assert_null(again, "'a' redeclared with a default");
+    cr_assert_null(XP_RESULT(ex, ident, again), "step over the refused 'a'");
+    expect_definition_error(ex, XP_EINVAL, "refused parameter as input");
+    xp_experiment_check(ex, &err);
+    cr_assert_not_null(strstr(err.message, "already declared"),
+                       "error does not say why the input is missing: '%s'",
+                       err.message);
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, parameter_named_like_a_step_is_a_duplicate)
+{
+    xp_experiment *ex = xpt_open("param_step_clash");
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *s = xp_step_add(ex, "s", ident, 1, &a, NULL, 0);
+    cr_assert_null(xp_parameter(ex, "s"), "parameter 's' over step 's'");
+    xp_result(s);
+    expect_definition_error(ex, XP_EEXIST, "parameter named like a step");
+    xp_experiment_destroy(&ex);
+}
+
+static int plus_one(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) + 1);
+}
+
+Test(graph, second_result_is_refused_and_the_first_stays)
+{
+    xp_experiment *ex = xpt_open("two_results");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *r = XP_RESULT(ex, plus_one, a);
+    cr_assert_not_null(r, "first result");
+    cr_assert_eq(xp_result(r), r, "the same result again");
+    cr_assert_null(XP_RESULT(ex, ident, a), "second result accepted");
+    int line = xpt_log_find(&s_log, XP_LOG_ERROR,
+                            "the result of experiment 'two_results' is "
+                            "already step 'plus_one', cannot also be "
+                            "'ident'");
+    cr_assert_geq(line, 0, "no clear error logged: %s", xpt_log_dump(&s_log));
+    cr_assert_not_null(strstr(s_log.msg[line], "second experiment id"),
+                       "no way out in '%s'", s_log.msg[line]);
+    cr_assert_not_null(strstr(s_log.msg[line], "xp_persist"),
+                       "no way out in '%s'", s_log.msg[line]);
+    /* Recoverable: the experiment keeps its first result and runs. */
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 1), 2, "result of plus_one");
+    xp_value *code = NULL;
+    cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
+    const xp_value *steps = xp_value_get(code, "steps");
+    size_t results = 0;
+    for (size_t i = 0; i < xp_value_count(steps); i++) {
+        const xp_value *st = xp_value_at(steps, i);
+        if (xp_as_bool(xp_value_get(st, "result"))) {
+            results++;
+            cr_assert_str_eq(xpt_get_str(st, "name"), "plus_one");
+        }
+    }
+    cr_assert_eq(results, 1, "%zu result steps in the code", results);
+    xp_value_destroy(&code);
+    xp_experiment_destroy(&ex);
+}
+
+/* daskperiment's long_task: one function applied to several inputs. */
+static int long_task(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) * 10);
+}
+
+/* Source of the step called name in trial 1's code document. */
+static const char *step_source(const xp_value *code, const char *name)
+{
+    const xp_value *steps = xpt_typed(code, "steps", XP_TYPE_ARRAY);
+    for (size_t i = 0; i < xp_value_count(steps); i++) {
+        const xp_value *st = xp_value_at(steps, i);
+        if (strcmp(xpt_get_str(st, "name"), name) == 0)
+            return xpt_get_str(st, "source");
+    }
+    cr_assert_fail("no step '%s' in the code", name);
+    return NULL;
+}
+
+Test(graph, one_function_used_six_times)
+{
+    xp_experiment *ex = xpt_open("six_uses");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *uses[6];
+    for (int i = 0; i < 6; i++) {
+        uses[i] = XP_STEP(ex, long_task, a);
+        char want[32] = "long_task";
+        if (i > 0)
+            snprintf(want, sizeof want, "long_task-%d", i + 1);
+        cr_assert_not_null(uses[i], "use %d refused", i + 1);
+        cr_assert_str_eq(xp_node_name(uses[i]), want, "use %d", i + 1);
+    }
+    xp_result(xp_step_add(ex, "sum_all", sum_all, 6, uses, NULL, 0));
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 2), 120, "6 uses of long_task(2)");
+    /* Each use records the one definition of the function. */
+    xp_value *code = NULL;
+    cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
+    const char *first = step_source(code, "long_task");
+    cr_assert_not_null(strstr(first, "static int long_task(xp_step *st"),
+                       "source of long_task:\n%s", first);
+    cr_assert_str_eq(step_source(code, "long_task-6"), first,
+                     "the uses record different code");
+    xp_value_destroy(&code);
+    cr_assert_lt(xpt_log_find(&s_log, XP_LOG_WARNING, "not found"), 0,
+                 "a definition was not found: %s", xpt_log_dump(&s_log));
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, step_named_otherwise_than_its_function_keeps_its_source)
+{
+    xp_experiment *ex = xpt_open("renamed");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *in[] = {
+        xp_step_add(ex, "scaled", long_task, 1, &a, __FILE__, __LINE__),
+        xp_step_add(ex, "scaled_again", long_task, 1, &a, __FILE__, __LINE__)};
+    xp_result(xp_step_add(ex, "total", sum_all_two, 2, in, __FILE__, __LINE__));
+    cr_assert_eq(compute_with_a(ex, 1), 20, "scaled + scaled_again");
+    xp_value *code = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
+    cr_assert_not_null(
+        strstr(step_source(code, "scaled"), "static int long_task(xp_step *st"),
+        "source of 'scaled':\n%s", step_source(code, "scaled"));
+    cr_assert_str_eq(step_source(code, "scaled_again"),
+                     step_source(code, "scaled"), "uses differ");
+    cr_assert_not_null(strstr(step_source(code, "total"),
+                              "static int sum_all_two(xp_step *st"),
+                       "source of 'total':\n%s", step_source(code, "total"));
+    xp_value_destroy(&code);
+    cr_assert_lt(xpt_log_find(&s_log, XP_LOG_WARNING, "not found"), 0,
+                 "a definition was not found: %s", xpt_log_dump(&s_log));
     xp_experiment_destroy(&ex);
 }
 

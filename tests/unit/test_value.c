@@ -584,6 +584,171 @@ Test(value, parse_literal)
     xp_value_destroy(&v);
 }
 
+/* Asserts that literal text is refused with a one-line argument error
+ * naming the text. */
+static void assert_literal_refused(const char *text)
+{
+    xp_value *v = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_parse_literal(v, text, &err), -1,
+                 "parse_literal('%s') accepted as %s", text,
+                 xp_type_name(xp_value_type(v)));
+    cr_assert_eq(err.domain, XP_DOMAIN_ARGUMENT, "'%s': domain %u", text,
+                 err.domain);
+    cr_assert_eq(err.code, XP_EINVAL, "'%s': code %u", text, err.code);
+    cr_assert_not_null(strstr(err.message, text),
+                       "'%s': message does not name it: '%s'", text,
+                       err.message);
+    cr_assert_null(strchr(err.message, '\n'), "multi-line error '%s'",
+                   err.message);
+    xp_value_destroy(&v);
+}
+
+/* Asserts that literal text reads as type t; returns the value (caller
+ * destroys). */
+static xp_value *literal_as(const char *text, xp_type t)
+{
+    xp_value *v = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_parse_literal(v, text, &err), 0,
+                 "parse_literal('%s') failed: '%s'", text, err.message);
+    cr_assert_eq(xp_value_type(v), t, "parse_literal('%s') is %s, expected %s",
+                 text, xp_type_name(xp_value_type(v)), xp_type_name(t));
+    return v;
+}
+
+/* The string text, exactly. */
+static void assert_literal_string(const char *text)
+{
+    xp_value *v = literal_as(text, XP_TYPE_STRING);
+    size_t len = 0;
+    const char *s = xp_as_string(v, &len);
+    cr_assert(len == strlen(text) && memcmp(s, text, len) == 0,
+              "parse_literal('%s') kept '%s'", text, s);
+    xp_value_destroy(&v);
+}
+
+Test(value, parse_literal_refuses_out_of_range_floats)
+{
+    /* strtod gives inf, 0.0 or a denormal for these: not the number the
+     * user typed, so they are refused like integers out of range. */
+    const char *refused[] = {"1e999",   "-1e999", "1E400", "1e-400",
+                             "-1e-400", "5e-324", "1e-310"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        assert_literal_refused(refused[i]);
+    assert_literal_refused("99999999999999999999");
+
+    const char *kept[] = {"1e308",
+                          "-1.7976931348623157e308",
+                          "2.2250738585072014e-308",
+                          "0e-400",
+                          "-0.0",
+                          "0.000e999"};
+    const double want[] = {
+        1e308, -1.7976931348623157e308, 2.2250738585072014e-308, 0.0, -0.0,
+        0.0};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        xp_value *v = literal_as(kept[i], XP_TYPE_DOUBLE);
+        cr_assert(xp_as_double(v) == want[i], "'%s' -> %g", kept[i],
+                  xp_as_double(v));
+        xp_value_destroy(&v);
+    }
+}
+
+Test(value, parse_literal_with_surrounding_whitespace_is_a_string)
+{
+    /* strtoll and strtod skip leading blanks: " 1" used to be int 1. */
+    const char *texts[] = {" 1",    "1 ",    "\t2.5", "-3\n",
+                           " true", "null ", " adam", " \"q\""};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        assert_literal_string(texts[i]);
+    /* JSON texts keep JSON's own rule: blanks after the value are fine. */
+    xp_value *v = literal_as("[1, 2] ", XP_TYPE_ARRAY);
+    xp_value_destroy(&v);
+}
+
+Test(value, parse_literal_refuses_malformed_numbers_and_leading_equals)
+{
+    const char *refused[] = {"=1",    "==1",  "=",    "=adam",      "1.1.1",
+                             "1e5x",  "-1-",  "0x10", "1,2",        "3x3",
+                             "1e",    "+.5e", "1 2",  "2023-01-01", ".5.",
+                             "1_000", "-7a",  "0.1.", "9e9e9"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        assert_literal_refused(refused[i]);
+    struct {
+        const char *text;
+        xp_type type;
+        double value;
+    } numbers[] = {
+        {"+5", XP_TYPE_INT64, 5},
+        {"007", XP_TYPE_INT64, 7},
+        {"-0", XP_TYPE_INT64, 0},
+        {".5", XP_TYPE_DOUBLE, 0.5},
+        {"-.5", XP_TYPE_DOUBLE, -0.5},
+        {"1.", XP_TYPE_DOUBLE, 1},
+        {"+1.", XP_TYPE_DOUBLE, 1},
+        {"1E+2", XP_TYPE_DOUBLE, 100},
+        {"9223372036854775807", XP_TYPE_INT64, 9223372036854775807.0},
+    };
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        xp_value *v = literal_as(numbers[i].text, numbers[i].type);
+        cr_assert(xp_as_double(v) == numbers[i].value, "'%s' -> %g",
+                  numbers[i].text, xp_as_double(v));
+        xp_value_destroy(&v);
+    }
+}
+
+Test(value, parse_literal_bare_words_are_strings)
+{
+    /* Text that does not start like a number (digit, sign + digit, '.' +
+     * digit), '=', '"', '[' or '{' and is not true/false/null. */
+    const char *words[] = {"adam", "relu6", "inf",  "-inf",     "nan",
+                           "NaN",  "True",  "NULL", "None",     "e5",
+                           "-",    "+",     ".",    "-x1",      "a=b",
+                           "x1.5", "--1",   ".e1",  "h\xc3\xa9"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        assert_literal_string(words[i]);
+}
+
+typedef int (*parse_fn)(xp_value *v, const char *text, xp_error_t *err);
+
+/* Asserts that parse refuses text as a number out of range. */
+static void assert_out_of_range(parse_fn parse, const char *text)
+{
+    xp_value *v = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(parse(v, text, &err), -1, "'%s' accepted", text);
+    cr_assert_eq(err.domain, XP_DOMAIN_ARGUMENT, "'%s': domain %u", text,
+                 err.domain);
+    cr_assert_not_null(strstr(err.message, "out of range"),
+                       "'%s': message '%s'", text, err.message);
+    xp_value_destroy(&v);
+}
+
+Test(value, from_json_refuses_numbers_out_of_range)
+{
+    /* libbson reads 99999999999999999999 as 7766279631452241919 and
+     * 1e-400 as 0.0 without a word. */
+    const char *refused[] = {"99999999999999999999", "[1e-400]",
+                             "{\"a\": [-100000000000000000000]}", "[1, 5e-324]",
+                             "[1e999]"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_out_of_range(xp_value_from_json, refused[i]);
+        assert_out_of_range(xp_value_parse_literal, refused[i]);
+    }
+    /* Numbers inside strings are text; explicit extended JSON stays. */
+    const char *kept[] = {"[\"99999999999999999999\", \"1e-400\"]",
+                          "\"a\\\"1e999\"", "[1e308, -0.0, 0e-999, -5]",
+                          "{\"$numberDouble\": \"Infinity\"}"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        xp_value *v = xp_value_new();
+        xp_error_t err = {0};
+        cr_assert_eq(xp_value_from_json(v, kept[i], &err), 0,
+                     "from_json('%s'): '%s'", kept[i], err.message);
+        xp_value_destroy(&v);
+    }
+}
+
 /* ---------------------------------------------------------------- stored */
 
 static const xp_value *g_ret; /* value the step returns */

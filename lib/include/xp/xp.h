@@ -3,7 +3,15 @@
  * An experiment is a graph of steps fed by named parameters; computing its
  * result once is a trial, recorded in a backend. Every function that can
  * fail returns 0 on success and -1 on failure, filling `err` (may be NULL).
- * Ownership is stated once per function. */
+ * Ownership is stated once per function.
+ *
+ * Memory: libxp allocates through libbson's allocator (bson_malloc and its
+ * family, replaceable with bson_mem_set_vtable), which aborts the process
+ * when memory is exhausted, as glib does; no function returns NULL or -1
+ * for lack of memory. What a user, a file or a peer controls is bounded
+ * before it is allocated (value depth, message and document sizes, counts
+ * of trials, names and announced experiments), so no input can drive the
+ * library there. */
 #ifndef XP_XP_H
 #define XP_XP_H
 
@@ -85,7 +93,7 @@ typedef struct xp_value xp_value;
 XP_EXPORT xp_value *xp_value_new(void);
 /* NULL-safe; sets *v to NULL. */
 XP_EXPORT void xp_value_destroy(xp_value **v);
-/* Caller owns result: a deep copy, NULL on allocation failure. */
+/* Caller owns result: a deep copy (a null value when v is NULL). */
 XP_EXPORT xp_value *xp_value_dup(const xp_value *v);
 
 XP_EXPORT xp_type xp_value_type(const xp_value *v);
@@ -111,7 +119,8 @@ XP_EXPORT const char *xp_value_key_at(const xp_value *v, size_t i);
 /* Value-owned element of a document by key, or NULL. */
 XP_EXPORT const xp_value *xp_value_get(const xp_value *v, const char *key);
 
-/* Writing: each replaces the previous content of v; 0 or -1 (no memory).
+/* Writing: each replaces the previous content of v; 0, or -1 when v is
+ * NULL or the input is invalid (strings: not UTF-8).
  * Steps may `return xp_set_double(out, x);`. */
 XP_EXPORT int xp_set_null(xp_value *v);
 XP_EXPORT int xp_set_bool(xp_value *v, bool b);
@@ -137,14 +146,20 @@ XP_EXPORT xp_value *xp_document_set(xp_value *v, const char *key);
 XP_EXPORT bool xp_value_equal(const xp_value *a, const xp_value *b);
 
 /* Canonical JSON (relaxed extended JSON for non-JSON types).
- * Caller owns result (free with xp_free); NULL on allocation failure. */
+ * Caller owns result (free with xp_free); NULL when v is NULL or holds
+ * text that is not UTF-8. */
 XP_EXPORT char *xp_value_to_json(const xp_value *v);
 /* Parses one JSON value (extended JSON accepted) into v. */
 XP_EXPORT int xp_value_from_json(xp_value *v, const char *json,
                                  xp_error_t *err);
-/* Script-mode literal inference: `1` int64, `1.5`/`1e-3` double,
- * `true`/`false` bool, `null`, `"quoted"` or a bare word string, `[..]` and
- * `{..}` JSON. An empty text is an error. */
+/* Script-mode literal inference, on the text as given: `true`/`false`
+ * bool, `null`; text starting with `"`, `[` or `{` is JSON; with a blank at
+ * either end, the exact text as a string; text starting like a number (a
+ * digit after an optional sign and '.') must be all one: `1` int64, `1.5`,
+ * `1.`, `.5`, `1e-3` double, refused when out of range (int64 overflow,
+ * doubles that would become inf, 0 or a denormal) or malformed (`1.1.1`,
+ * `0x10`); any other text (`adam`, `relu6`, `-inf`) a string. An empty
+ * text or one starting with `=` is an error. See docs/guide.md. */
 XP_EXPORT int xp_value_parse_literal(xp_value *v, const char *text,
                                      xp_error_t *err);
 
@@ -188,24 +203,34 @@ typedef struct {
     unsigned version; /* XP_OPEN_OPTIONS_VERSION */
     /* NULL or "": env XP_BACKEND, else the directory ./xp_cache. A
      * directory selects the local backend; the experiment lives in
-     * <dir>/<id>/. */
+     * <dir>/<id>/. "local" (daskperiment's name) is ./xp_cache too; a
+     * directory named local is "./local". */
     const char *backend;
     /* Fail with XP_ENOTFOUND instead of creating a new experiment. */
     bool must_exist;
     /* Step threads for parallel branches; 0: env XP_THREADS, else CPUs. */
     int threads;
+    /* Since version 2. Open to read only (history, trials, parameters,
+     * metrics, persisted values, code, environment, diffs): implies
+     * must_exist, and nothing is written to the store: no recovery of
+     * interrupted trials, no spool replay, no schema, no write transaction,
+     * so a store on a read-only mount, owned by another user or on a full
+     * disk can be read. xp_experiment_sync and xp_compute fail on such a
+ * handle (XP_ESTATE). */
+    bool read_only;
 } xp_open_options;
 
-#define XP_OPEN_OPTIONS_VERSION 1
+#define XP_OPEN_OPTIONS_VERSION 2
 #define XP_OPEN_OPTIONS_INIT                                                   \
     {                                                                          \
-        XP_OPEN_OPTIONS_VERSION, NULL, false, 0                                \
+        XP_OPEN_OPTIONS_VERSION, NULL, false, 0, false                         \
     }
 
 /* Opens (or creates) experiment `id`: 1-64 characters of [A-Za-z0-9_-],
- * not starting with '-'. Reopening reloads its trial counter and history
- * and marks trials whose recording process died as `interrupted`.
- * opts may be NULL. Caller owns *out; destroy with xp_experiment_destroy. */
+ * not starting with '-'. Reopening for writing reloads its trial counter
+ * and history and marks trials whose recording process died as
+ * `interrupted`. opts may be NULL; versions 1 (without read_only) and 2
+ * are accepted. Caller owns *out; destroy with xp_experiment_destroy. */
 XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
                                  const xp_open_options *opts, xp_error_t *err);
 /* Writes trials that finished while the backend was unreachable (kept in
@@ -228,8 +253,14 @@ XP_EXPORT int xp_check_name(const char *kind, const char *name,
 
 /* ---- graph definition. Node constructors return an experiment-owned
  * node, or NULL after recording the first definition error in the
- * experiment (reported by xp_experiment_check and by xp_compute). */
+ * experiment (reported by xp_experiment_check and by xp_compute). The
+ * refusals marked "recoverable" below instead leave the definition as it
+ * was: NULL, the error logged at XP_LOG_ERROR, the experiment usable (a
+ * step given that NULL as input is a definition error quoting it). */
 
+/* Declaring a parameter again returns the same node when its default is
+ * the same (or neither has one); another default is refused
+ * (recoverable: XP_EEXIST, the first declaration stands). */
 XP_EXPORT xp_node *xp_parameter(xp_experiment *ex, const char *name);
 /* Declares a parameter with a default (copied). */
 XP_EXPORT xp_node *xp_parameter_default(xp_experiment *ex, const char *name,
@@ -238,11 +269,18 @@ XP_EXPORT xp_node *xp_parameter_default(xp_experiment *ex, const char *name,
 XP_EXPORT xp_node *xp_parameter_literal(xp_experiment *ex, const char *name,
                                         const char *literal);
 /* Registers step `fn` named `name` over `n` input nodes. file/line
- * locate its source (code capture); may be NULL/0. */
+ * locate its source (code capture, by fn's symbol, so `name` may differ
+ * from the function's); may be NULL/0. Registering fn again under a name
+ * its earlier use holds adds another node, named name-2, name-3, ... (one
+ * function on several inputs); a name held by a parameter or by another
+ * function is a duplicate (XP_EEXIST). */
 XP_EXPORT xp_node *xp_step_add(xp_experiment *ex, const char *name,
                                xp_step_fn fn, size_t n, xp_node *const *inputs,
                                const char *file, int line);
-/* Marks node as the experiment's result; returns node. */
+/* Marks node as the experiment's result; returns node. An experiment has
+ * one result: marking another step is refused (recoverable: XP_EEXIST,
+ * the first result stays). Use a second experiment id for another
+ * graph, or xp_persist to keep an intermediate value. */
 XP_EXPORT xp_node *xp_result(xp_node *node);
 /* Marks a step's output as persisted (stored per trial); returns node. */
 XP_EXPORT xp_node *xp_persist(xp_node *node);
@@ -251,13 +289,20 @@ XP_EXPORT const char *xp_node_name(const xp_node *node);
 /* 0 when the definition so far is valid, else the first error. */
 XP_EXPORT int xp_experiment_check(const xp_experiment *ex, xp_error_t *err);
 
+/* XP_STEP(ex, fn, inputs...): registers fn under its own name. In C the
+ * inputs become a compound literal; C++ has none, so there they pass
+ * through an initializer list (xp__step_add_list, after the C block). */
+#ifndef __cplusplus
 #define XP__INPUTS(...) ((xp_node *const[]){NULL, __VA_ARGS__} + 1)
 #define XP__NINPUTS(...)                                                       \
     (sizeof((xp_node *const[]){NULL, __VA_ARGS__}) / sizeof(xp_node *) - 1)
-/* XP_STEP(ex, fn, inputs...): registers fn under its own name. */
 #define XP_STEP(ex, fn, ...)                                                   \
     xp_step_add((ex), #fn, (fn), XP__NINPUTS(__VA_ARGS__),                     \
                 XP__INPUTS(__VA_ARGS__), __FILE__, __LINE__)
+#else
+#define XP_STEP(ex, fn, ...)                                                   \
+    xp__step_add_list((ex), #fn, (fn), {__VA_ARGS__}, __FILE__, __LINE__)
+#endif
 /* A step without inputs. */
 #define XP_STEP0(ex, fn)                                                       \
     xp_step_add((ex), #fn, (fn), 0, NULL, __FILE__, __LINE__)
@@ -301,8 +346,9 @@ typedef struct {
  * executes the graph (independent steps in parallel), records the outcome.
  * On success *result (caller owns; may be NULL to discard) holds the result.
  * A failed step returns -1 with XP_ESTEP and "step: message"; the trial is
- * recorded as failed. An undefined parameter returns XP_EUNDEFINED and
- * allocates no id. *trial_id (may be NULL) gets the id, or 0 if none.
+ * recorded as failed. A declared parameter without a value (read by the
+ * result or not) returns XP_EUNDEFINED naming every such parameter, and
+ * allocates no id; every parameter's value is recorded. *trial_id (may be NULL) gets the id, or 0 if none.
  * Thread-safe: several threads may compute on one experiment. */
 XP_EXPORT int xp_compute(xp_experiment *ex, const xp_run_options *opts,
                          xp_value **result, int64_t *trial_id, xp_error_t *err);
@@ -410,8 +456,7 @@ XP_EXPORT int xp_client_connect(xp_client **out, const char *endpoint,
  * key never answers: requests time out. */
 XP_EXPORT int xp_client_connect_secure(xp_client **out, const char *endpoint,
                                        int timeout_ms, const char *key,
-                                       const char *server_key,
-                                       xp_error_t *err);
+                                       const char *server_key, xp_error_t *err);
 /* NULL-safe; sets *c to NULL. */
 XP_EXPORT void xp_client_destroy(xp_client **c);
 /* Creates a CURVE key pair: dir/name.key (public, to hand out) and
@@ -470,9 +515,16 @@ typedef struct {
  * `id`. Built normally it provides main() (script mode); built with
  * -DXP_PLUGIN it exports the definition for xp-worker instead. */
 #define XP__DEFINE_FN(id) xp__define_##id
+/* A const object at namespace scope has internal linkage in C++: the
+ * plugin's definition is declared extern "C" there so xp-worker finds it. */
+#ifdef __cplusplus
+#define XP__EXTERN_C extern "C"
+#else
+#define XP__EXTERN_C
+#endif
 #ifdef XP_PLUGIN
 #define XP__ENTRY(id)                                                          \
-    XP_EXPORT const xp_experiment_def xp_plugin_experiment = {                 \
+    XP__EXTERN_C XP_EXPORT const xp_experiment_def xp_plugin_experiment = {    \
         XP_PLUGIN_ABI, #id, XP__DEFINE_FN(id)};
 #else
 #define XP__ENTRY(id)                                                          \
@@ -487,6 +539,18 @@ typedef struct {
     static xp_node *XP__DEFINE_FN(id)(xp_experiment * ex)
 
 #ifdef __cplusplus
+}
+
+#include <initializer_list>
+
+/* XP_STEP's inputs in C++. */
+inline xp_node *xp__step_add_list(xp_experiment *ex, const char *name,
+                                  xp_step_fn fn,
+                                  std::initializer_list<xp_node *> inputs,
+                                  const char *file, int line)
+{
+    return xp_step_add(ex, name, fn, inputs.size(), inputs.begin(), file,
+                       line);
 }
 #endif
 

@@ -12,12 +12,14 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A larger file is not a source file. */
 #define XP_SOURCE_MAX (64u << 20)
@@ -169,6 +171,40 @@ static bool s_find_body(s_lex *l)
     }
 }
 
+/* Where the definition whose declaration follows decl_start begins: at
+ * its first token, or at the comment block directly above it. A comment
+ * separated from the declaration by a blank line (a file or section
+ * banner), or ending the previous declaration's line, is not part of it:
+ * editing it must not change the step's code. */
+static size_t s_definition_start(const char *src, size_t decl_start,
+                                 size_t symbol_at)
+{
+    s_lex l = {src, symbol_at, decl_start};
+    bool line_start = decl_start == 0, in_block = false;
+    size_t block = 0;
+    for (;;) {
+        int newlines = 0;
+        while (l.i < l.len &&
+               (src[l.i] == ' ' || src[l.i] == '\t' || src[l.i] == '\n' ||
+                src[l.i] == '\r' || src[l.i] == '\f' || src[l.i] == '\v'))
+            newlines += src[l.i++] == '\n';
+        if (newlines > 0)
+            line_start = true;
+        if (newlines > 1)
+            in_block = false; /* a blank line ends the block above */
+        bool comment = l.i + 1 < l.len && src[l.i] == '/' &&
+                       (src[l.i + 1] == '*' || src[l.i + 1] == '/');
+        if (!comment)
+            return in_block ? block : l.i;
+        if (line_start && !in_block) {
+            block = l.i;
+            in_block = true;
+        }
+        s_skip_inert(&l);
+        line_start = false;
+    }
+}
+
 char *xp__code_extract(const char *src, size_t len, const char *symbol)
 {
     s_lex l = {src, len, 0};
@@ -209,13 +245,9 @@ char *xp__code_extract(const char *src, size_t len, const char *symbol)
             if (probe.i >= probe.len || src[probe.i] != '(' ||
                 !s_skip_balanced(&probe, '(', ')') || !s_find_body(&probe))
                 continue;
-            size_t body = probe.i;
             if (!s_skip_balanced(&probe, '{', '}'))
                 return NULL; /* unterminated body */
-            size_t start = decl_start;
-            while (start < body && (src[start] == ' ' || src[start] == '\t' ||
-                                    src[start] == '\n' || src[start] == '\r'))
-                start++;
+            size_t start = s_definition_start(src, decl_start, l.i - id);
             return bson_strndup(src + start, probe.i - start);
         }
         l.i++;
@@ -283,6 +315,135 @@ static s_file *s_load(const char *path, const void *fn)
     return f;
 }
 
+/* ---------------------------------------------------------------- symbols */
+
+/* The function symbols of one loaded object, read from its .symtab (which
+ * unlike the dynamic symbols dladdr knows also lists static functions,
+ * the usual kind of step). Loaded once per object per process. */
+typedef struct s_symtab {
+    struct s_symtab *next;
+    uintptr_t bias; /* load address the symbol values are relative to */
+    size_t n;
+    uintptr_t *addr; /* function addresses, as loaded */
+    uint32_t *name;  /* offsets into names */
+    char *names;     /* the string table, NUL-terminated */
+    size_t names_len;
+} s_symtab;
+
+static s_symtab *s_symtabs; /* under s_files_lock */
+
+/* Reads len bytes at off of fd into a new buffer, or NULL. */
+static void *s_pread_new(int fd, uint64_t off, uint64_t len)
+{
+    if (len == 0 || len > XP_SOURCE_MAX)
+        return NULL;
+    char *buf = bson_malloc((size_t)len + 1);
+    if (pread(fd, buf, (size_t)len, (off_t)off) != (ssize_t)len) {
+        bson_free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Fills t with the functions of the ELF file at path (an object of this
+ * process's own class); false when it has no readable .symtab (stripped,
+ * or not ELF). */
+static bool s_symtab_read(s_symtab *t, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ElfW(Ehdr) eh;
+    ElfW(Shdr) *sh = NULL;
+    ElfW(Sym) *syms = NULL;
+    bool ok = false;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] !=
+            (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+        eh.e_shentsize != sizeof *sh || eh.e_shnum == 0)
+        goto done;
+    sh = s_pread_new(fd, eh.e_shoff, (uint64_t)eh.e_shnum * sizeof *sh);
+    for (size_t i = 0; sh && i < eh.e_shnum && !ok; i++) {
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_entsize != sizeof *syms ||
+            sh[i].sh_link >= eh.e_shnum)
+            continue;
+        const ElfW(Shdr) *str = &sh[sh[i].sh_link];
+        syms = s_pread_new(fd, sh[i].sh_offset, sh[i].sh_size);
+        t->names = s_pread_new(fd, str->sh_offset, str->sh_size);
+        if (!syms || !t->names)
+            break;
+        t->names_len = str->sh_size;
+        size_t count = sh[i].sh_size / sizeof *syms;
+        t->addr = bson_malloc((count + 1) * sizeof *t->addr);
+        t->name = bson_malloc((count + 1) * sizeof *t->name);
+        for (size_t k = 0; k < count; k++) {
+            if (ELF64_ST_TYPE(syms[k].st_info) != STT_FUNC ||
+                syms[k].st_value == 0 || syms[k].st_name >= t->names_len)
+                continue;
+            t->addr[t->n] = t->bias + (uintptr_t)syms[k].st_value;
+            t->name[t->n] = syms[k].st_name;
+            t->n++;
+        }
+        ok = true;
+    }
+done:
+    bson_free(syms);
+    bson_free(sh);
+    close(fd);
+    return ok;
+}
+
+/* Name of the function at fn from its object's symbol table; NULL when
+ * unknown. s_files_lock held. */
+static const char *s_symbol_locked(const void *fn)
+{
+    Dl_info info;
+    struct link_map *map = NULL;
+    if (!fn || !dladdr1(fn, &info, (void **)&map, RTLD_DL_LINKMAP) || !map)
+        return NULL;
+    if (info.dli_sname && info.dli_saddr == fn)
+        return info.dli_sname; /* exported: the dynamic linker knows it */
+    s_symtab *t;
+    for (t = s_symtabs; t; t = t->next)
+        if (t->bias == (uintptr_t)map->l_addr)
+            break;
+    if (!t) {
+        t = bson_malloc0(sizeof *t);
+        t->bias = (uintptr_t)map->l_addr;
+        /* The main program has no name in the link map. */
+        const char *path =
+            map->l_name && map->l_name[0] ? map->l_name : "/proc/self/exe";
+        if (!s_symtab_read(t, path))
+            t->n = 0;
+        t->next = s_symtabs;
+        s_symtabs = t;
+    }
+    for (size_t k = 0; k < t->n; k++)
+        if (t->addr[k] == (uintptr_t)fn)
+            return t->names + t->name[k];
+    return NULL;
+}
+
+/* The symbol of fn as a C identifier: without the suffix a compiler adds
+ * to local clones (".lto_priv.0", ".constprop.0"). Caller frees. */
+static char *s_symbol_dup(const void *fn)
+{
+    const char *sym = s_symbol_locked(fn);
+    if (!sym || !sym[0])
+        return NULL;
+    return bson_strndup(sym, strcspn(sym, "."));
+}
+
+char *xp__code_symbol(const void *fn)
+{
+    pthread_mutex_lock(&s_files_lock);
+    char *sym = s_symbol_dup(fn);
+    pthread_mutex_unlock(&s_files_lock);
+    return sym;
+}
+
 static int s_build_id_note(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
@@ -326,22 +487,24 @@ const char *xp__build_id(void)
     return s_build_id_hex;
 }
 
-char *xp__code_capture(const char *file, const char *symbol, const void *fn,
+char *xp__code_capture(const char *file, const char *name, const void *fn,
                        char **found_path)
 {
     *found_path = NULL;
-    if (!file || !symbol)
+    if (!file || !name)
         return NULL;
     pthread_mutex_lock(&s_files_lock);
     s_file *f = s_load(file, fn);
-    char *text = f->text ? xp__code_extract(f->text, f->len, symbol) : NULL;
-    if (!text && f->text) {
-        /* Registered under another name than its function's: try the
-         * symbol the dynamic linker knows (exported functions only). */
-        Dl_info info;
-        if (fn && dladdr(fn, &info) && info.dli_sname && info.dli_saddr == fn)
-            text = xp__code_extract(f->text, f->len, info.dli_sname);
-    }
+    /* By the function's symbol first: a step may be registered under
+     * another name than its function's, and a function used by several
+     * steps has one definition. Then by the name, for a function defined
+     * under that name in file but reached through another symbol. */
+    char *symbol = s_symbol_dup(fn);
+    char *text = NULL;
+    if (f->text && symbol)
+        text = xp__code_extract(f->text, f->len, symbol);
+    if (!text && f->text && (!symbol || strcmp(symbol, name) != 0))
+        text = xp__code_extract(f->text, f->len, name);
     bool warn = f->text && !text && !f->warned;
     if (warn)
         f->warned = true;
@@ -353,6 +516,7 @@ char *xp__code_capture(const char *file, const char *symbol, const void *fn,
                 "Definition of step function '%s' not found in %s: code "
                 "context records only file, line and symbol (said once per "
                 "file)",
-                symbol, file);
+                symbol ? symbol : name, file);
+    bson_free(symbol);
     return text;
 }

@@ -8,10 +8,15 @@
 /* Definition text of function symbol in C source src; caller frees. */
 char *xp__code_extract(const char *src, size_t len, const char *symbol);
 /* Reads file (also relative to the binary holding fn) once per process and
- * extracts symbol; NULL when unavailable. Caller frees result and
+ * extracts the definition of function fn: by its symbol (xp__code_symbol),
+ * else by name; NULL when unavailable. Caller frees result and
  * *found_path. */
-char *xp__code_capture(const char *file, const char *symbol, const void *fn,
+char *xp__code_capture(const char *file, const char *name, const void *fn,
                        char **found_path);
+/* Name of the function at fn, static ones included, from the symbol table
+ * of the object holding it; NULL when unknown (stripped binary). Caller
+ * frees. */
+char *xp__code_symbol(const void *fn);
 /* GNU build id of the main program as hex, "" when it has none. */
 const char *xp__build_id(void);
 

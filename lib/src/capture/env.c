@@ -1,7 +1,8 @@
 /* env.c — environment capture, once per process: platform, cpu, runtime,
  * loaded libraries (+ dpkg package list), git and gpu, as one BSON
- * document of categories. Only stable facts are kept (no current CPU
- * frequency, no free memory) so equal machines give equal documents. */
+ * document of categories. Only stable facts are kept (the advertised
+ * CPU clock, not the current one; no free memory) so equal machines give
+ * equal documents. */
 #include "capture/env.h"
 
 #include "capture/code.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -75,7 +77,40 @@ static void s_platform(bson_t *doc)
         BSON_APPEND_INT64(doc, "memory_bytes", (int64_t)pages * page);
 }
 
-static void s_cpu(bson_t *doc)
+/* MHz advertised in a model name such as "Intel(R) Xeon(R) CPU E5-2680 v4
+ * @ 2.40GHz" (or "@ 800MHz"), or 0 when it names none. */
+static int64_t s_model_mhz(const char *model)
+{
+    const char *at = model ? strrchr(model, '@') : NULL;
+    if (!at)
+        return 0;
+    char *unit;
+    double v = strtod(at + 1, &unit);
+    while (*unit == ' ')
+        unit++;
+    double scale = strncasecmp(unit, "GHz", 3) == 0   ? 1000
+                   : strncasecmp(unit, "MHz", 3) == 0 ? 1
+                                                      : 0;
+    if (!(v > 0 && v * scale < 1e6))
+        return 0;
+    return (int64_t)(v * scale + 0.5);
+}
+
+/* The clock the CPU is sold with: the kernel's maximum frequency, else the
+ * one in the model name, else 0. Never the current `cpu MHz`, which
+ * changes from one run to the next. */
+static int64_t s_frequency_mhz(const char *max_khz, const char *model)
+{
+    if (max_khz) {
+        char *end;
+        long long khz = strtoll(max_khz, &end, 10);
+        if (*end == '\0' && khz > 0 && khz < 1000000000LL)
+            return (khz + 500) / 1000;
+    }
+    return s_model_mhz(model);
+}
+
+void xp__environment_cpu(bson_t *doc, const char *root)
 {
     static const char *const keys[][2] = {
         {"model name", "model"},   {"vendor_id", "vendor"},
@@ -83,7 +118,10 @@ static void s_cpu(bson_t *doc)
         {"cache size", "cache"},   {"flags", "flags"},
         {"microcode", "microcode"}};
     bool seen[sizeof keys / sizeof keys[0]] = {false};
-    FILE *f = fopen("/proc/cpuinfo", "r");
+    char *model = NULL;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/proc/cpuinfo", root);
+    FILE *f = fopen(path, "r");
     if (f) {
         char *line = NULL;
         size_t cap = 0;
@@ -101,6 +139,8 @@ static void s_cpu(bson_t *doc)
                 if (!seen[k] && strcmp(line, keys[k][0]) == 0) {
                     BSON_APPEND_UTF8(doc, keys[k][1], value);
                     seen[k] = true;
+                    if (k == 0)
+                        model = bson_strdup(value);
                 }
             }
         }
@@ -108,31 +148,39 @@ static void s_cpu(bson_t *doc)
         fclose(f);
     }
     static const char *const freq[][2] = {
-        {"/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
-         "max_frequency_khz"},
-        {"/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_min_freq",
-         "min_frequency_khz"}};
+        {"cpuinfo_max_freq", "max_frequency_khz"},
+        {"cpuinfo_min_freq", "min_frequency_khz"}};
+    char *max_khz = NULL;
     for (size_t k = 0; k < 2; k++) {
-        char *v = s_first_line(freq[k][0]);
+        snprintf(path, sizeof path, "%s/sys/devices/system/cpu/cpu0/cpufreq/%s",
+                 root, freq[k][0]);
+        char *v = s_first_line(path);
         if (v)
             BSON_APPEND_UTF8(doc, freq[k][1], v);
-        bson_free(v);
+        if (k == 0)
+            max_khz = v;
+        else
+            bson_free(v);
     }
+    int64_t mhz = s_frequency_mhz(max_khz, model);
+    if (mhz > 0)
+        BSON_APPEND_INT64(doc, "frequency_mhz", mhz);
+    bson_free(max_khz);
+    bson_free(model);
     /* Cache sizes by level from sysfs (L1d, L1i, L2, L3). */
     bson_t caches;
     BSON_APPEND_DOCUMENT_BEGIN(doc, "caches", &caches);
     for (int i = 0; i < 8; i++) {
-        char path[128];
         snprintf(path, sizeof path,
-                 "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+                 "%s/sys/devices/system/cpu/cpu0/cache/index%d/level", root, i);
         char *level = s_first_line(path);
         if (!level)
             break;
         snprintf(path, sizeof path,
-                 "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+                 "%s/sys/devices/system/cpu/cpu0/cache/index%d/type", root, i);
         char *type = s_first_line(path);
         snprintf(path, sizeof path,
-                 "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+                 "%s/sys/devices/system/cpu/cpu0/cache/index%d/size", root, i);
         char *size = s_first_line(path);
         if (type && size) {
             char key[64];
@@ -304,7 +352,7 @@ void xp__environment_local(bson_t *out, bson_t *gpu,
     s_platform(&cat);
     bson_append_document_end(out, &cat);
     BSON_APPEND_DOCUMENT_BEGIN(out, "cpu", &cat);
-    s_cpu(&cat);
+    xp__environment_cpu(&cat, "");
     bson_append_document_end(out, &cat);
     BSON_APPEND_DOCUMENT_BEGIN(out, "runtime", &cat);
     s_runtime(&cat, program_compiler);

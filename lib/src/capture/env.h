@@ -11,6 +11,9 @@ void xp__environment_capture(bson_t *out, const char *program_compiler);
  * a thread of libxp's own while the program may call setenv. */
 void xp__environment_local(bson_t *out, bson_t *gpu,
                            const char *program_compiler);
+/* The cpu category read under root ("": this machine; tests give a
+ * directory holding proc/cpuinfo and sys/devices/system/cpu/cpu0/). */
+void xp__environment_cpu(bson_t *out, const char *root);
 /* out = local's categories, git, then gpu when not empty. */
 void xp__environment_assemble(bson_t *out, const bson_t *local,
                               const bson_t *git, const bson_t *gpu);

@@ -5,9 +5,7 @@
 
 #include "remote/keys.h"
 
-#include "util/bson_util.h"
 #include "util/error.h"
-#include "value.h"
 
 #include <string.h>
 
@@ -80,14 +78,13 @@ void xp_client_destroy(xp_client **pc)
     *pc = NULL;
 }
 
-/* Sends one request and waits for its reply; ERROR replies become
- * errors. reply is initialised on success. */
-static int s_request(xp_client *c, xp_msg_type type, const bson_t *body,
-                     xp_msg_type expect, bson_t *reply, xp_error_t *err)
+/* Sends request (which it takes) and waits for its reply; ERROR replies
+ * become errors. reply is initialised on success. */
+static int s_request(xp_client *c, zmsg_t *request, xp_msg_type expect,
+                     bson_t *reply, xp_error_t *err)
 {
-    zmsg_t *msg = xp__msg_new(type, body);
-    if (zmsg_send(&msg, c->sock) != 0) {
-        zmsg_destroy(&msg);
+    if (zmsg_send(&request, c->sock) != 0) {
+        zmsg_destroy(&request);
         return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
                          "cannot send to the scheduler at %s", c->endpoint);
     }
@@ -113,9 +110,10 @@ static int s_request(xp_client *c, xp_msg_type type, const bson_t *body,
     if (rc != 0)
         return -1;
     if (got == XP_MSG_ERROR) {
-        const char *m = xp__bson_utf8(reply, "message");
+        xp_msg_error e;
+        xp__msg_error_decode(reply, &e, NULL);
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "scheduler: %s",
-                  m ? m : "error");
+                  e.message ? e.message : "error");
         bson_destroy(reply);
         return -1;
     }
@@ -142,71 +140,55 @@ int xp__client_submit_code(xp_client *c, const char *experiment,
 {
     *ids = NULL;
     *n = 0;
-    if (xp_check_id(experiment, err) != 0)
+    xp_msg_submit m = {.experiment = experiment, .code_hash = code_hash};
+    if (xp_check_id(experiment, err) != 0 ||
+        xp__msg_trials_from_value(trials, &m.trials, &m.n_trials, err) != 0)
         return -1;
-    if (xp_value_type(trials) != XP_TYPE_ARRAY || !xp_value_count(trials))
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "no trials to submit");
-    bson_t body = BSON_INITIALIZER, reply;
-    BSON_APPEND_UTF8(&body, "experiment", experiment);
-    if (code_hash)
-        BSON_APPEND_UTF8(&body, "code_hash", code_hash);
     if (code_hash && code)
-        BSON_APPEND_DOCUMENT(&body, "code", code);
-    if (xp__value_append_bson(&body, "trials", trials) != 0) {
-        bson_destroy(&body);
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "trials cannot be encoded");
-    }
-    int rc = s_request(c, XP_MSG_SUBMIT, &body, XP_MSG_ACCEPTED, &reply, err);
-    bson_destroy(&body);
+        m.code = xp__msg_doc_of(code);
+    bson_t reply;
+    int rc =
+        s_request(c, xp__msg_submit_encode(&m), XP_MSG_ACCEPTED, &reply, err);
+    bson_free(m.trials);
     if (rc != 0)
         return -1;
-    bson_t list;
-    xp__bson_int64(&reply, "batch", batch);
-    if (xp__bson_sub(&reply, "ids", &list)) {
-        size_t count = bson_count_keys(&list);
-        int64_t *out = bson_malloc0((count + 1) * sizeof *out);
-        bson_iter_t it;
-        bson_iter_init(&it, &list);
-        while (bson_iter_next(&it))
-            if (BSON_ITER_HOLDS_INT64(&it))
-                out[(*n)++] = bson_iter_int64(&it);
-        *ids = out;
-    }
+    xp_msg_accepted a;
+    rc = xp__msg_accepted_decode(&reply, &a, err);
     bson_destroy(&reply);
+    if (rc != 0)
+        return -1;
+    *batch = a.batch;
+    *ids = a.ids;
+    *n = a.n_ids;
+    a.ids = NULL;
+    xp__msg_accepted_clear(&a);
     return 0;
 }
 
 int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
                        xp_progress *p, xp_value **finished, xp_error_t *err)
 {
-    bson_t body = BSON_INITIALIZER, reply;
-    BSON_APPEND_INT64(&body, "batch", batch);
-    BSON_APPEND_INT64(&body, "cursor", *cursor);
-    int rc = s_request(c, XP_MSG_STATUS, &body, XP_MSG_PROGRESS, &reply, err);
-    bson_destroy(&body);
-    if (rc != 0)
+    xp_msg_status status = {batch, *cursor};
+    bson_t reply;
+    if (finished)
+        *finished = NULL;
+    if (s_request(c, xp__msg_status_encode(&status), XP_MSG_PROGRESS, &reply,
+                  err) != 0)
         return -1;
-    memset(p, 0, sizeof *p);
-    xp__bson_int64(&reply, "queued", &p->queued);
-    xp__bson_int64(&reply, "running", &p->running);
-    xp__bson_int64(&reply, "done", &p->done);
-    xp__bson_int64(&reply, "failed", &p->failed);
-    xp__bson_int64(&reply, "total", &p->total);
-    const char *waiting = xp__bson_utf8(&reply, "waiting");
-    if (waiting)
-        bson_strncpy(p->waiting, waiting, sizeof p->waiting);
-    xp__bson_int64(&reply, "cursor", cursor);
-    if (finished) {
-        *finished = xp_value_new();
-        bson_iter_t it;
-        if (bson_iter_init_find(&it, &reply, "finished"))
-            rc = xp__value_from_iter(*finished, &it, err);
-        else
-            xp_set_array(*finished);
-        if (rc != 0)
-            xp_value_destroy(finished);
+    xp_msg_progress m;
+    int rc = xp__msg_progress_decode(&reply, &m, err);
+    if (rc == 0) {
+        memset(p, 0, sizeof *p);
+        p->queued = m.queued;
+        p->running = m.running;
+        p->done = m.done;
+        p->failed = m.failed;
+        p->total = m.total;
+        if (m.waiting)
+            bson_strncpy(p->waiting, m.waiting, sizeof p->waiting);
+        *cursor = m.cursor;
+        if (finished)
+            rc = xp__msg_progress_finished(&m, finished, err);
     }
     bson_destroy(&reply);
     return rc;

@@ -115,7 +115,7 @@ int xp__keygen(const char *dir, const char *name, char **public_path,
                xp_error_t *err)
 {
     *public_path = NULL;
-    if (xp_check_id(name, err) != 0)
+    if (xp_check_name("key", name, err) != 0)
         return -1;
     if (xp__mkdir_p(dir, err) != 0)
         return -1;

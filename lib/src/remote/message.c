@@ -1,11 +1,19 @@
-/* protocol.c — the wire messages between clients, xp-scheduler and
+/* message.c — the wire messages between clients, xp-scheduler and
  * xp-worker (docs/protocol.md): three ZeroMQ frames, "XP1", the message
- * type, and a BSON body. Decoding checks everything a peer controls and
- * never trusts a length it did not verify. */
+ * type and a BSON body. The home of every body: each has its struct in
+ * message.h and its encoder and decoder side by side here, the only
+ * place that spells a field name. Decoding checks everything a peer
+ * controls (lengths and nesting before libbson walks the body, then every
+ * field's presence and type) and never trusts a length it did not
+ * verify. */
 #include "remote/message.h"
 
+#include "util/bson_util.h"
 #include "util/error.h"
+#include "util/names.h"
+#include "value.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 static const char *const s_names[XP_MSG_COUNT] = {
@@ -27,39 +35,94 @@ const char *xp__msg_name(xp_msg_type type)
     return (unsigned)type < XP_MSG_COUNT ? s_names[type] : "?";
 }
 
-int xp__msg_decode_frames(const uint8_t *const *frames, const size_t *lens,
-                          size_t n, size_t max_body, xp_msg_type *type,
-                          bson_t *body, xp_error_t *err)
+/* ---------------------------------------------------------------- envelope */
+
+/* Fills err from fmt and returns fault. */
+static xp_msg_fault s_fault(xp_error_t *err, xp_msg_fault fault,
+                            const char *fmt, ...) XP_PRINTF(3, 4);
+
+static xp_msg_fault s_fault(xp_error_t *err, xp_msg_fault fault,
+                            const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    xp__verror(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, fmt, ap);
+    va_end(ap);
+    return fault;
+}
+
+static xp_msg_fault s_open_frames(const uint8_t *const *frames,
+                                  const size_t *lens, size_t n, size_t max_body,
+                                  xp_msg_type *type, bson_t *body,
+                                  xp_error_t *err)
 {
     if (n != 3)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "malformed message: %zu frames (expected 3)", n);
+        return s_fault(err, XP_MSG_FAULT_FRAMES,
+                       "malformed message: %zu frames (expected 3)", n);
     if (lens[0] != 3 || memcmp(frames[0], XP_PROTOCOL, 3) != 0)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "malformed message: not protocol " XP_PROTOCOL);
+        return s_fault(err, XP_MSG_FAULT_PROTOCOL,
+                       "malformed message: not protocol " XP_PROTOCOL);
     int found = -1;
     for (int i = 0; i < XP_MSG_COUNT; i++)
         if (lens[1] == strlen(s_names[i]) &&
             memcmp(frames[1], s_names[i], lens[1]) == 0)
             found = i;
     if (found < 0)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "malformed message: unknown type (%zu bytes)",
-                         lens[1]);
+        return s_fault(err, XP_MSG_FAULT_TYPE,
+                       "malformed message: unknown type (%zu bytes)", lens[1]);
     if (lens[2] > max_body)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "message %s of %zu bytes exceeds the limit of %zu",
-                         s_names[found], lens[2], max_body);
+        return s_fault(err, XP_MSG_FAULT_SIZE,
+                       "message %s of %zu bytes exceeds the limit of %zu",
+                       s_names[found], lens[2], max_body);
+    /* Lengths and depth first: bson_validate recurses. */
+    xp_error_t why;
     bson_t view;
-    if (lens[2] < 5 || lens[2] > INT32_MAX ||
-        !bson_init_static(&view, frames[2], lens[2]) ||
+    if (xp__bson_check(frames[2], lens[2], XP_MSG_MAX_DEPTH, &why) != 0)
+        return s_fault(err, XP_MSG_FAULT_BODY, "malformed message %s: %s",
+                       s_names[found], why.message);
+    if (!bson_init_static(&view, frames[2], lens[2]) ||
         !bson_validate(&view, BSON_VALIDATE_UTF8, NULL))
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "malformed message %s: body is not valid BSON",
-                         s_names[found]);
+        return s_fault(err, XP_MSG_FAULT_BODY,
+                       "malformed message %s: body is not valid BSON",
+                       s_names[found]);
     *type = (xp_msg_type)found;
     bson_copy_to(&view, body);
-    return 0;
+    return XP_MSG_FAULT_NONE;
+}
+
+int xp__msg_decode_frames(const uint8_t *const *frames, const size_t *lens,
+                          size_t n, size_t max_body, xp_msg_type *type,
+                          bson_t *body, xp_error_t *err)
+{
+    return s_open_frames(frames, lens, n, max_body, type, body, err) ==
+                   XP_MSG_FAULT_NONE
+               ? 0
+               : -1;
+}
+
+xp_msg_fault xp__msg_open(zmsg_t *msg, size_t max_body, xp_msg_type *type,
+                          bson_t *body, xp_error_t *err)
+{
+    size_t n = zmsg_size(msg);
+    if (n != 3)
+        return s_fault(err, XP_MSG_FAULT_FRAMES,
+                       "malformed message: %zu frames (expected 3)", n);
+    const uint8_t *frames[3];
+    size_t lens[3];
+    zframe_t *f = zmsg_first(msg);
+    for (size_t i = 0; i < 3; i++, f = zmsg_next(msg)) {
+        frames[i] = zframe_data(f);
+        lens[i] = zframe_size(f);
+    }
+    return s_open_frames(frames, lens, 3, max_body, type, body, err);
+}
+
+int xp__msg_decode(zmsg_t *msg, size_t max_body, xp_msg_type *type,
+                   bson_t *body, xp_error_t *err)
+{
+    return xp__msg_open(msg, max_body, type, body, err) == XP_MSG_FAULT_NONE
+               ? 0
+               : -1;
 }
 
 zmsg_t *xp__msg_new(xp_msg_type type, const bson_t *body)
@@ -71,20 +134,648 @@ zmsg_t *xp__msg_new(xp_msg_type type, const bson_t *body)
     return msg;
 }
 
-int xp__msg_decode(zmsg_t *msg, size_t max_body, xp_msg_type *type,
-                   bson_t *body, xp_error_t *err)
+/* The message of type with body, which it destroys. */
+static zmsg_t *s_finish(xp_msg_type type, bson_t *body)
 {
-    size_t n = zmsg_size(msg);
-    if (n != 3)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "malformed message: %zu frames (expected 3)", n);
-    const uint8_t *frames[3];
-    size_t lens[3];
-    zframe_t *f = zmsg_first(msg);
-    for (size_t i = 0; i < 3; i++, f = zmsg_next(msg)) {
-        frames[i] = zframe_data(f);
-        lens[i] = zframe_size(f);
-    }
-    return xp__msg_decode_frames(frames, lens, 3, max_body, type, body, err);
+    zmsg_t *msg = xp__msg_new(type, body);
+    bson_destroy(body);
+    return msg;
 }
 
+zmsg_t *xp__msg_empty_encode(xp_msg_type type)
+{
+    bson_t body = BSON_INITIALIZER;
+    return s_finish(type, &body);
+}
+
+/* ------------------------------------------------------- field helpers */
+
+static int s_malformed(xp_error_t *err, xp_msg_type type, const char *what)
+{
+    return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "malformed %s%s%s",
+                     s_names[type], what ? ": " : "", what ? what : "");
+}
+
+/* Key of array index i into buf. */
+static const char *s_index(uint32_t i, char buf[16])
+{
+    const char *k;
+    bson_uint32_to_string(i, &k, buf, 16);
+    return k;
+}
+
+/* An optional int: false when present with another type. */
+static bool s_opt_int(const bson_t *b, const char *key, int64_t *out)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, b, key))
+        return true;
+    return xp__bson_int64(b, key, out);
+}
+
+/* The document (not array) at key. */
+static bool s_doc(const bson_t *b, const char *key, xp_msg_doc *out)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, b, key) || !BSON_ITER_HOLDS_DOCUMENT(&it))
+        return false;
+    bson_iter_document(&it, &out->len, &out->data);
+    return true;
+}
+
+/* The array at key. */
+static bool s_array(const bson_t *b, const char *key, xp_msg_doc *out)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, b, key) || !BSON_ITER_HOLDS_ARRAY(&it))
+        return false;
+    bson_iter_array(&it, &out->len, &out->data);
+    return true;
+}
+
+/* Appends doc (a document) under key. */
+static void s_append_doc(bson_t *b, const char *key, xp_msg_doc doc)
+{
+    bson_t view;
+    if (xp__msg_doc_view(doc, &view))
+        BSON_APPEND_DOCUMENT(b, key, &view);
+}
+
+/* A view of the document element it points at. */
+static bool s_iter_doc(const bson_iter_t *it, bson_t *out)
+{
+    uint32_t len;
+    const uint8_t *data;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it))
+        return false;
+    bson_iter_document(it, &len, &data);
+    return bson_init_static(out, data, len);
+}
+
+/* ---------------------------------------------------------------- HELLO */
+
+zmsg_t *xp__msg_hello_encode(const xp_msg_hello *m)
+{
+    bson_t body = BSON_INITIALIZER, list, item;
+    BSON_APPEND_UTF8(&body, "host", m->host);
+    BSON_APPEND_INT64(&body, "pid", m->pid);
+    BSON_APPEND_INT32(&body, "slots", (int32_t)m->slots);
+    BSON_APPEND_INT32(&body, "busy", (int32_t)m->busy);
+    if (m->version)
+        BSON_APPEND_UTF8(&body, "version", m->version);
+    BSON_APPEND_ARRAY_BEGIN(&body, "experiments", &list);
+    for (size_t i = 0; i < m->n_experiments; i++) {
+        const xp_msg_experiment *e = &m->experiments[i];
+        char key[16];
+        BSON_APPEND_DOCUMENT_BEGIN(&list, s_index((uint32_t)i, key), &item);
+        BSON_APPEND_UTF8(&item, "id", e->id);
+        BSON_APPEND_UTF8(&item, "code_hash", e->code_hash);
+        s_append_doc(&item, "code", e->code);
+        bson_append_document_end(&list, &item);
+    }
+    bson_append_array_end(&body, &list);
+    return s_finish(XP_MSG_HELLO, &body);
+}
+
+/* One entry of HELLO's experiments; false when malformed. */
+static bool s_experiment_decode(const bson_iter_t *it, xp_msg_experiment *e)
+{
+    bson_t doc;
+    if (!s_iter_doc(it, &doc))
+        return false;
+    e->id = xp__bson_utf8(&doc, "id");
+    e->code_hash = xp__bson_utf8(&doc, "code_hash");
+    return e->id && e->code_hash && xp_check_id(e->id, NULL) == 0 &&
+           s_doc(&doc, "code", &e->code);
+}
+
+int xp__msg_hello_decode(const bson_t *body, xp_msg_hello *m, xp_error_t *err)
+{
+    memset(m, 0, sizeof *m);
+    xp_msg_doc doc;
+    bson_t list;
+    m->host = xp__bson_utf8(body, "host");
+    if (!m->host || !xp__bson_int64(body, "slots", &m->slots) || m->slots < 1 ||
+        m->slots > XP_MSG_SLOTS_MAX || !s_opt_int(body, "pid", &m->pid) ||
+        !s_array(body, "experiments", &doc) || !xp__msg_doc_view(doc, &list))
+        return s_malformed(err, XP_MSG_HELLO, NULL);
+    if (!s_opt_int(body, "busy", &m->busy) || m->busy < 0 || m->busy > m->slots)
+        m->busy = 0;
+    m->version = xp__bson_utf8(body, "version");
+    uint32_t n = bson_count_keys(&list);
+    m->experiments = bson_malloc0((n ? n : 1) * sizeof *m->experiments);
+    bson_iter_t it;
+    bson_iter_init(&it, &list);
+    while (bson_iter_next(&it) && m->n_experiments < n) {
+        if (s_experiment_decode(&it, &m->experiments[m->n_experiments]))
+            m->n_experiments++;
+        else
+            m->n_bad++;
+    }
+    return 0;
+}
+
+void xp__msg_hello_clear(xp_msg_hello *m)
+{
+    bson_free(m->experiments);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- WELCOME */
+
+zmsg_t *xp__msg_welcome_encode(const xp_msg_welcome *m)
+{
+    bson_t body = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&body, "heartbeat_ms", (int32_t)m->heartbeat_ms);
+    return s_finish(XP_MSG_WELCOME, &body);
+}
+
+int xp__msg_welcome_decode(const bson_t *body, xp_msg_welcome *m,
+                           xp_error_t *err)
+{
+    (void)err;
+    m->heartbeat_ms = 0;
+    if (!xp__bson_int64(body, "heartbeat_ms", &m->heartbeat_ms) ||
+        m->heartbeat_ms < XP_HEARTBEAT_MS_MIN ||
+        m->heartbeat_ms > XP_HEARTBEAT_MS_MAX)
+        m->heartbeat_ms = 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- TASK */
+
+zmsg_t *xp__msg_task_encode(const xp_msg_task *m)
+{
+    bson_t body = BSON_INITIALIZER, inputs;
+    BSON_APPEND_INT64(&body, "trial", m->trial);
+    BSON_APPEND_INT64(&body, "attempt", m->attempt);
+    BSON_APPEND_UTF8(&body, "experiment", m->experiment);
+    BSON_APPEND_UTF8(&body, "code_hash", m->code_hash);
+    BSON_APPEND_UTF8(&body, "step", m->step);
+    BSON_APPEND_INT64(&body, "seed", (int64_t)m->seed);
+    BSON_APPEND_ARRAY_BEGIN(&body, "inputs", &inputs);
+    for (size_t i = 0; i < m->n_inputs; i++) {
+        char key[16];
+        xp__value_append_bson(&inputs, s_index((uint32_t)i, key), m->inputs[i]);
+    }
+    bson_append_array_end(&body, &inputs);
+    return s_finish(XP_MSG_TASK, &body);
+}
+
+int xp__msg_task_decode(const bson_t *body, xp_msg_task *m, xp_error_t *err)
+{
+    memset(m, 0, sizeof *m);
+    const char *step = xp__bson_utf8(body, "step");
+    if (!step || !xp__bson_int64(body, "trial", &m->trial) ||
+        !xp__bson_int64(body, "attempt", &m->attempt))
+        return s_malformed(err, XP_MSG_TASK, "no trial, attempt or step");
+    m->step = step;
+    int64_t seed = 0;
+    m->experiment = xp__bson_utf8(body, "experiment");
+    m->code_hash = xp__bson_utf8(body, "code_hash");
+    if (!m->experiment || !m->code_hash ||
+        !xp__bson_int64(body, "seed", &seed) ||
+        !s_array(body, "inputs", &m->input_list))
+        return s_malformed(err, XP_MSG_TASK,
+                           "experiment, code_hash, seed or inputs missing or "
+                           "mistyped");
+    m->seed = (uint64_t)seed;
+    return 0;
+}
+
+int xp__msg_task_inputs(const xp_msg_task *m, xp_value **values, size_t n,
+                        size_t *count, xp_error_t *err)
+{
+    bson_t list;
+    bson_iter_t it;
+    size_t i = 0;
+    *count = 0;
+    if (!xp__msg_doc_view(m->input_list, &list) || !bson_iter_init(&it, &list))
+        return s_malformed(err, XP_MSG_TASK, "inputs");
+    for (; bson_iter_next(&it); i++) {
+        xp_error_t e;
+        if (i >= n)
+            continue; /* counted only */
+        values[i] = xp_value_new();
+        if (xp__value_from_iter(values[i], &it, &e) != 0)
+            return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                             "input %zu of step %.128s is malformed: %.300s", i,
+                             m->step, e.message);
+    }
+    *count = i;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- RESULT */
+
+/* Appends n 64-bit words as binary, little-endian whatever this host
+ * is; words: int64_t or double. */
+static void s_append_le(bson_t *b, const char *key, const void *words, size_t n)
+{
+    uint64_t *le = bson_malloc((n ? n : 1) * sizeof *le);
+    for (size_t j = 0; j < n; j++) {
+        uint64_t v;
+        memcpy(&v, (const uint8_t *)words + 8 * j, 8);
+        le[j] = BSON_UINT64_TO_LE(v);
+    }
+    bson_append_binary(b, key, -1, BSON_SUBTYPE_BINARY, (const uint8_t *)le,
+                       (uint32_t)(n * 8));
+    bson_free(le);
+}
+
+/* Reads n 64-bit little-endian words into the host's words. */
+static void *s_read_le(const uint8_t *p, size_t n)
+{
+    uint64_t *out = bson_malloc((n ? n : 1) * sizeof *out);
+    for (size_t j = 0; j < n; j++) {
+        uint64_t v;
+        memcpy(&v, p + 8 * j, 8);
+        out[j] = BSON_UINT64_FROM_LE(v);
+    }
+    return out;
+}
+
+zmsg_t *xp__msg_result_encode(const xp_msg_result *m)
+{
+    bson_t body = BSON_INITIALIZER, list, item;
+    BSON_APPEND_INT64(&body, "trial", m->trial);
+    BSON_APPEND_INT64(&body, "attempt", m->attempt);
+    BSON_APPEND_UTF8(&body, "step", m->step);
+    BSON_APPEND_BOOL(&body, "ok", m->ok);
+    if (m->ok && m->output)
+        xp__value_append_bson(&body, "output", m->output);
+    else
+        BSON_APPEND_UTF8(&body, "failure", m->failure ? m->failure : "");
+    BSON_APPEND_ARRAY_BEGIN(&body, "metrics", &list);
+    for (size_t i = 0; i < m->n_metrics; i++) {
+        const xp_msg_metric *mt = &m->metrics[i];
+        char key[16];
+        BSON_APPEND_DOCUMENT_BEGIN(&list, s_index((uint32_t)i, key), &item);
+        BSON_APPEND_UTF8(&item, "name", mt->name);
+        s_append_le(&item, "epochs", mt->epochs, mt->n);
+        s_append_le(&item, "values", mt->values, mt->n);
+        bson_append_document_end(&list, &item);
+    }
+    bson_append_array_end(&body, &list);
+    BSON_APPEND_DOUBLE(&body, "elapsed", m->elapsed);
+    return s_finish(XP_MSG_RESULT, &body);
+}
+
+/* One metric {name, epochs, values} (binary of as many 64-bit words);
+ * false when malformed. */
+static bool s_metric_decode(const bson_iter_t *it, xp_msg_metric *mt)
+{
+    bson_t doc;
+    bson_iter_t f;
+    const uint8_t *ep = NULL, *vp = NULL;
+    uint32_t elen = 0, vlen = 0;
+    if (!s_iter_doc(it, &doc))
+        return false;
+    mt->name = xp__bson_utf8(&doc, "name");
+    if (bson_iter_init_find(&f, &doc, "epochs") && BSON_ITER_HOLDS_BINARY(&f))
+        bson_iter_binary(&f, NULL, &elen, &ep);
+    if (bson_iter_init_find(&f, &doc, "values") && BSON_ITER_HOLDS_BINARY(&f))
+        bson_iter_binary(&f, NULL, &vlen, &vp);
+    if (!mt->name || !ep || !vp || elen != vlen || elen % 8 != 0 ||
+        xp_check_name("metric", mt->name, NULL) != 0)
+        return false;
+    mt->n = elen / 8;
+    mt->epochs = s_read_le(ep, mt->n);
+    mt->values = s_read_le(vp, mt->n);
+    return true;
+}
+
+static void s_metrics_decode(const bson_t *body, xp_msg_result *m)
+{
+    bson_t list;
+    if (!xp__bson_sub(body, "metrics", &list))
+        return;
+    uint32_t n = bson_count_keys(&list);
+    m->metrics = bson_malloc0((n ? n : 1) * sizeof *m->metrics);
+    bson_iter_t it;
+    bson_iter_init(&it, &list);
+    while (bson_iter_next(&it) && m->n_metrics < n) {
+        if (!s_metric_decode(&it, &m->metrics[m->n_metrics])) {
+            m->metrics_bad = true;
+            return;
+        }
+        m->n_metrics++;
+    }
+}
+
+int xp__msg_result_decode(const bson_t *body, xp_msg_result *m, xp_error_t *err)
+{
+    memset(m, 0, sizeof *m);
+    m->step = xp__bson_utf8(body, "step");
+    if (!m->step || !xp__bson_int64(body, "trial", &m->trial) ||
+        !xp__bson_int64(body, "attempt", &m->attempt)) {
+        m->step = NULL;
+        return s_malformed(err, XP_MSG_RESULT, "no trial, attempt or step");
+    }
+    m->ok = xp__bson_bool(body, "ok", false);
+    m->failure = xp__bson_utf8(body, "failure");
+    bson_iter_t it;
+    if (m->ok && bson_iter_init_find(&it, body, "output")) {
+        m->output = xp_value_new();
+        if (xp__value_from_iter(m->output, &it, NULL) != 0)
+            xp_value_destroy(&m->output);
+    }
+    /* A step whose output is not a value has its metrics dropped too. */
+    if (!m->ok || m->output)
+        s_metrics_decode(body, m);
+    if (bson_iter_init_find(&it, body, "elapsed") &&
+        BSON_ITER_HOLDS_DOUBLE(&it))
+        m->elapsed = bson_iter_double(&it);
+    return 0;
+}
+
+bool xp__msg_result_busy(const xp_msg_result *m)
+{
+    return !m->ok && m->failure &&
+           strncmp(m->failure, XP_MSG_WORKER_BUSY,
+                   strlen(XP_MSG_WORKER_BUSY)) == 0;
+}
+
+void xp__msg_result_clear(xp_msg_result *m)
+{
+    xp_value_destroy(&m->output);
+    for (size_t i = 0; m->metrics && i < m->n_metrics; i++) {
+        bson_free((void *)m->metrics[i].epochs);
+        bson_free((void *)m->metrics[i].values);
+    }
+    bson_free(m->metrics);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- SUBMIT */
+
+zmsg_t *xp__msg_submit_encode(const xp_msg_submit *m)
+{
+    bson_t body = BSON_INITIALIZER, list, item;
+    BSON_APPEND_UTF8(&body, "experiment", m->experiment);
+    if (m->code_hash)
+        BSON_APPEND_UTF8(&body, "code_hash", m->code_hash);
+    if (m->code_hash && m->code.data)
+        s_append_doc(&body, "code", m->code);
+    BSON_APPEND_ARRAY_BEGIN(&body, "trials", &list);
+    for (size_t i = 0; i < m->n_trials; i++) {
+        char key[16];
+        BSON_APPEND_DOCUMENT_BEGIN(&list, s_index((uint32_t)i, key), &item);
+        if (m->trials[i].params)
+            xp__value_append_bson(&item, "parameters", m->trials[i].params);
+        if (m->trials[i].has_seed)
+            BSON_APPEND_INT64(&item, "seed", m->trials[i].seed);
+        bson_append_document_end(&list, &item);
+    }
+    bson_append_array_end(&body, &list);
+    return s_finish(XP_MSG_SUBMIT, &body);
+}
+
+/* Trial i of SUBMIT's trials: {parameters?, seed?}. */
+static int s_trial_decode(const bson_iter_t *it, size_t i, xp_msg_trial *t,
+                          xp_error_t *err)
+{
+    bson_t doc, params;
+    xp_msg_doc pdoc;
+    char what[64];
+    snprintf(what, sizeof what, "trial %zu", i);
+    if (!s_iter_doc(it, &doc))
+        return s_malformed(err, XP_MSG_SUBMIT, what);
+    xp_value *p = xp_value_new();
+    t->params = p;
+    bson_iter_t f;
+    if (!bson_iter_init_find(&f, &doc, "parameters"))
+        xp_set_document(p);
+    else if (!s_doc(&doc, "parameters", &pdoc) ||
+             !xp__msg_doc_view(pdoc, &params))
+        return s_malformed(err, XP_MSG_SUBMIT, what);
+    else if (xp__value_from_bson(p, &params, err) != 0)
+        return -1;
+    t->has_seed = bson_iter_init_find(&f, &doc, "seed");
+    if (t->has_seed && !xp__bson_int64(&doc, "seed", &t->seed))
+        return s_malformed(err, XP_MSG_SUBMIT, what);
+    return 0;
+}
+
+int xp__msg_submit_decode(const bson_t *body, xp_msg_submit *m, xp_error_t *err)
+{
+    memset(m, 0, sizeof *m);
+    xp_msg_doc doc;
+    bson_t list;
+    m->experiment = xp__bson_utf8(body, "experiment");
+    if (!m->experiment || !s_array(body, "trials", &doc) ||
+        !xp__msg_doc_view(doc, &list))
+        return s_malformed(err, XP_MSG_SUBMIT, NULL);
+    if (xp_check_id(m->experiment, err) != 0)
+        return -1;
+    m->code_hash = xp__bson_utf8(body, "code_hash");
+    if (m->code_hash)
+        s_doc(body, "code", &m->code);
+    uint32_t n = bson_count_keys(&list);
+    if (n == 0)
+        return s_malformed(err, XP_MSG_SUBMIT, "no trials");
+    m->trials = bson_malloc0(n * sizeof *m->trials);
+    bson_iter_t it;
+    bson_iter_init(&it, &list);
+    while (bson_iter_next(&it) && m->n_trials < n) {
+        int rc = s_trial_decode(&it, m->n_trials, &m->trials[m->n_trials], err);
+        m->n_trials++;
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void xp__msg_submit_clear(xp_msg_submit *m)
+{
+    for (size_t i = 0; m->trials && i < m->n_trials; i++) {
+        xp_value *p = (xp_value *)m->trials[i].params;
+        xp_value_destroy(&p);
+    }
+    bson_free(m->trials);
+    memset(m, 0, sizeof *m);
+}
+
+int xp__msg_trials_from_value(const xp_value *specs, xp_msg_trial **trials,
+                              size_t *n, xp_error_t *err)
+{
+    *trials = NULL;
+    *n = 0;
+    size_t count = xp_value_count(specs);
+    if (xp_value_type(specs) != XP_TYPE_ARRAY || count == 0)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "no trials to submit");
+    xp_msg_trial *out = bson_malloc0(count * sizeof *out);
+    for (size_t i = 0; i < count; i++) {
+        const xp_value *spec = xp_value_at(specs, i);
+        bool doc = xp_value_type(spec) == XP_TYPE_DOCUMENT;
+        const xp_value *params = doc ? xp_value_get(spec, "parameters") : NULL;
+        const xp_value *seed = doc ? xp_value_get(spec, "seed") : NULL;
+        if (!doc || (params && xp_value_type(params) != XP_TYPE_DOCUMENT) ||
+            (seed && xp_value_type(seed) != XP_TYPE_INT64)) {
+            bson_free(out);
+            return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                             "trial %zu is not a document {parameters: "
+                             "{...}, seed: integer}",
+                             i);
+        }
+        out[i].params = params;
+        out[i].has_seed = seed != NULL;
+        out[i].seed = seed ? xp_as_int64(seed) : 0;
+    }
+    *trials = out;
+    *n = count;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- ACCEPTED */
+
+zmsg_t *xp__msg_accepted_encode(const xp_msg_accepted *m)
+{
+    bson_t body = BSON_INITIALIZER, ids;
+    BSON_APPEND_INT64(&body, "batch", m->batch);
+    BSON_APPEND_ARRAY_BEGIN(&body, "ids", &ids);
+    for (size_t i = 0; i < m->n_ids; i++) {
+        char key[16];
+        BSON_APPEND_INT64(&ids, s_index((uint32_t)i, key), m->ids[i]);
+    }
+    bson_append_array_end(&body, &ids);
+    return s_finish(XP_MSG_ACCEPTED, &body);
+}
+
+int xp__msg_accepted_decode(const bson_t *body, xp_msg_accepted *m,
+                            xp_error_t *err)
+{
+    memset(m, 0, sizeof *m);
+    xp_msg_doc doc;
+    bson_t list;
+    if (!xp__bson_int64(body, "batch", &m->batch) ||
+        !s_array(body, "ids", &doc) || !xp__msg_doc_view(doc, &list))
+        return s_malformed(err, XP_MSG_ACCEPTED, NULL);
+    uint32_t n = bson_count_keys(&list);
+    m->ids = bson_malloc0((n + 1) * sizeof *m->ids);
+    bson_iter_t it;
+    bson_iter_init(&it, &list);
+    while (bson_iter_next(&it) && m->n_ids < n) {
+        if (!BSON_ITER_HOLDS_INT64(&it)) {
+            xp__msg_accepted_clear(m);
+            return s_malformed(err, XP_MSG_ACCEPTED, "ids");
+        }
+        m->ids[m->n_ids++] = bson_iter_int64(&it);
+    }
+    return 0;
+}
+
+void xp__msg_accepted_clear(xp_msg_accepted *m)
+{
+    bson_free(m->ids);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- STATUS */
+
+zmsg_t *xp__msg_status_encode(const xp_msg_status *m)
+{
+    bson_t body = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&body, "batch", m->batch);
+    BSON_APPEND_INT64(&body, "cursor", m->cursor);
+    return s_finish(XP_MSG_STATUS, &body);
+}
+
+int xp__msg_status_decode(const bson_t *body, xp_msg_status *m, xp_error_t *err)
+{
+    memset(m, 0, sizeof *m);
+    if (!xp__bson_int64(body, "batch", &m->batch) ||
+        !s_opt_int(body, "cursor", &m->cursor) || m->cursor < 0)
+        return s_malformed(err, XP_MSG_STATUS, NULL);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- PROGRESS */
+
+zmsg_t *xp__msg_progress_encode(const xp_msg_progress *m)
+{
+    bson_t body = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&body, "queued", m->queued);
+    BSON_APPEND_INT64(&body, "running", m->running);
+    BSON_APPEND_INT64(&body, "done", m->done);
+    BSON_APPEND_INT64(&body, "failed", m->failed);
+    BSON_APPEND_INT64(&body, "total", m->total);
+    if (m->waiting)
+        BSON_APPEND_UTF8(&body, "waiting", m->waiting);
+    bson_t finished = BSON_INITIALIZER; /* none: an empty array */
+    if (m->finished.data)
+        xp__msg_doc_view(m->finished, &finished);
+    BSON_APPEND_ARRAY(&body, "finished", &finished);
+    BSON_APPEND_INT64(&body, "cursor", m->cursor);
+    return s_finish(XP_MSG_PROGRESS, &body);
+}
+
+int xp__msg_progress_decode(const bson_t *body, xp_msg_progress *m,
+                            xp_error_t *err)
+{
+    memset(m, 0, sizeof *m);
+    if (!xp__bson_int64(body, "queued", &m->queued) ||
+        !xp__bson_int64(body, "running", &m->running) ||
+        !xp__bson_int64(body, "done", &m->done) ||
+        !xp__bson_int64(body, "failed", &m->failed) ||
+        !xp__bson_int64(body, "total", &m->total) ||
+        !xp__bson_int64(body, "cursor", &m->cursor) ||
+        !s_array(body, "finished", &m->finished))
+        return s_malformed(err, XP_MSG_PROGRESS, NULL);
+    m->waiting = xp__bson_utf8(body, "waiting");
+    return 0;
+}
+
+int xp__msg_progress_finished(const xp_msg_progress *m, xp_value **out,
+                              xp_error_t *err)
+{
+    *out = xp_value_new();
+    xp_set_array(*out);
+    bson_t list;
+    bson_iter_t it;
+    if (!xp__msg_doc_view(m->finished, &list) || !bson_iter_init(&it, &list))
+        return 0;
+    while (bson_iter_next(&it))
+        if (xp__value_from_iter(xp_array_append(*out), &it, err) != 0) {
+            xp_value_destroy(out);
+            return -1;
+        }
+    return 0;
+}
+
+bson_t *xp__msg_finished_line(int64_t trial_id, bool ok, const xp_value *result,
+                              const char *failure)
+{
+    bson_t *line = bson_new();
+    BSON_APPEND_INT64(line, "trial_id", trial_id);
+    BSON_APPEND_UTF8(line, "status", ok ? "succeeded" : "failed");
+    if (result)
+        xp__value_append_bson(line, "result", result);
+    else
+        BSON_APPEND_NULL(line, "result");
+    BSON_APPEND_UTF8(line, "result_type", xp_type_name(xp_value_type(result)));
+    BSON_APPEND_UTF8(line, "description", failure ? failure : "");
+    return line;
+}
+
+/* ---------------------------------------------------------------- ERROR */
+
+zmsg_t *xp__msg_error_encode(const xp_msg_error *m)
+{
+    bson_t body = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&body, "message", m->message ? m->message : "");
+    return s_finish(XP_MSG_ERROR, &body);
+}
+
+int xp__msg_error_decode(const bson_t *body, xp_msg_error *m, xp_error_t *err)
+{
+    (void)err;
+    m->message = xp__bson_utf8(body, "message");
+    return 0;
+}
+
+bool xp__msg_error_wants_hello(const xp_msg_error *m)
+{
+    return m->message && strstr(m->message, "HELLO");
+}

@@ -1,4 +1,5 @@
-/* remote/worker.h — the xp-worker engine. */
+/* remote/worker.h — the xp-worker engine (its connection loop, slots and
+ * plugins are in remote/worker/). */
 #ifndef XP_REMOTE_WORKER_H
 #define XP_REMOTE_WORKER_H
 
@@ -7,15 +8,17 @@
 #include <stddef.h>
 
 typedef struct {
-    const char *endpoint;       /* scheduler, e.g. tcp://host:5555 */
-    int slots;                  /* parallel tasks; 0: CPU count */
+    const char *endpoint; /* scheduler, e.g. tcp://host:5555 */
+    int slots; /* parallel tasks, up to XP_WORKER_SLOTS_MAX; 0: CPU count */
     const char *const *plugins; /* experiment shared libraries */
     size_t n_plugins;
-    int heartbeat_ms;     /* 0: 1000 (the scheduler's WELCOME wins) */
-    size_t max_message;   /* bytes; 0: XP_MAX_MESSAGE_DEFAULT */
+    int heartbeat_ms;       /* 0: XP_HEARTBEAT_MS_DEFAULT (WELCOME's wins) */
+    size_t max_message;     /* bytes; 0: XP_MAX_MESSAGE_DEFAULT */
     const char *key;        /* CURVE: own NAME.key(_secret); NULL: plain */
     const char *server_key; /* CURVE: the scheduler's scheduler.key */
 } xp_worker_options;
+
+#define XP_WORKER_SLOTS_MAX 1024
 
 typedef struct xp_worker xp_worker;
 

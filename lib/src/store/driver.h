@@ -92,6 +92,8 @@ int xp__backend_redis_experiments(const char *uri,
                                   void *user, xp_error_t *err);
 int xp__backend_local_open(xp_backend **out, const char *id, const char *dir,
                            bool must_exist, xp_error_t *err);
+int xp__backend_local_open_reader(xp_backend **out, const char *id,
+                                  const char *dir, xp_error_t *err);
 /* Shared backends. uri is the full URI; cache_dir is this machine's
  * directory for the experiment (spool of unwritten records), to be copied
  * into b->dir. Errors never contain the URI's password. */

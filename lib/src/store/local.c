@@ -10,6 +10,7 @@
 #include "util/sys.h"
 #include "value.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -216,42 +219,79 @@ static const char *s_text_ext(const char *kind)
 /* trials.tsv maps each trial to its content files: "trial_id<TAB>code
  * hash<TAB>environment hash" (code/<hash>.c, environment/<hash>.txt),
  * appended with O_APPEND so concurrent processes interleave whole lines.
- * A line per trial costs one write; a symlink per trial cost ~0.3 ms. */
-static void s_index_write(xp_local *l, const char *line, size_t n);
+ * A line per trial costs one write; a symlink per trial cost ~0.3 ms.
+ * The database is the truth: a writer holds flock(LOCK_EX) on the file
+ * from before the commit of its trials until their lines are written, so
+ * a writer opening the store (s_index_repair) holding the lock finds every
+ * committed trial listed, except those whose process died in between. */
 
-static void s_index_trial(xp_local *l, int64_t id, const xp_trial_record *rec)
+/* The line of trial id, NUL-terminated in line[128]; its length. */
+static size_t s_index_line(int64_t id, const bson_t *doc, char line[128])
 {
+    bson_iter_t it;
     char code[33] = "-", env[33] = "-";
-    if (rec->code_hash)
-        bson_strncpy(code, rec->code_hash, sizeof code);
-    if (rec->environment_hash)
-        bson_strncpy(env, rec->environment_hash, sizeof env);
-    char line[128];
-    int n =
-        snprintf(line, sizeof line, "%lld\t%s\t%s\n", (long long)id, code, env);
-    pthread_mutex_lock(&l->lock);
-    if (l->group) {
-        bson_string_append(l->group_index, line);
-        pthread_mutex_unlock(&l->lock);
-        return;
-    }
-    s_index_write(l, line, (size_t)n);
-    pthread_mutex_unlock(&l->lock);
+    if (bson_iter_init_find(&it, doc, XP_RECORD_CODE_HASH) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(code, bson_iter_utf8(&it, NULL), sizeof code);
+    if (bson_iter_init_find(&it, doc, XP_RECORD_ENVIRONMENT_HASH) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(env, bson_iter_utf8(&it, NULL), sizeof env);
+    int n = snprintf(line, 128, "%lld\t%s\t%s\n", (long long)id, code, env);
+    return n > 0 && n < 128 ? (size_t)n : 0;
+}
+
+/* Opens trials.tsv once (l->lock held); false when it cannot be. */
+static bool s_index_open(xp_local *l)
+{
+    if (l->index_fd > 0)
+        return true;
+    char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        xp__log(XP_LOG_DEBUG, "cannot open %s: %s", path, strerror(errno));
+    bson_free(path);
+    l->index_fd = fd < 0 ? 0 : fd;
+    return fd >= 0;
+}
+
+/* Takes the trials.tsv lock ahead of a commit whose lines follow
+ * (l->lock held); false when not taken: inside a group (its end takes
+ * it) or without the file. */
+static bool s_index_lock(xp_local *l)
+{
+    if (l->group || !s_index_open(l))
+        return false;
+    int rc;
+    while ((rc = flock(l->index_fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+    return rc == 0;
+}
+
+static void s_index_unlock(xp_local *l, bool locked)
+{
+    if (locked)
+        flock(l->index_fd, LOCK_UN);
 }
 
 /* Appends lines to trials.tsv (l->lock held). */
 static void s_index_write(xp_local *l, const char *line, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || !s_index_open(l))
         return;
-    if (l->index_fd <= 0) {
-        char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
-        l->index_fd =
-            open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-        bson_free(path);
-    }
-    if (l->index_fd > 0 && write(l->index_fd, line, n) != (ssize_t)n)
+    if (write(l->index_fd, line, n) != (ssize_t)n)
         xp__log(XP_LOG_DEBUG, "cannot append to %s/trials.tsv", l->base.dir);
+}
+
+/* Appends the line of trial id, or keeps it for the commit of the group
+ * (l->lock held). */
+static void s_index_add(xp_local *l, int64_t id, const bson_t *doc)
+{
+    char line[128];
+    size_t n = s_index_line(id, doc, line);
+    if (l->group)
+        bson_string_append(l->group_index, line);
+    else
+        s_index_write(l, line, n);
 }
 
 static int s_group_begin(xp_backend *b, xp_error_t *err)
@@ -276,11 +316,13 @@ static int s_group_end(xp_backend *b, xp_error_t *err)
         return 0;
     }
     l->group = false;
+    bool locked = l->group_index->len > 0 && s_index_lock(l);
     int rc = s_exec(l, S_COMMIT, err);
     if (rc != 0)
         s_exec(l, S_ROLLBACK, NULL);
     else
         s_index_write(l, l->group_index->str, l->group_index->len);
+    s_index_unlock(l, locked);
     bson_string_free(l->group_index, true);
     l->group_index = NULL;
     pthread_mutex_unlock(&l->lock);
@@ -292,6 +334,7 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
 {
     xp_local *l = (xp_local *)b;
     int rc = -1;
+    bool locked = false;
     bson_t full = BSON_INITIALIZER;
     pthread_mutex_lock(&l->lock);
     if (s_begin(l, err) != 0)
@@ -322,14 +365,16 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
         goto cleanup;
     }
     sqlite3_reset(st);
+    locked = s_index_lock(l);
     rc = s_commit(l, err);
+    if (rc == 0)
+        s_index_add(l, *id, &full);
 cleanup:
+    s_index_unlock(l, locked);
     if (rc != 0)
         s_rollback(l);
     pthread_mutex_unlock(&l->lock);
     bson_destroy(&full);
-    if (rc == 0)
-        s_index_trial(l, *id, rec);
     return rc;
 }
 
@@ -766,7 +811,7 @@ static int s_content_put(xp_backend *b, const char *kind, const char *hash,
     if (step_rc != SQLITE_DONE)
         return s_db_error(l, err, "storing content");
     /* Human-diffable copies: <dir>/<kind>/<hash>.<ext>, indexed by trial
-     * in trials.tsv (see s_index_trial). */
+     * in trials.tsv (see s_index_line). */
     if (text) {
         char *dir = bson_strdup_printf("%s/%s", l->base.dir, kind);
         if (xp__mkdir_p(dir, NULL) == 0) {
@@ -973,8 +1018,6 @@ static int s_exec_retry(sqlite3 *db, const char *sql)
     return rc;
 }
 
-/* Creates the schema on a new store, or checks that an existing one is an
- * xp store of this experiment and schema. */
 /* Checks that an existing store is an xp store of this experiment and
  * schema; reads only. */
 static int s_check_meta(xp_local *l, const char *id, xp_error_t *err)
@@ -1059,8 +1102,283 @@ cleanup:
     return rc;
 }
 
-int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
-                           bool must_exist, xp_error_t *err)
+/* ---------------------------------------------------------------- trials.tsv
+ * repair */
+
+/* Largest trial id among the complete lines at the end of trials.tsv
+ * (lines are in id order, give or take the interleaving of writers that
+ * predate its lock); a last line cut short by a crash is cut off. -1 when
+ * the file cannot be read. */
+static int64_t s_index_last(int fd)
+{
+    struct stat sb;
+    char buf[4096];
+    if (fstat(fd, &sb) != 0)
+        return -1;
+    off_t from =
+        sb.st_size > (off_t)sizeof buf ? sb.st_size - (off_t)sizeof buf : 0;
+    size_t n = (size_t)(sb.st_size - from);
+    if (n == 0)
+        return 0;
+    if (pread(fd, buf, n, from) != (ssize_t)n)
+        return -1;
+    size_t end = n; /* just past the last complete line */
+    while (end > 0 && buf[end - 1] != '\n')
+        end--;
+    if (end == 0 && from > 0)
+        return -1; /* a 4 KiB line: not one of ours */
+    if (end < n && ftruncate(fd, from + (off_t)end) != 0)
+        return -1;
+    size_t i = 0;
+    if (from > 0) /* the window may start inside a line */
+        i = (size_t)((char *)memchr(buf, '\n', end) - buf) + 1;
+    int64_t last = 0;
+    while (i < end) {
+        int64_t id = 0;
+        bool digits = false;
+        for (; buf[i] >= '0' && buf[i] <= '9' && id < INT64_MAX / 10; i++) {
+            id = id * 10 + (buf[i] - '0');
+            digits = true;
+        }
+        if (digits && id > last)
+            last = id;
+        i = (size_t)((char *)memchr(buf + i, '\n', end - i) - buf) + 1;
+    }
+    return last;
+}
+
+/* Appends the lines of every stored trial after id `after` (l->lock and
+ * the trials.tsv lock held). */
+static void s_index_restore(xp_local *l, int64_t after)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(
+            l->db, "SELECT id, doc FROM trials WHERE id > ? ORDER BY id", -1,
+            &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, after);
+    bson_string_t *lines = bson_string_new(NULL);
+    int64_t first = 0, last = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        bson_t doc, none = BSON_INITIALIZER;
+        bool ok = s_stored_doc(l, st, 1, &doc, "trial record", NULL) == 0;
+        char line[128];
+        last = sqlite3_column_int64(st, 0);
+        first = first ? first : last;
+        s_index_line(last, ok ? &doc : &none, line);
+        bson_string_append(lines, line);
+        if (lines->len >= 65536) {
+            s_index_write(l, lines->str, lines->len);
+            bson_string_truncate(lines, 0);
+        }
+    }
+    sqlite3_finalize(st);
+    s_index_write(l, lines->str, lines->len);
+    bson_string_free(lines, true);
+    if (first)
+        xp__log(XP_LOG_WARNING,
+                "%s/trials.tsv: restored the lines of trials %lld-%lld, "
+                "which the database holds",
+                l->base.dir, (long long)first, (long long)last);
+}
+
+/* On a writer's open: trials the database holds past the last line of
+ * trials.tsv get their lines, in id order. The largest stored id is read
+ * before the lock is taken: a trial committed before that read is either
+ * listed by the time the lock is free or its writer is gone. */
+static void s_index_repair(xp_local *l)
+{
+    int64_t stored = 0;
+    if (s_last_id(&l->base, &stored, NULL) != 0 || stored == 0)
+        return;
+    pthread_mutex_lock(&l->lock);
+    bool locked = s_index_lock(l);
+    int64_t listed = locked ? s_index_last(l->index_fd) : -1;
+    if (listed < 0)
+        xp__log(XP_LOG_DEBUG, "cannot check %s/trials.tsv", l->base.dir);
+    else if (listed < stored)
+        s_index_restore(l, listed);
+    s_index_unlock(l, locked);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* ---------------------------------------------------------------- opening */
+
+enum { S_OPEN_CREATE, S_OPEN_EXISTING, S_OPEN_READ };
+
+/* What trials leave beside the database: "trials.tsv" with lines, files
+ * in "code/" or "environment/"; NULL when none. */
+static const char *s_trial_files(const xp_local *l)
+{
+    struct stat sb;
+    char *path = bson_strdup_printf("%s/trials.tsv", l->base.dir);
+    bool listed = stat(path, &sb) == 0 && sb.st_size > 0;
+    bson_free(path);
+    if (listed)
+        return "trials.tsv";
+    static const char *const kinds[] = {"code/", "environment/"};
+    for (size_t k = 0; k < 2; k++) {
+        path = bson_strdup_printf("%s/%s", l->base.dir, kinds[k]);
+        DIR *d = opendir(path);
+        bson_free(path);
+        struct dirent *e;
+        bool found = false;
+        while (d && !found && (e = readdir(d)) != NULL)
+            found = e->d_name[0] != '.';
+        if (d)
+            closedir(d);
+        if (found)
+            return kinds[k];
+    }
+    return NULL;
+}
+
+/* Free space a reader wants before SQLite creates the -shm index. */
+#define XP_READER_ROOM (1024 * 1024)
+
+/* Whether this process may create files in the store's directory and
+ * write its database (effective ids, mount flags, free space). */
+static bool s_may_write(const xp_local *l)
+{
+    struct statvfs vfs;
+    if (faccessat(AT_FDCWD, l->base.dir, W_OK, AT_EACCESS) != 0 ||
+        faccessat(AT_FDCWD, l->path, W_OK, AT_EACCESS) != 0)
+        return false;
+    return statvfs(l->base.dir, &vfs) != 0 ||
+           (uint64_t)vfs.f_bavail * vfs.f_frsize >= XP_READER_ROOM;
+}
+
+/* "file:" URI of path with immutable=1. Caller frees. */
+static char *s_immutable_uri(const char *path)
+{
+    bson_string_t *s = bson_string_new(path[0] == '/' ? "file://" : "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr("/-._~", *p))
+            bson_string_append_c(s, (char)*p);
+        else
+            bson_string_append_printf(s, "%%%02X", *p);
+    }
+    bson_string_append(s, "?immutable=1");
+    return bson_string_free(s, false);
+}
+
+static int s_connect(xp_local *l, const char *name, int flags)
+{
+    int rc = sqlite3_open_v2(name, &l->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (l->db) {
+        sqlite3_busy_timeout(l->db, XP_BUSY_TIMEOUT_MS);
+        sqlite3_extended_result_codes(l->db, 1);
+    }
+    return rc;
+}
+
+/* Opens the database read-only. SQLite reads a WAL database through its
+ * -shm index and creates it (and -wal) when absent: fine where this
+ * process may write, but not on a read-only mount, in another user's
+ * store (the files would stay, and could lock the owner out) or on a full
+ * disk. There, when neither exists, no commit is outside the database
+ * file: it is opened immutable. The same goes when the first read fails
+ * for want of the index. */
+static int s_connect_read_only(xp_local *l, xp_error_t *err)
+{
+    char *wal = bson_strdup_printf("%s-wal", l->path);
+    char *shm = bson_strdup_printf("%s-shm", l->path);
+    struct stat sb;
+    bool logged = stat(wal, &sb) == 0 && sb.st_size > 0;
+    bool indexed = stat(shm, &sb) == 0;
+    bson_free(wal);
+    bson_free(shm);
+    bool immutable = !logged && !indexed && !s_may_write(l);
+    for (;;) {
+        char *uri = immutable ? s_immutable_uri(l->path) : NULL;
+        int rc = s_connect(l, uri ? uri : l->path,
+                           SQLITE_OPEN_READONLY | (uri ? SQLITE_OPEN_URI : 0));
+        bson_free(uri);
+        if (rc == SQLITE_OK && s_table_count(l, NULL) >= 0)
+            return 0;
+        if (immutable || logged)
+            return s_db_error(l, err, "opening store read-only");
+        sqlite3_close(l->db);
+        l->db = NULL;
+        immutable = true;
+    }
+}
+
+/* Makes a store ready for trials: WAL mode and, on a new one, the
+ * schema. An existing store was checked already: nothing is written. */
+static int s_ready_for_writing(xp_local *l, const char *id, int tables,
+                               xp_error_t *err)
+{
+    /* WAL: readers never block the writer; NORMAL sync is safe against
+     * process crashes (the last commits may be lost on power failure).
+     * Switching a new database to WAL needs an exclusive lock that the
+     * busy handler does not wait for: retry while other processes open
+     * the same store. */
+    if (s_exec_retry(l->db, "PRAGMA journal_mode=WAL; PRAGMA "
+                            "synchronous=NORMAL;") != SQLITE_OK)
+        return s_db_error(l, err, "opening store");
+    return tables > 0 ? 0 : s_init_schema(l, id, err);
+}
+
+/* Fails unless the store at l->path exists, or may be created (mode
+ * S_OPEN_CREATE, no trial files beside it: then its directory is made). */
+static int s_find_store(xp_local *l, const char *id, const char *root, int mode,
+                        xp_error_t *err)
+{
+    struct stat sb;
+    bool exists = stat(l->path, &sb) == 0;
+    const char *files = exists ? NULL : s_trial_files(l);
+    if (files) /* a writer creating the store meanwhile made it first */
+        exists = stat(l->path, &sb) == 0;
+    if (exists && !S_ISREG(sb.st_mode))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is not a regular file", l->path);
+    if (exists)
+        return 0;
+    if (files)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is missing but %s/%s holds trials of experiment "
+                         "'%s' (restore the database; nothing was written)",
+                         l->path, l->base.dir, files, id);
+    if (mode != S_OPEN_CREATE)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                         "experiment '%s' not found in %s", id, root);
+    return xp__mkdir_p(l->base.dir, err);
+}
+
+/* Tables of the open database, checked: an xp store of experiment id, or
+ * an empty database that may become one. */
+static int s_check_store(xp_local *l, const char *id, int mode, xp_error_t *err)
+{
+    int tables = s_table_count(l, err);
+    const char *files = tables == 0 ? s_trial_files(l) : NULL;
+    /* A writer creating the store commits its schema before any trial
+     * file exists: count again. */
+    if (files)
+        tables = s_table_count(l, err);
+    if (tables < 0)
+        return -1;
+    if (tables > 0)
+        return s_check_meta(l, id, err) == 0 ? tables : -1;
+    /* Empty (a zero-length file, say): schema and ids from 1 again would
+     * list trial 1 twice. */
+    if (files)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s is empty but %s/%s holds trials of experiment "
+                         "'%s' (restore the database; nothing was written)",
+                         l->path, l->base.dir, files, id);
+    if (mode != S_OPEN_CREATE)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
+                         "experiment '%s' not found in %s (%s is empty)", id,
+                         l->base.dir, XP_LOCAL_FILE);
+    return 0;
+}
+
+/* A store is checked before anything writes to it, so a foreign, damaged
+ * or emptied file is left exactly as it was; a reader writes nothing. */
+static int s_open(xp_backend **out, const char *id, const char *root, int mode,
+                  xp_error_t *err)
 {
     *out = NULL;
     xp_local *l = bson_malloc0(sizeof *l);
@@ -1069,51 +1387,26 @@ int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
     size_t rlen = strlen(root);
     while (rlen > 1 && root[rlen - 1] == '/')
         rlen--;
-    l->base.dir = bson_strdup_printf("%.*s/%s", (int)rlen, root, id);
+    char *top = bson_strndup(root, rlen);
+    l->base.dir = bson_strdup_printf("%s/%s", top, id);
     l->base.description = bson_strdup_printf("local:%s", l->base.dir);
     l->path = bson_strdup_printf("%s/" XP_LOCAL_FILE, l->base.dir);
-
-    struct stat sb;
-    if (stat(l->path, &sb) != 0) {
-        if (must_exist) {
-            xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                      "experiment '%s' not found in %.*s", id, (int)rlen, root);
-            goto fail;
-        }
-        if (xp__mkdir_p(l->base.dir, err) != 0)
-            goto fail;
-    } else if (!S_ISREG(sb.st_mode)) {
-        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                  "%s is not a regular file", l->path);
+    bool reader = mode == S_OPEN_READ;
+    int tables = -1;
+    if (s_find_store(l, id, top, mode, err) != 0)
+        goto fail;
+    if (reader ? s_connect_read_only(l, err) != 0
+               : s_connect(l, l->path,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) !=
+                     SQLITE_OK) {
+        if (!reader)
+            s_db_error(l, err, "opening store");
         goto fail;
     }
-    if (sqlite3_open_v2(l->path, &l->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        s_db_error(l, err, "opening store");
+    if ((tables = s_check_store(l, id, mode, err)) < 0 ||
+        (!reader && s_ready_for_writing(l, id, tables, err) != 0))
         goto fail;
-    }
-    sqlite3_busy_timeout(l->db, XP_BUSY_TIMEOUT_MS);
-    sqlite3_extended_result_codes(l->db, 1);
-    /* WAL: readers never block the writer; NORMAL sync is safe against
-     * process crashes (the last commits may be lost on power failure). */
-    /* A store that exists is checked before anything writes to it, so a
-     * foreign or damaged file is left exactly as it was. */
-    int tables = s_table_count(l, err);
-    if (tables < 0 || (tables > 0 && s_check_meta(l, id, err) != 0))
-        goto fail;
-    /* Switching a new database to WAL needs an exclusive lock that the
-     * busy handler does not wait for: retry while other processes open
-     * the same store. */
-    if (s_exec_retry(l->db, "PRAGMA journal_mode=WAL; PRAGMA "
-                            "synchronous=NORMAL; PRAGMA cache_size=-16384;") !=
-        SQLITE_OK) {
-        s_db_error(l, err, "opening store");
-        goto fail;
-    }
-    if (s_init_schema(l, id, err) != 0)
-        goto fail;
+    sqlite3_exec(l->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &l->stmt[i], NULL) != SQLITE_OK) {
@@ -1121,12 +1414,30 @@ int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
             goto fail;
         }
     }
-    s_checkpointer_start(l);
+    if (!reader) {
+        s_index_repair(l);
+        s_checkpointer_start(l);
+    }
+    bson_free(top);
     *out = &l->base;
     return 0;
 fail:
+    bson_free(top);
     bson_free(l->base.dir);
     bson_free(l->base.description);
     s_close(&l->base);
     return -1;
+}
+
+int xp__backend_local_open(xp_backend **out, const char *id, const char *root,
+                           bool must_exist, xp_error_t *err)
+{
+    return s_open(out, id, root, must_exist ? S_OPEN_EXISTING : S_OPEN_CREATE,
+                  err);
+}
+
+int xp__backend_local_open_reader(xp_backend **out, const char *id,
+                                  const char *root, xp_error_t *err)
+{
+    return s_open(out, id, root, S_OPEN_READ, err);
 }

@@ -45,6 +45,21 @@ static const char s_interrupt_script[] =
     "return 1 end "
     "return 0";
 
+/* Allocates a trial id: INCR of <id>:counter, moved past the largest id
+ * in <id>:trials and past any stored <id>:trial:N, so that a lost counter
+ * (a server restarted without persistence, a deleted key) never hands
+ * out the id of a stored trial; the counter is set to the id given. */
+static const char s_alloc_script[] =
+    "local id = redis.call('INCR', KEYS[1]) "
+    "local moved = false "
+    "local top = redis.call('ZREVRANGE', KEYS[2], 0, 0) "
+    "if top[1] and tonumber(top[1]) >= id then "
+    "id = tonumber(top[1]) + 1 moved = true end "
+    "while redis.call('EXISTS', ARGV[1] .. string.format('%d', id)) == 1 do "
+    "id = id + 1 moved = true end "
+    "if moved then redis.call('SET', KEYS[1], string.format('%d', id)) end "
+    "return id";
+
 /* Where and how to connect, parsed from the URI. */
 typedef struct {
     char *host; /* TCP host, NULL for a Unix socket */
@@ -804,8 +819,12 @@ static int s_trial_begin(xp_backend *base, const xp_trial_record *rec,
     int rc = -1;
     pthread_mutex_lock(&r->lock);
     s_cmd(&b);
-    s_arg_str(&b, "INCR");
+    s_arg_str(&b, "EVAL");
+    s_arg_str(&b, s_alloc_script);
+    s_arg_str(&b, "2");
     s_argf(&b, "%s:counter", r->id);
+    s_argf(&b, "%s:trials", r->id);
+    s_argf(&b, "%s:trial:", r->id);
     if (s_exec1(r, &b, &rep, "allocating a trial id", err) != 0)
         goto cleanup;
     if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1) {

@@ -302,6 +302,38 @@ int xp__spool_decode(const bson_t *rec, xp_spool_record *out, xp_error_t *err)
     return 0;
 }
 
+/* 0 when trial id of the backend is absent or is the trial of record
+ * rec (same start time and seed): a backend that lost the trial (a Redis
+ * restarted without persistence) may have given its id to another trial
+ * since, which a replay must not overwrite. */
+static int s_replay_target(xp_backend *b, const xp_trial_record *rec,
+                           xp_error_t *err)
+{
+    bson_t stored;
+    xp_trial_record now;
+    xp_error_t e;
+    if (b->ops->trial_get(b, rec->trial_id, &stored, &e) != 0) {
+        if (e.code == XP_ENOTFOUND)
+            return 0;
+        if (err)
+            *err = e;
+        return -1;
+    }
+    bool same = xp__record_decode(&stored, &now, NULL) == 0 &&
+                now.started_ms == rec->started_ms && now.seed == rec->seed;
+    int64_t started = now.started_ms, seed = now.seed;
+    bson_destroy(&stored);
+    if (same)
+        return 0;
+    return xp__error(err, XP_DOMAIN_BACKEND, XP_EEXIST,
+                     "trial %lld of %s holds another trial (started %lld, "
+                     "seed %lld; spooled: started %lld, seed %lld): not "
+                     "overwritten",
+                     (long long)rec->trial_id, b->description,
+                     (long long)started, (long long)seed,
+                     (long long)rec->started_ms, (long long)rec->seed);
+}
+
 /* Replays one spool record (file path); 0 when written. */
 static int s_replay(xp_backend *b, const bson_t *rec, const char *path,
                     xp_error_t *err)
@@ -310,8 +342,12 @@ static int s_replay(xp_backend *b, const bson_t *rec, const char *path,
     xp_error_t damage;
     if (xp__spool_decode(rec, &r, &damage) != 0)
         return xp__error(err, damage.domain, damage.code,
-                         "spool file %s is damaged (%s); it is kept", path,
+                         "spool file %s is damaged (%s)", path,
                          damage.message);
+    if (s_replay_target(b, &r.record, err) != 0) {
+        xp__spool_record_clear(&r);
+        return -1;
+    }
     int rc = b->ops->trial_finish(b, &r.outcome, err);
     xp__spool_record_clear(&r);
     return rc;
@@ -468,8 +504,9 @@ int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err)
             if (s_replay_file(b, path, claimed, &one_err) == 0) {
                 (*written)++;
             } else {
-                if (rc == 0 && err)
-                    *err = one_err;
+                if (rc == 0)
+                    xp__error(err, one_err.domain, one_err.code,
+                              "%s (kept in %s)", one_err.message, path);
                 rc = -1;
             }
             bson_free(path);

@@ -28,12 +28,14 @@ static char *s_cache_dir(const char *id)
 }
 
 /* The backend named by spec (NULL/"": $XP_BACKEND, else ./xp_cache) and
- * its scheme (NULL for a directory; caller frees). */
+ * its scheme (NULL for a directory; caller frees). "local", daskperiment's
+ * name for its default, is the default directory too (a directory named
+ * local is ./local or file://local). */
 static char *s_resolve(const char **spec)
 {
     if (!*spec || !**spec)
         *spec = getenv("XP_BACKEND");
-    if (!*spec || !**spec)
+    if (!*spec || !**spec || strcmp(*spec, "local") == 0)
         *spec = "xp_cache";
     char *scheme = xp__uri_scheme(*spec);
     if (!scheme && strncmp(*spec, "unix:", 5) == 0)
@@ -41,18 +43,28 @@ static char *s_resolve(const char **spec)
     return scheme;
 }
 
-int xp__store_open(xp_backend **out, const char *id, const char *spec,
-                   bool must_exist, xp_error_t *err)
+/* A local store at dir: opened read-only for a reader. */
+static int s_local_open(xp_backend **out, const char *id, const char *dir,
+                        bool must_exist, bool reader, xp_error_t *err)
+{
+    return reader ? xp__backend_local_open_reader(out, id, dir, err)
+                  : xp__backend_local_open(out, id, dir, must_exist, err);
+}
+
+/* A reader opens as must_exist: the shared backends then only read. */
+static int s_open(xp_backend **out, const char *id, const char *spec,
+                  bool must_exist, bool reader, xp_error_t *err)
 {
     *out = NULL;
+    must_exist = must_exist || reader;
     char *scheme = s_resolve(&spec);
     if (!scheme)
-        return xp__backend_local_open(out, id, spec, must_exist, err);
+        return s_local_open(out, id, spec, must_exist, reader, err);
     int rc;
     char *cache = s_cache_dir(id);
     if (strcmp(scheme, "file") == 0) {
-        rc = xp__backend_local_open(out, id, spec + strlen("file://"),
-                                    must_exist, err);
+        rc = s_local_open(out, id, spec + strlen("file://"), must_exist, reader,
+                          err);
     } else if (strcmp(scheme, "mongodb") == 0 ||
                strcmp(scheme, "mongodb+srv") == 0) {
         rc = xp__backend_mongo_open(out, id, spec, cache, must_exist, err);
@@ -69,6 +81,18 @@ int xp__store_open(xp_backend **out, const char *id, const char *spec,
     bson_free(cache);
     bson_free(scheme);
     return rc;
+}
+
+int xp__store_open(xp_backend **out, const char *id, const char *spec,
+                   bool must_exist, xp_error_t *err)
+{
+    return s_open(out, id, spec, must_exist, false, err);
+}
+
+int xp__store_open_reader(xp_backend **out, const char *id, const char *spec,
+                          xp_error_t *err)
+{
+    return s_open(out, id, spec, true, true, err);
 }
 
 /* Experiments of a local root: directories holding an xp store. */

@@ -33,6 +33,11 @@ typedef struct {
  * (xp__store_close). */
 int xp__store_open(xp_backend **out, const char *id, const char *spec,
                    bool must_exist, xp_error_t *err);
+/* As xp__store_open with must_exist, for a handle that only reads:
+ * nothing is written to the store (a local one is opened read-only, so
+ * read-only mounts, other users' stores and full disks can be read). */
+int xp__store_open_reader(xp_backend **out, const char *id, const char *spec,
+                          xp_error_t *err);
 /* NULL-safe; NULLs *b. */
 void xp__store_close(xp_backend **b);
 /* Calls fn with the id of every experiment the backend named by spec

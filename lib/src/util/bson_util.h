@@ -1,9 +1,13 @@
-/* util/bson_util.h — typed readers of BSON document fields. */
+/* util/bson_util.h — typed readers of BSON document fields, and a
+ * bounded check of untrusted BSON bytes. */
 #ifndef XP_UTIL_BSON_UTIL_H
 #define XP_UTIL_BSON_UTIL_H
 
+#include "xp/xp.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Typed field readers: NULL/false when absent or of another type. */
@@ -12,5 +16,16 @@ bool xp__bson_int64(const bson_t *b, const char *key, int64_t *out);
 bool xp__bson_bool(const bson_t *b, const char *key, bool dflt);
 /* Static view of a sub-document or array (valid while b lives). */
 bool xp__bson_sub(const bson_t *b, const char *key, bson_t *out);
+
+/* Checks that data[0..len) is exactly one BSON document whose every
+ * length fits inside its parent, every element type is known and whose
+ * documents nest at most max_depth deep (the outermost is 1), without
+ * recursion: run it on untrusted bytes before anything that walks them
+ * recursively (bson_validate, bson_iter_visit_all, value trees), which a
+ * deep enough document would take off the end of the stack. Keys must be
+ * UTF-8 (libbson's iterator refuses others); string values are left to
+ * bson_validate. One-line err. */
+int xp__bson_check(const uint8_t *data, size_t len, int max_depth,
+                   xp_error_t *err);
 
 #endif /* XP_UTIL_BSON_UTIL_H */

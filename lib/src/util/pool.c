@@ -1,10 +1,12 @@
 /* pool.c — a fixed thread pool for the in-process executor. The thread
- * that computes a trial runs steps itself and hands only the extra ready
- * branches to the pool, so a chain of steps never pays a thread hop. */
+ * that computes a trial runs steps itself and hands the extra ready
+ * branches to pool threads, so a chain of steps never pays a thread hop.
+ * Tasks are cancellable by their argument, so a trial can end before
+ * the tasks it queued have started. */
 #include "util/pool.h"
 
-#include "experiment.h"
-
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 typedef struct s_task {
@@ -13,18 +15,26 @@ typedef struct s_task {
     void *arg;
 } s_task;
 
+typedef struct {
+    struct xp_pool *pool;
+    pthread_t id;
+    const void *running; /* arg of the task it runs, or NULL */
+} s_thread;
+
 struct xp_pool {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond;     /* a task was queued, or stopping */
+    pthread_cond_t finished; /* a task returned */
     s_task *head, *tail;
     bool stopping;
     int n_threads;
-    pthread_t *threads;
+    s_thread *threads;
 };
 
 static void *s_worker(void *arg)
 {
-    xp_pool *p = arg;
+    s_thread *self = arg;
+    xp_pool *p = self->pool;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->stopping)
@@ -35,10 +45,13 @@ static void *s_worker(void *arg)
         p->head = t->next;
         if (!p->head)
             p->tail = NULL;
+        self->running = t->arg;
         pthread_mutex_unlock(&p->lock);
         t->fn(t->arg);
         free(t);
         pthread_mutex_lock(&p->lock);
+        self->running = NULL;
+        pthread_cond_broadcast(&p->finished);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -53,13 +66,16 @@ xp_pool *xp__pool_new(int threads)
         return NULL;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_cond_init(&p->finished, NULL);
     p->threads = calloc((size_t)threads, sizeof *p->threads);
     if (!p->threads) {
         xp__pool_destroy(&p);
         return NULL;
     }
     for (int i = 0; i < threads; i++) {
-        if (pthread_create(&p->threads[i], NULL, s_worker, p) != 0)
+        s_thread *th = &p->threads[p->n_threads];
+        th->pool = p;
+        if (pthread_create(&th->id, NULL, s_worker, th) != 0)
             break;
         p->n_threads++;
     }
@@ -78,12 +94,18 @@ void xp__pool_destroy(xp_pool **pp)
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->n_threads; i++)
-        pthread_join(p->threads[i], NULL);
+        pthread_join(p->threads[i].id, NULL);
     free(p->threads);
+    pthread_cond_destroy(&p->finished);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
     *pp = NULL;
+}
+
+int xp__pool_threads(const xp_pool *p)
+{
+    return p ? p->n_threads : 0;
 }
 
 int xp__pool_submit(xp_pool *p, xp_task_fn fn, void *arg)
@@ -103,4 +125,35 @@ int xp__pool_submit(xp_pool *p, xp_task_fn fn, void *arg)
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
     return 0;
+}
+
+static bool s_running_locked(const xp_pool *p, const void *arg)
+{
+    for (int i = 0; i < p->n_threads; i++)
+        if (p->threads[i].running == arg)
+            return true;
+    return false;
+}
+
+size_t xp__pool_cancel(xp_pool *p, const void *arg)
+{
+    size_t removed = 0;
+    pthread_mutex_lock(&p->lock);
+    s_task **link = &p->head;
+    p->tail = NULL;
+    while (*link) {
+        s_task *t = *link;
+        if (t->arg == arg) {
+            *link = t->next;
+            free(t);
+            removed++;
+        } else {
+            p->tail = t;
+            link = &t->next;
+        }
+    }
+    while (s_running_locked(p, arg))
+        pthread_cond_wait(&p->finished, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    return removed;
 }

@@ -1,0 +1,230 @@
+/* batches.c — the batches clients submitted and the clients themselves:
+ * a batch gathers the lines of its finished trials for STATUS/PROGRESS
+ * and is dropped once its client has read every result and asked again,
+ * or keep_ms after it finished; a client's record (unfinished trials, for
+ * its limit) goes with its last batch. Nothing grows over months. */
+#include "remote/scheduler/batches.h"
+
+#include "remote/scheduler/workers.h"
+
+#include "util/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What one client has accepted and not finished. */
+struct xp_sched_client {
+    char key[64];
+    size_t unfinished;
+    size_t batches; /* its batches still kept */
+};
+
+struct xp_sched_batch {
+    int64_t id;
+    xp_sched_def *def;
+    xp_sched_client *owner;
+    int64_t complete_ms; /* when its last trial was recorded; 0 before */
+    zframe_t *client;
+    size_t total, done, failed;
+    size_t running;   /* tasks of the batch on workers */
+    bson_t *finished; /* array of lines {trial_id, status, result, ...} */
+    uint32_t n_finished;
+};
+
+static void s_client_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void s_batch_free(xp_sched_batch *b)
+{
+    zframe_destroy(&b->client);
+    bson_destroy(b->finished);
+    free(b);
+}
+
+void xp__sched_batches_init(xp_scheduler *s)
+{
+    s->clients = zhashx_new();
+    zhashx_set_destructor(s->clients, s_client_free);
+    s->batches = zhashx_new();
+}
+
+void xp__sched_batches_fini(xp_scheduler *s)
+{
+    if (s->batches)
+        for (xp_sched_batch *b = zhashx_first(s->batches); b;
+             b = zhashx_next(s->batches))
+            s_batch_free(b);
+    zhashx_destroy(&s->batches);
+    zhashx_destroy(&s->clients);
+}
+
+xp_sched_client *xp__sched_client_admit(xp_scheduler *s, const char *who,
+                                        size_t n, xp_error_t *err)
+{
+    xp_sched_client *c = zhashx_lookup(s->clients, who);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        bson_strncpy(c->key, who, sizeof c->key);
+        zhashx_insert(s->clients, c->key, c);
+    }
+    if (c->unfinished + n > s->opts.max_queued_per_client) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "too many trials: this client has %zu accepted and "
+                  "unfinished, %zu more would pass its limit of %zu",
+                  c->unfinished, n, s->opts.max_queued_per_client);
+        return NULL;
+    }
+    return c;
+}
+
+static void s_batch_key(int64_t id, char key[32])
+{
+    snprintf(key, 32, "%lld", (long long)id);
+}
+
+xp_sched_batch *xp__sched_batch_new(xp_scheduler *s, xp_sched_def *def,
+                                    xp_sched_client *owner, zframe_t *client)
+{
+    xp_sched_batch *b = calloc(1, sizeof *b);
+    b->owner = owner;
+    owner->batches++;
+    def->batches++;
+    b->id = ++s->next_batch;
+    b->def = def;
+    b->client = zframe_dup(client);
+    b->finished = bson_new();
+    char key[32];
+    s_batch_key(b->id, key);
+    zhashx_insert(s->batches, key, b);
+    return b;
+}
+
+int64_t xp__sched_batch_id(const xp_sched_batch *b)
+{
+    return b->id;
+}
+
+/* Drops a batch (its results were read, or kept long enough), and its
+ * client's record once nothing of it is left. */
+static void s_forget(xp_scheduler *s, xp_sched_batch *b)
+{
+    char key[32];
+    s_batch_key(b->id, key);
+    xp_sched_client *owner = b->owner;
+    if (b->def)
+        b->def->batches--;
+    zhashx_delete(s->batches, key);
+    s_batch_free(b);
+    if (owner && --owner->batches == 0 && owner->unfinished == 0)
+        zhashx_delete(s->clients, owner->key);
+}
+
+void xp__sched_batch_accepted(xp_scheduler *s, xp_sched_batch *b, size_t n)
+{
+    b->total = n;
+    b->owner->unfinished += n;
+    if (n == 0)
+        s_forget(s, b);
+}
+
+void xp__sched_batch_running(xp_sched_batch *b, int delta)
+{
+    if (delta > 0)
+        b->running++;
+    else if (b->running > 0)
+        b->running--;
+}
+
+void xp__sched_batch_trial_done(xp_sched_batch *b, const bson_t *line, bool ok)
+{
+    if (b->done + b->failed + 1 >= b->total)
+        b->complete_ms = xp__sched_now();
+    char key[16];
+    const char *k;
+    bson_uint32_to_string(b->n_finished++, &k, key, sizeof key);
+    BSON_APPEND_DOCUMENT(b->finished, k, line);
+    if (ok)
+        b->done++;
+    else
+        b->failed++;
+    if (b->owner && b->owner->unfinished > 0)
+        b->owner->unfinished--;
+}
+
+/* Appends to list the lines of b from cursor on, at most
+ * XP_MSG_PROGRESS_MAX (bounded replies; the client asks again); returns
+ * how many. */
+static uint32_t s_lines_since(const xp_sched_batch *b, int64_t cursor,
+                              bson_t *list)
+{
+    bson_iter_t it;
+    uint32_t k = 0, out = 0;
+    if (!bson_iter_init(&it, b->finished))
+        return 0;
+    while (bson_iter_next(&it)) {
+        if (k++ < (uint64_t)cursor)
+            continue;
+        char key[16];
+        const char *kp;
+        bson_uint32_to_string(out++, &kp, key, sizeof key);
+        bson_append_iter(list, kp, -1, &it);
+        if (out >= XP_MSG_PROGRESS_MAX)
+            break;
+    }
+    return out;
+}
+
+void xp__sched_batch_status(xp_scheduler *s, zframe_t *from,
+                            const xp_msg_status *m)
+{
+    char key[32];
+    s_batch_key(m->batch, key);
+    xp_sched_batch *b = zhashx_lookup(s->batches, key);
+    if (!b) {
+        xp__sched_send_error(s, from, "unknown batch");
+        return;
+    }
+    /* running counts tasks; a trial with parallel steps counts once. */
+    size_t pending = b->total - b->done - b->failed;
+    size_t running = b->running < pending ? b->running : pending;
+    xp_msg_progress p = {
+        .queued = (int64_t)(pending - running),
+        .running = (int64_t)running,
+        .done = (int64_t)b->done,
+        .failed = (int64_t)b->failed,
+        .total = (int64_t)b->total,
+    };
+    char why[256];
+    if (p.queued > 0 && xp__sched_def_slots(s, b->def) == 0) {
+        snprintf(why, sizeof why,
+                 "no connected worker has code %s of experiment %s",
+                 b->def->ex->code_hash, b->def->ex->id);
+        p.waiting = why;
+    }
+    bson_t lines = BSON_INITIALIZER;
+    uint32_t out = s_lines_since(b, m->cursor, &lines);
+    p.finished = xp__msg_doc_of(&lines);
+    p.cursor = m->cursor + out;
+    xp__sched_send(s, from, xp__msg_progress_encode(&p));
+    bson_destroy(&lines);
+    /* Asked again with every result read: the client is done with it. */
+    if (b->complete_ms && out == 0 && (uint64_t)m->cursor >= b->n_finished)
+        s_forget(s, b);
+}
+
+void xp__sched_batches_expire(xp_scheduler *s)
+{
+    int64_t now = xp__sched_now();
+    zlistx_t *old = zlistx_new();
+    for (xp_sched_batch *b = zhashx_first(s->batches); b;
+         b = zhashx_next(s->batches))
+        if (b->complete_ms && now - b->complete_ms > s->opts.keep_ms)
+            zlistx_add_end(old, b);
+    for (xp_sched_batch *b = zlistx_first(old); b; b = zlistx_next(old))
+        s_forget(s, b);
+    zlistx_destroy(&old);
+}

@@ -1,0 +1,140 @@
+/* defs.c — the experiment definitions a scheduler knows: registered from
+ * the code document a worker announced (or a client sent, or a queued
+ * trial refers to after a restart), each holding its experiment open on
+ * the backend until nothing has needed it for keep_ms. */
+#include "remote/scheduler/defs.h"
+
+#include "remote/scheduler/workers.h"
+
+#include "capture/capture.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void xp__sched_defs_init(xp_scheduler *s)
+{
+    s->defs = zhashx_new();
+    s->latest = zhashx_new();
+    zhashx_set_destructor(s->latest, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_duplicator(s->latest, (zhashx_duplicator_fn *)strdup);
+}
+
+static void s_def_close(xp_sched_def *d)
+{
+    xp__sched_fifo_clear(&d->pending);
+    xp_experiment_destroy(&d->ex);
+    free(d);
+}
+
+void xp__sched_defs_fini(xp_scheduler *s)
+{
+    if (s->defs)
+        for (xp_sched_def *d = zhashx_first(s->defs); d;
+             d = zhashx_next(s->defs))
+            s_def_close(d);
+    zhashx_destroy(&s->defs);
+    zhashx_destroy(&s->latest);
+}
+
+xp_sched_def *xp__sched_def_get(xp_scheduler *s, const char *experiment,
+                                const char *code_hash)
+{
+    char key[XP_ID_MAX + 40];
+    snprintf(key, sizeof key, "%s/%s", experiment, code_hash);
+    return zhashx_lookup(s->defs, key);
+}
+
+xp_sched_def *xp__sched_def_latest(xp_scheduler *s, const char *experiment)
+{
+    const char *key = zhashx_lookup(s->latest, experiment);
+    return key ? zhashx_lookup(s->defs, key) : NULL;
+}
+
+/* The experiment of a definition: opened on the backend, its graph built
+ * from the code document and frozen. */
+static xp_experiment *s_open(xp_scheduler *s, const char *experiment,
+                             const bson_t *code, xp_error_t *err)
+{
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = s->backend;
+    o.threads = 1;
+    xp_experiment *ex = NULL;
+    if (xp_experiment_open(&ex, experiment, &o, err) != 0)
+        return NULL;
+    if (xp__graph_from_code(ex, code, err) != 0) {
+        xp_experiment_destroy(&ex);
+        return NULL;
+    }
+    pthread_mutex_lock(&ex->lock);
+    int rc = xp__graph_freeze(ex, err);
+    pthread_mutex_unlock(&ex->lock);
+    if (rc != 0)
+        xp_experiment_destroy(&ex);
+    return ex;
+}
+
+xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
+                                     const char *code_hash, const bson_t *code,
+                                     bool from_worker, xp_error_t *err)
+{
+    xp_sched_def *def = xp__sched_def_get(s, experiment, code_hash);
+    if (def) {
+        if (from_worker) /* the code workers run now */
+            zhashx_update(s->latest, experiment, def->key);
+        return def;
+    }
+    char hash[33];
+    xp__hash_hex(code, hash);
+    if (strcmp(hash, code_hash) != 0) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "experiment '%s': code hash %s does not match its code "
+                  "document (%s)",
+                  experiment, code_hash, hash);
+        return NULL;
+    }
+    xp_experiment *ex = s_open(s, experiment, code, err);
+    if (!ex)
+        return NULL;
+    def = calloc(1, sizeof *def);
+    snprintf(def->key, sizeof def->key, "%s/%s", experiment, code_hash);
+    def->ex = ex;
+    zhashx_insert(s->defs, def->key, def);
+    if (from_worker)
+        zhashx_update(s->latest, experiment, def->key);
+    xp__log(XP_LOG_INFO, "Experiment %s registered (code %s)", experiment,
+            code_hash);
+    return def;
+}
+
+/* Each definition holds an open experiment, and code changes over months
+ * would pile them up: those that no connected worker runs and no trial or
+ * batch refers to are closed after opts.keep_ms. A worker or a trial that
+ * brings one back registers it again. */
+void xp__sched_defs_expire(xp_scheduler *s)
+{
+    int64_t now = xp__sched_now();
+    zlistx_t *old = zlistx_new();
+    for (xp_sched_def *d = zhashx_first(s->defs); d; d = zhashx_next(s->defs)) {
+        bool used = d->active || d->pending.head || d->batches ||
+                    xp__sched_def_slots(s, d) > 0;
+        if (used)
+            d->unused_ms = 0;
+        else if (!d->unused_ms)
+            d->unused_ms = now;
+        else if (now - d->unused_ms > s->opts.keep_ms)
+            zlistx_add_end(old, d);
+    }
+    for (xp_sched_def *d = zlistx_first(old); d; d = zlistx_next(old)) {
+        const char *latest = zhashx_lookup(s->latest, d->ex->id);
+        if (latest && strcmp(latest, d->key) == 0)
+            zhashx_delete(s->latest, d->ex->id);
+        xp__log(XP_LOG_INFO, "Experiment %s (code %s) unused: closed",
+                d->ex->id, d->ex->code_hash);
+        zhashx_delete(s->defs, d->key);
+        s_def_close(d);
+    }
+    zlistx_destroy(&old);
+}

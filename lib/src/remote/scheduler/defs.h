@@ -1,0 +1,41 @@
+/* remote/scheduler/defs.h — experiment definitions (experiment id + code
+ * hash), each with its experiment open on the backend and the queued
+ * trials waiting for a worker with that code; closed after keep_ms
+ * unused. */
+#ifndef XP_REMOTE_SCHEDULER_DEFS_H
+#define XP_REMOTE_SCHEDULER_DEFS_H
+
+#include "remote/scheduler/pending.h"
+#include "remote/scheduler/state.h"
+
+#include "experiment.h"
+#include "util/names.h"
+
+typedef struct {
+    char key[XP_ID_MAX + 40]; /* "experiment/code_hash" */
+    xp_experiment *ex;
+    xp_sched_fifo pending; /* trials not taken up yet */
+    size_t active;         /* trials taken up and not finished */
+    size_t batches;        /* batches kept that refer to it */
+    int64_t unused_ms;     /* since when nothing needs it; 0: in use */
+    bool announced;        /* "waiting for code" logged since the last worker */
+} xp_sched_def;
+
+void xp__sched_defs_init(xp_scheduler *s);
+/* Closes every definition, dropping its pending records (they stay
+ * queued in the backend). */
+void xp__sched_defs_fini(xp_scheduler *s);
+xp_sched_def *xp__sched_def_get(xp_scheduler *s, const char *experiment,
+                                const char *code_hash);
+/* The definition the workers of experiment registered last, or NULL. */
+xp_sched_def *xp__sched_def_latest(xp_scheduler *s, const char *experiment);
+/* Registers (once) a definition from its code document, which must hash
+ * to code_hash; from_worker: a worker runs it now, so it becomes the
+ * experiment's latest. NULL with err when the code does not build. */
+xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
+                                     const char *code_hash, const bson_t *code,
+                                     bool from_worker, xp_error_t *err);
+/* Closes the definitions nothing has needed for opts.keep_ms. */
+void xp__sched_defs_expire(xp_scheduler *s);
+
+#endif /* XP_REMOTE_SCHEDULER_DEFS_H */

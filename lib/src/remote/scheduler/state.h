@@ -1,0 +1,59 @@
+/* remote/scheduler/state.h — the state of one xp-scheduler: one struct
+ * owned by its event loop (scheduler.c) and shared by the modules of this
+ * folder, each of which owns the fields marked with its name; plus the
+ * loop's replies and clock. */
+#ifndef XP_REMOTE_SCHEDULER_STATE_H
+#define XP_REMOTE_SCHEDULER_STATE_H
+
+#include "remote/message.h"
+#include "remote/scheduler.h"
+
+typedef struct xp_sched_trial xp_sched_trial;
+
+struct xp_scheduler {
+    xp_scheduler_options opts;
+    char *backend;
+    char *name; /* owner of the trials it accepts */
+    char endpoint[256];
+    /* scheduler.c: the socket, its authenticator and their counters */
+    zsock_t *router;
+    zactor_t *auth;   /* CURVE authenticator, NULL when plain */
+    zsock_t *monitor; /* with auth: handshake failures of the router */
+    uint64_t refused; /* connections refused by the authenticator */
+    uint64_t malformed;
+    int64_t last_heartbeat_ms;
+    volatile int stop;
+    /* workers.c */
+    zhashx_t *workers; /* id -> xp_sched_worker */
+    /* defs.c */
+    zhashx_t *defs;   /* key -> xp_sched_def */
+    zhashx_t *latest; /* experiment id -> key of the latest def */
+    /* tasks.c */
+    zhashx_t *tasks; /* key -> xp_sched_task (queued or running) */
+    zlistx_t *queue; /* xp_sched_task waiting for a worker (FIFO) */
+    /* trials.c: trials whose last step is back, recorded together (group
+     * commit) once per turn of the loop; trials whose first step went
+     * out this turn */
+    xp_sched_trial *done_head, **done_tail;
+    xp_sched_trial *mark_head;
+    /* batches.c */
+    zhashx_t *batches; /* "%lld" -> xp_sched_batch */
+    zhashx_t *clients; /* client key -> xp_sched_client */
+    int64_t next_batch;
+};
+
+static inline int64_t xp__sched_now(void)
+{
+    return zclock_mono();
+}
+
+/* Sends msg (an encoded message, which it takes) to the peer of routing
+ * frame to. */
+void xp__sched_send(xp_scheduler *s, zframe_t *to, zmsg_t *msg);
+void xp__sched_send_error(xp_scheduler *s, zframe_t *to, const char *message);
+/* Heartbeats to the workers during a long piece of work (a large
+ * submission), so that they do not take the scheduler for gone; losses
+ * are judged only once the inbox has been read. */
+void xp__sched_keepalive(xp_scheduler *s);
+
+#endif /* XP_REMOTE_SCHEDULER_STATE_H */

@@ -1,0 +1,215 @@
+/* trials.c — the trials a scheduler runs: taken up from the queued
+ * records of a definition when a worker with its code has room, driven
+ * by the common trial lifecycle (trial.c) as their tasks come back, and
+ * recorded in group commits: the running records of trials whose first
+ * step went out, then the finished trials, which are then reported to
+ * their batches. */
+#include "remote/scheduler/trials.h"
+
+#include "remote/scheduler/batches.h"
+#include "remote/scheduler/tasks.h"
+#include "remote/scheduler/workers.h"
+
+#include "store/store.h"
+#include "util/bson_util.h"
+#include "util/log.h"
+#include "value.h"
+
+#include <stdlib.h>
+
+void xp__sched_trial_free(xp_sched_trial *st)
+{
+    xp__trial_free(&st->t);
+    free(st);
+}
+
+void xp__sched_trial_maybe_finish(xp_scheduler *s, xp_sched_trial *st)
+{
+    if (st->tasks_alive > 0 || !xp__trial_done(st->t))
+        return;
+    st->next_done = NULL;
+    *s->done_tail = st;
+    s->done_tail = &st->next_done;
+}
+
+void xp__sched_trial_mark_running(xp_scheduler *s, xp_sched_trial *st)
+{
+    if (st->marked)
+        return;
+    st->marked = true;
+    st->next_mark = s->mark_head;
+    s->mark_head = st;
+}
+
+/* The full state of one pending record of def, or NULL (logged). */
+static xp_sched_trial *s_take_up_one(xp_sched_def *def, xp_sched_pending *p)
+{
+    bson_t doc;
+    xp_error_t err;
+    xp_sched_trial *st = calloc(1, sizeof *st);
+    if (!st || !bson_init_static(&doc, p->doc, p->len) ||
+        xp__trial_resume(&st->t, def->ex, &doc, &err) != 0) {
+        int64_t id = 0;
+        if (bson_init_static(&doc, p->doc, p->len))
+            xp__bson_int64(&doc, "trial_id", &id);
+        xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot run: %s",
+                (long long)id, def->ex->id, st ? err.message : "out of memory");
+        free(st);
+        return NULL;
+    }
+    st->def = def;
+    st->batch = p->batch;
+    return st;
+}
+
+/* Enough to keep every slot busy, little enough that the queue may be
+ * long. */
+void xp__sched_trials_take_up(xp_scheduler *s)
+{
+    for (xp_sched_def *def = zhashx_first(s->defs); def;
+         def = zhashx_next(s->defs)) {
+        if (!def->pending.head)
+            continue;
+        int slots = xp__sched_def_slots(s, def);
+        if (slots == 0) {
+            if (!def->announced)
+                xp__log(XP_LOG_WARNING,
+                        "%zu trial(s) of %s wait for a worker with code %s",
+                        def->pending.n, def->ex->id, def->ex->code_hash);
+            def->announced = true;
+            continue;
+        }
+        def->announced = false;
+        while (def->pending.head && def->active < 2 * (size_t)slots + 16) {
+            xp_sched_pending *p = xp__sched_fifo_pop(&def->pending);
+            xp_sched_trial *st = s_take_up_one(def, p);
+            free(p);
+            if (!st)
+                continue;
+            def->active++;
+            xp__sched_tasks_enqueue_ready(s, st);
+            xp__sched_trial_maybe_finish(s, st);
+        }
+    }
+}
+
+/* Writes, inside the caller's group, the running records of def's trials
+ * whose first step went out (status running, pid 0: the scheduler's),
+ * so that the history shows them as a local run would; takes them off
+ * the list. */
+static void s_write_running(xp_scheduler *s, xp_sched_def *def)
+{
+    xp_backend *be = def->ex->backend;
+    size_t failed = 0;
+    xp_error_t err;
+    xp_sched_trial **link = &s->mark_head;
+    while (*link) {
+        xp_sched_trial *st = *link;
+        if (st->def != def) {
+            link = &st->next_mark;
+            continue;
+        }
+        *link = st->next_mark;
+        if (!be->ops->trial_running)
+            continue;
+        bson_t *rec = xp__trial_record(st->t);
+        bson_t doc = BSON_INITIALIZER;
+        bson_copy_to_excluding_noinit(rec, &doc, "status", NULL);
+        BSON_APPEND_UTF8(&doc, "status", "running");
+        if (be->ops->trial_running(be, xp__trial_id(st->t), &doc, &err) != 0)
+            failed++;
+        bson_destroy(&doc);
+        bson_destroy(rec);
+    }
+    /* Only the status shown while it runs: the trial goes on. */
+    if (failed)
+        xp__log(XP_LOG_WARNING,
+                "Recording %zu trial(s) of %s as running "
+                "failed: %s",
+                failed, def->ex->id, err.message);
+}
+
+/* Finishes the trials of list through the lifecycle (inside the caller's
+ * group); a trial of a batch keeps its report line until the group is
+ * stored. Returns how many. */
+static size_t s_finish(xp_sched_trial *list)
+{
+    size_t n = 0;
+    for (xp_sched_trial *st = list; st; st = st->next_done, n++) {
+        xp_value *result = NULL;
+        xp_error_t err;
+        st->ok = xp__trial_finish(st->t, &result, &err) == 0;
+        if (st->batch)
+            st->report =
+                xp__msg_finished_line(xp__trial_id(st->t), st->ok, result,
+                                      st->ok ? NULL : err.message);
+        xp_value_destroy(&result);
+    }
+    return n;
+}
+
+/* One group commit for def: the running records, then the finished
+ * trials of list, which are then reported to their batches. If the group
+ * cannot be stored, nothing of it is: the finished trials are queued
+ * again from their records. */
+static void s_record_group(xp_scheduler *s, xp_sched_def *def,
+                           xp_sched_trial *list)
+{
+    xp_backend *be = def->ex->backend;
+    xp_error_t gerr;
+    bool grouped = be->ops->group_begin && be->ops->group_begin(be, &gerr) == 0;
+    s_write_running(s, def);
+    size_t n = s_finish(list);
+    bool lost = grouped && be->ops->group_end(be, &gerr) != 0;
+    xp_sched_fifo again = {0};
+    while (list) {
+        xp_sched_trial *st = list;
+        list = st->next_done;
+        if (lost) {
+            bson_t *doc = xp__trial_record(st->t);
+            xp__sched_fifo_push(&again, st->batch, doc);
+            bson_destroy(doc);
+        } else if (st->batch) {
+            xp__sched_batch_trial_done(st->batch, st->report, st->ok);
+        }
+        if (st->report)
+            bson_destroy(st->report);
+        def->active--;
+        xp__sched_trial_free(st);
+    }
+    if (lost && n) {
+        xp__log(XP_LOG_ERROR,
+                "Recording %zu finished trial(s) of %s failed (%s); they "
+                "are queued again",
+                n, def->ex->id, gerr.message);
+        xp__sched_fifo_splice(&def->pending, &again, true);
+    } else if (lost) {
+        xp__log(XP_LOG_WARNING, "Recording trials of %s as running failed: %s",
+                def->ex->id, gerr.message);
+    }
+}
+
+void xp__sched_trials_record(xp_scheduler *s)
+{
+    while (s->done_head || s->mark_head) {
+        xp_sched_def *def =
+            s->mark_head ? s->mark_head->def : s->done_head->def;
+        xp_sched_trial *mine = NULL, **mine_tail = &mine;
+        xp_sched_trial **link = &s->done_head;
+        s->done_tail = &s->done_head;
+        while (*link) {
+            xp_sched_trial *st = *link;
+            if (st->def == def) {
+                *link = st->next_done;
+                st->next_done = NULL;
+                *mine_tail = st;
+                mine_tail = &st->next_done;
+            } else {
+                link = &st->next_done;
+                s->done_tail = link;
+            }
+        }
+        s_record_group(s, def, mine);
+    }
+    s->done_tail = &s->done_head;
+}

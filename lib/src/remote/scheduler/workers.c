@@ -1,0 +1,158 @@
+/* workers.c — the workers connected to a scheduler: a HELLO registers
+ * one with its slots and the definitions it runs; heartbeats keep it; it
+ * is lost on BYE, on registering again or after 3 silent intervals, and
+ * its tasks go back to the queue. */
+#include "remote/scheduler/workers.h"
+
+#include "remote/scheduler/tasks.h"
+
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void s_worker_free(void **item)
+{
+    xp_sched_worker *w = *item;
+    if (!w)
+        return;
+    zframe_destroy(&w->identity);
+    zlistx_destroy(&w->defs);
+    zlistx_destroy(&w->tasks);
+    free(w);
+    *item = NULL;
+}
+
+void xp__sched_workers_init(xp_scheduler *s)
+{
+    s->workers = zhashx_new();
+    zhashx_set_destructor(s->workers, s_worker_free);
+}
+
+void xp__sched_workers_fini(xp_scheduler *s)
+{
+    zhashx_destroy(&s->workers);
+}
+
+xp_sched_worker *xp__sched_worker_find(xp_scheduler *s, const char *id)
+{
+    return zhashx_lookup(s->workers, id);
+}
+
+void xp__sched_worker_lost(xp_scheduler *s, xp_sched_worker *w, const char *why)
+{
+    xp__log(XP_LOG_WARNING,
+            "Worker %s on %s lost (%s); %zu task(s) back "
+            "in the queue",
+            w->id, w->host, why, zlistx_size(w->tasks));
+    xp_sched_task *task;
+    while ((task = zlistx_first(w->tasks)) != NULL) {
+        zlistx_delete(w->tasks, zlistx_cursor(w->tasks));
+        xp__sched_task_lost(s, task, w->host, why);
+    }
+    zhashx_delete(s->workers, w->id);
+}
+
+/* The definitions of a HELLO's experiments that build, added to w. */
+static void s_add_defs(xp_scheduler *s, xp_sched_worker *w,
+                       const xp_msg_hello *m)
+{
+    s->malformed += m->n_bad;
+    for (size_t i = 0; i < m->n_experiments; i++) {
+        const xp_msg_experiment *e = &m->experiments[i];
+        xp_error_t err;
+        bson_t code;
+        xp__msg_doc_view(e->code, &code);
+        xp_sched_def *def =
+            xp__sched_def_register(s, e->id, e->code_hash, &code, true, &err);
+        if (!def) {
+            xp__log(XP_LOG_WARNING, "Worker %s on %s: %s", w->id, w->host,
+                    err.message);
+            continue;
+        }
+        zlistx_add_end(w->defs, def->key);
+    }
+}
+
+void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
+                            const xp_msg_hello *m)
+{
+    xp_sched_worker *old = xp__sched_worker_find(s, id);
+    if (old)
+        xp__sched_worker_lost(s, old, "registered again");
+    xp_sched_worker *w = calloc(1, sizeof *w);
+    bson_strncpy(w->id, id, sizeof w->id);
+    w->identity = zframe_dup(from);
+    bson_strncpy(w->host, m->host, sizeof w->host);
+    w->pid = m->pid;
+    w->slots = (int)m->slots;
+    /* A worker registering again may still run steps of lost tasks:
+     * those slots are not free. */
+    w->busy = (int)m->busy;
+    w->last_seen_ms = xp__sched_now();
+    w->defs = zlistx_new();
+    zlistx_set_destructor(w->defs, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(w->defs, (zlistx_duplicator_fn *)strdup);
+    w->tasks = zlistx_new();
+    s_add_defs(s, w, m);
+    zhashx_insert(s->workers, w->id, w);
+    xp__log(XP_LOG_INFO, "Worker %s on %s connected with %d slot(s)", w->id,
+            w->host, w->slots);
+    xp_msg_welcome welcome = {s->opts.heartbeat_ms};
+    xp__sched_send(s, from, xp__msg_welcome_encode(&welcome));
+}
+
+static bool s_runs(const xp_sched_worker *w, const char *def_key)
+{
+    for (const char *k = zlistx_first(w->defs); k; k = zlistx_next(w->defs))
+        if (strcmp(k, def_key) == 0)
+            return true;
+    return false;
+}
+
+xp_sched_worker *xp__sched_worker_pick(xp_scheduler *s, const char *def_key)
+{
+    xp_sched_worker *best = NULL;
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers)) {
+        if (w->busy < w->slots && s_runs(w, def_key) &&
+            (!best || w->slots - w->busy > best->slots - best->busy))
+            best = w;
+    }
+    return best;
+}
+
+int xp__sched_free_slots(xp_scheduler *s)
+{
+    int free_slots = 0;
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        free_slots += w->slots - w->busy;
+    return free_slots;
+}
+
+int xp__sched_def_slots(xp_scheduler *s, const xp_sched_def *def)
+{
+    int slots = 0;
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        if (s_runs(w, def->key))
+            slots += w->slots;
+    return slots;
+}
+
+void xp__sched_workers_heartbeat(xp_scheduler *s, int64_t now, bool judge)
+{
+    zlistx_t *lost = zlistx_new();
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers)) {
+        if (judge && now - w->last_seen_ms > 3 * s->opts.heartbeat_ms)
+            zlistx_add_end(lost, w);
+        else
+            xp__sched_send(s, w->identity,
+                           xp__msg_empty_encode(XP_MSG_HEARTBEAT));
+    }
+    for (xp_sched_worker *w = zlistx_first(lost); w; w = zlistx_next(lost))
+        xp__sched_worker_lost(s, w, "no heartbeat");
+    zlistx_destroy(&lost);
+}

@@ -1,0 +1,367 @@
+/* slots.c — a worker's slot threads: each waits for a job, reads its
+ * inputs, runs the step with a metric sink that buffers the points within
+ * what one RESULT may carry, and pushes the RESULT (its slot index first)
+ * to the main thread, which sends it to the scheduler. */
+#include "remote/worker/slots.h"
+
+#include "step.h"
+#include "util/error.h"
+#include "util/sys.h"
+#include "value.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Points of one metric saved by the running step. */
+typedef struct {
+    char *name;
+    int64_t *epochs;
+    double *values;
+    size_t n, cap;
+} s_metric;
+
+typedef struct {
+    xp_slots *sl;
+    uint32_t index;
+    pthread_t thread;
+    bool started;
+    pthread_cond_t cond;
+    xp_worker_job *job; /* handed over under sl->lock */
+    bool busy; /* main thread only: a job is out, its RESULT not back */
+    /* metric buffer of the running step (slot thread only) */
+    s_metric *metrics;
+    size_t n_metrics, cap_metrics;
+    size_t points;
+} s_slot;
+
+struct xp_slots {
+    int n;
+    s_slot *slot;
+    size_t max_message;
+    zsock_t *results; /* PULL: RESULT messages from the slot threads */
+    char inproc[64];
+    pthread_mutex_t lock;
+    bool quit; /* under lock: slot threads end */
+    int busy;  /* main thread: slots with a job out */
+    _Atomic int running;
+};
+
+/* ---------------------------------------------------------------- jobs */
+
+xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node)
+{
+    xp_worker_job *job = bson_malloc0(sizeof *job);
+    job->body = bson_copy(body);
+    job->node = node;
+    xp__msg_task_decode(job->body, &job->task, NULL);
+    return job;
+}
+
+static void s_job_free(xp_worker_job **pjob)
+{
+    if (!*pjob)
+        return;
+    bson_destroy((*pjob)->body);
+    bson_free(*pjob);
+    *pjob = NULL;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static void s_metrics_reset(s_slot *slot)
+{
+    for (size_t i = 0; i < slot->n_metrics; i++) {
+        s_metric *m = &slot->metrics[i];
+        bson_free(m->name);
+        bson_free(m->epochs);
+        bson_free(m->values);
+    }
+    slot->n_metrics = 0;
+    slot->points = 0;
+}
+
+/* The buffer of metric name, made on first use. */
+static s_metric *s_metric_get(s_slot *slot, const char *name)
+{
+    for (size_t i = 0; i < slot->n_metrics; i++)
+        if (strcmp(slot->metrics[i].name, name) == 0)
+            return &slot->metrics[i];
+    if (slot->n_metrics == slot->cap_metrics) {
+        size_t cap = slot->cap_metrics ? slot->cap_metrics * 2 : 4;
+        slot->metrics =
+            bson_realloc(slot->metrics, cap * sizeof *slot->metrics);
+        slot->cap_metrics = cap;
+    }
+    s_metric *m = &slot->metrics[slot->n_metrics++];
+    memset(m, 0, sizeof *m);
+    m->name = bson_strdup(name);
+    return m;
+}
+
+/* xp_metric_sink of a slot: buffers the points per metric name, within
+ * what one RESULT can carry. */
+static int s_metric_save(void *ctx, const char *name, int64_t epoch,
+                         double value)
+{
+    s_slot *slot = ctx;
+    if ((slot->points + 1) * 16 + 4096 > slot->sl->max_message)
+        return -1;
+    s_metric *m = s_metric_get(slot, name);
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        m->epochs = bson_realloc(m->epochs, cap * sizeof *m->epochs);
+        m->values = bson_realloc(m->values, cap * sizeof *m->values);
+        m->cap = cap;
+    }
+    m->epochs[m->n] = epoch;
+    m->values[m->n] = value;
+    m->n++;
+    slot->points++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- results */
+
+/* The RESULT of job: out, or failed with failure; with the metrics of
+ * slot (NULL: none). Caller owns it. */
+static zmsg_t *s_result(const xp_worker_job *job, const xp_value *out,
+                        const char *failure, const s_slot *slot, double elapsed)
+{
+    size_t n = slot ? slot->n_metrics : 0;
+    xp_msg_metric *metrics = bson_malloc0((n ? n : 1) * sizeof *metrics);
+    for (size_t i = 0; i < n; i++) {
+        const s_metric *m = &slot->metrics[i];
+        metrics[i] = (xp_msg_metric){m->name, m->epochs, m->values, m->n};
+    }
+    xp_msg_result r = {
+        .trial = job->task.trial,
+        .attempt = job->task.attempt,
+        .step = job->task.step,
+        .ok = out != NULL,
+        .output = (xp_value *)out,
+        .failure = failure,
+        .metrics = metrics,
+        .n_metrics = n,
+        .elapsed = elapsed,
+    };
+    zmsg_t *msg = xp__msg_result_encode(&r);
+    bson_free(metrics);
+    return msg;
+}
+
+/* ---------------------------------------------------------------- running */
+
+/* Reads the job's inputs into inputs[n->n_inputs]; a failure message
+ * otherwise. */
+static void s_inputs(const xp_worker_job *job, xp_value **inputs, char *failure,
+                     size_t size)
+{
+    size_t want = job->node->n_inputs, got = 0;
+    xp_error_t err;
+    if (xp__msg_task_inputs(&job->task, inputs, want, &got, &err) != 0)
+        snprintf(failure, size, "%s", err.message);
+    else if (got != want)
+        snprintf(failure, size,
+                 "step %.128s takes %zu input(s), the task has %zu",
+                 job->task.step, want, got);
+}
+
+/* Runs job on the calling slot thread; caller owns the RESULT message. */
+static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
+{
+    const xp_node *n = job->node;
+    xp_value **inputs = bson_malloc0((n->n_inputs + 1) * sizeof *inputs);
+    xp_value *out = xp_value_new();
+    char failure[512] = "";
+    double elapsed = 0;
+    s_metrics_reset(slot);
+    s_inputs(job, inputs, failure, sizeof failure);
+    if (!failure[0]) {
+        xp_metric_sink sink = {s_metric_save, slot};
+        double t0 = xp__monotonic();
+        atomic_fetch_add(&slot->sl->running, 1);
+        if (xp__step_run(n, job->task.trial, job->task.seed,
+                         (const xp_value *const *)inputs, &sink, out, failure,
+                         sizeof failure) != 0 &&
+            !failure[0])
+            snprintf(failure, sizeof failure, "step returned an error");
+        atomic_fetch_sub(&slot->sl->running, 1);
+        elapsed = xp__monotonic() - t0;
+    }
+    zmsg_t *msg =
+        s_result(job, failure[0] ? NULL : out, failure, slot, elapsed);
+    size_t len = zframe_size(zmsg_last(msg));
+    if (len + 64 > slot->sl->max_message) {
+        char why[256];
+        snprintf(why, sizeof why,
+                 "the result of step %s (%zu bytes) exceeds the message "
+                 "limit of %zu bytes",
+                 job->task.step, len, slot->sl->max_message);
+        zmsg_destroy(&msg);
+        msg = s_result(job, NULL, why, NULL, elapsed);
+    }
+    s_metrics_reset(slot);
+    for (size_t k = 0; k < n->n_inputs; k++)
+        xp_value_destroy(&inputs[k]);
+    bson_free(inputs);
+    xp_value_destroy(&out);
+    return msg;
+}
+
+static void *s_slot_main(void *arg)
+{
+    s_slot *slot = arg;
+    xp_slots *sl = slot->sl;
+    zsock_t *push = zsock_new_push(sl->inproc);
+    for (;;) {
+        pthread_mutex_lock(&sl->lock);
+        while (!slot->job && !sl->quit)
+            pthread_cond_wait(&slot->cond, &sl->lock);
+        xp_worker_job *job = slot->job;
+        slot->job = NULL;
+        bool quit = sl->quit;
+        pthread_mutex_unlock(&sl->lock);
+        if (quit) {
+            s_job_free(&job);
+            break;
+        }
+        zmsg_t *msg = s_job_run(slot, job);
+        s_job_free(&job);
+        /* The slot's index first: the main thread frees the slot. */
+        zmsg_pushmem(msg, &slot->index, sizeof slot->index);
+        if (!push || zmsg_send(&msg, push) != 0)
+            zmsg_destroy(&msg);
+    }
+    zsock_destroy(&push);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- main thread
+ */
+
+unsigned xp__slots_start(xp_slots *sl, xp_worker_job *job)
+{
+    s_slot *slot = NULL;
+    for (int i = 0; i < sl->n && !slot; i++)
+        if (!sl->slot[i].busy)
+            slot = &sl->slot[i];
+    slot->busy = true;
+    sl->busy++;
+    pthread_mutex_lock(&sl->lock);
+    slot->job = job;
+    pthread_cond_signal(&slot->cond);
+    pthread_mutex_unlock(&sl->lock);
+    return slot->index;
+}
+
+zmsg_t *xp__slots_take_result(xp_slots *sl)
+{
+    zmsg_t *msg = zmsg_recv_nowait(sl->results);
+    if (!msg)
+        return NULL;
+    zframe_t *index = zmsg_pop(msg);
+    uint32_t i = UINT32_MAX;
+    if (index && zframe_size(index) == sizeof i)
+        memcpy(&i, zframe_data(index), sizeof i);
+    zframe_destroy(&index);
+    if (i < (uint32_t)sl->n && sl->slot[i].busy) {
+        sl->slot[i].busy = false;
+        sl->busy--;
+    }
+    return msg;
+}
+
+zsock_t *xp__slots_socket(xp_slots *sl)
+{
+    return sl->results;
+}
+
+int xp__slots_busy(const xp_slots *sl)
+{
+    return sl->busy;
+}
+
+int xp__slots_running(const xp_slots *sl)
+{
+    return atomic_load(&((xp_slots *)sl)->running);
+}
+
+/* ---------------------------------------------------------------- life */
+
+static int s_start_threads(xp_slots *sl, xp_error_t *err)
+{
+    /* Signals go to the main thread, whose poll they interrupt. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (int i = 0; i < sl->n; i++) {
+        s_slot *slot = &sl->slot[i];
+        slot->sl = sl;
+        slot->index = (uint32_t)i;
+        pthread_cond_init(&slot->cond, NULL);
+        if (pthread_create(&slot->thread, NULL, s_slot_main, slot) != 0) {
+            rc = xp__error(err, XP_DOMAIN_SYSTEM, XP_ENOMEM,
+                           "cannot start slot thread %d of %d", i + 1, sl->n);
+            break;
+        }
+        slot->started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int xp__slots_new(xp_slots **out, int n, size_t max_message, xp_error_t *err)
+{
+    xp_slots *sl = bson_malloc0(sizeof *sl);
+    pthread_mutex_init(&sl->lock, NULL);
+    sl->max_message = max_message;
+    snprintf(sl->inproc, sizeof sl->inproc, "inproc://xp-worker-%p",
+             (void *)sl);
+    sl->results = zsock_new_pull(NULL);
+    if (!sl->results || zsock_bind(sl->results, "%s", sl->inproc) != 0) {
+        xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
+                  "cannot create the slot result socket: %s",
+                  zmq_strerror(zmq_errno()));
+        xp__slots_destroy(&sl);
+        *out = NULL;
+        return -1;
+    }
+    sl->n = n;
+    sl->slot = bson_malloc0((size_t)n * sizeof *sl->slot);
+    int rc = s_start_threads(sl, err);
+    if (rc != 0)
+        xp__slots_destroy(&sl);
+    *out = sl;
+    return rc;
+}
+
+void xp__slots_destroy(xp_slots **psl)
+{
+    if (!psl || !*psl)
+        return;
+    xp_slots *sl = *psl;
+    pthread_mutex_lock(&sl->lock);
+    sl->quit = true;
+    for (int i = 0; sl->slot && i < sl->n; i++)
+        if (sl->slot[i].started)
+            pthread_cond_signal(&sl->slot[i].cond);
+    pthread_mutex_unlock(&sl->lock);
+    for (int i = 0; sl->slot && i < sl->n; i++) {
+        s_slot *slot = &sl->slot[i];
+        if (!slot->started)
+            continue;
+        pthread_join(slot->thread, NULL);
+        pthread_cond_destroy(&slot->cond);
+        s_job_free(&slot->job);
+        s_metrics_reset(slot);
+        bson_free(slot->metrics);
+    }
+    bson_free(sl->slot);
+    zsock_destroy(&sl->results);
+    pthread_mutex_destroy(&sl->lock);
+    bson_free(sl);
+    *psl = NULL;
+}

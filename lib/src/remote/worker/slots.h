@@ -1,0 +1,42 @@
+/* remote/worker/slots.h — the slots of a worker: one thread each, running
+ * one step at a time (a job) with its metric points buffered, and handing
+ * the RESULT back to the main thread over an inproc socket. */
+#ifndef XP_REMOTE_WORKER_SLOTS_H
+#define XP_REMOTE_WORKER_SLOTS_H
+
+#include "remote/message.h"
+
+#include "graph.h"
+
+typedef struct xp_slots xp_slots;
+
+/* A validated TASK, waiting for or running on a slot. */
+typedef struct {
+    bson_t *body;     /* the TASK body, owned */
+    xp_msg_task task; /* decoded from body, pointing into it */
+    const xp_node *node;
+} xp_worker_job;
+
+/* A job for node from a copy of body, a TASK that decoded. Caller owns it
+ * (xp__slots_start takes it). */
+xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node);
+
+/* Starts n slot threads (signals stay with the calling thread); a RESULT
+ * and its metrics stay within max_message. Caller owns *out. */
+int xp__slots_new(xp_slots **out, int n, size_t max_message, xp_error_t *err);
+/* Waits for running steps. NULL-safe; sets *sl to NULL. */
+void xp__slots_destroy(xp_slots **sl);
+/* Main thread: slots with a job out (its RESULT not taken yet). */
+int xp__slots_busy(const xp_slots *sl);
+/* Any thread: slots running a step right now. */
+int xp__slots_running(const xp_slots *sl);
+/* Main thread: gives job to a free slot and returns its index; the
+ * caller checked that xp__slots_busy is below the slot count. */
+unsigned xp__slots_start(xp_slots *sl, xp_worker_job *job);
+/* The socket to poll for RESULTs. */
+zsock_t *xp__slots_socket(xp_slots *sl);
+/* Main thread: the next RESULT a slot finished (its slot free again), or
+ * NULL. Caller owns it. */
+zmsg_t *xp__slots_take_result(xp_slots *sl);
+
+#endif /* XP_REMOTE_WORKER_SLOTS_H */

@@ -1,0 +1,451 @@
+/* worker.c — the xp-worker engine's connection loop: loads experiment
+ * plugins (plugins.c), registers them with an xp-scheduler over a DEALER
+ * socket (docs/protocol.md), hands each valid TASK to a free slot thread
+ * (slots.c) and forwards its RESULT, keeping heartbeats both ways and
+ * registering again when the scheduler forgot it. Nothing a peer sends
+ * can crash it. */
+#include "remote/worker.h"
+
+#include "remote/keys.h"
+#include "remote/worker/plugins.h"
+#include "remote/worker/slots.h"
+
+#include "util/error.h"
+#include "util/log.h"
+#include "util/sys.h"
+#include "value.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_POLL_MAX_MS 100 /* how late a stop from another thread is seen */
+
+/* Kinds of bad input from the scheduler, each logged once. */
+enum {
+    S_BAD_FRAMES,     /* not three frames */
+    S_BAD_PROTOCOL,   /* first frame is not XP1 */
+    S_BAD_TYPE,       /* unknown message type */
+    S_BAD_SIZE,       /* body over the limit */
+    S_BAD_BSON,       /* body is not valid BSON */
+    S_BAD_FIELDS,     /* a TASK we cannot even answer */
+    S_BAD_UNEXPECTED, /* a message type a worker never receives */
+    S_BAD_COUNT
+};
+
+static const char *const s_bad_names[S_BAD_COUNT] = {
+    "wrong frame count", "foreign protocol", "unknown type",
+    "oversized body",    "invalid BSON",     "missing fields",
+    "unexpected type",
+};
+
+struct xp_worker {
+    char *endpoint;
+    char *key, *server_key; /* CURVE; NULL: plain */
+    int slots;
+    int heartbeat_ms;
+    size_t max_message;
+    xp_worker_plugin *plugins;
+    size_t n_plugins;
+    xp_slots *pool;  /* the slot threads and their RESULT socket */
+    zsock_t *dealer; /* to the scheduler */
+    _Atomic int stop;
+    /* connection state, main thread only */
+    bool welcomed, gone;
+    int64_t last_recv_ms, last_heartbeat_ms, last_hello_ms, last_connect_ms;
+    bool connect_failed;
+    uint64_t malformed[S_BAD_COUNT];
+    uint64_t refused; /* TASKs answered ok:false without running */
+};
+
+static int64_t s_now(void)
+{
+    return zclock_mono();
+}
+
+/* ---------------------------------------------------------------- messages */
+
+/* Sends and destroys msg; a message the socket cannot take now (no
+ * scheduler for a long time: high-water mark) is dropped. */
+static void s_send_msg(zsock_t *sock, zmsg_t **msg)
+{
+    if (!sock || zmsg_send(msg, sock) != 0) {
+        xp__log(XP_LOG_DEBUG, "Dropped an outgoing message: %s",
+                zmq_strerror(zmq_errno()));
+        zmsg_destroy(msg);
+    }
+}
+
+static void s_send(xp_worker *w, zmsg_t *msg)
+{
+    s_send_msg(w->dealer, &msg);
+}
+
+static void s_send_hello(xp_worker *w)
+{
+    xp_msg_experiment *list =
+        bson_malloc0((w->n_plugins ? w->n_plugins : 1) * sizeof *list);
+    for (size_t i = 0; i < w->n_plugins; i++) {
+        const xp_experiment *ex = w->plugins[i].ex;
+        list[i].id = ex->id;
+        list[i].code_hash = ex->code_hash;
+        list[i].code = xp__msg_doc_of(ex->code);
+    }
+    xp_msg_hello m = {
+        .host = xp__hostname(),
+        .pid = (int64_t)getpid(),
+        .slots = w->slots,
+        /* slots still running tasks of an earlier registration */
+        .busy = xp__slots_busy(w->pool),
+        .version = XP_VERSION_STRING,
+        .experiments = list,
+        .n_experiments = w->n_plugins,
+    };
+    s_send(w, xp__msg_hello_encode(&m));
+    bson_free(list);
+    w->welcomed = false;
+    w->last_hello_ms = s_now();
+}
+
+static void s_malformed(xp_worker *w, int kind, const char *detail)
+{
+    if (w->malformed[kind]++ == 0)
+        xp__log(XP_LOG_WARNING,
+                "Dropped a malformed message from the scheduler (%s): %s; "
+                "further ones of this kind are only counted",
+                s_bad_names[kind], detail);
+}
+
+/* Answers a TASK that will not run. */
+static void s_refuse(xp_worker *w, const xp_msg_task *t, const char *why)
+{
+    if (w->refused++ < 10 || w->refused % 1000 == 0)
+        xp__log(XP_LOG_WARNING,
+                "Refused task (trial %lld, step %s, attempt %lld): %s",
+                (long long)t->trial, t->step, (long long)t->attempt, why);
+    xp_msg_result r = {.trial = t->trial,
+                       .attempt = t->attempt,
+                       .step = t->step,
+                       .failure = why};
+    s_send(w, xp__msg_result_encode(&r));
+}
+
+/* ---------------------------------------------------------------- tasks */
+
+/* The node of a decoded TASK this worker can run now, or NULL with why. */
+static const xp_node *s_runnable(xp_worker *w, const xp_msg_task *t, char *why,
+                                 size_t size)
+{
+    xp_worker_plugin *p =
+        xp__plugin_find(w->plugins, w->n_plugins, t->experiment);
+    const xp_node *node = NULL;
+    if (!p)
+        snprintf(why, size, "experiment '%.64s' is not loaded on this worker",
+                 t->experiment);
+    else if (strcmp(t->code_hash, p->ex->code_hash) != 0)
+        snprintf(why, size,
+                 "code of experiment '%.64s' differs: the task needs %.40s, "
+                 "this worker has %s",
+                 t->experiment, t->code_hash, p->ex->code_hash);
+    else if (!(node = xp__graph_find(p->ex, t->step)) || node->is_param)
+        snprintf(why, size, "experiment '%.64s' has no step '%.128s'",
+                 t->experiment, t->step);
+    else if (xp__slots_busy(w->pool) >= w->slots)
+        snprintf(why, size, XP_MSG_WORKER_BUSY ": all %d slot(s) are running",
+                 w->slots);
+    else
+        return node;
+    return NULL;
+}
+
+static void s_on_task(xp_worker *w, const bson_t *body)
+{
+    xp_msg_task t;
+    xp_error_t err;
+    char why[512];
+    if (xp__msg_task_decode(body, &t, &err) != 0) {
+        if (t.step)
+            s_refuse(w, &t, err.message);
+        else
+            s_malformed(w, S_BAD_FIELDS, err.message);
+        return;
+    }
+    const xp_node *node = s_runnable(w, &t, why, sizeof why);
+    if (!node) {
+        s_refuse(w, &t, why);
+        return;
+    }
+    unsigned slot = xp__slots_start(w->pool, xp__job_new(body, node));
+    xp__log(XP_LOG_DEBUG, "Task trial %lld step %s attempt %lld on slot %u",
+            (long long)t.trial, t.step, (long long)t.attempt, slot);
+}
+
+/* ---------------------------------------------------------------- loop */
+
+/* Decodes a message from the scheduler; false (counted, logged once per
+ * kind) when it is malformed. */
+static bool s_decode(xp_worker *w, zmsg_t *msg, xp_msg_type *type, bson_t *body)
+{
+    static const int kinds[] = {
+        [XP_MSG_FAULT_FRAMES] = S_BAD_FRAMES,
+        [XP_MSG_FAULT_PROTOCOL] = S_BAD_PROTOCOL,
+        [XP_MSG_FAULT_TYPE] = S_BAD_TYPE,
+        [XP_MSG_FAULT_SIZE] = S_BAD_SIZE,
+        [XP_MSG_FAULT_BODY] = S_BAD_BSON,
+    };
+    xp_error_t err;
+    xp_msg_fault fault = xp__msg_open(msg, w->max_message, type, body, &err);
+    if (fault != XP_MSG_FAULT_NONE)
+        s_malformed(w, kinds[fault], err.message);
+    return fault == XP_MSG_FAULT_NONE;
+}
+
+static void s_on_message(xp_worker *w, zmsg_t *msg)
+{
+    xp_msg_type type;
+    bson_t body;
+    if (!s_decode(w, msg, &type, &body))
+        return;
+    w->last_recv_ms = s_now();
+    if (w->gone) {
+        /* Back after being declared gone: the scheduler may have
+         * forgotten this worker (or be a new process): register again. */
+        w->gone = false;
+        xp__log(XP_LOG_INFO, "Scheduler at %s answers again", w->endpoint);
+        if (type != XP_MSG_WELCOME)
+            s_send_hello(w);
+    }
+    switch (type) {
+    case XP_MSG_WELCOME: {
+        xp_msg_welcome m;
+        xp__msg_welcome_decode(&body, &m, NULL);
+        if (m.heartbeat_ms)
+            w->heartbeat_ms = (int)m.heartbeat_ms;
+        if (!w->welcomed)
+            xp__log(XP_LOG_INFO,
+                    "Registered with the scheduler at %s (%d slot(s), %zu "
+                    "experiment(s))",
+                    w->endpoint, w->slots, w->n_plugins);
+        w->welcomed = true;
+        break;
+    }
+    case XP_MSG_HEARTBEAT: break;
+    case XP_MSG_TASK: s_on_task(w, &body); break;
+    case XP_MSG_ERROR: {
+        xp_msg_error m;
+        xp__msg_error_decode(&body, &m, NULL);
+        xp__log(XP_LOG_WARNING, "Scheduler says: %s",
+                m.message ? m.message : "(no message)");
+        /* It does not know this worker (restarted, or declared it lost):
+         * register again. Errors arriving between a HELLO and its WELCOME
+         * answer messages sent before that HELLO: one HELLO is enough. */
+        if (xp__msg_error_wants_hello(&m) &&
+            (w->welcomed || s_now() - w->last_hello_ms >= w->heartbeat_ms))
+            s_send_hello(w);
+        break;
+    }
+    default: s_malformed(w, S_BAD_UNEXPECTED, xp__msg_name(type)); break;
+    }
+    bson_destroy(&body);
+}
+
+/* (Re)creates the DEALER socket and connects it. A new socket after the
+ * scheduler went silent: ZeroMQ reconnects by itself after network
+ * errors, but not after a protocol error such as a message over the size
+ * limit; what was queued for the old connection is stale by then (the
+ * scheduler has re-queued those tasks). */
+static int s_connect(xp_worker *w, xp_error_t *err)
+{
+    zsock_destroy(&w->dealer);
+    w->dealer = zsock_new(ZMQ_DEALER);
+    if (!w->dealer)
+        return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
+                         "cannot create a socket: %s",
+                         zmq_strerror(zmq_errno()));
+    zsock_set_maxmsgsize(w->dealer, (int64_t)w->max_message + 4096);
+    zsock_set_sndtimeo(w->dealer, 0);
+    zsock_set_linger(w->dealer, 0);
+    /* ZeroMQ-level heartbeats notice a dead TCP peer, so messages queue
+     * for the reconnection instead of vanishing into a dead connection. */
+    zsock_set_heartbeat_ivl(w->dealer, w->heartbeat_ms);
+    zsock_set_heartbeat_timeout(w->dealer, 3 * w->heartbeat_ms);
+    if (xp__keys_client(w->dealer, w->key, w->server_key, err) != 0) {
+        zsock_destroy(&w->dealer);
+        return -1;
+    }
+    if (zsock_connect(w->dealer, "%s", w->endpoint) != 0) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "cannot connect to %s: %s", w->endpoint,
+                  zmq_strerror(zmq_errno()));
+        zsock_destroy(&w->dealer);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_heartbeat(xp_worker *w)
+{
+    int64_t now = s_now();
+    if (now - w->last_heartbeat_ms >= w->heartbeat_ms) {
+        s_send(w, xp__msg_empty_encode(XP_MSG_HEARTBEAT));
+        w->last_heartbeat_ms = now;
+    }
+    if (now - w->last_recv_ms > 3 * (int64_t)w->heartbeat_ms &&
+        now - w->last_connect_ms > 3 * (int64_t)w->heartbeat_ms) {
+        if (!w->gone)
+            xp__log(XP_LOG_WARNING,
+                    "No message from the scheduler at %s for %lld ms; "
+                    "running tasks continue, registering again when it "
+                    "answers",
+                    w->endpoint, (long long)(now - w->last_recv_ms));
+        w->gone = true;
+        w->welcomed = false;
+        xp_error_t err;
+        if (s_connect(w, &err) != 0 && !w->connect_failed)
+            xp__log(XP_LOG_ERROR, "%s", err.message);
+        w->connect_failed = w->dealer == NULL;
+        w->last_connect_ms = now;
+    }
+}
+
+int xp__worker_run(xp_worker *w)
+{
+    if (!w || !w->dealer)
+        return -1; /* run once */
+    w->last_recv_ms = w->last_heartbeat_ms = w->last_connect_ms = s_now();
+    s_send_hello(w);
+    /* zsys_interrupted: czmq's own SIGINT handler, when the embedding
+     * program kept it */
+    while (!atomic_load(&w->stop) && !zsys_interrupted) {
+        /* the dealer changes when the worker reconnects */
+        zmq_pollitem_t items[2] = {
+            {zsock_resolve(xp__slots_socket(w->pool)), 0, ZMQ_POLLIN, 0},
+            {w->dealer ? zsock_resolve(w->dealer) : NULL, 0, ZMQ_POLLIN, 0},
+        };
+        int64_t wait = w->last_heartbeat_ms + w->heartbeat_ms - s_now();
+        if (wait > S_POLL_MAX_MS)
+            wait = S_POLL_MAX_MS;
+        if (wait < 0)
+            wait = 0;
+        if (zmq_poll(items, w->dealer ? 2 : 1, (long)wait) < 0 &&
+            zmq_errno() != EINTR)
+            break; /* context terminated */
+        for (int i = 0;
+             (items[0].revents & ZMQ_POLLIN) && i < XP_WORKER_SLOTS_MAX; i++) {
+            zmsg_t *msg = xp__slots_take_result(w->pool);
+            if (!msg)
+                break;
+            s_send_msg(w->dealer, &msg);
+        }
+        for (int i = 0;
+             w->dealer && (items[1].revents & ZMQ_POLLIN) && i < 1000; i++) {
+            zmsg_t *msg = zmsg_recv_nowait(w->dealer);
+            if (!msg)
+                break;
+            s_on_message(w, msg);
+            zmsg_destroy(&msg);
+        }
+        s_heartbeat(w);
+    }
+    s_send(w, xp__msg_empty_encode(XP_MSG_BYE));
+    uint64_t bad = 0;
+    for (int k = 0; k < S_BAD_COUNT; k++)
+        bad += w->malformed[k];
+    xp__log(XP_LOG_INFO,
+            "Worker stopping (%d step(s) still running, %llu malformed "
+            "message(s) dropped, %llu task(s) refused)",
+            xp__slots_running(w->pool), (unsigned long long)bad,
+            (unsigned long long)w->refused);
+    /* Closing with linger delivers BYE before run returns: the process
+     * may end without destroying the worker. */
+    if (w->dealer)
+        zsock_set_linger(w->dealer, 1000);
+    zsock_destroy(&w->dealer);
+    return 0;
+}
+
+void xp__worker_stop(xp_worker *w)
+{
+    if (w)
+        atomic_store(&w->stop, 1);
+}
+
+int xp__worker_running(const xp_worker *w)
+{
+    return w && w->pool ? xp__slots_running(w->pool) : 0;
+}
+
+/* ---------------------------------------------------------------- life */
+
+int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
+                   xp_error_t *err)
+{
+    *out = NULL;
+    int rc = -1;
+    xp_worker *w = bson_malloc0(sizeof *w);
+    if (!opts || !opts->endpoint || !*opts->endpoint) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "no scheduler endpoint (--connect or XP_SCHEDULER)");
+        goto cleanup;
+    }
+    if (opts->n_plugins == 0) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "no experiment plugin (--plugin PATH.so)");
+        goto cleanup;
+    }
+    w->endpoint = bson_strdup(opts->endpoint);
+    w->key = opts->key ? bson_strdup(opts->key) : NULL;
+    w->server_key = opts->server_key ? bson_strdup(opts->server_key) : NULL;
+    w->slots = opts->slots > 0 ? opts->slots : xp__cpu_count();
+    if (w->slots < 1)
+        w->slots = 1;
+    if (w->slots > XP_WORKER_SLOTS_MAX) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "%d slots is more than the limit of %d", w->slots,
+                  XP_WORKER_SLOTS_MAX);
+        goto cleanup;
+    }
+    w->heartbeat_ms =
+        opts->heartbeat_ms > 0 ? opts->heartbeat_ms : XP_HEARTBEAT_MS_DEFAULT;
+    w->max_message =
+        opts->max_message ? opts->max_message : XP_MAX_MESSAGE_DEFAULT;
+    if (w->max_message < XP_MAX_MESSAGE_MIN || w->max_message > INT32_MAX) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "message limit %zu is outside [%d, 2^31)", w->max_message,
+                  XP_MAX_MESSAGE_MIN);
+        goto cleanup;
+    }
+    w->plugins = bson_malloc0(opts->n_plugins * sizeof *w->plugins);
+    for (size_t i = 0; i < opts->n_plugins; i++, w->n_plugins++)
+        if (xp__plugin_load(&w->plugins[i], opts->plugins[i], w->plugins,
+                            w->n_plugins, err) != 0)
+            goto cleanup;
+    if (xp__slots_new(&w->pool, w->slots, w->max_message, err) != 0 ||
+        s_connect(w, err) != 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    if (rc != 0)
+        xp__worker_destroy(&w);
+    *out = w;
+    return rc;
+}
+
+void xp__worker_destroy(xp_worker **pw)
+{
+    if (!pw || !*pw)
+        return;
+    xp_worker *w = *pw;
+    xp__slots_destroy(&w->pool);
+    zsock_destroy(&w->dealer);
+    for (size_t i = 0; i < w->n_plugins; i++)
+        xp__plugin_unload(&w->plugins[i]);
+    bson_free(w->plugins);
+    bson_free(w->endpoint);
+    bson_free(w->key);
+    bson_free(w->server_key);
+    bson_free(w);
+    *pw = NULL;
+}
