@@ -5,9 +5,9 @@
  * the tasks it queued have started. */
 #include "util/pool.h"
 
+#include <bson/bson.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdlib.h>
 
 typedef struct s_task {
     struct s_task *next;
@@ -48,7 +48,7 @@ static void *s_worker(void *arg)
         self->running = t->arg;
         pthread_mutex_unlock(&p->lock);
         t->fn(t->arg);
-        free(t);
+        bson_free(t);
         pthread_mutex_lock(&p->lock);
         self->running = NULL;
         pthread_cond_broadcast(&p->finished);
@@ -61,17 +61,11 @@ xp_pool *xp__pool_new(int threads)
 {
     if (threads < 1)
         return NULL;
-    xp_pool *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
+    xp_pool *p = bson_malloc0(sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     pthread_cond_init(&p->finished, NULL);
-    p->threads = calloc((size_t)threads, sizeof *p->threads);
-    if (!p->threads) {
-        xp__pool_destroy(&p);
-        return NULL;
-    }
+    p->threads = bson_malloc0((size_t)threads * sizeof *p->threads);
     for (int i = 0; i < threads; i++) {
         s_thread *th = &p->threads[p->n_threads];
         th->pool = p;
@@ -95,11 +89,11 @@ void xp__pool_destroy(xp_pool **pp)
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i].id, NULL);
-    free(p->threads);
+    bson_free(p->threads);
     pthread_cond_destroy(&p->finished);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
-    free(p);
+    bson_free(p);
     *pp = NULL;
 }
 
@@ -110,9 +104,9 @@ int xp__pool_threads(const xp_pool *p)
 
 int xp__pool_submit(xp_pool *p, xp_task_fn fn, void *arg)
 {
-    s_task *t = malloc(sizeof *t);
-    if (!t)
+    if (!p)
         return -1;
+    s_task *t = bson_malloc(sizeof *t);
     t->next = NULL;
     t->fn = fn;
     t->arg = arg;
@@ -145,7 +139,7 @@ size_t xp__pool_cancel(xp_pool *p, const void *arg)
         s_task *t = *link;
         if (t->arg == arg) {
             *link = t->next;
-            free(t);
+            bson_free(t);
             removed++;
         } else {
             p->tail = t;

@@ -13,7 +13,7 @@ xp_pool *xp__pool_new(int threads);
 void xp__pool_destroy(xp_pool **p);
 /* Threads of p (0 for NULL). */
 int xp__pool_threads(const xp_pool *p);
-/* Queues fn(arg); 0 or -1 when out of memory. */
+/* Queues fn(arg); 0 (-1 only when p is NULL). */
 int xp__pool_submit(xp_pool *p, xp_task_fn fn, void *arg);
 /* Drops the queued tasks whose argument is arg and waits until none
  * running has it, so arg may be freed; returns how many were dropped. Not

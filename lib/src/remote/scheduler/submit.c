@@ -9,9 +9,7 @@
 #include "remote/scheduler/defs.h"
 
 #include "trial.h"
-#include "util/error.h"
 #include "util/log.h"
-#include "value.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,38 +45,13 @@ static xp_sched_def *s_definition(xp_scheduler *s, zframe_t *from,
     return def;
 }
 
-/* Checks a trial's parameters against the definition before anything is
- * recorded: every name declared, every needed parameter defined.
- * TODO(core): this restates the rules of s_resolve_params in trial.c;
- * call the core's parameter resolution once trial.c offers it to lib/. */
-static int s_check_params(xp_experiment *ex, const xp_value *params,
-                          xp_error_t *err)
-{
-    for (size_t i = 0; i < xp_value_count(params); i++) {
-        xp_node *n = xp__graph_find(ex, xp_value_key_at(params, i));
-        if (!n || !n->is_param)
-            return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                             "parameter '%s' is not declared in experiment "
-                             "'%s'",
-                             xp_value_key_at(params, i), ex->id);
-    }
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        if (n->is_param && n->needed && !n->def &&
-            !xp_value_get(params, n->name))
-            return xp__error(err, XP_DOMAIN_TRIAL, XP_EUNDEFINED,
-                             "parameter '%s' is not defined", n->name);
-    }
-    return 0;
-}
-
 /* Every trial checked against the definition: a bad one rejects the
  * batch and records nothing. */
 static int s_check_trials(xp_experiment *ex, const xp_msg_submit *m,
                           xp_error_t *err)
 {
     for (size_t i = 0; i < m->n_trials; i++)
-        if (s_check_params(ex, m->trials[i].params, err) != 0)
+        if (xp__trial_check_params(ex, m->trials[i].params, err) != 0)
             return -1;
     return 0;
 }
