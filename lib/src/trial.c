@@ -157,6 +157,14 @@ bson_t *xp__trial_record(const xp_trial *t)
     return doc;
 }
 
+int xp__trial_record_running(xp_trial *t, xp_error_t *err)
+{
+    xp_trial_record running = t->rec;
+    running.trial_id = t->id;
+    running.status = XP_STATUS_RUNNING;
+    return xp__store_trial_running(t->ex->backend, &running, err);
+}
+
 int64_t xp__trial_id(const xp_trial *t)
 {
     return t->id;

@@ -35,6 +35,10 @@ int64_t xp__trial_id(const xp_trial *t);
  * what xp__trial_resume takes back. */
 bson_t *xp__trial_record(const xp_trial *t);
 uint64_t xp__trial_seed(const xp_trial *t);
+/* A scheduler's queued trial whose first step went out: its record is
+ * stored as running (pid 0: still the scheduler's) unless it is no longer
+ * queued; a store that cannot leaves it queued. */
+int xp__trial_record_running(xp_trial *t, xp_error_t *err);
 /* Next step whose inputs are all computed, or NULL (none now, or the trial
  * failed). The step counts as in flight until xp__trial_step_done. */
 xp_node *xp__trial_take_ready(xp_trial *t);

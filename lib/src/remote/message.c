@@ -8,6 +8,8 @@
  * verify. */
 #include "remote/message.h"
 
+#include "store/metric.h"
+
 #include "util/bson_util.h"
 #include "util/error.h"
 #include "util/names.h"
@@ -368,33 +370,6 @@ int xp__msg_task_inputs(const xp_msg_task *m, xp_value **values, size_t n,
 
 /* ---------------------------------------------------------------- RESULT */
 
-/* Appends n 64-bit words as binary, little-endian whatever this host
- * is; words: int64_t or double. */
-static void s_append_le(bson_t *b, const char *key, const void *words, size_t n)
-{
-    uint64_t *le = bson_malloc((n ? n : 1) * sizeof *le);
-    for (size_t j = 0; j < n; j++) {
-        uint64_t v;
-        memcpy(&v, (const uint8_t *)words + 8 * j, 8);
-        le[j] = BSON_UINT64_TO_LE(v);
-    }
-    bson_append_binary(b, key, -1, BSON_SUBTYPE_BINARY, (const uint8_t *)le,
-                       (uint32_t)(n * 8));
-    bson_free(le);
-}
-
-/* Reads n 64-bit little-endian words into the host's words. */
-static void *s_read_le(const uint8_t *p, size_t n)
-{
-    uint64_t *out = bson_malloc((n ? n : 1) * sizeof *out);
-    for (size_t j = 0; j < n; j++) {
-        uint64_t v;
-        memcpy(&v, p + 8 * j, 8);
-        out[j] = BSON_UINT64_FROM_LE(v);
-    }
-    return out;
-}
-
 zmsg_t *xp__msg_result_encode(const xp_msg_result *m)
 {
     bson_t body = BSON_INITIALIZER, list, item;
@@ -412,8 +387,9 @@ zmsg_t *xp__msg_result_encode(const xp_msg_result *m)
         char key[16];
         BSON_APPEND_DOCUMENT_BEGIN(&list, s_index((uint32_t)i, key), &item);
         BSON_APPEND_UTF8(&item, "name", mt->name);
-        s_append_le(&item, "epochs", mt->epochs, mt->n);
-        s_append_le(&item, "values", mt->values, mt->n);
+        xp_metric_chunk c = {
+            .epochs = mt->epochs, .values = mt->values, .n = mt->n};
+        xp__metric_columns_append(&item, &c); /* little-endian, always */
         bson_append_document_end(&list, &item);
     }
     bson_append_array_end(&body, &list);
@@ -421,27 +397,23 @@ zmsg_t *xp__msg_result_encode(const xp_msg_result *m)
     return s_finish(XP_MSG_RESULT, &body);
 }
 
-/* One metric {name, epochs, values} (binary of as many 64-bit words);
- * false when malformed. */
+/* One metric {name, epochs, values} (the two halves of the metric chunk
+ * encoding, store/metric.h); false when malformed. */
 static bool s_metric_decode(const bson_iter_t *it, xp_msg_metric *mt)
 {
     bson_t doc;
-    bson_iter_t f;
-    const uint8_t *ep = NULL, *vp = NULL;
-    uint32_t elen = 0, vlen = 0;
+    xp_metric_points p = {0};
     if (!s_iter_doc(it, &doc))
         return false;
     mt->name = xp__bson_utf8(&doc, "name");
-    if (bson_iter_init_find(&f, &doc, "epochs") && BSON_ITER_HOLDS_BINARY(&f))
-        bson_iter_binary(&f, NULL, &elen, &ep);
-    if (bson_iter_init_find(&f, &doc, "values") && BSON_ITER_HOLDS_BINARY(&f))
-        bson_iter_binary(&f, NULL, &vlen, &vp);
-    if (!mt->name || !ep || !vp || elen != vlen || elen % 8 != 0 ||
-        xp_check_name("metric", mt->name, NULL) != 0)
+    if (!mt->name || xp_check_name("metric", mt->name, NULL) != 0 ||
+        xp__metric_columns_read(&doc, &p, NULL) != 0) {
+        xp__metric_points_clear(&p);
         return false;
-    mt->n = elen / 8;
-    mt->epochs = s_read_le(ep, mt->n);
-    mt->values = s_read_le(vp, mt->n);
+    }
+    mt->n = p.n;
+    mt->epochs = p.epochs;
+    mt->values = p.values;
     return true;
 }
 

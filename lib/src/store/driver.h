@@ -65,10 +65,10 @@ typedef struct {
     int (*queued_trials)(xp_backend *b,
                          int (*fn)(const bson_t *doc, void *user), void *user,
                          xp_error_t *err);
-    /* A queued trial whose first step a scheduler dispatched: stores doc
-     * (its record, status running, pid 0) unless the trial is no longer
-     * queued. Optional: NULL leaves it queued until finished. */
-    int (*trial_running)(xp_backend *b, int64_t id, const bson_t *doc,
+    /* A queued trial whose first step a scheduler dispatched: stores rec
+     * (status running, pid 0) unless the trial is no longer queued.
+     * Optional: NULL leaves it queued until finished. */
+    int (*trial_running)(xp_backend *b, const xp_trial_record *rec,
                          xp_error_t *err);
     /* Sets status interrupted if the trial is still running. */
     int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,

@@ -734,17 +734,22 @@ cleanup:
     return rc;
 }
 
-static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+static int s_trial_running(xp_backend *b, const xp_trial_record *rec,
                            xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
+    bson_t doc = BSON_INITIALIZER;
+    if (xp__record_encode(rec, &doc, err) != 0) {
+        bson_destroy(&doc);
+        return -1;
+    }
     pthread_mutex_lock(&l->lock);
     int rc = s_begin(l, err);
     if (rc == 0) {
         sqlite3_stmt *st = s_stmt(l, S_MARK_RUNNING);
-        sqlite3_bind_blob(st, 1, bson_get_data(doc), (int)doc->len,
+        sqlite3_bind_blob(st, 1, bson_get_data(&doc), (int)doc.len,
                           SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, id);
+        sqlite3_bind_int64(st, 2, rec->trial_id);
         int step_rc = sqlite3_step(st);
         sqlite3_reset(st);
         rc = step_rc == SQLITE_DONE
@@ -754,6 +759,7 @@ static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
             s_rollback(l);
     }
     pthread_mutex_unlock(&l->lock);
+    bson_destroy(&doc);
     return rc;
 }
 

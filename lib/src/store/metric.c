@@ -129,6 +129,41 @@ int xp__metric_chunk_decode(const uint8_t *data, size_t len,
                                      err);
 }
 
+void xp__metric_columns_append(bson_t *doc, const xp_metric_chunk *c)
+{
+    size_t len;
+    uint8_t *data = xp__metric_chunk_encode_new(c, &len);
+    bson_append_binary(doc, "epochs", -1, BSON_SUBTYPE_BINARY, data,
+                       (uint32_t)(len / 2));
+    bson_append_binary(doc, "values", -1, BSON_SUBTYPE_BINARY, data + len / 2,
+                       (uint32_t)(len / 2));
+    bson_free(data);
+}
+
+/* The bytes of binary field key of doc; false when it is not one. */
+static bool s_binary(const bson_t *doc, const char *key, const uint8_t **data,
+                     uint32_t *len)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_BINARY(&it))
+        return false;
+    bson_iter_binary(&it, NULL, len, data);
+    return true;
+}
+
+int xp__metric_columns_read(const bson_t *doc, xp_metric_points *p,
+                            xp_error_t *err)
+{
+    const uint8_t *epochs, *values;
+    uint32_t epochs_len, values_len;
+    if (!s_binary(doc, "epochs", &epochs, &epochs_len) ||
+        !s_binary(doc, "values", &values, &values_len))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "metric chunk without epochs or values");
+    return xp__metric_columns_decode(epochs, epochs_len, values, values_len, p,
+                                     err);
+}
+
 /* ---------------------------------------------------------------- buffer */
 
 xp_metric_buf *xp__metric_set_add(xp_metric_set *s, const char *name,

@@ -8,6 +8,7 @@
 
 #include "xp/xp.h"
 
+#include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +64,15 @@ int xp__metric_chunk_decode(const uint8_t *data, size_t len,
 int xp__metric_columns_decode(const uint8_t *epochs, size_t epochs_len,
                               const uint8_t *values, size_t values_len,
                               xp_metric_points *p, xp_error_t *err);
+
+/* The two-column form as BSON (the spool's and RESULT's layout): appends
+ * to doc the binaries "epochs" and "values", the halves of c's encoding. */
+void xp__metric_columns_append(bson_t *doc, const xp_metric_chunk *c);
+/* Appends to p the points of doc's "epochs" and "values" binaries;
+ * XP_ECORRUPT when one is missing or they do not hold the same whole
+ * number of points. */
+int xp__metric_columns_read(const bson_t *doc, xp_metric_points *p,
+                            xp_error_t *err);
 
 /* ---------------------------------------------------------------- buffer */
 

@@ -1240,14 +1240,15 @@ static int s_set_if_status(xp_mongo *m, int64_t id, const char *from,
                        what);
 }
 
-static int s_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+static int s_trial_running(xp_backend *b, const xp_trial_record *rec,
                            xp_error_t *err)
 {
-    (void)doc; /* only the status changes */
+    /* Only the status changes. */
     bson_t set = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&set, XP_RECORD_STATUS, XP_STATUS_RUNNING_NAME);
-    int rc = s_set_if_status((xp_mongo *)b, id, XP_STATUS_QUEUED_NAME, &set,
-                             XP_STATUS_RUNNING_NAME, err);
+    int rc =
+        s_set_if_status((xp_mongo *)b, rec->trial_id, XP_STATUS_QUEUED_NAME,
+                        &set, XP_STATUS_RUNNING_NAME, err);
     bson_destroy(&set);
     return rc;
 }

@@ -134,8 +134,7 @@ void xp__record_append_interrupted(bson_t *out, int64_t finished_ms,
 /* The stored record doc, interrupted: its start fields, then those of
  * xp__record_append_interrupted. XP_ECORRUPT when doc is not a record. */
 int xp__record_interrupt(const bson_t *doc, int64_t finished_ms,
-                         const char *description, bson_t *out,
-                         xp_error_t *err);
+                         const char *description, bson_t *out, xp_error_t *err);
 
 /* The record history shows for trial id whose stored record cannot be
  * read: status "damaged" (never stored), success false, a null result and

@@ -1419,14 +1419,19 @@ cleanup:
     return rc;
 }
 
-static int s_trial_running(xp_backend *base, int64_t id, const bson_t *doc,
+static int s_trial_running(xp_backend *base, const xp_trial_record *rec,
                            xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
     redisReply *rep = NULL;
+    bson_t doc = BSON_INITIALIZER;
+    if (xp__record_encode(rec, &doc, err) != 0) {
+        bson_destroy(&doc);
+        return -1;
+    }
     char num[24];
-    snprintf(num, sizeof num, "%lld", (long long)id);
+    snprintf(num, sizeof num, "%lld", (long long)rec->trial_id);
     s_cmd(&b);
     s_arg_str(&b, "EVAL");
     s_arg_str(&b, s_running_script);
@@ -1434,7 +1439,7 @@ static int s_trial_running(xp_backend *base, int64_t id, const bson_t *doc,
     s_argf(&b, "%s:queued", r->id);
     s_argf(&b, "%s:trial:%s", r->id, num);
     s_arg_str(&b, num);
-    s_arg(&b, bson_get_data(doc), doc->len);
+    s_arg(&b, bson_get_data(&doc), doc.len);
     pthread_mutex_lock(&r->lock);
     int rc = s_exec1(r, &b, &rep, "marking trial running", err);
     if (rc == 0 && rep->type != REDIS_REPLY_INTEGER)
@@ -1443,6 +1448,7 @@ static int s_trial_running(xp_backend *base, int64_t id, const bson_t *doc,
     if (rep)
         freeReplyObject(rep);
     s_batch_free(&b);
+    bson_destroy(&doc);
     return rc;
 }
 

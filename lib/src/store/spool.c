@@ -6,6 +6,7 @@
 
 #include "store/driver.h"
 
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sys.h"
@@ -31,17 +32,11 @@ static void s_append_chunk(bson_t *arr, const char *key,
                            const xp_metric_chunk *c)
 {
     bson_t item;
-    size_t len;
-    uint8_t *data = xp__metric_chunk_encode_new(c, &len);
     BSON_APPEND_DOCUMENT_BEGIN(arr, key, &item);
     BSON_APPEND_UTF8(&item, "name", c->name);
     BSON_APPEND_INT64(&item, "chunk", c->chunk);
-    bson_append_binary(&item, "epochs", -1, BSON_SUBTYPE_BINARY, data,
-                       (uint32_t)(len / 2));
-    bson_append_binary(&item, "values", -1, BSON_SUBTYPE_BINARY, data + len / 2,
-                       (uint32_t)(len / 2));
+    xp__metric_columns_append(&item, c);
     bson_append_document_end(arr, &item);
-    bson_free(data);
 }
 
 /* The spool record of o into rec (initialised); its decoder is
@@ -142,26 +137,17 @@ void xp__spool_record_clear(xp_spool_record *r)
 /* One metric chunk {name, chunk, epochs, values} into r. */
 static int s_decode_chunk(const bson_iter_t *entry, xp_spool_record *r)
 {
-    bson_iter_t f;
-    const char *name = NULL;
+    uint32_t len;
+    const uint8_t *data;
+    bson_t item;
     int64_t chunk = 0;
-    const uint8_t *epochs = NULL, *values = NULL;
-    uint32_t epochs_len = 0, values_len = 0;
-    if (!BSON_ITER_HOLDS_DOCUMENT(entry) || !bson_iter_recurse(entry, &f))
+    if (!BSON_ITER_HOLDS_DOCUMENT(entry))
         return -1;
-    while (bson_iter_next(&f)) {
-        const char *key = bson_iter_key(&f);
-        if (strcmp(key, "name") == 0 && BSON_ITER_HOLDS_UTF8(&f))
-            name = bson_iter_utf8(&f, NULL);
-        else if (strcmp(key, "chunk") == 0 && BSON_ITER_HOLDS_INT64(&f))
-            chunk = bson_iter_int64(&f);
-        else if (strcmp(key, "epochs") == 0 && BSON_ITER_HOLDS_BINARY(&f))
-            bson_iter_binary(&f, NULL, &epochs_len, &epochs);
-        else if (strcmp(key, "values") == 0 && BSON_ITER_HOLDS_BINARY(&f))
-            bson_iter_binary(&f, NULL, &values_len, &values);
-    }
-    if (!name || !epochs || !values || chunk < 0 ||
-        epochs_len > XP_METRIC_CHUNK_POINTS * 8)
+    bson_iter_document(entry, &len, &data);
+    if (!bson_init_static(&item, data, len))
+        return -1;
+    const char *name = xp__bson_utf8(&item, "name");
+    if (!name || !xp__bson_int64(&item, "chunk", &chunk) || chunk < 0)
         return -1;
     size_t i = r->n_chunks;
     r->points = bson_realloc(r->points, (i + 1) * sizeof *r->points);
@@ -170,8 +156,8 @@ static int s_decode_chunk(const bson_iter_t *entry, xp_spool_record *r)
     memset(p, 0, sizeof *p);
     r->n_chunks++;
     /* The point count must agree between epochs and values. */
-    if (xp__metric_columns_decode(epochs, epochs_len, values, values_len, p,
-                                  NULL) != 0)
+    if (xp__metric_columns_read(&item, p, NULL) != 0 ||
+        p->n > XP_METRIC_CHUNK_POINTS)
         return -1;
     r->chunks[i] = (xp_metric_chunk){.name = name,
                                      .chunk = chunk,
@@ -342,8 +328,7 @@ static int s_replay(xp_backend *b, const bson_t *rec, const char *path,
     xp_error_t damage;
     if (xp__spool_decode(rec, &r, &damage) != 0)
         return xp__error(err, damage.domain, damage.code,
-                         "spool file %s is damaged (%s)", path,
-                         damage.message);
+                         "spool file %s is damaged (%s)", path, damage.message);
     if (s_replay_target(b, &r.record, err) != 0) {
         xp__spool_record_clear(&r);
         return -1;

@@ -199,10 +199,10 @@ int xp__store_trial_finish(xp_backend *b, const xp_trial_outcome *o,
     return -1;
 }
 
-int xp__store_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+int xp__store_trial_running(xp_backend *b, const xp_trial_record *rec,
                             xp_error_t *err)
 {
-    return b->ops->trial_running ? b->ops->trial_running(b, id, doc, err) : 0;
+    return b->ops->trial_running ? b->ops->trial_running(b, rec, err) : 0;
 }
 
 int xp__store_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,

@@ -60,10 +60,10 @@ int xp__store_trial_begin(xp_backend *b, xp_trial_record *rec, xp_error_t *err);
  * *spooled (may be NULL) is true. */
 int xp__store_trial_finish(xp_backend *b, const xp_trial_outcome *o,
                            bool *spooled, xp_error_t *err);
-/* A queued trial whose first step a scheduler dispatched: stores doc (its
- * record, status running, pid 0) unless the trial is no longer queued.
- * A backend without the operation leaves it queued (0). */
-int xp__store_trial_running(xp_backend *b, int64_t id, const bson_t *doc,
+/* A queued trial whose first step a scheduler dispatched: stores rec
+ * (status running, pid 0) unless the trial is no longer queued. A backend
+ * without the operation leaves it queued (0). */
+int xp__store_trial_running(xp_backend *b, const xp_trial_record *rec,
                             xp_error_t *err);
 /* Sets status interrupted if the trial is still running. */
 int xp__store_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
@@ -135,16 +135,5 @@ int xp__store_group_begin(xp_backend *b, xp_error_t *err);
 int xp__store_group_end(xp_backend *b, xp_error_t *err);
 /* Writes the trials kept in the spool; *written counts them. */
 int xp__store_sync(xp_backend *b, size_t *written, xp_error_t *err);
-
-/* Transitional: remote/scheduler.c still reaches the operations table
- * and the old name; both go when its call sites use the functions above
- * (after the scheduler split is merged). */
-#include "store/driver.h"
-static inline int xp__backend_experiments(const char *spec,
-                                          int (*fn)(const char *id, void *user),
-                                          void *user, xp_error_t *err)
-{
-    return xp__store_experiments(spec, fn, user, err);
-}
 
 #endif /* XP_STORE_STORE_H */

@@ -7,7 +7,8 @@
 
 #include "remote/scheduler/defs.h"
 
-#include "util/bson_util.h"
+#include "store/record.h"
+#include "store/store.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -24,19 +25,21 @@ typedef struct {
 static int s_resume_one(const bson_t *doc, void *user)
 {
     s_recovery *r = user;
-    xp_backend *b = r->ex->backend;
+    xp_trial_record rec;
+    if (xp__record_decode(doc, &rec, NULL) != 0)
+        memset(&rec, 0, sizeof rec); /* said below, as a missing code */
     /* Another scheduler's (sharing the backend): not ours to run. */
-    const char *owner = xp__bson_utf8(doc, "scheduler");
+    const char *owner = rec.scheduler;
     if (owner && strcmp(owner, r->s->name) != 0) {
         r->others++;
         return 0;
     }
-    const char *hash = xp__bson_utf8(doc, "code_hash");
-    int64_t id = 0;
-    xp__bson_int64(doc, "trial_id", &id);
+    const char *hash = rec.code_hash;
+    int64_t id = rec.trial_id;
     bson_t code;
     xp_error_t err;
-    if (!hash || b->ops->content_get(b, hash, &code, &err) != 0) {
+    if (!hash ||
+        xp__store_content_get(r->ex->backend, hash, &code, &err) != 0) {
         xp__log(XP_LOG_ERROR,
                 "Queued trial %lld of %s cannot be resumed: "
                 "its code definition is missing",
@@ -70,9 +73,7 @@ static int s_recover_one(const char *id, void *user)
                 err.message);
         return 0;
     }
-    if (r->ex->backend->ops->queued_trials &&
-        r->ex->backend->ops->queued_trials(r->ex->backend, s_resume_one, r,
-                                           &err) != 0)
+    if (xp__store_queued_trials(r->ex->backend, s_resume_one, r, &err) != 0)
         xp__log(XP_LOG_WARNING, "Reading queued trials of %s: %s", id,
                 err.message);
     xp_experiment_destroy(&r->ex);
@@ -83,7 +84,7 @@ int xp__sched_recover(xp_scheduler *s, xp_error_t *err)
 {
     s_recovery r = {s, NULL, 0, 0};
     xp_error_t e;
-    if (xp__backend_experiments(s->backend, s_recover_one, &r, &e) != 0)
+    if (xp__store_experiments(s->backend, s_recover_one, &r, &e) != 0)
         return xp__error(err, e.domain, e.code,
                          "cannot look for queued trials to resume: %s",
                          e.message);

@@ -8,6 +8,7 @@
 #include "remote/scheduler/batches.h"
 #include "remote/scheduler/defs.h"
 
+#include "store/store.h"
 #include "trial.h"
 #include "util/log.h"
 
@@ -87,7 +88,7 @@ static size_t s_record_queued(xp_scheduler *s, xp_sched_def *def,
 {
     xp_backend *be = def->ex->backend;
     xp_error_t gerr;
-    bool grouped = be->ops->group_begin && be->ops->group_begin(be, &gerr) == 0;
+    bool grouped = xp__store_group_begin(be, &gerr) == 0;
     size_t n_started = 0;
     for (size_t i = 0; i < n; i++) {
         int64_t id;
@@ -102,7 +103,7 @@ static size_t s_record_queued(xp_scheduler *s, xp_sched_def *def,
         }
         ids[n_started++] = id;
     }
-    if (grouped && be->ops->group_end(be, &gerr) != 0) {
+    if (grouped && xp__store_group_end(be, &gerr) != 0) {
         xp__log(XP_LOG_ERROR, "Submit to %s: storing %zu trial(s) failed: %s",
                 def->ex->id, n_started, gerr.message);
         *err = gerr;

@@ -99,7 +99,6 @@ void xp__sched_trials_take_up(xp_scheduler *s)
  * the list. */
 static void s_write_running(xp_scheduler *s, xp_sched_def *def)
 {
-    xp_backend *be = def->ex->backend;
     size_t failed = 0;
     xp_error_t err;
     xp_sched_trial **link = &s->mark_head;
@@ -110,16 +109,8 @@ static void s_write_running(xp_scheduler *s, xp_sched_def *def)
             continue;
         }
         *link = st->next_mark;
-        if (!be->ops->trial_running)
-            continue;
-        bson_t *rec = xp__trial_record(st->t);
-        bson_t doc = BSON_INITIALIZER;
-        bson_copy_to_excluding_noinit(rec, &doc, "status", NULL);
-        BSON_APPEND_UTF8(&doc, "status", "running");
-        if (be->ops->trial_running(be, xp__trial_id(st->t), &doc, &err) != 0)
+        if (xp__trial_record_running(st->t, &err) != 0)
             failed++;
-        bson_destroy(&doc);
-        bson_destroy(rec);
     }
     /* Only the status shown while it runs: the trial goes on. */
     if (failed)
@@ -157,10 +148,10 @@ static void s_record_group(xp_scheduler *s, xp_sched_def *def,
 {
     xp_backend *be = def->ex->backend;
     xp_error_t gerr;
-    bool grouped = be->ops->group_begin && be->ops->group_begin(be, &gerr) == 0;
+    bool grouped = xp__store_group_begin(be, &gerr) == 0;
     s_write_running(s, def);
     size_t n = s_finish(list);
-    bool lost = grouped && be->ops->group_end(be, &gerr) != 0;
+    bool lost = grouped && xp__store_group_end(be, &gerr) != 0;
     xp_sched_fifo again = {0};
     while (list) {
         xp_sched_trial *st = list;

@@ -5,6 +5,7 @@
 #include "remote/worker/slots.h"
 
 #include "step.h"
+#include "store/metric.h"
 #include "util/error.h"
 #include "util/sys.h"
 #include "value.h"
@@ -13,14 +14,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-
-/* Points of one metric saved by the running step. */
-typedef struct {
-    char *name;
-    int64_t *epochs;
-    double *values;
-    size_t n, cap;
-} s_metric;
 
 typedef struct {
     xp_slots *sl;
@@ -31,9 +24,7 @@ typedef struct {
     xp_worker_job *job; /* handed over under sl->lock */
     bool busy; /* main thread only: a job is out, its RESULT not back */
     /* metric buffer of the running step (slot thread only) */
-    s_metric *metrics;
-    size_t n_metrics, cap_metrics;
-    size_t points;
+    xp_metric_set metrics;
 } s_slot;
 
 struct xp_slots {
@@ -70,56 +61,15 @@ static void s_job_free(xp_worker_job **pjob)
 
 /* ---------------------------------------------------------------- metrics */
 
-static void s_metrics_reset(s_slot *slot)
-{
-    for (size_t i = 0; i < slot->n_metrics; i++) {
-        s_metric *m = &slot->metrics[i];
-        bson_free(m->name);
-        bson_free(m->epochs);
-        bson_free(m->values);
-    }
-    slot->n_metrics = 0;
-    slot->points = 0;
-}
-
-/* The buffer of metric name, made on first use. */
-static s_metric *s_metric_get(s_slot *slot, const char *name)
-{
-    for (size_t i = 0; i < slot->n_metrics; i++)
-        if (strcmp(slot->metrics[i].name, name) == 0)
-            return &slot->metrics[i];
-    if (slot->n_metrics == slot->cap_metrics) {
-        size_t cap = slot->cap_metrics ? slot->cap_metrics * 2 : 4;
-        slot->metrics =
-            bson_realloc(slot->metrics, cap * sizeof *slot->metrics);
-        slot->cap_metrics = cap;
-    }
-    s_metric *m = &slot->metrics[slot->n_metrics++];
-    memset(m, 0, sizeof *m);
-    m->name = bson_strdup(name);
-    return m;
-}
-
 /* xp_metric_sink of a slot: buffers the points per metric name, within
  * what one RESULT can carry. */
 static int s_metric_save(void *ctx, const char *name, int64_t epoch,
                          double value)
 {
     s_slot *slot = ctx;
-    if ((slot->points + 1) * 16 + 4096 > slot->sl->max_message)
+    if ((slot->metrics.points + 1) * 16 + 4096 > slot->sl->max_message)
         return -1;
-    s_metric *m = s_metric_get(slot, name);
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 64;
-        m->epochs = bson_realloc(m->epochs, cap * sizeof *m->epochs);
-        m->values = bson_realloc(m->values, cap * sizeof *m->values);
-        m->cap = cap;
-    }
-    m->epochs[m->n] = epoch;
-    m->values[m->n] = value;
-    m->n++;
-    slot->points++;
-    return 0;
+    return xp__metric_set_add(&slot->metrics, name, epoch, value) ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- results */
@@ -129,11 +79,12 @@ static int s_metric_save(void *ctx, const char *name, int64_t epoch,
 static zmsg_t *s_result(const xp_worker_job *job, const xp_value *out,
                         const char *failure, const s_slot *slot, double elapsed)
 {
-    size_t n = slot ? slot->n_metrics : 0;
+    size_t n = slot ? slot->metrics.n : 0;
     xp_msg_metric *metrics = bson_malloc0((n ? n : 1) * sizeof *metrics);
     for (size_t i = 0; i < n; i++) {
-        const s_metric *m = &slot->metrics[i];
-        metrics[i] = (xp_msg_metric){m->name, m->epochs, m->values, m->n};
+        const xp_metric_buf *m = &slot->metrics.items[i];
+        metrics[i] = (xp_msg_metric){m->name, m->points.epochs,
+                                     m->points.values, m->points.n};
     }
     xp_msg_result r = {
         .trial = job->task.trial,
@@ -176,7 +127,7 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
     xp_value *out = xp_value_new();
     char failure[512] = "";
     double elapsed = 0;
-    s_metrics_reset(slot);
+    xp__metric_set_clear(&slot->metrics);
     s_inputs(job, inputs, failure, sizeof failure);
     if (!failure[0]) {
         xp_metric_sink sink = {s_metric_save, slot};
@@ -202,7 +153,7 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
         zmsg_destroy(&msg);
         msg = s_result(job, NULL, why, NULL, elapsed);
     }
-    s_metrics_reset(slot);
+    xp__metric_set_clear(&slot->metrics);
     for (size_t k = 0; k < n->n_inputs; k++)
         xp_value_destroy(&inputs[k]);
     bson_free(inputs);
@@ -356,8 +307,7 @@ void xp__slots_destroy(xp_slots **psl)
         pthread_join(slot->thread, NULL);
         pthread_cond_destroy(&slot->cond);
         s_job_free(&slot->job);
-        s_metrics_reset(slot);
-        bson_free(slot->metrics);
+        xp__metric_set_clear(&slot->metrics);
     }
     bson_free(sl->slot);
     zsock_destroy(&sl->results);
