@@ -10,6 +10,7 @@
 #include "remote/scheduler/tasks.h"
 #include "remote/scheduler/workers.h"
 
+#include "store/record.h"
 #include "store/store.h"
 #include "util/bson_util.h"
 #include "util/log.h"
@@ -51,7 +52,7 @@ static xp_sched_trial *s_take_up_one(xp_sched_def *def, xp_sched_pending *p)
         xp__trial_resume(&st->t, def->ex, &doc, &err) != 0) {
         int64_t id = 0;
         if (bson_init_static(&doc, p->doc, p->len))
-            xp__bson_int64(&doc, "trial_id", &id);
+            xp__bson_int64(&doc, XP_RECORD_TRIAL_ID, &id);
         xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot run: %s",
                 (long long)id, def->ex->id, st ? err.message : "out of memory");
         free(st);
