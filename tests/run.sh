@@ -91,11 +91,11 @@ ninja -C build
 meson test -C build --print-errorlogs --num-processes 2
 
 echo "== clang build (werror)"
-CC=clang setup build-clang --werror
+CC=clang CXX=clang++ setup build-clang --werror
 ninja -C build-clang
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
-CC=clang setup build-asan --werror -Db_sanitize=address,undefined \
+CC=clang CXX=clang++ setup build-asan --werror -Db_sanitize=address,undefined \
     -Db_lundef=false -Dbuildtype=debug
 ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
