@@ -57,6 +57,20 @@ static inline xp_value *xptr_trials(int n, const char *name, double v,
     return trials;
 }
 
+/* Waits up to seconds for text to appear in the file at path (a
+ * daemon's log); true when it did. */
+static inline bool xptr_wait_log(const char *path, const char *text,
+                                 double seconds)
+{
+    for (double end = xpt_now() + seconds;; xpt_sleep(0.05)) {
+        char *log = access(path, R_OK) == 0 ? xpt_slurp(path) : NULL;
+        bool found = log && strstr(log, text);
+        free(log);
+        if (found || xpt_now() > end)
+            return found;
+    }
+}
+
 /* A BSON document of depth documents nested one in the other, {"a": {"a":
  * ...}}: 8 bytes a level, so 10,000 levels are 80 KB. Caller frees. */
 static inline uint8_t *xptr_deep_bson(int depth, size_t *len)

@@ -88,7 +88,10 @@ static void s_start_scheduler(const char *extra, const char *value)
     s_start_scheduler2(extra, value, NULL, NULL);
 }
 
-static void s_start_worker(const char *key, const char *plugin)
+/* Starts a worker with key (NULL: none) and plugin; gets_in: it must
+ * register (waited for, a loaded machine starts it slowly), else it is
+ * given half a second to try. */
+static void s_start_worker(const char *key, const char *plugin, bool gets_in)
 {
     char so[PATH_MAX], why[256], log[PATH_MAX], own[PATH_MAX + 32],
         server[PATH_MAX + 32];
@@ -104,7 +107,10 @@ static void s_start_worker(const char *key, const char *plugin)
     if (!key)
         argv[9] = NULL; /* no keys */
     s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
-    xpt_sleep(0.5);
+    if (!gets_in)
+        xpt_sleep(0.5);
+    else if (!xptr_wait_log(log, "Registered with the scheduler", 20))
+        cr_assert_fail("the worker did not register: %s", xpt_slurp(log));
 }
 
 /* A client with key `key` (NULL: none) and server key `server` (NULL:
@@ -209,7 +215,7 @@ Test(curve, keygen_writes_a_private_secret_and_never_replaces)
 Test(curve, authorized_worker_and_client_run_a_trial)
 {
     s_start_scheduler("--keys", s_keys);
-    s_start_worker("worker", "simple_experiment.so");
+    s_start_worker("worker", "simple_experiment.so", true);
     xp_client *c = s_client("client", NULL);
     xp_value *trials = s_one_trial("a", 4);
     xp_set_int64(xp_document_set((xp_value *)xp_value_get(
@@ -247,7 +253,7 @@ Test(curve, authorized_worker_and_client_run_a_trial)
 static void s_refused(const char *key, const char *server)
 {
     s_start_scheduler("--keys", s_keys);
-    s_start_worker("worker", "simple_experiment.so");
+    s_start_worker("worker", "simple_experiment.so", true);
     xp_client *c = s_client(key, server);
     xp_error_t err = {0};
     cr_assert_neq(s_submit(c, "simple_experiment_pj", "a", 1, &err), 0,
@@ -295,8 +301,8 @@ Test(curve, client_with_the_wrong_server_key_is_refused)
 Test(curve, unknown_worker_gets_no_task)
 {
     s_start_scheduler("--keys", s_keys);
-    s_start_worker("stranger", "simple_experiment.so");
-    s_start_worker(NULL, "simple_experiment.so");
+    s_start_worker("stranger", "simple_experiment.so", false);
+    s_start_worker(NULL, "simple_experiment.so", false);
     xp_client *c = s_client("client", NULL);
     xp_error_t err = {0};
     cr_assert_neq(s_submit(c, "simple_experiment_pj", "a", 1, &err), 0,
@@ -343,7 +349,7 @@ Test(curve, public_bind_needs_keys_or_insecure)
 Test(curve, per_client_queued_trial_limit)
 {
     s_start_scheduler("--max-queued-per-client", "3");
-    s_start_worker(NULL, "sleep_experiment.so");
+    s_start_worker(NULL, "sleep_experiment.so", true);
     xp_client *c = s_client(NULL, NULL);
     xp_value *two = xptr_trials(2, "seconds", 20.0, 0);
     int64_t batch, *ids = NULL;
@@ -376,7 +382,7 @@ Test(curve, per_client_queued_trial_limit)
 Test(curve, limit_follows_the_client_key_across_connections)
 {
     s_start_scheduler2("--keys", s_keys, "--max-queued-per-client", "3");
-    s_start_worker("worker", "sleep_experiment.so");
+    s_start_worker("worker", "sleep_experiment.so", true);
     xp_error_t err = {0};
     xp_client *c = s_client("client", NULL);
     xp_value *two = xptr_trials(2, "seconds", 20.0, 0);

@@ -84,6 +84,29 @@ Test(message, check_takes_every_type_and_refuses_every_cut)
     bson_destroy(&b);
 }
 
+/* libbson 1.23's bson_validate lets string values that are not UTF-8
+ * through; the check does not. */
+Test(message, check_refuses_strings_that_are_not_utf8)
+{
+    const char *bad[] = {"w\x88rker", "\xff\xfe", "a\xc3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bson_t b = BSON_INITIALIZER, sub = BSON_INITIALIZER;
+        bson_append_utf8(&sub, "k", -1, bad[i], -1);
+        BSON_APPEND_DOCUMENT(&b, "nested", &sub);
+        xp_error_t err = {0};
+        cr_assert_neq(xp__bson_check(bson_get_data(&b), b.len, 4, &err), 0,
+                      "string %zu accepted", i);
+        cr_assert_not_null(strstr(err.message, "UTF-8"), "%s", err.message);
+        bson_destroy(&sub);
+        bson_destroy(&b);
+    }
+    bson_t b = BSON_INITIALIZER;
+    bson_append_utf8(&b, "k", -1, "caf\xc3\xa9", -1);
+    cr_assert_eq(xp__bson_check(bson_get_data(&b), b.len, 4, NULL), 0,
+                 "valid UTF-8 refused");
+    bson_destroy(&b);
+}
+
 Test(message, check_bounds_the_nesting)
 {
     size_t len;

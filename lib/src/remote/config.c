@@ -571,11 +571,15 @@ void xp__config_usage(const xp_config_spec *spec, FILE *f)
     s_option_line(f, "help", NULL, "print this text and exit");
 }
 
-/* A value as the file reads it back: quoted when it has blanks or would
- * lose its own quotes. */
+/* A value as the file reads it back: quoted when it has blanks (inside,
+ * for the eye; at either end, which reading trims) or would lose its own
+ * quotes. */
 static void s_print_value(FILE *f, const char *name, const char *v)
 {
-    bool quote = strpbrk(v, " \t") || v[0] == '"';
+    size_t n = strlen(v);
+    bool quote = strpbrk(v, " \t") || v[0] == '"' ||
+                 (n && (isspace((unsigned char)v[0]) ||
+                        isspace((unsigned char)v[n - 1])));
     fprintf(f, quote ? "%s = \"%s\"\n" : "%s = %s\n", name, v);
 }
 

@@ -195,6 +195,24 @@ static bool s_array(const bson_t *b, const char *key, xp_msg_doc *out)
     return true;
 }
 
+/* Appends the elements of doc (none: an empty array) as an array under
+ * key, keyed 0, 1, ... whatever their keys were. */
+static void s_append_array(bson_t *b, const char *key, xp_msg_doc doc)
+{
+    bson_t list, view;
+    bson_iter_t it;
+    uint32_t i = 0;
+    BSON_APPEND_ARRAY_BEGIN(b, key, &list);
+    if (xp__msg_doc_view(doc, &view) && bson_iter_init(&it, &view))
+        while (bson_iter_next(&it)) {
+            char k[16];
+            const char *kp;
+            bson_uint32_to_string(i++, &kp, k, sizeof k);
+            bson_append_iter(&list, kp, -1, &it);
+        }
+    bson_append_array_end(b, &list);
+}
+
 /* Appends doc (a document) under key. */
 static void s_append_doc(bson_t *b, const char *key, xp_msg_doc doc)
 {
@@ -359,10 +377,13 @@ int xp__msg_task_inputs(const xp_msg_task *m, xp_value **values, size_t n,
         if (i >= n)
             continue; /* counted only */
         values[i] = xp_value_new();
-        if (xp__value_from_iter(values[i], &it, &e) != 0)
+        if (xp__value_from_iter(values[i], &it, &e) != 0) {
+            for (size_t k = 0; k <= i; k++)
+                xp_value_destroy(&values[k]);
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                              "input %zu of step %.128s is malformed: %.300s", i,
                              m->step, e.message);
+        }
     }
     *count = i;
     return 0;
@@ -675,10 +696,7 @@ zmsg_t *xp__msg_progress_encode(const xp_msg_progress *m)
     BSON_APPEND_INT64(&body, "total", m->total);
     if (m->waiting)
         BSON_APPEND_UTF8(&body, "waiting", m->waiting);
-    bson_t finished = BSON_INITIALIZER; /* none: an empty array */
-    if (m->finished.data)
-        xp__msg_doc_view(m->finished, &finished);
-    BSON_APPEND_ARRAY(&body, "finished", &finished);
+    s_append_array(&body, "finished", m->finished);
     BSON_APPEND_INT64(&body, "cursor", m->cursor);
     return s_finish(XP_MSG_PROGRESS, &body);
 }

@@ -154,7 +154,7 @@ zmsg_t *xp__msg_task_encode(const xp_msg_task *m);
 int xp__msg_task_decode(const bson_t *body, xp_msg_task *m, xp_error_t *err);
 /* Reads the first n inputs of a decoded TASK into values[0..n) (caller
  * destroys them) and counts them all into *count. -1 with err naming the
- * input that is not a value. */
+ * input that is not a value, and none of them kept. */
 int xp__msg_task_inputs(const xp_msg_task *m, xp_value **values, size_t n,
                         size_t *count, xp_error_t *err);
 

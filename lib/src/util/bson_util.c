@@ -89,6 +89,8 @@ static int s_fixed_size(uint8_t t)
 
 /* Size of the string (int32 length, bytes, NUL) at p with room bytes
  * left; -1 when it does not fit or is not terminated. */
+#define S_NOT_UTF8 (-2)
+
 static int64_t s_string_size(const uint8_t *p, int64_t room)
 {
     if (room < 5)
@@ -96,6 +98,9 @@ static int64_t s_string_size(const uint8_t *p, int64_t room)
     int64_t n = s_le32(p);
     if (n < 1 || 4 + n > room || p[4 + n - 1] != 0)
         return -1;
+    /* libbson 1.23's bson_validate lets bad UTF-8 values through */
+    if (!bson_utf8_validate((const char *)p + 4, (size_t)n - 1, false))
+        return S_NOT_UTF8;
     return 4 + n;
 }
 
@@ -103,7 +108,11 @@ static int64_t s_string_size(const uint8_t *p, int64_t room)
 static int64_t s_cstring_size(const uint8_t *p, int64_t room)
 {
     const uint8_t *z = room > 0 ? memchr(p, 0, (size_t)room) : NULL;
-    return z ? z - p + 1 : -1;
+    if (!z)
+        return -1;
+    return bson_utf8_validate((const char *)p, (size_t)(z - p), false)
+               ? z - p + 1
+               : S_NOT_UTF8;
 }
 
 /* The walk keeps, per open document, where it ends; a document nested in
@@ -145,7 +154,8 @@ static int s_value(s_walk *w, uint8_t t, size_t *pos, int64_t room,
     case BSON_TYPE_SYMBOL: size = s_string_size(p, room); break;
     case BSON_TYPE_DBPOINTER:
         size = s_string_size(p, room);
-        size = size >= 0 && size + 12 <= room ? size + 12 : -1;
+        if (size >= 0)
+            size = size + 12 <= room ? size + 12 : -1;
         break;
     case BSON_TYPE_BINARY:
         size = room >= 5 ? s_le32(p) : -1;
@@ -153,8 +163,8 @@ static int s_value(s_walk *w, uint8_t t, size_t *pos, int64_t room,
         break;
     case BSON_TYPE_REGEX: {
         int64_t a = s_cstring_size(p, room);
-        int64_t b = a >= 0 ? s_cstring_size(p + a, room - a) : -1;
-        size = b >= 0 ? a + b : -1;
+        int64_t b = a >= 0 ? s_cstring_size(p + a, room - a) : a;
+        size = b >= 0 ? a + b : b;
         break;
     }
     case BSON_TYPE_DOCUMENT:
@@ -177,6 +187,8 @@ static int s_value(s_walk *w, uint8_t t, size_t *pos, int64_t room,
         if (size < 0)
             return s_bad(err, *pos, "unknown element type");
     }
+    if (size == S_NOT_UTF8)
+        return s_bad(err, *pos, "string is not UTF-8");
     if (size < 0 || size > room)
         return s_bad(err, *pos, "value does not fit its document");
     if (t == BSON_TYPE_BOOL && p[0] > 1)
@@ -213,10 +225,10 @@ int xp__bson_check(const uint8_t *data, size_t len, int max_depth,
             break;
         }
         int64_t key = s_cstring_size(data + pos + 1, (int64_t)(end - 2 - pos));
-        if (key < 0 || !bson_utf8_validate((const char *)data + pos + 1,
-                                           (size_t)key - 1, false)) {
+        if (key < 0) {
             rc = s_bad(err, pos,
-                       key < 0 ? "key not terminated" : "key is not UTF-8");
+                       key == S_NOT_UTF8 ? "key is not UTF-8"
+                                         : "key not terminated");
             break;
         }
         pos += 1 + (size_t)key;

@@ -18,13 +18,12 @@ bool xp__bson_bool(const bson_t *b, const char *key, bool dflt);
 bool xp__bson_sub(const bson_t *b, const char *key, bson_t *out);
 
 /* Checks that data[0..len) is exactly one BSON document whose every
- * length fits inside its parent, every element type is known and whose
- * documents nest at most max_depth deep (the outermost is 1), without
- * recursion: run it on untrusted bytes before anything that walks them
- * recursively (bson_validate, bson_iter_visit_all, value trees), which a
- * deep enough document would take off the end of the stack. Keys must be
- * UTF-8 (libbson's iterator refuses others); string values are left to
- * bson_validate. One-line err. */
+ * length fits inside its parent, every element type is known, every key
+ * and string is UTF-8 and whose documents nest at most max_depth deep
+ * (the outermost is 1), without recursion: run it on untrusted bytes
+ * before anything that walks them recursively (bson_validate,
+ * bson_iter_visit_all, value trees), which a deep enough document would
+ * take off the end of the stack. One-line err. */
 int xp__bson_check(const uint8_t *data, size_t len, int max_depth,
                    xp_error_t *err);
 
