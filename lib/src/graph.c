@@ -5,6 +5,7 @@
 
 #include "capture/capture.h"
 #include "capture/code.h"
+#include "code_doc.h"
 #include "experiment.h"
 #include "util/error.h"
 #include "util/names.h"
@@ -57,6 +58,37 @@ xp_node *xp__graph_find(const xp_experiment *ex, const char *name)
     return NULL;
 }
 
+/* Appends a node named name (already checked). ex->lock held. */
+static xp_node *s_node_append(xp_experiment *ex, const char *name)
+{
+    if (ex->n_nodes == ex->cap_nodes) {
+        size_t cap = ex->cap_nodes ? ex->cap_nodes * 2 : 8;
+        xp_node **nodes = bson_realloc(ex->nodes, cap * sizeof *nodes);
+        ex->nodes = nodes;
+        ex->cap_nodes = cap;
+    }
+    xp_node *n = bson_malloc0(sizeof *n);
+    n->ex = ex;
+    n->index = ex->n_nodes;
+    n->name = bson_strdup(name);
+    ex->nodes[ex->n_nodes++] = n;
+    return n;
+}
+
+static void s_node_free(xp_node *n)
+{
+    bson_free(n->name);
+    xp_value_destroy(&n->def);
+    xp_value_destroy(&n->current);
+    bson_free(n->inputs);
+    bson_free(n->file);
+    bson_free(n->source);
+    bson_free(n->source_path);
+    bson_free(n->symbol);
+    bson_free(n->dependents);
+    bson_free(n);
+}
+
 /* Creates and appends a node named name, after validating the name.
  * Called with ex->lock held. */
 static xp_node *s_node_new(xp_experiment *ex, const char *kind,
@@ -72,18 +104,12 @@ static xp_node *s_node_new(xp_experiment *ex, const char *kind,
         return s_def_error(ex, XP_EINVAL, "%s", e.message);
     if (xp__graph_find(ex, name))
         return s_def_error(ex, XP_EEXIST, "duplicate name '%s'", name);
-    if (ex->n_nodes == ex->cap_nodes) {
-        size_t cap = ex->cap_nodes ? ex->cap_nodes * 2 : 8;
-        xp_node **nodes = bson_realloc(ex->nodes, cap * sizeof *nodes);
-        ex->nodes = nodes;
-        ex->cap_nodes = cap;
-    }
-    xp_node *n = bson_malloc0(sizeof *n);
-    n->ex = ex;
-    n->index = ex->n_nodes;
-    n->name = bson_strdup(name);
-    ex->nodes[ex->n_nodes++] = n;
-    return n;
+    if (ex->n_nodes >= XP_GRAPH_NODES_MAX)
+        return s_def_error(ex, XP_EINVAL,
+                           "cannot add %s '%s': experiment '%s' has %d "
+                           "parameters and steps, the most one may have",
+                           kind, name, ex->id, XP_GRAPH_NODES_MAX);
+    return s_node_append(ex, name);
 }
 
 /* "default 1" or "no default", for messages. Caller frees. */
@@ -230,6 +256,11 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
                     name ? name : "");
         goto done;
     }
+    if (n > XP_STEP_INPUTS_MAX) {
+        s_def_error(ex, XP_EINVAL, "step '%s' has %zu inputs, more than %d",
+                    name ? name : "", n, XP_STEP_INPUTS_MAX);
+        goto done;
+    }
     for (size_t i = 0; i < n; i++) {
         /* A NULL input is an earlier failed definition: keep its error. */
         if (!inputs[i] || inputs[i]->ex != ex) {
@@ -260,17 +291,40 @@ done:
     return node;
 }
 
-/* Finds name in a BSON array of strings: the index of each input. */
-static xp_node *s_input_by_name(xp_experiment *ex, bson_iter_t *it)
+/* Builds the nodes of a decoded code document; nothing left to check.
+ * ex->lock held, graph empty. */
+static void s_from_def(xp_experiment *ex, xp_code_def *def)
 {
-    if (!BSON_ITER_HOLDS_UTF8(it))
-        return NULL;
-    return xp__graph_find(ex, bson_iter_utf8(it, NULL));
+    ex->cap_nodes = def->n_params + def->n_steps;
+    ex->nodes =
+        bson_malloc((ex->cap_nodes ? ex->cap_nodes : 1) * sizeof *ex->nodes);
+    for (size_t i = 0; i < def->n_params; i++) {
+        xp_node *n = s_node_append(ex, def->params[i].name);
+        n->is_param = true;
+        n->def = def->params[i].def; /* taken */
+        def->params[i].def = NULL;
+    }
+    for (size_t i = 0; i < def->n_steps; i++) {
+        const xp_code_step *st = &def->steps[i];
+        xp_node *n = s_node_append(ex, st->name);
+        n->n_inputs = st->n_inputs;
+        if (st->n_inputs)
+            n->inputs = bson_malloc(st->n_inputs * sizeof *n->inputs);
+        for (size_t k = 0; k < st->n_inputs; k++)
+            n->inputs[k] = ex->nodes[st->inputs[k]];
+        n->file = bson_strdup(st->file);
+        n->line = st->line;
+        n->symbol = st->symbol ? bson_strdup(st->symbol) : NULL;
+        n->source = st->source ? bson_strdup(st->source) : NULL;
+        n->persisted = st->persisted;
+        if (i == def->result)
+            ex->result = n;
+    }
 }
 
 int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
 {
-    bson_iter_t it, list, item, f;
+    xp_code_def def = {0};
     int rc = -1;
     pthread_mutex_lock(&ex->lock);
     if (ex->n_nodes || ex->frozen) {
@@ -278,110 +332,20 @@ int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err)
                   "experiment '%s' already has a graph", ex->id);
         goto done;
     }
-    if (bson_iter_init_find(&it, code, "parameters") &&
-        bson_iter_recurse(&it, &list)) {
-        while (bson_iter_next(&list)) {
-            const char *name = NULL;
-            xp_value *def = NULL;
-            if (!bson_iter_recurse(&list, &f))
-                continue;
-            while (bson_iter_next(&f)) {
-                if (strcmp(bson_iter_key(&f), "name") == 0 &&
-                    BSON_ITER_HOLDS_UTF8(&f))
-                    name = bson_iter_utf8(&f, NULL);
-                else if (strcmp(bson_iter_key(&f), "default") == 0) {
-                    def = xp_value_new();
-                    if (xp__value_from_iter(def, &f, err) != 0) {
-                        xp_value_destroy(&def);
-                        goto done;
-                    }
-                }
-            }
-            xp_node *n = name ? s_node_new(ex, "parameter", name) : NULL;
-            if (!n) {
-                xp_value_destroy(&def);
-                goto invalid;
-            }
-            n->is_param = true;
-            n->def = def;
-        }
+    xp_error_t e;
+    if (xp__code_doc_decode(&def, code, &e) != 0) {
+        xp__error(err, e.domain, e.code, "experiment '%s': %s", ex->id,
+                  e.message);
+        goto done;
     }
-    if (!bson_iter_init_find(&it, code, "steps") ||
-        !bson_iter_recurse(&it, &list))
-        goto invalid;
-    while (bson_iter_next(&list)) {
-        const char *name = NULL, *file = NULL, *source = NULL, *symbol = NULL;
-        int line = 0;
-        bool result = false, persisted = false;
-        xp_node **inputs = NULL;
-        size_t n_inputs = 0;
-        if (!bson_iter_recurse(&list, &item))
-            goto invalid;
-        while (bson_iter_next(&item)) {
-            const char *key = bson_iter_key(&item);
-            if (strcmp(key, "name") == 0 && BSON_ITER_HOLDS_UTF8(&item))
-                name = bson_iter_utf8(&item, NULL);
-            else if (strcmp(key, "file") == 0 && BSON_ITER_HOLDS_UTF8(&item))
-                file = bson_iter_utf8(&item, NULL);
-            else if (strcmp(key, "source") == 0 && BSON_ITER_HOLDS_UTF8(&item))
-                source = bson_iter_utf8(&item, NULL);
-            else if (strcmp(key, "symbol") == 0 && BSON_ITER_HOLDS_UTF8(&item))
-                symbol = bson_iter_utf8(&item, NULL);
-            else if (strcmp(key, "line") == 0 && BSON_ITER_HOLDS_INT32(&item))
-                line = bson_iter_int32(&item);
-            else if (strcmp(key, "result") == 0 && BSON_ITER_HOLDS_BOOL(&item))
-                result = bson_iter_bool(&item);
-            else if (strcmp(key, "persisted") == 0 &&
-                     BSON_ITER_HOLDS_BOOL(&item))
-                persisted = bson_iter_bool(&item);
-            else if (strcmp(key, "inputs") == 0 && !inputs &&
-                     BSON_ITER_HOLDS_ARRAY(&item) &&
-                     bson_iter_recurse(&item, &f)) {
-                /* As many inputs as the array holds (no fixed limit:
-                 * what a program may define, a scheduler must take). */
-                uint32_t len = 0;
-                const uint8_t *data = NULL;
-                bson_iter_array(&item, &len, &data);
-                inputs = bson_malloc((len / 4 + 1) * sizeof *inputs);
-                while (bson_iter_next(&f)) {
-                    xp_node *in = s_input_by_name(ex, &f);
-                    if (!in) {
-                        bson_free(inputs);
-                        goto invalid;
-                    }
-                    inputs[n_inputs++] = in;
-                }
-            }
-        }
-        xp_node *n = name ? s_node_new(ex, "step", name) : NULL;
-        if (!n) {
-            bson_free(inputs);
-            goto invalid;
-        }
-        n->n_inputs = n_inputs;
-        n->inputs = inputs;
-        n->file = file ? bson_strdup(file) : NULL;
-        n->line = line;
-        n->source = source ? bson_strdup(source) : NULL;
-        n->symbol = symbol ? bson_strdup(symbol) : NULL;
-        n->persisted = persisted;
-        if (result)
-            ex->result = n;
-    }
-    if (!ex->result)
-        goto invalid;
-    /* The received definition is the code context, byte for byte, so its
-     * hash is the one workers announce. */
+    s_from_def(ex, &def);
+    /* The received definition is the code document, byte for byte, so
+     * its hash is the one workers announce. */
     ex->code = bson_copy(code);
     xp__hash_hex(ex->code, ex->code_hash);
     rc = 0;
-    goto done;
-invalid:
-    xp__error(err, XP_DOMAIN_GRAPH, XP_EINVAL,
-              "invalid definition of experiment '%s'%s%s", ex->id,
-              ex->has_def_error ? ": " : "",
-              ex->has_def_error ? ex->def_error.message : "");
 done:
+    xp__code_def_clear(&def);
     pthread_mutex_unlock(&ex->lock);
     return rc;
 }
@@ -455,13 +419,17 @@ int xp_experiment_check(const xp_experiment *ex, xp_error_t *err)
     return rc;
 }
 
-static void s_mark_needed(xp_node *n)
+/* Marks the result and its ancestors. Inputs are registered before their
+ * step, so one backward pass suffices (and no recursion as deep as a
+ * received graph is long). */
+static void s_mark_needed(xp_experiment *ex)
 {
-    if (n->needed)
-        return;
-    n->needed = true;
-    for (size_t i = 0; i < n->n_inputs; i++)
-        s_mark_needed(n->inputs[i]);
+    ex->result->needed = true;
+    for (size_t i = ex->result->index + 1; i-- > 0;) {
+        xp_node *n = ex->nodes[i];
+        for (size_t k = 0; n->needed && k < n->n_inputs; k++)
+            n->inputs[k]->needed = true;
+    }
 }
 
 int xp__graph_freeze(xp_experiment *ex, xp_error_t *err)
@@ -476,7 +444,7 @@ int xp__graph_freeze(xp_experiment *ex, xp_error_t *err)
     if (!ex->result)
         return xp__error(err, XP_DOMAIN_GRAPH, XP_EINVAL,
                          "experiment '%s' has no result step", ex->id);
-    s_mark_needed(ex->result);
+    s_mark_needed(ex);
     ex->n_needed_steps = 0;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
@@ -510,19 +478,8 @@ int xp__graph_freeze(xp_experiment *ex, xp_error_t *err)
 
 void xp__graph_free(xp_experiment *ex)
 {
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        bson_free(n->name);
-        xp_value_destroy(&n->def);
-        xp_value_destroy(&n->current);
-        bson_free(n->inputs);
-        bson_free(n->file);
-        bson_free(n->source);
-        bson_free(n->source_path);
-        bson_free(n->symbol);
-        bson_free(n->dependents);
-        bson_free(n);
-    }
+    for (size_t i = 0; i < ex->n_nodes; i++)
+        s_node_free(ex->nodes[i]);
     bson_free(ex->nodes);
     if (ex->code)
         bson_destroy(ex->code);

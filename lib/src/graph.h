@@ -1,6 +1,6 @@
 /* graph.h — the experiment's graph: nodes (parameters and
- * steps), freezing the definition at the first trial, and rebuilding a
- * graph from a code document. */
+ * steps), its limits, freezing the definition at the first trial, and
+ * rebuilding a graph from a code document (code_doc.h). */
 #ifndef XP_GRAPH_H
 #define XP_GRAPH_H
 
@@ -9,6 +9,11 @@
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* Limits of one definition, the same whether a program defines it or a
+ * code document (from any client or store) describes it. */
+#define XP_GRAPH_NODES_MAX 10000 /* parameters and steps */
+#define XP_STEP_INPUTS_MAX 10000
 
 struct xp_node {
     xp_experiment *ex;
@@ -38,9 +43,10 @@ struct xp_node {
  * the result needs and their dependents. Called with ex->lock held. */
 int xp__graph_freeze(xp_experiment *ex, xp_error_t *err);
 xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
-/* Defines an empty experiment from a code context document (parameters
- * with defaults, steps with inputs, result and persisted marks). Steps
- * have no function: they run remotely. ex->code becomes that document. */
+/* Defines an empty experiment from a code document (untrusted: decoded
+ * and checked by xp__code_doc_decode). Steps have no function: they run
+ * remotely. ex->code becomes that document, byte for byte. Takes
+ * ex->lock. */
 int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err);
 void xp__graph_free(xp_experiment *ex);
 

@@ -2,12 +2,16 @@
  * backends: code context (order, code/ files, missing source, changes across
  * processes), environment categories and change detection, git state in
  * temporary repositories, purity warnings, seeding across thread counts and
- * xp_trial_diff. */
+ * xp_trial_diff; the code document (decoding and its refusals, a graph
+ * rebuilt from it). */
 #include "../common.h"
 
 #include "capture/capture.h"
 #include "capture/env.h"
 #include "capture/git.h"
+#include "code_doc.h"
+#include "experiment.h"
+#include "util/names.h"
 #include "value.h"
 
 #include <gnu/libc-version.h>
@@ -475,6 +479,315 @@ Test(capture, unchanged_code_across_processes)
     cr_assert_eq(log_count(XP_LOG_WARNING, "Code context"), 0,
                  "unexpected code change warning: %s", xpt_log_dump(&s_log));
     xp_experiment_destroy(&ex);
+}
+
+/* ---------------------------------------------------------------- document */
+
+/* The code document of ex (frozen by a trial), as BSON. */
+static bson_t *doc_of(xp_experiment *ex)
+{
+    cr_assert_not_null(ex->code, "no code document");
+    return bson_copy(ex->code);
+}
+
+/* 6 uses of add_one over a (default 1), one persisted, a renamed step
+ * and combine as the result. */
+static xp_experiment *define_rich(const char *id)
+{
+    xp_experiment *ex = xpt_open(id);
+    xp_node *a = xp_parameter_literal(ex, "a", "1");
+    xp_node *k = xp_parameter_literal(ex, "k", "\"text\"");
+    xp_node *uses[6];
+    for (int i = 0; i < 6; i++)
+        uses[i] = XP_STEP(ex, add_one, a);
+    xp_persist(uses[2]);
+    xp_node *z = xp_step_add(ex, "zeta", zeta_step, 0, NULL, __FILE__, 1);
+    xp_node *in[] = {uses[0], uses[5], z, k};
+    cr_assert_not_null(xp_result(xp_step_add(ex, "combine", combine, 3, in,
+                                             __FILE__, __LINE__)),
+                       "definition");
+    return ex;
+}
+
+Test(capture, code_document_rebuilds_the_graph)
+{
+    xp_experiment *ex = define_rich("rich");
+    run_trial(ex, true, 1, NULL);
+    bson_t *doc = doc_of(ex);
+
+    xp_code_def def;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__code_doc_decode(&def, doc, &err), 0, "decode: '%s'",
+                 err.message);
+    cr_assert_eq(def.n_params, 2, "%zu parameters", def.n_params);
+    cr_assert_eq(def.n_steps, 8, "%zu steps", def.n_steps);
+    cr_assert_str_eq(def.steps[def.result].name, "combine");
+    for (size_t i = 1; i < 6; i++)
+        cr_assert_str_eq(def.steps[i].source, def.steps[0].source,
+                         "use %zu does not get its function's source", i + 1);
+    cr_assert(def.steps[2].persisted && !def.steps[1].persisted, "persisted");
+    cr_assert_eq(def.steps[7].n_inputs, 3, "inputs");
+    cr_assert_eq(def.steps[7].inputs[1], 2 + 5, "combine's second input");
+    xp__code_def_clear(&def);
+
+    /* As a scheduler does: an empty experiment defined by the document.
+     * It encodes back to the same bytes and renders the same text. */
+    xp_experiment *copy = NULL;
+    cr_assert_eq(xp__experiment_new_detached(&copy, "rich", &err), 0);
+    cr_assert_eq(xp__graph_from_code(copy, doc, &err), 0, "rebuild: '%s'",
+                 err.message);
+    cr_assert_str_eq(copy->code_hash, ex->code_hash, "hash");
+    bson_t again = BSON_INITIALIZER;
+    xp__code_doc_encode(copy, &again);
+    cr_assert(again.len == doc->len &&
+                  memcmp(bson_get_data(&again), bson_get_data(doc), doc->len) ==
+                      0,
+              "re-encoded document differs:\n%s\n%s",
+              bson_as_relaxed_extended_json(&again, NULL),
+              bson_as_relaxed_extended_json(doc, NULL));
+    bson_destroy(&again);
+    pthread_mutex_lock(&copy->lock);
+    cr_assert_eq(xp__graph_freeze(copy, &err), 0, "freeze: '%s'", err.message);
+    pthread_mutex_unlock(&copy->lock);
+    cr_assert_eq(xp__graph_from_code(copy, doc, &err), -1, "defined twice");
+    cr_assert_eq(err.code, XP_ESTATE, "code %u '%s'", err.code, err.message);
+    xp_experiment_destroy(&copy);
+
+    char *text = xp__code_doc_text(doc);
+    cr_assert_not_null(strstr(text, "/* step zeta (registered at "),
+                       "zeta:\n%s", text);
+    cr_assert_not_null(strstr(text, "/* step add_one-3 (registered at "),
+                       "add_one-3:\n%s", text);
+    free(text);
+    bson_destroy(doc);
+    xp_experiment_destroy(&ex);
+}
+
+Test(capture, code_document_of_earlier_versions_is_read)
+{
+    /* Every use holding its own source, symbol the step's name, fields
+     * this version does not know: what earlier and later versions may
+     * store. Unknown fields are ignored. */
+    const char *json =
+        "{\"parameters\": [{\"name\": \"a\", \"default\": 1}],"
+        " \"steps\": [{\"name\": \"t\", \"file\": \"x.c\", \"line\": 3,"
+        " \"symbol\": \"t\", \"inputs\": [\"a\"], \"result\": false,"
+        " \"persisted\": false, \"source\": \"int t(void) {}\"},"
+        " {\"name\": \"t-2\", \"file\": \"x.c\", \"line\": 4,"
+        " \"symbol\": \"t-2\", \"inputs\": [\"a\", \"t\"], \"result\": true,"
+        " \"persisted\": true, \"source\": \"int t(void) {}\","
+        " \"later\": {\"x\": 1}}], \"version\": 7}";
+    bson_error_t be;
+    bson_t *doc = bson_new_from_json((const uint8_t *)json, -1, &be);
+    cr_assert_not_null(doc, "JSON: %s", be.message);
+    xp_code_def def;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__code_doc_decode(&def, doc, &err), 0, "'%s'", err.message);
+    cr_assert_str_eq(def.steps[1].source, "int t(void) {}");
+    cr_assert_eq(xp_value_type(def.params[0].def), XP_TYPE_INT64, "default");
+    cr_assert_eq(def.result, 1);
+    xp__code_def_clear(&def);
+    char *text = xp__code_doc_text(doc);
+    cr_assert_not_null(strstr(text, "/* step t-2 (registered at x.c:4) */\n"
+                                    "int t(void) {}\n"),
+                       "text:\n%s", text);
+    free(text);
+    bson_destroy(doc);
+}
+
+/* Decoding json fails with code and a one-line message containing text. */
+static void expect_refused_doc(const bson_t *doc, uint32_t code,
+                               const char *text, const char *what)
+{
+    xp_code_def def;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__code_doc_decode(&def, doc, &err), -1, "accepted: %s",
+                 what);
+    cr_assert_eq(err.code, code, "%s: code %u '%s', want %u", what, err.code,
+                 err.message, code);
+    cr_assert_not_null(strstr(err.message, text), "%s: '%s' lacks '%s'", what,
+                       err.message, text);
+    cr_assert_null(strchr(err.message, '\n'), "%s: not one line", what);
+    xp__code_def_clear(&def);
+    /* What cannot be decoded is still shown, with the reason. */
+    char *shown = xp__code_doc_text(doc);
+    cr_assert_not_null(strstr(shown, "code document: "), "%s: text '%s'", what,
+                       shown);
+    free(shown);
+}
+
+static void expect_refused(const char *json, uint32_t code, const char *text)
+{
+    bson_error_t be;
+    bson_t *doc = bson_new_from_json((const uint8_t *)json, -1, &be);
+    cr_assert_not_null(doc, "test JSON %s: %s", json, be.message);
+    expect_refused_doc(doc, code, text, json);
+    bson_destroy(doc);
+}
+
+#define S_ONE "{\"name\": \"s\", \"inputs\": [\"a\"], \"result\": true}"
+#define S_PARAMS "\"parameters\": [{\"name\": \"a\"}]"
+
+Test(capture, code_document_decoder_refuses)
+{
+    expect_refused("{}", XP_ECORRUPT, "no 'steps' array");
+    expect_refused("{\"steps\": 1}", XP_ECORRUPT, "'steps' is not an array");
+    expect_refused("{\"steps\": [1]}", XP_ECORRUPT,
+                   "steps[0] is not a document");
+    expect_refused("{\"parameters\": {}, \"steps\": [" S_ONE "]}", XP_ECORRUPT,
+                   "'parameters' is not an array");
+    expect_refused("{\"steps\": [], \"steps\": []}", XP_ECORRUPT,
+                   "field 'steps' twice");
+    expect_refused("{\"steps\": [{\"result\": true}]}", XP_ECORRUPT,
+                   "steps[0] has no name string");
+    expect_refused("{\"steps\": [{\"name\": 3}]}", XP_ECORRUPT,
+                   "steps[0] has no name string");
+    expect_refused("{\"parameters\": [{\"default\": 1}], \"steps\": []}",
+                   XP_ECORRUPT, "parameters[0] has no name string");
+    expect_refused("{\"steps\": [{\"name\": \"a/b\", \"result\": true}]}",
+                   XP_EINVAL, "invalid step name 'a/b'");
+    expect_refused("{" S_PARAMS ", \"steps\": [{\"name\": \"a\"}]}", XP_EINVAL,
+                   "duplicate name 'a'");
+    expect_refused("{\"parameters\": [{\"name\": \"a\", \"default\": "
+                   "{\"$minKey\": 1}}], \"steps\": []}",
+                   XP_ECORRUPT, "default of parameter 'a'");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"name\": \"t\"}]}",
+                   XP_ECORRUPT, "steps[0] has field 'name' twice");
+    /* Inputs: earlier nodes only, so no cycle can be described. */
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"inputs\": [\"x\"], "
+                   "\"result\": true}]}",
+                   XP_EINVAL,
+                   "step 's': input 'x' is not a parameter or an earlier "
+                   "step");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"inputs\": [\"s\"], "
+                   "\"result\": true}]}",
+                   XP_EINVAL, "input 's' is not");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"inputs\": [\"t\"]}, "
+                   "{\"name\": \"t\", \"inputs\": [\"s\"], \"result\": true}]}",
+                   XP_EINVAL, "input 't' is not");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"inputs\": \"a\"}]}",
+                   XP_ECORRUPT, "'inputs' is not an array");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"inputs\": [5]}]}",
+                   XP_ECORRUPT, "step 's': input 1 is not a string");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"inputs\": [\"$x\"]}]}",
+                   XP_EINVAL, "invalid input name '$x'");
+    /* Exactly one result. */
+    expect_refused("{" S_PARAMS ", \"steps\": [{\"name\": \"s\"}]}", XP_EINVAL,
+                   "no result step");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"result\": true}, "
+                   "{\"name\": \"t\", \"result\": true}]}",
+                   XP_EINVAL, "steps 's' and 't' are both the result");
+    /* Types and lengths. */
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"line\": \"3\"}]}",
+                   XP_ECORRUPT, "step 's': 'line' is not an integer");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"line\": "
+                   "{\"$numberLong\": \"4294967296\"}}]}",
+                   XP_ECORRUPT, "'line' is out of range");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"result\": 1}]}",
+                   XP_ECORRUPT, "step 's': 'result' is not a bool");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"persisted\": \"yes\"}]}",
+                   XP_ECORRUPT, "'persisted' is not a bool");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"file\": 1}]}", XP_ECORRUPT,
+                   "'file' is not a string");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"symbol\": \"a b\"}]}",
+                   XP_EINVAL, "symbol is not an identifier");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"symbol\": \"x*/y\"}]}",
+                   XP_EINVAL, "symbol is not an identifier");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"build_id\": \"xyz\"}]}",
+                   XP_EINVAL, "build id is not hexadecimal");
+}
+
+Test(capture, code_document_decoder_bounds)
+{
+    /* Bytes no JSON can hold: a NUL inside a name, invalid UTF-8. */
+    bson_t doc = BSON_INITIALIZER, steps, step;
+    BSON_APPEND_ARRAY_BEGIN(&doc, "steps", &steps);
+    BSON_APPEND_DOCUMENT_BEGIN(&steps, "0", &step);
+    bson_append_utf8(&step, "name", -1, "s\0t", 3);
+    bson_append_document_end(&steps, &step);
+    bson_append_array_end(&doc, &steps);
+    expect_refused_doc(&doc, XP_ECORRUPT, "steps[0] has no name string",
+                       "NUL in a name");
+    bson_reinit(&doc);
+    BSON_APPEND_ARRAY_BEGIN(&doc, "steps", &steps);
+    BSON_APPEND_DOCUMENT_BEGIN(&steps, "0", &step);
+    BSON_APPEND_UTF8(&step, "name", "s");
+    bson_append_utf8(&step, "source", -1, "\xff\xfe", 2);
+    bson_append_document_end(&steps, &step);
+    bson_append_array_end(&doc, &steps);
+    expect_refused_doc(&doc, XP_ECORRUPT, "step 's': 'source' is not a string",
+                       "invalid UTF-8");
+    bson_reinit(&doc);
+    char name[XP_NAME_MAX + 2];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    BSON_APPEND_ARRAY_BEGIN(&doc, "steps", &steps);
+    BSON_APPEND_DOCUMENT_BEGIN(&steps, "0", &step);
+    BSON_APPEND_UTF8(&step, "name", name);
+    bson_append_document_end(&steps, &step);
+    bson_append_array_end(&doc, &steps);
+    expect_refused_doc(&doc, XP_EINVAL, "longer than 128 characters",
+                       "long name");
+
+    /* More nodes, or more inputs, than a program may define. */
+    bson_reinit(&doc);
+    BSON_APPEND_ARRAY_BEGIN(&doc, "steps", &steps);
+    for (uint32_t i = 0; i <= XP_GRAPH_NODES_MAX; i++) {
+        char key[16], n[32];
+        const char *k;
+        bson_uint32_to_string(i, &k, key, sizeof key);
+        snprintf(n, sizeof n, "s%u", i);
+        BSON_APPEND_DOCUMENT_BEGIN(&steps, k, &step);
+        BSON_APPEND_UTF8(&step, "name", n);
+        bson_append_document_end(&steps, &step);
+    }
+    bson_append_array_end(&doc, &steps);
+    expect_refused_doc(&doc, XP_EINVAL, "more than 10000 parameters and steps",
+                       "10001 steps");
+    bson_reinit(&doc);
+    bson_t params, param, inputs;
+    BSON_APPEND_ARRAY_BEGIN(&doc, "parameters", &params);
+    BSON_APPEND_DOCUMENT_BEGIN(&params, "0", &param);
+    BSON_APPEND_UTF8(&param, "name", "a");
+    bson_append_document_end(&params, &param);
+    bson_append_array_end(&doc, &params);
+    BSON_APPEND_ARRAY_BEGIN(&doc, "steps", &steps);
+    BSON_APPEND_DOCUMENT_BEGIN(&steps, "0", &step);
+    BSON_APPEND_UTF8(&step, "name", "s");
+    BSON_APPEND_ARRAY_BEGIN(&step, "inputs", &inputs);
+    for (uint32_t i = 0; i <= XP_STEP_INPUTS_MAX; i++) {
+        char key[16];
+        const char *k;
+        bson_uint32_to_string(i, &k, key, sizeof key);
+        BSON_APPEND_UTF8(&inputs, k, "a");
+    }
+    bson_append_array_end(&step, &inputs);
+    bson_append_document_end(&steps, &step);
+    bson_append_array_end(&doc, &steps);
+    expect_refused_doc(&doc, XP_EINVAL, "step 's' has more than 10000 inputs",
+                       "10001 inputs");
+
+    /* Damaged bytes inside a step: its string runs past its document. */
+    bson_reinit(&doc);
+    BSON_APPEND_ARRAY_BEGIN(&doc, "steps", &steps);
+    BSON_APPEND_DOCUMENT_BEGIN(&steps, "0", &step);
+    BSON_APPEND_UTF8(&step, "name", "s");
+    BSON_APPEND_BOOL(&step, "result", true);
+    bson_append_document_end(&steps, &step);
+    bson_append_array_end(&doc, &steps);
+    uint8_t *bytes = bson_malloc(doc.len);
+    memcpy(bytes, bson_get_data(&doc), doc.len);
+    /* doc: len, array 'steps' (type, key, len), document '0' (type, key,
+     * len), then "name": type, key, string length. */
+    size_t at = 4 + 1 + 6 + 4 + 1 + 2 + 4 + 1 + 5;
+    cr_assert_eq(bytes[at], 2, "layout: string length expected at %zu", at);
+    bytes[at] = 0x40;
+    bson_t damaged;
+    cr_assert(bson_init_static(&damaged, bytes, doc.len), "outer length");
+    expect_refused_doc(&damaged, XP_ECORRUPT, "steps[0] is damaged",
+                       "damaged step");
+    bson_free(bytes);
+    bson_destroy(&doc);
 }
 
 /* ---------------------------------------------------------------- environment */

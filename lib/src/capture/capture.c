@@ -7,6 +7,7 @@
 #include "capture/code.h"
 #include "capture/env.h"
 #include "capture/git.h"
+#include "code_doc.h"
 #include "experiment.h"
 #include "store/record.h"
 #include "store/store.h"
@@ -272,131 +273,6 @@ const bson_t *xp__environment(const char **hash)
 
 /* ---------------------------------------------------------------- code */
 
-static void s_code_doc(xp_experiment *ex, bson_t *code)
-{
-    bson_t params, param, steps;
-    /* Parameters with their defaults make the document a complete graph
-     * definition: a scheduler rebuilds the experiment from it. */
-    BSON_APPEND_ARRAY_BEGIN(code, "parameters", &params);
-    uint32_t p = 0;
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        if (!n->is_param)
-            continue;
-        char key[16];
-        const char *kp;
-        bson_uint32_to_string(p++, &kp, key, sizeof key);
-        BSON_APPEND_DOCUMENT_BEGIN(&params, kp, &param);
-        BSON_APPEND_UTF8(&param, "name", n->name);
-        if (n->def)
-            xp__value_append_bson(&param, "default", n->def);
-        bson_append_document_end(&params, &param);
-    }
-    bson_append_array_end(code, &params);
-    BSON_APPEND_ARRAY_BEGIN(code, "steps", &steps);
-    uint32_t k = 0;
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        if (n->is_param)
-            continue;
-        char key[16];
-        const char *kp;
-        bson_uint32_to_string(k++, &kp, key, sizeof key);
-        bson_t step;
-        BSON_APPEND_DOCUMENT_BEGIN(&steps, kp, &step);
-        BSON_APPEND_UTF8(&step, "name", n->name);
-        BSON_APPEND_UTF8(&step, "file", n->file ? n->file : "");
-        BSON_APPEND_INT32(&step, "line", n->line);
-        BSON_APPEND_UTF8(&step, "symbol", n->name);
-        bson_t inputs;
-        BSON_APPEND_ARRAY_BEGIN(&step, "inputs", &inputs);
-        for (size_t j = 0; j < n->n_inputs; j++) {
-            bson_uint32_to_string((uint32_t)j, &kp, key, sizeof key);
-            BSON_APPEND_UTF8(&inputs, kp, n->inputs[j]->name);
-        }
-        bson_append_array_end(&step, &inputs);
-        BSON_APPEND_BOOL(&step, "result", n == ex->result);
-        BSON_APPEND_BOOL(&step, "persisted", n->persisted);
-        if (n->source)
-            BSON_APPEND_UTF8(&step, "source", n->source);
-        else
-            BSON_APPEND_UTF8(&step, "build_id", xp__build_id());
-        bson_append_document_end(&steps, &step);
-    }
-    bson_append_array_end(code, &steps);
-}
-
-void xp__code_build(xp_experiment *ex)
-{
-    if (ex->code)
-        return;
-    ex->code = bson_new();
-    s_code_doc(ex, ex->code);
-    xp__hash_hex(ex->code, ex->code_hash);
-}
-
-/* C text of a code document: each step's source under a comment saying
- * where it came from. */
-static char *s_code_text(const bson_t *code)
-{
-    bson_string_t *s = bson_string_new(NULL);
-    bson_iter_t it, steps, step;
-    if (bson_iter_init_find(&it, code, "steps") &&
-        bson_iter_recurse(&it, &steps)) {
-        while (bson_iter_next(&steps)) {
-            if (!bson_iter_recurse(&steps, &step))
-                continue;
-            const char *name = "", *file = "", *source = NULL;
-            int line = 0;
-            while (bson_iter_next(&step)) {
-                const char *key = bson_iter_key(&step);
-                if (strcmp(key, "name") == 0 && BSON_ITER_HOLDS_UTF8(&step))
-                    name = bson_iter_utf8(&step, NULL);
-                else if (strcmp(key, "file") == 0 &&
-                         BSON_ITER_HOLDS_UTF8(&step))
-                    file = bson_iter_utf8(&step, NULL);
-                else if (strcmp(key, "source") == 0 &&
-                         BSON_ITER_HOLDS_UTF8(&step))
-                    source = bson_iter_utf8(&step, NULL);
-                else if (strcmp(key, "line") == 0 &&
-                         BSON_ITER_HOLDS_INT32(&step))
-                    line = bson_iter_int32(&step);
-            }
-            bson_string_append_printf(
-                s, "/* step %s (registered at %s:%d) */\n", name, file, line);
-            bson_string_append_printf(
-                s, "%s\n\n", source ? source : "/* source not available */");
-        }
-    }
-    return bson_string_free(s, false);
-}
-
-/* Source text of step name in a code document, or NULL. */
-static const char *s_step_source(const bson_t *code, const char *name)
-{
-    bson_iter_t it, steps, field;
-    if (!bson_iter_init_find(&it, code, "steps") ||
-        !bson_iter_recurse(&it, &steps))
-        return NULL;
-    while (bson_iter_next(&steps)) {
-        const char *source = "";
-        bool match = false;
-        if (!bson_iter_recurse(&steps, &field))
-            continue;
-        while (bson_iter_next(&field)) {
-            if (!BSON_ITER_HOLDS_UTF8(&field))
-                continue;
-            if (strcmp(bson_iter_key(&field), "name") == 0)
-                match = strcmp(bson_iter_utf8(&field, NULL), name) == 0;
-            else if (strcmp(bson_iter_key(&field), "source") == 0)
-                source = bson_iter_utf8(&field, NULL);
-        }
-        if (match)
-            return source;
-    }
-    return NULL;
-}
-
 static void s_log_diff(const char *old_text, const char *new_text,
                        const char *label)
 {
@@ -424,6 +300,14 @@ static bool s_last_trial_hash(xp_experiment *ex, const char *key, char out[33])
     return found;
 }
 
+/* The source step name had in a previous code document, or NULL. */
+static const char *s_source_before(const xp_code_def *old, const char *name)
+{
+    const xp_code_step *st = old ? xp__code_def_step(old, name) : NULL;
+    return st ? (st->source ? st->source : "") : NULL;
+}
+
+/* Logs each step whose code differs from the previous trial's. */
 static void s_code_check(xp_experiment *ex)
 {
     char previous[33];
@@ -433,17 +317,20 @@ static void s_code_check(xp_experiment *ex)
     bson_t old;
     if (xp__store_content_get(ex->backend, previous, &old, NULL) != 0)
         return;
+    xp_code_def def;
+    bool readable = xp__code_doc_decode(&def, &old, NULL) == 0;
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
         if (n->is_param)
             continue;
-        const char *before = s_step_source(&old, n->name);
+        const char *before = s_source_before(readable ? &def : NULL, n->name);
         const char *now = n->source ? n->source : "";
         if (before && strcmp(before, now) == 0)
             continue;
         xp__log(XP_LOG_WARNING, "Code context has been changed: %s", n->name);
         s_log_diff(before ? before : "", now, n->name);
     }
+    xp__code_def_clear(&def);
     bson_destroy(&old);
 }
 
@@ -461,7 +348,7 @@ int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err)
         s_code_check(ex);
         ex->code_checked = true;
     }
-    char *code_text = s_code_text(ex->code);
+    char *code_text = xp__code_doc_text(ex->code);
     char *env_text = xp__render_text(env);
     int rc = xp__store_content_put(ex->backend, "code", ex->code_hash, ex->code,
                                    code_text, err);
@@ -554,7 +441,7 @@ int xp_code_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
         bool have = ex->n_nodes > 0;
         if (have) {
             bson_init(&code);
-            s_code_doc(ex, &code);
+            xp__code_doc_encode(ex, &code);
         }
         pthread_mutex_unlock(&ex->lock);
         if (!have) {
@@ -717,8 +604,8 @@ int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
         s_diff_section(result, "parameters", text[0], text[1], name_a, name_b);
         bson_free(text[0]);
         bson_free(text[1]);
-        text[0] = s_code_text(&codes[0]);
-        text[1] = s_code_text(&codes[1]);
+        text[0] = xp__code_doc_text(&codes[0]);
+        text[1] = xp__code_doc_text(&codes[1]);
         s_diff_section(result, "code", text[0], text[1], name_a, name_b);
         bson_free(text[0]);
         bson_free(text[1]);

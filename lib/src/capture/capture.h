@@ -1,6 +1,6 @@
 /* capture/capture.h — what a trial records of its code and environment:
- * the code document of an experiment, storing code and environment once
- * per distinct content, and logging their changes. */
+ * storing code and environment once per distinct content, and logging
+ * their changes. (The code document itself: code_doc.h.) */
 #ifndef XP_CAPTURE_CAPTURE_H
 #define XP_CAPTURE_CAPTURE_H
 
@@ -10,8 +10,6 @@
 
 /* XXH128 of a BSON document's bytes as 32 hex characters. */
 void xp__hash_hex(const bson_t *doc, char out[33]);
-/* Builds ex->code and ex->code_hash (ex->lock held, graph frozen). */
-void xp__code_build(xp_experiment *ex);
 /* Line rendering of a document (for text files and diffs). Caller frees. */
 char *xp__render_text(const bson_t *doc);
 /* Stores code and environment contents once per handle; logs code
