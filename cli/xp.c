@@ -949,29 +949,12 @@ static int s_trial_or_last(const struct command *cmd, const struct args *a,
     return 0;
 }
 
-static void s_print_code(const xp_value *code)
-{
-    const xp_value *steps = xp_value_get(code, "steps");
-    for (size_t i = 0; i < xp_value_count(steps); i++) {
-        const xp_value *step = xp_value_at(steps, i);
-        const char *source = xp_as_string(xp_value_get(step, "source"), NULL);
-        printf("/* step %s (%s:%" PRId64 ") */\n",
-               xp_as_string(xp_value_get(step, "name"), NULL),
-               xp_as_string(xp_value_get(step, "file"), NULL),
-               xp_as_int64(xp_value_get(step, "line")));
-        if (source)
-            printf("%s\n\n", source);
-        else
-            printf("/* source not available; build id %s */\n\n",
-                   xp_as_string(xp_value_get(step, "build_id"), NULL));
-    }
-}
-
 static int s_cmd_code(const struct command *cmd, int argc, char **argv)
 {
     struct args a;
     xp_experiment *ex = NULL;
     xp_value *code = NULL;
+    char *text = NULL;
     xp_error_t err;
     int64_t trial = 0;
     int status;
@@ -980,15 +963,17 @@ static int s_cmd_code(const struct command *cmd, int argc, char **argv)
     if ((status = s_open(cmd, &a, &ex)) != 0 ||
         (status = s_trial_or_last(cmd, &a, 1, ex, &trial)) != 0)
         goto cleanup;
-    if (xp_code_get(ex, trial, &code, &err) != 0) {
+    if ((a.format == FMT_JSON ? xp_code_get(ex, trial, &code, &err)
+                              : xp_code_text(ex, trial, &text, &err)) != 0) {
         status = s_fail(&err);
         goto cleanup;
     }
     if (a.format == FMT_JSON)
         s_print_json(code);
     else
-        s_print_code(code);
+        fputs(text, stdout);
 cleanup:
+    xp_free(text);
     xp_value_destroy(&code);
     xp_experiment_destroy(&ex);
     s_args_free(&a);

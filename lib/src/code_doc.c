@@ -1,7 +1,7 @@
 /* code_doc.c — the one home of the code document: the encoder (a graph to
  * BSON), the decoder, which trusts nothing (a document arrives in SUBMIT
- * from any client and from stored records), and its C text. Field names
- * are spelled here and nowhere else. */
+ * from any client and from stored records), and the C text shown to
+ * people. Field names are spelled here and nowhere else. */
 #include "code_doc.h"
 
 #include "capture/capture.h"
@@ -32,13 +32,14 @@ enum {
     STEP_INPUTS,
     STEP_RESULT,
     STEP_PERSISTED,
-    STEP_SOURCE,   /* the function's code */
+    STEP_SOURCE,   /* the function's code, at its first use */
     STEP_BUILD_ID, /* instead, when the code was not found */
+    STEP_SAME_AS,  /* instead, at a later use: the first use's name */
     STEP_FIELDS
 };
 static const char *const s_step_keys[STEP_FIELDS] = {
-    "name",   "file",      "line",   "symbol",  "inputs",
-    "result", "persisted", "source", "build_id"};
+    "name",   "file",      "line",   "symbol",   "inputs",
+    "result", "persisted", "source", "build_id", "same_as"};
 
 /* Lengths a document may give beyond the name rules of util/names.h. */
 #define S_FILE_MAX 4096
@@ -76,7 +77,8 @@ static void s_encode_params(const xp_experiment *ex, bson_t *code)
     bson_append_array_end(code, &params);
 }
 
-/* One step: where it was registered, its inputs, its code. */
+/* One step. Every use of a function keeps its own registration place; a
+ * later use names the first instead of repeating the code. */
 static void s_encode_step(bson_t *steps, const char *key,
                           const xp_experiment *ex, const xp_node *n)
 {
@@ -86,7 +88,8 @@ static void s_encode_step(bson_t *steps, const char *key,
     BSON_APPEND_UTF8(&step, s_step_keys[STEP_NAME], n->name);
     BSON_APPEND_UTF8(&step, s_step_keys[STEP_FILE], n->file ? n->file : "");
     BSON_APPEND_INT32(&step, s_step_keys[STEP_LINE], n->line);
-    BSON_APPEND_UTF8(&step, s_step_keys[STEP_SYMBOL], n->name);
+    BSON_APPEND_UTF8(&step, s_step_keys[STEP_SYMBOL],
+                     n->symbol ? n->symbol : n->name);
     BSON_APPEND_ARRAY_BEGIN(&step, s_step_keys[STEP_INPUTS], &inputs);
     for (size_t j = 0; j < n->n_inputs; j++)
         BSON_APPEND_UTF8(&inputs, s_index_key((uint32_t)j, buf),
@@ -94,10 +97,13 @@ static void s_encode_step(bson_t *steps, const char *key,
     bson_append_array_end(&step, &inputs);
     BSON_APPEND_BOOL(&step, s_step_keys[STEP_RESULT], n == ex->result);
     BSON_APPEND_BOOL(&step, s_step_keys[STEP_PERSISTED], n->persisted);
-    if (n->source)
+    if (n->same_as)
+        BSON_APPEND_UTF8(&step, s_step_keys[STEP_SAME_AS], n->same_as->name);
+    else if (n->source)
         BSON_APPEND_UTF8(&step, s_step_keys[STEP_SOURCE], n->source);
     else
-        BSON_APPEND_UTF8(&step, s_step_keys[STEP_BUILD_ID], xp__build_id());
+        BSON_APPEND_UTF8(&step, s_step_keys[STEP_BUILD_ID],
+                         n->build_id ? n->build_id : xp__build_id());
     bson_append_document_end(steps, &step);
 }
 
@@ -327,6 +333,34 @@ static int s_decode_inputs(s_decoder *d, const bson_iter_t *it, xp_code_step *s,
     return 0;
 }
 
+/* The code of a later use: its first use's, named by same_as. */
+static int s_decode_same_as(s_decoder *d, const bson_iter_t *it,
+                            xp_code_step *s, bool has_code)
+{
+    const char *first = s_text(it, XP_NAME_MAX + 1);
+    xp_code_def *def = d->def;
+    xp_error_t e;
+    if (!first)
+        return s_fail(d, XP_ECORRUPT, "step '%s': 'same_as' is not a string",
+                      s->name);
+    if (xp_check_name("same_as", first, &e) != 0)
+        return s_fail(d, XP_EINVAL, "step '%s': %s", s->name, e.message);
+    size_t node = s_lookup(d, first);
+    if (has_code)
+        return s_fail(d, XP_EINVAL,
+                      "step '%s' has its own code and 'same_as' both", s->name);
+    if (node <= def->n_params ||
+        def->steps[node - 1 - def->n_params].same_as != XP_CODE_NONE)
+        return s_fail(d, XP_EINVAL,
+                      "step '%s': same_as '%s' is not an earlier first use "
+                      "of a function",
+                      s->name, first);
+    s->same_as = node - 1 - def->n_params;
+    s->source = def->steps[s->same_as].source;
+    s->build_id = def->steps[s->same_as].build_id;
+    return 0;
+}
+
 static int s_decode_flag(s_decoder *d, const s_at *at, int k, const char *name,
                          bool *out)
 {
@@ -396,6 +430,7 @@ static int s_decode_step(s_decoder *d, const bson_iter_t *elem, size_t i)
     xp_code_def *def = d->def;
     xp_code_step *s = &def->steps[i];
     const char *where = s_doc_keys[DOC_STEPS];
+    s->same_as = XP_CODE_NONE;
     if (s_fields(d, elem, where, i, s_step_keys, STEP_FIELDS, at) != 0)
         return -1;
     if (!at[STEP_NAME].seen ||
@@ -408,6 +443,10 @@ static int s_decode_step(s_decoder *d, const bson_iter_t *elem, size_t i)
         (at[STEP_LINE].seen && s_decode_line(d, &at[STEP_LINE].it, s) != 0) ||
         (at[STEP_INPUTS].seen &&
          s_decode_inputs(d, &at[STEP_INPUTS].it, s, s->name) != 0) ||
+        (at[STEP_SAME_AS].seen &&
+         s_decode_same_as(d, &at[STEP_SAME_AS].it, s,
+                          at[STEP_SOURCE].seen || at[STEP_BUILD_ID].seen) !=
+             0) ||
         s_decode_flag(d, at, STEP_PERSISTED, s->name, &s->persisted) != 0 ||
         s_decode_flag(d, at, STEP_RESULT, s->name, &result) != 0)
         return -1;
@@ -526,13 +565,52 @@ static void s_comment_text(bson_string_t *s, const char *text)
     }
 }
 
-static void s_step_text(bson_string_t *s, const xp_code_step *st)
+/* needed[i]: step i is the result or one of its ancestors. */
+static bool *s_needed_steps(const xp_code_def *def)
 {
+    bool *needed =
+        bson_malloc0((def->n_steps ? def->n_steps : 1) * sizeof *needed);
+    needed[def->result] = true;
+    /* Inputs are earlier nodes: one backward pass marks every ancestor. */
+    for (size_t i = def->n_steps; i-- > 0;) {
+        if (!needed[i])
+            continue;
+        for (size_t k = 0; k < def->steps[i].n_inputs; k++) {
+            size_t in = def->steps[i].inputs[k];
+            if (in >= def->n_params)
+                needed[in - def->n_params] = true;
+        }
+    }
+    return needed;
+}
+
+static void s_step_text(bson_string_t *s, const xp_code_def *def, size_t i,
+                        bool needed)
+{
+    const xp_code_step *st = &def->steps[i];
     bson_string_append_printf(s, "/* step %s (registered at ", st->name);
     s_comment_text(s, st->file);
-    bson_string_append_printf(s, ":%d) */\n", st->line);
-    bson_string_append_printf(
-        s, "%s\n\n", st->source ? st->source : "/* source not available */");
+    bson_string_append_printf(s, ":%d)", st->line);
+    if (!needed)
+        bson_string_append(s, ", not needed by the result: never runs");
+    if (st->same_as != XP_CODE_NONE) {
+        /* A function used several times is shown once, at its first use:
+         * as the document stores it, and as a diff should show a change of
+         * that function. */
+        bson_string_append_printf(s, ": function %s, as step %s above */\n\n",
+                                  st->symbol ? st->symbol : "",
+                                  def->steps[st->same_as].name);
+        return;
+    }
+    if (st->symbol && strcmp(st->symbol, st->name) != 0)
+        bson_string_append_printf(s, ", function %s", st->symbol);
+    bson_string_append(s, " */\n");
+    if (st->source)
+        bson_string_append_printf(s, "%s\n\n", st->source);
+    else
+        bson_string_append_printf(s,
+                                  "/* source not available; build id %s */\n\n",
+                                  st->build_id ? st->build_id : "unknown");
 }
 
 char *xp__code_doc_text(const bson_t *doc)
@@ -548,9 +626,33 @@ char *xp__code_doc_text(const bson_t *doc)
         bson_string_append(s, lines);
         bson_free(lines);
     } else {
+        bool *needed = s_needed_steps(&def);
         for (size_t i = 0; i < def.n_steps; i++)
-            s_step_text(s, &def.steps[i]);
+            s_step_text(s, &def, i, needed[i]);
+        bson_free(needed);
     }
     xp__code_def_clear(&def);
     return bson_string_free(s, false);
+}
+
+/* ---------------------------------------------------------------- API */
+
+int xp_code_text(xp_experiment *ex, int64_t trial_id, char **out,
+                 xp_error_t *err)
+{
+    if (!out)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "missing output");
+    *out = NULL;
+    xp_value *code = NULL;
+    if (xp_code_get(ex, trial_id, &code, err) != 0)
+        return -1;
+    bson_t doc = BSON_INITIALIZER;
+    int rc = xp__value_to_bson(code, &doc);
+    if (rc == 0)
+        *out = xp__code_doc_text(&doc);
+    else
+        xp__enomem(err);
+    bson_destroy(&doc);
+    xp_value_destroy(&code);
+    return rc;
 }

@@ -1,6 +1,6 @@
 /* code_doc.h — the code document: an experiment's graph as BSON
  * (parameters with defaults, steps with inputs, result and persisted
- * marks, the code of each step), written when the graph is
+ * marks, the code of each function once), written when the graph is
  * frozen, stored per distinct content, shipped to schedulers and read
  * back. Its field names are spelled in code_doc.c only. */
 #ifndef XP_CODE_DOC_H
@@ -18,7 +18,8 @@ typedef struct {
 } xp_code_param;
 
 /* One step as the document describes it. Strings are borrowed from the
- * document. */
+ * document; source and build_id are those of the step's function, also
+ * for a later use (same_as) of a function. */
 typedef struct {
     const char *name;
     const char *file;     /* "" when unknown */
@@ -26,6 +27,8 @@ typedef struct {
     const char *source;   /* or NULL: not captured */
     const char *build_id; /* or NULL */
     int line;
+    size_t same_as; /* index in steps of the function's first use, or
+                     * XP_CODE_NONE for a first use */
     bool persisted;
     size_t n_inputs;
     size_t *inputs; /* node indices: parameters first (i < n_params),
@@ -57,10 +60,10 @@ int xp__code_doc_decode(xp_code_def *out, const bson_t *doc, xp_error_t *err);
 void xp__code_def_clear(xp_code_def *def);
 /* The step called name, or NULL. */
 const xp_code_step *xp__code_def_step(const xp_code_def *def, const char *name);
-/* C text of a code document (stored beside it): each step's source under
- * a comment saying where it was registered. A document that does not
- * decode is rendered as lines after a comment saying why. Caller frees
- * (bson_free). */
+/* C text of a code document (stored beside it, shown by `xp code`): each
+ * step under a comment saying where it was registered, a function's code
+ * at its first use. A document that does not decode is rendered as
+ * lines after a comment saying why. Caller frees (bson_free). */
 char *xp__code_doc_text(const bson_t *doc);
 
 #endif /* XP_CODE_DOC_H */

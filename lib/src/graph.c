@@ -85,6 +85,7 @@ static void s_node_free(xp_node *n)
     bson_free(n->source);
     bson_free(n->source_path);
     bson_free(n->symbol);
+    bson_free(n->build_id);
     bson_free(n->dependents);
     bson_free(n);
 }
@@ -226,6 +227,7 @@ static void s_capture(xp_experiment *ex, xp_node *node, const char *name)
                              : other->file == node->file;
         if (!other->is_param && other->fn == node->fn &&
             (other->source || same_file)) {
+            node->same_as = other->same_as ? other->same_as : other;
             node->symbol = other->symbol ? bson_strdup(other->symbol) : NULL;
             node->source = other->source ? bson_strdup(other->source) : NULL;
             node->source_path =
@@ -316,6 +318,9 @@ static void s_from_def(xp_experiment *ex, xp_code_def *def)
         n->line = st->line;
         n->symbol = st->symbol ? bson_strdup(st->symbol) : NULL;
         n->source = st->source ? bson_strdup(st->source) : NULL;
+        n->build_id = st->build_id ? bson_strdup(st->build_id) : NULL;
+        if (st->same_as != XP_CODE_NONE)
+            n->same_as = ex->nodes[def->n_params + st->same_as];
         n->persisted = st->persisted;
         if (i == def->result)
             ex->result = n;

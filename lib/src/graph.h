@@ -33,6 +33,11 @@ struct xp_node {
     char *symbol;      /* the function's symbol, or NULL when unknown */
     char *source;      /* captured definition text, or NULL */
     char *source_path; /* where the source was read from, or NULL */
+    /* An earlier use of the same function, whose code this node holds
+     * too (the code document stores it once), or NULL. */
+    const xp_node *same_as;
+    char *build_id; /* from a code document: the binary of a step without
+                     * source; NULL for steps defined here */
     /* filled when the graph is frozen at the first trial */
     bool needed; /* an ancestor of (or) the result */
     size_t n_dependents;

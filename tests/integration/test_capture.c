@@ -2,8 +2,8 @@
  * backends: code context (order, code/ files, missing source, changes across
  * processes), environment categories and change detection, git state in
  * temporary repositories, purity warnings, seeding across thread counts and
- * xp_trial_diff; the code document (decoding and its refusals, a graph
- * rebuilt from it). */
+ * xp_trial_diff; the code document (a function used six times, decoding
+ * and its refusals, a graph rebuilt from it). */
 #include "../common.h"
 
 #include "capture/capture.h"
@@ -481,6 +481,106 @@ Test(capture, unchanged_code_across_processes)
     xp_experiment_destroy(&ex);
 }
 
+/* ---------------------------------------------------------------- reuse */
+
+static int sum_six(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    int64_t s = 0;
+    for (int i = 0; i < 6; i++)
+        s += xp_as_int64(in[i]);
+    return xp_set_int64(out, s);
+}
+
+/* f (from src) used six times, summed; one trial. NULL and why[128] on
+ * failure (no asserts: used in a forked child too). */
+static xp_experiment *f6_trial(const char *id, const char *src, char *why)
+{
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = xpt_dir;
+    o.threads = 1;
+    xp_experiment *ex = NULL;
+    xp_error_t err = {0};
+    if (xp_experiment_open(&ex, id, &o, &err) != 0) {
+        snprintf(why, 128, "open: %.100s", err.message);
+        return NULL;
+    }
+    xp_node *uses[6];
+    for (int i = 0; i < 6; i++)
+        uses[i] = xp_step_add(ex, "f", f_impl, 0, NULL, src, 3);
+    if (!xp_result(
+            xp_step_add(ex, "sum_six", sum_six, 6, uses, __FILE__, __LINE__))) {
+        snprintf(why, 128, "definition failed");
+        xp_experiment_destroy(&ex);
+        return NULL;
+    }
+    if (xp_compute(ex, NULL, NULL, NULL, &err) != 0) {
+        snprintf(why, 128, "trial: %.100s", err.message);
+        xp_experiment_destroy(&ex);
+        return NULL;
+    }
+    return ex;
+}
+
+Test(capture, code_change_of_a_function_used_six_times)
+{
+    char a[PATH_MAX], b[PATH_MAX], why[128] = "";
+    snprintf(a, sizeof a, "%s/src_a.c", xpt_dir);
+    snprintf(b, sizeof b, "%s/src_b.c", xpt_dir);
+    write_file(a, s_src_a);
+    write_file(b, s_src_b);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        xp_experiment *first = f6_trial("change6", a, why);
+        if (!first)
+            fprintf(stderr, "child: %s\n", why);
+        xp_experiment_destroy(&first);
+        _exit(why[0] ? 1 : 0);
+    }
+    cr_assert_eq(xpt_wait(pid), 0, "child trial failed (see stderr)");
+
+    log_start(XP_LOG_WARNING);
+    xp_experiment *ex = f6_trial("change6", b, why);
+    cr_assert_not_null(ex, "parent trial: %s", why);
+    /* One report for the function, at its first use, with one diff. */
+    cr_assert_eq(log_count(XP_LOG_WARNING, "Code context has been changed"), 1,
+                 "want one change report: %s", xpt_log_dump(&s_log));
+    cr_assert_geq(
+        log_index(XP_LOG_WARNING, "Code context has been changed: f", true, 0),
+        0, "not reported for step f: %s", xpt_log_dump(&s_log));
+    cr_assert_eq(log_count(XP_LOG_WARNING, "+    return 2;"), 1,
+                 "diff not shown once: %s", xpt_log_dump(&s_log));
+
+    /* code/<hash>.c holds the function once and lists every use. */
+    char hash[64], path[PATH_MAX];
+    trial_str(ex, 2, "code_hash", hash);
+    snprintf(path, sizeof path, "%s/change6/code/%s.c", xpt_dir, hash);
+    char *text = xpt_slurp(path);
+    const char *p = strstr(text, "return 2;");
+    cr_assert(p && !strstr(p + 1, "return 2;"), "%s:\n%s", path, text);
+    for (int i = 2; i <= 6; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "/* step f-%d (registered at ", i);
+        cr_assert_not_null(strstr(text, want), "f-%d missing:\n%s", i, text);
+    }
+    free(text);
+
+    xp_value *d = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_trial_diff(ex, 1, 2, &d, &err), 0, "xp_trial_diff: '%s'",
+                 err.message);
+    const xp_value *code = xpt_typed(d, "code", XP_TYPE_ARRAY);
+    size_t plus = 0;
+    for (size_t i = 0; i < xp_value_count(code); i++)
+        plus += strcmp(xp_as_string(xp_value_at(code, i), NULL),
+                       "+    return 2;") == 0;
+    cr_assert_eq(plus, 1, "code diff: %s", xp_value_to_json(code));
+    xp_value_destroy(&d);
+    xp_experiment_destroy(&ex);
+}
+
 /* ---------------------------------------------------------------- document */
 
 /* The code document of ex (frozen by a trial), as BSON. */
@@ -522,10 +622,15 @@ Test(capture, code_document_rebuilds_the_graph)
     cr_assert_eq(def.n_params, 2, "%zu parameters", def.n_params);
     cr_assert_eq(def.n_steps, 8, "%zu steps", def.n_steps);
     cr_assert_str_eq(def.steps[def.result].name, "combine");
-    for (size_t i = 1; i < 6; i++)
+    cr_assert_eq(def.steps[0].same_as, XP_CODE_NONE, "first use");
+    for (size_t i = 1; i < 6; i++) {
+        cr_assert_eq(def.steps[i].same_as, 0, "use %zu", i + 1);
         cr_assert_str_eq(def.steps[i].source, def.steps[0].source,
                          "use %zu does not get its function's source", i + 1);
+        cr_assert_str_eq(def.steps[i].symbol, "add_one");
+    }
     cr_assert(def.steps[2].persisted && !def.steps[1].persisted, "persisted");
+    cr_assert_str_eq(def.steps[6].symbol, "zeta_step", "renamed step");
     cr_assert_eq(def.steps[7].n_inputs, 3, "inputs");
     cr_assert_eq(def.steps[7].inputs[1], 2 + 5, "combine's second input");
     xp__code_def_clear(&def);
@@ -553,11 +658,22 @@ Test(capture, code_document_rebuilds_the_graph)
     cr_assert_eq(err.code, XP_ESTATE, "code %u '%s'", err.code, err.message);
     xp_experiment_destroy(&copy);
 
+    /* Each use keeps its own place in the text; the source appears once. */
     char *text = xp__code_doc_text(doc);
+    const char *src = strstr(text, "static int add_one(xp_step *st");
+    cr_assert(src && !strstr(src + 1, "static int add_one(xp_step *st"),
+              "add_one not shown once:\n%s", text);
     cr_assert_not_null(strstr(text, "/* step zeta (registered at "),
                        "zeta:\n%s", text);
+    cr_assert_not_null(strstr(text, ":1), function zeta_step */"),
+                       "the renamed step does not name its function:\n%s",
+                       text);
     cr_assert_not_null(strstr(text, "/* step add_one-3 (registered at "),
                        "add_one-3:\n%s", text);
+    cr_assert_not_null(strstr(text, "not needed by the result: never runs: "
+                                    "function add_one, as step add_one "
+                                    "above */"),
+                       "unneeded uses not marked:\n%s", text);
     free(text);
     bson_destroy(doc);
     xp_experiment_destroy(&ex);
@@ -565,9 +681,9 @@ Test(capture, code_document_rebuilds_the_graph)
 
 Test(capture, code_document_of_earlier_versions_is_read)
 {
-    /* Every use holding its own source, symbol the step's name, fields
-     * this version does not know: what earlier and later versions may
-     * store. Unknown fields are ignored. */
+    /* Before same_as every use held its own source and symbol was the
+     * step's name; stored records keep that layout. Unknown fields are
+     * ignored. */
     const char *json =
         "{\"parameters\": [{\"name\": \"a\", \"default\": 1}],"
         " \"steps\": [{\"name\": \"t\", \"file\": \"x.c\", \"line\": 3,"
@@ -583,6 +699,7 @@ Test(capture, code_document_of_earlier_versions_is_read)
     xp_code_def def;
     xp_error_t err = {0};
     cr_assert_eq(xp__code_doc_decode(&def, doc, &err), 0, "'%s'", err.message);
+    cr_assert_eq(def.steps[1].same_as, XP_CODE_NONE);
     cr_assert_str_eq(def.steps[1].source, "int t(void) {}");
     cr_assert_eq(xp_value_type(def.params[0].def), XP_TYPE_INT64, "default");
     cr_assert_eq(def.result, 1);
@@ -695,6 +812,23 @@ Test(capture, code_document_decoder_refuses)
                    XP_EINVAL, "symbol is not an identifier");
     expect_refused("{\"steps\": [{\"name\": \"s\", \"build_id\": \"xyz\"}]}",
                    XP_EINVAL, "build id is not hexadecimal");
+    /* same_as: an earlier first use, instead of the step's own code. */
+    expect_refused("{" S_PARAMS ", \"steps\": [{\"name\": \"s\", "
+                   "\"same_as\": \"a\", \"result\": true}]}",
+                   XP_EINVAL, "same_as 'a' is not an earlier first use");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"same_as\": \"t\"}, "
+                   "{\"name\": \"t\", \"source\": \"x\", \"result\": true}]}",
+                   XP_EINVAL, "same_as 't' is not");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"source\": \"x\"}, "
+                   "{\"name\": \"t\", \"same_as\": \"s\"}, "
+                   "{\"name\": \"u\", \"same_as\": \"t\", \"result\": true}]}",
+                   XP_EINVAL, "same_as 't' is not");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"source\": \"x\"}, "
+                   "{\"name\": \"t\", \"same_as\": \"s\", \"source\": \"y\", "
+                   "\"result\": true}]}",
+                   XP_EINVAL, "step 't' has its own code and 'same_as' both");
+    expect_refused("{\"steps\": [{\"name\": \"s\", \"same_as\": 1}]}",
+                   XP_ECORRUPT, "'same_as' is not a string");
 }
 
 Test(capture, code_document_decoder_bounds)

@@ -482,17 +482,32 @@ static int long_task(xp_step *st, const xp_value *const *in, xp_value *out)
     return xp_set_int64(out, xp_as_int64(in[0]) * 10);
 }
 
-/* Source of the step called name in trial 1's code document. */
-static const char *step_source(const xp_value *code, const char *name)
+/* The step called name in a code document. */
+static const xp_value *code_step(const xp_value *code, const char *name)
 {
     const xp_value *steps = xpt_typed(code, "steps", XP_TYPE_ARRAY);
     for (size_t i = 0; i < xp_value_count(steps); i++) {
         const xp_value *st = xp_value_at(steps, i);
         if (strcmp(xpt_get_str(st, "name"), name) == 0)
-            return xpt_get_str(st, "source");
+            return st;
     }
     cr_assert_fail("no step '%s' in the code", name);
     return NULL;
+}
+
+/* Source of the step called name in a code document. */
+static const char *step_source(const xp_value *code, const char *name)
+{
+    return xpt_get_str(code_step(code, name), "source");
+}
+
+/* Occurrences of needle in text. */
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
 }
 
 Test(graph, one_function_used_six_times)
@@ -514,15 +529,52 @@ Test(graph, one_function_used_six_times)
     cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
                  err.message);
     cr_assert_eq(compute_with_a(ex, 2), 120, "6 uses of long_task(2)");
-    /* Each use records the one definition of the function. */
+    /* The document holds the function's source once, at its first use;
+     * each later use names it and records the function's symbol. */
     xp_value *code = NULL;
     cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
     const char *first = step_source(code, "long_task");
     cr_assert_not_null(strstr(first, "static int long_task(xp_step *st"),
                        "source of long_task:\n%s", first);
-    cr_assert_str_eq(step_source(code, "long_task-6"), first,
-                     "the uses record different code");
+    cr_assert_str_eq(xpt_get_str(code_step(code, "long_task"), "symbol"),
+                     "long_task");
+    for (int i = 2; i <= 6; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "long_task-%d", i);
+        const xp_value *st = code_step(code, name);
+        cr_assert_str_eq(xpt_get_str(st, "same_as"), "long_task", "%s", name);
+        cr_assert_str_eq(xpt_get_str(st, "symbol"), "long_task", "%s", name);
+        cr_assert_null(xp_value_get(st, "source"), "%s repeats the source",
+                       name);
+        cr_assert_null(xp_value_get(st, "build_id"), "%s has a build id", name);
+        cr_assert_eq(xpt_get_int(st, "line"),
+                     xpt_get_int(code_step(code, "long_task"), "line"),
+                     "%s registered elsewhere", name);
+    }
+    char *json = xp_value_to_json(code);
+    cr_assert_eq(count_of(json, "static int long_task(xp_step *st"), 1,
+                 "the source is not stored once: %s", json);
+    xp_free(json);
     xp_value_destroy(&code);
+    /* As text (`xp code`): every step listed, the source shown once. */
+    char *text = NULL;
+    cr_assert_eq(xp_code_text(ex, 1, &text, &err), 0, "text: '%s'",
+                 err.message);
+    cr_assert_eq(count_of(text, "static int long_task(xp_step *st"), 1,
+                 "source shown more than once:\n%s", text);
+    cr_assert_not_null(strstr(text, "/* step long_task (registered at "),
+                       "no long_task:\n%s", text);
+    for (int i = 2; i <= 6; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "/* step long_task-%d (registered at ", i);
+        const char *at = strstr(text, want);
+        cr_assert_not_null(at, "step long_task-%d not listed:\n%s", i, text);
+        cr_assert_not_null(strstr(at, "function long_task, as step long_task "
+                                      "above */"),
+                           "long_task-%d does not say whose code:\n%s", i,
+                           text);
+    }
+    xp_free(text);
     cr_assert_lt(xpt_log_find(&s_log, XP_LOG_WARNING, "not found"), 0,
                  "a definition was not found: %s", xpt_log_dump(&s_log));
     xp_experiment_destroy(&ex);
@@ -544,11 +596,18 @@ Test(graph, step_named_otherwise_than_its_function_keeps_its_source)
     cr_assert_not_null(
         strstr(step_source(code, "scaled"), "static int long_task(xp_step *st"),
         "source of 'scaled':\n%s", step_source(code, "scaled"));
-    cr_assert_str_eq(step_source(code, "scaled_again"),
-                     step_source(code, "scaled"), "uses differ");
+    /* The symbol is the function's, whatever the step's name. */
+    cr_assert_str_eq(xpt_get_str(code_step(code, "scaled"), "symbol"),
+                     "long_task");
+    cr_assert_str_eq(xpt_get_str(code_step(code, "scaled_again"), "symbol"),
+                     "long_task");
+    cr_assert_str_eq(xpt_get_str(code_step(code, "scaled_again"), "same_as"),
+                     "scaled", "the second use does not refer to the first");
     cr_assert_not_null(strstr(step_source(code, "total"),
                               "static int sum_all_two(xp_step *st"),
                        "source of 'total':\n%s", step_source(code, "total"));
+    cr_assert_str_eq(xpt_get_str(code_step(code, "total"), "symbol"),
+                     "sum_all_two");
     xp_value_destroy(&code);
     cr_assert_lt(xpt_log_find(&s_log, XP_LOG_WARNING, "not found"), 0,
                  "a definition was not found: %s", xpt_log_dump(&s_log));

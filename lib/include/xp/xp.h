@@ -402,12 +402,20 @@ XP_EXPORT int xp_load_persisted(xp_experiment *ex, const char *step,
                                 int64_t trial_id, xp_value **out,
                                 xp_error_t *err);
 
-/* Code context of a trial: document {steps: [{name, file, line, symbol,
- * inputs, result, persisted, source | build_id}]} in registration order.
- * trial_id 0: the steps registered on this handle now (or, when none, the
- * code of the last trial). Caller owns *out. */
+/* Code context of a trial: document {parameters: [{name, default?}],
+ * steps: [{name, file, line, symbol, inputs, result, persisted,
+ * source | build_id | same_as}]} in registration order; a function used
+ * by several steps has its source at its first use, and each later use
+ * names that step in same_as (docs/storage.md). trial_id 0: the steps
+ * registered on this handle now (or, when none, the code of the last
+ * trial). Caller owns *out. */
 XP_EXPORT int xp_code_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
                           xp_error_t *err);
+/* The same code as C text, as `xp code` shows it: each step under a
+ * comment saying where it was registered, a function's source once, at
+ * its first use. Caller frees *out (xp_free). */
+XP_EXPORT int xp_code_text(xp_experiment *ex, int64_t trial_id, char **out,
+                           xp_error_t *err);
 /* Environment of a trial (trial_id 0: this process), whole or one
  * category: "platform", "cpu", "runtime", "libraries", "git", "gpu".
  * Caller owns *out. */

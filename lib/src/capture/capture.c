@@ -307,7 +307,9 @@ static const char *s_source_before(const xp_code_def *old, const char *name)
     return st ? (st->source ? st->source : "") : NULL;
 }
 
-/* Logs each step whose code differs from the previous trial's. */
+/* Logs each step whose code differs from the previous trial's. A
+ * function used by several steps is reported once, at its first use,
+ * unless a later use had other code before. */
 static void s_code_check(xp_experiment *ex)
 {
     char previous[33];
@@ -327,6 +329,12 @@ static void s_code_check(xp_experiment *ex)
         const char *now = n->source ? n->source : "";
         if (before && strcmp(before, now) == 0)
             continue;
+        if (n->same_as) {
+            const char *first =
+                s_source_before(readable ? &def : NULL, n->same_as->name);
+            if (before && first && strcmp(before, first) == 0)
+                continue;
+        }
         xp__log(XP_LOG_WARNING, "Code context has been changed: %s", n->name);
         s_log_diff(before ? before : "", now, n->name);
     }
