@@ -355,33 +355,53 @@ done:
     return rc;
 }
 
-xp_node *xp_result(xp_node *node)
+/* Marks node as the result. fresh: node was made for this call alone
+ * (XP_RESULT), so a refused second result takes it out of the graph
+ * again, as a refused definition leaves the graph as it was; a step the
+ * caller made and holds stays, as an extra step. */
+static xp_node *s_result(xp_node *node, bool fresh)
 {
     if (!node)
         return NULL;
     xp_experiment *ex = node->ex;
     pthread_mutex_lock(&ex->lock);
-    if (node->is_param)
+    if (node->is_param) {
         node = s_def_error(ex, XP_EINVAL,
                            "the result must be a step, '%s' is a parameter",
                            node->name);
-    else if (ex->result && ex->result != node)
+    } else if (ex->result && ex->result != node) {
         /* One graph per experiment keeps its code document, its history's
          * Result column and a scheduler's dispatch unambiguous. */
-        node = s_soft_error(ex, XP_EEXIST,
-                            "the result of experiment '%s' is already step "
-                            "'%s', cannot also be '%s': an experiment has "
-                            "one result (use a second experiment id for "
-                            "another one, or xp_persist to keep an "
-                            "intermediate value)",
-                            ex->id, ex->result->name, node->name);
-    else if (ex->frozen)
+        s_soft_error(ex, XP_EEXIST,
+                     "the result of experiment '%s' is already step '%s', "
+                     "cannot also be '%s': an experiment has one result (use "
+                     "a second experiment id for another one, or xp_persist "
+                     "to keep an intermediate value)",
+                     ex->id, ex->result->name, node->name);
+        /* Made just before, it is the last node and nothing refers to it. */
+        if (fresh && !ex->frozen && node->index + 1 == ex->n_nodes) {
+            ex->n_nodes--;
+            s_node_free(node);
+        }
+        node = NULL;
+    } else if (ex->frozen) {
         node = s_def_error(ex, XP_ESTATE,
                            "the graph cannot change after the first trial");
-    else
+    } else {
         ex->result = node;
+    }
     pthread_mutex_unlock(&ex->lock);
     return node;
+}
+
+xp_node *xp_result(xp_node *node)
+{
+    return s_result(node, false);
+}
+
+xp_node *xp__result_new(xp_node *fresh)
+{
+    return s_result(fresh, true);
 }
 
 xp_node *xp_persist(xp_node *node)

@@ -137,26 +137,36 @@ fail:
     return -1;
 }
 
-static void s_usage(const char *prog, xp_experiment *ex)
+/* The usage of a checked definition: which step is the result, and every
+ * parameter (each needs a value), saying which the result does not read. */
+static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
 {
+    pthread_mutex_lock(&ex->lock);
+    int rc = xp__graph_freeze(ex, err);
+    pthread_mutex_unlock(&ex->lock);
+    if (rc != 0)
+        return -1;
     printf("usage: %s [name=value ...] [--seed N] [--backend DIR] "
            "[--log-level LEVEL]\n"
            "       [--scheduler tcp://HOST:PORT]\n\n"
-           "Runs one trial of experiment '%s' and prints its result.\n"
+           "Runs one trial of experiment '%s' and prints its result (step "
+           "'%s').\n"
            "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
            "text, [..] and {..} (JSON).\n\nparameters:\n",
-           prog, ex->id);
+           prog, ex->id, ex->result->name);
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
         if (!n->is_param)
             continue;
         char *def = n->def ? xp_value_to_json(n->def) : NULL;
+        const char *unread = n->needed ? "" : "; the result does not read it";
         if (def)
-            printf("  %-20s default %s\n", n->name, def);
+            printf("  %-20s default %s%s\n", n->name, def, unread);
         else
-            printf("  %-20s (required)\n", n->name);
+            printf("  %-20s (required%s)\n", n->name, unread);
         xp_free(def);
     }
+    return 0;
 }
 
 /* --scheduler: the trial runs on the scheduler's workers, which must
@@ -289,7 +299,10 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
         goto done;
     }
     if (args.help) {
-        s_usage(prog, ex);
+        if (s_usage(prog, ex, &err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err.message);
+            goto done;
+        }
         status = 0;
         goto done;
     }

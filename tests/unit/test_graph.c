@@ -1,7 +1,8 @@
 /* test_graph.c — the experiment graph: independent steps run in parallel
  * (6 x 0.5 s in well under 3 s) with every thread, the computing one
  * included, taking ready steps; only ancestors of the result run; one
- * function used several times; parameters declared twice; one result;
+ * function used several times; parameters declared twice; one result (a
+ * step made for a refused second one leaves, one the caller holds stays);
  * definition errors (duplicates, invalid names, NULL inputs, no result) are
  * reported instead of crashing, and per-step randomness is reproducible
  * whatever the thread count. */
@@ -436,6 +437,15 @@ static int plus_one(xp_step *st, const xp_value *const *in, xp_value *out)
     return xp_set_int64(out, xp_as_int64(in[0]) + 1);
 }
 
+/* Occurrences of needle in text. */
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
 Test(graph, second_result_is_refused_and_the_first_stays)
 {
     xp_experiment *ex = xpt_open("two_results");
@@ -471,7 +481,46 @@ Test(graph, second_result_is_refused_and_the_first_stays)
         }
     }
     cr_assert_eq(results, 1, "%zu result steps in the code", results);
+    /* The step XP_RESULT made for the refused call left with it: the code
+     * shows no step that was never wanted and never runs. */
+    cr_assert_eq(xp_value_count(steps), 1, "%zu steps in the code",
+                 xp_value_count(steps));
     xp_value_destroy(&code);
+    xp_experiment_destroy(&ex);
+}
+
+Test(graph, step_refused_as_second_result_stays_when_held)
+{
+    xp_experiment *ex = xpt_open("held_second");
+    log_start();
+    xp_node *a = xp_parameter(ex, "a");
+    cr_assert_not_null(XP_RESULT(ex, plus_one, a), "first result");
+    /* Refused by XP_RESULT: gone, so the name is free again. */
+    cr_assert_null(XP_RESULT(ex, ident, a), "second result accepted");
+    xp_node *held = XP_STEP(ex, ident, a);
+    cr_assert_str_eq(xp_node_name(held), "ident", "name after the refusal");
+    /* Made by the caller, who holds it: an extra step, still usable. */
+    cr_assert_null(xp_result(held), "second result accepted");
+    cr_assert_str_eq(xp_node_name(held), "ident", "the held node");
+    xp_node *after = XP_STEP(ex, plus_one, held);
+    cr_assert_not_null(after, "the held step as an input");
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "definition: '%s'",
+                 err.message);
+    cr_assert_eq(compute_with_a(ex, 1), 2, "result of plus_one");
+    xp_value *code = NULL;
+    cr_assert_eq(xp_code_get(ex, 1, &code, &err), 0, "code: '%s'", err.message);
+    cr_assert_eq(xp_value_count(xpt_field(code, "steps")), 3, "steps");
+    xp_value_destroy(&code);
+    /* The text says which steps never run. */
+    char *text = NULL;
+    cr_assert_eq(xp_code_text(ex, 1, &text, &err), 0, "text: '%s'",
+                 err.message);
+    cr_assert_not_null(strstr(text, "/* step ident (registered at "),
+                       "ident:\n%s", text);
+    cr_assert_eq(count_of(text, "not needed by the result: never runs"), 2,
+                 "extra steps not marked:\n%s", text);
+    xp_free(text);
     xp_experiment_destroy(&ex);
 }
 
@@ -499,15 +548,6 @@ static const xp_value *code_step(const xp_value *code, const char *name)
 static const char *step_source(const xp_value *code, const char *name)
 {
     return xpt_get_str(code_step(code, name), "source");
-}
-
-/* Occurrences of needle in text. */
-static size_t count_of(const char *text, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
 }
 
 Test(graph, one_function_used_six_times)

@@ -433,3 +433,77 @@ Test(script, program_logs_started_and_finished)
         "stderr: '%s'", r.err);
     xpt_run_result_free(&r);
 }
+
+/* ---------------------------------------------------------------- xp_main */
+
+/* Runs xp_main(id, define, argv) in a child process, as a program would;
+ * captures status, stdout and stderr. */
+static xpt_run_result run_main(const char *id, xp_define_fn define, char **argv)
+{
+    char out_path[PATH_MAX], err_path[PATH_MAX];
+    snprintf(out_path, sizeof out_path, "%s/.main_out", xpt_dir);
+    snprintf(err_path, sizeof err_path, "%s/.main_err", xpt_dir);
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
+            _exit(126);
+        int status = xp_main(id, define, argc, argv);
+        fflush(NULL);
+        _exit(status);
+    }
+    xpt_run_result r;
+    r.status = xpt_wait(pid);
+    r.out = xpt_slurp(out_path);
+    r.err = xpt_slurp(err_path);
+    return r;
+}
+
+static int add_a(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) + 1);
+}
+
+static int use_u(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_value(out, in[0]);
+}
+
+/* a -> add_a (the result); u, read only by a second XP_RESULT (refused). */
+static xp_node *define_second_result(xp_experiment *ex)
+{
+    xp_node *a = xp_parameter(ex, "a");
+    xp_node *u = xp_parameter_literal(ex, "u", "7");
+    xp_node *r = XP_RESULT(ex, add_a, a);
+    XP_RESULT(ex, use_u, u);
+    return r;
+}
+
+Test(script, help_after_a_refused_second_result)
+{
+    xpt_run_result r = run_main("second_result", define_second_result,
+                                (char *[]){"prog", "--help", NULL});
+    cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
+    cr_assert_not_null(strstr(r.err, "cannot also be 'use_u'"),
+                       "the refusal is not logged: %s", r.err);
+    cr_assert_not_null(strstr(r.out, "prints its result (step 'add_a')"),
+                       "--help does not name the result step: %s", r.out);
+    cr_assert_null(strstr(r.out, "use_u"),
+                   "--help mentions the refused "
+                   "step: %s",
+                   r.out);
+    const char *u = strstr(r.out, "  u ");
+    cr_assert_not_null(u, "--help does not list u: %s", r.out);
+    cr_assert_not_null(strstr(u, "default 7; the result does not read it\n"),
+                       "u is not said unread: %s", r.out);
+    const char *a = strstr(r.out, "  a ");
+    cr_assert_not_null(a, "--help does not list a: %s", r.out);
+    cr_assert(strncmp(strchr(a, '('), "(required)\n", 11) == 0, "a: %s", r.out);
+    xpt_run_result_free(&r);
+}

@@ -279,9 +279,14 @@ XP_EXPORT xp_node *xp_step_add(xp_experiment *ex, const char *name,
                                const char *file, int line);
 /* Marks node as the experiment's result; returns node. An experiment has
  * one result: marking another step is refused (recoverable: XP_EEXIST,
- * the first result stays). Use a second experiment id for another
- * graph, or xp_persist to keep an intermediate value. */
+ * logged, NULL returned, the first result stays; node stays in the graph
+ * as an extra step, which runs only if the result needs it). Use a
+ * second experiment id for another graph, or xp_persist to keep an
+ * intermediate value. */
 XP_EXPORT xp_node *xp_result(xp_node *node);
+/* XP_RESULT's xp_result: the step was made for this call alone, so a
+ * refusal also takes it out of the graph. */
+XP_EXPORT xp_node *xp__result_new(xp_node *fresh);
 /* Marks a step's output as persisted (stored per trial); returns node. */
 XP_EXPORT xp_node *xp_persist(xp_node *node);
 /* Node-owned name. */
@@ -306,7 +311,7 @@ XP_EXPORT int xp_experiment_check(const xp_experiment *ex, xp_error_t *err);
 /* A step without inputs. */
 #define XP_STEP0(ex, fn)                                                       \
     xp_step_add((ex), #fn, (fn), 0, NULL, __FILE__, __LINE__)
-#define XP_RESULT(ex, fn, ...) xp_result(XP_STEP(ex, fn, __VA_ARGS__))
+#define XP_RESULT(ex, fn, ...) xp__result_new(XP_STEP(ex, fn, __VA_ARGS__))
 #define XP_PERSIST(ex, fn, ...) xp_persist(XP_STEP(ex, fn, __VA_ARGS__))
 
 /* ---- parameter values for the next trials (copied). Setting an
