@@ -412,6 +412,55 @@ static void s_trial_arrays(xp_trial *t)
     t->hashed = bson_malloc0(n * sizeof *t->hashed);
 }
 
+/* The parameter values of a queued record, by the rule of
+ * xp__trial_check_params: every name declared, every declared parameter
+ * with a value (the recorded one, else its default). A record queued
+ * before that rule may lack a parameter the result does not read and that
+ * has no default: it reads as null, and the record stays as accepted. A
+ * missing parameter the result reads is damage. Graph frozen. */
+static int s_resume_params(xp_trial *t, const bson_t *params, xp_error_t *err)
+{
+    xp_experiment *ex = t->ex;
+    bson_iter_t it;
+    xp_error_t e;
+    if (!bson_iter_init(&it, params))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "queued trial %lld: parameters are damaged",
+                         (long long)t->id);
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (xp_check_name("parameter", key, &e) != 0)
+            return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                             "queued trial %lld: %s", (long long)t->id,
+                             e.message);
+        xp_node *n = xp__graph_find(ex, key);
+        if (!n || !n->is_param)
+            return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                             "queued trial %lld has parameter '%s', which "
+                             "experiment '%s' does not declare",
+                             (long long)t->id, key, ex->id);
+    }
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        xp_node *n = ex->nodes[i];
+        if (!n->is_param)
+            continue;
+        int rc = 0;
+        xp_value *v = t->outputs[i] = xp_value_new();
+        if (bson_iter_init_find(&it, params, n->name))
+            rc = xp__value_from_iter(v, &it, err);
+        else if (n->def)
+            rc = xp_set_value(v, n->def);
+        else if (n->needed)
+            rc = xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                           "queued trial %lld has no value for parameter "
+                           "'%s'",
+                           (long long)t->id, n->name);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
                      xp_error_t *err)
 {
@@ -439,26 +488,8 @@ int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
     s_trial_arrays(t);
     t->id = id;
     t->seed = (uint64_t)t->rec.seed;
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        xp_node *n = ex->nodes[i];
-        if (!n->is_param)
-            continue;
-        bson_iter_t it;
-        xp_value *v = xp_value_new();
-        if (bson_iter_init_find(&it, &params, n->name))
-            rc = xp__value_from_iter(v, &it, err);
-        else if (n->def)
-            rc = xp_set_value(v, n->def);
-        else if (n->needed)
-            rc = xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                           "queued trial %lld has no parameter '%s'",
-                           (long long)id, n->name);
-        else
-            rc = 0;
-        t->outputs[i] = v;
-        if (rc != 0)
-            goto cleanup;
-    }
+    if (s_resume_params(t, &params, err) != 0)
+        goto cleanup;
     s_init_ready(t);
     t->t0 = xp__monotonic();
     *out = t;

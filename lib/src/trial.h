@@ -27,7 +27,11 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
                     const xp_run_options *opts, const char *scheduler,
                     xp_error_t *err);
 /* Takes up a trial recorded as queued (doc: its stored record) after a
- * scheduler restart: same id, parameters and seed; nothing is written. */
+ * scheduler restart: same id, parameters and seed; nothing is written.
+ * The record's parameters follow xp__trial_check_params (an undeclared
+ * name, or no value for one the result reads, is XP_ECORRUPT), except that
+ * a record queued before that rule may lack one the result does not read:
+ * it is null in the trial, and the record is left as accepted. */
 int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
                      xp_error_t *err);
 int64_t xp__trial_id(const xp_trial *t);

@@ -3,7 +3,7 @@
  * processes), environment categories and change detection, git state in
  * temporary repositories, purity warnings, seeding across thread counts and
  * xp_trial_diff; the code document (a function used six times, decoding
- * and its refusals, a graph rebuilt from it). */
+ * and its refusals, a graph rebuilt from it) and queued trials resumed. */
 #include "../common.h"
 
 #include "capture/capture.h"
@@ -11,6 +11,8 @@
 #include "capture/git.h"
 #include "code_doc.h"
 #include "experiment.h"
+#include "trial.h"
+#include "util/bson_util.h"
 #include "util/names.h"
 #include "value.h"
 
@@ -922,6 +924,113 @@ Test(capture, code_document_decoder_bounds)
                        "damaged step");
     bson_free(bytes);
     bson_destroy(&doc);
+}
+
+/* ---------------------------------------------------------------- resume */
+
+/* Parameter a (default 1) read by the result, u declared and unread. */
+static xp_experiment *define_unread(const char *id, bool unread_default)
+{
+    xp_experiment *ex = xpt_open(id);
+    xp_node *a = xp_parameter_literal(ex, "a", "1");
+    if (unread_default)
+        xp_parameter_literal(ex, "u", "5");
+    else
+        xp_parameter(ex, "u");
+    cr_assert_not_null(XP_RESULT(ex, add_one, a), "definition");
+    return ex;
+}
+
+/* xp__trial_resume of record with parameter name removed. */
+static int resume_without(xp_experiment *ex, const bson_t *record,
+                          const char *name, xp_trial **t, xp_error_t *err)
+{
+    bson_t params, without = BSON_INITIALIZER, doc = BSON_INITIALIZER;
+    cr_assert(xp__bson_sub(record, "parameters", &params), "parameters");
+    bson_copy_to_excluding_noinit(&params, &without, name, NULL);
+    bson_copy_to_excluding_noinit(record, &doc, "parameters", NULL);
+    BSON_APPEND_DOCUMENT(&doc, "parameters", &without);
+    int rc = xp__trial_resume(t, ex, &doc, err);
+    bson_destroy(&without);
+    bson_destroy(&doc);
+    return rc;
+}
+
+Test(capture, queued_trial_resumes_as_recorded)
+{
+    xp_experiment *ex = define_unread("resume", false);
+    xp_run_options o = XP_RUN_OPTIONS_INIT;
+    xp_value *params = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_from_json(params = xp_value_new(),
+                                    "{\"a\": 4, \"u\": 9}", &err),
+                 0);
+    o.params = params;
+    o.has_seed = true;
+    o.seed = 3;
+    xp_trial *t = NULL;
+    cr_assert_eq(xp__trial_start(&t, ex, &o, "test-scheduler", &err), 0,
+                 "queue: '%s'", err.message);
+    bson_t *record = xp__trial_record(t);
+    xp__trial_free(&t);
+
+    /* The full record: same id, seed, and every parameter. */
+    cr_assert_eq(xp__trial_resume(&t, ex, record, &err), 0, "resume: '%s'",
+                 err.message);
+    cr_assert_eq(xp__trial_id(t), 1, "id");
+    cr_assert_eq(xp__trial_seed(t), 3, "seed");
+    cr_assert_eq(xp_as_int64(xp__trial_value(t, ex->nodes[0])), 4, "a");
+    cr_assert_eq(xp_as_int64(xp__trial_value(t, ex->nodes[1])), 9, "u");
+    xp__trial_free(&t);
+
+    /* Queued before every parameter had to have a value: an unread one
+     * without default may be missing, and reads as null. */
+    cr_assert_eq(resume_without(ex, record, "u", &t, &err), 0,
+                 "resume without the unread 'u': '%s'", err.message);
+    cr_assert_eq(xp_value_type(xp__trial_value(t, ex->nodes[1])), XP_TYPE_NULL,
+                 "missing 'u'");
+    xp__trial_free(&t);
+    /* A parameter the result reads is not made up: its default, else an
+     * error. */
+    cr_assert_eq(resume_without(ex, record, "a", &t, &err), 0, "'%s'",
+                 err.message);
+    cr_assert_eq(xp_as_int64(xp__trial_value(t, ex->nodes[0])), 1,
+                 "default of 'a'");
+    xp__trial_free(&t);
+    bson_destroy(record);
+    xp_value_destroy(&params);
+    xp_experiment_destroy(&ex);
+
+    ex = xpt_open("resume_read");
+    xp_node *b = xp_parameter(ex, "b");
+    cr_assert_not_null(XP_RESULT(ex, add_one, b), "definition");
+    cr_assert_eq(xp_set_param_int64(ex, "b", 2, &err), 0);
+    o.params = NULL;
+    cr_assert_eq(xp__trial_start(&t, ex, &o, "test-scheduler", &err), 0,
+                 "queue: '%s'", err.message);
+    record = xp__trial_record(t);
+    xp__trial_free(&t);
+    cr_assert_eq(resume_without(ex, record, "b", &t, &err), -1,
+                 "resumed without the value the result reads");
+    cr_assert_eq(err.code, XP_ECORRUPT, "code %u '%s'", err.code, err.message);
+    cr_assert_not_null(strstr(err.message, "'b'"), "'%s'", err.message);
+    cr_assert_null(t, "trial made on failure");
+
+    /* A name the experiment does not declare: not this graph's record. */
+    bson_t params_doc, with = BSON_INITIALIZER, doc = BSON_INITIALIZER;
+    cr_assert(xp__bson_sub(record, "parameters", &params_doc), "parameters");
+    bson_copy_to_excluding_noinit(&params_doc, &with, "", NULL);
+    BSON_APPEND_INT64(&with, "stray", 1);
+    bson_copy_to_excluding_noinit(record, &doc, "parameters", NULL);
+    BSON_APPEND_DOCUMENT(&doc, "parameters", &with);
+    cr_assert_eq(xp__trial_resume(&t, ex, &doc, &err), -1,
+                 "resumed with an undeclared parameter");
+    cr_assert_eq(err.code, XP_ECORRUPT, "code %u '%s'", err.code, err.message);
+    cr_assert_not_null(strstr(err.message, "'stray'"), "'%s'", err.message);
+    bson_destroy(&with);
+    bson_destroy(&doc);
+    bson_destroy(record);
+    xp_experiment_destroy(&ex);
 }
 
 /* ---------------------------------------------------------------- environment */
