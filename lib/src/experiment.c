@@ -68,60 +68,79 @@ static int s_recover_interrupted(xp_experiment *ex, xp_error_t *err)
     return rc;
 }
 
-int xp_experiment_open(xp_experiment **out, const char *id,
-                       const xp_open_options *opts, xp_error_t *err)
+/* Checks open options; opts NULL: the defaults. */
+static int s_check_options(const xp_open_options *opts, xp_error_t *err)
 {
-    xp_open_options defaults = XP_OPEN_OPTIONS_INIT;
-    if (!out)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "no output pointer");
-    *out = NULL;
-    if (!opts)
-        opts = &defaults;
-    if (opts->version < 1 || opts->version > XP_OPEN_OPTIONS_VERSION)
+    if (opts && (opts->version < 1 || opts->version > XP_OPEN_OPTIONS_VERSION))
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "xp_open_options version %u is not supported",
                          opts->version);
-    /* Version 1 structures end before read_only. */
-    bool read_only = opts->version >= 2 && opts->read_only;
-    if (xp_check_id(id, err) != 0)
-        return -1;
-    if (opts->threads < 0 || opts->threads > 1024)
+    if (opts && (opts->threads < 0 || opts->threads > 1024))
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "threads must be between 1 and 1024");
-    xp_experiment *ex = bson_malloc0(sizeof *ex);
-    ex->id = bson_strdup(id);
-    pthread_mutex_init(&ex->lock, NULL);
-    ex->threads = opts->threads ? opts->threads : s_env_threads();
-    ex->read_only = read_only;
+    return 0;
+}
+
+int xp__experiment_attach(xp_experiment *ex, const xp_open_options *opts,
+                          xp_error_t *err)
+{
+    xp_open_options defaults = XP_OPEN_OPTIONS_INIT;
+    if (!opts)
+        opts = &defaults;
+    if (ex->backend)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ESTATE,
+                         "experiment '%s' is already open", ex->id);
+    if (s_check_options(opts, err) != 0)
+        return -1;
+    /* Version 1 structures end before read_only. */
+    bool read_only = opts->version >= 2 && opts->read_only;
     /* A handle that may run trials needs the environment at its first
      * trial: capture it meanwhile. Readers (must_exist) do not. */
     if (!opts->must_exist && !read_only)
         xp__environment_prefetch();
     /* A reader writes nothing: recovery and the spool wait for a writer. */
-    int rc = read_only ? xp__store_open_reader(&ex->backend, id, opts->backend,
-                                               err)
-                       : xp__store_open(&ex->backend, id, opts->backend,
+    int rc = read_only ? xp__store_open_reader(&ex->backend, ex->id,
+                                               opts->backend, err)
+                       : xp__store_open(&ex->backend, ex->id, opts->backend,
                                         opts->must_exist, err);
     if (rc != 0 || (!read_only && s_recover_interrupted(ex, err) != 0)) {
-        xp_experiment_destroy(&ex);
+        xp__store_close(&ex->backend);
         return -1;
     }
+    ex->threads = opts->threads ? opts->threads : s_env_threads();
+    ex->read_only = read_only;
     size_t synced = 0;
     xp_error_t sync_err;
     if (!read_only && xp__store_sync(ex->backend, &synced, &sync_err) != 0)
         xp__log(XP_LOG_WARNING, "Spooled trials of '%s' not written yet: %s",
-                id, sync_err.message);
+                ex->id, sync_err.message);
     if (synced)
-        xp__log(XP_LOG_INFO, "Wrote %zu spooled trial(s) of '%s'", synced, id);
+        xp__log(XP_LOG_INFO, "Wrote %zu spooled trial(s) of '%s'", synced,
+                ex->id);
     if (xp__log_enabled(XP_LOG_DEBUG)) { /* a query only for the log */
         int64_t last = 0;
         xp__store_last_id(ex->backend, &last, NULL);
         xp__log(XP_LOG_DEBUG,
-                "Opened experiment '%s' on %s (last trial id=%lld)", id,
+                "Opened experiment '%s' on %s (last trial id=%lld)", ex->id,
                 xp__store_description(ex->backend), (long long)last);
     }
-    *out = ex;
+    return 0;
+}
+
+int xp_experiment_open(xp_experiment **out, const char *id,
+                       const xp_open_options *opts, xp_error_t *err)
+{
+    if (!out)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "no output pointer");
+    *out = NULL;
+    if (s_check_options(opts, err) != 0 ||
+        xp__experiment_new_detached(out, id, err) != 0)
+        return -1;
+    if (xp__experiment_attach(*out, opts, err) != 0) {
+        xp_experiment_destroy(out);
+        return -1;
+    }
     return 0;
 }
 

@@ -42,8 +42,15 @@ struct xp_experiment {
 };
 
 /* An experiment without backend, for defining and running steps only
- * (xp-worker). Caller owns *out (xp_experiment_destroy). */
+ * (xp-worker), or for checking a definition and arguments before a store
+ * is opened or created (script mode). Caller owns *out
+ * (xp_experiment_destroy). */
 int xp__experiment_new_detached(xp_experiment **out, const char *id,
                                 xp_error_t *err);
+/* Opens the backend of a detached experiment (xp_experiment_open is
+ * new_detached + attach): its graph, defined or not, is kept. On failure
+ * ex stays detached. */
+int xp__experiment_attach(xp_experiment *ex, const xp_open_options *opts,
+                          xp_error_t *err);
 
 #endif /* XP_EXPERIMENT_H */

@@ -1,11 +1,13 @@
 /* script.c — script mode: an experiment program run as
  * `./prog a=1 b=2 --seed 7` records one trial and prints its result.
- * Arguments are checked completely before anything is recorded. */
+ * Arguments are checked completely, against the graph defined on a
+ * detached experiment, before a store is opened or created. */
 #include "script.h"
 
 #include "experiment.h"
 
 #include "remote/client.h"
+#include "trial.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -169,25 +171,18 @@ static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
     return 0;
 }
 
-/* --scheduler: the trial runs on the scheduler's workers, which must
- * have this program's code (same code hash); prints the result. */
-static int s_run_remote(const char *prog, const char *id, xp_define_fn define,
+/* --scheduler: the trial of ex (detached, defined and checked) runs on
+ * the scheduler's workers, which must have this program's code (same
+ * code hash); prints the result. */
+static int s_run_remote(const char *prog, xp_experiment *ex,
                         const xp_script_args *args, const xp_value *params)
 {
-    xp_experiment *ex = NULL;
     xp_client *c = NULL;
     xp_value *trials = NULL, *finished = NULL;
     int64_t *ids = NULL, batch = 0, cursor = 0;
     size_t n = 0;
     xp_error_t err;
     int status = 2;
-    if (xp__experiment_new_detached(&ex, id, &err) != 0)
-        goto fail;
-    xp_node *res = define ? define(ex) : NULL;
-    if (res && !ex->result)
-        xp_result(res);
-    if (xp_experiment_check(ex, &err) != 0)
-        goto fail;
     pthread_mutex_lock(&ex->lock);
     int rc = xp__graph_freeze(ex, &err);
     pthread_mutex_unlock(&ex->lock);
@@ -202,8 +197,8 @@ static int s_run_remote(const char *prog, const char *id, xp_define_fn define,
         xp_set_int64(xp_document_set(spec, "seed"), (int64_t)args->seed);
     status = 1;
     if (xp_client_connect(&c, args->scheduler, 0, &err) != 0 ||
-        xp__client_submit_code(c, id, trials, ex->code_hash, ex->code, &batch,
-                               &ids, &n, &err) != 0)
+        xp__client_submit_code(c, ex->id, trials, ex->code_hash, ex->code,
+                               &batch, &ids, &n, &err) != 0)
         goto fail;
     xp__log(XP_LOG_INFO, "Submitted trial %lld to %s",
             n ? (long long)ids[0] : 0LL, args->scheduler);
@@ -243,7 +238,6 @@ done:
     xp_value_destroy(&trials);
     xp_free(ids);
     xp_client_destroy(&c);
-    xp_experiment_destroy(&ex);
     return status;
 }
 
@@ -279,15 +273,10 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
             goto done;
         }
     }
-    if (args.scheduler && !args.help) {
-        status = s_run_remote(prog, id, define, &args, overrides);
-        goto done;
-    }
-    /* --help needs the graph only: no store is opened (or created). */
-    xp_open_options opts = XP_OPEN_OPTIONS_INIT;
-    opts.backend = args.backend;
-    if ((args.help ? xp__experiment_new_detached(&ex, id, &err)
-                   : xp_experiment_open(&ex, id, &opts, &err)) != 0) {
+    /* The graph is defined (once) on a detached experiment, and the
+     * arguments checked against it, before a store is opened: a refused
+     * invocation creates nothing. */
+    if (xp__experiment_new_detached(&ex, id, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);
         goto done;
     }
@@ -304,6 +293,20 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
             goto done;
         }
         status = 0;
+        goto done;
+    }
+    if (xp__trial_check_params(ex, overrides, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.message);
+        goto done;
+    }
+    if (args.scheduler) {
+        status = s_run_remote(prog, ex, &args, overrides);
+        goto done;
+    }
+    xp_open_options opts = XP_OPEN_OPTIONS_INIT;
+    opts.backend = args.backend;
+    if (xp__experiment_attach(ex, &opts, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.message);
         goto done;
     }
     xp_run_options run = XP_RUN_OPTIONS_INIT;

@@ -1,7 +1,8 @@
 /* test_script.c — script mode: xp__script_parse on valid and malformed
  * command lines (internal API), and the real example programs run as
  * processes: exit status, stdout result, one-line errors on stderr, --help,
- * and that refused command lines record nothing. */
+ * and that refused command lines record nothing and create no store;
+ * xp_main in-process for definitions no example has. */
 #include "../common.h"
 
 #include "script.h"
@@ -273,6 +274,15 @@ Test(script, program_default_backend_is_cwd_xp_cache)
     cr_assert(S_ISDIR(sb.st_mode), "%s is not a directory", path);
 }
 
+/* A refused invocation creates no store for experiment id in the test
+ * directory. */
+static void store_absent_or_fail(const char *id, const char *what)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", xpt_dir, id);
+    cr_assert_neq(access(path, F_OK), 0, "'%s' created %s", what, path);
+}
+
 Test(script, program_refuses_malformed_arguments)
 {
     char prog[PATH_MAX];
@@ -329,7 +339,43 @@ Test(script, program_refuses_malformed_arguments)
         xpt_run_result_free(&r);
         cr_assert_eq(recorded_trials("simple_experiment_pj"), 0,
                      "'%s' recorded a trial", what);
+        store_absent_or_fail("simple_experiment_pj", what);
     }
+}
+
+Test(script, refused_arguments_create_no_store)
+{
+    char prog[PATH_MAX];
+    example_or_skip("simple_experiment", prog);
+    char backend[PATH_MAX];
+    snprintf(backend, sizeof backend, "%s/D", xpt_dir);
+    /* Undeclared c: refused before the backend directory is made. */
+    xpt_run_result r = xpt_run(
+        (char *[]){prog, "a=1", "b=1", "c=3", "--backend", backend, NULL},
+        xpt_dir);
+    cr_assert_eq(r.status, 2, "exit %d, stderr: %s", r.status, r.err);
+    cr_assert_not_null(strstr(r.err, "parameter 'c' is not declared"),
+                       "stderr: %s", r.err);
+    cr_assert_eq(reason_lines(r.err), 1, "stderr: %s", r.err);
+    xpt_run_result_free(&r);
+    cr_assert_neq(access(backend, F_OK), 0, "exit 2 created %s", backend);
+    /* Every undefined parameter named at once, nothing created. */
+    r = xpt_run((char *[]){prog, "--backend", backend, NULL}, xpt_dir);
+    cr_assert_eq(r.status, 2, "exit %d, stderr: %s", r.status, r.err);
+    cr_assert_not_null(strstr(r.err, "parameters 'a', 'b' are not defined"),
+                       "stderr: %s", r.err);
+    xpt_run_result_free(&r);
+    cr_assert_neq(access(backend, F_OK), 0, "exit 2 created %s", backend);
+    /* Valid: the trial is recorded as before. */
+    r = xpt_run((char *[]){prog, "a=1", "b=1", "--backend", backend,
+                           "--log-level", "off", NULL},
+                xpt_dir);
+    cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "3\n", "stdout '%s'", r.out);
+    xpt_run_result_free(&r);
+    char db[PATH_MAX + 64];
+    snprintf(db, sizeof db, "%s/simple_experiment_pj/xp.sqlite3", backend);
+    cr_assert_eq(access(db, F_OK), 0, "%s missing", db);
 }
 
 static bool has_word(const char *text, const char *word)
