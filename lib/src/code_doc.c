@@ -622,9 +622,10 @@ char *xp__code_doc_text(const bson_t *doc)
         bson_string_append(s, "/* ");
         s_comment_text(s, err.message);
         bson_string_append(s, " */\n");
-        char *lines = xp__render_text(doc);
-        bson_string_append(s, lines);
-        bson_free(lines);
+        char *json = bson_as_relaxed_extended_json(doc, NULL);
+        if (json)
+            bson_string_append_printf(s, "%s\n", json);
+        bson_free(json);
     } else {
         bool *needed = s_needed_steps(&def);
         for (size_t i = 0; i < def.n_steps; i++)

@@ -62,8 +62,8 @@ void xp__code_def_clear(xp_code_def *def);
 const xp_code_step *xp__code_def_step(const xp_code_def *def, const char *name);
 /* C text of a code document (stored beside it, shown by `xp code`): each
  * step under a comment saying where it was registered, a function's code
- * at its first use. A document that does not decode is rendered as
- * lines after a comment saying why. Caller frees (bson_free). */
+ * at its first use. A document that does not decode is shown as JSON
+ * after a comment saying why. Caller frees (bson_free). */
 char *xp__code_doc_text(const bson_t *doc);
 
 #endif /* XP_CODE_DOC_H */
