@@ -9,7 +9,6 @@
 #include "experiment.h"
 #include "graph.h"
 #include "util/error.h"
-#include "util/names.h"
 #include "value.h"
 
 #include <stdarg.h>
@@ -41,7 +40,10 @@ static const char *const s_step_keys[STEP_FIELDS] = {
     "name",   "file",      "line",   "symbol",   "inputs",
     "result", "persisted", "source", "build_id", "same_as"};
 
-/* Lengths a document may give beyond the name rules of util/names.h. */
+/* Lengths a document may give beyond the name rules of util/names.h. A
+ * longer string is not read as a name at all (XP_ECORRUPT); up to this,
+ * xp_check_name says what is wrong with it. */
+#define S_NAME_TEXT_MAX 4096
 #define S_FILE_MAX 4096
 #define S_SYMBOL_MAX 1024
 #define S_BUILD_ID_MAX 128
@@ -286,7 +288,7 @@ static int s_decode_param(s_decoder *d, const bson_iter_t *elem, size_t i)
     if (s_fields(d, elem, where, i, s_param_keys, PARAM_FIELDS, at) != 0)
         return -1;
     if (!at[PARAM_NAME].seen ||
-        !(p->name = s_text(&at[PARAM_NAME].it, XP_NAME_MAX + 1)))
+        !(p->name = s_text(&at[PARAM_NAME].it, S_NAME_TEXT_MAX)))
         return s_fail(d, XP_ECORRUPT, "%s[%zu] has no name string", where, i);
     if (s_add_name(d, "parameter", p->name, i) != 0)
         return -1;
@@ -314,7 +316,7 @@ static int s_decode_inputs(s_decoder *d, const bson_iter_t *it, xp_code_step *s,
     s->inputs = bson_malloc((n ? n : 1) * sizeof *s->inputs);
     bson_iter_recurse(it, &child);
     while (s->n_inputs < n && bson_iter_next(&child)) {
-        const char *in = s_text(&child, XP_NAME_MAX + 1);
+        const char *in = s_text(&child, S_NAME_TEXT_MAX);
         xp_error_t e;
         if (!in)
             return s_fail(d, XP_ECORRUPT,
@@ -337,7 +339,7 @@ static int s_decode_inputs(s_decoder *d, const bson_iter_t *it, xp_code_step *s,
 static int s_decode_same_as(s_decoder *d, const bson_iter_t *it,
                             xp_code_step *s, bool has_code)
 {
-    const char *first = s_text(it, XP_NAME_MAX + 1);
+    const char *first = s_text(it, S_NAME_TEXT_MAX);
     xp_code_def *def = d->def;
     xp_error_t e;
     if (!first)
@@ -434,7 +436,7 @@ static int s_decode_step(s_decoder *d, const bson_iter_t *elem, size_t i)
     if (s_fields(d, elem, where, i, s_step_keys, STEP_FIELDS, at) != 0)
         return -1;
     if (!at[STEP_NAME].seen ||
-        !(s->name = s_text(&at[STEP_NAME].it, XP_NAME_MAX + 1)))
+        !(s->name = s_text(&at[STEP_NAME].it, S_NAME_TEXT_MAX)))
         return s_fail(d, XP_ECORRUPT, "%s[%zu] has no name string", where, i);
     xp_error_t e;
     if (xp_check_name("step", s->name, &e) != 0)
