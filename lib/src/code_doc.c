@@ -4,11 +4,10 @@
  * people. Field names are spelled here and nowhere else. */
 #include "code_doc.h"
 
-#include "capture/capture.h"
 #include "capture/code.h"
 #include "experiment.h"
-#include "graph.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "value.h"
 
 #include <stdarg.h>

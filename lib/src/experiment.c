@@ -3,15 +3,10 @@
  * history, parameters, persisted values and metrics back. */
 #include "experiment.h"
 
-#include "capture/env.h"
-
+#include "capture/snapshot.h"
 #include "step.h"
-#include "store/record.h"
-#include "store/store.h"
-
 #include "util/error.h"
 #include "util/log.h"
-
 #include "util/sys.h"
 #include "value.h"
 

@@ -3,14 +3,13 @@
  * the result and persisted marks, and the frozen view a trial runs. */
 #include "graph.h"
 
-#include "capture/capture.h"
 #include "capture/code.h"
 #include "code_doc.h"
 #include "experiment.h"
 #include "util/error.h"
-#include "util/names.h"
+#include "util/hash.h"
 #include "util/log.h"
-#include "value.h"
+#include "util/names.h"
 
 #include <stdlib.h>
 #include <string.h>

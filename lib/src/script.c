@@ -5,7 +5,6 @@
 #include "script.h"
 
 #include "experiment.h"
-
 #include "remote/client.h"
 #include "trial.h"
 #include "util/error.h"

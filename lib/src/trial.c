@@ -6,17 +6,14 @@
 #include "trial.h"
 
 #include "capture/capture.h"
-#include "capture/env.h"
+#include "capture/snapshot.h"
 #include "experiment.h"
-
 #include "step.h"
 #include "store/record.h"
 #include "store/store.h"
-
-#include "util/bson_util.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
-
 #include "util/rng.h"
 #include "util/sys.h"
 #include "value.h"
@@ -25,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 struct xp_trial {
     xp_experiment *ex;
@@ -120,8 +116,7 @@ int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
  * differ), key order as given. */
 static void s_hash128(const bson_t *b, uint8_t out[16])
 {
-    XXH128_hash_t h = XXH3_128bits(bson_get_data(b), b->len);
-    XXH128_canonicalFromHash((XXH128_canonical_t *)(void *)out, h);
+    xp__hash128(bson_get_data(b), b->len, out);
 }
 
 /* Records the purity-check hashes of one execution of step n. */

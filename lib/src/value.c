@@ -4,6 +4,7 @@
 #include "value.h"
 
 #include "util/error.h"
+#include "util/render.h"
 
 #include <errno.h>
 #include <math.h>
@@ -863,4 +864,20 @@ int xp_value_parse_literal(xp_value *v, const char *text, xp_error_t *err)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "value is not valid UTF-8");
     return 0;
+}
+
+char *xp_value_to_text(const xp_value *v)
+{
+    if (!v)
+        return NULL;
+    bson_t b = BSON_INITIALIZER;
+    char *text = NULL;
+    if (v->type == XP_TYPE_DOCUMENT) {
+        if (xp__value_to_bson(v, &b) == 0)
+            text = xp__render_text(&b);
+    } else if (xp__value_append_bson(&b, "value", v) == 0) {
+        text = xp__render_text(&b);
+    }
+    bson_destroy(&b);
+    return text;
 }

@@ -6,13 +6,13 @@
  * and its refusals, a graph rebuilt from it) and queued trials resumed. */
 #include "../common.h"
 
-#include "capture/capture.h"
 #include "capture/env.h"
 #include "capture/git.h"
 #include "code_doc.h"
 #include "experiment.h"
 #include "trial.h"
 #include "util/bson_util.h"
+#include "util/hash.h"
 #include "util/names.h"
 #include "value.h"
 

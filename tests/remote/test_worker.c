@@ -3,12 +3,13 @@
  * failures, refused and malformed input, slots, heartbeats, BYE. Skipped
  * with the reason when the worker binary or the example plugins are
  * missing (XP_WORKER_BIN, XP_EXAMPLES_DIR; set by meson). */
-#include "capture/capture.h"
+
 #include "remote/message.h"
 #include "util/bson_util.h"
 #include "util/sys.h"
 
 #include "remote.h"
+#include "util/hash.h"
 
 #include <math.h>
 #include <sys/prctl.h>

@@ -19,6 +19,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+const char *const xp__environment_categories[] = {
+    "platform", "cpu", "runtime", "libraries", "git", "gpu", NULL};
+
 static void s_trim(char *s)
 {
     size_t n = strlen(s);

@@ -5,6 +5,10 @@
 
 #include <bson/bson.h>
 
+/* The categories of the environment document, in order, NULL-terminated:
+ * platform, cpu, runtime, libraries, git, gpu. */
+extern const char *const xp__environment_categories[];
+
 void xp__environment_capture(bson_t *out, const char *program_compiler);
 /* The categories read without environment variables (platform, cpu,
  * runtime, libraries into out; gpu into gpu, empty when none): safe on
@@ -17,9 +21,5 @@ void xp__environment_cpu(bson_t *out, const char *root);
 /* out = local's categories, git, then gpu when not empty. */
 void xp__environment_assemble(bson_t *out, const bson_t *local,
                               const bson_t *git, const bson_t *gpu);
-/* Environment document of this process and its hash (captured once). */
-const bson_t *xp__environment(const char **hash);
-/* Starts capturing the environment on a background thread, once. */
-void xp__environment_prefetch(void);
 
 #endif /* XP_CAPTURE_ENV_H */

@@ -4,7 +4,6 @@
  * whatever the history length; BEGIN IMMEDIATE plus a busy timeout makes
  * trial-id allocation atomic across threads and processes. */
 #include "store/driver.h"
-
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sys.h"

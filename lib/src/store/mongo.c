@@ -2,7 +2,6 @@
  * ID.contents, GridFS bucket ID.fs and the id counters in xp.counters
  * (docs/schema.md), through a thread-safe client pool; 5 commands a trial. */
 #include "store/driver.h"
-
 #include "util/error.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -11,7 +10,6 @@
 
 #include <mongoc/mongoc.h>
 #include <pthread.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,8 +2,8 @@
  * ids from INCR, one pipelined MULTI/EXEC per trial start and per end, over
  * one hiredis connection per handle, re-established once per operation. */
 #include "store/driver.h"
-
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/names.h"
 #include "util/sys.h"
 #include "value.h"
@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <xxhash.h>
 
 #define XP_REDIS_FORMAT "xp-redis"
 #define XP_REDIS_SCHEMA "1"
@@ -783,8 +782,7 @@ static void s_hash_field(const char *step, const uint8_t input[16],
     memcpy(buf, step, slen);
     buf[slen] = 0;
     memcpy(buf + slen + 1, input, 16);
-    XXH128_hash_t h = XXH3_128bits(buf, slen + 17);
-    XXH128_canonicalFromHash((XXH128_canonical_t *)(void *)out, h);
+    xp__hash128(buf, slen + 17, out);
     if (buf != stack)
         bson_free(buf);
 }

@@ -5,7 +5,6 @@
 #include "store/spool.h"
 
 #include "store/driver.h"
-
 #include "util/bson_util.h"
 #include "util/error.h"
 #include "util/log.h"

@@ -7,7 +7,6 @@
 
 #include "store/driver.h"
 #include "store/spool.h"
-
 #include "util/error.h"
 #include "util/uri.h"
 

@@ -6,8 +6,8 @@
 
 #include "remote/scheduler/workers.h"
 
-#include "capture/capture.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #include <stdio.h>
