@@ -456,7 +456,7 @@ static void s_mark_needed(xp_experiment *ex)
     }
 }
 
-int xp__graph_freeze(xp_experiment *ex, xp_error_t *err)
+int xp__graph_freeze_locked(xp_experiment *ex, xp_error_t *err)
 {
     if (ex->frozen)
         return 0;
@@ -510,4 +510,12 @@ void xp__graph_free(xp_experiment *ex)
     ex->code = NULL;
     ex->nodes = NULL;
     ex->n_nodes = ex->cap_nodes = 0;
+}
+
+int xp__graph_freeze(xp_experiment *ex, xp_error_t *err)
+{
+    pthread_mutex_lock(&ex->lock);
+    int rc = xp__graph_freeze_locked(ex, err);
+    pthread_mutex_unlock(&ex->lock);
+    return rc;
 }

@@ -45,8 +45,11 @@ struct xp_node {
 };
 
 /* Freezes the definition (first trial): checks it, computes which nodes
- * the result needs and their dependents. Called with ex->lock held. */
+ * the result needs and their dependents, builds the code document. Takes
+ * ex->lock; a no-op once frozen. */
 int xp__graph_freeze(xp_experiment *ex, xp_error_t *err);
+/* The same with ex->lock held by the caller. */
+int xp__graph_freeze_locked(xp_experiment *ex, xp_error_t *err);
 xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
 /* Defines an empty experiment from a code document (untrusted: decoded
  * and checked by xp__code_doc_decode). Steps have no function: they run

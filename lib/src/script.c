@@ -142,10 +142,7 @@ fail:
  * parameter (each needs a value), saying which the result does not read. */
 static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
 {
-    pthread_mutex_lock(&ex->lock);
-    int rc = xp__graph_freeze(ex, err);
-    pthread_mutex_unlock(&ex->lock);
-    if (rc != 0)
+    if (xp__graph_freeze(ex, err) != 0)
         return -1;
     printf("usage: %s [name=value ...] [--seed N] [--backend DIR] "
            "[--log-level LEVEL]\n"
@@ -182,10 +179,7 @@ static int s_run_remote(const char *prog, xp_experiment *ex,
     size_t n = 0;
     xp_error_t err;
     int status = 2;
-    pthread_mutex_lock(&ex->lock);
-    int rc = xp__graph_freeze(ex, &err);
-    pthread_mutex_unlock(&ex->lock);
-    if (rc != 0)
+    if (xp__graph_freeze(ex, &err) != 0)
         goto fail;
     trials = xp_value_new();
     xp_set_array(trials);

@@ -474,12 +474,8 @@ int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
     }
     int64_t id = t->rec.trial_id;
     int rc = -1;
-    pthread_mutex_lock(&ex->lock);
-    if (xp__graph_freeze(ex, err) != 0) {
-        pthread_mutex_unlock(&ex->lock);
+    if (xp__graph_freeze(ex, err) != 0)
         goto cleanup;
-    }
-    pthread_mutex_unlock(&ex->lock);
     s_trial_arrays(t);
     t->id = id;
     t->seed = (uint64_t)t->rec.seed;
@@ -506,7 +502,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
     int rc = -1;
 
     pthread_mutex_lock(&ex->lock);
-    if (xp__graph_freeze(ex, err) != 0) {
+    if (xp__graph_freeze_locked(ex, err) != 0) {
         pthread_mutex_unlock(&ex->lock);
         goto cleanup;
     }

@@ -29,7 +29,7 @@ static bson_t *s_through_graph(const bson_t *doc)
         if (!decoded)
             abort();
         pthread_mutex_lock(&ex->lock);
-        if (xp__graph_freeze(ex, NULL) != 0)
+        if (xp__graph_freeze_locked(ex, NULL) != 0)
             abort();
         out = bson_new();
         xp__code_doc_encode(ex, out);

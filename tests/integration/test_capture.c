@@ -653,9 +653,7 @@ Test(capture, code_document_rebuilds_the_graph)
               bson_as_relaxed_extended_json(&again, NULL),
               bson_as_relaxed_extended_json(doc, NULL));
     bson_destroy(&again);
-    pthread_mutex_lock(&copy->lock);
     cr_assert_eq(xp__graph_freeze(copy, &err), 0, "freeze: '%s'", err.message);
-    pthread_mutex_unlock(&copy->lock);
     cr_assert_eq(xp__graph_from_code(copy, doc, &err), -1, "defined twice");
     cr_assert_eq(err.code, XP_ESTATE, "code %u '%s'", err.code, err.message);
     xp_experiment_destroy(&copy);

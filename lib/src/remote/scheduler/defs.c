@@ -68,10 +68,7 @@ static xp_experiment *s_open(xp_scheduler *s, const char *experiment,
         xp_experiment_destroy(&ex);
         return NULL;
     }
-    pthread_mutex_lock(&ex->lock);
-    int rc = xp__graph_freeze(ex, err);
-    pthread_mutex_unlock(&ex->lock);
-    if (rc != 0)
+    if (xp__graph_freeze(ex, err) != 0)
         xp_experiment_destroy(&ex);
     return ex;
 }

@@ -55,9 +55,7 @@ static int s_define(xp_worker_plugin *p, const xp_experiment_def *def,
     if (xp_experiment_check(p->ex, &e) != 0)
         return xp__error(err, XP_DOMAIN_GRAPH, e.code ? e.code : XP_EINVAL,
                          "plugin %s: %s", path, e.message);
-    pthread_mutex_lock(&p->ex->lock);
     int frozen = xp__graph_freeze(p->ex, &e);
-    pthread_mutex_unlock(&p->ex->lock);
     if (frozen != 0 || !p->ex->code)
         return xp__error(err, XP_DOMAIN_GRAPH, XP_EINVAL, "plugin %s: %s", path,
                          frozen != 0 ? e.message : "no code document");
