@@ -635,6 +635,27 @@ static bool s_loading(redisReply **rep, size_t n)
     return false;
 }
 
+/* Why the exchange on r->c failed, into buf: a read that timed out
+ * (hiredis reports the EAGAIN of its socket timeout) names the timeout
+ * instead of "Resource temporarily unavailable". True for a timeout. */
+static bool s_exchange_failure(const xp_redis *r, char *buf, size_t size)
+{
+    const redisContext *c = r->c;
+    bool timeout = c->err == REDIS_ERR_IO &&
+                   (strcmp(c->errstr, strerror(EAGAIN)) == 0 ||
+                    strcmp(c->errstr, strerror(EWOULDBLOCK)) == 0 ||
+                    strcmp(c->errstr, strerror(ETIMEDOUT)) == 0);
+#ifdef REDIS_ERR_TIMEOUT
+    timeout = timeout || c->err == REDIS_ERR_TIMEOUT;
+#endif
+    if (timeout)
+        snprintf(buf, size, "Redis did not answer within %d ms",
+                 r->target.io_ms);
+    else
+        snprintf(buf, size, "%s", c->errstr[0] ? c->errstr : "no reply");
+    return timeout;
+}
+
 /* Runs the batch as one pipeline (lock held); *out gets one reply per
  * command (caller frees with s_replies_free), server error replies
  * included. A lost connection is re-established once and the whole batch
@@ -644,6 +665,7 @@ static int s_exec(xp_redis *r, const s_batch *b, redisReply ***out,
 {
     redisReply **rep = bson_malloc0((b->n_cmds + 1) * sizeof *rep);
     char lost[128] = "";
+    bool timeout = false;
     int rc = -1;
     double deadline = xp__monotonic() + r->target.connect_ms / 1000.0;
     s_sigpipe sp;
@@ -663,8 +685,7 @@ static int s_exec(xp_redis *r, const s_batch *b, redisReply ***out,
             }
         }
         if (s_roundtrip(r, b, rep) != 0) {
-            snprintf(lost, sizeof lost, "%s",
-                     r->c->errstr[0] ? r->c->errstr : "no reply");
+            timeout = s_exchange_failure(r, lost, sizeof lost);
             bool protocol = r->c->err == REDIS_ERR_PROTOCOL;
             redisFree(r->c);
             r->c = NULL;
@@ -689,9 +710,13 @@ static int s_exec(xp_redis *r, const s_batch *b, redisReply ***out,
         rc = 0;
         goto cleanup;
     }
-    xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
-              "Redis at %s: connection lost while %s: %s", r->where, what,
-              lost);
+    if (timeout)
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s (at %s, %s)", lost,
+                  r->where, what);
+    else
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                  "Redis at %s: connection lost while %s: %s", r->where, what,
+                  lost);
 cleanup:
     s_sigpipe_restore(&sp);
     if (rc == 0)
