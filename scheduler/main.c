@@ -48,6 +48,15 @@ static const xp_option s_options[] = {
      .arg = "N",
      .help = "unfinished trials one client may have; a submission over it "
              "is refused whole"},
+    {.name = "max-experiments-per-worker",
+     .type = XP_OPTION_SIZE,
+     .offset = S_AT(max_experiments_per_worker),
+     .dflt_int = XP_MAX_EXPERIMENTS_PER_WORKER_DEFAULT,
+     .min = 1,
+     .max = XP_MAX_EXPERIMENTS_PER_WORKER_MAX,
+     .arg = "N",
+     .help = "experiments one worker may announce; a worker announcing "
+             "more is refused"},
     {.name = "keep-ms",
      .type = XP_OPTION_INT64,
      .offset = S_AT(keep_ms),

@@ -40,6 +40,17 @@ static inline void xptr_bin(const char *var, char *out)
     snprintf(out, PATH_MAX, "%s", p);
 }
 
+/* Appends a trial spec {parameters: {}} to the array trials and returns
+ * its (empty) parameters document. */
+static inline xp_value *xptr_trial_params(xp_value *trials)
+{
+    xp_value *spec = xp_array_append(trials);
+    xp_set_document(spec);
+    xp_value *p = xp_document_set(spec, "parameters");
+    xp_set_document(p);
+    return p;
+}
+
 /* n trial specs {parameters: {name: v + step * i}} (a double), as
  * xp_client_submit takes them. */
 static inline xp_value *xptr_trials(int n, const char *name, double v,
@@ -47,12 +58,22 @@ static inline xp_value *xptr_trials(int n, const char *name, double v,
 {
     xp_value *trials = xp_value_new();
     xp_set_array(trials);
+    for (int i = 0; i < n; i++)
+        xp_set_double(xp_document_set(xptr_trial_params(trials), name),
+                      v + step * i);
+    return trials;
+}
+
+/* n trial specs {parameters: {a: i + 1, b: 2}} (int64), as
+ * xp_client_submit takes them: quickstart_pj's parameters. */
+static inline xp_value *xptr_trials_ab(int n)
+{
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
     for (int i = 0; i < n; i++) {
-        xp_value *spec = xp_array_append(trials);
-        xp_set_document(spec);
-        xp_value *p = xp_document_set(spec, "parameters");
-        xp_set_document(p);
-        xp_set_double(xp_document_set(p, name), v + step * i);
+        xp_value *p = xptr_trial_params(trials);
+        xp_set_int64(xp_document_set(p, "a"), i + 1);
+        xp_set_int64(xp_document_set(p, "b"), 2);
     }
     return trials;
 }

@@ -72,17 +72,7 @@ static xp_client *s_client(void)
 
 static xp_value *s_trials(int n)
 {
-    xp_value *trials = xp_value_new();
-    xp_set_array(trials);
-    for (int i = 0; i < n; i++) {
-        xp_value *spec = xp_array_append(trials);
-        xp_set_document(spec);
-        xp_value *p = xp_document_set(spec, "parameters");
-        xp_set_document(p);
-        xp_set_int64(xp_document_set(p, "a"), i + 1);
-        xp_set_int64(xp_document_set(p, "b"), 2);
-    }
-    return trials;
+    return xptr_trials_ab(n);
 }
 
 /* Polls until every trial of batch is finished or seconds pass. */

@@ -27,12 +27,17 @@ typedef struct {
     /* How long a finished batch and an unused definition are kept;
      * 0: XP_KEEP_MS_DEFAULT. */
     int64_t keep_ms;
+    /* Experiments one worker may announce in its HELLO; a HELLO with
+     * more is refused whole. 0: XP_MAX_EXPERIMENTS_PER_WORKER_DEFAULT. */
+    size_t max_experiments_per_worker;
 } xp_scheduler_options;
 
 #define XP_KEEP_MS_DEFAULT (10 * 60 * 1000)
 #define XP_MAX_ATTEMPTS_DEFAULT 3
 
 #define XP_MAX_QUEUED_PER_CLIENT_DEFAULT 1000000
+#define XP_MAX_EXPERIMENTS_PER_WORKER_DEFAULT 64
+#define XP_MAX_EXPERIMENTS_PER_WORKER_MAX 100000
 
 typedef struct xp_scheduler xp_scheduler;
 

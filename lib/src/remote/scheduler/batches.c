@@ -202,7 +202,7 @@ void xp__sched_batch_status(xp_scheduler *s, zframe_t *from,
     if (p.queued > 0 && xp__sched_def_slots(s, b->def) == 0) {
         snprintf(why, sizeof why,
                  "no connected worker has code %s of experiment %s",
-                 b->def->ex->code_hash, b->def->ex->id);
+                 b->def->graph->code_hash, b->def->graph->id);
         p.waiting = why;
     }
     bson_t lines = BSON_INITIALIZER;

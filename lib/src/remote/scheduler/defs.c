@@ -1,7 +1,8 @@
 /* defs.c — the experiment definitions a scheduler knows: registered from
  * the code document a worker announced (or a client sent, or a queued
- * trial refers to after a restart), each holding its experiment open on
- * the backend until nothing has needed it for keep_ms. */
+ * trial refers to after a restart) as a graph without a store; the store
+ * is opened when trials are recorded or taken up and closed once none
+ * has needed it for keep_ms, so that announcing code opens nothing. */
 #include "remote/scheduler/defs.h"
 
 #include "remote/scheduler/workers.h"
@@ -26,6 +27,7 @@ static void s_def_close(xp_sched_def *d)
 {
     xp__sched_fifo_clear(&d->pending);
     xp_experiment_destroy(&d->ex);
+    xp_experiment_destroy(&d->graph);
     free(d);
 }
 
@@ -53,23 +55,45 @@ xp_sched_def *xp__sched_def_latest(xp_scheduler *s, const char *experiment)
     return key ? zhashx_lookup(s->defs, key) : NULL;
 }
 
-/* The experiment of a definition: opened on the backend, its graph built
- * from the code document and frozen. */
-static xp_experiment *s_open(xp_scheduler *s, const char *experiment,
-                             const bson_t *code, xp_error_t *err)
+/* Builds ex's graph from the code document and freezes it. */
+static int s_build(xp_experiment *ex, const bson_t *code, xp_error_t *err)
 {
+    if (xp__graph_from_code(ex, code, err) != 0)
+        return -1;
+    return xp__graph_freeze(ex, err);
+}
+
+/* The definition alone, without a store: no file, thread or connection. */
+static xp_experiment *s_graph(const char *experiment, const bson_t *code,
+                              xp_error_t *err)
+{
+    xp_experiment *ex = NULL;
+    if (xp__experiment_new_detached(&ex, experiment, err) != 0)
+        return NULL;
+    if (s_build(ex, code, err) != 0)
+        xp_experiment_destroy(&ex);
+    return ex;
+}
+
+xp_experiment *xp__sched_def_open(xp_scheduler *s, xp_sched_def *def,
+                                  xp_error_t *err)
+{
+    if (def->ex)
+        return def->ex;
     xp_open_options o = XP_OPEN_OPTIONS_INIT;
     o.backend = s->backend;
     o.threads = 1;
     xp_experiment *ex = NULL;
-    if (xp_experiment_open(&ex, experiment, &o, err) != 0)
+    if (xp_experiment_open(&ex, def->graph->id, &o, err) != 0)
         return NULL;
-    if (xp__graph_from_code(ex, code, err) != 0) {
+    if (s_build(ex, def->graph->code, err) != 0) {
         xp_experiment_destroy(&ex);
         return NULL;
     }
-    if (xp__graph_freeze(ex, err) != 0)
-        xp_experiment_destroy(&ex);
+    def->ex = ex;
+    def->idle_ms = 0;
+    xp__log(XP_LOG_DEBUG, "Experiment %s (code %s): store opened",
+            def->graph->id, def->graph->code_hash);
     return ex;
 }
 
@@ -92,12 +116,12 @@ xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
                   experiment, code_hash, hash);
         return NULL;
     }
-    xp_experiment *ex = s_open(s, experiment, code, err);
-    if (!ex)
+    xp_experiment *graph = s_graph(experiment, code, err);
+    if (!graph)
         return NULL;
     def = calloc(1, sizeof *def);
     snprintf(def->key, sizeof def->key, "%s/%s", experiment, code_hash);
-    def->ex = ex;
+    def->graph = graph;
     zhashx_insert(s->defs, def->key, def);
     if (from_worker)
         zhashx_update(s->latest, experiment, def->key);
@@ -106,15 +130,36 @@ xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
     return def;
 }
 
-/* Each definition holds an open experiment, and code changes over months
- * would pile them up: those that no connected worker runs and no trial or
- * batch refers to are closed after opts.keep_ms. A worker or a trial that
- * brings one back registers it again. */
+/* Its store, open with no trial since keep_ms: closed (the next trial
+ * opens it again, writing what the spool kept meanwhile). */
+static void s_store_expire(xp_scheduler *s, xp_sched_def *d, int64_t now)
+{
+    if (!d->ex)
+        return;
+    if (d->active || d->pending.head)
+        d->idle_ms = 0;
+    else if (!d->idle_ms)
+        d->idle_ms = now;
+    else if (now - d->idle_ms > s->opts.keep_ms) {
+        xp_experiment_destroy(&d->ex);
+        d->idle_ms = 0;
+        xp__log(XP_LOG_INFO,
+                "Experiment %s (code %s): store closed, no trial "
+                "needs it",
+                d->graph->id, d->graph->code_hash);
+    }
+}
+
+/* Code changes over months would pile definitions up: those that no
+ * connected worker runs and no trial or batch refers to are dropped after
+ * opts.keep_ms. A worker or a trial that brings one back registers it
+ * again. */
 void xp__sched_defs_expire(xp_scheduler *s)
 {
     int64_t now = xp__sched_now();
     zlistx_t *old = zlistx_new();
     for (xp_sched_def *d = zhashx_first(s->defs); d; d = zhashx_next(s->defs)) {
+        s_store_expire(s, d, now);
         bool used = d->active || d->pending.head || d->batches ||
                     xp__sched_def_slots(s, d) > 0;
         if (used)
@@ -125,11 +170,11 @@ void xp__sched_defs_expire(xp_scheduler *s)
             zlistx_add_end(old, d);
     }
     for (xp_sched_def *d = zlistx_first(old); d; d = zlistx_next(old)) {
-        const char *latest = zhashx_lookup(s->latest, d->ex->id);
+        const char *latest = zhashx_lookup(s->latest, d->graph->id);
         if (latest && strcmp(latest, d->key) == 0)
-            zhashx_delete(s->latest, d->ex->id);
+            zhashx_delete(s->latest, d->graph->id);
         xp__log(XP_LOG_INFO, "Experiment %s (code %s) unused: closed",
-                d->ex->id, d->ex->code_hash);
+                d->graph->id, d->graph->code_hash);
         zhashx_delete(s->defs, d->key);
         s_def_close(d);
     }

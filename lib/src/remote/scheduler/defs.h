@@ -1,6 +1,7 @@
 /* remote/scheduler/defs.h — experiment definitions (experiment id + code
- * hash), each with its experiment open on the backend and the queued
- * trials waiting for a worker with that code; closed after keep_ms
+ * hash): each a graph built from its code document, with the queued
+ * trials waiting for a worker with that code; its store is opened only
+ * while trials need it, and the definition is dropped after keep_ms
  * unused. */
 #ifndef XP_REMOTE_SCHEDULER_DEFS_H
 #define XP_REMOTE_SCHEDULER_DEFS_H
@@ -13,12 +14,19 @@
 
 typedef struct {
     char key[XP_ID_MAX + 40]; /* "experiment/code_hash" */
+    /* The definition without a store (ids, code, graph): what checks a
+     * submission and names its tasks. Registering costs no store. */
+    xp_experiment *graph;
+    /* The same opened on the backend, only while trials need it
+     * (xp__sched_def_open); NULL otherwise. */
     xp_experiment *ex;
-    xp_sched_fifo pending; /* trials not taken up yet */
-    size_t active;         /* trials taken up and not finished */
-    size_t batches;        /* batches kept that refer to it */
-    int64_t unused_ms;     /* since when nothing needs it; 0: in use */
-    bool announced;        /* "waiting for code" logged since the last worker */
+    xp_sched_fifo pending;  /* trials not taken up yet */
+    size_t active;          /* trials taken up and not finished */
+    size_t batches;         /* batches kept that refer to it */
+    int64_t unused_ms;      /* since when nothing needs it; 0: in use */
+    int64_t idle_ms;        /* since when its open store has no trial */
+    int64_t open_failed_ms; /* when opening its store last failed; 0: never */
+    bool announced; /* "waiting for code" logged since the last worker */
 } xp_sched_def;
 
 void xp__sched_defs_init(xp_scheduler *s);
@@ -35,7 +43,13 @@ xp_sched_def *xp__sched_def_latest(xp_scheduler *s, const char *experiment);
 xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
                                      const char *code_hash, const bson_t *code,
                                      bool from_worker, xp_error_t *err);
-/* Closes the definitions nothing has needed for opts.keep_ms. */
+/* The definition's experiment open on the backend, opened now when it is
+ * not (trials are about to be recorded or taken up); def-owned. NULL with
+ * err when the store cannot be opened. */
+xp_experiment *xp__sched_def_open(xp_scheduler *s, xp_sched_def *def,
+                                  xp_error_t *err);
+/* Closes the stores no trial has needed for opts.keep_ms, and drops the
+ * definitions nothing has needed for as long. */
 void xp__sched_defs_expire(xp_scheduler *s);
 
 #endif /* XP_REMOTE_SCHEDULER_DEFS_H */

@@ -37,6 +37,21 @@ void xp__sched_send_error(xp_scheduler *s, zframe_t *to, const char *message)
     xp__sched_send(s, to, xp__msg_error_encode(&e));
 }
 
+/* Refusals remembered for xp__sched_first_time before it starts over. */
+#define S_LOGGED_MAX 4096
+
+bool xp__sched_first_time(xp_scheduler *s, const char *kind, const char *who)
+{
+    char key[192];
+    snprintf(key, sizeof key, "%s %s", kind, who);
+    if (zhashx_lookup(s->logged, key))
+        return false;
+    if (zhashx_size(s->logged) >= S_LOGGED_MAX)
+        zhashx_purge(s->logged);
+    zhashx_insert(s->logged, key, (void *)1);
+    return true;
+}
+
 /* Every heartbeat interval: heartbeats to the workers; with judge, also
  * the losses of silent workers and the expiry of batches and
  * definitions. */
@@ -296,6 +311,8 @@ static void s_defaults(xp_scheduler_options *o)
         o->keep_ms = XP_KEEP_MS_DEFAULT;
     if (o->max_queued_per_client == 0)
         o->max_queued_per_client = XP_MAX_QUEUED_PER_CLIENT_DEFAULT;
+    if (o->max_experiments_per_worker == 0)
+        o->max_experiments_per_worker = XP_MAX_EXPERIMENTS_PER_WORKER_DEFAULT;
 }
 
 /* The ROUTER socket, CURVE and its monitor when keys are given, bound. */
@@ -341,6 +358,7 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     s->name = opts->name && *opts->name
                   ? bson_strdup(opts->name)
                   : bson_strdup_printf("%s %s", xp__hostname(), opts->bind);
+    s->logged = zhashx_new();
     xp__sched_batches_init(s);
     xp__sched_workers_init(s);
     xp__sched_defs_init(s);
@@ -376,6 +394,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     xp__sched_tasks_fini(s);
     xp__sched_batches_fini(s);
     xp__sched_defs_fini(s);
+    zhashx_destroy(&s->logged);
     free(s->backend);
     bson_free(s->name);
     free(s);

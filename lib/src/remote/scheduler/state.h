@@ -21,6 +21,7 @@ struct xp_scheduler {
     zsock_t *monitor; /* with auth: handshake failures of the router */
     uint64_t refused; /* connections refused by the authenticator */
     uint64_t malformed;
+    zhashx_t *logged; /* "kind peer" refusals already logged */
     int64_t last_heartbeat_ms;
     volatile int stop;
     /* workers.c */
@@ -51,6 +52,9 @@ static inline int64_t xp__sched_now(void)
  * frame to. */
 void xp__sched_send(xp_scheduler *s, zframe_t *to, zmsg_t *msg);
 void xp__sched_send_error(xp_scheduler *s, zframe_t *to, const char *message);
+/* True the first time a refusal of kind is seen from peer who, so that a
+ * peer that insists is logged once (the memory of it is bounded). */
+bool xp__sched_first_time(xp_scheduler *s, const char *kind, const char *who);
 /* Heartbeats to the workers during a long piece of work (a large
  * submission), so that they do not take the scheduler for gone; losses
  * are judged only once the inbox has been read. */

@@ -145,7 +145,8 @@ void xp__sched_submit(xp_scheduler *s, zframe_t *from, const char *who,
         return;
     xp_error_t err;
     xp_sched_client *owner = NULL;
-    if (s_check_trials(def->ex, m, &err) != 0 ||
+    if (s_check_trials(def->graph, m, &err) != 0 ||
+        !xp__sched_def_open(s, def, &err) ||
         !(owner = xp__sched_client_admit(s, who, m->n_trials, &err)))
         xp__sched_send_error(s, from, err.message);
     else

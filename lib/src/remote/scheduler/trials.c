@@ -63,6 +63,27 @@ static xp_sched_trial *s_take_up_one(xp_sched_def *def, xp_sched_pending *p)
     return st;
 }
 
+/* The store of def's queued trials, opened if need be; false (logged
+ * once, tried again a heartbeat later) when it cannot be. */
+static bool s_store(xp_scheduler *s, xp_sched_def *def)
+{
+    int64_t now = xp__sched_now();
+    if (def->ex)
+        return true;
+    if (def->open_failed_ms && now - def->open_failed_ms < s->opts.heartbeat_ms)
+        return false;
+    xp_error_t err;
+    if (xp__sched_def_open(s, def, &err)) {
+        def->open_failed_ms = 0;
+        return true;
+    }
+    if (!def->open_failed_ms)
+        xp__log(XP_LOG_ERROR, "%zu queued trial(s) of %s wait: %s",
+                def->pending.n, def->graph->id, err.message);
+    def->open_failed_ms = now;
+    return false;
+}
+
 /* Enough to keep every slot busy, little enough that the queue may be
  * long. */
 void xp__sched_trials_take_up(xp_scheduler *s)
@@ -76,11 +97,13 @@ void xp__sched_trials_take_up(xp_scheduler *s)
             if (!def->announced)
                 xp__log(XP_LOG_WARNING,
                         "%zu trial(s) of %s wait for a worker with code %s",
-                        def->pending.n, def->ex->id, def->ex->code_hash);
+                        def->pending.n, def->graph->id, def->graph->code_hash);
             def->announced = true;
             continue;
         }
         def->announced = false;
+        if (!s_store(s, def))
+            continue;
         while (def->pending.head && def->active < 2 * (size_t)slots + 16) {
             xp_sched_pending *p = xp__sched_fifo_pop(&def->pending);
             xp_sched_trial *st = s_take_up_one(def, p);

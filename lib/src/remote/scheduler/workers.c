@@ -74,12 +74,35 @@ static void s_add_defs(xp_scheduler *s, xp_sched_worker *w,
     }
 }
 
+/* A HELLO announcing more experiments than one worker may: refused whole
+ * (each definition costs memory) with one line, logged once per peer.
+ * The message does not ask for a HELLO: the worker would send it again
+ * at once. */
+static bool s_too_many(xp_scheduler *s, zframe_t *from, const char *id,
+                       const xp_msg_hello *m)
+{
+    size_t announced = m->n_experiments + m->n_bad;
+    if (announced <= s->opts.max_experiments_per_worker)
+        return false;
+    char why[256];
+    snprintf(why, sizeof why,
+             "refused: this worker announces %zu experiments, more than the "
+             "%zu one worker may (--max-experiments-per-worker)",
+             announced, s->opts.max_experiments_per_worker);
+    if (xp__sched_first_time(s, "hello", id))
+        xp__log(XP_LOG_WARNING, "Worker %s on %.64s %s", id, m->host, why);
+    xp__sched_send_error(s, from, why);
+    return true;
+}
+
 void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
                             const xp_msg_hello *m)
 {
     xp_sched_worker *old = xp__sched_worker_find(s, id);
     if (old)
         xp__sched_worker_lost(s, old, "registered again");
+    if (s_too_many(s, from, id, m))
+        return;
     xp_sched_worker *w = calloc(1, sizeof *w);
     bson_strncpy(w->id, id, sizeof w->id);
     w->identity = zframe_dup(from);
