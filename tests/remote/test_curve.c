@@ -143,6 +143,16 @@ static xp_value *s_one_trial(const char *param, int64_t v)
     return trials;
 }
 
+/* One trial of simple_experiment_pj: a = 4, b = 5 (its result is 10). */
+static xp_value *s_simple_trial(void)
+{
+    xp_value *trials = s_one_trial("a", 4);
+    xp_value *p =
+        (xp_value *)xp_value_get(xp_value_at(trials, 0), "parameters");
+    xp_set_int64(xp_document_set(p, "b"), 5);
+    return trials;
+}
+
 static int s_submit(xp_client *c, const char *exp, const char *param, int64_t v,
                     xp_error_t *err)
 {
@@ -217,11 +227,7 @@ Test(curve, authorized_worker_and_client_run_a_trial)
     s_start_scheduler("--keys", s_keys);
     s_start_worker("worker", "simple_experiment.so", true);
     xp_client *c = s_client("client", NULL);
-    xp_value *trials = s_one_trial("a", 4);
-    xp_set_int64(xp_document_set((xp_value *)xp_value_get(
-                                     xp_value_at(trials, 0), "parameters"),
-                                 "b"),
-                 5);
+    xp_value *trials = s_simple_trial();
     int64_t batch = 0, *ids = NULL;
     size_t n = 0;
     xp_error_t err = {0};
@@ -423,4 +429,39 @@ Test(curve, keygen_refuses_a_path_as_a_key_name)
     cr_assert_null(pub);
     cr_assert(strstr(err.message, "invalid key name '../k'") != NULL, "%s",
               err.message);
+}
+
+/* Under CURVE a batch is its client key's: another key is told "unknown
+ * batch"; a new connection with the owner's key reads it. */
+Test(curve, batch_answers_only_its_owner_key)
+{
+    s_start_scheduler("--keys", s_keys);
+    s_start_worker("worker", "simple_experiment.so", true);
+    xp_client *c = s_client("client", NULL);
+    xp_value *trials = s_simple_trial();
+    int64_t batch = 0, *ids = NULL, cursor = 0;
+    size_t n = 0;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_client_submit(c, "simple_experiment_pj", trials, NULL,
+                                  &batch, &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&c);
+    xp_client *other = s_client("worker", NULL); /* another key */
+    xp_progress p = {0};
+    cr_assert_neq(xp_client_progress(other, batch, &cursor, &p, NULL, &err), 0,
+                  "another key read the batch");
+    cr_assert_str_eq(err.message, "scheduler: unknown batch");
+    xp_client_destroy(&other);
+    c = s_client("client", NULL);
+    for (double end = xpt_now() + 10; xpt_now() < end; xpt_sleep(0.05)) {
+        cursor = 0;
+        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                     "the owner's key: %s", err.message);
+        if (p.done + p.failed >= p.total)
+            break;
+    }
+    cr_assert_eq(p.done, 1, "done %lld", (long long)p.done);
+    xp_client_destroy(&c);
 }

@@ -685,3 +685,73 @@ Test(queue, busy_refusal_queues_the_task_again)
     xp_client_destroy(&c);
     xp_experiment_destroy(&ex);
 }
+
+/* ---- batches answer their owner only */
+
+/* Progress of batch read by c from cursor 0 without keeping the cursor:
+ * 0, or -1 with err. */
+static int s_peek(xp_client *c, int64_t batch, xp_progress *p, xp_error_t *err)
+{
+    int64_t cursor = 0;
+    return xp_client_progress(c, batch, &cursor, p, NULL, err);
+}
+
+/* Batch ids were sequential, and any client could read another's results
+ * and, by asking past them, make the scheduler drop the batch under its
+ * owner. Another client is now told "unknown batch", as for a batch that
+ * does not exist, and the owner still reads every result. */
+Test(queue, batch_answers_only_its_owner)
+{
+    s_start_worker("quickstart.so");
+    xpt_sleep(0.5);
+    xp_client *owner = s_client(), *other = s_client();
+    xp_value *trials = s_trials(3);
+    int64_t batch = 0, second = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(xp_client_submit(owner, "quickstart_pj", trials, NULL, &batch,
+                                  &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    xp_free(ids);
+    xp_progress p;
+    cr_assert_neq(s_peek(other, batch, &p, &err), 0,
+                  "another client read the batch");
+    cr_assert_str_eq(err.message, "scheduler: unknown batch");
+    for (double end = xpt_now() + 10; xpt_now() < end; xpt_sleep(0.05)) {
+        cr_assert_eq(s_peek(owner, batch, &p, &err), 0, "%s", err.message);
+        if (p.done + p.failed >= p.total)
+            break;
+    }
+    cr_assert_eq(p.done, 3, "done %lld", (long long)p.done);
+    /* Past the end, twice: what used to drop it. */
+    for (int i = 0; i < 2; i++) {
+        int64_t cursor = 3;
+        cr_assert_neq(xp_client_progress(other, batch, &cursor, &p, NULL, &err),
+                      0, "another client read the batch");
+        cr_assert_str_eq(err.message, "scheduler: unknown batch");
+    }
+    int64_t cursor = 0;
+    xp_value *finished = NULL;
+    cr_assert_eq(xp_client_progress(owner, batch, &cursor, &p, &finished, &err),
+                 0, "the owner lost its batch: %s", err.message);
+    cr_assert_eq(xp_value_count(finished), 3);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_str_eq(
+            xp_as_string(xp_value_get(xp_value_at(finished, i), "status"),
+                         NULL),
+            "succeeded");
+    xp_value_destroy(&finished);
+    /* Ids are not counted out. */
+    cr_assert_eq(xp_client_submit(owner, "quickstart_pj", trials, NULL, &second,
+                                  &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    xp_free(ids);
+    cr_assert(batch > 0 && second > 0, "%lld %lld", (long long)batch,
+              (long long)second);
+    cr_assert(second != batch + 1 && second != batch,
+              "sequential batch ids %lld, %lld", (long long)batch,
+              (long long)second);
+    xp_value_destroy(&trials);
+    xp_client_destroy(&owner);
+    xp_client_destroy(&other);
+}

@@ -7,6 +7,7 @@
 
 #include "util/error.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct xp_client {
@@ -15,6 +16,21 @@ struct xp_client {
     int timeout_ms;
     bool curve;
 };
+
+/* Without CURVE a client is its routing identity, the owner of its
+ * batches: one chosen here at random (hex, never starting with the zero
+ * byte of the identities the scheduler makes up) stays the same when the
+ * connection is re-established, and no other client can guess it. */
+static void s_set_identity(zsock_t *sock)
+{
+    uint8_t r[15];
+    char hex[2 * sizeof r + 1];
+    if (xp__keys_random(r, sizeof r) != 0)
+        return; /* the scheduler's own, for this connection */
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(hex + 2 * i, 3, "%02x", r[i]);
+    zsock_set_identity(sock, hex);
+}
 
 int xp_client_connect(xp_client **out, const char *endpoint, int timeout_ms,
                       xp_error_t *err)
@@ -51,6 +67,7 @@ int xp_client_connect_secure(xp_client **out, const char *endpoint,
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     zsock_set_linger(c->sock, 0);
     zsock_set_maxmsgsize(c->sock, (int)XP_MAX_MESSAGE_DEFAULT + 4096);
+    s_set_identity(c->sock);
     if (xp__keys_client(c->sock, key, server_key, err) != 0) {
         xp_client_destroy(&c);
         return -1;

@@ -5,9 +5,11 @@
  * its limit) goes with its last batch. Nothing grows over months. */
 #include "remote/scheduler/batches.h"
 
+#include "remote/keys.h"
 #include "remote/scheduler/workers.h"
 
 #include "util/error.h"
+#include "util/rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,23 @@ static void s_batch_key(int64_t id, char key[32])
     snprintf(key, 32, "%lld", (long long)id);
 }
 
+/* A new batch id: random, 63 bits, positive and unused, so that one
+ * client cannot name another's batches by counting (they would not
+ * answer it anyway: xp__sched_batch_status checks the owner). */
+static int64_t s_new_id(xp_scheduler *s)
+{
+    for (;;) {
+        uint64_t r;
+        if (xp__keys_random(&r, sizeof r) != 0)
+            r = xp__random_seed(); /* no system randomness: still unique */
+        int64_t id = (int64_t)(r >> 1);
+        char key[32];
+        s_batch_key(id, key);
+        if (id > 0 && !zhashx_lookup(s->batches, key))
+            return id;
+    }
+}
+
 xp_sched_batch *xp__sched_batch_new(xp_scheduler *s, xp_sched_def *def,
                                     xp_sched_client *owner, zframe_t *client)
 {
@@ -93,7 +112,7 @@ xp_sched_batch *xp__sched_batch_new(xp_scheduler *s, xp_sched_def *def,
     b->owner = owner;
     owner->batches++;
     def->batches++;
-    b->id = ++s->next_batch;
+    b->id = s_new_id(s);
     b->def = def;
     b->client = zframe_dup(client);
     b->finished = bson_new();
@@ -178,13 +197,15 @@ static uint32_t s_lines_since(const xp_sched_batch *b, int64_t cursor,
     return out;
 }
 
-void xp__sched_batch_status(xp_scheduler *s, zframe_t *from,
+void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
                             const xp_msg_status *m)
 {
     char key[32];
     s_batch_key(m->batch, key);
     xp_sched_batch *b = zhashx_lookup(s->batches, key);
-    if (!b) {
+    /* Another client's batch is answered as one that does not exist: it
+     * neither reads its results nor, by reading past them, drops it. */
+    if (!b || strcmp(b->owner->key, who) != 0) {
         xp__sched_send_error(s, from, "unknown batch");
         return;
     }

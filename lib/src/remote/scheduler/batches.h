@@ -1,6 +1,7 @@
 /* remote/scheduler/batches.h — what clients submitted: one batch per
  * accepted SUBMIT with its progress and finished trials (STATUS,
- * PROGRESS), kept until read or keep_ms after it finished; and per
+ * PROGRESS) for its owner only, under a random id, kept until read or
+ * keep_ms after it finished; and per
  * client (its CURVE key, else its connection) the trials accepted and
  * not finished, for the per-client limit. */
 #ifndef XP_REMOTE_SCHEDULER_BATCHES_H
@@ -28,9 +29,10 @@ void xp__sched_batch_accepted(xp_scheduler *s, xp_sched_batch *b, size_t n);
 void xp__sched_batch_running(xp_sched_batch *b, int delta);
 /* A trial of b was recorded (line: its xp__msg_finished_line). */
 void xp__sched_batch_trial_done(xp_sched_batch *b, const bson_t *line, bool ok);
-/* STATUS from the peer of routing frame from: answers PROGRESS (or
- * ERROR), and drops a finished batch whose results were all read. */
-void xp__sched_batch_status(xp_scheduler *s, zframe_t *from,
+/* STATUS from the peer of routing frame from, a client known as who:
+ * answers PROGRESS for a batch of its own (else ERROR "unknown batch"),
+ * and drops a finished batch whose results were all read. */
+void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
                             const xp_msg_status *m);
 /* Drops the batches finished more than opts.keep_ms ago. */
 void xp__sched_batches_expire(xp_scheduler *s);

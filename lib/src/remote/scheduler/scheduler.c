@@ -135,14 +135,15 @@ static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
     xp__msg_submit_clear(&m);
 }
 
-static void s_on_status(xp_scheduler *s, zframe_t *from, const bson_t *body)
+static void s_on_status(xp_scheduler *s, zframe_t *from, const char *who,
+                        const bson_t *body)
 {
     xp_msg_status m;
     xp_error_t err;
     if (xp__msg_status_decode(body, &m, &err) != 0)
         s_malformed(s, from, &err, true);
     else
-        xp__sched_batch_status(s, from, &m);
+        xp__sched_batch_status(s, from, who, &m);
 }
 
 static void s_dispatch(xp_scheduler *s, zframe_t *from, const char *id,
@@ -163,7 +164,7 @@ static void s_dispatch(xp_scheduler *s, zframe_t *from, const char *id,
             xp__sched_worker_lost(s, w, "said goodbye");
         break;
     case XP_MSG_SUBMIT: s_on_submit(s, from, who, body); break;
-    case XP_MSG_STATUS: s_on_status(s, from, body); break;
+    case XP_MSG_STATUS: s_on_status(s, from, who, body); break;
     default:
         s->malformed++;
         xp__sched_send_error(s, from, "unexpected message type");

@@ -40,7 +40,6 @@ struct xp_scheduler {
     /* batches.c */
     zhashx_t *batches; /* "%lld" -> xp_sched_batch */
     zhashx_t *clients; /* client key -> xp_sched_client */
-    int64_t next_batch;
 };
 
 static inline int64_t xp__sched_now(void)
