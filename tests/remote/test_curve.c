@@ -6,6 +6,7 @@
  * non-loopback bind rule. */
 #include "remote.h"
 
+#include <czmq.h>
 #include <sys/stat.h>
 
 static char s_endpoint[64];
@@ -151,6 +152,22 @@ static xp_value *s_simple_trial(void)
         (xp_value *)xp_value_get(xp_value_at(trials, 0), "parameters");
     xp_set_int64(xp_document_set(p, "b"), 5);
     return trials;
+}
+
+/* Progress of batch once every trial is finished (or after seconds),
+ * each time read from the start. */
+static xp_progress s_wait(xp_client *c, int64_t batch, double seconds)
+{
+    xp_progress p = {0};
+    xp_error_t err;
+    for (double end = xpt_now() + seconds; xpt_now() < end; xpt_sleep(0.05)) {
+        int64_t cursor = 0;
+        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                     "%s", err.message);
+        if (p.done + p.failed >= p.total)
+            break;
+    }
+    return p;
 }
 
 static int s_submit(xp_client *c, const char *exp, const char *param, int64_t v,
@@ -455,13 +472,154 @@ Test(curve, batch_answers_only_its_owner_key)
     cr_assert_str_eq(err.message, "scheduler: unknown batch");
     xp_client_destroy(&other);
     c = s_client("client", NULL);
-    for (double end = xpt_now() + 10; xpt_now() < end; xpt_sleep(0.05)) {
+    p = s_wait(c, batch, 10);
+    cr_assert_eq(p.done, 1, "done %lld", (long long)p.done);
+    xp_client_destroy(&c);
+}
+
+/* ---------------------------------------------------------------- refusals
+ * and withdrawals */
+
+/* The Z85 public key of pair name (in s_own) into out[41]. */
+static void s_public_text(const char *name, char *out)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s.key", s_own, name);
+    zcert_t *cert = zcert_load(path);
+    cr_assert_not_null(cert, "cannot load %s", path);
+    snprintf(out, 41, "%s", zcert_public_txt(cert));
+    zcert_destroy(&cert);
+}
+
+/* The scheduler's log, once it holds text (or after seconds). Caller
+ * frees. */
+static char *s_log_with(const char *text, double seconds)
+{
+    char log[PATH_MAX + 16];
+    snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
+    char *all = xpt_slurp(log);
+    for (double end = xpt_now() + seconds;
+         !strstr(all, text) && xpt_now() < end; xpt_sleep(0.05)) {
+        free(all);
+        all = xpt_slurp(log);
+    }
+    return all;
+}
+
+/* A key that is not authorized is logged as such, with the key, once. */
+Test(curve, refused_key_is_logged_with_the_key)
+{
+    s_refused("stranger", NULL);
+    char key[41];
+    s_public_text("stranger", key);
+    char *log = s_log_with(key, 2);
+    const char *line = strstr(log, key);
+    cr_assert_not_null(line, "the refused key is not in the log:\n%s", log);
+    const char *start = line;
+    while (start > log && start[-1] != '\n')
+        start--;
+    const char *end = strchr(line, '\n');
+    char shown[512];
+    snprintf(shown, sizeof shown, "%.*s",
+             (int)(end ? end - start : (long)strlen(start)), start);
+    cr_assert_not_null(strstr(shown, "Refused a connection"), "%s", shown);
+    cr_assert_not_null(strstr(shown, "not authorized"), "%s", shown);
+    cr_assert_null(strstr(log, "no valid CURVE handshake"),
+                   "an unauthorized key is logged as a bad handshake:\n%s",
+                   log);
+    cr_assert_null(strstr(line + 1, key), "logged more than once:\n%s", log);
+    free(log);
+}
+
+/* Removes name's public key from the scheduler's authorized directory
+ * and gives the scheduler a few heartbeats to see it. */
+static void s_withdraw(const char *name)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/authorized/%s.key", s_keys, name);
+    cr_assert_eq(unlink(path), 0, "unlink %s: %s", path, strerror(errno));
+    xpt_sleep(0.8);
+}
+
+/* A key withdrawn from authorized/ used to keep working on the
+ * connections it already had: the client's next SUBMIT and STATUS are
+ * refused "not authorized" and nothing more is recorded. */
+Test(curve, withdrawn_client_key_is_refused_on_its_connection)
+{
+    s_start_scheduler("--keys", s_keys);
+    s_start_worker("worker", "simple_experiment.so", true);
+    xp_client *c = s_client("client", NULL);
+    xp_value *trials = s_simple_trial();
+    int64_t batch = 0, *ids = NULL, cursor = 0;
+    size_t n = 0;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_client_submit(c, "simple_experiment_pj", trials, NULL,
+                                  &batch, &ids, &n, &err),
+                 0, "submit: %s", err.message);
+    xp_free(ids);
+    xp_progress p = {0};
+    p = s_wait(c, batch, 10);
+    cr_assert_eq(p.done, 1);
+    s_withdraw("client");
+    cr_assert_neq(xp_client_submit(c, "simple_experiment_pj", trials, NULL,
+                                   &batch, &ids, &n, &err),
+                  0, "a withdrawn key submitted on its old connection");
+    cr_assert_str_eq(err.message, "scheduler: not authorized");
+    cursor = 0;
+    cr_assert_neq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                  "a withdrawn key read its batch");
+    cr_assert_str_eq(err.message, "scheduler: not authorized");
+    cr_assert_eq(s_recorded("simple_experiment_pj"), 1, "a trial recorded");
+    xp_client_destroy(&c);
+    /* A new connection does not get in either. */
+    c = s_client("client", NULL);
+    cr_assert_neq(s_submit(c, "simple_experiment_pj", "a", 1, &err), 0);
+    cr_assert_not_null(strstr(err.message, "no answer"), "%s", err.message);
+    xp_client_destroy(&c);
+    xp_value_destroy(&trials);
+}
+
+/* A worker whose key is withdrawn is dropped: its running task goes to
+ * another worker (attempt 2) and the trial succeeds there. */
+Test(curve, withdrawn_worker_key_loses_the_worker)
+{
+    s_keygen(s_own, "worker2");
+    s_authorize("worker2");
+    s_start_scheduler("--keys", s_keys);
+    s_start_worker("worker", "sleep_experiment.so", true);
+    xp_client *c = s_client("client", NULL);
+    xp_value *trials = s_one_trial("seconds", 2);
+    int64_t batch = 0, *ids = NULL, cursor = 0;
+    size_t n = 0;
+    xp_error_t err = {0};
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", trials, NULL, &batch, &ids, &n, &err),
+        0, "submit: %s", err.message);
+    xp_progress p = {0};
+    for (double end = xpt_now() + 5; p.running == 0 && xpt_now() < end;
+         xpt_sleep(0.05)) {
         cursor = 0;
         cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
-                     "the owner's key: %s", err.message);
-        if (p.done + p.failed >= p.total)
-            break;
+                     "%s", err.message);
     }
-    cr_assert_eq(p.done, 1, "done %lld", (long long)p.done);
+    cr_assert_eq(p.running, 1, "the step did not start");
+    s_withdraw("worker");
+    s_start_worker("worker2", "sleep_experiment.so", true);
+    p = s_wait(c, batch, 10);
+    cr_assert_eq(p.done, 1, "done %lld failed %lld", (long long)p.done,
+                 (long long)p.failed);
+    xp_experiment *ex = xpt_open_existing("sleep_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *t = xpt_trial(ex, ids[0]);
+    const xp_value *step = xpt_field(xpt_field(t, "steps"), "sleep_seconds");
+    cr_assert_eq(xpt_get_int(step, "attempt"), 2,
+                 "the step ran to its end on the withdrawn worker");
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+    char *log = s_log_with("its key was withdrawn", 1);
+    cr_assert_not_null(strstr(log, "its key was withdrawn"), "%s", log);
+    free(log);
+    xp_free(ids);
+    xp_value_destroy(&trials);
     xp_client_destroy(&c);
 }

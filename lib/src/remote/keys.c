@@ -1,19 +1,22 @@
 /* keys.c — CURVE key pairs (czmq certificates) for the scheduler, its
  * workers and its clients: `xp keygen` writes NAME.key (public) and
  * NAME.key_secret (mode 0600); a worker or client names its own pair and
- * the scheduler's public key; the scheduler accepts only the public keys
- * found in its authorized directory (see docs/protocol.md). */
+ * the scheduler's public key; the scheduler's authorizer answers the
+ * handshakes (ZAP) with the public keys found in its authorized
+ * directory, read again when it changes (see docs/protocol.md). */
 #include "remote/keys.h"
 
 #include "util/error.h"
 #include "util/sys.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 /* 32 zero bytes in Z85: what a certificate holds without its secret. */
 static const char s_no_secret[] = "0000000000000000000000000000000000000000";
@@ -68,7 +71,210 @@ int xp__keys_client(zsock_t *sock, const char *key, const char *server_key,
     return 0;
 }
 
-int xp__keys_server(zsock_t *sock, const char *dir, zactor_t **auth,
+/* ---------------------------------------------------------------- the
+ * authorizer */
+
+/* Where libzmq sends the handshake requests (ZAP, RFC 27) of every socket
+ * of the process's context. */
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+
+struct xp_authorizer {
+    char *dir;
+    zsock_t *zap;       /* REP: the handshake requests */
+    zhashx_t *keys;     /* Z85 public key -> itself */
+    uint64_t signature; /* of dir's entries as last read */
+    bool listed;        /* dir was listed at least once */
+};
+
+/* A fingerprint of the entries of dir (name, inode, size, modification
+ * time; in any order): a key file added, removed or rewritten changes
+ * it. -1 when dir cannot be listed. */
+static int s_signature(const char *dir, uint64_t *out)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    uint64_t sum = 0, n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, 0) != 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        uint64_t fields[5] = {(uint64_t)st.st_ino, (uint64_t)st.st_size,
+                              (uint64_t)st.st_mtim.tv_sec,
+                              (uint64_t)st.st_mtim.tv_nsec,
+                              XXH3_64bits(e->d_name, strlen(e->d_name))};
+        sum += XXH3_64bits(fields, sizeof fields);
+        n++;
+    }
+    closedir(d);
+    *out = sum ^ XXH3_64bits(&n, sizeof n);
+    return 0;
+}
+
+/* The public keys of the key files in dir (other files are skipped). */
+static zhashx_t *s_read_keys(const char *dir)
+{
+    zhashx_t *keys = zhashx_new();
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = bson_strdup_printf("%s/%s", dir, e->d_name);
+        struct stat st;
+        zcert_t *cert = stat(path, &st) == 0 && S_ISREG(st.st_mode)
+                            ? zcert_load(path)
+                            : NULL;
+        if (cert) {
+            const char *key = zcert_public_txt(cert);
+            zhashx_update(keys, key, (void *)1);
+            zcert_destroy(&cert);
+        }
+        bson_free(path);
+    }
+    if (d)
+        closedir(d);
+    return keys;
+}
+
+/* True when a and b hold the same keys. */
+static bool s_same_keys(zhashx_t *a, zhashx_t *b)
+{
+    if (zhashx_size(a) != zhashx_size(b))
+        return false;
+    for (void *k = zhashx_first(a); k; k = zhashx_next(a))
+        if (!zhashx_lookup(b, zhashx_cursor(a)))
+            return false;
+    return true;
+}
+
+bool xp__authorizer_refresh(xp_authorizer *a)
+{
+    uint64_t sig;
+    if (s_signature(a->dir, &sig) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            return false; /* keep what it had (out of files, ...) */
+        sig = 0;
+    } else if (a->listed && sig == a->signature) {
+        return false;
+    }
+    a->listed = true;
+    a->signature = sig;
+    zhashx_t *keys = s_read_keys(a->dir);
+    bool changed = !a->keys || !s_same_keys(keys, a->keys);
+    zhashx_destroy(&a->keys);
+    a->keys = keys;
+    return changed;
+}
+
+bool xp__authorizer_allows(const xp_authorizer *a, const char *key)
+{
+    return key && *key && zhashx_lookup(a->keys, key) != NULL;
+}
+
+zsock_t *xp__authorizer_socket(xp_authorizer *a)
+{
+    return a->zap;
+}
+
+/* Frame i of msg as text into buf ("" when absent or too long). */
+static void s_frame_text(zmsg_t *msg, size_t i, char *buf, size_t size)
+{
+    zframe_t *f = zmsg_first(msg);
+    for (size_t k = 0; f && k < i; k++)
+        f = zmsg_next(msg);
+    size_t n = f ? zframe_size(f) : 0;
+    if (n >= size)
+        n = 0;
+    if (n)
+        memcpy(buf, zframe_data(f), n);
+    buf[n] = '\0';
+}
+
+/* Answers one ZAP request: version, request id, domain, address, routing
+ * id, mechanism, credentials (CURVE: the 32-byte public key). */
+static void s_answer(xp_authorizer *a, zmsg_t *req, xp_refusal *refused,
+                     bool *was_refused)
+{
+    char version[8], mechanism[16];
+    s_frame_text(req, 0, version, sizeof version);
+    s_frame_text(req, 5, mechanism, sizeof mechanism);
+    zframe_t *id = zmsg_first(req);
+    id = id ? zmsg_next(req) : NULL;
+    zframe_t *cred = zmsg_last(req);
+    memset(refused, 0, sizeof *refused);
+    s_frame_text(req, 3, refused->address, sizeof refused->address);
+    bool curve = zmsg_size(req) >= 7 && strcmp(mechanism, "CURVE") == 0 &&
+                 zframe_size(cred) == 32;
+    if (curve)
+        zmq_z85_encode(refused->key, zframe_data(cred), 32);
+    bool ok = curve && xp__authorizer_allows(a, refused->key);
+    zmsg_t *rep = zmsg_new();
+    zmsg_addstr(rep, "1.0");
+    zmsg_addmem(rep, id ? zframe_data(id) : NULL, id ? zframe_size(id) : 0);
+    zmsg_addstr(rep, ok ? "200" : "400");
+    zmsg_addstr(rep, ok ? "OK" : "not authorized");
+    zmsg_addstr(rep, ok ? refused->key : "");
+    zmsg_addmem(rep, NULL, 0); /* no metadata */
+    zmsg_send(&rep, a->zap);
+    zmsg_destroy(&rep);
+    *was_refused = !ok && strcmp(version, "1.0") == 0;
+}
+
+void xp__authorizer_serve(xp_authorizer *a,
+                          void (*on_refused)(void *user, const xp_refusal *r),
+                          void *user)
+{
+    zmsg_t *req;
+    bool refreshed = false;
+    while ((req = zmsg_recv_nowait(a->zap)) != NULL) {
+        /* A key just added gets in on its first try. */
+        if (!refreshed)
+            xp__authorizer_refresh(a);
+        refreshed = true;
+        xp_refusal r;
+        bool refused = false;
+        s_answer(a, req, &r, &refused);
+        zmsg_destroy(&req);
+        if (refused && on_refused)
+            on_refused(user, &r);
+    }
+}
+
+void xp__authorizer_destroy(xp_authorizer **pa)
+{
+    if (!pa || !*pa)
+        return;
+    xp_authorizer *a = *pa;
+    zsock_destroy(&a->zap);
+    zhashx_destroy(&a->keys);
+    bson_free(a->dir);
+    bson_free(a);
+    *pa = NULL;
+}
+
+/* The authorizer of the keys in dir, bound where libzmq asks. */
+static int s_authorizer_new(xp_authorizer **out, const char *dir,
+                            xp_error_t *err)
+{
+    xp_authorizer *a = bson_malloc0(sizeof *a);
+    a->dir = bson_strdup(dir);
+    a->zap = zsock_new(ZMQ_REP);
+    if (!a->zap || zsock_bind(a->zap, S_ZAP_ENDPOINT) != 0) {
+        xp__authorizer_destroy(&a);
+        return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
+                         "cannot start the authenticator: %s (is another "
+                         "one running in this process?)",
+                         zmq_strerror(zmq_errno()));
+    }
+    xp__authorizer_refresh(a);
+    *out = a;
+    return 0;
+}
+
+int xp__keys_server(zsock_t *sock, const char *dir, xp_authorizer **auth,
                     xp_error_t *err)
 {
     *auth = NULL;
@@ -86,16 +292,9 @@ int xp__keys_server(zsock_t *sock, const char *dir, zactor_t **auth,
     }
     if ((cert = s_load_pair(own, true, err)) == NULL)
         goto done;
-    *auth = zactor_new(zauth, NULL);
-    if (!*auth) {
-        xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
-                  "cannot start the authenticator");
+    /* Bound before sock is: no handshake is made without it. */
+    if (s_authorizer_new(auth, allowed, err) != 0)
         goto done;
-    }
-    /* Every connection is checked against the keys in `allowed`, read
-     * again when the directory changes. */
-    zstr_sendx(*auth, "CURVE", allowed, NULL);
-    zsock_wait(*auth);
     zsock_set_zap_domain(sock, "xp");
     zcert_apply(cert, sock);
     zsock_set_curve_server(sock, 1);

@@ -52,6 +52,23 @@ bool xp__sched_first_time(xp_scheduler *s, const char *kind, const char *who)
     return true;
 }
 
+/* The keys withdrawn from the directory since it was last read: the
+ * workers that connected with one are lost now (their tasks go back to
+ * the queue) rather than at their next message. */
+static void s_check_keys(xp_scheduler *s)
+{
+    if (!s->auth || !xp__authorizer_refresh(s->auth))
+        return;
+    zlistx_t *gone = zlistx_new();
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        if (!xp__authorizer_allows(s->auth, w->key))
+            zlistx_add_end(gone, w);
+    for (xp_sched_worker *w = zlistx_first(gone); w; w = zlistx_next(gone))
+        xp__sched_worker_lost(s, w, "its key was withdrawn");
+    zlistx_destroy(&gone);
+}
+
 /* Every heartbeat interval: heartbeats to the workers; with judge, also
  * the losses of silent workers and the expiry of batches and
  * definitions. */
@@ -62,6 +79,7 @@ static void s_heartbeats(xp_scheduler *s, bool judge)
         return;
     s->last_heartbeat_ms = now;
     if (judge) {
+        s_check_keys(s);
         xp__sched_batches_expire(s);
         xp__sched_defs_expire(s);
     }
@@ -96,14 +114,14 @@ static void s_malformed(xp_scheduler *s, zframe_t *from, const xp_error_t *err,
 }
 
 static void s_on_hello(xp_scheduler *s, zframe_t *from, const char *id,
-                       const bson_t *body)
+                       const char *who, const bson_t *body)
 {
     xp_msg_hello m;
     xp_error_t err;
     if (xp__msg_hello_decode(body, &m, &err) != 0)
         s_malformed(s, from, &err, true);
     else
-        xp__sched_worker_hello(s, from, id, &m);
+        xp__sched_worker_hello(s, from, id, who, &m);
     xp__msg_hello_clear(&m);
 }
 
@@ -153,7 +171,7 @@ static void s_dispatch(xp_scheduler *s, zframe_t *from, const char *id,
     if (w)
         w->last_seen_ms = xp__sched_now();
     switch (type) {
-    case XP_MSG_HELLO: s_on_hello(s, from, id, body); break;
+    case XP_MSG_HELLO: s_on_hello(s, from, id, who, body); break;
     case XP_MSG_HEARTBEAT:
         if (!w) /* a worker we declared lost: it must register again */
             xp__sched_send_error(s, from, XP_MSG_UNKNOWN_WORKER);
@@ -172,6 +190,23 @@ static void s_dispatch(xp_scheduler *s, zframe_t *from, const char *id,
     }
 }
 
+/* A message on a connection whose key is no longer authorized (withdrawn
+ * from the directory since the handshake): refused, and the peer's
+ * session dropped (a worker is lost: its tasks go back to the queue). */
+static void s_withdrawn(xp_scheduler *s, zframe_t *from, const char *id,
+                        const char *key)
+{
+    xp_sched_worker *w = xp__sched_worker_find(s, id);
+    if (w)
+        xp__sched_worker_lost(s, w, "its key was withdrawn");
+    if (xp__sched_first_time(s, "withdrawn", key))
+        xp__log(XP_LOG_WARNING,
+                "Peer %s: key %s is not authorized any more; its messages "
+                "are refused",
+                id, key);
+    xp__sched_send_error(s, from, "not authorized");
+}
+
 static void s_handle(xp_scheduler *s, zmsg_t *msg)
 {
     zframe_t *from = zmsg_pop(msg);
@@ -185,6 +220,11 @@ static void s_handle(xp_scheduler *s, zmsg_t *msg)
     zframe_t *first = zmsg_first(msg);
     const char *user = first ? zframe_meta(first, "User-Id") : NULL;
     snprintf(who, sizeof who, "%s", user && *user ? user : id);
+    if (s->auth && !xp__authorizer_allows(s->auth, user)) {
+        s_withdrawn(s, from, id, who);
+        zframe_destroy(&from);
+        return;
+    }
     xp_msg_type type;
     bson_t body;
     xp_error_t err;
@@ -201,8 +241,22 @@ static void s_handle(xp_scheduler *s, zmsg_t *msg)
     zframe_destroy(&from);
 }
 
-/* Logs connections the authenticator refused (the first ten, then one
- * in a thousand). */
+/* Logs a handshake the authorizer refused, with the key: once per key. */
+static void s_on_refused(void *user, const xp_refusal *r)
+{
+    xp_scheduler *s = user;
+    s->refused++;
+    if (xp__sched_first_time(s, "refused", r->key[0] ? r->key : r->address))
+        xp__log(XP_LOG_WARNING,
+                "Refused a connection on %s from %s: key %s is not "
+                "authorized (%llu refused so far)",
+                s->endpoint, r->address[0] ? r->address : "?",
+                r->key[0] ? r->key : "(none)", (unsigned long long)s->refused);
+}
+
+/* Logs the handshakes that failed before the authorizer saw a key (no
+ * key, or not the scheduler's public key): the first ten, then one in a
+ * thousand. Those it refused are logged by s_on_refused. */
 static void s_on_monitor(xp_scheduler *s)
 {
     zmsg_t *msg;
@@ -212,20 +266,28 @@ static void s_on_monitor(xp_scheduler *s)
         uint16_t event = 0;
         if (ev && zframe_size(ev) >= 2)
             memcpy(&event, zframe_data(ev), 2);
-        char *where = addr ? zframe_strdup(addr) : NULL;
-        s->refused++;
-        if (s->refused <= 10 || s->refused % 1000 == 0)
-            xp__log(XP_LOG_WARNING,
-                    "Refused a connection on %s: %s (%llu so far)",
-                    where ? where : "?",
-                    event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-                        ? "its key is not in the authorized directory"
-                        : "no valid CURVE handshake (no key, or not the "
-                          "scheduler's public key)",
-                    (unsigned long long)s->refused);
-        free(where);
+        if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            char *where = addr ? zframe_strdup(addr) : NULL;
+            s->refused++;
+            if (s->refused <= 10 || s->refused % 1000 == 0)
+                xp__log(XP_LOG_WARNING,
+                        "Refused a connection on %s: no valid CURVE "
+                        "handshake (no key, or not the scheduler's public "
+                        "key) (%llu refused so far)",
+                        where ? where : "?", (unsigned long long)s->refused);
+            free(where);
+        }
         zmsg_destroy(&msg);
     }
+}
+
+/* Handshakes: answered (authorizer), failures logged (monitor). */
+static void s_on_handshakes(xp_scheduler *s)
+{
+    if (s->auth)
+        xp__authorizer_serve(s->auth, s_on_refused, s);
+    if (s->monitor)
+        s_on_monitor(s);
 }
 
 int xp__scheduler_run(xp_scheduler *s)
@@ -233,6 +295,8 @@ int xp__scheduler_run(xp_scheduler *s)
     zpoller_t *poller = zpoller_new(s->router, NULL);
     if (s->monitor)
         zpoller_add(poller, s->monitor);
+    if (s->auth)
+        zpoller_add(poller, xp__authorizer_socket(s->auth));
     s->last_heartbeat_ms = xp__sched_now();
     while (!s->stop) {
         int timeout =
@@ -242,8 +306,8 @@ int xp__scheduler_run(xp_scheduler *s)
         void *which = zpoller_wait(poller, timeout);
         if (zpoller_terminated(poller))
             break;
-        if (which && which == s->monitor) {
-            s_on_monitor(s);
+        if (which && which != s->router) {
+            s_on_handshakes(s);
             which = NULL;
             if (zsock_events(s->router) & ZMQ_POLLIN)
                 which = s->router;
@@ -389,7 +453,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
         zsock_destroy(&s->monitor);
     }
     zsock_destroy(&s->router);
-    zactor_destroy(&s->auth);
+    xp__authorizer_destroy(&s->auth);
     xp__sched_workers_fini(s);
     /* Unfinished trials stay queued in the backend for the next start. */
     xp__sched_tasks_fini(s);

@@ -5,6 +5,7 @@
 #ifndef XP_REMOTE_SCHEDULER_STATE_H
 #define XP_REMOTE_SCHEDULER_STATE_H
 
+#include "remote/keys.h"
 #include "remote/message.h"
 #include "remote/scheduler.h"
 
@@ -17,9 +18,9 @@ struct xp_scheduler {
     char endpoint[256];
     /* scheduler.c: the socket, its authenticator and their counters */
     zsock_t *router;
-    zactor_t *auth;   /* CURVE authenticator, NULL when plain */
-    zsock_t *monitor; /* with auth: handshake failures of the router */
-    uint64_t refused; /* connections refused by the authenticator */
+    xp_authorizer *auth; /* CURVE: the authorized keys; NULL when plain */
+    zsock_t *monitor;    /* with auth: handshake failures of the router */
+    uint64_t refused;    /* connections refused (handshakes, keys) */
     uint64_t malformed;
     zhashx_t *logged; /* "kind peer" refusals already logged */
     int64_t last_heartbeat_ms;

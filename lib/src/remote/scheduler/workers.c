@@ -96,7 +96,7 @@ static bool s_too_many(xp_scheduler *s, zframe_t *from, const char *id,
 }
 
 void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
-                            const xp_msg_hello *m)
+                            const char *who, const xp_msg_hello *m)
 {
     xp_sched_worker *old = xp__sched_worker_find(s, id);
     if (old)
@@ -105,6 +105,7 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
         return;
     xp_sched_worker *w = calloc(1, sizeof *w);
     bson_strncpy(w->id, id, sizeof w->id);
+    bson_strncpy(w->key, who, sizeof w->key);
     w->identity = zframe_dup(from);
     bson_strncpy(w->host, m->host, sizeof w->host);
     w->pid = m->pid;

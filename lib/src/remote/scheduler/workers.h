@@ -8,7 +8,8 @@
 #include "remote/scheduler/state.h"
 
 typedef struct {
-    char id[64]; /* hex of the routing identity */
+    char id[64];  /* hex of the routing identity */
+    char key[64]; /* its CURVE public key, else its id */
     zframe_t *identity;
     char host[256];
     int64_t pid;
@@ -21,11 +22,11 @@ typedef struct {
 void xp__sched_workers_init(xp_scheduler *s);
 void xp__sched_workers_fini(xp_scheduler *s);
 xp_sched_worker *xp__sched_worker_find(xp_scheduler *s, const char *id);
-/* HELLO from the peer of routing frame from (hex id): registers it (a
- * worker registering again is first lost) with the definitions it
- * announces, and answers WELCOME. */
+/* HELLO from the peer of routing frame from (hex id) known as who (its
+ * CURVE public key, else id): registers it (a worker registering again is
+ * first lost) with the definitions it announces, and answers WELCOME. */
 void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
-                            const xp_msg_hello *m);
+                            const char *who, const xp_msg_hello *m);
 /* The worker is gone: its tasks are queued again or fail (tasks.c). */
 void xp__sched_worker_lost(xp_scheduler *s, xp_sched_worker *w,
                            const char *why);
