@@ -619,6 +619,15 @@ Test(curve, withdrawn_worker_key_loses_the_worker)
     char *log = s_log_with("its key was withdrawn", 1);
     cr_assert_not_null(strstr(log, "its key was withdrawn"), "%s", log);
     free(log);
+    /* The withdrawn worker, told at each heartbeat, says it once. */
+    char wlog[PATH_MAX + 16];
+    snprintf(wlog, sizeof wlog, "%s/worker0.log", xpt_dir);
+    log = xpt_slurp(wlog);
+    const char *said = strstr(log, "not authorized");
+    cr_assert_not_null(said, "the worker was not told:\n%s", log);
+    cr_assert_null(strstr(said + 1, "not authorized"),
+                   "the worker logs each refusal:\n%.2000s", log);
+    free(log);
     xp_free(ids);
     xp_value_destroy(&trials);
     xp_client_destroy(&c);

@@ -58,6 +58,9 @@ struct xp_worker {
     bool connect_failed;
     uint64_t malformed[S_BAD_COUNT];
     uint64_t refused; /* TASKs answered ok:false without running */
+    /* The scheduler's last ERROR, logged once however often it comes
+     * (a refused registration, a withdrawn key: one per heartbeat). */
+    char last_error[256];
 };
 
 static int64_t s_now(void)
@@ -229,6 +232,7 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
                     "experiment(s))",
                     w->endpoint, w->slots, w->n_plugins);
         w->welcomed = true;
+        w->last_error[0] = '\0';
         break;
     }
     case XP_MSG_HEARTBEAT: break;
@@ -236,8 +240,11 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
     case XP_MSG_ERROR: {
         xp_msg_error m;
         xp__msg_error_decode(&body, &m, NULL);
-        xp__log(XP_LOG_WARNING, "Scheduler says: %s",
-                m.message ? m.message : "(no message)");
+        const char *said = m.message ? m.message : "(no message)";
+        if (strncmp(said, w->last_error, sizeof w->last_error - 1) != 0) {
+            xp__log(XP_LOG_WARNING, "Scheduler says: %s", said);
+            bson_strncpy(w->last_error, said, sizeof w->last_error);
+        }
         /* It does not know this worker (restarted, or declared it lost):
          * register again. Errors arriving between a HELLO and its WELCOME
          * answer messages sent before that HELLO: one HELLO is enough. */
