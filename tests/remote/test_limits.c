@@ -119,26 +119,36 @@ static xp_client *s_client(void)
     return c;
 }
 
-/* Submits n quickstart trials and waits for them; returns the progress. */
-static xp_progress s_run(xp_client *c, int n, double seconds)
+/* Submits trials (which it takes) of quickstart_pj and waits for them
+ * to finish; the first trial's id into *first (may be NULL). */
+static xp_progress s_submit_wait(xp_client *c, xp_value *trials, double seconds,
+                                 int64_t *first)
 {
-    xp_value *trials = xptr_trials_ab(n);
-    int64_t batch = 0, *ids = NULL, cursor = 0;
+    int64_t batch = 0, *ids = NULL;
     size_t got = 0;
     xp_error_t err;
     cr_assert_eq(xp_client_submit(c, "quickstart_pj", trials, NULL, &batch,
                                   &ids, &got, &err),
                  0, "submit: %s", err.message);
+    if (first)
+        *first = ids[0];
     xp_free(ids);
     xp_value_destroy(&trials);
     xp_progress p = {0};
     for (double end = xpt_now() + seconds; xpt_now() < end; xpt_sleep(0.05)) {
+        int64_t cursor = 0;
         cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
                      "%s", err.message);
         if (p.done + p.failed >= p.total)
             break;
     }
     return p;
+}
+
+/* Submits n quickstart trials and waits for them; returns the progress. */
+static xp_progress s_run(xp_client *c, int n, double seconds)
+{
+    return s_submit_wait(c, xptr_trials_ab(n), seconds, NULL);
 }
 
 /* ---- the test as a worker */
@@ -287,4 +297,86 @@ Test(limits, store_is_opened_by_trials_and_closed_when_idle)
     xp_client_destroy(&c);
     zsock_destroy(&d);
     xp_experiment_destroy(&def);
+}
+
+/* ---- a task larger than a worker's --max-message */
+
+/* Submits one quickstart trial whose a is a text of bytes bytes (its
+ * first step's TASK is that big) and waits for it; the trial's record
+ * into *trial (caller destroys). */
+static xp_progress s_run_big(xp_client *c, size_t bytes, xp_value **trial)
+{
+    char *text = malloc(bytes + 1);
+    memset(text, 'x', bytes);
+    text[bytes] = '\0';
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    xp_value *p = xptr_trial_params(trials);
+    xp_set_string(xp_document_set(p, "a"), text);
+    xp_set_int64(xp_document_set(p, "b"), 2);
+    free(text);
+    int64_t id = 0;
+    xp_progress pr = s_submit_wait(c, trials, 20, &id);
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing("quickstart_pj", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    *trial = xpt_trial(ex, id);
+    xp_experiment_destroy(&ex);
+    return pr;
+}
+
+/* A TASK over the worker's --max-message used to cost the worker its
+ * connection three times and fail the trial as "worker lost 3 time(s)
+ * ... no heartbeat": the scheduler knows the worker's limit (HELLO) and
+ * fails the step at once, saying why. */
+Test(limits, task_over_the_workers_max_message_fails_at_once)
+{
+    s_start_scheduler("600000");
+    s_start_worker("quickstart.so", "16384");
+    xpt_sleep(0.5);
+    xp_client *c = s_client();
+    double t0 = xpt_now();
+    xp_value *t = NULL;
+    xp_progress p = s_run_big(c, 40000, &t);
+    cr_assert_eq(p.failed, 1, "done %lld failed %lld", (long long)p.done,
+                 (long long)p.failed);
+    cr_assert_lt(xpt_now() - t0, 3.0, "it took %.1f s", xpt_now() - t0);
+    const char *why = xpt_get_str(t, "description");
+    cr_assert_not_null(strstr(why, "exceeds worker's --max-message 16384"),
+                       "%s", why);
+    cr_assert_null(strstr(why, "worker lost"), "%s", why);
+    xp_value_destroy(&t);
+    /* The worker is still there for tasks it takes. */
+    p = s_run(c, 2, 10);
+    cr_assert_eq(p.done, 2, "done %lld failed %lld", (long long)p.done,
+                 (long long)p.failed);
+    xp_client_destroy(&c);
+}
+
+/* With a worker that takes it, the large task goes there the first time
+ * (the small worker, with more free slots, would be picked otherwise). */
+Test(limits, task_goes_to_a_worker_that_takes_it)
+{
+    s_start_scheduler("600000");
+    char so[PATH_MAX], why[256], log[PATH_MAX];
+    if (!xpt_example("quickstart.so", so, why))
+        xpt_skip(why);
+    snprintf(log, sizeof log, "%s/small.log", xpt_dir);
+    char *small[] = {
+        s_worker_bin, "--connect",     s_endpoint, "--slots",
+        "4",          "--plugin",      so,         "--heartbeat-ms",
+        "100",        "--max-message", "16384",    NULL};
+    s_workers[s_n_workers++] = xpt_spawn(small, xpt_dir, NULL, log);
+    s_start_worker("quickstart.so", "1048576");
+    xpt_sleep(0.5);
+    xp_client *c = s_client();
+    xp_value *t = NULL;
+    xp_progress p = s_run_big(c, 40000, &t);
+    cr_assert_eq(p.done, 1, "done %lld failed %lld", (long long)p.done,
+                 (long long)p.failed);
+    const xp_value *step = xpt_field(xpt_field(t, "steps"), "prepare_data");
+    cr_assert_eq(xpt_get_int(step, "attempt"), 1,
+                 "the task was lost on the small worker first");
+    xp_value_destroy(&t);
+    xp_client_destroy(&c);
 }

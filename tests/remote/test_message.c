@@ -169,6 +169,7 @@ Test(message, hello_welcome_error_round_trip)
                       .slots = 3,
                       .busy = 1,
                       .version = "v",
+                      .max_message = 8192,
                       .experiments = &e,
                       .n_experiments = 1};
     s_open(xp__msg_hello_encode(&h), XP_MSG_HELLO, &body);
@@ -178,6 +179,7 @@ Test(message, hello_welcome_error_round_trip)
     cr_assert_eq(d.pid, 42);
     cr_assert_eq(d.slots, 3);
     cr_assert_eq(d.busy, 1);
+    cr_assert_eq(d.max_message, 8192);
     cr_assert_eq(d.n_experiments, 1u);
     cr_assert_str_eq(d.experiments[0].id, "exp_pj");
     bson_t got;

@@ -243,6 +243,8 @@ zmsg_t *xp__msg_hello_encode(const xp_msg_hello *m)
     BSON_APPEND_INT32(&body, "busy", (int32_t)m->busy);
     if (m->version)
         BSON_APPEND_UTF8(&body, "version", m->version);
+    if (m->max_message)
+        BSON_APPEND_INT64(&body, "max_message", m->max_message);
     BSON_APPEND_ARRAY_BEGIN(&body, "experiments", &list);
     for (size_t i = 0; i < m->n_experiments; i++) {
         const xp_msg_experiment *e = &m->experiments[i];
@@ -282,6 +284,10 @@ int xp__msg_hello_decode(const bson_t *body, xp_msg_hello *m, xp_error_t *err)
     if (!s_opt_int(body, "busy", &m->busy) || m->busy < 0 || m->busy > m->slots)
         m->busy = 0;
     m->version = xp__bson_utf8(body, "version");
+    if (!s_opt_int(body, "max_message", &m->max_message) ||
+        m->max_message < XP_MAX_MESSAGE_MIN ||
+        m->max_message > XP_MAX_MESSAGE_MAX)
+        m->max_message = 0;
     uint32_t n = bson_count_keys(&list);
     m->experiments = bson_malloc0((n ? n : 1) * sizeof *m->experiments);
     bson_iter_t it;

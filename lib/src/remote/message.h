@@ -114,6 +114,9 @@ typedef struct {
     int64_t busy;                   /* slots still running steps of an earlier
                                      * registration; decode: 0 unless 1 to slots */
     const char *version;            /* decode: NULL when absent */
+    int64_t max_message;            /* its --max-message: the largest body it
+                                     * takes; 0: not said (decode: also when
+                                     * out of bounds) */
     xp_msg_experiment *experiments; /* decode: allocated */
     size_t n_experiments;
     size_t n_bad; /* decode: experiments skipped as malformed */

@@ -96,9 +96,8 @@ void xp__sched_task_lost(xp_scheduler *s, xp_sched_task *task, const char *host,
     zlistx_add_start(s->queue, task);
 }
 
-/* Sends task to worker w and counts it as running there. */
-static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
-                        xp_sched_task *task)
+/* The TASK message of task. Caller owns result. */
+static zmsg_t *s_task_message(const xp_sched_task *task)
 {
     xp_sched_trial *st = task->trial;
     const xp_node *n = task->node;
@@ -115,8 +114,18 @@ static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
         .inputs = inputs,
         .n_inputs = n->n_inputs,
     };
-    xp__sched_send(s, w->identity, xp__msg_task_encode(&m));
+    zmsg_t *msg = xp__msg_task_encode(&m);
     free(inputs);
+    return msg;
+}
+
+/* Sends msg, the TASK of task, to worker w and counts it as running
+ * there. */
+static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
+                        xp_sched_task *task, zmsg_t *msg)
+{
+    xp_sched_trial *st = task->trial;
+    xp__sched_send(s, w->identity, msg);
     task->worker = w;
     task->dispatched_ms = xp__sched_now();
     xp__sched_trial_mark_running(s, st);
@@ -126,22 +135,77 @@ static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
         xp__sched_batch_running(st->batch, +1);
 }
 
+/* The worker that takes task now, or NULL (it waits); *msg: its TASK
+ * once encoded. A task found larger than a worker takes remembers its
+ * size (task->bytes), to be placed only where it fits. */
+static xp_sched_worker *s_placement(xp_scheduler *s, xp_sched_task *task,
+                                    zmsg_t **msg)
+{
+    const char *def_key = task->trial->def->key;
+    xp_sched_worker *w = xp__sched_worker_pick(s, def_key, task->bytes);
+    if (!w)
+        return NULL;
+    *msg = s_task_message(task);
+    size_t bytes = zframe_size(zmsg_last(*msg));
+    if (bytes <= w->max_message)
+        return w;
+    task->bytes = bytes;
+    if ((w = xp__sched_worker_pick(s, def_key, bytes)) == NULL)
+        zmsg_destroy(msg);
+    return w;
+}
+
+/* A task too big for every connected worker with its code (its size
+ * known, task->bytes): true, with the largest they take in *most. */
+static bool s_too_big(xp_scheduler *s, const xp_sched_task *task, size_t *most)
+{
+    *most =
+        task->bytes ? xp__sched_def_max_message(s, task->trial->def->key) : 0;
+    return *most && task->bytes > *most;
+}
+
+/* Its step fails now, with the reason, instead of costing a worker its
+ * connection (lost, re-queued, lost again). */
+static void s_fail_too_big(xp_scheduler *s, xp_sched_task *task, size_t most)
+{
+    char failure[256];
+    snprintf(failure, sizeof failure,
+             "task of %zu bytes exceeds worker's --max-message %zu",
+             task->bytes, most);
+    s_step_done(s, task, NULL, failure);
+}
+
 void xp__sched_tasks_dispatch(xp_scheduler *s)
 {
     int free_slots = xp__sched_free_slots(s);
+    /* Failed after the walk: a step's end may queue others. */
+    zlistx_t *too_big = NULL;
+    size_t most = 0;
     xp_sched_task *task = zlistx_first(s->queue);
     while (task && free_slots > 0) {
         /* Deleting a node other than the cursor leaves the cursor be. */
         void *handle = zlistx_cursor(s->queue);
         xp_sched_task *next = zlistx_next(s->queue);
-        xp_sched_worker *w = xp__sched_worker_pick(s, task->trial->def->key);
+        zmsg_t *msg = NULL;
+        xp_sched_worker *w = s_placement(s, task, &msg);
         if (w) {
             zlistx_delete(s->queue, handle);
-            s_send_task(s, w, task);
+            s_send_task(s, w, task, msg);
             free_slots--;
+        } else if (s_too_big(s, task, &most)) {
+            zlistx_delete(s->queue, handle);
+            if (!too_big)
+                too_big = zlistx_new();
+            zlistx_add_end(too_big, task);
         }
         task = next;
     }
+    for (task = too_big ? zlistx_first(too_big) : NULL; task;
+         task = zlistx_next(too_big)) {
+        s_too_big(s, task, &most);
+        s_fail_too_big(s, task, most);
+    }
+    zlistx_destroy(&too_big);
 }
 
 /* Saves the metric points of a RESULT in the trial. */

@@ -19,6 +19,7 @@ typedef struct {
     xp_sched_worker *worker; /* NULL while queued */
     char key[XP_ID_MAX + XP_NAME_MAX + 32];
     int64_t dispatched_ms;
+    size_t bytes; /* its TASK body once found too big for a worker; 0 */
 } xp_sched_task;
 
 void xp__sched_tasks_init(xp_scheduler *s);
@@ -28,7 +29,9 @@ void xp__sched_tasks_fini(xp_scheduler *s);
 /* Queues every step of st that became ready. */
 void xp__sched_tasks_enqueue_ready(xp_scheduler *s, xp_sched_trial *st);
 /* Sends queued tasks to workers with free slots and the task's code, in
- * queue order; a task no free worker can run keeps its place. */
+ * queue order; a task no free worker can run keeps its place. A task
+ * larger than a worker's --max-message goes to one that takes it, or
+ * fails at once when no connected worker with its code does. */
 void xp__sched_tasks_dispatch(xp_scheduler *s);
 /* A RESULT from worker w; takes its output. */
 void xp__sched_task_result(xp_scheduler *s, xp_sched_worker *w,

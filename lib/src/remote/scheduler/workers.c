@@ -110,6 +110,9 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
     bson_strncpy(w->host, m->host, sizeof w->host);
     w->pid = m->pid;
     w->slots = (int)m->slots;
+    /* A worker that does not say has the default. */
+    w->max_message =
+        m->max_message ? (size_t)m->max_message : XP_MAX_MESSAGE_DEFAULT;
     /* A worker registering again may still run steps of lost tasks:
      * those slots are not free. */
     w->busy = (int)m->busy;
@@ -134,16 +137,28 @@ static bool s_runs(const xp_sched_worker *w, const char *def_key)
     return false;
 }
 
-xp_sched_worker *xp__sched_worker_pick(xp_scheduler *s, const char *def_key)
+xp_sched_worker *xp__sched_worker_pick(xp_scheduler *s, const char *def_key,
+                                       size_t bytes)
 {
     xp_sched_worker *best = NULL;
     for (xp_sched_worker *w = zhashx_first(s->workers); w;
          w = zhashx_next(s->workers)) {
-        if (w->busy < w->slots && s_runs(w, def_key) &&
+        if (w->busy < w->slots && w->max_message >= bytes &&
+            s_runs(w, def_key) &&
             (!best || w->slots - w->busy > best->slots - best->busy))
             best = w;
     }
     return best;
+}
+
+size_t xp__sched_def_max_message(xp_scheduler *s, const char *def_key)
+{
+    size_t most = 0;
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        if (w->max_message > most && s_runs(w, def_key))
+            most = w->max_message;
+    return most;
 }
 
 int xp__sched_free_slots(xp_scheduler *s)

@@ -13,7 +13,8 @@ typedef struct {
     zframe_t *identity;
     char host[256];
     int64_t pid;
-    int slots, busy; /* busy: slots running a step */
+    int slots, busy;    /* busy: slots running a step */
+    size_t max_message; /* the largest TASK body it takes */
     int64_t last_seen_ms;
     zlistx_t *defs;  /* keys of the definitions it runs */
     zlistx_t *tasks; /* xp_sched_task in flight on it */
@@ -30,8 +31,13 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
 /* The worker is gone: its tasks are queued again or fail (tasks.c). */
 void xp__sched_worker_lost(xp_scheduler *s, xp_sched_worker *w,
                            const char *why);
-/* The worker with the most free slots that runs def_key, or NULL. */
-xp_sched_worker *xp__sched_worker_pick(xp_scheduler *s, const char *def_key);
+/* The worker with the most free slots that runs def_key and takes a task
+ * of bytes (0: any size), or NULL. */
+xp_sched_worker *xp__sched_worker_pick(xp_scheduler *s, const char *def_key,
+                                       size_t bytes);
+/* The largest task a connected worker running def_key takes, in bytes;
+ * 0 when none runs it. */
+size_t xp__sched_def_max_message(xp_scheduler *s, const char *def_key);
 /* Free slots of every worker. */
 int xp__sched_free_slots(xp_scheduler *s);
 /* Slots of the connected workers that run def's code. */

@@ -103,6 +103,8 @@ static void s_send_hello(xp_worker *w)
         /* slots still running tasks of an earlier registration */
         .busy = xp__slots_busy(w->pool),
         .version = XP_VERSION_STRING,
+        /* so that a task it could not take fails with the reason */
+        .max_message = (int64_t)w->max_message,
         .experiments = list,
         .n_experiments = w->n_plugins,
     };
