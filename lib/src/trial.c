@@ -50,6 +50,7 @@ struct xp_trial {
     bool failed;
     char *failure; /* "step: message" once failed (heap: queued trials
                     * in a scheduler must stay small) */
+    bool spooled;  /* finished, and kept in the spool to be written */
     /* Metrics saved by steps, under metrics_lock. */
     pthread_mutex_t metrics_lock;
     xp_metric_set metrics;
@@ -246,6 +247,21 @@ bool xp__trial_done(xp_trial *t)
     bool done = s_done_locked(t);
     pthread_mutex_unlock(&t->lock);
     return done;
+}
+
+bool xp__trial_failed(xp_trial *t, const char **why)
+{
+    pthread_mutex_lock(&t->lock);
+    bool failed = t->failed;
+    if (why)
+        *why = t->failure ? t->failure : "";
+    pthread_mutex_unlock(&t->lock);
+    return failed;
+}
+
+bool xp__trial_spooled(const xp_trial *t)
+{
+    return t->spooled;
 }
 
 /* ---------------------------------------------------------------- start */
@@ -680,7 +696,7 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     xp__metric_set_chunks(&t->metrics, true, &chunks, &o.n_chunks);
     o.chunks = chunks;
     xp_error_t store_err;
-    if (xp__store_trial_finish(ex->backend, &o, NULL, &store_err) != 0) {
+    if (xp__store_trial_finish(ex->backend, &o, &t->spooled, &store_err) != 0) {
         xp__log(XP_LOG_ERROR, "%s", store_err.message);
         if (err)
             *err = store_err;

@@ -62,6 +62,15 @@ bool xp__trial_done(xp_trial *t);
  * step hashes (spooling it when the backend cannot take it), logs. On
  * success *result (may be NULL) takes the result. */
 int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err);
+/* After xp__trial_finish: true when the trial is recorded as failed (or
+ * will be, from the spool), with *why (trial-owned, may be NULL) its
+ * description; false when it succeeded. */
+bool xp__trial_failed(xp_trial *t, const char **why);
+/* After xp__trial_finish: the backend could not take the finished trial
+ * and it is kept in this machine's spool, to be written by the next open
+ * of the experiment or xp_experiment_sync (xp__trial_finish failed, its
+ * error saying where). */
+bool xp__trial_spooled(const xp_trial *t);
 /* Records where a remote step ran (trial document field "steps"). */
 void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
                          const char *worker, int64_t attempt, double elapsed);
