@@ -45,7 +45,11 @@ static void s_usage(FILE *f)
           "  --seed N          seed of every trial\n"
           "  --wait            follow the trials to the end, then print the "
           "results;\n"
-          "                    exit status 1 when any trial failed\n",
+          "                    exit status 1 when any trial failed (a trial "
+          "the\n"
+          "                    scheduler could not record yet is shown with "
+          "the status\n"
+          "                    it will have: \"spooled, will be written\")\n",
           f);
 }
 
@@ -312,10 +316,13 @@ static int s_wait(xp_client *c, int64_t batch)
         const xp_value *r = xp_value_at(results, i);
         char *res = xp_value_to_json(xp_value_get(r, "result"));
         const char *st = xp_as_string(xp_value_get(r, "status"), NULL);
-        printf("%-10" PRId64 " %-10s %-22s %s\n",
+        const char *why = xp_as_string(xp_value_get(r, "description"), NULL);
+        /* Its record waits in the scheduler's spool, with this status. */
+        bool spooled = xp_as_bool(xp_value_get(r, "spooled"));
+        printf("%-10" PRId64 " %-10s %-22s %s%s%s\n",
                xp_as_int64(xp_value_get(r, "trial_id")), st ? st : "",
-               res ? res : "",
-               xp_as_string(xp_value_get(r, "description"), NULL));
+               res ? res : "", spooled ? "spooled, will be written" : "",
+               spooled && why && *why ? ": " : "", why ? why : "");
         if (!st || strcmp(st, "succeeded") != 0)
             status = 1;
         xp_free(res);

@@ -330,7 +330,8 @@ Test(message, submit_accepted_status_progress_round_trip)
 
     xp_value *result = xp_value_new();
     xp_set_int64(result, 3);
-    bson_t *line = xp__msg_finished_line(5, true, result, NULL);
+    xp_msg_finished f = {.trial_id = 5, .ok = true, .result = result};
+    bson_t *line = xp__msg_finished_line(&f);
     xp_msg_progress p = {.queued = 1, .total = 2, .waiting = "w", .cursor = 5};
     bson_t lines = BSON_INITIALIZER;
     BSON_APPEND_DOCUMENT(&lines, "0", line);
@@ -352,8 +353,21 @@ Test(message, submit_accepted_status_progress_round_trip)
     cr_assert_str_eq(xp_as_string(xp_value_get(l0, "status"), NULL),
                      "succeeded");
     cr_assert_eq(xp_as_int64(xp_value_get(l0, "result")), 3);
+    cr_assert_null(xp_value_get(l0, "spooled"), "a stored trial is spooled");
     xp_value_destroy(&finished);
     bson_destroy(&body);
+
+    /* A trial whose record waits in the spool: its status, and the flag. */
+    f.spooled = true;
+    f.result = NULL;
+    f.description = "kept in spool/5.bson";
+    line = xp__msg_finished_line(&f);
+    bson_iter_t it;
+    cr_assert(bson_iter_init_find(&it, line, "spooled") &&
+              BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it));
+    cr_assert(bson_iter_init_find(&it, line, "status"));
+    cr_assert_str_eq(bson_iter_utf8(&it, NULL), "succeeded");
+    bson_destroy(line);
 }
 
 /* Decoding body (JSON) as type gives -1. */

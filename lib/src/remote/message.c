@@ -740,18 +740,20 @@ int xp__msg_progress_finished(const xp_msg_progress *m, xp_value **out,
     return 0;
 }
 
-bson_t *xp__msg_finished_line(int64_t trial_id, bool ok, const xp_value *result,
-                              const char *failure)
+bson_t *xp__msg_finished_line(const xp_msg_finished *f)
 {
     bson_t *line = bson_new();
-    BSON_APPEND_INT64(line, "trial_id", trial_id);
-    BSON_APPEND_UTF8(line, "status", ok ? "succeeded" : "failed");
-    if (result)
-        xp__value_append_bson(line, "result", result);
+    BSON_APPEND_INT64(line, "trial_id", f->trial_id);
+    BSON_APPEND_UTF8(line, "status", f->ok ? "succeeded" : "failed");
+    if (f->result)
+        xp__value_append_bson(line, "result", f->result);
     else
         BSON_APPEND_NULL(line, "result");
-    BSON_APPEND_UTF8(line, "result_type", xp_type_name(xp_value_type(result)));
-    BSON_APPEND_UTF8(line, "description", failure ? failure : "");
+    BSON_APPEND_UTF8(line, "result_type",
+                     xp_type_name(xp_value_type(f->result)));
+    BSON_APPEND_UTF8(line, "description", f->description ? f->description : "");
+    if (f->spooled)
+        BSON_APPEND_BOOL(line, "spooled", true);
     return line;
 }
 

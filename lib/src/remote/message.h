@@ -263,14 +263,26 @@ zmsg_t *xp__msg_progress_encode(const xp_msg_progress *m);
 int xp__msg_progress_decode(const bson_t *body, xp_msg_progress *m,
                             xp_error_t *err);
 /* The finished lines of a decoded PROGRESS as an array of documents
- * {trial_id, status, result, result_type, description} (the layout
- * xp_client_progress returns). Caller owns *out. */
+ * {trial_id, status, result, result_type, description, spooled?} (the
+ * layout xp_client_progress returns). Caller owns *out. */
 int xp__msg_progress_finished(const xp_msg_progress *m, xp_value **out,
                               xp_error_t *err);
-/* The line of a finished trial, as PROGRESS carries it: ok, with result
- * (may be NULL), or failed with failure. Caller destroys. */
-bson_t *xp__msg_finished_line(int64_t trial_id, bool ok, const xp_value *result,
-                              const char *failure);
+
+/* A finished trial as a PROGRESS line tells it: the status its record
+ * has, or will have once the scheduler writes it from its spool. */
+typedef struct {
+    int64_t trial_id;
+    bool ok;                 /* succeeded, else failed */
+    bool spooled;            /* the backend could not take the record yet:
+                              * it waits in the scheduler's spool */
+    const xp_value *result;  /* may be NULL */
+    const char *description; /* why it failed, and why it is spooled, or
+                              * NULL */
+} xp_msg_finished;
+
+/* The line of f: {trial_id, status, result, result_type, description}
+ * and spooled: true when it is. Caller destroys. */
+bson_t *xp__msg_finished_line(const xp_msg_finished *f);
 
 /* ---------------------------------------------------------------- ERROR */
 

@@ -130,13 +130,53 @@ xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
     return def;
 }
 
+/* The longest wait between two tries at writing a spool. */
+#define S_SYNC_MAX_MS (60 * 1000)
+
+void xp__sched_def_spooled(xp_scheduler *s, xp_sched_def *def, size_t n)
+{
+    if (!n)
+        return;
+    if (!def->spooled) {
+        def->sync_wait_ms = s->opts.heartbeat_ms;
+        def->sync_at_ms = xp__sched_now() + def->sync_wait_ms;
+    }
+    def->spooled += n;
+}
+
+/* Writes the trials def's spool keeps, when it is time to try: the
+ * client was told they will be; a backend still down is tried again
+ * later and later (each try may wait for its timeouts). */
+static void s_store_sync(xp_scheduler *s, xp_sched_def *d, int64_t now)
+{
+    if (!d->spooled || !d->ex || now < d->sync_at_ms)
+        return;
+    size_t written = 0;
+    xp_error_t err;
+    int rc = xp_experiment_sync(d->ex, &written, &err);
+    if (written)
+        xp__log(XP_LOG_INFO, "Wrote %zu spooled trial(s) of %s", written,
+                d->graph->id);
+    if (rc == 0) {
+        d->spooled = 0;
+        return;
+    }
+    if (d->sync_wait_ms == s->opts.heartbeat_ms)
+        xp__log(XP_LOG_WARNING, "Spooled trials of %s not written yet: %s",
+                d->graph->id, err.message);
+    d->sync_wait_ms = d->sync_wait_ms * 2 > S_SYNC_MAX_MS ? S_SYNC_MAX_MS
+                                                          : d->sync_wait_ms * 2;
+    d->sync_at_ms = now + d->sync_wait_ms;
+}
+
 /* Its store, open with no trial since keep_ms: closed (the next trial
  * opens it again, writing what the spool kept meanwhile). */
 static void s_store_expire(xp_scheduler *s, xp_sched_def *d, int64_t now)
 {
+    s_store_sync(s, d, now);
     if (!d->ex)
         return;
-    if (d->active || d->pending.head)
+    if (d->active || d->pending.head || d->spooled)
         d->idle_ms = 0;
     else if (!d->idle_ms)
         d->idle_ms = now;
@@ -160,7 +200,7 @@ void xp__sched_defs_expire(xp_scheduler *s)
     zlistx_t *old = zlistx_new();
     for (xp_sched_def *d = zhashx_first(s->defs); d; d = zhashx_next(s->defs)) {
         s_store_expire(s, d, now);
-        bool used = d->active || d->pending.head || d->batches ||
+        bool used = d->active || d->pending.head || d->batches || d->spooled ||
                     xp__sched_def_slots(s, d) > 0;
         if (used)
             d->unused_ms = 0;

@@ -26,6 +26,9 @@ typedef struct {
     int64_t unused_ms;      /* since when nothing needs it; 0: in use */
     int64_t idle_ms;        /* since when its open store has no trial */
     int64_t open_failed_ms; /* when opening its store last failed; 0: never */
+    size_t spooled;         /* finished trials its spool keeps */
+    int64_t sync_at_ms;     /* when to try writing them next */
+    int64_t sync_wait_ms;   /* between tries, doubling to S_SYNC_MAX_MS */
     bool announced; /* "waiting for code" logged since the last worker */
 } xp_sched_def;
 
@@ -48,8 +51,13 @@ xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
  * err when the store cannot be opened. */
 xp_experiment *xp__sched_def_open(xp_scheduler *s, xp_sched_def *def,
                                   xp_error_t *err);
-/* Closes the stores no trial has needed for opts.keep_ms, and drops the
- * definitions nothing has needed for as long. */
+/* n finished trials of def are kept in its spool (its backend could not
+ * take them): they are written again from there once it can, and the
+ * store stays open until they are. */
+void xp__sched_def_spooled(xp_scheduler *s, xp_sched_def *def, size_t n);
+/* Writes what the spools keep (when it is time to try again), closes the
+ * stores no trial has needed for opts.keep_ms, and drops the definitions
+ * nothing has needed for as long. */
 void xp__sched_defs_expire(xp_scheduler *s);
 
 #endif /* XP_REMOTE_SCHEDULER_DEFS_H */

@@ -144,20 +144,54 @@ static void s_write_running(xp_scheduler *s, xp_sched_def *def)
                 failed, def->ex->id, err.message);
 }
 
+/* The line st's batch gets once the lifecycle finished it (recorded, or
+ * not with err): the status its record has, or will have when its spool
+ * is written (it is then told so, with its result), so that a client is
+ * not told "failed" of a trial stored as succeeded. Sets st->ok. */
+static bson_t *s_report(xp_sched_trial *st, const xp_value *result,
+                        bool recorded, const xp_error_t *err)
+{
+    const char *why = NULL;
+    bool failed = xp__trial_failed(st->t, &why);
+    bool spooled = !recorded && xp__trial_spooled(st->t);
+    st->ok = spooled ? !failed : recorded;
+    char *told = NULL;
+    if (spooled)
+        told = failed && why && *why
+                   ? bson_strdup_printf("%s; %s", why, err->message)
+                   : bson_strdup(err->message);
+    xp_msg_finished f = {
+        .trial_id = xp__trial_id(st->t),
+        .ok = st->ok,
+        .spooled = spooled,
+        .result = !st->ok   ? NULL
+                  : spooled ? xp__trial_value(st->t, st->def->ex->result)
+                            : result,
+        .description = spooled  ? told
+                       : st->ok ? NULL
+                                : err->message,
+    };
+    bson_t *line = xp__msg_finished_line(&f);
+    bson_free(told);
+    return line;
+}
+
 /* Finishes the trials of list through the lifecycle (inside the caller's
  * group); a trial of a batch keeps its report line until the group is
- * stored. Returns how many. */
-static size_t s_finish(xp_sched_trial *list)
+ * stored. Returns how many; *spooled: how many the backend could not take
+ * and the spool keeps. */
+static size_t s_finish(xp_sched_trial *list, size_t *spooled)
 {
     size_t n = 0;
+    *spooled = 0;
     for (xp_sched_trial *st = list; st; st = st->next_done, n++) {
         xp_value *result = NULL;
         xp_error_t err;
-        st->ok = xp__trial_finish(st->t, &result, &err) == 0;
+        bool recorded = xp__trial_finish(st->t, &result, &err) == 0;
+        *spooled += !recorded && xp__trial_spooled(st->t);
+        st->ok = recorded;
         if (st->batch)
-            st->report =
-                xp__msg_finished_line(xp__trial_id(st->t), st->ok, result,
-                                      st->ok ? NULL : err.message);
+            st->report = s_report(st, result, recorded, &err);
         xp_value_destroy(&result);
     }
     return n;
@@ -174,7 +208,9 @@ static void s_record_group(xp_scheduler *s, xp_sched_def *def,
     xp_error_t gerr;
     bool grouped = xp__store_group_begin(be, &gerr) == 0;
     s_write_running(s, def);
-    size_t n = s_finish(list);
+    size_t spooled;
+    size_t n = s_finish(list, &spooled);
+    xp__sched_def_spooled(s, def, spooled);
     bool lost = grouped && xp__store_group_end(be, &gerr) != 0;
     xp_sched_fifo again = {0};
     while (list) {
