@@ -92,6 +92,23 @@ static inline bool xptr_wait_log(const char *path, const char *text,
     }
 }
 
+/* Progress of batch once every trial is finished (or after seconds),
+ * read from the start each time (the batch is not dropped as read). */
+static inline xp_progress xptr_wait(xp_client *c, int64_t batch, double seconds)
+{
+    xp_progress p;
+    memset(&p, 0, sizeof p);
+    xp_error_t err;
+    for (double end = xpt_now() + seconds; xpt_now() < end; xpt_sleep(0.05)) {
+        int64_t cursor = 0;
+        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
+                     "%s", err.message);
+        if (p.done + p.failed >= p.total)
+            break;
+    }
+    return p;
+}
+
 /* A BSON document of depth documents nested one in the other, {"a": {"a":
  * ...}}: 8 bytes a level, so 10,000 levels are 80 KB. Caller frees. */
 static inline uint8_t *xptr_deep_bson(int depth, size_t *len)

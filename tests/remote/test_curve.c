@@ -154,20 +154,9 @@ static xp_value *s_simple_trial(void)
     return trials;
 }
 
-/* Progress of batch once every trial is finished (or after seconds),
- * each time read from the start. */
 static xp_progress s_wait(xp_client *c, int64_t batch, double seconds)
 {
-    xp_progress p = {0};
-    xp_error_t err;
-    for (double end = xpt_now() + seconds; xpt_now() < end; xpt_sleep(0.05)) {
-        int64_t cursor = 0;
-        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
-                     "%s", err.message);
-        if (p.done + p.failed >= p.total)
-            break;
-    }
-    return p;
+    return xptr_wait(c, batch, seconds);
 }
 
 static int s_submit(xp_client *c, const char *exp, const char *param, int64_t v,
@@ -448,21 +437,31 @@ Test(curve, keygen_refuses_a_path_as_a_key_name)
               err.message);
 }
 
-/* Under CURVE a batch is its client key's: another key is told "unknown
- * batch"; a new connection with the owner's key reads it. */
-Test(curve, batch_answers_only_its_owner_key)
+/* A scheduler with keys, a worker and the client "client", which
+ * submitted trials of simple_experiment_pj as *batch. */
+static xp_client *s_keyed_batch(const xp_value *trials, int64_t *batch)
 {
     s_start_scheduler("--keys", s_keys);
     s_start_worker("worker", "simple_experiment.so", true);
     xp_client *c = s_client("client", NULL);
-    xp_value *trials = s_simple_trial();
-    int64_t batch = 0, *ids = NULL, cursor = 0;
+    int64_t *ids = NULL;
     size_t n = 0;
     xp_error_t err = {0};
     cr_assert_eq(xp_client_submit(c, "simple_experiment_pj", trials, NULL,
-                                  &batch, &ids, &n, &err),
+                                  batch, &ids, &n, &err),
                  0, "submit: %s", err.message);
     xp_free(ids);
+    return c;
+}
+
+/* Under CURVE a batch is its client key's: another key is told "unknown
+ * batch"; a new connection with the owner's key reads it. */
+Test(curve, batch_answers_only_its_owner_key)
+{
+    xp_value *trials = s_simple_trial();
+    int64_t batch = 0, cursor = 0;
+    xp_error_t err = {0};
+    xp_client *c = s_keyed_batch(trials, &batch);
     xp_value_destroy(&trials);
     xp_client_destroy(&c);
     xp_client *other = s_client("worker", NULL); /* another key */
@@ -546,19 +545,12 @@ static void s_withdraw(const char *name)
  * refused "not authorized" and nothing more is recorded. */
 Test(curve, withdrawn_client_key_is_refused_on_its_connection)
 {
-    s_start_scheduler("--keys", s_keys);
-    s_start_worker("worker", "simple_experiment.so", true);
-    xp_client *c = s_client("client", NULL);
     xp_value *trials = s_simple_trial();
     int64_t batch = 0, *ids = NULL, cursor = 0;
     size_t n = 0;
     xp_error_t err = {0};
-    cr_assert_eq(xp_client_submit(c, "simple_experiment_pj", trials, NULL,
-                                  &batch, &ids, &n, &err),
-                 0, "submit: %s", err.message);
-    xp_free(ids);
-    xp_progress p = {0};
-    p = s_wait(c, batch, 10);
+    xp_client *c = s_keyed_batch(trials, &batch);
+    xp_progress p = s_wait(c, batch, 10);
     cr_assert_eq(p.done, 1);
     s_withdraw("client");
     cr_assert_neq(xp_client_submit(c, "simple_experiment_pj", trials, NULL,

@@ -134,15 +134,7 @@ static xp_progress s_submit_wait(xp_client *c, xp_value *trials, double seconds,
         *first = ids[0];
     xp_free(ids);
     xp_value_destroy(&trials);
-    xp_progress p = {0};
-    for (double end = xpt_now() + seconds; xpt_now() < end; xpt_sleep(0.05)) {
-        int64_t cursor = 0;
-        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
-                     "%s", err.message);
-        if (p.done + p.failed >= p.total)
-            break;
-    }
-    return p;
+    return xptr_wait(c, batch, seconds);
 }
 
 /* Submits n quickstart trials and waits for them; returns the progress. */
