@@ -36,7 +36,7 @@ struct xp_sched_batch {
 
 static void s_client_free(void **item)
 {
-    free(*item);
+    bson_free(*item);
     *item = NULL;
 }
 
@@ -44,7 +44,7 @@ static void s_batch_free(xp_sched_batch *b)
 {
     zframe_destroy(&b->client);
     bson_destroy(b->finished);
-    free(b);
+    bson_free(b);
 }
 
 void xp__sched_batches_init(xp_scheduler *s)
@@ -69,7 +69,7 @@ xp_sched_client *xp__sched_client_admit(xp_scheduler *s, const char *who,
 {
     xp_sched_client *c = zhashx_lookup(s->clients, who);
     if (!c) {
-        c = calloc(1, sizeof *c);
+        c = bson_malloc0(sizeof *c);
         bson_strncpy(c->key, who, sizeof c->key);
         zhashx_insert(s->clients, c->key, c);
     }
@@ -108,7 +108,7 @@ static int64_t s_new_id(xp_scheduler *s)
 xp_sched_batch *xp__sched_batch_new(xp_scheduler *s, xp_sched_def *def,
                                     xp_sched_client *owner, zframe_t *client)
 {
-    xp_sched_batch *b = calloc(1, sizeof *b);
+    xp_sched_batch *b = bson_malloc0(sizeof *b);
     b->owner = owner;
     owner->batches++;
     def->batches++;

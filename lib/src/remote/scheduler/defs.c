@@ -28,7 +28,7 @@ static void s_def_close(xp_sched_def *d)
     xp__sched_fifo_clear(&d->pending);
     xp_experiment_destroy(&d->ex);
     xp_experiment_destroy(&d->graph);
-    free(d);
+    bson_free(d);
 }
 
 void xp__sched_defs_fini(xp_scheduler *s)
@@ -119,7 +119,7 @@ xp_sched_def *xp__sched_def_register(xp_scheduler *s, const char *experiment,
     xp_experiment *graph = s_graph(experiment, code, err);
     if (!graph)
         return NULL;
-    def = calloc(1, sizeof *def);
+    def = bson_malloc0(sizeof *def);
     snprintf(def->key, sizeof def->key, "%s/%s", experiment, code_hash);
     def->graph = graph;
     zhashx_insert(s->defs, def->key, def);

@@ -9,9 +9,7 @@
 void xp__sched_fifo_push(xp_sched_fifo *f, xp_sched_batch *batch,
                          const bson_t *doc)
 {
-    xp_sched_pending *p = malloc(sizeof *p + doc->len);
-    if (!p)
-        return;
+    xp_sched_pending *p = bson_malloc(sizeof *p + doc->len);
     p->next = NULL;
     p->batch = batch;
     p->len = doc->len;
@@ -58,5 +56,5 @@ void xp__sched_fifo_clear(xp_sched_fifo *f)
 {
     xp_sched_pending *p;
     while ((p = xp__sched_fifo_pop(f)) != NULL)
-        free(p);
+        bson_free(p);
 }

@@ -416,10 +416,10 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     *out = NULL;
     if (xp__scheduler_check(opts, err) != 0)
         return -1;
-    xp_scheduler *s = calloc(1, sizeof *s);
+    xp_scheduler *s = bson_malloc0(sizeof *s);
     s->opts = *opts;
     s_defaults(&s->opts);
-    s->backend = opts->backend ? strdup(opts->backend) : NULL;
+    s->backend = opts->backend ? bson_strdup(opts->backend) : NULL;
     s->name = opts->name && *opts->name
                   ? bson_strdup(opts->name)
                   : bson_strdup_printf("%s %s", xp__hostname(), opts->bind);
@@ -460,8 +460,8 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     xp__sched_batches_fini(s);
     xp__sched_defs_fini(s);
     zhashx_destroy(&s->logged);
-    free(s->backend);
+    bson_free(s->backend);
     bson_free(s->name);
-    free(s);
+    bson_free(s);
     *ps = NULL;
 }

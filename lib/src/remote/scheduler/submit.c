@@ -120,7 +120,7 @@ static void s_accept_batch(xp_scheduler *s, zframe_t *from, xp_sched_def *def,
 {
     xp_sched_batch *b = xp__sched_batch_new(s, def, owner, from);
     xp_msg_accepted reply = {.batch = xp__sched_batch_id(b)};
-    reply.ids = calloc(m->n_trials, sizeof *reply.ids);
+    reply.ids = bson_malloc0((m->n_trials) * sizeof *reply.ids);
     xp_sched_fifo accepted = {0};
     xp_error_t err;
     reply.n_ids = s_record_queued(s, def, b, m->trials, m->n_trials, reply.ids,
@@ -134,7 +134,7 @@ static void s_accept_batch(xp_scheduler *s, zframe_t *from, xp_sched_def *def,
         xp__log(XP_LOG_INFO, "Accepted %zu trial(s) of %s (batch %lld)",
                 reply.n_ids, def->ex->id, (long long)reply.batch);
     }
-    free(reply.ids);
+    bson_free(reply.ids);
 }
 
 void xp__sched_submit(xp_scheduler *s, zframe_t *from, const char *who,

@@ -29,7 +29,7 @@ void xp__sched_tasks_fini(xp_scheduler *s)
             xp_sched_trial *st = t->trial;
             if (--st->tasks_alive == 0)
                 xp__sched_trial_free(st);
-            free(t);
+            bson_free(t);
         }
     zhashx_destroy(&s->tasks);
     zlistx_destroy(&s->queue);
@@ -38,14 +38,14 @@ void xp__sched_tasks_fini(xp_scheduler *s)
 static void s_task_free(xp_scheduler *s, xp_sched_task *task)
 {
     zhashx_delete(s->tasks, task->key);
-    free(task);
+    bson_free(task);
 }
 
 void xp__sched_tasks_enqueue_ready(xp_scheduler *s, xp_sched_trial *st)
 {
     xp_node *n;
     while ((n = xp__trial_take_ready(st->t)) != NULL) {
-        xp_sched_task *task = calloc(1, sizeof *task);
+        xp_sched_task *task = bson_malloc0(sizeof *task);
         task->trial = st;
         task->node = n;
         task->attempt = 1;
@@ -101,7 +101,7 @@ static zmsg_t *s_task_message(const xp_sched_task *task)
 {
     xp_sched_trial *st = task->trial;
     const xp_node *n = task->node;
-    const xp_value **inputs = calloc(n->n_inputs + 1, sizeof *inputs);
+    const xp_value **inputs = bson_malloc0((n->n_inputs + 1) * sizeof *inputs);
     for (size_t i = 0; i < n->n_inputs; i++)
         inputs[i] = xp__trial_value(st->t, n->inputs[i]);
     xp_msg_task m = {
@@ -115,7 +115,7 @@ static zmsg_t *s_task_message(const xp_sched_task *task)
         .n_inputs = n->n_inputs,
     };
     zmsg_t *msg = xp__msg_task_encode(&m);
-    free(inputs);
+    bson_free(inputs);
     return msg;
 }
 

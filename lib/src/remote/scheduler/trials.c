@@ -21,7 +21,7 @@
 void xp__sched_trial_free(xp_sched_trial *st)
 {
     xp__trial_free(&st->t);
-    free(st);
+    bson_free(st);
 }
 
 void xp__sched_trial_maybe_finish(xp_scheduler *s, xp_sched_trial *st)
@@ -46,16 +46,16 @@ void xp__sched_trial_mark_running(xp_scheduler *s, xp_sched_trial *st)
 static xp_sched_trial *s_take_up_one(xp_sched_def *def, xp_sched_pending *p)
 {
     bson_t doc;
-    xp_error_t err;
-    xp_sched_trial *st = calloc(1, sizeof *st);
-    if (!st || !bson_init_static(&doc, p->doc, p->len) ||
+    xp_error_t err = {0, 0, "its queued record is not a document"};
+    xp_sched_trial *st = bson_malloc0(sizeof *st);
+    if (!bson_init_static(&doc, p->doc, p->len) ||
         xp__trial_resume(&st->t, def->ex, &doc, &err) != 0) {
         int64_t id = 0;
         if (bson_init_static(&doc, p->doc, p->len))
             xp__bson_int64(&doc, XP_RECORD_TRIAL_ID, &id);
         xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot run: %s",
-                (long long)id, def->ex->id, st ? err.message : "out of memory");
-        free(st);
+                (long long)id, def->ex->id, err.message);
+        bson_free(st);
         return NULL;
     }
     st->def = def;
@@ -107,7 +107,7 @@ void xp__sched_trials_take_up(xp_scheduler *s)
         while (def->pending.head && def->active < 2 * (size_t)slots + 16) {
             xp_sched_pending *p = xp__sched_fifo_pop(&def->pending);
             xp_sched_trial *st = s_take_up_one(def, p);
-            free(p);
+            bson_free(p);
             if (!st)
                 continue;
             def->active++;

@@ -19,7 +19,7 @@ static void s_worker_free(void **item)
     zframe_destroy(&w->identity);
     zlistx_destroy(&w->defs);
     zlistx_destroy(&w->tasks);
-    free(w);
+    bson_free(w);
     *item = NULL;
 }
 
@@ -103,7 +103,7 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
         xp__sched_worker_lost(s, old, "registered again");
     if (s_too_many(s, from, id, m))
         return;
-    xp_sched_worker *w = calloc(1, sizeof *w);
+    xp_sched_worker *w = bson_malloc0(sizeof *w);
     bson_strncpy(w->id, id, sizeof w->id);
     bson_strncpy(w->key, who, sizeof w->key);
     w->identity = zframe_dup(from);
