@@ -139,6 +139,26 @@ int xp_experiment_open(xp_experiment **out, const char *id,
     return 0;
 }
 
+const char *xp__experiment_id(const xp_experiment *ex)
+{
+    return ex->id;
+}
+
+xp_backend *xp__experiment_store(const xp_experiment *ex)
+{
+    return ex->backend;
+}
+
+const bson_t *xp__experiment_code(const xp_experiment *ex)
+{
+    return ex->code;
+}
+
+const char *xp__experiment_code_hash(const xp_experiment *ex)
+{
+    return ex->code_hash;
+}
+
 int xp__experiment_new_detached(xp_experiment **out, const char *id,
                                 xp_error_t *err)
 {

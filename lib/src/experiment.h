@@ -13,6 +13,9 @@
 #include <bson/bson.h>
 #include <pthread.h>
 
+/* The fields are the core's and capture's (which fills code and the
+ * stored-content marks); the other wings read through the accessors
+ * below. */
 struct xp_experiment {
     char *id;
     xp_backend *backend;
@@ -40,6 +43,15 @@ struct xp_experiment {
     bool code_checked;  /* compared with the previous trial's code */
     bool contents_stored;
 };
+
+/* What the wings read of an experiment (its fields are the core's):
+ * its id, its store (NULL while detached), and its code document with
+ * the document's hash once the graph is frozen (NULL and "" before). All
+ * experiment-owned. */
+const char *xp__experiment_id(const xp_experiment *ex);
+xp_backend *xp__experiment_store(const xp_experiment *ex);
+const bson_t *xp__experiment_code(const xp_experiment *ex);
+const char *xp__experiment_code_hash(const xp_experiment *ex);
 
 /* An experiment without backend, for defining and running steps only
  * (xp-worker), or for checking a definition and arguments before a store

@@ -49,6 +49,11 @@ static xp_node *s_soft_error(xp_experiment *ex, uint32_t code, const char *fmt,
     return NULL;
 }
 
+xp_node *xp__graph_result(const xp_experiment *ex)
+{
+    return ex->result;
+}
+
 xp_node *xp__graph_find(const xp_experiment *ex, const char *name)
 {
     for (size_t i = 0; i < ex->n_nodes; i++)

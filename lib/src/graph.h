@@ -51,6 +51,8 @@ int xp__graph_freeze(xp_experiment *ex, xp_error_t *err);
 /* The same with ex->lock held by the caller. */
 int xp__graph_freeze_locked(xp_experiment *ex, xp_error_t *err);
 xp_node *xp__graph_find(const xp_experiment *ex, const char *name);
+/* The result node, or NULL while none is defined. */
+xp_node *xp__graph_result(const xp_experiment *ex);
 /* Defines an empty experiment from a code document (untrusted: decoded
  * and checked by xp__code_doc_decode). Steps have no function: they run
  * remotely. ex->code becomes that document, byte for byte. Takes

@@ -151,7 +151,7 @@ static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
            "'%s').\n"
            "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
            "text, [..] and {..} (JSON).\n\nparameters:\n",
-           prog, ex->id, ex->result->name);
+           prog, xp__experiment_id(ex), xp__graph_result(ex)->name);
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
         if (!n->is_param)
@@ -190,8 +190,9 @@ static int s_run_remote(const char *prog, xp_experiment *ex,
         xp_set_int64(xp_document_set(spec, "seed"), (int64_t)args->seed);
     status = 1;
     if (xp_client_connect(&c, args->scheduler, 0, &err) != 0 ||
-        xp__client_submit_code(c, ex->id, trials, ex->code_hash, ex->code,
-                               &batch, &ids, &n, &err) != 0)
+        xp__client_submit_code(
+            c, xp__experiment_id(ex), trials, xp__experiment_code_hash(ex),
+            xp__experiment_code(ex), &batch, &ids, &n, &err) != 0)
         goto fail;
     xp__log(XP_LOG_INFO, "Submitted trial %lld to %s",
             n ? (long long)ids[0] : 0LL, args->scheduler);
@@ -274,7 +275,7 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
         goto done;
     }
     xp_node *res = define ? define(ex) : NULL;
-    if (res && !ex->result)
+    if (res && !xp__graph_result(ex))
         xp_result(res);
     if (xp_experiment_check(ex, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);

@@ -38,20 +38,20 @@ static int s_resume_one(const bson_t *doc, void *user)
     int64_t id = rec.trial_id;
     bson_t code;
     xp_error_t err;
-    if (!hash ||
-        xp__store_content_get(r->ex->backend, hash, &code, &err) != 0) {
+    if (!hash || xp__store_content_get(xp__experiment_store(r->ex), hash, &code,
+                                       &err) != 0) {
         xp__log(XP_LOG_ERROR,
                 "Queued trial %lld of %s cannot be resumed: "
                 "its code definition is missing",
-                (long long)id, r->ex->id);
+                (long long)id, xp__experiment_id(r->ex));
         return 0;
     }
-    xp_sched_def *def =
-        xp__sched_def_register(r->s, r->ex->id, hash, &code, false, &err);
+    xp_sched_def *def = xp__sched_def_register(r->s, xp__experiment_id(r->ex),
+                                               hash, &code, false, &err);
     bson_destroy(&code);
     if (!def) {
         xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot be resumed: %s",
-                (long long)id, r->ex->id, err.message);
+                (long long)id, xp__experiment_id(r->ex), err.message);
         return 0;
     }
     xp__sched_fifo_push(&def->pending, NULL, doc);
@@ -73,7 +73,8 @@ static int s_recover_one(const char *id, void *user)
                 err.message);
         return 0;
     }
-    if (xp__store_queued_trials(r->ex->backend, s_resume_one, r, &err) != 0)
+    if (xp__store_queued_trials(xp__experiment_store(r->ex), s_resume_one, r,
+                                &err) != 0)
         xp__log(XP_LOG_WARNING, "Reading queued trials of %s: %s", id,
                 err.message);
     xp_experiment_destroy(&r->ex);

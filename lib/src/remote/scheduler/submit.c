@@ -86,7 +86,7 @@ static size_t s_record_queued(xp_scheduler *s, xp_sched_def *def,
                               size_t n, int64_t *ids, xp_sched_fifo *accepted,
                               xp_error_t *err)
 {
-    xp_backend *be = def->ex->backend;
+    xp_backend *be = xp__experiment_store(def->ex);
     xp_error_t gerr;
     bool grouped = xp__store_group_begin(be, &gerr) == 0;
     size_t n_started = 0;
@@ -98,14 +98,14 @@ static size_t s_record_queued(xp_scheduler *s, xp_sched_def *def,
             /* The backend failed: trials recorded so far run; the client
              * learns which ones were accepted. */
             xp__log(XP_LOG_ERROR, "Submit to %s stopped after %zu trial(s): %s",
-                    def->ex->id, n_started, err->message);
+                    xp__experiment_id(def->ex), n_started, err->message);
             break;
         }
         ids[n_started++] = id;
     }
     if (grouped && xp__store_group_end(be, &gerr) != 0) {
         xp__log(XP_LOG_ERROR, "Submit to %s: storing %zu trial(s) failed: %s",
-                def->ex->id, n_started, gerr.message);
+                xp__experiment_id(def->ex), n_started, gerr.message);
         *err = gerr;
         xp__sched_fifo_clear(accepted);
         n_started = 0;
@@ -132,7 +132,8 @@ static void s_accept_batch(xp_scheduler *s, zframe_t *from, xp_sched_def *def,
     } else {
         xp__sched_send(s, from, xp__msg_accepted_encode(&reply));
         xp__log(XP_LOG_INFO, "Accepted %zu trial(s) of %s (batch %lld)",
-                reply.n_ids, def->ex->id, (long long)reply.batch);
+                reply.n_ids, xp__experiment_id(def->ex),
+                (long long)reply.batch);
     }
     bson_free(reply.ids);
 }

@@ -109,7 +109,7 @@ static zmsg_t *s_task_message(const xp_sched_task *task)
         .attempt = task->attempt,
         .step = n->name,
         .experiment = xp_experiment_id(st->def->ex),
-        .code_hash = st->def->ex->code_hash,
+        .code_hash = xp__experiment_code_hash(st->def->ex),
         .seed = xp__trial_seed(st->t),
         .inputs = inputs,
         .n_inputs = n->n_inputs,

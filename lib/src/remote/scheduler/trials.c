@@ -54,7 +54,7 @@ static xp_sched_trial *s_take_up_one(xp_sched_def *def, xp_sched_pending *p)
         if (bson_init_static(&doc, p->doc, p->len))
             xp__bson_int64(&doc, XP_RECORD_TRIAL_ID, &id);
         xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot run: %s",
-                (long long)id, def->ex->id, err.message);
+                (long long)id, xp__experiment_id(def->ex), err.message);
         bson_free(st);
         return NULL;
     }
@@ -141,7 +141,7 @@ static void s_write_running(xp_scheduler *s, xp_sched_def *def)
         xp__log(XP_LOG_WARNING,
                 "Recording %zu trial(s) of %s as running "
                 "failed: %s",
-                failed, def->ex->id, err.message);
+                failed, xp__experiment_id(def->ex), err.message);
 }
 
 /* The line st's batch gets once the lifecycle finished it (recorded, or
@@ -164,9 +164,10 @@ static bson_t *s_report(xp_sched_trial *st, const xp_value *result,
         .trial_id = xp__trial_id(st->t),
         .ok = st->ok,
         .spooled = spooled,
-        .result = !st->ok   ? NULL
-                  : spooled ? xp__trial_value(st->t, st->def->ex->result)
-                            : result,
+        .result = !st->ok ? NULL
+                  : spooled
+                      ? xp__trial_value(st->t, xp__graph_result(st->def->ex))
+                      : result,
         .description = spooled  ? told
                        : st->ok ? NULL
                                 : err->message,
@@ -204,7 +205,7 @@ static size_t s_finish(xp_sched_trial *list, size_t *spooled)
 static void s_record_group(xp_scheduler *s, xp_sched_def *def,
                            xp_sched_trial *list)
 {
-    xp_backend *be = def->ex->backend;
+    xp_backend *be = xp__experiment_store(def->ex);
     xp_error_t gerr;
     bool grouped = xp__store_group_begin(be, &gerr) == 0;
     s_write_running(s, def);
@@ -232,11 +233,11 @@ static void s_record_group(xp_scheduler *s, xp_sched_def *def,
         xp__log(XP_LOG_ERROR,
                 "Recording %zu finished trial(s) of %s failed (%s); they "
                 "are queued again",
-                n, def->ex->id, gerr.message);
+                n, xp__experiment_id(def->ex), gerr.message);
         xp__sched_fifo_splice(&def->pending, &again, true);
     } else if (lost) {
         xp__log(XP_LOG_WARNING, "Recording trials of %s as running failed: %s",
-                def->ex->id, gerr.message);
+                xp__experiment_id(def->ex), gerr.message);
     }
 }
 

@@ -44,19 +44,19 @@ static int s_define(xp_worker_plugin *p, const xp_experiment_def *def,
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "plugin %s: %s",
                          path, e.message);
     for (size_t i = 0; i < n_loaded; i++)
-        if (strcmp(loaded[i].ex->id, def->id) == 0)
+        if (strcmp(xp__experiment_id(loaded[i].ex), def->id) == 0)
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EEXIST,
                              "plugin %s: experiment '%s' is already loaded "
                              "from %s",
                              path, def->id, loaded[i].path);
     xp_node *result = def->define(p->ex);
-    if (result && !p->ex->result)
+    if (result && !xp__graph_result(p->ex))
         xp_result(result);
     if (xp_experiment_check(p->ex, &e) != 0)
         return xp__error(err, XP_DOMAIN_GRAPH, e.code ? e.code : XP_EINVAL,
                          "plugin %s: %s", path, e.message);
     int frozen = xp__graph_freeze(p->ex, &e);
-    if (frozen != 0 || !p->ex->code)
+    if (frozen != 0 || !xp__experiment_code(p->ex))
         return xp__error(err, XP_DOMAIN_GRAPH, XP_EINVAL, "plugin %s: %s", path,
                          frozen != 0 ? e.message : "no code document");
     return 0;
@@ -87,8 +87,8 @@ int xp__plugin_load(xp_worker_plugin *p, const char *path,
         return -1;
     }
     p->path = bson_strdup(path);
-    xp__log(XP_LOG_INFO, "Loaded experiment '%s' from %s (code %s)", p->ex->id,
-            path, p->ex->code_hash);
+    xp__log(XP_LOG_INFO, "Loaded experiment '%s' from %s (code %s)",
+            xp__experiment_id(p->ex), path, xp__experiment_code_hash(p->ex));
     return 0;
 }
 
@@ -96,7 +96,7 @@ xp_worker_plugin *xp__plugin_find(xp_worker_plugin *plugins, size_t n,
                                   const char *id)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(plugins[i].ex->id, id) == 0)
+        if (strcmp(xp__experiment_id(plugins[i].ex), id) == 0)
             return &plugins[i];
     return NULL;
 }

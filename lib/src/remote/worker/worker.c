@@ -92,9 +92,9 @@ static void s_send_hello(xp_worker *w)
         bson_malloc0((w->n_plugins ? w->n_plugins : 1) * sizeof *list);
     for (size_t i = 0; i < w->n_plugins; i++) {
         const xp_experiment *ex = w->plugins[i].ex;
-        list[i].id = ex->id;
-        list[i].code_hash = ex->code_hash;
-        list[i].code = xp__msg_doc_of(ex->code);
+        list[i].id = xp__experiment_id(ex);
+        list[i].code_hash = xp__experiment_code_hash(ex);
+        list[i].code = xp__msg_doc_of(xp__experiment_code(ex));
     }
     xp_msg_hello m = {
         .host = xp__hostname(),
@@ -149,11 +149,11 @@ static const xp_node *s_runnable(xp_worker *w, const xp_msg_task *t, char *why,
     if (!p)
         snprintf(why, size, "experiment '%.64s' is not loaded on this worker",
                  t->experiment);
-    else if (strcmp(t->code_hash, p->ex->code_hash) != 0)
+    else if (strcmp(t->code_hash, xp__experiment_code_hash(p->ex)) != 0)
         snprintf(why, size,
                  "code of experiment '%.64s' differs: the task needs %.40s, "
                  "this worker has %s",
-                 t->experiment, t->code_hash, p->ex->code_hash);
+                 t->experiment, t->code_hash, xp__experiment_code_hash(p->ex));
     else if (!(node = xp__graph_find(p->ex, t->step)) || node->is_param)
         snprintf(why, size, "experiment '%.64s' has no step '%.128s'",
                  t->experiment, t->step);
