@@ -6,6 +6,7 @@
 
 #include "experiment.h"
 #include "remote/client.h"
+#include "store/record.h"
 #include "trial.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -214,7 +215,7 @@ static int s_run_remote(const char *prog, xp_experiment *ex,
     }
     const xp_value *r = xp_value_at(finished, 0);
     const char *st = xp_as_string(xp_value_get(r, "status"), NULL);
-    if (st && strcmp(st, "succeeded") == 0) {
+    if (st && strcmp(st, XP_STATUS_SUCCEEDED_NAME) == 0) {
         char *json = xp_value_to_json(xp_value_get(r, "result"));
         printf("%s\n", json ? json : "null");
         xp_free(json);

@@ -1175,7 +1175,8 @@ static int s_queued_trials(xp_backend *base,
                            xp_error_t *err)
 {
     s_docs d = {0};
-    int rc = s_trials_in(base, "queued", false, s_collect, &d, err);
+    int rc =
+        s_trials_in(base, XP_STATUS_QUEUED_NAME, false, s_collect, &d, err);
     for (size_t i = 0; rc == 0 && i < d.n; i++)
         rc = fn(d.docs[i], user) != 0 ? -1 : 0;
     for (size_t i = 0; i < d.n; i++)

@@ -5,6 +5,7 @@
 #include "store/spool.h"
 
 #include "store/driver.h"
+#include "store/record.h"
 #include "util/bson_util.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -45,7 +46,7 @@ static int s_encode(const xp_trial_outcome *o, bson_t *rec, xp_error_t *err)
     bson_t arr, item;
     char key[16];
     const char *k;
-    BSON_APPEND_INT64(rec, "trial_id", o->record->trial_id);
+    BSON_APPEND_INT64(rec, XP_RECORD_TRIAL_ID, o->record->trial_id);
     BSON_APPEND_DOCUMENT(rec, "doc", o->doc);
     BSON_APPEND_ARRAY_BEGIN(rec, "metrics", &arr);
     for (size_t i = 0; i < o->n_chunks; i++) {
@@ -253,7 +254,7 @@ int xp__spool_decode(const bson_t *rec, xp_spool_record *out, xp_error_t *err)
     bson_iter_t it;
     uint32_t len;
     const uint8_t *data;
-    if (!bson_iter_init_find(&it, rec, "trial_id") ||
+    if (!bson_iter_init_find(&it, rec, XP_RECORD_TRIAL_ID) ||
         !BSON_ITER_HOLDS_INT64(&it) || bson_iter_int64(&it) < 1)
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "spool record without trial id");
