@@ -173,6 +173,46 @@ Test(store, damaged_trial_record_is_reported_and_others_stay_readable)
     xp_experiment_destroy(&ex);
 }
 
+/* A stored record nesting 20,000 documents (a damaged or hostile row):
+ * reading it must not walk it recursively (the stack would end first); it
+ * is reported damaged like any other unreadable record. */
+Test(store, deeply_nested_stored_record_is_damaged_not_a_crash)
+{
+    enum { DEPTH = 20000 };
+    size_t total = 5 + 8 * (size_t)DEPTH;
+    uint8_t *doc = calloc(1, total);
+    for (size_t i = 0; i <= DEPTH; i++) {
+        size_t len = total - 8 * i;
+        uint8_t *d = doc + 7 * i;
+        d[0] = (uint8_t)len;
+        d[1] = (uint8_t)(len >> 8);
+        d[2] = (uint8_t)(len >> 16);
+        if (i < DEPTH) {
+            d[4] = 0x03; /* embedded document */
+            d[5] = 'a';
+        }
+    }
+    char *sql = malloc(2 * total + 64);
+    size_t k = (size_t)sprintf(sql, "UPDATE trials SET doc = x'");
+    for (size_t i = 0; i < total; i++)
+        k += (size_t)sprintf(sql + k, "%02x", doc[i]);
+    sprintf(sql + k, "' WHERE id = 2");
+    s_make("deep", 3);
+    s_sql("deep", sql);
+    free(sql);
+    free(doc);
+    xp_experiment *ex = xpt_open("deep");
+    xp_value *v = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_trial_get(ex, 2, &v, &err), -1);
+    cr_assert_eq(err.code, XP_ECORRUPT, "%u: %s", err.code, err.message);
+    xp_value *h = xpt_history(ex);
+    cr_assert_eq(xp_value_count(h), 3);
+    cr_assert_str_eq(xpt_get_str(xp_value_at(h, 1), "status"), "damaged");
+    xp_value_destroy(&h);
+    xp_experiment_destroy(&ex);
+}
+
 /* A result of `levels` levels: arrays in arrays around an int. */
 static int64_t s_levels;
 

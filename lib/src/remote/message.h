@@ -11,6 +11,8 @@
 
 #include "xp/xp.h"
 
+#include "util/bson_util.h"
+
 #include <bson/bson.h>
 #include <czmq.h>
 
@@ -26,7 +28,7 @@
 /* Documents nested in a body, the body itself being 1: a value as deep
  * as value.c takes (100 levels below its container) still fits inside
  * SUBMIT's trials[i].parameters (body, trials, trial, parameters). */
-#define XP_MSG_MAX_DEPTH 104
+#define XP_MSG_MAX_DEPTH XP_BSON_MAX_DEPTH
 /* Slots a worker may announce. */
 #define XP_MSG_SLOTS_MAX 4096
 /* Results a PROGRESS carries at most; the client asks again. */

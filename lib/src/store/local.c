@@ -4,6 +4,7 @@
  * whatever the history length; BEGIN IMMEDIATE plus a busy timeout makes
  * trial-id allocation atomic across threads and processes. */
 #include "store/driver.h"
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sys.h"
@@ -203,8 +204,7 @@ static int s_stored_doc(xp_local *l, sqlite3_stmt *st, int col, bson_t *doc,
 {
     const void *data = sqlite3_column_blob(st, col);
     int len = sqlite3_column_bytes(st, col);
-    if (!data || len < 5 || !bson_init_static(doc, data, (size_t)len) ||
-        !bson_validate(doc, BSON_VALIDATE_NONE, NULL))
+    if (len < 0 || !xp__bson_view_checked(doc, data, (size_t)len))
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "%s: stored %s is damaged", l->path, what);
     return 0;

@@ -2,6 +2,7 @@
  * ID.contents, GridFS bucket ID.fs and the id counters in xp.counters
  * (docs/schema.md), through a thread-safe client pool; 5 commands a trial. */
 #include "store/driver.h"
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -397,8 +398,7 @@ static int s_gridfs_value(const xp_mongo *m, mongoc_client_t *c,
         return s_fail(m, err, &e, "reading GridFS file %s", file);
     bson_t doc;
     int rc = -1;
-    if (len >= 5 && bson_init_static(&doc, data, len) &&
-        bson_validate(&doc, BSON_VALIDATE_NONE, NULL) &&
+    if (xp__bson_view_checked(&doc, data, len) &&
         bson_iter_init_find(&it, &doc, "v"))
         rc = xp__value_from_iter(out, &it, err);
     else

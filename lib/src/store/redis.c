@@ -2,6 +2,7 @@
  * ids from INCR, one pipelined MULTI/EXEC per trial start and per end, over
  * one hiredis connection per handle, re-established once per operation. */
 #include "store/driver.h"
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/names.h"
@@ -777,9 +778,8 @@ static int s_exec1(xp_redis *r, const s_batch *b, redisReply **out,
  * BSON document (doc borrows the reply). */
 static bool s_reply_bson(const redisReply *rep, bson_t *doc)
 {
-    return rep && rep->type == REDIS_REPLY_STRING && rep->len >= 5 &&
-           bson_init_static(doc, (const uint8_t *)rep->str, rep->len) &&
-           bson_validate(doc, BSON_VALIDATE_NONE, NULL);
+    return rep && rep->type == REDIS_REPLY_STRING &&
+           xp__bson_view_checked(doc, (const uint8_t *)rep->str, rep->len);
 }
 
 static bool s_parse_i64(const char *s, size_t n, int64_t *out)

@@ -461,8 +461,7 @@ static int s_replay_file(xp_backend *b, const char *path, const char *claimed,
     char *data = xp__read_file(claimed, SIZE_MAX, &len);
     bson_t rec;
     int rc = -1;
-    if (data && bson_init_static(&rec, (const uint8_t *)data, len) &&
-        bson_validate(&rec, BSON_VALIDATE_NONE, NULL))
+    if (xp__bson_view_checked(&rec, (const uint8_t *)data, len))
         rc = s_replay(b, &rec, path, err);
     else
         xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,

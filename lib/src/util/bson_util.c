@@ -238,3 +238,10 @@ int xp__bson_check(const uint8_t *data, size_t len, int max_depth,
         bson_free(w.ends);
     return rc;
 }
+
+bool xp__bson_view_checked(bson_t *doc, const uint8_t *data, size_t len)
+{
+    return data && xp__bson_check(data, len, XP_BSON_MAX_DEPTH, NULL) == 0 &&
+           bson_init_static(doc, data, len) &&
+           bson_validate(doc, BSON_VALIDATE_NONE, NULL);
+}

@@ -27,4 +27,13 @@ bool xp__bson_sub(const bson_t *b, const char *key, bson_t *out);
 int xp__bson_check(const uint8_t *data, size_t len, int max_depth,
                    xp_error_t *err);
 
+/* The nesting a stored or sent document may have: a value's 100 levels
+ * (value.c) inside the few of the record or message that holds it. */
+#define XP_BSON_MAX_DEPTH 104
+
+/* Initialises *doc (static: it borrows data) over untrusted bytes read
+ * from a store or a file, when they pass xp__bson_check with
+ * XP_BSON_MAX_DEPTH and bson_validate; false otherwise. */
+bool xp__bson_view_checked(bson_t *doc, const uint8_t *data, size_t len);
+
 #endif /* XP_UTIL_BSON_UTIL_H */
