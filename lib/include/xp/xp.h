@@ -497,7 +497,10 @@ typedef struct {
 
 /* Progress of a batch; *finished (caller owns, may be NULL) gets the
  * trials finished since *cursor as documents {trial_id, status, result,
- * result_type, description}; *cursor advances. */
+ * result_type, description, spooled?}; *cursor advances. status is the
+ * one the trial is (or will be) stored with; spooled: true when the
+ * backend could not take it yet and the scheduler keeps it in its spool
+ * until the backend answers. */
 XP_EXPORT int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
                                  xp_progress *p, xp_value **finished,
                                  xp_error_t *err);
