@@ -953,9 +953,9 @@ static void spool_by_hand(xp_experiment *ex, const char *dir, int64_t trial,
                  "'%s'", err.message);
     BSON_APPEND_INT64(&rec, "trial_id", trial);
     BSON_APPEND_DOCUMENT_BEGIN(&rec, "doc", &doc);
-    bson_copy_to_excluding_noinit(&stored, &doc, "status", "finished",
-                                  "result", "result_type", "success",
-                                  "description", NULL);
+    bson_copy_to_excluding_noinit(&stored, &doc, "status", "finished", "result",
+                                  "result_type", "success", "description",
+                                  NULL);
     BSON_APPEND_UTF8(&doc, "status", "succeeded");
     BSON_APPEND_DATE_TIME(&doc, "finished", xp__now_ms());
     BSON_APPEND_INT64(&doc, "result", 42);
@@ -1066,8 +1066,7 @@ CONTRACT(stale_spool_claims_taken_over, 60)
     xp_experiment_destroy(&ex);
     /* Trial 1: an older claim (pid only); 2: pid and start time of a
      * process that is gone; 3: this live process. */
-    snprintf(claim[0], sizeof claim[0], "%s/1.bson.%d.claimed", dir,
-             (int)gone);
+    snprintf(claim[0], sizeof claim[0], "%s/1.bson.%d.claimed", dir, (int)gone);
     snprintf(claim[1], sizeof claim[1], "%s/2.bson.%d.%llu.claimed", dir,
              (int)gone, 12345ULL);
     snprintf(claim[2], sizeof claim[2], "%s/3.bson.%d.%llu.claimed", dir,
@@ -1097,6 +1096,33 @@ CONTRACT(stale_spool_claims_taken_over, 60)
     cr_assert_eq(xp_experiment_sync(ex, &written, &err), 0, "'%s'",
                  err.message);
     cr_assert_eq(written, 0, "written %zu", written);
+    xp_experiment_destroy(&ex);
+}
+
+/* A spool write whose process died before its rename leaves
+ * N.bson.<pid>.tmp: the next replay removes it when that process is gone,
+ * and leaves a live process's. */
+CONTRACT(dead_writers_temporary_spool_files_removed, 60)
+{
+    const char *id = uid("tmps");
+    xp_experiment *ex = open_ex(id);
+    xp_result(xp_step_add(ex, "quick", quick, 0, NULL, NULL, 0));
+    run_ok(ex, NULL, NULL);
+    char dir[PATH_MAX], dead[PATH_MAX + 64], live[PATH_MAX + 64];
+    spool_dir(id, dir, sizeof dir);
+    xp_experiment_destroy(&ex);
+    cr_assert_eq(xp__mkdir_p(dir, NULL), 0);
+    snprintf(dead, sizeof dead, "%s/1.bson.%d.tmp", dir, (int)dead_pid());
+    snprintf(live, sizeof live, "%s/2.bson.%d.tmp", dir, (int)getpid());
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(i ? live : dead, "w");
+        cr_assert_not_null(f, "%s", strerror(errno));
+        fputs("half a record", f);
+        fclose(f);
+    }
+    ex = open_ex(id); /* replays the spool */
+    cr_assert_neq(access(dead, F_OK), 0, "%s left", dead);
+    cr_assert_eq(access(live, F_OK), 0, "a live writer's %s removed", live);
     xp_experiment_destroy(&ex);
 }
 

@@ -422,6 +422,31 @@ static bool s_claim_stale(pid_t pid, uint64_t start)
     return now == 0 || (start != 0 && now != start);
 }
 
+/* Removes name of dir when it is the temporary file of a spool write
+ * (<N>.bson.<pid>.tmp) whose process is gone: it died before the rename
+ * that completes a write, so the file is incomplete and no process will
+ * finish it. Only the writer of trial N makes N's temporary file, so a
+ * live process with that pid (a reused one) is not writing it either,
+ * but it is left alone in case. */
+static void s_remove_dead_tmp(const char *dir, const char *name)
+{
+    const char *mark = strstr(name, ".bson.");
+    if (!mark || !s_ends_with(name, strlen(name), ".tmp"))
+        return;
+    const char *p = mark + strlen(".bson.");
+    unsigned long long owner;
+    if (!s_number(&p, &owner) || owner == 0 || owner > INT32_MAX ||
+        strcmp(p, ".tmp") != 0 || xp__process_start((pid_t)owner) != 0)
+        return;
+    char *path = bson_strdup_printf("%s/%s", dir, name);
+    if (unlink(path) == 0)
+        xp__log(XP_LOG_INFO,
+                "Removed %s, an unfinished spool write of "
+                "process %llu",
+                path, owner);
+    bson_free(path);
+}
+
 /* Claims spool entry name of dir for this process, so a concurrent open
  * does not write it too: a spooled trial, or the claim of a process that
  * is gone. *path (the spool file's own name) and *claimed: caller frees.
@@ -484,6 +509,7 @@ int xp__spool_replay(xp_backend *b, size_t *written, xp_error_t *err)
     for (size_t i = 0; i < n; i++) {
         char *path, *claimed;
         xp_error_t one_err;
+        s_remove_dead_tmp(dir, names[i]);
         if (s_claim(dir, names[i], &path, &claimed)) {
             if (s_replay_file(b, path, claimed, &one_err) == 0) {
                 (*written)++;
