@@ -92,6 +92,14 @@ static inline bool xptr_wait_log(const char *path, const char *text,
     }
 }
 
+/* Waits (at most 10 s) until the worker logging to log has registered
+ * with its scheduler, instead of guessing with a fixed sleep on a loaded
+ * machine; a worker that does not register is for the test to find. */
+static inline void xptr_wait_registered(const char *log)
+{
+    xptr_wait_log(log, "Registered with the scheduler", 10);
+}
+
 /* Progress of batch once every trial is finished (or after seconds),
  * read from the start each time (the batch is not dropped as read). */
 static inline xp_progress xptr_wait(xp_client *c, int64_t batch, double seconds)

@@ -37,6 +37,7 @@ static void s_start_worker(const char *slots)
                     "--plugin", so2,           "--plugin",
                     so3,        NULL};
     s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
+    xptr_wait_registered(log);
 }
 
 static void s_setup(void)

@@ -48,6 +48,7 @@ static void s_start_worker(const char *plugin, const char *max_message)
                     (char *)max_message,
                     NULL};
     s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
+    xptr_wait_registered(log);
 }
 
 static void s_setup(void)

@@ -34,6 +34,7 @@ static void s_start_worker(const char *plugin)
                     "2",          "--plugin",  so,         "--heartbeat-ms",
                     "200",        NULL};
     s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
+    xptr_wait_registered(log);
 }
 
 static void s_setup(void)
