@@ -373,3 +373,67 @@ Test(limits, task_goes_to_a_worker_that_takes_it)
     xp_value_destroy(&t);
     xp_client_destroy(&c);
 }
+
+/* A RESULT over the scheduler's --max-message used to be dropped by the
+ * scheduler's socket, so the worker's connection went and the trial
+ * failed as "worker lost": the worker learns the scheduler's limit in
+ * WELCOME and fails such a step itself, saying why, and keeps serving. */
+Test(limits, result_over_the_schedulers_max_message_fails_at_once)
+{
+    const char *so = getenv("XP_TEST_BIG_RESULT_PLUGIN");
+    if (!so || access(so, R_OK) != 0)
+        xpt_skip("XP_TEST_BIG_RESULT_PLUGIN is not set (run through "
+                 "`meson test`)");
+    snprintf(s_log, sizeof s_log, "%s/scheduler.log", xpt_dir);
+    char *sched[] = {
+        s_sched_bin,      "--bind", s_endpoint,      "--backend", xpt_dir,
+        "--heartbeat-ms", "100",    "--max-message", "16384",     NULL};
+    s_sched = xpt_spawn(sched, xpt_dir, NULL, s_log);
+    xpt_sleep(0.3);
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/worker%d.log", xpt_dir, s_n_workers);
+    char *worker[] = {s_worker_bin, "--connect", s_endpoint, "--plugin",
+                      (char *)so,   "--slots",   "1",        "--heartbeat-ms",
+                      "100",        NULL};
+    s_workers[s_n_workers++] = xpt_spawn(worker, xpt_dir, NULL, log);
+    xptr_wait_registered(log);
+    xp_client *c = s_client();
+    double t0 = xpt_now();
+    for (int round = 0; round < 2; round++) {
+        /* 40,000 bytes do not fit; 100 do. */
+        xp_value *trials = xp_value_new();
+        xp_set_array(trials);
+        xp_value *p = xptr_trial_params(trials);
+        xp_set_int64(xp_document_set(p, "bytes"), round == 0 ? 40000 : 100);
+        int64_t batch = 0, *ids = NULL;
+        size_t got = 0;
+        xp_error_t err;
+        cr_assert_eq(xp_client_submit(c, "big_result_pj", trials, NULL, &batch,
+                                      &ids, &got, &err),
+                     0, "submit: %s", err.message);
+        int64_t id = ids[0];
+        xp_free(ids);
+        xp_value_destroy(&trials);
+        xp_progress pr = xptr_wait(c, batch, 20);
+        xp_experiment *ex = xpt_open_existing("big_result_pj", &err);
+        cr_assert_not_null(ex, "%s", err.message);
+        xp_value *t = xpt_trial(ex, id);
+        if (round == 0) {
+            cr_assert_eq(pr.failed, 1, "done %lld failed %lld",
+                         (long long)pr.done, (long long)pr.failed);
+            const char *why = xpt_get_str(t, "description");
+            cr_assert_not_null(strstr(why, "exceeds the message limit of "
+                                           "16384 bytes"),
+                               "%s", why);
+            cr_assert_null(strstr(why, "worker lost"), "%s", why);
+            cr_assert_lt(xpt_now() - t0, 5.0, "it took %.1f s", xpt_now() - t0);
+        } else {
+            cr_assert_eq(pr.done, 1, "done %lld failed %lld",
+                         (long long)pr.done, (long long)pr.failed);
+            cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+        }
+        xp_value_destroy(&t);
+        xp_experiment_destroy(&ex);
+    }
+    xp_client_destroy(&c);
+}

@@ -189,15 +189,18 @@ Test(message, hello_welcome_error_round_trip)
     bson_destroy(&body);
     bson_destroy(&code);
 
-    xp_msg_welcome w = {250}, wd;
+    xp_msg_welcome w = {250, 8192}, wd;
     s_open(xp__msg_welcome_encode(&w), XP_MSG_WELCOME, &body);
     xp__msg_welcome_decode(&body, &wd, NULL);
     cr_assert_eq(wd.heartbeat_ms, 250);
+    cr_assert_eq(wd.max_message, 8192);
     bson_destroy(&body);
     w.heartbeat_ms = 5; /* out of bounds: not taken */
+    w.max_message = 0;  /* absent */
     s_open(xp__msg_welcome_encode(&w), XP_MSG_WELCOME, &body);
     xp__msg_welcome_decode(&body, &wd, NULL);
     cr_assert_eq(wd.heartbeat_ms, 0);
+    cr_assert_eq(wd.max_message, 0);
     bson_destroy(&body);
 
     xp_msg_error er = {XP_MSG_UNKNOWN_WORKER}, ed;

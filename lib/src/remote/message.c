@@ -313,6 +313,8 @@ zmsg_t *xp__msg_welcome_encode(const xp_msg_welcome *m)
 {
     bson_t body = BSON_INITIALIZER;
     BSON_APPEND_INT32(&body, "heartbeat_ms", (int32_t)m->heartbeat_ms);
+    if (m->max_message)
+        BSON_APPEND_INT64(&body, "max_message", m->max_message);
     return s_finish(XP_MSG_WELCOME, &body);
 }
 
@@ -325,6 +327,11 @@ int xp__msg_welcome_decode(const bson_t *body, xp_msg_welcome *m,
         m->heartbeat_ms < XP_HEARTBEAT_MS_MIN ||
         m->heartbeat_ms > XP_HEARTBEAT_MS_MAX)
         m->heartbeat_ms = 0;
+    m->max_message = 0;
+    if (!s_opt_int(body, "max_message", &m->max_message) ||
+        m->max_message < XP_MAX_MESSAGE_MIN ||
+        m->max_message > XP_MAX_MESSAGE_MAX)
+        m->max_message = 0;
     return 0;
 }
 

@@ -132,6 +132,9 @@ void xp__msg_hello_clear(xp_msg_hello *m);
 
 typedef struct {
     int64_t heartbeat_ms; /* decode: 0 when absent or out of bounds */
+    /* The scheduler's --max-message, so that a worker keeps its RESULTs
+     * under it. Optional; decode: 0 when absent or out of bounds. */
+    int64_t max_message;
 } xp_msg_welcome;
 
 zmsg_t *xp__msg_welcome_encode(const xp_msg_welcome *m);

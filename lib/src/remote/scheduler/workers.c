@@ -125,7 +125,8 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
     zhashx_insert(s->workers, w->id, w);
     xp__log(XP_LOG_INFO, "Worker %s on %s connected with %d slot(s)", w->id,
             w->host, w->slots);
-    xp_msg_welcome welcome = {s->opts.heartbeat_ms};
+    xp_msg_welcome welcome = {s->opts.heartbeat_ms,
+                              (int64_t)s->opts.max_message};
     xp__sched_send(s, from, xp__msg_welcome_encode(&welcome));
 }
 

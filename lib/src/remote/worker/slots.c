@@ -30,7 +30,9 @@ typedef struct {
 struct xp_slots {
     int n;
     s_slot *slot;
-    size_t max_message;
+    /* The largest message a slot may send: the smaller of this worker's
+     * --max-message and its scheduler's (from WELCOME). */
+    _Atomic size_t max_message;
     zsock_t *results; /* PULL: RESULT messages from the slot threads */
     char inproc[64];
     pthread_mutex_t lock;
@@ -67,7 +69,7 @@ static int s_metric_save(void *ctx, const char *name, int64_t epoch,
                          double value)
 {
     s_slot *slot = ctx;
-    if ((slot->metrics.points + 1) * 16 + 4096 > slot->sl->max_message)
+    if ((slot->metrics.points + 1) * 16 + 4096 > (size_t)slot->sl->max_message)
         return -1;
     return xp__metric_set_add(&slot->metrics, name, epoch, value) ? 0 : -1;
 }
@@ -148,8 +150,9 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
         char why[256];
         snprintf(why, sizeof why,
                  "the result of step %s (%zu bytes) exceeds the message "
-                 "limit of %zu bytes",
-                 job->task.step, len, slot->sl->max_message);
+                 "limit of %zu bytes (the smaller of this worker's and the "
+                 "scheduler's --max-message)",
+                 job->task.step, len, (size_t)slot->sl->max_message);
         zmsg_destroy(&msg);
         msg = s_result(job, NULL, why, NULL, elapsed);
     }
@@ -262,6 +265,11 @@ static int s_start_threads(xp_slots *sl, xp_error_t *err)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
+}
+
+void xp__slots_limit(xp_slots *sl, size_t own, size_t max_message)
+{
+    sl->max_message = max_message && max_message < own ? max_message : own;
 }
 
 int xp__slots_new(xp_slots **out, int n, size_t max_message, xp_error_t *err)

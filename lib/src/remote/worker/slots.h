@@ -26,6 +26,9 @@ xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node);
 int xp__slots_new(xp_slots **out, int n, size_t max_message, xp_error_t *err);
 /* Waits for running steps. NULL-safe; sets *sl to NULL. */
 void xp__slots_destroy(xp_slots **sl);
+/* Lowers the message limit of the slots to max_message when it is
+ * smaller than the worker's own (the scheduler's, from WELCOME). */
+void xp__slots_limit(xp_slots *sl, size_t own, size_t max_message);
 /* Main thread: slots with a job out (its RESULT not taken yet). */
 int xp__slots_busy(const xp_slots *sl);
 /* Any thread: slots running a step right now. */

@@ -228,6 +228,7 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
         xp__msg_welcome_decode(&body, &m, NULL);
         if (m.heartbeat_ms)
             w->heartbeat_ms = (int)m.heartbeat_ms;
+        xp__slots_limit(w->pool, w->max_message, (size_t)m.max_message);
         if (!w->welcomed)
             xp__log(XP_LOG_INFO,
                     "Registered with the scheduler at %s (%d slot(s), %zu "
