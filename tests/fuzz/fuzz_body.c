@@ -133,9 +133,12 @@ static void s_small(xp_msg_type type, const bson_t *body)
 {
     bson_t b;
     if (type == XP_MSG_WELCOME) {
-        xp_msg_welcome m;
+        xp_msg_welcome m, again;
         xp__msg_welcome_decode(body, &m, NULL);
         s_reopen(xp__msg_welcome_encode(&m), XP_MSG_WELCOME, &b);
+        s_same(xp__msg_welcome_decode(&b, &again, NULL) == 0 &&
+               again.max_message == m.max_message &&
+               again.heartbeat_ms == m.heartbeat_ms);
     } else if (type == XP_MSG_STATUS) {
         xp_msg_status m, again;
         if (xp__msg_status_decode(body, &m, NULL) != 0)
