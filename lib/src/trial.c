@@ -617,8 +617,7 @@ static size_t s_check_purity(xp_trial *t, bson_t *warnings)
             found && memcmp(previous, h->output, 16) != 0) {
             char in_hex[33], key[16];
             const char *k;
-            for (int b = 0; b < 16; b++)
-                snprintf(in_hex + 2 * b, 3, "%02x", h->input[b]);
+            xp__hex(h->input, 16, in_hex);
             xp__log(XP_LOG_WARNING,
                     "Experiment step result is changed with the same input: "
                     "(step: %s, input hash: %s, trial id=%lld)",

@@ -5,6 +5,7 @@
  * (file, line, symbol, build id) and one warning. */
 #include "capture/code.h"
 
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/sys.h"
 #include "value.h"
@@ -462,8 +463,7 @@ static int s_build_id_note(struct dl_phdr_info *info, size_t size, void *data)
             const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
             if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
                 memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= 64) {
-                for (uint32_t k = 0; k < nh->n_descsz; k++)
-                    sprintf(out + 2 * k, "%02x", desc[k]);
+                xp__hex(desc, nh->n_descsz, out);
                 return 1;
             }
             p = desc + ((nh->n_descsz + 3) & ~3u);

@@ -4,8 +4,9 @@
 #include "remote/client.h"
 
 #include "remote/keys.h"
-
 #include "util/error.h"
+#include "util/hash.h"
+#include "util/rng.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,10 +26,9 @@ static void s_set_identity(zsock_t *sock)
 {
     uint8_t r[15];
     char hex[2 * sizeof r + 1];
-    if (xp__keys_random(r, sizeof r) != 0)
+    if (xp__random_bytes(r, sizeof r) != 0)
         return; /* the scheduler's own, for this connection */
-    for (size_t i = 0; i < sizeof r; i++)
-        snprintf(hex + 2 * i, 3, "%02x", r[i]);
+    xp__hex(r, sizeof r, hex);
     zsock_set_identity(sock, hex);
 }
 

@@ -43,9 +43,6 @@ bool xp__authorizer_refresh(xp_authorizer *a);
 bool xp__authorizer_allows(const xp_authorizer *a, const char *key);
 /* NULL-safe; NULLs *a. */
 void xp__authorizer_destroy(xp_authorizer **a);
-/* Fills buf with n unguessable bytes (getrandom, else /dev/urandom);
- * -1 when the system has none to give. */
-int xp__keys_random(void *buf, size_t n);
 /* Writes dir/name.key and dir/name.key_secret (0600); never replaces
  * one. *public_path: caller frees with bson_free. */
 int xp__keygen(const char *dir, const char *name, char **public_path,

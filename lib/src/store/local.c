@@ -163,15 +163,20 @@ static sqlite3_stmt *s_stmt(xp_local *l, int which)
     return st;
 }
 
-/* Runs a statement that returns no rows. */
-static int s_exec(xp_local *l, int which, xp_error_t *err)
+/* Steps st, a bound statement that returns no rows, and resets it; what
+ * names it in the error. */
+static int s_step_done(xp_local *l, sqlite3_stmt *st, const char *what,
+                       xp_error_t *err)
 {
-    sqlite3_stmt *st = s_stmt(l, which);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return s_db_error(l, err, s_sql[which]);
-    return 0;
+    return rc == SQLITE_DONE ? 0 : s_db_error(l, err, what);
+}
+
+/* Runs a statement without parameters that returns no rows. */
+static int s_exec(xp_local *l, int which, xp_error_t *err)
+{
+    return s_step_done(l, s_stmt(l, which), s_sql[which], err);
 }
 
 /* One operation's transaction: its own, or a savepoint of the group's. */
@@ -359,11 +364,8 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
     sqlite3_bind_int64(st, 5, rec->pstart);
     sqlite3_bind_blob(st, 6, bson_get_data(&full), (int)full.len,
                       SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        s_db_error(l, err, "recording trial");
+    if (s_step_done(l, st, "recording trial", err) != 0)
         goto cleanup;
-    }
-    sqlite3_reset(st);
     locked = s_index_lock(l);
     rc = s_commit(l, err);
     if (rc == 0)
@@ -394,12 +396,9 @@ static int s_write_chunk(xp_local *l, int64_t trial, const xp_metric_chunk *c,
     sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, c->chunk);
     sqlite3_bind_blob(st, 4, data, (int)bytes, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
+    int rc = s_step_done(l, st, "storing metric", err);
     bson_free(data);
-    if (rc != SQLITE_DONE)
-        return s_db_error(l, err, "storing metric");
-    return 0;
+    return rc;
 }
 
 static int s_metric_flush(xp_backend *b, int64_t id,
@@ -449,13 +448,10 @@ static int s_trial_finish(xp_backend *b, const xp_trial_outcome *o,
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_text(st, 2, persisted[i].step, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 3, bson_get_data(&v), (int)v.len, SQLITE_STATIC);
-        int step_rc = sqlite3_step(st);
-        sqlite3_reset(st);
+        int step_rc = s_step_done(l, st, "storing persisted value", err);
         bson_destroy(&v);
-        if (step_rc != SQLITE_DONE) {
-            s_db_error(l, err, "storing persisted value");
+        if (step_rc != 0)
             goto cleanup;
-        }
     }
     for (size_t i = 0; i < o->n_hashes; i++) {
         sqlite3_stmt *st = s_stmt(l, S_HASH_PUT);
@@ -463,24 +459,16 @@ static int s_trial_finish(xp_backend *b, const xp_trial_outcome *o,
         sqlite3_bind_text(st, 2, hashes[i].step, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 3, hashes[i].output, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, id);
-        int step_rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (step_rc != SQLITE_DONE) {
-            s_db_error(l, err, "storing step hashes");
+        if (s_step_done(l, st, "storing step hashes", err) != 0)
             goto cleanup;
-        }
     }
     sqlite3_stmt *st = s_stmt(l, S_UPDATE_TRIAL);
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, bson_get_data(o->doc), (int)o->doc->len,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, id);
-    int step_rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (step_rc != SQLITE_DONE) {
-        s_db_error(l, err, "recording trial result");
+    if (s_step_done(l, st, "recording trial result", err) != 0)
         goto cleanup;
-    }
     rc = s_commit(l, err);
 cleanup:
     if (rc != 0)
@@ -718,12 +706,8 @@ static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
     sqlite3_bind_blob(st, 2, bson_get_data(&updated), (int)updated.len,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, id);
-    step_rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (step_rc != SQLITE_DONE) {
-        s_db_error(l, err, "marking trial interrupted");
+    if (s_step_done(l, st, "marking trial interrupted", err) != 0)
         goto cleanup;
-    }
     rc = s_commit(l, err);
 cleanup:
     if (rc != 0)

@@ -772,6 +772,17 @@ static int s_exec1(xp_redis *r, const s_batch *b, redisReply **out,
     return 0;
 }
 
+/* s_exec1 under the connection's lock: one command whose reply needs no
+ * further exchange. */
+static int s_query(xp_redis *r, const s_batch *b, redisReply **out,
+                   const char *what, xp_error_t *err)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = s_exec1(r, b, out, what, err);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- encoding */
 
 /* Initialises doc over the bytes of a string reply when they hold a valid
@@ -1245,10 +1256,7 @@ static int s_metric_read(xp_backend *base, const char *name, int64_t trial,
     s_cmd(&b);
     s_arg_str(&b, "HGETALL");
     s_argf(&b, "%s:metric:%lld:%s", r->id, (long long)trial, name);
-    pthread_mutex_lock(&r->lock);
-    int exec_rc = s_exec1(r, &b, &rep, "reading metric", err);
-    pthread_mutex_unlock(&r->lock);
-    if (exec_rc != 0)
+    if (s_query(r, &b, &rep, "reading metric", err) != 0)
         goto cleanup;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
         s_bad_reply(r, rep, "reading metric", err);
@@ -1294,10 +1302,7 @@ static int s_persisted_read(xp_backend *base, const char *step, int64_t trial,
     s_arg_str(&b, "HGET");
     s_argf(&b, "%s:persisted:%lld", r->id, (long long)trial);
     s_arg_str(&b, step);
-    pthread_mutex_lock(&r->lock);
-    int exec_rc = s_exec1(r, &b, &rep, "reading persisted value", err);
-    pthread_mutex_unlock(&r->lock);
-    if (exec_rc != 0)
+    if (s_query(r, &b, &rep, "reading persisted value", err) != 0)
         goto cleanup;
     bson_t doc;
     bson_iter_t it;
@@ -1339,10 +1344,7 @@ static int s_running_trials(xp_backend *base, xp_running_trial **out, size_t *n,
     s_cmd(&b);
     s_arg_str(&b, "HGETALL");
     s_argf(&b, "%s:running", r->id);
-    pthread_mutex_lock(&r->lock);
-    int exec_rc = s_exec1(r, &b, &rep, "reading running trials", err);
-    pthread_mutex_unlock(&r->lock);
-    if (exec_rc != 0)
+    if (s_query(r, &b, &rep, "reading running trials", err) != 0)
         goto cleanup;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
         s_bad_reply(r, rep, "reading running trials", err);
@@ -1491,10 +1493,7 @@ static int s_step_hash_get(xp_backend *base, const char *step,
     s_arg_str(&b, "HGET");
     s_argf(&b, "%s:step_hashes", r->id);
     s_arg(&b, field, 16);
-    pthread_mutex_lock(&r->lock);
-    int exec_rc = s_exec1(r, &b, &rep, "reading step hashes", err);
-    pthread_mutex_unlock(&r->lock);
-    if (exec_rc != 0)
+    if (s_query(r, &b, &rep, "reading step hashes", err) != 0)
         goto cleanup;
     if (rep->type == REDIS_REPLY_STRING && rep->len == 16) {
         memcpy(output, rep->str, 16);
@@ -1528,10 +1527,7 @@ static int s_content_put(xp_backend *base, const char *kind, const char *hash,
     s_argf(&b, "%s:content:%s", r->id, hash);
     s_arg(&b, bson_get_data(doc), doc->len);
     s_arg_str(&b, "NX");
-    pthread_mutex_lock(&r->lock);
-    int exec_rc = s_exec1(r, &b, &rep, "storing content", err);
-    pthread_mutex_unlock(&r->lock);
-    if (exec_rc != 0)
+    if (s_query(r, &b, &rep, "storing content", err) != 0)
         goto cleanup;
     if (s_is_error(rep)) {
         s_bad_reply(r, rep, "storing content", err);
@@ -1555,10 +1551,7 @@ static int s_content_get(xp_backend *base, const char *hash, bson_t *out,
     s_cmd(&b);
     s_arg_str(&b, "GET");
     s_argf(&b, "%s:content:%s", r->id, hash);
-    pthread_mutex_lock(&r->lock);
-    int exec_rc = s_exec1(r, &b, &rep, "reading content", err);
-    pthread_mutex_unlock(&r->lock);
-    if (exec_rc != 0)
+    if (s_query(r, &b, &rep, "reading content", err) != 0)
         goto cleanup;
     bson_t doc;
     if (rep->type == REDIS_REPLY_NIL) {

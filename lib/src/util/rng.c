@@ -3,6 +3,7 @@
  * the same stream whatever thread, order or host runs it. */
 #include "util/rng.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
@@ -49,10 +50,39 @@ uint64_t xp__step_seed(uint64_t trial_seed, const char *step)
     return XXH3_64bits_withSeed(step, strlen(step), trial_seed);
 }
 
+int xp__random_bytes(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(p + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got == n)
+        return 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    return got == n ? 0 : -1;
+}
+
 uint64_t xp__random_seed(void)
 {
     uint64_t seed;
-    if (getrandom(&seed, sizeof seed, 0) == (ssize_t)sizeof seed)
+    if (xp__random_bytes(&seed, sizeof seed) == 0)
         return seed;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -7,7 +7,6 @@
 
 #include "remote/keys.h"
 #include "remote/scheduler/workers.h"
-
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -95,7 +94,7 @@ static int64_t s_new_id(xp_scheduler *s)
 {
     for (;;) {
         uint64_t r;
-        if (xp__keys_random(&r, sizeof r) != 0)
+        if (xp__random_bytes(&r, sizeof r) != 0)
             r = xp__random_seed(); /* no system randomness: still unique */
         int64_t id = (int64_t)(r >> 1);
         char key[32];

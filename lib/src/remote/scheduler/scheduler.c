@@ -3,18 +3,17 @@
  * STATUS, ...) and hands it to its module, then records the turn's
  * trials, takes up queued ones, dispatches ready tasks and keeps the
  * heartbeats. The modules of this folder own the rest of the state. */
-#include "remote/scheduler/state.h"
-
 #include "remote/keys.h"
 #include "remote/scheduler/batches.h"
 #include "remote/scheduler/defs.h"
 #include "remote/scheduler/recovery.h"
+#include "remote/scheduler/state.h"
 #include "remote/scheduler/submit.h"
 #include "remote/scheduler/tasks.h"
 #include "remote/scheduler/trials.h"
 #include "remote/scheduler/workers.h"
-
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/sys.h"
 
@@ -99,9 +98,7 @@ static void s_identity_hex(zframe_t *identity, char out[64])
     size_t n = zframe_size(identity);
     if (n > 31)
         n = 31;
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-    out[2 * n] = '\0';
+    xp__hex(d, n, out);
 }
 
 /* A body that does not decode: counted, and answered when it asks. */
