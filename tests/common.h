@@ -96,8 +96,7 @@ static inline xp_experiment *xpt_open(const char *id)
 }
 
 /* Opens an existing experiment; NULL (and err filled) when it fails. */
-static inline xp_experiment *xpt_open_existing(const char *id,
-                                               xp_error_t *err)
+static inline xp_experiment *xpt_open_existing(const char *id, xp_error_t *err)
 {
     xp_open_options o = XP_OPEN_OPTIONS_INIT;
     o.backend = xpt_dir;
@@ -217,13 +216,13 @@ static inline char *xpt_json(const xp_value *v)
 
 /* Path of example program `name` into buf, or NULL (with the reason in
  * why[256]) when XP_EXAMPLES_DIR is unset or the program is missing. */
-static inline const char *xpt_example(const char *name, char *buf,
-                                      char *why)
+static inline const char *xpt_example(const char *name, char *buf, char *why)
 {
     const char *dir = getenv("XP_EXAMPLES_DIR");
     if (!dir || !*dir) {
-        snprintf(why, 256, "XP_EXAMPLES_DIR is not set (run through "
-                           "`meson test`)");
+        snprintf(why, 256,
+                 "XP_EXAMPLES_DIR is not set (run through "
+                 "`meson test`)");
         return NULL;
     }
     snprintf(buf, PATH_MAX, "%s/%s", dir, name);
@@ -237,11 +236,11 @@ static inline const char *xpt_example(const char *name, char *buf,
 
 /* Skips the running test with a printed reason. Criterion does not run
  * .fini for a skipped test, so the backend directory is removed here. */
-#define xpt_skip(why)                                                      \
-    do {                                                                   \
-        fprintf(stderr, "skipping: %s\n", (why));                          \
-        xpt_teardown();                                                    \
-        cr_skip("%s", (why));                                              \
+#define xpt_skip(why)                                                          \
+    do {                                                                       \
+        fprintf(stderr, "skipping: %s\n", (why));                              \
+        xpt_teardown();                                                        \
+        cr_skip("%s", (why));                                                  \
     } while (0)
 
 /* Reads a whole file into a malloc'ed NUL-terminated string. */
@@ -387,8 +386,7 @@ static inline void xpt_log_init(xpt_log *l)
 }
 
 /* Index of the first captured line at `level` containing `text`, or -1. */
-static inline int xpt_log_find(xpt_log *l, xp_log_level level,
-                               const char *text)
+static inline int xpt_log_find(xpt_log *l, xp_log_level level, const char *text)
 {
     int found = -1;
     pthread_mutex_lock(&l->lock);

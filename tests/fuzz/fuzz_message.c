@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     xp_msg_type type;
     bson_t body;
-    if (xp__msg_decode_frames(frames, lens, n, 1u << 20, &type, &body,
-                              NULL) == 0) {
+    if (xp__msg_decode_frames(frames, lens, n, 1u << 20, &type, &body, NULL) ==
+        0) {
         xp_value *v = xp_value_new();
         xp__value_from_bson(v, &body, NULL);
         char *json = xp_value_to_json(v);

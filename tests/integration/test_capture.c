@@ -107,8 +107,7 @@ static xp_value *env_of(xp_experiment *ex, int64_t trial, const char *cat)
 }
 
 /* Copy of a string field of trial `id`'s document into out[64]. */
-static void trial_str(xp_experiment *ex, int64_t id, const char *key,
-                      char *out)
+static void trial_str(xp_experiment *ex, int64_t id, const char *key, char *out)
 {
     xp_value *t = xpt_trial(ex, id);
     snprintf(out, 64, "%s", xpt_get_str(t, key));
@@ -211,11 +210,12 @@ Test(capture, code_context_in_registration_order)
 
     xp_value *code = code_of(ex, t1);
     const xp_value *steps = xpt_typed(code, "steps", XP_TYPE_ARRAY);
-    static const char *const names[] = {"zeta_step", "alpha_step",
-                                        "combine"};
+    static const char *const names[] = {"zeta_step", "alpha_step", "combine"};
     const int lines[] = {line_zeta, line_alpha, line_combine};
-    cr_assert_eq(xp_value_count(steps), 3, "%zu steps (parameters are not "
-                 "steps)", xp_value_count(steps));
+    cr_assert_eq(xp_value_count(steps), 3,
+                 "%zu steps (parameters are not "
+                 "steps)",
+                 xp_value_count(steps));
     for (size_t i = 0; i < 3; i++) {
         const xp_value *s = xp_value_at(steps, i);
         cr_assert_str_eq(xpt_get_str(s, "name"), names[i],
@@ -233,8 +233,10 @@ Test(capture, code_context_in_registration_order)
         snprintf(sig, sizeof sig, "static int %s(xp_step *st", names[i]);
         cr_assert_not_null(strstr(src, sig), "%s source lacks '%s':\n%s",
                            names[i], sig, src);
-        cr_assert_eq(src[strlen(src) - 1], '}', "%s source does not end "
-                     "with its body:\n%s", names[i], src);
+        cr_assert_eq(src[strlen(src) - 1], '}',
+                     "%s source does not end "
+                     "with its body:\n%s",
+                     names[i], src);
         cr_assert_null(xp_value_get(s, "build_id"),
                        "%s has a build_id although its source was found",
                        names[i]);
@@ -242,8 +244,10 @@ Test(capture, code_context_in_registration_order)
     const char *zsrc = xpt_get_str(xp_value_at(steps, 0), "source");
     cr_assert_not_null(strstr(zsrc, "/* zeta marker */"), "zeta body:\n%s",
                        zsrc);
-    cr_assert_null(strstr(zsrc, "alpha_step"), "zeta source runs into the "
-                   "next function:\n%s", zsrc);
+    cr_assert_null(strstr(zsrc, "alpha_step"),
+                   "zeta source runs into the "
+                   "next function:\n%s",
+                   zsrc);
     const xp_value *inputs =
         xpt_typed(xp_value_at(steps, 2), "inputs", XP_TYPE_ARRAY);
     cr_assert_eq(xp_value_count(inputs), 3, "combine has %zu inputs",
@@ -254,8 +258,10 @@ Test(capture, code_context_in_registration_order)
 
     /* Trial 0: the current registration, equal to what the trials used. */
     xp_value *now = code_of(ex, 0);
-    cr_assert(xp_value_equal(now, code), "code of trial 0 differs from "
-              "trial %lld", (long long)t1);
+    cr_assert(xp_value_equal(now, code),
+              "code of trial 0 differs from "
+              "trial %lld",
+              (long long)t1);
     xp_value *code2 = code_of(ex, t2);
     cr_assert(xp_value_equal(code2, code), "code of trials 1 and 2 differ");
 
@@ -280,8 +286,8 @@ Test(capture, code_context_in_registration_order)
     snprintf(path, sizeof path, "%s/ctx/trials.tsv", xpt_dir);
     text = xpt_slurp(path);
     char want[512];
-    snprintf(want, sizeof want, "%lld\t%s\t%s\n%lld\t%s\t%s\n",
-             (long long)t1, h1, e1, (long long)t2, h2, e2);
+    snprintf(want, sizeof want, "%lld\t%s\t%s\n%lld\t%s\t%s\n", (long long)t1,
+             h1, e1, (long long)t2, h2, e2);
     cr_assert_str_eq(text, want, "trials.tsv:\n%s\nwant:\n%s", text, want);
     free(text);
 
@@ -289,12 +295,11 @@ Test(capture, code_context_in_registration_order)
     xp_experiment *again = xpt_open("ctx");
     xp_value *last = code_of(again, 0);
     cr_assert(xp_value_equal(last, code), "code of a handle without steps "
-              "is not the last trial's");
+                                          "is not the last trial's");
     xp_value *none = NULL;
     xp_error_t err = {0};
     cr_assert_eq(xp_code_get(again, 99, &none, &err), -1, "trial 99 found");
-    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code,
-                 err.message);
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
     cr_assert_null(none, "output set on failure");
 
     xp_value_destroy(&last);
@@ -313,8 +318,7 @@ Test(capture, code_context_in_registration_order)
 Test(capture, source_found_from_any_working_directory)
 {
     char cwd[PATH_MAX];
-    cr_assert_not_null(getcwd(cwd, sizeof cwd), "getcwd: %s",
-                       strerror(errno));
+    cr_assert_not_null(getcwd(cwd, sizeof cwd), "getcwd: %s", strerror(errno));
     xp_experiment *ex = xpt_open("anydir");
     cr_assert_eq(chdir("/"), 0, "chdir /: %s", strerror(errno));
     xp_node *z = XP_STEP0(ex, zeta_step);
@@ -324,8 +328,10 @@ Test(capture, source_found_from_any_working_directory)
     const xp_value *s = xp_value_at(xpt_field(code, "steps"), 0);
     cr_assert_not_null(s, "no step");
     const xp_value *src = xp_value_get(s, "source");
-    cr_assert_not_null(src, "source of zeta_step (file %s, registered "
-                       "with cwd /) not found", __FILE__);
+    cr_assert_not_null(src,
+                       "source of zeta_step (file %s, registered "
+                       "with cwd /) not found",
+                       __FILE__);
     cr_assert_not_null(strstr(xp_as_string(src, NULL), "/* zeta marker */"),
                        "wrong source: %s", xp_as_string(src, NULL));
     xp_value_destroy(&code);
@@ -336,8 +342,8 @@ Test(capture, missing_source_file)
 {
     log_start(XP_LOG_WARNING);
     xp_experiment *ex = xpt_open("nosrc");
-    xp_node *s1 = xp_step_add(ex, "lost", const_seven, 0, NULL,
-                              "/nonexistent/x.c", 12);
+    xp_node *s1 =
+        xp_step_add(ex, "lost", const_seven, 0, NULL, "/nonexistent/x.c", 12);
     xp_node *s2 = xp_result(
         xp_step_add(ex, "lost_too", add_one, 1, &s1, "/nonexistent/x.c", 20));
     cr_assert_not_null(s2, "definition");
@@ -353,8 +359,7 @@ Test(capture, missing_source_file)
                  xpt_log_dump(&s_log));
     xp_value *code = code_of(ex, t);
     const xp_value *steps = xpt_typed(code, "steps", XP_TYPE_ARRAY);
-    cr_assert_eq(xp_value_count(steps), 2, "%zu steps",
-                 xp_value_count(steps));
+    cr_assert_eq(xp_value_count(steps), 2, "%zu steps", xp_value_count(steps));
     for (size_t i = 0; i < 2; i++) {
         const xp_value *s = xp_value_at(steps, i);
         cr_assert_null(xp_value_get(s, "source"), "step %zu has a source", i);
@@ -440,13 +445,15 @@ Test(capture, code_change_across_processes)
     xp_experiment *ex = f_trial("change", b, why);
     cr_assert_not_null(ex, "parent trial: %s", why);
     cr_assert_eq(xpt_last_id(ex), 2, "parent trial is not trial 2");
-    int h = log_index(XP_LOG_WARNING, "Code context has been changed: f",
-                      true, 0);
+    int h =
+        log_index(XP_LOG_WARNING, "Code context has been changed: f", true, 0);
     cr_assert_geq(h, 0, "no code change warning: %s", xpt_log_dump(&s_log));
     int minus = log_index(XP_LOG_WARNING, "-    return 1;", true, (size_t)h);
     int plus = log_index(XP_LOG_WARNING, "+    return 2;", true, (size_t)h);
-    cr_assert(minus > h && plus > h, "diff lines missing after the warning "
-              "(-: %d, +: %d): %s", minus, plus, xpt_log_dump(&s_log));
+    cr_assert(minus > h && plus > h,
+              "diff lines missing after the warning "
+              "(-: %d, +: %d): %s",
+              minus, plus, xpt_log_dump(&s_log));
     cr_assert_eq(log_index(XP_LOG_WARNING, "-    return 2;", true, 0), -1,
                  "diff is reversed: %s", xpt_log_dump(&s_log));
 
@@ -1031,7 +1038,8 @@ Test(capture, queued_trial_resumes_as_recorded)
     xp_experiment_destroy(&ex);
 }
 
-/* ---------------------------------------------------------------- environment */
+/* ---------------------------------------------------------------- environment
+ */
 
 static const char *const s_categories[] = {"platform", "cpu", "runtime",
                                            "libraries", "git"};
@@ -1046,7 +1054,8 @@ Test(capture, environment_categories)
     trial_str(ex, t1, "environment_hash", h1);
     trial_str(ex, t2, "environment_hash", h2);
     cr_assert(is_hex32(h1), "environment_hash '%s'", h1);
-    cr_assert_str_eq(h1, h2, "two trials of one process reference "
+    cr_assert_str_eq(h1, h2,
+                     "two trials of one process reference "
                      "different environments");
 
     xp_value *env = env_of(ex, t1, NULL);
@@ -1054,8 +1063,10 @@ Test(capture, environment_categories)
         const xp_value *whole =
             xpt_typed(env, s_categories[i], XP_TYPE_DOCUMENT);
         xp_value *alone = env_of(ex, t1, s_categories[i]);
-        cr_assert(xp_value_equal(alone, whole), "category %s alone differs "
-                  "from the whole document's", s_categories[i]);
+        cr_assert(xp_value_equal(alone, whole),
+                  "category %s alone differs "
+                  "from the whole document's",
+                  s_categories[i]);
         xp_value_destroy(&alone);
     }
     xp_value *bad = NULL;
@@ -1070,7 +1081,7 @@ Test(capture, environment_categories)
     xp_value *now = env_of(ex, 0, NULL);
     cr_assert(xp_value_equal(env2, env), "environment of trial 2 differs");
     cr_assert(xp_value_equal(now, env), "environment of this process "
-              "differs from the stored one");
+                                        "differs from the stored one");
 
     /* Content checks against what this process sees. */
     const xp_value *platform = xpt_field(env, "platform");
@@ -1181,8 +1192,8 @@ static void db_doc(sqlite3 *db, const char *sql, const char *text_key,
         sqlite3_bind_text(st, 1, text_key, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_int64(st, 1, int_key);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "'%s' (%s / %lld): no row",
-                 sql, text_key ? text_key : "", (long long)int_key);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "'%s' (%s / %lld): no row", sql,
+                 text_key ? text_key : "", (long long)int_key);
     bson_t tmp;
     cr_assert(bson_init_static(&tmp, sqlite3_column_blob(st, 0),
                                (size_t)sqlite3_column_bytes(st, 0)),
@@ -1211,8 +1222,8 @@ static void db_exec_blob(sqlite3 *db, const char *sql, const bson_t *doc,
 
 /* Copy of doc with string field parent.key (parent NULL: top level) set to
  * value; asserts the field existed. */
-static void doc_set_str(const bson_t *doc, const char *parent,
-                        const char *key, const char *value, bson_t *out)
+static void doc_set_str(const bson_t *doc, const char *parent, const char *key,
+                        const char *value, bson_t *out)
 {
     bson_iter_t it, sub;
     bool replaced = false;
@@ -1273,8 +1284,8 @@ static void simulate_libc_change(const char *db_path, int64_t id,
                  "VALUES (?2, 'environment', ?1)",
                  &edited_env, hash, 0);
     doc_set_str(&trial, NULL, "environment_hash", hash, &edited_trial);
-    db_exec_blob(db, "UPDATE trials SET doc = ?1 WHERE id = ?2",
-                 &edited_trial, NULL, id);
+    db_exec_blob(db, "UPDATE trials SET doc = ?1 WHERE id = ?2", &edited_trial,
+                 NULL, id);
     bson_destroy(&trial);
     bson_destroy(&env);
     bson_destroy(&edited_env);
@@ -1307,13 +1318,12 @@ Test(capture, environment_change_detected)
 
     log_start(XP_LOG_WARNING);
     reopen_and_run("envchg");
-    int h = log_index(XP_LOG_WARNING,
-                      "Environment information has been changed: runtime",
-                      true, 0);
-    cr_assert_geq(h, 0, "no runtime change warning: %s",
-                  xpt_log_dump(&s_log));
-    int minus = log_index(XP_LOG_WARNING, "-libc_version: 0.0-test", true,
-                          (size_t)h);
+    int h =
+        log_index(XP_LOG_WARNING,
+                  "Environment information has been changed: runtime", true, 0);
+    cr_assert_geq(h, 0, "no runtime change warning: %s", xpt_log_dump(&s_log));
+    int minus =
+        log_index(XP_LOG_WARNING, "-libc_version: 0.0-test", true, (size_t)h);
     cr_assert_gt(minus, h, "no '-' diff line for the old libc version: %s",
                  xpt_log_dump(&s_log));
     char plus[128];
@@ -1340,12 +1350,11 @@ static xp_experiment *open_noisy(const char *id)
     xp_node *x = xp_parameter(ex, "x");
     cr_assert_not_null(XP_RESULT(ex, noisy, x), "defining noisy");
     xp_error_t err = {0};
-    cr_assert_eq(xp_set_param_int64(ex, "x", 1, &err), 0, "'%s'",
-                 err.message);
+    cr_assert_eq(xp_set_param_int64(ex, "x", 1, &err), 0, "'%s'", err.message);
     return ex;
 }
 
-#define PURITY_WARNING                                                     \
+#define PURITY_WARNING                                                         \
     "Experiment step result is changed with the same input: (step: noisy"
 
 Test(capture, purity_same_seed_no_warning)
@@ -1358,8 +1367,7 @@ Test(capture, purity_same_seed_no_warning)
     cr_assert(xp_value_equal(r1, r2), "same seed, results %.17g and %.17g",
               xp_as_double(r1), xp_as_double(r2));
     cr_assert_eq(log_count(XP_LOG_WARNING, "Experiment step result"), 0,
-                 "purity warning with the same seed: %s",
-                 xpt_log_dump(&s_log));
+                 "purity warning with the same seed: %s", xpt_log_dump(&s_log));
     xp_value *doc = xpt_trial(ex, t2);
     cr_assert_null(xp_value_get(doc, "purity_warnings"),
                    "purity_warnings recorded without a warning");
@@ -1381,8 +1389,7 @@ Test(capture, purity_different_seed_warns)
     cr_assert_eq(log_count(XP_LOG_WARNING, PURITY_WARNING), 1,
                  "want one purity warning: %s", xpt_log_dump(&s_log));
     xp_value *doc1 = xpt_trial(ex, t1);
-    cr_assert_null(xp_value_get(doc1, "purity_warnings"),
-                   "first trial marked");
+    cr_assert_null(xp_value_get(doc1, "purity_warnings"), "first trial marked");
     xp_value *doc2 = xpt_trial(ex, t2);
     const xp_value *pw = xpt_typed(doc2, "purity_warnings", XP_TYPE_ARRAY);
     cr_assert_eq(xp_value_count(pw), 1, "purity_warnings has %zu items",
@@ -1392,8 +1399,7 @@ Test(capture, purity_different_seed_warns)
     /* The latest output is what later trials are compared with. */
     run_trial(ex, true, 8, NULL);
     cr_assert_eq(log_count(XP_LOG_WARNING, PURITY_WARNING), 1,
-                 "warning against an older output: %s",
-                 xpt_log_dump(&s_log));
+                 "warning against an older output: %s", xpt_log_dump(&s_log));
     xp_value_destroy(&doc1);
     xp_value_destroy(&doc2);
     xp_value_destroy(&r1);
@@ -1417,8 +1423,7 @@ Test(capture, purity_input_hash_is_type_sensitive)
                  xpt_log_dump(&s_log));
     /* Control: x = 1 (int64) again under seed 2 is the same input as the
      * first trial with another output. */
-    cr_assert_eq(xp_set_param_int64(ex, "x", 1, &err), 0, "'%s'",
-                 err.message);
+    cr_assert_eq(xp_set_param_int64(ex, "x", 1, &err), 0, "'%s'", err.message);
     run_trial(ex, true, 2, NULL);
     cr_assert_eq(log_count(XP_LOG_WARNING, PURITY_WARNING), 1,
                  "no warning for the same int64 input: %s",
@@ -1495,9 +1500,10 @@ static void random_trials(int threads, uint64_t seed, int n, double vals[5])
             if (k == 0)
                 vals[i] = got[i];
             else
-                cr_assert_eq(got[i], vals[i], "threads=%d trial %d value %d:"
-                             " %.17g vs %.17g", threads, k, i, got[i],
-                             vals[i]);
+                cr_assert_eq(got[i], vals[i],
+                             "threads=%d trial %d value %d:"
+                             " %.17g vs %.17g",
+                             threads, k, i, got[i], vals[i]);
         }
     }
     xp_experiment_destroy(&ex);
@@ -1510,13 +1516,17 @@ Test(capture, seed_reproducible_across_thread_counts)
     random_trials(1, 12345, 1, one);
     random_trials(4, 12345, 3, four);
     for (int i = 0; i < 5; i++)
-        cr_assert_eq(one[i], four[i], "value %d: %.17g (1 thread) vs %.17g "
-                     "(4 threads)", i, one[i], four[i]);
+        cr_assert_eq(one[i], four[i],
+                     "value %d: %.17g (1 thread) vs %.17g "
+                     "(4 threads)",
+                     i, one[i], four[i]);
     for (int i = 0; i < 4; i++) {
         cr_assert(one[i] >= 0 && one[i] < 1, "r%d = %.17g", i + 1, one[i]);
         for (int j = 0; j < i; j++)
-            cr_assert_neq(one[i], one[j], "steps r%d and r%d drew the same "
-                          "number", j + 1, i + 1);
+            cr_assert_neq(one[i], one[j],
+                          "steps r%d and r%d drew the same "
+                          "number",
+                          j + 1, i + 1);
     }
     cr_assert_eq(log_count(XP_LOG_WARNING, "Experiment step result"), 0,
                  "purity warning for equal seeds: %s", xpt_log_dump(&s_log));
@@ -1568,11 +1578,10 @@ Test(capture, seed_logged_and_recorded)
 
     xp_experiment_set_seed(ex, 99);
     int64_t t4 = run_trial(ex, false, 0, NULL);
-    cr_assert_geq(log_index(XP_LOG_INFO,
-                            "Random seed is initialized with given seed: 99",
-                            true, 0),
-                  0, "default seed not logged as given: %s",
-                  xpt_log_dump(&s_log));
+    cr_assert_geq(
+        log_index(XP_LOG_INFO, "Random seed is initialized with given seed: 99",
+                  true, 0),
+        0, "default seed not logged as given: %s", xpt_log_dump(&s_log));
     cr_assert_eq(trial_seed(ex, t4), 99, "recorded seed %lld",
                  (long long)trial_seed(ex, t4));
     xp_experiment_destroy(&ex);
@@ -1586,11 +1595,9 @@ Test(capture, trial_diff)
     define_add_one(ex);
     xp_error_t err = {0};
     int64_t t1 = run_trial(ex, true, 5, NULL);
-    cr_assert_eq(xp_set_param_int64(ex, "a", 2, &err), 0, "'%s'",
-                 err.message);
+    cr_assert_eq(xp_set_param_int64(ex, "a", 2, &err), 0, "'%s'", err.message);
     int64_t t2 = run_trial(ex, true, 5, NULL);
-    cr_assert_eq(xp_set_param_int64(ex, "a", 1, &err), 0, "'%s'",
-                 err.message);
+    cr_assert_eq(xp_set_param_int64(ex, "a", 1, &err), 0, "'%s'", err.message);
     int64_t t3 = run_trial(ex, true, 5, NULL);
 
     xp_value *d = NULL;
@@ -1604,8 +1611,8 @@ Test(capture, trial_diff)
     xp_free(json);
     cr_assert_eq(xp_value_count(xpt_typed(d, "code", XP_TYPE_ARRAY)), 0,
                  "code differs between trials of one handle");
-    cr_assert_eq(xp_value_count(xpt_typed(d, "environment", XP_TYPE_ARRAY)),
-                 0, "environment differs within one process");
+    cr_assert_eq(xp_value_count(xpt_typed(d, "environment", XP_TYPE_ARRAY)), 0,
+                 "environment differs within one process");
     xp_value_destroy(&d);
 
     cr_assert_eq(xp_trial_diff(ex, t1, t3, &d, &err), 0, "diff: '%s'",
@@ -1670,8 +1677,7 @@ static void sh(const char *fmt, ...)
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     snprintf(log, sizeof log, "%s/.sh.log", xpt_dir);
-    snprintf(full, sizeof full, "cd '%s' && (%s) >'%s' 2>&1", s_repo, cmd,
-             log);
+    snprintf(full, sizeof full, "cd '%s' && (%s) >'%s' 2>&1", s_repo, cmd, log);
     int rc = system(full);
     if (rc != 0) {
         char *out = xpt_slurp(log);
@@ -1800,7 +1806,7 @@ Test(git, no_repository)
     }
     xp_value *g = capture_in(s_repo);
     cr_assert(!xpt_get_bool(g, "repository"), "plain directory seen as a "
-              "repository");
+                                              "repository");
     char real[PATH_MAX];
     cr_assert_not_null(realpath(s_repo, real), "realpath");
     cr_assert_str_eq(xpt_get_str(g, "working_dir"), real, "working_dir");
@@ -1833,7 +1839,7 @@ Test(git, subdirectory_of_repository)
     snprintf(sub, sizeof sub, "%s/a/b/c", s_repo);
     xp_value *g = capture_in(sub);
     cr_assert(xpt_get_bool(g, "repository"), "subdirectory not seen in its "
-              "repository");
+                                             "repository");
     check_head(g);
     xp_value_destroy(&g);
 }

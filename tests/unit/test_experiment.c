@@ -8,8 +8,7 @@
 #include <math.h>
 #include <stdatomic.h>
 
-TestSuite(experiment, .init = xpt_setup, .fini = xpt_teardown,
-          .timeout = 60);
+TestSuite(experiment, .init = xpt_setup, .fini = xpt_teardown, .timeout = 60);
 
 /* ---------------------------------------------------------------- steps */
 
@@ -109,10 +108,9 @@ Test(experiment, same_id_reopen_reloads_counter_and_history)
     cr_assert_eq(xp_value_count(h), 2, "history after reopen has %zu",
                  xp_value_count(h));
     for (size_t i = 0; i < 2; i++)
-        cr_assert_eq(xpt_get_int(xp_value_at(h, i), "trial_id"),
-                     (int64_t)i + 1, "history[%zu].trial_id", i);
-    cr_assert_eq(xpt_get_int(xp_value_at(h, 1), "result"), 8,
-                 "trial 2 result");
+        cr_assert_eq(xpt_get_int(xp_value_at(h, i), "trial_id"), (int64_t)i + 1,
+                     "history[%zu].trial_id", i);
+    cr_assert_eq(xpt_get_int(xp_value_at(h, 1), "result"), 8, "trial 2 result");
     xp_value_destroy(&h);
     define_simple(ex);
     cr_assert_eq(run_ab(ex, 0, 0), 3, "trial after reopen continues at 3");
@@ -197,9 +195,9 @@ Test(experiment, invalid_ids)
     long_id[65] = '\0';
     memset(max_id, 'b', 64);
     max_id[64] = '\0';
-    const char *bad[] = {"",      "-a",       "a/b",     "..",   "a.b",
-                         "$where", long_id,    "caf\xc3\xa9", "a b", ".",
-                         "a\\b",  "a\nb",      "../x",    "a:b",  "a*"};
+    const char *bad[] = {"",       "-a",    "a/b",         "..",  "a.b",
+                         "$where", long_id, "caf\xc3\xa9", "a b", ".",
+                         "a\\b",   "a\nb",  "../x",        "a:b", "a*"};
     xp_open_options o = XP_OPEN_OPTIONS_INIT;
     o.backend = xpt_dir;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -268,8 +266,7 @@ Test(experiment, undeclared_parameter_is_an_error)
     xp_error_t err = {0};
     cr_assert_eq(xp_set_param_int64(ex, "c", 1, &err), -1,
                  "undeclared int64 parameter accepted");
-    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code,
-                 err.message);
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
     cr_assert_str_not_empty(err.message, "no message");
     memset(&err, 0, sizeof err);
     cr_assert_eq(xp_set_param_literal(ex, "zz", "1.5", &err), -1,
@@ -316,8 +313,10 @@ Test(experiment, undefined_parameter_consumes_no_id)
     cr_assert_eq(rc, -1, "compute with b undefined succeeded");
     cr_assert_eq(err.code, XP_EUNDEFINED, "code %u (want EUNDEFINED) '%s'",
                  err.code, err.message);
-    cr_assert_not_null(strstr(err.message, "b"), "message does not name b: "
-                       "'%s'", err.message);
+    cr_assert_not_null(strstr(err.message, "b"),
+                       "message does not name b: "
+                       "'%s'",
+                       err.message);
     cr_assert_eq(id, 0, "trial id %lld reported", (long long)id);
     xp_value_destroy(&res);
     cr_assert_eq(xpt_last_id(ex), 0, "id consumed: last id %lld",
@@ -334,7 +333,8 @@ Test(experiment, undefined_parameter_consumes_no_id)
     rc = xp_compute(ex, NULL, &res, &id, &err);
     cr_assert_eq(rc, 0, "compute: '%s'", err.message);
     cr_assert_eq(id, 1, "first successful trial got id %lld", (long long)id);
-    cr_assert_eq(xp_as_int64(res), 4, "result %lld", (long long)xp_as_int64(res));
+    cr_assert_eq(xp_as_int64(res), 4, "result %lld",
+                 (long long)xp_as_int64(res));
     xp_value_destroy(&res);
     xp_experiment_destroy(&ex);
 }
@@ -530,17 +530,18 @@ Test(experiment, chains)
     xp_node *res_node = XP_RESULT(ex, describe, l2, r2, s);
     cr_assert_str_eq(xp_node_name(res_node), "describe", "name '%s'",
                      xp_node_name(res_node));
-    cr_assert_eq(xp_experiment_check(ex, &err), 0, "check: '%s'",
-                 err.message);
+    cr_assert_eq(xp_experiment_check(ex, &err), 0, "check: '%s'", err.message);
     for (int64_t v = -2; v <= 3; v++) {
         cr_assert_eq(xp_set_param_int64(ex, "x", v, &err), 0, "set x");
         xp_value *res = NULL;
         cr_assert_eq(xp_compute(ex, NULL, &res, NULL, &err), 0,
                      "compute x=%lld: '%s'", (long long)v, err.message);
         int64_t c = (2 * v + 3) * (2 * v + 3);
-        cr_assert_eq(xpt_get_int(res, "chain"), c, "chain(%lld) = %lld, "
-                     "want %lld", (long long)v,
-                     (long long)xpt_get_int(res, "chain"), (long long)c);
+        cr_assert_eq(xpt_get_int(res, "chain"), c,
+                     "chain(%lld) = %lld, "
+                     "want %lld",
+                     (long long)v, (long long)xpt_get_int(res, "chain"),
+                     (long long)c);
         cr_assert_eq(xpt_get_int(res, "left"), v + 3, "left");
         cr_assert_eq(xpt_get_int(res, "right"), 2 * v, "right");
         xp_value_destroy(&res);
@@ -580,14 +581,14 @@ Test(experiment, persisted_results)
     memset(&err, 0, sizeof err);
     cr_assert_eq(xp_load_persisted(ex, "no_such_step", 1, &v, &err), -1,
                  "unknown step loaded");
-    cr_assert_eq(err.code, XP_ENOTFOUND, "unknown step code %u '%s'",
-                 err.code, err.message);
+    cr_assert_eq(err.code, XP_ENOTFOUND, "unknown step code %u '%s'", err.code,
+                 err.message);
     cr_assert_null(v, "value returned for an unknown step");
     memset(&err, 0, sizeof err);
     cr_assert_eq(xp_load_persisted(ex, "prepare_data", 5, &v, &err), -1,
                  "unknown trial loaded");
-    cr_assert_eq(err.code, XP_ENOTFOUND, "unknown trial code %u '%s'",
-                 err.code, err.message);
+    cr_assert_eq(err.code, XP_ENOTFOUND, "unknown trial code %u '%s'", err.code,
+                 err.message);
     xp_experiment_destroy(&ex);
 
     /* A step that is not persisted has no stored value. */
@@ -597,8 +598,7 @@ Test(experiment, persisted_results)
     memset(&err, 0, sizeof err);
     cr_assert_eq(xp_load_persisted(ex, "prepare_data", 1, &v, &err), -1,
                  "value of a non-persisted step loaded");
-    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code,
-                 err.message);
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
     xp_experiment_destroy(&ex);
 }
 
@@ -628,8 +628,8 @@ Test(experiment, failure_with_description)
                      xpt_get_str(t, "status"));
     cr_assert(!xpt_get_bool(t, "success"), "success is true");
     cr_assert_str_eq(xpt_get_str(t, "description"),
-                     "calculate_score: division by zero",
-                     "description '%s'", xpt_get_str(t, "description"));
+                     "calculate_score: division by zero", "description '%s'",
+                     xpt_get_str(t, "description"));
     cr_assert_eq(xp_value_type(xpt_field(t, "result")), XP_TYPE_NULL,
                  "failed result is %s",
                  xp_type_name(xp_value_type(xpt_field(t, "result"))));
@@ -700,16 +700,14 @@ Test(experiment, invalid_trial_ids)
                          "trial_parameters(%lld) succeeded",
                          (long long)none[i]);
             cr_assert_eq(err.code, XP_ENOTFOUND,
-                         "trial_parameters(%lld) code %u",
-                         (long long)none[i], err.code);
-            memset(&err, 0, sizeof err);
-            cr_assert_eq(xp_load_persisted(ex, "prepare_data", none[i], &v,
-                                           &err),
-                         -1, "load_persisted(%lld) succeeded",
-                         (long long)none[i]);
-            cr_assert_eq(err.code, XP_ENOTFOUND,
-                         "load_persisted(%lld) code %u", (long long)none[i],
+                         "trial_parameters(%lld) code %u", (long long)none[i],
                          err.code);
+            memset(&err, 0, sizeof err);
+            cr_assert_eq(
+                xp_load_persisted(ex, "prepare_data", none[i], &v, &err), -1,
+                "load_persisted(%lld) succeeded", (long long)none[i]);
+            cr_assert_eq(err.code, XP_ENOTFOUND, "load_persisted(%lld) code %u",
+                         (long long)none[i], err.code);
             xp_value_destroy(&v);
         }
         if (round == 0)
@@ -755,8 +753,10 @@ Test(experiment, current_vs_last_trial_id)
         int64_t tid = 0;
         cr_assert_eq(xp_compute(g_ex, NULL, NULL, &tid, &err), 0,
                      "compute: '%s'", err.message);
-        cr_assert_eq(g_current_rc, 0, "current_trial_id inside a step "
-                     "failed: code %u", g_current_code);
+        cr_assert_eq(g_current_rc, 0,
+                     "current_trial_id inside a step "
+                     "failed: code %u",
+                     g_current_code);
         cr_assert_eq(g_current, i, "current id inside %lld, want %lld",
                      (long long)g_current, (long long)i);
         cr_assert_eq(g_step_id, i, "xp_step_trial_id %lld",
@@ -858,13 +858,17 @@ Test(experiment, metrics_one_and_many_trials)
         for (size_t c = 0; c < 3; c++) {
             double v = xp_metric_table_value(tab, r, c);
             if (c == 0 && r >= 50) {
-                cr_assert(isnan(v), "trial %lld epoch %zu should be NaN, "
-                          "got %g", (long long)ids[c], r, v);
+                cr_assert(isnan(v),
+                          "trial %lld epoch %zu should be NaN, "
+                          "got %g",
+                          (long long)ids[c], r, v);
                 continue;
             }
             double want = base[c] + (double)r * 0.5;
-            cr_assert_float_eq(v, want, 1e-12, "trial %lld epoch %zu = %g, "
-                               "want %g", (long long)ids[c], r, v, want);
+            cr_assert_float_eq(v, want, 1e-12,
+                               "trial %lld epoch %zu = %g, "
+                               "want %g",
+                               (long long)ids[c], r, v, want);
         }
     }
     xp_metric_table_destroy(&tab);
@@ -890,8 +894,8 @@ Test(experiment, metric_errors)
     xp_error_t err = {0};
     xp_metric_table *tab = NULL;
 
-    cr_assert_eq(xp_load_metric(ex, "unknown_metric", &t1, 1, &tab, &err),
-                 -1, "unknown metric loaded");
+    cr_assert_eq(xp_load_metric(ex, "unknown_metric", &t1, 1, &tab, &err), -1,
+                 "unknown metric loaded");
     cr_assert_str_not_empty(err.message, "no message");
     cr_assert_null(tab, "table returned for an unknown metric");
 
@@ -899,8 +903,8 @@ Test(experiment, metric_errors)
     memset(&err, 0, sizeof err);
     cr_assert_eq(xp_load_metric(ex, "loss", bad, 2, &tab, &err), -1,
                  "unknown trial 999 loaded");
-    cr_assert_eq(err.code, XP_ENOTFOUND, "unknown trial code %u '%s'",
-                 err.code, err.message);
+    cr_assert_eq(err.code, XP_ENOTFOUND, "unknown trial code %u '%s'", err.code,
+                 err.message);
     cr_assert_null(tab, "table returned for an unknown trial");
 
     int64_t zero = 0;
@@ -990,8 +994,7 @@ static int draw(xp_step *st, const xp_value *const *in, xp_value *out)
     if (xp_set_array(out) != 0)
         return -1;
     for (int i = 0; i < 4; i++)
-        if (xp_set_int64(xp_array_append(out), (int64_t)xp_random_u64(st)) !=
-            0)
+        if (xp_set_int64(xp_array_append(out), (int64_t)xp_random_u64(st)) != 0)
             return -1;
     return 0;
 }
@@ -1060,8 +1063,8 @@ Test(experiment, run_options_params_and_seed)
         xp_run_options so = XP_RUN_OPTIONS_INIT;
         so.has_seed = true;
         so.seed = seeds[i];
-        cr_assert_eq(xp_compute(ex, &so, &r[i], NULL, &err), 0,
-                     "compute: '%s'", err.message);
+        cr_assert_eq(xp_compute(ex, &so, &r[i], NULL, &err), 0, "compute: '%s'",
+                     err.message);
     }
     cr_assert(xp_value_equal(r[0], r[1]), "same seed gave different draws");
     cr_assert(!xp_value_equal(r[0], r[2]), "other seed gave the same draws");
@@ -1122,8 +1125,7 @@ Test(experiment, trial_document_fields)
     cr_assert(xpt_get_bool(p, "d"), "d");
     cr_assert_eq(xpt_get_int(t, "seed"), 12345, "seed");
     int64_t started = xp_as_int64(xpt_typed(t, "started", XP_TYPE_DATETIME));
-    int64_t finished =
-        xp_as_int64(xpt_typed(t, "finished", XP_TYPE_DATETIME));
+    int64_t finished = xp_as_int64(xpt_typed(t, "finished", XP_TYPE_DATETIME));
     cr_assert(started >= before - 1000 && started <= after + 1000,
               "started %lld not within [%lld, %lld]", (long long)started,
               (long long)before, (long long)after);
@@ -1131,8 +1133,8 @@ Test(experiment, trial_document_fields)
               "finished %lld (started %lld, after %lld)", (long long)finished,
               (long long)started, (long long)after);
     cr_assert_eq(xpt_get_int(t, "result"), 4, "result");
-    cr_assert_str_eq(xpt_get_str(t, "result_type"), "int64",
-                     "result_type '%s'", xpt_get_str(t, "result_type"));
+    cr_assert_str_eq(xpt_get_str(t, "result_type"), "int64", "result_type '%s'",
+                     xpt_get_str(t, "result_type"));
     cr_assert(xpt_get_bool(t, "success"), "success false");
     double pt = xp_as_double(xpt_typed(t, "process_time", XP_TYPE_DOUBLE));
     cr_assert(pt >= 0 && pt < 60, "process_time %g", pt);
@@ -1161,14 +1163,12 @@ Test(experiment, logging)
     xp_experiment *ex = xpt_open("logging");
     define_quickstart(ex, false);
     run_ab(ex, 1, 2);
-    cr_assert_geq(xpt_log_find(&log, XP_LOG_INFO,
-                               "Started Experiment (trial id=1)"),
-                  0, "no INFO 'Started Experiment (trial id=1)': %s",
-                  xpt_log_dump(&log));
-    cr_assert_geq(xpt_log_find(&log, XP_LOG_INFO,
-                               "Finished Experiment (trial id=1)"),
-                  0, "no INFO 'Finished Experiment (trial id=1)': %s",
-                  xpt_log_dump(&log));
+    cr_assert_geq(
+        xpt_log_find(&log, XP_LOG_INFO, "Started Experiment (trial id=1)"), 0,
+        "no INFO 'Started Experiment (trial id=1)': %s", xpt_log_dump(&log));
+    cr_assert_geq(
+        xpt_log_find(&log, XP_LOG_INFO, "Finished Experiment (trial id=1)"), 0,
+        "no INFO 'Finished Experiment (trial id=1)': %s", xpt_log_dump(&log));
     cr_assert_lt(xpt_log_find(&log, XP_LOG_INFO, "Started Experiment"),
                  xpt_log_find(&log, XP_LOG_INFO, "Finished Experiment"),
                  "Finished logged before Started: %s", xpt_log_dump(&log));
@@ -1180,10 +1180,9 @@ Test(experiment, logging)
     xp_set_param_int64(ex, "a", 0, &err);
     xp_set_param_int64(ex, "b", 0, &err);
     cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), -1, "failure");
-    cr_assert_geq(xpt_log_find(&log, XP_LOG_INFO,
-                               "Started Experiment (trial id=2)"),
-                  0, "failed trial not started in log: %s",
-                  xpt_log_dump(&log));
+    cr_assert_geq(
+        xpt_log_find(&log, XP_LOG_INFO, "Started Experiment (trial id=2)"), 0,
+        "failed trial not started in log: %s", xpt_log_dump(&log));
     cr_assert_geq(xpt_log_find(&log, XP_LOG_ERROR, "division by zero"), 0,
                   "no ERROR line about the failure: %s", xpt_log_dump(&log));
 

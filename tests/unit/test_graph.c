@@ -103,8 +103,8 @@ Test(graph, only_ancestors_of_the_result_run)
     define_sleepers(ex);
     xp_error_t err = {0};
     for (int i = 0; i < 2; i++)
-        cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0,
-                     "compute: '%s'", err.message);
+        cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "compute: '%s'",
+                     err.message);
     cr_assert_eq(atomic_load(&g_orphan_ran), 0,
                  "step not feeding the result ran %d times",
                  atomic_load(&g_orphan_ran));
@@ -290,8 +290,7 @@ static void expect_definition_error(xp_experiment *ex, uint32_t code,
     cr_assert_eq(xp_experiment_check(ex, &err), -1, "%s: check passed", what);
     if (code)
         cr_assert_eq(err.code, code, "%s: check code %u (%s), want %u: '%s'",
-                     what, err.code, xp_strerror(err.code), code,
-                     err.message);
+                     what, err.code, xp_strerror(err.code), code, err.message);
     cr_assert_str_not_empty(err.message, "%s: no message", what);
     cr_assert_null(strchr(err.message, '\n'), "%s: multi-line message", what);
     xp_error_t err2 = {0};
@@ -301,8 +300,7 @@ static void expect_definition_error(xp_experiment *ex, uint32_t code,
     if (code)
         cr_assert_eq(err2.code, code, "%s: compute code %u, want %u: '%s'",
                      what, err2.code, code, err2.message);
-    cr_assert_eq(id, 0, "%s: compute reported trial %lld", what,
-                 (long long)id);
+    cr_assert_eq(id, 0, "%s: compute reported trial %lld", what, (long long)id);
     cr_assert_eq(xpt_last_id(ex), 0, "%s: a trial id was consumed", what);
 }
 
@@ -836,8 +834,8 @@ static xp_value *random_trial(const char *id, int threads, uint64_t seed)
     ro.seed = seed;
     xp_value *res = NULL;
     xp_error_t err = {0};
-    cr_assert_eq(xp_compute(ex, &ro, &res, NULL, &err), 0,
-                 "compute(%s): '%s'", id, err.message);
+    cr_assert_eq(xp_compute(ex, &ro, &res, NULL, &err), 0, "compute(%s): '%s'",
+                 id, err.message);
     xp_experiment_destroy(&ex);
     return res;
 }
@@ -863,10 +861,9 @@ Test(graph, per_step_rng_is_reproducible)
             const xp_value *a = xp_value_get(one, names[i]);
             const xp_value *b = xp_value_get(one, names[k]);
             cr_assert_neq(xpt_get_int(a, "seed"), xpt_get_int(b, "seed"),
-                          "steps %s and %s share seed %lld", names[i],
-                          names[k], (long long)xpt_get_int(a, "seed"));
-            cr_assert(!xp_value_equal(xpt_field(a, "u64"),
-                                      xpt_field(b, "u64")),
+                          "steps %s and %s share seed %lld", names[i], names[k],
+                          (long long)xpt_get_int(a, "seed"));
+            cr_assert(!xp_value_equal(xpt_field(a, "u64"), xpt_field(b, "u64")),
                       "steps %s and %s draw the same numbers", names[i],
                       names[k]);
         }

@@ -10,8 +10,10 @@
 TestSuite(script, .init = xpt_setup, .fini = xpt_teardown, .timeout = 60);
 
 #define ARGV(...) ((char *[]){"prog", __VA_ARGS__, NULL})
-#define ARGC(...) ((int)(sizeof((char *[]){"prog", __VA_ARGS__}) / sizeof(char *)))
-#define PARSE(a, err, ...) xp__script_parse((a), ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (err))
+#define ARGC(...)                                                              \
+    ((int)(sizeof((char *[]){"prog", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(a, err, ...)                                                     \
+    xp__script_parse((a), ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (err))
 
 /* ---------------------------------------------------------------- parsing */
 
@@ -74,8 +76,7 @@ Test(script, parse_values_keep_their_text)
     cr_assert_eq(a.n, 5, "%zu pairs", a.n);
     cr_assert_str_eq(a.names[0], "s", "split at the first '='");
     cr_assert_str_eq(a.values[0], "a=b", "value '%s'", a.values[0]);
-    cr_assert_str_eq(a.values[1], "\"x y\"", "quoted value '%s'",
-                     a.values[1]);
+    cr_assert_str_eq(a.values[1], "\"x y\"", "quoted value '%s'", a.values[1]);
     cr_assert_str_eq(a.values[2], "1e-3", "value '%s'", a.values[2]);
     cr_assert_str_eq(a.values[3], "[1,2]", "value '%s'", a.values[3]);
     cr_assert_str_eq(a.values[4], "h\xc3\xa9", "value '%s'", a.values[4]);
@@ -116,22 +117,14 @@ Test(script, parse_options)
 
 /* Every malformed command line, shared with the program tests below. */
 static const char *const MALFORMED[][3] = {
-    {"=1", NULL, NULL},
-    {"a", NULL, NULL},
-    {"a=", NULL, NULL},
-    {"a=1", "--seed", "x"},
-    {"a=1", "--seed", NULL},
-    {"a=1", "--seed", "-1"},
-    {"a=1", "--seed", "1.5"},
-    {"a=1", "--seed", "99999999999999999999"},
-    {"a=1", "--seed", " 7"},
-    {"a=1", "--seed", "+7"},
-    {"a=1", "--unknown", NULL},
-    {"a=1", "-x", NULL},
-    {"a=1", "--backend", NULL},
-    {"a=1", "--log-level", NULL},
-    {"a/b=1", NULL, NULL},
-    {"a=1", "a=2", NULL},
+    {"=1", NULL, NULL},         {"a", NULL, NULL},
+    {"a=", NULL, NULL},         {"a=1", "--seed", "x"},
+    {"a=1", "--seed", NULL},    {"a=1", "--seed", "-1"},
+    {"a=1", "--seed", "1.5"},   {"a=1", "--seed", "99999999999999999999"},
+    {"a=1", "--seed", " 7"},    {"a=1", "--seed", "+7"},
+    {"a=1", "--unknown", NULL}, {"a=1", "-x", NULL},
+    {"a=1", "--backend", NULL}, {"a=1", "--log-level", NULL},
+    {"a/b=1", NULL, NULL},      {"a=1", "a=2", NULL},
 };
 #define N_MALFORMED (sizeof MALFORMED / sizeof MALFORMED[0])
 
@@ -187,10 +180,8 @@ static size_t reason_lines(const char *err_text)
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         char line[1024];
-        snprintf(line, sizeof line, "%.*s", (int)(len < 1023 ? len : 1023),
-                 p);
-        if (!strstr(line, " [INFO] ") &&
-            !strstr(line, " [DEBUG] ") && len > 0)
+        snprintf(line, sizeof line, "%.*s", (int)(len < 1023 ? len : 1023), p);
+        if (!strstr(line, " [INFO] ") && !strstr(line, " [DEBUG] ") && len > 0)
             n++;
         if (!nl)
             break;
@@ -263,8 +254,7 @@ Test(script, program_default_backend_is_cwd_xp_cache)
 {
     char prog[PATH_MAX];
     example_or_skip("simple_experiment", prog);
-    xpt_run_result r =
-        xpt_run((char *[]){prog, "a=1", "b=2", NULL}, xpt_dir);
+    xpt_run_result r = xpt_run((char *[]){prog, "a=1", "b=2", NULL}, xpt_dir);
     cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
     xpt_run_result_free(&r);
     char path[PATH_MAX + 64];
@@ -325,13 +315,14 @@ Test(script, program_refuses_malformed_arguments)
             strncat(what, " ", sizeof what - strlen(what) - 1);
         }
         xpt_run_result r = xpt_run(argv, xpt_dir);
-        cr_assert_neq(r.status, 0, "'%s' exited 0 (stdout '%s')", what,
-                      r.out);
+        cr_assert_neq(r.status, 0, "'%s' exited 0 (stdout '%s')", what, r.out);
         cr_assert_lt(r.status, 128, "'%s' died of signal %d", what,
                      r.status - 128);
         if (k != N_MALFORMED + 1)
-            cr_assert_eq(r.status, 2, "'%s' exited %d, want 2 (bad "
-                         "arguments); stderr: %s", what, r.status, r.err);
+            cr_assert_eq(r.status, 2,
+                         "'%s' exited %d, want 2 (bad "
+                         "arguments); stderr: %s",
+                         what, r.status, r.err);
         cr_assert_eq(reason_lines(r.err), 1,
                      "'%s': want one reason line on stderr, got: '%s'", what,
                      r.err);
@@ -382,9 +373,10 @@ static bool has_word(const char *text, const char *word)
 {
     size_t n = strlen(word);
     for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
-        bool start = p == text || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') ||
-                                    (p[-1] >= 'A' && p[-1] <= 'Z') ||
-                                    (p[-1] >= '0' && p[-1] <= '9'));
+        bool start =
+            p == text ||
+            !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') ||
+              (p[-1] >= 'A' && p[-1] <= 'Z') || (p[-1] >= '0' && p[-1] <= '9'));
         char e = p[n];
         bool end = !(e == '_' || (e >= 'a' && e <= 'z') ||
                      (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9'));
@@ -427,10 +419,9 @@ Test(script, program_failed_trial_exits_1)
 {
     char prog[PATH_MAX];
     example_or_skip("quickstart", prog);
-    xpt_run_result r =
-        xpt_run((char *[]){prog, "a=0", "b=0", "--backend", xpt_dir,
-                           "--log-level", "off", NULL},
-                xpt_dir);
+    xpt_run_result r = xpt_run((char *[]){prog, "a=0", "b=0", "--backend",
+                                          xpt_dir, "--log-level", "off", NULL},
+                               xpt_dir);
     cr_assert_eq(r.status, 1, "failed trial exit %d, stderr: %s", r.status,
                  r.err);
     cr_assert_not_null(strstr(r.err, "division by zero"),
@@ -474,9 +465,8 @@ Test(script, program_logs_started_and_finished)
     cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
     cr_assert_not_null(strstr(r.err, "[INFO] Started Experiment (trial id=1)"),
                        "stderr: '%s'", r.err);
-    cr_assert_not_null(
-        strstr(r.err, "[INFO] Finished Experiment (trial id=1)"),
-        "stderr: '%s'", r.err);
+    cr_assert_not_null(strstr(r.err, "[INFO] Finished Experiment (trial id=1)"),
+                       "stderr: '%s'", r.err);
     xpt_run_result_free(&r);
 }
 

@@ -66,13 +66,13 @@ static void s_open_fails(const char *id, uint32_t code, const char *needle)
     cr_assert_null(ex);
     cr_assert_eq(err.code, code, "code %u (%s), expected %u", err.code,
                  err.message, code);
-    cr_assert_not_null(strstr(err.message, needle), "message: %s",
-                       err.message);
+    cr_assert_not_null(strstr(err.message, needle), "message: %s", err.message);
     cr_assert_null(strchr(err.message, '\n'), "multi-line message");
     cr_assert_eq(stat(path, &sb2), 0);
     cr_assert_eq(sb1.st_size, sb2.st_size, "file size changed");
     char *after = xpt_slurp(path);
-    cr_assert(before && after && memcmp(before, after, (size_t)sb1.st_size) == 0,
+    cr_assert(before && after &&
+                  memcmp(before, after, (size_t)sb1.st_size) == 0,
               "store bytes changed");
     free(before);
     free(after);
@@ -139,8 +139,8 @@ Test(store, truncated_file_is_a_clear_error)
                      "history of a truncated store succeeded");
         xp_experiment_destroy(&ex);
     }
-    cr_assert(err.code == XP_ECORRUPT || err.code == XP_EIO,
-              "code %u: %s", err.code, err.message);
+    cr_assert(err.code == XP_ECORRUPT || err.code == XP_EIO, "code %u: %s",
+              err.code, err.message);
     cr_assert_gt(strlen(err.message), 0);
     free(path);
 }
@@ -163,8 +163,8 @@ Test(store, damaged_trial_record_is_reported_and_others_stay_readable)
     cr_assert_eq(xpt_get_int(two, "trial_id"), 2);
     cr_assert_str_eq(xpt_get_str(two, "status"), "damaged");
     cr_assert(!xpt_get_bool(two, "success"));
-    cr_assert_not_null(strstr(xpt_get_str(two, "description"), "damaged"),
-                       "%s", xpt_get_str(two, "description"));
+    cr_assert_not_null(strstr(xpt_get_str(two, "description"), "damaged"), "%s",
+                       xpt_get_str(two, "description"));
     cr_assert_eq(xpt_get_int(xp_value_at(h, 2), "result"), 3);
     xp_value_destroy(&h);
     doc = xpt_trial(ex, 3);

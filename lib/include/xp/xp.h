@@ -216,7 +216,7 @@ typedef struct {
      * interrupted trials, no spool replay, no schema, no write transaction,
      * so a store on a read-only mount, owned by another user or on a full
      * disk can be read. xp_experiment_sync and xp_compute fail on such a
- * handle (XP_ESTATE). */
+     * handle (XP_ESTATE). */
     bool read_only;
 } xp_open_options;
 
@@ -353,8 +353,9 @@ typedef struct {
  * A failed step returns -1 with XP_ESTEP and "step: message"; the trial is
  * recorded as failed. A declared parameter without a value (read by the
  * result or not) returns XP_EUNDEFINED naming every such parameter, and
- * allocates no id; every parameter's value is recorded. *trial_id (may be NULL) gets the id, or 0 if none.
- * Thread-safe: several threads may compute on one experiment. */
+ * allocates no id; every parameter's value is recorded. *trial_id (may be NULL)
+ * gets the id, or 0 if none. Thread-safe: several threads may compute on one
+ * experiment. */
 XP_EXPORT int xp_compute(xp_experiment *ex, const xp_run_options *opts,
                          xp_value **result, int64_t *trial_id, xp_error_t *err);
 
@@ -565,8 +566,7 @@ inline xp_node *xp__step_add_list(xp_experiment *ex, const char *name,
                                   std::initializer_list<xp_node *> inputs,
                                   const char *file, int line)
 {
-    return xp_step_add(ex, name, fn, inputs.size(), inputs.begin(), file,
-                       line);
+    return xp_step_add(ex, name, fn, inputs.size(), inputs.begin(), file, line);
 }
 #endif
 
