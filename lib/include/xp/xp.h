@@ -149,6 +149,23 @@ XP_EXPORT bool xp_value_equal(const xp_value *a, const xp_value *b);
  * Caller owns result (free with xp_free); NULL when v is NULL or holds
  * text that is not UTF-8. */
 XP_EXPORT char *xp_value_to_json(const xp_value *v);
+/* Flags of xp_value_to_json_ex. */
+enum {
+    /* datetimes as ISO-8601 UTC strings ("2026-12-02T01:02:03.456Z") */
+    XP_JSON_ISO_DATES = 1u << 0,
+    /* int64 values beyond +-(2^53 - 1) as decimal strings, so that
+     * JavaScript's numbers do not round them (seeds) */
+    XP_JSON_SAFE_INTEGERS = 1u << 1,
+    /* NaN and infinities as the strings "NaN", "Infinity", "-Infinity" */
+    XP_JSON_NONFINITE_STRINGS = 1u << 2,
+    /* blobs as {"$binary": base64} only up to 64 bytes, else
+     * {"$blob": bytes} (the size); for pages that show, not copy */
+    XP_JSON_BRIEF_BLOBS = 1u << 3,
+};
+/* Plain JSON for web pages and scripts: xp_value_to_json with the
+ * departures flags asks for (0: exactly xp_value_to_json). Caller owns
+ * result (xp_free); NULL as xp_value_to_json. */
+XP_EXPORT char *xp_value_to_json_ex(const xp_value *v, unsigned flags);
 /* Parses one JSON value (extended JSON accepted) into v. */
 XP_EXPORT int xp_value_from_json(xp_value *v, const char *json,
                                  xp_error_t *err);
@@ -436,6 +453,90 @@ XP_EXPORT int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
 /* Line rendering of a value, `key: value` per scalar (nested keys joined
  * with '.'). Caller owns result (xp_free). */
 XP_EXPORT char *xp_value_to_text(const xp_value *v);
+
+/* ---- querying history: the filter language of `xp history --filter` and
+ * the dashboard (docs/guide.md#filters). */
+
+typedef struct {
+    unsigned version; /* XP_QUERY_VERSION */
+    /* Filter expression, e.g. `a > 1 and status == "failed"`; NULL or "":
+     * every trial. */
+    const char *filter;
+    /* Comma-separated sort keys, each a field name with '-' before it for
+     * descending ("-result,a"); NULL or "": trial id ascending. Ties are
+     * broken by trial id ascending. */
+    const char *sort;
+    /* Matching trials skipped, then at most limit returned (0: all). */
+    int64_t offset;
+    int64_t limit;
+} xp_query;
+
+#define XP_QUERY_VERSION 1
+#define XP_QUERY_INIT                                                          \
+    {                                                                          \
+        XP_QUERY_VERSION, NULL, NULL, 0, 0                                     \
+    }
+
+/* One page of history: *page (caller owns) an array of trial documents as
+ * xp_history gives them, *matched (may be NULL) how many trials the filter
+ * matches. Evaluated where the data is: SQL on the local store, a query
+ * document on MongoDB, a streamed scan on Redis; at most offset + limit
+ * trial documents are held at once. A malformed filter or sort is
+ * XP_EINVAL with a one-line message giving the column ("filter: column 5:
+ * expected a value after '>'"). */
+XP_EXPORT int xp_history_query(xp_experiment *ex, const xp_query *q,
+                               xp_value **page, int64_t *matched,
+                               xp_error_t *err);
+/* Checks q's filter and sort without an experiment (same errors). */
+XP_EXPORT int xp_query_check(const xp_query *q, xp_error_t *err);
+
+/* Ids of the experiments of a backend (NULL or "": as xp_open_options'
+ * backend), sorted, as an array of strings. Caller owns *out. */
+XP_EXPORT int xp_experiments(const char *backend, xp_value **out,
+                             xp_error_t *err);
+
+/* Names of the metrics trial_id saved, sorted, as an array of strings
+ * (empty when none). Caller owns *out. */
+XP_EXPORT int xp_metric_names(xp_experiment *ex, int64_t trial_id,
+                              xp_value **out, xp_error_t *err);
+
+/* One metric series of one trial, in epoch order. */
+typedef struct {
+    size_t n;          /* points in epochs/values */
+    size_t total;      /* points stored in the requested epoch range */
+    bool downsampled;  /* n < total */
+    int64_t *epochs;
+    double *values;
+} xp_series;
+
+/* Loads metric name of trial_id between epochs epoch_min and epoch_max
+ * (inclusive; INT64_MIN/INT64_MAX for all). With max_points 0, or no more
+ * points than max_points, every point; else the epoch range is cut into
+ * max_points / 2 buckets of equal width and each bucket gives its minimum
+ * and its maximum point (in epoch order), so spikes stay visible; the
+ * first and last points are always kept. Unknown trial or metric:
+ * XP_ENOTFOUND. Caller owns *out (xp_series_destroy). */
+XP_EXPORT int xp_metric_series(xp_experiment *ex, const char *name,
+                               int64_t trial_id, int64_t epoch_min,
+                               int64_t epoch_max, size_t max_points,
+                               xp_series **out, xp_error_t *err);
+/* NULL-safe; sets *s to NULL. */
+XP_EXPORT void xp_series_destroy(xp_series **s);
+
+/* The experiment's graph, from the code of trial_id (0: the definition on
+ * this handle, else the last trial's): document {parameters: [{name,
+ * default?}], steps: [{name, inputs: [names], persisted, result}]}. For a
+ * trial, each step also has status ("succeeded", "failed", "not run",
+ * "running") and, where the trial recorded it, host, worker, attempt and
+ * elapsed (seconds). Caller owns *out. */
+XP_EXPORT int xp_graph_get(xp_experiment *ex, int64_t trial_id,
+                           xp_value **out, xp_error_t *err);
+/* The same graph in Graphviz DOT (parameters as ellipses, steps as boxes,
+ * persisted steps double-bordered, the result bold; for a trial, steps
+ * coloured by status with host and elapsed in their tooltip). Caller
+ * frees *out (xp_free). */
+XP_EXPORT int xp_graph_dot(xp_experiment *ex, int64_t trial_id, char **out,
+                           xp_error_t *err);
 
 /* Metric values as an epoch x trial table. */
 typedef struct xp_metric_table xp_metric_table;
