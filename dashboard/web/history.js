@@ -20,17 +20,17 @@ const FIELDS = 'parameters,result,status,success,finished,process_time,descripti
 const FIELD_COLUMNS = [
   { key: 'result', label: 'result', sortKey: 'result', width: 110, get: (t) => t.result, fmt: fmtResult, auto: true },
   { key: 'status', label: 'status', sortKey: 'status', width: 88, get: (t) => t.status, fmt: fmtValue },
-  { key: 'success', label: 'success', sortKey: 'success', width: 66, get: (t) => t.success, fmt: fmtValue },
-  { key: 'finished', label: 'finished', sortKey: 'finished', width: 146, get: (t) => t.finished, fmt: fmtDate, title: fmtValue },
-  { key: 'process_time', label: 'process time', sortKey: 'process_time', width: 96, num: true, get: (t) => t.process_time, fmt: fmtSeconds },
+  { key: 'success', label: 'success', sortKey: 'success', width: 72, get: (t) => t.success, fmt: fmtValue },
+  { key: 'finished', label: 'finished', sortKey: 'finished', width: 150, get: (t) => t.finished, fmt: fmtDate, title: fmtValue },
+  { key: 'process_time', label: 'process time', sortKey: 'process_time', width: 104, num: true, get: (t) => t.process_time, fmt: fmtSeconds },
   { key: 'description', label: 'description', sortKey: 'description', width: 220, get: (t) => t.description, fmt: fmtValue },
   { key: 'seed', label: 'seed', sortKey: 'seed', width: 170, num: true, get: (t) => t.seed, fmt: fmtValue },
   { key: 'host', label: 'host', sortKey: 'host', width: 110, get: (t) => t.host, fmt: fmtValue },
 ];
 
-function paramColumn(name) {
+function paramColumn(name, numeric) {
   return {
-    key: `p:${name}`, label: name, param: true, sortKey: name,
+    key: `p:${name}`, label: name, param: true, sortKey: name, num: numeric,
     width: Math.min(200, Math.max(70, name.length * 7 + 30)),
     get: (t) => (t.parameters ? t.parameters[name] : undefined), fmt: fmtValue, auto: true,
   };
@@ -65,6 +65,7 @@ export async function historyPage(el, route, ctx) {
     selected: new Set(), lastClicked: null,
     hidden: new Set(loadJson(localStorage, storageKey(id, 'hidden-columns'), [])),
     params: [...exp.parameters], columns: [], renderedFirst: -1, renderQueued: false,
+    numeric: new Map(), // column -> every value seen is a number (right-aligned header)
   };
 
   // ---- page skeleton
@@ -106,8 +107,8 @@ export async function historyPage(el, route, ctx) {
   function buildColumns() {
     const cols = [{ key: 'sel', label: '', width: 28, fixed: true },
       { key: 'trial_id', label: 'trial', sortKey: 'trial_id', width: 64, num: true, fixed: true, get: (t) => t.trial_id, fmt: String }];
-    for (const p of st.params) cols.push(paramColumn(p));
-    cols.push(...FIELD_COLUMNS);
+    for (const p of st.params) cols.push(paramColumn(p, st.numeric.get(p) === true));
+    cols.push(...FIELD_COLUMNS.map((c) => (c.key === 'result' ? { ...c, num: st.numeric.get(' result') === true } : c)));
     st.allColumns = cols;
     st.columns = cols.filter((c) => c.fixed || !st.hidden.has(c.key));
     const widths = st.columns.map((c) => `${c.width}px`).join(' ');
@@ -115,13 +116,22 @@ export async function historyPage(el, route, ctx) {
     inner.style.width = `${st.columns.reduce((a, c) => a + c.width, 0)}px`;
   }
 
-  // Parameters the shown trials have but the last trial's code does not.
+  // Parameters the shown trials have but the last trial's code does not, and
+  // which columns hold numbers only.
   function learnParams(trials) {
     let added = false;
+    const seen = (k, v) => {
+      if (v === null || v === undefined) return;
+      const was = st.numeric.get(k);
+      const now = typeof v === 'number' && was !== false;
+      if (was !== now) { st.numeric.set(k, now); added = true; }
+    };
     for (const t of trials) {
-      for (const k of Object.keys(t.parameters || {})) {
+      for (const [k, v] of Object.entries(t.parameters || {})) {
         if (!st.params.includes(k)) { st.params.push(k); added = true; }
+        seen(k, v);
       }
+      seen(' result', t.result);
     }
     if (added) { buildColumns(); renderHead(); buildColumnsPanel(); st.renderedFirst = -1; }
   }
@@ -348,6 +358,10 @@ export async function historyPage(el, route, ctx) {
     const frag = document.createDocumentFragment();
     for (let i = first; i < last; i++) frag.append(rowFor(i));
     rowsEl.replaceChildren(frag);
+    if (!st.marked && st.pages.size) {
+      st.marked = true;
+      performance.mark('xp:history-rows'); // the table is usable (bench/browser.mjs)
+    }
     evict();
   }
 
