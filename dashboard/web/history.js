@@ -10,7 +10,7 @@ const ROW = 24; // px; the fixed row height (app.css .vt-row)
 const HEAD = 26; // px; the header row (app.css .vt-head)
 const PAGE = 200; // trials per request
 const CHUNK = 8; // rows are rebuilt when the view moves by this many
-const OVERSCAN = 16;
+const OVERSCAN = 6;
 const POLL_MS = 2000;
 const MAX_PAGES = 100; // cached pages kept (the farthest are dropped)
 const MAX_INFLIGHT = 3;
@@ -174,7 +174,7 @@ export async function historyPage(el, route, ctx) {
       st.sort = [{ key, desc: false }];
     }
     renderHead();
-    reset(true);
+    reset(false);
   });
 
   function buildColumnsPanel() {
@@ -273,14 +273,28 @@ export async function historyPage(el, route, ctx) {
     return body;
   }
 
+  // A refused filter or sort: no rows, the message under the box, no retries
+  // until the query changes.
+  function failed(e) {
+    st.failedGen = st.gen;
+    st.pages = new Map();
+    setCounts({ matched: 0, last_trial_id: st.last });
+    countEl.textContent = '';
+    emptyEl.textContent = e.status === 400 ? 'The server refused this query.' : e.message;
+    showFilterError(e);
+    st.renderedFirst = -1;
+    scheduleRender();
+  }
+
   function ensurePage(p) {
+    if (st.failedGen === st.gen) return;
     if (st.pages.has(p) || st.inflight.has(p) || st.inflight.size >= MAX_INFLIGHT) return;
     const gen = st.gen;
     const pr = fetchPage(p, gen).then(() => {
       if (gen === st.gen) { showFilterError(null); st.renderedFirst = -1; scheduleRender(); }
     }, (e) => {
       if (e.name === 'AbortError' || gen !== st.gen) return;
-      showFilterError(e);
+      failed(e);
     }).finally(() => {
       if (gen === st.gen) { st.inflight.delete(p); scheduleRender(); }
     });
@@ -350,7 +364,7 @@ export async function historyPage(el, route, ctx) {
     const top = Math.max(0, scroller.scrollTop - HEAD);
     const firstVisible = Math.floor(top / ROW);
     const first = Math.max(0, Math.floor(firstVisible / CHUNK) * CHUNK - OVERSCAN);
-    const last = Math.min(st.matched, firstVisible + Math.ceil(scroller.clientHeight / ROW) + OVERSCAN + CHUNK);
+    const last = Math.min(st.matched, first + Math.ceil(scroller.clientHeight / ROW) + 2 * OVERSCAN + CHUNK);
     for (const p of visiblePages()) ensurePage(p);
     if (first === st.renderedFirst && rowsEl.childElementCount === Math.max(0, last - first)) return;
     st.renderedFirst = first;
@@ -454,7 +468,7 @@ export async function historyPage(el, route, ctx) {
 
   // ---- polling: the visible pages again, and the count
   async function poll() {
-    if (document.hidden || !st.loaded) return;
+    if (document.hidden || !st.loaded || st.failedGen === st.gen) return;
     const gen = st.gen;
     const pages = visiblePages();
     try {
@@ -485,7 +499,7 @@ export async function historyPage(el, route, ctx) {
     showFilterError(null);
   } catch (e) {
     if (e.name === 'AbortError') return;
-    showFilterError(e);
+    failed(e);
   }
   loadTotal(gen).catch(() => {});
   if (saved.scroll) scroller.scrollTop = saved.scroll;
