@@ -11,7 +11,7 @@ function s_apply(el, attrs) {
     if (k === 'class') el.setAttribute('class', Array.isArray(v) ? v.filter(Boolean).join(' ') : v);
     else if (k === 'style') Object.assign(el.style, v); // CSSOM: allowed by the CSP
     else if (k === 'dataset') Object.assign(el.dataset, v);
-    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k.startsWith('on')) { if (typeof v === 'function') el.addEventListener(k.slice(2), v); }
     else if (k === 'value' || k === 'checked' || k === 'disabled' || k === 'open') el[k] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }

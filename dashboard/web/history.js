@@ -30,7 +30,7 @@ const FIELD_COLUMNS = [
 
 function paramColumn(name, numeric) {
   return {
-    key: `p:${name}`, label: name, param: true, sortKey: name, num: numeric,
+    key: `p:${name}`, label: name, param: true, sortKey: `parameters.${name}`, num: numeric,
     width: Math.min(200, Math.max(70, name.length * 7 + 30)),
     get: (t) => (t.parameters ? t.parameters[name] : undefined), fmt: fmtValue, auto: true,
   };

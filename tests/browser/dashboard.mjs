@@ -74,7 +74,7 @@ try {
     assert.match(cls, /\bbad\b/, 'trial 4 (failed) is not marked');
     assert.match(cls, /\bst-failed\b/);
     for (const col of ['lr', 'layers', 'optimizer', 'result', 'status']) {
-      assert.equal(await page.locator(`#history .vt-head [data-sort="${col}"]`).count(), 1, `no column ${col}`);
+      assert.equal(await page.locator(`#history .vt-head [data-sort="${col === 'result' || col === 'status' ? col : `parameters.${col}`}"]`).count(), 1, `no column ${col}`);
     }
     await shot(page, 'history');
   });
@@ -87,13 +87,13 @@ try {
 
   await check('clicking a header sorts by it, again reverses', async () => {
     // lr: 0.1, 0.01, 0.001, 0.05, 0.2, 0.02
-    await page.locator('#history .vt-head [data-sort="lr"]').click();
+    await page.locator('#history .vt-head [data-sort="parameters.lr"]').click();
     await page.waitForFunction(() => document.querySelector('#history .vt-row[data-trial]')?.dataset.trial === '3', null, WAIT);
     assert.deepEqual(await rowIds(page), [3, 2, 6, 4, 1, 5]);
-    await page.locator('#history .vt-head [data-sort="lr"]').click();
+    await page.locator('#history .vt-head [data-sort="parameters.lr"]').click();
     await page.waitForFunction(() => document.querySelector('#history .vt-row[data-trial]')?.dataset.trial === '5', null, WAIT);
     assert.deepEqual(await rowIds(page), [5, 1, 4, 6, 2, 3]);
-    assert.match(await page.locator('#history .vt-head [data-sort="lr"]').textContent(), /▼/);
+    assert.match(await page.locator('#history .vt-head [data-sort="parameters.lr"]').textContent(), /▼/);
   });
 
   await check('a filter shows the matching trials and their count', async () => {
