@@ -7,6 +7,11 @@ import { api, href } from './api.js';
 import { metricChart } from './charts.js';
 import { diffBlock } from './diff.js';
 
+function changed(lines) {
+  const n = lines.filter((l) => /^[+-](?![+-]{2} )/.test(l)).length;
+  return n === 1 ? '1 changed line' : `${n} changed lines`;
+}
+
 function same(values) {
   const k = values.map((v) => JSON.stringify(v === undefined ? null : v));
   return k.every((x) => x === k[0]);
@@ -53,7 +58,7 @@ export async function comparePage(el, route, ctx) {
     h('span', { class: 'spacer' }),
     h('label', { class: 'toggle' }, onlyBox, ' only differences')));
 
-  let table = compareTable(trials, false);
+  const table = compareTable(trials, false);
   const tableBox = h('div', { class: 'compare-table' }, table);
   onlyBox.addEventListener('change', () => table.classList.toggle('only-diff', onlyBox.checked));
 
@@ -74,7 +79,7 @@ export async function comparePage(el, route, ctx) {
       for (const part of ['parameters', 'code', 'environment']) {
         const lines = Array.isArray(d[part]) ? d[part] : [];
         box.append(h('details', { class: 'diff-part', open: lines.length > 0, dataset: { part } },
-          h('summary', null, part, h('span', { class: 'muted' }, lines.length ? ` (${lines.filter((l) => /^[+-](?![+-]{2})/.test(l)).length} changed lines)` : ' (identical)')),
+          h('summary', null, part, h('span', { class: 'muted' }, lines.length ? ` (${changed(lines)})` : ' (identical)')),
           diffBlock(lines)));
       }
     }, (e) => showError(box, e)));
