@@ -495,7 +495,10 @@ export async function historyPage(el, route, ctx) {
   st.gen++;
   const gen = st.gen;
   try {
-    await fetchPage(0, gen);
+    const first = fetchPage(0, gen);
+    st.inflight.set(0, first);
+    await first;
+    st.inflight.delete(0);
     showFilterError(null);
   } catch (e) {
     if (e.name === 'AbortError') return;
