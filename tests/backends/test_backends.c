@@ -1743,8 +1743,8 @@ static void assert_strings(const xp_value *arr, const char *const *want,
     cr_assert_eq(xp_value_type(arr), XP_TYPE_ARRAY, "%s", json);
     cr_assert_eq(xp_value_count(arr), n, "%s", json);
     for (size_t i = 0; i < n; i++)
-        cr_assert_str_eq(xp_as_string(xp_value_at(arr, i), NULL), want[i],
-                         "%s", json);
+        cr_assert_str_eq(xp_as_string(xp_value_at(arr, i), NULL), want[i], "%s",
+                         json);
     xp_free(json);
 }
 
@@ -1955,8 +1955,7 @@ static void assert_scored_definition(const xp_value *g)
     cr_assert_str_eq(xpt_get_str(xp_value_at(params, 0), "name"), "a");
     cr_assert_eq(xpt_get_int(xp_value_at(params, 0), "default"), 1);
     cr_assert_str_eq(xpt_get_str(xp_value_at(params, 1), "name"), "b");
-    cr_assert_null(xp_value_get(xp_value_at(params, 1), "default"), "%s",
-                   json);
+    cr_assert_null(xp_value_get(xp_value_at(params, 1), "default"), "%s", json);
     cr_assert_eq(xp_value_count(xpt_field(g, "steps")), 3, "%s", json);
     const xp_value *p = graph_step(g, "prepare");
     const char *const ab[] = {"a", "b"};
@@ -2106,8 +2105,7 @@ CONTRACT(graph_of_a_scheduler_trial, 60)
     run_as_scheduler(failed, "score");
     cr_assert_neq(xp__trial_finish(failed, &result, &err), 0, "should fail");
     assert_statuses(ex, 3, "not run", "not run"); /* queued */
-    cr_assert_eq(xp__trial_record_running(running, &err), 0, "%s",
-                 err.message);
+    cr_assert_eq(xp__trial_record_running(running, &err), 0, "%s", err.message);
     assert_statuses(ex, 3, "running", "running");
     assert_statuses(ex, 1, "succeeded", "succeeded");
     assert_statuses(ex, 2, "succeeded", "failed");
