@@ -77,8 +77,10 @@ static const char *const s_sql[S_COUNT] = {
                         "data) VALUES (?, ?, ?, ?)",
     [S_READ_METRIC] = "SELECT data FROM metrics WHERE trial = ? AND name = ? "
                       "ORDER BY chunk",
-    /* A range of the primary key (trial, name, chunk). */
-    [S_METRIC_NAMES] = "SELECT DISTINCT name FROM metrics WHERE trial = ?",
+    /* The next name after ?2: one seek into the primary key (trial,
+     * name, chunk) per name, however many chunks each one has. */
+    [S_METRIC_NAMES] = "SELECT name FROM metrics WHERE trial = ?1 AND "
+                       "name > ?2 ORDER BY name LIMIT 1",
     [S_INSERT_PERSISTED] = "INSERT OR REPLACE INTO persisted(trial, step, "
                            "value) VALUES (?, ?, ?)",
     [S_READ_PERSISTED] = "SELECT value FROM persisted WHERE trial = ? AND "
@@ -576,18 +578,24 @@ static int s_metric_names(xp_backend *b, int64_t trial,
                           void *user, xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
-    int rc = 0;
+    int rc = 0, step_rc;
     pthread_mutex_lock(&l->lock);
     sqlite3_stmt *st = s_stmt(l, S_METRIC_NAMES);
     sqlite3_bind_int64(st, 1, trial);
-    int step_rc;
+    sqlite3_bind_text(st, 2, "", 0, SQLITE_STATIC);
     while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
-        size_t len = (size_t)sqlite3_column_bytes(st, 0);
-        if (fn(name ? name : "", name ? len : 0, user) != 0) {
-            rc = -1;
+        int len = sqlite3_column_bytes(st, 0);
+        if (!name || fn(name, (size_t)len, user) != 0) {
+            rc = name ? -1 : s_db_error(l, err, "listing metric names");
             break;
         }
+        /* The row goes at the reset; a bound value must outlive it. */
+        char *after = bson_malloc((size_t)len + 1);
+        memcpy(after, name, (size_t)len);
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 2, after, len, SQLITE_TRANSIENT);
+        bson_free(after);
     }
     if (rc == 0 && step_rc != SQLITE_DONE)
         rc = s_db_error(l, err, "listing metric names");
