@@ -311,7 +311,8 @@ static int s_cmp_name(const void *a, const void *b)
 /* The sorted names of l, each once, as an array value. */
 static xp_value *s_name_array(s_name_list *l)
 {
-    qsort(l->names, l->n, sizeof *l->names, s_cmp_name);
+    if (l->n > 1)
+        qsort(l->names, l->n, sizeof *l->names, s_cmp_name);
     xp_value *v = xp_value_new();
     xp_set_array(v);
     for (size_t i = 0; i < l->n; i++)
