@@ -45,9 +45,15 @@ static void s_sort(xp_metric_points *p)
 void xp__series_window(xp_metric_points *p, int64_t epoch_min,
                        int64_t epoch_max)
 {
-    size_t k = 0;
+    /* The common case, every point in the window and in order, moves
+     * nothing. */
+    size_t i = 0;
+    while (i < p->n && p->epochs[i] >= epoch_min && p->epochs[i] <= epoch_max &&
+           (i == 0 || p->epochs[i] >= p->epochs[i - 1]))
+        i++;
+    size_t k = i;
     bool sorted = true;
-    for (size_t i = 0; i < p->n; i++) {
+    for (; i < p->n; i++) {
         int64_t e = p->epochs[i];
         if (e < epoch_min || e > epoch_max)
             continue;

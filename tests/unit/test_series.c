@@ -192,6 +192,21 @@ Test(series, window_keeps_its_epochs_inclusive)
     xp__metric_points_clear(&p);
 }
 
+Test(series, window_after_an_ordered_prefix)
+{
+    /* In order and in the window up to 10, out of order after it. */
+    int64_t e[] = {1, 2, 3, 10, 5, 4, 3};
+    double v[] = {1, 2, 3, 10, 5, 4, 3.5};
+    xp_metric_points p = s_points(e, v, 7);
+    xp__series_window(&p, 0, 5);
+    int64_t we[] = {1, 2, 3, 3, 4, 5};
+    double wv[] = {1, 2, 3, 3.5, 4, 5};
+    xp_series *s = xp__series_downsample(&p, 0);
+    s_assert_series(s, we, wv, 6);
+    xp_series_destroy(&s);
+    xp__metric_points_clear(&p);
+}
+
 Test(series, nan_is_a_gap_only_where_nothing_else_is)
 {
     enum { N = 40 };
