@@ -12,11 +12,26 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef XP_HAVE_LIBGVC
+#include <gvc.h>
+#else
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+extern char **environ;
+#endif
+
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 /* Options a command may accept, and output formats. */
 enum { OPT_VERBOSE = 1u << 0, OPT_FORMAT = 1u << 1, OPT_CATEGORY = 1u << 2 };
-enum { FMT_TABLE = 1u << 0, FMT_CSV = 1u << 1, FMT_JSON = 1u << 2 };
+enum {
+    FMT_TABLE = 1u << 0,
+    FMT_CSV = 1u << 1,
+    FMT_JSON = 1u << 2,
+    FMT_DOT = 1u << 3,
+    FMT_SVG = 1u << 4,
+};
 
 struct command;
 typedef int (*command_fn)(const struct command *cmd, int argc, char **argv);
@@ -436,6 +451,8 @@ static const struct {
     {"table", FMT_TABLE},
     {"csv", FMT_CSV},
     {"json", FMT_JSON},
+    {"dot", FMT_DOT},
+    {"svg", FMT_SVG},
 };
 
 static int s_set_format(const struct command *cmd, const char *name,
@@ -1068,6 +1085,113 @@ cleanup:
     return status;
 }
 
+/* ---------------------------------------------------------------- graph */
+
+#ifdef XP_HAVE_LIBGVC
+/* SVG of dot through libgvc (linked into this program only). */
+static int s_svg_render(const char *dot)
+{
+    GVC_t *gvc = gvContext();
+    Agraph_t *g = gvc ? agmemread(dot) : NULL;
+    char *data = NULL;
+    unsigned int len = 0;
+    int status = EXIT_FAILED;
+    if (!g)
+        fputs("xp graph: Graphviz could not read the graph\n", stderr);
+    else if (gvLayout(gvc, g, "dot") != 0)
+        fputs("xp graph: Graphviz could not lay the graph out\n", stderr);
+    else if (gvRenderData(gvc, g, "svg", &data, &len) != 0)
+        fputs("xp graph: Graphviz could not render SVG\n", stderr);
+    else if (fwrite(data, 1, len, stdout) == len)
+        status = 0;
+    if (data)
+        gvFreeRenderData(data);
+    if (g) {
+        gvFreeLayout(gvc, g);
+        agclose(g);
+    }
+    if (gvc)
+        gvFreeContext(gvc);
+    return status;
+}
+#else
+/* SVG of dot through the dot program (found on PATH, run without a
+ * shell): the graph goes to its input, its output is ours. */
+static int s_svg_render(const char *dot)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "xp graph: pipe: %s\n", strerror(errno));
+        return EXIT_FAILED;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+    char *argv[] = {"dot", "-Tsvg", NULL};
+    pid_t pid;
+    fflush(stdout);
+    int rc = posix_spawnp(&pid, "dot", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[0]);
+    if (rc != 0) {
+        close(fds[1]);
+        fprintf(stderr,
+                "xp graph: SVG needs Graphviz: install its dot program "
+                "(Debian: graphviz) or build xp with libgvc "
+                "(libgraphviz-dev); --format dot needs nothing (%s)\n",
+                strerror(rc));
+        return EXIT_FAILED;
+    }
+    size_t len = strlen(dot), off = 0;
+    while (off < len) {
+        ssize_t w = write(fds[1], dot + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(fds[1]);
+    int wstatus = 0;
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+        ;
+    if (off == len && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+        return 0;
+    fputs("xp graph: the dot program failed to render SVG\n", stderr);
+    return EXIT_FAILED;
+}
+#endif
+
+static int s_cmd_graph(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    char *dot = NULL;
+    xp_error_t err;
+    int64_t trial = 0;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((a.npos > 1 && (status = s_trial_arg(cmd, a.pos[1], &trial)) != 0) ||
+        (status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_graph_dot(ex, trial, &dot, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_SVG)
+        status = s_svg_render(dot);
+    else
+        fputs(dot, stdout);
+cleanup:
+    xp_free(dot);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
 /* ---------------------------------------------------------------- keys */
 
 static int s_cmd_keygen(const struct command *cmd, int argc, char **argv)
@@ -1146,6 +1270,11 @@ static const struct command s_commands[] = {
     {"diff", "ID TRIAL_A TRIAL_B [--format json]",
      "parameter, code and environment differences between two trials",
      OPT_FORMAT, FMT_JSON, 3, 3, s_cmd_diff},
+    {"graph", "ID [TRIAL] [--format dot|svg]",
+     "the graph of parameters and steps as Graphviz DOT or SVG; with "
+     "TRIAL, steps coloured by what became of them (default: the last "
+     "trial's code, uncoloured)",
+     OPT_FORMAT, FMT_DOT | FMT_SVG, 1, 2, s_cmd_graph},
     {"sync", "ID",
      "write trials kept in the local spool while the backend was "
      "unreachable",

@@ -1682,3 +1682,456 @@ CONTRACT(queued_trials_listed_until_finished, 60)
                    s_kind_name[s_kind]);
     xp_experiment_destroy(&ex);
 }
+
+/* ---- metric names, series, graph */
+
+/* Points of metric "loss" a trial of the series tests saves: fewer on
+ * the MongoDB test server, which is slow. */
+static int64_t series_points(void)
+{
+    return s_kind == B_MONGO ? 20000 : 100000;
+}
+
+static int64_t spike_epoch(int64_t n)
+{
+    return n * 3 / 7;
+}
+
+static double series_value(int64_t e, int64_t n)
+{
+    return e == spike_epoch(n) ? 1e9 : sin((double)e * 0.01);
+}
+
+/* Saves in[0] points of "loss" (epochs 0..n-1, one spike), 3 of
+ * "accuracy", 1 of "lr" and 5 of "reverse" (epochs 4 down to 0); nothing
+ * when in[0] is 0. */
+static int charted(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    int64_t n = xp_as_int64(in[0]);
+    for (int64_t e = 0; e < n; e++)
+        if (xp_save_metric(st, "loss", e, series_value(e, n)) != 0)
+            return -1;
+    for (int64_t e = 0; n > 0 && e < 3; e++)
+        if (xp_save_metric(st, "accuracy", e, 0.5) != 0)
+            return -1;
+    if (n > 0 && xp_save_metric(st, "lr", 0, 0.1) != 0)
+        return -1;
+    for (int64_t e = 4; n > 0 && e >= 0; e--)
+        if (xp_save_metric(st, "reverse", e, (double)e) != 0)
+            return -1;
+    return xp_set_int64(out, n);
+}
+
+/* An experiment saving count points (trial ids in order of counts). */
+static xp_experiment *charted_trials(const char *id, const int64_t *counts,
+                                     size_t n)
+{
+    xp_experiment *ex = open_ex(id);
+    xp_node *count = xp_parameter(ex, "count");
+    cr_assert_not_null(XP_RESULT(ex, charted, count), "definition");
+    for (size_t i = 0; i < n; i++) {
+        set_int(ex, "count", counts[i]);
+        run_ok(ex, NULL, NULL);
+    }
+    return ex;
+}
+
+static void assert_strings(const xp_value *arr, const char *const *want,
+                           size_t n)
+{
+    char *json = xpt_json(arr);
+    cr_assert_eq(xp_value_type(arr), XP_TYPE_ARRAY, "%s", json);
+    cr_assert_eq(xp_value_count(arr), n, "%s", json);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_str_eq(xp_as_string(xp_value_at(arr, i), NULL), want[i], "%s",
+                         json);
+    xp_free(json);
+}
+
+CONTRACT(metric_names_of_a_trial, 60)
+{
+    const char *id = uid("names");
+    int64_t counts[] = {10, 0};
+    xp_experiment *ex = charted_trials(id, counts, 2);
+    xp_experiment_destroy(&ex);
+    ex = open_ex(id);
+    xp_value *names = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_metric_names(ex, 1, &names, &err), 0, "%s", err.message);
+    const char *const want[] = {"accuracy", "loss", "lr", "reverse"};
+    assert_strings(names, want, 4);
+    xp_value_destroy(&names);
+    cr_assert_eq(xp_metric_names(ex, 2, &names, &err), 0, "%s", err.message);
+    assert_strings(names, NULL, 0);
+    xp_value_destroy(&names);
+    cr_assert_eq(xp_metric_names(ex, 3, &names, &err), -1, "trial 3 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_null(names);
+    cr_assert_eq(xp_metric_names(ex, 0, &names, &err), -1, "trial 0 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    xp_experiment_destroy(&ex);
+}
+
+/* s holds points of "loss" with epochs in [from, to] in order, the spike
+ * among them when it is in range. */
+static void assert_loss_series(const xp_series *s, int64_t n, int64_t from,
+                               int64_t to)
+{
+    cr_assert_gt(s->n, 0);
+    cr_assert_eq(s->epochs[0], from, "first kept: %lld",
+                 (long long)s->epochs[0]);
+    cr_assert_eq(s->epochs[s->n - 1], to, "last kept: %lld",
+                 (long long)s->epochs[s->n - 1]);
+    bool spike = false;
+    for (size_t i = 0; i < s->n; i++) {
+        if (i > 0 && s->epochs[i] <= s->epochs[i - 1])
+            cr_assert_fail("epochs out of order at %zu", i);
+        if (s->values[i] != series_value(s->epochs[i], n))
+            cr_assert_fail("epoch %lld: %g", (long long)s->epochs[i],
+                           s->values[i]);
+        spike |= s->epochs[i] == spike_epoch(n);
+    }
+    bool in_range = spike_epoch(n) >= from && spike_epoch(n) <= to;
+    cr_assert_eq(spike, in_range, "spike %s", spike ? "shown" : "lost");
+}
+
+CONTRACT(metric_series_full_and_downsampled, 120)
+{
+    const char *id = uid("series");
+    int64_t n = series_points();
+    int64_t counts[] = {n};
+    xp_experiment *ex = charted_trials(id, counts, 1);
+    xp_experiment_destroy(&ex);
+    ex = open_ex(id);
+    xp_error_t err = {0};
+    xp_series *s = NULL;
+    cr_assert_eq(
+        xp_metric_series(ex, "loss", 1, INT64_MIN, INT64_MAX, 0, &s, &err), 0,
+        "%s", err.message);
+    cr_assert_eq(s->n, (size_t)n, "%zu points", s->n);
+    cr_assert_eq(s->total, (size_t)n);
+    cr_assert(!s->downsampled);
+    assert_loss_series(s, n, 0, n - 1);
+    xp_series_destroy(&s);
+
+    cr_assert_eq(
+        xp_metric_series(ex, "loss", 1, INT64_MIN, INT64_MAX, 1000, &s, &err),
+        0, "%s", err.message);
+    cr_assert_leq(s->n, 1000, "%zu points", s->n);
+    cr_assert_gt(s->n, 900, "%zu points", s->n);
+    cr_assert_eq(s->total, (size_t)n);
+    cr_assert(s->downsampled);
+    assert_loss_series(s, n, 0, n - 1);
+    xp_series_destroy(&s);
+
+    /* A window: whole, then cut down. */
+    int64_t from = n / 4, to = n / 2;
+    cr_assert_eq(xp_metric_series(ex, "loss", 1, from, to, 0, &s, &err), 0,
+                 "%s", err.message);
+    cr_assert_eq(s->n, (size_t)(to - from + 1), "%zu points", s->n);
+    cr_assert_eq(s->total, s->n);
+    assert_loss_series(s, n, from, to);
+    xp_series_destroy(&s);
+    cr_assert_eq(xp_metric_series(ex, "loss", 1, from, to, 100, &s, &err), 0,
+                 "%s", err.message);
+    cr_assert_leq(s->n, 100);
+    cr_assert_eq(s->total, (size_t)(to - from + 1));
+    assert_loss_series(s, n, from, to);
+    xp_series_destroy(&s);
+    cr_assert_eq(xp_metric_series(ex, "loss", 1, from, from - 1, 0, &s, &err),
+                 -1, "an empty range");
+    cr_assert_eq(err.code, XP_EINVAL, "code %u '%s'", err.code, err.message);
+
+    /* Saved in reverse, read in epoch order. */
+    cr_assert_eq(
+        xp_metric_series(ex, "reverse", 1, INT64_MIN, INT64_MAX, 0, &s, &err),
+        0, "%s", err.message);
+    cr_assert_eq(s->n, 5);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert(s->epochs[i] == (int64_t)i && s->values[i] == (double)i,
+                  "point %zu: %lld %g", i, (long long)s->epochs[i],
+                  s->values[i]);
+    xp_series_destroy(&s);
+
+    cr_assert_eq(xp_metric_series(ex, "nope", 1, 0, 10, 0, &s, &err), -1,
+                 "unsaved metric found");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_str_eq(err.message, "trial 1 has no metric nope");
+    cr_assert_eq(xp_metric_series(ex, "loss", 2, 0, 10, 0, &s, &err), -1,
+                 "trial 2 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_null(s);
+    xp_experiment_destroy(&ex);
+}
+
+static int prepare(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_double(out, xp_as_double(in[0]) + xp_as_double(in[1]));
+}
+
+static int score(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    if (xp_as_double(in[0]) == 0)
+        return xp_step_fail(st, "division by zero");
+    return xp_set_double(out, 10 / xp_as_double(in[0]));
+}
+
+static int extra(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_value(out, in[0]);
+}
+
+/* Parameters a (default 1) and b; prepare(a, b), persisted; the result
+ * score(prepare), failing on 0; extra(a), which the result does not
+ * need. */
+static void define_scored(xp_experiment *ex)
+{
+    xp_node *a = xp_parameter_literal(ex, "a", "1");
+    xp_node *b = xp_parameter(ex, "b");
+    xp_node *p = XP_PERSIST(ex, prepare, a, b);
+    cr_assert_not_null(XP_RESULT(ex, score, p), "definition");
+    cr_assert_not_null(XP_STEP(ex, extra, a), "definition");
+}
+
+static const xp_value *graph_step(const xp_value *g, const char *name)
+{
+    const xp_value *steps = xpt_field(g, "steps");
+    for (size_t i = 0; i < xp_value_count(steps); i++)
+        if (strcmp(xpt_get_str(xp_value_at(steps, i), "name"), name) == 0)
+            return xp_value_at(steps, i);
+    cr_assert_fail("no step %s in the graph", name);
+    return NULL;
+}
+
+static xp_value *graph_of(xp_experiment *ex, int64_t trial)
+{
+    xp_value *g = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_graph_get(ex, trial, &g, &err), 0, "graph of %lld: %s",
+                 (long long)trial, err.message);
+    return g;
+}
+
+static char *dot_of(xp_experiment *ex, int64_t trial)
+{
+    char *dot = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_graph_dot(ex, trial, &dot, &err), 0, "DOT of %lld: %s",
+                 (long long)trial, err.message);
+    return dot;
+}
+
+/* Asserts the statuses of prepare, score and extra in trial's graph. */
+static void assert_statuses(xp_experiment *ex, int64_t trial,
+                            const char *prepare_status,
+                            const char *score_status)
+{
+    xp_value *g = graph_of(ex, trial);
+    char *json = xpt_json(g);
+    cr_assert_str_eq(xpt_get_str(graph_step(g, "prepare"), "status"),
+                     prepare_status, "trial %lld: %s", (long long)trial, json);
+    cr_assert_str_eq(xpt_get_str(graph_step(g, "score"), "status"),
+                     score_status, "trial %lld: %s", (long long)trial, json);
+    cr_assert_str_eq(xpt_get_str(graph_step(g, "extra"), "status"), "not run",
+                     "trial %lld: %s", (long long)trial, json);
+    xp_free(json);
+    xp_value_destroy(&g);
+}
+
+static void assert_has(const char *text, const char *part)
+{
+    cr_assert_not_null(strstr(text, part), "no '%s' in:\n%s", part, text);
+}
+
+/* The definition's graph: parameters with defaults, steps with inputs,
+ * the persisted and result marks, no status. */
+static void assert_scored_definition(const xp_value *g)
+{
+    char *json = xpt_json(g);
+    const xp_value *params = xpt_field(g, "parameters");
+    cr_assert_eq(xp_value_count(params), 2, "%s", json);
+    cr_assert_str_eq(xpt_get_str(xp_value_at(params, 0), "name"), "a");
+    cr_assert_eq(xpt_get_int(xp_value_at(params, 0), "default"), 1);
+    cr_assert_str_eq(xpt_get_str(xp_value_at(params, 1), "name"), "b");
+    cr_assert_null(xp_value_get(xp_value_at(params, 1), "default"), "%s", json);
+    cr_assert_eq(xp_value_count(xpt_field(g, "steps")), 3, "%s", json);
+    const xp_value *p = graph_step(g, "prepare");
+    const char *const ab[] = {"a", "b"};
+    assert_strings(xpt_field(p, "inputs"), ab, 2);
+    cr_assert(xpt_get_bool(p, "persisted") && !xpt_get_bool(p, "result"));
+    const xp_value *s = graph_step(g, "score");
+    const char *const pre[] = {"prepare"};
+    assert_strings(xpt_field(s, "inputs"), pre, 1);
+    cr_assert(!xpt_get_bool(s, "persisted") && xpt_get_bool(s, "result"));
+    const xp_value *e = graph_step(g, "extra");
+    assert_strings(xpt_field(e, "inputs"), ab, 1);
+    cr_assert(!xpt_get_bool(e, "persisted") && !xpt_get_bool(e, "result"));
+    cr_assert_null(xp_value_get(s, "status"), "%s", json);
+    xp_free(json);
+}
+
+CONTRACT(graph_of_definition_and_trials, 60)
+{
+    const char *id = uid("graph");
+    xp_experiment *ex = open_ex(id);
+    define_scored(ex);
+    xp_value *g = graph_of(ex, 0);
+    assert_scored_definition(g);
+    xp_value_destroy(&g);
+    char *dot = dot_of(ex, 0);
+    char head[128];
+    snprintf(head, sizeof head, "digraph \"%s\" {\n  rankdir=LR;\n", id);
+    cr_assert_eq(strncmp(dot, head, strlen(head)), 0, "%s", dot);
+    assert_has(dot, "\"a\" [shape=ellipse];");
+    assert_has(dot, "\"b\" [shape=ellipse];");
+    assert_has(dot, "\"prepare\" [shape=box, peripheries=2];");
+    assert_has(dot, "\"score\" [shape=box, style=\"bold\"];");
+    assert_has(dot, "\"extra\" [shape=box];");
+    assert_has(dot, "\"a\" -> \"prepare\";\n  \"b\" -> \"prepare\";");
+    assert_has(dot, "\"prepare\" -> \"score\";");
+    assert_has(dot, "\"a\" -> \"extra\";");
+    cr_assert_null(strstr(dot, "fillcolor"), "%s", dot);
+    cr_assert_eq(strcmp(dot + strlen(dot) - 2, "}\n"), 0, "%s", dot);
+    xp_free(dot);
+
+    xp_error_t err = {0};
+    set_int(ex, "b", 2);
+    run_ok(ex, NULL, NULL); /* 1 */
+    set_int(ex, "b", -1);
+    cr_assert_neq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "1 - 1 = 0");
+    xp_experiment_destroy(&ex);
+
+    /* Read back on a handle without a definition. */
+    ex = open_ex(id);
+    g = graph_of(ex, 0); /* the last trial's code */
+    assert_scored_definition(g);
+    xp_value_destroy(&g);
+    assert_statuses(ex, 1, "succeeded", "succeeded");
+    assert_statuses(ex, 2, "succeeded", "failed");
+    g = graph_of(ex, 1);
+    cr_assert_null(xp_value_get(graph_step(g, "score"), "host"),
+                   "an in-process step has no worker");
+    xp_value_destroy(&g);
+    dot = dot_of(ex, 2);
+    assert_has(dot, "label=\"trial 2: failed\"");
+    assert_has(dot, "\"prepare\" [shape=box, peripheries=2, style=\"filled\", "
+                    "fillcolor=palegreen];");
+    assert_has(dot, "\"score\" [shape=box, style=\"filled,bold\", "
+                    "fillcolor=salmon, tooltip=\"error: score: division by "
+                    "zero\"];");
+    assert_has(dot, "\"extra\" [shape=box, style=\"filled\", "
+                    "fillcolor=lightgrey];");
+    xp_free(dot);
+    cr_assert_eq(xp_graph_get(ex, 3, &g, &err), -1, "trial 3 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_null(g);
+    cr_assert_eq(xp_graph_dot(ex, -1, &dot, &err), -1, "trial -1 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    xp_experiment_destroy(&ex);
+}
+
+/* What a stored record may hold where a worker's host name goes. */
+static const char s_evil_host[] = "evil\"host\\\n} digraph x {\r\\N";
+static const char s_evil_host_dot[] = "evil\\\"host\\\\\\n} digraph x { \\\\N";
+
+/* Runs every ready step of t as a scheduler does with a worker's RESULT:
+ * where it ran is noted, then its outcome taken (fail_step fails). */
+static void run_as_scheduler(xp_trial *t, const char *fail_step)
+{
+    xp_node *n;
+    while ((n = xp__trial_take_ready(t)) != NULL) {
+        const char *name = xp_node_name(n);
+        xp__trial_note_step(t, name, s_evil_host, "w\"7", 2, 0.125);
+        bool fail = fail_step && strcmp(name, fail_step) == 0;
+        xp_value *out = fail ? NULL : xp_value_new();
+        if (out)
+            xp_set_double(out, 1);
+        xp__trial_step_done(t, n, out, fail ? "division by zero" : NULL);
+    }
+}
+
+static xp_trial *queue_trial(xp_experiment *ex, int64_t b)
+{
+    xp_value *params = xp_value_new();
+    xp_set_document(params);
+    xp_set_int64(xp_document_set(params, "b"), b);
+    xp_run_options o = XP_RUN_OPTIONS_INIT;
+    o.params = params;
+    xp_trial *t = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__trial_start(&t, ex, &o, "test", &err), 0, "queue: %s",
+                 err.message);
+    xp_value_destroy(&params);
+    return t;
+}
+
+/* DOT text is well formed: every quoted string closed on its line, the
+ * braces outside strings balanced. */
+static void assert_dot_well_formed(const char *dot)
+{
+    bool quoted = false;
+    int depth = 0;
+    for (const char *p = dot; *p; p++) {
+        if (quoted) {
+            cr_assert_neq(*p, '\n', "raw newline in a string: %s", dot);
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                quoted = false;
+        } else if (*p == '"') {
+            quoted = true;
+        } else if (*p == '{' || *p == '}') {
+            depth += *p == '{' ? 1 : -1;
+            cr_assert_geq(depth, 0, "%s", dot);
+        }
+    }
+    cr_assert(!quoted && depth == 0, "unbalanced DOT: %s", dot);
+}
+
+CONTRACT(graph_of_a_scheduler_trial, 60)
+{
+    const char *id = uid("graphsched");
+    xp_experiment *ex = open_ex(id);
+    define_scored(ex);
+    xp_error_t err = {0};
+    xp_value *result = NULL;
+    xp_trial *ok = queue_trial(ex, 2), *failed = queue_trial(ex, -1);
+    xp_trial *running = queue_trial(ex, 5);
+    run_as_scheduler(ok, NULL);
+    cr_assert_eq(xp__trial_finish(ok, &result, &err), 0, "%s", err.message);
+    xp_value_destroy(&result);
+    run_as_scheduler(failed, "score");
+    cr_assert_neq(xp__trial_finish(failed, &result, &err), 0, "should fail");
+    assert_statuses(ex, 3, "not run", "not run"); /* queued */
+    cr_assert_eq(xp__trial_record_running(running, &err), 0, "%s", err.message);
+    assert_statuses(ex, 3, "running", "running");
+    assert_statuses(ex, 1, "succeeded", "succeeded");
+    assert_statuses(ex, 2, "succeeded", "failed");
+
+    xp_value *g = graph_of(ex, 2);
+    for (int i = 0; i < 2; i++) {
+        const xp_value *s = graph_step(g, i ? "score" : "prepare");
+        cr_assert_str_eq(xpt_get_str(s, "host"), s_evil_host);
+        cr_assert_str_eq(xpt_get_str(s, "worker"), "w\"7");
+        cr_assert_eq(xpt_get_int(s, "attempt"), 2);
+        cr_assert_eq(xp_as_double(xpt_field(s, "elapsed")), 0.125);
+    }
+    cr_assert_null(xp_value_get(graph_step(g, "extra"), "host"));
+    xp_value_destroy(&g);
+    char *dot = dot_of(ex, 2);
+    assert_dot_well_formed(dot);
+    char tip[256];
+    snprintf(tip, sizeof tip,
+             "tooltip=\"host: %s\\nworker: w\\\"7\\nattempt: 2\\nelapsed: "
+             "0.125 s\\nerror: score: division by zero\"",
+             s_evil_host_dot);
+    assert_has(dot, tip);
+    cr_assert_null(strstr(dot, "} digraph x {\n"), "%s", dot);
+    xp_free(dot);
+    xp__trial_free(&ok);
+    xp__trial_free(&failed);
+    xp__trial_free(&running);
+    xp_experiment_destroy(&ex);
+}

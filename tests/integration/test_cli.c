@@ -274,8 +274,8 @@ static void s_record(const char *text)
     xp_experiment_destroy(&ex);
 }
 
-/* Runs `xp args... --backend <test dir>`; asserts exit 0. Caller frees. */
-static xpt_run_result s_xp(char *const *args)
+/* Runs `xp args... --backend <test dir>`. Caller frees. */
+static xpt_run_result s_xp_any(char *const *args)
 {
     char bin[PATH_MAX];
     xptr_bin("XP_CLI_BIN", bin);
@@ -286,7 +286,13 @@ static xpt_run_result s_xp(char *const *args)
     argv[n++] = "--backend";
     argv[n++] = xpt_dir;
     argv[n] = NULL;
-    xpt_run_result r = xpt_run(argv, xpt_dir);
+    return xpt_run(argv, xpt_dir);
+}
+
+/* s_xp_any, asserting exit 0. */
+static xpt_run_result s_xp(char *const *args)
+{
+    xpt_run_result r = s_xp_any(args);
     cr_assert_eq(r.status, 0, "xp %s: exit %d: %s", s_describe(args), r.status,
                  r.err);
     return r;
@@ -359,5 +365,57 @@ Test(cli, params_show_control_characters_as_a_literal_that_reads_back)
                      "another value",
                      r.out);
     xp_value_destroy(&v);
+    xpt_run_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- graph */
+
+static void s_assert_has(const char *text, const char *part)
+{
+    cr_assert_not_null(strstr(text, part), "no '%s' in:\n%s", part, text);
+}
+
+Test(cli, graph_shows_the_steps_as_dot)
+{
+    s_record("x");
+    xpt_run_result r = s_xp(ARGS("graph", "controls"));
+    s_assert_has(r.out, "digraph \"controls\" {");
+    s_assert_has(r.out, "\"p\" [shape=ellipse];");
+    s_assert_has(r.out, "\"echo\" [shape=box, style=\"bold\"];");
+    s_assert_has(r.out, "\"p\" -> \"echo\";");
+    cr_assert_null(strstr(r.out, "fillcolor"), "no trial, no status: %s",
+                   r.out);
+    xpt_run_result_free(&r);
+
+    r = s_xp(ARGS("graph", "controls", "1", "--format", "dot"));
+    s_assert_has(r.out, "label=\"trial 1: succeeded\"");
+    s_assert_has(r.out, "\"echo\" [shape=box, style=\"filled,bold\", "
+                        "fillcolor=palegreen];");
+    xpt_run_result_free(&r);
+
+    r = s_xp_any(ARGS("graph", "controls", "2"));
+    cr_assert_eq(r.status, 1, "trial 2: exit %d", r.status);
+    cr_assert_eq(xpt_count_lines(r.err), 1, "stderr: %s", r.err);
+    xpt_run_result_free(&r);
+    r = s_xp_any(ARGS("graph", "controls", "--format", "json"));
+    cr_assert_eq(r.status, 2, "--format json: exit %d", r.status);
+    xpt_run_result_free(&r);
+}
+
+Test(cli, graph_renders_svg)
+{
+    s_record("x");
+    xpt_run_result r =
+        s_xp_any(ARGS("graph", "controls", "1", "--format", "svg"));
+    if (r.status != 0 && strstr(r.err, "SVG needs Graphviz")) {
+        char why[512];
+        snprintf(why, sizeof why, "neither libgvc nor dot: %s", r.err);
+        xpt_run_result_free(&r);
+        xpt_skip(why);
+    }
+    cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
+    s_assert_has(r.out, "<svg");
+    s_assert_has(r.out, "</svg>");
+    s_assert_has(r.out, ">echo</text>");
     xpt_run_result_free(&r);
 }

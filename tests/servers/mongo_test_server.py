@@ -82,6 +82,7 @@ class MongoTestServer:
             "ping": self.cmd_ping,
             "endsessions": self.cmd_ping,
             "find": self.cmd_find,
+            "distinct": self.cmd_distinct,
             "getmore": self.cmd_get_more,
             "killcursors": self.cmd_kill_cursors,
             "insert": self.cmd_insert,
@@ -200,6 +201,14 @@ class MongoTestServer:
         batch_size = int(doc.get("batchSize", 0) or 0)
         return self._cursor_reply("%s.%s" % (dbname, name), docs, batch_size,
                                   single)
+
+    def cmd_distinct(self, db, dbname, doc):
+        name = self._collection_name(doc, "distinct")
+        key = doc.get("key")
+        if not isinstance(key, str) or not key:
+            raise CommandError(2, "distinct needs a key", "BadValue")
+        values = db[name].distinct(key, doc.get("query") or {})
+        return {"values": values, "ok": 1}
 
     def cmd_get_more(self, db, dbname, doc):
         cursor_id = int(doc["getMore"])

@@ -53,6 +53,13 @@ typedef struct {
      * out (nothing when the trial saved none). */
     int (*metric_read)(xp_backend *b, const char *name, int64_t trial,
                        xp_metric_points *out, xp_error_t *err);
+    /* Calls fn with the name of each metric trial saved (each once, in
+     * any order; len bytes, not NUL-terminated); fn non-zero stops.
+     * Nothing for a trial without metrics, known or not. Optional: NULL
+     * when the backend cannot list them. */
+    int (*metric_names)(xp_backend *b, int64_t trial,
+                        int (*fn)(const char *name, size_t len, void *user),
+                        void *user, xp_error_t *err);
     /* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
     int (*persisted_read)(xp_backend *b, const char *step, int64_t trial,
                           xp_value *out, xp_error_t *err);

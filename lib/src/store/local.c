@@ -45,6 +45,7 @@ enum {
     S_LAST_ID,
     S_INSERT_METRIC,
     S_READ_METRIC,
+    S_METRIC_NAMES,
     S_INSERT_PERSISTED,
     S_READ_PERSISTED,
     S_RUNNING,
@@ -76,6 +77,10 @@ static const char *const s_sql[S_COUNT] = {
                         "data) VALUES (?, ?, ?, ?)",
     [S_READ_METRIC] = "SELECT data FROM metrics WHERE trial = ? AND name = ? "
                       "ORDER BY chunk",
+    /* The next name after ?2: one seek into the primary key (trial,
+     * name, chunk) per name, however many chunks each one has. */
+    [S_METRIC_NAMES] = "SELECT name FROM metrics WHERE trial = ?1 AND "
+                       "name > ?2 ORDER BY name LIMIT 1",
     [S_INSERT_PERSISTED] = "INSERT OR REPLACE INTO persisted(trial, step, "
                            "value) VALUES (?, ?, ?)",
     [S_READ_PERSISTED] = "SELECT value FROM persisted WHERE trial = ? AND "
@@ -568,6 +573,37 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
     return rc;
 }
 
+static int s_metric_names(xp_backend *b, int64_t trial,
+                          int (*fn)(const char *name, size_t len, void *user),
+                          void *user, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0, step_rc;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_METRIC_NAMES);
+    sqlite3_bind_int64(st, 1, trial);
+    sqlite3_bind_text(st, 2, "", 0, SQLITE_STATIC);
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        int len = sqlite3_column_bytes(st, 0);
+        if (!name || fn(name, (size_t)len, user) != 0) {
+            rc = name ? -1 : s_db_error(l, err, "listing metric names");
+            break;
+        }
+        /* The row goes at the reset; a bound value must outlive it. */
+        char *after = bson_malloc((size_t)len + 1);
+        memcpy(after, name, (size_t)len);
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 2, after, len, SQLITE_TRANSIENT);
+        bson_free(after);
+    }
+    if (rc == 0 && step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "listing metric names");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
 static int s_persisted_read(xp_backend *b, const char *step, int64_t trial,
                             xp_value *out, xp_error_t *err)
 {
@@ -942,6 +978,7 @@ static const xp_backend_ops s_ops = {
     .trials_each = s_trials_each,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
+    .metric_names = s_metric_names,
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .queued_trials = s_queued_trials,

@@ -818,6 +818,66 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
     return rc;
 }
 
+/* Calls fn for each string of reply's "values" (a distinct's answer). */
+static int s_each_value(const xp_mongo *m, const bson_t *reply, int64_t trial,
+                        int (*fn)(const char *name, size_t len, void *user),
+                        void *user, xp_error_t *err)
+{
+    bson_iter_t it, vi;
+    if (!bson_iter_init_find(&it, reply, "values") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &vi))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s: listing metric names of trial %lld: the server "
+                         "answered without values",
+                         m->base.description, (long long)trial);
+    while (bson_iter_next(&vi)) {
+        uint32_t len = 0;
+        const char *name =
+            BSON_ITER_HOLDS_UTF8(&vi) ? bson_iter_utf8(&vi, &len) : "";
+        if (fn(name, len, user) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* distinct "name" of <id>.metrics over {trial}: the prefix of the
+ * trial_name_chunk index. */
+static int s_metric_names(xp_backend *b, int64_t trial,
+                          int (*fn)(const char *name, size_t len, void *user),
+                          void *user, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *coll = s_coll(m, c, m->metrics);
+    bson_t cmd = BSON_INITIALIZER, query;
+    BSON_APPEND_UTF8(&cmd, "distinct", m->metrics);
+    BSON_APPEND_UTF8(&cmd, "key", "name");
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "query", &query);
+    BSON_APPEND_INT64(&query, "trial", trial);
+    bson_append_document_end(&cmd, &query);
+    int rc = -1;
+    bson_error_t e;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        bson_t reply;
+        bool ok = mongoc_collection_read_command_with_opts(coll, &cmd, NULL,
+                                                           NULL, &reply, &e);
+        if (ok)
+            rc = s_each_value(m, &reply, trial, fn, user, err);
+        bson_destroy(&reply);
+        if (ok)
+            break;
+        if (!s_is_network(&e) || attempt + 1 == XP_MONGO_ATTEMPTS) {
+            s_fail(m, err, &e, "listing metric names of trial %lld",
+                   (long long)trial);
+            break;
+        }
+    }
+    bson_destroy(&cmd);
+    mongoc_collection_destroy(coll);
+    s_push(m, c);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- finish */
 
 /* Adds the persisted values to the stored trial document: inline under
@@ -1438,6 +1498,7 @@ static const xp_backend_ops s_ops = {
     .trial_running = s_trial_running,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
+    .metric_names = s_metric_names,
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .trial_interrupt = s_trial_interrupt,

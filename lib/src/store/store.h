@@ -107,6 +107,13 @@ int xp__store_metric_flush(xp_backend *b, int64_t trial, xp_metric_buf *m,
 int xp__store_metric_read(xp_backend *b, const char *name, int64_t trial,
                           xp_metric_points *out, xp_error_t *err);
 
+/* Names of the metrics trial saved, sorted, each once, as an array of
+ * strings in *out (caller owns; empty when none). XP_ENOTFOUND when the
+ * trial does not exist, XP_ECORRUPT for a stored name that breaks the
+ * name rule, XP_EINVAL when the backend cannot list them. */
+int xp__store_metric_names(xp_backend *b, int64_t trial, xp_value **out,
+                           xp_error_t *err);
+
 /* ---------------------------------------------------------------- purity and
  * contents */
 
