@@ -392,11 +392,11 @@ int xp_history_query(xp_experiment *ex, const xp_query *q, xp_value **page,
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "missing experiment or output");
     *page = NULL;
+    xp__error_clear(err);
     xp_compiled_query cq;
     int rc = xp__query_compile(&cq, q, err);
     xp_value *arr = xp_value_new();
     xp_set_array(arr);
-    xp__error_clear(err);
     if (rc == 0)
         rc = xp__store_trials_query(ex->backend, &cq, s_history_add, arr,
                                     matched, err);
