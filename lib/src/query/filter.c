@@ -554,7 +554,11 @@ static int s_literal(s_parser *p, const xp_field *field, const char *after,
     }
     default: return s_fail(p, p->tok.at, "expected a value after '%s'", after);
     }
-    return s_next(p);
+    if (s_next(p) == 0)
+        return 0;
+    bson_free(out->s); /* the caller keeps only a literal it got */
+    out->s = NULL;
+    return -1;
 }
 
 /* `field in [v, ...]` after the '[' check; negated for `not in`. */
