@@ -33,8 +33,7 @@ static int s_cmp_double(const void *a, const void *b)
 static int s_score(xp_step *st, const xp_value *const *in, xp_value *out)
 {
     (void)st;
-    return xp_set_double(out, xp_as_double(in[0]) * 0.5 +
-                                  xp_as_double(in[1]) -
+    return xp_set_double(out, xp_as_double(in[0]) * 0.5 + xp_as_double(in[1]) -
                                   (xp_as_bool(in[2]) ? 1 : 0));
 }
 
@@ -263,7 +262,7 @@ int main(int argc, char **argv)
     if (rc == 0 && redis && *redis)
         rc = s_run("redis", redis, redis_n);
     if (rc == 0 && mongo && *mongo)
-        rc = s_run("mongodb (test server: mongomock in Python)", mongo,
-                   mongo_n);
+        rc =
+            s_run("mongodb (test server: mongomock in Python)", mongo, mongo_n);
     return rc == 0 ? 0 : 1;
 }

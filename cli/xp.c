@@ -1194,8 +1194,8 @@ static const struct command s_commands[] = {
      "[--format table|csv|json]",
      "trials: parameters, result, success, timings; a page of them with "
      "--filter 'a > 1 and status == \"failed\"' --sort -result,a",
-     OPT_VERBOSE | OPT_FORMAT | OPT_QUERY, FMT_TABLE | FMT_CSV | FMT_JSON, 1,
-     1, s_cmd_history},
+     OPT_VERBOSE | OPT_FORMAT | OPT_QUERY, FMT_TABLE | FMT_CSV | FMT_JSON, 1, 1,
+     s_cmd_history},
     {"params", "ID TRIAL [--format table|json]",
      "parameters of a trial, as name=value lines", OPT_FORMAT,
      FMT_TABLE | FMT_JSON, 2, 2, s_cmd_params},

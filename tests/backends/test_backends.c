@@ -1721,7 +1721,7 @@ static double q_result(const q_trial *t)
 /* Trial k's inputs (k from 1; the last one has no `name`). */
 static void q_inputs(q_trial *t, int k)
 {
-    static const char *const names[] = {"alpha", "beta",  "gamma",
+    static const char *const names[] = {"alpha", "beta", "gamma",
                                         "delta", "Zeta", "\xc3\xa9psilon"};
     *t = (q_trial){.id = k, .n = k % 17, .lr = (k % 9) * 0.125};
     t->name = k == Q_TRIALS ? NULL : k == 20 ? Q_HOSTILE : names[k % 6];
@@ -1937,11 +1937,8 @@ static const struct {
     const char *text;
     int (*cmp)(const q_trial *a, const q_trial *b);
 } s_q_sorts[] = {
-    {NULL, NULL},
-    {"-result", qs_result_desc},
-    {"name", qs_name},
-    {"x, -n", qs_x_n},
-    {"-flag,+parameters.lr", qs_flag_lr},
+    {NULL, NULL},      {"-result", qs_result_desc},          {"name", qs_name},
+    {"x, -n", qs_x_n}, {"-flag,+parameters.lr", qs_flag_lr},
 };
 
 static int (*s_q_cmp)(const q_trial *a, const q_trial *b);
@@ -1978,8 +1975,8 @@ static void q_check(xp_experiment *ex, const xp_value *history, size_t f,
     xp_error_t err = {0};
     const char *what = s_kind_name[s_kind];
     int rc = xp_history_query(ex, &q, &page, &matched, &err);
-    cr_assert_eq(rc, 0, "%s: filter '%s' sort '%s': %s", what, q.filter,
-                 q.sort, err.message);
+    cr_assert_eq(rc, 0, "%s: filter '%s' sort '%s': %s", what, q.filter, q.sort,
+                 err.message);
     cr_assert_eq(matched, (int64_t)n, "%s: filter '%s': %lld matched, want %zu",
                  what, q.filter, (long long)matched, n);
     cr_assert_eq(xp_value_count(page), to - from,

@@ -409,8 +409,8 @@ Test(cli, history_filter_sort_limit_offset)
                   "json"));
     xp_value *h = xp_value_new();
     xp_error_t err = {0};
-    cr_assert_eq(xp_value_from_json(h, r.out, &err), 0, "%s: '%s'",
-                 err.message, r.out);
+    cr_assert_eq(xp_value_from_json(h, r.out, &err), 0, "%s: '%s'", err.message,
+                 r.out);
     cr_assert_eq(xp_value_count(h), 2, "'%s'", r.out);
     cr_assert_eq(xpt_get_int(xp_value_at(h, 0), "trial_id"), 9);
     cr_assert_eq(xpt_get_int(xp_value_at(h, 1), "trial_id"), 10);
@@ -438,8 +438,14 @@ Test(cli, history_refuses_a_bad_filter_with_one_line)
         "xp history: --limit needs a whole number >= 0, not '-1'\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char *argv[] = {bin,           "history", "paged", (char *)bad[i][0],
-                        (char *)bad[i][1], "--backend", xpt_dir, NULL};
+        char *argv[] = {bin,
+                        "history",
+                        "paged",
+                        (char *)bad[i][0],
+                        (char *)bad[i][1],
+                        "--backend",
+                        xpt_dir,
+                        NULL};
         xpt_run_result r = xpt_run(argv, xpt_dir);
         cr_assert_eq(r.status, 2, "%s %s: exit %d", bad[i][0], bad[i][1],
                      r.status);

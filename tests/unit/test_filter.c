@@ -24,8 +24,7 @@ static void assert_refused(const char *text, const char *message)
     cr_assert_eq(err.code, XP_EINVAL, "'%s': code %u", text, err.code);
     cr_assert_eq(err.domain, XP_DOMAIN_ARGUMENT, "'%s': domain %u", text,
                  err.domain);
-    cr_assert_str_eq(err.message, message, "'%s' gave '%s'", text,
-                     err.message);
+    cr_assert_str_eq(err.message, message, "'%s' gave '%s'", text, err.message);
     cr_assert_null(strchr(err.message, '\n'), "two lines: %s", err.message);
 }
 
@@ -319,9 +318,16 @@ Test(filter, dates_parse_as_iso_8601)
     cr_assert(xp__field_parse_date("1969-12-31T23:59:59.999Z", 24, &ms) &&
               ms == -1);
     static const char *const bad[] = {
-        "2026-02-29", "2026-00-10", "2026-1-10",        "2026-01-10T24:00",
-        "2026-01-10T", "20260110",  "2026-01-10T10:00+2", "2026-01-10x",
-        "2026-01-10T10:00:00.", "",
+        "2026-02-29",
+        "2026-00-10",
+        "2026-1-10",
+        "2026-01-10T24:00",
+        "2026-01-10T",
+        "20260110",
+        "2026-01-10T10:00+2",
+        "2026-01-10x",
+        "2026-01-10T10:00:00.",
+        "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_assert(!xp__field_parse_date(bad[i], strlen(bad[i]), &ms), "%s",
@@ -359,7 +365,9 @@ static void s_value_doc(bson_t *doc, int i)
         BSON_APPEND_ARRAY_BEGIN(&p, "v", &sub);
         bson_append_array_end(&p, &sub);
         break;
-    case 16: bson_append_binary(&p, "v", 1, BSON_SUBTYPE_BINARY, NULL, 0); break;
+    case 16:
+        bson_append_binary(&p, "v", 1, BSON_SUBTYPE_BINARY, NULL, 0);
+        break;
     case 17: BSON_APPEND_BOOL(&p, "v", false); break;
     case 18: BSON_APPEND_BOOL(&p, "v", true); break;
     case 19: BSON_APPEND_DATE_TIME(&p, "v", -1); break;
@@ -405,8 +413,8 @@ Test(filter, sort_keys_follow_bson_order)
             s_key("-v", j, &b);
             got = s_memcmp(&a, &b);
             got = (got > 0) - (got < 0);
-            cr_assert_eq(got, -want, "descending: value %d vs %d gave %d", i,
-                         j, got);
+            cr_assert_eq(got, -want, "descending: value %d vs %d gave %d", i, j,
+                         got);
         }
     }
     /* Missing and null tie (then the trial id decides); 1 and 1.0 too. */
@@ -436,9 +444,8 @@ Test(filter, malformed_sorts_name_the_column)
         {"a b", "sort: column 3: expected ',' between keys, found 'b'"},
         {"a,", "sort: column 3: expected a field name"},
         {"a.", "sort: column 3: expected a name after '.'"},
-        {"parameters",
-         "sort: column 1: 'parameters' needs a parameter name "
-         "('parameters.NAME')"},
+        {"parameters", "sort: column 1: 'parameters' needs a parameter name "
+                       "('parameters.NAME')"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         xp_sort *s = NULL;
@@ -531,7 +538,7 @@ Test(filter, scan_keeps_the_window_of_the_full_order)
             BSON_APPEND_INT64(&p, "k", (i * 37) % 11);
         bson_append_document_end(&docs[i], &p);
     }
-    static const int64_t windows[][2] = {{0, 0}, {0, 10}, {5, 10},
+    static const int64_t windows[][2] = {{0, 0},    {0, 10},  {5, 10},
                                          {190, 20}, {300, 5}, {0, 1}};
     for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
         xp_query q = XP_QUERY_INIT;
@@ -557,9 +564,8 @@ Test(filter, scan_keeps_the_window_of_the_full_order)
             }
         cr_assert_eq(xp__query_scan_matched(scan), (int64_t)n);
         size_t from = (size_t)q.offset < n ? (size_t)q.offset : n;
-        size_t to = q.limit && from + (size_t)q.limit < n
-                        ? from + (size_t)q.limit
-                        : n;
+        size_t to =
+            q.limit && from + (size_t)q.limit < n ? from + (size_t)q.limit : n;
         cr_assert_eq((size_t)(at - got), to - from, "window %zu: %td rows", w,
                      at - got);
         for (size_t i = from; i < to; i++)

@@ -13,11 +13,13 @@
 
 /* Record fields a bare name means; the rest are parameters. */
 static const char *const s_record_fields[] = {
-    XP_RECORD_TRIAL_ID,    XP_RECORD_STATUS,      XP_RECORD_SUCCESS,
-    XP_RECORD_RESULT,      XP_RECORD_RESULT_TYPE, XP_RECORD_SEED,
-    XP_RECORD_STARTED,     XP_RECORD_FINISHED,    XP_RECORD_PROCESS_TIME,
-    XP_RECORD_DESCRIPTION, XP_RECORD_HOST,        XP_RECORD_PID,
-    XP_RECORD_CODE_HASH,   XP_RECORD_ENVIRONMENT_HASH,
+    XP_RECORD_TRIAL_ID,     XP_RECORD_STATUS,
+    XP_RECORD_SUCCESS,      XP_RECORD_RESULT,
+    XP_RECORD_RESULT_TYPE,  XP_RECORD_SEED,
+    XP_RECORD_STARTED,      XP_RECORD_FINISHED,
+    XP_RECORD_PROCESS_TIME, XP_RECORD_DESCRIPTION,
+    XP_RECORD_HOST,         XP_RECORD_PID,
+    XP_RECORD_CODE_HASH,    XP_RECORD_ENVIRONMENT_HASH,
 };
 
 static bool s_is(const char *s, size_t len, const char *word)
@@ -93,18 +95,18 @@ const char *xp__field_init(xp_field *f, const char *name, size_t len)
     if (s_is(name, first, "parameters") || s_is(name, first, "params")) {
         if (rest_len == 0)
             return "'parameters' needs a parameter name ('parameters.NAME')";
-        f->path = bson_strdup_printf(XP_RECORD_PARAMETERS "%.*s",
-                                     (int)rest_len, rest);
-    } else if (s_is(name, first, "id")) {
-        f->path = bson_strdup_printf(XP_RECORD_TRIAL_ID "%.*s", (int)rest_len,
+        f->path = bson_strdup_printf(XP_RECORD_PARAMETERS "%.*s", (int)rest_len,
                                      rest);
+    } else if (s_is(name, first, "id")) {
+        f->path =
+            bson_strdup_printf(XP_RECORD_TRIAL_ID "%.*s", (int)rest_len, rest);
     } else if (s_is_record_field(name, first)) {
         f->path = bson_strndup(name, len);
         f->datetime = rest_len == 0 && (s_is(name, first, XP_RECORD_STARTED) ||
                                         s_is(name, first, XP_RECORD_FINISHED));
     } else {
-        f->path = bson_strdup_printf(XP_RECORD_PARAMETERS ".%.*s", (int)len,
-                                     name);
+        f->path =
+            bson_strdup_printf(XP_RECORD_PARAMETERS ".%.*s", (int)len, name);
     }
     const char *why = s_split(f);
     if (why)
@@ -137,7 +139,8 @@ bool xp__field_find(const xp_field *f, const bson_t *doc, bson_iter_t *out)
     for (int i = 0; i < f->nseg; i++) {
         if (i > 0) {
             bson_iter_t child;
-            if (!(BSON_ITER_HOLDS_DOCUMENT(out) || BSON_ITER_HOLDS_ARRAY(out)) ||
+            if (!(BSON_ITER_HOLDS_DOCUMENT(out) ||
+                  BSON_ITER_HOLDS_ARRAY(out)) ||
                 !bson_iter_recurse(out, &child))
                 return false;
             *out = child;
@@ -220,8 +223,7 @@ static int s_cmp_int_double(int64_t i, double d)
 
 /* Numbers: false when one is NaN (MongoDB: NaN equals only NaN, which no
  * literal is). */
-static bool s_cmp_number(const bson_iter_t *it, const xp_literal *lit,
-                         int *cmp)
+static bool s_cmp_number(const bson_iter_t *it, const xp_literal *lit, int *cmp)
 {
     bool it_int = !BSON_ITER_HOLDS_DOUBLE(it);
     int64_t iv = it_int ? bson_iter_as_int64(it) : 0;
@@ -239,8 +241,7 @@ static bool s_cmp_number(const bson_iter_t *it, const xp_literal *lit,
     return true;
 }
 
-static bool s_cmp_string(const bson_iter_t *it, const xp_literal *lit,
-                         int *cmp)
+static bool s_cmp_string(const bson_iter_t *it, const xp_literal *lit, int *cmp)
 {
     uint32_t len = 0;
     const char *s = bson_iter_utf8(it, &len);
@@ -362,15 +363,14 @@ bool xp__field_parse_date(const char *s, size_t len, int64_t *ms)
         if (!s_digits(&p, end, 2, &h) || !s_expect(&p, end, ':') ||
             !s_digits(&p, end, 2, &mi) || h > 23 || mi > 59)
             return false;
-        if (s_expect(&p, end, ':') &&
-            (!s_digits(&p, end, 2, &sec) || sec > 59 ||
-             !s_fraction(&p, end, &frac)))
+        if (s_expect(&p, end, ':') && (!s_digits(&p, end, 2, &sec) ||
+                                       sec > 59 || !s_fraction(&p, end, &frac)))
             return false;
     }
     if (!s_zone(&p, end, &zone) || p != end)
         return false;
-    int64_t secs = s_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-                   zone * 60;
+    int64_t secs =
+        s_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - zone * 60;
     *ms = secs * 1000 + frac;
     return true;
 }

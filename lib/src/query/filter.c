@@ -134,8 +134,7 @@ static int s_column(const s_parser *p, size_t at)
     return col;
 }
 
-static int s_fail(s_parser *p, size_t at, const char *fmt, ...)
-    XP_PRINTF(3, 4);
+static int s_fail(s_parser *p, size_t at, const char *fmt, ...) XP_PRINTF(3, 4);
 static int s_fail(s_parser *p, size_t at, const char *fmt, ...)
 {
     if (p->failed)
@@ -186,10 +185,15 @@ static int s_check_utf8(s_parser *p)
     size_t i = 0;
     while (i < p->len) {
         unsigned char c = s[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                              : (c & 0xf8) == 0xf0   ? 4
-                                                     : 0;
-        uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 7;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
+        uint32_t cp = n == 1   ? c
+                      : n == 2 ? c & 0x1f
+                      : n == 3 ? c & 0x0f
+                               : c & 7;
         bool ok = n > 0 && i + n <= p->len;
         for (size_t k = 1; ok && k < n; k++) {
             ok = (s[i + k] & 0xc0) == 0x80;
@@ -301,15 +305,15 @@ static int s_lex_string(s_parser *p)
             case 'r': cp = '\r'; break;
             case 'u':
                 if ((n = s_unicode_escape(s + i, end, &cp)) == 0)
-                    return s_fail(p, i, "invalid \\u escape (\\uXXXX, "
-                                        "surrogates in pairs)");
+                    return s_fail(p, i,
+                                  "invalid \\u escape (\\uXXXX, "
+                                  "surrogates in pairs)");
                 break;
             case '\0': return s_fail(p, start, "unterminated string");
             default: {
                 char shown[160];
                 s_shown(s + i + 1, 1, shown);
-                return s_fail(p, i, "unknown escape '\\%s' in a string",
-                              shown);
+                return s_fail(p, i, "unknown escape '\\%s' in a string", shown);
             }
             }
             s_put_utf8(&p->str, cp);
@@ -358,10 +362,10 @@ static int s_lex_number(s_parser *p)
         }
     }
     size_t tail = i;
-    while (tail < p->len && (s[tail] == '.' || s[tail] == '_' ||
-                             (s[tail] >= 'a' && s[tail] <= 'z') ||
-                             (s[tail] >= 'A' && s[tail] <= 'Z') ||
-                             s_digit(s[tail])))
+    while (tail < p->len &&
+           (s[tail] == '.' || s[tail] == '_' ||
+            (s[tail] >= 'a' && s[tail] <= 'z') ||
+            (s[tail] >= 'A' && s[tail] <= 'Z') || s_digit(s[tail])))
         tail++;
     p->tok.len = tail - start;
     char shown[160];
@@ -413,7 +417,7 @@ static const struct {
     const char *text;
     s_op op;
 } s_ops[] = {
-    {"==", OP_EQ}, {"=", OP_EQ},  {"!=", OP_NE}, {"<", OP_LT},
+    {"==", OP_EQ}, {"=", OP_EQ}, {"!=", OP_NE}, {"<", OP_LT},
     {"<=", OP_LE}, {">", OP_GT}, {">=", OP_GE},
 };
 
@@ -463,8 +467,8 @@ static int s_next(s_parser *p)
     } else {
         char shown[160];
         size_t n = 1;
-        while (p->pos + n < p->len && ((unsigned char)s[p->pos + n] & 0xc0) ==
-                                          0x80)
+        while (p->pos + n < p->len &&
+               ((unsigned char)s[p->pos + n] & 0xc0) == 0x80)
             n++;
         s_shown(s + p->pos, n, shown);
         return s_fail(p, p->pos, "unexpected character '%s'", shown);
@@ -654,10 +658,8 @@ static uint32_t s_parse_comparison(s_parser *p)
         return S_NONE;
     }
     uint32_t at = s_add_lit(p->f, lit);
-    return s_add_node(p->f, (s_node){.kind = N_CMP,
-                                     .op = op,
-                                     .field = field,
-                                     .first = at});
+    return s_add_node(
+        p->f, (s_node){.kind = N_CMP, .op = op, .field = field, .first = at});
 }
 
 /* One level deeper (a parenthesis or a `not`); false past the bound. */
@@ -777,7 +779,8 @@ int xp__filter_parse(xp_filter **out, const char *text, xp_error_t *err)
     return 0;
 }
 
-/* ---------------------------------------------------------------- evaluation */
+/* ---------------------------------------------------------------- evaluation
+ */
 
 static bool s_equal(const bson_iter_t *it, const xp_literal *lit)
 {

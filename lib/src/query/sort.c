@@ -43,8 +43,7 @@ static size_t s_skip_blanks(const char *text, size_t i)
 }
 
 /* One key at text[*i]: [-+] name. */
-static int s_parse_key(xp_sort *s, const char *text, size_t *i,
-                       xp_error_t *err)
+static int s_parse_key(xp_sort *s, const char *text, size_t *i, xp_error_t *err)
 {
     size_t at = s_skip_blanks(text, *i);
     bool descending = text[at] == '-';
@@ -84,8 +83,9 @@ int xp__sort_parse(xp_sort **out, const char *text, xp_error_t *err)
             char what[64];
             unsigned char c = (unsigned char)text[i];
             if (c >= 0x20 && c < 0x7f)
-                snprintf(what, sizeof what, "expected ',' between keys, "
-                                            "found '%c'",
+                snprintf(what, sizeof what,
+                         "expected ',' between keys, "
+                         "found '%c'",
                          c);
             else
                 snprintf(what, sizeof what,

@@ -634,8 +634,7 @@ static int s_query_count(xp_local *l, s_match_ctx *m, int64_t *count,
 /* The page statement: ids in id order, or ids and keys sorted in a
  * subquery and joined back to their documents. */
 static sqlite3_stmt *s_query_page(xp_local *l, const xp_compiled_query *q,
-                                  s_match_ctx *m, s_key_ctx *k,
-                                  xp_error_t *err)
+                                  s_match_ctx *m, s_key_ctx *k, xp_error_t *err)
 {
     const char *where = q->filter ? "WHERE xp_match(doc, ?1)" : "";
     char *sql =

@@ -975,9 +975,8 @@ static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
  * page says: its sort, skip and limit); with damaged_ok, doc NULL for one
  * whose result in GridFS is damaged. */
 static int s_trials_where(xp_backend *b, const bson_t *filter,
-                          const bson_t *page, const char *what,
-                          bool damaged_ok, xp_trial_fn fn, void *user,
-                          xp_error_t *err)
+                          const bson_t *page, const char *what, bool damaged_ok,
+                          xp_trial_fn fn, void *user, xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
@@ -1037,9 +1036,8 @@ static int s_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                          xp_error_t *err)
 {
     bson_t all = BSON_INITIALIZER;
-    int rc =
-        s_trials_where(b, &all, NULL, "reading the history", true, fn, user,
-                       err);
+    int rc = s_trials_where(b, &all, NULL, "reading the history", true, fn,
+                            user, err);
     bson_destroy(&all);
     return rc;
 }
