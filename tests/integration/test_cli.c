@@ -432,8 +432,8 @@ Test(cli, history_refuses_a_bad_filter_with_one_line)
     };
     static const char *const says[] = {
         "xp history: filter: column 4: expected a value after '>'\n",
-        "xp history: filter: column 18: expected ')', 'and' or 'or', found "
-        "the end\n",
+        ("xp history: filter: column 18: expected ')', 'and' or 'or', found "
+         "the end\n"),
         "xp history: sort: column 3: expected a field name\n",
         "xp history: --limit needs a whole number >= 0, not '-1'\n",
     };
