@@ -2135,3 +2135,370 @@ CONTRACT(graph_of_a_scheduler_trial, 60)
     xp__trial_free(&running);
     xp_experiment_destroy(&ex);
 }
+
+
+/* ---- history queries */
+
+/* What the query trials were run with: the expected pages are computed
+ * from these, never written down. */
+typedef struct {
+    int64_t id, n;
+    double lr;
+    const char *name; /* NULL: the trial had no parameter `name` */
+    bool flag;
+    int x_kind; /* 0 int, 1 double, 2 string, 3 bool */
+    int64_t x_int;
+    double x_double;
+    char x_string[16];
+    bool x_bool;
+    bool failed; /* n == 13: the step fails, result null */
+} q_trial;
+
+#define Q_TRIALS 50
+#define Q_HOSTILE "<img src=x onerror=alert(1)>"
+
+static q_trial s_q[Q_TRIALS];
+
+static int q_score(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    int64_t n = xp_as_int64(in[0]);
+    if (n == 13)
+        return xp_step_fail(st, "unlucky");
+    return xp_set_double(out, (double)n * xp_as_double(in[1]));
+}
+
+static double q_result(const q_trial *t)
+{
+    return (double)t->n * t->lr;
+}
+
+/* Trial k's inputs (k from 1; the last one has no `name`). */
+static void q_inputs(q_trial *t, int k)
+{
+    static const char *const names[] = {"alpha", "beta", "gamma",
+                                        "delta", "Zeta", "\xc3\xa9psilon"};
+    *t = (q_trial){.id = k, .n = k % 17, .lr = (k % 9) * 0.125};
+    t->name = k == Q_TRIALS ? NULL : k == 20 ? Q_HOSTILE : names[k % 6];
+    t->flag = k % 3 == 0;
+    t->x_kind = k % 4;
+    t->x_int = k;
+    t->x_double = k + 0.5;
+    snprintf(t->x_string, sizeof t->x_string, "s%d", k);
+    t->x_bool = k % 8 == 3;
+    t->failed = t->n == 13;
+}
+
+static xp_value *q_params(const q_trial *t)
+{
+    xp_value *p = xp_value_new();
+    xp_set_document(p);
+    xp_set_int64(xp_document_set(p, "n"), t->n);
+    xp_set_double(xp_document_set(p, "lr"), t->lr);
+    if (t->name)
+        xp_set_string(xp_document_set(p, "name"), t->name);
+    xp_set_bool(xp_document_set(p, "flag"), t->flag);
+    xp_value *x = xp_document_set(p, "x");
+    if (t->x_kind == 0)
+        xp_set_int64(x, t->x_int);
+    else if (t->x_kind == 1)
+        xp_set_double(x, t->x_double);
+    else if (t->x_kind == 2)
+        xp_set_string(x, t->x_string);
+    else
+        xp_set_bool(x, t->x_bool);
+    return p;
+}
+
+/* Defines the graph, with or without the parameter `name`. */
+static void q_define(xp_experiment *ex, bool with_name)
+{
+    xp_node *n = xp_parameter(ex, "n");
+    xp_node *lr = xp_parameter(ex, "lr");
+    if (with_name)
+        xp_parameter(ex, "name");
+    xp_parameter(ex, "flag");
+    xp_parameter(ex, "x");
+    xp_result(XP_STEP(ex, q_score, n, lr));
+}
+
+/* Runs the 50 trials; the last from a second handle without `name`. */
+static xp_experiment *q_seed(const char *id)
+{
+    xp_experiment *ex = open_ex(id);
+    q_define(ex, true);
+    for (int k = 1; k <= Q_TRIALS; k++) {
+        q_inputs(&s_q[k - 1], k);
+        if (k == Q_TRIALS) {
+            xp_experiment_destroy(&ex);
+            ex = open_ex(id);
+            q_define(ex, false);
+        }
+        xp_value *params = q_params(&s_q[k - 1]);
+        xp_run_options o = XP_RUN_OPTIONS_INIT;
+        o.params = params;
+        int64_t got = 0;
+        xp_error_t err = {0};
+        int rc = xp_compute(ex, &o, NULL, &got, &err);
+        cr_assert_eq(rc == 0, !s_q[k - 1].failed, "trial %d: %s", k,
+                     err.message);
+        cr_assert_eq(got, k, "trial %d got id %lld", k, (long long)got);
+        xp_value_destroy(&params);
+    }
+    return ex;
+}
+
+/* The filters, each with its meaning over the inputs. */
+static bool q_x_number_above(const q_trial *t, double v)
+{
+    return (t->x_kind == 0 && t->x_int > v) ||
+           (t->x_kind == 1 && t->x_double > v);
+}
+
+static bool q_x_is(const q_trial *t, int kind, double num, const char *s,
+                   bool b)
+{
+    switch (kind) {
+    case 0: /* a number literal */
+        return (t->x_kind == 0 && t->x_int == num) ||
+               (t->x_kind == 1 && t->x_double == num);
+    case 2: return t->x_kind == 2 && strcmp(t->x_string, s) == 0;
+    default: return t->x_kind == 3 && t->x_bool == b;
+    }
+}
+
+static bool qf_all(const q_trial *t)
+{
+    (void)t;
+    return true;
+}
+static bool qf_n(const q_trial *t)
+{
+    return t->n > 5;
+}
+static bool qf_n_lr(const q_trial *t)
+{
+    return t->n >= 3 && t->lr < 0.5;
+}
+static bool qf_hostile(const q_trial *t)
+{
+    return t->name && strcmp(t->name, Q_HOSTILE) == 0;
+}
+static bool qf_failed(const q_trial *t)
+{
+    return t->failed;
+}
+static bool qf_x_above(const q_trial *t)
+{
+    return q_x_number_above(t, 10);
+}
+static bool qf_x_in(const q_trial *t)
+{
+    return q_x_is(t, 3, 0, NULL, true) || q_x_is(t, 2, 0, "s7", false) ||
+           q_x_is(t, 2, 0, "s14", false);
+}
+static bool qf_no_name(const q_trial *t)
+{
+    return t->name == NULL;
+}
+static bool qf_name_not_flag(const q_trial *t)
+{
+    return t->name && !t->flag;
+}
+static bool qf_x_not_in(const q_trial *t)
+{
+    return !(q_x_is(t, 0, 1, NULL, false) || q_x_is(t, 0, 2.5, NULL, false) ||
+             q_x_is(t, 0, 5, NULL, false) || q_x_is(t, 2, 0, "s6", false) ||
+             q_x_is(t, 3, 0, NULL, false));
+}
+static bool qf_result(const q_trial *t)
+{
+    return t->failed || q_result(t) > 2;
+}
+static bool qf_dates(const q_trial *t)
+{
+    return t->n < 4;
+}
+static bool qf_names(const q_trial *t)
+{
+    return t->name && strcmp(t->name, "beta") > 0 &&
+           strcmp(t->name, "delta") != 0;
+}
+
+static const struct {
+    const char *text;
+    bool (*match)(const q_trial *t);
+} s_q_filters[] = {
+    {NULL, qf_all},
+    {"n > 5", qf_n},
+    {"n >= 3 and parameters.lr < 0.5", qf_n_lr},
+    {"name == '" Q_HOSTILE "'", qf_hostile},
+    {"status == \"failed\"", qf_failed},
+    {"x > 10", qf_x_above},
+    {"x == true or x in ['s7', \"s14\"]", qf_x_in},
+    {"name == null", qf_no_name},
+    {"name != null and not flag == true", qf_name_not_flag},
+    {"x not in [1, 2.5, 5.0, 's6', false]", qf_x_not_in},
+    {"result > 2 or (result == null)", qf_result},
+    {"finished > '2000-01-01' and started > '2000-01-01T00:00:00Z' and n < 4",
+     qf_dates},
+    {"name > 'beta' and name != 'delta'", qf_names},
+};
+
+/* Sorts: each a comparison of two inputs (the trial id breaks ties). */
+static int q_sign(double a, double b)
+{
+    return (a > b) - (a < b);
+}
+
+static int qs_result_desc(const q_trial *a, const q_trial *b)
+{
+    if (a->failed != b->failed)
+        return a->failed ? 1 : -1; /* null first ascending: last here */
+    return a->failed ? 0 : -q_sign(q_result(a), q_result(b));
+}
+
+static int qs_name(const q_trial *a, const q_trial *b)
+{
+    if (!a->name || !b->name)
+        return (a->name != NULL) - (b->name != NULL);
+    int c = strcmp(a->name, b->name);
+    return (c > 0) - (c < 0);
+}
+
+/* x in BSON order: numbers, strings, bools; then n descending. */
+static int qs_x_n(const q_trial *a, const q_trial *b)
+{
+    static const int cls[] = {0, 0, 1, 2};
+    int c = cls[a->x_kind] - cls[b->x_kind];
+    if (c == 0 && cls[a->x_kind] == 0)
+        c = q_sign(a->x_kind ? a->x_double : (double)a->x_int,
+                   b->x_kind ? b->x_double : (double)b->x_int);
+    else if (c == 0 && a->x_kind == 2)
+        c = strcmp(a->x_string, b->x_string);
+    else if (c == 0)
+        c = (int)a->x_bool - (int)b->x_bool;
+    c = (c > 0) - (c < 0);
+    return c ? c : -q_sign((double)a->n, (double)b->n);
+}
+
+static int qs_flag_lr(const q_trial *a, const q_trial *b)
+{
+    int c = (int)b->flag - (int)a->flag;
+    return c ? c : q_sign(a->lr, b->lr);
+}
+
+static const struct {
+    const char *text;
+    int (*cmp)(const q_trial *a, const q_trial *b);
+} s_q_sorts[] = {
+    {NULL, NULL},      {"-result", qs_result_desc},          {"name", qs_name},
+    {"x, -n", qs_x_n}, {"-flag,+parameters.lr", qs_flag_lr},
+};
+
+static int (*s_q_cmp)(const q_trial *a, const q_trial *b);
+
+static int q_order(const void *pa, const void *pb)
+{
+    const q_trial *a = *(const q_trial *const *)pa;
+    const q_trial *b = *(const q_trial *const *)pb;
+    int c = s_q_cmp ? s_q_cmp(a, b) : 0;
+    return c ? c : (a->id > b->id) - (a->id < b->id);
+}
+
+/* Checks one page against the expected window of the ordered matches. */
+static void q_check(xp_experiment *ex, const xp_value *history, size_t f,
+                    size_t s, int64_t offset, int64_t limit)
+{
+    const q_trial *want[Q_TRIALS];
+    size_t n = 0;
+    for (int i = 0; i < Q_TRIALS; i++)
+        if (s_q_filters[f].match(&s_q[i]))
+            want[n++] = &s_q[i];
+    s_q_cmp = s_q_sorts[s].cmp;
+    qsort(want, n, sizeof *want, q_order);
+    size_t from = (size_t)offset < n ? (size_t)offset : n;
+    size_t to = limit && from + (size_t)limit < n ? from + (size_t)limit : n;
+
+    xp_query q = XP_QUERY_INIT;
+    q.filter = s_q_filters[f].text;
+    q.sort = s_q_sorts[s].text;
+    q.offset = offset;
+    q.limit = limit;
+    xp_value *page = NULL;
+    int64_t matched = -1;
+    xp_error_t err = {0};
+    const char *what = s_kind_name[s_kind];
+    int rc = xp_history_query(ex, &q, &page, &matched, &err);
+    cr_assert_eq(rc, 0, "%s: filter '%s' sort '%s': %s", what, q.filter, q.sort,
+                 err.message);
+    cr_assert_eq(matched, (int64_t)n, "%s: filter '%s': %lld matched, want %zu",
+                 what, q.filter, (long long)matched, n);
+    cr_assert_eq(xp_value_count(page), to - from,
+                 "%s: filter '%s' sort '%s' %lld+%lld: %zu rows, want %zu",
+                 what, q.filter, q.sort, (long long)offset, (long long)limit,
+                 xp_value_count(page), to - from);
+    for (size_t i = from; i < to; i++) {
+        const xp_value *row = xp_value_at(page, i - from);
+        int64_t id = xp_as_int64(xp_value_get(row, "trial_id"));
+        cr_assert_eq(id, want[i]->id,
+                     "%s: filter '%s' sort '%s' %lld+%lld: row %zu is trial "
+                     "%lld, want %lld",
+                     what, q.filter, q.sort, (long long)offset,
+                     (long long)limit, i - from, (long long)id,
+                     (long long)want[i]->id);
+        cr_assert(xp_value_equal(row, xp_value_at(history, (size_t)id - 1)),
+                  "%s: trial %lld differs from its xp_history document", what,
+                  (long long)id);
+    }
+    xp_value_destroy(&page);
+}
+
+/* Filters x sorts x windows on the same 50 trials give the same pages on
+ * every backend: the ones computed here from the inputs. */
+CONTRACT(history_query_pages, 240)
+{
+    xp_experiment *ex = q_seed(uid("query"));
+    xp_value *history = xpt_history(ex);
+    cr_assert_eq(xp_value_count(history), Q_TRIALS);
+    static const int64_t windows[][2] = {
+        {0, 0}, {0, 10}, {7, 5}, {45, 10}, {100, 5}};
+    for (size_t f = 0; f < sizeof s_q_filters / sizeof *s_q_filters; f++)
+        for (size_t s = 0; s < sizeof s_q_sorts / sizeof *s_q_sorts; s++)
+            for (size_t w = 0; w < sizeof windows / sizeof *windows; w++)
+                q_check(ex, history, f, s, windows[w][0], windows[w][1]);
+    xp_value_destroy(&history);
+    xp_experiment_destroy(&ex);
+}
+
+/* A malformed filter or sort is XP_EINVAL naming the column, before the
+ * store is read; matched is 0 and no page is given. */
+CONTRACT(history_query_refuses_malformed, 60)
+{
+    xp_experiment *ex = open_ex(uid("query_bad"));
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    set_int(ex, "a", 1);
+    run_ok(ex, NULL, NULL);
+    xp_query q = XP_QUERY_INIT;
+    q.filter = "a >";
+    xp_value *page = (xp_value *)1;
+    int64_t matched = -1;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_history_query(ex, &q, &page, &matched, &err), -1);
+    cr_assert_eq(err.code, XP_EINVAL);
+    cr_assert_str_eq(err.message,
+                     "filter: column 4: expected a value after '>'");
+    cr_assert_null(page);
+    cr_assert_eq(matched, 0);
+    q.filter = "a == 2";
+    q.sort = "a,";
+    cr_assert_eq(xp_history_query(ex, &q, &page, &matched, &err), -1);
+    cr_assert_str_eq(err.message, "sort: column 3: expected a field name");
+    q.sort = NULL;
+    cr_assert_eq(xp_history_query(ex, &q, &page, &matched, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_value_count(page), 0);
+    cr_assert_eq(matched, 0);
+    xp_value_destroy(&page);
+    xp_experiment_destroy(&ex);
+}

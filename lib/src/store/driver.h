@@ -48,6 +48,12 @@ typedef struct {
      * others are still read. */
     int (*trials_each)(xp_backend *b, xp_trial_fn fn, void *user,
                        xp_error_t *err);
+    /* One page of a history query (store.h's xp__store_trials_query):
+     * fn for each record of the page, *matched set. Optional: NULL
+     * streams trials_each through the evaluator. */
+    int (*trials_query)(xp_backend *b, const xp_compiled_query *q,
+                        xp_trial_fn fn, void *user, int64_t *matched,
+                        xp_error_t *err);
     int (*last_id)(xp_backend *b, int64_t *id, xp_error_t *err);
     /* Appends all points of metric name of trial, in chunk order, to
      * out (nothing when the trial saved none). */

@@ -239,6 +239,33 @@ int xp__store_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
     return b->ops->trials_each(b, fn, user, err);
 }
 
+static int s_scan_add(const bson_t *doc, int64_t id, void *user)
+{
+    xp__query_scan_add(user, doc, id);
+    return 0;
+}
+
+int xp__store_trials_query(xp_backend *b, const xp_compiled_query *q,
+                           xp_trial_fn fn, void *user, int64_t *matched,
+                           xp_error_t *err)
+{
+    int64_t count = 0;
+    int rc;
+    if (b->ops->trials_query) {
+        rc = b->ops->trials_query(b, q, fn, user, &count, err);
+    } else {
+        xp_query_scan *scan = xp__query_scan_new(q);
+        rc = b->ops->trials_each(b, s_scan_add, scan, err);
+        count = xp__query_scan_matched(scan);
+        if (rc == 0 && xp__query_scan_emit(scan, fn, user) != 0)
+            rc = -1;
+        xp__query_scan_destroy(&scan);
+    }
+    if (matched)
+        *matched = rc == 0 ? count : 0;
+    return rc;
+}
+
 int xp__store_last_id(xp_backend *b, int64_t *id, xp_error_t *err)
 {
     return b->ops->last_id(b, id, err);
