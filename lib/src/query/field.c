@@ -151,6 +151,147 @@ bool xp__field_find(const xp_field *f, const bson_t *doc, bson_iter_t *out)
     return true;
 }
 
+/* ---------------------------------------------------------------- plans
+ * A trie of the fields' segments: node 0 is the document, each other node
+ * a name under its parent, with the slot of the field that ends there. */
+
+#define S_NONE UINT32_MAX
+
+typedef struct {
+    const char *name;
+    uint32_t len;
+    uint32_t slot;        /* S_NONE: no field ends here */
+    uint32_t first_child; /* S_NONE: a leaf */
+    uint32_t next;        /* next sibling, S_NONE: the last */
+    uint32_t n_children;
+    uint64_t taken; /* the walk that matched it last */
+} s_plan_node;
+
+struct xp_field_plan {
+    s_plan_node *nodes;
+    uint32_t n_nodes, cap_nodes;
+    bson_iter_t *values; /* by slot */
+    uint64_t *found;     /* by slot: the walk that found it */
+    uint32_t n_slots, cap_slots;
+    uint64_t walk; /* walks so far */
+};
+
+xp_field_plan *xp__field_plan_new(void)
+{
+    xp_field_plan *p = bson_malloc0(sizeof *p);
+    p->cap_nodes = 8;
+    p->nodes = bson_malloc0(p->cap_nodes * sizeof *p->nodes);
+    p->nodes[0] = (s_plan_node){.slot = S_NONE, .first_child = S_NONE,
+                                .next = S_NONE};
+    p->n_nodes = 1;
+    return p;
+}
+
+void xp__field_plan_destroy(xp_field_plan **pp)
+{
+    if (!pp || !*pp)
+        return;
+    bson_free((*pp)->nodes);
+    bson_free((*pp)->values);
+    bson_free((*pp)->found);
+    bson_free(*pp);
+    *pp = NULL;
+}
+
+/* The child of parent named name[0..len), added when absent. */
+static uint32_t s_plan_child(xp_field_plan *p, uint32_t parent,
+                             const char *name, uint32_t len)
+{
+    for (uint32_t c = p->nodes[parent].first_child; c != S_NONE;
+         c = p->nodes[c].next)
+        if (p->nodes[c].len == len && memcmp(p->nodes[c].name, name, len) == 0)
+            return c;
+    if (p->n_nodes == p->cap_nodes) {
+        p->cap_nodes *= 2;
+        p->nodes = bson_realloc(p->nodes, p->cap_nodes * sizeof *p->nodes);
+    }
+    uint32_t c = p->n_nodes++;
+    p->nodes[c] = (s_plan_node){.name = name,
+                                .len = len,
+                                .slot = S_NONE,
+                                .first_child = S_NONE,
+                                .next = p->nodes[parent].first_child};
+    p->nodes[parent].first_child = c;
+    p->nodes[parent].n_children++;
+    return c;
+}
+
+uint32_t xp__field_plan_add(xp_field_plan *p, const xp_field *f)
+{
+    uint32_t node = 0;
+    for (int i = 0; i < f->nseg; i++)
+        node = s_plan_child(p, node, f->path + f->seg_off[i], f->seg_len[i]);
+    if (p->nodes[node].slot != S_NONE)
+        return p->nodes[node].slot;
+    if (p->n_slots == p->cap_slots) {
+        p->cap_slots = p->cap_slots ? p->cap_slots * 2 : 8;
+        p->values = bson_realloc(p->values, p->cap_slots * sizeof *p->values);
+        p->found = bson_realloc(p->found, p->cap_slots * sizeof *p->found);
+    }
+    p->found[p->n_slots] = 0;
+    p->nodes[node].slot = p->n_slots;
+    return p->n_slots++;
+}
+
+/* The child of parent that the element at it names and that no earlier
+ * element of this walk took; S_NONE when none. */
+static uint32_t s_plan_match(xp_field_plan *p, uint32_t parent,
+                             const bson_iter_t *it)
+{
+    uint32_t len = bson_iter_key_len(it);
+    const char *key = bson_iter_key(it);
+    for (uint32_t c = p->nodes[parent].first_child; c != S_NONE;
+         c = p->nodes[c].next) {
+        s_plan_node *n = &p->nodes[c];
+        if (n->len == len && n->taken != p->walk &&
+            memcmp(n->name, key, len) == 0)
+            return c;
+    }
+    return S_NONE;
+}
+
+/* Walks the elements of one level (at it) until every child of parent is
+ * taken: recursion as deep as the longest path (XP_FIELD_MAX_SEGMENTS). */
+static void s_plan_walk(xp_field_plan *p, uint32_t parent, bson_iter_t *it)
+{
+    uint32_t pending = p->nodes[parent].n_children;
+    while (pending > 0 && bson_iter_next(it)) {
+        uint32_t c = s_plan_match(p, parent, it);
+        if (c == S_NONE)
+            continue;
+        s_plan_node *n = &p->nodes[c];
+        n->taken = p->walk;
+        pending--;
+        if (n->slot != S_NONE) {
+            p->values[n->slot] = *it;
+            p->found[n->slot] = p->walk;
+        }
+        bson_iter_t child;
+        if (n->first_child != S_NONE &&
+            (BSON_ITER_HOLDS_DOCUMENT(it) || BSON_ITER_HOLDS_ARRAY(it)) &&
+            bson_iter_recurse(it, &child))
+            s_plan_walk(p, c, &child);
+    }
+}
+
+void xp__field_plan_find(xp_field_plan *p, const bson_t *doc)
+{
+    p->walk++;
+    bson_iter_t it;
+    if (doc && bson_iter_init(&it, doc))
+        s_plan_walk(p, 0, &it);
+}
+
+const bson_iter_t *xp__field_plan_value(const xp_field_plan *p, uint32_t slot)
+{
+    return p->found[slot] == p->walk ? &p->values[slot] : NULL;
+}
+
 /* ---------------------------------------------------------------- classes */
 
 xp_value_class xp__field_class(const bson_iter_t *it)

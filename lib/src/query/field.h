@@ -37,6 +37,26 @@ void xp__field_clear(xp_field *f);
  * when absent. */
 bool xp__field_find(const xp_field *f, const bson_t *doc, bson_iter_t *out);
 
+/* A set of fields looked up together in each document: one walk of each
+ * level of the document finds all of them, with the result of
+ * xp__field_find for each (the first element of a name at each level). */
+typedef struct xp_field_plan xp_field_plan;
+
+/* Caller owns result (xp__field_plan_destroy). */
+xp_field_plan *xp__field_plan_new(void);
+/* NULL-safe; NULLs *p. */
+void xp__field_plan_destroy(xp_field_plan **p);
+/* Adds f (which must outlive p); its slot, shared by fields of the same
+ * path. */
+uint32_t xp__field_plan_add(xp_field_plan *p, const xp_field *f);
+/* Looks every field of p up in doc (NULL: a damaged record, where nothing
+ * is found). */
+void xp__field_plan_find(xp_field_plan *p, const bson_t *doc);
+/* The value of slot found by the last xp__field_plan_find, NULL when
+ * absent (valid while that document lives). */
+const bson_iter_t *xp__field_plan_value(const xp_field_plan *p,
+                                        uint32_t slot);
+
 /* MongoDB's order of type classes (missing and null first). */
 typedef enum {
     XP_CLASS_NULL = 1,

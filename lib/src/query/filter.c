@@ -803,26 +803,42 @@ static bool s_cmp(const bson_iter_t *it, s_op op, const xp_literal *lit)
     }
 }
 
+/* Where the evaluator finds a field's value: looked up in doc, or found
+ * already by a plan (slots: the plan's slot of each field of the filter). */
+typedef struct {
+    const bson_t *doc;
+    const xp_field_plan *plan;
+    const uint32_t *slots;
+} s_source;
+
+static const bson_iter_t *s_value(const xp_filter *f, const s_source *src,
+                                  uint32_t field, bson_iter_t *it)
+{
+    if (src->plan)
+        return xp__field_plan_value(src->plan, src->slots[field]);
+    return xp__field_find(&f->fields[field], src->doc, it) ? it : NULL;
+}
+
 /* Recursion as deep as the tree: bounded by XP_FILTER_DEPTH_MAX. */
-static bool s_eval(const xp_filter *f, uint32_t n, const bson_t *doc)
+static bool s_eval(const xp_filter *f, uint32_t n, const s_source *src)
 {
     const s_node *node = &f->nodes[n];
     bson_iter_t it;
     const bson_iter_t *found = NULL;
     if (node->kind == N_CMP || node->kind == N_IN)
-        found = xp__field_find(&f->fields[node->field], doc, &it) ? &it : NULL;
+        found = s_value(f, src, node->field, &it);
     switch (node->kind) {
     case N_OR:
         for (uint32_t i = 0; i < node->count; i++)
-            if (s_eval(f, f->kids[node->first + i], doc))
+            if (s_eval(f, f->kids[node->first + i], src))
                 return true;
         return false;
     case N_AND:
         for (uint32_t i = 0; i < node->count; i++)
-            if (!s_eval(f, f->kids[node->first + i], doc))
+            if (!s_eval(f, f->kids[node->first + i], src))
                 return false;
         return true;
-    case N_NOT: return !s_eval(f, node->first, doc);
+    case N_NOT: return !s_eval(f, node->first, src);
     case N_CMP: return s_cmp(found, node->op, &f->lits[node->first]);
     case N_IN:
         for (uint32_t i = 0; i < node->count; i++)
@@ -837,7 +853,28 @@ bool xp__filter_match(const xp_filter *f, const bson_t *doc)
 {
     if (!f)
         return true;
-    return doc && s_eval(f, f->root, doc);
+    s_source src = {.doc = doc};
+    return doc && s_eval(f, f->root, &src);
+}
+
+uint32_t *xp__filter_plan(const xp_filter *f, xp_field_plan *plan)
+{
+    if (!f)
+        return NULL;
+    uint32_t *slots = bson_malloc((f->n_fields ? f->n_fields : 1) *
+                                  sizeof *slots);
+    for (size_t i = 0; i < f->n_fields; i++)
+        slots[i] = xp__field_plan_add(plan, &f->fields[i]);
+    return slots;
+}
+
+bool xp__filter_match_found(const xp_filter *f, const xp_field_plan *plan,
+                            const uint32_t *slots, bool readable)
+{
+    if (!f)
+        return true;
+    s_source src = {.plan = plan, .slots = slots};
+    return readable && s_eval(f, f->root, &src);
 }
 
 /* ---------------------------------------------------------------- MongoDB */

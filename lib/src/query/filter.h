@@ -7,6 +7,8 @@
 
 #include "xp/xp.h"
 
+#include "query/field.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 
@@ -27,6 +29,15 @@ void xp__filter_destroy(xp_filter **f);
 /* Whether the stored trial document doc matches f (NULL: every trial);
  * doc NULL, a record whose bytes are damaged, matches only a NULL f. */
 bool xp__filter_match(const xp_filter *f, const bson_t *doc);
+
+/* Adds f's fields to plan; the slot of each, in f's order, for
+ * xp__filter_match_found (NULL for a NULL f). Caller owns result
+ * (bson_free). */
+uint32_t *xp__filter_plan(const xp_filter *f, xp_field_plan *plan);
+/* xp__filter_match over the values plan found in the document (readable
+ * false: a damaged record); slots from xp__filter_plan. */
+bool xp__filter_match_found(const xp_filter *f, const xp_field_plan *plan,
+                            const uint32_t *slots, bool readable);
 
 /* Appends to out (initialised) the conditions of a MongoDB query that
  * matches the documents xp__filter_match does (docs/schema.md says where

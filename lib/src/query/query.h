@@ -27,13 +27,19 @@ int xp__query_compile(xp_compiled_query *out, const xp_query *q,
 void xp__query_clear(xp_compiled_query *q);
 
 /* The scan: records are added in trial id order; it counts matches and
- * keeps at most offset + limit of them (all with limit 0), then hands
- * the page to fn in the query's order. */
+ * keeps the offset + limit first ones (all with limit 0), then hands the
+ * page to fn in the query's order. */
 typedef struct xp_query_scan xp_query_scan;
 typedef int (*xp_query_page_fn)(const bson_t *doc, int64_t id, void *user);
 
-/* q must outlive the scan. Caller owns result (xp__query_scan_destroy). */
+/* q must outlive the scan. Caller owns result (xp__query_scan_destroy).
+ * It holds at most 1.25 (offset + limit) + 64 records (all matches with
+ * limit 0). */
 xp_query_scan *xp__query_scan_new(const xp_compiled_query *q);
+/* The same, keeping only sort keys and ids (about 50 bytes a record):
+ * emit passes doc NULL, for a caller that reads the page's documents by
+ * id afterwards. */
+xp_query_scan *xp__query_scan_new_ids(const xp_compiled_query *q);
 /* Adds the record of trial id (doc NULL: damaged; copied when kept). */
 void xp__query_scan_add(xp_query_scan *s, const bson_t *doc, int64_t id);
 int64_t xp__query_scan_matched(const xp_query_scan *s);

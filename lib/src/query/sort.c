@@ -111,6 +111,24 @@ void xp__sort_key(const xp_sort *s, const bson_t *doc, xp_bytes *out)
     }
 }
 
+uint32_t *xp__sort_plan(const xp_sort *s, xp_field_plan *plan)
+{
+    if (!s)
+        return NULL;
+    uint32_t *slots = bson_malloc((size_t)s->n * sizeof *slots);
+    for (int i = 0; i < s->n; i++)
+        slots[i] = xp__field_plan_add(plan, &s->fields[i]);
+    return slots;
+}
+
+void xp__sort_key_found(const xp_sort *s, const xp_field_plan *plan,
+                        const uint32_t *slots, xp_bytes *out)
+{
+    for (int i = 0; s && i < s->n; i++)
+        xp__field_key(xp__field_plan_value(plan, slots[i]), s->descending[i],
+                      out);
+}
+
 void xp__sort_mongo(const xp_sort *s, bson_t *out)
 {
     for (int i = 0; s && i < s->n; i++) {

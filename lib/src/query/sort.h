@@ -26,6 +26,13 @@ void xp__sort_destroy(xp_sort **s);
  * to out: ascending memcmp order is s's order. */
 void xp__sort_key(const xp_sort *s, const bson_t *doc, xp_bytes *out);
 
+/* Adds s's fields to plan; the slot of each key, for xp__sort_key_found
+ * (NULL for a NULL s). Caller owns result (bson_free). */
+uint32_t *xp__sort_plan(const xp_sort *s, xp_field_plan *plan);
+/* xp__sort_key over the values plan found in the document. */
+void xp__sort_key_found(const xp_sort *s, const xp_field_plan *plan,
+                        const uint32_t *slots, xp_bytes *out);
+
 /* Appends s's keys to out (initialised), {path: 1 | -1, ...}, the first
  * of a repeated path only. */
 void xp__sort_mongo(const xp_sort *s, bson_t *out);

@@ -29,9 +29,12 @@
 #define XP_LOCAL_SCHEMA "1"
 #define XP_LOCAL_FILE "xp.sqlite3"
 #define XP_BUSY_TIMEOUT_MS 60000
+/* The page cache of a read-only handle, at most (KiB). */
+#define XP_LOCAL_READER_CACHE_KIB "262144"
 
 enum {
     S_BEGIN,
+    S_BEGIN_READ,
     S_COMMIT,
     S_ROLLBACK,
     S_SAVEPOINT,
@@ -43,6 +46,8 @@ enum {
     S_GET_TRIAL,
     S_ALL_TRIALS,
     S_LAST_ID,
+    S_ID_WINDOW,
+    S_COUNT_ABOVE,
     S_INSERT_METRIC,
     S_READ_METRIC,
     S_METRIC_NAMES,
@@ -61,6 +66,7 @@ enum {
 
 static const char *const s_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_SAVEPOINT] = "SAVEPOINT op",
@@ -73,6 +79,8 @@ static const char *const s_sql[S_COUNT] = {
     [S_GET_TRIAL] = "SELECT doc FROM trials WHERE id = ?",
     [S_ALL_TRIALS] = "SELECT id, doc FROM trials ORDER BY id",
     [S_LAST_ID] = "SELECT coalesce(max(id), 0) FROM trials",
+    [S_ID_WINDOW] = "SELECT id, doc FROM trials ORDER BY id LIMIT ? OFFSET ?",
+    [S_COUNT_ABOVE] = "SELECT count(*) FROM trials WHERE id > ?",
     [S_INSERT_METRIC] = "INSERT OR REPLACE INTO metrics(trial, name, chunk, "
                         "data) VALUES (?, ?, ?, ?)",
     [S_READ_METRIC] = "SELECT data FROM metrics WHERE trial = ? AND name = ? "
@@ -147,6 +155,10 @@ typedef struct {
     int ckpt_frames; /* WAL size after the last commit, in frames */
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
+    /* The trial count of the last unfiltered page, and the highest id
+     * then. */
+    bool counted;
+    int64_t counted_rows, counted_last;
 } xp_local;
 
 static int s_db_error(xp_local *l, xp_error_t *err, const char *what)
@@ -532,137 +544,146 @@ static int s_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
 }
 
 /* ---------------------------------------------------------------- history
- * queries: the filter and the sort keys run inside SQLite as functions
- * of the stored document, xp_match(doc, filter) and xp_key(doc, sort),
- * their compiled form bound with sqlite3_bind_pointer; SQLite keeps the
- * offset + limit first rows of the sort (ids and keys only, the documents
- * of the page are read after). */
+ * queries. In trial id order without a filter, a page is LIMIT/OFFSET on
+ * the rowid b-tree and its count is kept per handle (trials are never
+ * deleted and ids only grow, so only the rows above the last count are
+ * counted). Any other page is one pass in C over the stored documents
+ * (sqlite3_column_blob points into SQLite's page cache): the query wing's
+ * scan evaluates filter and sort key, counts the matches and keeps keys and
+ * ids of the offset + limit first; the documents of the page are then read
+ * by id, all in one read transaction. */
 
-#define S_MATCH_PTR "xp_match"
-#define S_KEY_PTR "xp_key"
-
-/* What xp_match gets: the filter, and the rows it matched so far (a
- * sorted page reads every row once, so its count is the total). */
-typedef struct {
-    const xp_filter *filter;
-    int64_t matched;
-} s_match_ctx;
-
-typedef struct {
-    const xp_sort *sort;
-    xp_bytes key; /* scratch */
-} s_key_ctx;
-
-/* The stored blob of argument v as a document; false when damaged. */
-static bool s_arg_doc(sqlite3_value *v, bson_t *doc)
+/* Opens a read transaction unless the handle is in one (a group): then
+ * false, and its uncommitted trials are seen. */
+static int s_begin_read(xp_local *l, bool *own, xp_error_t *err)
 {
-    const uint8_t *data = sqlite3_value_blob(v);
-    int len = sqlite3_value_bytes(v);
-    return data && len >= 5 && bson_init_static(doc, data, (size_t)len);
+    *own = sqlite3_get_autocommit(l->db) != 0;
+    return *own ? s_exec(l, S_BEGIN_READ, err) : 0;
 }
 
-static void s_sql_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static int s_end_read(xp_local *l, bool own, int rc)
 {
-    (void)argc;
-    s_match_ctx *m = sqlite3_value_pointer(argv[1], S_MATCH_PTR);
-    bson_t doc;
-    bool ok = s_arg_doc(argv[0], &doc);
-    bool match = !m || xp__filter_match(m->filter, ok ? &doc : NULL);
-    if (m && match)
-        m->matched++;
-    sqlite3_result_int(ctx, match);
-}
-
-static void s_sql_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    s_key_ctx *k = sqlite3_value_pointer(argv[1], S_KEY_PTR);
-    if (!k) {
-        sqlite3_result_null(ctx);
-        return;
-    }
-    bson_t doc;
-    bool ok = s_arg_doc(argv[0], &doc);
-    k->key.len = 0;
-    xp__sort_key(k->sort, ok ? &doc : NULL, &k->key);
-    sqlite3_result_blob(ctx, k->key.data, (int)k->key.len, SQLITE_TRANSIENT);
-}
-
-/* Registers xp_match and xp_key on the connection (direct use only, so a
- * store's own schema cannot call them). */
-static int s_register_functions(xp_local *l, xp_error_t *err)
-{
-    int flags = SQLITE_UTF8 | SQLITE_DIRECTONLY;
-    if (sqlite3_create_function_v2(l->db, "xp_match", 2, flags, NULL,
-                                   s_sql_match, NULL, NULL,
-                                   NULL) != SQLITE_OK ||
-        sqlite3_create_function_v2(l->db, "xp_key", 2, flags, NULL, s_sql_key,
-                                   NULL, NULL, NULL) != SQLITE_OK)
-        return s_db_error(l, err, "registering query functions");
-    return 0;
-}
-
-/* Prepares sql (not kept: its text depends on the query). */
-static sqlite3_stmt *s_prepare(xp_local *l, const char *sql, xp_error_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        s_db_error(l, err, "preparing a history query");
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
-}
-
-/* The number of trials m's filter matches (all of them without one). */
-static int s_query_count(xp_local *l, s_match_ctx *m, int64_t *count,
-                         xp_error_t *err)
-{
-    sqlite3_stmt *st = s_prepare(
-        l,
-        m->filter ? "SELECT count(*) FROM trials WHERE xp_match(doc, ?1)"
-                  : "SELECT count(*) FROM trials",
-        err);
-    if (!st)
-        return -1;
-    if (m->filter)
-        sqlite3_bind_pointer(st, 1, m, S_MATCH_PTR, NULL);
-    int rc = 0;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *count = sqlite3_column_int64(st, 0);
-    else
-        rc = s_db_error(l, err, "counting matching trials");
-    sqlite3_finalize(st);
+    if (own && s_exec(l, rc == 0 ? S_COMMIT : S_ROLLBACK, NULL) != 0)
+        s_exec(l, S_ROLLBACK, NULL);
     return rc;
 }
 
-/* The page statement: ids in id order, or ids and keys sorted in a
- * subquery and joined back to their documents. */
-static sqlite3_stmt *s_query_page(xp_local *l, const xp_compiled_query *q,
-                                  s_match_ctx *m, s_key_ctx *k, xp_error_t *err)
+/* The one integer that statement which returns, bound to *arg (when
+ * given). */
+static int s_int_query(xp_local *l, int which, const int64_t *arg,
+                       int64_t *out, xp_error_t *err)
 {
-    const char *where = q->filter ? "WHERE xp_match(doc, ?1)" : "";
-    char *sql =
-        q->sort ? bson_strdup_printf(
-                      "SELECT t.id, t.doc FROM (SELECT id, xp_key(doc, ?2) "
-                      "AS k FROM trials %s ORDER BY k, id LIMIT ?3 OFFSET "
-                      "?4) AS p JOIN trials AS t ON t.id = p.id ORDER BY "
-                      "p.k, p.id",
-                      where)
-                : bson_strdup_printf("SELECT id, doc FROM trials %s ORDER BY "
-                                     "id LIMIT ?3 OFFSET ?4",
-                                     where);
-    sqlite3_stmt *st = s_prepare(l, sql, err);
-    bson_free(sql);
-    if (!st)
-        return NULL;
-    if (q->filter)
-        sqlite3_bind_pointer(st, 1, m, S_MATCH_PTR, NULL);
-    if (q->sort)
-        sqlite3_bind_pointer(st, 2, k, S_KEY_PTR, NULL);
-    sqlite3_bind_int64(st, 3, q->limit > 0 ? q->limit : -1);
-    sqlite3_bind_int64(st, 4, q->offset);
-    return st;
+    sqlite3_stmt *st = s_stmt(l, which);
+    if (arg)
+        sqlite3_bind_int64(st, 1, *arg);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = s_db_error(l, err, "counting trials");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The number of trials. In a transaction of its own (cached: committed
+ * rows only), the rows above the last count's highest id are added to
+ * it; a highest id below that one (a store replaced) counts anew. */
+static int s_count_all(xp_local *l, bool own, int64_t *count, xp_error_t *err)
+{
+    int64_t last = 0, above = 0, from = INT64_MIN;
+    if (!own)
+        return s_int_query(l, S_COUNT_ABOVE, &from, count, err);
+    if (s_int_query(l, S_LAST_ID, NULL, &last, err) != 0)
+        return -1;
+    if (!l->counted || last < l->counted_last) {
+        l->counted = false;
+        l->counted_rows = 0;
+    } else {
+        from = l->counted_last;
+    }
+    if (s_int_query(l, S_COUNT_ABOVE, &from, &above, err) != 0)
+        return -1;
+    l->counted = true;
+    l->counted_rows += above;
+    l->counted_last = last;
+    *count = l->counted_rows;
+    return 0;
+}
+
+typedef struct {
+    xp_local *l;
+    xp_trial_fn fn;
+    void *user;
+    xp_error_t *err;
+    bool failed; /* reading failed (else fn stopped the page) */
+} s_page_ctx;
+
+/* Hands the stored document of trial id to the caller's fn. */
+static int s_emit_by_id(const bson_t *unused, int64_t id, void *user)
+{
+    (void)unused;
+    s_page_ctx *pc = user;
+    sqlite3_stmt *st = s_stmt(pc->l, S_GET_TRIAL);
+    sqlite3_bind_int64(st, 1, id);
+    int rc = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        bson_t doc;
+        bool readable =
+            s_stored_doc(pc->l, st, 0, &doc, "trial record", NULL) == 0;
+        rc = pc->fn(readable ? &doc : NULL, id, pc->user);
+    } else {
+        pc->failed = true;
+        s_db_error(pc->l, pc->err, "reading a page of history");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* A page that filters or sorts: every record through the scan. The bytes
+ * are evaluated as stored (bson_iter checks each length it follows); a
+ * blob too short for a document is a damaged record. */
+static int s_query_scan(xp_local *l, const xp_compiled_query *q,
+                        s_page_ctx *pc, int64_t *matched)
+{
+    xp_query_scan *scan = xp__query_scan_new_ids(q);
+    sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
+    int step_rc, rc = 0;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *data = sqlite3_column_blob(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        bson_t doc;
+        bool ok = data && len >= 5 && bson_init_static(&doc, data, (size_t)len);
+        xp__query_scan_add(scan, ok ? &doc : NULL, sqlite3_column_int64(st, 0));
+    }
+    if (step_rc != SQLITE_DONE)
+        rc = s_db_error(l, pc->err, "reading history");
+    sqlite3_reset(st);
+    *matched = xp__query_scan_matched(scan);
+    if (rc == 0 && xp__query_scan_emit(scan, s_emit_by_id, pc) != 0)
+        rc = -1;
+    xp__query_scan_destroy(&scan);
+    return rc;
+}
+
+/* A page in trial id order of every trial. */
+static int s_query_window(xp_local *l, const xp_compiled_query *q, bool own,
+                          s_page_ctx *pc, int64_t *matched)
+{
+    sqlite3_stmt *st = s_stmt(l, S_ID_WINDOW);
+    sqlite3_bind_int64(st, 1, q->limit > 0 ? q->limit : -1);
+    sqlite3_bind_int64(st, 2, q->offset);
+    int step_rc, rc = 0;
+    while (rc == 0 && (step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bson_t doc;
+        bool readable = s_stored_doc(l, st, 1, &doc, "trial record", NULL) == 0;
+        if (pc->fn(readable ? &doc : NULL, sqlite3_column_int64(st, 0),
+                   pc->user) != 0)
+            rc = -1;
+    }
+    if (rc == 0 && step_rc != SQLITE_DONE)
+        rc = s_db_error(l, pc->err, "reading history");
+    sqlite3_reset(st);
+    return rc == 0 ? s_count_all(l, own, matched, pc->err) : rc;
 }
 
 static int s_trials_query(xp_backend *b, const xp_compiled_query *q,
@@ -670,33 +691,15 @@ static int s_trials_query(xp_backend *b, const xp_compiled_query *q,
                           xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
-    s_match_ctx m = {.filter = q->filter};
-    s_key_ctx k = {.sort = q->sort};
-    int rc = -1, step_rc = SQLITE_DONE;
+    s_page_ctx pc = {.l = l, .fn = fn, .user = user, .err = err};
+    bool own = false;
     pthread_mutex_lock(&l->lock);
-    sqlite3_stmt *st = s_query_page(l, q, &m, &k, err);
-    if (!st)
-        goto cleanup;
-    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
-        bson_t doc;
-        bool readable = s_stored_doc(l, st, 1, &doc, "trial record", NULL) == 0;
-        if (fn(readable ? &doc : NULL, sqlite3_column_int64(st, 0), user) != 0)
-            goto cleanup;
-    }
-    if (step_rc != SQLITE_DONE) {
-        s_db_error(l, err, "reading history");
-        goto cleanup;
-    }
-    /* A sorted page scanned every row: xp_match counted the matches. */
-    if (q->sort && q->filter)
-        *matched = m.matched;
-    else if (s_query_count(l, &m, matched, err) != 0)
-        goto cleanup;
-    rc = 0;
-cleanup:
-    sqlite3_finalize(st);
+    int rc = s_begin_read(l, &own, err);
+    if (rc == 0)
+        rc = q->filter || q->sort ? s_query_scan(l, q, &pc, matched)
+                                  : s_query_window(l, q, own, &pc, matched);
+    rc = s_end_read(l, own, rc);
     pthread_mutex_unlock(&l->lock);
-    xp__bytes_clear(&k.key);
     return rc;
 }
 
@@ -1602,9 +1605,15 @@ static int s_open(xp_backend **out, const char *id, const char *root, int mode,
     if ((tables = s_check_store(l, id, mode, err)) < 0 ||
         (!reader && s_ready_for_writing(l, id, tables, err) != 0))
         goto fail;
-    sqlite3_exec(l->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
-    if (s_register_functions(l, err) != 0)
-        goto fail;
+    /* Pages are allocated as they are read, up to this bound. A reader
+     * (the dashboard) scans the whole history for a page that filters or
+     * sorts: with the database in its cache, the next scans skip copying
+     * it from the kernel again (until another process commits, when SQLite
+     * drops the cache). */
+    sqlite3_exec(l->db,
+                 reader ? "PRAGMA cache_size=-" XP_LOCAL_READER_CACHE_KIB
+                        : "PRAGMA cache_size=-16384",
+                 NULL, NULL, NULL);
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &l->stmt[i], NULL) != SQLITE_OK) {
