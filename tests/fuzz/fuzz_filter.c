@@ -3,7 +3,8 @@
  * follows the NUL, when any, is a document evaluated unchecked, as the
  * local store's xp_match reads stored bytes. A filter that compiles is
  * evaluated on fixed trial documents, its negation must give the opposite
- * answer, and its MongoDB form must be valid BSON. */
+ * answer, the scan's field plan the same answers and sort keys as one
+ * lookup per field, and its MongoDB form must be valid BSON. */
 #include "query/query.h"
 
 #include <stdlib.h>
@@ -47,12 +48,20 @@ static void s_evaluate(const xp_filter *f, const char *text,
     xp_filter *g = NULL;
     if (xp__filter_parse(&g, negated, NULL) != 0)
         g = NULL;
+    xp_field_plan *plan = xp__field_plan_new();
+    uint32_t *slots = xp__filter_plan(f, plan);
     for (size_t i = 0; i < n; i++) {
         bool m = xp__filter_match(f, docs[i]);
+        /* the scan's one walk per document finds what each lookup does */
+        xp__field_plan_find(plan, docs[i]);
+        if (xp__filter_match_found(f, plan, slots, docs[i] != NULL) != m)
+            abort();
         /* (a damaged record, NULL, matches neither) */
         if (g && docs[i] && xp__filter_match(g, docs[i]) == m)
             abort();
     }
+    bson_free(slots);
+    xp__field_plan_destroy(&plan);
     xp__filter_destroy(&g);
     bson_free(negated);
     bson_t q = BSON_INITIALIZER;
@@ -67,9 +76,20 @@ static void s_sort(const char *text, const bson_t *const *docs, size_t n)
     xp_sort *s = NULL;
     if (xp__sort_parse(&s, text, NULL) != 0)
         return;
-    xp_bytes key = {0};
-    for (size_t i = 0; i < n; i++)
+    xp_bytes key = {0}, found = {0};
+    xp_field_plan *plan = xp__field_plan_new();
+    uint32_t *slots = xp__sort_plan(s, plan);
+    for (size_t i = 0; i < n; i++) {
+        key.len = found.len = 0;
         xp__sort_key(s, docs[i], &key);
+        xp__field_plan_find(plan, docs[i]);
+        xp__sort_key_found(s, plan, slots, &found);
+        if (key.len != found.len || memcmp(key.data, found.data, key.len) != 0)
+            abort();
+    }
+    bson_free(slots);
+    xp__field_plan_destroy(&plan);
+    xp__bytes_clear(&found);
     bson_t m = BSON_INITIALIZER;
     xp__sort_mongo(s, &m);
     bson_destroy(&m);

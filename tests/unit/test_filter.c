@@ -3,6 +3,7 @@
  * columns, the semantics over a stored trial document (type classes,
  * missing and null, in / not in, dates, precedence, parentheses), the
  * order of sort keys across and within type classes, the MongoDB form,
+ * the field plan against one lookup per field (on damaged bytes too),
  * and the streamed scan's page against a full sort. */
 #include "../common.h"
 
@@ -575,4 +576,210 @@ Test(filter, scan_keeps_the_window_of_the_full_order)
     }
     for (int i = 0; i < N; i++)
         bson_destroy(&docs[i]);
+}
+
+/* ---------------------------------------------------------------- plans */
+
+/* A document with a value of every BSON type, nested levels, an array
+ * and a repeated key (the first one counts). */
+static void s_every_type(bson_t *doc)
+{
+    bson_t p, sub;
+    bson_oid_t oid;
+    bson_decimal128_t dec = {0};
+    bson_oid_init_from_string(&oid, "0123456789abcdef01234567");
+    bson_init(doc);
+    BSON_APPEND_INT64(doc, "trial_id", 7);
+    bson_append_regex(doc, "re", -1, "a.*b", "i");
+    bson_append_code(doc, "code", -1, "x");
+    bson_append_symbol(doc, "sym", -1, "s", -1);
+    bson_append_dbpointer(doc, "dbp", -1, "coll", &oid);
+    bson_append_code_with_scope(doc, "cws", -1, "y", NULL);
+    bson_append_timestamp(doc, "ts", -1, 1, 2);
+    bson_append_decimal128(doc, "dec", -1, &dec);
+    bson_append_minkey(doc, "min", -1);
+    bson_append_maxkey(doc, "max", -1);
+    bson_append_undefined(doc, "undef", -1);
+    BSON_APPEND_OID(doc, "oid", &oid);
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "parameters", &p);
+    BSON_APPEND_INT32(&p, "a", 2);
+    BSON_APPEND_DOUBLE(&p, "b", -0.5);
+    BSON_APPEND_UTF8(&p, "s", "x\xc3\xa9");
+    bson_append_binary(&p, "blob", -1, BSON_SUBTYPE_BINARY,
+                       (const uint8_t *)"\0\1", 2);
+    BSON_APPEND_BOOL(&p, "f", true);
+    BSON_APPEND_NULL(&p, "n");
+    BSON_APPEND_DOCUMENT_BEGIN(&p, "opt", &sub);
+    BSON_APPEND_DOUBLE(&sub, "lr", 0.1);
+    BSON_APPEND_UTF8(&sub, "name", "sgd");
+    bson_append_document_end(&p, &sub);
+    BSON_APPEND_ARRAY_BEGIN(&p, "arr", &sub);
+    BSON_APPEND_INT32(&sub, "0", 1);
+    BSON_APPEND_UTF8(&sub, "1", "two");
+    bson_append_array_end(&p, &sub);
+    BSON_APPEND_INT64(&p, "a", 99); /* repeated: not the one found */
+    bson_append_document_end(doc, &p);
+    BSON_APPEND_DATE_TIME(doc, "started", 1000);
+    BSON_APPEND_DOUBLE(doc, "result", 1.5);
+    BSON_APPEND_BOOL(doc, "success", false);
+    BSON_APPEND_UTF8(doc, "status", "succeeded");
+}
+
+static const char *const s_plan_names[] = {
+    "trial_id",   "status",  "result",          "success",     "started",
+    "a",          "b",       "s",               "blob",        "f",
+    "n",          "opt",     "opt.lr",          "opt.name",    "opt.nope",
+    "arr",        "arr.0",   "arr.1",           "arr.2",       "a.x",
+    "missing",    "s.x",     "parameters.opt",  "id",          "opt.lr.deep",
+    "params.arr", "nope.a",  "parameters.blob", "description", "finished",
+};
+#define S_PLAN_N (sizeof s_plan_names / sizeof *s_plan_names)
+
+/* The plan finds each field where xp__field_find does, in doc. */
+static void s_assert_plan_agrees(xp_field_plan *plan, const xp_field *fields,
+                                 const uint32_t *slots, const bson_t *doc,
+                                 const char *what)
+{
+    xp__field_plan_find(plan, doc);
+    for (size_t i = 0; i < S_PLAN_N; i++) {
+        bson_iter_t it;
+        bool found = xp__field_find(&fields[i], doc, &it);
+        const bson_iter_t *got = xp__field_plan_value(plan, slots[i]);
+        cr_assert_eq(got != NULL, found, "%s: %s found %d by the plan", what,
+                     s_plan_names[i], got != NULL);
+        if (!found)
+            continue;
+        cr_assert_eq(bson_iter_key(got), bson_iter_key(&it),
+                     "%s: %s at another element", what, s_plan_names[i]);
+        cr_assert_eq(bson_iter_type(got), bson_iter_type(&it));
+        xp_bytes a = {0}, b = {0};
+        xp__field_key(got, false, &a);
+        xp__field_key(&it, false, &b);
+        cr_assert(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,
+                  "%s: %s has another key", what, s_plan_names[i]);
+        xp__bytes_clear(&a);
+        xp__bytes_clear(&b);
+    }
+}
+
+Test(filter, plan_finds_what_each_lookup_finds)
+{
+    bson_t doc;
+    s_every_type(&doc);
+    xp_field fields[S_PLAN_N];
+    uint32_t slots[S_PLAN_N];
+    xp_field_plan *plan = xp__field_plan_new();
+    for (size_t i = 0; i < S_PLAN_N; i++) {
+        cr_assert_null(xp__field_init(&fields[i], s_plan_names[i],
+                                      strlen(s_plan_names[i])));
+        slots[i] = xp__field_plan_add(plan, &fields[i]);
+    }
+    /* the same path, the same slot */
+    xp_field again;
+    cr_assert_null(xp__field_init(&again, "parameters.a", 12));
+    cr_assert_eq(xp__field_plan_add(plan, &again), slots[5]);
+    xp__field_clear(&again);
+
+    s_assert_plan_agrees(plan, fields, slots, &doc, "intact");
+    s_assert_plan_agrees(plan, fields, slots, NULL, "NULL");
+    /* damaged bytes, as a store may hold them: every byte set to values
+     * that break lengths, types and NULs, the outer length kept */
+    const uint8_t *orig = bson_get_data(&doc);
+    uint32_t len = doc.len;
+    uint8_t *bytes = bson_malloc(len);
+    static const uint8_t values[] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05,
+                                     0x08, 0x0b, 0x7f, 0x80, 0xff, 0x14};
+    char what[64];
+    for (uint32_t at = 4; at + 1 < len; at++) {
+        for (size_t v = 0; v < sizeof values; v++) {
+            memcpy(bytes, orig, len);
+            bytes[at] = values[v];
+            bson_t damaged;
+            cr_assert(bson_init_static(&damaged, bytes, len));
+            snprintf(what, sizeof what, "byte %u = 0x%02x", at, values[v]);
+            s_assert_plan_agrees(plan, fields, slots, &damaged, what);
+        }
+    }
+    /* truncated: a shorter outer length and a final NUL */
+    for (uint32_t cut = 5; cut < len; cut++) {
+        memcpy(bytes, orig, cut);
+        for (int b = 0; b < 4; b++)
+            bytes[b] = (uint8_t)(cut >> (8 * b));
+        bytes[cut - 1] = 0;
+        bson_t damaged;
+        cr_assert(bson_init_static(&damaged, bytes, cut));
+        snprintf(what, sizeof what, "cut at %u", cut);
+        s_assert_plan_agrees(plan, fields, slots, &damaged, what);
+    }
+    bson_free(bytes);
+    xp__field_plan_destroy(&plan);
+    cr_assert_null(plan);
+    for (size_t i = 0; i < S_PLAN_N; i++)
+        xp__field_clear(&fields[i]);
+    bson_destroy(&doc);
+}
+
+/* Pages deep into a sort of many records (the scan's selection, pruning
+ * and its id-only form) against a full sort. */
+Test(filter, scan_pages_deep_into_many_records)
+{
+    enum { N = 5000 };
+    bson_t *docs = bson_malloc(N * sizeof *docs);
+    for (int i = 0; i < N; i++) {
+        bson_t p;
+        bson_init(&docs[i]);
+        BSON_APPEND_INT64(&docs[i], "trial_id", i + 1);
+        BSON_APPEND_DOCUMENT_BEGIN(&docs[i], "parameters", &p);
+        char s[64];
+        /* long strings: keys beyond the bytes held in an entry */
+        snprintf(s, sizeof s, "a-rather-long-common-prefix-%03d", i * 7 % 97);
+        BSON_APPEND_UTF8(&p, "s", s);
+        BSON_APPEND_INT64(&p, "k", i % 13);
+        bson_append_document_end(&docs[i], &p);
+    }
+    static const int64_t windows[][2] = {
+        {0, 100}, {2500, 100}, {4990, 100}, {0, 0}, {1000, 3000}, {4999, 1},
+        {6000, 10}};
+    for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+        for (int ids_only = 0; ids_only < 2; ids_only++) {
+            xp_query q = XP_QUERY_INIT;
+            q.filter = "k != 3";
+            q.sort = "-s,k";
+            q.offset = windows[w][0];
+            q.limit = windows[w][1];
+            xp_compiled_query cq;
+            cr_assert_eq(xp__query_compile(&cq, &q, NULL), 0);
+            xp_query_scan *scan = ids_only ? xp__query_scan_new_ids(&cq)
+                                           : xp__query_scan_new(&cq);
+            for (int i = 0; i < N; i++)
+                xp__query_scan_add(scan, &docs[i], i + 1);
+            int64_t *got = bson_malloc(N * sizeof *got), *at = got;
+            cr_assert_eq(xp__query_scan_emit(scan, s_collect, &at), 0);
+            /* expected: s descending, then k, then id */
+            int64_t *want = bson_malloc(N * sizeof *want);
+            size_t n = 0;
+            for (int v = 96; v >= 0; v--)
+                for (int k = 0; k < 13; k++)
+                    for (int i = 0; i < N; i++)
+                        if (i * 7 % 97 == v && i % 13 == k && k != 3)
+                            want[n++] = i + 1;
+            cr_assert_eq(xp__query_scan_matched(scan), (int64_t)n);
+            size_t from = (size_t)q.offset < n ? (size_t)q.offset : n;
+            size_t to = q.limit && from + (size_t)q.limit < n
+                            ? from + (size_t)q.limit
+                            : n;
+            cr_assert_eq((size_t)(at - got), to - from, "window %zu: %td rows",
+                         w, at - got);
+            for (size_t i = from; i < to; i++)
+                cr_assert_eq(got[i - from], want[i], "window %zu row %zu", w,
+                             i);
+            bson_free(got);
+            bson_free(want);
+            xp__query_scan_destroy(&scan);
+            xp__query_clear(&cq);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        bson_destroy(&docs[i]);
+    bson_free(docs);
 }

@@ -238,53 +238,173 @@ uint32_t xp__field_plan_add(xp_field_plan *p, const xp_field *f)
     return p->n_slots++;
 }
 
-/* The child of parent that the element at it names and that no earlier
- * element of this walk took; S_NONE when none. */
+/* The child of parent named key[0..len) that no earlier element of this
+ * walk took; S_NONE when none. */
 static uint32_t s_plan_match(xp_field_plan *p, uint32_t parent,
-                             const bson_iter_t *it)
+                             const char *key, uint32_t len)
 {
-    uint32_t len = bson_iter_key_len(it);
-    const char *key = bson_iter_key(it);
     for (uint32_t c = p->nodes[parent].first_child; c != S_NONE;
          c = p->nodes[c].next) {
         s_plan_node *n = &p->nodes[c];
-        if (n->len == len && n->taken != p->walk &&
+        if (n->len == len && n->name[0] == key[0] && n->taken != p->walk &&
             memcmp(n->name, key, len) == 0)
             return c;
     }
     return S_NONE;
 }
 
-/* Walks the elements of one level (at it) until every child of parent is
- * taken: recursion as deep as the longest path (XP_FIELD_MAX_SEGMENTS). */
-static void s_plan_walk(xp_field_plan *p, uint32_t parent, bson_iter_t *it)
+/* One level of a document: its bytes (a length, elements, a NUL). */
+typedef struct {
+    const uint8_t *data;
+    uint32_t len;
+} s_level;
+
+/* An element of a level, read as bson_iter_next reads it. */
+typedef struct {
+    uint32_t off;     /* its type byte */
+    uint32_t key_len; /* the key is at off + 1 */
+    uint32_t value;   /* offset of its value */
+    uint32_t next;    /* offset of the next element */
+} s_elem;
+
+static uint32_t s_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+typedef enum { S_ELEM_END, S_ELEM_OK, S_ELEM_OTHER } s_elem_rc;
+
+/* Reads the element at e->off with the checks of libbson's bson_iter_next
+ * for the common types: S_ELEM_END where bson_iter_next stops (the end, or
+ * damaged bytes), S_ELEM_OTHER for the other types (binary, regex, ...),
+ * left to libbson. */
+static s_elem_rc s_elem_read(const s_level *lv, s_elem *e)
+{
+    const uint8_t *d = lv->data;
+    uint32_t len = lv->len, o = e->off + 1;
+    while (o < len && d[o])
+        o++;
+    if (o >= len)
+        return S_ELEM_END;
+    e->key_len = o - e->off - 1;
+    e->value = ++o;
+    switch (d[e->off]) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_TIMESTAMP: e->next = o + 8; break;
+    case BSON_TYPE_INT32: e->next = o + 4; break;
+    case BSON_TYPE_OID: e->next = o + 12; break;
+    case BSON_TYPE_DECIMAL128: e->next = o + 16; break;
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+    case BSON_TYPE_MAXKEY:
+    case BSON_TYPE_MINKEY: e->next = o; break;
+    case BSON_TYPE_BOOL:
+        if (o >= len || d[o] > 1)
+            return S_ELEM_END;
+        e->next = o + 1;
+        break;
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_CODE:
+    case BSON_TYPE_SYMBOL: {
+        if (o + 4 >= len)
+            return S_ELEM_END;
+        uint32_t l = s_le32(d + o);
+        if (l > len - (o + 4) || l == 0 || o + 4 + l >= len ||
+            d[o + 4 + l - 1] != 0)
+            return S_ELEM_END;
+        e->next = o + 4 + l;
+        break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+        if (o >= len - 4)
+            return S_ELEM_END;
+        uint32_t l = s_le32(d + o);
+        if (l > len || l > len - o)
+            return S_ELEM_END;
+        e->next = o + l;
+        break;
+    }
+    case BSON_TYPE_EOD: return S_ELEM_END;
+    default: return S_ELEM_OTHER;
+    }
+    return e->next < len ? S_ELEM_OK : S_ELEM_END;
+}
+
+static void s_plan_walk(xp_field_plan *p, uint32_t parent, const s_level *lv);
+
+/* The element e names child c: its value is kept, and the level under it
+ * walked when libbson opens it (bson_iter_recurse decides, as in
+ * xp__field_find). */
+static void s_plan_take(xp_field_plan *p, uint32_t c, const s_level *lv,
+                        const s_elem *e)
+{
+    s_plan_node *n = &p->nodes[c];
+    n->taken = p->walk;
+    uint8_t type = lv->data[e->off];
+    bool parent = n->first_child != S_NONE &&
+                  (type == BSON_TYPE_DOCUMENT || type == BSON_TYPE_ARRAY);
+    if (n->slot == S_NONE && !parent)
+        return;
+    bson_iter_t it, child;
+    if (!bson_iter_init_from_data_at_offset(&it, lv->data, lv->len, e->off,
+                                            e->key_len))
+        return;
+    if (n->slot != S_NONE) {
+        p->values[n->slot] = it;
+        p->found[n->slot] = p->walk;
+    }
+    if (parent && bson_iter_recurse(&it, &child)) {
+        s_level under = {lv->data + e->value, s_le32(lv->data + e->value)};
+        s_plan_walk(p, c, &under);
+    }
+}
+
+/* An element of a type s_elem_read leaves to libbson: false where
+ * bson_iter_next stops; e->next 0 when it is the last. */
+static bool s_elem_read_other(const s_level *lv, s_elem *e)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_from_data_at_offset(&it, lv->data, lv->len, e->off,
+                                            e->key_len))
+        return false;
+    e->next = bson_iter_next(&it) ? bson_iter_offset(&it) : 0;
+    return true;
+}
+
+/* Walks the elements of one level until every child of parent is taken:
+ * recursion as deep as the longest path (XP_FIELD_MAX_SEGMENTS). */
+static void s_plan_walk(xp_field_plan *p, uint32_t parent, const s_level *lv)
 {
     uint32_t pending = p->nodes[parent].n_children;
-    while (pending > 0 && bson_iter_next(it)) {
-        uint32_t c = s_plan_match(p, parent, it);
-        if (c == S_NONE)
-            continue;
-        s_plan_node *n = &p->nodes[c];
-        n->taken = p->walk;
-        pending--;
-        if (n->slot != S_NONE) {
-            p->values[n->slot] = *it;
-            p->found[n->slot] = p->walk;
+    s_elem e = {.off = 4};
+    while (pending > 0) {
+        s_elem_rc rc = s_elem_read(lv, &e);
+        if (rc == S_ELEM_END ||
+            (rc == S_ELEM_OTHER && !s_elem_read_other(lv, &e)))
+            return;
+        uint32_t c = s_plan_match(
+            p, parent, (const char *)lv->data + e.off + 1, e.key_len);
+        if (c != S_NONE) {
+            s_plan_take(p, c, lv, &e);
+            pending--;
         }
-        bson_iter_t child;
-        if (n->first_child != S_NONE &&
-            (BSON_ITER_HOLDS_DOCUMENT(it) || BSON_ITER_HOLDS_ARRAY(it)) &&
-            bson_iter_recurse(it, &child))
-            s_plan_walk(p, c, &child);
+        if (e.next == 0)
+            return;
+        e.off = e.next;
     }
 }
 
 void xp__field_plan_find(xp_field_plan *p, const bson_t *doc)
 {
     p->walk++;
-    bson_iter_t it;
-    if (doc && bson_iter_init(&it, doc))
-        s_plan_walk(p, 0, &it);
+    if (!doc || doc->len < 5)
+        return;
+    s_level top = {bson_get_data(doc), doc->len};
+    s_plan_walk(p, 0, &top);
 }
 
 const bson_iter_t *xp__field_plan_value(const xp_field_plan *p, uint32_t slot)
