@@ -246,7 +246,8 @@ static uint32_t s_plan_match(xp_field_plan *p, uint32_t parent,
     for (uint32_t c = p->nodes[parent].first_child; c != S_NONE;
          c = p->nodes[c].next) {
         s_plan_node *n = &p->nodes[c];
-        if (n->len == len && n->name[0] == key[0] && n->taken != p->walk &&
+        if (n->len == len && n->name[0] == key[0] &&
+            n->name[len - 1] == key[len - 1] && n->taken != p->walk &&
             memcmp(n->name, key, len) == 0)
             return c;
     }
@@ -283,10 +284,10 @@ static s_elem_rc s_elem_read(const s_level *lv, s_elem *e)
 {
     const uint8_t *d = lv->data;
     uint32_t len = lv->len, o = e->off + 1;
-    while (o < len && d[o])
-        o++;
-    if (o >= len)
+    const uint8_t *nul = o < len ? memchr(d + o, 0, len - o) : NULL;
+    if (!nul)
         return S_ELEM_END;
+    o = (uint32_t)(nul - d);
     e->key_len = o - e->off - 1;
     e->value = ++o;
     switch (d[e->off]) {
@@ -674,9 +675,13 @@ static void s_put_u64(xp_bytes *b, uint64_t v)
 static void s_put_bytes(xp_bytes *b, const uint8_t *p, size_t n)
 {
     s_reserve(b, 2 * n + 2);
-    for (size_t i = 0; i < n; i++) {
-        b->data[b->len++] = p[i];
-        if (p[i] == 0)
+    for (size_t i = 0; i < n;) {
+        const uint8_t *nul = memchr(p + i, 0, n - i);
+        size_t run = nul ? (size_t)(nul - (p + i)) + 1 : n - i;
+        memcpy(b->data + b->len, p + i, run);
+        b->len += run;
+        i += run;
+        if (nul)
             b->data[b->len++] = 0xff;
     }
     b->data[b->len++] = 0;
