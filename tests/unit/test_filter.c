@@ -626,12 +626,36 @@ static void s_every_type(bson_t *doc)
 }
 
 static const char *const s_plan_names[] = {
-    "trial_id",   "status",  "result",          "success",     "started",
-    "a",          "b",       "s",               "blob",        "f",
-    "n",          "opt",     "opt.lr",          "opt.name",    "opt.nope",
-    "arr",        "arr.0",   "arr.1",           "arr.2",       "a.x",
-    "missing",    "s.x",     "parameters.opt",  "id",          "opt.lr.deep",
-    "params.arr", "nope.a",  "parameters.blob", "description", "finished",
+    "trial_id",
+    "status",
+    "result",
+    "success",
+    "started",
+    "a",
+    "b",
+    "s",
+    "blob",
+    "f",
+    "n",
+    "opt",
+    "opt.lr",
+    "opt.name",
+    "opt.nope",
+    "arr",
+    "arr.0",
+    "arr.1",
+    "arr.2",
+    "a.x",
+    "missing",
+    "s.x",
+    "parameters.opt",
+    "id",
+    "opt.lr.deep",
+    "params.arr",
+    "nope.a",
+    "parameters.blob",
+    "description",
+    "finished",
 };
 #define S_PLAN_N (sizeof s_plan_names / sizeof *s_plan_names)
 
@@ -737,9 +761,9 @@ Test(filter, scan_pages_deep_into_many_records)
         BSON_APPEND_INT64(&p, "k", i % 13);
         bson_append_document_end(&docs[i], &p);
     }
-    static const int64_t windows[][2] = {
-        {0, 100}, {2500, 100}, {4990, 100}, {0, 0}, {1000, 3000}, {4999, 1},
-        {6000, 10}};
+    static const int64_t windows[][2] = {{0, 100},  {2500, 100},  {4990, 100},
+                                         {0, 0},    {1000, 3000}, {4999, 1},
+                                         {6000, 10}};
     for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
         for (int ids_only = 0; ids_only < 2; ids_only++) {
             xp_query q = XP_QUERY_INIT;

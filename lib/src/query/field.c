@@ -181,8 +181,8 @@ xp_field_plan *xp__field_plan_new(void)
     xp_field_plan *p = bson_malloc0(sizeof *p);
     p->cap_nodes = 8;
     p->nodes = bson_malloc0(p->cap_nodes * sizeof *p->nodes);
-    p->nodes[0] = (s_plan_node){.slot = S_NONE, .first_child = S_NONE,
-                                .next = S_NONE};
+    p->nodes[0] =
+        (s_plan_node){.slot = S_NONE, .first_child = S_NONE, .next = S_NONE};
     p->n_nodes = 1;
     return p;
 }
@@ -240,8 +240,8 @@ uint32_t xp__field_plan_add(xp_field_plan *p, const xp_field *f)
 
 /* The child of parent named key[0..len) that no earlier element of this
  * walk took; S_NONE when none. */
-static uint32_t s_plan_match(xp_field_plan *p, uint32_t parent,
-                             const char *key, uint32_t len)
+static uint32_t s_plan_match(xp_field_plan *p, uint32_t parent, const char *key,
+                             uint32_t len)
 {
     for (uint32_t c = p->nodes[parent].first_child; c != S_NONE;
          c = p->nodes[c].next) {
@@ -387,8 +387,8 @@ static void s_plan_walk(xp_field_plan *p, uint32_t parent, const s_level *lv)
         if (rc == S_ELEM_END ||
             (rc == S_ELEM_OTHER && !s_elem_read_other(lv, &e)))
             return;
-        uint32_t c = s_plan_match(
-            p, parent, (const char *)lv->data + e.off + 1, e.key_len);
+        uint32_t c = s_plan_match(p, parent, (const char *)lv->data + e.off + 1,
+                                  e.key_len);
         if (c != S_NONE) {
             s_plan_take(p, c, lv, &e);
             pending--;

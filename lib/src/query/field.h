@@ -54,8 +54,7 @@ uint32_t xp__field_plan_add(xp_field_plan *p, const xp_field *f);
 void xp__field_plan_find(xp_field_plan *p, const bson_t *doc);
 /* The value of slot found by the last xp__field_plan_find, NULL when
  * absent (valid while that document lives). */
-const bson_iter_t *xp__field_plan_value(const xp_field_plan *p,
-                                        uint32_t slot);
+const bson_iter_t *xp__field_plan_value(const xp_field_plan *p, uint32_t slot);
 
 /* MongoDB's order of type classes (missing and null first). */
 typedef enum {

@@ -861,8 +861,8 @@ uint32_t *xp__filter_plan(const xp_filter *f, xp_field_plan *plan)
 {
     if (!f)
         return NULL;
-    uint32_t *slots = bson_malloc((f->n_fields ? f->n_fields : 1) *
-                                  sizeof *slots);
+    uint32_t *slots =
+        bson_malloc((f->n_fields ? f->n_fields : 1) * sizeof *slots);
     for (size_t i = 0; i < f->n_fields; i++)
         slots[i] = xp__field_plan_add(plan, &f->fields[i]);
     return slots;

@@ -88,9 +88,9 @@ static xp_query_scan *s_scan_new(const xp_compiled_query *q, bool keep_docs)
     s->keep = q->limit == 0 || window > INT64_MAX ? UINT64_MAX : window;
     /* a quarter more: pruning costs O(entries) every keep / 4 entries
      * that beat the worst one kept */
-    s->prune = s->keep == UINT64_MAX ? UINT64_MAX
-                                     : s->keep + (s->keep / 4 > 64 ? s->keep / 4
-                                                                   : 64);
+    s->prune = s->keep == UINT64_MAX
+                   ? UINT64_MAX
+                   : s->keep + (s->keep / 4 > 64 ? s->keep / 4 : 64);
     s->filter_plan = xp__field_plan_new();
     s->sort_plan = xp__field_plan_new();
     s->filter_slots = xp__filter_plan(q->filter, s->filter_plan);
@@ -139,7 +139,8 @@ static void s_entry_free(s_entry *e)
 static s_entry s_probe(const xp_query_scan *s, int64_t id)
 {
     s_entry e = {.id = id, .key_len = (uint32_t)s->key.len};
-    memcpy(e.head, s->key.data, s->key.len < S_HEAD ? s->key.len : S_HEAD);
+    if (s->key.len)
+        memcpy(e.head, s->key.data, s->key.len < S_HEAD ? s->key.len : S_HEAD);
     if (s->key.len > S_HEAD)
         e.tail = s->key.data + S_HEAD;
     return e;

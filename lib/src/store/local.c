@@ -570,8 +570,8 @@ static int s_end_read(xp_local *l, bool own, int rc)
 
 /* The one integer that statement which returns, bound to *arg (when
  * given). */
-static int s_int_query(xp_local *l, int which, const int64_t *arg,
-                       int64_t *out, xp_error_t *err)
+static int s_int_query(xp_local *l, int which, const int64_t *arg, int64_t *out,
+                       xp_error_t *err)
 {
     sqlite3_stmt *st = s_stmt(l, which);
     if (arg)
@@ -642,8 +642,8 @@ static int s_emit_by_id(const bson_t *unused, int64_t id, void *user)
 /* A page that filters or sorts: every record through the scan. The bytes
  * are evaluated as stored (bson_iter checks each length it follows); a
  * blob too short for a document is a damaged record. */
-static int s_query_scan(xp_local *l, const xp_compiled_query *q,
-                        s_page_ctx *pc, int64_t *matched)
+static int s_query_scan(xp_local *l, const xp_compiled_query *q, s_page_ctx *pc,
+                        int64_t *matched)
 {
     xp_query_scan *scan = xp__query_scan_new_ids(q);
     sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
