@@ -2470,6 +2470,68 @@ CONTRACT(history_query_pages, 240)
     xp_experiment_destroy(&ex);
 }
 
+/* The count of an unfiltered page follows the trials recorded since the
+ * last page, by this handle or another one (the local store counts only
+ * the rows above its last count), and a reader's page holds them. */
+static int64_t q_count(xp_experiment *ex, int64_t offset, int64_t *last)
+{
+    xp_query q = XP_QUERY_INIT;
+    q.offset = offset;
+    q.limit = 10;
+    xp_value *page = NULL;
+    int64_t matched = -1;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_history_query(ex, &q, &page, &matched, &err), 0, "%s",
+                 err.message);
+    size_t n = xp_value_count(page);
+    *last =
+        n ? xp_as_int64(xp_value_get(xp_value_at(page, n - 1), "trial_id")) : 0;
+    xp_value_destroy(&page);
+    return matched;
+}
+
+CONTRACT(history_query_counts_new_trials, 60)
+{
+    const char *id = uid("query_count");
+    xp_experiment *ex = open_ex(id);
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    int64_t last = 0;
+    cr_assert_eq(q_count(ex, 0, &last), 0);
+    for (int i = 1; i <= 3; i++) {
+        set_int(ex, "a", i);
+        run_ok(ex, NULL, NULL);
+    }
+    cr_assert_eq(q_count(ex, 0, &last), 3);
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = s_backend;
+    o.read_only = true;
+    xp_experiment *reader = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiment_open(&reader, id, &o, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(q_count(reader, 0, &last), 3);
+    cr_assert_eq(last, 3);
+    xp_experiment *other = open_ex(id);
+    xp_node *b = xp_parameter(other, "a");
+    xp_result(XP_STEP(other, typed, b));
+    for (int i = 4; i <= 5; i++) {
+        set_int(other, "a", i);
+        run_ok(other, NULL, NULL);
+    }
+    cr_assert_eq(q_count(ex, 0, &last), 5, "the writer sees another's");
+    cr_assert_eq(q_count(reader, 0, &last), 5, "the reader sees them");
+    cr_assert_eq(last, 5);
+    set_int(ex, "a", 6);
+    run_ok(ex, NULL, NULL);
+    cr_assert_eq(q_count(ex, 0, &last), 6, "the writer sees its own");
+    cr_assert_eq(q_count(reader, 4, &last), 6);
+    cr_assert_eq(last, 6, "the reader's page holds the newest trial");
+    xp_experiment_destroy(&other);
+    xp_experiment_destroy(&reader);
+    xp_experiment_destroy(&ex);
+}
+
 /* A malformed filter or sort is XP_EINVAL naming the column, before the
  * store is read; matched is 0 and no page is given. */
 CONTRACT(history_query_refuses_malformed, 60)
