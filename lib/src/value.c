@@ -7,10 +7,12 @@
 #include "util/render.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Levels of nesting a value may have, written and read alike. */
 #define XP_VALUE_MAX_DEPTH 100
@@ -577,15 +579,17 @@ int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
 
 /* Shortest text that reads back as the same double ("0.1", not
  * libbson's 20 significant digits), with ".0" kept on integral values so
- * the type survives a round trip. */
-static char *s_double_json(double d)
+ * the type survives a round trip. Non-finite values as extended JSON, or
+ * as plain strings with XP_JSON_NONFINITE_STRINGS. */
+static char *s_double_json(double d, unsigned flags)
 {
     char buf[40];
-    if (!isfinite(d))
-        return bson_strdup_printf("{ \"$numberDouble\" : \"%s\" }",
-                                  isnan(d) ? "NaN"
-                                  : d > 0  ? "Infinity"
-                                           : "-Infinity");
+    if (!isfinite(d)) {
+        const char *name = isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity";
+        return flags & XP_JSON_NONFINITE_STRINGS
+                   ? bson_strdup_printf("\"%s\"", name)
+                   : bson_strdup_printf("{ \"$numberDouble\" : \"%s\" }", name);
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
@@ -619,14 +623,88 @@ static char *s_leaf_json(const xp_value *v)
     return out;
 }
 
+/* Largest integer a JavaScript number (a double) holds exactly. */
+#define S_SAFE_INTEGER 9007199254740991LL
+
+/* "2026-12-02T01:02:03.456Z" for years 0-9999, else NULL (the caller
+ * falls back to extended JSON). */
+static char *s_iso_date(int64_t ms)
+{
+    int64_t secs = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        secs--;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if ((int64_t)t != secs || !gmtime_r(&t, &tm) || tm.tm_year < -1900 ||
+        tm.tm_year > 9999 - 1900)
+        return NULL;
+    return bson_strdup_printf("\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                              tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+}
+
+/* Standard base64 (with padding) of n bytes, quoted. */
+static char *s_base64_json(const uint8_t *p, size_t n)
+{
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = bson_malloc((n + 2) / 3 * 4 + 3), *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            w |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            w |= p[i + 2];
+        *o++ = digits[(w >> 18) & 63];
+        *o++ = digits[(w >> 12) & 63];
+        *o++ = i + 1 < n ? digits[(w >> 6) & 63] : '=';
+        *o++ = i + 2 < n ? digits[w & 63] : '=';
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+/* Blobs of at most this many bytes keep their bytes under
+ * XP_JSON_BRIEF_BLOBS. */
+#define S_BRIEF_BLOB_MAX 64
+
+/* A leaf as flags ask, or NULL when flags change nothing for it. */
+static char *s_leaf_json_ex(const xp_value *v, unsigned flags)
+{
+    switch (v->type) {
+    case XP_TYPE_INT64:
+        if ((flags & XP_JSON_SAFE_INTEGERS) &&
+            (v->u.i > S_SAFE_INTEGER || v->u.i < -S_SAFE_INTEGER))
+            return bson_strdup_printf("\"%" PRId64 "\"", v->u.i);
+        return NULL;
+    case XP_TYPE_DATETIME:
+        return flags & XP_JSON_ISO_DATES ? s_iso_date(v->u.i) : NULL;
+    case XP_TYPE_BLOB: {
+        if (!(flags & XP_JSON_BRIEF_BLOBS))
+            return NULL;
+        if (v->u.s.len > S_BRIEF_BLOB_MAX)
+            return bson_strdup_printf("{ \"$blob\" : %zu }", v->u.s.len);
+        char *b64 = s_base64_json((const uint8_t *)v->u.s.data, v->u.s.len);
+        char *out = bson_strdup_printf("{ \"$binary\" : %s }", b64);
+        bson_free(b64);
+        return out;
+    }
+    default: return NULL;
+    }
+}
+
 /* Containers are written here, in libbson's layout (`[ 1, 2 ]`,
  * `{ "k" : v }`), so that doubles at any depth get their shortest exact
  * text (libbson prints nested ones with 20 digits). */
-static bool s_json(bson_string_t *out, const xp_value *v)
+static bool s_json(bson_string_t *out, const xp_value *v, unsigned flags)
 {
-    char *text;
+    char *text = NULL;
     switch (v->type) {
-    case XP_TYPE_DOUBLE: text = s_double_json(v->u.d); break;
+    case XP_TYPE_DOUBLE: text = s_double_json(v->u.d, flags); break;
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT: {
         bool doc = v->type == XP_TYPE_DOCUMENT;
@@ -642,13 +720,18 @@ static bool s_json(bson_string_t *out, const xp_value *v)
                 bson_string_append_printf(out, "\"%s\" : ", key);
                 bson_free(key);
             }
-            if (!s_json(out, xp_value_at(v, i)))
+            if (!s_json(out, xp_value_at(v, i), flags))
                 return false;
         }
         bson_string_append(out, doc ? " }" : " ]");
         return true;
     }
-    default: text = s_leaf_json(v); break;
+    default:
+        if (flags)
+            text = s_leaf_json_ex(v, flags);
+        if (!text)
+            text = s_leaf_json(v);
+        break;
     }
     if (!text)
         return false;
@@ -657,16 +740,21 @@ static bool s_json(bson_string_t *out, const xp_value *v)
     return true;
 }
 
-char *xp_value_to_json(const xp_value *v)
+char *xp_value_to_json_ex(const xp_value *v, unsigned flags)
 {
     if (!v)
         return NULL;
     bson_string_t *out = bson_string_new(NULL);
-    if (!s_json(out, v)) {
+    if (!s_json(out, v, flags)) {
         bson_string_free(out, true);
         return NULL;
     }
     return bson_string_free(out, false);
+}
+
+char *xp_value_to_json(const xp_value *v)
+{
+    return xp_value_to_json_ex(v, 0);
 }
 
 /* Numbers, shared by JSON and literal text. */
