@@ -1108,7 +1108,7 @@ static int s_cmd_keygen(const struct command *cmd, int argc, char **argv)
 static int s_cmd_dashboard(const struct command *cmd, int argc, char **argv)
 {
     (void)cmd;
-    char self[4096], path[4200];
+    char self[4096], exe[4200];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     char **args = s_xmalloc(((size_t)argc + 1) * sizeof *args);
     for (int i = 1; i < argc; i++)
@@ -1122,10 +1122,10 @@ static int s_cmd_dashboard(const struct command *cmd, int argc, char **argv)
         const char *const beside[] = {"%s/xp-dashboard",
                                       "%s/../dashboard/xp-dashboard"};
         for (size_t i = 0; i < 2; i++) {
-            snprintf(path, sizeof path, beside[i], self);
-            args[0] = path;
-            if (access(path, X_OK) == 0)
-                execv(path, args);
+            snprintf(exe, sizeof exe, beside[i], self);
+            args[0] = exe;
+            if (access(exe, X_OK) == 0)
+                execv(exe, args);
         }
     }
     args[0] = "xp-dashboard";

@@ -41,6 +41,7 @@ struct xpd_request {
     size_t uri_len;
     bool nul_in_path; /* %00 in the path: refused */
     char shown[200];  /* the target for the log, cut */
+    bool head_seen; /* the first call of the handler is past */
     bool queued;
     bool api;
     /* The reply the routes gave. */
@@ -277,13 +278,9 @@ static const char *s_static_name(const char *path)
     return path[0] == '/' && !strchr(path + 1, '/') ? path + 1 : NULL;
 }
 
-static enum MHD_Result s_answer(xpd_request *r, const char *url,
-                                const char *method)
+static enum MHD_Result s_answer(xpd_request *r, const char *url)
 {
     const xpd_http_config *c = &r->http->c;
-    r->api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return s_send_error(r, 405, "only GET and HEAD are answered");
     if (r->uri_len > XPD_URI_MAX)
         return s_send_error(r, 414, "request target longer than 8 KiB");
     s_arg_count args = {0, false};
@@ -315,6 +312,20 @@ static enum MHD_Result s_answer(xpd_request *r, const char *url,
 
 /* ---------------------------------------------------------------- MHD */
 
+/* Whether the request announces a body (GET and HEAD have none here). */
+static bool s_has_body(struct MHD_Connection *conn)
+{
+    const char *len = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (len && strcmp(len, "0") != 0) ||
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/* libmicrohttpd calls this once the head is read, then again once the
+ * body is: a response queued on the first call closes the connection, so
+ * only refusals are (a method other than GET or HEAD, a body), and
+ * answers wait for the second. */
 static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn,
                                  const char *url, const char *method,
                                  const char *version, const char *upload,
@@ -326,12 +337,21 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn,
     xpd_request *r = *req_cls;
     if (!r)
         return MHD_NO;
+    r->conn = conn;
     if (r->queued) { /* a body after the answer: read and dropped */
         *upload_size = 0;
         return MHD_YES;
     }
-    r->conn = conn;
-    return s_answer(r, url, method);
+    if (!r->head_seen) {
+        r->head_seen = true;
+        r->api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+            return s_send_error(r, 405, "only GET and HEAD are answered");
+        if (s_has_body(conn))
+            return s_send_error(r, 413, "a GET request has no body");
+        return MHD_YES;
+    }
+    return s_answer(r, url);
 }
 
 /* Called with the raw request target before it is parsed: the request's
