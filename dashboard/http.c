@@ -41,7 +41,8 @@ struct xpd_request {
     size_t uri_len;
     bool nul_in_path; /* %00 in the path: refused */
     char shown[200];  /* the target for the log, cut */
-    bool head_seen; /* the first call of the handler is past */
+    char method[8];   /* for the log, cut */
+    bool head_seen;   /* the first call of the handler is past */
     bool queued;
     bool api;
     /* The reply the routes gave. */
@@ -344,6 +345,7 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn,
     }
     if (!r->head_seen) {
         r->head_seen = true;
+        snprintf(r->method, sizeof r->method, "%s", method);
         r->api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
             return s_send_error(r, 405, "only GET and HEAD are answered");
@@ -393,8 +395,9 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         r->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
     xp_log_level level = r->status >= 500 ? XP_LOG_WARNING : XP_LOG_DEBUG;
     if (xp__log_enabled(level))
-        xp__log(level, "%s %d %zu bytes %.1f ms%s", r->shown, r->status, r->len,
-                ms, failed && r->status < 500 ? " (connection ended)" : "");
+        xp__log(level, "%s %s %d %zu bytes %.1f ms%s", r->method, r->shown,
+                r->status, r->len, ms,
+                failed && r->status < 500 ? " (connection ended)" : "");
     xp_free(r->body);
     free(r);
     *req_cls = NULL;
@@ -421,14 +424,14 @@ int xpd_http_start(xpd_http **out, const xpd_http_config *c, xp_error_t *err)
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_handler, h, MHD_OPTION_LISTEN_SOCKET,
-        c->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
+        flags, 0, NULL, NULL, s_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
+        s_mhd_log, h, MHD_OPTION_LISTEN_SOCKET, c->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
         MHD_OPTION_CONNECTION_LIMIT, c->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->connection_memory,
         MHD_OPTION_URI_LOG_CALLBACK, s_uri_seen, h, MHD_OPTION_NOTIFY_COMPLETED,
-        s_completed, h, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, h,
-        MHD_OPTION_END);
+        s_completed, h, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
         return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
