@@ -1069,3 +1069,39 @@ Test(value, json_ex_base64_and_date_range)
     xp_free(j);
     xp_value_destroy(&v);
 }
+
+/* Page JSON writes strings, integers, booleans and nulls itself: exactly
+ * as libbson's relaxed JSON (what xp_value_to_json uses) does. */
+Test(value, json_ex_leaves_as_libbson_writes_them)
+{
+    static const char *const texts[] = {
+        "",
+        "plain",
+        "quote \" and \\ backslash",
+        "\t\n\r\b\f",
+        "\x01\x1f\x7f",
+        "<img src=x onerror=alert(1)>",
+        UTF8_TEXT,
+        "\xe2\x80\xa8\xe2\x80\xa9",
+        "/slash/",
+    };
+    xp_value *v = xp_value_new();
+    xp_set_array(v);
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+        cr_assert_eq(xp_set_string(xp_array_append(v), texts[i]), 0, "%zu", i);
+    xp_set_string_len(xp_array_append(v), "nul\0inside", 10);
+    int64_t ints[] = {0, -1, 42, INT64_MAX, INT64_MIN + 1, 9007199254740991LL};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        xp_set_int64(xp_array_append(v), ints[i]);
+    xp_set_bool(xp_array_append(v), true);
+    xp_set_bool(xp_array_append(v), false);
+    xp_array_append(v); /* null */
+    char *a = xp_value_to_json(v);
+    /* ISO dates change nothing here: the leaves take the fast path. */
+    char *b = xp_value_to_json_ex(v, XP_JSON_ISO_DATES);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(a, b, "\n%s\n%s", a, b);
+    xp_free(a);
+    xp_free(b);
+    xp_value_destroy(&v);
+}
