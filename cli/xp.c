@@ -13,11 +13,31 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef XP_HAVE_LIBGVC
+#include <gvc.h>
+#else
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+extern char **environ;
+#endif
+
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 /* Options a command may accept, and output formats. */
-enum { OPT_VERBOSE = 1u << 0, OPT_FORMAT = 1u << 1, OPT_CATEGORY = 1u << 2 };
-enum { FMT_TABLE = 1u << 0, FMT_CSV = 1u << 1, FMT_JSON = 1u << 2 };
+enum {
+    OPT_VERBOSE = 1u << 0,
+    OPT_FORMAT = 1u << 1,
+    OPT_CATEGORY = 1u << 2,
+    OPT_QUERY = 1u << 3, /* --filter, --sort, --limit, --offset */
+};
+enum {
+    FMT_TABLE = 1u << 0,
+    FMT_CSV = 1u << 1,
+    FMT_JSON = 1u << 2,
+    FMT_DOT = 1u << 3,
+    FMT_SVG = 1u << 4,
+};
 
 struct command;
 typedef int (*command_fn)(const struct command *cmd, int argc, char **argv);
@@ -36,6 +56,9 @@ struct command {
 struct args {
     const char *backend;
     const char *category;
+    const char *filter, *sort; /* OPT_QUERY */
+    int64_t limit, offset;
+    bool query; /* one of the OPT_QUERY options was given */
     unsigned format;
     bool verbose;
     int npos;
@@ -437,6 +460,8 @@ static const struct {
     {"table", FMT_TABLE},
     {"csv", FMT_CSV},
     {"json", FMT_JSON},
+    {"dot", FMT_DOT},
+    {"svg", FMT_SVG},
 };
 
 static int s_set_format(const struct command *cmd, const char *name,
@@ -457,6 +482,43 @@ static void s_command_usage(const struct command *cmd, FILE *f);
 /* Parses `argv[1..]` of a command: --backend B, its OPT_* options (also as
  * --opt=value), `--` and positionals. Non-zero means stop with a->status
  * (0 after --help, EXIT_USAGE after a message on stderr). */
+/* The OPT_QUERY option at arg (its name len bytes long), or NULL. */
+static const char *s_query_option(const struct command *cmd, const char *arg,
+                                  size_t len)
+{
+    static const char *const names[] = {"--filter", "--sort", "--limit",
+                                        "--offset"};
+    for (size_t i = 0; (cmd->options & OPT_QUERY) && i < 4; i++)
+        if (strlen(names[i]) == len && strncmp(arg, names[i], len) == 0)
+            return names[i];
+    return NULL;
+}
+
+/* Stores the value of query option name; a count must be a whole number
+ * >= 0. */
+static int s_set_query_option(const struct command *cmd, const char *name,
+                              const char *value, struct args *a)
+{
+    a->query = true;
+    if (strcmp(name, "--filter") == 0) {
+        a->filter = value;
+        return 0;
+    }
+    if (strcmp(name, "--sort") == 0) {
+        a->sort = value;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long n = strtoll(value, &end, 10);
+    if (errno || end == value || *end || n < 0 || value[0] == '+' ||
+        value[0] == ' ')
+        return s_usage_error(cmd, "%s needs a whole number >= 0, not '%s'",
+                             name, value);
+    *(strcmp(name, "--limit") == 0 ? &a->limit : &a->offset) = n;
+    return 0;
+}
+
 static int s_parse_args(const struct command *cmd, int argc, char **argv,
                         struct args *a)
 {
@@ -480,10 +542,11 @@ static int s_parse_args(const struct command *cmd, int argc, char **argv,
         const char *value = eq ? eq + 1 : NULL;
         bool is_category = (cmd->options & OPT_CATEGORY) && len == 10 &&
                            strncmp(arg, "--category", 10) == 0;
+        const char *query = s_query_option(cmd, arg, len);
         bool takes_value = (len == 9 && strncmp(arg, "--backend", 9) == 0) ||
                            ((cmd->options & OPT_FORMAT) && len == 8 &&
                             strncmp(arg, "--format", 8) == 0) ||
-                           is_category;
+                           is_category || query;
         if (takes_value && !value) {
             if (i + 1 >= argc) {
                 a->status =
@@ -507,6 +570,9 @@ static int s_parse_args(const struct command *cmd, int argc, char **argv,
             a->backend = value;
         } else if (is_category) {
             a->category = value;
+        } else if (query) {
+            if ((a->status = s_set_query_option(cmd, query, value, a)) != 0)
+                goto stop;
         } else if ((cmd->options & OPT_FORMAT) && len == 8 &&
                    strncmp(arg, "--format", 8) == 0) {
             if ((a->status = s_set_format(cmd, value, a)) != 0)
@@ -727,14 +793,32 @@ static int s_cmd_history(const struct command *cmd, int argc, char **argv)
     xp_value *history = NULL;
     xp_error_t err;
     int status;
+    xp_query q = XP_QUERY_INIT;
+    int64_t matched = 0;
     if (s_parse_args(cmd, argc, argv, &a) != 0)
         return a.status;
+    q.filter = a.filter;
+    q.sort = a.sort;
+    q.limit = a.limit;
+    q.offset = a.offset;
+    /* A malformed filter is a usage error, found before the store opens. */
+    if (xp_query_check(&q, &err) != 0) {
+        fprintf(stderr, "xp %s: %s\n", cmd->name, err.message);
+        status = EXIT_USAGE;
+        goto cleanup;
+    }
     if ((status = s_open(cmd, &a, &ex)) != 0)
         goto cleanup;
-    if (xp_history(ex, &history, &err) != 0) {
+    if ((a.query ? xp_history_query(ex, &q, &history, &matched, &err)
+                 : xp_history(ex, &history, &err)) != 0) {
         status = s_fail(&err);
         goto cleanup;
     }
+    /* stdout stays the page alone; how much of the match it is goes to
+     * stderr, when it is not all of it. */
+    if (a.query && (int64_t)xp_value_count(history) < matched)
+        fprintf(stderr, "xp history: %zu of %" PRId64 " matching trials\n",
+                xp_value_count(history), matched);
     if (a.format == FMT_JSON)
         s_history_json(history);
     else
@@ -1069,6 +1153,113 @@ cleanup:
     return status;
 }
 
+/* ---------------------------------------------------------------- graph */
+
+#ifdef XP_HAVE_LIBGVC
+/* SVG of dot through libgvc (linked into this program only). */
+static int s_svg_render(const char *dot)
+{
+    GVC_t *gvc = gvContext();
+    Agraph_t *g = gvc ? agmemread(dot) : NULL;
+    char *data = NULL;
+    unsigned int len = 0;
+    int status = EXIT_FAILED;
+    if (!g)
+        fputs("xp graph: Graphviz could not read the graph\n", stderr);
+    else if (gvLayout(gvc, g, "dot") != 0)
+        fputs("xp graph: Graphviz could not lay the graph out\n", stderr);
+    else if (gvRenderData(gvc, g, "svg", &data, &len) != 0)
+        fputs("xp graph: Graphviz could not render SVG\n", stderr);
+    else if (fwrite(data, 1, len, stdout) == len)
+        status = 0;
+    if (data)
+        gvFreeRenderData(data);
+    if (g) {
+        gvFreeLayout(gvc, g);
+        agclose(g);
+    }
+    if (gvc)
+        gvFreeContext(gvc);
+    return status;
+}
+#else
+/* SVG of dot through the dot program (found on PATH, run without a
+ * shell): the graph goes to its input, its output is ours. */
+static int s_svg_render(const char *dot)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "xp graph: pipe: %s\n", strerror(errno));
+        return EXIT_FAILED;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+    char *argv[] = {"dot", "-Tsvg", NULL};
+    pid_t pid;
+    fflush(stdout);
+    int rc = posix_spawnp(&pid, "dot", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[0]);
+    if (rc != 0) {
+        close(fds[1]);
+        fprintf(stderr,
+                "xp graph: SVG needs Graphviz: install its dot program "
+                "(Debian: graphviz) or build xp with libgvc "
+                "(libgraphviz-dev); --format dot needs nothing (%s)\n",
+                strerror(rc));
+        return EXIT_FAILED;
+    }
+    size_t len = strlen(dot), off = 0;
+    while (off < len) {
+        ssize_t w = write(fds[1], dot + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(fds[1]);
+    int wstatus = 0;
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+        ;
+    if (off == len && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+        return 0;
+    fputs("xp graph: the dot program failed to render SVG\n", stderr);
+    return EXIT_FAILED;
+}
+#endif
+
+static int s_cmd_graph(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    char *dot = NULL;
+    xp_error_t err;
+    int64_t trial = 0;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((a.npos > 1 && (status = s_trial_arg(cmd, a.pos[1], &trial)) != 0) ||
+        (status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (xp_graph_dot(ex, trial, &dot, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    if (a.format == FMT_SVG)
+        status = s_svg_render(dot);
+    else
+        fputs(dot, stdout);
+cleanup:
+    xp_free(dot);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
 /* ---------------------------------------------------------------- keys */
 
 static int s_cmd_keygen(const struct command *cmd, int argc, char **argv)
@@ -1162,9 +1353,12 @@ static int s_cmd_help(const struct command *cmd, int argc, char **argv)
 }
 
 static const struct command s_commands[] = {
-    {"history", "ID [--verbose] [--format table|csv|json]",
-     "all trials: parameters, result, success, timings",
-     OPT_VERBOSE | OPT_FORMAT, FMT_TABLE | FMT_CSV | FMT_JSON, 1, 1,
+    {"history",
+     "ID [--filter EXPR] [--sort KEYS] [--limit N] [--offset N] [--verbose] "
+     "[--format table|csv|json]",
+     "trials: parameters, result, success, timings; a page of them with "
+     "--filter 'a > 1 and status == \"failed\"' --sort -result,a",
+     OPT_VERBOSE | OPT_FORMAT | OPT_QUERY, FMT_TABLE | FMT_CSV | FMT_JSON, 1, 1,
      s_cmd_history},
     {"params", "ID TRIAL [--format table|json]",
      "parameters of a trial, as name=value lines", OPT_FORMAT,
@@ -1186,6 +1380,11 @@ static const struct command s_commands[] = {
     {"diff", "ID TRIAL_A TRIAL_B [--format json]",
      "parameter, code and environment differences between two trials",
      OPT_FORMAT, FMT_JSON, 3, 3, s_cmd_diff},
+    {"graph", "ID [TRIAL] [--format dot|svg]",
+     "the graph of parameters and steps as Graphviz DOT or SVG; with "
+     "TRIAL, steps coloured by what became of them (default: the last "
+     "trial's code, uncoloured)",
+     OPT_FORMAT, FMT_DOT | FMT_SVG, 1, 2, s_cmd_graph},
     {"sync", "ID",
      "write trials kept in the local spool while the backend was "
      "unreachable",

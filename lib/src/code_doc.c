@@ -566,12 +566,13 @@ static void s_comment_text(bson_string_t *s, const char *text)
     }
 }
 
-/* needed[i]: step i is the result or one of its ancestors. */
-static bool *s_needed_steps(const xp_code_def *def)
+bool *xp__code_def_upstream(const xp_code_def *def, size_t step)
 {
     bool *needed =
         bson_malloc0((def->n_steps ? def->n_steps : 1) * sizeof *needed);
-    needed[def->result] = true;
+    if (step >= def->n_steps)
+        return needed;
+    needed[step] = true;
     /* Inputs are earlier nodes: one backward pass marks every ancestor. */
     for (size_t i = def->n_steps; i-- > 0;) {
         if (!needed[i])
@@ -628,7 +629,7 @@ char *xp__code_doc_text(const bson_t *doc)
             bson_string_append_printf(s, "%s\n", json);
         bson_free(json);
     } else {
-        bool *needed = s_needed_steps(&def);
+        bool *needed = xp__code_def_upstream(&def, def.result);
         for (size_t i = 0; i < def.n_steps; i++)
             s_step_text(s, &def, i, needed[i]);
         bson_free(needed);

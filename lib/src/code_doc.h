@@ -60,6 +60,9 @@ int xp__code_doc_decode(xp_code_def *out, const bson_t *doc, xp_error_t *err);
 void xp__code_def_clear(xp_code_def *def);
 /* The step called name, or NULL. */
 const xp_code_step *xp__code_def_step(const xp_code_def *def, const char *name);
+/* upstream[i] (caller frees with bson_free): step i is step or one of
+ * its ancestors; def->result gives the steps a trial runs. */
+bool *xp__code_def_upstream(const xp_code_def *def, size_t step);
 /* C text of a code document (stored beside it, shown by `xp code`): each
  * step under a comment saying where it was registered, a function's code
  * at its first use. A document that does not decode is shown as JSON

@@ -4,6 +4,7 @@
 #include "experiment.h"
 
 #include "capture/snapshot.h"
+#include "query/query.h"
 #include "step.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -380,6 +381,33 @@ int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err)
     }
     *out = arr;
     return 0;
+}
+
+int xp_history_query(xp_experiment *ex, const xp_query *q, xp_value **page,
+                     int64_t *matched, xp_error_t *err)
+{
+    if (matched)
+        *matched = 0;
+    if (!ex || !page)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "missing experiment or output");
+    *page = NULL;
+    xp__error_clear(err);
+    xp_compiled_query cq;
+    int rc = xp__query_compile(&cq, q, err);
+    xp_value *arr = xp_value_new();
+    xp_set_array(arr);
+    if (rc == 0)
+        rc = xp__store_trials_query(ex->backend, &cq, s_history_add, arr,
+                                    matched, err);
+    if (rc != 0 && err && err->code == XP_OK)
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                  "a stored trial record is damaged");
+    xp__query_clear(&cq);
+    if (rc != 0)
+        xp_value_destroy(&arr);
+    *page = arr;
+    return rc;
 }
 
 int xp_trial_parameters(xp_experiment *ex, int64_t trial_id, xp_value **out,

@@ -1683,6 +1683,825 @@ CONTRACT(queued_trials_listed_until_finished, 60)
     xp_experiment_destroy(&ex);
 }
 
+/* ---- metric names, series, graph */
+
+/* Points of metric "loss" a trial of the series tests saves: fewer on
+ * the MongoDB test server, which is slow. */
+static int64_t series_points(void)
+{
+    return s_kind == B_MONGO ? 20000 : 100000;
+}
+
+static int64_t spike_epoch(int64_t n)
+{
+    return n * 3 / 7;
+}
+
+static double series_value(int64_t e, int64_t n)
+{
+    return e == spike_epoch(n) ? 1e9 : sin((double)e * 0.01);
+}
+
+/* Saves in[0] points of "loss" (epochs 0..n-1, one spike), 3 of
+ * "accuracy", 1 of "lr" and 5 of "reverse" (epochs 4 down to 0); nothing
+ * when in[0] is 0. */
+static int charted(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    int64_t n = xp_as_int64(in[0]);
+    for (int64_t e = 0; e < n; e++)
+        if (xp_save_metric(st, "loss", e, series_value(e, n)) != 0)
+            return -1;
+    for (int64_t e = 0; n > 0 && e < 3; e++)
+        if (xp_save_metric(st, "accuracy", e, 0.5) != 0)
+            return -1;
+    if (n > 0 && xp_save_metric(st, "lr", 0, 0.1) != 0)
+        return -1;
+    for (int64_t e = 4; n > 0 && e >= 0; e--)
+        if (xp_save_metric(st, "reverse", e, (double)e) != 0)
+            return -1;
+    return xp_set_int64(out, n);
+}
+
+/* An experiment saving count points (trial ids in order of counts). */
+static xp_experiment *charted_trials(const char *id, const int64_t *counts,
+                                     size_t n)
+{
+    xp_experiment *ex = open_ex(id);
+    xp_node *count = xp_parameter(ex, "count");
+    cr_assert_not_null(XP_RESULT(ex, charted, count), "definition");
+    for (size_t i = 0; i < n; i++) {
+        set_int(ex, "count", counts[i]);
+        run_ok(ex, NULL, NULL);
+    }
+    return ex;
+}
+
+static void assert_strings(const xp_value *arr, const char *const *want,
+                           size_t n)
+{
+    char *json = xpt_json(arr);
+    cr_assert_eq(xp_value_type(arr), XP_TYPE_ARRAY, "%s", json);
+    cr_assert_eq(xp_value_count(arr), n, "%s", json);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_str_eq(xp_as_string(xp_value_at(arr, i), NULL), want[i], "%s",
+                         json);
+    xp_free(json);
+}
+
+CONTRACT(metric_names_of_a_trial, 60)
+{
+    const char *id = uid("names");
+    int64_t counts[] = {10, 0};
+    xp_experiment *ex = charted_trials(id, counts, 2);
+    xp_experiment_destroy(&ex);
+    ex = open_ex(id);
+    xp_value *names = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_metric_names(ex, 1, &names, &err), 0, "%s", err.message);
+    const char *const want[] = {"accuracy", "loss", "lr", "reverse"};
+    assert_strings(names, want, 4);
+    xp_value_destroy(&names);
+    cr_assert_eq(xp_metric_names(ex, 2, &names, &err), 0, "%s", err.message);
+    assert_strings(names, NULL, 0);
+    xp_value_destroy(&names);
+    cr_assert_eq(xp_metric_names(ex, 3, &names, &err), -1, "trial 3 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_null(names);
+    cr_assert_eq(xp_metric_names(ex, 0, &names, &err), -1, "trial 0 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    xp_experiment_destroy(&ex);
+}
+
+/* s holds points of "loss" with epochs in [from, to] in order, the spike
+ * among them when it is in range. */
+static void assert_loss_series(const xp_series *s, int64_t n, int64_t from,
+                               int64_t to)
+{
+    cr_assert_gt(s->n, 0);
+    cr_assert_eq(s->epochs[0], from, "first kept: %lld",
+                 (long long)s->epochs[0]);
+    cr_assert_eq(s->epochs[s->n - 1], to, "last kept: %lld",
+                 (long long)s->epochs[s->n - 1]);
+    bool spike = false;
+    for (size_t i = 0; i < s->n; i++) {
+        if (i > 0 && s->epochs[i] <= s->epochs[i - 1])
+            cr_assert_fail("epochs out of order at %zu", i);
+        if (s->values[i] != series_value(s->epochs[i], n))
+            cr_assert_fail("epoch %lld: %g", (long long)s->epochs[i],
+                           s->values[i]);
+        spike |= s->epochs[i] == spike_epoch(n);
+    }
+    bool in_range = spike_epoch(n) >= from && spike_epoch(n) <= to;
+    cr_assert_eq(spike, in_range, "spike %s", spike ? "shown" : "lost");
+}
+
+CONTRACT(metric_series_full_and_downsampled, 120)
+{
+    const char *id = uid("series");
+    int64_t n = series_points();
+    int64_t counts[] = {n};
+    xp_experiment *ex = charted_trials(id, counts, 1);
+    xp_experiment_destroy(&ex);
+    ex = open_ex(id);
+    xp_error_t err = {0};
+    xp_series *s = NULL;
+    cr_assert_eq(
+        xp_metric_series(ex, "loss", 1, INT64_MIN, INT64_MAX, 0, &s, &err), 0,
+        "%s", err.message);
+    cr_assert_eq(s->n, (size_t)n, "%zu points", s->n);
+    cr_assert_eq(s->total, (size_t)n);
+    cr_assert(!s->downsampled);
+    assert_loss_series(s, n, 0, n - 1);
+    xp_series_destroy(&s);
+
+    cr_assert_eq(
+        xp_metric_series(ex, "loss", 1, INT64_MIN, INT64_MAX, 1000, &s, &err),
+        0, "%s", err.message);
+    cr_assert_leq(s->n, 1000, "%zu points", s->n);
+    cr_assert_gt(s->n, 900, "%zu points", s->n);
+    cr_assert_eq(s->total, (size_t)n);
+    cr_assert(s->downsampled);
+    assert_loss_series(s, n, 0, n - 1);
+    xp_series_destroy(&s);
+
+    /* A window: whole, then cut down. */
+    int64_t from = n / 4, to = n / 2;
+    cr_assert_eq(xp_metric_series(ex, "loss", 1, from, to, 0, &s, &err), 0,
+                 "%s", err.message);
+    cr_assert_eq(s->n, (size_t)(to - from + 1), "%zu points", s->n);
+    cr_assert_eq(s->total, s->n);
+    assert_loss_series(s, n, from, to);
+    xp_series_destroy(&s);
+    cr_assert_eq(xp_metric_series(ex, "loss", 1, from, to, 100, &s, &err), 0,
+                 "%s", err.message);
+    cr_assert_leq(s->n, 100);
+    cr_assert_eq(s->total, (size_t)(to - from + 1));
+    assert_loss_series(s, n, from, to);
+    xp_series_destroy(&s);
+    cr_assert_eq(xp_metric_series(ex, "loss", 1, from, from - 1, 0, &s, &err),
+                 -1, "an empty range");
+    cr_assert_eq(err.code, XP_EINVAL, "code %u '%s'", err.code, err.message);
+
+    /* Saved in reverse, read in epoch order. */
+    cr_assert_eq(
+        xp_metric_series(ex, "reverse", 1, INT64_MIN, INT64_MAX, 0, &s, &err),
+        0, "%s", err.message);
+    cr_assert_eq(s->n, 5);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert(s->epochs[i] == (int64_t)i && s->values[i] == (double)i,
+                  "point %zu: %lld %g", i, (long long)s->epochs[i],
+                  s->values[i]);
+    xp_series_destroy(&s);
+
+    cr_assert_eq(xp_metric_series(ex, "nope", 1, 0, 10, 0, &s, &err), -1,
+                 "unsaved metric found");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_str_eq(err.message, "trial 1 has no metric nope");
+    cr_assert_eq(xp_metric_series(ex, "loss", 2, 0, 10, 0, &s, &err), -1,
+                 "trial 2 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_null(s);
+    xp_experiment_destroy(&ex);
+}
+
+static int prepare(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_double(out, xp_as_double(in[0]) + xp_as_double(in[1]));
+}
+
+static int score(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    if (xp_as_double(in[0]) == 0)
+        return xp_step_fail(st, "division by zero");
+    return xp_set_double(out, 10 / xp_as_double(in[0]));
+}
+
+static int extra(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_value(out, in[0]);
+}
+
+/* Parameters a (default 1) and b; prepare(a, b), persisted; the result
+ * score(prepare), failing on 0; extra(a), which the result does not
+ * need. */
+static void define_scored(xp_experiment *ex)
+{
+    xp_node *a = xp_parameter_literal(ex, "a", "1");
+    xp_node *b = xp_parameter(ex, "b");
+    xp_node *p = XP_PERSIST(ex, prepare, a, b);
+    cr_assert_not_null(XP_RESULT(ex, score, p), "definition");
+    cr_assert_not_null(XP_STEP(ex, extra, a), "definition");
+}
+
+static const xp_value *graph_step(const xp_value *g, const char *name)
+{
+    const xp_value *steps = xpt_field(g, "steps");
+    for (size_t i = 0; i < xp_value_count(steps); i++)
+        if (strcmp(xpt_get_str(xp_value_at(steps, i), "name"), name) == 0)
+            return xp_value_at(steps, i);
+    cr_assert_fail("no step %s in the graph", name);
+    return NULL;
+}
+
+static xp_value *graph_of(xp_experiment *ex, int64_t trial)
+{
+    xp_value *g = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_graph_get(ex, trial, &g, &err), 0, "graph of %lld: %s",
+                 (long long)trial, err.message);
+    return g;
+}
+
+static char *dot_of(xp_experiment *ex, int64_t trial)
+{
+    char *dot = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_graph_dot(ex, trial, &dot, &err), 0, "DOT of %lld: %s",
+                 (long long)trial, err.message);
+    return dot;
+}
+
+/* Asserts the statuses of prepare, score and extra in trial's graph. */
+static void assert_statuses(xp_experiment *ex, int64_t trial,
+                            const char *prepare_status,
+                            const char *score_status)
+{
+    xp_value *g = graph_of(ex, trial);
+    char *json = xpt_json(g);
+    cr_assert_str_eq(xpt_get_str(graph_step(g, "prepare"), "status"),
+                     prepare_status, "trial %lld: %s", (long long)trial, json);
+    cr_assert_str_eq(xpt_get_str(graph_step(g, "score"), "status"),
+                     score_status, "trial %lld: %s", (long long)trial, json);
+    cr_assert_str_eq(xpt_get_str(graph_step(g, "extra"), "status"), "not run",
+                     "trial %lld: %s", (long long)trial, json);
+    xp_free(json);
+    xp_value_destroy(&g);
+}
+
+static void assert_has(const char *text, const char *part)
+{
+    cr_assert_not_null(strstr(text, part), "no '%s' in:\n%s", part, text);
+}
+
+/* The definition's graph: parameters with defaults, steps with inputs,
+ * the persisted and result marks, no status. */
+static void assert_scored_definition(const xp_value *g)
+{
+    char *json = xpt_json(g);
+    const xp_value *params = xpt_field(g, "parameters");
+    cr_assert_eq(xp_value_count(params), 2, "%s", json);
+    cr_assert_str_eq(xpt_get_str(xp_value_at(params, 0), "name"), "a");
+    cr_assert_eq(xpt_get_int(xp_value_at(params, 0), "default"), 1);
+    cr_assert_str_eq(xpt_get_str(xp_value_at(params, 1), "name"), "b");
+    cr_assert_null(xp_value_get(xp_value_at(params, 1), "default"), "%s", json);
+    cr_assert_eq(xp_value_count(xpt_field(g, "steps")), 3, "%s", json);
+    const xp_value *p = graph_step(g, "prepare");
+    const char *const ab[] = {"a", "b"};
+    assert_strings(xpt_field(p, "inputs"), ab, 2);
+    cr_assert(xpt_get_bool(p, "persisted") && !xpt_get_bool(p, "result"));
+    const xp_value *s = graph_step(g, "score");
+    const char *const pre[] = {"prepare"};
+    assert_strings(xpt_field(s, "inputs"), pre, 1);
+    cr_assert(!xpt_get_bool(s, "persisted") && xpt_get_bool(s, "result"));
+    const xp_value *e = graph_step(g, "extra");
+    assert_strings(xpt_field(e, "inputs"), ab, 1);
+    cr_assert(!xpt_get_bool(e, "persisted") && !xpt_get_bool(e, "result"));
+    cr_assert_null(xp_value_get(s, "status"), "%s", json);
+    xp_free(json);
+}
+
+CONTRACT(graph_of_definition_and_trials, 60)
+{
+    const char *id = uid("graph");
+    xp_experiment *ex = open_ex(id);
+    define_scored(ex);
+    xp_value *g = graph_of(ex, 0);
+    assert_scored_definition(g);
+    xp_value_destroy(&g);
+    char *dot = dot_of(ex, 0);
+    char head[128];
+    snprintf(head, sizeof head, "digraph \"%s\" {\n  rankdir=LR;\n", id);
+    cr_assert_eq(strncmp(dot, head, strlen(head)), 0, "%s", dot);
+    assert_has(dot, "\"a\" [shape=ellipse];");
+    assert_has(dot, "\"b\" [shape=ellipse];");
+    assert_has(dot, "\"prepare\" [shape=box, peripheries=2];");
+    assert_has(dot, "\"score\" [shape=box, style=\"bold\"];");
+    assert_has(dot, "\"extra\" [shape=box];");
+    assert_has(dot, "\"a\" -> \"prepare\";\n  \"b\" -> \"prepare\";");
+    assert_has(dot, "\"prepare\" -> \"score\";");
+    assert_has(dot, "\"a\" -> \"extra\";");
+    cr_assert_null(strstr(dot, "fillcolor"), "%s", dot);
+    cr_assert_eq(strcmp(dot + strlen(dot) - 2, "}\n"), 0, "%s", dot);
+    xp_free(dot);
+
+    xp_error_t err = {0};
+    set_int(ex, "b", 2);
+    run_ok(ex, NULL, NULL); /* 1 */
+    set_int(ex, "b", -1);
+    cr_assert_neq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "1 - 1 = 0");
+    xp_experiment_destroy(&ex);
+
+    /* Read back on a handle without a definition. */
+    ex = open_ex(id);
+    g = graph_of(ex, 0); /* the last trial's code */
+    assert_scored_definition(g);
+    xp_value_destroy(&g);
+    assert_statuses(ex, 1, "succeeded", "succeeded");
+    assert_statuses(ex, 2, "succeeded", "failed");
+    g = graph_of(ex, 1);
+    cr_assert_null(xp_value_get(graph_step(g, "score"), "host"),
+                   "an in-process step has no worker");
+    xp_value_destroy(&g);
+    dot = dot_of(ex, 2);
+    assert_has(dot, "label=\"trial 2: failed\"");
+    assert_has(dot, "\"prepare\" [shape=box, peripheries=2, style=\"filled\", "
+                    "fillcolor=palegreen];");
+    assert_has(dot, "\"score\" [shape=box, style=\"filled,bold\", "
+                    "fillcolor=salmon, tooltip=\"error: score: division by "
+                    "zero\"];");
+    assert_has(dot, "\"extra\" [shape=box, style=\"filled\", "
+                    "fillcolor=lightgrey];");
+    xp_free(dot);
+    cr_assert_eq(xp_graph_get(ex, 3, &g, &err), -1, "trial 3 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    cr_assert_null(g);
+    cr_assert_eq(xp_graph_dot(ex, -1, &dot, &err), -1, "trial -1 exists");
+    cr_assert_eq(err.code, XP_ENOTFOUND, "code %u '%s'", err.code, err.message);
+    xp_experiment_destroy(&ex);
+}
+
+/* What a stored record may hold where a worker's host name goes. */
+static const char s_evil_host[] = "evil\"host\\\n} digraph x {\r\\N";
+static const char s_evil_host_dot[] = "evil\\\"host\\\\\\n} digraph x { \\\\N";
+
+/* Runs every ready step of t as a scheduler does with a worker's RESULT:
+ * where it ran is noted, then its outcome taken (fail_step fails). */
+static void run_as_scheduler(xp_trial *t, const char *fail_step)
+{
+    xp_node *n;
+    while ((n = xp__trial_take_ready(t)) != NULL) {
+        const char *name = xp_node_name(n);
+        xp__trial_note_step(t, name, s_evil_host, "w\"7", 2, 0.125);
+        bool fail = fail_step && strcmp(name, fail_step) == 0;
+        xp_value *out = fail ? NULL : xp_value_new();
+        if (out)
+            xp_set_double(out, 1);
+        xp__trial_step_done(t, n, out, fail ? "division by zero" : NULL);
+    }
+}
+
+static xp_trial *queue_trial(xp_experiment *ex, int64_t b)
+{
+    xp_value *params = xp_value_new();
+    xp_set_document(params);
+    xp_set_int64(xp_document_set(params, "b"), b);
+    xp_run_options o = XP_RUN_OPTIONS_INIT;
+    o.params = params;
+    xp_trial *t = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp__trial_start(&t, ex, &o, "test", &err), 0, "queue: %s",
+                 err.message);
+    xp_value_destroy(&params);
+    return t;
+}
+
+/* DOT text is well formed: every quoted string closed on its line, the
+ * braces outside strings balanced. */
+static void assert_dot_well_formed(const char *dot)
+{
+    bool quoted = false;
+    int depth = 0;
+    for (const char *p = dot; *p; p++) {
+        if (quoted) {
+            cr_assert_neq(*p, '\n', "raw newline in a string: %s", dot);
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                quoted = false;
+        } else if (*p == '"') {
+            quoted = true;
+        } else if (*p == '{' || *p == '}') {
+            depth += *p == '{' ? 1 : -1;
+            cr_assert_geq(depth, 0, "%s", dot);
+        }
+    }
+    cr_assert(!quoted && depth == 0, "unbalanced DOT: %s", dot);
+}
+
+CONTRACT(graph_of_a_scheduler_trial, 60)
+{
+    const char *id = uid("graphsched");
+    xp_experiment *ex = open_ex(id);
+    define_scored(ex);
+    xp_error_t err = {0};
+    xp_value *result = NULL;
+    xp_trial *ok = queue_trial(ex, 2), *failed = queue_trial(ex, -1);
+    xp_trial *running = queue_trial(ex, 5);
+    run_as_scheduler(ok, NULL);
+    cr_assert_eq(xp__trial_finish(ok, &result, &err), 0, "%s", err.message);
+    xp_value_destroy(&result);
+    run_as_scheduler(failed, "score");
+    cr_assert_neq(xp__trial_finish(failed, &result, &err), 0, "should fail");
+    assert_statuses(ex, 3, "not run", "not run"); /* queued */
+    cr_assert_eq(xp__trial_record_running(running, &err), 0, "%s", err.message);
+    assert_statuses(ex, 3, "running", "running");
+    assert_statuses(ex, 1, "succeeded", "succeeded");
+    assert_statuses(ex, 2, "succeeded", "failed");
+
+    xp_value *g = graph_of(ex, 2);
+    for (int i = 0; i < 2; i++) {
+        const xp_value *s = graph_step(g, i ? "score" : "prepare");
+        cr_assert_str_eq(xpt_get_str(s, "host"), s_evil_host);
+        cr_assert_str_eq(xpt_get_str(s, "worker"), "w\"7");
+        cr_assert_eq(xpt_get_int(s, "attempt"), 2);
+        cr_assert_eq(xp_as_double(xpt_field(s, "elapsed")), 0.125);
+    }
+    cr_assert_null(xp_value_get(graph_step(g, "extra"), "host"));
+    xp_value_destroy(&g);
+    char *dot = dot_of(ex, 2);
+    assert_dot_well_formed(dot);
+    char tip[256];
+    snprintf(tip, sizeof tip,
+             "tooltip=\"host: %s\\nworker: w\\\"7\\nattempt: 2\\nelapsed: "
+             "0.125 s\\nerror: score: division by zero\"",
+             s_evil_host_dot);
+    assert_has(dot, tip);
+    cr_assert_null(strstr(dot, "} digraph x {\n"), "%s", dot);
+    xp_free(dot);
+    xp__trial_free(&ok);
+    xp__trial_free(&failed);
+    xp__trial_free(&running);
+    xp_experiment_destroy(&ex);
+}
+
+
+/* ---- history queries */
+
+/* What the query trials were run with: the expected pages are computed
+ * from these, never written down. */
+typedef struct {
+    int64_t id, n;
+    double lr;
+    const char *name; /* NULL: the trial had no parameter `name` */
+    bool flag;
+    int x_kind; /* 0 int, 1 double, 2 string, 3 bool */
+    int64_t x_int;
+    double x_double;
+    char x_string[16];
+    bool x_bool;
+    bool failed; /* n == 13: the step fails, result null */
+} q_trial;
+
+#define Q_TRIALS 50
+#define Q_HOSTILE "<img src=x onerror=alert(1)>"
+
+static q_trial s_q[Q_TRIALS];
+
+static int q_score(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    int64_t n = xp_as_int64(in[0]);
+    if (n == 13)
+        return xp_step_fail(st, "unlucky");
+    return xp_set_double(out, (double)n * xp_as_double(in[1]));
+}
+
+static double q_result(const q_trial *t)
+{
+    return (double)t->n * t->lr;
+}
+
+/* Trial k's inputs (k from 1; the last one has no `name`). */
+static void q_inputs(q_trial *t, int k)
+{
+    static const char *const names[] = {"alpha", "beta", "gamma",
+                                        "delta", "Zeta", "\xc3\xa9psilon"};
+    *t = (q_trial){.id = k, .n = k % 17, .lr = (k % 9) * 0.125};
+    t->name = k == Q_TRIALS ? NULL : k == 20 ? Q_HOSTILE : names[k % 6];
+    t->flag = k % 3 == 0;
+    t->x_kind = k % 4;
+    t->x_int = k;
+    t->x_double = k + 0.5;
+    snprintf(t->x_string, sizeof t->x_string, "s%d", k);
+    t->x_bool = k % 8 == 3;
+    t->failed = t->n == 13;
+}
+
+static xp_value *q_params(const q_trial *t)
+{
+    xp_value *p = xp_value_new();
+    xp_set_document(p);
+    xp_set_int64(xp_document_set(p, "n"), t->n);
+    xp_set_double(xp_document_set(p, "lr"), t->lr);
+    if (t->name)
+        xp_set_string(xp_document_set(p, "name"), t->name);
+    xp_set_bool(xp_document_set(p, "flag"), t->flag);
+    xp_value *x = xp_document_set(p, "x");
+    if (t->x_kind == 0)
+        xp_set_int64(x, t->x_int);
+    else if (t->x_kind == 1)
+        xp_set_double(x, t->x_double);
+    else if (t->x_kind == 2)
+        xp_set_string(x, t->x_string);
+    else
+        xp_set_bool(x, t->x_bool);
+    return p;
+}
+
+/* Defines the graph, with or without the parameter `name`. */
+static void q_define(xp_experiment *ex, bool with_name)
+{
+    xp_node *n = xp_parameter(ex, "n");
+    xp_node *lr = xp_parameter(ex, "lr");
+    if (with_name)
+        xp_parameter(ex, "name");
+    xp_parameter(ex, "flag");
+    xp_parameter(ex, "x");
+    xp_result(XP_STEP(ex, q_score, n, lr));
+}
+
+/* Runs the 50 trials; the last from a second handle without `name`. */
+static xp_experiment *q_seed(const char *id)
+{
+    xp_experiment *ex = open_ex(id);
+    q_define(ex, true);
+    for (int k = 1; k <= Q_TRIALS; k++) {
+        q_inputs(&s_q[k - 1], k);
+        if (k == Q_TRIALS) {
+            xp_experiment_destroy(&ex);
+            ex = open_ex(id);
+            q_define(ex, false);
+        }
+        xp_value *params = q_params(&s_q[k - 1]);
+        xp_run_options o = XP_RUN_OPTIONS_INIT;
+        o.params = params;
+        int64_t got = 0;
+        xp_error_t err = {0};
+        int rc = xp_compute(ex, &o, NULL, &got, &err);
+        cr_assert_eq(rc == 0, !s_q[k - 1].failed, "trial %d: %s", k,
+                     err.message);
+        cr_assert_eq(got, k, "trial %d got id %lld", k, (long long)got);
+        xp_value_destroy(&params);
+    }
+    return ex;
+}
+
+/* The filters, each with its meaning over the inputs. */
+static bool q_x_number_above(const q_trial *t, double v)
+{
+    return (t->x_kind == 0 && t->x_int > v) ||
+           (t->x_kind == 1 && t->x_double > v);
+}
+
+static bool q_x_is(const q_trial *t, int kind, double num, const char *s,
+                   bool b)
+{
+    switch (kind) {
+    case 0: /* a number literal */
+        return (t->x_kind == 0 && t->x_int == num) ||
+               (t->x_kind == 1 && t->x_double == num);
+    case 2: return t->x_kind == 2 && strcmp(t->x_string, s) == 0;
+    default: return t->x_kind == 3 && t->x_bool == b;
+    }
+}
+
+static bool qf_all(const q_trial *t)
+{
+    (void)t;
+    return true;
+}
+static bool qf_n(const q_trial *t)
+{
+    return t->n > 5;
+}
+static bool qf_n_lr(const q_trial *t)
+{
+    return t->n >= 3 && t->lr < 0.5;
+}
+static bool qf_hostile(const q_trial *t)
+{
+    return t->name && strcmp(t->name, Q_HOSTILE) == 0;
+}
+static bool qf_failed(const q_trial *t)
+{
+    return t->failed;
+}
+static bool qf_x_above(const q_trial *t)
+{
+    return q_x_number_above(t, 10);
+}
+static bool qf_x_in(const q_trial *t)
+{
+    return q_x_is(t, 3, 0, NULL, true) || q_x_is(t, 2, 0, "s7", false) ||
+           q_x_is(t, 2, 0, "s14", false);
+}
+static bool qf_no_name(const q_trial *t)
+{
+    return t->name == NULL;
+}
+static bool qf_name_not_flag(const q_trial *t)
+{
+    return t->name && !t->flag;
+}
+static bool qf_x_not_in(const q_trial *t)
+{
+    return !(q_x_is(t, 0, 1, NULL, false) || q_x_is(t, 0, 2.5, NULL, false) ||
+             q_x_is(t, 0, 5, NULL, false) || q_x_is(t, 2, 0, "s6", false) ||
+             q_x_is(t, 3, 0, NULL, false));
+}
+static bool qf_result(const q_trial *t)
+{
+    return t->failed || q_result(t) > 2;
+}
+static bool qf_dates(const q_trial *t)
+{
+    return t->n < 4;
+}
+static bool qf_names(const q_trial *t)
+{
+    return t->name && strcmp(t->name, "beta") > 0 &&
+           strcmp(t->name, "delta") != 0;
+}
+
+static const struct {
+    const char *text;
+    bool (*match)(const q_trial *t);
+} s_q_filters[] = {
+    {NULL, qf_all},
+    {"n > 5", qf_n},
+    {"n >= 3 and parameters.lr < 0.5", qf_n_lr},
+    {"name == '" Q_HOSTILE "'", qf_hostile},
+    {"status == \"failed\"", qf_failed},
+    {"x > 10", qf_x_above},
+    {"x == true or x in ['s7', \"s14\"]", qf_x_in},
+    {"name == null", qf_no_name},
+    {"name != null and not flag == true", qf_name_not_flag},
+    {"x not in [1, 2.5, 5.0, 's6', false]", qf_x_not_in},
+    {"result > 2 or (result == null)", qf_result},
+    {"finished > '2000-01-01' and started > '2000-01-01T00:00:00Z' and n < 4",
+     qf_dates},
+    {"name > 'beta' and name != 'delta'", qf_names},
+};
+
+/* Sorts: each a comparison of two inputs (the trial id breaks ties). */
+static int q_sign(double a, double b)
+{
+    return (a > b) - (a < b);
+}
+
+static int qs_result_desc(const q_trial *a, const q_trial *b)
+{
+    if (a->failed != b->failed)
+        return a->failed ? 1 : -1; /* null first ascending: last here */
+    return a->failed ? 0 : -q_sign(q_result(a), q_result(b));
+}
+
+static int qs_name(const q_trial *a, const q_trial *b)
+{
+    if (!a->name || !b->name)
+        return (a->name != NULL) - (b->name != NULL);
+    int c = strcmp(a->name, b->name);
+    return (c > 0) - (c < 0);
+}
+
+/* x in BSON order: numbers, strings, bools; then n descending. */
+static int qs_x_n(const q_trial *a, const q_trial *b)
+{
+    static const int cls[] = {0, 0, 1, 2};
+    int c = cls[a->x_kind] - cls[b->x_kind];
+    if (c == 0 && cls[a->x_kind] == 0)
+        c = q_sign(a->x_kind ? a->x_double : (double)a->x_int,
+                   b->x_kind ? b->x_double : (double)b->x_int);
+    else if (c == 0 && a->x_kind == 2)
+        c = strcmp(a->x_string, b->x_string);
+    else if (c == 0)
+        c = (int)a->x_bool - (int)b->x_bool;
+    c = (c > 0) - (c < 0);
+    return c ? c : -q_sign((double)a->n, (double)b->n);
+}
+
+static int qs_flag_lr(const q_trial *a, const q_trial *b)
+{
+    int c = (int)b->flag - (int)a->flag;
+    return c ? c : q_sign(a->lr, b->lr);
+}
+
+static const struct {
+    const char *text;
+    int (*cmp)(const q_trial *a, const q_trial *b);
+} s_q_sorts[] = {
+    {NULL, NULL},      {"-result", qs_result_desc},          {"name", qs_name},
+    {"x, -n", qs_x_n}, {"-flag,+parameters.lr", qs_flag_lr},
+};
+
+static int (*s_q_cmp)(const q_trial *a, const q_trial *b);
+
+static int q_order(const void *pa, const void *pb)
+{
+    const q_trial *a = *(const q_trial *const *)pa;
+    const q_trial *b = *(const q_trial *const *)pb;
+    int c = s_q_cmp ? s_q_cmp(a, b) : 0;
+    return c ? c : (a->id > b->id) - (a->id < b->id);
+}
+
+/* Checks one page against the expected window of the ordered matches. */
+static void q_check(xp_experiment *ex, const xp_value *history, size_t f,
+                    size_t s, int64_t offset, int64_t limit)
+{
+    const q_trial *want[Q_TRIALS];
+    size_t n = 0;
+    for (int i = 0; i < Q_TRIALS; i++)
+        if (s_q_filters[f].match(&s_q[i]))
+            want[n++] = &s_q[i];
+    s_q_cmp = s_q_sorts[s].cmp;
+    qsort(want, n, sizeof *want, q_order);
+    size_t from = (size_t)offset < n ? (size_t)offset : n;
+    size_t to = limit && from + (size_t)limit < n ? from + (size_t)limit : n;
+
+    xp_query q = XP_QUERY_INIT;
+    q.filter = s_q_filters[f].text;
+    q.sort = s_q_sorts[s].text;
+    q.offset = offset;
+    q.limit = limit;
+    xp_value *page = NULL;
+    int64_t matched = -1;
+    xp_error_t err = {0};
+    const char *what = s_kind_name[s_kind];
+    int rc = xp_history_query(ex, &q, &page, &matched, &err);
+    cr_assert_eq(rc, 0, "%s: filter '%s' sort '%s': %s", what, q.filter, q.sort,
+                 err.message);
+    cr_assert_eq(matched, (int64_t)n, "%s: filter '%s': %lld matched, want %zu",
+                 what, q.filter, (long long)matched, n);
+    cr_assert_eq(xp_value_count(page), to - from,
+                 "%s: filter '%s' sort '%s' %lld+%lld: %zu rows, want %zu",
+                 what, q.filter, q.sort, (long long)offset, (long long)limit,
+                 xp_value_count(page), to - from);
+    for (size_t i = from; i < to; i++) {
+        const xp_value *row = xp_value_at(page, i - from);
+        int64_t id = xp_as_int64(xp_value_get(row, "trial_id"));
+        cr_assert_eq(id, want[i]->id,
+                     "%s: filter '%s' sort '%s' %lld+%lld: row %zu is trial "
+                     "%lld, want %lld",
+                     what, q.filter, q.sort, (long long)offset,
+                     (long long)limit, i - from, (long long)id,
+                     (long long)want[i]->id);
+        cr_assert(xp_value_equal(row, xp_value_at(history, (size_t)id - 1)),
+                  "%s: trial %lld differs from its xp_history document", what,
+                  (long long)id);
+    }
+    xp_value_destroy(&page);
+}
+
+/* Filters x sorts x windows on the same 50 trials give the same pages on
+ * every backend: the ones computed here from the inputs. */
+CONTRACT(history_query_pages, 240)
+{
+    xp_experiment *ex = q_seed(uid("query"));
+    xp_value *history = xpt_history(ex);
+    cr_assert_eq(xp_value_count(history), Q_TRIALS);
+    static const int64_t windows[][2] = {
+        {0, 0}, {0, 10}, {7, 5}, {45, 10}, {100, 5}};
+    for (size_t f = 0; f < sizeof s_q_filters / sizeof *s_q_filters; f++)
+        for (size_t s = 0; s < sizeof s_q_sorts / sizeof *s_q_sorts; s++)
+            for (size_t w = 0; w < sizeof windows / sizeof *windows; w++)
+                q_check(ex, history, f, s, windows[w][0], windows[w][1]);
+    xp_value_destroy(&history);
+    xp_experiment_destroy(&ex);
+}
+
+/* A malformed filter or sort is XP_EINVAL naming the column, before the
+ * store is read; matched is 0 and no page is given. */
+CONTRACT(history_query_refuses_malformed, 60)
+{
+    xp_experiment *ex = open_ex(uid("query_bad"));
+    xp_node *a = xp_parameter(ex, "a");
+    xp_result(XP_STEP(ex, typed, a));
+    set_int(ex, "a", 1);
+    run_ok(ex, NULL, NULL);
+    xp_query q = XP_QUERY_INIT;
+    q.filter = "a >";
+    xp_value *page = (xp_value *)1;
+    int64_t matched = -1;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_history_query(ex, &q, &page, &matched, &err), -1);
+    cr_assert_eq(err.code, XP_EINVAL);
+    cr_assert_str_eq(err.message,
+                     "filter: column 4: expected a value after '>'");
+    cr_assert_null(page);
+    cr_assert_eq(matched, 0);
+    q.filter = "a == 2";
+    q.sort = "a,";
+    cr_assert_eq(xp_history_query(ex, &q, &page, &matched, &err), -1);
+    cr_assert_str_eq(err.message, "sort: column 3: expected a field name");
+    q.sort = NULL;
+    cr_assert_eq(xp_history_query(ex, &q, &page, &matched, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_value_count(page), 0);
+    cr_assert_eq(matched, 0);
+    xp_value_destroy(&page);
+    xp_experiment_destroy(&ex);
+}
 /* ---- experiment listing */
 
 /* xp_experiments lists the experiments this test created among the

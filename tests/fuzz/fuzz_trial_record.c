@@ -1,13 +1,25 @@
 /* fuzz_trial_record.c — libFuzzer target for the stored trial document
  * decoder: a valid BSON input is decoded as a trial record; one that
- * decodes must encode and decode again, and is read as history and
- * recovery read it (value tree, interrupted rewrite). */
+ * decodes must encode and decode again, and is read as history,
+ * recovery and the graph read it (value tree, interrupted rewrite, where
+ * each step ran). */
 #include "store/record.h"
 #include "value.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Where a step ran: its strings are whole, NUL-terminated UTF-8. */
+static void s_step(const char *step, const xp_record_step *info, void *user)
+{
+    size_t *n = user;
+    *n += strlen(step) + strlen(info->host) + strlen(info->worker);
+    if (!bson_utf8_validate(info->host, strlen(info->host), false) ||
+        !bson_utf8_validate(info->worker, strlen(info->worker), false))
+        abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -23,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         xp__record_decode(&out, &again, NULL) != 0 ||
         again.trial_id != rec.trial_id || again.status != rec.status)
         abort();
+    size_t chars = 0;
+    xp__record_steps_each(rec.steps, s_step, &chars);
     xp_value *v = xp_value_new();
     xp__value_from_bson(v, &doc, NULL);
     xp_value_destroy(&v);

@@ -274,8 +274,8 @@ static void s_record(const char *text)
     xp_experiment_destroy(&ex);
 }
 
-/* Runs `xp args... --backend <test dir>`; asserts exit 0. Caller frees. */
-static xpt_run_result s_xp(char *const *args)
+/* Runs `xp args... --backend <test dir>`. Caller frees. */
+static xpt_run_result s_xp_any(char *const *args)
 {
     char bin[PATH_MAX];
     xptr_bin("XP_CLI_BIN", bin);
@@ -286,7 +286,13 @@ static xpt_run_result s_xp(char *const *args)
     argv[n++] = "--backend";
     argv[n++] = xpt_dir;
     argv[n] = NULL;
-    xpt_run_result r = xpt_run(argv, xpt_dir);
+    return xpt_run(argv, xpt_dir);
+}
+
+/* s_xp_any, asserting exit 0. */
+static xpt_run_result s_xp(char *const *args)
+{
+    xpt_run_result r = s_xp_any(args);
     cr_assert_eq(r.status, 0, "xp %s: exit %d: %s", s_describe(args), r.status,
                  r.err);
     return r;
@@ -360,4 +366,153 @@ Test(cli, params_show_control_characters_as_a_literal_that_reads_back)
                      r.out);
     xp_value_destroy(&v);
     xpt_run_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- graph */
+
+static void s_assert_has(const char *text, const char *part)
+{
+    cr_assert_not_null(strstr(text, part), "no '%s' in:\n%s", part, text);
+}
+
+Test(cli, graph_shows_the_steps_as_dot)
+{
+    s_record("x");
+    xpt_run_result r = s_xp(ARGS("graph", "controls"));
+    s_assert_has(r.out, "digraph \"controls\" {");
+    s_assert_has(r.out, "\"p\" [shape=ellipse];");
+    s_assert_has(r.out, "\"echo\" [shape=box, style=\"bold\"];");
+    s_assert_has(r.out, "\"p\" -> \"echo\";");
+    cr_assert_null(strstr(r.out, "fillcolor"), "no trial, no status: %s",
+                   r.out);
+    xpt_run_result_free(&r);
+
+    r = s_xp(ARGS("graph", "controls", "1", "--format", "dot"));
+    s_assert_has(r.out, "label=\"trial 1: succeeded\"");
+    s_assert_has(r.out, "\"echo\" [shape=box, style=\"filled,bold\", "
+                        "fillcolor=palegreen];");
+    xpt_run_result_free(&r);
+
+    r = s_xp_any(ARGS("graph", "controls", "2"));
+    cr_assert_eq(r.status, 1, "trial 2: exit %d", r.status);
+    cr_assert_eq(xpt_count_lines(r.err), 1, "stderr: %s", r.err);
+    xpt_run_result_free(&r);
+    r = s_xp_any(ARGS("graph", "controls", "--format", "json"));
+    cr_assert_eq(r.status, 2, "--format json: exit %d", r.status);
+    xpt_run_result_free(&r);
+}
+
+Test(cli, graph_renders_svg)
+{
+    s_record("x");
+    xpt_run_result r =
+        s_xp_any(ARGS("graph", "controls", "1", "--format", "svg"));
+    if (r.status != 0 && strstr(r.err, "SVG needs Graphviz")) {
+        char why[512];
+        snprintf(why, sizeof why, "neither libgvc nor dot: %s", r.err);
+        xpt_run_result_free(&r);
+        xpt_skip(why);
+    }
+    cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
+    s_assert_has(r.out, "<svg");
+    s_assert_has(r.out, "</svg>");
+    s_assert_has(r.out, ">echo</text>");
+    xpt_run_result_free(&r);
+}
+
+
+/* ---------------------------------------------------------------- history
+ * queries */
+
+static int s_square(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) * xp_as_int64(in[0]));
+}
+
+/* Experiment "paged": trials 1..10 with k = id and result k * k. */
+static void s_record_paged(void)
+{
+    xp_experiment *ex = xpt_open("paged");
+    xp_node *k = xp_parameter(ex, "k");
+    xp_result(xp_step_add(ex, "square", s_square, 1, &k, __FILE__, __LINE__));
+    xp_error_t err = {0};
+    for (int i = 1; i <= 10; i++) {
+        cr_assert_eq(xp_set_param_int64(ex, "k", i, &err), 0, "%s",
+                     err.message);
+        cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "%s",
+                     err.message);
+    }
+    xp_experiment_destroy(&ex);
+}
+
+Test(cli, history_filter_sort_limit_offset)
+{
+    s_record_paged();
+    xpt_run_result r =
+        s_xp(ARGS("history", "paged", "--filter", "k > 3 and k != 7", "--sort",
+                  "-result", "--limit", "3", "--offset=1", "--format", "csv"));
+    /* k in 4..10 without 7, by result descending: 10 9 8 6 5 4 */
+    cr_assert_eq(xpt_count_lines(r.out), 4, "header and 3 rows: '%s'", r.out);
+    const char *row = r.out;
+    static const char *const ids[] = {"9,", "8,", "6,"};
+    for (int i = 0; i < 3; i++) {
+        row = strchr(row, '\n') + 1;
+        cr_assert_eq(strncmp(row, ids[i], 2), 0, "row %d: '%s'", i, r.out);
+    }
+    cr_assert_str_eq(r.err, "xp history: 3 of 6 matching trials\n");
+    xpt_run_result_free(&r);
+
+    /* JSON stays one array; a whole match says nothing on stderr. */
+    r = s_xp(ARGS("history", "paged", "--filter", "result >= 81", "--format",
+                  "json"));
+    xp_value *h = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_from_json(h, r.out, &err), 0, "%s: '%s'", err.message,
+                 r.out);
+    cr_assert_eq(xp_value_count(h), 2, "'%s'", r.out);
+    cr_assert_eq(xpt_get_int(xp_value_at(h, 0), "trial_id"), 9);
+    cr_assert_eq(xpt_get_int(xp_value_at(h, 1), "trial_id"), 10);
+    cr_assert_str_empty(r.err, "stderr '%s'", r.err);
+    xp_value_destroy(&h);
+    xpt_run_result_free(&r);
+}
+
+Test(cli, history_refuses_a_bad_filter_with_one_line)
+{
+    s_record_paged();
+    char bin[PATH_MAX];
+    xptr_bin("XP_CLI_BIN", bin);
+    static const char *const bad[][2] = {
+        {"--filter", "k >"},
+        {"--filter", "k == 1 and (k < 3"},
+        {"--sort", "k,,result"},
+        {"--limit", "-1"},
+    };
+    static const char *const says[] = {
+        "xp history: filter: column 4: expected a value after '>'\n",
+        ("xp history: filter: column 18: expected ')', 'and' or 'or', found "
+         "the end\n"),
+        "xp history: sort: column 3: expected a field name\n",
+        "xp history: --limit needs a whole number >= 0, not '-1'\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *argv[] = {bin,
+                        "history",
+                        "paged",
+                        (char *)bad[i][0],
+                        (char *)bad[i][1],
+                        "--backend",
+                        xpt_dir,
+                        NULL};
+        xpt_run_result r = xpt_run(argv, xpt_dir);
+        cr_assert_eq(r.status, 2, "%s %s: exit %d", bad[i][0], bad[i][1],
+                     r.status);
+        cr_assert_str_empty(r.out, "stdout '%s'", r.out);
+        cr_assert_eq(strncmp(r.err, says[i], strlen(says[i])), 0,
+                     "%s %s: stderr '%s'", bad[i][0], bad[i][1], r.err);
+        if (i < 3)
+            cr_assert_eq(xpt_count_lines(r.err), 1, "stderr '%s'", r.err);
+        xpt_run_result_free(&r);
+    }
 }

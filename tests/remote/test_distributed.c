@@ -132,6 +132,22 @@ Test(distributed, failing_step_fails_the_trial_with_its_description)
     cr_assert_str_eq(xpt_get_str(t, "status"), "failed");
     cr_assert_str_eq(xpt_get_str(t, "description"),
                      "calculate_score: division by zero");
+    /* The graph tells the failed step and where each one ran. */
+    xp_value *g = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_graph_get(ex, 1, &g, &err), 0, "%s", err.message);
+    const xp_value *steps = xpt_field(g, "steps");
+    const xp_value *prep = xp_value_at(steps, 0),
+                   *score = xp_value_at(steps, 1);
+    cr_assert(
+        strcmp(xpt_get_str(prep, "status"), "succeeded") == 0 &&
+            strcmp(xpt_get_str(score, "status"), "failed") == 0 &&
+            strcmp(xpt_get_str(prep, "host"),
+                   xpt_get_str(xpt_field(xpt_field(t, "steps"), "prepare_data"),
+                               "host")) == 0 &&
+            xpt_get_int(score, "attempt") == 1,
+        "graph: %s", xpt_json(g));
+    xp_value_destroy(&g);
     xp_value_destroy(&t);
     xp_experiment_destroy(&ex);
 }

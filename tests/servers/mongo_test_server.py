@@ -82,6 +82,8 @@ class MongoTestServer:
             "ping": self.cmd_ping,
             "endsessions": self.cmd_ping,
             "find": self.cmd_find,
+            "distinct": self.cmd_distinct,
+            "aggregate": self.cmd_aggregate,
             "getmore": self.cmd_get_more,
             "killcursors": self.cmd_kill_cursors,
             "insert": self.cmd_insert,
@@ -200,6 +202,31 @@ class MongoTestServer:
         batch_size = int(doc.get("batchSize", 0) or 0)
         return self._cursor_reply("%s.%s" % (dbname, name), docs, batch_size,
                                   single)
+
+    def cmd_distinct(self, db, dbname, doc):
+        name = self._collection_name(doc, "distinct")
+        key = doc.get("key")
+        if not isinstance(key, str) or not key:
+            raise CommandError(2, "distinct needs a key", "BadValue")
+        values = db[name].distinct(key, doc.get("query") or {})
+        return {"values": values, "ok": 1}
+
+    # Stages a count_documents pipeline uses ({$match}, {$skip}, {$limit},
+    # {$group}); mongomock runs them.
+    AGGREGATE_STAGES = ("$match", "$skip", "$limit", "$group")
+
+    def cmd_aggregate(self, db, dbname, doc):
+        name = self._collection_name(doc, "aggregate")
+        pipeline = doc.get("pipeline") or []
+        for stage in pipeline:
+            op = next(iter(stage), "")
+            if op not in self.AGGREGATE_STAGES:
+                raise CommandError(59, "aggregate stage %s is not supported "
+                                   "by the test server" % op)
+        docs = list(db[name].aggregate(pipeline))
+        batch = int((doc.get("cursor") or {}).get("batchSize", 0) or 0)
+        return self._cursor_reply("%s.%s" % (dbname, name), docs, batch,
+                                  False)
 
     def cmd_get_more(self, db, dbname, doc):
         cursor_id = int(doc["getMore"])

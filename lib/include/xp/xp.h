@@ -512,11 +512,13 @@ typedef struct {
 
 /* Loads metric name of trial_id between epochs epoch_min and epoch_max
  * (inclusive; INT64_MIN/INT64_MAX for all). With max_points 0, or no more
- * points than max_points, every point; else the epoch range is cut into
- * max_points / 2 buckets of equal width and each bucket gives its minimum
- * and its maximum point (in epoch order), so spikes stay visible; the
- * first and last points are always kept. Unknown trial or metric:
- * XP_ENOTFOUND. Caller owns *out (xp_series_destroy). */
+ * points than max_points, every point; else at most max_points: the first
+ * and last points, and between them the epoch range is cut into
+ * (max_points - 2) / 2 buckets of equal width and each bucket gives its
+ * minimum and its maximum point (in epoch order), so spikes stay visible
+ * (NaN values only where a bucket has nothing else; max_points 1: the
+ * first point). Unknown trial or metric: XP_ENOTFOUND. Caller owns *out
+ * (xp_series_destroy). */
 XP_EXPORT int xp_metric_series(xp_experiment *ex, const char *name,
                                int64_t trial_id, int64_t epoch_min,
                                int64_t epoch_max, size_t max_points,

@@ -48,11 +48,24 @@ typedef struct {
      * others are still read. */
     int (*trials_each)(xp_backend *b, xp_trial_fn fn, void *user,
                        xp_error_t *err);
+    /* One page of a history query (store.h's xp__store_trials_query):
+     * fn for each record of the page, *matched set. Optional: NULL
+     * streams trials_each through the evaluator. */
+    int (*trials_query)(xp_backend *b, const xp_compiled_query *q,
+                        xp_trial_fn fn, void *user, int64_t *matched,
+                        xp_error_t *err);
     int (*last_id)(xp_backend *b, int64_t *id, xp_error_t *err);
     /* Appends all points of metric name of trial, in chunk order, to
      * out (nothing when the trial saved none). */
     int (*metric_read)(xp_backend *b, const char *name, int64_t trial,
                        xp_metric_points *out, xp_error_t *err);
+    /* Calls fn with the name of each metric trial saved (each once, in
+     * any order; len bytes, not NUL-terminated); fn non-zero stops.
+     * Nothing for a trial without metrics, known or not. Optional: NULL
+     * when the backend cannot list them. */
+    int (*metric_names)(xp_backend *b, int64_t trial,
+                        int (*fn)(const char *name, size_t len, void *user),
+                        void *user, xp_error_t *err);
     /* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
     int (*persisted_read)(xp_backend *b, const char *step, int64_t trial,
                           xp_value *out, xp_error_t *err);

@@ -45,6 +45,7 @@ enum {
     S_LAST_ID,
     S_INSERT_METRIC,
     S_READ_METRIC,
+    S_METRIC_NAMES,
     S_INSERT_PERSISTED,
     S_READ_PERSISTED,
     S_RUNNING,
@@ -76,6 +77,10 @@ static const char *const s_sql[S_COUNT] = {
                         "data) VALUES (?, ?, ?, ?)",
     [S_READ_METRIC] = "SELECT data FROM metrics WHERE trial = ? AND name = ? "
                       "ORDER BY chunk",
+    /* The next name after ?2: one seek into the primary key (trial,
+     * name, chunk) per name, however many chunks each one has. */
+    [S_METRIC_NAMES] = "SELECT name FROM metrics WHERE trial = ?1 AND "
+                       "name > ?2 ORDER BY name LIMIT 1",
     [S_INSERT_PERSISTED] = "INSERT OR REPLACE INTO persisted(trial, step, "
                            "value) VALUES (?, ?, ?)",
     [S_READ_PERSISTED] = "SELECT value FROM persisted WHERE trial = ? AND "
@@ -526,6 +531,175 @@ static int s_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
     return rc;
 }
 
+/* ---------------------------------------------------------------- history
+ * queries: the filter and the sort keys run inside SQLite as functions
+ * of the stored document, xp_match(doc, filter) and xp_key(doc, sort),
+ * their compiled form bound with sqlite3_bind_pointer; SQLite keeps the
+ * offset + limit first rows of the sort (ids and keys only, the documents
+ * of the page are read after). */
+
+#define S_MATCH_PTR "xp_match"
+#define S_KEY_PTR "xp_key"
+
+/* What xp_match gets: the filter, and the rows it matched so far (a
+ * sorted page reads every row once, so its count is the total). */
+typedef struct {
+    const xp_filter *filter;
+    int64_t matched;
+} s_match_ctx;
+
+typedef struct {
+    const xp_sort *sort;
+    xp_bytes key; /* scratch */
+} s_key_ctx;
+
+/* The stored blob of argument v as a document; false when damaged. */
+static bool s_arg_doc(sqlite3_value *v, bson_t *doc)
+{
+    const uint8_t *data = sqlite3_value_blob(v);
+    int len = sqlite3_value_bytes(v);
+    return data && len >= 5 && bson_init_static(doc, data, (size_t)len);
+}
+
+static void s_sql_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    s_match_ctx *m = sqlite3_value_pointer(argv[1], S_MATCH_PTR);
+    bson_t doc;
+    bool ok = s_arg_doc(argv[0], &doc);
+    bool match = !m || xp__filter_match(m->filter, ok ? &doc : NULL);
+    if (m && match)
+        m->matched++;
+    sqlite3_result_int(ctx, match);
+}
+
+static void s_sql_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    s_key_ctx *k = sqlite3_value_pointer(argv[1], S_KEY_PTR);
+    if (!k) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    bson_t doc;
+    bool ok = s_arg_doc(argv[0], &doc);
+    k->key.len = 0;
+    xp__sort_key(k->sort, ok ? &doc : NULL, &k->key);
+    sqlite3_result_blob(ctx, k->key.data, (int)k->key.len, SQLITE_TRANSIENT);
+}
+
+/* Registers xp_match and xp_key on the connection (direct use only, so a
+ * store's own schema cannot call them). */
+static int s_register_functions(xp_local *l, xp_error_t *err)
+{
+    int flags = SQLITE_UTF8 | SQLITE_DIRECTONLY;
+    if (sqlite3_create_function_v2(l->db, "xp_match", 2, flags, NULL,
+                                   s_sql_match, NULL, NULL,
+                                   NULL) != SQLITE_OK ||
+        sqlite3_create_function_v2(l->db, "xp_key", 2, flags, NULL, s_sql_key,
+                                   NULL, NULL, NULL) != SQLITE_OK)
+        return s_db_error(l, err, "registering query functions");
+    return 0;
+}
+
+/* Prepares sql (not kept: its text depends on the query). */
+static sqlite3_stmt *s_prepare(xp_local *l, const char *sql, xp_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        s_db_error(l, err, "preparing a history query");
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* The number of trials m's filter matches (all of them without one). */
+static int s_query_count(xp_local *l, s_match_ctx *m, int64_t *count,
+                         xp_error_t *err)
+{
+    sqlite3_stmt *st = s_prepare(
+        l,
+        m->filter ? "SELECT count(*) FROM trials WHERE xp_match(doc, ?1)"
+                  : "SELECT count(*) FROM trials",
+        err);
+    if (!st)
+        return -1;
+    if (m->filter)
+        sqlite3_bind_pointer(st, 1, m, S_MATCH_PTR, NULL);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        rc = s_db_error(l, err, "counting matching trials");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The page statement: ids in id order, or ids and keys sorted in a
+ * subquery and joined back to their documents. */
+static sqlite3_stmt *s_query_page(xp_local *l, const xp_compiled_query *q,
+                                  s_match_ctx *m, s_key_ctx *k, xp_error_t *err)
+{
+    const char *where = q->filter ? "WHERE xp_match(doc, ?1)" : "";
+    char *sql =
+        q->sort ? bson_strdup_printf(
+                      "SELECT t.id, t.doc FROM (SELECT id, xp_key(doc, ?2) "
+                      "AS k FROM trials %s ORDER BY k, id LIMIT ?3 OFFSET "
+                      "?4) AS p JOIN trials AS t ON t.id = p.id ORDER BY "
+                      "p.k, p.id",
+                      where)
+                : bson_strdup_printf("SELECT id, doc FROM trials %s ORDER BY "
+                                     "id LIMIT ?3 OFFSET ?4",
+                                     where);
+    sqlite3_stmt *st = s_prepare(l, sql, err);
+    bson_free(sql);
+    if (!st)
+        return NULL;
+    if (q->filter)
+        sqlite3_bind_pointer(st, 1, m, S_MATCH_PTR, NULL);
+    if (q->sort)
+        sqlite3_bind_pointer(st, 2, k, S_KEY_PTR, NULL);
+    sqlite3_bind_int64(st, 3, q->limit > 0 ? q->limit : -1);
+    sqlite3_bind_int64(st, 4, q->offset);
+    return st;
+}
+
+static int s_trials_query(xp_backend *b, const xp_compiled_query *q,
+                          xp_trial_fn fn, void *user, int64_t *matched,
+                          xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    s_match_ctx m = {.filter = q->filter};
+    s_key_ctx k = {.sort = q->sort};
+    int rc = -1, step_rc = SQLITE_DONE;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_query_page(l, q, &m, &k, err);
+    if (!st)
+        goto cleanup;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bson_t doc;
+        bool readable = s_stored_doc(l, st, 1, &doc, "trial record", NULL) == 0;
+        if (fn(readable ? &doc : NULL, sqlite3_column_int64(st, 0), user) != 0)
+            goto cleanup;
+    }
+    if (step_rc != SQLITE_DONE) {
+        s_db_error(l, err, "reading history");
+        goto cleanup;
+    }
+    /* A sorted page scanned every row: xp_match counted the matches. */
+    if (q->sort && q->filter)
+        *matched = m.matched;
+    else if (s_query_count(l, &m, matched, err) != 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&l->lock);
+    xp__bytes_clear(&k.key);
+    return rc;
+}
+
 static int s_last_id(xp_backend *b, int64_t *id, xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
@@ -563,6 +737,37 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
     }
     if (rc == 0 && step_rc != SQLITE_DONE)
         rc = s_db_error(l, err, "reading metric");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_metric_names(xp_backend *b, int64_t trial,
+                          int (*fn)(const char *name, size_t len, void *user),
+                          void *user, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0, step_rc;
+    pthread_mutex_lock(&l->lock);
+    sqlite3_stmt *st = s_stmt(l, S_METRIC_NAMES);
+    sqlite3_bind_int64(st, 1, trial);
+    sqlite3_bind_text(st, 2, "", 0, SQLITE_STATIC);
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        int len = sqlite3_column_bytes(st, 0);
+        if (!name || fn(name, (size_t)len, user) != 0) {
+            rc = name ? -1 : s_db_error(l, err, "listing metric names");
+            break;
+        }
+        /* The row goes at the reset; a bound value must outlive it. */
+        char *after = bson_malloc((size_t)len + 1);
+        memcpy(after, name, (size_t)len);
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 2, after, len, SQLITE_TRANSIENT);
+        bson_free(after);
+    }
+    if (rc == 0 && step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "listing metric names");
     sqlite3_reset(st);
     pthread_mutex_unlock(&l->lock);
     return rc;
@@ -940,8 +1145,10 @@ static const xp_backend_ops s_ops = {
     .metric_flush = s_metric_flush,
     .trial_get = s_trial_get,
     .trials_each = s_trials_each,
+    .trials_query = s_trials_query,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
+    .metric_names = s_metric_names,
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .queued_trials = s_queued_trials,
@@ -1396,6 +1603,8 @@ static int s_open(xp_backend **out, const char *id, const char *root, int mode,
         (!reader && s_ready_for_writing(l, id, tables, err) != 0))
         goto fail;
     sqlite3_exec(l->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
+    if (s_register_functions(l, err) != 0)
+        goto fail;
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &l->stmt[i], NULL) != SQLITE_OK) {

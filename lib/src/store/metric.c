@@ -44,7 +44,11 @@ static int s_points_reserve(xp_metric_points *p, size_t k)
         return -1;
     if (p->n + k <= p->cap)
         return 0;
+    /* Geometric growth: a metric read chunk by chunk is copied O(n) times
+     * in all, not once per chunk. */
     size_t cap = p->n + k;
+    if (cap < 2 * p->cap && p->cap <= SIZE_MAX / 32)
+        cap = 2 * p->cap;
     int64_t *e = bson_realloc(p->epochs, (cap ? cap : 1) * sizeof *e);
     if (!e)
         return -1;

@@ -818,6 +818,66 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
     return rc;
 }
 
+/* Calls fn for each string of reply's "values" (a distinct's answer). */
+static int s_each_value(const xp_mongo *m, const bson_t *reply, int64_t trial,
+                        int (*fn)(const char *name, size_t len, void *user),
+                        void *user, xp_error_t *err)
+{
+    bson_iter_t it, vi;
+    if (!bson_iter_init_find(&it, reply, "values") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &vi))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s: listing metric names of trial %lld: the server "
+                         "answered without values",
+                         m->base.description, (long long)trial);
+    while (bson_iter_next(&vi)) {
+        uint32_t len = 0;
+        const char *name =
+            BSON_ITER_HOLDS_UTF8(&vi) ? bson_iter_utf8(&vi, &len) : "";
+        if (fn(name, len, user) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* distinct "name" of <id>.metrics over {trial}: the prefix of the
+ * trial_name_chunk index. */
+static int s_metric_names(xp_backend *b, int64_t trial,
+                          int (*fn)(const char *name, size_t len, void *user),
+                          void *user, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *coll = s_coll(m, c, m->metrics);
+    bson_t cmd = BSON_INITIALIZER, query;
+    BSON_APPEND_UTF8(&cmd, "distinct", m->metrics);
+    BSON_APPEND_UTF8(&cmd, "key", "name");
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "query", &query);
+    BSON_APPEND_INT64(&query, "trial", trial);
+    bson_append_document_end(&cmd, &query);
+    int rc = -1;
+    bson_error_t e;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        bson_t reply;
+        bool ok = mongoc_collection_read_command_with_opts(coll, &cmd, NULL,
+                                                           NULL, &reply, &e);
+        if (ok)
+            rc = s_each_value(m, &reply, trial, fn, user, err);
+        bson_destroy(&reply);
+        if (ok)
+            break;
+        if (!s_is_network(&e) || attempt + 1 == XP_MONGO_ATTEMPTS) {
+            s_fail(m, err, &e, "listing metric names of trial %lld",
+                   (long long)trial);
+            break;
+        }
+    }
+    bson_destroy(&cmd);
+    mongoc_collection_destroy(coll);
+    s_push(m, c);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- finish */
 
 /* Adds the persisted values to the stored trial document: inline under
@@ -971,11 +1031,12 @@ static int s_trial_get(xp_backend *b, int64_t id, bson_t *out, xp_error_t *err)
     return rc;
 }
 
-/* Calls fn with every trial record matching filter, in id order; with
- * damaged_ok, doc NULL for one whose result in GridFS is damaged. */
-static int s_trials_where(xp_backend *b, const bson_t *filter, const char *what,
-                          bool damaged_ok, xp_trial_fn fn, void *user,
-                          xp_error_t *err)
+/* Calls fn with every trial record matching filter, in id order (or as
+ * page says: its sort, skip and limit); with damaged_ok, doc NULL for one
+ * whose result in GridFS is damaged. */
+static int s_trials_where(xp_backend *b, const bson_t *filter,
+                          const bson_t *page, const char *what, bool damaged_ok,
+                          xp_trial_fn fn, void *user, xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
@@ -984,9 +1045,13 @@ static int s_trials_where(xp_backend *b, const bson_t *filter, const char *what,
     BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
     s_record_projection(&sub);
     bson_append_document_end(&opts, &sub);
-    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sub);
-    BSON_APPEND_INT32(&sub, "_id", 1);
-    bson_append_document_end(&opts, &sub);
+    if (page) {
+        bson_concat(&opts, page);
+    } else {
+        BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sub);
+        BSON_APPEND_INT32(&sub, "_id", 1);
+        bson_append_document_end(&opts, &sub);
+    }
     int rc = 0;
     bson_error_t e;
     for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
@@ -1031,9 +1096,49 @@ static int s_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                          xp_error_t *err)
 {
     bson_t all = BSON_INITIALIZER;
-    int rc =
-        s_trials_where(b, &all, "reading the history", true, fn, user, err);
+    int rc = s_trials_where(b, &all, NULL, "reading the history", true, fn,
+                            user, err);
     bson_destroy(&all);
+    return rc;
+}
+
+/* A history query: the filter as a query document, counted by the
+ * server, and the page found with its sort (trial id last), skip and
+ * limit. */
+static int s_trials_query(xp_backend *b, const xp_compiled_query *q,
+                          xp_trial_fn fn, void *user, int64_t *matched,
+                          xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    bson_t filter = BSON_INITIALIZER, page = BSON_INITIALIZER, sort;
+    xp__filter_mongo(q->filter, &filter);
+    BSON_APPEND_DOCUMENT_BEGIN(&page, "sort", &sort);
+    xp__sort_mongo(q->sort, &sort);
+    if (!bson_has_field(&sort, "_id"))
+        BSON_APPEND_INT32(&sort, "_id", 1);
+    bson_append_document_end(&page, &sort);
+    if (q->offset > 0)
+        BSON_APPEND_INT64(&page, "skip", q->offset);
+    if (q->limit > 0)
+        BSON_APPEND_INT64(&page, "limit", q->limit);
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_error_t e;
+    int64_t n = -1;
+    for (int attempt = 0; n < 0 && attempt < XP_MONGO_ATTEMPTS; attempt++)
+        if ((n = mongoc_collection_count_documents(trials, &filter, NULL, NULL,
+                                                   NULL, &e)) < 0 &&
+            !s_is_network(&e))
+            break;
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    int rc = n < 0 ? s_fail(m, err, &e, "counting matching trials")
+                   : s_trials_where(b, &filter, &page, "reading the history",
+                                    true, fn, user, err);
+    if (rc == 0)
+        *matched = n;
+    bson_destroy(&filter);
+    bson_destroy(&page);
     return rc;
 }
 
@@ -1067,7 +1172,7 @@ static int s_queued_trials(xp_backend *b,
     bson_append_document_end(& or, &b2);
     bson_append_array_end(&queued, & or);
     s_queued_call call = {fn, user};
-    int rc = s_trials_where(b, &queued, "reading queued trials", false,
+    int rc = s_trials_where(b, &queued, NULL, "reading queued trials", false,
                             s_queued_one, &call, err);
     bson_destroy(&queued);
     return rc;
@@ -1434,10 +1539,12 @@ static const xp_backend_ops s_ops = {
     .metric_flush = s_metric_flush,
     .trial_get = s_trial_get,
     .trials_each = s_trials_each,
+    .trials_query = s_trials_query,
     .queued_trials = s_queued_trials,
     .trial_running = s_trial_running,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
+    .metric_names = s_metric_names,
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .trial_interrupt = s_trial_interrupt,

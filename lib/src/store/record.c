@@ -421,3 +421,42 @@ int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err)
     }
     return 0;
 }
+
+/* One entry of a steps document; its fields as xp__record_append_step
+ * writes them. */
+static void s_step_info(const bson_iter_t *entry, xp_record_step *info)
+{
+    bson_iter_t it;
+    *info = (xp_record_step){"", "", 0, 0};
+    if (!bson_iter_recurse(entry, &it))
+        return;
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "host") == 0)
+            s_get_str(&it, S_HOST_MAX, &info->host);
+        else if (strcmp(key, "worker") == 0)
+            s_get_str(&it, S_HOST_MAX, &info->worker);
+        else if (strcmp(key, "attempt") == 0)
+            s_get_int(&it, &info->attempt);
+        else if (strcmp(key, "elapsed") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
+            info->elapsed = bson_iter_as_double(&it);
+    }
+}
+
+void xp__record_steps_each(xp_doc_view steps,
+                           void (*fn)(const char *step,
+                                      const xp_record_step *info, void *user),
+                           void *user)
+{
+    bson_t doc;
+    bson_iter_t it;
+    if (!xp__doc_view_bson(steps, &doc) || !bson_iter_init(&it, &doc))
+        return;
+    while (bson_iter_next(&it)) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+            continue;
+        xp_record_step info;
+        s_step_info(&it, &info);
+        fn(bson_iter_key(&it), &info, user);
+    }
+}

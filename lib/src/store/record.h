@@ -126,6 +126,21 @@ void xp__record_encode_process(const xp_trial_record *rec, bson_t *out);
 void xp__record_append_step(bson_t *steps, const char *step, const char *host,
                             const char *worker, int64_t attempt,
                             double elapsed);
+/* Where a step ran, as a record's XP_RECORD_STEPS holds it; strings
+ * borrowed from the record, "" when absent. */
+typedef struct {
+    const char *host;
+    const char *worker;
+    int64_t attempt;
+    double elapsed;
+} xp_record_step;
+/* Calls fn for each entry of steps (a decoded record's steps view) that
+ * is a document, in stored order; fields of the wrong type or size read
+ * as absent (0). */
+void xp__record_steps_each(xp_doc_view steps,
+                           void (*fn)(const char *step,
+                                      const xp_record_step *info, void *user),
+                           void *user);
 /* Appends the fields that make a running record interrupted (status,
  * success, finished, null result, description): a $set, or the end of
  * xp__record_interrupt's copy. */

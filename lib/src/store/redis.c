@@ -1291,6 +1291,40 @@ cleanup:
     return rc;
 }
 
+/* <id>:metrics:<trial>, the set every chunk's write adds its name to. */
+static int s_metric_names(xp_backend *base, int64_t trial,
+                          int (*fn)(const char *name, size_t len, void *user),
+                          void *user, xp_error_t *err)
+{
+    xp_redis *r = (xp_redis *)base;
+    s_batch b = {0};
+    redisReply *rep = NULL;
+    int rc = -1;
+    s_cmd(&b);
+    s_arg_str(&b, "SMEMBERS");
+    s_argf(&b, "%s:metrics:%lld", r->id, (long long)trial);
+    if (s_query(r, &b, &rep, "listing metric names", err) != 0)
+        goto cleanup;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        s_bad_reply(r, rep, "listing metric names", err);
+        goto cleanup;
+    }
+    rc = 0;
+    for (size_t i = 0; i < rep->elements && rc == 0; i++) {
+        const redisReply *m = rep->element[i];
+        if (m->type != REDIS_REPLY_STRING) {
+            rc = s_bad_reply(r, m, "listing metric names", err);
+            break;
+        }
+        rc = fn(m->str, m->len, user) != 0 ? -1 : 0;
+    }
+cleanup:
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(&b);
+    return rc;
+}
+
 static int s_persisted_read(xp_backend *base, const char *step, int64_t trial,
                             xp_value *out, xp_error_t *err)
 {
@@ -1596,6 +1630,7 @@ static const xp_backend_ops s_ops = {
     .trial_running = s_trial_running,
     .last_id = s_last_id,
     .metric_read = s_metric_read,
+    .metric_names = s_metric_names,
     .persisted_read = s_persisted_read,
     .running_trials = s_running_trials,
     .trial_interrupt = s_trial_interrupt,

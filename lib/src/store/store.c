@@ -8,6 +8,7 @@
 #include "store/driver.h"
 #include "store/spool.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/uri.h"
 
 #include <dirent.h>
@@ -238,6 +239,33 @@ int xp__store_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
     return b->ops->trials_each(b, fn, user, err);
 }
 
+static int s_scan_add(const bson_t *doc, int64_t id, void *user)
+{
+    xp__query_scan_add(user, doc, id);
+    return 0;
+}
+
+int xp__store_trials_query(xp_backend *b, const xp_compiled_query *q,
+                           xp_trial_fn fn, void *user, int64_t *matched,
+                           xp_error_t *err)
+{
+    int64_t count = 0;
+    int rc;
+    if (b->ops->trials_query) {
+        rc = b->ops->trials_query(b, q, fn, user, &count, err);
+    } else {
+        xp_query_scan *scan = xp__query_scan_new(q);
+        rc = b->ops->trials_each(b, s_scan_add, scan, err);
+        count = xp__query_scan_matched(scan);
+        if (rc == 0 && xp__query_scan_emit(scan, fn, user) != 0)
+            rc = -1;
+        xp__query_scan_destroy(&scan);
+    }
+    if (matched)
+        *matched = rc == 0 ? count : 0;
+    return rc;
+}
+
 int xp__store_last_id(xp_backend *b, int64_t *id, xp_error_t *err)
 {
     return b->ops->last_id(b, id, err);
@@ -269,6 +297,80 @@ int xp__store_metric_read(xp_backend *b, const char *name, int64_t trial,
                           xp_metric_points *out, xp_error_t *err)
 {
     return b->ops->metric_read(b, name, trial, out, err);
+}
+
+/* The names a backend lists, checked (they come from the store). */
+typedef struct {
+    char **names;
+    size_t n, cap;
+    const char *where;
+    int64_t trial;
+    xp_error_t *err;
+} s_name_list;
+
+static int s_name_add(const char *name, size_t len, void *user)
+{
+    s_name_list *l = user;
+    char buf[XP_NAME_MAX + 1];
+    if (len < sizeof buf) {
+        memcpy(buf, name, len);
+        buf[len] = '\0';
+    }
+    if (len >= sizeof buf || strlen(buf) != len ||
+        xp_check_name("metric", buf, NULL) != 0)
+        return xp__error(l->err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "%s: trial %lld lists a metric name that is not one "
+                         "(damaged store)",
+                         l->where, (long long)l->trial);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->names = bson_realloc(l->names, l->cap * sizeof *l->names);
+    }
+    l->names[l->n++] = bson_strdup(buf);
+    return 0;
+}
+
+static int s_cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted names of l, each once, as an array value. */
+static xp_value *s_name_array(s_name_list *l)
+{
+    if (l->n > 1)
+        qsort(l->names, l->n, sizeof *l->names, s_cmp_name);
+    xp_value *v = xp_value_new();
+    xp_set_array(v);
+    for (size_t i = 0; i < l->n; i++)
+        if (i == 0 || strcmp(l->names[i - 1], l->names[i]) != 0)
+            xp_set_string(xp_array_append(v), l->names[i]);
+    return v;
+}
+
+int xp__store_metric_names(xp_backend *b, int64_t trial, xp_value **out,
+                           xp_error_t *err)
+{
+    *out = NULL;
+    if (!b->ops->metric_names)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_EINVAL,
+                         "the %s backend cannot list metric names",
+                         b->ops->name);
+    s_name_list l = {.where = b->description, .trial = trial, .err = err};
+    int rc = b->ops->metric_names(b, trial, s_name_add, &l, err);
+    if (rc == 0 && l.n == 0) {
+        /* No metric: the trial must exist (no extra trip otherwise). */
+        bson_t doc;
+        rc = xp__store_trial_get(b, trial, &doc, err);
+        if (rc == 0)
+            bson_destroy(&doc);
+    }
+    if (rc == 0)
+        *out = s_name_array(&l);
+    for (size_t i = 0; i < l.n; i++)
+        bson_free(l.names[i]);
+    bson_free(l.names);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- purity and

@@ -8,6 +8,7 @@
 
 #include "xp/xp.h"
 
+#include "query/query.h"
 #include "store/metric.h"
 #include "store/record.h"
 
@@ -92,6 +93,15 @@ typedef int (*xp_trial_fn)(const bson_t *doc, int64_t id, void *user);
 int xp__store_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                           xp_error_t *err);
 int xp__store_last_id(xp_backend *b, int64_t *id, xp_error_t *err);
+/* One page of a history query: fn with each record of the page in the
+ * query's order (doc NULL for a damaged one, which matches no filter and
+ * sorts as if every field were missing), *matched (may be NULL) how many
+ * trials the filter matches. Where the backend has no query operation,
+ * the records stream through the evaluator, holding at most offset +
+ * limit of them. Non-zero from fn stops. */
+int xp__store_trials_query(xp_backend *b, const xp_compiled_query *q,
+                           xp_trial_fn fn, void *user, int64_t *matched,
+                           xp_error_t *err);
 /* Persisted value of (step, trial); XP_ENOTFOUND when absent. */
 int xp__store_persisted_read(xp_backend *b, const char *step, int64_t trial,
                              xp_value *out, xp_error_t *err);
@@ -106,6 +116,13 @@ int xp__store_metric_flush(xp_backend *b, int64_t trial, xp_metric_buf *m,
  * (nothing when the trial saved none). Caller clears out. */
 int xp__store_metric_read(xp_backend *b, const char *name, int64_t trial,
                           xp_metric_points *out, xp_error_t *err);
+
+/* Names of the metrics trial saved, sorted, each once, as an array of
+ * strings in *out (caller owns; empty when none). XP_ENOTFOUND when the
+ * trial does not exist, XP_ECORRUPT for a stored name that breaks the
+ * name rule, XP_EINVAL when the backend cannot list them. */
+int xp__store_metric_names(xp_backend *b, int64_t trial, xp_value **out,
+                           xp_error_t *err);
 
 /* ---------------------------------------------------------------- purity and
  * contents */

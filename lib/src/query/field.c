@@ -1,0 +1,491 @@
+/* query/field.c — fields, literals and the order of values that the
+ * filter language and sort keys share: MongoDB's rules (numbers across
+ * int and double, strings bytewise, classes in BSON order), so that the
+ * local store, Redis and MongoDB answer a query alike. */
+#include "query/field.h"
+
+#include "store/record.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- fields */
+
+/* Record fields a bare name means; the rest are parameters. */
+static const char *const s_record_fields[] = {
+    XP_RECORD_TRIAL_ID,     XP_RECORD_STATUS,
+    XP_RECORD_SUCCESS,      XP_RECORD_RESULT,
+    XP_RECORD_RESULT_TYPE,  XP_RECORD_SEED,
+    XP_RECORD_STARTED,      XP_RECORD_FINISHED,
+    XP_RECORD_PROCESS_TIME, XP_RECORD_DESCRIPTION,
+    XP_RECORD_HOST,         XP_RECORD_PID,
+    XP_RECORD_CODE_HASH,    XP_RECORD_ENVIRONMENT_HASH,
+};
+
+static bool s_is(const char *s, size_t len, const char *word)
+{
+    return strlen(word) == len && memcmp(s, word, len) == 0;
+}
+
+static bool s_is_record_field(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof s_record_fields / sizeof *s_record_fields;
+         i++)
+        if (s_is(s, len, s_record_fields[i]))
+            return true;
+    return false;
+}
+
+static bool s_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+size_t xp__field_name_len(const char *s, size_t len, size_t *bad)
+{
+    *bad = SIZE_MAX;
+    if (len == 0 || !s_name_char(s[0]) || s[0] == '-' ||
+        (s[0] >= '0' && s[0] <= '9'))
+        return 0;
+    size_t n = 1;
+    for (;;) {
+        while (n < len && s_name_char(s[n]))
+            n++;
+        if (n == len || s[n] != '.')
+            return n;
+        if (n + 1 == len || !s_name_char(s[n + 1])) {
+            *bad = n;
+            return n;
+        }
+        n++;
+    }
+}
+
+/* Splits f->path at its dots. */
+static const char *s_split(xp_field *f)
+{
+    const char *p = f->path;
+    f->nseg = 0;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (f->nseg == XP_FIELD_MAX_SEGMENTS)
+            return "a path of more than 16 names";
+        if (n == 0 || n > UINT16_MAX)
+            return "an empty name in a path";
+        f->seg_off[f->nseg] = (uint16_t)(p - f->path);
+        f->seg_len[f->nseg] = (uint16_t)n;
+        f->nseg++;
+        if (!dot)
+            return NULL;
+        p = dot + 1;
+    }
+}
+
+const char *xp__field_init(xp_field *f, const char *name, size_t len)
+{
+    memset(f, 0, sizeof *f);
+    if (len > 4096)
+        return "a name longer than 4096 bytes";
+    const char *dot = memchr(name, '.', len);
+    size_t first = dot ? (size_t)(dot - name) : len;
+    const char *rest = name + first; /* "" or ".x..." */
+    size_t rest_len = len - first;
+    if (s_is(name, first, "parameters") || s_is(name, first, "params")) {
+        if (rest_len == 0)
+            return "'parameters' needs a parameter name ('parameters.NAME')";
+        f->path = bson_strdup_printf(XP_RECORD_PARAMETERS "%.*s", (int)rest_len,
+                                     rest);
+    } else if (s_is(name, first, "id")) {
+        f->path =
+            bson_strdup_printf(XP_RECORD_TRIAL_ID "%.*s", (int)rest_len, rest);
+    } else if (s_is_record_field(name, first)) {
+        f->path = bson_strndup(name, len);
+        f->datetime = rest_len == 0 && (s_is(name, first, XP_RECORD_STARTED) ||
+                                        s_is(name, first, XP_RECORD_FINISHED));
+    } else {
+        f->path =
+            bson_strdup_printf(XP_RECORD_PARAMETERS ".%.*s", (int)len, name);
+    }
+    const char *why = s_split(f);
+    if (why)
+        xp__field_clear(f);
+    return why;
+}
+
+void xp__field_clear(xp_field *f)
+{
+    bson_free(f->path);
+    f->path = NULL;
+    f->nseg = 0;
+}
+
+/* Moves it to key[0..len) among the rest of its document. */
+static bool s_find_key(bson_iter_t *it, const char *key, size_t len)
+{
+    while (bson_iter_next(it)) {
+        if (bson_iter_key_len(it) == len &&
+            memcmp(bson_iter_key(it), key, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool xp__field_find(const xp_field *f, const bson_t *doc, bson_iter_t *out)
+{
+    if (!doc || !bson_iter_init(out, doc))
+        return false;
+    for (int i = 0; i < f->nseg; i++) {
+        if (i > 0) {
+            bson_iter_t child;
+            if (!(BSON_ITER_HOLDS_DOCUMENT(out) ||
+                  BSON_ITER_HOLDS_ARRAY(out)) ||
+                !bson_iter_recurse(out, &child))
+                return false;
+            *out = child;
+        }
+        if (!s_find_key(out, f->path + f->seg_off[i], f->seg_len[i]))
+            return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- classes */
+
+xp_value_class xp__field_class(const bson_iter_t *it)
+{
+    if (!it)
+        return XP_CLASS_NULL;
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED: return XP_CLASS_NULL;
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DOUBLE: return XP_CLASS_NUMBER;
+    case BSON_TYPE_UTF8: return XP_CLASS_STRING;
+    case BSON_TYPE_DOCUMENT: return XP_CLASS_DOCUMENT;
+    case BSON_TYPE_ARRAY: return XP_CLASS_ARRAY;
+    case BSON_TYPE_BINARY: return XP_CLASS_BLOB;
+    case BSON_TYPE_BOOL: return XP_CLASS_BOOL;
+    case BSON_TYPE_DATE_TIME: return XP_CLASS_DATETIME;
+    default: return XP_CLASS_OTHER;
+    }
+}
+
+xp_value_class xp__literal_class(const xp_literal *lit)
+{
+    switch (lit->kind) {
+    case XP_LIT_NULL: return XP_CLASS_NULL;
+    case XP_LIT_INT:
+    case XP_LIT_DOUBLE: return XP_CLASS_NUMBER;
+    case XP_LIT_STRING: return XP_CLASS_STRING;
+    case XP_LIT_BOOL: return XP_CLASS_BOOL;
+    case XP_LIT_DATETIME: return XP_CLASS_DATETIME;
+    }
+    return XP_CLASS_OTHER;
+}
+
+void xp__literal_append(bson_t *out, const char *key, const xp_literal *lit)
+{
+    switch (lit->kind) {
+    case XP_LIT_NULL: bson_append_null(out, key, -1); break;
+    case XP_LIT_INT: bson_append_int64(out, key, -1, lit->i); break;
+    case XP_LIT_DOUBLE: bson_append_double(out, key, -1, lit->d); break;
+    case XP_LIT_STRING:
+        bson_append_utf8(out, key, -1, lit->s, (int)lit->len);
+        break;
+    case XP_LIT_BOOL: bson_append_bool(out, key, -1, lit->b); break;
+    case XP_LIT_DATETIME: bson_append_date_time(out, key, -1, lit->i); break;
+    }
+}
+
+/* ---------------------------------------------------------------- compare */
+
+static int s_sign(int64_t a, int64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+/* i compared with d exactly (d not NaN). */
+static int s_cmp_int_double(int64_t i, double d)
+{
+    if (d < -9223372036854775808.0)
+        return 1;
+    if (d >= 9223372036854775808.0)
+        return -1;
+    int64_t whole = (int64_t)d; /* truncated: exact below 2^63 */
+    if (i != whole)
+        return s_sign(i, whole);
+    double frac = d - (double)whole;
+    return frac > 0 ? -1 : frac < 0 ? 1 : 0;
+}
+
+/* Numbers: false when one is NaN (MongoDB: NaN equals only NaN, which no
+ * literal is). */
+static bool s_cmp_number(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+{
+    bool it_int = !BSON_ITER_HOLDS_DOUBLE(it);
+    int64_t iv = it_int ? bson_iter_as_int64(it) : 0;
+    double dv = it_int ? 0 : bson_iter_double(it);
+    if ((!it_int && isnan(dv)) || (lit->kind == XP_LIT_DOUBLE && isnan(lit->d)))
+        return false;
+    if (it_int && lit->kind == XP_LIT_INT)
+        *cmp = s_sign(iv, lit->i);
+    else if (it_int)
+        *cmp = s_cmp_int_double(iv, lit->d);
+    else if (lit->kind == XP_LIT_INT)
+        *cmp = -s_cmp_int_double(lit->i, dv);
+    else
+        *cmp = (dv > lit->d) - (dv < lit->d);
+    return true;
+}
+
+static bool s_cmp_string(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+{
+    uint32_t len = 0;
+    const char *s = bson_iter_utf8(it, &len);
+    size_t n = len < lit->len ? len : lit->len;
+    int c = memcmp(s, lit->s, n);
+    *cmp = c ? (c > 0) - (c < 0) : s_sign(len, lit->len);
+    return true;
+}
+
+bool xp__field_compare(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+{
+    xp_value_class c = xp__field_class(it);
+    if (c != xp__literal_class(lit))
+        return false;
+    switch (c) {
+    case XP_CLASS_NULL: *cmp = 0; return true;
+    case XP_CLASS_NUMBER: return s_cmp_number(it, lit, cmp);
+    case XP_CLASS_STRING: return s_cmp_string(it, lit, cmp);
+    case XP_CLASS_BOOL:
+        *cmp = (int)bson_iter_bool(it) - (int)lit->b;
+        return true;
+    case XP_CLASS_DATETIME:
+        *cmp = s_sign(bson_iter_date_time(it), lit->i);
+        return true;
+    default: return false;
+    }
+}
+
+/* ---------------------------------------------------------------- dates */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+static int64_t s_days(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int s_month_days(int64_t y, int64_t m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30,
+                                 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Reads exactly n digits at *p (before end) into *out. */
+static bool s_digits(const char **p, const char *end, int n, int64_t *out)
+{
+    int64_t v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (*p >= end || **p < '0' || **p > '9')
+            return false;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static bool s_expect(const char **p, const char *end, char c)
+{
+    if (*p < end && **p == c) {
+        (*p)++;
+        return true;
+    }
+    return false;
+}
+
+/* [.fraction] after the seconds: milliseconds (extra digits dropped). */
+static bool s_fraction(const char **p, const char *end, int64_t *ms)
+{
+    *ms = 0;
+    if (!s_expect(p, end, '.'))
+        return true;
+    int n = 0;
+    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++, n++)
+        if (n < 3)
+            *ms = *ms * 10 + (**p - '0');
+    if (n == 0 || n > 9)
+        return false;
+    for (; n < 3; n++)
+        *ms *= 10;
+    return true;
+}
+
+/* Z, +HH:MM or -HH:MM (or nothing: UTC) into minutes east of UTC. */
+static bool s_zone(const char **p, const char *end, int64_t *minutes)
+{
+    *minutes = 0;
+    if (*p == end || s_expect(p, end, 'Z'))
+        return true;
+    int sign = **p == '+' ? 1 : **p == '-' ? -1 : 0;
+    int64_t hh, mm;
+    if (!sign)
+        return false;
+    (*p)++;
+    if (!s_digits(p, end, 2, &hh) || !s_expect(p, end, ':') ||
+        !s_digits(p, end, 2, &mm) || hh > 23 || mm > 59)
+        return false;
+    *minutes = sign * (hh * 60 + mm);
+    return true;
+}
+
+bool xp__field_parse_date(const char *s, size_t len, int64_t *ms)
+{
+    const char *p = s, *end = s + len;
+    int64_t y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, zone = 0;
+    if (!s_digits(&p, end, 4, &y) || !s_expect(&p, end, '-') ||
+        !s_digits(&p, end, 2, &mo) || !s_expect(&p, end, '-') ||
+        !s_digits(&p, end, 2, &d) || mo < 1 || mo > 12 || d < 1 ||
+        d > s_month_days(y, mo))
+        return false;
+    if (p < end && (*p == 'T' || *p == ' ')) {
+        p++;
+        if (!s_digits(&p, end, 2, &h) || !s_expect(&p, end, ':') ||
+            !s_digits(&p, end, 2, &mi) || h > 23 || mi > 59)
+            return false;
+        if (s_expect(&p, end, ':') && (!s_digits(&p, end, 2, &sec) ||
+                                       sec > 59 || !s_fraction(&p, end, &frac)))
+            return false;
+    }
+    if (!s_zone(&p, end, &zone) || p != end)
+        return false;
+    int64_t secs =
+        s_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - zone * 60;
+    *ms = secs * 1000 + frac;
+    return true;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+void xp__bytes_clear(xp_bytes *b)
+{
+    bson_free(b->data);
+    *b = (xp_bytes){0};
+}
+
+static void s_reserve(xp_bytes *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + more)
+        cap *= 2;
+    b->data = bson_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+static void s_put(xp_bytes *b, uint8_t c)
+{
+    s_reserve(b, 1);
+    b->data[b->len++] = c;
+}
+
+static void s_put_u64(xp_bytes *b, uint64_t v)
+{
+    s_reserve(b, 8);
+    for (int i = 7; i >= 0; i--)
+        b->data[b->len++] = (uint8_t)(v >> (8 * i));
+}
+
+/* Bytes, then a terminator: NUL as 00 FF, the end as 00 00, so that a
+ * prefix sorts first and the key stays prefix-free. */
+#define XP_KEY_BYTES_MAX 1024
+static void s_put_bytes(xp_bytes *b, const uint8_t *p, size_t n)
+{
+    s_reserve(b, 2 * n + 2);
+    for (size_t i = 0; i < n; i++) {
+        b->data[b->len++] = p[i];
+        if (p[i] == 0)
+            b->data[b->len++] = 0xff;
+    }
+    b->data[b->len++] = 0;
+    b->data[b->len++] = 0;
+}
+
+/* Order-preserving bits of a double: sign flipped for positives, all bits
+ * for negatives; -0 as 0. NaN sorts below every number (MongoDB). */
+static void s_put_double(xp_bytes *b, double d)
+{
+    if (isnan(d)) {
+        s_put(b, 0);
+        return;
+    }
+    s_put(b, 1);
+    if (d == 0)
+        d = 0;
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    bits = (bits >> 63) ? ~bits : bits ^ (UINT64_C(1) << 63);
+    s_put_u64(b, bits);
+}
+
+static void s_put_value(xp_bytes *b, const bson_iter_t *it)
+{
+    xp_value_class c = xp__field_class(it);
+    s_put(b, (uint8_t)c);
+    uint32_t len = 0;
+    const uint8_t *data = NULL;
+    switch (c) {
+    case XP_CLASS_NUMBER:
+        s_put_double(b, BSON_ITER_HOLDS_DOUBLE(it)
+                            ? bson_iter_double(it)
+                            : (double)bson_iter_as_int64(it));
+        break;
+    case XP_CLASS_STRING: {
+        const char *s = bson_iter_utf8(it, &len);
+        s_put_bytes(b, (const uint8_t *)s, len);
+        break;
+    }
+    case XP_CLASS_DOCUMENT:
+    case XP_CLASS_ARRAY:
+        if (c == XP_CLASS_DOCUMENT)
+            bson_iter_document(it, &len, &data);
+        else
+            bson_iter_array(it, &len, &data);
+        /* after the length, at most XP_KEY_BYTES_MAX bytes */
+        len = len > 4 ? len - 4 : 0;
+        s_put_bytes(b, data ? data + 4 : NULL,
+                    len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX);
+        break;
+    case XP_CLASS_BLOB: {
+        bson_subtype_t sub;
+        bson_iter_binary(it, &sub, &len, &data);
+        s_put_bytes(b, data, len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX);
+        break;
+    }
+    case XP_CLASS_BOOL: s_put(b, bson_iter_bool(it) ? 1 : 0); break;
+    case XP_CLASS_DATETIME:
+        s_put_u64(b, (uint64_t)bson_iter_date_time(it) ^ (UINT64_C(1) << 63));
+        break;
+    default: break;
+    }
+}
+
+void xp__field_key(const bson_iter_t *it, bool descending, xp_bytes *out)
+{
+    size_t from = out->len;
+    s_put_value(out, it);
+    if (descending)
+        for (size_t i = from; i < out->len; i++)
+            out->data[i] = (uint8_t)~out->data[i];
+}

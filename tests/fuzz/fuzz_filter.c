@@ -1,0 +1,104 @@
+/* fuzz_filter.c — libFuzzer target for the filter language and sort keys:
+ * the input up to its first NUL is a filter (and a sort) text; what
+ * follows the NUL, when any, is a document evaluated unchecked, as the
+ * local store's xp_match reads stored bytes. A filter that compiles is
+ * evaluated on fixed trial documents, its negation must give the opposite
+ * answer, and its MongoDB form must be valid BSON. */
+#include "query/query.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A trial record with values of every class. */
+static void s_fixed(bson_t *doc)
+{
+    bson_t p, sub;
+    bson_init(doc);
+    BSON_APPEND_INT64(doc, "trial_id", 3);
+    BSON_APPEND_UTF8(doc, "status", "succeeded");
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "parameters", &p);
+    BSON_APPEND_INT64(&p, "a", 2);
+    BSON_APPEND_DOUBLE(&p, "b", -0.5);
+    BSON_APPEND_UTF8(&p, "s", "x\xc3\xa9");
+    BSON_APPEND_BOOL(&p, "f", true);
+    BSON_APPEND_NULL(&p, "n");
+    BSON_APPEND_DOCUMENT_BEGIN(&p, "opt", &sub);
+    BSON_APPEND_DOUBLE(&sub, "lr", 0.1);
+    bson_append_document_end(&p, &sub);
+    BSON_APPEND_ARRAY_BEGIN(&p, "arr", &sub);
+    BSON_APPEND_INT32(&sub, "0", 1);
+    bson_append_array_end(&p, &sub);
+    bson_append_binary(&p, "blob", -1, BSON_SUBTYPE_BINARY,
+                       (const uint8_t *)"\0\1", 2);
+    bson_append_document_end(doc, &p);
+    BSON_APPEND_DATE_TIME(doc, "started", 1000);
+    BSON_APPEND_DATE_TIME(doc, "finished", 2000);
+    BSON_APPEND_DOUBLE(doc, "result", 1.5);
+    BSON_APPEND_BOOL(doc, "success", true);
+}
+
+static void s_evaluate(const xp_filter *f, const char *text,
+                       const bson_t *const *docs, size_t n)
+{
+    /* not (text) is the negation, when it is not one level too deep */
+    char *negated = bson_strdup_printf("not (%s)", text);
+    xp_filter *g = NULL;
+    if (xp__filter_parse(&g, negated, NULL) != 0)
+        g = NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool m = xp__filter_match(f, docs[i]);
+        /* (a damaged record, NULL, matches neither) */
+        if (g && docs[i] && xp__filter_match(g, docs[i]) == m)
+            abort();
+    }
+    xp__filter_destroy(&g);
+    bson_free(negated);
+    bson_t q = BSON_INITIALIZER;
+    xp__filter_mongo(f, &q);
+    if (!bson_validate(&q, BSON_VALIDATE_NONE, NULL))
+        abort();
+    bson_destroy(&q);
+}
+
+static void s_sort(const char *text, const bson_t *const *docs, size_t n)
+{
+    xp_sort *s = NULL;
+    if (xp__sort_parse(&s, text, NULL) != 0)
+        return;
+    xp_bytes key = {0};
+    for (size_t i = 0; i < n; i++)
+        xp__sort_key(s, docs[i], &key);
+    bson_t m = BSON_INITIALIZER;
+    xp__sort_mongo(s, &m);
+    bson_destroy(&m);
+    xp__bytes_clear(&key);
+    xp__sort_destroy(&s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *nul = memchr(data, 0, size);
+    size_t text_len = nul ? (size_t)(nul - data) : size;
+    char *text = bson_malloc(text_len + 1);
+    memcpy(text, data, text_len);
+    text[text_len] = '\0';
+    bson_t fixed, empty = BSON_INITIALIZER, given;
+    s_fixed(&fixed);
+    const bson_t *docs[4] = {&fixed, &empty, NULL};
+    size_t n = 3;
+    size_t rest = nul ? size - text_len - 1 : 0;
+    if (rest >= 5 && bson_init_static(&given, nul + 1, rest))
+        docs[n++] = &given;
+
+    xp_filter *f = NULL;
+    if (xp__filter_parse(&f, text, NULL) == 0 && f)
+        s_evaluate(f, text, docs, n);
+    xp__filter_destroy(&f);
+    s_sort(text, docs, n);
+    bson_destroy(&fixed);
+    bson_destroy(&empty);
+    bson_free(text);
+    return 0;
+}
