@@ -2502,6 +2502,7 @@ CONTRACT(history_query_refuses_malformed, 60)
     xp_value_destroy(&page);
     xp_experiment_destroy(&ex);
 }
+
 /* ---- experiment listing */
 
 /* xp_experiments lists the experiments this test created among the
