@@ -629,7 +629,8 @@ int xp_experiments(const char *backend, xp_value **out, xp_error_t *err)
                   "the backend holds more than %d experiments",
                   S_EXPERIMENTS_MAX);
     if (rc == 0) {
-        qsort(l.ids, l.n, sizeof *l.ids, s_cmp_str);
+        if (l.n)
+            qsort(l.ids, l.n, sizeof *l.ids, s_cmp_str);
         xp_value *arr = xp_value_new();
         xp_set_array(arr);
         for (size_t i = 0; i < l.n; i++)
