@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef XP_HAVE_LIBGVC
 #include <gvc.h>
@@ -1289,6 +1290,45 @@ static int s_cmd_keygen(const struct command *cmd, int argc, char **argv)
     return 0;
 }
 
+/* ---------------------------------------------------------------- dashboard
+ */
+
+/* Replaces this process with xp-dashboard: beside this xp (installed
+ * side by side), in the build tree's dashboard/, else on PATH. Returns
+ * only when none runs. */
+static int s_cmd_dashboard(const struct command *cmd, int argc, char **argv)
+{
+    (void)cmd;
+    char self[4096], exe[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char **args = s_xmalloc(((size_t)argc + 1) * sizeof *args);
+    for (int i = 1; i < argc; i++)
+        args[i] = argv[i];
+    args[argc] = NULL;
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        const char *const beside[] = {"%s/xp-dashboard",
+                                      "%s/../dashboard/xp-dashboard"};
+        for (size_t i = 0; i < 2; i++) {
+            snprintf(exe, sizeof exe, beside[i], self);
+            args[0] = exe;
+            if (access(exe, X_OK) == 0)
+                execv(exe, args);
+        }
+    }
+    args[0] = "xp-dashboard";
+    execvp("xp-dashboard", args);
+    fprintf(stderr,
+            "xp dashboard: xp-dashboard is not installed (looked beside %s "
+            "and on PATH: %s)\n",
+            n > 0 ? self : "xp", strerror(errno));
+    free(args);
+    return EXIT_FAILED;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static void s_usage(FILE *f);
@@ -1353,6 +1393,10 @@ static const struct command s_commands[] = {
      "make a CURVE key pair for xp-scheduler --keys, xp-worker --key, "
      "xpsubmit --key: DIR/NAME.key (public) and DIR/NAME.key_secret",
      0, 0, 1, 1, s_cmd_keygen},
+    {"dashboard", "[ID...] [--backend B] [--listen HOST:PORT] [--auth FILE]",
+     "serve a read-only web page over the experiments (runs xp-dashboard; "
+     "xp dashboard --help for its options)",
+     0, 0, 0, -1, s_cmd_dashboard},
     {"help", "[COMMAND]", "show help for a command", 0, 0, 0, 1, s_cmd_help},
 };
 

@@ -585,3 +585,61 @@ double xp_metric_table_value(const xp_metric_table *t, size_t row, size_t col)
         return NAN;
     return t->values[row * t->n_trials + col];
 }
+
+/* ---------------------------------------------------------------- listing */
+
+/* Experiments xp_experiments lists at most: a backend listing more is
+ * refused rather than read into memory without end. */
+#define S_EXPERIMENTS_MAX 100000
+
+typedef struct {
+    char **ids;
+    size_t n, cap;
+} s_id_list;
+
+static int s_collect_id(const char *id, void *user)
+{
+    s_id_list *l = user;
+    if (l->n == S_EXPERIMENTS_MAX)
+        return -1;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->ids = bson_realloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    l->ids[l->n++] = bson_strdup(id);
+    return 0;
+}
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int xp_experiments(const char *backend, xp_value **out, xp_error_t *err)
+{
+    if (!out)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "no output pointer");
+    *out = NULL;
+    s_id_list l = {0};
+    xp__error_clear(err);
+    int rc = xp__store_experiments(backend, s_collect_id, &l, err);
+    if (rc != 0 && l.n == S_EXPERIMENTS_MAX && (!err || err->code == XP_OK))
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EINVAL,
+                  "the backend holds more than %d experiments",
+                  S_EXPERIMENTS_MAX);
+    if (rc == 0) {
+        if (l.n)
+            qsort(l.ids, l.n, sizeof *l.ids, s_cmp_str);
+        xp_value *arr = xp_value_new();
+        xp_set_array(arr);
+        for (size_t i = 0; i < l.n; i++)
+            if (i == 0 || strcmp(l.ids[i], l.ids[i - 1]) != 0)
+                xp_set_string(xp_array_append(arr), l.ids[i]);
+        *out = arr;
+    }
+    for (size_t i = 0; i < l.n; i++)
+        bson_free(l.ids[i]);
+    bson_free(l.ids);
+    return rc == 0 ? 0 : -1;
+}

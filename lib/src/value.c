@@ -7,10 +7,12 @@
 #include "util/render.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Levels of nesting a value may have, written and read alike. */
 #define XP_VALUE_MAX_DEPTH 100
@@ -577,23 +579,34 @@ int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
 
 /* Shortest text that reads back as the same double ("0.1", not
  * libbson's 20 significant digits), with ".0" kept on integral values so
- * the type survives a round trip. */
-static char *s_double_json(double d)
+ * the type survives a round trip; into buf[40]. */
+static void s_double_text(double d, char *buf)
 {
-    char buf[40];
-    if (!isfinite(d))
-        return bson_strdup_printf("{ \"$numberDouble\" : \"%s\" }",
-                                  isnan(d) ? "NaN"
-                                  : d > 0  ? "Infinity"
-                                           : "-Infinity");
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        snprintf(buf, 40, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
             break;
     }
     if (!strpbrk(buf, ".eEn"))
         strcat(buf, ".0");
-    return bson_strdup(buf);
+}
+
+/* A double; non-finite ones as extended JSON, or as plain strings with
+ * XP_JSON_NONFINITE_STRINGS. */
+static void s_append_double(bson_string_t *out, double d, unsigned flags)
+{
+    if (!isfinite(d)) {
+        const char *name = isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity";
+        bson_string_append_printf(out,
+                                  flags & XP_JSON_NONFINITE_STRINGS
+                                      ? "\"%s\""
+                                      : "{ \"$numberDouble\" : \"%s\" }",
+                                  name);
+        return;
+    }
+    char buf[40];
+    s_double_text(d, buf);
+    bson_string_append(out, buf);
 }
 
 /* A leaf other than a double, through libbson's relaxed JSON. */
@@ -619,14 +632,124 @@ static char *s_leaf_json(const xp_value *v)
     return out;
 }
 
+/* Printable ASCII other than '"' and '\': what JSON writes as it is. */
+static bool s_plain(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
+/* s (n bytes, NUL after them) as a JSON string, escaped as libbson
+ * escapes; false when it is not UTF-8. */
+static bool s_append_quoted(bson_string_t *out, const char *s, size_t n)
+{
+    char *escaped = NULL;
+    if (!s_plain(s, n) && !(escaped = bson_utf8_escape_for_json(s, (ssize_t)n)))
+        return false;
+    bson_string_append_c(out, '"');
+    bson_string_append(out, escaped ? escaped : s);
+    bson_string_append_c(out, '"');
+    bson_free(escaped);
+    return true;
+}
+
+/* Largest integer a JavaScript number (a double) holds exactly. */
+#define S_SAFE_INTEGER 9007199254740991LL
+
+/* "2026-12-02T01:02:03.456Z" for years 0-9999; false for others (the
+ * caller falls back to extended JSON). */
+static bool s_append_iso_date(bson_string_t *out, int64_t ms)
+{
+    int64_t secs = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        secs--;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if ((int64_t)t != secs || !gmtime_r(&t, &tm) || tm.tm_year < -1900 ||
+        tm.tm_year > 9999 - 1900)
+        return false;
+    bson_string_append_printf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                              tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    return true;
+}
+
+/* Standard base64 (with padding) of n bytes, quoted. */
+static void s_append_base64(bson_string_t *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    bson_string_append_c(out, '"');
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            w |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            w |= p[i + 2];
+        char quad[5] = {digits[(w >> 18) & 63], digits[(w >> 12) & 63],
+                        i + 1 < n ? digits[(w >> 6) & 63] : '=',
+                        i + 2 < n ? digits[w & 63] : '=', '\0'};
+        bson_string_append(out, quad);
+    }
+    bson_string_append_c(out, '"');
+}
+
+/* Blobs of at most this many bytes keep their bytes under
+ * XP_JSON_BRIEF_BLOBS. */
+#define S_BRIEF_BLOB_MAX 64
+
+/* A leaf as flags ask: 1 written, 0 when flags change nothing for it,
+ * -1 for text that is not UTF-8. The common leaves are written here
+ * rather than through a BSON document per leaf (pages have thousands),
+ * exactly as libbson's relaxed JSON writes them. */
+static int s_leaf_json_ex(bson_string_t *out, const xp_value *v, unsigned flags)
+{
+    switch (v->type) {
+    case XP_TYPE_NULL: bson_string_append(out, "null"); return 1;
+    case XP_TYPE_BOOL:
+        bson_string_append(out, v->u.b ? "true" : "false");
+        return 1;
+    case XP_TYPE_STRING:
+        return s_append_quoted(out, v->u.s.data, v->u.s.len) ? 1 : -1;
+    case XP_TYPE_INT64:
+        bson_string_append_printf(
+            out,
+            (flags & XP_JSON_SAFE_INTEGERS) &&
+                    (v->u.i > S_SAFE_INTEGER || v->u.i < -S_SAFE_INTEGER)
+                ? "\"%" PRId64 "\""
+                : "%" PRId64,
+            v->u.i);
+        return 1;
+    case XP_TYPE_DATETIME:
+        return (flags & XP_JSON_ISO_DATES) && s_append_iso_date(out, v->u.i);
+    case XP_TYPE_BLOB:
+        if (!(flags & XP_JSON_BRIEF_BLOBS))
+            return 0;
+        if (v->u.s.len > S_BRIEF_BLOB_MAX) {
+            bson_string_append_printf(out, "{ \"$blob\" : %zu }", v->u.s.len);
+            return 1;
+        }
+        bson_string_append(out, "{ \"$binary\" : ");
+        s_append_base64(out, (const uint8_t *)v->u.s.data, v->u.s.len);
+        bson_string_append(out, " }");
+        return 1;
+    default: return 0;
+    }
+}
+
 /* Containers are written here, in libbson's layout (`[ 1, 2 ]`,
  * `{ "k" : v }`), so that doubles at any depth get their shortest exact
  * text (libbson prints nested ones with 20 digits). */
-static bool s_json(bson_string_t *out, const xp_value *v)
+static bool s_json(bson_string_t *out, const xp_value *v, unsigned flags)
 {
-    char *text;
     switch (v->type) {
-    case XP_TYPE_DOUBLE: text = s_double_json(v->u.d); break;
+    case XP_TYPE_DOUBLE: s_append_double(out, v->u.d, flags); return true;
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT: {
         bool doc = v->type == XP_TYPE_DOCUMENT;
@@ -634,22 +757,23 @@ static bool s_json(bson_string_t *out, const xp_value *v)
         bson_string_append(out, doc ? "{" : "[");
         for (size_t i = 0; i < n; i++) {
             bson_string_append(out, i ? ", " : " ");
-            if (doc) {
-                char *key =
-                    bson_utf8_escape_for_json(xp_value_key_at(v, i), -1);
-                if (!key)
-                    return false;
-                bson_string_append_printf(out, "\"%s\" : ", key);
-                bson_free(key);
-            }
-            if (!s_json(out, xp_value_at(v, i)))
+            const char *key = doc ? xp_value_key_at(v, i) : NULL;
+            if (key && !s_append_quoted(out, key, strlen(key)))
+                return false;
+            if (key)
+                bson_string_append(out, " : ");
+            if (!s_json(out, xp_value_at(v, i), flags))
                 return false;
         }
         bson_string_append(out, doc ? " }" : " ]");
         return true;
     }
-    default: text = s_leaf_json(v); break;
+    default: break;
     }
+    int done = flags ? s_leaf_json_ex(out, v, flags) : 0;
+    if (done)
+        return done > 0;
+    char *text = s_leaf_json(v);
     if (!text)
         return false;
     bson_string_append(out, text);
@@ -657,16 +781,21 @@ static bool s_json(bson_string_t *out, const xp_value *v)
     return true;
 }
 
-char *xp_value_to_json(const xp_value *v)
+char *xp_value_to_json_ex(const xp_value *v, unsigned flags)
 {
     if (!v)
         return NULL;
     bson_string_t *out = bson_string_new(NULL);
-    if (!s_json(out, v)) {
+    if (!s_json(out, v, flags)) {
         bson_string_free(out, true);
         return NULL;
     }
     return bson_string_free(out, false);
+}
+
+char *xp_value_to_json(const xp_value *v)
+{
+    return xp_value_to_json_ex(v, 0);
 }
 
 /* Numbers, shared by JSON and literal text. */

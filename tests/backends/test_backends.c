@@ -2564,3 +2564,48 @@ CONTRACT(history_query_refuses_malformed, 60)
     xp_value_destroy(&page);
     xp_experiment_destroy(&ex);
 }
+
+/* ---- experiment listing */
+
+/* xp_experiments lists the experiments this test created among the
+ * backend's (shared servers hold others), sorted and without repeats; an
+ * id never opened is not listed; a reader listing opens nothing. */
+CONTRACT(experiment_listing, 60)
+{
+    const char *ids[3] = {uid("list_b"), uid("list_a"), uid("list_c")};
+    for (int i = 0; i < 3; i++) {
+        xp_experiment *ex = open_ex(ids[i]);
+        xp_experiment_destroy(&ex);
+    }
+    const char *never = uid("list_never");
+    xp_value *list = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_experiments(s_backend, &list, &err), 0, "%s: %s",
+                 s_kind_name[s_kind], err.message);
+    cr_assert_eq(xp_value_type(list), XP_TYPE_ARRAY);
+    int found[3] = {0};
+    for (size_t i = 0; i < xp_value_count(list); i++) {
+        const char *id = xp_as_string(xp_value_at(list, i), NULL);
+        cr_assert_not_null(id, "element %zu is not a string", i);
+        if (i > 0)
+            cr_assert_lt(
+                strcmp(xp_as_string(xp_value_at(list, i - 1), NULL), id), 0,
+                "not sorted or repeated at %zu ('%s')", i, id);
+        for (int k = 0; k < 3; k++)
+            found[k] += strcmp(id, ids[k]) == 0;
+        cr_assert_str_neq(id, never, "an id never opened is listed");
+    }
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(found[k], 1, "%s listed %d times", ids[k], found[k]);
+    xp_value_destroy(&list);
+    cr_assert_neq(xp_experiments(s_backend, NULL, &err), 0, "NULL output");
+    if (s_kind == B_LOCAL) {
+        char missing[PATH_MAX];
+        snprintf(missing, sizeof missing, "%s/no_such_root", xpt_dir);
+        cr_assert_eq(xp_experiments(missing, &list, &err), 0, "%s",
+                     err.message);
+        cr_assert_eq(xp_value_count(list), 0, "a missing root lists some");
+        cr_assert_neq(access(missing, F_OK), 0, "listing created the root");
+        xp_value_destroy(&list);
+    }
+}

@@ -931,3 +931,177 @@ Test(value, json_nested_doubles_shortest)
     xp_value_destroy(&back);
     xp_value_destroy(&v);
 }
+
+/* ---------------------------------------------------------------- plain
+ * JSON for pages (xp_value_to_json_ex) */
+
+/* A document holding one of each leaf the flags concern, and the rest. */
+static xp_value *page_doc(void)
+{
+    xp_value *v = xp_value_new();
+    xp_set_document(v);
+    xp_set_int64(xp_document_set(v, "small"), 9007199254740991LL);
+    xp_set_int64(xp_document_set(v, "big"), 9007199254740992LL);
+    xp_set_int64(xp_document_set(v, "neg"), INT64_MIN);
+    xp_set_datetime(xp_document_set(v, "when"), 1796173323456LL);
+    xp_set_datetime(xp_document_set(v, "before"), -1);
+    xp_set_double(xp_document_set(v, "nan"), NAN);
+    xp_set_double(xp_document_set(v, "inf"), INFINITY);
+    xp_set_double(xp_document_set(v, "ninf"), -INFINITY);
+    xp_set_double(xp_document_set(v, "tenth"), 0.1);
+    xp_set_blob(xp_document_set(v, "tiny"), "xp!", 3);
+    unsigned char *bytes = make_bytes(65);
+    xp_set_blob(xp_document_set(v, "large"), bytes, 65);
+    free(bytes);
+    xp_value *arr = xp_document_set(v, "nested");
+    xp_set_array(arr);
+    xp_set_double(xp_array_append(arr), NAN);
+    xp_set_string(xp_array_append(arr), "<img src=x onerror=alert(1)>");
+    return v;
+}
+
+Test(value, json_ex_without_flags_is_to_json)
+{
+    xp_value *v = page_doc();
+    char *a = xp_value_to_json(v), *b = xp_value_to_json_ex(v, 0);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(a, b, "flags 0 differ:\n%s\n%s", a, b);
+    xp_free(a);
+    xp_free(b);
+    cr_assert_null(xp_value_to_json_ex(NULL, XP_JSON_ISO_DATES), "NULL in");
+    xp_value_destroy(&v);
+}
+
+Test(value, json_ex_each_flag)
+{
+    xp_value *v = page_doc();
+    struct {
+        unsigned flags;
+        const char *want[4];
+        const char *unwanted;
+    } cases[] = {
+        {XP_JSON_SAFE_INTEGERS,
+         {"\"small\" : 9007199254740991,", "\"big\" : \"9007199254740992\"",
+          "\"neg\" : \"-9223372036854775808\"", NULL},
+         "\"when\" : \"2026"},
+        {XP_JSON_ISO_DATES,
+         {"\"when\" : \"2026-12-02T01:02:03.456Z\"",
+          "\"before\" : \"1969-12-31T23:59:59.999Z\"",
+          "\"big\" : 9007199254740992,", NULL},
+         "\"nan\" : \"NaN\""},
+        {XP_JSON_NONFINITE_STRINGS,
+         {"\"nan\" : \"NaN\"", "\"inf\" : \"Infinity\"",
+          "\"ninf\" : \"-Infinity\"", "[ \"NaN\", "},
+         "$numberDouble"},
+        {XP_JSON_BRIEF_BLOBS,
+         {"\"tiny\" : { \"$binary\" : \"eHAh\" }",
+          "\"large\" : { \"$blob\" : 65 }", "\"tenth\" : 0.1,", NULL},
+         "subType"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *j = xp_value_to_json_ex(v, cases[i].flags);
+        cr_assert_not_null(j, "flags %u", cases[i].flags);
+        for (size_t k = 0; k < 4 && cases[i].want[k]; k++)
+            cr_assert(strstr(j, cases[i].want[k]), "flags %u: no '%s' in %s",
+                      cases[i].flags, cases[i].want[k], j);
+        cr_assert_null(strstr(j, cases[i].unwanted), "flags %u: '%s' in %s",
+                       cases[i].flags, cases[i].unwanted, j);
+        xp_free(j);
+    }
+    xp_value_destroy(&v);
+}
+
+/* With every flag the text is plain JSON: it reads back (blobs aside:
+ * libbson's reader takes "$binary" for extended JSON), and what it says is
+ * what a page shows (the seeds as text, dates as ISO text). */
+Test(value, json_ex_all_flags_reads_back)
+{
+    xp_value *v = page_doc();
+    xp_set_null(xp_document_set(v, "tiny"));
+    xp_set_null(xp_document_set(v, "large"));
+    unsigned all = XP_JSON_ISO_DATES | XP_JSON_SAFE_INTEGERS |
+                   XP_JSON_NONFINITE_STRINGS | XP_JSON_BRIEF_BLOBS;
+    char *j = xp_value_to_json_ex(v, all);
+    cr_assert_null(strstr(j, "\"$date\""), "%s", j);
+    cr_assert_null(strstr(j, "$numberDouble"), "%s", j);
+    xp_value *back = xp_value_new();
+    xp_error_t err = {0};
+    cr_assert_eq(xp_value_from_json(back, j, &err), 0, "%s: %s", err.message,
+                 j);
+    cr_assert_str_eq(xpt_get_str(back, "big"), "9007199254740992");
+    cr_assert_eq(xpt_get_int(back, "small"), 9007199254740991LL);
+    cr_assert_str_eq(xpt_get_str(back, "when"), "2026-12-02T01:02:03.456Z");
+    cr_assert_str_eq(xpt_get_str(back, "nan"), "NaN");
+    cr_assert(xp_as_double(xpt_field(back, "tenth")) == 0.1, "0.1 changed");
+    const xp_value *nested = xpt_field(back, "nested");
+    cr_assert_str_eq(xp_as_string(xp_value_at(nested, 1), NULL),
+                     "<img src=x onerror=alert(1)>");
+    xp_value_destroy(&back);
+    xp_free(j);
+    xp_value_destroy(&v);
+}
+
+/* Base64 of every length around the padding cases, and dates far out of
+ * the ISO range falling back to extended JSON. */
+Test(value, json_ex_base64_and_date_range)
+{
+    static const char *const want[] = {"\"\"", "\"AA==\"", "\"AAE=\"",
+                                       "\"AAEC\"", "\"AAECAw==\""};
+    unsigned char bytes[4] = {0, 1, 2, 3};
+    xp_value *v = xp_value_new();
+    for (size_t n = 0; n <= 4; n++) {
+        xp_set_blob(v, bytes, n);
+        char *j = xp_value_to_json_ex(v, XP_JSON_BRIEF_BLOBS);
+        char expect[64];
+        snprintf(expect, sizeof expect, "{ \"$binary\" : %s }", want[n]);
+        cr_assert_str_eq(j, expect, "%zu bytes", n);
+        xp_free(j);
+    }
+    xp_set_datetime(v, 253402300800000LL); /* year 10000 */
+    char *j = xp_value_to_json_ex(v, XP_JSON_ISO_DATES);
+    char *plain = xp_value_to_json(v);
+    cr_assert_str_eq(j, plain, "year 10000");
+    xp_free(j);
+    xp_free(plain);
+    xp_set_datetime(v, 0);
+    j = xp_value_to_json_ex(v, XP_JSON_ISO_DATES);
+    cr_assert_str_eq(j, "\"1970-01-01T00:00:00.000Z\"");
+    xp_free(j);
+    xp_value_destroy(&v);
+}
+
+/* Page JSON writes strings, integers, booleans and nulls itself: exactly
+ * as libbson's relaxed JSON (what xp_value_to_json uses) does. */
+Test(value, json_ex_leaves_as_libbson_writes_them)
+{
+    static const char *const texts[] = {
+        "",
+        "plain",
+        "quote \" and \\ backslash",
+        "\t\n\r\b\f",
+        "\x01\x1f\x7f",
+        "<img src=x onerror=alert(1)>",
+        UTF8_TEXT,
+        "\xe2\x80\xa8\xe2\x80\xa9",
+        "/slash/",
+    };
+    xp_value *v = xp_value_new();
+    xp_set_array(v);
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+        cr_assert_eq(xp_set_string(xp_array_append(v), texts[i]), 0, "%zu", i);
+    xp_set_string_len(xp_array_append(v), "nul\0inside", 10);
+    int64_t ints[] = {0, -1, 42, INT64_MAX, INT64_MIN + 1, 9007199254740991LL};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        xp_set_int64(xp_array_append(v), ints[i]);
+    xp_set_bool(xp_array_append(v), true);
+    xp_set_bool(xp_array_append(v), false);
+    xp_array_append(v); /* null */
+    char *a = xp_value_to_json(v);
+    /* ISO dates change nothing here: the leaves take the fast path. */
+    char *b = xp_value_to_json_ex(v, XP_JSON_ISO_DATES);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(a, b, "\n%s\n%s", a, b);
+    xp_free(a);
+    xp_free(b);
+    xp_value_destroy(&v);
+}

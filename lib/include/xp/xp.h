@@ -491,7 +491,8 @@ XP_EXPORT int xp_history_query(xp_experiment *ex, const xp_query *q,
 XP_EXPORT int xp_query_check(const xp_query *q, xp_error_t *err);
 
 /* Ids of the experiments of a backend (NULL or "": as xp_open_options'
- * backend), sorted, as an array of strings. Caller owns *out. */
+ * backend), sorted, as an array of strings (a backend holding more than
+ * 100,000 is XP_EINVAL). Caller owns *out. */
 XP_EXPORT int xp_experiments(const char *backend, xp_value **out,
                              xp_error_t *err);
 
