@@ -13,11 +13,16 @@ packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           libbson-dev libmongoc-dev libhiredis-dev libczmq-dev libzmq3-dev
           libsodium-dev libxxhash-dev
           libgit2-dev libsqlite3-dev libcriterion-dev
-          redis-server python3 python3-mockupdb python3-mongomock iproute2)
+          redis-server python3 python3-mockupdb python3-mongomock iproute2
+          libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz
+          libcurl4-openssl-dev chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Node.js and npm (the dashboard's front-end packages, the browser tests):
+# Debian's packages unless a Node.js is installed some other way.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -26,6 +31,11 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
         --no-install-recommends "${missing[@]}"
 fi
+
+# uPlot (built into xp-dashboard) and playwright-core (browser tests),
+# pinned by dashboard/package-lock.json.
+echo "== npm ci (dashboard/)"
+(cd dashboard && npm ci --no-audit --no-fund --loglevel=error)
 
 # libmongoc (loaded by libxp) keeps counters in /dev/shm/mongoc-PID and
 # removes them at exit; the tests kill processes with SIGKILL, which would
@@ -86,17 +96,17 @@ setup() { # dir, then meson options
 }
 
 echo "== gcc build (werror) and tests"
-setup build --werror
+setup build --werror -Ddashboard=enabled
 ninja -C build
 meson test -C build --print-errorlogs --num-processes 2
 
 echo "== clang build (werror)"
-CC=clang CXX=clang++ setup build-clang --werror
+CC=clang CXX=clang++ setup build-clang --werror -Ddashboard=enabled
 ninja -C build-clang
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 CC=clang CXX=clang++ setup build-asan --werror -Db_sanitize=address,undefined \
-    -Db_lundef=false -Dbuildtype=debug
+    -Db_lundef=false -Dbuildtype=debug -Ddashboard=enabled
 ninja -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" \

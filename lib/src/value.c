@@ -577,20 +577,6 @@ int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
 
 /* ---------------------------------------------------------------- JSON */
 
-/* Shortest text that reads back as the same double ("0.1", not
- * libbson's 20 significant digits), with ".0" kept on integral values so
- * the type survives a round trip; into buf[40]. */
-static void s_double_text(double d, char *buf)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, 40, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    if (!strpbrk(buf, ".eEn"))
-        strcat(buf, ".0");
-}
-
 /* A double; non-finite ones as extended JSON, or as plain strings with
  * XP_JSON_NONFINITE_STRINGS. */
 static void s_append_double(bson_string_t *out, double d, unsigned flags)
@@ -605,7 +591,7 @@ static void s_append_double(bson_string_t *out, double d, unsigned flags)
         return;
     }
     char buf[40];
-    s_double_text(d, buf);
+    xp__double_text(d, buf);
     bson_string_append(out, buf);
 }
 

@@ -105,6 +105,11 @@ try {
     await page.locator('#filter').fill('status == "failed"');
     await page.locator('#filter').press('Enter');
     await page.waitForFunction(() => document.querySelector('#count')?.textContent === '1 of 6 trials', null, WAIT);
+    // The count updates before the rows redraw: wait for the rows too.
+    await page.waitForFunction(() => {
+      const rows = document.querySelectorAll('#history .vt-row[data-trial]');
+      return rows.length === 1 && rows[0].dataset.trial === '4';
+    }, null, WAIT);
     assert.deepEqual(await rowIds(page), [4]);
     await shot(page, 'history-filtered');
   });

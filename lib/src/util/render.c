@@ -3,10 +3,40 @@
  * line. */
 #include "util/render.h"
 
+#include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void xp__double_text(double d, char *buf)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, 40, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    if (!strpbrk(buf, ".eEn"))
+        strcat(buf, ".0");
+}
 
 static void s_render_value(bson_string_t *s, const char *prefix,
                            const bson_iter_t *it);
+
+/* A scalar through libbson's relaxed JSON: `{ "v" : X }` -> X. */
+static void s_render_leaf(bson_string_t *s, const char *prefix,
+                          const bson_iter_t *it)
+{
+    bson_t one = BSON_INITIALIZER;
+    bson_append_iter(&one, "v", 1, it);
+    char *json = bson_as_relaxed_extended_json(&one, NULL);
+    const char *x = json ? strstr(json, ": ") : NULL;
+    size_t n = x ? strlen(x + 2) : 0;
+    bson_string_append_printf(s, "%s: %.*s\n", prefix,
+                              n >= 2 ? (int)(n - 2) : 0, x ? x + 2 : "");
+    bson_free(json);
+    bson_destroy(&one);
+}
 
 static void s_render_doc(bson_string_t *s, const char *prefix,
                          const bson_iter_t *parent, bool is_array)
@@ -60,6 +90,15 @@ static void s_render_value(bson_string_t *s, const char *prefix,
         s_render_doc(s, prefix, it, false);
         return;
     case BSON_TYPE_ARRAY: s_render_doc(s, prefix, it, true); return;
+    case BSON_TYPE_DOUBLE:
+        if (isfinite(bson_iter_double(it))) {
+            char buf[40];
+            xp__double_text(bson_iter_double(it), buf);
+            bson_string_append_printf(s, "%s: %s\n", prefix, buf);
+        } else {
+            s_render_leaf(s, prefix, it);
+        }
+        return;
     case BSON_TYPE_UTF8: {
         const char *v = bson_iter_utf8(it, NULL);
         if (strchr(v, '\n')) {
@@ -76,21 +115,7 @@ static void s_render_value(bson_string_t *s, const char *prefix,
         }
         return;
     }
-    default: {
-        bson_t one = BSON_INITIALIZER;
-        bson_append_iter(&one, "v", 1, it);
-        bson_iter_t v;
-        bson_iter_init_find(&v, &one, "v");
-        char *json = bson_as_relaxed_extended_json(&one, NULL);
-        /* `{ "v" : X }` -> X */
-        const char *x = json ? strstr(json, ": ") : NULL;
-        size_t n = x ? strlen(x + 2) : 0;
-        bson_string_append_printf(s, "%s: %.*s\n", prefix,
-                                  n >= 2 ? (int)(n - 2) : 0, x ? x + 2 : "");
-        bson_free(json);
-        bson_destroy(&one);
-        return;
-    }
+    default: s_render_leaf(s, prefix, it); return;
     }
 }
 

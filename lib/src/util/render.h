@@ -5,6 +5,11 @@
 
 #include <bson/bson.h>
 
+/* Shortest text that reads back as the same finite double ("0.1", not
+ * libbson's 20 significant digits), with ".0" kept on integral values so
+ * the type survives a round trip; into buf[40]. */
+void xp__double_text(double d, char *buf);
+
 /* Line rendering of a document. Caller frees (bson_free). */
 char *xp__render_text(const bson_t *doc);
 
