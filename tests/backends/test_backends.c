@@ -2136,7 +2136,6 @@ CONTRACT(graph_of_a_scheduler_trial, 60)
     xp_experiment_destroy(&ex);
 }
 
-
 /* ---- history queries */
 
 /* What the query trials were run with: the expected pages are computed
@@ -2387,12 +2386,23 @@ static int qs_flag_lr(const q_trial *a, const q_trial *b)
     return c ? c : q_sign(a->lr, b->lr);
 }
 
+/* Newest first (the dashboard's live view; the local store reads it
+ * along its primary key). */
+static int qs_id_desc(const q_trial *a, const q_trial *b)
+{
+    return (a->id < b->id) - (a->id > b->id);
+}
+
 static const struct {
     const char *text;
     int (*cmp)(const q_trial *a, const q_trial *b);
 } s_q_sorts[] = {
-    {NULL, NULL},      {"-result", qs_result_desc},          {"name", qs_name},
-    {"x, -n", qs_x_n}, {"-flag,+parameters.lr", qs_flag_lr},
+    {NULL, NULL},
+    {"-result", qs_result_desc},
+    {"name", qs_name},
+    {"x, -n", qs_x_n},
+    {"-flag,+parameters.lr", qs_flag_lr},
+    {"-trial_id", qs_id_desc},
 };
 
 static int (*s_q_cmp)(const q_trial *a, const q_trial *b);

@@ -4,6 +4,7 @@
 #include "query/sort.h"
 
 #include "query/filter.h"
+#include "store/record.h"
 #include "util/error.h"
 
 #include <stdio.h>
@@ -23,6 +24,13 @@ void xp__sort_destroy(xp_sort **sp)
         xp__field_clear(&(*sp)->fields[i]);
     bson_free(*sp);
     *sp = NULL;
+}
+
+int xp__sort_by_trial_id(const xp_sort *s)
+{
+    if (s->n != 1 || strcmp(s->fields[0].path, XP_RECORD_TRIAL_ID) != 0)
+        return 0;
+    return s->descending[0] ? -1 : 1;
 }
 
 static int s_fail(xp_error_t *err, const char *text, size_t at,

@@ -21,6 +21,9 @@ typedef struct xp_sort xp_sort;
 int xp__sort_parse(xp_sort **out, const char *text, xp_error_t *err);
 /* NULL-safe; NULLs *s. */
 void xp__sort_destroy(xp_sort **s);
+/* 1 when s is the one key trial_id, ascending; -1 descending; else 0 (a
+ * store may then read along its primary key instead of sorting). */
+int xp__sort_by_trial_id(const xp_sort *s);
 
 /* Appends the key of doc (NULL: a damaged record, every field missing)
  * to out: ascending memcmp order is s's order. */

@@ -47,6 +47,7 @@ enum {
     S_ALL_TRIALS,
     S_LAST_ID,
     S_ID_WINDOW,
+    S_ID_WINDOW_DESC,
     S_COUNT_ABOVE,
     S_INSERT_METRIC,
     S_READ_METRIC,
@@ -80,6 +81,8 @@ static const char *const s_sql[S_COUNT] = {
     [S_ALL_TRIALS] = "SELECT id, doc FROM trials ORDER BY id",
     [S_LAST_ID] = "SELECT coalesce(max(id), 0) FROM trials",
     [S_ID_WINDOW] = "SELECT id, doc FROM trials ORDER BY id LIMIT ? OFFSET ?",
+    [S_ID_WINDOW_DESC] = "SELECT id, doc FROM trials ORDER BY id DESC LIMIT ? "
+                         "OFFSET ?",
     [S_COUNT_ABOVE] = "SELECT count(*) FROM trials WHERE id > ?",
     [S_INSERT_METRIC] = "INSERT OR REPLACE INTO metrics(trial, name, chunk, "
                         "data) VALUES (?, ?, ?, ?)",
@@ -665,11 +668,13 @@ static int s_query_scan(xp_local *l, const xp_compiled_query *q, s_page_ctx *pc,
     return rc;
 }
 
-/* A page in trial id order of every trial. */
-static int s_query_window(xp_local *l, const xp_compiled_query *q, bool own,
-                          s_page_ctx *pc, int64_t *matched)
+/* A page of every trial in trial id order (descending: newest first, the
+ * dashboard's live view), read along the primary key. */
+static int s_query_window(xp_local *l, const xp_compiled_query *q,
+                          bool descending, bool own, s_page_ctx *pc,
+                          int64_t *matched)
 {
-    sqlite3_stmt *st = s_stmt(l, S_ID_WINDOW);
+    sqlite3_stmt *st = s_stmt(l, descending ? S_ID_WINDOW_DESC : S_ID_WINDOW);
     sqlite3_bind_int64(st, 1, q->limit > 0 ? q->limit : -1);
     sqlite3_bind_int64(st, 2, q->offset);
     int step_rc, rc = 0;
@@ -695,9 +700,11 @@ static int s_trials_query(xp_backend *b, const xp_compiled_query *q,
     bool own = false;
     pthread_mutex_lock(&l->lock);
     int rc = s_begin_read(l, &own, err);
+    int by_id = q->sort ? xp__sort_by_trial_id(q->sort) : 1;
     if (rc == 0)
-        rc = q->filter || q->sort ? s_query_scan(l, q, &pc, matched)
-                                  : s_query_window(l, q, own, &pc, matched);
+        rc = q->filter || by_id == 0
+                 ? s_query_scan(l, q, &pc, matched)
+                 : s_query_window(l, q, by_id < 0, own, &pc, matched);
     rc = s_end_read(l, own, rc);
     pthread_mutex_unlock(&l->lock);
     return rc;
