@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # quickstart.sh — from a fresh Debian machine to a recorded history: installs
 # missing packages, builds, runs three quickstart trials (one fails on
-# purpose) and reads them back with `xp`. Safe to run again.
+# purpose), reads them back with `xp` and says how to open them in the
+# dashboard. Safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what is
-# missing (apt, idempotent), starts a redis-server and the MongoDB
-# wire-protocol test server on free loopback ports, builds with gcc
-# (warnings are errors), runs the criterion suite, builds with clang, and
-# runs the suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# missing (apt, idempotent; npm ci for the dashboard's pinned front-end
+# packages), starts a redis-server and the MongoDB wire-protocol test
+# server on free loopback ports, builds with gcc (warnings are errors),
+# runs the criterion suite and the dashboard's browser tests (headless
+# Chromium), builds with clang, and runs the suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 # Set XP_TEST_MONGODB_URI to run the MongoDB tests against a real server
 # instead of the test server.
 set -euo pipefail
