@@ -77,7 +77,7 @@ ferretdb_start() {
     mkdir -p "$dir"
     exec "$bin" --handler=sqlite --sqlite-url="file:${dir%/}/" \
         --listen-addr="127.0.0.1:$port" --telemetry=disable --state-dir=- \
-        --log-level=WARN --debug-addr=-
+        --log-level=ERROR --debug-addr=-
 }
 
 ferretdb_uri() {
