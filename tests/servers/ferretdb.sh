@@ -7,7 +7,8 @@
 #   tests/servers/ferretdb.sh start PORT DIR    runs it in the foreground (exec)
 #   tests/servers/ferretdb.sh uri PORT [DB]     the XP_TEST_MONGODB_URI for it
 #
-# Sourced, it defines ferretdb_build, ferretdb_start and ferretdb_uri.
+# Sourced, it defines ferretdb_build, ferretdb_start (which execs: call it
+# in a subshell, e.g. `(ferretdb_start "$port" "$dir") &`) and ferretdb_uri.
 # XP_FERRETDB_CACHE (default ~/.cache/xp-ferretdb) holds the binary under
 # bin/ferretdb-VERSION; GO names the go command (default: go on PATH, else
 # /usr/local/go/bin/go).
@@ -98,7 +99,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         ferretdb_uri "$@"
         ;;
     *)
-        sed -n '2,13p' "$0" >&2
+        sed -n '2,14p' "$0" >&2
         exit 2
         ;;
     esac
