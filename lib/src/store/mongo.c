@@ -11,6 +11,7 @@
 
 #include <mongoc/mongoc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,12 @@
 #define XP_MONGO_DOC_BUDGET (12 * 1024 * 1024)
 /* Attempts of an idempotent command when the connection is lost. */
 #define XP_MONGO_ATTEMPTS 2
+/* Trial ids tried before giving up when each collides with a stored
+ * trial. The unique _id of the insert decides who owns an id; on MongoDB a
+ * collision means a lost counter (one resync), but FerretDB 1.24's
+ * findAndModify is not atomic and hands concurrent writers the same value
+ * (docs/schema.md, Compatibility). */
+#define XP_MONGO_ID_ROUNDS 32
 
 typedef struct {
     xp_backend base;
@@ -38,6 +45,7 @@ typedef struct {
     char *bucket;   /* <id>.fs */
     char *secret;   /* password as written in the URI, to scrub, or NULL */
     char *secret_decoded;
+    atomic_bool no_elem_match; /* the server refused $elemMatch on fields */
 } xp_mongo;
 
 /* ---------------------------------------------------------------- command
@@ -592,7 +600,7 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
     BSON_APPEND_BOOL(&opts, "validate", false);
     bson_error_t e;
     int rc = -1;
-    for (int round = 0; round < 3; round++) {
+    for (int round = 0; round < XP_MONGO_ID_ROUNDS; round++) {
         int64_t seq = 0;
         if (!s_next_id(m, counters, &seq, &e)) {
             s_fail(m, err, &e, "allocating a trial id");
@@ -1367,6 +1375,105 @@ static int s_trial_interrupt(xp_backend *b, int64_t id, int64_t finished_ms,
     return rc;
 }
 
+/* Trials read, newest first, when the server cannot match one element of
+ * step_hashes by two fields: the dotted-path filter also matches a trial
+ * whose step and input are in different elements. */
+#define XP_MONGO_HASH_SCAN 64
+
+/* The output hash doc's step_hashes holds for step and input. */
+static bool s_hash_in_doc(const bson_t *doc, const char *step,
+                          const uint8_t input[16], uint8_t output[16])
+{
+    bson_iter_t it, arr, f;
+    if (!bson_iter_init_find(&it, doc, "step_hashes") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
+        return false;
+    while (bson_iter_next(&arr)) {
+        const uint8_t *in = NULL, *outp = NULL;
+        const char *name = NULL;
+        uint32_t len;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
+            continue;
+        while (bson_iter_next(&f)) {
+            const char *key = bson_iter_key(&f);
+            if (strcmp(key, "step") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
+                name = bson_iter_utf8(&f, NULL);
+            } else if (BSON_ITER_HOLDS_BINARY(&f)) {
+                const uint8_t *data;
+                bson_iter_binary(&f, NULL, &len, &data);
+                if (len == 16 && strcmp(key, "input") == 0)
+                    in = data;
+                else if (len == 16 && strcmp(key, "output") == 0)
+                    outp = data;
+            }
+        }
+        if (name && in && outp && strcmp(name, step) == 0 &&
+            memcmp(in, input, 16) == 0) {
+            memcpy(output, outp, 16);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* True when the server refused the query's operator (FerretDB 1.24 knows
+ * $elemMatch only over operators: "unknown operator: step", BadValue). */
+static bool s_is_unknown_operator(const bson_error_t *e)
+{
+    return !s_is_network(e) && e->code == 2 &&
+           strstr(e->message, "unknown operator") != NULL;
+}
+
+/* Looks step's hash on input up: one element matched by $elemMatch
+ * (limit 1), or, with elem_match false, by dotted paths over the newest
+ * XP_MONGO_HASH_SCAN candidates, each checked here. */
+static bool s_step_hash_find(mongoc_collection_t *trials, const char *step,
+                             const uint8_t input[16], bool elem_match,
+                             uint8_t output[16], bool *found, bson_error_t *e)
+{
+    bson_t filter = BSON_INITIALIZER, elem, match, opts = BSON_INITIALIZER;
+    bson_t proj, sort;
+    if (elem_match) {
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "step_hashes", &elem);
+        BSON_APPEND_DOCUMENT_BEGIN(&elem, "$elemMatch", &match);
+        BSON_APPEND_UTF8(&match, "step", step);
+        BSON_APPEND_BINARY(&match, "input", BSON_SUBTYPE_BINARY, input, 16);
+        bson_append_document_end(&elem, &match);
+        bson_append_document_end(&filter, &elem);
+    } else {
+        BSON_APPEND_UTF8(&filter, "step_hashes.step", step);
+        BSON_APPEND_BINARY(&filter, "step_hashes.input", BSON_SUBTYPE_BINARY,
+                           input, 16);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+    BSON_APPEND_INT32(&proj, "_id", 0);
+    BSON_APPEND_INT32(&proj, "step_hashes", 1);
+    bson_append_document_end(&opts, &proj);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "_id", -1);
+    bson_append_document_end(&opts, &sort);
+    BSON_APPEND_INT64(&opts, "limit", elem_match ? 1 : XP_MONGO_HASH_SCAN);
+    BSON_APPEND_BOOL(&opts, "singleBatch", true);
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        mongoc_cursor_t *cur =
+            mongoc_collection_find_with_opts(trials, &filter, &opts, NULL);
+        const bson_t *doc;
+        *found = false;
+        while (!*found && mongoc_cursor_next(cur, &doc))
+            *found = s_hash_in_doc(doc, step, input, output);
+        ok = !mongoc_cursor_error(cur, e);
+        mongoc_cursor_destroy(cur);
+        if (!ok)
+            *found = false;
+        if (ok || !s_is_network(e))
+            break;
+    }
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return ok;
+}
+
 /* The latest trial that ran step on this input holds its output hash in
  * step_hashes (indexed by step, input, _id). */
 static int s_step_hash_get(xp_backend *b, const char *step,
@@ -1377,58 +1484,19 @@ static int s_step_hash_get(xp_backend *b, const char *step,
     *found = false;
     mongoc_client_t *c = s_pop(m);
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
-    bson_t filter = BSON_INITIALIZER, elem, match, proj = BSON_INITIALIZER;
-    bson_t sort = BSON_INITIALIZER, opts, doc;
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "step_hashes", &elem);
-    BSON_APPEND_DOCUMENT_BEGIN(&elem, "$elemMatch", &match);
-    BSON_APPEND_UTF8(&match, "step", step);
-    BSON_APPEND_BINARY(&match, "input", BSON_SUBTYPE_BINARY, input, 16);
-    bson_append_document_end(&elem, &match);
-    bson_append_document_end(&filter, &elem);
-    BSON_APPEND_INT32(&proj, "_id", 0);
-    BSON_APPEND_INT32(&proj, "step_hashes", 1);
-    BSON_APPEND_INT32(&sort, "_id", -1);
-    s_one_opts(&opts, &proj, &sort);
-    bool have = false;
     bson_error_t e;
-    int rc = 0;
-    if (!s_find_first(trials, &filter, &opts, &doc, &have, &e))
-        rc = s_fail(m, err, &e, "reading step hashes of '%s'", step);
-    bson_iter_t it, arr, f;
-    if (have && bson_iter_init_find(&it, &doc, "step_hashes") &&
-        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
-        while (!*found && bson_iter_next(&arr)) {
-            const uint8_t *in = NULL, *outp = NULL;
-            const char *name = NULL;
-            uint32_t len;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
-                continue;
-            while (bson_iter_next(&f)) {
-                const char *key = bson_iter_key(&f);
-                if (strcmp(key, "step") == 0 && BSON_ITER_HOLDS_UTF8(&f)) {
-                    name = bson_iter_utf8(&f, NULL);
-                } else if (BSON_ITER_HOLDS_BINARY(&f)) {
-                    const uint8_t *data;
-                    bson_iter_binary(&f, NULL, &len, &data);
-                    if (len == 16 && strcmp(key, "input") == 0)
-                        in = data;
-                    else if (len == 16 && strcmp(key, "output") == 0)
-                        outp = data;
-                }
-            }
-            if (name && in && outp && strcmp(name, step) == 0 &&
-                memcmp(in, input, 16) == 0) {
-                memcpy(output, outp, 16);
-                *found = true;
-            }
-        }
+    bool elem_match = !atomic_load(&m->no_elem_match);
+    bool ok =
+        s_step_hash_find(trials, step, input, elem_match, output, found, &e);
+    if (!ok && elem_match && s_is_unknown_operator(&e)) {
+        xp__log(XP_LOG_DEBUG,
+                "%s refuses $elemMatch over fields (%s): step hashes are "
+                "looked up by dotted paths",
+                m->base.description, e.message);
+        atomic_store(&m->no_elem_match, true);
+        ok = s_step_hash_find(trials, step, input, false, output, found, &e);
     }
-    if (have)
-        bson_destroy(&doc);
-    bson_destroy(&filter);
-    bson_destroy(&proj);
-    bson_destroy(&sort);
-    bson_destroy(&opts);
+    int rc = ok ? 0 : s_fail(m, err, &e, "reading step hashes of '%s'", step);
     mongoc_collection_destroy(trials);
     s_push(m, c);
     return rc;
@@ -1611,34 +1679,42 @@ static int s_check_database(const char *db, const char *shown, xp_error_t *err)
     return 0;
 }
 
+/* createIndexes of the one index idx on coll. One index a command:
+ * FerretDB 1.24 drops the connection when a createIndexes of two or more
+ * indexes finds them all existing (docs/schema.md, Compatibility). */
+static bool s_create_index(mongoc_database_t *db, const char *coll,
+                           const bson_t *idx, bson_error_t *e)
+{
+    bson_t cmd = BSON_INITIALIZER, arr;
+    BSON_APPEND_UTF8(&cmd, "createIndexes", coll);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+    BSON_APPEND_DOCUMENT(&arr, "0", idx);
+    bson_append_array_end(&cmd, &arr);
+    bool ok = mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, e);
+    bson_destroy(&cmd);
+    return ok;
+}
+
 /* Creates the indexes every writer relies on; a no-op when they exist. */
 static bool s_create_indexes(const xp_mongo *m, mongoc_client_t *c,
                              bson_error_t *e)
 {
     mongoc_database_t *db = mongoc_client_get_database(c, m->db);
-    bson_t cmd = BSON_INITIALIZER, arr, idx, key;
-    BSON_APPEND_UTF8(&cmd, "createIndexes", m->trials);
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
-    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    bson_t idx = BSON_INITIALIZER, key;
     BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
     BSON_APPEND_INT32(&key, XP_RECORD_STATUS, 1);
     bson_append_document_end(&idx, &key);
     BSON_APPEND_UTF8(&idx, "name", XP_RECORD_STATUS);
-    bson_append_document_end(&arr, &idx);
-    BSON_APPEND_DOCUMENT_BEGIN(&arr, "1", &idx);
+    bool ok = s_create_index(db, m->trials, &idx, e);
+    bson_reinit(&idx);
     BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
     BSON_APPEND_INT32(&key, "step_hashes.step", 1);
     BSON_APPEND_INT32(&key, "step_hashes.input", 1);
     BSON_APPEND_INT32(&key, "_id", -1);
     bson_append_document_end(&idx, &key);
     BSON_APPEND_UTF8(&idx, "name", "step_hashes");
-    bson_append_document_end(&arr, &idx);
-    bson_append_array_end(&cmd, &arr);
-    bool ok = mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, e);
-    bson_reinit(&cmd);
-    BSON_APPEND_UTF8(&cmd, "createIndexes", m->metrics);
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
-    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    ok = ok && s_create_index(db, m->trials, &idx, e);
+    bson_reinit(&idx);
     BSON_APPEND_DOCUMENT_BEGIN(&idx, "key", &key);
     BSON_APPEND_INT32(&key, "trial", 1);
     BSON_APPEND_INT32(&key, "name", 1);
@@ -1646,10 +1722,8 @@ static bool s_create_indexes(const xp_mongo *m, mongoc_client_t *c,
     bson_append_document_end(&idx, &key);
     BSON_APPEND_UTF8(&idx, "name", "trial_name_chunk");
     BSON_APPEND_BOOL(&idx, "unique", true);
-    bson_append_document_end(&arr, &idx);
-    bson_append_array_end(&cmd, &arr);
-    ok = ok && mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, e);
-    bson_destroy(&cmd);
+    ok = ok && s_create_index(db, m->metrics, &idx, e);
+    bson_destroy(&idx);
     mongoc_database_destroy(db);
     return ok;
 }
@@ -1777,6 +1851,7 @@ int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
     pthread_once(&s_once, s_init);
 
     xp_mongo *m = bson_malloc0(sizeof *m);
+    atomic_init(&m->no_elem_match, false);
     m->base.ops = &s_ops;
     m->base.description = s_describe(uri);
     m->base.dir = bson_strdup(cache_dir);
