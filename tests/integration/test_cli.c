@@ -420,7 +420,6 @@ Test(cli, graph_renders_svg)
     xpt_run_result_free(&r);
 }
 
-
 /* ---------------------------------------------------------------- history
  * queries */
 

@@ -503,9 +503,9 @@ XP_EXPORT int xp_metric_names(xp_experiment *ex, int64_t trial_id,
 
 /* One metric series of one trial, in epoch order. */
 typedef struct {
-    size_t n;          /* points in epochs/values */
-    size_t total;      /* points stored in the requested epoch range */
-    bool downsampled;  /* n < total */
+    size_t n;         /* points in epochs/values */
+    size_t total;     /* points stored in the requested epoch range */
+    bool downsampled; /* n < total */
     int64_t *epochs;
     double *values;
 } xp_series;
@@ -532,8 +532,8 @@ XP_EXPORT void xp_series_destroy(xp_series **s);
  * trial, each step also has status ("succeeded", "failed", "not run",
  * "running") and, where the trial recorded it, host, worker, attempt and
  * elapsed (seconds). Caller owns *out. */
-XP_EXPORT int xp_graph_get(xp_experiment *ex, int64_t trial_id,
-                           xp_value **out, xp_error_t *err);
+XP_EXPORT int xp_graph_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
+                           xp_error_t *err);
 /* The same graph in Graphviz DOT (parameters as ellipses, steps as boxes,
  * persisted steps double-bordered, the result bold; for a trial, steps
  * coloured by status with host and elapsed in their tooltip). Caller
