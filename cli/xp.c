@@ -457,11 +457,8 @@ static const struct {
     const char *name;
     unsigned flag;
 } s_formats[] = {
-    {"table", FMT_TABLE},
-    {"csv", FMT_CSV},
-    {"json", FMT_JSON},
-    {"dot", FMT_DOT},
-    {"svg", FMT_SVG},
+    {"table", FMT_TABLE}, {"csv", FMT_CSV}, {"json", FMT_JSON},
+    {"dot", FMT_DOT},     {"svg", FMT_SVG},
 };
 
 static int s_set_format(const struct command *cmd, const char *name,

@@ -308,7 +308,7 @@ int xp_last_trial_id(xp_experiment *ex, int64_t *id, xp_error_t *err)
     return xp__store_last_id(ex->backend, id, err);
 }
 
-static int s_check_trial_id(int64_t id, xp_error_t *err)
+int xp__check_trial_id(int64_t id, xp_error_t *err)
 {
     if (id < 1)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
@@ -324,7 +324,7 @@ int xp_trial_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "missing experiment or output");
     *out = NULL;
-    if (s_check_trial_id(trial_id, err) != 0)
+    if (xp__check_trial_id(trial_id, err) != 0)
         return -1;
     bson_t doc;
     if (xp__store_trial_get(ex->backend, trial_id, &doc, err) != 0)
@@ -434,7 +434,7 @@ int xp_load_persisted(xp_experiment *ex, const char *step, int64_t trial_id,
                          "missing experiment or output");
     *out = NULL;
     if (xp_check_name("step", step, err) != 0 ||
-        s_check_trial_id(trial_id, err) != 0)
+        xp__check_trial_id(trial_id, err) != 0)
         return -1;
     xp_value *v = xp_value_new();
     if (xp__store_persisted_read(ex->backend, step, trial_id, v, err) != 0) {
@@ -495,7 +495,7 @@ int xp_load_metric(xp_experiment *ex, const char *name,
         goto cleanup;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s_check_trial_id(trial_ids[i], err) != 0)
+        if (xp__check_trial_id(trial_ids[i], err) != 0)
             goto cleanup;
         if (trial_ids[i] > last) {
             xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,

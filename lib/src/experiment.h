@@ -57,6 +57,9 @@ const char *xp__experiment_code_hash(const xp_experiment *ex);
  * (xp-worker), or for checking a definition and arguments before a store
  * is opened or created (script mode). Caller owns *out
  * (xp_experiment_destroy). */
+/* 0 when id can name a trial (ids start at 1), else XP_ENOTFOUND saying
+ * so. */
+int xp__check_trial_id(int64_t id, xp_error_t *err);
 int xp__experiment_new_detached(xp_experiment **out, const char *id,
                                 xp_error_t *err);
 /* Opens the backend of a detached experiment (xp_experiment_open is

@@ -97,10 +97,8 @@ static int s_load_trial(xp_experiment *ex, s_graph *g, int64_t trial,
 static int s_load_code(xp_experiment *ex, s_graph *g, int64_t trial_id,
                        xp_error_t *err)
 {
-    if (trial_id < 0)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                         "invalid trial id %lld (trial ids start at 1)",
-                         (long long)trial_id);
+    if (trial_id != 0 && xp__check_trial_id(trial_id, err) != 0)
+        return -1;
     if (trial_id > 0) {
         g->trial = trial_id;
         return s_load_trial(ex, g, trial_id, err);

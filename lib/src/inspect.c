@@ -20,10 +20,8 @@
 static int s_trial_content(xp_experiment *ex, int64_t trial_id, const char *key,
                            bson_t *out, xp_error_t *err)
 {
-    if (trial_id < 1)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                         "invalid trial id %lld (trial ids start at 1)",
-                         (long long)trial_id);
+    if (xp__check_trial_id(trial_id, err) != 0)
+        return -1;
     bson_t doc;
     bson_iter_t it;
     if (xp__store_trial_get(ex->backend, trial_id, &doc, err) != 0)

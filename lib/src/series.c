@@ -189,15 +189,6 @@ void xp_series_destroy(xp_series **ps)
 
 /* ---------------------------------------------------------------- reading */
 
-static int s_check_trial_id(int64_t id, xp_error_t *err)
-{
-    if (id < 1)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                         "invalid trial id %lld (trial ids start at 1)",
-                         (long long)id);
-    return 0;
-}
-
 /* Why trial has no points of metric name: it does not exist, or it did
  * not save that metric. */
 static int s_no_metric(xp_experiment *ex, const char *name, int64_t trial,
@@ -220,7 +211,7 @@ int xp_metric_series(xp_experiment *ex, const char *name, int64_t trial_id,
                          "missing experiment or output");
     *out = NULL;
     if (xp_check_name("metric", name, err) != 0 ||
-        s_check_trial_id(trial_id, err) != 0)
+        xp__check_trial_id(trial_id, err) != 0)
         return -1;
     if (epoch_min > epoch_max)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
@@ -245,7 +236,7 @@ int xp_metric_names(xp_experiment *ex, int64_t trial_id, xp_value **out,
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "missing experiment or output");
     *out = NULL;
-    if (s_check_trial_id(trial_id, err) != 0)
+    if (xp__check_trial_id(trial_id, err) != 0)
         return -1;
     return xp__store_metric_names(ex->backend, trial_id, out, err);
 }
