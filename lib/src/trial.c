@@ -606,27 +606,33 @@ static size_t s_check_purity(xp_trial *t, bson_t *warnings)
     xp_experiment *ex = t->ex;
     size_t n_hashes = 0;
     uint32_t n_warnings = 0;
-    for (size_t i = 0; i < ex->n_nodes; i++) {
-        if (!t->hashed[i])
+    for (size_t i = 0; i < ex->n_nodes; i++)
+        if (t->hashed[i])
+            t->hashes[n_hashes++] = t->hashes[i];
+    if (n_hashes == 0)
+        return 0;
+    uint8_t(*previous)[16] = bson_malloc(n_hashes * sizeof *previous);
+    bool *found = bson_malloc0(n_hashes * sizeof *found);
+    /* A failed lookup only skips the check: the trial is still recorded. */
+    if (xp__store_step_hashes_get(ex->backend, t->hashes, n_hashes, previous,
+                                  found, NULL) != 0)
+        memset(found, 0, n_hashes * sizeof *found);
+    for (size_t i = 0; i < n_hashes; i++) {
+        const xp_step_hash *h = &t->hashes[i];
+        if (!found[i] || memcmp(previous[i], h->output, 16) == 0)
             continue;
-        xp_step_hash *h = &t->hashes[i];
-        uint8_t previous[16];
-        bool found = false;
-        if (xp__store_step_hash_get(ex->backend, h->step, h->input, previous,
-                                    &found, NULL) == 0 &&
-            found && memcmp(previous, h->output, 16) != 0) {
-            char in_hex[33], key[16];
-            const char *k;
-            xp__hex(h->input, 16, in_hex);
-            xp__log(XP_LOG_WARNING,
-                    "Experiment step result is changed with the same input: "
-                    "(step: %s, input hash: %s, trial id=%lld)",
-                    h->step, in_hex, (long long)t->id);
-            bson_uint32_to_string(n_warnings++, &k, key, sizeof key);
-            bson_append_utf8(warnings, k, -1, h->step, -1);
-        }
-        t->hashes[n_hashes++] = *h;
+        char in_hex[33], key[16];
+        const char *k;
+        xp__hex(h->input, 16, in_hex);
+        xp__log(XP_LOG_WARNING,
+                "Experiment step result is changed with the same input: "
+                "(step: %s, input hash: %s, trial id=%lld)",
+                h->step, in_hex, (long long)t->id);
+        bson_uint32_to_string(n_warnings++, &k, key, sizeof key);
+        bson_append_utf8(warnings, k, -1, h->step, -1);
     }
+    bson_free(previous);
+    bson_free(found);
     return n_hashes;
 }
 

@@ -30,6 +30,12 @@ typedef struct {
     int (*step_hash_get)(xp_backend *b, const char *step,
                          const uint8_t input[16], uint8_t output[16],
                          bool *found, xp_error_t *err);
+    /* The same for n steps at once: found[i] and previous[i] for
+     * (h[i].step, h[i].input). Optional: NULL asks step_hash_get once per
+     * step. */
+    int (*step_hashes_get)(xp_backend *b, const xp_step_hash *h, size_t n,
+                           uint8_t (*previous)[16], bool *found,
+                           xp_error_t *err);
     /* Stores a content-addressed document (kind "code" or "environment")
      * once; text is its human-readable rendering. */
     int (*content_put)(xp_backend *b, const char *kind, const char *hash,

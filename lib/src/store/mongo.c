@@ -6,9 +6,11 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/names.h"
+#include "util/rng.h"
 #include "util/uri.h"
 #include "value.h"
 
+#include <math.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define XP_MONGO_COUNTERS "xp.counters"
 /* A persisted value or result whose BSON is smaller than this lives inside
@@ -26,12 +29,10 @@
 #define XP_MONGO_DOC_BUDGET (12 * 1024 * 1024)
 /* Attempts of an idempotent command when the connection is lost. */
 #define XP_MONGO_ATTEMPTS 2
-/* Trial ids tried before giving up when each collides with a stored
- * trial. The unique _id of the insert decides who owns an id; on MongoDB a
- * collision means a lost counter (one resync), but FerretDB 1.24's
- * findAndModify is not atomic and hands concurrent writers the same value
- * (docs/schema.md, Compatibility). */
-#define XP_MONGO_ID_ROUNDS 32
+/* Trial ids tried before giving up when each collides with a trial
+ * another writer stored first (each collision reads the largest id again,
+ * so a round is lost only to a writer that won it). */
+#define XP_MONGO_ID_ROUNDS 64
 
 typedef struct {
     xp_backend base;
@@ -46,6 +47,8 @@ typedef struct {
     char *secret;   /* password as written in the URI, to scrub, or NULL */
     char *secret_decoded;
     atomic_bool no_elem_match; /* the server refused $elemMatch on fields */
+    bool ferretdb;             /* buildInfo named a FerretDB version */
+    _Atomic int64_t next_id;   /* id to try next; 0: read the largest */
 } xp_mongo;
 
 /* ---------------------------------------------------------------- command
@@ -516,95 +519,120 @@ static void s_push(const xp_mongo *m, mongoc_client_t *c)
     mongoc_client_pool_push(m->pool, c);
 }
 
-/* Next value of the experiment's counter. findAndModify is not
- * idempotent, so it is repeated only when it was certainly not executed
- * (no server could be selected) or lost a race creating the counter. */
-static bool s_next_id(const xp_mongo *m, mongoc_collection_t *counters,
-                      int64_t *seq, bson_error_t *e)
+/* True when doc holds a NaN or an infinite double, its dotted path then
+ * in path. Documents are checked for depth (XP_BSON_MAX_DEPTH) before
+ * they get here; deeper ones are not walked. */
+static bool s_find_nonfinite(const bson_t *doc, char *path, size_t size)
 {
-    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, inc;
-    BSON_APPEND_UTF8(&query, "_id", m->id);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
-    BSON_APPEND_INT64(&inc, "seq", 1);
-    bson_append_document_end(&update, &inc);
-    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
-    mongoc_find_and_modify_opts_set_update(opts, &update);
-    mongoc_find_and_modify_opts_set_flags(
-        opts,
-        MONGOC_FIND_AND_MODIFY_UPSERT | MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-    bool ok = false;
-    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
-        bson_t reply;
-        ok = mongoc_collection_find_and_modify_with_opts(counters, &query, opts,
-                                                         &reply, e);
-        if (ok) {
-            bson_iter_t it, seq_it;
-            ok = bson_iter_init(&it, &reply) &&
-                 bson_iter_find_descendant(&it, "value.seq", &seq_it) &&
-                 (BSON_ITER_HOLDS_INT64(&seq_it) ||
-                  BSON_ITER_HOLDS_INT32(&seq_it) ||
-                  BSON_ITER_HOLDS_DOUBLE(&seq_it));
-            if (ok)
-                *seq = bson_iter_as_int64(&seq_it);
-            else
-                bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
-                               "the counter document has no numeric seq");
+    typedef struct {
+        bson_iter_t it;
+    } frame; /* libbson aligns iterators beyond their size */
+    frame *stack = bson_malloc((XP_BSON_MAX_DEPTH + 1) * sizeof *stack);
+    bool found = false;
+    int top = 0;
+    if (!bson_iter_init(&stack[0].it, doc))
+        top = -1;
+    while (top >= 0 && !found) {
+        bson_iter_t *it = &stack[top].it;
+        if (!bson_iter_next(it)) {
+            top--;
+            continue;
         }
-        bson_destroy(&reply);
-        if (ok ||
-            !(e->domain == MONGOC_ERROR_SERVER_SELECTION || s_is_duplicate(e)))
-            break;
+        if (BSON_ITER_HOLDS_DOUBLE(it) && !isfinite(bson_iter_double(it))) {
+            size_t used = 0;
+            path[0] = '\0';
+            for (int i = 0; i <= top && used + 1 < size; i++) {
+                int n = snprintf(path + used, size - used, "%s%s",
+                                 i ? "." : "", bson_iter_key(&stack[i].it));
+                if (n < 0)
+                    break;
+                used += (size_t)n < size - used ? (size_t)n : size - used - 1;
+            }
+            found = true;
+        } else if ((BSON_ITER_HOLDS_DOCUMENT(it) ||
+                    BSON_ITER_HOLDS_ARRAY(it)) &&
+                   top < XP_BSON_MAX_DEPTH &&
+                   bson_iter_recurse(it, &stack[top + 1].it)) {
+            top++;
+        }
     }
-    mongoc_find_and_modify_opts_destroy(opts);
-    bson_destroy(&query);
-    bson_destroy(&update);
-    return ok;
+    bson_free(stack);
+    return found;
 }
 
-/* Moves the counter past the largest stored trial id: trials replayed
- * from a spool after the counter was lost would otherwise collide. */
-static bool s_resync_counter(const xp_mongo *m, mongoc_collection_t *counters,
-                             mongoc_collection_t *trials, bson_error_t *e)
+/* FerretDB 1.24 refuses NaN and infinite doubles (it closes the
+ * connection on NaN): such a document gets this error instead of a lost
+ * connection and a retry. MongoDB stores them. */
+static bool s_storable(const xp_mongo *m, const bson_t *doc, bson_error_t *e)
 {
-    int64_t last = 0;
-    if (!s_max_id(trials, &last, e))
-        return false;
-    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER, max;
-    bson_t opts = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&sel, "_id", m->id);
-    BSON_APPEND_DOCUMENT_BEGIN(&update, "$max", &max);
-    BSON_APPEND_INT64(&max, "seq", last);
-    bson_append_document_end(&update, &max);
-    BSON_APPEND_BOOL(&opts, "upsert", true);
-    bool ok = false;
-    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
-        ok = mongoc_collection_update_one(counters, &sel, &update, &opts, NULL,
-                                          e);
-        if (ok || !(s_is_network(e) || s_is_duplicate(e)))
-            break;
-    }
-    bson_destroy(&sel);
-    bson_destroy(&update);
-    bson_destroy(&opts);
-    return ok;
+    char path[256];
+    if (!m->ferretdb || !s_find_nonfinite(doc, path, sizeof path))
+        return true;
+    bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
+                   "FerretDB cannot store NaN or infinite numbers (field "
+                   "'%s'; docs/schema.md, Compatibility)",
+                   path);
+    return false;
 }
 
+/* True when the trial stored under id is doc byte for byte: after a lost
+ * connection, a duplicate _id on the repeated insert is either the first
+ * insert having got through or another writer's trial. */
+static bool s_is_ours(mongoc_collection_t *trials, int64_t id,
+                      const bson_t *doc)
+{
+    bson_t filter = BSON_INITIALIZER, opts, stored;
+    bson_error_t e;
+    bool found = false, ours = false;
+    BSON_APPEND_INT64(&filter, "_id", id);
+    s_one_opts(&opts, NULL, NULL);
+    if (s_find_first(trials, &filter, &opts, &stored, &found, &e) && found) {
+        ours = bson_equal(&stored, doc);
+        bson_destroy(&stored);
+    }
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return ours;
+}
+
+/* After the round-th collision in a row, waits a random time of up to
+ * round ms (at most 20): writers that keep colliding spread out. */
+static void s_backoff(int round)
+{
+    uint32_t r = 0;
+    xp__random_bytes(&r, sizeof r);
+    long max_us = (round < 20 ? round + 1 : 20) * 1000L;
+    struct timespec ts = {0, (long)(r % (uint32_t)max_us) * 1000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Trial ids are the largest stored id + 1, taken by inserting the record
+ * under that _id: the unique _id decides who owns an id, so allocating and
+ * recording the trial are one command (docs/schema.md, "Trial ids").
+ * next_id remembers this handle's next candidate; a collision with
+ * another writer reads the largest id again. */
 static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
                          xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
-    mongoc_collection_t *counters = s_coll(m, c, XP_MONGO_COUNTERS);
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&opts, "validate", false);
     bson_error_t e;
     int rc = -1;
     for (int round = 0; round < XP_MONGO_ID_ROUNDS; round++) {
-        int64_t seq = 0;
-        if (!s_next_id(m, counters, &seq, &e)) {
-            s_fail(m, err, &e, "allocating a trial id");
-            goto cleanup;
+        int64_t seq = atomic_load(&m->next_id);
+        if (seq > 0)
+            seq = atomic_fetch_add(&m->next_id, 1);
+        if (seq <= 0) {
+            int64_t last = 0;
+            if (!s_max_id(trials, &last, &e)) {
+                s_fail(m, err, &e, "allocating a trial id");
+                goto cleanup;
+            }
+            seq = last + 1;
+            atomic_store(&m->next_id, seq + 1);
         }
         bson_t full = BSON_INITIALIZER;
         xp_trial_record with_id = *rec;
@@ -612,18 +640,19 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
         BSON_APPEND_INT64(&full, "_id", seq);
         if (xp__record_encode(&with_id, &full, err) != 0) {
             bson_destroy(&full);
+            atomic_store(&m->next_id, 0);
             goto cleanup;
         }
         bool written = false, collided = false;
-        for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        bool sent = s_storable(m, &full, &e);
+        for (int attempt = 0; sent && attempt < XP_MONGO_ATTEMPTS; attempt++) {
             if (mongoc_collection_insert_one(trials, &full, &opts, NULL, &e)) {
                 written = true;
                 break;
             }
             if (s_is_duplicate(&e)) {
-                /* On a repeated insert the first one got through. */
-                written = attempt > 0;
-                collided = attempt == 0;
+                written = attempt > 0 && s_is_ours(trials, seq, &full);
+                collided = !written;
                 break;
             }
             if (!s_is_network(&e))
@@ -635,15 +664,13 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
             rc = 0;
             goto cleanup;
         }
+        atomic_store(&m->next_id, 0);
         if (!collided) {
             s_fail(m, err, &e, "recording trial %lld as running",
                    (long long)seq);
             goto cleanup;
         }
-        if (!s_resync_counter(m, counters, trials, &e)) {
-            s_fail(m, err, &e, "resynchronising the trial counter");
-            goto cleanup;
-        }
+        s_backoff(round);
     }
     xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
               "%s: trial ids of experiment '%s' keep colliding with stored "
@@ -651,7 +678,6 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
               m->base.description, m->id);
 cleanup:
     bson_destroy(&opts);
-    mongoc_collection_destroy(counters);
     mongoc_collection_destroy(trials);
     s_push(m, c);
     return rc;
@@ -665,6 +691,14 @@ static void s_bucket_selector(bson_t *sel, int64_t trial,
     BSON_APPEND_INT64(sel, "trial", trial);
     BSON_APPEND_UTF8(sel, "name", c->name);
     BSON_APPEND_INT64(sel, "chunk", c->chunk);
+}
+
+/* Metric values that are not finite are stored as these strings: MongoDB
+ * stores NaN and infinities as doubles, but FerretDB 1.24 refuses them
+ * (docs/schema.md, "Compatibility"), and a diverging loss is common. */
+static const char *s_nonfinite_name(double v)
+{
+    return isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity";
 }
 
 /* The bucket document of chunk c. */
@@ -684,9 +718,35 @@ static void s_bucket_doc(bson_t *doc, int64_t trial, const xp_metric_chunk *c)
     BSON_APPEND_ARRAY_BEGIN(doc, "values", &arr);
     for (size_t i = 0; i < c->n; i++) {
         size_t klen = bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-        bson_append_double(&arr, k, (int)klen, c->values[i]);
+        double v = c->values[i];
+        if (isfinite(v))
+            bson_append_double(&arr, k, (int)klen, v);
+        else
+            bson_append_utf8(&arr, k, (int)klen, s_nonfinite_name(v), -1);
     }
     bson_append_array_end(doc, &arr);
+}
+
+/* The value of a bucket's values element: a number, or one of the names
+ * s_nonfinite_name gives. False when it is neither. */
+static bool s_bucket_value(const bson_iter_t *it, double *v)
+{
+    if (BSON_ITER_HOLDS_NUMBER(it)) {
+        *v = bson_iter_as_double(it);
+        return true;
+    }
+    if (!BSON_ITER_HOLDS_UTF8(it))
+        return false;
+    const char *s = bson_iter_utf8(it, NULL);
+    if (strcmp(s, "NaN") == 0)
+        *v = NAN;
+    else if (strcmp(s, "Infinity") == 0)
+        *v = INFINITY;
+    else if (strcmp(s, "-Infinity") == 0)
+        *v = -INFINITY;
+    else
+        return false;
+    return true;
 }
 
 /* Upserts the chunks as one bulk write. */
@@ -785,13 +845,14 @@ static int s_metric_read(xp_backend *b, const char *name, int64_t trial,
                 bool has_e = bson_iter_next(&ei), has_v = bson_iter_next(&vi);
                 if (!has_e && !has_v)
                     break;
+                double v = 0;
                 if (has_e != has_v || !BSON_ITER_HOLDS_NUMBER(&ei) ||
-                    !BSON_ITER_HOLDS_NUMBER(&vi)) {
+                    !s_bucket_value(&vi, &v)) {
                     damaged = true;
                     break;
                 }
-                if (xp__metric_points_add(out, bson_iter_as_int64(&ei),
-                                          bson_iter_as_double(&vi)) != 0) {
+                if (xp__metric_points_add(out, bson_iter_as_int64(&ei), v) !=
+                    0) {
                     nomem = true;
                     break;
                 }
@@ -974,6 +1035,8 @@ static bool s_finish_once(const xp_mongo *m, mongoc_client_t *c,
         bson_append_array_end(&full, &arr);
     }
     *what = "recording the trial";
+    if (!s_storable(m, &full, e))
+        goto cleanup;
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
     bson_t sel = BSON_INITIALIZER, opts = BSON_INITIALIZER;
     BSON_APPEND_INT64(&sel, "_id", id);
@@ -1424,27 +1487,50 @@ static bool s_is_unknown_operator(const bson_error_t *e)
            strstr(e->message, "unknown operator") != NULL;
 }
 
-/* Looks step's hash on input up: one element matched by $elemMatch
- * (limit 1), or, with elem_match false, by dotted paths over the newest
- * XP_MONGO_HASH_SCAN candidates, each checked here. */
-static bool s_step_hash_find(mongoc_collection_t *trials, const char *step,
-                             const uint8_t input[16], bool elem_match,
-                             uint8_t output[16], bool *found, bson_error_t *e)
+/* Appends to filter's $or array (at key index *k) the clause matching an
+ * element of step_hashes with step and input: $elemMatch, or, when
+ * elem_match is false, dotted paths (which may match two elements; the
+ * caller checks each answer with s_hash_in_doc). */
+static void s_hash_clause(bson_t *ors, uint32_t k, const xp_step_hash *h,
+                          bool elem_match)
 {
-    bson_t filter = BSON_INITIALIZER, elem, match, opts = BSON_INITIALIZER;
-    bson_t proj, sort;
+    char key[16];
+    const char *ks;
+    bson_t clause, elem, match;
+    bson_uint32_to_string(k, &ks, key, sizeof key);
+    BSON_APPEND_DOCUMENT_BEGIN(ors, ks, &clause);
     if (elem_match) {
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "step_hashes", &elem);
+        BSON_APPEND_DOCUMENT_BEGIN(&clause, "step_hashes", &elem);
         BSON_APPEND_DOCUMENT_BEGIN(&elem, "$elemMatch", &match);
-        BSON_APPEND_UTF8(&match, "step", step);
-        BSON_APPEND_BINARY(&match, "input", BSON_SUBTYPE_BINARY, input, 16);
+        BSON_APPEND_UTF8(&match, "step", h->step);
+        BSON_APPEND_BINARY(&match, "input", BSON_SUBTYPE_BINARY, h->input, 16);
         bson_append_document_end(&elem, &match);
-        bson_append_document_end(&filter, &elem);
+        bson_append_document_end(&clause, &elem);
     } else {
-        BSON_APPEND_UTF8(&filter, "step_hashes.step", step);
-        BSON_APPEND_BINARY(&filter, "step_hashes.input", BSON_SUBTYPE_BINARY,
-                           input, 16);
+        BSON_APPEND_UTF8(&clause, "step_hashes.step", h->step);
+        BSON_APPEND_BINARY(&clause, "step_hashes.input", BSON_SUBTYPE_BINARY,
+                           h->input, 16);
     }
+    bson_append_document_end(ors, &clause);
+}
+
+/* One find over the newest trials that ran any of the hashes still
+ * !found, newest first, limited to XP_MONGO_HASH_SCAN documents: each
+ * lookup takes the first (newest) answer holding it. *complete is true
+ * when fewer documents than the limit came back: then every lookup still
+ * unanswered has no answer at all. */
+static bool s_hashes_find(mongoc_collection_t *trials, const xp_step_hash *h,
+                          size_t n, bool elem_match, uint8_t (*previous)[16],
+                          bool *found, bool *complete, bson_error_t *e)
+{
+    bson_t filter = BSON_INITIALIZER, ors, opts = BSON_INITIALIZER;
+    bson_t proj, sort;
+    uint32_t clauses = 0;
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &ors);
+    for (size_t i = 0; i < n; i++)
+        if (!found[i])
+            s_hash_clause(&ors, clauses++, &h[i], elem_match);
+    bson_append_array_end(&filter, &ors);
     BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
     BSON_APPEND_INT32(&proj, "_id", 0);
     BSON_APPEND_INT32(&proj, "step_hashes", 1);
@@ -1452,54 +1538,92 @@ static bool s_step_hash_find(mongoc_collection_t *trials, const char *step,
     BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
     BSON_APPEND_INT32(&sort, "_id", -1);
     bson_append_document_end(&opts, &sort);
-    BSON_APPEND_INT64(&opts, "limit", elem_match ? 1 : XP_MONGO_HASH_SCAN);
+    BSON_APPEND_INT64(&opts, "limit", XP_MONGO_HASH_SCAN);
     BSON_APPEND_BOOL(&opts, "singleBatch", true);
     bool ok = false;
+    bool *now = bson_malloc0(n * sizeof *now);
     for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
         mongoc_cursor_t *cur =
             mongoc_collection_find_with_opts(trials, &filter, &opts, NULL);
         const bson_t *doc;
-        *found = false;
-        while (!*found && mongoc_cursor_next(cur, &doc))
-            *found = s_hash_in_doc(doc, step, input, output);
+        size_t docs = 0;
+        memset(now, 0, n * sizeof *now);
+        while (mongoc_cursor_next(cur, &doc)) {
+            docs++;
+            for (size_t i = 0; i < n; i++)
+                if (!found[i] && !now[i])
+                    now[i] = s_hash_in_doc(doc, h[i].step, h[i].input,
+                                           previous[i]);
+        }
         ok = !mongoc_cursor_error(cur, e);
         mongoc_cursor_destroy(cur);
-        if (!ok)
-            *found = false;
+        *complete = ok && docs < XP_MONGO_HASH_SCAN;
         if (ok || !s_is_network(e))
             break;
     }
+    for (size_t i = 0; ok && i < n; i++)
+        found[i] = found[i] || now[i];
+    bson_free(now);
     bson_destroy(&filter);
     bson_destroy(&opts);
     return ok;
 }
 
-/* The latest trial that ran step on this input holds its output hash in
- * step_hashes (indexed by step, input, _id). */
+/* The latest output hash of each (step, input) of h, from the trials'
+ * step_hashes (indexed by step, input, _id): one find for all of them,
+ * and another only for those its XP_MONGO_HASH_SCAN newest answers did
+ * not hold (each find answers at least one more, or none is left). */
+static int s_step_hashes_get(xp_backend *b, const xp_step_hash *h, size_t n,
+                             uint8_t (*previous)[16], bool *found,
+                             xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    memset(found, 0, n * sizeof *found);
+    if (n == 0)
+        return 0;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_error_t e;
+    bool ok = true, complete = false;
+    size_t left = n;
+    while (ok && left > 0 && !complete) {
+        bool elem_match = !atomic_load(&m->no_elem_match);
+        ok = s_hashes_find(trials, h, n, elem_match, previous, found,
+                           &complete, &e);
+        if (!ok && elem_match && s_is_unknown_operator(&e)) {
+            xp__log(XP_LOG_DEBUG,
+                    "%s refuses $elemMatch over fields (%s): step hashes "
+                    "are looked up by dotted paths",
+                    m->base.description, e.message);
+            atomic_store(&m->no_elem_match, true);
+            ok = true;
+            continue;
+        }
+        size_t still = 0;
+        for (size_t i = 0; i < n; i++)
+            still += !found[i];
+        if (ok && still == left && !complete)
+            break; /* cannot happen: a returned document answers one */
+        left = still;
+    }
+    int rc = ok ? 0 : s_fail(m, err, &e, "reading step hashes");
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
 static int s_step_hash_get(xp_backend *b, const char *step,
                            const uint8_t input[16], uint8_t output[16],
                            bool *found, xp_error_t *err)
 {
-    xp_mongo *m = (xp_mongo *)b;
-    *found = false;
-    mongoc_client_t *c = s_pop(m);
-    mongoc_collection_t *trials = s_coll(m, c, m->trials);
-    bson_error_t e;
-    bool elem_match = !atomic_load(&m->no_elem_match);
-    bool ok =
-        s_step_hash_find(trials, step, input, elem_match, output, found, &e);
-    if (!ok && elem_match && s_is_unknown_operator(&e)) {
-        xp__log(XP_LOG_DEBUG,
-                "%s refuses $elemMatch over fields (%s): step hashes are "
-                "looked up by dotted paths",
-                m->base.description, e.message);
-        atomic_store(&m->no_elem_match, true);
-        ok = s_step_hash_find(trials, step, input, false, output, found, &e);
-    }
-    int rc = ok ? 0 : s_fail(m, err, &e, "reading step hashes of '%s'", step);
-    mongoc_collection_destroy(trials);
-    s_push(m, c);
-    return rc;
+    xp_step_hash h = {.step = step};
+    uint8_t previous[1][16];
+    memcpy(h.input, input, 16);
+    if (s_step_hashes_get(b, &h, 1, previous, found, err) != 0)
+        return -1;
+    if (*found)
+        memcpy(output, previous[0], 16);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- contents */
@@ -1617,6 +1741,7 @@ static const xp_backend_ops s_ops = {
     .running_trials = s_running_trials,
     .trial_interrupt = s_trial_interrupt,
     .step_hash_get = s_step_hash_get,
+    .step_hashes_get = s_step_hashes_get,
     .content_put = s_content_put,
     .content_get = s_content_get,
     .close = s_close,
@@ -1725,6 +1850,23 @@ static bool s_create_indexes(const xp_mongo *m, mongoc_client_t *c,
     ok = ok && s_create_index(db, m->metrics, &idx, e);
     bson_destroy(&idx);
     mongoc_database_destroy(db);
+    return ok;
+}
+
+/* Asks buildInfo, which every MongoDB answers (a refusal still proves the
+ * server reachable): FerretDB names its version there. */
+static bool s_server_info(xp_mongo *m, mongoc_client_t *c, bson_error_t *e)
+{
+    bson_t cmd = BSON_INITIALIZER, reply;
+    BSON_APPEND_INT32(&cmd, "buildInfo", 1);
+    bool ok = mongoc_client_command_simple(c, "admin", &cmd, NULL, &reply, e);
+    bson_iter_t it;
+    if (ok)
+        m->ferretdb = bson_iter_init_find(&it, &reply, "ferretdbVersion");
+    else
+        ok = e->domain == MONGOC_ERROR_SERVER;
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
     return ok;
 }
 
@@ -1852,6 +1994,7 @@ int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
 
     xp_mongo *m = bson_malloc0(sizeof *m);
     atomic_init(&m->no_elem_match, false);
+    atomic_init(&m->next_id, 0);
     m->base.ops = &s_ops;
     m->base.description = s_describe(uri);
     m->base.dir = bson_strdup(cache_dir);
@@ -1908,11 +2051,7 @@ int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
 
     /* An unreachable server fails here, within serverSelectionTimeoutMS. */
     c = s_pop(m);
-    bson_t ping = BSON_INITIALIZER;
-    BSON_APPEND_INT32(&ping, "ping", 1);
-    bool ok = mongoc_client_command_simple(c, "admin", &ping, NULL, NULL, &e);
-    bson_destroy(&ping);
-    if (!ok) {
+    if (!s_server_info(m, c, &e)) {
         s_fail(m, err, &e, "cannot connect");
         goto fail;
     }

@@ -383,6 +383,19 @@ int xp__store_step_hash_get(xp_backend *b, const char *step,
     return b->ops->step_hash_get(b, step, input, output, found, err);
 }
 
+int xp__store_step_hashes_get(xp_backend *b, const xp_step_hash *h, size_t n,
+                              uint8_t (*previous)[16], bool *found,
+                              xp_error_t *err)
+{
+    if (b->ops->step_hashes_get)
+        return b->ops->step_hashes_get(b, h, n, previous, found, err);
+    for (size_t i = 0; i < n; i++)
+        if (b->ops->step_hash_get(b, h[i].step, h[i].input, previous[i],
+                                  &found[i], err) != 0)
+            return -1;
+    return 0;
+}
+
 int xp__store_content_put(xp_backend *b, const char *kind, const char *hash,
                           const bson_t *doc, const char *text, xp_error_t *err)
 {

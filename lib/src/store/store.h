@@ -132,6 +132,11 @@ int xp__store_metric_names(xp_backend *b, int64_t trial, xp_value **out,
 int xp__store_step_hash_get(xp_backend *b, const char *step,
                             const uint8_t input[16], uint8_t output[16],
                             bool *found, xp_error_t *err);
+/* Purity lookups of a trial's n hashed steps at once (one query where the
+ * backend can): found[i] and previous[i] for (h[i].step, h[i].input). */
+int xp__store_step_hashes_get(xp_backend *b, const xp_step_hash *h, size_t n,
+                              uint8_t (*previous)[16], bool *found,
+                              xp_error_t *err);
 /* Stores a content-addressed document (kind "code" or "environment")
  * once; text is its human-readable rendering (may be NULL). */
 int xp__store_content_put(xp_backend *b, const char *kind, const char *hash,
