@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what is
 # missing (apt, idempotent; npm ci for the dashboard's pinned front-end
-# packages), starts a redis-server and the MongoDB wire-protocol test
-# server on free loopback ports, builds with gcc (warnings are errors),
+# packages), starts a redis-server and FerretDB (a MongoDB server over
+# SQLite, built once from the Go module proxy and cached) on free loopback
+# ports, builds with gcc (warnings are errors),
 # runs the criterion suite and the dashboard's browser tests (headless
 # Chromium), builds with clang, and runs the suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
-# Set XP_TEST_MONGODB_URI to run the MongoDB tests against a real server
-# instead of the test server.
+# Set XP_TEST_MONGODB_URI to run the MongoDB tests against a real MongoDB
+# instead of FerretDB. Without a Go toolchain (FerretDB 1.24 needs Go 1.24;
+# with GOTOOLCHAIN=auto an older go fetches it from the module proxy), the
+# MongoDB tests fall back to the Python wire-protocol test server
+# (tests/servers/mongo_test_server.py), which the fault-injection tests use
+# in any case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +21,7 @@ packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           libsodium-dev libxxhash-dev
           libgit2-dev libsqlite3-dev libcriterion-dev
           redis-server python3 python3-mockupdb python3-mongomock iproute2
+          python3-pymongo python3-pandas
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz
           libcurl4-openssl-dev chromium)
 missing=()
@@ -75,7 +81,20 @@ wait_port "$redis_port" redis-server
 export XP_TEST_REDIS_URI="redis://127.0.0.1:$redis_port/0"
 echo "== redis-server on port $redis_port"
 
-if [ -z "${XP_TEST_MONGODB_URI:-}" ] && [ -f tests/servers/mongo_test_server.py ]; then
+if [ -n "${XP_TEST_MONGODB_URI:-}" ]; then
+    echo "== MongoDB tests against XP_TEST_MONGODB_URI"
+elif ferretdb=$(GOTOOLCHAIN=${GOTOOLCHAIN:-auto} bash tests/servers/ferretdb.sh build); then
+    export XP_FERRETDB_BIN=$ferretdb
+    mongo_port=$(free_port)
+    bash tests/servers/ferretdb.sh start "$mongo_port" "$servers/ferretdb" \
+        >"$servers/ferretdb.log" 2>&1 &
+    pids+=($!)
+    wait_port "$mongo_port" FerretDB
+    export XP_TEST_MONGODB_URI="mongodb://127.0.0.1:$mongo_port/xp_test?serverSelectionTimeoutMS=2000"
+    echo "== FerretDB ($ferretdb) on port $mongo_port"
+else
+    echo "== FerretDB could not be built (see above): the MongoDB tests run" \
+        "against the Python wire-protocol test server instead"
     mongo_port=$(free_port)
     /usr/bin/python3 tests/servers/mongo_test_server.py --port "$mongo_port" \
         >"$servers/mongo.log" 2>&1 &
@@ -83,8 +102,6 @@ if [ -z "${XP_TEST_MONGODB_URI:-}" ] && [ -f tests/servers/mongo_test_server.py 
     wait_port "$mongo_port" "MongoDB test server"
     export XP_TEST_MONGODB_URI="mongodb://127.0.0.1:$mongo_port/xp_test?serverSelectionTimeoutMS=2000"
     echo "== MongoDB wire-protocol test server on port $mongo_port"
-elif [ -n "${XP_TEST_MONGODB_URI:-}" ]; then
-    echo "== MongoDB tests against XP_TEST_MONGODB_URI"
 fi
 
 setup() { # dir, then meson options
