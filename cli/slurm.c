@@ -113,8 +113,8 @@ static int s_submit(const char *script)
     out[strcspn(out, ";\r\n")] = '\0';
     if (rc != 0 || !*out || strspn(out, "0123456789") != strlen(out)) {
         fprintf(stderr,
-                "xp slurm: sbatch did not submit the job (status %d%s%s)\n",
-                rc, *out ? ", said: " : "", out);
+                "xp slurm: sbatch did not submit the job (status %d%s%s)\n", rc,
+                *out ? ", said: " : "", out);
         return 1;
     }
     printf("%s\n", out);

@@ -67,8 +67,7 @@ static const xp_option s_options[] = {
      .max = 1 << 20,
      .arg = "C",
      .help = "#SBATCH --cpus-per-task; each worker runs that many slots"},
-    S_STRING("mem", mem, "XP_SLURM_MEM", "M",
-             "#SBATCH --mem, e.g. 4G"),
+    S_STRING("mem", mem, "XP_SLURM_MEM", "M", "#SBATCH --mem, e.g. 4G"),
     S_STRING("account", account, "XP_SLURM_ACCOUNT", "A", "#SBATCH --account"),
     {.name = "output",
      .type = XP_OPTION_STRING,
@@ -188,8 +187,7 @@ static int s_check_lines(const char *name, const char *const *lines, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (strpbrk(lines[i], "\r\n"))
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                             "--%s '%.64s' holds a line break", name,
-                             lines[i]);
+                             "--%s '%.64s' holds a line break", name, lines[i]);
         if (sbatch && strncmp(lines[i], "#SBATCH ", 8) != 0)
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                              "--%s '%.64s' does not start with '#SBATCH '",
@@ -203,16 +201,17 @@ static int s_check(const void *opts, xp_error_t *err)
     const xp_slurm_job *j = opts;
     const struct {
         const char *name, *value;
-    } words[] = {{"job-name", j->job_name},   {"partition", j->partition},
-                 {"mem", j->mem},             {"account", j->account},
+    } words[] = {{"job-name", j->job_name},
+                 {"partition", j->partition},
+                 {"mem", j->mem},
+                 {"account", j->account},
                  {"output", j->output}};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (s_check_word(words[i].name, words[i].value, err) != 0)
             return -1;
     if (s_check_time(j->time, err) != 0 ||
         s_check_lines("extra", j->extra, j->n_extra, true, err) != 0 ||
-        s_check_lines("prologue", j->prologue, j->n_prologue, false, err) !=
-            0)
+        s_check_lines("prologue", j->prologue, j->n_prologue, false, err) != 0)
         return -1;
     return 0;
 }

@@ -486,7 +486,8 @@ static void s_job(xp_worker *w, const xp_worker_options *opts)
     long long i = index ? strtoll(index, &end, 10) : -1;
     if (index && !*end && i >= 0)
         w->job_index = i;
-    const char *node = opts->job_node ? opts->job_node : s_env("SLURMD_NODENAME");
+    const char *node =
+        opts->job_node ? opts->job_node : s_env("SLURMD_NODENAME");
     w->job_id = bson_strdup(id);
     if (node && strlen(node) <= XP_MSG_JOB_MAX)
         w->job_node = bson_strdup(node);
@@ -532,10 +533,10 @@ int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
     }
     w->death_timeout_ms = (int64_t)opts->death_timeout * 1000;
     w->lifetime_ms = (int64_t)opts->lifetime * 1000;
-    w->drain_timeout_ms = (int64_t)(opts->drain_timeout > 0
-                                        ? opts->drain_timeout
-                                        : XP_WORKER_DRAIN_TIMEOUT_DEFAULT) *
-                          1000;
+    w->drain_timeout_ms =
+        (int64_t)(opts->drain_timeout > 0 ? opts->drain_timeout
+                                          : XP_WORKER_DRAIN_TIMEOUT_DEFAULT) *
+        1000;
     s_job(w, opts);
     w->plugins = bson_malloc0(opts->n_plugins * sizeof *w->plugins);
     for (size_t i = 0; i < opts->n_plugins; i++, w->n_plugins++)
