@@ -209,6 +209,7 @@ int xp__cli_slurm(int argc, char **argv)
     xp_slurm_job *job = NULL;
     if (xp_slurm_job_load(&job, argc - skip, argv + skip, &rc) != 0)
         return rc;
+    rc = 0;
     if (status || cancel) {
         rc = s_queue(cancel, argv + first, n_ids, xp_slurm_job_name(job));
     } else {

@@ -156,13 +156,21 @@ static const xp_option s_options[] = {
 
 /* ------------------------------------------------------------- checks */
 
+/* How much of v an error line shows: up to 64 bytes, before any line
+ * break. */
+static int s_shown(const char *v)
+{
+    size_t n = strcspn(v, "\r\n");
+    return n > 64 ? 64 : (int)n;
+}
+
 /* A value that goes on an #SBATCH line: one word. */
 static int s_check_word(const char *name, const char *v, xp_error_t *err)
 {
     if (v && (!*v || strpbrk(v, " \t\r\n'\"\\")))
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "--%s '%.64s' is not one word without quotes", name,
-                         v);
+                         "--%s '%.*s' is not one word without quotes", name,
+                         s_shown(v), v);
     return 0;
 }
 
@@ -187,7 +195,8 @@ static int s_check_lines(const char *name, const char *const *lines, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (strpbrk(lines[i], "\r\n"))
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                             "--%s '%.64s' holds a line break", name, lines[i]);
+                             "--%s '%.*s...' holds a line break", name,
+                             s_shown(lines[i]), lines[i]);
         if (sbatch && strncmp(lines[i], "#SBATCH ", 8) != 0)
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                              "--%s '%.64s' does not start with '#SBATCH '",
