@@ -18,6 +18,8 @@ packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           redis-server python3 python3-mockupdb python3-mongomock iproute2
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz
           libcurl4-openssl-dev chromium)
+# the one-node Slurm cluster of tests/remote/test_slurm.c and bench/slurm.sh
+packages+=(slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
