@@ -3,8 +3,11 @@
  * new tasks go elsewhere), a drain that runs out of time hands the step
  * back, --lifetime stops taking tasks, --death-timeout ends a worker
  * whose scheduler is gone, and the job a worker names (flags or Slurm's
- * variables) is in the steps record of every trial it ran. */
+ * variables) is in the steps record of every trial it ran; HELLO's job
+ * field encoded and decoded. */
 #include "remote.h"
+
+#include "remote/message.h"
 
 static char s_endpoint[64];
 static pid_t s_sched = -1;
@@ -245,4 +248,81 @@ Test(batch, death_timeout_ends_an_orphaned_worker)
     s_sched = -1;
     cr_assert_eq(s_exit_of(k, 15), 3, "the orphaned worker's exit");
     s_assert_log(log0, "(--death-timeout): exiting");
+}
+
+/* ---- HELLO's job, encoded and decoded */
+
+/* The body of HELLO m, opened as the scheduler opens it. */
+static void s_hello_body(const xp_msg_hello *m, bson_t *body)
+{
+    zmsg_t *msg = xp__msg_hello_encode(m);
+    xp_msg_type type;
+    xp_error_t err;
+    cr_assert_eq(xp__msg_decode(msg, XP_MAX_MESSAGE_DEFAULT, &type, body, &err),
+                 0, "%s", err.message);
+    zmsg_destroy(&msg);
+}
+
+Test(batch_hello, job_round_trips_and_bad_parts_read_as_absent)
+{
+    xp_msg_hello m = {.host = "cn042",
+                      .slots = 2,
+                      .job_id = "73311",
+                      .job_index = 5,
+                      .job_node = "cn042"};
+    bson_t body;
+    xp_msg_hello got;
+    s_hello_body(&m, &body);
+    cr_assert_eq(xp__msg_hello_decode(&body, &got, NULL), 0);
+    cr_assert_str_eq(got.job_id, "73311");
+    cr_assert_eq(got.job_index, 5);
+    cr_assert_str_eq(got.job_node, "cn042");
+    xp__msg_hello_clear(&got);
+    bson_destroy(&body);
+
+    /* no job: none; not an array element: index -1 */
+    m.job_id = NULL;
+    s_hello_body(&m, &body);
+    cr_assert_eq(xp__msg_hello_decode(&body, &got, NULL), 0);
+    cr_assert_null(got.job_id);
+    cr_assert_eq(got.job_index, -1);
+    xp__msg_hello_clear(&got);
+    bson_destroy(&body);
+    m.job_id = "9";
+    m.job_index = -1;
+    m.job_node = NULL;
+    s_hello_body(&m, &body);
+    cr_assert_eq(xp__msg_hello_decode(&body, &got, NULL), 0);
+    cr_assert_str_eq(got.job_id, "9");
+    cr_assert_eq(got.job_index, -1);
+    cr_assert_null(got.job_node);
+    xp__msg_hello_clear(&got);
+    bson_destroy(&body);
+
+    /* too long an id, a mistyped index: the registration still counts */
+    char longid[XP_MSG_JOB_MAX + 2];
+    memset(longid, '7', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    m.job_id = longid;
+    s_hello_body(&m, &body);
+    cr_assert_eq(xp__msg_hello_decode(&body, &got, NULL), 0);
+    cr_assert_null(got.job_id);
+    xp__msg_hello_clear(&got);
+    bson_destroy(&body);
+    bson_t bad = BSON_INITIALIZER, job, list;
+    BSON_APPEND_UTF8(&bad, "host", "h");
+    BSON_APPEND_INT32(&bad, "slots", 1);
+    BSON_APPEND_ARRAY_BEGIN(&bad, "experiments", &list);
+    bson_append_array_end(&bad, &list);
+    BSON_APPEND_DOCUMENT_BEGIN(&bad, "job", &job);
+    BSON_APPEND_UTF8(&job, "id", "12");
+    BSON_APPEND_UTF8(&job, "array_index", "3");
+    BSON_APPEND_INT32(&job, "node", 4);
+    bson_append_document_end(&bad, &job);
+    cr_assert_eq(xp__msg_hello_decode(&bad, &got, NULL), 0);
+    cr_assert_str_eq(got.job_id, "12");
+    cr_assert_eq(got.job_index, -1);
+    cr_assert_null(got.job_node);
+    xp__msg_hello_clear(&got);
+    bson_destroy(&bad);
 }
