@@ -2044,8 +2044,13 @@ static void run_as_scheduler(xp_trial *t, const char *fail_step)
     while ((n = xp__trial_take_ready(t)) != NULL) {
         const char *name = xp_node_name(n);
         /* a worker in element 3 of Slurm array job 4242 */
-        xp_record_step where = {s_evil_host, "w\"7", 2,   0.125,
-                                "4242",      3,        "n\"1"};
+        xp_record_step where = {.host = s_evil_host,
+                                .worker = "w\"7",
+                                .attempt = 2,
+                                .elapsed = 0.125,
+                                .job_id = "4242",
+                                .job_index = 3,
+                                .job_node = "n\"1"};
         xp__trial_note_step(t, name, &where);
         bool fail = fail_step && strcmp(name, fail_step) == 0;
         xp_value *out = fail ? NULL : xp_value_new();
