@@ -24,6 +24,11 @@
 #include <unistd.h>
 
 #define S_POLL_MAX_MS 100 /* how late a stop from another thread is seen */
+/* A drained worker leaves once its last RESULT went and no TASK came for
+ * this long: one the scheduler sent on that RESULT is refused (and queued
+ * again, same attempt) instead of being lost with the connection (next
+ * attempt). */
+#define S_DRAIN_QUIET_MS 250
 
 /* Kinds of bad input from the scheduler, each logged once. */
 enum {
@@ -66,8 +71,8 @@ struct xp_worker {
     uint64_t refused; /* TASKs answered ok:false without running */
     int64_t started_ms;
     bool draining;
-    int64_t drain_end_ms;
-    int status; /* what run returns */
+    int64_t drain_end_ms, last_work_ms; /* a TASK came, a RESULT went */
+    int status;                         /* what run returns */
     /* The scheduler's last ERROR, logged once however often it comes
      * (a refused registration, a withdrawn key: one per heartbeat). */
     char last_error[256];
@@ -183,6 +188,7 @@ static void s_on_task(xp_worker *w, const bson_t *body)
     xp_msg_task t;
     xp_error_t err;
     char why[512];
+    w->last_work_ms = s_now();
     if (w->draining && xp__msg_task_decode(body, &t, NULL) == 0) {
         /* Busy: the scheduler queues it again for another worker. */
         xp_msg_result r = {.trial = t.trial,
@@ -366,7 +372,8 @@ static void s_batch_rules(xp_worker *w)
         s_drain(w, "asked to, by SIGTERM");
     if (w->lifetime_ms && now - w->started_ms >= w->lifetime_ms)
         s_drain(w, "end of --lifetime");
-    if (w->draining && xp__slots_busy(w->pool) == 0) {
+    if (w->draining && xp__slots_busy(w->pool) == 0 &&
+        now - w->last_work_ms >= S_DRAIN_QUIET_MS) {
         xp__log(XP_LOG_INFO, "Drained: no step running");
         atomic_store(&w->stop, 1);
     } else if (w->draining && now >= w->drain_end_ms) {
@@ -415,6 +422,7 @@ int xp__worker_run(xp_worker *w)
             zmsg_t *msg = xp__slots_take_result(w->pool);
             if (!msg)
                 break;
+            w->last_work_ms = s_now();
             s_send_msg(w->dealer, &msg);
         }
         for (int i = 0;
