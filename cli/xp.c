@@ -3,6 +3,8 @@
  * the public libxp API only. main() dispatches to one handler per command. */
 #include <xp/xp.h>
 
+#include "slurm.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -1326,6 +1328,14 @@ static int s_cmd_dashboard(const struct command *cmd, int argc, char **argv)
     return EXIT_FAILED;
 }
 
+/* ---------------------------------------------------------------- slurm */
+
+static int s_cmd_slurm(const struct command *cmd, int argc, char **argv)
+{
+    (void)cmd;
+    return xp__cli_slurm(argc, argv);
+}
+
 /* ---------------------------------------------------------------- help */
 
 static void s_usage(FILE *f);
@@ -1394,6 +1404,10 @@ static const struct command s_commands[] = {
      "serve a read-only web page over the experiments (runs xp-dashboard; "
      "xp dashboard --help for its options)",
      0, 0, 0, -1, s_cmd_dashboard},
+    {"slurm", "script|submit|status|cancel [OPTIONS]",
+     "run xp-workers as a Slurm array job (xp slurm --help for the "
+     "options)",
+     0, 0, 0, -1, s_cmd_slurm},
     {"help", "[COMMAND]", "show help for a command", 0, 0, 0, 1, s_cmd_help},
 };
 

@@ -24,6 +24,8 @@ packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           python3-pymongo python3-pandas
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz
           libcurl4-openssl-dev chromium)
+# the one-node Slurm cluster of tests/remote/test_slurm.c and bench/slurm.sh
+packages+=(slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -7,7 +7,9 @@
 #include "util/log.h"
 #include "util/sys.h"
 
+#include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -52,6 +54,60 @@ static const xp_option s_options[] = {
      .env = "XP_SERVER_KEY",
      .arg = "FILE",
      .help = "CURVE: the scheduler's public key, its scheduler.key"},
+    {.name = "death-timeout",
+     .type = XP_OPTION_INT,
+     .offset = S_AT(death_timeout),
+     .env = "XP_WORKER_DEATH_TIMEOUT",
+     .dflt_words = "0, never",
+     .max = 1 << 30,
+     .arg = "S",
+     .help = "exit (status 3) when the scheduler has not answered for S "
+             "seconds, e.g. a batch job whose scheduler is gone"},
+    {.name = "lifetime",
+     .type = XP_OPTION_INT,
+     .offset = S_AT(lifetime),
+     .env = "XP_WORKER_LIFETIME",
+     .dflt_words = "0, no limit",
+     .max = 1 << 30,
+     .arg = "S",
+     .help = "after S seconds take no more tasks, then drain as on "
+             "SIGTERM: a batch job stopping before its walltime"},
+    {.name = "drain-timeout",
+     .type = XP_OPTION_INT,
+     .offset = S_AT(drain_timeout),
+     .env = "XP_WORKER_DRAIN_TIMEOUT",
+     .dflt_int = XP_WORKER_DRAIN_TIMEOUT_DEFAULT,
+     .min = 1,
+     .max = 1 << 30,
+     .arg = "S",
+     .help = "on SIGTERM or at the end of --lifetime, how long running "
+             "steps may finish before their tasks go back to the "
+             "scheduler (a second SIGTERM, or SIGINT, stops at once)"},
+    {.name = "job-id",
+     .type = XP_OPTION_STRING,
+     .offset = S_AT(job_id),
+     .env = "XP_JOB_ID",
+     .dflt_words = "Slurm's $SLURM_ARRAY_JOB_ID, else $SLURM_JOB_ID",
+     .arg = "ID",
+     .help = "the batch job this worker runs in, recorded with every step "
+             "it runs"},
+    {.name = "job-index",
+     .type = XP_OPTION_INT,
+     .offset = S_AT(job_index),
+     .env = "XP_JOB_INDEX",
+     .dflt_int = -1,
+     .dflt_words = "with Slurm's job id, $SLURM_ARRAY_TASK_ID",
+     .min = -1,
+     .max = INT32_MAX,
+     .arg = "N",
+     .help = "its index in an array job (-1: none)"},
+    {.name = "job-node",
+     .type = XP_OPTION_STRING,
+     .offset = S_AT(job_node),
+     .env = "XP_JOB_NODE",
+     .dflt_words = "$SLURMD_NODENAME",
+     .arg = "NAME",
+     .help = "the node the batch system gave the job"},
     {.name = NULL},
 };
 
@@ -67,10 +123,17 @@ static const xp_config_spec s_spec = {
 
 static xp_worker *s_worker;
 
+static volatile sig_atomic_t s_terms;
+
+/* SIGTERM (Slurm's, before the walltime or on scancel) drains; a second
+ * one, or SIGINT, stops at once. */
 static void s_on_signal(int sig)
 {
-    (void)sig;
-    if (s_worker)
+    if (!s_worker)
+        return;
+    if (sig == SIGTERM && s_terms++ == 0)
+        xp__worker_drain(s_worker);
+    else
         xp__worker_stop(s_worker);
 }
 
@@ -90,7 +153,9 @@ int main(int argc, char **argv)
     }
     xp__config_signals(s_on_signal);
     xp__log(XP_LOG_INFO, "Worker connecting to %s", o.endpoint);
-    rc = xp__worker_run(s_worker) == 0 ? 0 : 1;
+    rc = xp__worker_run(s_worker);
+    if (rc < 0)
+        rc = 1;
     int running = xp__worker_running(s_worker);
     if (running > 0) {
         /* Steps cannot be interrupted; their tasks go to other workers. */

@@ -269,6 +269,15 @@ static void s_doc_where(const xp_record_step *w, xp_value *step)
     xp_set_string(xp_document_set(step, "worker"), w->worker);
     xp_set_int64(xp_document_set(step, "attempt"), w->attempt);
     xp_set_double(xp_document_set(step, "elapsed"), w->elapsed);
+    if (!*w->job_id)
+        return;
+    xp_value *job = xp_document_set(step, "job");
+    xp_set_document(job);
+    xp_set_string(xp_document_set(job, "id"), w->job_id);
+    if (w->job_index >= 0)
+        xp_set_int64(xp_document_set(job, "array_index"), w->job_index);
+    if (*w->job_node)
+        xp_set_string(xp_document_set(job, "node"), w->job_node);
 }
 
 static void s_doc_step(const s_graph *g, size_t i, xp_value *step)
@@ -348,6 +357,12 @@ static char *s_dot_tooltip(const s_graph *g, size_t i)
         bson_string_append_printf(
             t, "host: %s\nworker: %s\nattempt: %lld\nelapsed: %.3f s", w->host,
             w->worker, (long long)w->attempt, w->elapsed);
+        if (*w->job_id)
+            bson_string_append_printf(t, "\njob: %s", w->job_id);
+        if (*w->job_id && w->job_index >= 0)
+            bson_string_append_printf(t, "_%lld", (long long)w->job_index);
+        if (*w->job_id && *w->job_node)
+            bson_string_append_printf(t, " on %s", w->job_node);
     }
     if (i == g->failed && g->rec.description)
         bson_string_append_printf(t, "%serror: %s", t->len ? "\n" : "",

@@ -215,13 +215,13 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
     pthread_mutex_unlock(&t->lock);
 }
 
-void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
-                         const char *worker, int64_t attempt, double elapsed)
+void xp__trial_note_step(xp_trial *t, const char *step,
+                         const xp_record_step *where)
 {
     pthread_mutex_lock(&t->lock);
     if (!t->step_info)
         t->step_info = bson_new();
-    xp__record_append_step(t->step_info, step, host, worker, attempt, elapsed);
+    xp__record_append_step(t->step_info, step, where);
     pthread_mutex_unlock(&t->lock);
 }
 

@@ -5,6 +5,8 @@
 
 #include "xp/xp.h"
 
+#include "store/record.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 
@@ -72,8 +74,8 @@ bool xp__trial_failed(xp_trial *t, const char **why);
  * error saying where). */
 bool xp__trial_spooled(const xp_trial *t);
 /* Records where a remote step ran (trial document field "steps"). */
-void xp__trial_note_step(xp_trial *t, const char *step, const char *host,
-                         const char *worker, int64_t attempt, double elapsed);
+void xp__trial_note_step(xp_trial *t, const char *step,
+                         const xp_record_step *where);
 /* Fails the trial with description (e.g. retries exhausted). */
 void xp__trial_fail(xp_trial *t, const char *description);
 void xp__trial_free(xp_trial **t);

@@ -2043,7 +2043,15 @@ static void run_as_scheduler(xp_trial *t, const char *fail_step)
     xp_node *n;
     while ((n = xp__trial_take_ready(t)) != NULL) {
         const char *name = xp_node_name(n);
-        xp__trial_note_step(t, name, s_evil_host, "w\"7", 2, 0.125);
+        /* a worker in element 3 of Slurm array job 4242 */
+        xp_record_step where = {.host = s_evil_host,
+                                .worker = "w\"7",
+                                .attempt = 2,
+                                .elapsed = 0.125,
+                                .job_id = "4242",
+                                .job_index = 3,
+                                .job_node = "n\"1"};
+        xp__trial_note_step(t, name, &where);
         bool fail = fail_step && strcmp(name, fail_step) == 0;
         xp_value *out = fail ? NULL : xp_value_new();
         if (out)
@@ -2117,6 +2125,10 @@ CONTRACT(graph_of_a_scheduler_trial, 60)
         cr_assert_str_eq(xpt_get_str(s, "worker"), "w\"7");
         cr_assert_eq(xpt_get_int(s, "attempt"), 2);
         cr_assert_eq(xp_as_double(xpt_field(s, "elapsed")), 0.125);
+        const xp_value *job = xpt_typed(s, "job", XP_TYPE_DOCUMENT);
+        cr_assert_str_eq(xpt_get_str(job, "id"), "4242");
+        cr_assert_eq(xpt_get_int(job, "array_index"), 3);
+        cr_assert_str_eq(xpt_get_str(job, "node"), "n\"1");
     }
     cr_assert_null(xp_value_get(graph_step(g, "extra"), "host"));
     xp_value_destroy(&g);
@@ -2125,7 +2137,8 @@ CONTRACT(graph_of_a_scheduler_trial, 60)
     char tip[256];
     snprintf(tip, sizeof tip,
              "tooltip=\"host: %s\\nworker: w\\\"7\\nattempt: 2\\nelapsed: "
-             "0.125 s\\nerror: score: division by zero\"",
+             "0.125 s\\njob: 4242_3 on n\\\"1\\nerror: score: division by "
+             "zero\"",
              s_evil_host_dot);
     assert_has(dot, tip);
     cr_assert_null(strstr(dot, "} digraph x {\n"), "%s", dot);

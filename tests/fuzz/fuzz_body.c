@@ -35,7 +35,11 @@ static void s_hello(const bson_t *body)
         s_reopen(xp__msg_hello_encode(&m), XP_MSG_HELLO, &b);
         s_same(xp__msg_hello_decode(&b, &again, NULL) == 0 &&
                again.n_experiments == m.n_experiments &&
-               again.slots == m.slots && strcmp(again.host, m.host) == 0);
+               again.slots == m.slots && strcmp(again.host, m.host) == 0 &&
+               !again.job_id == !m.job_id &&
+               (!m.job_id || (strcmp(again.job_id, m.job_id) == 0 &&
+                              again.job_index == m.job_index &&
+                              !again.job_node == !m.job_node)));
         xp__msg_hello_clear(&again);
         bson_destroy(&b);
     }

@@ -530,8 +530,9 @@ XP_EXPORT void xp_series_destroy(xp_series **s);
  * this handle, else the last trial's): document {parameters: [{name,
  * default?}], steps: [{name, inputs: [names], persisted, result}]}. For a
  * trial, each step also has status ("succeeded", "failed", "not run",
- * "running") and, where the trial recorded it, host, worker, attempt and
- * elapsed (seconds). Caller owns *out. */
+ * "running") and, where the trial recorded it, host, worker, attempt,
+ * elapsed (seconds) and the batch job its worker ran in, job: {id,
+ * array_index?, node?}. Caller owns *out. */
 XP_EXPORT int xp_graph_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
                            xp_error_t *err);
 /* The same graph in Graphviz DOT (parameters as ellipses, steps as boxes,
@@ -609,6 +610,30 @@ typedef struct {
 XP_EXPORT int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
                                  xp_progress *p, xp_value **finished,
                                  xp_error_t *err);
+
+/* ---------------------------------------------------------------- Slurm */
+
+/* A Slurm array job of xp-workers (`xp slurm`, docs/cluster.md). */
+typedef struct xp_slurm_job xp_slurm_job;
+
+/* Reads the job's options as the daemons read theirs: argv[1..argc) as
+ * --name VALUE flags, over --config FILE (else $XP_SLURM_CONFIG), over
+ * XP_* variables, over defaults; `--help` and `--print-config` print and
+ * end. 0 with *out (caller owns; xp_slurm_job_destroy); -1 when the
+ * caller should exit with *status: 0 after printing, 2 after a one-line
+ * error on stderr. */
+XP_EXPORT int xp_slurm_job_load(xp_slurm_job **out, int argc, char **argv,
+                                int *status);
+/* The sbatch script: an array of --workers elements, each exec'ing one
+ * xp-worker connected to the scheduler, SIGTERM'd --signal seconds before
+ * the walltime. XP_EINVAL without a scheduler or a plugin. Caller frees
+ * *out with xp_free. */
+XP_EXPORT int xp_slurm_job_script(const xp_slurm_job *job, char **out,
+                                  xp_error_t *err);
+/* The job's name (--job-name), which status and cancel look for. */
+XP_EXPORT const char *xp_slurm_job_name(const xp_slurm_job *job);
+/* NULL-safe; sets *job to NULL. */
+XP_EXPORT void xp_slurm_job_destroy(xp_slurm_job **job);
 
 /* ---------------------------------------------------------------- script mode
  */

@@ -256,7 +256,39 @@ zmsg_t *xp__msg_hello_encode(const xp_msg_hello *m)
         bson_append_document_end(&list, &item);
     }
     bson_append_array_end(&body, &list);
+    if (m->job_id) {
+        BSON_APPEND_DOCUMENT_BEGIN(&body, "job", &item);
+        BSON_APPEND_UTF8(&item, "id", m->job_id);
+        if (m->job_index >= 0)
+            BSON_APPEND_INT64(&item, "array_index", m->job_index);
+        if (m->job_node)
+            BSON_APPEND_UTF8(&item, "node", m->job_node);
+        bson_append_document_end(&body, &item);
+    }
     return s_finish(XP_MSG_HELLO, &body);
+}
+
+/* A string of HELLO's job: NULL when absent, mistyped or too long. */
+static const char *s_job_string(const bson_t *job, const char *key)
+{
+    const char *s = xp__bson_utf8(job, key);
+    return s && *s && strlen(s) <= XP_MSG_JOB_MAX ? s : NULL;
+}
+
+/* HELLO's optional job; what is malformed reads as absent. */
+static void s_job_decode(const bson_t *body, xp_msg_hello *m)
+{
+    xp_msg_doc doc;
+    bson_t job;
+    m->job_index = -1;
+    if (!s_doc(body, "job", &doc) || !xp__msg_doc_view(doc, &job))
+        return;
+    m->job_id = s_job_string(&job, "id");
+    if (!m->job_id)
+        return;
+    m->job_node = s_job_string(&job, "node");
+    if (!s_opt_int(&job, "array_index", &m->job_index) || m->job_index < 0)
+        m->job_index = -1;
 }
 
 /* One entry of HELLO's experiments; false when malformed. */
@@ -288,6 +320,7 @@ int xp__msg_hello_decode(const bson_t *body, xp_msg_hello *m, xp_error_t *err)
         m->max_message < XP_MAX_MESSAGE_MIN ||
         m->max_message > XP_MAX_MESSAGE_MAX)
         m->max_message = 0;
+    s_job_decode(body, m);
     uint32_t n = bson_count_keys(&list);
     m->experiments = bson_malloc0((n ? n : 1) * sizeof *m->experiments);
     bson_iter_t it;

@@ -122,7 +122,17 @@ typedef struct {
     xp_msg_experiment *experiments; /* decode: allocated */
     size_t n_experiments;
     size_t n_bad; /* decode: experiments skipped as malformed */
+    /* The batch job the worker runs in (Slurm's array job id, array index
+     * and node), which the steps it runs record. job_id NULL: none
+     * (decode: also when malformed, or longer than XP_MSG_JOB_MAX);
+     * job_index -1: no array element; job_node NULL: not said. */
+    const char *job_id;
+    int64_t job_index;
+    const char *job_node;
 } xp_msg_hello;
+
+/* Longest job id and node name a HELLO carries. */
+#define XP_MSG_JOB_MAX 255
 
 zmsg_t *xp__msg_hello_encode(const xp_msg_hello *m);
 int xp__msg_hello_decode(const bson_t *body, xp_msg_hello *m, xp_error_t *err);

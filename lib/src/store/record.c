@@ -140,15 +140,29 @@ void xp__record_encode_process(const xp_trial_record *rec, bson_t *out)
     bson_append_int64(out, XP_RECORD_PSTART, -1, rec->pstart);
 }
 
-void xp__record_append_step(bson_t *steps, const char *step, const char *host,
-                            const char *worker, int64_t attempt, double elapsed)
+static const char *s_or_empty(const char *s)
 {
-    bson_t info;
+    return s ? s : "";
+}
+
+void xp__record_append_step(bson_t *steps, const char *step,
+                            const xp_record_step *where)
+{
+    bson_t info, job;
     bson_append_document_begin(steps, step, -1, &info);
-    bson_append_utf8(&info, "host", -1, host, -1);
-    bson_append_utf8(&info, "worker", -1, worker, -1);
-    bson_append_int64(&info, "attempt", -1, attempt);
-    bson_append_double(&info, "elapsed", -1, elapsed);
+    bson_append_utf8(&info, "host", -1, s_or_empty(where->host), -1);
+    bson_append_utf8(&info, "worker", -1, s_or_empty(where->worker), -1);
+    bson_append_int64(&info, "attempt", -1, where->attempt);
+    bson_append_double(&info, "elapsed", -1, where->elapsed);
+    if (where->job_id && *where->job_id) {
+        bson_append_document_begin(&info, "job", -1, &job);
+        bson_append_utf8(&job, "id", -1, where->job_id, -1);
+        if (where->job_index >= 0)
+            bson_append_int64(&job, "array_index", -1, where->job_index);
+        if (where->job_node && *where->job_node)
+            bson_append_utf8(&job, "node", -1, where->job_node, -1);
+        bson_append_document_end(&info, &job);
+    }
     bson_append_document_end(steps, &info);
 }
 
@@ -422,12 +436,29 @@ int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err)
     return 0;
 }
 
+/* The job of a steps entry, as xp__record_append_step writes it. */
+static void s_step_job(const bson_iter_t *job, xp_record_step *info)
+{
+    bson_iter_t it;
+    if (!BSON_ITER_HOLDS_DOCUMENT(job) || !bson_iter_recurse(job, &it))
+        return;
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "id") == 0)
+            s_get_str(&it, S_HOST_MAX, &info->job_id);
+        else if (strcmp(key, "array_index") == 0)
+            s_get_int(&it, &info->job_index);
+        else if (strcmp(key, "node") == 0)
+            s_get_str(&it, S_HOST_MAX, &info->job_node);
+    }
+}
+
 /* One entry of a steps document; its fields as xp__record_append_step
  * writes them. */
 static void s_step_info(const bson_iter_t *entry, xp_record_step *info)
 {
     bson_iter_t it;
-    *info = (xp_record_step){"", "", 0, 0};
+    *info = (xp_record_step){"", "", 0, 0, "", -1, ""};
     if (!bson_iter_recurse(entry, &it))
         return;
     while (bson_iter_next(&it)) {
@@ -440,7 +471,11 @@ static void s_step_info(const bson_iter_t *entry, xp_record_step *info)
             s_get_int(&it, &info->attempt);
         else if (strcmp(key, "elapsed") == 0 && BSON_ITER_HOLDS_NUMBER(&it))
             info->elapsed = bson_iter_as_double(&it);
+        else if (strcmp(key, "job") == 0)
+            s_step_job(&it, info);
     }
+    if (info->job_index < 0)
+        info->job_index = -1;
 }
 
 void xp__record_steps_each(xp_doc_view steps,

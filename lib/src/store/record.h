@@ -121,19 +121,25 @@ int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err);
 /* The {host, pid, pstart} of rec alone (a store's index of running
  * trials); decoded by xp__record_decode. */
 void xp__record_encode_process(const xp_trial_record *rec, bson_t *out);
-/* Appends to steps (the record's XP_RECORD_STEPS document) where step
- * ran: {host, worker, attempt, elapsed}. */
-void xp__record_append_step(bson_t *steps, const char *step, const char *host,
-                            const char *worker, int64_t attempt,
-                            double elapsed);
-/* Where a step ran, as a record's XP_RECORD_STEPS holds it; strings
- * borrowed from the record, "" when absent. */
+/* Where a step ran, as a record's XP_RECORD_STEPS holds it: the
+ * worker's host, its id, the attempt and the step's time, and the batch
+ * job the worker ran in, if any (job_id "" when none; job_index -1 when
+ * the job is no array element). Decoded strings are borrowed from the
+ * record, "" when absent. */
 typedef struct {
     const char *host;
     const char *worker;
     int64_t attempt;
     double elapsed;
+    const char *job_id;   /* e.g. Slurm's array job id */
+    int64_t job_index;    /* its array index, -1: none */
+    const char *job_node; /* the node the batch system gave it */
 } xp_record_step;
+/* Appends to steps (the record's XP_RECORD_STEPS document) where step
+ * ran: {host, worker, attempt, elapsed, job?: {id, array_index?, node?}}.
+ * NULL strings are stored as "". */
+void xp__record_append_step(bson_t *steps, const char *step,
+                            const xp_record_step *where);
 /* Calls fn for each entry of steps (a decoded record's steps view) that
  * is a document, in stored order; fields of the wrong type or size read
  * as absent (0). */

@@ -275,7 +275,13 @@ void xp__sched_task_result(xp_scheduler *s, xp_sched_worker *w,
     xp_sched_trial *st = task->trial;
     char why[512] = "";
     xp_value *out = s_outcome(w, st, m, why, sizeof why);
-    xp__trial_note_step(st->t, task->node->name, w->host, w->id, task->attempt,
-                        m->elapsed);
+    xp_record_step where = {.host = w->host,
+                            .worker = w->id,
+                            .attempt = task->attempt,
+                            .elapsed = m->elapsed,
+                            .job_id = w->job_id,
+                            .job_index = w->job_index,
+                            .job_node = w->job_node};
+    xp__trial_note_step(st->t, task->node->name, &where);
     s_step_done(s, task, out, out ? NULL : why);
 }

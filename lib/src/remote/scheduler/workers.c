@@ -109,6 +109,10 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
     w->identity = zframe_dup(from);
     bson_strncpy(w->host, m->host, sizeof w->host);
     w->pid = m->pid;
+    bson_strncpy(w->job_id, m->job_id ? m->job_id : "", sizeof w->job_id);
+    bson_strncpy(w->job_node, m->job_node ? m->job_node : "",
+                 sizeof w->job_node);
+    w->job_index = m->job_index;
     w->slots = (int)m->slots;
     /* A worker that does not say has the default. */
     w->max_message =

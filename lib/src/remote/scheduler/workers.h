@@ -13,6 +13,9 @@ typedef struct {
     zframe_t *identity;
     char host[256];
     int64_t pid;
+    /* The batch job it runs in (HELLO's job), "" and -1: none. */
+    char job_id[XP_MSG_JOB_MAX + 1], job_node[XP_MSG_JOB_MAX + 1];
+    int64_t job_index;
     int slots, busy;    /* busy: slots running a step */
     size_t max_message; /* the largest TASK body it takes */
     int64_t last_seen_ms;

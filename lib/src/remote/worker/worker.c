@@ -2,8 +2,10 @@
  * plugins (plugins.c), registers them with an xp-scheduler over a DEALER
  * socket (docs/protocol.md), hands each valid TASK to a free slot thread
  * (slots.c) and forwards its RESULT, keeping heartbeats both ways and
- * registering again when the scheduler forgot it. Nothing a peer sends
- * can crash it. */
+ * registering again when the scheduler forgot it. As a batch job it
+ * drains (SIGTERM, --lifetime), exits when the scheduler stays away
+ * (--death-timeout) and names its job in HELLO. Nothing a peer sends can
+ * crash it. */
 #include "remote/worker.h"
 
 #include "remote/keys.h"
@@ -22,6 +24,11 @@
 #include <unistd.h>
 
 #define S_POLL_MAX_MS 100 /* how late a stop from another thread is seen */
+/* A drained worker leaves once its last RESULT went and no TASK came for
+ * this long: one the scheduler sent on that RESULT is refused (and queued
+ * again, same attempt) instead of being lost with the connection (next
+ * attempt). */
+#define S_DRAIN_QUIET_MS 250
 
 /* Kinds of bad input from the scheduler, each logged once. */
 enum {
@@ -52,12 +59,20 @@ struct xp_worker {
     xp_slots *pool;  /* the slot threads and their RESULT socket */
     zsock_t *dealer; /* to the scheduler */
     _Atomic int stop;
+    _Atomic int drain_asked; /* xp__worker_drain */
+    int64_t death_timeout_ms, lifetime_ms, drain_timeout_ms; /* 0: none */
+    char *job_id, *job_node; /* NULL: no batch job */
+    int64_t job_index;
     /* connection state, main thread only */
     bool welcomed, gone;
     int64_t last_recv_ms, last_heartbeat_ms, last_hello_ms, last_connect_ms;
     bool connect_failed;
     uint64_t malformed[S_BAD_COUNT];
     uint64_t refused; /* TASKs answered ok:false without running */
+    int64_t started_ms;
+    bool draining;
+    int64_t drain_end_ms, last_work_ms; /* a TASK came, a RESULT went */
+    int status;                         /* what run returns */
     /* The scheduler's last ERROR, logged once however often it comes
      * (a refused registration, a withdrawn key: one per heartbeat). */
     char last_error[256];
@@ -107,6 +122,9 @@ static void s_send_hello(xp_worker *w)
         .max_message = (int64_t)w->max_message,
         .experiments = list,
         .n_experiments = w->n_plugins,
+        .job_id = w->job_id,
+        .job_index = w->job_index,
+        .job_node = w->job_node,
     };
     s_send(w, xp__msg_hello_encode(&m));
     bson_free(list);
@@ -170,6 +188,16 @@ static void s_on_task(xp_worker *w, const bson_t *body)
     xp_msg_task t;
     xp_error_t err;
     char why[512];
+    w->last_work_ms = s_now();
+    if (w->draining && xp__msg_task_decode(body, &t, NULL) == 0) {
+        /* Busy: the scheduler queues it again for another worker. */
+        xp_msg_result r = {.trial = t.trial,
+                           .attempt = t.attempt,
+                           .step = t.step,
+                           .failure = XP_MSG_WORKER_BUSY ": draining"};
+        s_send(w, xp__msg_result_encode(&r));
+        return;
+    }
     if (xp__msg_task_decode(body, &t, &err) != 0) {
         if (t.step)
             s_refuse(w, &t, err.message);
@@ -320,11 +348,58 @@ static void s_heartbeat(xp_worker *w)
     }
 }
 
+/* Starts draining, once, saying why. */
+static void s_drain(xp_worker *w, const char *why)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    w->drain_end_ms = s_now() + w->drain_timeout_ms;
+    xp__log(XP_LOG_INFO,
+            "Draining (%s): taking no more tasks, %d step(s) running get "
+            "up to %lld s",
+            why, xp__slots_busy(w->pool),
+            (long long)(w->drain_timeout_ms / 1000));
+}
+
+/* The batch-job rules, once per turn of the loop: drain on request or at
+ * the end of the lifetime, stop at the end of a drain, give up on a
+ * scheduler silent for the death timeout. */
+static void s_batch_rules(xp_worker *w)
+{
+    int64_t now = s_now();
+    if (atomic_load(&w->drain_asked))
+        s_drain(w, "asked to, by SIGTERM");
+    if (w->lifetime_ms && now - w->started_ms >= w->lifetime_ms)
+        s_drain(w, "end of --lifetime");
+    if (w->draining && xp__slots_busy(w->pool) == 0 &&
+        now - w->last_work_ms >= S_DRAIN_QUIET_MS) {
+        xp__log(XP_LOG_INFO, "Drained: no step running");
+        atomic_store(&w->stop, 1);
+    } else if (w->draining && now >= w->drain_end_ms) {
+        xp__log(XP_LOG_WARNING,
+                "Drain timeout: handing %d running step(s) back to the "
+                "scheduler",
+                xp__slots_busy(w->pool));
+        atomic_store(&w->stop, 1);
+    }
+    if (w->death_timeout_ms && now - w->last_recv_ms >= w->death_timeout_ms) {
+        xp__log(XP_LOG_ERROR,
+                "No message from the scheduler at %s for %lld s "
+                "(--death-timeout): exiting",
+                w->endpoint, (long long)((now - w->last_recv_ms) / 1000));
+        w->status = XP_WORKER_ORPHANED;
+        atomic_store(&w->stop, 1);
+    }
+}
+
 int xp__worker_run(xp_worker *w)
 {
     if (!w || !w->dealer)
         return -1; /* run once */
     w->last_recv_ms = w->last_heartbeat_ms = w->last_connect_ms = s_now();
+    w->started_ms = s_now();
+    w->status = 0;
     s_send_hello(w);
     /* zsys_interrupted: czmq's own SIGINT handler, when the embedding
      * program kept it */
@@ -347,6 +422,7 @@ int xp__worker_run(xp_worker *w)
             zmsg_t *msg = xp__slots_take_result(w->pool);
             if (!msg)
                 break;
+            w->last_work_ms = s_now();
             s_send_msg(w->dealer, &msg);
         }
         for (int i = 0;
@@ -358,6 +434,7 @@ int xp__worker_run(xp_worker *w)
             zmsg_destroy(&msg);
         }
         s_heartbeat(w);
+        s_batch_rules(w);
     }
     s_send(w, xp__msg_empty_encode(XP_MSG_BYE));
     uint64_t bad = 0;
@@ -373,7 +450,7 @@ int xp__worker_run(xp_worker *w)
     if (w->dealer)
         zsock_set_linger(w->dealer, 1000);
     zsock_destroy(&w->dealer);
-    return 0;
+    return w->status;
 }
 
 void xp__worker_stop(xp_worker *w)
@@ -382,12 +459,47 @@ void xp__worker_stop(xp_worker *w)
         atomic_store(&w->stop, 1);
 }
 
+void xp__worker_drain(xp_worker *w)
+{
+    if (w)
+        atomic_store(&w->drain_asked, 1);
+}
+
 int xp__worker_running(const xp_worker *w)
 {
     return w && w->pool ? xp__slots_running(w->pool) : 0;
 }
 
 /* ---------------------------------------------------------------- life */
+
+/* A variable of the environment, NULL when unset or empty. */
+static const char *s_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* The batch job from the options, else from Slurm's variables. */
+static void s_job(xp_worker *w, const xp_worker_options *opts)
+{
+    const char *id = opts->job_id, *index = NULL;
+    w->job_index = opts->job_id && opts->job_index >= 0 ? opts->job_index : -1;
+    if (!id && (id = s_env("SLURM_ARRAY_JOB_ID")) != NULL)
+        index = s_env("SLURM_ARRAY_TASK_ID");
+    if (!id)
+        id = s_env("SLURM_JOB_ID");
+    if (!id || strlen(id) > XP_MSG_JOB_MAX)
+        return;
+    char *end = NULL;
+    long long i = index ? strtoll(index, &end, 10) : -1;
+    if (index && !*end && i >= 0)
+        w->job_index = i;
+    const char *node =
+        opts->job_node ? opts->job_node : s_env("SLURMD_NODENAME");
+    w->job_id = bson_strdup(id);
+    if (node && strlen(node) <= XP_MSG_JOB_MAX)
+        w->job_node = bson_strdup(node);
+}
 
 int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
                    xp_error_t *err)
@@ -427,6 +539,13 @@ int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
                   XP_MAX_MESSAGE_MIN);
         goto cleanup;
     }
+    w->death_timeout_ms = (int64_t)opts->death_timeout * 1000;
+    w->lifetime_ms = (int64_t)opts->lifetime * 1000;
+    w->drain_timeout_ms =
+        (int64_t)(opts->drain_timeout > 0 ? opts->drain_timeout
+                                          : XP_WORKER_DRAIN_TIMEOUT_DEFAULT) *
+        1000;
+    s_job(w, opts);
     w->plugins = bson_malloc0(opts->n_plugins * sizeof *w->plugins);
     for (size_t i = 0; i < opts->n_plugins; i++, w->n_plugins++)
         if (xp__plugin_load(&w->plugins[i], opts->plugins[i], w->plugins,
@@ -456,6 +575,8 @@ void xp__worker_destroy(xp_worker **pw)
     bson_free(w->endpoint);
     bson_free(w->key);
     bson_free(w->server_key);
+    bson_free(w->job_id);
+    bson_free(w->job_node);
     bson_free(w);
     *pw = NULL;
 }
