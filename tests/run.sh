@@ -21,7 +21,7 @@ packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           libsodium-dev libxxhash-dev
           libgit2-dev libsqlite3-dev libcriterion-dev
           redis-server python3 python3-mockupdb python3-mongomock iproute2
-          python3-pymongo python3-pandas
+          python3-pymongo python3-pandas postgresql
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz
           libcurl4-openssl-dev chromium)
 # the one-node Slurm cluster of tests/remote/test_slurm.c and bench/slurm.sh
@@ -54,6 +54,7 @@ export MONGOC_DISABLE_SHM=1
 
 # Servers for the backend tests, stopped when this script ends.
 servers=$(mktemp -d /tmp/xp-servers.XXXXXX)
+chmod 755 "$servers" # FerretDB's PostgreSQL runs as the postgres user
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

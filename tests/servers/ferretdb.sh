@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# FerretDB (a MongoDB wire-protocol server over SQLite) for the MongoDB
-# tests: built once from the Go module proxy into a cache directory, then
-# started on a loopback port with a scratch data directory.
+# FerretDB (a MongoDB wire-protocol server over PostgreSQL or SQLite) for
+# the MongoDB tests: built once from the Go module proxy into a cache
+# directory, then started on a loopback port with a scratch data directory.
 #
 #   tests/servers/ferretdb.sh build             build unless cached; prints the binary
-#   tests/servers/ferretdb.sh start PORT DIR    runs it in the foreground (exec)
+#   tests/servers/ferretdb.sh start PORT DIR    runs it in the foreground
 #   tests/servers/ferretdb.sh uri PORT [DB]     the XP_TEST_MONGODB_URI for it
 #
-# Sourced, it defines ferretdb_build, ferretdb_start (which execs: call it
-# in a subshell, e.g. `(ferretdb_start "$port" "$dir") &`) and ferretdb_uri.
+# Sourced, it defines ferretdb_build, ferretdb_start (which may exec and
+# sets traps: call it in a subshell, e.g. `(ferretdb_start "$port" "$dir")
+# &`) and ferretdb_uri. Killing the start process (TERM) stops FerretDB and
+# its PostgreSQL.
 # XP_FERRETDB_CACHE (default ~/.cache/xp-ferretdb) holds the binary under
 # bin/ferretdb-VERSION; GO names the go command (default: go on PATH, else
 # /usr/local/go/bin/go).
@@ -70,18 +72,91 @@ ferretdb_build() {
     echo "$FERRETDB_BIN"
 }
 
-# Runs FerretDB on 127.0.0.1:PORT with its SQLite files in DIR (created),
-# in the foreground: the caller backgrounds it and keeps the pid.
+# The PostgreSQL server binaries (Debian's postgresql package), or nothing.
+s_pg_bin() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && echo "$d"
+    done | sort -V | tail -n 1
+}
+
+# Runs a command as the owner of DIR's PostgreSQL cluster: PostgreSQL
+# refuses to run as root, so root runs it as the postgres user.
+s_as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# Runs FerretDB on 127.0.0.1:PORT with its data in DIR (created; kept, so
+# a restart on the same DIR finds it), in the foreground until killed: the
+# caller backgrounds it and keeps the pid. The handler is PostgreSQL (a
+# private cluster in DIR/pg on a Unix socket in DIR, started here and
+# stopped when this ends) when Debian's postgresql is installed, else
+# SQLite; XP_FERRETDB_HANDLER=sqlite|postgresql chooses. FerretDB 1.24 over
+# SQLite answers every query but an _id string equality by reading the
+# whole collection (trial ids are integers), which makes a trial cost grow
+# with the history; over PostgreSQL integer _id lookups use an index.
 ferretdb_start() {
-    local port=${1:?port} dir=${2:?data directory} bin
+    local port=${1:?port} dir=${2:?data directory} bin pg handler
     bin=$(ferretdb_build) || return 1
     mkdir -p "$dir"
-    # A scratch server: SQLite need not sync its files (a killed FerretDB
-    # keeps what it wrote; only a machine crash could lose it).
-    exec "$bin" --handler=sqlite \
-        --sqlite-url="file:${dir%/}/?_pragma=synchronous(off)" \
+    dir=$(cd "$dir" && pwd)
+    pg=$(s_pg_bin)
+    handler=${XP_FERRETDB_HANDLER:-$([ -n "$pg" ] && echo postgresql || echo sqlite)}
+    if [ "$handler" = sqlite ]; then
+        # A scratch server: SQLite need not sync its files (a killed
+        # FerretDB keeps what it wrote; only a machine crash could lose it).
+        exec "$bin" --handler=sqlite \
+            --sqlite-url="file:$dir/?_pragma=synchronous(off)" \
+            --listen-addr="127.0.0.1:$port" --telemetry=disable \
+            --state-dir=- --log-level=ERROR --debug-addr=-
+    fi
+    [ -n "$pg" ] || {
+        echo "ferretdb.sh: no PostgreSQL server (apt install postgresql)" >&2
+        return 1
+    }
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres "$dir" || return 1
+        runuser -u postgres -- test -x "$dir" || {
+            echo "ferretdb.sh: $dir is not reachable by the postgres user" \
+                "(make its parents searchable)" >&2
+            return 1
+        }
+    fi
+    if [ ! -f "$dir/pg/PG_VERSION" ]; then
+        s_as_pg "$pg/initdb" -D "$dir/pg" -A trust -U xp --no-sync \
+            >"$dir/initdb.log" 2>&1 || {
+            cat "$dir/initdb.log" >&2
+            return 1
+        }
+    fi
+    # No TCP: FerretDB reaches it on the socket in DIR. Durability is not
+    # needed from a scratch server (a killed one keeps what it committed).
+    s_as_pg "$pg/pg_ctl" -D "$dir/pg" -l "$dir/pg.log" -w -s \
+        -o "-c listen_addresses= -k $dir -c fsync=off \
+            -c synchronous_commit=off -c full_page_writes=off" start ||
+        return 1
+    s_as_pg "$pg/psql" -h "$dir" -U xp -d postgres -qAt \
+        -c "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" |
+        grep -q 1 ||
+        s_as_pg "$pg/createdb" -h "$dir" -U xp ferretdb || return 1
+    local child
+    # shellcheck disable=SC2064
+    trap "kill \$child 2>/dev/null; wait \$child 2>/dev/null;
+          s_as_pg '$pg/pg_ctl' -D '$dir/pg' -m immediate -s stop; exit 0" \
+        TERM INT HUP
+    "$bin" --handler=postgresql \
+        --postgresql-url="postgres://xp@/ferretdb?host=$dir" \
         --listen-addr="127.0.0.1:$port" --telemetry=disable --state-dir=- \
-        --log-level=ERROR --debug-addr=-
+        --log-level=ERROR --debug-addr=- &
+    child=$!
+    wait "$child"
+    local rc=$?
+    s_as_pg "$pg/pg_ctl" -D "$dir/pg" -m immediate -s stop
+    return "$rc"
 }
 
 ferretdb_uri() {

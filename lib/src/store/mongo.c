@@ -4,6 +4,7 @@
 #include "store/driver.h"
 #include "util/bson_util.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/names.h"
 #include "util/rng.h"
@@ -44,6 +45,7 @@ typedef struct {
     char *metrics;  /* <id>.metrics */
     char *contents; /* <id>.contents */
     char *bucket;   /* <id>.fs */
+    char *purity;   /* <id>.step_hashes, on FerretDB only */
     char *secret;   /* password as written in the URI, to scrub, or NULL */
     char *secret_decoded;
     atomic_bool no_elem_match; /* the server refused $elemMatch on fields */
@@ -575,6 +577,78 @@ static bool s_storable(const xp_mongo *m, const bson_t *doc, bson_error_t *e)
     return false;
 }
 
+/* Next value of the experiment's counter. findAndModify is not
+ * idempotent, so it is repeated only when it was certainly not executed
+ * (no server could be selected) or lost a race creating the counter. */
+static bool s_next_id(const xp_mongo *m, mongoc_collection_t *counters,
+                      int64_t *seq, bson_error_t *e)
+{
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, inc;
+    BSON_APPEND_UTF8(&query, "_id", m->id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$inc", &inc);
+    BSON_APPEND_INT64(&inc, "seq", 1);
+    bson_append_document_end(&update, &inc);
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    mongoc_find_and_modify_opts_set_update(opts, &update);
+    mongoc_find_and_modify_opts_set_flags(
+        opts,
+        MONGOC_FIND_AND_MODIFY_UPSERT | MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        bson_t reply;
+        ok = mongoc_collection_find_and_modify_with_opts(counters, &query, opts,
+                                                         &reply, e);
+        if (ok) {
+            bson_iter_t it, seq_it;
+            ok = bson_iter_init(&it, &reply) &&
+                 bson_iter_find_descendant(&it, "value.seq", &seq_it) &&
+                 (BSON_ITER_HOLDS_INT64(&seq_it) ||
+                  BSON_ITER_HOLDS_INT32(&seq_it) ||
+                  BSON_ITER_HOLDS_DOUBLE(&seq_it));
+            if (ok)
+                *seq = bson_iter_as_int64(&seq_it);
+            else
+                bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
+                               "the counter document has no numeric seq");
+        }
+        bson_destroy(&reply);
+        if (ok ||
+            !(e->domain == MONGOC_ERROR_SERVER_SELECTION || s_is_duplicate(e)))
+            break;
+    }
+    mongoc_find_and_modify_opts_destroy(opts);
+    bson_destroy(&query);
+    bson_destroy(&update);
+    return ok;
+}
+
+/* A ticket for the next id after a collision at floor: the counter is
+ * raised to floor ($max; the fast path leaves it behind) and incremented.
+ * On MongoDB the $inc hands out each value once, so writers that keep
+ * colliding stop racing for the same largest id + 1. */
+static bool s_ticket(const xp_mongo *m, mongoc_collection_t *counters,
+                     int64_t floor, int64_t *seq, bson_error_t *e)
+{
+    bson_t sel = BSON_INITIALIZER, update = BSON_INITIALIZER, max;
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", m->id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$max", &max);
+    BSON_APPEND_INT64(&max, "seq", floor);
+    bson_append_document_end(&update, &max);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    bool ok = false;
+    for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        ok = mongoc_collection_update_one(counters, &sel, &update, &opts, NULL,
+                                          e);
+        if (ok || !(s_is_network(e) || s_is_duplicate(e)))
+            break;
+    }
+    bson_destroy(&sel);
+    bson_destroy(&update);
+    bson_destroy(&opts);
+    return ok && s_next_id(m, counters, seq, e);
+}
+
 /* True when the trial stored under id is doc byte for byte: after a lost
  * connection, a duplicate _id on the repeated insert is either the first
  * insert having got through or another writer's trial. */
@@ -609,8 +683,8 @@ static void s_backoff(int round)
 /* Trial ids are the largest stored id + 1, taken by inserting the record
  * under that _id: the unique _id decides who owns an id, so allocating and
  * recording the trial are one command (docs/schema.md, "Trial ids").
- * next_id remembers this handle's next candidate; a collision with
- * another writer reads the largest id again. */
+ * next_id remembers this handle's next candidate. After a collision with
+ * another writer the next candidate is a ticket from the counter. */
 static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
                          xp_error_t *err)
 {
@@ -664,13 +738,22 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
             rc = 0;
             goto cleanup;
         }
-        atomic_store(&m->next_id, 0);
         if (!collided) {
+            atomic_store(&m->next_id, 0);
             s_fail(m, err, &e, "recording trial %lld as running",
                    (long long)seq);
             goto cleanup;
         }
+        /* Another writer took seq: contended ids come from the counter. */
         s_backoff(round);
+        mongoc_collection_t *counters = s_coll(m, c, XP_MONGO_COUNTERS);
+        bool ticket = s_ticket(m, counters, seq, &seq, &e);
+        mongoc_collection_destroy(counters);
+        if (!ticket) {
+            s_fail(m, err, &e, "allocating a trial id");
+            goto cleanup;
+        }
+        atomic_store(&m->next_id, seq);
     }
     xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
               "%s: trial ids of experiment '%s' keep colliding with stored "
@@ -996,6 +1079,95 @@ static bool s_persist(const xp_mongo *m, mongoc_client_t *c, int64_t id,
     return ok;
 }
 
+/* ---- FerretDB: FerretDB 1.24 answers a query from an index only for an
+ * _id equality (any other filter or sort reads every document of the
+ * collection), so there the latest output hash of each (step, input) is
+ * also kept in <id>.step_hashes under the _id "<step>/<input hex>" and
+ * looked up by _id, one find per step (docs/schema.md, Compatibility). */
+
+static void s_purity_key(char *key, size_t size, const xp_step_hash *h)
+{
+    char hex[33];
+    xp__hex(h->input, 16, hex);
+    snprintf(key, size, "%s/%s", h->step, hex);
+}
+
+static int s_purity_get(xp_mongo *m, const xp_step_hash *h, size_t n,
+                        uint8_t (*previous)[16], bool *found, xp_error_t *err)
+{
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *coll = s_coll(m, c, m->purity);
+    bson_error_t e;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        char key[XP_NAME_MAX + 40];
+        s_purity_key(key, sizeof key, &h[i]);
+        bson_t filter = BSON_INITIALIZER, opts, doc;
+        BSON_APPEND_UTF8(&filter, "_id", key);
+        s_one_opts(&opts, NULL, NULL);
+        bool hit = false;
+        ok = s_find_first(coll, &filter, &opts, &doc, &hit, &e);
+        bson_iter_t it;
+        if (ok && hit) {
+            const uint8_t *data;
+            uint32_t len = 0;
+            if (bson_iter_init_find(&it, &doc, "output") &&
+                BSON_ITER_HOLDS_BINARY(&it)) {
+                bson_iter_binary(&it, NULL, &len, &data);
+                if (len == 16) {
+                    memcpy(previous[i], data, 16);
+                    found[i] = true;
+                }
+            }
+            bson_destroy(&doc);
+        }
+        bson_destroy(&filter);
+        bson_destroy(&opts);
+    }
+    int rc = ok ? 0 : s_fail(m, err, &e, "reading step hashes");
+    mongoc_collection_destroy(coll);
+    s_push(m, c);
+    return rc;
+}
+
+/* Upserts the hashes of trial id into <id>.step_hashes, one bulk write. */
+static bool s_purity_put(const xp_mongo *m, mongoc_client_t *c, int64_t id,
+                         const xp_step_hash *h, size_t n, bson_error_t *e)
+{
+    if (!m->ferretdb || n == 0)
+        return true;
+    mongoc_collection_t *coll = s_coll(m, c, m->purity);
+    bson_t bulk_opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&bulk_opts, "ordered", false);
+    BSON_APPEND_BOOL(&upsert, "upsert", true);
+    mongoc_bulk_operation_t *bulk =
+        mongoc_collection_create_bulk_operation_with_opts(coll, &bulk_opts);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        char key[XP_NAME_MAX + 40];
+        s_purity_key(key, sizeof key, &h[i]);
+        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&sel, "_id", key);
+        BSON_APPEND_BINARY(&doc, "output", BSON_SUBTYPE_BINARY, h[i].output,
+                           16);
+        BSON_APPEND_INT64(&doc, "trial", id);
+        ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc,
+                                                         &upsert, e);
+        bson_destroy(&sel);
+        bson_destroy(&doc);
+    }
+    if (ok) {
+        bson_t reply;
+        ok = mongoc_bulk_operation_execute(bulk, &reply, e) != 0;
+        bson_destroy(&reply);
+    }
+    mongoc_bulk_operation_destroy(bulk);
+    bson_destroy(&bulk_opts);
+    bson_destroy(&upsert);
+    mongoc_collection_destroy(coll);
+    return ok;
+}
+
 /* One attempt at the whole final record. Every write is idempotent
  * (upserts keyed by trial, GridFS files replaced), so it may be repeated
  * or replayed from a spool. *what names the failed part. */
@@ -1034,6 +1206,9 @@ static bool s_finish_once(const xp_mongo *m, mongoc_client_t *c,
         }
         bson_append_array_end(&full, &arr);
     }
+    *what = "storing step hashes";
+    if (!s_purity_put(m, c, id, hashes, n_hashes, e))
+        goto cleanup;
     *what = "recording the trial";
     if (!s_storable(m, &full, e))
         goto cleanup;
@@ -1581,6 +1756,8 @@ static int s_step_hashes_get(xp_backend *b, const xp_step_hash *h, size_t n,
     memset(found, 0, n * sizeof *found);
     if (n == 0)
         return 0;
+    if (m->ferretdb)
+        return s_purity_get(m, h, n, previous, found, err);
     mongoc_client_t *c = s_pop(m);
     mongoc_collection_t *trials = s_coll(m, c, m->trials);
     bson_error_t e;
@@ -1719,6 +1896,7 @@ static void s_close(xp_backend *b)
     bson_free(m->metrics);
     bson_free(m->contents);
     bson_free(m->bucket);
+    bson_free(m->purity);
     bson_free(m->secret);
     bson_free(m->secret_decoded);
     bson_free(m);
@@ -2031,6 +2209,7 @@ int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
     m->metrics = bson_strdup_printf("%s.metrics", id);
     m->contents = bson_strdup_printf("%s.contents", id);
     m->bucket = bson_strdup_printf("%s.fs", id);
+    m->purity = bson_strdup_printf("%s.step_hashes", id);
     if (!mongoc_uri_get_appname(m->uri))
         mongoc_uri_set_appname(m->uri, "xp");
 
