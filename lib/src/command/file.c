@@ -330,6 +330,7 @@ typedef struct {
     s_parser *p;
     yaml_node_t *at;
     xp_file_step *st;
+    bool located; /* the error is in p->err already */
 } s_ref_ctx;
 
 static void s_add_input(xp_file_step *st, const char *name)
@@ -395,8 +396,10 @@ static int s_ref(void *ctx, const char *name, const char *file,
     (void)out;
     (void)err;
     s_ref_ctx *r = ctx;
-    if (s_check_input(r->p, r->at, r->st->name, name, file) != 0)
+    if (s_check_input(r->p, r->at, r->st->name, name, file) != 0) {
+        r->located = true;
         return -1;
+    }
     s_add_input(r->st, name);
     return 0;
 }
@@ -404,17 +407,13 @@ static int s_ref(void *ctx, const char *name, const char *file,
 static int s_template(s_parser *p, yaml_node_t *at, xp_file_step *st,
                       const char *text)
 {
-    s_ref_ctx r = {p, at, st};
-    xp_error_t e;
-    int rc = xp__template_expand(text, s_ref, &r, NULL, &e);
-    if (rc != 0 && e.domain == XP_DOMAIN_GRAPH && strchr(e.message, ':') &&
-        strncmp(e.message, p->path, strlen(p->path)) == 0) {
-        *p->err = e; /* already located by s_fail */
+    s_ref_ctx r = {p, at, st, false};
+    xp_error_t e = {0};
+    if (xp__template_expand(text, s_ref, &r, NULL, &e) == 0)
+        return 0;
+    if (r.located)
         return -1;
-    }
-    if (rc != 0)
-        return s_fail(p, at, "step '%s': %s", st->name, e.message);
-    return 0;
+    return s_fail(p, at, "step '%s': %s", st->name, e.message);
 }
 
 static int s_env(s_parser *p, yaml_node_t *n, xp_command *c)

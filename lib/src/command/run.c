@@ -326,7 +326,13 @@ static int s_write_file(const char *path, const void *data, size_t len,
 static char *s_materialize(s_ctx *x, const xp_value *v, const char *step,
                            const char *file, xp_error_t *err)
 {
-    const xp_value *blob = xp_value_get(xp_value_get(v, "files"), file);
+    const xp_value *files = xp_value_get(v, "files"), *blob = NULL;
+    for (size_t i = 0; i < xp_value_count(files) && !blob; i++) {
+        const xp_value *f = xp_value_at(files, i);
+        const char *name = xp_as_string(xp_value_get(f, "name"), NULL);
+        if (name && strcmp(name, file) == 0)
+            blob = xp_value_get(f, "data");
+    }
     size_t len = 0;
     const void *data = xp_as_blob(blob, &len);
     if (!data && xp_value_type(blob) != XP_TYPE_BLOB) {
@@ -627,8 +633,10 @@ static int s_output(s_ctx *x, const xp_proc_result *res, xp_value *out,
     }
     if (rc != 0 || !c->n_produces)
         return rc;
+    /* An array of {name, data}: file names have dots, which MongoDB
+     * refuses in keys. */
     xp_value *files = xp_document_set(out, "files");
-    xp_set_document(files);
+    xp_set_array(files);
     for (size_t i = 0; i < c->n_produces; i++) {
         char *path = bson_strdup_printf("%s/%s", x->out_dir, c->produces[i]);
         size_t len = 0;
@@ -639,7 +647,10 @@ static int s_output(s_ctx *x, const xp_proc_result *res, xp_value *out,
                              "did not produce '%s' in $XP_OUTPUT_DIR (or it "
                              "is larger than %d bytes)",
                              c->produces[i], XP_COMMAND_FILE_MAX);
-        xp_set_blob(xp_document_set(files, c->produces[i]), data, len);
+        xp_value *f = xp_array_append(files);
+        xp_set_document(f);
+        xp_set_string(xp_document_set(f, "name"), c->produces[i]);
+        xp_set_blob(xp_document_set(f, "data"), data, len);
         bson_free(data);
     }
     return 0;
