@@ -1304,11 +1304,14 @@ static int s_cmd_run(const struct command *cmd, int argc, char **argv)
     /* Script mode's log lines, as an experiment program shows them. */
     xp_log_set_level(XP_LOG_INFO);
     char **args = s_xmalloc(((size_t)argc) * sizeof *args);
-    args[0] = "xp run";
+    char *prog = s_xmalloc(strlen(argv[1]) + 8);
+    sprintf(prog, "xp run %s", argv[1]);
+    args[0] = prog;
     for (int i = 2; i < argc; i++)
         args[i - 1] = argv[i];
     args[argc - 1] = NULL;
     int status = xp_main_file(argv[1], argc - 1, args);
+    free(prog);
     free(args);
     return status;
 }

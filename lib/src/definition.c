@@ -178,6 +178,15 @@ int xp_main_file(const char *path, int argc, char **argv)
     const char *prog = argc > 0 && argv[0] ? argv[0] : "xp run";
     xp_definition *d = NULL;
     xp_error_t err;
+    /* Workers run C plugins only so far (docs/commands.md). */
+    for (int i = 1; i < argc; i++)
+        if (argv[i] && strncmp(argv[i], "--scheduler", 11) == 0) {
+            fprintf(stderr,
+                    "%s: --scheduler: experiment files run in-process only "
+                    "for now\n",
+                    prog);
+            return 2;
+        }
     if (xp_definition_load(&d, path, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);
         return 2;

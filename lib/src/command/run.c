@@ -13,10 +13,12 @@
 #include "util/sys.h"
 
 #include <bson/bson.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,8 +106,9 @@ typedef struct {
     int64_t mline;
     s_counter *counters;
     size_t n_counters;
-    char problem[300]; /* first metric error, or "" */
-    xp_value *json;    /* last JSON line of stdout */
+    char problem[300];  /* first metric error, or "" */
+    xp_value *json;     /* last JSON line of stdout */
+    char bad_json[120]; /* a later line that looked like JSON, or "" */
 } s_ctx;
 
 /* Epoch for a point of name without one: 0, 1, 2, ... per name. */
@@ -267,8 +270,15 @@ static void s_line(void *ctx, const char *line, size_t len)
     if (xp_value_from_json(v, line, NULL) == 0) {
         xp_value_destroy(&x->json);
         x->json = v;
+        x->bad_json[0] = '\0';
     } else {
         xp_value_destroy(&v);
+        size_t k = 0;
+        for (; line[k] && k + 1 < sizeof x->bad_json; k++) {
+            unsigned char b = (unsigned char)line[k];
+            x->bad_json[k] = b < 0x20 || b >= 0x7f ? '?' : (char)b;
+        }
+        x->bad_json[k] = '\0';
     }
 }
 
@@ -467,6 +477,16 @@ static int s_env(s_ctx *x, s_strs *env, xp_error_t *err)
 
 /* ---------------------------------------------------------------- scratch */
 
+/* Scratch directories are kept and reused: making and removing a
+ * directory costs more than the rest of a step (on ext4 with discard,
+ * milliseconds). Each holds out/ and metrics.jsonl; a step takes a free
+ * one, and gives it back emptied. Those this process made are removed at
+ * its exit. */
+static pthread_mutex_t s_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **s_free_dirs, **s_all_dirs;
+static size_t s_n_free, s_n_all;
+static pid_t s_pool_pid;
+
 static int s_rm(const char *path, const struct stat *sb, int flag,
                 struct FTW *ftw)
 {
@@ -477,25 +497,92 @@ static int s_rm(const char *path, const struct stat *sb, int flag,
     return 0;
 }
 
+/* Everything under a scratch directory but out/ and metrics.jsonl. */
+static int s_rm_inside(const char *path, const struct stat *sb, int flag,
+                       struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    const char *base = path + ftw->base;
+    if (ftw->level == 0 ||
+        (ftw->level == 1 &&
+         (strcmp(base, "out") == 0 || strcmp(base, "metrics.jsonl") == 0)))
+        return 0;
+    remove(path);
+    return 0;
+}
+
+static void s_pool_atexit(void)
+{
+    if (getpid() != s_pool_pid)
+        return; /* a forked child exiting: not its directories */
+    for (size_t i = 0; i < s_n_all; i++)
+        nftw(s_all_dirs[i], s_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A free scratch directory, or a new one; caller owns the string. */
+static char *s_pool_take(xp_error_t *err)
+{
+    char *dir = NULL;
+    pthread_mutex_lock(&s_pool_lock);
+    if (s_n_free > 0)
+        dir = bson_strdup(s_free_dirs[--s_n_free]);
+    pthread_mutex_unlock(&s_pool_lock);
+    if (dir)
+        return dir;
+    const char *tmp = getenv("TMPDIR");
+    tmp = tmp && *tmp ? tmp : "/tmp";
+    dir = bson_strdup_printf("%s/xp-step-XXXXXX", tmp);
+    if (!mkdtemp(dir)) {
+        xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
+                  "cannot make a directory for the step in %s: %s", tmp,
+                  strerror(errno));
+        bson_free(dir);
+        return NULL;
+    }
+    pthread_mutex_lock(&s_pool_lock);
+    if (s_pool_pid != getpid()) {
+        if (!s_pool_pid)
+            atexit(s_pool_atexit);
+        s_pool_pid = getpid();
+        s_n_all = s_n_free = 0; /* a forked child keeps its own */
+    }
+    s_all_dirs = bson_realloc(s_all_dirs, (s_n_all + 1) * sizeof *s_all_dirs);
+    s_free_dirs =
+        bson_realloc(s_free_dirs, (s_n_all + 1) * sizeof *s_free_dirs);
+    s_all_dirs[s_n_all++] = bson_strdup(dir);
+    pthread_mutex_unlock(&s_pool_lock);
+    return dir;
+}
+
+/* Empties dir for the next step; one that cannot be emptied is left. */
+static void s_pool_give(const char *dir, const char *out_dir)
+{
+    nftw(dir, s_rm_inside, 16, FTW_DEPTH | FTW_PHYS);
+    DIR *d = opendir(out_dir);
+    bool empty = d != NULL;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = false;
+    if (d)
+        closedir(d);
+    pthread_mutex_lock(&s_pool_lock);
+    if (empty && s_pool_pid == getpid())
+        s_free_dirs[s_n_free++] = bson_strdup(dir);
+    pthread_mutex_unlock(&s_pool_lock);
+}
+
 static int s_scratch(s_ctx *x, xp_error_t *err)
 {
-    const char *tmp = getenv("TMPDIR");
-    char *templ =
-        bson_strdup_printf("%s/xp-step-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(templ)) {
-        xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
-                  "cannot make a directory for the step in %s: %s",
-                  tmp && *tmp ? tmp : "/tmp", strerror(errno));
-        bson_free(templ);
+    x->dir = s_pool_take(err);
+    if (!x->dir)
         return -1;
-    }
-    x->dir = templ;
-    x->out_dir = bson_strdup_printf("%s/out", templ);
-    x->metrics_path = bson_strdup_printf("%s/metrics.jsonl", templ);
-    if (mkdir(x->out_dir, 0700) != 0 ||
+    x->out_dir = bson_strdup_printf("%s/out", x->dir);
+    x->metrics_path = bson_strdup_printf("%s/metrics.jsonl", x->dir);
+    if ((mkdir(x->out_dir, 0700) != 0 && errno != EEXIST) ||
         s_write_file(x->metrics_path, "", 0, err) != 0)
         return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO, "cannot prepare %s: %s",
-                         templ, strerror(errno));
+                         x->dir, strerror(errno));
     x->metrics_fd = open(x->metrics_path, O_RDONLY | O_CLOEXEC);
     x->mbuf = bson_malloc(XP_PROC_LINE_MAX + 1);
     return 0;
@@ -506,7 +593,7 @@ static void s_ctx_clear(s_ctx *x)
     if (x->metrics_fd >= 0)
         close(x->metrics_fd);
     if (x->dir)
-        nftw(x->dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+        s_pool_give(x->dir, x->out_dir);
     bson_free(x->dir);
     bson_free(x->out_dir);
     bson_free(x->metrics_path);
@@ -625,6 +712,12 @@ static int s_output(s_ctx *x, const xp_proc_result *res, xp_value *out,
     int rc = 0;
     switch (c->output) {
     case XP_OUTPUT_STDOUT_JSON:
+        /* A value line that does not parse is an error, not a null. */
+        if (x->bad_json[0])
+            return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTEP,
+                             "the last JSON line of stdout is not valid "
+                             "JSON: %s",
+                             x->bad_json);
         rc = x->json ? xp_set_value(value, x->json) : xp_set_null(value);
         break;
     case XP_OUTPUT_FILE: rc = s_read_json_file(x, value, err); break;
