@@ -106,9 +106,12 @@ static xp_node *s_add_step(const xp_file_def *f, const xp_file_step *st,
     for (size_t i = 0; i < st->n_inputs; i++)
         in[i] = xp_node_find(ex, st->inputs[i]);
     if (st->command) {
+        /* The file's name, not its path: a worker elsewhere that has the
+         * same file has the same code hash. */
+        const char *slash = strrchr(f->path, '/');
         node = xp__graph_command_add(ex, st->name, xp__command_dup(st->command),
-                                     st->n_inputs, in, st->source, f->path,
-                                     st->line);
+                                     st->n_inputs, in, st->source,
+                                     slash ? slash + 1 : f->path, st->line);
     } else {
         xp_error_t e;
         xp_step_fn fn = s_function(st, &e);
@@ -178,15 +181,7 @@ int xp_main_file(const char *path, int argc, char **argv)
     const char *prog = argc > 0 && argv[0] ? argv[0] : "xp run";
     xp_definition *d = NULL;
     xp_error_t err;
-    /* Workers run C plugins only so far (docs/commands.md). */
-    for (int i = 1; i < argc; i++)
-        if (argv[i] && strncmp(argv[i], "--scheduler", 11) == 0) {
-            fprintf(stderr,
-                    "%s: --scheduler: experiment files run in-process only "
-                    "for now\n",
-                    prog);
-            return 2;
-        }
+
     if (xp_definition_load(&d, path, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);
         return 2;
