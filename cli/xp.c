@@ -1385,11 +1385,11 @@ static int s_cmd_log(const struct command *cmd, int argc, char **argv)
     }
     if ((status = s_open(cmd, &a, &ex)) != 0)
         goto cleanup;
-    names = xp_value_new();
-    xp_set_array(names);
-    if (a.npos > 2)
+    if (a.npos > 2) {
+        names = xp_value_new();
+        xp_set_array(names);
         xp_set_string(xp_array_append(names), a.pos[2]);
-    else if (s_step_names(ex, trial, &names, &err) != 0) {
+    } else if (s_step_names(ex, trial, &names, &err) != 0) {
         status = s_fail(&err);
         goto cleanup;
     }

@@ -655,6 +655,11 @@ Test(file, bad_files_are_refused_with_their_line, .init = s_local,
               "duplicate name 'a'");
     s_refused("steps:\n  a:\n    run: [echo]\n    output: stdout\n",
               "output 'stdout'");
+    s_refused("steps:\n  a:\n    run: [echo]\n    env: {A: x}\n"
+              "    env: {B: y}\n",
+              "experiment.yaml:6: key 'env' is repeated");
+    s_refused("steps:\n  a:\n    run: [echo]\n    shell: echo\n",
+              "step 'a' has both run and shell");
 }
 
 Test(file, missing_program_fails_the_step, .init = s_local, .fini = s_fini)

@@ -75,6 +75,23 @@ static bool s_plain(const yaml_node_t *n)
            n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 }
 
+/* 0 when the key of pair *at is not the key of an earlier pair of
+ * mapping n, else -1 with the error. */
+static int s_unique_key(s_parser *p, yaml_node_t *n, yaml_node_pair_t *at)
+{
+    yaml_node_t *k = s_node(p, at->key);
+    const char *key = s_scalar(p, k, "a key");
+    if (!key)
+        return -1;
+    for (yaml_node_pair_t *i = n->data.mapping.pairs.start; i < at; i++) {
+        yaml_node_t *other = s_node(p, i->key);
+        if (other && other->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)other->data.scalar.value, key) == 0)
+            return s_fail(p, k, "key '%.100s' is repeated", key);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- values */
 
 static int s_value(s_parser *p, yaml_node_t *n, xp_value *v, int depth);
@@ -260,7 +277,7 @@ static int s_param_map(s_parser *p, yaml_node_t *n, xp_file_param *fp)
          i < n->data.mapping.pairs.top; i++) {
         yaml_node_t *k = s_node(p, i->key), *v = s_node(p, i->value);
         const char *key = s_scalar(p, k, "a key");
-        if (!key)
+        if (!key || s_unique_key(p, n, i) != 0)
             return -1;
         if (strcmp(key, "default") == 0) {
             xp_value_destroy(&fp->def);
@@ -430,6 +447,8 @@ static int s_env(s_parser *p, yaml_node_t *n, xp_command *c)
     for (size_t i = 0; i < k; i++) {
         yaml_node_pair_t *pair = &n->data.mapping.pairs.start[i];
         yaml_node_t *kn = s_node(p, pair->key);
+        if (s_unique_key(p, n, pair) != 0)
+            return -1;
         const char *name = s_scalar(p, kn, "a variable name");
         const char *value =
             name ? s_scalar(p, s_node(p, pair->value), "a variable's value")
@@ -504,7 +523,8 @@ static int s_function(s_parser *p, yaml_node_t *n, xp_file_step *st)
     for (yaml_node_pair_t *i = n->data.mapping.pairs.start;
          i < n->data.mapping.pairs.top; i++) {
         yaml_node_t *k = s_node(p, i->key);
-        const char *key = s_scalar(p, k, "a key");
+        const char *key =
+            s_unique_key(p, n, i) == 0 ? s_scalar(p, k, "a key") : NULL;
         const char *v =
             key ? s_scalar(p, s_node(p, i->value), "a function field") : NULL;
         if (!v)
@@ -529,6 +549,8 @@ static int s_step_key(s_parser *p, xp_file_step *st, const char *key,
                       yaml_node_t *k, yaml_node_t *v)
 {
     xp_command *c = st->command;
+    if ((strcmp(key, "run") == 0 || strcmp(key, "shell") == 0) && c->argc)
+        return s_fail(p, k, "step '%s' has both run and shell", st->name);
     if (strcmp(key, "run") == 0) {
         s_strings_free(c->argv, c->argc);
         if (s_strings(p, v, "run", &c->argv, &c->argc) != 0)
@@ -663,7 +685,8 @@ static int s_step(s_parser *p, yaml_node_t *k, yaml_node_t *v)
          i < v->data.mapping.pairs.top; i++) {
         yaml_node_t *kn = s_node(p, i->key);
         const char *key = s_scalar(p, kn, "a key");
-        if (!key || s_step_key(p, st, key, kn, s_node(p, i->value)) != 0)
+        if (!key || s_unique_key(p, v, i) != 0 ||
+            s_step_key(p, st, key, kn, s_node(p, i->value)) != 0)
             return -1;
     }
     if (st->library && st->command->argc)
@@ -748,6 +771,8 @@ static int s_top(s_parser *p, yaml_node_t *root)
         return s_fail(p, root, "no steps");
     if (s_steps(p, steps) != 0)
         return -1;
+    if (def->n_steps == 0)
+        return s_fail(p, steps, "no steps");
     if (result) {
         if (!(s = s_scalar(p, result, "result")))
             return -1;

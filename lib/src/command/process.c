@@ -195,8 +195,9 @@ static bool s_exited(pid_t pid)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           si.si_pid == pid;
+    int rc = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+    /* ECHILD: SIGCHLD is ignored here, the kernel reaped it already. */
+    return (rc == 0 && si.si_pid == pid) || (rc < 0 && errno == ECHILD);
 }
 
 typedef struct {
@@ -292,10 +293,14 @@ static void s_loop(s_run *r)
 static void s_reap(s_run *r, xp_proc_result *res)
 {
     int st = 0;
-    while (waitpid(r->pid, &st, 0) < 0 && errno == EINTR)
+    pid_t got;
+    while ((got = waitpid(r->pid, &st, 0)) < 0 && errno == EINTR)
         ;
     res->elapsed = xp__monotonic() - r->t0;
     res->timed_out = r->termed;
+    res->lost = got < 0;
+    if (res->lost)
+        return;
     if (WIFEXITED(st)) {
         res->exited = true;
         res->status = WEXITSTATUS(st);
@@ -362,6 +367,9 @@ void xp__proc_describe(const xp_proc_result *res, double timeout, char *buf,
 {
     if (res->timed_out)
         snprintf(buf, size, "timed out after %g s", timeout);
+    else if (res->lost)
+        snprintf(buf, size,
+                 "its exit status was lost (this process ignores SIGCHLD)");
     else if (res->exited)
         snprintf(buf, size, "exit status %d", res->status);
     else

@@ -32,6 +32,7 @@ typedef struct {
     int status;      /* exit status when exited */
     int signal;      /* terminating signal when not exited */
     bool timed_out;  /* the timeout ended the group */
+    bool lost;       /* reaped by the kernel (SIGCHLD ignored): no status */
     double elapsed;  /* seconds from spawn to reaping */
     char *out, *err; /* tails, NUL-terminated (bson_malloc) */
     size_t out_len, err_len;

@@ -526,7 +526,7 @@ static char *s_pool_take(xp_error_t *err)
     char *dir = NULL;
     pthread_mutex_lock(&s_pool_lock);
     if (s_n_free > 0)
-        dir = bson_strdup(s_free_dirs[--s_n_free]);
+        dir = s_free_dirs[--s_n_free]; /* taken */
     pthread_mutex_unlock(&s_pool_lock);
     if (dir)
         return dir;
