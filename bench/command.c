@@ -136,8 +136,7 @@ int main(int argc, char **argv)
         noop_trial[r] = s_trials(c, n);
         command[r] = s_trials(cmd, n);
     }
-    double b = s_median(bare), t = s_median(noop_trial),
-           k = s_median(command);
+    double b = s_median(bare), t = s_median(noop_trial), k = s_median(command);
     printf("command step cost, median of %d rounds of %d (local backend)\n",
            ROUNDS, n);
     printf("  bare spawn+wait of /bin/true      %8.3f ms\n", b * 1e3);
@@ -145,8 +144,7 @@ int main(int argc, char **argv)
     printf("  trial, one command step (true)    %8.3f ms  (range %.3f-%.3f)\n",
            k * 1e3, command[0] * 1e3, command[ROUNDS - 1] * 1e3);
     printf("  beyond the program (trial - bare) %8.3f ms\n", (k - b) * 1e3);
-    printf("  command machinery (- C trial)     %8.3f ms\n",
-           (k - b - t) * 1e3);
+    printf("  command machinery (- C trial)     %8.3f ms\n", (k - b - t) * 1e3);
     xp_experiment_destroy(&cmd);
     xp_experiment_destroy(&c);
     xp_definition_destroy(&d);

@@ -1338,9 +1338,8 @@ static void s_print_log(const char *step, const xp_value *log)
         if (!text || !len)
             continue;
         printf("--- %s%s ---\n", streams[i],
-               (size_t)xp_as_int64(xp_value_get(log, i ? "stderr_bytes"
-                                                         : "stdout_bytes")) >
-                       len
+               (size_t)xp_as_int64(
+                   xp_value_get(log, i ? "stderr_bytes" : "stdout_bytes")) > len
                    ? " (its end)"
                    : "");
         fwrite(text, 1, len, stdout);

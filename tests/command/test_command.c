@@ -795,3 +795,72 @@ Test(file, xp_run_exit_codes, .init = s_local, .fini = s_fini)
     cr_assert(strstr(r.out, "ZeroDivisionError"), "%s", r.out);
     xpt_run_result_free(&r);
 }
+
+/* XP_SEED is the seed a C step of the same name gets from the same trial
+ * seed (xp_step_seed). */
+static int seed_of(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    char text[32];
+    snprintf(text, sizeof text, "%llu", (unsigned long long)xp_step_seed(st));
+    return xp_set_string(out, text);
+}
+
+Test(file, xp_seed_is_the_c_step_seed, .init = s_local, .fini = s_fini)
+{
+    char path[PATH_MAX];
+    s_file("steps:\n  same_name:\n    shell: echo \"\\\"$XP_SEED\\\"\"\n",
+           path);
+    xp_definition *d = s_load(path);
+    xp_experiment *ex = s_open_def(d, true);
+    xp_value *from_command = NULL, *from_c = NULL;
+    xp_error_t err = {0};
+    int64_t id = 0;
+    cr_assert_eq(s_compute(ex, NULL, &from_command, &id, &err), 0, "%s",
+                 err.message);
+    xp_experiment *c = xpt_open("c_seed");
+    cr_assert_not_null(
+        xp_result(xp_step_add(c, "same_name", seed_of, 0, NULL, NULL, 0)));
+    cr_assert_eq(s_compute(c, NULL, &from_c, &id, &err), 0, "%s", err.message);
+    cr_assert_str_eq(xp_as_string(from_command, NULL),
+                     xp_as_string(from_c, NULL));
+    xp_value_destroy(&from_command);
+    xp_value_destroy(&from_c);
+    xp_experiment_destroy(&c);
+    xp_experiment_destroy(&ex);
+    xp_definition_destroy(&d);
+}
+
+/* The examples in examples/commands/ run as shipped. */
+static void s_example(const char *rel, const char *const *params,
+                      const char *result_key)
+{
+    const char *src = getenv("XP_SOURCE_DIR");
+    if (!src)
+        SKIP("XP_SOURCE_DIR is not set (meson sets it)");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/examples/commands/%s", src, rel);
+    xp_definition *d = s_load(path);
+    snprintf(s_id, sizeof s_id, "%s", xp_definition_id(d));
+    xp_experiment *ex = s_open_def(d, true);
+    xp_value *result = NULL;
+    xp_error_t err = {0};
+    int64_t id = 0;
+    cr_assert_eq(s_compute(ex, params, &result, &id, &err), 0, "%s: %s", rel,
+                 err.message);
+    const xp_value *v = result_key ? xp_value_get(result, result_key) : result;
+    char *json = xpt_json(result);
+    cr_assert_eq(xp_value_type(v), XP_TYPE_DOUBLE, "%s: %s", rel, json);
+    free(json);
+    xp_value_destroy(&result);
+    xp_experiment_destroy(&ex);
+    xp_definition_destroy(&d);
+}
+
+Test(file, the_examples_run, .init = s_local, .fini = s_fini, .timeout = 120)
+{
+    const char *quick[] = {"a=1", "b=2", NULL};
+    s_example("quickstart.yaml", quick, NULL);
+    const char *pipe[] = {"n=100", "epochs=20", NULL};
+    s_example("pipeline/pipeline.yaml", pipe, "mse");
+}

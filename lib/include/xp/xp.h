@@ -596,8 +596,8 @@ XP_EXPORT int xp_main_file(const char *path, int argc, char **argv);
  * when a signal ended it), signal?, timed_out, elapsed, stdout, stderr
  * (the last 64 KiB of each), stdout_bytes, stderr_bytes}. XP_ENOTFOUND
  * when the step is not a command step or did not run. Caller owns *out. */
-XP_EXPORT int xp_step_log(xp_experiment *ex, int64_t trial_id,
-                          const char *step, xp_value **out, xp_error_t *err);
+XP_EXPORT int xp_step_log(xp_experiment *ex, int64_t trial_id, const char *step,
+                          xp_value **out, xp_error_t *err);
 
 /* ---------------------------------------------------------------- remote */
 
