@@ -864,3 +864,20 @@ Test(file, the_examples_run, .init = s_local, .fini = s_fini, .timeout = 120)
     const char *pipe[] = {"n=100", "epochs=20", NULL};
     s_example("pipeline/pipeline.yaml", pipe, "mse");
 }
+
+Test(file, a_last_line_that_is_not_json_fails, .init = s_local, .fini = s_fini)
+{
+    char path[PATH_MAX];
+    s_file("steps:\n  a:\n    shell: |\n      echo 1\n      echo '{{oops'\n",
+           path);
+    xp_definition *d = s_load(path);
+    xp_experiment *ex = s_open_def(d, true);
+    xp_error_t err = {0};
+    int64_t id = 0;
+    cr_assert_eq(s_compute(ex, NULL, NULL, &id, &err), -1);
+    cr_assert_str_eq(err.message,
+                     "a: the last JSON line of stdout is not valid JSON: "
+                     "{oops");
+    xp_experiment_destroy(&ex);
+    xp_definition_destroy(&d);
+}
