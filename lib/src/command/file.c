@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 /* Nesting and size of what libyaml is asked to build. */
@@ -951,10 +954,16 @@ int xp__file_load(xp_file_def *out, const char *path, xp_error_t *err)
 {
     memset(out, 0, sizeof *out);
     size_t len = 0;
-    char *text = xp__read_file(path, XP_FILE_MAX, &len);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || access(path, R_OK) != 0)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND, "%s: %s", path,
+                         strerror(errno));
+    char *text = S_ISREG(sb.st_mode) && sb.st_size <= XP_FILE_MAX
+                     ? xp__read_file(path, XP_FILE_MAX, &len)
+                     : NULL;
     if (!text)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_ENOTFOUND,
-                         "%s: cannot read it, or larger than %d bytes", path,
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "%s: not a readable file of at most %d bytes", path,
                          XP_FILE_MAX);
     char *abs = realpath(path, NULL);
     char *dir = abs ? bson_strdup(abs) : bson_strdup(".");
