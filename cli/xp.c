@@ -1289,6 +1289,142 @@ static int s_cmd_keygen(const struct command *cmd, int argc, char **argv)
     return 0;
 }
 
+/* ---------------------------------------------------------------- run, log
+ */
+
+/* `xp run FILE [name=value ...] [--seed N] ...`: script mode over an
+ * experiment file; its exit codes. */
+static int s_cmd_run(const struct command *cmd, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        if (argc < 2)
+            return s_usage_error(cmd, "missing FILE");
+        s_command_usage(cmd, stdout);
+        return 0;
+    }
+    /* Script mode's log lines, as an experiment program shows them. */
+    xp_log_set_level(XP_LOG_INFO);
+    char **args = s_xmalloc(((size_t)argc) * sizeof *args);
+    char *prog = s_xmalloc(strlen(argv[1]) + 8);
+    sprintf(prog, "xp run %s", argv[1]);
+    args[0] = prog;
+    for (int i = 2; i < argc; i++)
+        args[i - 1] = argv[i];
+    args[argc - 1] = NULL;
+    int status = xp_main_file(argv[1], argc - 1, args);
+    free(prog);
+    free(args);
+    return status;
+}
+
+static void s_print_log(const char *step, const xp_value *log)
+{
+    const xp_value *status = xp_value_get(log, "status");
+    printf("== %s: ", step);
+    if (xp_as_bool(xp_value_get(log, "timed_out")))
+        printf("timed out");
+    else if (xp_value_type(status) == XP_TYPE_INT64)
+        printf("exit status %lld", (long long)xp_as_int64(status));
+    else
+        printf("killed by signal %lld",
+               (long long)xp_as_int64(xp_value_get(log, "signal")));
+    printf(", %.3f s, stdout %lld bytes, stderr %lld bytes\n",
+           xp_as_double(xp_value_get(log, "elapsed")),
+           (long long)xp_as_int64(xp_value_get(log, "stdout_bytes")),
+           (long long)xp_as_int64(xp_value_get(log, "stderr_bytes")));
+    const char *streams[] = {"stdout", "stderr"};
+    for (int i = 0; i < 2; i++) {
+        size_t len = 0;
+        const char *text = xp_as_string(xp_value_get(log, streams[i]), &len);
+        if (!text || !len)
+            continue;
+        printf("--- %s%s ---\n", streams[i],
+               (size_t)xp_as_int64(
+                   xp_value_get(log, i ? "stderr_bytes" : "stdout_bytes")) > len
+                   ? " (its end)"
+                   : "");
+        fwrite(text, 1, len, stdout);
+        if (text[len - 1] != '\n')
+            putchar('\n');
+    }
+}
+
+/* The names of a trial's steps, from its code. */
+static int s_step_names(xp_experiment *ex, int64_t trial, xp_value **names,
+                        xp_error_t *err)
+{
+    xp_value *code = NULL;
+    if (xp_code_get(ex, trial, &code, err) != 0)
+        return -1;
+    const xp_value *steps = xp_value_get(code, "steps");
+    *names = xp_value_new();
+    xp_set_array(*names);
+    for (size_t i = 0; i < xp_value_count(steps); i++)
+        xp_set_value(xp_array_append(*names),
+                     xp_value_get(xp_value_at(steps, i), "name"));
+    xp_value_destroy(&code);
+    return 0;
+}
+
+/* `xp log ID TRIAL [STEP]`: what command steps wrote. */
+static int s_cmd_log(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_value *names = NULL, *all = NULL;
+    xp_error_t err;
+    int64_t trial = 0;
+    int status;
+    if (s_parse_args(cmd, argc, argv, &a) != 0)
+        return a.status;
+    if ((status = s_trial_arg(cmd, a.pos[1], &trial)) != 0)
+        goto cleanup;
+    if (a.npos > 2 && xp_check_name("step", a.pos[2], &err) != 0) {
+        status = s_usage_error(cmd, "%s", err.message);
+        goto cleanup;
+    }
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    if (a.npos > 2) {
+        names = xp_value_new();
+        xp_set_array(names);
+        xp_set_string(xp_array_append(names), a.pos[2]);
+    } else if (s_step_names(ex, trial, &names, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    all = xp_value_new();
+    xp_set_document(all);
+    for (size_t i = 0; i < xp_value_count(names); i++) {
+        const char *step = xp_as_string(xp_value_at(names, i), NULL);
+        xp_value *log = NULL;
+        if (!step)
+            continue;
+        if (xp_step_log(ex, trial, step, &log, &err) != 0) {
+            if (a.npos > 2 || err.code != XP_ENOTFOUND) {
+                status = s_fail(&err);
+                goto cleanup;
+            }
+            continue;
+        }
+        xp_set_value(xp_document_set(all, step), log);
+        if (a.format != FMT_JSON)
+            s_print_log(step, log);
+        xp_value_destroy(&log);
+    }
+    if (a.format == FMT_JSON)
+        s_print_json(a.npos > 2 ? xp_value_at(all, 0) : all);
+    else if (xp_value_count(all) == 0)
+        printf("trial %lld has no command step logs\n", (long long)trial);
+cleanup:
+    xp_value_destroy(&names);
+    xp_value_destroy(&all);
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    return status;
+}
+
 /* ---------------------------------------------------------------- dashboard
  */
 
@@ -1376,6 +1512,14 @@ static const struct command s_commands[] = {
     {"persisted", "ID STEP TRIAL [--format json]",
      "persisted output of a step, as JSON", OPT_FORMAT, FMT_JSON, 3, 3,
      s_cmd_persisted},
+    {"run", "FILE [name=value ...] [--seed N] [--backend B] [--log-level L]",
+     "run one trial of an experiment file (docs/commands.md), as script "
+     "mode runs a C experiment",
+     0, 0, 1, -1, s_cmd_run},
+    {"log", "ID TRIAL [STEP] [--format json]",
+     "stdout and stderr (their ends) and exit status of a trial's command "
+     "steps",
+     OPT_FORMAT, FMT_JSON, 2, 3, s_cmd_log},
     {"trials", "ID", "last trial id (0 when none)", 0, 0, 1, 1, s_cmd_trials},
     {"code", "ID [TRIAL] [--format json]",
      "source of every step of a trial (default: the last)", OPT_FORMAT,

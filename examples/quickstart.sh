@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(meson ninja-build pkg-config gcc libbson-dev libmongoc-dev
           libhiredis-dev libczmq-dev libzmq3-dev libsodium-dev libxxhash-dev
-          libgit2-dev libsqlite3-dev libcriterion-dev
+          libgit2-dev libsqlite3-dev libcriterion-dev libyaml-dev
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev)
 missing=()
 for p in "${packages[@]}"; do

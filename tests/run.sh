@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           libbson-dev libmongoc-dev libhiredis-dev libczmq-dev libzmq3-dev
           libsodium-dev libxxhash-dev
-          libgit2-dev libsqlite3-dev libcriterion-dev
+          libgit2-dev libsqlite3-dev libcriterion-dev libyaml-dev
           redis-server python3 python3-mockupdb python3-mongomock iproute2
           python3-pymongo python3-pandas postgresql
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz

@@ -26,8 +26,9 @@ static const xp_option s_options[] = {
      .type = XP_OPTION_LIST,
      .offset = S_AT(plugins),
      .count_at = S_AT(n_plugins),
-     .arg = "PATH.so",
-     .help = "experiment plugin; repeat for several"},
+     .arg = "PATH",
+     .help = "experiment plugin (.so) or experiment file (.yaml, "
+             "docs/commands.md); repeat for several"},
     {.name = "slots",
      .type = XP_OPTION_INT,
      .offset = S_AT(slots),

@@ -5,6 +5,7 @@
 
 #include "capture/code.h"
 #include "code_doc.h"
+#include "command/command.h"
 #include "experiment.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -90,6 +91,7 @@ static void s_node_free(xp_node *n)
     bson_free(n->source_path);
     bson_free(n->symbol);
     bson_free(n->build_id);
+    xp__command_free(&n->command);
     bson_free(n->dependents);
     bson_free(n);
 }
@@ -293,6 +295,54 @@ xp_node *xp_step_add(xp_experiment *ex, const char *name, xp_step_fn fn,
     node->line = line;
     s_capture(ex, node, name);
 done:
+    pthread_mutex_unlock(&ex->lock);
+    return node;
+}
+
+/* The function command nodes hold: the step runner (step.c) runs their
+ * command instead of calling it. */
+static int s_command_fn(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)in;
+    (void)out;
+    return xp_step_fail(st, "a command step is run by its command");
+}
+
+xp_node *xp__graph_command_add(xp_experiment *ex, const char *name,
+                               struct xp_command *cmd, size_t n,
+                               xp_node *const *inputs, const char *source,
+                               const char *file, int line)
+{
+    if (!ex) {
+        xp__command_free(&cmd);
+        return NULL;
+    }
+    pthread_mutex_lock(&ex->lock);
+    xp_node *node = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!inputs[i] || inputs[i]->ex != ex) {
+            s_def_error(ex, XP_EINVAL,
+                        "step '%s': input %zu is not a node of this "
+                        "experiment",
+                        name ? name : "", i + 1);
+            goto done;
+        }
+    node = s_node_new(ex, "step", name);
+    if (!node)
+        goto done;
+    node->fn = s_command_fn;
+    node->command = cmd;
+    cmd = NULL;
+    node->n_inputs = n;
+    if (n) {
+        node->inputs = bson_malloc(n * sizeof *node->inputs);
+        memcpy(node->inputs, inputs, n * sizeof *node->inputs);
+    }
+    node->file = file ? bson_strdup(file) : NULL;
+    node->line = line;
+    node->source = source ? bson_strdup(source) : NULL;
+done:
+    xp__command_free(&cmd);
     pthread_mutex_unlock(&ex->lock);
     return node;
 }

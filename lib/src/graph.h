@@ -38,6 +38,8 @@ struct xp_node {
     const xp_node *same_as;
     char *build_id; /* from a code document: the binary of a step without
                      * source; NULL for steps defined here */
+    /* A command step (command/command.h), owned; NULL for a C step. */
+    struct xp_command *command;
     /* filled when the graph is frozen at the first trial */
     bool needed; /* an ancestor of (or) the result */
     size_t n_dependents;
@@ -59,5 +61,12 @@ xp_node *xp__graph_result(const xp_experiment *ex);
  * ex->lock. */
 int xp__graph_from_code(xp_experiment *ex, const bson_t *code, xp_error_t *err);
 void xp__graph_free(xp_experiment *ex);
+/* Adds command step cmd (taken) named name over inputs, its code context
+ * text source (copied) registered at file:line; as xp_step_add, NULL
+ * after recording a definition error. */
+xp_node *xp__graph_command_add(xp_experiment *ex, const char *name,
+                               struct xp_command *cmd, size_t n,
+                               xp_node *const *inputs, const char *source,
+                               const char *file, int line);
 
 #endif /* XP_GRAPH_H */

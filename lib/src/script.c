@@ -236,8 +236,21 @@ done:
     return status;
 }
 
+static xp_node *s_define_fn(xp_experiment *ex, void *ctx)
+{
+    xp_define_fn define = *(xp_define_fn *)ctx;
+    return define ? define(ex) : NULL;
+}
+
 int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
 {
+    xp_script_def def = {id, s_define_fn, NULL, &define};
+    return xp__script_main(&def, argc, argv);
+}
+
+int xp__script_main(const xp_script_def *def, int argc, char **argv)
+{
+    const char *id = def->id;
     const char *prog = argc > 0 && argv[0] ? argv[0] : "experiment";
     xp_script_args args;
     xp_error_t err;
@@ -275,7 +288,7 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, err.message);
         goto done;
     }
-    xp_node *res = define ? define(ex) : NULL;
+    xp_node *res = def->define(ex, def->ctx);
     if (res && !xp__graph_result(ex))
         xp_result(res);
     if (xp_experiment_check(ex, &err) != 0) {
@@ -290,7 +303,8 @@ int xp_main(const char *id, xp_define_fn define, int argc, char **argv)
         status = 0;
         goto done;
     }
-    if (xp__trial_check_params(ex, overrides, &err) != 0) {
+    if ((def->check && def->check(def->ctx, overrides, &err) != 0) ||
+        xp__trial_check_params(ex, overrides, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);
         goto done;
     }

@@ -20,6 +20,20 @@ typedef struct {
     bool help;
 } xp_script_args;
 
+/* What script mode runs: experiment id, defined by define(ex, ctx)
+ * (returns the result node), with check(ctx, params, err) (may be NULL)
+ * checking and converting the parsed parameter values before the
+ * graph's rule (a file's parameter types). */
+typedef struct {
+    const char *id;
+    xp_node *(*define)(xp_experiment *ex, void *ctx);
+    int (*check)(void *ctx, xp_value *params, xp_error_t *err);
+    void *ctx;
+} xp_script_def;
+
+/* xp_main for any definition: the same arguments, exit codes, records. */
+int xp__script_main(const xp_script_def *def, int argc, char **argv);
+
 int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err);
 void xp__script_args_free(xp_script_args *a);
 

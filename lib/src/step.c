@@ -4,6 +4,7 @@
  * steps through xp__step_run. */
 #include "step.h"
 
+#include "command/run.h"
 #include "graph.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -93,10 +94,35 @@ int xp_save_metric(xp_step *st, const char *name, int64_t epoch, double value)
     return st->sink.save(st->sink.ctx, name, epoch, value);
 }
 
+/* A command step: the program runs instead of a function. */
+static int s_run_command(const xp_node *n, xp_step *st,
+                         const xp_value *const *inputs, xp_value *out,
+                         xp_value **log)
+{
+    int rc = xp__command_run(n->command, st, inputs, out, log, st->message,
+                             sizeof st->message);
+    if (rc != 0 && !st->message[0])
+        snprintf(st->message, sizeof st->message, "failed");
+    return rc;
+}
+
 int xp__step_run(const xp_node *n, int64_t trial_id, uint64_t trial_seed,
                  const xp_value *const *inputs, const xp_metric_sink *sink,
                  xp_value *out, char *failure, size_t failure_size)
 {
+    xp_value *log = NULL;
+    int rc = xp__step_run_log(n, trial_id, trial_seed, inputs, sink, out, &log,
+                              failure, failure_size);
+    xp_value_destroy(&log);
+    return rc;
+}
+
+int xp__step_run_log(const xp_node *n, int64_t trial_id, uint64_t trial_seed,
+                     const xp_value *const *inputs, const xp_metric_sink *sink,
+                     xp_value *out, xp_value **log, char *failure,
+                     size_t failure_size)
+{
+    *log = NULL;
     xp_step st = {.node = n, .trial_id = trial_id, .sink = *sink};
     st.seed = xp__step_seed(trial_seed, n->name);
     xp__rng_seed(&st.rng, st.seed);
@@ -107,7 +133,11 @@ int xp__step_run(const xp_node *n, int64_t trial_id, uint64_t trial_seed,
             (long long)trial_id);
     xp_step *outer = s_current;
     s_current = &st;
-    int rc = n->fn(&st, inputs, out);
+    int rc;
+    if (n->command)
+        rc = s_run_command(n, &st, inputs, out, log);
+    else
+        rc = n->fn(&st, inputs, out);
     s_current = outer;
     if (rc != 0)
         snprintf(failure, failure_size, "%s",

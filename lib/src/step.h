@@ -21,6 +21,13 @@ int xp__step_run(const xp_node *n, int64_t trial_id, uint64_t trial_seed,
                  const xp_value *const *inputs, const xp_metric_sink *sink,
                  xp_value *out, char *failure, size_t failure_size);
 
+/* xp__step_run, and for a command step its log document (caller owns
+ * *log, NULL for a C step; set on failure too). */
+int xp__step_run_log(const xp_node *n, int64_t trial_id, uint64_t trial_seed,
+                     const xp_value *const *inputs, const xp_metric_sink *sink,
+                     xp_value *out, xp_value **log, char *failure,
+                     size_t failure_size);
+
 /* True while the calling thread runs a step. */
 bool xp__in_step(void);
 

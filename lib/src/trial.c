@@ -7,6 +7,7 @@
 
 #include "capture/capture.h"
 #include "capture/snapshot.h"
+#include "command/run.h"
 #include "experiment.h"
 #include "step.h"
 #include "store/record.h"
@@ -14,6 +15,7 @@
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/names.h"
 #include "util/rng.h"
 #include "util/sys.h"
 #include "value.h"
@@ -60,6 +62,10 @@ struct xp_trial {
     /* Where remote steps ran: step name -> {host, worker, attempt,
      * elapsed}, under lock; recorded as "steps" when not empty. */
     bson_t *step_info;
+    /* Side values of steps (command logs), stored with the persisted
+     * values, under lock; keys and values owned. */
+    xp_persisted_item *kept;
+    size_t n_kept;
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -109,6 +115,17 @@ int xp__trial_save_metric(void *trial, const char *name, int64_t epoch,
     }
     pthread_mutex_unlock(&t->metrics_lock);
     return rc;
+}
+
+/* A step's side value (a command step's log): stored with the persisted
+ * values, failed trial or not. Takes v. */
+static void s_keep(void *trial, const char *key, xp_value *v)
+{
+    xp_trial *t = trial;
+    pthread_mutex_lock(&t->lock);
+    t->kept = bson_realloc(t->kept, (t->n_kept + 1) * sizeof *t->kept);
+    t->kept[t->n_kept++] = (xp_persisted_item){bson_strdup(key), v};
+    pthread_mutex_unlock(&t->lock);
 }
 
 /* ---------------------------------------------------------------- hashing */
@@ -374,6 +391,12 @@ void xp__trial_free(xp_trial **pt)
     bson_free(t->scheduler);
     if (t->step_info)
         bson_destroy(t->step_info);
+    for (size_t i = 0; i < t->n_kept; i++) {
+        bson_free((char *)t->kept[i].step);
+        xp_value *v = (xp_value *)t->kept[i].value;
+        xp_value_destroy(&v);
+    }
+    bson_free(t->kept);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->metrics_lock);
@@ -667,8 +690,10 @@ static xp_persisted_item *s_persisted(const xp_trial *t, size_t *n)
 {
     xp_experiment *ex = t->ex;
     xp_persisted_item *persisted =
-        bson_malloc0((ex->n_nodes + 1) * sizeof *persisted);
+        bson_malloc0((ex->n_nodes + t->n_kept + 1) * sizeof *persisted);
     *n = 0;
+    for (size_t i = 0; i < t->n_kept; i++)
+        persisted[(*n)++] = t->kept[i];
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *node = ex->nodes[i];
         if (node->persisted && node->needed && t->outputs[i]) {
@@ -742,8 +767,14 @@ static void s_run_node(xp_trial *t, xp_node *n)
     xp_value *out = xp_value_new();
     xp_metric_sink sink = {xp__trial_save_metric, t};
     char failure[400];
-    int rc = xp__step_run(n, t->id, t->seed, (const xp_value *const *)in, &sink,
-                          out, failure, sizeof failure);
+    xp_value *log = NULL;
+    int rc = xp__step_run_log(n, t->id, t->seed, (const xp_value *const *)in,
+                              &sink, out, &log, failure, sizeof failure);
+    if (log) {
+        char key[XP_NAME_MAX + sizeof XP_COMMAND_LOG_PREFIX];
+        snprintf(key, sizeof key, "%s%s", XP_COMMAND_LOG_PREFIX, n->name);
+        s_keep(t, key, log);
+    }
     if (in != stack_in)
         bson_free(in);
     if (rc != 0)

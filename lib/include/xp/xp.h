@@ -559,6 +559,47 @@ XP_EXPORT int64_t xp_metric_table_trial(const xp_metric_table *t, size_t col);
 XP_EXPORT double xp_metric_table_value(const xp_metric_table *t, size_t row,
                                        size_t col);
 
+/* ---------------------------------------------------------------- experiment
+ * files: experiments defined in a YAML file, with steps that are commands
+ * in any language (docs/commands.md) */
+
+/* A loaded experiment file: its id, parameters (defaults, types), steps
+ * (commands, or C functions from a shared library) and result. */
+typedef struct xp_definition xp_definition;
+
+/* Reads and checks the file at path, and the code files its steps name
+ * (their text enters the code context, so an edit is a code change). A
+ * bad file is XP_EINVAL with "FILE:LINE: what". Caller owns *out. */
+XP_EXPORT int xp_definition_load(xp_definition **out, const char *path,
+                                 xp_error_t *err);
+/* NULL-safe; sets *d to NULL. Experiments it was applied to keep their
+ * own copy of every step. */
+XP_EXPORT void xp_definition_destroy(xp_definition **d);
+/* Definition-owned experiment id from the file. */
+XP_EXPORT const char *xp_definition_id(const xp_definition *d);
+/* Declares d's parameters and steps on ex (C programs may add steps of
+ * their own reading them, see xp_node_find) and returns the node the
+ * file names as result, without marking it (call xp_result); NULL after
+ * a definition error, reported by xp_experiment_check. */
+XP_EXPORT xp_node *xp_definition_apply(const xp_definition *d,
+                                       xp_experiment *ex);
+/* Checks parameter values against d's declared types, converting an int
+ * given for a float parameter to a double in place. */
+XP_EXPORT int xp_definition_check_params(const xp_definition *d,
+                                         xp_value *params, xp_error_t *err);
+/* Experiment-owned node named name, or NULL. */
+XP_EXPORT xp_node *xp_node_find(xp_experiment *ex, const char *name);
+/* Script mode over the file at path (`xp run FILE a=1 --seed 7`):
+ * argv[0] names the program in messages, then xp_main's arguments; the
+ * same exit codes and records. */
+XP_EXPORT int xp_main_file(const char *path, int argc, char **argv);
+/* The log a command step left in a trial: document {argv, status (null
+ * when a signal ended it), signal?, timed_out, elapsed, stdout, stderr
+ * (the last 64 KiB of each), stdout_bytes, stderr_bytes}. XP_ENOTFOUND
+ * when the step is not a command step or did not run. Caller owns *out. */
+XP_EXPORT int xp_step_log(xp_experiment *ex, int64_t trial_id, const char *step,
+                          xp_value **out, xp_error_t *err);
+
 /* ---------------------------------------------------------------- remote */
 
 /* A connection to an xp-scheduler (docs/protocol.md). */

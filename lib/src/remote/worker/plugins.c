@@ -34,8 +34,10 @@ static const xp_experiment_def *s_definition(void *handle, const char *path,
     return NULL;
 }
 
-/* Defines, checks and freezes the experiment of def into p->ex. */
+/* Defines, checks and freezes the experiment of def into p->ex (through
+ * define(ex, ctx) when given, else def's own). */
 static int s_define(xp_worker_plugin *p, const xp_experiment_def *def,
+                    xp_node *(*define)(xp_experiment *, void *), void *ctx,
                     const char *path, const xp_worker_plugin *loaded,
                     size_t n_loaded, xp_error_t *err)
 {
@@ -49,7 +51,7 @@ static int s_define(xp_worker_plugin *p, const xp_experiment_def *def,
                              "plugin %s: experiment '%s' is already loaded "
                              "from %s",
                              path, def->id, loaded[i].path);
-    xp_node *result = def->define(p->ex);
+    xp_node *result = define ? define(p->ex, ctx) : def->define(p->ex);
     if (result && !xp__graph_result(p->ex))
         xp_result(result);
     if (xp_experiment_check(p->ex, &e) != 0)
@@ -62,11 +64,50 @@ static int s_define(xp_worker_plugin *p, const xp_experiment_def *def,
     return 0;
 }
 
+/* An experiment file (docs/commands.md) instead of a library: its
+ * command steps run here; the code hash covers the files' text, so a
+ * trial runs only where the files are the submitter's. */
+static bool s_is_experiment_file(const char *path)
+{
+    size_t n = strlen(path);
+    return (n > 5 && strcmp(path + n - 5, ".yaml") == 0) ||
+           (n > 4 && strcmp(path + n - 4, ".yml") == 0);
+}
+
+static xp_node *s_define_file(xp_experiment *ex, void *ctx)
+{
+    return xp_definition_apply(ctx, ex);
+}
+
+static int s_load_file(xp_worker_plugin *p, const char *path,
+                       const xp_worker_plugin *loaded, size_t n_loaded,
+                       xp_error_t *err)
+{
+    xp_definition *d = NULL;
+    if (xp_definition_load(&d, path, err) != 0)
+        return -1;
+    xp_experiment_def def = {XP_PLUGIN_ABI, xp_definition_id(d), NULL};
+    int rc = s_define(p, &def, s_define_file, d, path, loaded, n_loaded, err);
+    xp_definition_destroy(&d);
+    return rc;
+}
+
 int xp__plugin_load(xp_worker_plugin *p, const char *path,
                     const xp_worker_plugin *loaded, size_t n_loaded,
                     xp_error_t *err)
 {
     memset(p, 0, sizeof *p);
+    if (s_is_experiment_file(path)) {
+        if (s_load_file(p, path, loaded, n_loaded, err) != 0) {
+            xp__plugin_unload(p);
+            return -1;
+        }
+        p->path = bson_strdup(path);
+        xp__log(XP_LOG_INFO, "Loaded experiment '%s' from %s (code %s)",
+                xp__experiment_id(p->ex), path,
+                xp__experiment_code_hash(p->ex));
+        return 0;
+    }
     const char *path_for_dlopen = path;
     char local[4096];
     /* A bare file name means that file, not a library search. */
@@ -82,7 +123,8 @@ int xp__plugin_load(xp_worker_plugin *p, const char *path,
                          why ? why : "dlopen");
     }
     const xp_experiment_def *def = s_definition(p->handle, path, err);
-    if (!def || s_define(p, def, path, loaded, n_loaded, err) != 0) {
+    if (!def ||
+        s_define(p, def, NULL, NULL, path, loaded, n_loaded, err) != 0) {
         xp__plugin_unload(p);
         return -1;
     }
