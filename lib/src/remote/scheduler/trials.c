@@ -212,6 +212,11 @@ static void s_record_group(xp_scheduler *s, xp_sched_def *def,
     size_t spooled;
     size_t n = s_finish(list, &spooled);
     xp__sched_def_spooled(s, def, spooled);
+    if (spooled)
+        xp__log(XP_LOG_WARNING,
+                "%zu finished trial(s) of %s could not be recorded: kept in "
+                "the spool until the store answers",
+                spooled, xp__experiment_id(def->ex));
     bool lost = grouped && xp__store_group_end(be, &gerr) != 0;
     xp_sched_fifo again = {0};
     while (list) {
