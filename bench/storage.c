@@ -228,6 +228,10 @@ int main(int argc, char **argv)
             return 1;
         s_print_trials(sizes[i], &o, &r);
         if (i + 1 == nsizes) {
+            printf("  open (before the handle is closed), %ld trials, by "
+                   "file:\n",
+                   sizes[i]);
+            s_print_breakdown(&o);
             printf("  at rest, %ld trials, by file:\n", sizes[i]);
             s_print_breakdown(&r);
         }
