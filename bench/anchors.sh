@@ -143,8 +143,9 @@ kill "${pids[@]}" 2>/dev/null || true
 wait "${pids[@]}" 2>/dev/null || true
 pids=()
 
-"${py[@]}" bench/anchors/distributed_tasks.py --slots "$slots" --n "$sweep_n" \
-    --fanout-trials "$fan_dask" --latency-n "$lat_n" >"$work/dask.out" 2>"$work/dask.err" || {
+(cd "$work" && "${py[@]}" "$here/bench/anchors/distributed_tasks.py" --slots "$slots" \
+    --n "$sweep_n" --fanout-trials "$fan_dask" --latency-n "$lat_n") \
+    >"$work/dask.out" 2>"$work/dask.err" || {
     cat "$work/dask.err" >&2
     exit 1
 }
