@@ -1056,6 +1056,7 @@ static int s_content_get(xp_backend *b, const char *hash, bson_t *out,
 }
 
 #define XP_CHECKPOINT_FRAMES 1000
+#define XP_CHECKPOINT_RESTART 16384 /* 64 MiB of 4 KiB pages */
 
 static void *s_checkpointer(void *arg)
 {
@@ -1069,9 +1070,17 @@ static void *s_checkpointer(void *arg)
         l->ckpt_frames = 0;
         pthread_mutex_unlock(&l->ckpt_lock);
         /* PASSIVE never blocks writers; frames written meanwhile wait for
-         * the next round. */
+         * the next round. A writer that never pauses keeps it from ever
+         * catching up, and the WAL only restarts from its beginning once
+         * a checkpoint has caught up: past XP_CHECKPOINT_RESTART frames a
+         * RESTART checkpoint waits for the writer once (milliseconds) so
+         * that the WAL stays bounded. */
+        int frames = 0;
         sqlite3_wal_checkpoint_v2(l->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                  NULL, NULL);
+                                  &frames, NULL);
+        if (frames >= XP_CHECKPOINT_RESTART)
+            sqlite3_wal_checkpoint_v2(l->ckpt_db, NULL,
+                                      SQLITE_CHECKPOINT_RESTART, NULL, NULL);
         pthread_mutex_lock(&l->ckpt_lock);
     }
     pthread_mutex_unlock(&l->ckpt_lock);
@@ -1106,6 +1115,15 @@ static void s_checkpointer_start(xp_local *l)
         return;
     }
     sqlite3_busy_timeout(l->ckpt_db, XP_BUSY_TIMEOUT_MS);
+    /* A connection that has never read the database has not opened its
+     * WAL, and SQLite 3.40's checkpoint then does nothing at all: the WAL
+     * of a long sweep grew to gigabytes. */
+    if (sqlite3_exec(l->ckpt_db, "SELECT count(*) FROM sqlite_master", NULL,
+                     NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(l->ckpt_db);
+        l->ckpt_db = NULL;
+        return;
+    }
     if (pthread_create(&l->ckpt_thread, NULL, s_checkpointer, l) != 0) {
         sqlite3_close(l->ckpt_db);
         l->ckpt_db = NULL;
@@ -1522,7 +1540,8 @@ static int s_ready_for_writing(xp_local *l, const char *id, int tables,
      * busy handler does not wait for: retry while other processes open
      * the same store. */
     if (s_exec_retry(l->db, "PRAGMA journal_mode=WAL; PRAGMA "
-                            "synchronous=NORMAL;") != SQLITE_OK)
+                            "synchronous=NORMAL; PRAGMA "
+                            "journal_size_limit=67108864;") != SQLITE_OK)
         return s_db_error(l, err, "opening store");
     return tables > 0 ? 0 : s_init_schema(l, id, err);
 }
