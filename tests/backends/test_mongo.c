@@ -3,6 +3,8 @@
  * the test server's refusals, and a private test server killed mid-run. */
 #include "../common.h"
 
+#include <math.h>
+
 #include "util/names.h"
 
 #include <mongoc/mongoc.h>
@@ -493,6 +495,75 @@ Test(mongo, large_result_is_kept_in_gridfs_and_read_back)
         cr_assert_str_eq(xpt_get_str(t, "result_type"), "blob");
     }
     xp_value_destroy(&h);
+    xp_experiment_destroy(&ex);
+}
+
+/* A result and a persisted value whose keys MongoDB documents cannot hold
+ * portably ('$' first, '.'), and a NaN (FerretDB refuses it). */
+static int odd_keys(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    xp_set_document(out);
+    xp_set_int64(xp_document_set(out, "a.b"), xp_as_int64(in[0]));
+    xp_set_string(xp_document_set(out, "$set"), "dollar");
+    xp_set_double(xp_document_set(out, "nan"), NAN);
+    return 0;
+}
+
+static int odd_keys_result(xp_step *st, const xp_value *const *in,
+                           xp_value *out)
+{
+    (void)st;
+    xp_set_document(out);
+    xp_set_int64(xp_document_set(out, "a.b"),
+                 xp_as_int64(xp_value_get(in[0], "a.b")));
+    xp_set_string(xp_document_set(out, "$set"), "dollar");
+    xp_set_double(xp_document_set(out, "nan"), NAN);
+    return 0;
+}
+
+static void s_check_odd(const xp_value *v, int64_t a)
+{
+    cr_assert_eq(xp_value_type(v), XP_TYPE_DOCUMENT, "not a document");
+    cr_assert_eq(xp_as_int64(xp_value_get(v, "a.b")), a, "'a.b'");
+    cr_assert_str_eq(xp_as_string(xp_value_get(v, "$set"), NULL), "dollar");
+    cr_assert(isnan(xp_as_double(xp_value_get(v, "nan"))), "NaN");
+}
+
+Test(mongo, keys_with_dollar_and_dot_are_kept_or_refused_before_an_id)
+{
+    s_need_server();
+    char idbuf[XP_ID_MAX + 1];
+    const char *id = s_uid("oddkeys", idbuf);
+    xp_experiment *ex = s_open(s_uri, id);
+    xp_node *a = xp_parameter(ex, "a");
+    XP_RESULT(ex, odd_keys_result, XP_PERSIST(ex, odd_keys, a));
+    /* Values a step returns are kept as they are (in GridFS). */
+    cr_assert_eq(s_run(ex, 5, -1), 1, "trial id");
+    xp_value *t = xpt_trial(ex, 1);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+    xp_value_destroy(&t);
+    xp_value *h = xpt_history(ex);
+    cr_assert_eq(xp_value_count(h), 1, "history");
+    s_check_odd(xpt_field(xp_value_at(h, 0), "result"), 5);
+    xp_value_destroy(&h);
+    xp_value *v = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_load_persisted(ex, "odd_keys", 1, &v, &err), 0, "%s",
+                 err.message);
+    s_check_odd(v, 5);
+    xp_value_destroy(&v);
+
+    /* A parameter must stay queryable: refused with the field named, and
+     * no trial id is taken. */
+    cr_assert_eq(xp_set_param_literal(ex, "a", "{\"x.y\": 1}", &err), 0,
+                 "%s", err.message);
+    int64_t tid = 0;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, &tid, &err), -1, "accepted");
+    cr_assert_not_null(strstr(err.message, "'parameters.a.x.y'"), "'%s'",
+                       err.message);
+    cr_assert_null(strchr(err.message, '\n'), "multi-line error");
+    cr_assert_eq(s_run(ex, 6, -1), 2, "an id was consumed by the refusal");
     xp_experiment_destroy(&ex);
 }
 

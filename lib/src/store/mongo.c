@@ -28,6 +28,8 @@
 /* Inline persisted values stop growing a trial document past this size,
  * well below the 16 MiB BSON limit. */
 #define XP_MONGO_DOC_BUDGET (12 * 1024 * 1024)
+/* MongoDB's limit on a document (16 MiB), less room for the command. */
+#define XP_MONGO_DOC_MAX (16 * 1024 * 1024 - 16 * 1024)
 /* Attempts of an idempotent command when the connection is lost. */
 #define XP_MONGO_ATTEMPTS 2
 /* Trial ids tried before giving up when each collides with a trial
@@ -423,6 +425,71 @@ static int s_gridfs_value(const xp_mongo *m, mongoc_client_t *c,
 
 /* ---------------------------------------------------------------- trials */
 
+/* What s_find looks for. */
+typedef enum {
+    XP_FIND_NONFINITE, /* a NaN or infinite double */
+    XP_FIND_BAD_KEY,   /* a key starting with '$' or holding '.' */
+} xp_mongo_find;
+
+static bool s_matches(const bson_iter_t *it, xp_mongo_find what)
+{
+    if (what == XP_FIND_NONFINITE)
+        return BSON_ITER_HOLDS_DOUBLE(it) && !isfinite(bson_iter_double(it));
+    const char *key = bson_iter_key(it);
+    return key[0] == '$' || strchr(key, '.') != NULL;
+}
+
+/* True when an element of doc (at any depth) is what; its dotted path then
+ * in path (may be NULL). Documents are checked for depth
+ * (XP_BSON_MAX_DEPTH) before they get here; deeper ones are not walked. */
+static bool s_find(const bson_t *doc, xp_mongo_find what, char *path,
+                   size_t size)
+{
+    typedef struct {
+        bson_iter_t it;
+    } frame; /* libbson aligns iterators beyond their size */
+    frame *stack = bson_malloc((XP_BSON_MAX_DEPTH + 1) * sizeof *stack);
+    bool found = false;
+    int top = 0;
+    if (!bson_iter_init(&stack[0].it, doc))
+        top = -1;
+    while (top >= 0 && !found) {
+        bson_iter_t *it = &stack[top].it;
+        if (!bson_iter_next(it)) {
+            top--;
+            continue;
+        }
+        if (s_matches(it, what)) {
+            size_t used = 0;
+            for (int i = 0; path && i <= top && used + 1 < size; i++) {
+                int n = snprintf(path + used, size - used, "%s%s",
+                                 i ? "." : "", bson_iter_key(&stack[i].it));
+                if (n < 0)
+                    break;
+                used += (size_t)n < size - used ? (size_t)n : size - used - 1;
+            }
+            found = true;
+        } else if ((BSON_ITER_HOLDS_DOCUMENT(it) ||
+                    BSON_ITER_HOLDS_ARRAY(it)) &&
+                   top < XP_BSON_MAX_DEPTH &&
+                   bson_iter_recurse(it, &stack[top + 1].it)) {
+            top++;
+        }
+    }
+    bson_free(stack);
+    return found;
+}
+
+/* True when a value (as {v: value}) must be kept in GridFS: too large for
+ * its document, or with keys or numbers the server may refuse (FerretDB
+ * and MongoDB before 5.0 refuse '$' and '.' in keys; FerretDB refuses
+ * NaN): GridFS keeps its bytes as they are. */
+static bool s_needs_gridfs(const xp_mongo *m, const bson_t *v, size_t max)
+{
+    return v->len >= max || s_find(v, XP_FIND_BAD_KEY, NULL, 0) ||
+           (m->ferretdb && s_find(v, XP_FIND_NONFINITE, NULL, 0));
+}
+
 /* Builds the stored form of a trial document (doc without _id, as given
  * by the core) into out: _id first, a result of 1 MiB or more moved to
  * GridFS (result_gridfs takes its place). */
@@ -437,11 +504,10 @@ static bool s_trial_doc(const xp_mongo *m, mongoc_client_t *c, int64_t id,
         const char *key = bson_iter_key(&it);
         if (strcmp(key, "_id") == 0)
             continue;
-        if (strcmp(key, XP_RECORD_RESULT) == 0 &&
-            doc->len >= XP_MONGO_INLINE_MAX) {
+        if (strcmp(key, XP_RECORD_RESULT) == 0) {
             bson_t v = BSON_INITIALIZER, ref;
             bson_append_iter(&v, "v", 1, &it);
-            if (v.len >= XP_MONGO_INLINE_MAX) {
+            if (s_needs_gridfs(m, &v, XP_MONGO_INLINE_MAX)) {
                 char file[64];
                 snprintf(file, sizeof file, "%lld/result", (long long)id);
                 bool ok = s_gridfs_put(m, c, file, bson_get_data(&v), v.len, e);
@@ -470,6 +536,7 @@ static void s_record_projection(bson_t *proj)
     BSON_APPEND_INT32(proj, "persisted", 0);
     BSON_APPEND_INT32(proj, "persisted_gridfs", 0);
     BSON_APPEND_INT32(proj, "step_hashes", 0);
+    BSON_APPEND_INT32(proj, "step_hashes_gridfs", 0);
 }
 
 /* Copies a stored trial record to out (initialised here), loading a
@@ -521,54 +588,20 @@ static void s_push(const xp_mongo *m, mongoc_client_t *c)
     mongoc_client_pool_push(m->pool, c);
 }
 
-/* True when doc holds a NaN or an infinite double, its dotted path then
- * in path. Documents are checked for depth (XP_BSON_MAX_DEPTH) before
- * they get here; deeper ones are not walked. */
-static bool s_find_nonfinite(const bson_t *doc, char *path, size_t size)
-{
-    typedef struct {
-        bson_iter_t it;
-    } frame; /* libbson aligns iterators beyond their size */
-    frame *stack = bson_malloc((XP_BSON_MAX_DEPTH + 1) * sizeof *stack);
-    bool found = false;
-    int top = 0;
-    if (!bson_iter_init(&stack[0].it, doc))
-        top = -1;
-    while (top >= 0 && !found) {
-        bson_iter_t *it = &stack[top].it;
-        if (!bson_iter_next(it)) {
-            top--;
-            continue;
-        }
-        if (BSON_ITER_HOLDS_DOUBLE(it) && !isfinite(bson_iter_double(it))) {
-            size_t used = 0;
-            path[0] = '\0';
-            for (int i = 0; i <= top && used + 1 < size; i++) {
-                int n = snprintf(path + used, size - used, "%s%s",
-                                 i ? "." : "", bson_iter_key(&stack[i].it));
-                if (n < 0)
-                    break;
-                used += (size_t)n < size - used ? (size_t)n : size - used - 1;
-            }
-            found = true;
-        } else if ((BSON_ITER_HOLDS_DOCUMENT(it) ||
-                    BSON_ITER_HOLDS_ARRAY(it)) &&
-                   top < XP_BSON_MAX_DEPTH &&
-                   bson_iter_recurse(it, &stack[top + 1].it)) {
-            top++;
-        }
-    }
-    bson_free(stack);
-    return found;
-}
-
 /* FerretDB 1.24 refuses NaN and infinite doubles (it closes the
  * connection on NaN): such a document gets this error instead of a lost
  * connection and a retry. MongoDB stores them. */
 static bool s_storable(const xp_mongo *m, const bson_t *doc, bson_error_t *e)
 {
-    char path[256];
-    if (!m->ferretdb || !s_find_nonfinite(doc, path, sizeof path))
+    char path[256] = "";
+    if (s_find(doc, XP_FIND_BAD_KEY, path, sizeof path)) {
+        bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
+                       "field '%s': keys starting with '$' or holding '.' "
+                       "cannot be stored in MongoDB documents",
+                       path);
+        return false;
+    }
+    if (!m->ferretdb || !s_find(doc, XP_FIND_NONFINITE, path, sizeof path))
         return true;
     bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
                    "FerretDB cannot store NaN or infinite numbers (field "
@@ -718,8 +751,13 @@ static int s_trial_begin(xp_backend *b, const xp_trial_record *rec, int64_t *id,
             goto cleanup;
         }
         bool written = false, collided = false;
-        bool sent = s_storable(m, &full, &e);
-        for (int attempt = 0; sent && attempt < XP_MONGO_ATTEMPTS; attempt++) {
+        if (!s_storable(m, &full, &e)) {
+            bson_destroy(&full);
+            atomic_store(&m->next_id, 0); /* seq stays free */
+            s_fail(m, err, &e, "trial not started");
+            goto cleanup;
+        }
+        for (int attempt = 0; attempt < XP_MONGO_ATTEMPTS; attempt++) {
             if (mongoc_collection_insert_one(trials, &full, &opts, NULL, &e)) {
                 written = true;
                 break;
@@ -1049,7 +1087,7 @@ static bool s_persist(const xp_mongo *m, mongoc_client_t *c, int64_t id,
                            "persisted value of step '%s' cannot be encoded",
                            persisted[i].step);
             ok = false;
-        } else if (v.len < XP_MONGO_INLINE_MAX &&
+        } else if (!s_needs_gridfs(m, &v, XP_MONGO_INLINE_MAX) &&
                    used + v.len < XP_MONGO_DOC_BUDGET) {
             bson_iter_t it;
             bson_iter_init_find(&it, &v, "v");
@@ -1168,6 +1206,52 @@ static bool s_purity_put(const xp_mongo *m, mongoc_client_t *c, int64_t id,
     return ok;
 }
 
+/* Appends the step hashes to full as step_hashes, or, when they would
+ * take the document past XP_MONGO_DOC_BUDGET (thousands of steps), keeps
+ * them in GridFS as <trial>/step_hashes with a reference under
+ * step_hashes_gridfs; the purity lookup does not search those. */
+static bool s_hashes_append(const xp_mongo *m, mongoc_client_t *c, int64_t id,
+                            const xp_step_hash *hashes, size_t n, bson_t *full,
+                            bson_error_t *e)
+{
+    if (n == 0)
+        return true;
+    bson_t doc = BSON_INITIALIZER, arr, item;
+    char key[16];
+    const char *k;
+    BSON_APPEND_ARRAY_BEGIN(&doc, "v", &arr);
+    for (size_t i = 0; i < n; i++) {
+        bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
+        BSON_APPEND_UTF8(&item, "step", hashes[i].step);
+        BSON_APPEND_BINARY(&item, "input", BSON_SUBTYPE_BINARY,
+                           hashes[i].input, 16);
+        BSON_APPEND_BINARY(&item, "output", BSON_SUBTYPE_BINARY,
+                           hashes[i].output, 16);
+        bson_append_document_end(&arr, &item);
+    }
+    bson_append_array_end(&doc, &arr);
+    bool ok = true;
+    if ((size_t)full->len + doc.len < XP_MONGO_DOC_BUDGET) {
+        bson_iter_t it;
+        bson_iter_init_find(&it, &doc, "v");
+        bson_append_iter(full, "step_hashes", -1, &it);
+    } else {
+        char file[64];
+        snprintf(file, sizeof file, "%lld/step_hashes", (long long)id);
+        ok = s_gridfs_put(m, c, file, bson_get_data(&doc), doc.len, e);
+        if (ok) {
+            bson_t ref;
+            BSON_APPEND_DOCUMENT_BEGIN(full, "step_hashes_gridfs", &ref);
+            BSON_APPEND_UTF8(&ref, "file", file);
+            BSON_APPEND_INT64(&ref, "bytes", doc.len);
+            bson_append_document_end(full, &ref);
+        }
+    }
+    bson_destroy(&doc);
+    return ok;
+}
+
 /* One attempt at the whole final record. Every write is idempotent
  * (upserts keyed by trial, GridFS files replaced), so it may be repeated
  * or replayed from a spool. *what names the failed part. */
@@ -1186,29 +1270,20 @@ static bool s_finish_once(const xp_mongo *m, mongoc_client_t *c,
     *what = "storing the result";
     if (!s_trial_doc(m, c, id, o->doc, &full, e))
         goto cleanup;
+    *what = "storing step hashes";
+    if (!s_hashes_append(m, c, id, hashes, n_hashes, &full, e) ||
+        !s_purity_put(m, c, id, hashes, n_hashes, e))
+        goto cleanup;
     *what = "storing persisted values";
     if (!s_persist(m, c, id, o->persisted, o->n_persisted, &full, e))
         goto cleanup;
-    if (n_hashes) {
-        bson_t arr, item;
-        char key[16];
-        const char *k;
-        BSON_APPEND_ARRAY_BEGIN(&full, "step_hashes", &arr);
-        for (size_t i = 0; i < n_hashes; i++) {
-            bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-            BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
-            BSON_APPEND_UTF8(&item, "step", hashes[i].step);
-            BSON_APPEND_BINARY(&item, "input", BSON_SUBTYPE_BINARY,
-                               hashes[i].input, 16);
-            BSON_APPEND_BINARY(&item, "output", BSON_SUBTYPE_BINARY,
-                               hashes[i].output, 16);
-            bson_append_document_end(&arr, &item);
-        }
-        bson_append_array_end(&full, &arr);
-    }
-    *what = "storing step hashes";
-    if (!s_purity_put(m, c, id, hashes, n_hashes, e))
+    if (full.len > XP_MONGO_DOC_MAX) {
+        bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
+                       "its record alone is %u bytes, over MongoDB's 16 MiB "
+                       "document limit",
+                       full.len);
         goto cleanup;
+    }
     *what = "recording the trial";
     if (!s_storable(m, &full, e))
         goto cleanup;
