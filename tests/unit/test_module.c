@@ -72,6 +72,26 @@ Test(module, missing_remote_is_an_error)
     cr_assert_null(pub);
 }
 
+Test(module, foreign_module_is_an_error)
+{
+    /* The Redis module under the MongoDB module's name: it loads, but
+     * has no MongoDB entry. */
+    const char *examples = getenv("XP_EXAMPLES_DIR");
+    if (!examples || !*examples)
+        cr_skip_test("XP_EXAMPLES_DIR is not set: no build tree to use");
+    char redis[PATH_MAX], fake[300];
+    snprintf(redis, sizeof redis, "%s/../lib/libxp-redis.so", examples);
+    if (access(redis, R_OK) != 0)
+        cr_skip_test("%s is not built", redis);
+    snprintf(fake, sizeof fake, "%s/libxp-mongodb.so", xpt_dir);
+    cr_assert_eq(symlink(redis, fake), 0, "%s", strerror(errno));
+    setenv("XP_MODULE_DIR", xpt_dir, 1);
+    xp_error_t err = s_open_error("mongodb://127.0.0.1:1/x");
+    s_assert_starts(err.message, "MongoDB support is not installed: ");
+    cr_assert_not_null(strstr(err.message, "has no xp__module_mongodb"), "%s",
+                       err.message);
+}
+
 Test(module, unknown_scheme_is_still_argument_error)
 {
     xp_error_t err = s_open_error("ftp://example.com/x");
