@@ -194,6 +194,46 @@ Test(module, missing_git_is_recorded)
     xpt_rmrf(repo);
 }
 
+/* Whether the parameters section of the diff of two trials (a=1, then
+ * a=2) has a hunk header and the lines "-a: 1" and "+a: 2". */
+static void s_assert_parameter_diff(void)
+{
+    xp_experiment *ex = xpt_open("d");
+    XP_RESULT(ex, s_add, xp_parameter(ex, "a"));
+    xp_error_t err;
+    for (int a = 1; a <= 2; a++) {
+        cr_assert_eq(xp_set_param_int64(ex, "a", a, &err), 0);
+        cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "%s",
+                     err.message);
+    }
+    xp_value *diff = NULL;
+    cr_assert_eq(xp_trial_diff(ex, 1, 2, &diff, &err), 0, "%s", err.message);
+    const xp_value *lines = xpt_field(diff, "parameters");
+    bool header = false, removed = false, added = false;
+    for (size_t i = 0; i < xp_value_count(lines); i++) {
+        const char *line = xp_as_string(xp_value_at(lines, i), NULL);
+        header = header || strncmp(line, "@@ -", 4) == 0;
+        removed = removed || strcmp(line, "-a: 1") == 0;
+        added = added || strcmp(line, "+a: 2") == 0;
+    }
+    char *json = xp_value_to_json(lines);
+    cr_assert(header && removed && added, "%s", json);
+    xp_free(json);
+    xp_value_destroy(&diff);
+    xp_experiment_destroy(&ex);
+}
+
+Test(module, diff_through_the_git_module)
+{
+    s_assert_parameter_diff();
+}
+
+Test(module, diff_without_the_git_module)
+{
+    s_no_modules();
+    s_assert_parameter_diff();
+}
+
 Test(module, no_git_outside_a_repository)
 {
     /* The test's own directory (under /tmp) is in no repository. */
