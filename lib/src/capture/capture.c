@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
+static void s_environment_check(xp_experiment *ex, const char *previous);
+
 /* ---------------------------------------------------------------- code */
 
 static void s_log_diff(const char *old_text, const char *new_text,
@@ -29,21 +31,24 @@ static void s_log_diff(const char *old_text, const char *new_text,
     xp__lines_free(lines, n);
 }
 
-/* Hash stored under field key of the last trial, or false. */
-static bool s_last_trial_hash(xp_experiment *ex, const char *key, char out[33])
+/* The code and environment hashes of the last trial ("" where absent),
+ * from one read of its record. */
+static void s_last_trial_hashes(xp_experiment *ex, char code[33], char env[33])
 {
     int64_t last = 0;
     bson_t doc;
     bson_iter_t it;
+    code[0] = env[0] = '\0';
     if (xp__store_last_id(ex->backend, &last, NULL) != 0 || last < 1 ||
         xp__store_trial_get(ex->backend, last, &doc, NULL) != 0)
-        return false;
-    bool found =
-        bson_iter_init_find(&it, &doc, key) && BSON_ITER_HOLDS_UTF8(&it);
-    if (found)
-        bson_strncpy(out, bson_iter_utf8(&it, NULL), 33);
+        return;
+    if (bson_iter_init_find(&it, &doc, XP_RECORD_CODE_HASH) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(code, bson_iter_utf8(&it, NULL), 33);
+    if (bson_iter_init_find(&it, &doc, XP_RECORD_ENVIRONMENT_HASH) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        bson_strncpy(env, bson_iter_utf8(&it, NULL), 33);
     bson_destroy(&doc);
-    return found;
 }
 
 /* The source step name had in a previous code document, or NULL. */
@@ -56,11 +61,9 @@ static const char *s_source_before(const xp_code_def *old, const char *name)
 /* Logs each step whose code differs from the previous trial's. A
  * function used by several steps is reported once, at its first use,
  * unless a later use had other code before. */
-static void s_code_check(xp_experiment *ex)
+static void s_code_check(xp_experiment *ex, const char *previous)
 {
-    char previous[33];
-    if (!s_last_trial_hash(ex, XP_RECORD_CODE_HASH, previous) ||
-        strcmp(previous, ex->code_hash) == 0)
+    if (!previous[0] || strcmp(previous, ex->code_hash) == 0)
         return;
     bson_t old;
     if (xp__store_content_get(ex->backend, previous, &old, NULL) != 0)
@@ -88,29 +91,41 @@ static void s_code_check(xp_experiment *ex)
     bson_destroy(&old);
 }
 
+/* Stores a content document and its text unless the last trial already
+ * refers to it (then it is stored: contents go in before the trial that
+ * refers to them), which spares rendering the text every process. */
+static int s_content_put(xp_experiment *ex, const char *kind, const char *hash,
+                         const bson_t *doc, const char *last_hash,
+                         xp_error_t *err)
+{
+    if (strcmp(hash, last_hash) == 0)
+        return 0;
+    char *text = strcmp(kind, "code") == 0 ? xp__code_doc_text(doc)
+                                           : xp__render_text(doc);
+    int rc = xp__store_content_put(ex->backend, kind, hash, doc, text, err);
+    bson_free(text);
+    return rc;
+}
+
 int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err)
 {
     if (ex->contents_stored)
         return 0;
     const char *env_hash;
     const bson_t *env = xp__environment(&env_hash);
+    char last_code[33], last_env[33];
+    s_last_trial_hashes(ex, last_code, last_env);
     /* Compared at the first trial of a handle, not at open: readers such
      * as the xp command are a different program in a different
      * environment and must not report changes. */
     if (!ex->code_checked) {
-        xp__environment_check(ex);
-        s_code_check(ex);
+        s_environment_check(ex, last_env);
+        s_code_check(ex, last_code);
         ex->code_checked = true;
     }
-    char *code_text = xp__code_doc_text(ex->code);
-    char *env_text = xp__render_text(env);
-    int rc = xp__store_content_put(ex->backend, "code", ex->code_hash, ex->code,
-                                   code_text, err);
+    int rc = s_content_put(ex, "code", ex->code_hash, ex->code, last_code, err);
     if (rc == 0)
-        rc = xp__store_content_put(ex->backend, "environment", env_hash, env,
-                                   env_text, err);
-    bson_free(code_text);
-    bson_free(env_text);
+        rc = s_content_put(ex, "environment", env_hash, env, last_env, err);
     if (rc == 0)
         ex->contents_stored = true;
     return rc;
@@ -127,13 +142,13 @@ static char *s_category_text(const bson_t *env, const char *category)
     return xp__render_text(&sub);
 }
 
-void xp__environment_check(xp_experiment *ex)
+/* Logs each category of the environment that differs from the previous
+ * trial's (hash previous, "" when none). */
+static void s_environment_check(xp_experiment *ex, const char *previous)
 {
-    char previous[33];
     const char *hash;
     const bson_t *env = xp__environment(&hash);
-    if (!s_last_trial_hash(ex, XP_RECORD_ENVIRONMENT_HASH, previous) ||
-        strcmp(previous, hash) == 0)
+    if (!previous[0] || strcmp(previous, hash) == 0)
         return;
     bson_t old;
     if (xp__store_content_get(ex->backend, previous, &old, NULL) != 0)

@@ -8,10 +8,9 @@
 
 #include <bson/bson.h>
 
-/* Stores code and environment contents once per handle; logs code
- * changes against the previous trial. */
+/* Stores code and environment contents once per handle (not again when
+ * the previous trial refers to the same); logs code and environment
+ * changes against the previous trial at the first trial of a handle. */
 int xp__capture_before_trial(xp_experiment *ex, xp_error_t *err);
-/* Logs environment changes against the last trial (at open). */
-void xp__environment_check(xp_experiment *ex);
 
 #endif /* XP_CAPTURE_CAPTURE_H */

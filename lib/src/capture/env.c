@@ -7,6 +7,8 @@
 
 #include "capture/code.h"
 #include "capture/git.h"
+#include "util/bson_util.h"
+#include "util/module.h"
 #include "util/sys.h"
 
 #include <gnu/libc-version.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -281,7 +284,7 @@ static bool s_field(const char *line, size_t len, const char *name, char *out,
 
 /* "package[:arch] version" of installed dpkg packages, from one read of
  * the status file (it is most of a megabyte). */
-static void s_dpkg(bson_t *doc)
+static void s_dpkg_parse(bson_t *doc)
 {
     size_t size = 0;
     char *text = xp__read_file("/var/lib/dpkg/status", 64u << 20, &size);
@@ -298,12 +301,24 @@ static void s_dpkg(bson_t *doc)
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         if (p >= end || len == 0) { /* end of a stanza */
             if (pkg[0] && installed) {
+                /* "pkg[:arch] version", built by hand: snprintf was a
+                 * third of the time of this loop. */
                 char entry[600], key[16];
+                size_t len_pkg = strlen(pkg), len_arch = strlen(arch),
+                       len_version = strlen(version), e = 0;
+                memcpy(entry, pkg, len_pkg);
+                e += len_pkg;
+                if (len_arch) {
+                    entry[e++] = ':';
+                    memcpy(entry + e, arch, len_arch);
+                    e += len_arch;
+                }
+                entry[e++] = ' ';
+                memcpy(entry + e, version, len_version);
+                e += len_version;
                 const char *k;
-                snprintf(entry, sizeof entry, "%s%s%s %s", pkg,
-                         arch[0] ? ":" : "", arch, version);
                 bson_uint32_to_string(n++, &k, key, sizeof key);
-                bson_append_utf8(&arr, k, -1, entry, -1);
+                bson_append_utf8(&arr, k, -1, entry, (int)e);
             }
             pkg[0] = arch[0] = version[0] = '\0';
             installed = false;
@@ -326,12 +341,159 @@ static void s_dpkg(bson_t *doc)
     bson_append_array_end(doc, &arr);
 }
 
+/* The dpkg list, cached: reading and parsing the status file was the
+ * largest piece of a script-mode process (docs/performance.md). The
+ * cache, a document {key, packages}, is keyed by the status file's
+ * device, inode, size and modification time (dpkg replaces the file
+ * whole, so any change of the list changes the key); a cache that is
+ * missing, damaged or stale is rebuilt from the file. */
+#define XP_DPKG_STATUS "/var/lib/dpkg/status"
+#define XP_DPKG_CACHE_MAX (16u << 20)
+/* Set by xp__environment_prepare on the opening thread ("": no cache). */
+static char s_dpkg_cache[PATH_MAX];
+
+void xp__environment_prepare(void)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    s_dpkg_cache[0] = '\0';
+    if (xdg && xdg[0] == '/')
+        snprintf(s_dpkg_cache, sizeof s_dpkg_cache, "%s/xp/dpkg-packages.bson",
+                 xdg);
+    else if (home && home[0] == '/')
+        snprintf(s_dpkg_cache, sizeof s_dpkg_cache,
+                 "%s/.cache/xp/dpkg-packages.bson", home);
+}
+
+/* Whether s[0..len) is printable ASCII, as dpkg names and versions are:
+ * a cache holding anything else is not one of ours (and checking this is
+ * much cheaper than validating UTF-8, which was most of a cache read). */
+static bool s_printable(const char *s, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Whether arr is an array (keys "0", "1"...) of printable strings. libbson's
+ * iterator checks every length against its parent; nothing nests here. */
+static bool s_string_array(const bson_t *arr)
+{
+    bson_iter_t it;
+    uint32_t i = 0, len;
+    if (!bson_iter_init(&it, arr))
+        return false;
+    while (bson_iter_next(&it)) {
+        char buf[16];
+        const char *k;
+        bson_uint32_to_string(i++, &k, buf, sizeof buf);
+        if (!BSON_ITER_HOLDS_UTF8(&it) || strcmp(bson_iter_key(&it), k) != 0)
+            return false;
+        const char *v = bson_iter_utf8(&it, &len);
+        if (!s_printable(v, len))
+            return false;
+    }
+    return it.err_off == 0;
+}
+
+int xp__environment_dpkg_cache_decode(const uint8_t *data, size_t len,
+                                      const char *key, bson_t *packages)
+{
+    bson_t doc, arr;
+    bson_iter_t it;
+    bool has_key = false, has_packages = false;
+    if (len > XP_DPKG_CACHE_MAX || !bson_init_static(&doc, data, len) ||
+        !bson_iter_init(&it, &doc))
+        return -1;
+    while (bson_iter_next(&it)) {
+        const char *name = bson_iter_key(&it);
+        uint32_t n = 0;
+        if (!has_key && strcmp(name, "key") == 0 && BSON_ITER_HOLDS_UTF8(&it)) {
+            const char *v = bson_iter_utf8(&it, &n);
+            if (n != strlen(key) || memcmp(v, key, n) != 0)
+                return -1;
+            has_key = true;
+        } else if (!has_packages && strcmp(name, "packages") == 0 &&
+                   BSON_ITER_HOLDS_ARRAY(&it)) {
+            const uint8_t *a;
+            bson_iter_array(&it, &n, &a);
+            if (!bson_init_static(&arr, a, n) || !s_string_array(&arr))
+                return -1;
+            has_packages = true;
+        } else {
+            return -1;
+        }
+    }
+    if (it.err_off != 0 || !has_key || !has_packages)
+        return -1;
+    bson_copy_to(&arr, packages);
+    return 0;
+}
+
+/* Writes the cache whole (a temporary file renamed over it); a failure
+ * only means the next process parses the status file again. */
+static void s_dpkg_cache_write(const char *key, const bson_t *packages)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s", s_dpkg_cache);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    if (xp__mkdir_p(dir, NULL) != 0)
+        return;
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "key", key);
+    BSON_APPEND_ARRAY(&doc, "packages", packages);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", s_dpkg_cache, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    bool ok = f && fwrite(bson_get_data(&doc), 1, doc.len, f) == doc.len;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, s_dpkg_cache) != 0)
+        unlink(tmp);
+    bson_destroy(&doc);
+}
+
+static void s_dpkg(bson_t *doc)
+{
+    struct stat st;
+    if (!s_dpkg_cache[0] || stat(XP_DPKG_STATUS, &st) != 0) {
+        s_dpkg_parse(doc);
+        return;
+    }
+    char key[160];
+    snprintf(key, sizeof key, "%s 1 %llu %llu %lld %lld.%09ld", XP_DPKG_STATUS,
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             (long)st.st_mtim.tv_nsec);
+    size_t len = 0;
+    char *bytes = xp__read_file(s_dpkg_cache, XP_DPKG_CACHE_MAX, &len);
+    bson_t packages;
+    bool hit = bytes && xp__environment_dpkg_cache_decode(
+                            (const uint8_t *)bytes, len, key, &packages) == 0;
+    bson_free(bytes);
+    if (hit) {
+        BSON_APPEND_ARRAY(doc, "packages", &packages);
+        bson_destroy(&packages);
+        return;
+    }
+    bson_t parsed = BSON_INITIALIZER;
+    s_dpkg_parse(&parsed);
+    if (xp__bson_sub(&parsed, "packages", &packages))
+        s_dpkg_cache_write(key, &packages);
+    bson_concat(doc, &parsed);
+    bson_destroy(&parsed);
+}
+
 static void s_libraries(bson_t *doc)
 {
     bson_t arr;
     BSON_APPEND_ARRAY_BEGIN(doc, "loaded", &arr);
     s_libs libs = {&arr, 0};
-    dl_iterate_phdr(s_lib_cb, &libs);
+    /* Not the modules libxp loaded for itself (libmongoc, libgit2...):
+     * whether one is loaded yet would depend on timing. */
+    xp__module_iterate_phdr(s_lib_cb, &libs);
     bson_append_array_end(doc, &arr);
     s_dpkg(doc);
 }
@@ -377,6 +539,7 @@ void xp__environment_assemble(bson_t *out, const bson_t *local,
 
 void xp__environment_capture(bson_t *out, const char *program_compiler)
 {
+    xp__environment_prepare();
     bson_t local = BSON_INITIALIZER, gpu = BSON_INITIALIZER,
            git = BSON_INITIALIZER;
     xp__environment_local(&local, &gpu, program_compiler);

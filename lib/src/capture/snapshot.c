@@ -117,6 +117,7 @@ void xp__environment_prefetch(void)
         return;
     }
     s_env_state = S_ENV_RUNNING;
+    xp__environment_prepare(); /* its getenv, before the thread */
     bool threaded = pthread_create(&s_env_thread, NULL, s_env_main, NULL) == 0;
     s_env_joinable = threaded;
     pthread_mutex_unlock(&s_env_lock);

@@ -1,11 +1,13 @@
 /* client.c — submitting trials to an xp-scheduler and following their
  * progress (xpsubmit, script mode with --scheduler): request/reply over a
- * DEALER socket with a timeout on every reply. */
+ * DEALER socket with a timeout on every reply. The entry of the remote
+ * module (libxp-remote.so), which libxp.so loads on first use. */
 #include "remote/client.h"
 
 #include "remote/keys.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/module.h"
 #include "util/rng.h"
 
 #include <stdio.h>
@@ -210,3 +212,10 @@ int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
     bson_destroy(&reply);
     return rc;
 }
+
+static const xp_client_module s_ops = {
+    xp_client_connect_secure, xp_client_destroy, xp__client_submit_code,
+    xp_client_progress, xp__keygen};
+
+const xp_module xp__module_remote = {"remote", XP_VERSION_STRING, XP_MODULE_ABI,
+                                     &s_ops};

@@ -1,4 +1,5 @@
-/* remote/client.h — the client side of SUBMIT and STATUS. */
+/* remote/client.h — the client side of SUBMIT and STATUS, and the remote
+ * module that carries it (with ZeroMQ) for libxp.so. */
 #ifndef XP_REMOTE_CLIENT_H
 #define XP_REMOTE_CLIENT_H
 
@@ -13,5 +14,23 @@ int xp__client_submit_code(xp_client *c, const char *experiment,
                            const xp_value *trials, const char *code_hash,
                            const bson_t *code, int64_t *batch, int64_t **ids,
                            size_t *n, xp_error_t *err);
+
+/* The remote module (libxp-remote.so: client.c, keys.c, message.c): what
+ * libxp.so's xp_client_* and xp_keygen (client_lazy.c) forward to, so a
+ * program loads ZeroMQ only when it talks to a scheduler. */
+typedef struct {
+    int (*connect_secure)(xp_client **out, const char *endpoint, int timeout_ms,
+                          const char *key, const char *server_key,
+                          xp_error_t *err);
+    void (*destroy)(xp_client **c);
+    int (*submit_code)(xp_client *c, const char *experiment,
+                       const xp_value *trials, const char *code_hash,
+                       const bson_t *code, int64_t *batch, int64_t **ids,
+                       size_t *n, xp_error_t *err);
+    int (*progress)(xp_client *c, int64_t batch, int64_t *cursor,
+                    xp_progress *p, xp_value **finished, xp_error_t *err);
+    int (*keygen)(const char *dir, const char *name, char **public_path,
+                  xp_error_t *err);
+} xp_client_module;
 
 #endif /* XP_REMOTE_CLIENT_H */

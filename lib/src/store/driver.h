@@ -101,8 +101,18 @@ struct xp_backend {
     char *dir;         /* local cache directory for text files, spools */
 };
 
+/* A shared backend as a module (util/module.h): libxp-mongodb.so and
+ * libxp-redis.so, loaded by store.c when a backend argument names one.
+ * open and experiments are the xp__backend_<name>_* functions below. */
+typedef struct {
+    int (*open)(xp_backend **out, const char *id, const char *uri,
+                const char *cache_dir, bool must_exist, xp_error_t *err);
+    int (*experiments)(const char *uri, int (*fn)(const char *id, void *user),
+                       void *user, xp_error_t *err);
+} xp_backend_module;
+
 /* The backends' own open and list functions, picked by store.c from the
- * backend argument. */
+ * backend argument (the shared ones through their modules). */
 int xp__backend_mongo_experiments(const char *uri,
                                   int (*fn)(const char *id, void *user),
                                   void *user, xp_error_t *err);

@@ -1,13 +1,15 @@
 /* store.c — the front layer over the backends: picks the backend for an
  * experiment from the backend argument or XP_BACKEND (a directory selects
- * the local SQLite backend; URIs name the shared ones), keeps finished
- * trials the backend cannot take in the spool, and checks the optional
- * operations, so that callers never see the operations table. */
+ * the local SQLite backend; URIs name the shared ones, whose modules load
+ * on first use), keeps finished trials the backend cannot take in the
+ * spool, and checks the optional operations, so that callers never see
+ * the operations table. */
 #include "store/store.h"
 
 #include "store/driver.h"
 #include "store/spool.h"
 #include "util/error.h"
+#include "util/module.h"
 #include "util/names.h"
 #include "util/uri.h"
 
@@ -43,6 +45,22 @@ static char *s_resolve(const char **spec)
     return scheme;
 }
 
+/* The module of a shared backend's scheme, or NULL (err set; an unknown
+ * scheme leaves *known false). Each is loaded on first use: a program
+ * on the local store never loads libmongoc or hiredis. */
+static const xp_backend_module *s_shared(const char *scheme, bool *known,
+                                         xp_error_t *err)
+{
+    *known = true;
+    if (strcmp(scheme, "mongodb") == 0 || strcmp(scheme, "mongodb+srv") == 0)
+        return xp__module_ops("mongodb", "MongoDB support", err);
+    if (strcmp(scheme, "redis") == 0 || strcmp(scheme, "rediss") == 0 ||
+        strcmp(scheme, "unix") == 0)
+        return xp__module_ops("redis", "Redis support", err);
+    *known = false;
+    return NULL;
+}
+
 /* A local store at dir: opened read-only for a reader. */
 static int s_local_open(xp_backend **out, const char *id, const char *dir,
                         bool must_exist, bool reader, xp_error_t *err)
@@ -60,25 +78,23 @@ static int s_open(xp_backend **out, const char *id, const char *spec,
     char *scheme = s_resolve(&spec);
     if (!scheme)
         return s_local_open(out, id, spec, must_exist, reader, err);
-    int rc;
-    char *cache = s_cache_dir(id);
+    int rc = -1;
+    bool known;
+    const xp_backend_module *m = NULL;
     if (strcmp(scheme, "file") == 0) {
         rc = s_local_open(out, id, spec + strlen("file://"), must_exist, reader,
                           err);
-    } else if (strcmp(scheme, "mongodb") == 0 ||
-               strcmp(scheme, "mongodb+srv") == 0) {
-        rc = xp__backend_mongo_open(out, id, spec, cache, must_exist, err);
-    } else if (strcmp(scheme, "redis") == 0 || strcmp(scheme, "rediss") == 0 ||
-               strcmp(scheme, "unix") == 0) {
-        rc = xp__backend_redis_open(out, id, spec, cache, must_exist, err);
-    } else {
-        rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                       "unsupported backend scheme '%s://' (expected a "
-                       "directory, mongodb://, mongodb+srv://, redis://, "
-                       "rediss:// or unix://)",
-                       scheme);
+    } else if ((m = s_shared(scheme, &known, err)) != NULL) {
+        char *cache = s_cache_dir(id);
+        rc = m->open(out, id, spec, cache, must_exist, err);
+        bson_free(cache);
+    } else if (!known) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "unsupported backend scheme '%s://' (expected a "
+                  "directory, mongodb://, mongodb+srv://, redis://, "
+                  "rediss:// or unix://)",
+                  scheme);
     }
-    bson_free(cache);
     bson_free(scheme);
     return rc;
 }
@@ -126,20 +142,18 @@ int xp__store_experiments(const char *spec,
                           xp_error_t *err)
 {
     char *scheme = s_resolve(&spec);
-    int rc;
+    int rc = -1;
+    bool known;
+    const xp_backend_module *m = NULL;
     if (!scheme)
         rc = s_local_experiments(spec, fn, user, err);
     else if (strcmp(scheme, "file") == 0)
         rc = s_local_experiments(spec + strlen("file://"), fn, user, err);
-    else if (strcmp(scheme, "mongodb") == 0 ||
-             strcmp(scheme, "mongodb+srv") == 0)
-        rc = xp__backend_mongo_experiments(spec, fn, user, err);
-    else if (strcmp(scheme, "redis") == 0 || strcmp(scheme, "rediss") == 0 ||
-             strcmp(scheme, "unix") == 0)
-        rc = xp__backend_redis_experiments(spec, fn, user, err);
-    else
-        rc = xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                       "unsupported backend scheme '%s://'", scheme);
+    else if ((m = s_shared(scheme, &known, err)) != NULL)
+        rc = m->experiments(spec, fn, user, err);
+    else if (!known)
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "unsupported backend scheme '%s://'", scheme);
     bson_free(scheme);
     return rc;
 }
