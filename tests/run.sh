@@ -8,6 +8,8 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 # Set XP_TEST_MONGODB_URI to run the MongoDB tests against a real server
 # instead of the test server.
+# The deployment test (tests/deploy/) starts dockerd itself when none runs
+# (root only; it skips, saying why, where no engine can run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,8 @@ packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           libgit2-dev libsqlite3-dev libcriterion-dev
           redis-server python3 python3-mockupdb python3-mongomock iproute2
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz
-          libcurl4-openssl-dev chromium)
+          libcurl4-openssl-dev chromium
+          docker.io docker-compose debootstrap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
