@@ -147,3 +147,39 @@ deploy_keys() {
         chown -R "$uid:$gid" "$dir"
     fi
 }
+
+# Prints the compose command line for a project: compose ("docker compose"
+# or "docker-compose"), its env file and name, with docker/docker-compose.yml
+# and the test override. docker-compose 1.29 refuses published ports with
+# host networking (which discards them anyway) and an override cannot
+# remove them: for it, the merged configuration without them, written to
+# dir/NAME.merged.yml, is the file.
+deploy_compose_command() { # compose, env file, project name, dir
+    local compose=$1 env=$2 p=$3 dir=$4
+    local c="$compose --env-file $env -p $p -f docker/docker-compose.yml -f tests/deploy/docker-compose.test.yml"
+    if [ "$compose" = docker-compose ]; then
+        $c config >"$dir/$p.merged.yml" || return 1
+        /usr/bin/python3 -c '
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+for s in c["services"].values():
+    if s.get("network_mode") == "host":
+        s.pop("ports", None)
+yaml.safe_dump(c, open(sys.argv[1], "w"))' "$dir/$p.merged.yml" || return 1
+        c="$compose --env-file $env -p $p -f $dir/$p.merged.yml"
+    fi
+    echo "$c"
+}
+
+# Copies the host's local CA certificates into docker/ca-certificates/ for
+# the build stages (a TLS-inspecting proxy between the build and the npm
+# registry); prints the files it added, which the caller removes.
+deploy_copy_ca() {
+    local crt dest
+    for crt in /usr/local/share/ca-certificates/*.crt; do
+        [ -f "$crt" ] || continue
+        dest=docker/ca-certificates/xp-test-$(basename "$crt")
+        [ -e "$dest" ] && continue
+        cp "$crt" "$dest" && echo "$dest"
+    done
+}

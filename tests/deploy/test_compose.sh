@@ -55,14 +55,7 @@ echo "== compose: ${composes[*]}"
 deploy_base_image || skip "no debian:bookworm-slim base image (see above)"
 deploy_ferretdb_context "$work/ferretdb" || skip "FerretDB could not be built (see above)"
 
-# The build stages trust the host's local CA certificates (a TLS-inspecting
-# proxy between the build and the npm registry).
-for crt in /usr/local/share/ca-certificates/*.crt; do
-    [ -f "$crt" ] || continue
-    dest=docker/ca-certificates/xp-test-$(basename "$crt")
-    [ -e "$dest" ] && continue
-    cp "$crt" "$dest" && ca_copied+=("$dest")
-done
+mapfile -t ca_copied < <(deploy_copy_ca)
 
 uid=10001
 gid=10001
@@ -140,25 +133,12 @@ XP_TEST_FERRETDB_CONTEXT=$work/ferretdb
 XP_TEST_PORT=$port
 XP_TEST_MONGO_PORT=$mport
 XP_TEST_DASHBOARD_PORT=$dport
+XP_TEST_BACKEND=mongodb://127.0.0.1:$mport/xp_deploy?serverSelectionTimeoutMS=5000
 EOF
-    C="$compose --env-file $work/$p.env -p $p -f docker/docker-compose.yml -f tests/deploy/docker-compose.test.yml"
-    if [ "$compose" = docker-compose ]; then
-        # docker-compose 1.29 refuses published ports with host networking
-        # (which discards them anyway), and an override cannot remove
-        # them: run the merged configuration without them.
-        $C config >"$work/$p.merged.yml" || {
-            fail "$compose config"
-            return
-        }
-        /usr/bin/python3 -c '
-import sys, yaml
-c = yaml.safe_load(open(sys.argv[1]))
-for s in c["services"].values():
-    if s.get("network_mode") == "host":
-        s.pop("ports", None)
-yaml.safe_dump(c, open(sys.argv[1], "w"))' "$work/$p.merged.yml"
-        C="$compose --env-file $work/$p.env -p $p -f $work/$p.merged.yml"
-    fi
+    C=$(deploy_compose_command "$compose" "$work/$p.env" "$p" "$work") || {
+        fail "$compose config"
+        return
+    }
     echo "$C" >"$work/$p.compose"
     echo "== $compose: project $p, scheduler port $port, database port $mport"
 
@@ -196,6 +176,11 @@ yaml.safe_dump(c, open(sys.argv[1], "w"))' "$work/$p.merged.yml"
         ok "the trials' code holds the step's source, read in the worker image"
     else
         fail "xp code: the step's source is not recorded"
+    fi
+    if [ "$($C exec -T scheduler xp history simple_experiment_pj --format csv 2>/dev/null | grep -c succeeded)" = 100 ]; then
+        ok "xp history in the scheduler's container reads the database of its XP_BACKEND"
+    else
+        fail "$compose exec scheduler xp history"
     fi
     if curl -sf "http://127.0.0.1:$dport/api/experiments" | grep -q simple_experiment_pj; then
         ok "the dashboard serves the experiments on 127.0.0.1:$dport"
