@@ -177,7 +177,7 @@ EOF
     else
         fail "xp code: the step's source is not recorded"
     fi
-    if [ "$($C exec -T scheduler xp history simple_experiment_pj --format csv 2>/dev/null | grep -c succeeded)" = 100 ]; then
+    if [ "$($C exec -T scheduler xp history simple_experiment_pj --format csv 2>/dev/null | grep -c ",true,")" = 100 ]; then
         ok "xp history in the scheduler's container reads the database of its XP_BACKEND"
     else
         fail "$compose exec scheduler xp history"
