@@ -236,7 +236,7 @@ EOF
     before=$(hist sleep_pj | /usr/bin/python3 -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if t["status"] == "succeeded"))')
     $C restart scheduler >/dev/null 2>&1 || fail "$compose restart scheduler"
     if wait_for sleep_pj 'len(h) == 26 and all(t["status"] == "succeeded" for t in h)' 120; then
-        hist sleep_pj | check "the 20 trials queued at the restart all finished, once each ($((before - 6)) of them had before the restart)" \
+        hist sleep_pj | check "the 20 trials queued at the restart all finished, once each ($((before - 6)) had finished before the restart)" \
             "len(h) == 26 and len({t['trial_id'] for t in h}) == 26 and sorted(t['parameters']['seconds'] for t in h if t['parameters']['seconds'] < 0.5) == [round(0.30 + i / 100, 2) for i in range(20)] and $before - 6 < 20"
     else
         hist sleep_pj | check "the trials queued at the scheduler's restart finished" 'False and [t["status"] for t in h]'
@@ -273,7 +273,7 @@ for compose in "${composes[@]}"; do
     first=0
 done
 if [ "${#composes[@]}" -lt 2 ]; then
-    echo "note: only ${composes[*]} is installed; the other compose was not tested"
+    echo "note: only ${composes[*]} found; the other compose was not tested"
 fi
 if ((failures)); then
     echo "$failures check(s) failed"
