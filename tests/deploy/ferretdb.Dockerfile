@@ -8,6 +8,7 @@ RUN groupadd --gid 10999 ferretdb \
  && useradd --uid 10999 --gid ferretdb --no-create-home ferretdb \
  && mkdir -p /data/db && chown ferretdb:ferretdb /data/db
 USER ferretdb
+LABEL org.xp.image=xp-test
 ENV FERRETDB_SQLITE_URL=file:/data/db/
 ENTRYPOINT ["ferretdb", "--handler=sqlite", "--telemetry=disable", \
             "--state-dir=-", "--log-level=error", "--debug-addr=-"]

@@ -38,6 +38,9 @@ cleanup() {
         $(cat "$work/$p.compose") down -v --remove-orphans >/dev/null 2>&1 || true
     done
     rm -f "${ca_copied[@]}"
+    # images of earlier builds that these replaced (the tagged ones stay,
+    # for the layer cache)
+    docker image prune -f --filter label=org.xp.image >/dev/null 2>&1 || true
     deploy_engine_down
     rm -rf "$work"
 }
