@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what is
 # missing (apt, idempotent; npm ci for the dashboard's pinned front-end
-# packages), starts a redis-server and FerretDB (a MongoDB server over
-# SQLite, built once from the Go module proxy and cached) on free loopback
-# ports, builds with gcc (warnings are errors),
+# packages), starts a redis-server and FerretDB (a MongoDB server, built
+# once from the Go module proxy and cached, over a private PostgreSQL) on
+# free loopback ports, builds with gcc (warnings are errors),
 # runs the criterion suite and the dashboard's browser tests (headless
 # Chromium), builds with clang, and runs the suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -13,6 +13,8 @@
 # MongoDB tests fall back to the Python wire-protocol test server
 # (tests/servers/mongo_test_server.py), which the fault-injection tests use
 # in any case.
+# The deployment test (tests/deploy/) starts dockerd itself when none runs
+# (root only; it skips, saying why, where no engine can run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,8 @@ packages=(meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev git
           redis-server python3 python3-mockupdb python3-mongomock iproute2
           python3-pymongo python3-pandas postgresql
           libmicrohttpd-dev libcrypt-dev libgraphviz-dev graphviz
-          libcurl4-openssl-dev chromium)
+          libcurl4-openssl-dev chromium
+          docker.io docker-compose debootstrap)
 # the one-node Slurm cluster of tests/remote/test_slurm.c and bench/slurm.sh
 packages+=(slurm-wlm munge)
 missing=()
