@@ -499,7 +499,8 @@ Test(mongo, large_result_is_kept_in_gridfs_and_read_back)
 }
 
 /* A result and a persisted value whose keys MongoDB documents cannot hold
- * portably ('$' first, '.'), and a NaN (FerretDB refuses it). */
+ * portably ('$' first, '.'), a NaN and an array of arrays (FerretDB
+ * refuses both). */
 static int odd_keys(xp_step *st, const xp_value *const *in, xp_value *out)
 {
     (void)st;
@@ -507,6 +508,7 @@ static int odd_keys(xp_step *st, const xp_value *const *in, xp_value *out)
     xp_set_int64(xp_document_set(out, "a.b"), xp_as_int64(in[0]));
     xp_set_string(xp_document_set(out, "$set"), "dollar");
     xp_set_double(xp_document_set(out, "nan"), NAN);
+    xp_value_from_json(xp_document_set(out, "grid"), "[[1, 2], [3]]", NULL);
     return 0;
 }
 
@@ -519,6 +521,7 @@ static int odd_keys_result(xp_step *st, const xp_value *const *in,
                  xp_as_int64(xp_value_get(in[0], "a.b")));
     xp_set_string(xp_document_set(out, "$set"), "dollar");
     xp_set_double(xp_document_set(out, "nan"), NAN);
+    xp_value_from_json(xp_document_set(out, "grid"), "[[1, 2], [3]]", NULL);
     return 0;
 }
 
@@ -528,6 +531,9 @@ static void s_check_odd(const xp_value *v, int64_t a)
     cr_assert_eq(xp_as_int64(xp_value_get(v, "a.b")), a, "'a.b'");
     cr_assert_str_eq(xp_as_string(xp_value_get(v, "$set"), NULL), "dollar");
     cr_assert(isnan(xp_as_double(xp_value_get(v, "nan"))), "NaN");
+    const xp_value *grid = xp_value_get(v, "grid");
+    cr_assert_eq(xp_value_count(grid), 2, "array of arrays");
+    cr_assert_eq(xp_as_int64(xp_value_at(xp_value_at(grid, 1), 0)), 3);
 }
 
 Test(mongo, keys_with_dollar_and_dot_are_kept_or_refused_before_an_id)

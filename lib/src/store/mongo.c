@@ -429,14 +429,18 @@ static int s_gridfs_value(const xp_mongo *m, mongoc_client_t *c,
 typedef enum {
     XP_FIND_NONFINITE, /* a NaN or infinite double */
     XP_FIND_BAD_KEY,   /* a key starting with '$' or holding '.' */
+    XP_FIND_FERRETDB,  /* what FerretDB 1.24 refuses: NaN, ±Inf, [[...]] */
 } xp_mongo_find;
 
-static bool s_matches(const bson_iter_t *it, xp_mongo_find what)
+static bool s_matches(const bson_iter_t *it, bool in_array,
+                      xp_mongo_find what)
 {
-    if (what == XP_FIND_NONFINITE)
-        return BSON_ITER_HOLDS_DOUBLE(it) && !isfinite(bson_iter_double(it));
-    const char *key = bson_iter_key(it);
-    return key[0] == '$' || strchr(key, '.') != NULL;
+    if (what == XP_FIND_BAD_KEY) {
+        const char *key = bson_iter_key(it);
+        return key[0] == '$' || strchr(key, '.') != NULL;
+    }
+    return (BSON_ITER_HOLDS_DOUBLE(it) && !isfinite(bson_iter_double(it))) ||
+           (in_array && BSON_ITER_HOLDS_ARRAY(it));
 }
 
 /* True when an element of doc (at any depth) is what; its dotted path then
@@ -459,7 +463,8 @@ static bool s_find(const bson_t *doc, xp_mongo_find what, char *path,
             top--;
             continue;
         }
-        if (s_matches(it, what)) {
+        bool in_array = top > 0 && BSON_ITER_HOLDS_ARRAY(&stack[top - 1].it);
+        if (s_matches(it, in_array, what)) {
             size_t used = 0;
             for (int i = 0; path && i <= top && used + 1 < size; i++) {
                 int n = snprintf(path + used, size - used, "%s%s",
@@ -481,13 +486,14 @@ static bool s_find(const bson_t *doc, xp_mongo_find what, char *path,
 }
 
 /* True when a value (as {v: value}) must be kept in GridFS: too large for
- * its document, or with keys or numbers the server may refuse (FerretDB
+ * its document, or with keys or values the server may refuse (FerretDB
  * and MongoDB before 5.0 refuse '$' and '.' in keys; FerretDB refuses
- * NaN): GridFS keeps its bytes as they are. */
+ * NaN, infinities and arrays of arrays): GridFS keeps its bytes as they
+ * are. */
 static bool s_needs_gridfs(const xp_mongo *m, const bson_t *v, size_t max)
 {
     return v->len >= max || s_find(v, XP_FIND_BAD_KEY, NULL, 0) ||
-           (m->ferretdb && s_find(v, XP_FIND_NONFINITE, NULL, 0));
+           (m->ferretdb && s_find(v, XP_FIND_FERRETDB, NULL, 0));
 }
 
 /* Builds the stored form of a trial document (doc without _id, as given
@@ -588,9 +594,12 @@ static void s_push(const xp_mongo *m, mongoc_client_t *c)
     mongoc_client_pool_push(m->pool, c);
 }
 
-/* FerretDB 1.24 refuses NaN and infinite doubles (it closes the
- * connection on NaN): such a document gets this error instead of a lost
- * connection and a retry. MongoDB stores them. */
+/* A document the server would refuse gets this error before it is sent:
+ * keys with '$' or '.' (refused by MongoDB before 5.0 and FerretDB, and
+ * unqueryable on any), and on FerretDB 1.24 NaN, infinities and arrays of
+ * arrays (it closes the connection on NaN), instead of a lost connection
+ * and a retry. Values that steps return never get here: s_needs_gridfs
+ * keeps those in GridFS. */
 static bool s_storable(const xp_mongo *m, const bson_t *doc, bson_error_t *e)
 {
     char path[256] = "";
@@ -601,11 +610,12 @@ static bool s_storable(const xp_mongo *m, const bson_t *doc, bson_error_t *e)
                        path);
         return false;
     }
-    if (!m->ferretdb || !s_find(doc, XP_FIND_NONFINITE, path, sizeof path))
+    if (!m->ferretdb || !s_find(doc, XP_FIND_FERRETDB, path, sizeof path))
         return true;
     bson_set_error(e, MONGOC_ERROR_BSON, MONGOC_ERROR_BSON_INVALID,
-                   "FerretDB cannot store NaN or infinite numbers (field "
-                   "'%s'; docs/schema.md, Compatibility)",
+                   "field '%s': FerretDB cannot store NaN, infinite "
+                   "numbers or arrays of arrays (docs/schema.md, "
+                   "Compatibility)",
                    path);
     return false;
 }
