@@ -207,8 +207,7 @@ Test(mongo, commands_per_plain_trial_are_few_and_constant)
         /* New inputs for half the trials, repeated ones for the rest. */
         s_run(ex, i < 10 ? 100 + i : 1, 2);
         counts[i] = xp__mongo_commands(names, sizeof names);
-        cr_assert_leq(counts[i], most,
-                      "trial %d took %llu commands: %s", i + 2,
+        cr_assert_leq(counts[i], most, "trial %d took %llu commands: %s", i + 2,
                       (unsigned long long)counts[i], names);
         cr_assert_eq(counts[i], counts[0],
                      "trial %d took %llu commands, trial 2 took %llu: %s",
@@ -562,8 +561,8 @@ Test(mongo, keys_with_dollar_and_dot_are_kept_or_refused_before_an_id)
 
     /* A parameter must stay queryable: refused with the field named, and
      * no trial id is taken. */
-    cr_assert_eq(xp_set_param_literal(ex, "a", "{\"x.y\": 1}", &err), 0,
-                 "%s", err.message);
+    cr_assert_eq(xp_set_param_literal(ex, "a", "{\"x.y\": 1}", &err), 0, "%s",
+                 err.message);
     int64_t tid = 0;
     cr_assert_eq(xp_compute(ex, NULL, NULL, &tid, &err), -1, "accepted");
     cr_assert_not_null(strstr(err.message, "'parameters.a.x.y'"), "'%s'",

@@ -379,8 +379,7 @@ static void s_db_stop(void)
         kill(s_db, SIGTERM); /* FerretDB and its PostgreSQL, abruptly */
         xpt_wait(s_db);
         s_db = -1;
-        cr_assert(!s_db_listening(), "FerretDB still listens on %d",
-                  s_db_port);
+        cr_assert(!s_db_listening(), "FerretDB still listens on %d", s_db_port);
     }
 }
 
@@ -421,17 +420,17 @@ Test(queue, database_killed_mid_sweep_each_trial_recorded_once,
     int64_t batch = 0, *ids = NULL;
     size_t got = 0;
     xp_error_t err;
-    cr_assert_eq(xp_client_submit(c, "sleep_pj", trials, NULL, &batch, &ids,
-                                  &got, &err),
-                 0, "submit: %s", err.message);
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", trials, NULL, &batch, &ids, &got, &err),
+        0, "submit: %s", err.message);
     cr_assert_eq(got, n);
     /* Down while trials run and finish: the scheduler must keep what
      * finishes (spooled) and what is queued (its records are stored). */
     xpt_sleep(0.4);
     xp_progress before;
     int64_t cursor = 0;
-    cr_assert_eq(xp_client_progress(c, batch, &cursor, &before, NULL, &err),
-                 0, "%s", err.message);
+    cr_assert_eq(xp_client_progress(c, batch, &cursor, &before, NULL, &err), 0,
+                 "%s", err.message);
     s_db_stop();
     xpt_sleep(3.0);
     s_db_start(port, dir, 2);

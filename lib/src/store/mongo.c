@@ -432,8 +432,7 @@ typedef enum {
     XP_FIND_FERRETDB,  /* what FerretDB 1.24 refuses: NaN, ±Inf, [[...]] */
 } xp_mongo_find;
 
-static bool s_matches(const bson_iter_t *it, bool in_array,
-                      xp_mongo_find what)
+static bool s_matches(const bson_iter_t *it, bool in_array, xp_mongo_find what)
 {
     if (what == XP_FIND_BAD_KEY) {
         const char *key = bson_iter_key(it);
@@ -467,8 +466,8 @@ static bool s_find(const bson_t *doc, xp_mongo_find what, char *path,
         if (s_matches(it, in_array, what)) {
             size_t used = 0;
             for (int i = 0; path && i <= top && used + 1 < size; i++) {
-                int n = snprintf(path + used, size - used, "%s%s",
-                                 i ? "." : "", bson_iter_key(&stack[i].it));
+                int n = snprintf(path + used, size - used, "%s%s", i ? "." : "",
+                                 bson_iter_key(&stack[i].it));
                 if (n < 0)
                     break;
                 used += (size_t)n < size - used ? (size_t)n : size - used - 1;
@@ -1234,8 +1233,8 @@ static bool s_hashes_append(const xp_mongo *m, mongoc_client_t *c, int64_t id,
         bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &item);
         BSON_APPEND_UTF8(&item, "step", hashes[i].step);
-        BSON_APPEND_BINARY(&item, "input", BSON_SUBTYPE_BINARY,
-                           hashes[i].input, 16);
+        BSON_APPEND_BINARY(&item, "input", BSON_SUBTYPE_BINARY, hashes[i].input,
+                           16);
         BSON_APPEND_BINARY(&item, "output", BSON_SUBTYPE_BINARY,
                            hashes[i].output, 16);
         bson_append_document_end(&arr, &item);
@@ -1812,8 +1811,8 @@ static bool s_hashes_find(mongoc_collection_t *trials, const xp_step_hash *h,
             docs++;
             for (size_t i = 0; i < n; i++)
                 if (!found[i] && !now[i])
-                    now[i] = s_hash_in_doc(doc, h[i].step, h[i].input,
-                                           previous[i]);
+                    now[i] =
+                        s_hash_in_doc(doc, h[i].step, h[i].input, previous[i]);
         }
         ok = !mongoc_cursor_error(cur, e);
         mongoc_cursor_destroy(cur);
@@ -1850,8 +1849,8 @@ static int s_step_hashes_get(xp_backend *b, const xp_step_hash *h, size_t n,
     size_t left = n;
     while (ok && left > 0 && !complete) {
         bool elem_match = !atomic_load(&m->no_elem_match);
-        ok = s_hashes_find(trials, h, n, elem_match, previous, found,
-                           &complete, &e);
+        ok = s_hashes_find(trials, h, n, elem_match, previous, found, &complete,
+                           &e);
         if (!ok && elem_match && s_is_unknown_operator(&e)) {
             xp__log(XP_LOG_DEBUG,
                     "%s refuses $elemMatch over fields (%s): step hashes "
