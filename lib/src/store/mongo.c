@@ -879,14 +879,20 @@ static bool s_bucket_value(const bson_iter_t *it, double *v)
     return true;
 }
 
-/* Upserts the chunks as one bulk write. */
-static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
-                            int64_t trial, const xp_metric_chunk *chunks,
-                            size_t n_chunks, bson_error_t *e)
+/* Fills the selector and the replacement document of upsert i. */
+typedef void (*xp_mongo_fill)(size_t i, bson_t *sel, bson_t *doc,
+                              const void *user);
+
+/* Replaces (upserting) n documents of collection name in one unordered
+ * bulk write, sent again once when the connection is lost (replacing is
+ * idempotent). */
+static bool s_bulk_upsert(const xp_mongo *m, mongoc_client_t *c,
+                          const char *name, size_t n, xp_mongo_fill fill,
+                          const void *user, bson_error_t *e)
 {
-    if (n_chunks == 0)
+    if (n == 0)
         return true;
-    mongoc_collection_t *coll = s_coll(m, c, m->metrics);
+    mongoc_collection_t *coll = s_coll(m, c, name);
     bson_t bulk_opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&bulk_opts, "ordered", false);
     BSON_APPEND_BOOL(&upsert, "upsert", true);
@@ -895,10 +901,9 @@ static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
         mongoc_bulk_operation_t *bulk =
             mongoc_collection_create_bulk_operation_with_opts(coll, &bulk_opts);
         ok = true;
-        for (size_t i = 0; i < n_chunks && ok; i++) {
+        for (size_t i = 0; i < n && ok; i++) {
             bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
-            s_bucket_selector(&sel, trial, &chunks[i]);
-            s_bucket_doc(&doc, trial, &chunks[i]);
+            fill(i, &sel, &doc, user);
             ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc,
                                                              &upsert, e);
             bson_destroy(&sel);
@@ -917,6 +922,28 @@ static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
     bson_destroy(&upsert);
     mongoc_collection_destroy(coll);
     return ok;
+}
+
+typedef struct {
+    int64_t trial;
+    const xp_metric_chunk *chunks;
+    const xp_step_hash *hashes;
+} xp_mongo_rows;
+
+static void s_fill_bucket(size_t i, bson_t *sel, bson_t *doc, const void *user)
+{
+    const xp_mongo_rows *r = user;
+    s_bucket_selector(sel, r->trial, &r->chunks[i]);
+    s_bucket_doc(doc, r->trial, &r->chunks[i]);
+}
+
+/* Upserts the chunks as one bulk write. */
+static bool s_write_buckets(const xp_mongo *m, mongoc_client_t *c,
+                            int64_t trial, const xp_metric_chunk *chunks,
+                            size_t n_chunks, bson_error_t *e)
+{
+    xp_mongo_rows r = {.trial = trial, .chunks = chunks};
+    return s_bulk_upsert(m, c, m->metrics, n_chunks, s_fill_bucket, &r, e);
 }
 
 static int s_metric_flush(xp_backend *b, int64_t id,
@@ -1177,42 +1204,25 @@ static int s_purity_get(xp_mongo *m, const xp_step_hash *h, size_t n,
     return rc;
 }
 
+static void s_fill_purity(size_t i, bson_t *sel, bson_t *doc, const void *user)
+{
+    const xp_mongo_rows *r = user;
+    char key[XP_NAME_MAX + 40];
+    s_purity_key(key, sizeof key, &r->hashes[i]);
+    BSON_APPEND_UTF8(sel, "_id", key);
+    BSON_APPEND_BINARY(doc, "output", BSON_SUBTYPE_BINARY, r->hashes[i].output,
+                       16);
+    BSON_APPEND_INT64(doc, "trial", r->trial);
+}
+
 /* Upserts the hashes of trial id into <id>.step_hashes, one bulk write. */
 static bool s_purity_put(const xp_mongo *m, mongoc_client_t *c, int64_t id,
                          const xp_step_hash *h, size_t n, bson_error_t *e)
 {
-    if (!m->ferretdb || n == 0)
+    if (!m->ferretdb)
         return true;
-    mongoc_collection_t *coll = s_coll(m, c, m->purity);
-    bson_t bulk_opts = BSON_INITIALIZER, upsert = BSON_INITIALIZER;
-    BSON_APPEND_BOOL(&bulk_opts, "ordered", false);
-    BSON_APPEND_BOOL(&upsert, "upsert", true);
-    mongoc_bulk_operation_t *bulk =
-        mongoc_collection_create_bulk_operation_with_opts(coll, &bulk_opts);
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        char key[XP_NAME_MAX + 40];
-        s_purity_key(key, sizeof key, &h[i]);
-        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&sel, "_id", key);
-        BSON_APPEND_BINARY(&doc, "output", BSON_SUBTYPE_BINARY, h[i].output,
-                           16);
-        BSON_APPEND_INT64(&doc, "trial", id);
-        ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc,
-                                                         &upsert, e);
-        bson_destroy(&sel);
-        bson_destroy(&doc);
-    }
-    if (ok) {
-        bson_t reply;
-        ok = mongoc_bulk_operation_execute(bulk, &reply, e) != 0;
-        bson_destroy(&reply);
-    }
-    mongoc_bulk_operation_destroy(bulk);
-    bson_destroy(&bulk_opts);
-    bson_destroy(&upsert);
-    mongoc_collection_destroy(coll);
-    return ok;
+    xp_mongo_rows r = {.trial = id, .hashes = h};
+    return s_bulk_upsert(m, c, m->purity, n, s_fill_purity, &r, e);
 }
 
 /* Appends the step hashes to full as step_hashes, or, when they would
