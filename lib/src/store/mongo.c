@@ -33,8 +33,8 @@
 /* Attempts of an idempotent command when the connection is lost. */
 #define XP_MONGO_ATTEMPTS 2
 /* Trial ids tried before giving up when each collides with a trial
- * another writer stored first (each collision reads the largest id again,
- * so a round is lost only to a writer that won it). */
+ * another writer stored first (after a collision the next id is a counter
+ * ticket, see s_trial_begin). */
 #define XP_MONGO_ID_ROUNDS 64
 
 typedef struct {
@@ -427,7 +427,6 @@ static int s_gridfs_value(const xp_mongo *m, mongoc_client_t *c,
 
 /* What s_find looks for. */
 typedef enum {
-    XP_FIND_NONFINITE, /* a NaN or infinite double */
     XP_FIND_BAD_KEY,   /* a key starting with '$' or holding '.' */
     XP_FIND_FERRETDB,  /* what FerretDB 1.24 refuses: NaN, ±Inf, [[...]] */
 } xp_mongo_find;
