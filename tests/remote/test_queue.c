@@ -389,7 +389,7 @@ static void s_db_teardown(void)
     s_db_stop();
 }
 
-Test(queue, database_killed_mid_sweep_each_trial_recorded_once,
+Test(queue, database_and_worker_killed_mid_sweep_each_trial_recorded_once,
      .fini = s_db_teardown, .timeout = 120)
 {
     const char *bin = getenv("XP_FERRETDB_BIN"), *sh = getenv("XP_FERRETDB_SH");
@@ -435,6 +435,12 @@ Test(queue, database_killed_mid_sweep_each_trial_recorded_once,
     xpt_sleep(3.0);
     s_db_start(port, dir, 2);
     cr_assert_lt(before.done, n, "the sweep ended before the outage");
+    /* And the worker killed -9 with tasks on it: they run again on a new
+     * one, each trial still recorded once. */
+    kill(s_workers[0], SIGKILL);
+    xpt_wait(s_workers[0]);
+    s_workers[0] = -1;
+    s_start_worker("sleep_experiment.so");
     xp_progress p = s_wait(c, batch, 60);
     char *slog = xpt_slurp(log);
     cr_assert_eq(p.done, n, "%zu done, %zu failed of %zu; scheduler log:\n%s",
