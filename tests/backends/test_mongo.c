@@ -572,6 +572,68 @@ Test(mongo, keys_with_dollar_and_dot_are_kept_or_refused_before_an_id)
     xp_experiment_destroy(&ex);
 }
 
+static int text_length(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    size_t len = 0;
+    xp_as_string(in[0], &len);
+    return xp_set_int64(out, (int64_t)len);
+}
+
+static int plus_one(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    (void)st;
+    return xp_set_int64(out, xp_as_int64(in[0]) + 1);
+}
+
+/* A 12.6 MB parameter leaves no room in the document: the persisted value
+ * and the step hashes go to GridFS and the trial is recorded, not refused
+ * at its end for the 16 MiB limit. */
+Test(mongo, trial_document_near_the_16_mib_limit_is_recorded, .timeout = 240)
+{
+    s_need_server();
+    char idbuf[XP_ID_MAX + 1];
+    const char *id = s_uid("nearlimit", idbuf);
+    xp_experiment *ex = s_open(s_uri, id);
+    xp_node *a = xp_parameter(ex, "a");
+    XP_RESULT(ex, plus_one, XP_PERSIST(ex, text_length, a));
+    const size_t big = 12600 * 1000; /* past the 12 MiB budget */
+    char *text = malloc(big + 1);
+    memset(text, 'x', big);
+    text[big] = '\0';
+    xp_value *v = xp_value_new();
+    xp_set_string(v, text);
+    free(text);
+    xp_error_t err = {0};
+    cr_assert_eq(xp_set_param(ex, "a", v, &err), 0, "%s", err.message);
+    xp_value_destroy(&v);
+    int64_t tid = 0;
+    cr_assert_eq(xp_compute(ex, NULL, NULL, &tid, &err), 0, "%s", err.message);
+    xp_value *t = xpt_trial(ex, tid);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+    cr_assert_eq(xpt_get_int(t, "result"), (int64_t)big + 1);
+    xp_value_destroy(&t);
+    cr_assert_eq(xp_load_persisted(ex, "text_length", tid, &v, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_as_int64(v), (int64_t)big);
+    xp_value_destroy(&v);
+
+    mongoc_client_t *c = s_raw_client(s_uri);
+    char name[XP_ID_MAX + 16];
+    snprintf(name, sizeof name, "%s.trials", id);
+    mongoc_collection_t *trials = s_raw_coll(c, s_uri, name);
+    bson_t *filter = BCON_NEW("_id", BCON_INT64(tid), "step_hashes_gridfs.file",
+                              BCON_UTF8("1/step_hashes"),
+                              "persisted_gridfs.text_length.bytes", "{", "$gt",
+                              BCON_INT32(0), "}");
+    cr_assert_eq(s_count(trials, filter), 1,
+                 "step hashes and the persisted value are not in GridFS");
+    bson_destroy(filter);
+    mongoc_collection_destroy(trials);
+    mongoc_client_destroy(c);
+    xp_experiment_destroy(&ex);
+}
+
 #define METRIC_POINTS 200000
 #define BUCKET_POINTS 8192
 
