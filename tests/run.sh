@@ -45,6 +45,12 @@ if ((${#missing[@]})); then
         --no-install-recommends "${missing[@]}"
 fi
 
+# Docker Compose v2 beside Debian's docker-compose 1.29: the deployment
+# test runs with both (v2 built once from the Go module proxy, cached).
+bash tests/servers/compose.sh ||
+    echo "== Docker Compose v2 could not be built: the deployment test" \
+        "runs with docker-compose 1.29 only"
+
 # uPlot (built into xp-dashboard) and playwright-core (browser tests),
 # pinned by dashboard/package-lock.json.
 echo "== npm ci (dashboard/)"
