@@ -434,7 +434,7 @@ Test(queue, database_and_worker_killed_mid_sweep_each_trial_recorded_once,
     s_db_stop();
     xpt_sleep(3.0);
     s_db_start(port, dir, 2);
-    cr_assert_lt(before.done, n, "the sweep ended before the outage");
+    cr_assert_lt((size_t)before.done, n, "the sweep ended before the outage");
     /* And the worker killed -9 with tasks on it: they run again on a new
      * one, each trial still recorded once. */
     kill(s_workers[0], SIGKILL);
@@ -443,7 +443,8 @@ Test(queue, database_and_worker_killed_mid_sweep_each_trial_recorded_once,
     s_start_worker("sleep_experiment.so");
     xp_progress p = s_wait(c, batch, 60);
     char *slog = xpt_slurp(log);
-    cr_assert_eq(p.done, n, "%zu done, %zu failed of %zu; scheduler log:\n%s",
+    cr_assert_eq((size_t)p.done, n,
+                 "%zu done, %zu failed of %zu; scheduler log:\n%s",
                  (size_t)p.done, (size_t)p.failed, n, slog);
     free(slog);
     xp_client_destroy(&c);
