@@ -143,3 +143,24 @@ Test(metric, a_missing_or_nonzero_pad_byte_is_refused)
      * decodes, as whatever those bytes say, and that is the contract. */
     bson_free(data);
 }
+
+Test(metric, fit_counts_the_points_whose_encoding_fits)
+{
+    int64_t e[300];
+    double v[300];
+    for (int i = 0; i < 300; i++) {
+        e[i] = i;
+        v[i] = i;
+    }
+    xp_metric_chunk c = {"m", 0, e, v, 300};
+    /* k points: 1 + varint(k) + 9·k bytes (+1 when a multiple of 16). */
+    cr_assert_eq(xp__metric_chunk_fit(&c, 902), 100);
+    cr_assert_eq(xp__metric_chunk_fit(&c, 901), 99);
+    cr_assert_eq(xp__metric_chunk_fit(&c, 1), 1);
+    cr_assert_eq(xp__metric_chunk_fit(&c, 100000), 300);
+    c.n = 0;
+    cr_assert_eq(xp__metric_chunk_fit(&c, 100), 0);
+    c.n = 14;
+    cr_assert_eq(xp__metric_chunk_fit(&c, 128), 13); /* 14 needs the pad */
+    cr_assert_eq(xp__metric_chunk_fit(&c, 129), 14);
+}

@@ -169,6 +169,33 @@ uint8_t *xp__metric_chunk_encode_new(const xp_metric_chunk *c, size_t *len)
     return out;
 }
 
+/* Bytes of v as a varint. */
+static size_t s_varint_len(uint64_t v)
+{
+    size_t k = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        k++;
+    }
+    return k;
+}
+
+size_t xp__metric_chunk_fit(const xp_metric_chunk *c, size_t max_bytes)
+{
+    size_t epoch_bytes = 0, fit = c->n ? 1 : 0;
+    uint64_t prev = 0;
+    for (size_t k = 1; k <= c->n; k++) {
+        uint64_t e = (uint64_t)c->epochs[k - 1];
+        epoch_bytes += s_varint_len(s_zigzag(e - prev));
+        prev = e;
+        size_t len = 1 + s_varint_len(k) + epoch_bytes + 8 * k;
+        if (len + (len % 16 == 0) > max_bytes)
+            break;
+        fit = k;
+    }
+    return fit;
+}
+
 /* Appends the points of a compact chunk (see xp__metric_chunk_decode). */
 static int s_compact_decode(const uint8_t *data, size_t len,
                             xp_metric_points *p, xp_error_t *err)

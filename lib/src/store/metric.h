@@ -60,6 +60,9 @@ void xp__metric_chunk_encode(const int64_t *epochs, const double *values,
  * that step by one cost a byte), the n values as little-endian doubles,
  * then one zero byte if the length would otherwise be a multiple of 16. */
 uint8_t *xp__metric_chunk_encode_new(const xp_metric_chunk *c, size_t *len);
+/* How many of c's first points have a compact encoding of at most
+ * max_bytes (at least one when c has any: a point never splits). */
+size_t xp__metric_chunk_fit(const xp_metric_chunk *c, size_t max_bytes);
 /* Appends the points of an encoded chunk of len bytes to p: the raw
  * encoding when len is a multiple of 16, else the compact one.
  * XP_ECORRUPT when the bytes are not exactly one chunk (every varint in
