@@ -262,11 +262,18 @@ int xp__metric_chunk_decode(const uint8_t *data, size_t len,
                                      err);
 }
 
+uint8_t *xp__metric_chunk_raw_new(const xp_metric_chunk *c, size_t *len)
+{
+    *len = xp__metric_chunk_bytes(c->n);
+    uint8_t *out = bson_malloc(*len ? *len : 1);
+    xp__metric_chunk_encode(c->epochs, c->values, c->n, out);
+    return out;
+}
+
 void xp__metric_columns_append(bson_t *doc, const xp_metric_chunk *c)
 {
-    size_t len = xp__metric_chunk_bytes(c->n);
-    uint8_t *data = bson_malloc(len ? len : 1);
-    xp__metric_chunk_encode(c->epochs, c->values, c->n, data);
+    size_t len;
+    uint8_t *data = xp__metric_chunk_raw_new(c, &len);
     bson_append_binary(doc, "epochs", -1, BSON_SUBTYPE_BINARY, data,
                        (uint32_t)(len / 2));
     bson_append_binary(doc, "values", -1, BSON_SUBTYPE_BINARY, data + len / 2,

@@ -1,6 +1,6 @@
 /* store/metric.h — metric points: the buffer a trial (or a worker's step)
  * fills per metric name, cut into chunks of XP_METRIC_CHUNK_POINTS, and
- * the encodings of a chunk: the compact one the stores write (a tag byte,
+ * the encodings of a chunk: the compact one the local store writes (a tag byte,
  * varint epoch deltas, raw doubles: about 9 bytes a point) and the raw
  * one (n little-endian int64 epochs, then n little-endian IEEE-754
  * doubles, 16·n bytes) that the spool and the wire messages carry as two
@@ -53,6 +53,10 @@ size_t xp__metric_chunk_bytes(size_t n);
  * the epochs are its first half, the values its second. */
 void xp__metric_chunk_encode(const int64_t *epochs, const double *values,
                              size_t n, uint8_t *out);
+/* The raw encoding of c, allocated (caller frees with bson_free; one
+ * byte when c has no points); *len its size. The Redis backend stores
+ * this one: docs/schema.md documents it for readers outside xp. */
+uint8_t *xp__metric_chunk_raw_new(const xp_metric_chunk *c, size_t *len);
 /* The compact encoding of c, allocated (caller frees with bson_free); *len
  * its size, never a multiple of 16: byte 0x01, the number of points as
  * an unsigned LEB128 varint, each epoch's difference from the previous
