@@ -3,6 +3,7 @@
  * crash, and leaves the stored bytes as they were. */
 #include "common.h"
 
+#include <math.h>
 #include <sqlite3.h>
 
 TestSuite(store, .init = xpt_setup, .fini = xpt_teardown);
@@ -279,6 +280,100 @@ Test(store, damaged_metric_is_reported)
     cr_assert_eq(xp_load_metric(ex, "m", &id, 1, &t, &err), -1);
     cr_assert_null(t);
     cr_assert_eq(err.code, XP_ECORRUPT, "%u: %s", err.code, err.message);
+    xp_experiment_destroy(&ex);
+}
+
+static int s_first_int(void *out, int ncol, char **vals, char **names)
+{
+    (void)names;
+    if (ncol > 0 && vals[0])
+        *(long *)out = atol(vals[0]);
+    return 0;
+}
+
+Test(store, metric_chunks_are_compact_and_old_raw_ones_still_read)
+{
+    s_make("oldmet", 2);
+    char *path = s_db_path("oldmet");
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    long bytes = -1;
+    cr_assert_eq(sqlite3_exec(db,
+                              "SELECT length(data) FROM metrics WHERE "
+                              "trial = 1",
+                              s_first_int, &bytes, NULL),
+                 SQLITE_OK);
+    /* Tag, n, ten one-byte epoch steps, ten doubles. */
+    cr_assert_eq(bytes, 92, "a 10-point chunk of %ld bytes", bytes);
+    sqlite3_close(db);
+    free(path);
+    /* Trial 2's chunk as the raw encoding wrote it before: epochs 0, 1, 2,
+     * values 0.5, 1.0, 1.5. */
+    s_sql("oldmet",
+          "UPDATE metrics SET data = x'"
+          "000000000000000001000000000000000200000000000000"
+          "000000000000e03f000000000000f03f000000000000f83f' WHERE trial = 2");
+    xp_experiment *ex = xpt_open("oldmet");
+    xp_metric_table *t = NULL;
+    int64_t ids[] = {1, 2};
+    xp_error_t err = {0};
+    cr_assert_eq(xp_load_metric(ex, "m", ids, 2, &t, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_metric_table_epochs(t), 10);
+    for (size_t r = 0; r < 10; r++) {
+        cr_assert_eq(xp_metric_table_epoch(t, r), (int64_t)r);
+        cr_assert_eq(xp_metric_table_value(t, r, 0), r * 0.5);
+        if (r < 3)
+            cr_assert_eq(xp_metric_table_value(t, r, 1), (r + 1) * 0.5);
+        else
+            cr_assert(isnan(xp_metric_table_value(t, r, 1)));
+    }
+    xp_metric_table_destroy(&t);
+    xp_experiment_destroy(&ex);
+}
+
+static int s_save_300(xp_step *st, const xp_value *const *in, xp_value *out)
+{
+    for (int e = 0; e < 300; e++)
+        xp_save_metric(st, "m", e, e * 0.25);
+    return xp_set_int64(out, xp_as_int64(in[0]));
+}
+
+Test(store, a_mid_sized_chunk_is_stored_as_rows_that_fit_a_page)
+{
+    xp_experiment *ex = xpt_open("rows");
+    xp_node *a = xp_parameter(ex, "a");
+    XP_RESULT(ex, s_save_300, a);
+    xp_error_t err = {0};
+    cr_assert_eq(xp_set_param_int64(ex, "a", 1, &err), 0, "%s", err.message);
+    cr_assert_eq(xp_compute(ex, NULL, NULL, NULL, &err), 0, "%s", err.message);
+    xp_experiment_destroy(&ex);
+    char *path = s_db_path("rows");
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    long rows = -1, longest = -1;
+    cr_assert_eq(sqlite3_exec(db, "SELECT count(*) FROM metrics", s_first_int,
+                              &rows, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "SELECT max(length(data)) FROM metrics",
+                              s_first_int, &longest, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    free(path);
+    /* 300 points of ~9 bytes: 2,702 bytes in one row would spill. */
+    cr_assert_geq(rows, 3, "%ld rows", rows);
+    cr_assert_leq(longest, 1000, "a row of %ld bytes", longest);
+    ex = xpt_open("rows");
+    xp_metric_table *t = NULL;
+    int64_t id = 1;
+    cr_assert_eq(xp_load_metric(ex, "m", &id, 1, &t, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_metric_table_epochs(t), 300);
+    for (size_t r = 0; r < 300; r++) {
+        cr_assert_eq(xp_metric_table_epoch(t, r), (int64_t)r);
+        cr_assert_eq(xp_metric_table_value(t, r, 0), r * 0.25);
+    }
+    xp_metric_table_destroy(&t);
     xp_experiment_destroy(&ex);
 }
 

@@ -405,20 +405,62 @@ static int64_t s_hash_key(const char *step, const uint8_t input[16])
                                          XXH3_64bits(step, strlen(step)));
 }
 
-/* One chunk, in the chunk encoding (store/metric.h). */
-static int s_write_chunk(xp_local *l, int64_t trial, const xp_metric_chunk *c,
-                         xp_error_t *err)
+/* Metric rows and SQLite's pages: a WITHOUT ROWID row of more than
+ * XP_LOCAL_ROW_INLINE bytes (4 KiB pages) keeps ~490 in its b-tree page
+ * and the rest in overflow pages of its own, the last one mostly empty: a
+ * 110-point chunk would cost 4.6 KiB. A chunk of up to XP_LOCAL_ROW_SPLIT
+ * encoded bytes is stored as rows that fit a page (the row key is
+ * chunk·2^XP_LOCAL_ROW_BITS + row, so ORDER BY keeps the points' order);
+ * past that the last overflow page wastes at most an eighth. */
+#define XP_LOCAL_ROW_INLINE 1002
+#define XP_LOCAL_ROW_SPLIT 32768
+#define XP_LOCAL_ROW_BITS 14 /* rows of one chunk: at most its 8192 points */
+
+/* The points of c as one row under key row. */
+static int s_write_row(xp_local *l, int64_t trial, const xp_metric_chunk *c,
+                       int64_t row, xp_error_t *err)
 {
     size_t bytes;
     uint8_t *data = xp__metric_chunk_encode_new(c, &bytes);
     sqlite3_stmt *st = s_stmt(l, S_INSERT_METRIC);
     sqlite3_bind_int64(st, 1, trial);
     sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, c->chunk);
+    sqlite3_bind_int64(st, 3, row);
     sqlite3_bind_blob(st, 4, data, (int)bytes, SQLITE_STATIC);
     int rc = s_step_done(l, st, "storing metric", err);
     bson_free(data);
     return rc;
+}
+
+/* One chunk, in the compact chunk encoding (store/metric.h), as one row
+ * or as rows that fit a page. */
+static int s_write_chunk(xp_local *l, int64_t trial, const xp_metric_chunk *c,
+                         xp_error_t *err)
+{
+    if (c->chunk < 0 || c->chunk > (INT64_MAX >> XP_LOCAL_ROW_BITS) ||
+        c->n > ((size_t)1 << XP_LOCAL_ROW_BITS))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_EINVAL,
+                         "metric '%s': chunk %lld of %zu points cannot be "
+                         "stored",
+                         c->name, (long long)c->chunk, c->n);
+    int64_t key = c->chunk << XP_LOCAL_ROW_BITS;
+    /* Room for the blob beside the key columns and the record header. */
+    size_t name = strlen(c->name), room = 64;
+    if (name < XP_LOCAL_ROW_INLINE - 40 - room)
+        room = XP_LOCAL_ROW_INLINE - 40 - name;
+    if (xp__metric_chunk_fit(c, XP_LOCAL_ROW_SPLIT) < c->n ||
+        xp__metric_chunk_fit(c, room) == c->n)
+        return s_write_row(l, trial, c, key, err);
+    xp_metric_chunk part = *c;
+    for (int64_t row = 0; part.n > 0; row++) {
+        part.n = xp__metric_chunk_fit(&part, room);
+        if (s_write_row(l, trial, &part, key + row, err) != 0)
+            return -1;
+        part.epochs += part.n;
+        part.values += part.n;
+        part.n = c->n - (size_t)(part.epochs - c->epochs);
+    }
+    return 0;
 }
 
 static int s_metric_flush(xp_backend *b, int64_t id,

@@ -1,6 +1,7 @@
 /* metric.c — metric points: per-name buffers cut into chunks, and the
- * chunk encoding (little-endian epochs, then little-endian doubles),
- * encoder and decoder side by side, every length checked. */
+ * chunk encodings (compact: varint epoch deltas and raw doubles; raw:
+ * little-endian epochs, then doubles), encoders and decoders side by
+ * side, every length checked. */
 #include "store/metric.h"
 
 #include "util/error.h"
@@ -92,12 +93,143 @@ void xp__metric_chunk_encode(const int64_t *epochs, const double *values,
     }
 }
 
+/* Writes v as a LEB128 varint at out; the bytes written (1 to 10). */
+static size_t s_put_varint(uint8_t *out, uint64_t v)
+{
+    size_t k = 0;
+    while (v >= 0x80) {
+        out[k++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[k++] = (uint8_t)v;
+    return k;
+}
+
+/* Reads the varint at in[*pos, len) into *v and moves *pos past it; false
+ * when it runs off the end, is longer than 64 bits or is not the shortest
+ * form (so that every value has exactly one encoding). */
+static bool s_get_varint(const uint8_t *in, size_t len, size_t *pos,
+                         uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*pos >= len)
+            return false;
+        uint8_t b = in[(*pos)++];
+        if (shift == 63 && b > 1)
+            return false;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (b == 0 && shift > 0)
+                return false;
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Deltas of either sign as small unsigned numbers: 0, -1, 1, -2, ... */
+static uint64_t s_zigzag(uint64_t d)
+{
+    return (d << 1) ^ (uint64_t)(-(int64_t)(d >> 63));
+}
+
+static uint64_t s_unzigzag(uint64_t z)
+{
+    return (z >> 1) ^ (uint64_t)(-(int64_t)(z & 1));
+}
+
+/* The compact encoding's first byte. */
+#define S_COMPACT 0x01
+
 uint8_t *xp__metric_chunk_encode_new(const xp_metric_chunk *c, size_t *len)
 {
-    *len = xp__metric_chunk_bytes(c->n);
-    uint8_t *out = bson_malloc(*len ? *len : 1);
-    xp__metric_chunk_encode(c->epochs, c->values, c->n, out);
+    /* Tag, n, n epochs, n doubles, one pad byte: 1 + 10 + 18·n + 1. */
+    uint8_t *out = bson_malloc(12 + 18 * c->n);
+    size_t k = 0;
+    out[k++] = S_COMPACT;
+    k += s_put_varint(out + k, c->n);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        /* Unsigned arithmetic: a delta wraps, and unwraps, modulo 2^64. */
+        k += s_put_varint(out + k, s_zigzag((uint64_t)c->epochs[i] - prev));
+        prev = (uint64_t)c->epochs[i];
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        uint64_t bits;
+        memcpy(&bits, &c->values[i], 8);
+        s_put_le64(out + k, bits);
+        k += 8;
+    }
+    /* A length that is a multiple of 16 means the raw encoding. */
+    if (k % 16 == 0)
+        out[k++] = 0;
+    *len = k;
     return out;
+}
+
+/* Bytes of v as a varint. */
+static size_t s_varint_len(uint64_t v)
+{
+    size_t k = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        k++;
+    }
+    return k;
+}
+
+size_t xp__metric_chunk_fit(const xp_metric_chunk *c, size_t max_bytes)
+{
+    size_t epoch_bytes = 0, fit = c->n ? 1 : 0;
+    uint64_t prev = 0;
+    for (size_t k = 1; k <= c->n; k++) {
+        uint64_t e = (uint64_t)c->epochs[k - 1];
+        epoch_bytes += s_varint_len(s_zigzag(e - prev));
+        prev = e;
+        size_t len = 1 + s_varint_len(k) + epoch_bytes + 8 * k;
+        if (len + (len % 16 == 0) > max_bytes)
+            break;
+        fit = k;
+    }
+    return fit;
+}
+
+/* Appends the points of a compact chunk (see xp__metric_chunk_decode). */
+static int s_compact_decode(const uint8_t *data, size_t len,
+                            xp_metric_points *p, xp_error_t *err)
+{
+    size_t pos = 1;
+    uint64_t n;
+    if (data[0] != S_COMPACT || !s_get_varint(data, len, &pos, &n))
+        goto corrupt;
+    /* Every point takes at least 9 bytes: this bounds the allocation by
+     * the input. */
+    if (n > (len - pos) / 9)
+        goto corrupt;
+    if (s_points_reserve(p, (size_t)n) != 0)
+        return xp__enomem(err);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z;
+        if (!s_get_varint(data, len, &pos, &z))
+            goto corrupt;
+        prev += s_unzigzag(z);
+        p->epochs[p->n + i] = (int64_t)prev;
+    }
+    size_t end = pos + 8 * (size_t)n;
+    if (end % 16 == 0 ? len != end + 1 || data[end] != 0 : len != end)
+        goto corrupt;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits = s_get_le64(data + pos + 8 * i);
+        memcpy(&p->values[p->n + i], &bits, 8);
+    }
+    p->n += (size_t)n;
+    return 0;
+corrupt:
+    return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                     "metric chunk of %zu bytes is damaged", len);
 }
 
 int xp__metric_columns_decode(const uint8_t *epochs, size_t epochs_len,
@@ -125,18 +257,23 @@ int xp__metric_chunk_decode(const uint8_t *data, size_t len,
                             xp_metric_points *p, xp_error_t *err)
 {
     if (len % 16 != 0)
-        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                         "metric chunk of %zu bytes is not a whole number "
-                         "of points",
-                         len);
+        return s_compact_decode(data, len, p, err);
     return xp__metric_columns_decode(data, len / 2, data + len / 2, len / 2, p,
                                      err);
+}
+
+uint8_t *xp__metric_chunk_raw_new(const xp_metric_chunk *c, size_t *len)
+{
+    *len = xp__metric_chunk_bytes(c->n);
+    uint8_t *out = bson_malloc(*len ? *len : 1);
+    xp__metric_chunk_encode(c->epochs, c->values, c->n, out);
+    return out;
 }
 
 void xp__metric_columns_append(bson_t *doc, const xp_metric_chunk *c)
 {
     size_t len;
-    uint8_t *data = xp__metric_chunk_encode_new(c, &len);
+    uint8_t *data = xp__metric_chunk_raw_new(c, &len);
     bson_append_binary(doc, "epochs", -1, BSON_SUBTYPE_BINARY, data,
                        (uint32_t)(len / 2));
     bson_append_binary(doc, "values", -1, BSON_SUBTYPE_BINARY, data + len / 2,

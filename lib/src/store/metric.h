@@ -1,8 +1,10 @@
 /* store/metric.h — metric points: the buffer a trial (or a worker's step)
  * fills per metric name, cut into chunks of XP_METRIC_CHUNK_POINTS, and
- * the one encoding of a chunk that the stores, the spool and the wire
- * messages share: n little-endian int64 epochs, then n little-endian
- * IEEE-754 doubles (16·n bytes). */
+ * the encodings of a chunk: the compact one the local store writes (a tag byte,
+ * varint epoch deltas, raw doubles: about 9 bytes a point) and the raw
+ * one (n little-endian int64 epochs, then n little-endian IEEE-754
+ * doubles, 16·n bytes) that the spool and the wire messages carry as two
+ * columns and that stores written before the compact one hold. */
 #ifndef XP_STORE_METRIC_H
 #define XP_STORE_METRIC_H
 
@@ -45,17 +47,30 @@ typedef struct {
 
 /* ---------------------------------------------------------------- codec */
 
-/* Bytes of the encoding of n points (16·n). */
+/* Bytes of the raw encoding of n points (16·n). */
 size_t xp__metric_chunk_bytes(size_t n);
-/* Writes the encoding of n points into out[xp__metric_chunk_bytes(n)]:
+/* Writes the raw encoding of n points into out[xp__metric_chunk_bytes(n)]:
  * the epochs are its first half, the values its second. */
 void xp__metric_chunk_encode(const int64_t *epochs, const double *values,
                              size_t n, uint8_t *out);
-/* The encoding of c, allocated (caller frees with bson_free; one byte
- * when c has no points); *len its size. */
+/* The raw encoding of c, allocated (caller frees with bson_free; one
+ * byte when c has no points); *len its size. The Redis backend stores
+ * this one: docs/schema.md documents it for readers outside xp. */
+uint8_t *xp__metric_chunk_raw_new(const xp_metric_chunk *c, size_t *len);
+/* The compact encoding of c, allocated (caller frees with bson_free); *len
+ * its size, never a multiple of 16: byte 0x01, the number of points as
+ * an unsigned LEB128 varint, each epoch's difference from the previous
+ * one (the first from 0, modulo 2^64) zigzag-mapped as a varint (epochs
+ * that step by one cost a byte), the n values as little-endian doubles,
+ * then one zero byte if the length would otherwise be a multiple of 16. */
 uint8_t *xp__metric_chunk_encode_new(const xp_metric_chunk *c, size_t *len);
-/* Appends the points of an encoded chunk of len bytes to p. XP_ECORRUPT
- * when len is not a whole number of points. */
+/* How many of c's first points have a compact encoding of at most
+ * max_bytes (at least one when c has any: a point never splits). */
+size_t xp__metric_chunk_fit(const xp_metric_chunk *c, size_t max_bytes);
+/* Appends the points of an encoded chunk of len bytes to p: the raw
+ * encoding when len is a multiple of 16, else the compact one.
+ * XP_ECORRUPT when the bytes are not exactly one chunk (every varint in
+ * its shortest form, so each chunk has one encoding). */
 int xp__metric_chunk_decode(const uint8_t *data, size_t len,
                             xp_metric_points *p, xp_error_t *err);
 /* The same with the two halves held apart (as the spool and the wire

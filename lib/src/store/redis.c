@@ -823,13 +823,14 @@ static void s_hash_field(const char *step, const uint8_t input[16],
         bson_free(buf);
 }
 
-/* Adds MULTI-queued commands storing chunk c (the chunk encoding of
- * store/metric.h). */
+/* Adds MULTI-queued commands storing chunk c (the raw chunk encoding of
+ * store/metric.h, which docs/schema.md documents; the reader takes the
+ * compact one too). */
 static void s_add_metric(xp_redis *r, s_batch *b, int64_t trial,
                          const xp_metric_chunk *c)
 {
     size_t len;
-    char *data = (char *)xp__metric_chunk_encode_new(c, &len);
+    char *data = (char *)xp__metric_chunk_raw_new(c, &len);
     s_cmd(b);
     s_arg_str(b, "HSET");
     s_argf(b, "%s:metric:%lld:%s", r->id, (long long)trial, c->name);
