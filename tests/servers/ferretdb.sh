@@ -100,7 +100,13 @@ s_as_pg() {
 # whole collection (trial ids are integers), which makes a trial cost grow
 # with the history; over PostgreSQL integer _id lookups use an index.
 ferretdb_start() {
-    local port=${1:?port} dir=${2:?data directory} bin pg handler
+    local port=${1:?port} dir=${2:?data directory} bin pg handler fd
+    # The servers outlive nothing of their caller's: descriptors it leaked
+    # to us (a test runner's report pipe) are not kept open by a
+    # daemonized PostgreSQL.
+    for fd in $(ls /proc/$$/fd); do
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
     bin=$(ferretdb_build) || return 1
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)

@@ -105,9 +105,15 @@ static void s_apm_started(const mongoc_apm_command_started_t *event)
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
-/* While this thread parses a URI, the driver's messages about it are
- * collected here (they explain a parse error better than the error). */
-static _Thread_local bson_string_t *s_uri_notes;
+/* While a thread parses a URI (one at a time, under s_uri_lock), the
+ * driver's messages from that thread are collected here: they explain a
+ * parse error better than the error. Not thread-local storage: in a module
+ * loaded with dlopen that would be dynamic TLS, which clang 14's
+ * LeakSanitizer can crash on scanning. */
+static pthread_mutex_t s_uri_lock = PTHREAD_MUTEX_INITIALIZER;
+static bson_string_t *s_uri_notes;
+static pthread_t s_uri_thread;
+static atomic_bool s_uri_parsing;
 
 /* The driver's own messages go through xp's log handler (debug level)
  * instead of stderr. */
@@ -115,7 +121,8 @@ static void s_driver_log(mongoc_log_level_t level, const char *domain,
                          const char *message, void *user)
 {
     (void)user;
-    if (s_uri_notes) {
+    if (atomic_load(&s_uri_parsing) &&
+        pthread_equal(s_uri_thread, pthread_self())) {
         bson_string_append_printf(s_uri_notes, "%s%s",
                                   s_uri_notes->len ? "; " : "", message);
         return;
@@ -2273,10 +2280,15 @@ int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
     m->secret = s_uri_secret(uri);
     bson_error_t e;
     mongoc_client_t *c = NULL;
+    pthread_mutex_lock(&s_uri_lock);
     s_uri_notes = bson_string_new(NULL);
+    s_uri_thread = pthread_self();
+    atomic_store(&s_uri_parsing, true);
     m->uri = mongoc_uri_new_with_error(uri, &e);
+    atomic_store(&s_uri_parsing, false);
     char *notes = bson_string_free(s_uri_notes, false);
     s_uri_notes = NULL;
+    pthread_mutex_unlock(&s_uri_lock);
     s_scrub(notes, m->secret);
     if (!m->uri) {
         char msg[sizeof e.message];
