@@ -26,6 +26,9 @@ static void s_every_type(bson_t *b)
     BSON_APPEND_ARRAY(b, "array", &sub);
     bson_append_binary(b, "binary", -1, BSON_SUBTYPE_BINARY,
                        (const uint8_t *)"abc", 3);
+    /* the old subtype, whose data repeats its length */
+    bson_append_binary(b, "old", -1, BSON_SUBTYPE_BINARY_DEPRECATED,
+                       (const uint8_t *)"de", 2);
     BSON_APPEND_UNDEFINED(b, "undefined");
     BSON_APPEND_OID(b, "oid", &oid);
     BSON_APPEND_BOOL(b, "bool", true);
@@ -88,7 +91,13 @@ Test(message, check_takes_every_type_and_refuses_every_cut)
  * through; the check does not. */
 Test(message, check_refuses_strings_that_are_not_utf8)
 {
-    const char *bad[] = {"w\x88rker", "\xff\xfe", "a\xc3"};
+    /* short ones, and long ones whose bad byte is past the first words */
+    const char *bad[] = {"w\x88rker",
+                         "\xff\xfe",
+                         "a\xc3",
+                         "0123456789abcdef\xc3",
+                         "0123456789abcdefgh\xe2\x82",
+                         "01234567\xc0\xaf" "89abcdef"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         bson_t b = BSON_INITIALIZER, sub = BSON_INITIALIZER;
         bson_append_utf8(&sub, "k", -1, bad[i], -1);
@@ -102,9 +111,18 @@ Test(message, check_refuses_strings_that_are_not_utf8)
     }
     bson_t b = BSON_INITIALIZER;
     bson_append_utf8(&b, "k", -1, "caf\xc3\xa9", -1);
+    bson_append_utf8(&b, "long key of many words", -1,
+                     "0123456789abcdef caf\xc3\xa9 \xe2\x82\xac 0123456789",
+                     -1);
     cr_assert_eq(xp__bson_check(bson_get_data(&b), b.len, 4, NULL), 0,
                  "valid UTF-8 refused");
     bson_destroy(&b);
+    /* a NUL inside a long string or key value, length kept */
+    bson_t z = BSON_INITIALIZER;
+    bson_append_utf8(&z, "k", -1, "0123456789\0abcdefgh", 20);
+    cr_assert_neq(xp__bson_check(bson_get_data(&z), z.len, 4, NULL), 0,
+                  "a NUL inside a string accepted");
+    bson_destroy(&z);
 }
 
 Test(message, check_bounds_the_nesting)
