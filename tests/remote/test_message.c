@@ -97,7 +97,7 @@ Test(message, check_refuses_strings_that_are_not_utf8)
                          "a\xc3",
                          "0123456789abcdef\xc3",
                          "0123456789abcdefgh\xe2\x82",
-                         "01234567\xc0\xaf" "89abcdef"};
+                         "01234567\300\25789abcdef"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         bson_t b = BSON_INITIALIZER, sub = BSON_INITIALIZER;
         bson_append_utf8(&sub, "k", -1, bad[i], -1);
