@@ -348,8 +348,10 @@ static int s_history_add(const bson_t *doc, int64_t id, void *user)
         return -1;
     xp_trial_record rec;
     xp_error_t why = {.message = "not a BSON document"};
-    if (doc && xp__record_decode(doc, &rec, &why) == 0 &&
-        xp__value_from_bson(item, doc, &why) == 0)
+    /* doc is checked (xp_trial_fn): one pass of the record's fields,
+     * one of the value tree, and no second UTF-8 check in either. */
+    if (doc && xp__record_decode_checked(doc, &rec, &why) == 0 &&
+        xp__value_from_checked_bson(item, doc, &why) == 0)
         return 0;
     char desc[sizeof why.message + 64];
     snprintf(desc, sizeof desc,

@@ -3,6 +3,7 @@
  * extended JSON, and script-mode literal inference. */
 #include "value.h"
 
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/render.h"
 
@@ -26,14 +27,15 @@ void xp__value_clear(xp_value *v)
 {
     switch (v->type) {
     case XP_TYPE_STRING:
-    case XP_TYPE_BLOB: bson_free(v->u.s.data); break;
+    case XP_TYPE_BLOB:
+        if (!v->inline_bytes)
+            bson_free(v->u.s.data);
+        break;
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT:
-        for (size_t i = 0; i < v->u.c.n; i++) {
+        /* a document's keys live in their children's blocks (s_push) */
+        for (size_t i = 0; i < v->u.c.n; i++)
             xp_value_destroy(&v->u.c.items[i]);
-            if (v->u.c.keys)
-                bson_free(v->u.c.keys[i]);
-        }
         bson_free(v->u.c.items);
         bson_free(v->u.c.keys);
         break;
@@ -266,12 +268,11 @@ int xp_set_document(xp_value *v)
     return 0;
 }
 
-/* Appends a fresh null child (with key for documents); NULL when out of
+/* Makes room for cap children in container v; false when out of
  * memory. */
-static xp_value *s_push(xp_value *v, const char *key)
+static bool s_reserve(xp_value *v, size_t cap)
 {
-    if (v->u.c.n == v->u.c.cap) {
-        size_t cap = v->u.c.cap ? v->u.c.cap * 2 : 4;
+    if (cap > v->u.c.cap) {
         xp_value **items = bson_realloc(v->u.c.items, cap * sizeof *items);
         if (!items)
             return NULL;
@@ -284,18 +285,36 @@ static xp_value *s_push(xp_value *v, const char *key)
         }
         v->u.c.cap = cap;
     }
-    xp_value *child = xp_value_new();
+    return true;
+}
+
+/* Appends a fresh null child (with key for documents, of klen bytes,
+ * copied into the child's own block, and extra bytes after it: one
+ * allocation per child); NULL when out of memory. */
+static xp_value *s_push_len(xp_value *v, const char *key, size_t klen,
+                            size_t extra)
+{
+    if (v->u.c.n == v->u.c.cap &&
+        !s_reserve(v, v->u.c.cap ? v->u.c.cap * 2 : 4))
+        return NULL;
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    xp_value *child =
+        bson_malloc0(sizeof(xp_value) + (keyed ? klen + 1 : 0) + extra);
     if (!child)
         return NULL;
-    if (v->type == XP_TYPE_DOCUMENT) {
-        v->u.c.keys[v->u.c.n] = bson_strdup(key);
-        if (!v->u.c.keys[v->u.c.n]) {
-            xp_value_destroy(&child);
-            return NULL;
-        }
+    if (keyed) {
+        char *k = (char *)(child + 1);
+        memcpy(k, key, klen);
+        k[klen] = '\0';
+        v->u.c.keys[v->u.c.n] = k;
     }
     v->u.c.items[v->u.c.n++] = child;
     return child;
+}
+
+static xp_value *s_push(xp_value *v, const char *key)
+{
+    return s_push_len(v, key, key ? strlen(key) : 0, 0);
 }
 
 xp_value *xp_array_append(xp_value *v)
@@ -493,7 +512,8 @@ static int s_children_from(xp_value *v, const bson_iter_t *parent, int depth,
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "malformed BSON container");
     while (bson_iter_next(&child)) {
-        xp_value *item = s_push(v, bson_iter_key(&child));
+        xp_value *item =
+            s_push_len(v, bson_iter_key(&child), bson_iter_key_len(&child), 0);
         if (!item)
             return xp__enomem(err);
         if (s_from_iter(item, &child, depth + 1, err) != 0)
@@ -502,13 +522,24 @@ static int s_children_from(xp_value *v, const bson_iter_t *parent, int depth,
     return 0;
 }
 
+static int s_deeper(xp_error_t *err)
+{
+    return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                     "value nested deeper than %d levels", XP_VALUE_MAX_DEPTH);
+}
+
+static int s_unsupported(uint8_t type, const char *key, xp_error_t *err)
+{
+    return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                     "unsupported BSON type 0x%02x in value '%s'",
+                     (unsigned)type, key);
+}
+
 static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,
                        xp_error_t *err)
 {
     if (depth >= XP_VALUE_MAX_DEPTH)
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "value nested deeper than %d levels",
-                         XP_VALUE_MAX_DEPTH);
+        return s_deeper(err);
     int rc = 0;
     switch (bson_iter_type(it)) {
     case BSON_TYPE_NULL:
@@ -543,12 +574,103 @@ static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,
         v->type = bson_iter_type(it) == BSON_TYPE_ARRAY ? XP_TYPE_ARRAY
                                                         : XP_TYPE_DOCUMENT;
         return s_children_from(v, it, depth, err);
-    default:
-        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
-                         "unsupported BSON type 0x%02x in value '%s'",
-                         (unsigned)bson_iter_type(it), bson_iter_key(it));
+    default: return s_unsupported(bson_iter_type(it), bson_iter_key(it), err);
     }
     return rc == 0 ? 0 : xp__enomem(err);
+}
+
+/* A checked document (xp__bson_check) read without bson_iter: its
+ * lengths, nesting and UTF-8 are known good, so the walk follows the
+ * bytes, counts a container's children first (one allocation of its
+ * arrays) and keeps a string child in its node's block with its key.
+ * It reads the same values as the bson_iter path (tests/fuzz checks). */
+static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
+                              xp_error_t *err);
+
+static int64_t s_le64(const uint8_t *p)
+{
+    int64_t x;
+    memcpy(&x, p, 8);
+    return BSON_UINT64_FROM_LE(x);
+}
+
+static uint32_t s_le32u(const uint8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return BSON_UINT32_FROM_LE(x);
+}
+
+/* Reads element e into the fresh null node v. */
+static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
+                           xp_error_t *err)
+{
+    if (depth >= XP_VALUE_MAX_DEPTH)
+        return s_deeper(err);
+    const uint8_t *p = e->value;
+    int rc = 0;
+    switch (e->type) {
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED: break;
+    case BSON_TYPE_BOOL: rc = xp_set_bool(v, p[0] != 0); break;
+    case BSON_TYPE_INT32: rc = xp_set_int64(v, (int32_t)s_le32u(p)); break;
+    case BSON_TYPE_INT64: rc = xp_set_int64(v, s_le64(p)); break;
+    case BSON_TYPE_DOUBLE: {
+        double d;
+        uint64_t bits = (uint64_t)s_le64(p);
+        memcpy(&d, &bits, 8);
+        rc = xp_set_double(v, d);
+        break;
+    }
+    case BSON_TYPE_DATE_TIME: rc = xp_set_datetime(v, s_le64(p)); break;
+    case BSON_TYPE_UTF8:
+        rc = s_set_bytes(v, XP_TYPE_STRING, p + 4, s_le32u(p) - 1);
+        break;
+    case BSON_TYPE_BINARY: {
+        uint32_t len = s_le32u(p);
+        const uint8_t *data = p + 5;
+        if (p[4] == BSON_SUBTYPE_BINARY_DEPRECATED) {
+            len -= 4; /* the check made sure it holds its length */
+            data += 4;
+        }
+        rc = s_set_bytes(v, XP_TYPE_BLOB, data, len);
+        break;
+    }
+    case BSON_TYPE_ARRAY:
+    case BSON_TYPE_DOCUMENT:
+        v->type = e->type == BSON_TYPE_ARRAY ? XP_TYPE_ARRAY : XP_TYPE_DOCUMENT;
+        return s_checked_elements(v, p, depth + 1, err);
+    default: return s_unsupported(e->type, e->key, err);
+    }
+    return rc == 0 ? 0 : xp__enomem(err);
+}
+
+static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
+                              xp_error_t *err)
+{
+    if (!s_reserve(v, xp__bson_count_checked(doc)))
+        return xp__enomem(err);
+    size_t pos = 4;
+    xp_bson_elem e;
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    while (xp__bson_next_checked(doc, &pos, &e)) {
+        bool text = e.type == BSON_TYPE_UTF8 && depth < XP_VALUE_MAX_DEPTH;
+        size_t slen = text ? s_le32u(e.value) - 1 : 0;
+        xp_value *item = s_push_len(v, e.key, e.key_len, text ? slen + 1 : 0);
+        if (!item)
+            return xp__enomem(err);
+        if (text) {
+            char *copy = (char *)(item + 1) + (keyed ? e.key_len + 1 : 0);
+            memcpy(copy, e.value + 4, slen + 1);
+            item->type = XP_TYPE_STRING;
+            item->inline_bytes = true;
+            item->u.s.data = copy;
+            item->u.s.len = slen;
+        } else if (s_checked_value(item, &e, depth, err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int xp__value_from_iter(xp_value *v, const bson_iter_t *it, xp_error_t *err)
@@ -564,7 +686,8 @@ int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
                          "malformed BSON document");
     xp_set_document(v);
     while (bson_iter_next(&it)) {
-        xp_value *item = s_push(v, bson_iter_key(&it));
+        xp_value *item =
+            s_push_len(v, bson_iter_key(&it), bson_iter_key_len(&it), 0);
         if (!item)
             return xp__enomem(err);
         /* A document's fields are values of their own, as
@@ -573,6 +696,16 @@ int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
             return -1;
     }
     return 0;
+}
+
+int xp__value_from_checked_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
+{
+    if (!doc || doc->len < 5)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "malformed BSON document");
+    xp_set_document(v);
+    /* fields at level 0 each, as in xp__value_from_bson */
+    return s_checked_elements(v, bson_get_data(doc), 0, err);
 }
 
 /* ---------------------------------------------------------------- JSON */

@@ -9,6 +9,7 @@
 
 struct xp_value {
     xp_type type;
+    bool inline_bytes; /* u.s.data lives in this node's own block */
     union {
         bool b;
         int64_t i; /* int64 and datetime */
@@ -39,6 +40,10 @@ int xp__value_append_checked(bson_t *b, const char *key, const xp_value *v,
 int xp__value_from_iter(xp_value *v, const bson_iter_t *it, xp_error_t *err);
 /* Reads a whole BSON document into v as a document. */
 int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err);
+/* The same for a checked document (xp__bson_view_checked): its strings
+ * are not validated as UTF-8 a second time. */
+int xp__value_from_checked_bson(xp_value *v, const bson_t *doc,
+                                xp_error_t *err);
 /* Writes document/array v into an initialised bson_t (its elements). */
 int xp__value_to_bson(const xp_value *v, bson_t *out);
 

@@ -2,8 +2,10 @@
  * decoder: a valid BSON input is decoded as a trial record; one that
  * decodes must encode and decode again, and is read as history,
  * recovery and the graph read it (value tree, interrupted rewrite, where
- * each step ran). */
+ * each step ran); one that passes the stores' check must read the same
+ * through the checked decoders. */
 #include "store/record.h"
+#include "util/bson_util.h"
 #include "value.h"
 
 #include <stdlib.h>
@@ -21,9 +23,35 @@ static void s_step(const char *step, const xp_record_step *info, void *user)
         abort();
 }
 
+/* A checked document (what the stores hand to history) passes libbson's
+ * own validation, and reads the same through the checked decoders as
+ * through the full ones. */
+static void s_checked(const uint8_t *data, size_t size)
+{
+    bson_t doc;
+    if (!xp__bson_view_checked(&doc, data, size))
+        return;
+    if (!bson_validate(&doc, BSON_VALIDATE_NONE, NULL))
+        abort();
+    xp_trial_record a, b;
+    int ra = xp__record_decode(&doc, &a, NULL);
+    if (xp__record_decode_checked(&doc, &b, NULL) != ra ||
+        (ra == 0 && (a.trial_id != b.trial_id || a.status != b.status ||
+                     a.present != b.present)))
+        abort();
+    xp_value *full = xp_value_new(), *fast = xp_value_new();
+    ra = xp__value_from_bson(full, &doc, NULL);
+    if (xp__value_from_checked_bson(fast, &doc, NULL) != ra ||
+        (ra == 0 && !xp_value_equal(full, fast)))
+        abort();
+    xp_value_destroy(&full);
+    xp_value_destroy(&fast);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     bson_t doc;
+    s_checked(data, size);
     if (size < 5 || !bson_init_static(&doc, data, size) ||
         !bson_validate(&doc, BSON_VALIDATE_NONE, NULL))
         return 0;

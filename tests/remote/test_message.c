@@ -1,9 +1,12 @@
 /* test_message.c — the wire messages in one process: the bounded BSON
  * check on every element type, on lying lengths and on nesting; every
  * typed message through its encoder, the envelope and its decoder; and
- * decoders refusing missing or mistyped fields. */
+ * decoders refusing missing or mistyped fields; the checked value decoder
+ * history uses reading as the full one. */
 #include "remote/message.h"
+#include "store/record.h"
 #include "util/bson_util.h"
+#include "value.h"
 
 #include "remote.h"
 
@@ -26,6 +29,9 @@ static void s_every_type(bson_t *b)
     BSON_APPEND_ARRAY(b, "array", &sub);
     bson_append_binary(b, "binary", -1, BSON_SUBTYPE_BINARY,
                        (const uint8_t *)"abc", 3);
+    /* the old subtype, whose data repeats its length */
+    bson_append_binary(b, "old", -1, BSON_SUBTYPE_BINARY_DEPRECATED,
+                       (const uint8_t *)"de", 2);
     BSON_APPEND_UNDEFINED(b, "undefined");
     BSON_APPEND_OID(b, "oid", &oid);
     BSON_APPEND_BOOL(b, "bool", true);
@@ -88,7 +94,13 @@ Test(message, check_takes_every_type_and_refuses_every_cut)
  * through; the check does not. */
 Test(message, check_refuses_strings_that_are_not_utf8)
 {
-    const char *bad[] = {"w\x88rker", "\xff\xfe", "a\xc3"};
+    /* short ones, and long ones whose bad byte is past the first words */
+    const char *bad[] = {"w\x88rker",
+                         "\xff\xfe",
+                         "a\xc3",
+                         "0123456789abcdef\xc3",
+                         "0123456789abcdefgh\xe2\x82",
+                         "01234567\300\25789abcdef"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         bson_t b = BSON_INITIALIZER, sub = BSON_INITIALIZER;
         bson_append_utf8(&sub, "k", -1, bad[i], -1);
@@ -102,9 +114,93 @@ Test(message, check_refuses_strings_that_are_not_utf8)
     }
     bson_t b = BSON_INITIALIZER;
     bson_append_utf8(&b, "k", -1, "caf\xc3\xa9", -1);
+    bson_append_utf8(&b, "long key of many words", -1,
+                     "0123456789abcdef caf\xc3\xa9 \xe2\x82\xac 0123456789",
+                     -1);
     cr_assert_eq(xp__bson_check(bson_get_data(&b), b.len, 4, NULL), 0,
                  "valid UTF-8 refused");
     bson_destroy(&b);
+    /* a NUL inside a long string or key value, length kept */
+    bson_t z = BSON_INITIALIZER;
+    bson_append_utf8(&z, "k", -1, "0123456789\0abcdefgh", 20);
+    cr_assert_neq(xp__bson_check(bson_get_data(&z), z.len, 4, NULL), 0,
+                  "a NUL inside a string accepted");
+    bson_destroy(&z);
+}
+
+/* Reads doc through both value decoders: the same rc, and equal values
+ * when they succeed. Returns that rc. */
+static int s_both_decoders(const bson_t *doc)
+{
+    bson_t view;
+    cr_assert(xp__bson_view_checked(&view, bson_get_data(doc), doc->len),
+              "the document does not pass the check");
+    xp_value *full = xp_value_new(), *fast = xp_value_new();
+    int rc = xp__value_from_bson(full, &view, NULL);
+    cr_assert_eq(xp__value_from_checked_bson(fast, &view, NULL), rc);
+    cr_assert(rc != 0 || xp_value_equal(full, fast), "the decoders differ");
+    xp_value_destroy(&full);
+    xp_value_destroy(&fast);
+    return rc;
+}
+
+/* History reads checked records with decoders that skip the second
+ * UTF-8 and form checks: they read what the full ones read. */
+Test(message, checked_decoders_read_as_the_full_ones)
+{
+    bson_t b = BSON_INITIALIZER, sub = BSON_INITIALIZER, arr = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sub, "s", "caf\xc3\xa9");
+    BSON_APPEND_UTF8(&sub, "", "");
+    BSON_APPEND_UTF8(&arr, "0", "x");
+    BSON_APPEND_INT32(&arr, "1", -7);
+    BSON_APPEND_DOCUMENT(&arr, "2", &sub);
+    BSON_APPEND_DOUBLE(&b, "double", -1.5);
+    BSON_APPEND_UTF8(&b, "utf8", "a longer string than eight bytes");
+    BSON_APPEND_DOCUMENT(&b, "doc", &sub);
+    BSON_APPEND_ARRAY(&b, "array", &arr);
+    bson_append_binary(&b, "blob", -1, BSON_SUBTYPE_BINARY,
+                       (const uint8_t *)"\0\1\2", 3);
+    bson_append_binary(&b, "old", -1, BSON_SUBTYPE_BINARY_DEPRECATED,
+                       (const uint8_t *)"de", 2);
+    BSON_APPEND_UNDEFINED(&b, "undefined");
+    BSON_APPEND_NULL(&b, "null");
+    BSON_APPEND_BOOL(&b, "bool", true);
+    BSON_APPEND_DATE_TIME(&b, "date", -1234);
+    BSON_APPEND_INT32(&b, "int32", INT32_MIN);
+    BSON_APPEND_INT64(&b, "int64", INT64_MAX);
+    cr_assert_eq(s_both_decoders(&b), 0);
+    xp_value *v = xp_value_new();
+    bson_t view;
+    cr_assert(xp__bson_view_checked(&view, bson_get_data(&b), b.len));
+    cr_assert_eq(xp__value_from_checked_bson(v, &view, NULL), 0);
+    size_t n = 0;
+    const void *old = xp_as_blob(xp_value_get(v, "old"), &n);
+    cr_assert(n == 2 && memcmp(old, "de", 2) == 0, "old binary read as %zu", n);
+    cr_assert_str_eq(xp_as_string(xp_value_get(v, "utf8"), NULL),
+                     "a longer string than eight bytes");
+    /* a decoded node takes a new value of another kind */
+    cr_assert_eq(xp_set_string(xp_document_set(v, "utf8"), "replaced"), 0);
+    cr_assert_eq(xp_set_int64(xp_document_set(v, "doc"), 1), 0);
+    xp_value_destroy(&v);
+    /* a type values do not hold is refused by both */
+    BSON_APPEND_SYMBOL(&b, "symbol", "sym");
+    cr_assert_neq(s_both_decoders(&b), 0);
+    bson_destroy(&b);
+    bson_destroy(&sub);
+    bson_destroy(&arr);
+    /* strings at and past the 100 levels a value may have */
+    for (int depth = 99; depth <= 101; depth++) {
+        bson_t *lv = bson_new();
+        BSON_APPEND_UTF8(lv, "s", "leaf");
+        for (int i = 1; i < depth; i++) {
+            bson_t *up = bson_new();
+            BSON_APPEND_DOCUMENT(up, "d", lv);
+            bson_destroy(lv);
+            lv = up;
+        }
+        cr_assert_eq(s_both_decoders(lv) == 0, depth <= 100, "depth %d", depth);
+        bson_destroy(lv);
+    }
 }
 
 Test(message, check_bounds_the_nesting)

@@ -434,8 +434,8 @@ static int s_gridfs_value(const xp_mongo *m, mongoc_client_t *c,
 
 /* What s_find looks for. */
 typedef enum {
-    XP_FIND_BAD_KEY,   /* a key starting with '$' or holding '.' */
-    XP_FIND_FERRETDB,  /* what FerretDB 1.24 refuses: NaN, ±Inf, [[...]] */
+    XP_FIND_BAD_KEY,  /* a key starting with '$' or holding '.' */
+    XP_FIND_FERRETDB, /* what FerretDB 1.24 refuses: NaN, ±Inf, [[...]] */
 } xp_mongo_find;
 
 static bool s_matches(const bson_iter_t *it, bool in_array, xp_mongo_find what)
@@ -587,6 +587,20 @@ static int s_record(const xp_mongo *m, mongoc_client_t *c, const bson_t *stored,
         xp__value_clear(&v);
     }
     return 0;
+}
+
+/* Whether record (from s_record) is checked as xp_trial_fn promises:
+ * the driver's cursor verifies only the outer document. Destroys record
+ * and fills why (XP_ECORRUPT) when not. */
+static bool s_record_checked(bson_t *record, int64_t id, xp_error_t *why)
+{
+    if (xp__bson_check(bson_get_data(record), record->len, XP_BSON_MAX_DEPTH,
+                       NULL) == 0)
+        return true;
+    bson_destroy(record);
+    xp__error(why, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+              "the stored record of trial %lld is damaged", (long long)id);
+    return false;
 }
 
 static mongoc_client_t *s_pop(const xp_mongo *m)
@@ -1409,7 +1423,8 @@ static int s_trials_where(xp_backend *b, const bson_t *filter,
             bson_t record;
             xp_error_t why;
             int64_t id = s_int_field(doc, "_id");
-            if (s_record(m, c, doc, &record, &why) == 0) {
+            if (s_record(m, c, doc, &record, &why) == 0 &&
+                s_record_checked(&record, id, &why)) {
                 rc = fn(&record, id, user) != 0 ? -1 : 0;
                 bson_destroy(&record);
             } else if (damaged_ok && why.code == XP_ECORRUPT) {

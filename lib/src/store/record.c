@@ -204,17 +204,25 @@ void xp__record_damaged(bson_t *out, int64_t id, const char *why)
 
 /* ---------------------------------------------------------------- decoder */
 
-/* A string field of at most max bytes, valid UTF-8. */
-static bool s_get_str(const bson_iter_t *it, size_t max, const char **out)
+/* A string field of at most max bytes, valid UTF-8 without NULs inside;
+ * in a checked document (xp__bson_check) every string is already. */
+static bool s_get_str_in(const bson_iter_t *it, size_t max, bool checked,
+                         const char **out)
 {
     uint32_t len;
     if (!BSON_ITER_HOLDS_UTF8(it))
         return false;
     const char *s = bson_iter_utf8(it, &len);
-    if (len > max || strlen(s) != len || !bson_utf8_validate(s, len, false))
+    if (len > max ||
+        (!checked && (strlen(s) != len || !bson_utf8_validate(s, len, false))))
         return false;
     *out = s;
     return true;
+}
+
+static bool s_get_str(const bson_iter_t *it, size_t max, const char **out)
+{
+    return s_get_str_in(it, max, false, out);
 }
 
 static bool s_get_int(const bson_iter_t *it, int64_t *out)
@@ -240,17 +248,19 @@ static bool s_get_doc(const bson_iter_t *it, bool array, xp_doc_view *out)
     return xp__doc_view_bson(*out, &check);
 }
 
-static bool s_get_status(const bson_iter_t *it, xp_trial_status *out)
+static bool s_get_status(const bson_iter_t *it, bool checked,
+                         xp_trial_status *out)
 {
     const char *s;
-    if (!s_get_str(it, S_TYPE_MAX, &s))
+    if (!s_get_str_in(it, S_TYPE_MAX, checked, &s))
         return false;
     *out = xp__trial_status_parse(s);
     return *out != XP_STATUS_NONE;
 }
 
 /* Reads field it into rec; false when it has the wrong type or size. */
-static bool s_decode_field(const bson_iter_t *it, xp_trial_record *rec)
+static bool s_decode_field(const bson_iter_t *it, bool checked,
+                           xp_trial_record *rec)
 {
     const char *key = bson_iter_key(it);
     switch (key[0]) {
@@ -258,15 +268,15 @@ static bool s_decode_field(const bson_iter_t *it, xp_trial_record *rec)
         if (strcmp(key, XP_RECORD_CODE_HASH) != 0)
             return true;
         rec->present |= XP_RECORD_HAS_CODE_HASH;
-        return s_get_str(it, S_HASH_MAX, &rec->code_hash);
+        return s_get_str_in(it, S_HASH_MAX, checked, &rec->code_hash);
     case 'd':
         return strcmp(key, XP_RECORD_DESCRIPTION) != 0 ||
-               s_get_str(it, UINT32_MAX, &rec->description);
+               s_get_str_in(it, UINT32_MAX, checked, &rec->description);
     case 'e':
         if (strcmp(key, XP_RECORD_EXPERIMENT) == 0)
-            return s_get_str(it, XP_ID_MAX, &rec->experiment);
+            return s_get_str_in(it, XP_ID_MAX, checked, &rec->experiment);
         return strcmp(key, XP_RECORD_ENVIRONMENT_HASH) != 0 ||
-               s_get_str(it, S_HASH_MAX, &rec->environment_hash);
+               s_get_str_in(it, S_HASH_MAX, checked, &rec->environment_hash);
     case 'f':
         if (strcmp(key, XP_RECORD_FINISHED) != 0)
             return true;
@@ -276,7 +286,7 @@ static bool s_decode_field(const bson_iter_t *it, xp_trial_record *rec)
         return BSON_ITER_HOLDS_DATE_TIME(it);
     case 'h':
         return strcmp(key, XP_RECORD_HOST) != 0 ||
-               s_get_str(it, S_HOST_MAX, &rec->host);
+               s_get_str_in(it, S_HOST_MAX, checked, &rec->host);
     case 'p':
         if (strcmp(key, XP_RECORD_PARAMETERS) == 0) {
             rec->present |= XP_RECORD_HAS_PARAMETERS;
@@ -302,11 +312,11 @@ static bool s_decode_field(const bson_iter_t *it, xp_trial_record *rec)
             return true;
         }
         return strcmp(key, XP_RECORD_RESULT_TYPE) != 0 ||
-               s_get_str(it, S_TYPE_MAX, &rec->result_type);
+               s_get_str_in(it, S_TYPE_MAX, checked, &rec->result_type);
     case 's':
         if (strcmp(key, XP_RECORD_STATUS) == 0) {
             rec->present |= XP_RECORD_HAS_STATUS;
-            return s_get_status(it, &rec->status);
+            return s_get_status(it, checked, &rec->status);
         }
         if (strcmp(key, XP_RECORD_SEED) == 0) {
             rec->present |= XP_RECORD_HAS_SEED;
@@ -318,7 +328,7 @@ static bool s_decode_field(const bson_iter_t *it, xp_trial_record *rec)
             return BSON_ITER_HOLDS_DATE_TIME(it);
         }
         if (strcmp(key, XP_RECORD_SCHEDULER) == 0)
-            return s_get_str(it, S_SCHEDULER_MAX, &rec->scheduler);
+            return s_get_str_in(it, S_SCHEDULER_MAX, checked, &rec->scheduler);
         if (strcmp(key, XP_RECORD_SUCCESS) == 0) {
             rec->success = BSON_ITER_HOLDS_BOOL(it) && bson_iter_bool(it);
             return BSON_ITER_HOLDS_BOOL(it);
@@ -409,15 +419,16 @@ static bool s_well_formed(const bson_t *doc)
     return !f.bad;
 }
 
-int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err)
+static int s_decode(const bson_t *doc, bool checked, xp_trial_record *rec,
+                    xp_error_t *err)
 {
     memset(rec, 0, sizeof *rec);
     bson_iter_t it;
-    if (!s_well_formed(doc) || !bson_iter_init(&it, doc))
+    if ((!checked && !s_well_formed(doc)) || !bson_iter_init(&it, doc))
         return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "trial record is not a well-formed BSON document");
     while (bson_iter_next(&it)) {
-        if (!s_decode_field(&it, rec)) {
+        if (!s_decode_field(&it, checked, rec)) {
             int64_t id = rec->trial_id;
             char key[64];
             bson_strncpy(key, bson_iter_key(&it), sizeof key);
@@ -434,6 +445,17 @@ int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err)
         }
     }
     return 0;
+}
+
+int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err)
+{
+    return s_decode(doc, false, rec, err);
+}
+
+int xp__record_decode_checked(const bson_t *doc, xp_trial_record *rec,
+                              xp_error_t *err)
+{
+    return s_decode(doc, true, rec, err);
 }
 
 /* The job of a steps entry, as xp__record_append_step writes it. */

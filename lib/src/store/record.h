@@ -118,6 +118,11 @@ int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err);
  * its type, every string its length and a status its name; none is
  * required (callers check rec->present). XP_ECORRUPT naming the field. */
 int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err);
+/* The same for a checked document (xp__bson_view_checked: lengths,
+ * nesting and UTF-8 already verified): the decoder's own whole-document
+ * form check and its UTF-8 checks of strings are skipped. */
+int xp__record_decode_checked(const bson_t *doc, xp_trial_record *rec,
+                              xp_error_t *err);
 /* The {host, pid, pstart} of rec alone (a store's index of running
  * trials); decoded by xp__record_decode. */
 void xp__record_encode_process(const xp_trial_record *rec, bson_t *out);

@@ -85,8 +85,9 @@ int xp__store_queued_trials(xp_backend *b,
  * before, caller destroys it after success. */
 int xp__store_trial_get(xp_backend *b, int64_t id, bson_t *out,
                         xp_error_t *err);
-/* Called with the record of trial id; doc NULL when its stored bytes are
- * damaged. Non-zero stops. */
+/* Called with the record of trial id, checked (xp__bson_view_checked:
+ * lengths, nesting and UTF-8 verified once by the backend); doc NULL when
+ * its stored bytes are damaged. Non-zero stops. */
 typedef int (*xp_trial_fn)(const bson_t *doc, int64_t id, void *user);
 /* Calls fn for each trial record in id order, a damaged one included (doc
  * NULL) so that the others are still read. */

@@ -33,7 +33,23 @@ int xp__bson_check(const uint8_t *data, size_t len, int max_depth,
 
 /* Initialises *doc (static: it borrows data) over untrusted bytes read
  * from a store or a file, when they pass xp__bson_check with
- * XP_BSON_MAX_DEPTH and bson_validate; false otherwise. */
+ * XP_BSON_MAX_DEPTH (which implies bson_validate's BSON_VALIDATE_NONE);
+ * false otherwise. Such a document is "checked": readers may then skip
+ * their own UTF-8 and form checks (xp__record_decode_checked,
+ * xp__value_from_checked_bson). */
 bool xp__bson_view_checked(bson_t *doc, const uint8_t *data, size_t len);
+
+/* Walking a checked document (or one nested in it) without bson_iter:
+ * doc is where its length is; *pos starts at 4. */
+typedef struct {
+    uint8_t type;    /* bson_type_t */
+    const char *key; /* NUL-terminated */
+    size_t key_len;
+    const uint8_t *value; /* the value's bytes, as the BSON spec lays them */
+} xp_bson_elem;
+/* The element at *pos into *e, *pos moved past it; false at the end. */
+bool xp__bson_next_checked(const uint8_t *doc, size_t *pos, xp_bson_elem *e);
+/* Elements of the checked document or array at doc. */
+size_t xp__bson_count_checked(const uint8_t *doc);
 
 #endif /* XP_UTIL_BSON_UTIL_H */
