@@ -59,23 +59,6 @@ static xp_client *s_client(void)
     return c;
 }
 
-/* Polls until every trial of batch is finished or seconds pass. */
-static xp_progress s_wait(xp_client *c, int64_t batch, double seconds)
-{
-    xp_progress p;
-    int64_t cursor = 0;
-    double end = xpt_now() + seconds;
-    do {
-        xp_error_t err;
-        cr_assert_eq(xp_client_progress(c, batch, &cursor, &p, NULL, &err), 0,
-                     "%s", err.message);
-        if (p.done + p.failed >= p.total)
-            break;
-        xpt_sleep(0.05);
-    } while (xpt_now() < end);
-    return p;
-}
-
 static int64_t s_last_on(const char *uri, const char *id)
 {
     xp_open_options o = XP_OPEN_OPTIONS_INIT;
@@ -194,7 +177,7 @@ Test(db_outage, database_and_worker_killed_mid_sweep_each_trial_recorded_once,
     xpt_wait(s_workers[0]);
     s_workers[0] = -1;
     s_start_worker("sleep_experiment.so");
-    xp_progress p = s_wait(c, batch, 60);
+    xp_progress p = xptr_wait(c, batch, 60);
     char *slog = xpt_slurp(log);
     cr_assert_eq((size_t)p.done, n,
                  "%zu done, %zu failed of %zu; scheduler log:\n%s",
