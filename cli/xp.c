@@ -1580,7 +1580,8 @@ static void s_usage(FILE *f)
 {
     fputs("usage: xp COMMAND [ARGS] [--backend B]\n"
           "       xp --help | --version | help COMMAND\n\n"
-          "Inspect the trials recorded by an xp experiment.\n\n"
+          "Run experiment files, inspect recorded trials, serve the dashboard,\n"
+          "launch workers as Slurm jobs.\n\n"
           "commands:\n",
           f);
     for (size_t i = 0; i < N_COMMANDS; i++)
