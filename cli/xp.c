@@ -1578,13 +1578,12 @@ static void s_command_usage(const struct command *cmd, FILE *f)
 
 static void s_usage(FILE *f)
 {
-    fputs(
-        "usage: xp COMMAND [ARGS] [--backend B]\n"
-        "       xp --help | --version | help COMMAND\n\n"
-        "Run experiment files, inspect recorded trials, serve the dashboard,\n"
-        "launch workers as Slurm jobs.\n\n"
-        "commands:\n",
-        f);
+    fputs("usage: xp COMMAND [ARGS] [--backend B]\n"
+          "       xp --help | --version | help COMMAND\n\n"
+          "Run experiment files, inspect recorded trials, serve the\n"
+          "dashboard, launch workers as Slurm jobs.\n\n"
+          "commands:\n",
+          f);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
 }
