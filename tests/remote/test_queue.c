@@ -3,7 +3,7 @@
  * reason) and never run on other code; they run once a worker with their
  * code arrives, also when a script-mode program submitted them first; a
  * large submission is held as records and every trial is recorded once. */
-#include "remote.h"
+#include "queue_fixture.h"
 
 #include "experiment.h"
 
@@ -18,58 +18,7 @@ static int s_send_take(zsock_t *sock, zmsg_t *msg)
     return rc;
 }
 
-static char s_endpoint[64];
-static pid_t s_sched = -1;
-static pid_t s_workers[4];
-static int s_n_workers;
-static char s_sched_bin[PATH_MAX], s_worker_bin[PATH_MAX];
-
-static void s_start_worker(const char *plugin)
-{
-    char so[PATH_MAX], why[256], log[PATH_MAX];
-    if (!xpt_example(plugin, so, why))
-        xpt_skip(why);
-    snprintf(log, sizeof log, "%s/worker%d.log", xpt_dir, s_n_workers);
-    char *argv[] = {s_worker_bin, "--connect", s_endpoint, "--slots",
-                    "2",          "--plugin",  so,         "--heartbeat-ms",
-                    "200",        NULL};
-    s_workers[s_n_workers++] = xpt_spawn(argv, xpt_dir, NULL, log);
-    xptr_wait_registered(log);
-}
-
-static void s_setup(void)
-{
-    xpt_setup();
-    xptr_bin("XP_SCHEDULER_BIN", s_sched_bin);
-    xptr_bin("XP_WORKER_BIN", s_worker_bin);
-    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d",
-             xptr_free_port());
-    char log[PATH_MAX];
-    snprintf(log, sizeof log, "%s/scheduler.log", xpt_dir);
-    char *argv[] = {s_sched_bin, "--bind",         s_endpoint, "--backend",
-                    xpt_dir,     "--heartbeat-ms", "200",      NULL};
-    s_sched = xpt_spawn(argv, xpt_dir, NULL, log);
-    s_n_workers = 0;
-    xpt_sleep(0.2);
-}
-
-/* Every daemon must exit cleanly on SIGTERM: a non-zero status fails the
- * test (also what a sanitizer's report at exit gives). */
-static void s_teardown(void)
-{
-    xptr_teardown(s_workers, s_n_workers, &s_sched);
-}
-
 TestSuite(queue, .init = s_setup, .fini = s_teardown, .timeout = 60);
-
-static xp_client *s_client(void)
-{
-    xp_client *c = NULL;
-    xp_error_t err;
-    cr_assert_eq(xp_client_connect(&c, s_endpoint, 5000, &err), 0, "%s",
-                 err.message);
-    return c;
-}
 
 static xp_value *s_trials(int n)
 {
@@ -236,20 +185,6 @@ Test(queue, large_submission_each_trial_recorded_once)
 }
 
 /* ---- restart on the shared backends */
-
-static int64_t s_last_on(const char *uri, const char *id)
-{
-    xp_open_options o = XP_OPEN_OPTIONS_INIT;
-    o.backend = uri;
-    o.must_exist = true;
-    xp_experiment *ex = NULL;
-    xp_error_t err;
-    if (xp_experiment_open(&ex, id, &o, &err) != 0)
-        return 0;
-    int64_t last = xpt_last_id(ex);
-    xp_experiment_destroy(&ex);
-    return last;
-}
 
 /* Kill -9 the scheduler with trials running and queued on the backend
  * named by $var; a new one takes them up: each recorded once. */
