@@ -474,6 +474,25 @@ xp_node *xp_persist(xp_node *node)
     return node;
 }
 
+xp_node *xp_pure(xp_node *node)
+{
+    if (!node)
+        return NULL;
+    xp_experiment *ex = node->ex;
+    pthread_mutex_lock(&ex->lock);
+    if (node->is_param)
+        node = s_def_error(ex, XP_EINVAL,
+                           "only steps can be pure, '%s' is a parameter",
+                           node->name);
+    else if (ex->frozen)
+        node = s_def_error(ex, XP_ESTATE,
+                           "the graph cannot change after the first trial");
+    else
+        node->pure = node->persisted = true;
+    pthread_mutex_unlock(&ex->lock);
+    return node;
+}
+
 const char *xp_node_name(const xp_node *node)
 {
     return node ? node->name : NULL;

@@ -20,6 +20,7 @@ struct xp_node {
     size_t index; /* position in ex->nodes: registration order */
     bool is_param;
     bool persisted;
+    bool pure; /* memoisable (xp_pure); implies persisted */
     char *name;
     /* parameters */
     xp_value *def;     /* default, or NULL */

@@ -35,6 +35,21 @@ static int s_parse_seed(const char *text, uint64_t *seed, xp_error_t *err)
     return 0;
 }
 
+/* A trial id: a positive decimal integer. */
+int xp__script_parse_trial(const char *text, uint64_t *id, xp_error_t *err)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v =
+        text && text[0] >= '1' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+    if (v == 0 || *end != '\0' || errno == ERANGE || v > INT64_MAX)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "invalid trial id '%s': expected a positive integer",
+                         text ? text : "");
+    *id = v;
+    return 0;
+}
+
 /* Value of option `name` given as `--name=value` or `--name value`;
  * 1 matched, 0 other option, -1 missing value. */
 static int s_option(const char *name, int argc, char **argv, int *i,
@@ -71,18 +86,30 @@ int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err)
 {
     memset(a, 0, sizeof *a);
     static const char *const options[] = {"--seed", "--backend", "--log-level",
-                                          "--scheduler"};
+                                          "--scheduler", "--reproduce"};
+    enum { N_OPTIONS = sizeof options / sizeof *options };
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             a->help = true;
             continue;
         }
+        if (strcmp(arg, "--no-memo") == 0 || strcmp(arg, "--refresh") == 0) {
+            xp_memo_mode m =
+                arg[2] == 'n' ? XP_MEMO_OFF : XP_MEMO_REFRESH;
+            if (a->memo != XP_MEMO_USE && a->memo != m) {
+                xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                          "--no-memo and --refresh exclude each other");
+                goto fail;
+            }
+            a->memo = m;
+            continue;
+        }
         if (arg[0] == '-') {
             int matched = 0;
             const char *value = NULL;
             size_t k;
-            for (k = 0; k < 4 && !matched; k++)
+            for (k = 0; k < N_OPTIONS && !matched; k++)
                 matched = s_option(options[k], argc, argv, &i, &value);
             k--;
             if (matched < 0) {
@@ -103,8 +130,13 @@ int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err)
                 a->backend = value;
             } else if (k == 2) {
                 a->log_level = value;
-            } else {
+            } else if (k == 3) {
                 a->scheduler = value;
+            } else {
+                uint64_t id;
+                if (xp__script_parse_trial(value, &id, err) != 0)
+                    goto fail;
+                a->reproduce = (int64_t)id;
             }
             continue;
         }
@@ -322,6 +354,7 @@ int xp__script_main(const xp_script_def *def, int argc, char **argv)
     run.has_seed = args.has_seed;
     run.seed = args.seed;
     run.params = overrides;
+    run.memo = args.memo;
     int64_t trial = 0;
     if (xp_compute(ex, &run, &result, &trial, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);

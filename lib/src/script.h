@@ -17,6 +17,8 @@ typedef struct {
     const char *backend;
     const char *log_level;
     const char *scheduler; /* run on an xp-scheduler instead */
+    xp_memo_mode memo;     /* --no-memo, --refresh */
+    int64_t reproduce;     /* --reproduce TRIAL, or 0 */
     bool help;
 } xp_script_args;
 
@@ -36,5 +38,7 @@ int xp__script_main(const xp_script_def *def, int argc, char **argv);
 
 int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err);
 void xp__script_args_free(xp_script_args *a);
+/* A trial id argument: a positive decimal integer. */
+int xp__script_parse_trial(const char *text, uint64_t *id, xp_error_t *err);
 
 #endif /* XP_SCRIPT_H */

@@ -20,6 +20,7 @@
 #include "util/sys.h"
 #include "value.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -859,6 +860,14 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no experiment");
     if (!opts)
         opts = &defaults;
+    xp_run_options v2;
+    if (opts->version == 1) {
+        /* Version 1 ends before memo. */
+        memcpy(&v2, &defaults, sizeof v2);
+        memcpy(&v2, opts, offsetof(xp_run_options, memo));
+        v2.version = XP_RUN_OPTIONS_VERSION;
+        opts = &v2;
+    }
     if (opts->version != XP_RUN_OPTIONS_VERSION)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "xp_run_options version %u is not supported",

@@ -306,6 +306,11 @@ XP_EXPORT xp_node *xp_result(xp_node *node);
 XP_EXPORT xp_node *xp__result_new(xp_node *fresh);
 /* Marks a step's output as persisted (stored per trial); returns node. */
 XP_EXPORT xp_node *xp_persist(xp_node *node);
+/* Marks a step pure: its output depends only on its inputs and code, so
+ * a trial whose step has the same code and inputs as a recorded one
+ * reuses that recorded output instead of running it (memoisation, see
+ * xp_run_options.memo). Implies xp_persist. Returns node. */
+XP_EXPORT xp_node *xp_pure(xp_node *node);
 /* Node-owned name. */
 XP_EXPORT const char *xp_node_name(const xp_node *node);
 /* 0 when the definition so far is valid, else the first error. */
@@ -330,6 +335,7 @@ XP_EXPORT int xp_experiment_check(const xp_experiment *ex, xp_error_t *err);
     xp_step_add((ex), #fn, (fn), 0, NULL, __FILE__, __LINE__)
 #define XP_RESULT(ex, fn, ...) xp__result_new(XP_STEP(ex, fn, __VA_ARGS__))
 #define XP_PERSIST(ex, fn, ...) xp_persist(XP_STEP(ex, fn, __VA_ARGS__))
+#define XP_PURE(ex, fn, ...) xp_pure(XP_STEP(ex, fn, __VA_ARGS__))
 
 /* ---- parameter values for the next trials (copied). Setting an
  * undeclared name is an XP_ENOTFOUND error. */
@@ -348,6 +354,13 @@ XP_EXPORT int xp_set_param_string(xp_experiment *ex, const char *name,
 
 /* ---- running trials */
 
+/* Memoisation of pure steps (xp_pure) for one trial. */
+typedef enum {
+    XP_MEMO_USE = 0, /* reuse a recorded output when the key matches */
+    XP_MEMO_OFF,     /* run every step, reuse nothing */
+    XP_MEMO_REFRESH  /* run every step and record outputs for later reuse */
+} xp_memo_mode;
+
 typedef struct {
     unsigned version; /* XP_RUN_OPTIONS_VERSION */
     /* Trial seed; without it the experiment default or a generated one. */
@@ -356,12 +369,17 @@ typedef struct {
     /* Optional document name -> value overriding the experiment's current
      * parameter values for this trial only (thread-safe sweeps). */
     const xp_value *params;
+    /* Since version 2. */
+    xp_memo_mode memo;
+    /* A recorded trial this one re-runs (xp reproduce), recorded as the
+     * field "reproduces"; 0 for none. */
+    int64_t reproduces;
 } xp_run_options;
 
-#define XP_RUN_OPTIONS_VERSION 1
+#define XP_RUN_OPTIONS_VERSION 2
 #define XP_RUN_OPTIONS_INIT                                                    \
     {                                                                          \
-        XP_RUN_OPTIONS_VERSION, false, 0, NULL                                 \
+        XP_RUN_OPTIONS_VERSION, false, 0, NULL, XP_MEMO_USE, 0                 \
     }
 
 /* Runs one trial: allocates the next trial id, records it as running,
