@@ -286,7 +286,10 @@ static int s_wait(xp_client *c, int64_t batch)
     int status = 0;
     for (;;) {
         xp_value *finished = NULL;
-        if (xp_client_progress(c, batch, &cursor, &p, &finished, &err) != 0) {
+        /* Held by the scheduler until a trial finishes (at most a second,
+         * so that the bar moves); an older scheduler answers at once. */
+        double asked = s_now();
+        if (xp_client_wait(c, batch, &cursor, 1000, &p, &finished, &err) != 0) {
             fprintf(stderr, "%sxpsubmit: %s\n", tty ? "\n" : "", err.message);
             status = 1;
             break;
@@ -303,7 +306,8 @@ static int s_wait(xp_client *c, int64_t batch)
         }
         if (complete && got == 0)
             break;
-        if (got == 0) {
+        if (got == 0 && s_now() - asked < 0.5) {
+            /* answered at once with nothing new: not held */
             struct timespec ts = {0, 50 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }

@@ -172,6 +172,99 @@ Test(distributed, unknown_experiment_is_refused)
     xpt_run_result_free(&r);
 }
 
+/* One sleep_pj trial of seconds through the client library: its batch. */
+static int64_t s_submit_sleep(xp_client *c, double seconds)
+{
+    xp_value *trials = xp_value_new();
+    xp_set_array(trials);
+    xp_value *spec = xp_array_append(trials);
+    xp_set_document(spec);
+    xp_value *params = xp_document_set(spec, "parameters");
+    xp_set_document(params);
+    xp_set_double(xp_document_set(params, "seconds"), seconds);
+    int64_t batch = 0, *ids = NULL;
+    size_t n = 0;
+    xp_error_t err;
+    cr_assert_eq(
+        xp_client_submit(c, "sleep_pj", trials, NULL, &batch, &ids, &n, &err),
+        0, "%s", err.message);
+    cr_assert_eq(n, 1u);
+    xp_free(ids);
+    xp_value_destroy(&trials);
+    return batch;
+}
+
+Test(distributed, held_status_answers_when_the_trial_is_recorded)
+{
+    xp_client *c = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_client_connect(&c, s_endpoint, 0, &err), 0, "%s",
+                 err.message);
+    /* Held until the 0.4 s trial is recorded, not until the 4 s wait. */
+    int64_t batch = s_submit_sleep(c, 0.4), cursor = 0;
+    xp_progress p;
+    xp_value *finished = NULL;
+    double t0 = xpt_now();
+    cr_assert_eq(xp_client_wait(c, batch, &cursor, 4000, &p, &finished, &err),
+                 0, "%s", err.message);
+    double held = xpt_now() - t0;
+    cr_assert_eq(xp_value_count(finished), 1u, "answered after %.3f s with %s",
+                 held, xpt_json(finished));
+    cr_assert_str_eq(xpt_get_str(xp_value_at(finished, 0), "status"),
+                     "succeeded");
+    cr_assert_eq(cursor, 1);
+    cr_assert(held >= 0.3 && held < 3.0, "held %.3f s", held);
+    xp_value_destroy(&finished);
+    /* Read to the end: the batch is forgotten, as with progress. */
+    cr_assert_eq(xp_client_wait(c, batch, &cursor, 4000, &p, &finished, &err),
+                 0, "%s", err.message);
+    cr_assert_eq(xp_value_count(finished), 0u);
+    cr_assert_neq(xp_client_wait(c, batch, &cursor, 0, &p, NULL, &err), 0);
+    cr_assert_not_null(strstr(err.message, "unknown batch"), "%s", err.message);
+
+    /* Nothing finishes within the wait: answered when it is over, with the
+     * trial still running, and the connection still usable. */
+    batch = s_submit_sleep(c, 2.0);
+    cursor = 0;
+    t0 = xpt_now();
+    cr_assert_eq(xp_client_wait(c, batch, &cursor, 500, &p, &finished, &err), 0,
+                 "%s", err.message);
+    held = xpt_now() - t0;
+    cr_assert_eq(xp_value_count(finished), 0u, "%s", xpt_json(finished));
+    cr_assert_eq(p.done + p.failed, 0);
+    cr_assert(held >= 0.4 && held < 1.8, "held %.3f s for a 0.5 s wait", held);
+    xp_value_destroy(&finished);
+    cr_assert_eq(xp_client_wait(c, batch, &cursor, 4000, &p, &finished, &err),
+                 0, "%s", err.message);
+    cr_assert_eq(xp_value_count(finished), 1u);
+    xp_value_destroy(&finished);
+    xp_client_destroy(&c);
+}
+
+Test(distributed, held_status_of_another_clients_batch_is_refused_at_once)
+{
+    xp_client *a = NULL, *b = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_client_connect(&a, s_endpoint, 0, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(xp_client_connect(&b, s_endpoint, 0, &err), 0, "%s",
+                 err.message);
+    int64_t batch = s_submit_sleep(a, 0.5), cursor = 0;
+    xp_progress p;
+    double t0 = xpt_now();
+    cr_assert_neq(xp_client_wait(b, batch, &cursor, 4000, &p, NULL, &err), 0);
+    cr_assert_lt(xpt_now() - t0, 1.0);
+    cr_assert_not_null(strstr(err.message, "unknown batch"), "%s", err.message);
+    /* The owner still gets its result. */
+    xp_value *finished = NULL;
+    cr_assert_eq(xp_client_wait(a, batch, &cursor, 4000, &p, &finished, &err),
+                 0, "%s", err.message);
+    cr_assert_eq(xp_value_count(finished), 1u);
+    xp_value_destroy(&finished);
+    xp_client_destroy(&a);
+    xp_client_destroy(&b);
+}
+
 Test(distributed, killed_worker_task_runs_again_elsewhere)
 {
     /* Only the first worker is up: it takes the task. */

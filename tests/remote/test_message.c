@@ -420,11 +420,22 @@ Test(message, submit_accepted_status_progress_round_trip)
     xp__msg_accepted_clear(&ad);
     bson_destroy(&body);
 
-    xp_msg_status st = {9, 4}, sd;
+    xp_msg_status st = {9, 4, 0}, sd;
     s_open(xp__msg_status_encode(&st), XP_MSG_STATUS, &body);
     cr_assert_eq(xp__msg_status_decode(&body, &sd, NULL), 0);
     cr_assert_eq(sd.batch, 9);
     cr_assert_eq(sd.cursor, 4);
+    cr_assert_eq(sd.wait_ms, 0);
+    bson_destroy(&body);
+    /* the long poll's wait: kept, and bounded */
+    st.wait_ms = 750;
+    s_open(xp__msg_status_encode(&st), XP_MSG_STATUS, &body);
+    cr_assert_eq(xp__msg_status_decode(&body, &sd, NULL), 0);
+    cr_assert_eq(sd.wait_ms, 750);
+    bson_destroy(&body);
+    st.wait_ms = XP_MSG_STATUS_WAIT_MAX + 1;
+    s_open(xp__msg_status_encode(&st), XP_MSG_STATUS, &body);
+    cr_assert_neq(xp__msg_status_decode(&body, &sd, NULL), 0);
     bson_destroy(&body);
 
     xp_value *result = xp_value_new();

@@ -669,6 +669,14 @@ typedef struct {
 XP_EXPORT int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
                                  xp_progress *p, xp_value **finished,
                                  xp_error_t *err);
+/* xp_client_progress that lets the scheduler hold its answer up to
+ * wait_ms (at most half the connection's timeout) while no trial of the
+ * batch finishes past *cursor: it answers as soon as one does, so a
+ * client following a batch neither sleeps nor spins. A scheduler that
+ * does not hold answers (older than this field) answers at once. */
+XP_EXPORT int xp_client_wait(xp_client *c, int64_t batch, int64_t *cursor,
+                             int wait_ms, xp_progress *p, xp_value **finished,
+                             xp_error_t *err);
 
 /* ---------------------------------------------------------------- Slurm */
 

@@ -184,10 +184,15 @@ int xp__client_submit_code(xp_client *c, const char *experiment,
     return 0;
 }
 
-int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
-                       xp_progress *p, xp_value **finished, xp_error_t *err)
+int xp_client_wait(xp_client *c, int64_t batch, int64_t *cursor, int wait_ms,
+                   xp_progress *p, xp_value **finished, xp_error_t *err)
 {
-    xp_msg_status status = {batch, *cursor};
+    /* The answer must come within the request timeout. */
+    if (wait_ms > c->timeout_ms / 2)
+        wait_ms = c->timeout_ms / 2;
+    if (wait_ms > XP_MSG_STATUS_WAIT_MAX)
+        wait_ms = XP_MSG_STATUS_WAIT_MAX;
+    xp_msg_status status = {batch, *cursor, wait_ms > 0 ? wait_ms : 0};
     bson_t reply;
     if (finished)
         *finished = NULL;
@@ -213,9 +218,15 @@ int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
     return rc;
 }
 
+int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
+                       xp_progress *p, xp_value **finished, xp_error_t *err)
+{
+    return xp_client_wait(c, batch, cursor, 0, p, finished, err);
+}
+
 static const xp_client_module s_ops = {
     xp_client_connect_secure, xp_client_destroy, xp__client_submit_code,
-    xp_client_progress, xp__keygen};
+    xp_client_wait, xp__keygen};
 
 const xp_module xp__module_remote = {"remote", XP_VERSION_STRING, XP_MODULE_ABI,
                                      &s_ops};

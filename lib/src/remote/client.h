@@ -27,8 +27,8 @@ typedef struct {
                        const xp_value *trials, const char *code_hash,
                        const bson_t *code, int64_t *batch, int64_t **ids,
                        size_t *n, xp_error_t *err);
-    int (*progress)(xp_client *c, int64_t batch, int64_t *cursor,
-                    xp_progress *p, xp_value **finished, xp_error_t *err);
+    int (*wait)(xp_client *c, int64_t batch, int64_t *cursor, int wait_ms,
+                xp_progress *p, xp_value **finished, xp_error_t *err);
     int (*keygen)(const char *dir, const char *name, char **public_path,
                   xp_error_t *err);
 } xp_client_module;

@@ -58,13 +58,19 @@ int xp__client_submit_code(xp_client *c, const char *experiment,
              : -1;
 }
 
-int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
-                       xp_progress *p, xp_value **finished, xp_error_t *err)
+int xp_client_wait(xp_client *c, int64_t batch, int64_t *cursor, int wait_ms,
+                   xp_progress *p, xp_value **finished, xp_error_t *err)
 {
     if (finished)
         *finished = NULL;
     const xp_client_module *m = s_remote(err);
-    return m ? m->progress(c, batch, cursor, p, finished, err) : -1;
+    return m ? m->wait(c, batch, cursor, wait_ms, p, finished, err) : -1;
+}
+
+int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
+                       xp_progress *p, xp_value **finished, xp_error_t *err)
+{
+    return xp_client_wait(c, batch, cursor, 0, p, finished, err);
 }
 
 int xp_keygen(const char *dir, const char *name, char **public_path,

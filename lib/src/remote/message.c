@@ -718,6 +718,8 @@ zmsg_t *xp__msg_status_encode(const xp_msg_status *m)
     bson_t body = BSON_INITIALIZER;
     BSON_APPEND_INT64(&body, "batch", m->batch);
     BSON_APPEND_INT64(&body, "cursor", m->cursor);
+    if (m->wait_ms > 0)
+        BSON_APPEND_INT64(&body, "wait", m->wait_ms);
     return s_finish(XP_MSG_STATUS, &body);
 }
 
@@ -725,7 +727,9 @@ int xp__msg_status_decode(const bson_t *body, xp_msg_status *m, xp_error_t *err)
 {
     memset(m, 0, sizeof *m);
     if (!xp__bson_int64(body, "batch", &m->batch) ||
-        !s_opt_int(body, "cursor", &m->cursor) || m->cursor < 0)
+        !s_opt_int(body, "cursor", &m->cursor) || m->cursor < 0 ||
+        !s_opt_int(body, "wait", &m->wait_ms) || m->wait_ms < 0 ||
+        m->wait_ms > XP_MSG_STATUS_WAIT_MAX)
         return s_malformed(err, XP_MSG_STATUS, NULL);
     return 0;
 }

@@ -258,7 +258,13 @@ void xp__msg_accepted_clear(xp_msg_accepted *m);
 typedef struct {
     int64_t batch;
     int64_t cursor; /* results already read; 0 when absent */
+    /* Optional: at most how long the scheduler may hold the answer while
+     * no trial of the batch finishes past cursor (a long poll); 0 when
+     * absent: answer now. At most XP_MSG_STATUS_WAIT_MAX. */
+    int64_t wait_ms;
 } xp_msg_status;
+
+#define XP_MSG_STATUS_WAIT_MAX 60000
 
 zmsg_t *xp__msg_status_encode(const xp_msg_status *m);
 int xp__msg_status_decode(const bson_t *body, xp_msg_status *m,

@@ -31,6 +31,12 @@ struct xp_sched_batch {
     size_t running;   /* tasks of the batch on workers */
     bson_t *finished; /* array of lines {trial_id, status, result, ...} */
     uint32_t n_finished;
+    /* A STATUS held until a trial finishes past its cursor (long poll):
+     * the client's routing frame, its cursor and deadline; its handle in
+     * s->waiting. */
+    zframe_t *waiter;
+    int64_t waiter_cursor, waiter_until;
+    void *waiting_handle;
 };
 
 static void s_client_free(void **item)
@@ -41,6 +47,7 @@ static void s_client_free(void **item)
 
 static void s_batch_free(xp_sched_batch *b)
 {
+    zframe_destroy(&b->waiter);
     zframe_destroy(&b->client);
     bson_destroy(b->finished);
     bson_free(b);
@@ -51,6 +58,7 @@ void xp__sched_batches_init(xp_scheduler *s)
     s->clients = zhashx_new();
     zhashx_set_destructor(s->clients, s_client_free);
     s->batches = zhashx_new();
+    s->waiting = zlistx_new();
 }
 
 void xp__sched_batches_fini(xp_scheduler *s)
@@ -61,6 +69,7 @@ void xp__sched_batches_fini(xp_scheduler *s)
             s_batch_free(b);
     zhashx_destroy(&s->batches);
     zhashx_destroy(&s->clients);
+    zlistx_destroy(&s->waiting);
 }
 
 xp_sched_client *xp__sched_client_admit(xp_scheduler *s, const char *who,
@@ -133,6 +142,8 @@ static void s_forget(xp_scheduler *s, xp_sched_batch *b)
     char key[32];
     s_batch_key(b->id, key);
     xp_sched_client *owner = b->owner;
+    if (b->waiting_handle)
+        zlistx_delete(s->waiting, b->waiting_handle);
     if (b->def)
         b->def->batches--;
     zhashx_delete(s->batches, key);
@@ -196,18 +207,11 @@ static uint32_t s_lines_since(const xp_sched_batch *b, int64_t cursor,
     return out;
 }
 
-void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
-                            const xp_msg_status *m)
+/* Answers PROGRESS of b from cursor on to the peer of from; drops b when
+ * it is finished and every result was read. */
+static void s_answer(xp_scheduler *s, xp_sched_batch *b, zframe_t *from,
+                     int64_t cursor)
 {
-    char key[32];
-    s_batch_key(m->batch, key);
-    xp_sched_batch *b = zhashx_lookup(s->batches, key);
-    /* Another client's batch is answered as one that does not exist: it
-     * neither reads its results nor, by reading past them, drops it. */
-    if (!b || strcmp(b->owner->key, who) != 0) {
-        xp__sched_send_error(s, from, "unknown batch");
-        return;
-    }
     /* running counts tasks; a trial with parallel steps counts once. */
     size_t pending = b->total - b->done - b->failed;
     size_t running = b->running < pending ? b->running : pending;
@@ -226,14 +230,68 @@ void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
         p.waiting = why;
     }
     bson_t lines = BSON_INITIALIZER;
-    uint32_t out = s_lines_since(b, m->cursor, &lines);
+    uint32_t out = s_lines_since(b, cursor, &lines);
     p.finished = xp__msg_doc_of(&lines);
-    p.cursor = m->cursor + out;
+    p.cursor = cursor + out;
     xp__sched_send(s, from, xp__msg_progress_encode(&p));
     bson_destroy(&lines);
     /* Asked again with every result read: the client is done with it. */
-    if (b->complete_ms && out == 0 && (uint64_t)m->cursor >= b->n_finished)
+    if (b->complete_ms && out == 0 && (uint64_t)cursor >= b->n_finished)
         s_forget(s, b);
+}
+
+/* Whether a STATUS of b at cursor has something to tell now. */
+static bool s_news(const xp_sched_batch *b, int64_t cursor)
+{
+    return b->complete_ms || (uint64_t)cursor < b->n_finished;
+}
+
+void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
+                            const xp_msg_status *m)
+{
+    char key[32];
+    s_batch_key(m->batch, key);
+    xp_sched_batch *b = zhashx_lookup(s->batches, key);
+    /* Another client's batch is answered as one that does not exist: it
+     * neither reads its results nor, by reading past them, drops it. */
+    if (!b || strcmp(b->owner->key, who) != 0) {
+        xp__sched_send_error(s, from, "unknown batch");
+        return;
+    }
+    /* A STATUS held before is one its client gave up on (a client asks
+     * one thing at a time): it is dropped unanswered. */
+    zframe_destroy(&b->waiter);
+    if (m->wait_ms > 0 && !s_news(b, m->cursor)) {
+        b->waiter = zframe_dup(from);
+        b->waiter_cursor = m->cursor;
+        b->waiter_until = xp__sched_now() + m->wait_ms;
+        if (!b->waiting_handle)
+            b->waiting_handle = zlistx_add_end(s->waiting, b);
+        return;
+    }
+    s_answer(s, b, from, m->cursor);
+}
+
+void xp__sched_batches_wake(xp_scheduler *s)
+{
+    if (zlistx_size(s->waiting) == 0)
+        return;
+    int64_t now = xp__sched_now();
+    xp_sched_batch *b = zlistx_first(s->waiting);
+    while (b) {
+        xp_sched_batch *next = zlistx_next(s->waiting);
+        if (!b->waiter || s_news(b, b->waiter_cursor) ||
+            now >= b->waiter_until) {
+            zlistx_delete(s->waiting, b->waiting_handle);
+            b->waiting_handle = NULL;
+            zframe_t *to = b->waiter;
+            b->waiter = NULL;
+            if (to)
+                s_answer(s, b, to, b->waiter_cursor);
+            zframe_destroy(&to);
+        }
+        b = next;
+    }
 }
 
 void xp__sched_batches_expire(xp_scheduler *s)

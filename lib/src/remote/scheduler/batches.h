@@ -31,9 +31,14 @@ void xp__sched_batch_running(xp_sched_batch *b, int delta);
 void xp__sched_batch_trial_done(xp_sched_batch *b, const bson_t *line, bool ok);
 /* STATUS from the peer of routing frame from, a client known as who:
  * answers PROGRESS for a batch of its own (else ERROR "unknown batch"),
- * and drops a finished batch whose results were all read. */
+ * and drops a finished batch whose results were all read. With
+ * m->wait_ms and nothing new past the cursor, the answer is held until a
+ * trial of the batch finishes or wait_ms passes (xp__sched_batches_wake). */
 void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
                             const xp_msg_status *m);
+/* Answers the held STATUS requests that have news or whose wait is over
+ * (once per turn of the loop, after the turn's records). */
+void xp__sched_batches_wake(xp_scheduler *s);
 /* Drops the batches finished more than opts.keep_ms ago. */
 void xp__sched_batches_expire(xp_scheduler *s);
 

@@ -321,6 +321,7 @@ int xp__scheduler_run(xp_scheduler *s)
         xp__sched_trials_take_up(s);
         xp__sched_trials_record(s); /* trials without steps */
         xp__sched_tasks_dispatch(s);
+        xp__sched_batches_wake(s);
         s_heartbeats(s, true);
     }
     xp__sched_trials_record(s);

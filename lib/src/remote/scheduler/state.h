@@ -41,6 +41,7 @@ struct xp_scheduler {
     /* batches.c */
     zhashx_t *batches; /* "%lld" -> xp_sched_batch */
     zhashx_t *clients; /* client key -> xp_sched_client */
+    zlistx_t *waiting; /* xp_sched_batch with a held STATUS */
 };
 
 static inline int64_t xp__sched_now(void)
