@@ -36,8 +36,16 @@ struct xp_sched_batch {
      * s->waiting. */
     zframe_t *waiter;
     int64_t waiter_cursor, waiter_until;
+    int64_t news_ms; /* when a trial first finished past waiter_cursor */
     void *waiting_handle;
 };
+
+/* A held STATUS with news is answered once this many trials finished
+ * past its cursor, or XP_LINGER_MS after the first did, or when the batch
+ * is complete: a sweep's results come back in a few large answers (not
+ * one per turn of the loop), a lone trial's at once. */
+#define XP_LINGER_LINES 256
+#define XP_LINGER_MS 10
 
 static void s_client_free(void **item)
 {
@@ -246,6 +254,25 @@ static bool s_news(const xp_sched_batch *b, int64_t cursor)
     return b->complete_ms || (uint64_t)cursor < b->n_finished;
 }
 
+/* Whether the held STATUS of b is to be answered at now; *next gets the
+ * earliest time it would be otherwise. */
+static bool s_due(xp_sched_batch *b, int64_t now, int64_t *next)
+{
+    if (!b->waiter || b->complete_ms || now >= b->waiter_until)
+        return true;
+    if ((uint64_t)b->waiter_cursor < b->n_finished) {
+        if (!b->news_ms)
+            b->news_ms = now;
+        if (b->n_finished - (uint64_t)b->waiter_cursor >= XP_LINGER_LINES ||
+            now - b->news_ms >= XP_LINGER_MS)
+            return true;
+        *next = b->news_ms + XP_LINGER_MS;
+    } else {
+        *next = b->waiter_until;
+    }
+    return false;
+}
+
 void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
                             const xp_msg_status *m)
 {
@@ -265,6 +292,7 @@ void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
         b->waiter = zframe_dup(from);
         b->waiter_cursor = m->cursor;
         b->waiter_until = xp__sched_now() + m->wait_ms;
+        b->news_ms = 0;
         if (!b->waiting_handle)
             b->waiting_handle = zlistx_add_end(s->waiting, b);
         return;
@@ -272,16 +300,20 @@ void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
     s_answer(s, b, from, m->cursor);
 }
 
-void xp__sched_batches_wake(xp_scheduler *s)
+int64_t xp__sched_batches_wake(xp_scheduler *s)
 {
+    int64_t soonest = -1;
     if (zlistx_size(s->waiting) == 0)
-        return;
+        return soonest;
     int64_t now = xp__sched_now();
     xp_sched_batch *b = zlistx_first(s->waiting);
     while (b) {
         xp_sched_batch *next = zlistx_next(s->waiting);
-        if (!b->waiter || s_news(b, b->waiter_cursor) ||
-            now >= b->waiter_until) {
+        int64_t at = 0;
+        if (!s_due(b, now, &at)) {
+            if (soonest < 0 || at - now < soonest)
+                soonest = at > now ? at - now : 0;
+        } else {
             zlistx_delete(s->waiting, b->waiting_handle);
             b->waiting_handle = NULL;
             zframe_t *to = b->waiter;
@@ -292,6 +324,7 @@ void xp__sched_batches_wake(xp_scheduler *s)
         }
         b = next;
     }
+    return soonest;
 }
 
 void xp__sched_batches_expire(xp_scheduler *s)

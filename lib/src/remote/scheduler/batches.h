@@ -36,9 +36,11 @@ void xp__sched_batch_trial_done(xp_sched_batch *b, const bson_t *line, bool ok);
  * trial of the batch finishes or wait_ms passes (xp__sched_batches_wake). */
 void xp__sched_batch_status(xp_scheduler *s, zframe_t *from, const char *who,
                             const xp_msg_status *m);
-/* Answers the held STATUS requests that have news or whose wait is over
- * (once per turn of the loop, after the turn's records). */
-void xp__sched_batches_wake(xp_scheduler *s);
+/* Answers the held STATUS requests that are due (once per turn of the
+ * loop, after the turn's records): those whose wait is over, and those
+ * with news once enough of it gathered (a batch's last trial at once).
+ * Returns in how many ms the next one is due, or -1 for none. */
+int64_t xp__sched_batches_wake(xp_scheduler *s);
 /* Drops the batches finished more than opts.keep_ms ago. */
 void xp__sched_batches_expire(xp_scheduler *s);
 

@@ -295,9 +295,12 @@ int xp__scheduler_run(xp_scheduler *s)
     if (s->auth)
         zpoller_add(poller, xp__authorizer_socket(s->auth));
     s->last_heartbeat_ms = xp__sched_now();
+    int64_t held = -1; /* ms until a held STATUS is due */
     while (!s->stop) {
         int timeout =
             s->opts.heartbeat_ms / 4 > 0 ? s->opts.heartbeat_ms / 4 : 1;
+        if (held >= 0 && held < timeout)
+            timeout = (int)held;
         if (s->mark_head) /* running records to write: come right back */
             timeout = 0;
         void *which = zpoller_wait(poller, timeout);
@@ -321,7 +324,7 @@ int xp__scheduler_run(xp_scheduler *s)
         xp__sched_trials_take_up(s);
         xp__sched_trials_record(s); /* trials without steps */
         xp__sched_tasks_dispatch(s);
-        xp__sched_batches_wake(s);
+        held = xp__sched_batches_wake(s);
         s_heartbeats(s, true);
     }
     xp__sched_trials_record(s);
