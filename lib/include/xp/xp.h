@@ -624,8 +624,10 @@ XP_EXPORT int xp_step_log(xp_experiment *ex, int64_t trial_id, const char *step,
 typedef struct xp_client xp_client;
 
 /* endpoint NULL or "": env XP_SCHEDULER. Every reply is awaited at most
- * timeout_ms (0: 10 s). With env XP_KEY and XP_SERVER_KEY set, connects
- * with CURVE as xp_client_connect_secure does. Caller owns *out. */
+ * timeout_ms (0: 10 s), that of a submission of n trials 0.1 ms more a
+ * trial (each is recorded before the answer). With env XP_KEY and
+ * XP_SERVER_KEY set, connects with CURVE as xp_client_connect_secure
+ * does. Caller owns *out. */
 XP_EXPORT int xp_client_connect(xp_client **out, const char *endpoint,
                                 int timeout_ms, xp_error_t *err);
 /* CURVE: key is this client's pair (NAME.key from `xp keygen`, its secret

@@ -10,6 +10,7 @@
 #include "util/module.h"
 #include "util/rng.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -99,8 +100,8 @@ void xp_client_destroy(xp_client **pc)
 
 /* Sends request (which it takes) and waits for its reply; ERROR replies
  * become errors. reply is initialised on success. */
-static int s_request(xp_client *c, zmsg_t *request, xp_msg_type expect,
-                     bson_t *reply, xp_error_t *err)
+static int s_request(xp_client *c, zmsg_t *request, int timeout_ms,
+                     xp_msg_type expect, bson_t *reply, xp_error_t *err)
 {
     if (zmsg_send(&request, c->sock) != 0) {
         zmsg_destroy(&request);
@@ -108,12 +109,12 @@ static int s_request(xp_client *c, zmsg_t *request, xp_msg_type expect,
                          "cannot send to the scheduler at %s", c->endpoint);
     }
     zpoller_t *poller = zpoller_new(c->sock, NULL);
-    void *ready = zpoller_wait(poller, c->timeout_ms);
+    void *ready = zpoller_wait(poller, timeout_ms);
     zpoller_destroy(&poller);
     if (!ready)
         return xp__error(err, XP_DOMAIN_SYSTEM, XP_EIO,
                          "no answer from the scheduler at %s within %d ms (%s)",
-                         c->endpoint, c->timeout_ms,
+                         c->endpoint, timeout_ms,
                          c->curve ? "is it running, and is this client's "
                                     "public key in its authorized directory?"
                                   : "is it running? One started with --keys "
@@ -152,6 +153,17 @@ int xp_client_submit(xp_client *c, const char *experiment,
                                   ids, n, err);
 }
 
+/* How long a SUBMIT of n trials may take to be answered: the scheduler
+ * records every trial as queued before it answers (durability before
+ * acceptance), about 10 us a trial here, so a sweep of a million needs
+ * more than the connection's timeout; 0.1 ms a trial on top of it leaves
+ * a tenfold margin. */
+static int s_submit_timeout(const xp_client *c, size_t n)
+{
+    size_t ms = (size_t)c->timeout_ms + n / 10;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 int xp__client_submit_code(xp_client *c, const char *experiment,
                            const xp_value *trials, const char *code_hash,
                            const bson_t *code, int64_t *batch, int64_t **ids,
@@ -167,7 +179,8 @@ int xp__client_submit_code(xp_client *c, const char *experiment,
         m.code = xp__msg_doc_of(code);
     bson_t reply;
     int rc =
-        s_request(c, xp__msg_submit_encode(&m), XP_MSG_ACCEPTED, &reply, err);
+        s_request(c, xp__msg_submit_encode(&m), s_submit_timeout(c, m.n_trials),
+                  XP_MSG_ACCEPTED, &reply, err);
     bson_free(m.trials);
     if (rc != 0)
         return -1;
@@ -196,8 +209,8 @@ int xp_client_wait(xp_client *c, int64_t batch, int64_t *cursor, int wait_ms,
     bson_t reply;
     if (finished)
         *finished = NULL;
-    if (s_request(c, xp__msg_status_encode(&status), XP_MSG_PROGRESS, &reply,
-                  err) != 0)
+    if (s_request(c, xp__msg_status_encode(&status), c->timeout_ms,
+                  XP_MSG_PROGRESS, &reply, err) != 0)
         return -1;
     xp_msg_progress m;
     int rc = xp__msg_progress_decode(&reply, &m, err);

@@ -868,14 +868,17 @@ static int s_queued_trials(xp_backend *b,
     int step_rc;
     /* Collected first: fn may call back into the backend. */
     bson_t **docs = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
         bson_t doc;
         if (s_stored_doc(l, st, 0, &doc, "trial record", err) != 0) {
             rc = -1;
             break;
         }
-        docs = bson_realloc(docs, (n + 1) * sizeof *docs);
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            docs = bson_realloc(docs, cap * sizeof *docs);
+        }
         docs[n++] = bson_copy(&doc);
     }
     if (rc == 0 && step_rc != SQLITE_DONE)

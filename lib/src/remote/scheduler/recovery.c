@@ -19,23 +19,58 @@ typedef struct {
     xp_experiment *ex; /* handle used to read the store */
     size_t resumed;
     size_t others; /* queued trials of other schedulers, left alone */
+    /* The definition of the previous trial: a sweep's trials share one,
+     * read from the store and registered once. */
+    char last_hash[65];
+    xp_sched_def *last_def;
 } s_recovery;
+
+/* The three fields recovery needs of a queued record, without decoding
+ * the rest (it is decoded, and checked, when the trial is taken up): the
+ * owning scheduler and the code hash (NULL when absent or not a short
+ * string), and the trial id (0 when absent). */
+static void s_fields(const bson_t *doc, const char **owner, const char **hash,
+                     int64_t *id)
+{
+    *owner = *hash = NULL;
+    *id = 0;
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return;
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        const char **str = strcmp(key, XP_RECORD_SCHEDULER) == 0   ? owner
+                           : strcmp(key, XP_RECORD_CODE_HASH) == 0 ? hash
+                                                                   : NULL;
+        if (str && BSON_ITER_HOLDS_UTF8(&it)) {
+            uint32_t len;
+            const char *v = bson_iter_utf8(&it, &len);
+            if (len < 256 && strlen(v) == len)
+                *str = v;
+        } else if (strcmp(key, XP_RECORD_TRIAL_ID) == 0 &&
+                   BSON_ITER_HOLDS_INT64(&it)) {
+            *id = bson_iter_int64(&it);
+        }
+    }
+}
 
 /* Takes up one queued trial recorded by an earlier scheduler. */
 static int s_resume_one(const bson_t *doc, void *user)
 {
     s_recovery *r = user;
-    xp_trial_record rec;
-    if (xp__record_decode(doc, &rec, NULL) != 0)
-        memset(&rec, 0, sizeof rec); /* said below, as a missing code */
+    const char *owner, *hash;
+    int64_t id;
+    s_fields(doc, &owner, &hash, &id);
     /* Another scheduler's (sharing the backend): not ours to run. */
-    const char *owner = rec.scheduler;
     if (owner && strcmp(owner, r->s->name) != 0) {
         r->others++;
         return 0;
     }
-    const char *hash = rec.code_hash;
-    int64_t id = rec.trial_id;
+    if (r->last_def && hash && strcmp(hash, r->last_hash) == 0) {
+        xp__sched_fifo_push(&r->last_def->pending, NULL, doc);
+        r->resumed++;
+        return 0;
+    }
     bson_t code;
     xp_error_t err;
     if (!hash || xp__store_content_get(xp__experiment_store(r->ex), hash, &code,
@@ -56,6 +91,10 @@ static int s_resume_one(const bson_t *doc, void *user)
     }
     xp__sched_fifo_push(&def->pending, NULL, doc);
     r->resumed++;
+    if (strlen(hash) < sizeof r->last_hash) {
+        bson_strncpy(r->last_hash, hash, sizeof r->last_hash);
+        r->last_def = def;
+    }
     return 0;
 }
 
@@ -78,12 +117,13 @@ static int s_recover_one(const char *id, void *user)
         xp__log(XP_LOG_WARNING, "Reading queued trials of %s: %s", id,
                 err.message);
     xp_experiment_destroy(&r->ex);
+    r->last_def = NULL; /* a definition is one experiment's */
     return 0;
 }
 
 int xp__sched_recover(xp_scheduler *s, xp_error_t *err)
 {
-    s_recovery r = {s, NULL, 0, 0};
+    s_recovery r = {.s = s};
     xp_error_t e;
     if (xp__store_experiments(s->backend, s_recover_one, &r, &e) != 0)
         return xp__error(err, e.domain, e.code,
