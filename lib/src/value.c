@@ -47,6 +47,10 @@ typedef struct s_arena_block {
 typedef struct {
     s_arena_block *head;
     size_t next_cap;
+    /* children of the containers being read (s_arena_elements), each
+     * level's above its parent's: their arrays are then made at once */
+    xp_value **stack;
+    size_t stack_n, stack_cap;
 } s_arena;
 
 /* The block of an arena array: the node, then its arena. */
@@ -96,22 +100,30 @@ static s_arena_block *s_arena_block_new(size_t size)
     return b;
 }
 
+/* s_arena_alloc past the end of the current block. */
+static void *s_arena_alloc_new(s_arena *a, size_t n)
+{
+    size_t size = a->next_cap ? a->next_cap : S_ARENA_FIRST;
+    if (a->next_cap < S_ARENA_MAX)
+        a->next_cap = size * 2;
+    if (size < n + sizeof(s_arena_block))
+        size = n + sizeof(s_arena_block);
+    s_arena_block *b = s_arena_block_new(size);
+    if (!b)
+        return NULL;
+    b->next = a->head;
+    a->head = b;
+    b->used = n;
+    return b + 1;
+}
+
 /* n bytes (8-aligned, not zeroed) from a; NULL when out of memory. */
-static void *s_arena_alloc(s_arena *a, size_t n)
+static inline void *s_arena_alloc(s_arena *a, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
     s_arena_block *b = a->head;
-    if (!b || b->cap - b->used < n) {
-        size_t size = a->next_cap ? a->next_cap : S_ARENA_FIRST;
-        if (a->next_cap < S_ARENA_MAX)
-            a->next_cap = size * 2;
-        if (size < n + sizeof *b)
-            size = n + sizeof *b;
-        if (!(b = s_arena_block_new(size)))
-            return NULL;
-        b->next = a->head;
-        a->head = b;
-    }
+    if (!b || b->cap - b->used < n)
+        return s_arena_alloc_new(a, n);
     void *p = (char *)(b + 1) + b->used;
     b->used += n;
     return p;
@@ -130,6 +142,9 @@ __attribute__((noinline)) static void s_arena_free(s_arena *a)
             bson_free(b);
     }
     a->next_cap = 0;
+    bson_free(a->stack);
+    a->stack = NULL;
+    a->stack_n = a->stack_cap = 0;
 }
 
 xp_value *xp__value_arena_array(void)
@@ -853,9 +868,77 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
     return rc == 0 ? 0 : xp__enomem(err);
 }
 
+/* s_checked_elements in an arena, without counting the children first:
+ * they wait on a's stack until the container's arrays can be made at
+ * their size (a key is always in its child's block, after the node). */
+static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
+                            s_arena *a, xp_error_t *err)
+{
+    size_t base = a->stack_n, pos = 4;
+    xp_bson_elem e;
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    int rc = 0;
+    while (rc == 0 && xp__bson_next_checked(doc, &pos, &e)) {
+        bool text = e.type == BSON_TYPE_UTF8 && depth < XP_VALUE_MAX_DEPTH;
+        size_t slen = text ? s_le32u(e.value) - 1 : 0;
+        size_t klen = keyed ? e.key_len + 1 : 0;
+        xp_value *item =
+            s_arena_alloc(a, sizeof(xp_value) + klen + (text ? slen + 1 : 0));
+        if (a->stack_n == a->stack_cap) {
+            size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
+            xp_value **stack = bson_realloc(a->stack, cap * sizeof *stack);
+            if (stack) {
+                a->stack = stack;
+                a->stack_cap = cap;
+            }
+        }
+        if (!item || a->stack_n == a->stack_cap) {
+            rc = xp__enomem(err);
+            break;
+        }
+        memset(item, 0, sizeof *item);
+        item->in_arena = true;
+        if (keyed)
+            memcpy(item + 1, e.key, klen);
+        a->stack[a->stack_n++] = item;
+        if (text) {
+            char *copy = (char *)(item + 1) + klen;
+            memcpy(copy, e.value + 4, slen + 1);
+            item->type = XP_TYPE_STRING;
+            item->inline_bytes = true;
+            item->u.s.data = copy;
+            item->u.s.len = slen;
+        } else {
+            rc = s_checked_value(item, &e, depth, a, err);
+        }
+    }
+    /* attached also after a failure, so that clearing v frees what its
+     * children hold on the heap (blobs) */
+    size_t n = a->stack_n - base;
+    if (n) {
+        xp_value **items = s_arena_alloc(a, n * sizeof *items);
+        char **keys = keyed ? s_arena_alloc(a, n * sizeof *keys) : NULL;
+        if (items && (!keyed || keys)) {
+            memcpy(items, a->stack + base, n * sizeof *items);
+            for (size_t i = 0; keyed && i < n; i++)
+                keys[i] = (char *)(items[i] + 1);
+            v->u.c.items = items;
+            v->u.c.keys = keys;
+            v->u.c.n = v->u.c.cap = n;
+            v->arena_arrays = true;
+        } else if (rc == 0) {
+            rc = xp__enomem(err);
+        }
+    }
+    a->stack_n = base;
+    return rc;
+}
+
 static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
                               s_arena *a, xp_error_t *err)
 {
+    if (a)
+        return s_arena_elements(v, doc, depth, a, err);
     if (!s_reserve_in(v, xp__bson_count_checked(doc), a))
         return xp__enomem(err);
     size_t pos = 4;
