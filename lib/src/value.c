@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 /* Levels of nesting a value may have, written and read alike. */
@@ -33,15 +32,10 @@ xp_value *xp_value_new(void)
  * alone, so rows can still be changed like any value. */
 #define S_ARENA_FIRST ((size_t)64 << 10)
 #define S_ARENA_MAX ((size_t)8 << 20)
-/* Blocks from this size on are mapped on their own, aligned for
- * transparent huge pages: ~200 MB of history touched 4 KiB at a time
- * was ~50,000 page faults, most of reading it on this VM. */
-#define S_ARENA_HUGE ((size_t)2 << 20)
 
 typedef struct s_arena_block {
     struct s_arena_block *next;
     size_t used, cap; /* bytes of data after this header */
-    size_t mapped;    /* bytes mapped at this header (0: malloc'd) */
 } s_arena_block;
 
 typedef struct {
@@ -66,35 +60,15 @@ static s_arena *s_arena_of(xp_value *owner)
     return &((s_arena_owner *)(void *)owner)->arena;
 }
 
-/* A block of size bytes (header included): mapped and advised for huge
- * pages when large, else malloc'd; NULL when out of memory. */
+/* A block of size bytes, header included; NULL when out of memory.
+ * (Blocks of 2 MiB and more advised for transparent huge pages made
+ * ~100 page faults instead of ~50,000 for 100,000 rows, but the kernel's
+ * compaction for them stalled one read in four for 0.4 s on this VM.) */
 static s_arena_block *s_arena_block_new(size_t size)
 {
-    s_arena_block *b = NULL;
-    size_t mapped = 0;
-#ifdef MADV_HUGEPAGE
-    if (size >= S_ARENA_HUGE) {
-        size = (size + S_ARENA_HUGE - 1) & ~(S_ARENA_HUGE - 1);
-        size_t span = size + S_ARENA_HUGE;
-        uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p != MAP_FAILED) {
-            /* keep the 2 MiB-aligned part of the span */
-            size_t lead =
-                (S_ARENA_HUGE - (uintptr_t)p % S_ARENA_HUGE) % S_ARENA_HUGE;
-            if (lead)
-                munmap(p, lead);
-            if (span - lead > size)
-                munmap(p + lead + size, span - lead - size);
-            madvise(p + lead, size, MADV_HUGEPAGE);
-            b = (s_arena_block *)(void *)(p + lead);
-            mapped = size;
-        }
-    }
-#endif
-    if (!b && !(b = bson_malloc(size)))
+    s_arena_block *b = bson_malloc(size);
+    if (!b)
         return NULL;
-    b->mapped = mapped;
     b->used = 0;
     b->cap = size - sizeof *b;
     return b;
@@ -136,10 +110,7 @@ __attribute__((noinline)) static void s_arena_free(s_arena *a)
     while (a->head) {
         s_arena_block *b = a->head;
         a->head = b->next;
-        if (b->mapped)
-            munmap(b, b->mapped);
-        else
-            bson_free(b);
+        bson_free(b);
     }
     a->next_cap = 0;
     bson_free(a->stack);
