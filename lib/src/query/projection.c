@@ -23,6 +23,7 @@ struct xp_projection_cache {
     xp_field fields[S_MAX_FIELDS];
     size_t n_fields;
     xp_field_plan *plan; /* of fields */
+    bool asked;          /* a query came before: from the next one on, cache */
     bool building, ready, full;
     uint64_t version;
     s_entry *v;
@@ -107,7 +108,10 @@ bool xp__projection_cache_ready(xp_projection_cache *c,
             xp__field_plan_add(c->plan, &c->fields[i]);
     }
     xp__projection_cache_drop(c);
-    c->building = true;
+    /* a handle's first page (a one-shot `xp history --filter`) does not
+     * pay for projections it would never read again */
+    c->building = c->asked;
+    c->asked = true;
     c->version = version;
     return false;
 }

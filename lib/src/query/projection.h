@@ -25,7 +25,8 @@ void xp__projection_cache_destroy(xp_projection_cache **c);
  * cache is emptied, takes q's fields (beside those it had, within a
  * bound) and expects the caller to add every record
  * (xp__projection_cache_add, in trial id order) and then call
- * xp__projection_cache_done; it answers from then on. */
+ * xp__projection_cache_done; it answers from then on (except after the
+ * first query of a cache, which only takes the fields). */
 bool xp__projection_cache_ready(xp_projection_cache *c,
                                 const xp_compiled_query *q, uint64_t version);
 /* The record of trial id (doc NULL: damaged). Past the cache's bound on
