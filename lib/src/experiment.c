@@ -346,13 +346,20 @@ static int s_history_add(const bson_t *doc, int64_t id, void *user)
     xp_value *item = xp_array_append(arr);
     if (!item)
         return -1;
-    xp_trial_record rec;
     xp_error_t why = {.message = "not a BSON document"};
-    /* doc is checked (xp_trial_fn): one pass of the record's fields,
-     * one of the value tree, and no second UTF-8 check in either. */
-    if (doc && xp__record_decode_checked(doc, &rec, &why) == 0 &&
-        xp__value_from_checked_bson(item, doc, &why) == 0)
-        return 0;
+    /* doc is checked (xp_trial_fn): one pass of its bytes into the row
+     * (nodes from the history's arena), then the record's fields are
+     * checked on the row; no second UTF-8 check. A tree that cannot be
+     * read gives the decoder's reason when it has one. */
+    if (doc) {
+        if (xp__value_from_checked_bson_in(item, doc, arr, &why) == 0) {
+            if (xp__record_check_value(item, doc, &why) == 0)
+                return 0;
+        } else {
+            xp_trial_record rec;
+            xp__record_decode_checked(doc, &rec, &why);
+        }
+    }
     char desc[sizeof why.message + 64];
     snprintf(desc, sizeof desc,
              "the stored record of trial %lld is damaged "
@@ -370,8 +377,8 @@ int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err)
     if (!ex || !out)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "missing experiment or output");
-    xp_value *arr = xp_value_new();
-    xp_set_array(arr);
+    /* rows in one arena: a few large blocks, freed at once */
+    xp_value *arr = xp__value_arena_array();
     xp__error_clear(err);
     if (xp__store_trials_each(ex->backend, s_history_add, arr, err) != 0) {
         if (err && err->code == XP_OK)
@@ -397,8 +404,7 @@ int xp_history_query(xp_experiment *ex, const xp_query *q, xp_value **page,
     xp__error_clear(err);
     xp_compiled_query cq;
     int rc = xp__query_compile(&cq, q, err);
-    xp_value *arr = xp_value_new();
-    xp_set_array(arr);
+    xp_value *arr = xp__value_arena_array();
     if (rc == 0)
         rc = xp__store_trials_query(ex->backend, &cq, s_history_add, arr,
                                     matched, err);

@@ -23,7 +23,114 @@ xp_value *xp_value_new(void)
     return bson_malloc0(sizeof(xp_value));
 }
 
-void xp__value_clear(xp_value *v)
+/* ---------------------------------------------------------------- arena
+ * A history of 100,000 rows is ~2.7 M nodes: built one malloc each, and
+ * freed one free each, allocation was most of its cost. An arena array
+ * (xp__value_arena_array) carves its rows' nodes, keys, strings and
+ * child arrays from blocks it owns and frees them together; the flags
+ * in_arena / arena_arrays say what is not to be freed (or reallocated)
+ * alone, so rows can still be changed like any value. */
+#define S_ARENA_FIRST ((size_t)64 << 10)
+#define S_ARENA_MAX ((size_t)8 << 20)
+
+typedef struct s_arena_block {
+    struct s_arena_block *next;
+    size_t used, cap; /* bytes of data after this header */
+} s_arena_block;
+
+typedef struct {
+    s_arena_block *head;
+    size_t next_cap;
+    /* children of the containers being read (s_arena_elements), each
+     * level's above its parent's: their arrays are then made at once */
+    xp_value **stack;
+    size_t stack_n, stack_cap;
+} s_arena;
+
+/* The block of an arena array: the node, then its arena. */
+typedef struct {
+    xp_value node;
+    s_arena arena;
+} s_arena_owner;
+
+static s_arena *s_arena_of(xp_value *owner)
+{
+    if (!owner || !owner->owns_arena)
+        return NULL;
+    return &((s_arena_owner *)(void *)owner)->arena;
+}
+
+/* A block of size bytes, header included; NULL when out of memory.
+ * (Blocks of 2 MiB and more advised for transparent huge pages made
+ * ~100 page faults instead of ~50,000 for 100,000 rows, but the kernel's
+ * compaction for them stalled one read in four for 0.4 s on this VM.) */
+static s_arena_block *s_arena_block_new(size_t size)
+{
+    s_arena_block *b = bson_malloc(size);
+    if (!b)
+        return NULL;
+    b->used = 0;
+    b->cap = size - sizeof *b;
+    return b;
+}
+
+/* s_arena_alloc past the end of the current block. */
+static void *s_arena_alloc_new(s_arena *a, size_t n)
+{
+    size_t size = a->next_cap ? a->next_cap : S_ARENA_FIRST;
+    if (a->next_cap < S_ARENA_MAX)
+        a->next_cap = size * 2;
+    if (size < n + sizeof(s_arena_block))
+        size = n + sizeof(s_arena_block);
+    s_arena_block *b = s_arena_block_new(size);
+    if (!b)
+        return NULL;
+    b->next = a->head;
+    a->head = b;
+    b->used = n;
+    return b + 1;
+}
+
+/* n bytes (8-aligned, not zeroed) from a; NULL when out of memory. */
+static inline void *s_arena_alloc(s_arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    s_arena_block *b = a->head;
+    if (!b || b->cap - b->used < n)
+        return s_arena_alloc_new(a, n);
+    void *p = (char *)(b + 1) + b->used;
+    b->used += n;
+    return p;
+}
+
+/* Not inlined: GCC would check the owner cast against every plain
+ * node xp__value_clear is inlined over (-Warray-bounds). */
+__attribute__((noinline)) static void s_arena_free(s_arena *a)
+{
+    while (a->head) {
+        s_arena_block *b = a->head;
+        a->head = b->next;
+        bson_free(b);
+    }
+    a->next_cap = 0;
+    bson_free(a->stack);
+    a->stack = NULL;
+    a->stack_n = a->stack_cap = 0;
+}
+
+xp_value *xp__value_arena_array(void)
+{
+    s_arena_owner *o = bson_malloc0(sizeof *o);
+    if (!o)
+        return NULL;
+    o->node.type = XP_TYPE_ARRAY;
+    o->node.owns_arena = true;
+    return &o->node;
+}
+
+/* Frees what v holds outside the arenas (its heap bytes, its children),
+ * leaving v's own fields stale. */
+static void s_release(xp_value *v)
 {
     switch (v->type) {
     case XP_TYPE_STRING:
@@ -34,14 +141,41 @@ void xp__value_clear(xp_value *v)
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT:
         /* a document's keys live in their children's blocks (s_push) */
-        for (size_t i = 0; i < v->u.c.n; i++)
-            xp_value_destroy(&v->u.c.items[i]);
-        bson_free(v->u.c.items);
-        bson_free(v->u.c.keys);
+        for (size_t i = 0; i < v->u.c.n; i++) {
+            xp_value *child = v->u.c.items[i];
+            s_release(child);
+            if (!child->in_arena)
+                bson_free(child);
+        }
+        if (!v->arena_arrays) {
+            bson_free(v->u.c.items);
+            bson_free(v->u.c.keys);
+        }
         break;
     default: break;
     }
+}
+
+void xp__value_clear(xp_value *v)
+{
+    s_release(v);
+    /* where the node itself lives does not change */
+    bool in_arena = v->in_arena, owns_arena = v->owns_arena;
+    if (owns_arena)
+        s_arena_free(s_arena_of(v));
     memset(v, 0, sizeof *v);
+    v->in_arena = in_arena;
+    v->owns_arena = owns_arena;
+}
+
+/* Replaces v's content by tmp's (v cleared before), keeping where v
+ * lives. */
+static void s_move_into(xp_value *v, const xp_value *tmp)
+{
+    bool in_arena = v->in_arena, owns_arena = v->owns_arena;
+    *v = *tmp;
+    v->in_arena = in_arena;
+    v->owns_arena = owns_arena;
 }
 
 void xp_value_destroy(xp_value **v)
@@ -49,7 +183,8 @@ void xp_value_destroy(xp_value **v)
     if (!v || !*v)
         return;
     xp__value_clear(*v);
-    bson_free(*v);
+    if (!(*v)->in_arena)
+        bson_free(*v);
     *v = NULL;
 }
 
@@ -268,40 +403,81 @@ int xp_set_document(xp_value *v)
     return 0;
 }
 
-/* Makes room for cap children in container v; false when out of
- * memory. */
-static bool s_reserve(xp_value *v, size_t cap)
+/* s_reserve for arrays that cannot be reallocated in place: v's arrays
+ * are an arena's, or the new ones are to be (a). */
+static bool s_reserve_copy(xp_value *v, size_t cap, s_arena *a)
 {
-    if (cap > v->u.c.cap) {
-        xp_value **items = bson_realloc(v->u.c.items, cap * sizeof *items);
-        if (!items)
-            return NULL;
-        v->u.c.items = items;
-        if (v->type == XP_TYPE_DOCUMENT) {
-            char **keys = bson_realloc(v->u.c.keys, cap * sizeof *keys);
-            if (!keys)
-                return NULL;
-            v->u.c.keys = keys;
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    size_t isz = cap * sizeof(xp_value *),
+           ksz = keyed ? cap * sizeof(char *) : 0;
+    xp_value **items = a ? s_arena_alloc(a, isz) : bson_malloc(isz);
+    char **keys = !keyed ? NULL : a ? s_arena_alloc(a, ksz) : bson_malloc(ksz);
+    if (!items || (keyed && !keys)) {
+        if (!a) {
+            bson_free(items);
+            bson_free(keys);
         }
-        v->u.c.cap = cap;
+        return false;
     }
+    if (v->u.c.n) {
+        memcpy(items, v->u.c.items, v->u.c.n * sizeof *items);
+        if (keyed)
+            memcpy(keys, v->u.c.keys, v->u.c.n * sizeof *keys);
+    }
+    if (!v->arena_arrays) {
+        bson_free(v->u.c.items);
+        bson_free(v->u.c.keys);
+    }
+    v->u.c.items = items;
+    v->u.c.keys = keys;
+    v->u.c.cap = cap;
+    v->arena_arrays = a != NULL;
+    return true;
+}
+
+/* Makes room for cap children in container v (arrays from a when
+ * given); false when out of memory. */
+static bool s_reserve_in(xp_value *v, size_t cap, s_arena *a)
+{
+    if (cap <= v->u.c.cap)
+        return true;
+    if (a || v->arena_arrays)
+        return s_reserve_copy(v, cap, a);
+    xp_value **items = bson_realloc(v->u.c.items, cap * sizeof *items);
+    if (!items)
+        return false;
+    v->u.c.items = items;
+    if (v->type == XP_TYPE_DOCUMENT) {
+        char **keys = bson_realloc(v->u.c.keys, cap * sizeof *keys);
+        if (!keys)
+            return false;
+        v->u.c.keys = keys;
+    }
+    v->u.c.cap = cap;
     return true;
 }
 
 /* Appends a fresh null child (with key for documents, of klen bytes,
  * copied into the child's own block, and extra bytes after it: one
  * allocation per child); NULL when out of memory. */
-static xp_value *s_push_len(xp_value *v, const char *key, size_t klen,
-                            size_t extra)
+/* s_push_len with the child's block from a (when given); v's arrays
+ * grow in a only when they are there already. */
+static xp_value *s_push_len_in(xp_value *v, const char *key, size_t klen,
+                               size_t extra, s_arena *a)
 {
     if (v->u.c.n == v->u.c.cap &&
-        !s_reserve(v, v->u.c.cap ? v->u.c.cap * 2 : 4))
+        !s_reserve_in(v, v->u.c.cap ? v->u.c.cap * 2 : 4,
+                      v->arena_arrays ? a : NULL))
         return NULL;
     bool keyed = v->type == XP_TYPE_DOCUMENT;
-    xp_value *child =
-        bson_malloc0(sizeof(xp_value) + (keyed ? klen + 1 : 0) + extra);
+    size_t size = sizeof(xp_value) + (keyed ? klen + 1 : 0) + extra;
+    xp_value *child = a ? s_arena_alloc(a, size) : bson_malloc0(size);
     if (!child)
         return NULL;
+    if (a) {
+        memset(child, 0, sizeof *child);
+        child->in_arena = true;
+    }
     if (keyed) {
         char *k = (char *)(child + 1);
         memcpy(k, key, klen);
@@ -310,6 +486,12 @@ static xp_value *s_push_len(xp_value *v, const char *key, size_t klen,
     }
     v->u.c.items[v->u.c.n++] = child;
     return child;
+}
+
+static xp_value *s_push_len(xp_value *v, const char *key, size_t klen,
+                            size_t extra)
+{
+    return s_push_len_in(v, key, klen, extra, NULL);
 }
 
 static xp_value *s_push(xp_value *v, const char *key)
@@ -321,7 +503,7 @@ xp_value *xp_array_append(xp_value *v)
 {
     if (!v || v->type != XP_TYPE_ARRAY)
         return NULL;
-    return s_push(v, NULL);
+    return s_push_len_in(v, NULL, 0, 0, s_arena_of(v));
 }
 
 xp_value *xp_document_set(xp_value *v, const char *key)
@@ -366,7 +548,7 @@ int xp_set_value(xp_value *v, const xp_value *src)
             }
         }
         xp__value_clear(v);
-        *v = tmp;
+        s_move_into(v, &tmp);
         return 0;
     }
     }
@@ -585,7 +767,7 @@ static int s_from_iter(xp_value *v, const bson_iter_t *it, int depth,
  * arrays) and keeps a string child in its node's block with its key.
  * It reads the same values as the bson_iter path (tests/fuzz checks). */
 static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
-                              xp_error_t *err);
+                              s_arena *a, xp_error_t *err);
 
 static int64_t s_le64(const uint8_t *p)
 {
@@ -601,9 +783,10 @@ static uint32_t s_le32u(const uint8_t *p)
     return BSON_UINT32_FROM_LE(x);
 }
 
-/* Reads element e into the fresh null node v. */
+/* Reads element e into the fresh null node v (so a scalar is set in
+ * place, without xp_set_*'s clearing first). */
 static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
-                           xp_error_t *err)
+                           s_arena *a, xp_error_t *err)
 {
     if (depth >= XP_VALUE_MAX_DEPTH)
         return s_deeper(err);
@@ -612,17 +795,28 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
     switch (e->type) {
     case BSON_TYPE_NULL:
     case BSON_TYPE_UNDEFINED: break;
-    case BSON_TYPE_BOOL: rc = xp_set_bool(v, p[0] != 0); break;
-    case BSON_TYPE_INT32: rc = xp_set_int64(v, (int32_t)s_le32u(p)); break;
-    case BSON_TYPE_INT64: rc = xp_set_int64(v, s_le64(p)); break;
+    case BSON_TYPE_BOOL:
+        v->type = XP_TYPE_BOOL;
+        v->u.b = p[0] != 0;
+        break;
+    case BSON_TYPE_INT32:
+        v->type = XP_TYPE_INT64;
+        v->u.i = (int32_t)s_le32u(p);
+        break;
+    case BSON_TYPE_INT64:
+        v->type = XP_TYPE_INT64;
+        v->u.i = s_le64(p);
+        break;
     case BSON_TYPE_DOUBLE: {
-        double d;
         uint64_t bits = (uint64_t)s_le64(p);
-        memcpy(&d, &bits, 8);
-        rc = xp_set_double(v, d);
+        v->type = XP_TYPE_DOUBLE;
+        memcpy(&v->u.d, &bits, 8);
         break;
     }
-    case BSON_TYPE_DATE_TIME: rc = xp_set_datetime(v, s_le64(p)); break;
+    case BSON_TYPE_DATE_TIME:
+        v->type = XP_TYPE_DATETIME;
+        v->u.i = s_le64(p);
+        break;
     case BSON_TYPE_UTF8:
         rc = s_set_bytes(v, XP_TYPE_STRING, p + 4, s_le32u(p) - 1);
         break;
@@ -639,16 +833,84 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
     case BSON_TYPE_ARRAY:
     case BSON_TYPE_DOCUMENT:
         v->type = e->type == BSON_TYPE_ARRAY ? XP_TYPE_ARRAY : XP_TYPE_DOCUMENT;
-        return s_checked_elements(v, p, depth + 1, err);
+        return s_checked_elements(v, p, depth + 1, a, err);
     default: return s_unsupported(e->type, e->key, err);
     }
     return rc == 0 ? 0 : xp__enomem(err);
 }
 
-static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
-                              xp_error_t *err)
+/* s_checked_elements in an arena, without counting the children first:
+ * they wait on a's stack until the container's arrays can be made at
+ * their size (a key is always in its child's block, after the node). */
+static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
+                            s_arena *a, xp_error_t *err)
 {
-    if (!s_reserve(v, xp__bson_count_checked(doc)))
+    size_t base = a->stack_n, pos = 4;
+    xp_bson_elem e;
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    int rc = 0;
+    while (rc == 0 && xp__bson_next_checked(doc, &pos, &e)) {
+        bool text = e.type == BSON_TYPE_UTF8 && depth < XP_VALUE_MAX_DEPTH;
+        size_t slen = text ? s_le32u(e.value) - 1 : 0;
+        size_t klen = keyed ? e.key_len + 1 : 0;
+        xp_value *item =
+            s_arena_alloc(a, sizeof(xp_value) + klen + (text ? slen + 1 : 0));
+        if (a->stack_n == a->stack_cap) {
+            size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
+            xp_value **stack = bson_realloc(a->stack, cap * sizeof *stack);
+            if (stack) {
+                a->stack = stack;
+                a->stack_cap = cap;
+            }
+        }
+        if (!item || a->stack_n == a->stack_cap) {
+            rc = xp__enomem(err);
+            break;
+        }
+        memset(item, 0, sizeof *item);
+        item->in_arena = true;
+        if (keyed)
+            memcpy(item + 1, e.key, klen);
+        a->stack[a->stack_n++] = item;
+        if (text) {
+            char *copy = (char *)(item + 1) + klen;
+            memcpy(copy, e.value + 4, slen + 1);
+            item->type = XP_TYPE_STRING;
+            item->inline_bytes = true;
+            item->u.s.data = copy;
+            item->u.s.len = slen;
+        } else {
+            rc = s_checked_value(item, &e, depth, a, err);
+        }
+    }
+    /* attached also after a failure, so that clearing v frees what its
+     * children hold on the heap (blobs) */
+    size_t n = a->stack_n - base;
+    if (n) {
+        xp_value **items = s_arena_alloc(a, n * sizeof *items);
+        char **keys = keyed ? s_arena_alloc(a, n * sizeof *keys) : NULL;
+        if (items && (!keyed || keys)) {
+            memcpy(items, a->stack + base, n * sizeof *items);
+            for (size_t i = 0; keyed && i < n; i++)
+                keys[i] = (char *)(items[i] + 1);
+            v->u.c.items = items;
+            v->u.c.keys = keys;
+            v->u.c.n = v->u.c.cap = n;
+            v->arena_arrays = true;
+        } else if (rc == 0) {
+            rc = xp__enomem(err);
+        }
+    }
+    a->stack_n = base;
+    return rc;
+}
+
+static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
+                              s_arena *a, xp_error_t *err)
+{
+    if (a)
+        return s_arena_elements(v, doc, depth, a, err);
+    if (!s_reserve_in(v, xp__bson_count_checked(doc), a))
         return xp__enomem(err);
     size_t pos = 4;
     xp_bson_elem e;
@@ -656,7 +918,8 @@ static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
     while (xp__bson_next_checked(doc, &pos, &e)) {
         bool text = e.type == BSON_TYPE_UTF8 && depth < XP_VALUE_MAX_DEPTH;
         size_t slen = text ? s_le32u(e.value) - 1 : 0;
-        xp_value *item = s_push_len(v, e.key, e.key_len, text ? slen + 1 : 0);
+        xp_value *item =
+            s_push_len_in(v, e.key, e.key_len, text ? slen + 1 : 0, a);
         if (!item)
             return xp__enomem(err);
         if (text) {
@@ -666,7 +929,7 @@ static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
             item->inline_bytes = true;
             item->u.s.data = copy;
             item->u.s.len = slen;
-        } else if (s_checked_value(item, &e, depth, err) != 0) {
+        } else if (s_checked_value(item, &e, depth, a, err) != 0) {
             return -1;
         }
     }
@@ -705,7 +968,17 @@ int xp__value_from_checked_bson(xp_value *v, const bson_t *doc, xp_error_t *err)
                          "malformed BSON document");
     xp_set_document(v);
     /* fields at level 0 each, as in xp__value_from_bson */
-    return s_checked_elements(v, bson_get_data(doc), 0, err);
+    return s_checked_elements(v, bson_get_data(doc), 0, NULL, err);
+}
+
+int xp__value_from_checked_bson_in(xp_value *v, const bson_t *doc,
+                                   xp_value *owner, xp_error_t *err)
+{
+    if (!doc || doc->len < 5)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "malformed BSON document");
+    xp_set_document(v);
+    return s_checked_elements(v, bson_get_data(doc), 0, s_arena_of(owner), err);
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -1067,7 +1340,7 @@ int xp_value_from_json(xp_value *v, const char *json, xp_error_t *err)
         rc = s_from_iter(&tmp, &it, 0, err);
         if (rc == 0) {
             xp__value_clear(v);
-            *v = tmp;
+            s_move_into(v, &tmp);
         } else {
             xp__value_clear(&tmp);
         }

@@ -10,6 +10,10 @@
 struct xp_value {
     xp_type type;
     bool inline_bytes; /* u.s.data lives in this node's own block */
+    /* Arena-built nodes (a history's rows, xp__value_arena_array): */
+    bool in_arena;     /* this node's block is an arena's (never freed alone) */
+    bool arena_arrays; /* u.c.items/keys are an arena's: copied to grow */
+    bool owns_arena;   /* an s_arena follows this node in its block */
     union {
         bool b;
         int64_t i; /* int64 and datetime */
@@ -44,6 +48,16 @@ int xp__value_from_bson(xp_value *v, const bson_t *doc, xp_error_t *err);
  * are not validated as UTF-8 a second time. */
 int xp__value_from_checked_bson(xp_value *v, const bson_t *doc,
                                 xp_error_t *err);
+/* A fresh empty array whose children (and all below them) that
+ * xp_array_append and xp__value_from_checked_bson_in build are allocated
+ * from large blocks it owns, freed with it at once. Its rows behave as
+ * any value (they may be changed; what they gain is heap-owned). Caller
+ * owns the result (xp_value_destroy); NULL when out of memory. */
+xp_value *xp__value_arena_array(void);
+/* xp__value_from_checked_bson into v, a fresh null child appended to
+ * owner (an xp__value_arena_array), with every node in owner's arena. */
+int xp__value_from_checked_bson_in(xp_value *v, const bson_t *doc,
+                                   xp_value *owner, xp_error_t *err);
 /* Writes document/array v into an initialised bson_t (its elements). */
 int xp__value_to_bson(const xp_value *v, bson_t *out);
 

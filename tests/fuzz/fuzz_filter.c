@@ -4,7 +4,8 @@
  * local store's xp_match reads stored bytes. A filter that compiles is
  * evaluated on fixed trial documents, its negation must give the opposite
  * answer, the scan's field plan the same answers and sort keys as one
- * lookup per field, and its MongoDB form must be valid BSON. */
+ * lookup per field, also on the document's projections (the local
+ * store's cache), and its MongoDB form must be valid BSON. */
 #include "query/query.h"
 
 #include <stdlib.h>
@@ -40,6 +41,46 @@ static void s_fixed(bson_t *doc)
     BSON_APPEND_BOOL(doc, "success", true);
 }
 
+/* Projections (the local store's cache of them): a document projected
+ * on the plan of some fields, or on a plan of more, reads the same for
+ * those fields. The extra fields of the larger plan: */
+static const char *const s_extra[] = {"opt",    "opt.lr", "result",
+                                      "status", "s",      "arr.0"};
+#define S_EXTRA (sizeof s_extra / sizeof *s_extra)
+
+/* A plan of q's fields (add adds them to it) and the extra ones; *fields
+ * holds the extra fields (freed by s_big_free). */
+static xp_field_plan *s_big_plan(xp_field *fields)
+{
+    xp_field_plan *p = xp__field_plan_new();
+    for (size_t i = 0; i < S_EXTRA; i++) {
+        if (xp__field_init(&fields[i], s_extra[i], strlen(s_extra[i])))
+            abort();
+        xp__field_plan_add(p, &fields[i]);
+    }
+    return p;
+}
+
+static void s_big_free(xp_field_plan **p, xp_field *fields)
+{
+    xp__field_plan_destroy(p);
+    for (size_t i = 0; i < S_EXTRA; i++)
+        xp__field_clear(&fields[i]);
+}
+
+/* doc projected on p, in *out over buf; NULL for a damaged record. */
+static const bson_t *s_projected(xp_field_plan *p, const bson_t *doc,
+                                 xp_bytes *buf, bson_t *out)
+{
+    if (!doc)
+        return NULL;
+    xp__field_plan_project(p, doc, buf);
+    /* whole (a damaged element is copied as the walk took it) */
+    if (!bson_init_static(out, buf->data, buf->len))
+        abort();
+    return out;
+}
+
 static void s_evaluate(const xp_filter *f, const char *text,
                        const bson_t *const *docs, size_t n)
 {
@@ -60,6 +101,23 @@ static void s_evaluate(const xp_filter *f, const char *text,
         if (g && docs[i] && xp__filter_match(g, docs[i]) == m)
             abort();
     }
+    xp_field extra[S_EXTRA];
+    xp_field_plan *big = s_big_plan(extra);
+    bson_free(xp__filter_plan(f, big));
+    xp_bytes buf = {0};
+    for (size_t i = 0; i < n; i++) {
+        bool m = xp__filter_match(f, docs[i]);
+        for (int k = 0; k < 2; k++) {
+            bson_t proj;
+            const bson_t *pd =
+                s_projected(k ? big : plan, docs[i], &buf, &proj);
+            xp__field_plan_find(plan, pd);
+            if (xp__filter_match_found(f, plan, slots, pd != NULL) != m)
+                abort();
+        }
+    }
+    xp__bytes_clear(&buf);
+    s_big_free(&big, extra);
     bson_free(slots);
     xp__field_plan_destroy(&plan);
     xp__filter_destroy(&g);
@@ -88,6 +146,27 @@ static void s_sort(const char *text, const bson_t *const *docs, size_t n)
             (key.len && memcmp(key.data, found.data, key.len) != 0))
             abort();
     }
+    xp_field extra[S_EXTRA];
+    xp_field_plan *big = s_big_plan(extra);
+    bson_free(xp__sort_plan(s, big));
+    xp_bytes buf = {0};
+    for (size_t i = 0; i < n; i++) {
+        key.len = 0;
+        xp__sort_key(s, docs[i], &key);
+        for (int k = 0; k < 2; k++) {
+            bson_t proj;
+            const bson_t *pd =
+                s_projected(k ? big : plan, docs[i], &buf, &proj);
+            found.len = 0;
+            xp__field_plan_find(plan, pd);
+            xp__sort_key_found(s, plan, slots, &found);
+            if (key.len != found.len ||
+                (key.len && memcmp(key.data, found.data, key.len) != 0))
+                abort();
+        }
+    }
+    xp__bytes_clear(&buf);
+    s_big_free(&big, extra);
     bson_free(slots);
     xp__field_plan_destroy(&plan);
     xp__bytes_clear(&found);

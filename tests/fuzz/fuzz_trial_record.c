@@ -25,7 +25,8 @@ static void s_step(const char *step, const xp_record_step *info, void *user)
 
 /* A checked document (what the stores hand to history) passes libbson's
  * own validation, and reads the same through the checked decoders as
- * through the full ones. */
+ * through the full ones, also as history reads them (rows in an arena
+ * array, which may then be changed like any value). */
 static void s_checked(const uint8_t *data, size_t size)
 {
     bson_t doc;
@@ -44,6 +45,39 @@ static void s_checked(const uint8_t *data, size_t size)
     if (xp__value_from_checked_bson(fast, &doc, NULL) != ra ||
         (ra == 0 && !xp_value_equal(full, fast)))
         abort();
+    /* history's way: rows in an arena array, the record checked on the
+     * row; the same values and the same verdict as the decoder */
+    xp_value *rows = xp__value_arena_array();
+    for (int k = 0; k < 2; k++) {
+        xp_value *row = xp_array_append(rows);
+        int rr = xp__value_from_checked_bson_in(row, &doc, rows, NULL);
+        if (rr != ra || (rr == 0 && !xp_value_equal(full, row)))
+            abort();
+        if (rr == 0 && (xp__record_check_value(row, &doc, NULL) == 0) !=
+                           (xp__record_decode_checked(&doc, &b, NULL) == 0))
+            abort();
+    }
+    /* rows change like any value: what they gain is the heap's */
+    xp_value *first = (xp_value *)xp_value_at(rows, 0);
+    if (xp_value_type(first) == XP_TYPE_DOCUMENT) {
+        for (size_t i = 0; i < xp_value_count(first); i++) {
+            xp_value *child = (xp_value *)xp_value_at(first, i);
+            if (xp_value_type(child) == XP_TYPE_DOCUMENT)
+                xp_set_string(xp_document_set(child, "added"), "x");
+            else if (xp_value_type(child) == XP_TYPE_ARRAY)
+                xp_set_int64(xp_array_append(child), 1);
+            else
+                xp_set_string(child, "replaced");
+        }
+        xp_set_double(xp_document_set(first, "added"), 1.5);
+        xp_value *copy = xp_value_dup(first);
+        if (!xp_value_equal(copy, first))
+            abort();
+        xp_set_value((xp_value *)xp_value_at(rows, 1), copy);
+        xp_value_destroy(&copy);
+    }
+    xp_set_bool(xp_array_append(rows), true);
+    xp_value_destroy(&rows);
     xp_value_destroy(&full);
     xp_value_destroy(&fast);
 }

@@ -56,6 +56,17 @@ void xp__field_plan_find(xp_field_plan *p, const bson_t *doc);
  * absent (valid while that document lives). */
 const bson_iter_t *xp__field_plan_value(const xp_field_plan *p, uint32_t slot);
 
+/* Slots of p, and the field first added at each (NULL past the last). */
+uint32_t xp__field_plan_slots(const xp_field_plan *p);
+const xp_field *xp__field_plan_field(const xp_field_plan *p, uint32_t slot);
+
+typedef struct xp_bytes xp_bytes;
+/* The projection of doc (NULL: a damaged record) on p's fields into out
+ * (replaced): a BSON document of the elements p's walk takes, the
+ * fields' ones whole, in which p (or a plan of some of its fields) finds
+ * the same values as in doc. */
+void xp__field_plan_project(xp_field_plan *p, const bson_t *doc, xp_bytes *out);
+
 /* MongoDB's order of type classes (missing and null first). */
 typedef enum {
     XP_CLASS_NULL = 1,
@@ -105,10 +116,10 @@ bool xp__field_compare(const bson_iter_t *it, const xp_literal *lit, int *cmp);
 bool xp__field_parse_date(const char *s, size_t len, int64_t *ms);
 
 /* A growing byte string (bson_malloc'd). */
-typedef struct {
+struct xp_bytes {
     uint8_t *data;
     size_t len, cap;
-} xp_bytes;
+};
 
 void xp__bytes_clear(xp_bytes *b);
 

@@ -3,6 +3,7 @@
  * transactions per trial (begin, finish) keep the per-trial cost flat
  * whatever the history length; BEGIN IMMEDIATE plus a busy timeout makes
  * trial-id allocation atomic across threads and processes. */
+#include "query/projection.h"
 #include "store/driver.h"
 #include "util/bson_util.h"
 #include "util/error.h"
@@ -31,6 +32,9 @@
 #define XP_BUSY_TIMEOUT_MS 60000
 /* The page cache of a read-only handle, at most (KiB). */
 #define XP_LOCAL_READER_CACHE_KIB "262144"
+/* ... and the bytes of the database it maps instead of reading them
+ * into that cache (SQLite's own bound applies too). */
+#define XP_LOCAL_READER_MMAP "1073741824"
 
 enum {
     S_BEGIN,
@@ -156,12 +160,16 @@ typedef struct {
     pthread_t ckpt_thread;
     bool ckpt_running, ckpt_stop;
     int ckpt_frames; /* WAL size after the last commit, in frames */
+    int ckpt_asked;  /* WAL size when the checkpointer was last woken */
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     /* The trial count of the last unfiltered page, and the highest id
      * then. */
     bool counted;
     int64_t counted_rows, counted_last;
+    /* Projections of the records for pages that filter or sort, valid
+     * for one data version (NULL until the first such page). */
+    xp_projection_cache *proj;
 } xp_local;
 
 static int s_db_error(xp_local *l, xp_error_t *err, const char *what)
@@ -684,25 +692,61 @@ static int s_emit_by_id(const bson_t *unused, int64_t id, void *user)
     return rc;
 }
 
+/* The version of what this handle's read transaction sees: SQLite's
+ * data version of the main database, which moves with every commit of
+ * any connection, and this connection's changes (uncommitted ones
+ * too). 0 when unknown. Call it once the transaction has read. */
+static uint64_t s_data_version(xp_local *l)
+{
+    unsigned int dv = 0;
+    if (sqlite3_file_control(l->db, "main", SQLITE_FCNTL_DATA_VERSION, &dv) !=
+        SQLITE_OK)
+        return 0;
+    return (uint64_t)sqlite3_total_changes64(l->db) << 32 ^ dv ^ 1u << 31;
+}
+
 /* A page that filters or sorts: every record through the scan. The bytes
  * are evaluated as stored (bson_iter checks each length it follows); a
- * blob too short for a document is a damaged record. */
-static int s_query_scan(xp_local *l, const xp_compiled_query *q, s_page_ctx *pc,
-                        int64_t *matched)
+ * blob too short for a document is a damaged record. In a transaction of
+ * its own the records' projections on the query's fields are kept for
+ * the next pages (l->proj), until the data version moves. */
+static int s_query_scan(xp_local *l, const xp_compiled_query *q, bool own,
+                        s_page_ctx *pc, int64_t *matched)
 {
     xp_query_scan *scan = xp__query_scan_new_ids(q);
-    sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
-    int step_rc, rc = 0;
-    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const uint8_t *data = sqlite3_column_blob(st, 1);
-        int len = sqlite3_column_bytes(st, 1);
-        bson_t doc;
-        bool ok = data && len >= 5 && bson_init_static(&doc, data, (size_t)len);
-        xp__query_scan_add(scan, ok ? &doc : NULL, sqlite3_column_int64(st, 0));
+    int rc = 0;
+    int64_t last = 0;
+    uint64_t version = 0;
+    /* the version once the snapshot is taken (its first read) */
+    if (own && s_int_query(l, S_LAST_ID, NULL, &last, NULL) == 0)
+        version = s_data_version(l);
+    if (version && !l->proj)
+        l->proj = xp__projection_cache_new();
+    xp_projection_cache *cache =
+        version && !xp__projection_cache_ready(l->proj, q, version) ? l->proj
+                                                                    : NULL;
+    if (version && !cache) {
+        xp__projection_cache_scan(l->proj, scan);
+    } else {
+        sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
+        int step_rc;
+        while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const uint8_t *data = sqlite3_column_blob(st, 1);
+            int len = sqlite3_column_bytes(st, 1);
+            bson_t doc;
+            bool ok =
+                data && len >= 5 && bson_init_static(&doc, data, (size_t)len);
+            int64_t id = sqlite3_column_int64(st, 0);
+            xp__query_scan_add(scan, ok ? &doc : NULL, id);
+            if (cache)
+                xp__projection_cache_add(cache, ok ? &doc : NULL, id);
+        }
+        if (step_rc != SQLITE_DONE)
+            rc = s_db_error(l, pc->err, "reading history");
+        else if (cache)
+            xp__projection_cache_done(cache);
+        sqlite3_reset(st);
     }
-    if (step_rc != SQLITE_DONE)
-        rc = s_db_error(l, pc->err, "reading history");
-    sqlite3_reset(st);
     *matched = xp__query_scan_matched(scan);
     if (rc == 0 && xp__query_scan_emit(scan, s_emit_by_id, pc) != 0)
         rc = -1;
@@ -745,7 +789,7 @@ static int s_trials_query(xp_backend *b, const xp_compiled_query *q,
     int by_id = q->sort ? xp__sort_by_trial_id(q->sort) : 1;
     if (rc == 0)
         rc = q->filter || by_id == 0
-                 ? s_query_scan(l, q, &pc, matched)
+                 ? s_query_scan(l, q, own, &pc, matched)
                  : s_query_window(l, q, by_id < 0, own, &pc, matched);
     rc = s_end_read(l, own, rc);
     pthread_mutex_unlock(&l->lock);
@@ -1137,8 +1181,16 @@ static int s_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     (void)db;
     (void)name;
     xp_local *l = arg;
-    if (frames < XP_CHECKPOINT_FRAMES)
+    /* Every XP_CHECKPOINT_FRAMES new frames, not after every commit once
+     * the WAL holds that many: each checkpoint first sorts the index of
+     * the whole WAL, and waking it per commit cost more than the trials
+     * themselves (830 checkpoints for 2,000 trials). A smaller WAL than
+     * last time has restarted from its beginning. */
+    if (frames < l->ckpt_asked)
+        l->ckpt_asked = 0;
+    if (frames - l->ckpt_asked < XP_CHECKPOINT_FRAMES)
         return SQLITE_OK;
+    l->ckpt_asked = frames;
     pthread_mutex_lock(&l->ckpt_lock);
     l->ckpt_frames = frames;
     pthread_cond_signal(&l->ckpt_cond);
@@ -1207,6 +1259,7 @@ static void s_close(xp_backend *b)
     if (l->index_fd > 0)
         close(l->index_fd);
     pthread_mutex_destroy(&l->lock);
+    xp__projection_cache_destroy(&l->proj);
     bson_free(l->path);
     bson_free(l);
 }
@@ -1685,6 +1738,9 @@ static int s_open(xp_backend **out, const char *id, const char *root, int mode,
                  reader ? "PRAGMA cache_size=-" XP_LOCAL_READER_CACHE_KIB
                         : "PRAGMA cache_size=-16384",
                  NULL, NULL, NULL);
+    if (reader)
+        sqlite3_exec(l->db, "PRAGMA mmap_size=" XP_LOCAL_READER_MMAP, NULL,
+                     NULL, NULL);
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &l->stmt[i], NULL) != SQLITE_OK) {

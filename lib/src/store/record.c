@@ -3,6 +3,7 @@
  * rewrite that marks a record interrupted. */
 #include "store/record.h"
 
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/names.h"
 #include "value.h"
@@ -459,6 +460,105 @@ int xp__record_decode_checked(const bson_t *doc, xp_trial_record *rec,
 }
 
 /* The job of a steps entry, as xp__record_append_step writes it. */
+/* ------------------------------------------------- the history's check
+ * History only needs to know that xp__record_decode_checked accepts a
+ * record, and it has just read the record into a value tree: the tree's
+ * fields are checked against a table in the order the encoder writes
+ * them (so each is found at the first try), without a second walk of
+ * the bytes. Anything it does not know for sure (a field it has no
+ * entry for, a value that fails) is handed to the decoder itself, so
+ * both always agree (tests/fuzz/fuzz_trial_record.c asserts it). */
+typedef enum {
+    S_CHECK_STR,      /* UTF-8 of at most max bytes */
+    S_CHECK_INT,      /* int32 / int64 */
+    S_CHECK_POSITIVE, /* int32 / int64 above 0 */
+    S_CHECK_DATE,
+    S_CHECK_BOOL,
+    S_CHECK_NUMBER, /* int32 / int64 / double */
+    S_CHECK_DOC,
+    S_CHECK_ARRAY,
+    S_CHECK_STATUS,
+    S_CHECK_ANY,
+} s_check_kind;
+
+static const struct {
+    const char *name;
+    s_check_kind kind;
+    uint32_t max;
+} s_check_fields[] = {
+    {XP_RECORD_TRIAL_ID, S_CHECK_POSITIVE, 0},
+    {XP_RECORD_EXPERIMENT, S_CHECK_STR, XP_ID_MAX},
+    {XP_RECORD_STATUS, S_CHECK_STATUS, S_TYPE_MAX},
+    {XP_RECORD_PARAMETERS, S_CHECK_DOC, 0},
+    {XP_RECORD_SEED, S_CHECK_INT, 0},
+    {XP_RECORD_STARTED, S_CHECK_DATE, 0},
+    {XP_RECORD_HOST, S_CHECK_STR, S_HOST_MAX},
+    {XP_RECORD_PID, S_CHECK_INT, 0},
+    {XP_RECORD_PSTART, S_CHECK_INT, 0},
+    {XP_RECORD_SCHEDULER, S_CHECK_STR, S_SCHEDULER_MAX},
+    {XP_RECORD_CODE_HASH, S_CHECK_STR, S_HASH_MAX},
+    {XP_RECORD_ENVIRONMENT_HASH, S_CHECK_STR, S_HASH_MAX},
+    {XP_RECORD_FINISHED, S_CHECK_DATE, 0},
+    {XP_RECORD_RESULT, S_CHECK_ANY, 0},
+    {XP_RECORD_RESULT_TYPE, S_CHECK_STR, S_TYPE_MAX},
+    {XP_RECORD_SUCCESS, S_CHECK_BOOL, 0},
+    {XP_RECORD_PROCESS_TIME, S_CHECK_NUMBER, 0},
+    {XP_RECORD_DESCRIPTION, S_CHECK_STR, UINT32_MAX},
+    {XP_RECORD_PURITY_WARNINGS, S_CHECK_ARRAY, 0},
+    {XP_RECORD_STEPS, S_CHECK_DOC, 0},
+    {"_id", S_CHECK_ANY, 0}, /* MongoDB's, which the decoder passes over */
+};
+
+#define S_CHECK_FIELDS (sizeof s_check_fields / sizeof s_check_fields[0])
+
+/* Whether value v passes the decoder's test for field f (a value read
+ * from BSON: int32 and int64 are both XP_TYPE_INT64, undefined null). */
+static bool s_check_field(size_t f, const xp_value *v)
+{
+    switch (s_check_fields[f].kind) {
+    case S_CHECK_STR:
+        return v->type == XP_TYPE_STRING && v->u.s.len <= s_check_fields[f].max;
+    case S_CHECK_STATUS:
+        return v->type == XP_TYPE_STRING &&
+               v->u.s.len <= s_check_fields[f].max &&
+               xp__trial_status_parse(v->u.s.data) != XP_STATUS_NONE;
+    case S_CHECK_INT: return v->type == XP_TYPE_INT64;
+    case S_CHECK_POSITIVE: return v->type == XP_TYPE_INT64 && v->u.i > 0;
+    case S_CHECK_DATE: return v->type == XP_TYPE_DATETIME;
+    case S_CHECK_BOOL: return v->type == XP_TYPE_BOOL;
+    case S_CHECK_NUMBER:
+        return v->type == XP_TYPE_INT64 || v->type == XP_TYPE_DOUBLE;
+    /* a checked document's nested ones are whole (xp__doc_view_bson) */
+    case S_CHECK_DOC: return v->type == XP_TYPE_DOCUMENT;
+    case S_CHECK_ARRAY: return v->type == XP_TYPE_ARRAY;
+    case S_CHECK_ANY: return true;
+    }
+    return false;
+}
+
+int xp__record_check_value(const xp_value *tree, const bson_t *doc,
+                           xp_error_t *err)
+{
+    size_t hint = 0;
+    bool known = tree && tree->type == XP_TYPE_DOCUMENT;
+    for (size_t i = 0; known && i < tree->u.c.n; i++) {
+        const char *key = tree->u.c.keys[i];
+        size_t f = hint, tried = 0;
+        while (tried < S_CHECK_FIELDS &&
+               (s_check_fields[f].name[0] != key[0] ||
+                strcmp(s_check_fields[f].name, key))) {
+            f = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
+            tried++;
+        }
+        known = tried < S_CHECK_FIELDS && s_check_field(f, tree->u.c.items[i]);
+        hint = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
+    }
+    if (known)
+        return 0;
+    xp_trial_record rec;
+    return s_decode(doc, true, &rec, err);
+}
+
 static void s_step_job(const bson_iter_t *job, xp_record_step *info)
 {
     bson_iter_t it;

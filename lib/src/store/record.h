@@ -123,6 +123,13 @@ int xp__record_decode(const bson_t *doc, xp_trial_record *rec, xp_error_t *err);
  * form check and its UTF-8 checks of strings are skipped. */
 int xp__record_decode_checked(const bson_t *doc, xp_trial_record *rec,
                               xp_error_t *err);
+/* 0 when xp__record_decode_checked accepts doc (checked), else its
+ * error; tree is doc read by xp__value_from_checked_bson. What history
+ * needs of a record, from the tree it has made already (the decoder
+ * runs only when the tree holds a field the check does not know or
+ * that fails). */
+int xp__record_check_value(const xp_value *tree, const bson_t *doc,
+                           xp_error_t *err);
 /* The {host, pid, pstart} of rec alone (a store's index of running
  * trials); decoded by xp__record_decode. */
 void xp__record_encode_process(const xp_trial_record *rec, bson_t *out);

@@ -1,0 +1,43 @@
+/* query/projection.h — a store handle's cache of what history queries
+ * read from every record: the projection of each record on the fields
+ * the filters and sorts asked for (xp__field_plan_project), so the next
+ * page that filters or sorts by those fields scans a few bytes a trial
+ * instead of every stored record. The store says when its records
+ * change (a version); the cache is then rebuilt by the next scan. */
+#ifndef XP_QUERY_PROJECTION_H
+#define XP_QUERY_PROJECTION_H
+
+#include "query/query.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct xp_projection_cache xp_projection_cache;
+
+/* Caller owns result (xp__projection_cache_destroy). */
+xp_projection_cache *xp__projection_cache_new(void);
+/* NULL-safe; NULLs *c. */
+void xp__projection_cache_destroy(xp_projection_cache **c);
+
+/* Whether the cache answers q for records at version: it holds every
+ * record's projection on q's fields, built at that version. Else the
+ * cache is emptied, takes q's fields (beside those it had, within a
+ * bound) and expects the caller to add every record
+ * (xp__projection_cache_add, in trial id order) and then call
+ * xp__projection_cache_done; it answers from then on (except after the
+ * first query of a cache, which only takes the fields). */
+bool xp__projection_cache_ready(xp_projection_cache *c,
+                                const xp_compiled_query *q, uint64_t version);
+/* The record of trial id (doc NULL: damaged). Past the cache's bound on
+ * memory it stops keeping records (and will not answer). */
+void xp__projection_cache_add(xp_projection_cache *c, const bson_t *doc,
+                              int64_t id);
+void xp__projection_cache_done(xp_projection_cache *c);
+/* Forgets every record (the store changed in a way no version tells). */
+void xp__projection_cache_drop(xp_projection_cache *c);
+/* Adds every cached record to scan, in trial id order (a ready cache). */
+void xp__projection_cache_scan(const xp_projection_cache *c,
+                               xp_query_scan *scan);
+
+#endif /* XP_QUERY_PROJECTION_H */
