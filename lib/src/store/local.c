@@ -32,9 +32,6 @@
 #define XP_BUSY_TIMEOUT_MS 60000
 /* The page cache of a read-only handle, at most (KiB). */
 #define XP_LOCAL_READER_CACHE_KIB "262144"
-/* ... and the bytes of the database it maps instead of reading them
- * into that cache (SQLite's own bound applies too). */
-#define XP_LOCAL_READER_MMAP "1073741824"
 
 enum {
     S_BEGIN,
@@ -1738,9 +1735,6 @@ static int s_open(xp_backend **out, const char *id, const char *root, int mode,
                  reader ? "PRAGMA cache_size=-" XP_LOCAL_READER_CACHE_KIB
                         : "PRAGMA cache_size=-16384",
                  NULL, NULL, NULL);
-    if (reader)
-        sqlite3_exec(l->db, "PRAGMA mmap_size=" XP_LOCAL_READER_MMAP, NULL,
-                     NULL, NULL);
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(l->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &l->stmt[i], NULL) != SQLITE_OK) {
