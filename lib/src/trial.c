@@ -129,6 +129,24 @@ static void s_keep(void *trial, const char *key, xp_value *v)
     pthread_mutex_unlock(&t->lock);
 }
 
+void xp__trial_keep_log(xp_trial *t, const char *step, xp_value *log)
+{
+    char key[XP_NAME_MAX + sizeof XP_COMMAND_LOG_PREFIX];
+    snprintf(key, sizeof key, "%s%s", XP_COMMAND_LOG_PREFIX, step);
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n_kept; i++) {
+        if (strcmp(t->kept[i].step, key) == 0) {
+            xp_value *old = (xp_value *)t->kept[i].value;
+            xp_value_destroy(&old);
+            t->kept[i].value = log;
+            pthread_mutex_unlock(&t->lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    s_keep(t, key, log);
+}
+
 /* ---------------------------------------------------------------- hashing */
 
 /* XXH128 of a canonical BSON encoding: type-sensitive (1 and 1.0
@@ -771,11 +789,8 @@ static void s_run_node(xp_trial *t, xp_node *n)
     xp_value *log = NULL;
     int rc = xp__step_run_log(n, t->id, t->seed, (const xp_value *const *)in,
                               &sink, out, &log, failure, sizeof failure);
-    if (log) {
-        char key[XP_NAME_MAX + sizeof XP_COMMAND_LOG_PREFIX];
-        snprintf(key, sizeof key, "%s%s", XP_COMMAND_LOG_PREFIX, n->name);
-        s_keep(t, key, log);
-    }
+    if (log)
+        xp__trial_keep_log(t, n->name, log);
     if (in != stack_in)
         bson_free(in);
     if (rc != 0)

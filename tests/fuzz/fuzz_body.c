@@ -79,7 +79,8 @@ static void s_result(const bson_t *body)
         bson_t b;
         s_reopen(xp__msg_result_encode(&m), XP_MSG_RESULT, &b);
         s_same(xp__msg_result_decode(&b, &again, NULL) == 0 &&
-               again.ok == m.ok && again.n_metrics == m.n_metrics);
+               again.ok == m.ok && again.n_metrics == m.n_metrics &&
+               !again.log == !m.log);
         xp__msg_result_clear(&again);
         bson_destroy(&b);
     }

@@ -461,6 +461,8 @@ zmsg_t *xp__msg_result_encode(const xp_msg_result *m)
     }
     bson_append_array_end(&body, &list);
     BSON_APPEND_DOUBLE(&body, "elapsed", m->elapsed);
+    if (m->log && xp_value_type(m->log) == XP_TYPE_DOCUMENT)
+        xp__value_append_bson(&body, "log", m->log);
     return s_finish(XP_MSG_RESULT, &body);
 }
 
@@ -525,6 +527,12 @@ int xp__msg_result_decode(const bson_t *body, xp_msg_result *m, xp_error_t *err)
     if (bson_iter_init_find(&it, body, "elapsed") &&
         BSON_ITER_HOLDS_DOUBLE(&it))
         m->elapsed = bson_iter_double(&it);
+    if (bson_iter_init_find(&it, body, "log") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        m->log = xp_value_new();
+        if (xp__value_from_iter(m->log, &it, NULL) != 0)
+            xp_value_destroy(&m->log);
+    }
     return 0;
 }
 
@@ -538,6 +546,7 @@ bool xp__msg_result_busy(const xp_msg_result *m)
 void xp__msg_result_clear(xp_msg_result *m)
 {
     xp_value_destroy(&m->output);
+    xp_value_destroy(&m->log);
     for (size_t i = 0; m->metrics && i < m->n_metrics; i++) {
         bson_free((void *)m->metrics[i].epochs);
         bson_free((void *)m->metrics[i].values);
