@@ -202,3 +202,48 @@ Test(remote_command, a_remote_log_keeps_the_tail_only)
     xp_value_destroy(&log);
     xp_experiment_destroy(&ex);
 }
+
+/* xpsubmit FILE.yaml reads the experiment's id and parameter types from
+ * the file: a value of the wrong type is one line naming the parameter
+ * and the value, and nothing reaches the scheduler. */
+Test(remote_command, xpsubmit_file_checks_parameter_types)
+{
+    char *bad[] = {s_bin[2], "-s", s_endpoint, s_file, "x=1,abc", NULL};
+    xpt_run_result r = xpt_run(bad, xpt_dir);
+    cr_assert_eq(r.status, 2, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.err, "parameter 'x': expected float, got string"), "%s",
+              r.err);
+    cr_assert(strstr(r.err, "\"abc\""), "%s", r.err);
+    cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+    xpt_run_result_free(&r);
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing("remote_cmd", &err);
+    cr_assert_null(ex, "a trial was recorded");
+    /* Integers for a float parameter are floats, as with `xp run`. */
+    char *good[] = {s_bin[2], "-s",     s_endpoint, s_file,
+                    "x=2,4",  "--wait", NULL};
+    r = xpt_run(good, xpt_dir);
+    cr_assert_eq(r.status, 0, "%s %s", r.out, r.err);
+    xpt_run_result_free(&r);
+    ex = xpt_open_existing("remote_cmd", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *t = xpt_trial(ex, 2);
+    const xp_value *x = xp_value_get(xpt_field(t, "parameters"), "x");
+    cr_assert_eq(xp_value_type(x), XP_TYPE_DOUBLE);
+    cr_assert_float_eq(xp_as_double(xpt_field(t, "result")), 4, 1e-9);
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+}
+
+Test(remote_command, xpsubmit_bad_file_is_one_line)
+{
+    char missing[PATH_MAX];
+    snprintf(missing, sizeof missing, "%s/none.yaml", xpt_dir);
+    char *argv[] = {s_bin[2], "-s", s_endpoint, missing, "x=1", NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 2, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.err, "none.yaml"), "%s", r.err);
+    cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "%s", r.err);
+    xpt_run_result_free(&r);
+}
