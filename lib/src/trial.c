@@ -597,6 +597,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         .scheduler = t->scheduler,
         .code_hash = ex->code_hash,
         .environment_hash = env_hash,
+        .reproduces = opts->reproduces > 0 ? opts->reproduces : 0,
     };
     if (xp__store_trial_begin(ex->backend, &t->rec, err) != 0)
         goto cleanup;
@@ -678,11 +679,28 @@ static size_t s_check_purity(xp_trial *t, bson_t *warnings)
     return n_hashes;
 }
 
+/* Each hashed step's output hash, {step: hex}, but the result step's
+ * (the record has its output: the result): what xp reproduce compares
+ * step by step. The first 64 bits of the purity check's XXH128 are
+ * plenty to tell two outputs of one step apart, at half the bytes. */
+static void s_output_hashes(const xp_step_hash *h, size_t n, const char *result,
+                            bson_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char hex[33];
+        if (strcmp(h[i].step, result) == 0)
+            continue;
+        xp__hex(h[i].output, 16, hex);
+        bson_append_utf8(out, h[i].step, -1, hex, XP_RECORD_HASH_HEX);
+    }
+}
+
 /* The final record of t into *fin, encoded into final (initialised). A
  * result that cannot be stored (nested too deep, too large) fails the
  * trial with that description. */
 static void s_final_record(xp_trial *t, double elapsed, const bson_t *warnings,
-                           xp_trial_record *fin, bson_t *final)
+                           const bson_t *hashes, xp_trial_record *fin,
+                           bson_t *final)
 {
     xp_error_t why;
     *fin = t->rec;
@@ -691,6 +709,7 @@ static void s_final_record(xp_trial *t, double elapsed, const bson_t *warnings,
     fin->process_time = elapsed;
     fin->purity_warnings = xp__doc_view(warnings);
     fin->steps = xp__doc_view(t->step_info);
+    fin->hashes = xp__doc_view(hashes);
     for (;;) {
         fin->status = t->failed ? XP_STATUS_FAILED : XP_STATUS_SUCCEEDED;
         fin->success = !t->failed;
@@ -738,7 +757,9 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     s_take_metric_failure(t);
     o.n_hashes = s_check_purity(t, &warnings);
     o.hashes = t->hashes;
-    s_final_record(t, elapsed, &warnings, &fin, &final);
+    bson_t hashes = BSON_INITIALIZER;
+    s_output_hashes(t->hashes, o.n_hashes, ex->result->name, &hashes);
+    s_final_record(t, elapsed, &warnings, &hashes, &fin, &final);
     xp_persisted_item *persisted = s_persisted(t, &o.n_persisted);
     o.persisted = persisted;
     xp_metric_chunk *chunks = NULL;
@@ -769,6 +790,7 @@ cleanup:
     bson_free(persisted);
     bson_destroy(&final);
     bson_destroy(&warnings);
+    bson_destroy(&hashes);
     return rc;
 }
 

@@ -223,6 +223,7 @@ typedef struct {
     const xp_value *params; /* decode: owned */
     bool has_seed;
     int64_t seed;
+    int64_t reproduces; /* the trial it re-runs (xp reproduce), 0: none */
 } xp_msg_trial;
 
 typedef struct {
