@@ -22,7 +22,7 @@ function section(title, ...content) {
   return h('section', { class: 'block' }, h('h2', null, title), ...content);
 }
 
-function summary(t) {
+function summary(t, id) {
   const rows = [
     ['status', statusBadge(t.status)],
     ['result', t.result, { num: typeof t.result === 'number', mono: true }],
@@ -37,6 +37,9 @@ function summary(t) {
   ];
   if (t.description) rows.push(['description', h('span', { class: t.success ? '' : 'bad-text' }, t.description)]);
   if (t.scheduler) rows.push(['scheduler', t.scheduler]);
+  if (Number.isInteger(t.reproduces)) {
+    rows.push(['reproduces', h('a', { href: href.trial(id, t.reproduces), id: 'reproduces' }, `trial ${t.reproduces}`)]);
+  }
   if (Array.isArray(t.purity_warnings) && t.purity_warnings.length) rows.push(['purity warnings', t.purity_warnings.join(', ')]);
   rows.push(['code', t.code_hash, { mono: true }], ['environment', t.environment_hash, { mono: true }]);
   return kvTable(rows, 'summary');
@@ -145,7 +148,7 @@ export async function trialPage(el, route, ctx) {
 
   const params = Object.entries(t.parameters || {});
   el.append(h('div', { class: 'trial-top' },
-    section('Summary', summary(t)),
+    section('Summary', summary(t, id)),
     section('Parameters', params.length
       ? kvTable(params.map(([k, v]) => [k, v, { num: typeof v === 'number', mono: true }]), 'params')
       : h('p', { class: 'muted' }, 'No parameters.'))));

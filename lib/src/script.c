@@ -200,7 +200,10 @@ static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
            "Runs one trial of experiment '%s' and prints its result (step "
            "'%s').\n"
            "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
-           "text, [..] and {..} (JSON).\n\nparameters:\n",
+           "text, [..] and {..} (JSON).\n"
+           "--reproduce [ID:]TRIAL re-runs a recorded trial with its "
+           "parameters and seed\n"
+           "and compares (exit 0: reproduced, 1: not).\n\nparameters:\n",
            prog, xp__experiment_id(ex), xp__graph_result(ex)->name);
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];

@@ -197,6 +197,15 @@ try {
     await shot(page, 'trial-logs');
   });
 
+  await check('a re-run trial links to the trial it reproduces', async () => {
+    await go(`#/e/${CMD}/t/2`);
+    const link = page.locator('table.summary a#reproduces');
+    await link.waitFor(WAIT);
+    assert.equal(await link.textContent(), 'trial 1');
+    await link.click();
+    await page.waitForFunction(() => location.hash.endsWith('/t/1'), null, WAIT);
+  });
+
   await check('a trial of C steps says it has no command logs', async () => {
     await go(`#/e/${EXP}/t/1`);
     await page.locator('#logs p.muted').getByText('No command step logs.', { exact: true }).waitFor(WAIT);

@@ -7,7 +7,8 @@
  *   metric:  one trial saving one metric of N points (chart at scale);
  *   commands: an experiment file of two command steps (its file written
  *            beside the store), one trial whose first step prints the
- *            hostile string and whose second fails. */
+ *            hostile string and whose second fails, and trial 2 that
+ *            re-runs it. */
 #include <xp/xp.h>
 
 #include <inttypes.h>
@@ -226,6 +227,9 @@ static int s_seed_commands(const char *backend, const char *id, xp_error_t *err)
         rc = xp_experiment_check(ex, err);
     if (rc == 0 && xp_compute(ex, NULL, NULL, NULL, err) != 0)
         rc = err->code == XP_ESTEP ? 0 : -1;
+    /* Trial 2 re-runs trial 1 (xp reproduce). */
+    if (rc == 0)
+        rc = xp_reproduce_run(ex, 1, NULL, err);
     xp_experiment_destroy(&ex);
     xp_definition_destroy(&d);
     return rc;
