@@ -1498,11 +1498,16 @@ static int s_reproduce_on_scheduler(const struct reproduce_args *r)
     if (xp_client_connect(&c, r->scheduler, 0, &err) != 0 ||
         xp_client_submit(c, r->id, trials, NULL, &batch, &ids, &n, &err) != 0)
         goto fail;
-    while (xp_value_count(finished) == 0) {
+    for (bool told = false; xp_value_count(finished) == 0;) {
         xp_progress p;
         xp_value_destroy(&finished);
         if (xp_client_progress(c, batch, &cursor, &p, &finished, &err) != 0)
             goto fail;
+        if (p.waiting[0] && !told) {
+            fprintf(stderr, "xp reproduce: trial %lld is queued: %s\n",
+                    n ? (long long)ids[0] : 0LL, p.waiting);
+            told = true;
+        }
         struct timespec ts = {0, 5 * 1000 * 1000};
         if (xp_value_count(finished) == 0)
             nanosleep(&ts, NULL);
