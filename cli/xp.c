@@ -1350,6 +1350,228 @@ static void s_print_log(const char *step, const xp_value *log)
     }
 }
 
+/* ---------------------------------------------------------------- reproduce
+ */
+
+/* A refused `xp reproduce`: one line, exit status 2. */
+static int s_reproduce_usage(const char *fmt, ...) XP_PRINTF(1, 2);
+static int s_reproduce_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("xp reproduce: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see xp help reproduce)\n", stderr);
+    return EXIT_USAGE;
+}
+
+struct reproduce_args {
+    const char *id, *file, *backend, *scheduler;
+    int64_t trial;
+    char **program; /* after --: PROGRAM ARGS..., NULL-terminated */
+    int n_program;
+    bool help;
+};
+
+/* Value of --name given as `--name=V` or `--name V`: 1, 0 when arg is
+ * another option, -1 when the value is missing. */
+static int s_reproduce_opt(const char *name, int argc, char **argv, int *i,
+                           const char **value)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return 0;
+    if (argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *value = argv[++*i];
+    return 1;
+}
+
+static int s_reproduce_parse(int argc, char **argv, struct reproduce_args *r)
+{
+    const char *pos[3];
+    int npos = 0;
+    memset(r, 0, sizeof *r);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int m;
+        if (strcmp(arg, "--") == 0) {
+            r->program = argv + i + 1;
+            r->n_program = argc - i - 1;
+            if (r->n_program == 0)
+                return s_reproduce_usage("-- needs a PROGRAM");
+            break;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            r->help = true;
+        } else if ((m = s_reproduce_opt("--backend", argc, argv, &i,
+                                        &r->backend)) != 0 ||
+                   (m = s_reproduce_opt("--scheduler", argc, argv, &i,
+                                        &r->scheduler)) != 0) {
+            if (m < 0)
+                return s_reproduce_usage("%s needs a value", arg);
+        } else if (arg[0] == '-' && arg[1]) {
+            return s_reproduce_usage("unknown option '%s'", arg);
+        } else if (npos == 3) {
+            return s_reproduce_usage("unexpected argument '%s'", arg);
+        } else {
+            pos[npos++] = arg;
+        }
+    }
+    if (r->help)
+        return 0;
+    if (npos < 2)
+        return s_reproduce_usage("needs ID and TRIAL");
+    xp_error_t err;
+    if (xp_check_id(pos[0], &err) != 0)
+        return s_reproduce_usage("%s", err.message);
+    if (s_parse_trial_id(pos[1], &r->trial) != 0)
+        return s_reproduce_usage("invalid trial id '%s' (positive integer)",
+                                 pos[1]);
+    r->id = pos[0];
+    r->file = npos > 2 ? pos[2] : NULL;
+    if (r->file && r->program)
+        return s_reproduce_usage("give FILE.yaml or -- PROGRAM, not both");
+    if (!r->file && !r->program && !r->scheduler)
+        return s_reproduce_usage(
+            "what runs trial %lld of %s? Give its FILE.yaml, -- PROGRAM "
+            "ARGS..., or --scheduler ENDPOINT (whose workers have the code)",
+            (long long)r->trial, r->id);
+    return 0;
+}
+
+/* The script-mode arguments that re-run the trial: --reproduce ID:TRIAL
+ * and the --backend and --scheduler given, after the n first ones
+ * (copied); NULL-terminated, caller frees the array and args[n + 1]. */
+static char **s_reproduce_argv(const struct reproduce_args *r, char **first,
+                               int n)
+{
+    char **args = s_xmalloc((size_t)(n + 8) * sizeof *args);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        args[k++] = first[i];
+    char *target = s_xmalloc(strlen(r->id) + 32);
+    sprintf(target, "%s:%lld", r->id, (long long)r->trial);
+    args[k++] = "--reproduce";
+    args[k++] = target;
+    if (r->backend) {
+        args[k++] = "--backend";
+        args[k++] = (char *)r->backend;
+    }
+    if (r->scheduler) {
+        args[k++] = "--scheduler";
+        args[k++] = (char *)r->scheduler;
+    }
+    args[k] = NULL;
+    return args;
+}
+
+/* Neither a file nor a program: the scheduler's workers run the trial on
+ * the code they registered last; the comparison is made here. */
+static int s_reproduce_on_scheduler(const struct reproduce_args *r)
+{
+    xp_experiment *ex = NULL;
+    xp_client *c = NULL;
+    xp_value *spec = NULL, *trials = NULL, *finished = NULL, *report = NULL;
+    int64_t *ids = NULL, batch = 0, cursor = 0, again = 0;
+    size_t n = 0;
+    xp_error_t err;
+    int status = EXIT_USAGE;
+    xp_open_options opts = XP_OPEN_OPTIONS_INIT;
+    opts.backend = r->backend;
+    opts.must_exist = true;
+    opts.read_only = true;
+    opts.threads = 1;
+    if (xp_experiment_open(&ex, r->id, &opts, &err) != 0 ||
+        xp_reproduce_spec(ex, r->trial, &spec, &err) != 0)
+        goto fail;
+    trials = xp_value_new();
+    xp_set_array(trials);
+    xp_set_value(xp_array_append(trials), spec);
+    if (xp_client_connect(&c, r->scheduler, 0, &err) != 0 ||
+        xp_client_submit(c, r->id, trials, NULL, &batch, &ids, &n, &err) != 0)
+        goto fail;
+    for (bool told = false; xp_value_count(finished) == 0;) {
+        xp_progress p;
+        xp_value_destroy(&finished);
+        if (xp_client_progress(c, batch, &cursor, &p, &finished, &err) != 0)
+            goto fail;
+        if (p.waiting[0] && !told) {
+            fprintf(stderr, "xp reproduce: trial %lld is queued: %s\n",
+                    n ? (long long)ids[0] : 0LL, p.waiting);
+            told = true;
+        }
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        if (xp_value_count(finished) == 0)
+            nanosleep(&ts, NULL);
+    }
+    again = xp_as_int64(xp_value_get(xp_value_at(finished, 0), "trial_id"));
+    if (xp_reproduce_compare(ex, r->trial, again, &report, &err) != 0)
+        goto fail;
+    char *text = xp_reproduce_text(report);
+    fputs(text ? text : "", stdout);
+    xp_free(text);
+    status = xp_as_bool(xp_value_get(report, "reproduced")) ? 0 : EXIT_FAILED;
+    goto done;
+fail:
+    fprintf(stderr, "xp reproduce: %s\n", err.message);
+done:
+    xp_value_destroy(&report);
+    xp_value_destroy(&finished);
+    xp_value_destroy(&trials);
+    xp_value_destroy(&spec);
+    xp_free(ids);
+    xp_client_destroy(&c);
+    xp_experiment_destroy(&ex);
+    return status;
+}
+
+/* `xp reproduce ID TRIAL [FILE.yaml | -- PROGRAM ARGS...] [--backend B]
+ * [--scheduler S]`: re-runs a recorded trial and compares; 0 reproduced,
+ * 1 not, 2 bad arguments or nothing could run. */
+static int s_cmd_reproduce(const struct command *cmd, int argc, char **argv)
+{
+    struct reproduce_args r;
+    int status = s_reproduce_parse(argc, argv, &r);
+    if (status != 0)
+        return status;
+    if (r.help) {
+        s_command_usage(cmd, stdout);
+        return 0;
+    }
+    if (r.file) {
+        char *prog = s_xmalloc(strlen(r.file) + 16);
+        sprintf(prog, "xp reproduce %s", r.file);
+        char **args = s_reproduce_argv(&r, &prog, 1);
+        int n = 0;
+        while (args[n])
+            n++;
+        status = xp_main_file(r.file, n, args);
+        free(args[2]);
+        free(args);
+        free(prog);
+        return status;
+    }
+    if (r.program) {
+        char **args = s_reproduce_argv(&r, r.program, r.n_program);
+        fflush(NULL);
+        execvp(args[0], args);
+        fprintf(stderr, "xp reproduce: cannot run %s: %s\n", args[0],
+                strerror(errno));
+        free(args[r.n_program + 1]);
+        free(args);
+        return EXIT_USAGE;
+    }
+    return s_reproduce_on_scheduler(&r);
+}
+
 /* The names of a trial's steps, from its code. */
 static int s_step_names(xp_experiment *ex, int64_t trial, xp_value **names,
                         xp_error_t *err)
@@ -1520,6 +1742,12 @@ static const struct command s_commands[] = {
      "stdout and stderr (their ends) and exit status of a trial's command "
      "steps",
      OPT_FORMAT, FMT_JSON, 2, 3, s_cmd_log},
+    {"reproduce",
+     "ID TRIAL [FILE.yaml | -- PROGRAM ARGS...] [--scheduler ENDPOINT]",
+     "re-run a trial with its parameters and seed on the current code and "
+     "compare: result, each step's output, code and environment; exit 0 "
+     "when it reproduced, 1 when not",
+     0, 0, 2, -1, s_cmd_reproduce},
     {"trials", "ID", "last trial id (0 when none)", 0, 0, 1, 1, s_cmd_trials},
     {"code", "ID [TRIAL] [--format json]",
      "source of every step of a trial (default: the last)", OPT_FORMAT,

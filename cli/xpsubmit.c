@@ -29,10 +29,14 @@ typedef struct {
 
 static void s_usage(FILE *f)
 {
-    fputs("usage: xpsubmit [-s ENDPOINT] EXPERIMENT [name=value ...] "
+    fputs("usage: xpsubmit [-s ENDPOINT] EXPERIMENT|FILE.yaml [name=value ...] "
           "[--seed N] [--wait]\n\n"
           "Submits trials of EXPERIMENT to an xp-scheduler and prints their "
           "ids.\n"
+          "  FILE.yaml         an experiment file: its id, and every value "
+          "checked\n"
+          "                    against the types it declares before "
+          "anything is sent\n"
           "  name=1,2,3        several values: the sweep is the cartesian "
           "product\n"
           "  name=range(0,10,2) integers from 0 to 10 (excluded) by 2\n"
@@ -217,6 +221,46 @@ static int s_parse_seed(const char *text, int64_t *seed)
     return 0;
 }
 
+/* An experiment file rather than an id: a name with a / or a YAML
+ * extension (ids have neither). */
+static bool s_is_file(const char *arg)
+{
+    size_t n = strlen(arg);
+    return strchr(arg, '/') || (n > 5 && strcmp(arg + n - 5, ".yaml") == 0) ||
+           (n > 4 && strcmp(arg + n - 4, ".yml") == 0);
+}
+
+/* Checks every value of every axis against the types the file declares
+ * (an int for a float parameter becomes a float); 0, or the exit status
+ * after one line naming the parameter and the value. */
+static int s_check_types(const xp_definition *d, const char *path, s_axis *axes,
+                         size_t n_axes)
+{
+    xp_value *one = xp_value_new();
+    int status = 0;
+    if (!one)
+        return s_nomem();
+    for (size_t k = 0; k < n_axes && status == 0; k++) {
+        for (size_t j = 0; j < axes[k].n && status == 0; j++) {
+            xp_error_t err;
+            xp_set_document(one);
+            xp_value *v = xp_document_set(one, axes[k].name);
+            xp_set_value(v, axes[k].values[j]);
+            if (xp_definition_check_params(d, one, &err) == 0) {
+                xp_set_value(axes[k].values[j], v);
+                continue;
+            }
+            char *json = xp_value_to_json(axes[k].values[j]);
+            fprintf(stderr, "xpsubmit: %s: %s (value %s); nothing submitted\n",
+                    path, err.message, json ? json : "?");
+            xp_free(json);
+            status = 2;
+        }
+    }
+    xp_value_destroy(&one);
+    return status;
+}
+
 /* Parses arg into the next of axes (n of them so far, making *total
  * trials); 0, or the exit status. */
 static int s_add_axis(s_axis *axes, size_t *n, size_t *total, char *arg)
@@ -341,6 +385,7 @@ int main(int argc, char **argv)
     const char *key = NULL, *server_key = NULL;
     bool wait = false, has_seed = false;
     int64_t seed = 0;
+    xp_definition *def = NULL;
     s_axis axes[MAX_AXES];
     size_t n_axes = 0, total = 1;
     int status = 2;
@@ -378,6 +423,17 @@ int main(int argc, char **argv)
     if (!experiment) {
         s_usage(stderr);
         goto cleanup;
+    }
+    if (s_is_file(experiment)) {
+        xp_error_t err;
+        if (xp_definition_load(&def, experiment, &err) != 0) {
+            fprintf(stderr, "xpsubmit: %s\n", err.message);
+            goto cleanup;
+        }
+        if ((status = s_check_types(def, experiment, axes, n_axes)) != 0)
+            goto cleanup;
+        status = 2;
+        experiment = xp_definition_id(def);
     }
     /* The cartesian product, last parameter varying fastest. */
     xp_value *trials = xp_value_new();
@@ -420,5 +476,6 @@ cleanup:
             xp_value_destroy(&axes[k].values[j]);
         free(axes[k].values);
     }
+    xp_definition_destroy(&def);
     return status;
 }

@@ -550,6 +550,61 @@ static void s_metric(xpd_request *req, xp_experiment *ex, int64_t trial,
     s_reply_owned(req, &doc);
 }
 
+/* The log of one command step: {step, log}. */
+static void s_step_log(xpd_request *req, xp_experiment *ex, int64_t trial,
+                       const char *step)
+{
+    xp_value *log = NULL;
+    xp_error_t err = {0};
+    if (xp_step_log(ex, trial, step, &log, &err) != 0) {
+        s_fail(req, &err);
+        return;
+    }
+    xp_value *doc = s_doc();
+    xp_set_string(xp_document_set(doc, "step"), step);
+    xp_set_value(xp_document_set(doc, "log"), log);
+    xp_value_destroy(&log);
+    s_reply_owned(req, &doc);
+}
+
+/* Every command step's log, in the code's step order: {trial, logs:
+ * [{step, log}]} (steps without a log are left out). */
+static void s_logs(xpd_request *req, xp_experiment *ex, int64_t trial)
+{
+    xp_value *code = NULL;
+    xp_error_t err = {0};
+    if (xp_code_get(ex, trial, &code, &err) != 0) {
+        s_fail(req, &err);
+        return;
+    }
+    xp_value *doc = s_doc();
+    xp_set_int64(xp_document_set(doc, "trial"), trial);
+    xp_value *logs = xp_document_set(doc, "logs");
+    xp_set_array(logs);
+    const xp_value *steps = xp_value_get(code, "steps");
+    for (size_t i = 0; i < xp_value_count(steps); i++) {
+        const char *step =
+            xp_as_string(xp_value_get(xp_value_at(steps, i), "name"), NULL);
+        xp_value *log = NULL;
+        if (!step || xp_step_log(ex, trial, step, &log, &err) != 0) {
+            if (step && err.code != XP_ENOTFOUND) {
+                xp_value_destroy(&code);
+                xp_value_destroy(&doc);
+                s_fail(req, &err);
+                return;
+            }
+            continue;
+        }
+        xp_value *item = xp_array_append(logs);
+        xp_set_document(item);
+        xp_set_string(xp_document_set(item, "step"), step);
+        xp_set_value(xp_document_set(item, "log"), log);
+        xp_value_destroy(&log);
+    }
+    xp_value_destroy(&code);
+    s_reply_owned(req, &doc);
+}
+
 /* /api/experiments/ID/trials/N[/...]: seg[0] is N. */
 static void s_trial_routes(xpd_request *req, xp_experiment *ex, char **seg,
                            size_t n)
@@ -569,6 +624,10 @@ static void s_trial_routes(xpd_request *req, xp_experiment *ex, char **seg,
         s_persisted(req, ex, trial, seg[2]);
     else if (n == 3 && strcmp(seg[1], "metrics") == 0)
         s_metric(req, ex, trial, seg[2]);
+    else if (n == 2 && strcmp(seg[1], "logs") == 0)
+        s_logs(req, ex, trial);
+    else if (n == 3 && strcmp(seg[1], "logs") == 0)
+        s_step_log(req, ex, trial, seg[2]);
     else
         xpd_reply_error(req, 404, "no such route");
 }

@@ -51,6 +51,7 @@ export const api = {
   code: (id, n, signal) => getJson(['experiments', id, 'trials', n, 'code'], null, signal),
   environment: (id, n, signal) => getJson(['experiments', id, 'trials', n, 'environment'], null, signal),
   persisted: (id, n, step, signal) => getJson(['experiments', id, 'trials', n, 'persisted', step], null, signal),
+  logs: (id, n, signal) => getJson(['experiments', id, 'trials', n, 'logs'], null, signal),
   metric: (id, n, name, q, signal) => getJson(['experiments', id, 'trials', n, 'metrics', name], q, signal),
   graph: (id, n, signal) => (n ? getJson(['experiments', id, 'trials', n, 'graph'], null, signal)
     : getJson(['experiments', id, 'graph'], null, signal)),

@@ -1,6 +1,6 @@
 // trial.js — one trial: summary, parameters, where its steps ran, metric
-// charts, persisted values (loaded on click), captured code, environment by
-// category and the git state with its diff.
+// charts, persisted values (loaded on click), command step logs, captured
+// code, environment by category and the git state with its diff.
 
 import { h, clear, fmtValue, fmtDate, fmtSeconds, flatten, jsonText, showError } from './dom.js';
 import { api, href } from './api.js';
@@ -22,7 +22,7 @@ function section(title, ...content) {
   return h('section', { class: 'block' }, h('h2', null, title), ...content);
 }
 
-function summary(t) {
+function summary(t, id) {
   const rows = [
     ['status', statusBadge(t.status)],
     ['result', t.result, { num: typeof t.result === 'number', mono: true }],
@@ -37,6 +37,9 @@ function summary(t) {
   ];
   if (t.description) rows.push(['description', h('span', { class: t.success ? '' : 'bad-text' }, t.description)]);
   if (t.scheduler) rows.push(['scheduler', t.scheduler]);
+  if (Number.isInteger(t.reproduces)) {
+    rows.push(['reproduces', h('a', { href: href.trial(id, t.reproduces), id: 'reproduces' }, `trial ${t.reproduces}`)]);
+  }
   if (Array.isArray(t.purity_warnings) && t.purity_warnings.length) rows.push(['purity warnings', t.purity_warnings.join(', ')]);
   rows.push(['code', t.code_hash, { mono: true }], ['environment', t.environment_hash, { mono: true }]);
   return kvTable(rows, 'summary');
@@ -102,6 +105,36 @@ function persistedView(expId, n, steps, ctx) {
   return h('div', { id: 'persisted' }, h('div', { class: 'chips' }, buttons), label, out);
 }
 
+// How a command step ended, in the words of `xp log`.
+function logStatus(log) {
+  if (log.timed_out) return 'timed out';
+  if (typeof log.status === 'number') return `exit status ${log.status}`;
+  return `killed by signal ${fmtValue(log.signal)}`;
+}
+
+// Each command step's log: how it ended, then the kept end of stdout and
+// stderr. Every stored string goes in as text.
+function logsView(logs) {
+  if (!Array.isArray(logs) || logs.length === 0) return h('p', { class: 'muted' }, 'No command step logs.');
+  return h('div', { class: 'logs' }, logs.map(({ step, log }) => {
+    const l = log || {};
+    const ok = !l.timed_out && l.status === 0;
+    const streams = ['stdout', 'stderr'].map((name) => {
+      const text = typeof l[name] === 'string' ? l[name] : '';
+      const total = l[`${name}_bytes`];
+      const cut = typeof total === 'number' && total > new TextEncoder().encode(text).length;
+      return h('div', { class: 'log-stream', dataset: { stream: name } },
+        h('div', { class: 'sub' }, `${name}${cut ? ` (its end; ${total} bytes in all)` : ''}`),
+        text ? h('pre', { class: 'code log-text' }, text) : h('p', { class: 'muted' }, 'empty'));
+    });
+    return h('details', { class: 'log', open: !ok, dataset: { step } },
+      h('summary', null, h('span', { class: 'log-step' }, step), ': ',
+        h('span', { class: ok ? '' : 'bad-text' }, logStatus(l)), `, ${fmtSeconds(l.elapsed)}`),
+      Array.isArray(l.argv) ? h('div', { class: 'mono log-argv' }, l.argv.map(String).join(' ')) : null,
+      streams);
+  }));
+}
+
 export async function trialPage(el, route, ctx) {
   const { id, trial: n } = route;
   const t = await api.trial(id, n, ctx.signal);
@@ -115,7 +148,7 @@ export async function trialPage(el, route, ctx) {
 
   const params = Object.entries(t.parameters || {});
   el.append(h('div', { class: 'trial-top' },
-    section('Summary', summary(t)),
+    section('Summary', summary(t, id)),
     section('Parameters', params.length
       ? kvTable(params.map(([k, v]) => [k, v, { num: typeof v === 'number', mono: true }]), 'params')
       : h('p', { class: 'muted' }, 'No parameters.'))));
@@ -126,6 +159,9 @@ export async function trialPage(el, route, ctx) {
   el.append(section('Metrics', metrics.length ? charts : h('p', { class: 'muted' }, 'No metrics.')));
   el.append(section('Persisted values', persistedView(id, n, t.persisted, ctx)));
 
+  const logsBox = h('div', { id: 'logs' }, h('p', { class: 'muted' }, 'loading…'));
+  el.append(section('Command logs', logsBox));
+
   const codeBox = h('div', { id: 'code' }, h('p', { class: 'muted' }, 'loading…'));
   const envBox = h('div', { id: 'environment' }, h('p', { class: 'muted' }, 'loading…'));
   el.append(section('Code', codeBox), section('Environment', envBox));
@@ -134,6 +170,9 @@ export async function trialPage(el, route, ctx) {
   for (const m of metrics) {
     jobs.push(metricChart(charts, id, m, [n], ctx).catch((e) => showError(charts, e)));
   }
+  jobs.push(api.logs(id, n, ctx.signal).then((body) => {
+    clear(logsBox).append(logsView(body && body.logs));
+  }, (e) => { clear(logsBox); showError(logsBox, e); }));
   jobs.push(api.code(id, n, ctx.signal).then((c) => {
     clear(codeBox).append(h('pre', { class: 'code' }, typeof c.text === 'string' ? c.text : jsonText(c.code)));
   }, (e) => { clear(codeBox); showError(codeBox, e); }));

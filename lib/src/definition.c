@@ -4,6 +4,7 @@
  * per-step logs command steps leave with a trial. */
 #include "xp/xp.h"
 
+#include "capture/code.h"
 #include "command/command.h"
 #include "command/file.h"
 #include "command/run.h"
@@ -62,8 +63,10 @@ xp_node *xp_node_find(xp_experiment *ex, const char *name)
 }
 
 /* A C step's function from its library, loaded for the life of the
- * process (as worker plugins are). */
-static xp_step_fn s_function(const xp_file_step *st, xp_error_t *err)
+ * process (as worker plugins are), and the library's build id into
+ * *build_id (caller frees; NULL when it has none). */
+static xp_step_fn s_function(const xp_file_step *st, char **build_id,
+                             xp_error_t *err)
 {
     void *lib = dlopen(st->library, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
@@ -79,6 +82,7 @@ static xp_step_fn s_function(const xp_file_step *st, xp_error_t *err)
                   st->library);
         return NULL;
     }
+    *build_id = xp__code_build_id_of(sym);
     xp_step_fn fn;
     memcpy(&fn, &sym, sizeof fn);
     return fn;
@@ -114,9 +118,20 @@ static xp_node *s_add_step(const xp_file_def *f, const xp_file_step *st,
                                      slash ? slash + 1 : f->path, st->line);
     } else {
         xp_error_t e;
-        xp_step_fn fn = s_function(st, &e);
+        char *build_id = NULL;
+        xp_step_fn fn = s_function(st, &build_id, &e);
         node = fn ? xp_step_add(ex, st->name, fn, st->n_inputs, in, NULL, 0)
                   : s_def_fail(ex, &e);
+        /* Its code is its library's build, not the program's that loads
+         * it: a rebuilt library is a code change, and xp run and a worker
+         * loading the same library have the same code. */
+        if (node && !node->source && !node->build_id) {
+            pthread_mutex_lock(&ex->lock);
+            node->build_id = build_id;
+            build_id = NULL;
+            pthread_mutex_unlock(&ex->lock);
+        }
+        bson_free(build_id);
     }
     if (node && st->persist)
         xp_persist(node);

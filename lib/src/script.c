@@ -50,6 +50,25 @@ int xp__script_parse_trial(const char *text, uint64_t *id, xp_error_t *err)
     return 0;
 }
 
+/* --reproduce [ID:]TRIAL. */
+static int s_parse_reproduce(const char *value, xp_script_args *a,
+                             xp_error_t *err)
+{
+    const char *colon = strrchr(value, ':');
+    uint64_t id;
+    if (colon) {
+        bson_free(a->reproduce_id);
+        a->reproduce_id = bson_strndup(value, (size_t)(colon - value));
+        if (xp_check_id(a->reproduce_id, err) != 0)
+            return -1;
+        value = colon + 1;
+    }
+    if (xp__script_parse_trial(value, &id, err) != 0)
+        return -1;
+    a->reproduce = (int64_t)id;
+    return 0;
+}
+
 /* Value of option `name` given as `--name=value` or `--name value`;
  * 1 matched, 0 other option, -1 missing value. */
 static int s_option(const char *name, int argc, char **argv, int *i,
@@ -79,6 +98,7 @@ void xp__script_args_free(xp_script_args *a)
     }
     bson_free(a->names);
     bson_free(a->values);
+    bson_free(a->reproduce_id);
     memset(a, 0, sizeof *a);
 }
 
@@ -131,11 +151,8 @@ int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err)
                 a->log_level = value;
             } else if (k == 3) {
                 a->scheduler = value;
-            } else {
-                uint64_t id;
-                if (xp__script_parse_trial(value, &id, err) != 0)
-                    goto fail;
-                a->reproduce = (int64_t)id;
+            } else if (s_parse_reproduce(value, a, err) != 0) {
+                goto fail;
             }
             continue;
         }
@@ -178,11 +195,14 @@ static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
         return -1;
     printf("usage: %s [name=value ...] [--seed N] [--backend DIR] "
            "[--log-level LEVEL]\n"
-           "       [--scheduler tcp://HOST:PORT]\n\n"
+           "       [--scheduler tcp://HOST:PORT] [--reproduce [ID:]TRIAL]\n\n"
            "Runs one trial of experiment '%s' and prints its result (step "
            "'%s').\n"
            "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
-           "text, [..] and {..} (JSON).\n\nparameters:\n",
+           "text, [..] and {..} (JSON).\n"
+           "--reproduce [ID:]TRIAL re-runs a recorded trial with its "
+           "parameters and seed\n"
+           "and compares (exit 0: reproduced, 1: not).\n\nparameters:\n",
            prog, xp__experiment_id(ex), xp__graph_result(ex)->name);
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
@@ -199,11 +219,14 @@ static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
     return 0;
 }
 
-/* --scheduler: the trial of ex (detached, defined and checked) runs on
- * the scheduler's workers, which must have this program's code (same
- * code hash); prints the result. */
+/* --scheduler: the trial of ex (defined and checked) runs on the
+ * scheduler's workers, which must have this program's code (same code
+ * hash); prints the result, unless *trial (may be NULL) is to get the
+ * id of the finished trial instead. spec: {parameters, seed?,
+ * reproduces?}. */
 static int s_run_remote(const char *prog, xp_experiment *ex,
-                        const xp_script_args *args, const xp_value *params)
+                        const xp_script_args *args, const xp_value *spec,
+                        int64_t *trial)
 {
     xp_client *c = NULL;
     xp_value *trials = NULL, *finished = NULL;
@@ -215,11 +238,7 @@ static int s_run_remote(const char *prog, xp_experiment *ex,
         goto fail;
     trials = xp_value_new();
     xp_set_array(trials);
-    xp_value *spec = xp_array_append(trials);
-    xp_set_document(spec);
-    xp_set_value(xp_document_set(spec, "parameters"), params);
-    if (args->has_seed)
-        xp_set_int64(xp_document_set(spec, "seed"), (int64_t)args->seed);
+    xp_set_value(xp_array_append(trials), spec);
     status = 1;
     if (xp_client_connect(&c, args->scheduler, 0, &err) != 0 ||
         xp__client_submit_code(
@@ -253,7 +272,10 @@ static int s_run_remote(const char *prog, xp_experiment *ex,
     }
     const xp_value *r = xp_value_at(finished, 0);
     const char *st = xp_as_string(xp_value_get(r, "status"), NULL);
-    if (st && strcmp(st, XP_STATUS_SUCCEEDED_NAME) == 0) {
+    if (trial) {
+        *trial = xp_as_int64(xp_value_get(r, "trial_id"));
+        status = 0;
+    } else if (st && strcmp(st, XP_STATUS_SUCCEEDED_NAME) == 0) {
         char *json = xp_value_to_json(xp_value_get(r, "result"));
         printf("%s\n", json ? json : "null");
         xp_free(json);
@@ -271,6 +293,62 @@ done:
     xp_value_destroy(&trials);
     xp_free(ids);
     xp_client_destroy(&c);
+    return status;
+}
+
+/* --reproduce [ID:]TRIAL: re-runs TRIAL of ex (defined and checked) with
+ * its parameters and seed, here or on --scheduler, and prints the
+ * comparison; 0 reproduced, 1 not, 2 when it cannot be tried. */
+static int s_reproduce(const char *prog, const xp_script_def *def,
+                       xp_experiment *ex, const xp_script_args *args)
+{
+    xp_error_t err;
+    xp_value *spec = NULL, *report = NULL;
+    int64_t trial = args->reproduce, again = 0;
+    int status = 2;
+    if (args->n > 0 || args->has_seed) {
+        xp__error(&err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "--reproduce takes the parameters and seed of trial %lld: "
+                  "give no name=value or --seed",
+                  (long long)trial);
+        goto fail;
+    }
+    if (args->reproduce_id && strcmp(args->reproduce_id, def->id) != 0) {
+        xp__error(&err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "--reproduce names experiment '%s', this is '%s'",
+                  args->reproduce_id, def->id);
+        goto fail;
+    }
+    xp_open_options opts = XP_OPEN_OPTIONS_INIT;
+    opts.backend = args->backend;
+    opts.must_exist = true;
+    if (xp__experiment_attach(ex, &opts, &err) != 0 ||
+        xp_reproduce_spec(ex, trial, &spec, &err) != 0)
+        goto fail;
+    xp_value *params = (xp_value *)xp_value_get(spec, "parameters");
+    if ((def->check && def->check(def->ctx, params, &err) != 0) ||
+        xp__trial_check_params(ex, params, &err) != 0)
+        goto fail;
+    if (args->scheduler) {
+        status = s_run_remote(prog, ex, args, spec, &again);
+        if (status != 0)
+            goto done;
+        status = 2;
+    } else if (xp_reproduce_run(ex, trial, &again, &err) != 0) {
+        goto fail;
+    }
+    if (xp_reproduce_compare(ex, trial, again, &report, &err) != 0)
+        goto fail;
+    char *text = xp_reproduce_text(report);
+    fputs(text ? text : "", stdout);
+    xp_free(text);
+    status = xp_as_bool(xp_value_get(report, "reproduced")) ? 0 : 1;
+    goto done;
+fail:
+    fprintf(stderr, "%s: %s\n", prog, err.message);
+done:
+    xp_value_destroy(&spec);
+    xp_value_destroy(&report);
     return status;
 }
 
@@ -341,13 +419,23 @@ int xp__script_main(const xp_script_def *def, int argc, char **argv)
         status = 0;
         goto done;
     }
+    if (args.reproduce) {
+        status = s_reproduce(prog, def, ex, &args);
+        goto done;
+    }
     if ((def->check && def->check(def->ctx, overrides, &err) != 0) ||
         xp__trial_check_params(ex, overrides, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.message);
         goto done;
     }
     if (args.scheduler) {
-        status = s_run_remote(prog, ex, &args, overrides);
+        xp_value *spec = xp_value_new();
+        xp_set_document(spec);
+        xp_set_value(xp_document_set(spec, "parameters"), overrides);
+        if (args.has_seed)
+            xp_set_int64(xp_document_set(spec, "seed"), (int64_t)args.seed);
+        status = s_run_remote(prog, ex, &args, spec, NULL);
+        xp_value_destroy(&spec);
         goto done;
     }
     xp_open_options opts = XP_OPEN_OPTIONS_INIT;

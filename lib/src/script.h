@@ -18,7 +18,8 @@ typedef struct {
     const char *log_level;
     const char *scheduler; /* run on an xp-scheduler instead */
     xp_memo_mode memo;     /* --no-memo, --refresh */
-    int64_t reproduce;     /* --reproduce TRIAL, or 0 */
+    int64_t reproduce;     /* --reproduce [ID:]TRIAL, or 0 */
+    char *reproduce_id;    /* its ID, or NULL */
     bool help;
 } xp_script_args;
 

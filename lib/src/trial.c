@@ -129,6 +129,24 @@ static void s_keep(void *trial, const char *key, xp_value *v)
     pthread_mutex_unlock(&t->lock);
 }
 
+void xp__trial_keep_log(xp_trial *t, const char *step, xp_value *log)
+{
+    char key[XP_NAME_MAX + sizeof XP_COMMAND_LOG_PREFIX];
+    snprintf(key, sizeof key, "%s%s", XP_COMMAND_LOG_PREFIX, step);
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n_kept; i++) {
+        if (strcmp(t->kept[i].step, key) == 0) {
+            xp_value *old = (xp_value *)t->kept[i].value;
+            xp_value_destroy(&old);
+            t->kept[i].value = log;
+            pthread_mutex_unlock(&t->lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    s_keep(t, key, log);
+}
+
 /* ---------------------------------------------------------------- hashing */
 
 /* XXH128 of a canonical BSON encoding: type-sensitive (1 and 1.0
@@ -579,6 +597,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         .scheduler = t->scheduler,
         .code_hash = ex->code_hash,
         .environment_hash = env_hash,
+        .reproduces = opts->reproduces > 0 ? opts->reproduces : 0,
     };
     if (xp__store_trial_begin(ex->backend, &t->rec, err) != 0)
         goto cleanup;
@@ -660,11 +679,28 @@ static size_t s_check_purity(xp_trial *t, bson_t *warnings)
     return n_hashes;
 }
 
+/* Each hashed step's output hash, {step: hex}, but the result step's
+ * (the record has its output: the result): what xp reproduce compares
+ * step by step. The first 64 bits of the purity check's XXH128 are
+ * plenty to tell two outputs of one step apart, at half the bytes. */
+static void s_output_hashes(const xp_step_hash *h, size_t n, const char *result,
+                            bson_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char hex[33];
+        if (strcmp(h[i].step, result) == 0)
+            continue;
+        xp__hex(h[i].output, 16, hex);
+        bson_append_utf8(out, h[i].step, -1, hex, XP_RECORD_HASH_HEX);
+    }
+}
+
 /* The final record of t into *fin, encoded into final (initialised). A
  * result that cannot be stored (nested too deep, too large) fails the
  * trial with that description. */
 static void s_final_record(xp_trial *t, double elapsed, const bson_t *warnings,
-                           xp_trial_record *fin, bson_t *final)
+                           const bson_t *hashes, xp_trial_record *fin,
+                           bson_t *final)
 {
     xp_error_t why;
     *fin = t->rec;
@@ -673,6 +709,7 @@ static void s_final_record(xp_trial *t, double elapsed, const bson_t *warnings,
     fin->process_time = elapsed;
     fin->purity_warnings = xp__doc_view(warnings);
     fin->steps = xp__doc_view(t->step_info);
+    fin->hashes = xp__doc_view(hashes);
     for (;;) {
         fin->status = t->failed ? XP_STATUS_FAILED : XP_STATUS_SUCCEEDED;
         fin->success = !t->failed;
@@ -720,7 +757,9 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
     s_take_metric_failure(t);
     o.n_hashes = s_check_purity(t, &warnings);
     o.hashes = t->hashes;
-    s_final_record(t, elapsed, &warnings, &fin, &final);
+    bson_t hashes = BSON_INITIALIZER;
+    s_output_hashes(t->hashes, o.n_hashes, ex->result->name, &hashes);
+    s_final_record(t, elapsed, &warnings, &hashes, &fin, &final);
     xp_persisted_item *persisted = s_persisted(t, &o.n_persisted);
     o.persisted = persisted;
     xp_metric_chunk *chunks = NULL;
@@ -751,6 +790,7 @@ cleanup:
     bson_free(persisted);
     bson_destroy(&final);
     bson_destroy(&warnings);
+    bson_destroy(&hashes);
     return rc;
 }
 
@@ -771,11 +811,8 @@ static void s_run_node(xp_trial *t, xp_node *n)
     xp_value *log = NULL;
     int rc = xp__step_run_log(n, t->id, t->seed, (const xp_value *const *)in,
                               &sink, out, &log, failure, sizeof failure);
-    if (log) {
-        char key[XP_NAME_MAX + sizeof XP_COMMAND_LOG_PREFIX];
-        snprintf(key, sizeof key, "%s%s", XP_COMMAND_LOG_PREFIX, n->name);
-        s_keep(t, key, log);
-    }
+    if (log)
+        xp__trial_keep_log(t, n->name, log);
     if (in != stack_in)
         bson_free(in);
     if (rc != 0)

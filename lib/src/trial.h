@@ -76,6 +76,10 @@ bool xp__trial_spooled(const xp_trial *t);
 /* Records where a remote step ran (trial document field "steps"). */
 void xp__trial_note_step(xp_trial *t, const char *step,
                          const xp_record_step *where);
+/* Keeps a command step's log document (taken) with the trial's persisted
+ * values, replacing one kept for that step: the in-process executor and
+ * the scheduler (from a worker's RESULT) alike. */
+void xp__trial_keep_log(xp_trial *t, const char *step, xp_value *log);
 /* Fails the trial with description (e.g. retries exhausted). */
 void xp__trial_fail(xp_trial *t, const char *description);
 void xp__trial_free(xp_trial **t);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { paths, loadPlaywright, tempDir, seed, startDashboard, launch } from './harness.mjs';
 
 const EXP = 'browser_pj';
+const CMD = 'commands_pj';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const WAIT = { timeout: 20000 };
 
@@ -44,6 +45,7 @@ const noInjectedImages = async (page) => assert.equal(await page.locator('img').
 
 try {
   seed(p.seed, ['browser', '--backend', store, '--experiment', EXP]);
+  seed(p.seed, ['commands', '--backend', store, '--experiment', CMD]);
   const args = ['--backend', store];
   if (p.webDir) args.push('--web-dir', p.webDir);
   server = await startDashboard(p.dashboard, args);
@@ -130,6 +132,7 @@ try {
 
   await check('new trials appear without a reload', async () => {
     seed(p.seed, ['browser', '--backend', store, '--experiment', EXP]);
+  seed(p.seed, ['commands', '--backend', store, '--experiment', CMD]);
     await page.waitForFunction(() => document.querySelector('#count')?.textContent === '12 trials', null, WAIT);
     await page.waitForFunction(() => document.querySelectorAll('#history .vt-row[data-trial]').length === 12, null, WAIT);
   });
@@ -174,6 +177,38 @@ try {
     await page.mouse.move(b.x + b.width * 0.45, b.y + b.height / 2, { steps: 5 });
     await page.mouse.up();
     await page.waitForFunction((el) => /^epochs \d+–\d+: \d+ points/.test(el.textContent), await note.elementHandle(), WAIT);
+  });
+
+  await check('the trial page shows each command step\'s log as text', async () => {
+    await go(`#/e/${CMD}/t/1`);
+    const greet = page.locator('#logs details.log[data-step="greet"]');
+    await greet.waitFor(WAIT);
+    assert.match(await greet.locator('summary').textContent(), /greet: exit status 0/);
+    await greet.locator('summary').click(); // a step that succeeded starts closed
+    const out = greet.locator('.log-stream[data-stream="stdout"] pre');
+    await out.waitFor({ state: 'visible', ...WAIT });
+    assert.equal(await out.textContent(), `${HOSTILE}\n`);
+    assert.equal(await greet.locator('.log-stream[data-stream="stderr"] pre').textContent(), 'warned\n');
+    const count = page.locator('#logs details.log[data-step="count"]');
+    assert.equal(await count.getAttribute('open'), '', 'the failed step\'s log is not open');
+    assert.match(await count.locator('summary').textContent(), /count: exit status 4/);
+    assert.match(await count.locator('.log-stream[data-stream="stderr"] pre').textContent(), /n is negative/);
+    await noInjectedImages(page);
+    await shot(page, 'trial-logs');
+  });
+
+  await check('a re-run trial links to the trial it reproduces', async () => {
+    await go(`#/e/${CMD}/t/2`);
+    const link = page.locator('table.summary a#reproduces');
+    await link.waitFor(WAIT);
+    assert.equal(await link.textContent(), 'trial 1');
+    await link.click();
+    await page.waitForFunction(() => location.hash.endsWith('/t/1'), null, WAIT);
+  });
+
+  await check('a trial of C steps says it has no command logs', async () => {
+    await go(`#/e/${EXP}/t/1`);
+    await page.locator('#logs p.muted').getByText('No command step logs.', { exact: true }).waitFor(WAIT);
   });
 
   await check('the failed trial shows its description', async () => {

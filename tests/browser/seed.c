@@ -4,7 +4,11 @@
  *            hostile string value, one failed trial, persisted values and
  *            metrics (one longer than the server's default of 2000 points);
  *   wide:    N trials over P numeric parameters (history at scale);
- *   metric:  one trial saving one metric of N points (chart at scale). */
+ *   metric:  one trial saving one metric of N points (chart at scale);
+ *   commands: an experiment file of two command steps (its file written
+ *            beside the store), one trial whose first step prints the
+ *            hostile string and whose second fails, and trial 2 that
+ *            re-runs it. */
 #include <xp/xp.h>
 
 #include <inttypes.h>
@@ -185,11 +189,58 @@ static int s_seed_metric(xp_experiment *ex, xp_error_t *err)
     return xp_compute(ex, NULL, NULL, NULL, err);
 }
 
+/* ---- commands mode */
+
+static int s_seed_commands(const char *backend, const char *id, xp_error_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s.yaml", backend, id);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err->message, sizeof err->message, "cannot write %.400s",
+                 path);
+        return -1;
+    }
+    fprintf(f,
+            "experiment: %s\n"
+            "parameters:\n"
+            "  n: {type: int, default: -1}\n"
+            "steps:\n"
+            "  greet:\n"
+            "    shell: printf '%%s\\n' '" HOSTILE "'; echo warned >&2\n"
+            "    output: none\n"
+            "  count:\n"
+            "    shell: test {n} -ge 0 || {{ echo 'n is negative' >&2; exit "
+            "4; }}; echo {n}\n"
+            "    inputs: [greet]\n"
+            "result: count\n",
+            id);
+    fclose(f);
+    xp_definition *d = NULL;
+    xp_experiment *ex = NULL;
+    xp_open_options opts = XP_OPEN_OPTIONS_INIT;
+    opts.backend = backend;
+    int rc = xp_definition_load(&d, path, err);
+    if (rc == 0)
+        rc = xp_experiment_open(&ex, id, &opts, err);
+    if (rc == 0 && !xp_result(xp_definition_apply(d, ex)))
+        rc = xp_experiment_check(ex, err);
+    if (rc == 0 && xp_compute(ex, NULL, NULL, NULL, err) != 0)
+        rc = err->code == XP_ESTEP ? 0 : -1;
+    /* Trial 2 re-runs trial 1 (xp reproduce). */
+    if (rc == 0)
+        rc = xp_reproduce_run(ex, 1, NULL, err);
+    xp_experiment_destroy(&ex);
+    xp_definition_destroy(&d);
+    return rc;
+}
+
 /* ---- main */
 
 static void s_usage(FILE *f)
 {
-    fputs("usage: xp_browser_seed browser|wide|metric --backend DIR\n"
+    fputs("usage: xp_browser_seed browser|wide|metric|commands --backend "
+          "DIR\n"
           "           [--experiment ID] [--trials N] [--params P] "
           "[--points N]\n",
           f);
@@ -251,6 +302,8 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "wide") == 0) {
         rc = xp_experiment_open(&ex, id ? id : "wide_pj", &opts, &err);
         rc = rc != 0 ? rc : s_seed_wide(ex, trials, (size_t)params, &err);
+    } else if (strcmp(mode, "commands") == 0) {
+        rc = s_seed_commands(backend, id ? id : "commands_pj", &err);
     } else if (strcmp(mode, "metric") == 0) {
         rc = xp_experiment_open(&ex, id ? id : "metric_pj", &opts, &err);
         rc = rc != 0 ? rc : s_seed_metric(ex, &err);

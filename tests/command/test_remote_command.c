@@ -1,7 +1,7 @@
 /* test_remote_command.c — an experiment file on a remote worker: xp-worker
  * loads the file (--plugin FILE.yaml) and runs its command steps; trials
  * come from xpsubmit and from `xp run FILE --scheduler`, and are recorded
- * with their results and metrics as local ones are. */
+ * with their results, metrics and command logs as local ones are. */
 #include "../remote/remote.h"
 
 static char s_endpoint[64];
@@ -20,6 +20,7 @@ static const char s_yaml[] =
     "    shell: |\n"
     "      echo '{{\"name\": \"seen\", \"value\": 1}}' >> "
     "\"$XP_METRICS_FILE\"\n"
+    "      case {x} in 1000*) yes xp | head -c 300000 >&2;; esac\n"
     "      awk -v x={x} 'BEGIN {{ if (x < 0) exit 3; print x / 2 }}'\n"
     "  square:\n"
     "    run: [python3, square.py, '{half}']\n"
@@ -142,4 +143,107 @@ Test(remote_command, an_edited_code_file_does_not_run_on_the_old_worker)
     xptr_stop(&pid);
     cr_assert(queued, "xp run did not wait: %s", text ? text : "");
     free(text);
+}
+
+/* The log of a command step run by the worker comes back in its RESULT
+ * and is stored as an in-process run stores it: `xp log` shows it. */
+Test(remote_command, the_worker_sends_the_command_logs_back)
+{
+    char *argv[] = {s_bin[2], "-s",     s_endpoint, "remote_cmd",
+                    "x=2,-2", "--wait", NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    xpt_run_result_free(&r);
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing("remote_cmd", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *log = NULL;
+    cr_assert_eq(xp_step_log(ex, 1, "half", &log, &err), 0, "%s", err.message);
+    cr_assert_eq(xp_as_int64(xp_value_get(log, "status")), 0);
+    cr_assert_str_eq(xp_as_string(xp_value_get(log, "stdout"), NULL), "1\n");
+    xp_value_destroy(&log);
+    cr_assert_eq(xp_step_log(ex, 1, "square", &log, &err), 0, "%s",
+                 err.message);
+    cr_assert_str_eq(xp_as_string(xp_value_get(log, "stdout"), NULL), "1.0\n");
+    xp_value_destroy(&log);
+    /* A failed step's log comes back too. */
+    cr_assert_eq(xp_step_log(ex, 2, "half", &log, &err), 0, "%s", err.message);
+    cr_assert_eq(xp_as_int64(xp_value_get(log, "status")), 3);
+    xp_value_destroy(&log);
+    xp_experiment_destroy(&ex);
+    char backend[PATH_MAX + 16];
+    snprintf(backend, sizeof backend, "--backend=%s", xpt_dir);
+    char *show[] = {s_bin[3], "log", "remote_cmd", "1", backend, NULL};
+    r = xpt_run(show, xpt_dir);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "== half: exit status 0"), "%s", r.out);
+    cr_assert(strstr(r.out, "== square: exit status 0"), "%s", r.out);
+    xpt_run_result_free(&r);
+}
+
+/* A remote log is bounded as a local one is: the tail of each stream. */
+Test(remote_command, a_remote_log_keeps_the_tail_only)
+{
+    char *argv[] = {s_bin[2], "-s",     s_endpoint, "remote_cmd",
+                    "x=1000", "--wait", NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 0, "%s %s", r.out, r.err);
+    xpt_run_result_free(&r);
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing("remote_cmd", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *log = NULL;
+    cr_assert_eq(xp_step_log(ex, 1, "half", &log, &err), 0, "%s", err.message);
+    cr_assert_eq(xp_as_int64(xp_value_get(log, "stderr_bytes")), 300000);
+    size_t len = 0;
+    const char *tail = xp_as_string(xp_value_get(log, "stderr"), &len);
+    cr_assert_not_null(tail);
+    cr_assert_leq(len, 64 * 1024);
+    cr_assert_geq(len, 60 * 1024);
+    xp_value_destroy(&log);
+    xp_experiment_destroy(&ex);
+}
+
+/* xpsubmit FILE.yaml reads the experiment's id and parameter types from
+ * the file: a value of the wrong type is one line naming the parameter
+ * and the value, and nothing reaches the scheduler. */
+Test(remote_command, xpsubmit_file_checks_parameter_types)
+{
+    char *bad[] = {s_bin[2], "-s", s_endpoint, s_file, "x=1,abc", NULL};
+    xpt_run_result r = xpt_run(bad, xpt_dir);
+    cr_assert_eq(r.status, 2, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.err, "parameter 'x': expected float, got string"), "%s",
+              r.err);
+    cr_assert(strstr(r.err, "\"abc\""), "%s", r.err);
+    cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+    xpt_run_result_free(&r);
+    xp_error_t err;
+    xp_experiment *ex = xpt_open_existing("remote_cmd", &err);
+    cr_assert_null(ex, "a trial was recorded");
+    /* Integers for a float parameter are floats, as with `xp run`. */
+    char *good[] = {s_bin[2], "-s",     s_endpoint, s_file,
+                    "x=2,4",  "--wait", NULL};
+    r = xpt_run(good, xpt_dir);
+    cr_assert_eq(r.status, 0, "%s %s", r.out, r.err);
+    xpt_run_result_free(&r);
+    ex = xpt_open_existing("remote_cmd", &err);
+    cr_assert_not_null(ex, "%s", err.message);
+    xp_value *t = xpt_trial(ex, 2);
+    const xp_value *x = xp_value_get(xpt_field(t, "parameters"), "x");
+    cr_assert_eq(xp_value_type(x), XP_TYPE_DOUBLE);
+    cr_assert_float_eq(xp_as_double(xpt_field(t, "result")), 4, 1e-9);
+    xp_value_destroy(&t);
+    xp_experiment_destroy(&ex);
+}
+
+Test(remote_command, xpsubmit_bad_file_is_one_line)
+{
+    char missing[PATH_MAX];
+    snprintf(missing, sizeof missing, "%s/none.yaml", xpt_dir);
+    char *argv[] = {s_bin[2], "-s", s_endpoint, missing, "x=1", NULL};
+    xpt_run_result r = xpt_run(argv, xpt_dir);
+    cr_assert_eq(r.status, 2, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.err, "none.yaml"), "%s", r.err);
+    cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "%s", r.err);
+    xpt_run_result_free(&r);
 }

@@ -733,6 +733,98 @@ BACKEND_TEST(trial_routes, 180)
     stop();
 }
 
+/* An experiment file with two command steps, one trial: greet writes the
+ * hostile string to stdout and a line to stderr, count fails when n < 0. */
+static void seed_commands(int64_t n)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s.yaml", xpt_dir, s_id);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "experiment: %s\n"
+            "parameters:\n"
+            "  n: {type: int}\n"
+            "steps:\n"
+            "  greet:\n"
+            "    shell: printf '%%s\\n' '" HOSTILE "'; echo warned >&2\n"
+            "    output: none\n"
+            "  count:\n"
+            "    shell: test {n} -ge 0 || exit 4; echo {n}\n"
+            "    inputs: [greet]\n"
+            "result: count\n",
+            s_id);
+    fclose(f);
+    xp_definition *d = NULL;
+    xp_error_t err = {0};
+    cr_assert_eq(xp_definition_load(&d, path, &err), 0, "%s", err.message);
+    xp_open_options o = XP_OPEN_OPTIONS_INIT;
+    o.backend = s_backend;
+    xp_experiment *ex = NULL;
+    cr_assert_eq(xp_experiment_open(&ex, s_id, &o, &err), 0, "%s", err.message);
+    cr_assert_not_null(xp_result(xp_definition_apply(d, ex)));
+    xp_set_param_int64(ex, "n", n, &err);
+    xp_compute(ex, NULL, NULL, NULL, &err);
+    xp_experiment_destroy(&ex);
+    xp_definition_destroy(&d);
+}
+
+/* A trial's command logs: all of them, one by step, the hostile stdout
+ * escaped; a failed step's log; the 404s. */
+BACKEND_TEST(trial_logs, 120)
+{
+    seed_commands(-1);
+    start_default();
+    char p[1024];
+    reply r =
+        request(path_of(p, "/api/experiments/%s/trials/1/logs", s_id), NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    assert_no_markup(&r, "logs");
+    xp_value *v = json_of(&r);
+    reply_free(&r);
+    cr_assert_eq(xpt_get_int(v, "trial"), 1);
+    const xp_value *logs = xpt_field(v, "logs");
+    cr_assert_eq(xp_value_count(logs), 2);
+    const xp_value *greet = xp_value_at(logs, 0);
+    cr_assert_str_eq(xpt_get_str(greet, "step"), "greet");
+    const xp_value *log = xpt_field(greet, "log");
+    cr_assert_str_eq(xpt_get_str(log, "stdout"), HOSTILE "\n");
+    cr_assert_str_eq(xpt_get_str(log, "stderr"), "warned\n");
+    cr_assert_eq(xpt_get_int(log, "status"), 0);
+    const xp_value *count = xp_value_at(logs, 1);
+    cr_assert_str_eq(xpt_get_str(count, "step"), "count");
+    cr_assert_eq(xpt_get_int(xpt_field(count, "log"), "status"), 4);
+    xp_value_destroy(&v);
+
+    v = get_json(path_of(p, "/api/experiments/%s/trials/1/logs/greet", s_id),
+                 200);
+    cr_assert_str_eq(xpt_get_str(v, "step"), "greet");
+    cr_assert_eq(xpt_get_int(xpt_field(v, "log"), "stdout_bytes"),
+                 (int64_t)strlen(HOSTILE) + 1);
+    xp_value_destroy(&v);
+    get_error(path_of(p, "/api/experiments/%s/trials/1/logs/nope", s_id), 404,
+              NULL);
+    get_error(path_of(p, "/api/experiments/%s/trials/1/logs/a%%20b", s_id), 400,
+              NULL);
+    get_error(path_of(p, "/api/experiments/%s/trials/9/logs", s_id), 404, NULL);
+    get_error(path_of(p, "/api/experiments/%s/trials/1/logs/greet/x", s_id),
+              404, NULL);
+    stop();
+}
+
+/* A trial of C steps has no command logs: an empty list. */
+LOCAL_TEST(trial_logs_of_c_steps, 120)
+{
+    seed();
+    start_default();
+    char p[1024];
+    xp_value *v =
+        get_json(path_of(p, "/api/experiments/%s/trials/1/logs", s_id), 200);
+    cr_assert_eq(xp_value_count(xpt_field(v, "logs")), 0);
+    xp_value_destroy(&v);
+    stop();
+}
+
 /* New trials written by another handle while the server runs appear on
  * the next request (the dashboard polls). */
 BACKEND_TEST(live_store, 180)

@@ -79,7 +79,8 @@ static void s_result(const bson_t *body)
         bson_t b;
         s_reopen(xp__msg_result_encode(&m), XP_MSG_RESULT, &b);
         s_same(xp__msg_result_decode(&b, &again, NULL) == 0 &&
-               again.ok == m.ok && again.n_metrics == m.n_metrics);
+               again.ok == m.ok && again.n_metrics == m.n_metrics &&
+               !again.log == !m.log);
         xp__msg_result_clear(&again);
         bson_destroy(&b);
     }
@@ -93,7 +94,9 @@ static void s_submit(const bson_t *body)
         bson_t b;
         s_reopen(xp__msg_submit_encode(&m), XP_MSG_SUBMIT, &b);
         s_same(xp__msg_submit_decode(&b, &again, NULL) == 0 &&
-               again.n_trials == m.n_trials);
+               again.n_trials == m.n_trials &&
+               (!m.n_trials ||
+                again.trials[0].reproduces == m.trials[0].reproduces));
         xp__msg_submit_clear(&again);
         bson_destroy(&b);
     }

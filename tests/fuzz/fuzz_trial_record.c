@@ -2,8 +2,9 @@
  * decoder: a valid BSON input is decoded as a trial record; one that
  * decodes must encode and decode again, and is read as history,
  * recovery and the graph read it (value tree, interrupted rewrite, where
- * each step ran); one that passes the stores' check must read the same
- * through the checked decoders. */
+ * each step ran) and as xp reproduce compares it with itself; one that passes
+ * the stores' check must read the same through the checked decoders. */
+#include "reproduce.h"
 #include "store/record.h"
 #include "util/bson_util.h"
 #include "value.h"
@@ -95,12 +96,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bson_t out = BSON_INITIALIZER, interrupted = BSON_INITIALIZER;
     if (xp__record_encode(&rec, &out, NULL) != 0 ||
         xp__record_decode(&out, &again, NULL) != 0 ||
-        again.trial_id != rec.trial_id || again.status != rec.status)
+        again.trial_id != rec.trial_id || again.status != rec.status ||
+        again.reproduces != rec.reproduces ||
+        again.hashes.len != rec.hashes.len)
         abort();
     size_t chars = 0;
     xp__record_steps_each(rec.steps, s_step, &chars);
-    xp_value *v = xp_value_new();
-    xp__value_from_bson(v, &doc, NULL);
+    xp_value *v = xp_value_new(), *report = NULL;
+    /* xp reproduce reads two stored records side by side. */
+    if (xp__value_from_bson(v, &doc, NULL) == 0 &&
+        xp__reproduce_compare_docs(v, v, NULL, NULL, &report, NULL) == 0) {
+        if (!xp_as_bool(xp_value_get(report, "reproduced")) &&
+            xp_value_equal(v, v))
+            abort(); /* a record always reproduces itself */
+        char *text = xp_reproduce_text(report);
+        xp_free(text);
+    }
+    xp_value_destroy(&report);
     xp_value_destroy(&v);
     if (xp__record_interrupt(&doc, 1, "fuzz", &interrupted, NULL) != 0 ||
         xp__record_decode(&interrupted, &again, NULL) != 0)

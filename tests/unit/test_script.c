@@ -115,6 +115,28 @@ Test(script, parse_options)
     xp__script_args_free(&a);
 }
 
+Test(script, parse_reproduce)
+{
+    xp_script_args a;
+    xp_error_t err = {0};
+    cr_assert_eq(PARSE(&a, &err, "--reproduce", "3"), 0, "%s", err.message);
+    cr_assert_eq(a.reproduce, 3);
+    cr_assert_null(a.reproduce_id);
+    xp__script_args_free(&a);
+    cr_assert_eq(PARSE(&a, &err, "--reproduce=exp_pj:12"), 0, "%s",
+                 err.message);
+    cr_assert_eq(a.reproduce, 12);
+    cr_assert_str_eq(a.reproduce_id, "exp_pj");
+    xp__script_args_free(&a);
+    char *bad[] = {"0", "x", "exp_pj:", ":3", "bad id:3", "exp_pj:-1",
+                   "a:b:3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(PARSE(&a, &err, "--reproduce", bad[i]), -1, "%s",
+                     bad[i]);
+        cr_assert(err.message[0], "%s: no message", bad[i]);
+    }
+}
+
 /* Every malformed command line, shared with the program tests below. */
 static const char *const MALFORMED[][3] = {
     {"=1", NULL, NULL},         {"a", NULL, NULL},

@@ -468,6 +468,41 @@ XP_EXPORT int xp_environment_get(xp_experiment *ex, int64_t trial_id,
  * Caller owns *out. */
 XP_EXPORT int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
                             xp_value **out, xp_error_t *err);
+
+/* ---- xp reproduce: re-running a recorded trial and comparing the two
+ * (docs/guide.md "Checking a trial reproduces") */
+
+/* What re-runs trial_id: document {parameters, seed, reproduces:
+ * trial_id}, a trial spec as xp_client_submit takes it. XP_ENOTFOUND
+ * for an unknown trial, XP_ESTATE for one still queued or running.
+ * Caller owns *out. */
+XP_EXPORT int xp_reproduce_spec(xp_experiment *ex, int64_t trial_id,
+                                xp_value **out, xp_error_t *err);
+/* Runs trial_id again in this process on ex's graph: its parameters and
+ * seed, every step run (memoisation off), recorded with "reproduces":
+ * trial_id. *reproduction (may be NULL) gets the new trial's id. A
+ * failed step is no error here (the comparison tells); -1 when no trial
+ * could run (e.g. a parameter the code now needs has no value). */
+XP_EXPORT int xp_reproduce_run(xp_experiment *ex, int64_t trial_id,
+                               int64_t *reproduction, xp_error_t *err);
+/* Compares trial reproduction with the trial original it re-ran:
+ * document {original, reproduction (ids), reproduced (bool), status and
+ * result ({original, reproduction, equal}), steps ([{step, original,
+ * reproduction (output hashes, null: not run), equal (null: the
+ * original recorded no step hashes)}], in the code's order, the result
+ * step's hash taken from the result), steps_recorded, differing ([step
+ * names]), parameters, code, environment (xp_trial_diff's lines)}.
+ * reproduced: same status, result and step outputs (code and
+ * environment differences explain, they do not decide). Caller owns
+ * *out. */
+XP_EXPORT int xp_reproduce_compare(xp_experiment *ex, int64_t original,
+                                   int64_t reproduction, xp_value **out,
+                                   xp_error_t *err);
+/* The report of xp_reproduce_compare as text: the two trials side by
+ * side, the diffs, and a last line "reproduced: ..." or "not reproduced:
+ * ... in the result, step NAME". Caller frees with xp_free; NULL when
+ * report is not one. */
+XP_EXPORT char *xp_reproduce_text(const xp_value *report);
 /* Line rendering of a value, `key: value` per scalar (nested keys joined
  * with '.'). Caller owns result (xp_free). */
 XP_EXPORT char *xp_value_to_text(const xp_value *v);
@@ -646,7 +681,8 @@ XP_EXPORT void xp_client_destroy(xp_client **c);
 XP_EXPORT int xp_keygen(const char *dir, const char *name, char **public_path,
                         xp_error_t *err);
 /* Submits trials of experiment: an array of documents {parameters: {..},
- * seed: int64 (optional)}. code_hash NULL: the definition the scheduler
+ * seed: int64 (optional), reproduces: the trial it re-runs (optional,
+ * xp_reproduce_spec)}. code_hash NULL: the definition the scheduler
  * last saw from a worker. Returns once every trial is recorded as queued;
  * *ids (caller frees with xp_free) gets their ids, in order. A bad trial
  * rejects the whole batch and records nothing. */

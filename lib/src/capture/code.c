@@ -445,12 +445,10 @@ char *xp__code_symbol(const void *fn)
     return sym;
 }
 
-static int s_build_id_note(struct dl_phdr_info *info, size_t size, void *data)
+/* The GNU build id note of the object info describes, as hex into out
+ * (129 bytes); false when it has none. */
+static bool s_object_build_id(const struct dl_phdr_info *info, char *out)
 {
-    (void)size;
-    char *out = data;
-    if (info->dlpi_name && info->dlpi_name[0])
-        return 0; /* the main program is the unnamed first entry */
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_NOTE)
@@ -464,12 +462,51 @@ static int s_build_id_note(struct dl_phdr_info *info, size_t size, void *data)
             if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
                 memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= 64) {
                 xp__hex(desc, nh->n_descsz, out);
-                return 1;
+                return true;
             }
             p = desc + ((nh->n_descsz + 3) & ~3u);
         }
     }
+    return false;
+}
+
+static int s_build_id_note(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    if (info->dlpi_name && info->dlpi_name[0])
+        return 0; /* the main program is the unnamed first entry */
+    return s_object_build_id(info, data);
+}
+
+typedef struct {
+    uintptr_t addr; /* an address inside the object wanted */
+    char *out;
+    bool found;
+} s_lookup;
+
+/* The object whose loaded segments hold l->addr: its build id. */
+static int s_build_id_at(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    s_lookup *l = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && l->addr >= start &&
+            l->addr - start < ph->p_memsz) {
+            l->found = s_object_build_id(info, l->out);
+            return 1;
+        }
+    }
     return 0;
+}
+
+char *xp__code_build_id_of(const void *fn)
+{
+    char hex[129] = "";
+    s_lookup l = {(uintptr_t)fn, hex, false};
+    dl_iterate_phdr(s_build_id_at, &l);
+    return l.found && hex[0] ? bson_strdup(hex) : NULL;
 }
 
 static char s_build_id_hex[129];

@@ -19,5 +19,8 @@ char *xp__code_capture(const char *file, const char *name, const void *fn,
 char *xp__code_symbol(const void *fn);
 /* GNU build id of the main program as hex, "" when it has none. */
 const char *xp__build_id(void);
+/* GNU build id (hex) of the loaded object holding fn, a shared library's
+ * for a function loaded from one; NULL when it has none. Caller frees. */
+char *xp__code_build_id_of(const void *fn);
 
 #endif /* XP_CAPTURE_CODE_H */

@@ -461,6 +461,8 @@ zmsg_t *xp__msg_result_encode(const xp_msg_result *m)
     }
     bson_append_array_end(&body, &list);
     BSON_APPEND_DOUBLE(&body, "elapsed", m->elapsed);
+    if (m->log && xp_value_type(m->log) == XP_TYPE_DOCUMENT)
+        xp__value_append_bson(&body, "log", m->log);
     return s_finish(XP_MSG_RESULT, &body);
 }
 
@@ -525,6 +527,12 @@ int xp__msg_result_decode(const bson_t *body, xp_msg_result *m, xp_error_t *err)
     if (bson_iter_init_find(&it, body, "elapsed") &&
         BSON_ITER_HOLDS_DOUBLE(&it))
         m->elapsed = bson_iter_double(&it);
+    if (bson_iter_init_find(&it, body, "log") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        m->log = xp_value_new();
+        if (xp__value_from_iter(m->log, &it, NULL) != 0)
+            xp_value_destroy(&m->log);
+    }
     return 0;
 }
 
@@ -538,6 +546,7 @@ bool xp__msg_result_busy(const xp_msg_result *m)
 void xp__msg_result_clear(xp_msg_result *m)
 {
     xp_value_destroy(&m->output);
+    xp_value_destroy(&m->log);
     for (size_t i = 0; m->metrics && i < m->n_metrics; i++) {
         bson_free((void *)m->metrics[i].epochs);
         bson_free((void *)m->metrics[i].values);
@@ -564,6 +573,8 @@ zmsg_t *xp__msg_submit_encode(const xp_msg_submit *m)
             xp__value_append_bson(&item, "parameters", m->trials[i].params);
         if (m->trials[i].has_seed)
             BSON_APPEND_INT64(&item, "seed", m->trials[i].seed);
+        if (m->trials[i].reproduces > 0)
+            BSON_APPEND_INT64(&item, "reproduces", m->trials[i].reproduces);
         bson_append_document_end(&list, &item);
     }
     bson_append_array_end(&body, &list);
@@ -592,6 +603,10 @@ static int s_trial_decode(const bson_iter_t *it, size_t i, xp_msg_trial *t,
         return -1;
     t->has_seed = bson_iter_init_find(&f, &doc, "seed");
     if (t->has_seed && !xp__bson_int64(&doc, "seed", &t->seed))
+        return s_malformed(err, XP_MSG_SUBMIT, what);
+    if (bson_iter_init_find(&f, &doc, "reproduces") &&
+        (!xp__bson_int64(&doc, "reproduces", &t->reproduces) ||
+         t->reproduces < 1))
         return s_malformed(err, XP_MSG_SUBMIT, what);
     return 0;
 }
@@ -650,14 +665,18 @@ int xp__msg_trials_from_value(const xp_value *specs, xp_msg_trial **trials,
         bool doc = xp_value_type(spec) == XP_TYPE_DOCUMENT;
         const xp_value *params = doc ? xp_value_get(spec, "parameters") : NULL;
         const xp_value *seed = doc ? xp_value_get(spec, "seed") : NULL;
+        const xp_value *again = doc ? xp_value_get(spec, "reproduces") : NULL;
         if (!doc || (params && xp_value_type(params) != XP_TYPE_DOCUMENT) ||
-            (seed && xp_value_type(seed) != XP_TYPE_INT64)) {
+            (seed && xp_value_type(seed) != XP_TYPE_INT64) ||
+            (again && (xp_value_type(again) != XP_TYPE_INT64 ||
+                       xp_as_int64(again) < 1))) {
             bson_free(out);
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                              "trial %zu is not a document {parameters: "
-                             "{...}, seed: integer}",
+                             "{...}, seed: integer, reproduces: trial id}",
                              i);
         }
+        out[i].reproduces = again ? xp_as_int64(again) : 0;
         out[i].params = params;
         out[i].has_seed = seed != NULL;
         out[i].seed = seed ? xp_as_int64(seed) : 0;

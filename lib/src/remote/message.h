@@ -201,6 +201,10 @@ typedef struct {
     size_t n_metrics;
     bool metrics_bad; /* decode: one was malformed; those before it are in */
     double elapsed;   /* seconds */
+    /* A command step's log document {argv, status, ..., stdout, stderr}
+     * (command/run.h), failed or not. Optional: NULL when absent (decode:
+     * owned; also NULL when not a document). */
+    xp_value *log;
 } xp_msg_result;
 
 zmsg_t *xp__msg_result_encode(const xp_msg_result *m);
@@ -219,6 +223,7 @@ typedef struct {
     const xp_value *params; /* decode: owned */
     bool has_seed;
     int64_t seed;
+    int64_t reproduces; /* the trial it re-runs (xp reproduce), 0: none */
 } xp_msg_trial;
 
 typedef struct {

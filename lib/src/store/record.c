@@ -120,6 +120,8 @@ int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err)
     s_put_str(out, XP_RECORD_SCHEDULER, rec->scheduler);
     s_put_str(out, XP_RECORD_CODE_HASH, rec->code_hash);
     s_put_str(out, XP_RECORD_ENVIRONMENT_HASH, rec->environment_hash);
+    if (rec->reproduces > 0)
+        bson_append_int64(out, XP_RECORD_REPRODUCES, -1, rec->reproduces);
     if (!s_finished(rec->status))
         return 0;
     bson_append_date_time(out, XP_RECORD_FINISHED, -1, rec->finished_ms);
@@ -131,6 +133,7 @@ int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err)
               rec->description ? rec->description : "");
     s_put_doc(out, XP_RECORD_PURITY_WARNINGS, rec->purity_warnings, true);
     s_put_doc(out, XP_RECORD_STEPS, rec->steps, false);
+    s_put_doc(out, XP_RECORD_HASHES, rec->hashes, false);
     return 0;
 }
 
@@ -286,6 +289,8 @@ static bool s_decode_field(const bson_iter_t *it, bool checked,
             BSON_ITER_HOLDS_DATE_TIME(it) ? bson_iter_date_time(it) : 0;
         return BSON_ITER_HOLDS_DATE_TIME(it);
     case 'h':
+        if (strcmp(key, XP_RECORD_HASHES) == 0)
+            return s_get_doc(it, false, &rec->hashes);
         return strcmp(key, XP_RECORD_HOST) != 0 ||
                s_get_str_in(it, S_HOST_MAX, checked, &rec->host);
     case 'p':
@@ -312,6 +317,8 @@ static bool s_decode_field(const bson_iter_t *it, bool checked,
             rec->result_iter = *it;
             return true;
         }
+        if (strcmp(key, XP_RECORD_REPRODUCES) == 0)
+            return s_get_int(it, &rec->reproduces) && rec->reproduces > 0;
         return strcmp(key, XP_RECORD_RESULT_TYPE) != 0 ||
                s_get_str_in(it, S_TYPE_MAX, checked, &rec->result_type);
     case 's':

@@ -34,6 +34,11 @@
 #define XP_RECORD_DESCRIPTION "description"
 #define XP_RECORD_PURITY_WARNINGS "purity_warnings"
 #define XP_RECORD_STEPS "steps"
+#define XP_RECORD_HASHES "hashes"
+#define XP_RECORD_REPRODUCES "reproduces"
+/* Hex digits of a step's output hash in XP_RECORD_HASHES: the first 64
+ * bits of its XXH128. */
+#define XP_RECORD_HASH_HEX 16
 
 /* Status strings, as stored (SQL text and queries are built from them). */
 #define XP_STATUS_QUEUED_NAME "queued"
@@ -97,6 +102,7 @@ typedef struct {
     const char *scheduler; /* NULL: none */
     const char *code_hash;
     const char *environment_hash;
+    int64_t reproduces; /* the trial this one re-runs; encoded when > 0 */
     /* the outcome, encoded for succeeded, failed and interrupted */
     int64_t finished_ms;
     const xp_value *result; /* to encode; NULL: null (or result_iter) */
@@ -108,6 +114,7 @@ typedef struct {
     const char *description;
     xp_doc_view purity_warnings; /* array of step names; len 0: none */
     xp_doc_view steps;           /* step -> where it ran; len 0: none */
+    xp_doc_view hashes;          /* step -> output hash (hex); len 0: none */
 } xp_trial_record;
 
 /* Appends the fields of rec to out (initialised). XP_EINVAL, with a

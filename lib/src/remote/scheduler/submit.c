@@ -67,6 +67,9 @@ static int s_accept(xp_scheduler *s, xp_sched_def *def, xp_sched_fifo *f,
     o.params = trial->params;
     o.has_seed = trial->has_seed;
     o.seed = (uint64_t)trial->seed;
+    o.reproduces = trial->reproduces;
+    if (o.reproduces > 0) /* a re-run that reused outputs would prove nothing */
+        o.memo = XP_MEMO_OFF;
     xp_trial *t = NULL;
     if (xp__trial_start(&t, def->ex, &o, s->name, err) != 0)
         return -1;

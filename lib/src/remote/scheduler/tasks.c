@@ -283,5 +283,9 @@ void xp__sched_task_result(xp_scheduler *s, xp_sched_worker *w,
                             .job_index = w->job_index,
                             .job_node = w->job_node};
     xp__trial_note_step(st->t, task->node->name, &where);
+    if (m->log) {
+        xp__trial_keep_log(st->t, task->node->name, m->log);
+        m->log = NULL;
+    }
     s_step_done(s, task, out, out ? NULL : why);
 }

@@ -77,9 +77,11 @@ static int s_metric_save(void *ctx, const char *name, int64_t epoch,
 /* ---------------------------------------------------------------- results */
 
 /* The RESULT of job: out, or failed with failure; with the metrics of
- * slot (NULL: none). Caller owns it. */
+ * slot (NULL: none) and a command step's log (NULL: none). Caller owns
+ * it. */
 static zmsg_t *s_result(const xp_worker_job *job, const xp_value *out,
-                        const char *failure, const s_slot *slot, double elapsed)
+                        const char *failure, const s_slot *slot, double elapsed,
+                        const xp_value *log)
 {
     size_t n = slot ? slot->metrics.n : 0;
     xp_msg_metric *metrics = bson_malloc0((n ? n : 1) * sizeof *metrics);
@@ -98,6 +100,7 @@ static zmsg_t *s_result(const xp_worker_job *job, const xp_value *out,
         .metrics = metrics,
         .n_metrics = n,
         .elapsed = elapsed,
+        .log = (xp_value *)log,
     };
     zmsg_t *msg = xp__msg_result_encode(&r);
     bson_free(metrics);
@@ -127,6 +130,7 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
     const xp_node *n = job->node;
     xp_value **inputs = bson_malloc0((n->n_inputs + 1) * sizeof *inputs);
     xp_value *out = xp_value_new();
+    xp_value *log = NULL;
     char failure[512] = "";
     double elapsed = 0;
     xp__metric_set_clear(&slot->metrics);
@@ -135,17 +139,23 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
         xp_metric_sink sink = {s_metric_save, slot};
         double t0 = xp__monotonic();
         atomic_fetch_add(&slot->sl->running, 1);
-        if (xp__step_run(n, job->task.trial, job->task.seed,
-                         (const xp_value *const *)inputs, &sink, out, failure,
-                         sizeof failure) != 0 &&
+        if (xp__step_run_log(n, job->task.trial, job->task.seed,
+                             (const xp_value *const *)inputs, &sink, out, &log,
+                             failure, sizeof failure) != 0 &&
             !failure[0])
             snprintf(failure, sizeof failure, "step returned an error");
         atomic_fetch_sub(&slot->sl->running, 1);
         elapsed = xp__monotonic() - t0;
     }
-    zmsg_t *msg =
-        s_result(job, failure[0] ? NULL : out, failure, slot, elapsed);
+    const xp_value *ok = failure[0] ? NULL : out;
+    zmsg_t *msg = s_result(job, ok, failure, slot, elapsed, log);
     size_t len = zframe_size(zmsg_last(msg));
+    if (log && len + 64 > slot->sl->max_message) {
+        /* The log is what gives way first: the outcome matters more. */
+        zmsg_destroy(&msg);
+        msg = s_result(job, ok, failure, slot, elapsed, NULL);
+        len = zframe_size(zmsg_last(msg));
+    }
     if (len + 64 > slot->sl->max_message) {
         char why[256];
         snprintf(why, sizeof why,
@@ -154,13 +164,14 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
                  "scheduler's --max-message)",
                  job->task.step, len, (size_t)slot->sl->max_message);
         zmsg_destroy(&msg);
-        msg = s_result(job, NULL, why, NULL, elapsed);
+        msg = s_result(job, NULL, why, NULL, elapsed, NULL);
     }
     xp__metric_set_clear(&slot->metrics);
     for (size_t k = 0; k < n->n_inputs; k++)
         xp_value_destroy(&inputs[k]);
     bson_free(inputs);
     xp_value_destroy(&out);
+    xp_value_destroy(&log);
     return msg;
 }
 
