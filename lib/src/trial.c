@@ -9,6 +9,7 @@
 #include "capture/snapshot.h"
 #include "command/run.h"
 #include "experiment.h"
+#include "memo.h"
 #include "step.h"
 #include "store/record.h"
 #include "store/store.h"
@@ -67,6 +68,10 @@ struct xp_trial {
      * values, under lock; keys and values owned. */
     xp_persisted_item *kept;
     size_t n_kept;
+    /* Memoisation: the trial's mode and, when the experiment has pure
+     * steps, what became of each (by node index). */
+    xp_memo_mode memo;
+    xp_memo_step *memo_steps;
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -398,6 +403,7 @@ void xp__trial_free(xp_trial **pt)
         xp_value_destroy(&v);
     }
     bson_free(t->kept);
+    bson_free(t->memo_steps);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->metrics_lock);
@@ -547,6 +553,11 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         goto cleanup;
     }
     s_trial_arrays(t);
+    xp__memo_prepare_locked(ex);
+    /* A reproduction re-runs everything. */
+    t->memo = opts->reproduces > 0 ? XP_MEMO_OFF : opts->memo;
+    if (ex->n_pure)
+        t->memo_steps = bson_malloc0(ex->n_nodes * sizeof *t->memo_steps);
     if (s_resolve_params(ex, opts->params, t, t->params, err) != 0 ||
         xp__capture_before_trial(ex, err) != 0) {
         pthread_mutex_unlock(&ex->lock);
@@ -579,6 +590,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         .scheduler = t->scheduler,
         .code_hash = ex->code_hash,
         .environment_hash = env_hash,
+        .memo = ex->n_pure ? xp__memo_mode_name(t->memo) : NULL,
     };
     if (xp__store_trial_begin(ex->backend, &t->rec, err) != 0)
         goto cleanup;
@@ -718,8 +730,14 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
         *result = NULL;
 
     s_take_metric_failure(t);
+    xp_memo_entry *memo = NULL;
+    size_t n_memo = xp__memo_entries(ex, t->id, t->memo, t->memo_steps,
+                                     t->hashes, t->hashed, &memo);
     o.n_hashes = s_check_purity(t, &warnings);
     o.hashes = t->hashes;
+    bson_t reused = BSON_INITIALIZER;
+    if (xp__memo_reused_doc(ex, t->memo_steps, &reused))
+        t->rec.reused = xp__doc_view(&reused);
     s_final_record(t, elapsed, &warnings, &fin, &final);
     xp_persisted_item *persisted = s_persisted(t, &o.n_persisted);
     o.persisted = persisted;
@@ -733,6 +751,12 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
             *err = store_err;
         goto cleanup;
     }
+    /* After the persisted values they point at; a lost entry is a miss. */
+    xp_error_t memo_err;
+    if (!t->spooled &&
+        xp__store_memo_put(ex->backend, memo, n_memo, &memo_err) != 0)
+        xp__log(XP_LOG_WARNING, "Memo entries of trial %lld not stored: %s",
+                (long long)t->id, memo_err.message);
     if (t->failed) {
         xp__log(XP_LOG_ERROR, "Experiment failed (trial id=%lld): %s",
                 (long long)t->id, t->failure);
@@ -749,6 +773,9 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
 cleanup:
     bson_free(chunks);
     bson_free(persisted);
+    bson_free(memo);
+    t->rec.reused = (xp_doc_view){NULL, 0};
+    bson_destroy(&reused);
     bson_destroy(&final);
     bson_destroy(&warnings);
     return rc;
@@ -765,7 +792,19 @@ static void s_run_node(xp_trial *t, xp_node *n)
         n->n_inputs <= 8 ? stack_in : bson_malloc(n->n_inputs * sizeof *in);
     for (size_t i = 0; i < n->n_inputs; i++)
         in[i] = t->outputs[n->inputs[i]->index];
-    xp_value *out = xp_value_new();
+    xp_memo_step *memo =
+        t->memo_steps && n->pure ? &t->memo_steps[n->index] : NULL;
+    xp_value *out = NULL;
+    if (memo && xp__memo_key(t->ex, n, (const xp_value *const *)in, memo) &&
+        xp__memo_before(t->ex, n, t->memo, memo, &out) == 1) {
+        xp__log(XP_LOG_INFO, "Reused step '%s' of trial %lld (trial id=%lld)",
+                n->name, (long long)memo->reused, (long long)t->id);
+        if (in != stack_in)
+            bson_free(in);
+        xp__trial_step_done(t, n, out, NULL);
+        return;
+    }
+    out = xp_value_new();
     xp_metric_sink sink = {xp__trial_save_metric, t};
     char failure[400];
     xp_value *log = NULL;
@@ -780,6 +819,8 @@ static void s_run_node(xp_trial *t, xp_node *n)
         bson_free(in);
     if (rc != 0)
         xp_value_destroy(&out);
+    if (memo)
+        xp__memo_after(t->ex, memo, out, t->id);
     xp__trial_step_done(t, n, out, rc != 0 ? failure : NULL);
 }
 
@@ -875,6 +916,11 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
     if (opts->params && xp_value_type(opts->params) != XP_TYPE_DOCUMENT)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "parameter overrides must be a document");
+    if ((unsigned)opts->memo > XP_MEMO_REFRESH)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "memo mode %d is not one of XP_MEMO_USE, XP_MEMO_OFF "
+                         "and XP_MEMO_REFRESH",
+                         (int)opts->memo);
     if (xp__in_step())
         return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
                          "cannot compute a trial from inside a step");

@@ -311,6 +311,10 @@ XP_EXPORT xp_node *xp_persist(xp_node *node);
  * reuses that recorded output instead of running it (memoisation, see
  * xp_run_options.memo). Implies xp_persist. Returns node. */
 XP_EXPORT xp_node *xp_pure(xp_node *node);
+/* Makes the value of environment variable name (unset counts as a
+ * value of its own) part of pure step node's memo key: a trial with
+ * another value runs the step. Returns node. */
+XP_EXPORT xp_node *xp_memo_env(xp_node *node, const char *name);
 /* Node-owned name. */
 XP_EXPORT const char *xp_node_name(const xp_node *node);
 /* 0 when the definition so far is valid, else the first error. */

@@ -119,6 +119,7 @@ int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err)
     s_put_str(out, XP_RECORD_SCHEDULER, rec->scheduler);
     s_put_str(out, XP_RECORD_CODE_HASH, rec->code_hash);
     s_put_str(out, XP_RECORD_ENVIRONMENT_HASH, rec->environment_hash);
+    s_put_str(out, XP_RECORD_MEMO, rec->memo);
     if (!s_finished(rec->status))
         return 0;
     bson_append_date_time(out, XP_RECORD_FINISHED, -1, rec->finished_ms);
@@ -130,6 +131,7 @@ int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err)
               rec->description ? rec->description : "");
     s_put_doc(out, XP_RECORD_PURITY_WARNINGS, rec->purity_warnings, true);
     s_put_doc(out, XP_RECORD_STEPS, rec->steps, false);
+    s_put_doc(out, XP_RECORD_REUSED, rec->reused, false);
     return 0;
 }
 
@@ -287,6 +289,9 @@ static bool s_decode_field(const bson_iter_t *it, bool checked,
     case 'h':
         return strcmp(key, XP_RECORD_HOST) != 0 ||
                s_get_str_in(it, S_HOST_MAX, checked, &rec->host);
+    case 'm':
+        return strcmp(key, XP_RECORD_MEMO) != 0 ||
+               s_get_str_in(it, S_TYPE_MAX, checked, &rec->memo);
     case 'p':
         if (strcmp(key, XP_RECORD_PARAMETERS) == 0) {
             rec->present |= XP_RECORD_HAS_PARAMETERS;
@@ -311,6 +316,8 @@ static bool s_decode_field(const bson_iter_t *it, bool checked,
             rec->result_iter = *it;
             return true;
         }
+        if (strcmp(key, XP_RECORD_REUSED) == 0)
+            return s_get_doc(it, false, &rec->reused);
         return strcmp(key, XP_RECORD_RESULT_TYPE) != 0 ||
                s_get_str_in(it, S_TYPE_MAX, checked, &rec->result_type);
     case 's':

@@ -1,0 +1,409 @@
+/* memo.c — memoised pure steps: the key of a step in a trial, reuse of a
+ * recorded output from the store, one run per key among the concurrent
+ * trials of a handle, the entries a finished trial leaves, and the
+ * impurity marker that turns reuse off for a step's code. */
+#include "memo.h"
+
+#include "capture/code.h"
+#include "experiment.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "value.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A key some trial of this handle is running now. */
+typedef struct s_flight {
+    uint8_t key[16];
+    bool done;
+    xp_value *value; /* the output once done; NULL when the step failed */
+    int64_t trial;
+    size_t waiters;
+    struct s_flight *next;
+} s_flight;
+
+struct xp_memo_state {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* a flight is done */
+    s_flight *flights;
+    /* By node index: the step's code hash, whether it has one, and what
+     * was said of it already. */
+    uint8_t (*code)[16];
+    bool *code_ok;
+    bool *warned_key, *warned_impure;
+};
+
+static const char *const s_mode_names[] = {[XP_MEMO_USE] = "use",
+                                           [XP_MEMO_OFF] = "off",
+                                           [XP_MEMO_REFRESH] = "refresh"};
+
+const char *xp__memo_mode_name(xp_memo_mode mode)
+{
+    return (unsigned)mode < 3 ? s_mode_names[mode] : "use";
+}
+
+/* ---------------------------------------------------------------- state */
+
+/* The code a step runs, as the code document holds it: its source text,
+ * a later use's first use's, or the build id of its binary. */
+static bool s_code_hash(const xp_node *n, uint8_t out[16])
+{
+    const xp_node *first = n->same_as ? n->same_as : n;
+    const char *source = n->source ? n->source : first->source;
+    bson_t doc = BSON_INITIALIZER;
+    if (source) {
+        BSON_APPEND_UTF8(&doc, "source", source);
+    } else {
+        const char *id = first->build_id ? first->build_id : xp__build_id();
+        if (!id || !*id) {
+            bson_destroy(&doc);
+            return false;
+        }
+        BSON_APPEND_UTF8(&doc, "build_id", id);
+    }
+    xp__hash128(bson_get_data(&doc), doc.len, out);
+    bson_destroy(&doc);
+    return true;
+}
+
+void xp__memo_prepare_locked(xp_experiment *ex)
+{
+    if (ex->memo || !ex->frozen)
+        return;
+    size_t n_pure = 0;
+    for (size_t i = 0; i < ex->n_nodes; i++)
+        if (ex->nodes[i]->pure && ex->nodes[i]->needed)
+            n_pure++;
+    ex->n_pure = n_pure;
+    if (n_pure == 0)
+        return;
+    struct xp_memo_state *m = bson_malloc0(sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    m->code = bson_malloc0(ex->n_nodes * sizeof *m->code);
+    m->code_ok = bson_malloc0(ex->n_nodes * sizeof *m->code_ok);
+    m->warned_key = bson_malloc0(ex->n_nodes * sizeof *m->warned_key);
+    m->warned_impure = bson_malloc0(ex->n_nodes * sizeof *m->warned_impure);
+    for (size_t i = 0; i < ex->n_nodes; i++)
+        if (ex->nodes[i]->pure && ex->nodes[i]->needed)
+            m->code_ok[i] = s_code_hash(ex->nodes[i], m->code[i]);
+    ex->memo = m;
+}
+
+void xp__memo_free(xp_experiment *ex)
+{
+    struct xp_memo_state *m = ex ? ex->memo : NULL;
+    if (!m)
+        return;
+    /* No trial runs when a handle is destroyed: no flight is left. */
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->cond);
+    bson_free(m->code);
+    bson_free(m->code_ok);
+    bson_free(m->warned_key);
+    bson_free(m->warned_impure);
+    bson_free(m);
+    ex->memo = NULL;
+}
+
+/* Whether the caller is the first to say this of step i. */
+static bool s_first_time(struct xp_memo_state *m, bool *flags, size_t i)
+{
+    pthread_mutex_lock(&m->lock);
+    bool first = !flags[i];
+    flags[i] = true;
+    pthread_mutex_unlock(&m->lock);
+    return first;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+bool xp__memo_key(xp_experiment *ex, const xp_node *n,
+                  const xp_value *const *in, xp_memo_step *s)
+{
+    struct xp_memo_state *m = ex->memo;
+    s->keyed = false;
+    if (!m)
+        return false;
+    const char *why = NULL;
+    bson_t doc = BSON_INITIALIZER, inputs, env;
+    if (!m->code_ok[n->index])
+        why = "its code is not known (no source, no build id)";
+    BSON_APPEND_UTF8(&doc, "step", n->name);
+    BSON_APPEND_BINARY(&doc, "code", BSON_SUBTYPE_BINARY, m->code[n->index],
+                       16);
+    /* Inputs by the hash of their value: an upstream step's enters as its
+     * output hash, so keys chain. */
+    BSON_APPEND_ARRAY_BEGIN(&doc, "inputs", &inputs);
+    for (size_t i = 0; i < n->n_inputs && !why; i++) {
+        bson_t v = BSON_INITIALIZER;
+        uint8_t h[16];
+        if (!in[i] || xp__value_append_bson(&v, "v", in[i]) != 0)
+            why = "an input value cannot be encoded";
+        else
+            xp__hash128(bson_get_data(&v), v.len, h);
+        bson_destroy(&v);
+        char k[16];
+        const char *key;
+        bson_uint32_to_string((uint32_t)i, &key, k, sizeof k);
+        BSON_APPEND_BINARY(&inputs, key, BSON_SUBTYPE_BINARY, h, 16);
+    }
+    bson_append_array_end(&doc, &inputs);
+    BSON_APPEND_DOCUMENT_BEGIN(&doc, "env", &env);
+    for (size_t i = 0; i < n->n_memo_env && !why; i++) {
+        const char *value = getenv(n->memo_env[i]);
+        if (value && !bson_utf8_validate(value, strlen(value), false))
+            why = "an environment variable it names is not UTF-8";
+        else if (value)
+            BSON_APPEND_UTF8(&env, n->memo_env[i], value);
+        else
+            BSON_APPEND_NULL(&env, n->memo_env[i]);
+    }
+    bson_append_document_end(&doc, &env);
+    if (!why) {
+        xp__hash128(bson_get_data(&doc), doc.len, s->key);
+        s->keyed = true;
+    } else if (s_first_time(m, m->warned_key, n->index)) {
+        xp__log(XP_LOG_WARNING,
+                "Pure step '%s' is not reused: its memo key cannot be "
+                "computed (%s)",
+                n->name, why);
+    }
+    bson_destroy(&doc);
+    return s->keyed;
+}
+
+/* The key of step n's impurity marker: its name and code. */
+static void s_marker_key(const struct xp_memo_state *m, const xp_node *n,
+                         uint8_t out[16])
+{
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "impure", n->name);
+    BSON_APPEND_BINARY(&doc, "code", BSON_SUBTYPE_BINARY, m->code[n->index],
+                       16);
+    xp__hash128(bson_get_data(&doc), doc.len, out);
+    bson_destroy(&doc);
+}
+
+/* ---------------------------------------------------------------- reuse */
+
+/* Whether the store marks step n's code impure (said once). */
+static bool s_impure(xp_experiment *ex, const xp_node *n)
+{
+    struct xp_memo_state *m = ex->memo;
+    xp_memo_entry e;
+    memset(&e, 0, sizeof e);
+    bool found = false;
+    s_marker_key(m, n, e.key);
+    if (xp__store_memo_get(ex->backend, &e, &found, NULL) != 0 || !found ||
+        e.trial != 0)
+        return false;
+    if (s_first_time(m, m->warned_impure, n->index))
+        xp__log(XP_LOG_WARNING,
+                "Pure step '%s' is not reused: its output changed for the "
+                "same inputs and code, so reuse is off until its code "
+                "changes",
+                n->name);
+    return true;
+}
+
+/* The stored output of s->key's entry into *out: false for a miss (no
+ * entry, a marker, a removed or changed value). */
+static bool s_load(xp_experiment *ex, const xp_node *n, const xp_memo_step *s,
+                   xp_value **out, int64_t *trial)
+{
+    xp_memo_entry e;
+    bool found = false;
+    memcpy(e.key, s->key, 16);
+    if (xp__store_memo_get(ex->backend, &e, &found, NULL) != 0 || !found ||
+        e.trial <= 0)
+        return false;
+    xp_value *v = xp_value_new();
+    bson_t enc = BSON_INITIALIZER;
+    uint8_t h[16];
+    bool ok =
+        v &&
+        xp__store_persisted_read(ex->backend, n->name, e.trial, v, NULL) == 0 &&
+        xp__value_append_bson(&enc, "v", v) == 0;
+    if (ok) {
+        xp__hash128(bson_get_data(&enc), enc.len, h);
+        ok = memcmp(h, e.output, 16) == 0;
+    }
+    bson_destroy(&enc);
+    if (!ok) {
+        xp__log(XP_LOG_DEBUG,
+                "Pure step '%s': the output of trial %lld is gone, running "
+                "it",
+                n->name, (long long)e.trial);
+        xp_value_destroy(&v);
+        return false;
+    }
+    *out = v;
+    *trial = e.trial;
+    return true;
+}
+
+static s_flight **s_flight_find(struct xp_memo_state *m, const uint8_t key[16])
+{
+    s_flight **at = &m->flights;
+    while (*at && memcmp((*at)->key, key, 16) != 0)
+        at = &(*at)->next;
+    return at;
+}
+
+static void s_flight_free(s_flight *f)
+{
+    xp_value_destroy(&f->value);
+    bson_free(f);
+}
+
+/* Claims s->key, or waits for the trial running it: 1 with its output
+ * in *out, 0 when the caller owns the key now. m->lock not held. */
+static int s_claim(struct xp_memo_state *m, xp_memo_step *s, xp_value **out,
+                   int64_t *trial)
+{
+    pthread_mutex_lock(&m->lock);
+    for (;;) {
+        s_flight **at = s_flight_find(m, s->key);
+        if (!*at) {
+            s_flight *f = bson_malloc0(sizeof *f);
+            memcpy(f->key, s->key, 16);
+            *at = f;
+            s->owner = true;
+            pthread_mutex_unlock(&m->lock);
+            return 0;
+        }
+        s_flight *f = *at;
+        f->waiters++;
+        while (!f->done)
+            pthread_cond_wait(&m->cond, &m->lock);
+        f->waiters--;
+        xp_value *v = f->value ? xp_value_dup(f->value) : NULL;
+        int64_t from = f->trial;
+        if (f->waiters == 0)
+            s_flight_free(f);
+        if (v) {
+            pthread_mutex_unlock(&m->lock);
+            *out = v;
+            *trial = from;
+            return 1;
+        }
+        /* It failed there: try it here (or wait for whoever does). */
+    }
+}
+
+int xp__memo_before(xp_experiment *ex, const xp_node *n, xp_memo_mode mode,
+                    xp_memo_step *s, xp_value **out)
+{
+    struct xp_memo_state *m = ex->memo;
+    *out = NULL;
+    if (!m || !s->keyed)
+        return 0;
+    if (mode != XP_MEMO_USE) {
+        /* Runs anyway; the entry, if any, checks that it is pure. */
+        xp_memo_entry e;
+        memcpy(e.key, s->key, 16);
+        bool found = false;
+        if (xp__store_memo_get(ex->backend, &e, &found, NULL) == 0 && found &&
+            e.trial > 0) {
+            s->has_prev = true;
+            memcpy(s->prev, e.output, 16);
+        }
+        return 0;
+    }
+    if (s_impure(ex, n))
+        return 0;
+    int64_t trial = 0;
+    if (s_claim(m, s, out, &trial) == 1) {
+        s->reused = trial;
+        return 1;
+    }
+    if (s_load(ex, n, s, out, &trial)) {
+        s->reused = trial;
+        xp__memo_after(ex, s, *out, trial);
+        return 1;
+    }
+    return 0;
+}
+
+void xp__memo_after(xp_experiment *ex, xp_memo_step *s, const xp_value *out,
+                    int64_t trial)
+{
+    struct xp_memo_state *m = ex->memo;
+    if (!m || !s->owner)
+        return;
+    s->owner = false;
+    pthread_mutex_lock(&m->lock);
+    s_flight **at = s_flight_find(m, s->key);
+    s_flight *f = *at;
+    if (f) {
+        *at = f->next; /* later claims go to the store */
+        f->done = true;
+        f->value = out ? xp_value_dup(out) : NULL;
+        f->trial = trial;
+        if (f->waiters == 0)
+            s_flight_free(f);
+        else
+            pthread_cond_broadcast(&m->cond);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---------------------------------------------------------------- finish */
+
+size_t xp__memo_entries(xp_experiment *ex, int64_t trial, xp_memo_mode mode,
+                        const xp_memo_step *steps, const xp_step_hash *hashes,
+                        const bool *hashed, xp_memo_entry **out)
+{
+    struct xp_memo_state *m = ex->memo;
+    *out = NULL;
+    if (!m || !steps)
+        return 0;
+    xp_memo_entry *e = bson_malloc0((ex->n_pure + 1) * sizeof *e);
+    size_t n = 0;
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        const xp_memo_step *s = &steps[i];
+        const xp_node *node = ex->nodes[i];
+        if (!s->keyed || !hashed[i])
+            continue;
+        if (s->has_prev && memcmp(s->prev, hashes[i].output, 16) != 0) {
+            /* Same key, other output: the step is not pure. */
+            xp__log(XP_LOG_WARNING,
+                    "Pure step '%s' gave another output for the same inputs "
+                    "and code (trial id=%lld): its output is no longer "
+                    "reused",
+                    node->name, (long long)trial);
+            s_marker_key(m, node, e[n].key);
+            e[n].trial = 0;
+            n++;
+            continue;
+        }
+        if (mode == XP_MEMO_OFF)
+            continue;
+        /* A reused step's entry moves to this trial, which keeps the same
+         * value: entries point at recent trials (see xp gc). */
+        memcpy(e[n].key, s->key, 16);
+        e[n].trial = trial;
+        memcpy(e[n].output, hashes[i].output, 16);
+        n++;
+    }
+    if (n == 0)
+        bson_free(e);
+    else
+        *out = e;
+    return n;
+}
+
+bool xp__memo_reused_doc(const xp_experiment *ex, const xp_memo_step *steps,
+                         bson_t *out)
+{
+    bool any = false;
+    for (size_t i = 0; steps && i < ex->n_nodes; i++)
+        if (steps[i].reused > 0) {
+            BSON_APPEND_INT64(out, ex->nodes[i]->name, steps[i].reused);
+            any = true;
+        }
+    return any;
+}
