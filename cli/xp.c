@@ -642,7 +642,7 @@ static int s_open(const struct command *cmd, const struct args *a,
 /* ---------------------------------------------------------------- history */
 
 /* A history column: header, trial-document field, how to show it. */
-enum column_kind { COL_PLAIN, COL_DURATION, COL_SEED };
+enum column_kind { COL_PLAIN, COL_DURATION, COL_SEED, COL_REUSED };
 
 static const struct {
     const char *header;
@@ -662,6 +662,7 @@ static const struct {
     {"Host", "host", COL_PLAIN, true},
     {"Pid", "pid", COL_PLAIN, true},
     {"Purity Warnings", "purity_warnings", COL_PLAIN, true},
+    {"Reused", "reused", COL_REUSED, true},
 };
 
 #define N_HISTORY_COLUMNS                                                      \
@@ -673,8 +674,24 @@ static const char *const s_json_fields[] = {
     "status",   "finished",   "process_time", "description", "seed",
 };
 
+/* Memoised steps whose output a trial reused: "step<-trial ...". */
+static char *s_reused_text(const xp_value *v)
+{
+    char *text = s_xstrdup("");
+    for (size_t i = 0; i < xp_value_count(v); i++) {
+        char *next =
+            s_xprintf("%s%s%s<-%lld", text, i ? " " : "", xp_value_key_at(v, i),
+                      (long long)xp_as_int64(xp_value_at(v, i)));
+        free(text);
+        text = next;
+    }
+    return text;
+}
+
 static char *s_cell(const xp_value *v, enum column_kind kind, unsigned format)
 {
+    if (kind == COL_REUSED && format == FMT_TABLE)
+        return s_reused_text(v);
     if (v && kind == COL_SEED && xp_value_type(v) == XP_TYPE_INT64)
         return s_xprintf("%" PRIu64, (uint64_t)xp_as_int64(v));
     if (v && kind == COL_DURATION && format == FMT_TABLE && s_is_numeric(v))
@@ -1512,7 +1529,9 @@ static const struct command s_commands[] = {
     {"persisted", "ID STEP TRIAL [--format json]",
      "persisted output of a step, as JSON", OPT_FORMAT, FMT_JSON, 3, 3,
      s_cmd_persisted},
-    {"run", "FILE [name=value ...] [--seed N] [--backend B] [--log-level L]",
+    {"run",
+     "FILE [name=value ...] [--seed N] [--backend B] [--log-level L] "
+     "[--no-memo|--refresh]",
      "run one trial of an experiment file (docs/commands.md), as script "
      "mode runs a C experiment",
      0, 0, 1, -1, s_cmd_run},

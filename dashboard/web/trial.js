@@ -38,6 +38,10 @@ function summary(t) {
   if (t.description) rows.push(['description', h('span', { class: t.success ? '' : 'bad-text' }, t.description)]);
   if (t.scheduler) rows.push(['scheduler', t.scheduler]);
   if (Array.isArray(t.purity_warnings) && t.purity_warnings.length) rows.push(['purity warnings', t.purity_warnings.join(', ')]);
+  if (t.reused && typeof t.reused === 'object') {
+    for (const [step, from] of Object.entries(t.reused)) rows.push([`step ${step}`, `reused from trial ${from}`]);
+  }
+  if (t.memo && t.memo !== 'use') rows.push(['memo', t.memo]);
   rows.push(['code', t.code_hash, { mono: true }], ['environment', t.environment_hash, { mono: true }]);
   return kvTable(rows, 'summary');
 }

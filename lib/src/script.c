@@ -95,8 +95,7 @@ int xp__script_parse(xp_script_args *a, int argc, char **argv, xp_error_t *err)
             continue;
         }
         if (strcmp(arg, "--no-memo") == 0 || strcmp(arg, "--refresh") == 0) {
-            xp_memo_mode m =
-                arg[2] == 'n' ? XP_MEMO_OFF : XP_MEMO_REFRESH;
+            xp_memo_mode m = arg[2] == 'n' ? XP_MEMO_OFF : XP_MEMO_REFRESH;
             if (a->memo != XP_MEMO_USE && a->memo != m) {
                 xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                           "--no-memo and --refresh exclude each other");
@@ -179,11 +178,14 @@ static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
         return -1;
     printf("usage: %s [name=value ...] [--seed N] [--backend DIR] "
            "[--log-level LEVEL]\n"
-           "       [--scheduler tcp://HOST:PORT]\n\n"
+           "       [--scheduler tcp://HOST:PORT] [--no-memo | --refresh]\n\n"
            "Runs one trial of experiment '%s' and prints its result (step "
            "'%s').\n"
            "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
-           "text, [..] and {..} (JSON).\n\nparameters:\n",
+           "text, [..] and {..} (JSON).\n"
+           "--no-memo runs every pure step and reuses nothing; --refresh "
+           "runs them and\nrecords their outputs for later trials.\n\n"
+           "parameters:\n",
            prog, xp__experiment_id(ex), xp__graph_result(ex)->name);
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];

@@ -509,3 +509,108 @@ ON_EVERY_BACKEND(concurrent_trials_of_one_key_execute_it_once, 60)
     cr_expect_eq(reused, N - 1);
     xp_experiment_destroy(&ex);
 }
+
+/* ---------------------------------------------------------------- files and
+ * the command line */
+
+/* Runs `xp ARGS... --backend B` (NULL-terminated); returns its result. */
+static xpt_run_result s_xp(const char *first, ...)
+{
+    const char *cli = getenv("XP_CLI");
+    if (!cli || access(cli, X_OK) != 0)
+        SKIP("XP_CLI is not set or missing (meson sets it)");
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)cli;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 13; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    static char backend[PATH_MAX + 16];
+    snprintf(backend, sizeof backend, "--backend=%s", s_backend);
+    argv[n++] = backend;
+    argv[n] = NULL;
+    return xpt_run(argv, xpt_dir);
+}
+
+/* The counting script of the file experiment: appends to count.prep and
+ * prints ten times its argument. */
+static void s_script(const char *extra)
+{
+    char text[PATH_MAX + 200];
+    snprintf(text, sizeof text,
+             "echo x >> '%s/count.prep'\n%s\necho $(( $1 * 10 ))\n", xpt_dir,
+             extra);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/prep.sh", xpt_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void s_expect_run(const char *path, const char *mode, const char *out)
+{
+    xpt_run_result r = mode ? s_xp("run", path, "a=2", mode, NULL)
+                            : s_xp("run", path, "a=2", NULL);
+    cr_assert_eq(r.status, 0, "xp run: %s", r.err);
+    cr_expect_str_eq(r.out, out);
+    xpt_run_result_free(&r);
+}
+
+ON_EVERY_BACKEND(xp_run_of_a_file_with_a_pure_command_step, 120)
+{
+    char path[PATH_MAX], text[512];
+    snprintf(text, sizeof text,
+             "experiment: %s\n"
+             "parameters:\n  a: 1\n"
+             "steps:\n"
+             "  prep:\n"
+             "    run: [sh, prep.sh, '{a}']\n"
+             "    code: [prep.sh]\n"
+             "    pure: true\n"
+             "    memo_env: [XP_TEST_MEMO_FILE_VAR]\n",
+             s_id);
+    snprintf(path, sizeof path, "%s/experiment.yaml", xpt_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    s_script("");
+    unsetenv("XP_TEST_MEMO_FILE_VAR");
+    s_expect_run(path, NULL, "20\n");
+    s_expect_run(path, NULL, "20\n");
+    cr_expect_eq(s_executions("prep"), 1, "run twice, executed once");
+    s_expect_run(path, "--no-memo", "20\n");
+    cr_expect_eq(s_executions("prep"), 2, "--no-memo runs it");
+    /* An edited code file is another key. */
+    s_script("# edited");
+    s_expect_run(path, NULL, "20\n");
+    cr_expect_eq(s_executions("prep"), 3, "the edited script runs");
+    s_expect_run(path, NULL, "20\n");
+    cr_expect_eq(s_executions("prep"), 3);
+    s_expect_run(path, "--refresh", "20\n");
+    cr_expect_eq(s_executions("prep"), 4, "--refresh runs it");
+    /* So is another value of the environment it names. */
+    setenv("XP_TEST_MEMO_FILE_VAR", "x", 1);
+    s_expect_run(path, NULL, "20\n");
+    unsetenv("XP_TEST_MEMO_FILE_VAR");
+    cr_expect_eq(s_executions("prep"), 5);
+    /* What reused what, in history --verbose and diff. */
+    xpt_run_result r = s_xp("history", s_id, "--verbose", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "Reused"), "%s", r.out);
+    cr_expect(strstr(r.out, "prep<-1"), "%s", r.out);
+    cr_expect(strstr(r.out, "prep<-4"), "%s", r.out);
+    xpt_run_result_free(&r);
+    r = s_xp("diff", s_id, "1", "2", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "== reused: differ"), "%s", r.out);
+    cr_expect(strstr(r.out, "+prep: 1"), "%s", r.out);
+    xpt_run_result_free(&r);
+    /* Bad modes are refused before anything is recorded. */
+    r = s_xp("run", path, "--no-memo", "--refresh", NULL);
+    cr_expect_eq(r.status, 2, "%s", r.err);
+    xpt_run_result_free(&r);
+}
