@@ -632,7 +632,8 @@ static int s_open(const struct command *cmd, const struct args *a,
     /* Every command but sync only reads: it opens read-only, so it works
      * on a store it may not write (another user's, a read-only mount, a
      * full disk) and changes nothing. */
-    opts.read_only = strcmp(cmd->name, "sync") != 0;
+    opts.read_only =
+        strcmp(cmd->name, "sync") != 0 && strcmp(cmd->name, "gc") != 0;
     opts.threads = 1;
     if (xp_experiment_open(ex, a->pos[0], &opts, &err) != 0)
         return s_fail(&err);
@@ -1169,6 +1170,66 @@ cleanup:
     return status;
 }
 
+/* `xp gc ID --keep-last N [--dry-run]`: the options of its own, then the
+ * common ones. */
+static int s_cmd_gc(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_error_t err;
+    char **rest = s_xmalloc(((size_t)argc + 1) * sizeof *rest);
+    int n = 0, status;
+    long long keep = -1;
+    bool dry_run = false;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = NULL;
+        if (strcmp(arg, "--dry-run") == 0) {
+            dry_run = true;
+            continue;
+        }
+        if (strcmp(arg, "--keep-last") == 0)
+            value = i + 1 < argc ? argv[++i] : "";
+        else if (strncmp(arg, "--keep-last=", 12) == 0)
+            value = arg + 12;
+        if (!value) {
+            rest[n++] = argv[i];
+            continue;
+        }
+        char *end = NULL;
+        errno = 0;
+        keep = strtoll(value, &end, 10);
+        if (!*value || *end || errno || keep < 0) {
+            free(rest);
+            return s_usage_error(cmd, "--keep-last takes a count, not '%s'",
+                                 value);
+        }
+    }
+    rest[n] = NULL;
+    if (s_parse_args(cmd, n, rest, &a) != 0) {
+        free(rest);
+        return a.status;
+    }
+    if (keep < 0) {
+        status = s_usage_error(cmd, "missing --keep-last N");
+        goto cleanup;
+    }
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    size_t entries = 0, trials = 0;
+    if (xp_experiment_gc(ex, keep, dry_run, &entries, &trials, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    printf("%s %zu memo entries and the persisted values of %zu trials\n",
+           dry_run ? "would remove" : "removed", entries, trials);
+cleanup:
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    free(rest);
+    return status;
+}
+
 /* ---------------------------------------------------------------- graph */
 
 #ifdef XP_HAVE_LIBGVC
@@ -1555,6 +1616,10 @@ static const struct command s_commands[] = {
      "TRIAL, steps coloured by what became of them (default: the last "
      "trial's code, uncoloured)",
      OPT_FORMAT, FMT_DOT | FMT_SVG, 1, 2, s_cmd_graph},
+    {"gc", "ID --keep-last N [--dry-run]",
+     "remove the persisted values of all but the newest N trials and the "
+     "memo entries pointing at them (records are kept)",
+     0, 0, 1, 1, s_cmd_gc},
     {"sync", "ID",
      "write trials kept in the local spool while the backend was "
      "unreachable",

@@ -6,6 +6,7 @@
 
 #include "capture/code.h"
 #include "experiment.h"
+#include "util/error.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "value.h"
@@ -406,4 +407,69 @@ bool xp__memo_reused_doc(const xp_experiment *ex, const xp_memo_step *steps,
             any = true;
         }
     return any;
+}
+
+/* ---------------------------------------------------------------- gc */
+
+typedef struct {
+    int64_t cutoff; /* trials up to this id lose their values */
+    uint8_t (*keys)[16];
+    size_t n, cap;
+} s_gc;
+
+static int s_gc_entry(const xp_memo_entry *e, void *user)
+{
+    s_gc *g = user;
+    if (e->trial <= 0 || e->trial > g->cutoff)
+        return 0; /* impurity markers and recent outputs stay */
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->keys = bson_realloc(g->keys, g->cap * sizeof *g->keys);
+    }
+    memcpy(g->keys[g->n++], e->key, 16);
+    return 0;
+}
+
+int xp_experiment_gc(xp_experiment *ex, int64_t keep_last, bool dry_run,
+                     size_t *entries, size_t *trials, xp_error_t *err)
+{
+    if (entries)
+        *entries = 0;
+    if (trials)
+        *trials = 0;
+    if (!ex || !ex->backend)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL, "no experiment");
+    if (keep_last < 0)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "--keep-last must be 0 or more, not %lld",
+                         (long long)keep_last);
+    if (ex->read_only && !dry_run)
+        return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
+                         "experiment '%s' was opened read-only", ex->id);
+    int64_t last = 0;
+    if (xp__store_last_id(ex->backend, &last, err) != 0)
+        return -1;
+    s_gc g = {.cutoff = last - keep_last};
+    if (g.cutoff <= 0)
+        return 0;
+    int rc = -1;
+    /* Entries first: an entry never points at a removed value for long,
+     * and one that does is a miss anyway. */
+    if (xp__store_memo_each(ex->backend, s_gc_entry, &g, err) != 0)
+        goto done;
+    if (!dry_run &&
+        xp__store_memo_delete(ex->backend, (const uint8_t(*)[16])g.keys, g.n,
+                              err) != 0)
+        goto done;
+    for (int64_t id = 1; !dry_run && id <= g.cutoff; id++)
+        if (xp__store_persisted_drop(ex->backend, id, err) != 0)
+            goto done;
+    if (entries)
+        *entries = g.n;
+    if (trials)
+        *trials = (size_t)g.cutoff;
+    rc = 0;
+done:
+    bson_free(g.keys);
+    return rc;
 }

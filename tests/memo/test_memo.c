@@ -7,6 +7,7 @@
 #include "../common.h"
 
 #include <hiredis/hiredis.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 
 enum { B_LOCAL, B_REDIS, B_MONGO };
@@ -613,4 +614,90 @@ ON_EVERY_BACKEND(xp_run_of_a_file_with_a_pure_command_step, 120)
     r = s_xp("run", path, "--no-memo", "--refresh", NULL);
     cr_expect_eq(r.status, 2, "%s", r.err);
     xpt_run_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- gc */
+
+static bool s_has_value(xp_experiment *ex, const char *step, int64_t trial)
+{
+    xp_value *v = NULL;
+    xp_error_t err;
+    int rc = xp_load_persisted(ex, step, trial, &v, &err);
+    xp_value_destroy(&v);
+    return rc == 0;
+}
+
+ON_EVERY_BACKEND(gc_keeps_records_and_what_it_keeps_consistent, 120)
+{
+    xp_experiment *ex = s_open_add();
+    int64_t r = 0;
+    for (int64_t a = 1; a <= 3; a++)
+        s_run(ex, XP_MEMO_USE, true, &r, "a", a, "b", (int64_t)0, NULL);
+    cr_expect_eq(s_executions("add"), 3);
+    size_t entries = 0, trials = 0;
+    xp_error_t err;
+    cr_assert_eq(xp_experiment_gc(ex, 1, true, &entries, &trials, &err), 0,
+                 "%s", err.message);
+    cr_expect_eq(entries, 2, "dry run: %zu entries", entries);
+    cr_expect_eq(trials, 2);
+    cr_expect(s_has_value(ex, "add", 1), "a dry run removes nothing");
+    cr_assert_eq(xp_experiment_gc(ex, 1, false, &entries, &trials, &err), 0,
+                 "%s", err.message);
+    cr_expect_eq(entries, 2);
+    cr_expect(!s_has_value(ex, "add", 1));
+    cr_expect(!s_has_value(ex, "add", 2));
+    cr_expect(s_has_value(ex, "add", 3), "the newest trial keeps its values");
+    xp_value *h = xpt_history(ex);
+    cr_expect_eq(xp_value_count(h), 3, "records are kept");
+    xp_value_destroy(&h);
+    /* Removed: runs again; kept: reused. */
+    s_run(ex, XP_MEMO_USE, true, &r, "a", (int64_t)1, "b", (int64_t)0, NULL);
+    cr_expect_eq(r, 1);
+    cr_expect_eq(s_executions("add"), 4);
+    int64_t t5 = s_run(ex, XP_MEMO_USE, true, &r, "a", (int64_t)3, "b",
+                       (int64_t)0, NULL);
+    cr_expect_eq(r, 3);
+    cr_expect_eq(s_executions("add"), 4);
+    cr_expect_eq(s_reused(ex, t5, "add"), 3);
+    /* Everything: the next trial of a kept key runs, no error. */
+    cr_assert_eq(xp_experiment_gc(ex, 0, false, NULL, NULL, &err), 0, "%s",
+                 err.message);
+    s_run(ex, XP_MEMO_USE, true, &r, "a", (int64_t)3, "b", (int64_t)0, NULL);
+    cr_expect_eq(s_executions("add"), 5);
+    cr_expect_neq(xp_experiment_gc(ex, -1, false, NULL, NULL, &err), 0);
+    xp_experiment_destroy(&ex);
+    /* The command line. */
+    xpt_run_result cli =
+        s_xp("gc", s_id, "--keep-last", "1", "--dry-run", NULL);
+    cr_expect_eq(cli.status, 0, "%s", cli.err);
+    cr_expect(strstr(cli.out, "would remove"), "%s", cli.out);
+    xpt_run_result_free(&cli);
+    cli = s_xp("gc", s_id, NULL);
+    cr_expect_eq(cli.status, 2, "--keep-last is required: %s", cli.err);
+    xpt_run_result_free(&cli);
+}
+
+/* A value removed behind the memo's back (another tool, a partial gc)
+ * is a miss: the step runs, nothing fails. */
+Test(local, a_missing_value_is_a_miss, .init = xpt_setup, .fini = s_fini)
+{
+    s_use(B_LOCAL);
+    xp_experiment *ex = s_open_add();
+    int64_t r = 0;
+    s_run(ex, XP_MEMO_USE, true, &r, "a", (int64_t)1, "b", (int64_t)1, NULL);
+    xp_experiment_destroy(&ex);
+    char db_path[PATH_MAX];
+    snprintf(db_path, sizeof db_path, "%s/%s/xp.sqlite3", xpt_dir, s_id);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DELETE FROM persisted", NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    ex = s_open_add();
+    int64_t t2 = s_run(ex, XP_MEMO_USE, true, &r, "a", (int64_t)1, "b",
+                       (int64_t)1, NULL);
+    cr_expect_eq(r, 2);
+    cr_expect_eq(s_executions("add"), 2);
+    cr_expect_eq(s_reused(ex, t2, "add"), 0);
+    xp_experiment_destroy(&ex);
 }

@@ -255,6 +255,14 @@ XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
  * (may be NULL) counts them. */
 XP_EXPORT int xp_experiment_sync(xp_experiment *ex, size_t *written,
                                  xp_error_t *err);
+/* Removes stored outputs of old trials (`xp gc`): the persisted values
+ * (command logs included) of every trial but the newest keep_last, and
+ * the memo entries that point at them, so that a later trial runs those
+ * steps again. Records are kept. With dry_run nothing is removed. The
+ * counts (may be NULL): memo entries and trials whose values go. */
+XP_EXPORT int xp_experiment_gc(xp_experiment *ex, int64_t keep_last,
+                               bool dry_run, size_t *entries, size_t *trials,
+                               xp_error_t *err);
 /* NULL-safe; sets *ex to NULL. No trial may be running on it. */
 XP_EXPORT void xp_experiment_destroy(xp_experiment **ex);
 /* Experiment-owned strings. */
