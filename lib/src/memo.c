@@ -45,7 +45,21 @@ const char *xp__memo_mode_name(xp_memo_mode mode)
     return (unsigned)mode < 3 ? s_mode_names[mode] : "use";
 }
 
+xp_memo_mode xp__memo_mode_parse(const char *name)
+{
+    for (int i = 0; name && i < 3; i++)
+        if (strcmp(name, s_mode_names[i]) == 0)
+            return (xp_memo_mode)i;
+    return XP_MEMO_USE;
+}
+
 /* ---------------------------------------------------------------- state */
+
+static void s_flight_free(s_flight *f)
+{
+    xp_value_destroy(&f->value);
+    bson_free(f);
+}
 
 /* The code a step runs, as the code document holds it: its source text,
  * a later use's first use's, or the build id of its binary. */
@@ -98,7 +112,13 @@ void xp__memo_free(xp_experiment *ex)
     struct xp_memo_state *m = ex ? ex->memo : NULL;
     if (!m)
         return;
-    /* No trial runs when a handle is destroyed: no flight is left. */
+    /* No trial runs when a handle is destroyed; a scheduler stopping
+     * leaves the flights of its unfinished trials. */
+    while (m->flights) {
+        s_flight *f = m->flights;
+        m->flights = f->next;
+        s_flight_free(f);
+    }
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);
     bson_free(m->code);
@@ -254,12 +274,6 @@ static s_flight **s_flight_find(struct xp_memo_state *m, const uint8_t key[16])
     return at;
 }
 
-static void s_flight_free(s_flight *f)
-{
-    xp_value_destroy(&f->value);
-    bson_free(f);
-}
-
 /* Claims s->key, or waits for the trial running it: 1 with its output
  * in *out, 0 when the caller owns the key now. m->lock not held. */
 static int s_claim(struct xp_memo_state *m, xp_memo_step *s, xp_value **out,
@@ -327,6 +341,74 @@ int xp__memo_before(xp_experiment *ex, const xp_node *n, xp_memo_mode mode,
         return 1;
     }
     return 0;
+}
+
+int xp__memo_before_nowait(xp_experiment *ex, const xp_node *n,
+                           xp_memo_mode mode, xp_memo_step *s, xp_value **out)
+{
+    struct xp_memo_state *m = ex->memo;
+    *out = NULL;
+    if (!m || !s->keyed || mode != XP_MEMO_USE)
+        return xp__memo_before(ex, n, mode, s, out);
+    if (s_impure(ex, n))
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    s_flight **at = s_flight_find(m, s->key);
+    if (*at) {
+        (*at)->waiters++;
+        s->flight = *at;
+        pthread_mutex_unlock(&m->lock);
+        return 2;
+    }
+    s_flight *f = bson_malloc0(sizeof *f);
+    memcpy(f->key, s->key, 16);
+    *at = f;
+    s->owner = true;
+    pthread_mutex_unlock(&m->lock);
+    int64_t trial = 0;
+    if (s_load(ex, n, s, out, &trial)) {
+        s->reused = trial;
+        xp__memo_after(ex, s, *out, trial);
+        return 1;
+    }
+    return 0;
+}
+
+int xp__memo_collect(xp_experiment *ex, xp_memo_step *s, xp_value **out,
+                     int64_t *trial)
+{
+    struct xp_memo_state *m = ex->memo;
+    s_flight *f = s->flight;
+    *out = NULL;
+    if (!m || !f)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    if (!f->done) {
+        pthread_mutex_unlock(&m->lock);
+        return 2;
+    }
+    xp_value *v = f->value ? xp_value_dup(f->value) : NULL;
+    *trial = f->trial;
+    s->flight = NULL;
+    if (--f->waiters == 0)
+        s_flight_free(f);
+    pthread_mutex_unlock(&m->lock);
+    *out = v;
+    return v ? 1 : 0;
+}
+
+void xp__memo_abandon(xp_experiment *ex, xp_memo_step *s)
+{
+    struct xp_memo_state *m = ex->memo;
+    s_flight *f = s->flight;
+    if (!m || !f)
+        return;
+    pthread_mutex_lock(&m->lock);
+    s->flight = NULL;
+    /* A flight still running is freed by its owner. */
+    if (--f->waiters == 0 && f->done)
+        s_flight_free(f);
+    pthread_mutex_unlock(&m->lock);
 }
 
 void xp__memo_after(xp_experiment *ex, xp_memo_step *s, const xp_value *out,

@@ -23,10 +23,13 @@ typedef struct {
     uint8_t key[16];
     uint8_t prev[16]; /* that entry's output hash */
     int64_t reused;   /* the trial whose output was reused; 0: ran */
+    void *flight;     /* the flight waited for (xp__memo_before_nowait) */
 } xp_memo_step;
 
 /* The memo mode names recorded as the record's "memo" field. */
 const char *xp__memo_mode_name(xp_memo_mode mode);
+/* The mode a name says; XP_MEMO_USE for NULL or an unknown one. */
+xp_memo_mode xp__memo_mode_parse(const char *name);
 
 /* Counts ex's needed pure steps into ex->n_pure and, when there are
  * some, computes each one's code hash once. ex->lock held, graph
@@ -47,6 +50,18 @@ bool xp__memo_key(xp_experiment *ex, const xp_node *n,
  * key. Never fails: an unreadable entry or a removed value is a miss. */
 int xp__memo_before(xp_experiment *ex, const xp_node *n, xp_memo_mode mode,
                     xp_memo_step *s, xp_value **out);
+/* The same for a single-threaded executor (the scheduler), which must
+ * not block: 2 when another trial runs the key now; s is then registered
+ * with it, and xp__memo_collect says when it is done. */
+int xp__memo_before_nowait(xp_experiment *ex, const xp_node *n,
+                           xp_memo_mode mode, xp_memo_step *s, xp_value **out);
+/* For s waiting (before_nowait gave 2): 2 still running; 1 done, *out
+ * its output (caller owns) from trial *trial; 0 it failed there, so the
+ * caller runs xp__memo_before_nowait again. */
+int xp__memo_collect(xp_experiment *ex, xp_memo_step *s, xp_value **out,
+                     int64_t *trial);
+/* s stops waiting (its trial is dropped); NULL-safe on ex->memo. */
+void xp__memo_abandon(xp_experiment *ex, xp_memo_step *s);
 /* After a claimed step ran: out its output (NULL when it failed), trial
  * the trial it ran in. Hands out to the trials waiting for the key. */
 void xp__memo_after(xp_experiment *ex, xp_memo_step *s, const xp_value *out,

@@ -223,6 +223,8 @@ static int s_run_remote(const char *prog, xp_experiment *ex,
     xp_set_value(xp_document_set(spec, "parameters"), params);
     if (args->has_seed)
         xp_set_int64(xp_document_set(spec, "seed"), (int64_t)args->seed);
+    if (args->memo != XP_MEMO_USE)
+        xp_set_int64(xp_document_set(spec, "memo"), (int64_t)args->memo);
     status = 1;
     if (xp_client_connect(&c, args->scheduler, 0, &err) != 0 ||
         xp__client_submit_code(

@@ -217,6 +217,10 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
     /* Inputs are complete and immutable while n is in flight. */
     if (!failure && out)
         s_hash_step(t, n, out);
+    /* The trials waiting for this step's memo key get its output. */
+    if (t->memo_steps && n->pure)
+        xp__memo_after(t->ex, &t->memo_steps[n->index], failure ? NULL : out,
+                       t->id);
     pthread_mutex_lock(&t->lock);
     t->outputs[n->index] = out;
     t->inflight--;
@@ -236,6 +240,57 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
     }
     pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->lock);
+}
+
+/* Step n's memo key from the trial's values of its inputs. */
+static bool s_memo_key(xp_trial *t, xp_node *n, xp_memo_step *s)
+{
+    const xp_value *stack_in[8] = {NULL};
+    const xp_value **in =
+        n->n_inputs <= 8 ? stack_in : bson_malloc(n->n_inputs * sizeof *in);
+    for (size_t i = 0; i < n->n_inputs; i++)
+        in[i] = t->outputs[n->inputs[i]->index];
+    bool keyed = xp__memo_key(t->ex, n, (const xp_value *const *)in, s);
+    if (in != stack_in)
+        bson_free(in);
+    return keyed;
+}
+
+xp_trial_memo xp__trial_memo_dispatch(xp_trial *t, xp_node *n)
+{
+    xp_memo_step *s =
+        t->memo_steps && n->pure ? &t->memo_steps[n->index] : NULL;
+    if (!s)
+        return XP_TRIAL_MEMO_RUN;
+    xp_value *out = NULL;
+    int64_t from = 0;
+    int rc;
+    if (s->flight) {
+        rc = xp__memo_collect(t->ex, s, &out, &from);
+        if (rc == 2)
+            return XP_TRIAL_MEMO_WAIT;
+        if (rc == 1)
+            s->reused = from;
+    } else if (!s_memo_key(t, n, s)) {
+        return XP_TRIAL_MEMO_RUN;
+    }
+    if (!out) {
+        rc = xp__memo_before_nowait(t->ex, n, t->memo, s, &out);
+        if (rc == 2)
+            return XP_TRIAL_MEMO_WAIT;
+        if (rc == 0)
+            return XP_TRIAL_MEMO_RUN;
+    }
+    xp__log(XP_LOG_INFO, "Reused step '%s' of trial %lld (trial id=%lld)",
+            n->name, (long long)s->reused, (long long)t->id);
+    xp__trial_step_done(t, n, out, NULL);
+    return XP_TRIAL_MEMO_DONE;
+}
+
+void xp__trial_memo_abandon(xp_trial *t, xp_node *n)
+{
+    if (t->memo_steps && n->pure)
+        xp__memo_abandon(t->ex, &t->memo_steps[n->index]);
 }
 
 void xp__trial_note_step(xp_trial *t, const char *step,
@@ -523,6 +578,13 @@ int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
     if (xp__graph_freeze(ex, err) != 0)
         goto cleanup;
     s_trial_arrays(t);
+    pthread_mutex_lock(&ex->lock);
+    xp__memo_prepare_locked(ex);
+    pthread_mutex_unlock(&ex->lock);
+    /* The mode it was submitted with (a restarted scheduler keeps it). */
+    t->memo = xp__memo_mode_parse(t->rec.memo);
+    if (ex->n_pure)
+        t->memo_steps = bson_malloc0(ex->n_nodes * sizeof *t->memo_steps);
     t->id = id;
     t->seed = (uint64_t)t->rec.seed;
     if (s_resume_params(t, &params, err) != 0)
@@ -819,8 +881,6 @@ static void s_run_node(xp_trial *t, xp_node *n)
         bson_free(in);
     if (rc != 0)
         xp_value_destroy(&out);
-    if (memo)
-        xp__memo_after(t->ex, memo, out, t->id);
     xp__trial_step_done(t, n, out, rc != 0 ? failure : NULL);
 }
 

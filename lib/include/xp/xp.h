@@ -656,10 +656,10 @@ XP_EXPORT void xp_client_destroy(xp_client **c);
 XP_EXPORT int xp_keygen(const char *dir, const char *name, char **public_path,
                         xp_error_t *err);
 /* Submits trials of experiment: an array of documents {parameters: {..},
- * seed: int64 (optional)}. code_hash NULL: the definition the scheduler
- * last saw from a worker. Returns once every trial is recorded as queued;
- * *ids (caller frees with xp_free) gets their ids, in order. A bad trial
- * rejects the whole batch and records nothing. */
+ * seed: int64 (optional), memo: int64 xp_memo_mode (optional)}. code_hash NULL:
+ * the definition the scheduler last saw from a worker. Returns once every trial
+ * is recorded as queued; *ids (caller frees with xp_free) gets their ids, in
+ * order. A bad trial rejects the whole batch and records nothing. */
 XP_EXPORT int xp_client_submit(xp_client *c, const char *experiment,
                                const xp_value *trials, const char *code_hash,
                                int64_t *batch, int64_t **ids, size_t *n,

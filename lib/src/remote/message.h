@@ -219,6 +219,7 @@ typedef struct {
     const xp_value *params; /* decode: owned */
     bool has_seed;
     int64_t seed;
+    int memo; /* xp_memo_mode; "memo" absent: 0, XP_MEMO_USE */
 } xp_msg_trial;
 
 typedef struct {
