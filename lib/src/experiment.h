@@ -45,6 +45,7 @@ struct xp_experiment {
     /* Memoisation (memo.c): the needed pure steps, counted when the
      * graph is frozen, and memo.c's state (NULL without them). */
     size_t n_pure;
+    bool memo_counted;
     struct xp_memo_state *memo;
 };
 

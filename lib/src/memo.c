@@ -85,8 +85,9 @@ static bool s_code_hash(const xp_node *n, uint8_t out[16])
 
 void xp__memo_prepare_locked(xp_experiment *ex)
 {
-    if (ex->memo || !ex->frozen)
+    if (ex->memo_counted || !ex->frozen)
         return;
+    ex->memo_counted = true;
     size_t n_pure = 0;
     for (size_t i = 0; i < ex->n_nodes; i++)
         if (ex->nodes[i]->pure && ex->nodes[i]->needed)
@@ -210,16 +211,23 @@ static void s_marker_key(const struct xp_memo_state *m, const xp_node *n,
 
 /* ---------------------------------------------------------------- reuse */
 
-/* Whether the store marks step n's code impure (said once). */
-static bool s_impure(xp_experiment *ex, const xp_node *n)
+/* Reads s->key's entry into *entry (*has_entry) and the impurity
+ * marker of step n's code, in one round trip; true when the code is
+ * marked impure (said once). A store that cannot answer has neither. */
+static bool s_lookup(xp_experiment *ex, const xp_node *n, const xp_memo_step *s,
+                     xp_memo_entry *entry, bool *has_entry)
 {
     struct xp_memo_state *m = ex->memo;
-    xp_memo_entry e;
-    memset(&e, 0, sizeof e);
-    bool found = false;
-    s_marker_key(m, n, e.key);
-    if (xp__store_memo_get(ex->backend, &e, &found, NULL) != 0 || !found ||
-        e.trial != 0)
+    xp_memo_entry e[2];
+    bool found[2] = {false, false};
+    memset(e, 0, sizeof e);
+    memcpy(e[0].key, s->key, 16);
+    s_marker_key(m, n, e[1].key);
+    if (xp__store_memo_get(ex->backend, e, 2, found, NULL) != 0)
+        found[0] = found[1] = false;
+    *entry = e[0];
+    *has_entry = found[0] && e[0].trial > 0;
+    if (!found[1] || e[1].trial != 0)
         return false;
     if (s_first_time(m, m->warned_impure, n->index))
         xp__log(XP_LOG_WARNING,
@@ -230,39 +238,33 @@ static bool s_impure(xp_experiment *ex, const xp_node *n)
     return true;
 }
 
-/* The stored output of s->key's entry into *out: false for a miss (no
- * entry, a marker, a removed or changed value). */
-static bool s_load(xp_experiment *ex, const xp_node *n, const xp_memo_step *s,
+/* The stored output entry e points at into *out: false for a miss (a
+ * removed or changed value). */
+static bool s_load(xp_experiment *ex, const xp_node *n, const xp_memo_entry *e,
                    xp_value **out, int64_t *trial)
 {
-    xp_memo_entry e;
-    bool found = false;
-    memcpy(e.key, s->key, 16);
-    if (xp__store_memo_get(ex->backend, &e, &found, NULL) != 0 || !found ||
-        e.trial <= 0)
-        return false;
     xp_value *v = xp_value_new();
     bson_t enc = BSON_INITIALIZER;
     uint8_t h[16];
-    bool ok =
-        v &&
-        xp__store_persisted_read(ex->backend, n->name, e.trial, v, NULL) == 0 &&
-        xp__value_append_bson(&enc, "v", v) == 0;
+    bool ok = v &&
+              xp__store_persisted_read(ex->backend, n->name, e->trial, v,
+                                       NULL) == 0 &&
+              xp__value_append_bson(&enc, "v", v) == 0;
     if (ok) {
         xp__hash128(bson_get_data(&enc), enc.len, h);
-        ok = memcmp(h, e.output, 16) == 0;
+        ok = memcmp(h, e->output, 16) == 0;
     }
     bson_destroy(&enc);
     if (!ok) {
         xp__log(XP_LOG_DEBUG,
                 "Pure step '%s': the output of trial %lld is gone, running "
                 "it",
-                n->name, (long long)e.trial);
+                n->name, (long long)e->trial);
         xp_value_destroy(&v);
         return false;
     }
     *out = v;
-    *trial = e.trial;
+    *trial = e->trial;
     return true;
 }
 
@@ -314,28 +316,25 @@ int xp__memo_before(xp_experiment *ex, const xp_node *n, xp_memo_mode mode,
 {
     struct xp_memo_state *m = ex->memo;
     *out = NULL;
-    if (!m || !s->keyed)
+    if (!m || !s->keyed || mode == XP_MEMO_OFF)
         return 0;
-    if (mode != XP_MEMO_USE) {
+    xp_memo_entry e;
+    bool has_entry = false;
+    bool impure = s_lookup(ex, n, s, &e, &has_entry);
+    if (mode == XP_MEMO_REFRESH) {
         /* Runs anyway; the entry, if any, checks that it is pure. */
-        xp_memo_entry e;
-        memcpy(e.key, s->key, 16);
-        bool found = false;
-        if (xp__store_memo_get(ex->backend, &e, &found, NULL) == 0 && found &&
-            e.trial > 0) {
-            s->has_prev = true;
-            memcpy(s->prev, e.output, 16);
-        }
+        s->has_prev = has_entry;
+        memcpy(s->prev, e.output, 16);
         return 0;
     }
-    if (s_impure(ex, n))
+    if (impure)
         return 0;
     int64_t trial = 0;
     if (s_claim(m, s, out, &trial) == 1) {
         s->reused = trial;
         return 1;
     }
-    if (s_load(ex, n, s, out, &trial)) {
+    if (has_entry && s_load(ex, n, &e, out, &trial)) {
         s->reused = trial;
         xp__memo_after(ex, s, *out, trial);
         return 1;
@@ -350,7 +349,9 @@ int xp__memo_before_nowait(xp_experiment *ex, const xp_node *n,
     *out = NULL;
     if (!m || !s->keyed || mode != XP_MEMO_USE)
         return xp__memo_before(ex, n, mode, s, out);
-    if (s_impure(ex, n))
+    xp_memo_entry e;
+    bool has_entry = false;
+    if (s_lookup(ex, n, s, &e, &has_entry))
         return 0;
     pthread_mutex_lock(&m->lock);
     s_flight **at = s_flight_find(m, s->key);
@@ -366,7 +367,7 @@ int xp__memo_before_nowait(xp_experiment *ex, const xp_node *n,
     s->owner = true;
     pthread_mutex_unlock(&m->lock);
     int64_t trial = 0;
-    if (s_load(ex, n, s, out, &trial)) {
+    if (has_entry && s_load(ex, n, &e, out, &trial)) {
         s->reused = trial;
         xp__memo_after(ex, s, *out, trial);
         return 1;
@@ -463,10 +464,10 @@ size_t xp__memo_entries(xp_experiment *ex, int64_t trial, xp_memo_mode mode,
             n++;
             continue;
         }
-        if (mode == XP_MEMO_OFF)
+        if (mode == XP_MEMO_OFF || s->reused)
             continue;
-        /* A reused step's entry moves to this trial, which keeps the same
-         * value: entries point at recent trials (see xp gc). */
+        /* A reused output keeps its entry (and its trial, which the
+         * reusing record names, is kept by xp gc). */
         memcpy(e[n].key, s->key, 16);
         e[n].trial = trial;
         memcpy(e[n].output, hashes[i].output, 16);
@@ -494,16 +495,59 @@ bool xp__memo_reused_doc(const xp_experiment *ex, const xp_memo_step *steps,
 /* ---------------------------------------------------------------- gc */
 
 typedef struct {
-    int64_t cutoff; /* trials up to this id lose their values */
+    int64_t cutoff; /* trials up to this id lose their values, except: */
+    int64_t *kept;  /* those the newest trials reused from, sorted */
+    size_t n_kept;
     uint8_t (*keys)[16];
     size_t n, cap;
 } s_gc;
 
+static int s_cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static bool s_gc_keeps(const s_gc *g, int64_t trial)
+{
+    return trial > g->cutoff ||
+           bsearch(&trial, g->kept, g->n_kept, sizeof *g->kept, s_cmp_id);
+}
+
+/* The trials the records of the newest ones reused outputs from. */
+static void s_gc_referenced(xp_experiment *ex, int64_t last, s_gc *g)
+{
+    size_t cap = 0;
+    for (int64_t id = g->cutoff + 1; id <= last; id++) {
+        bson_t doc;
+        xp_trial_record rec;
+        bson_t reused;
+        bson_iter_t it;
+        if (xp__store_trial_get(ex->backend, id, &doc, NULL) != 0)
+            continue;
+        if (xp__record_decode(&doc, &rec, NULL) == 0 &&
+            xp__doc_view_bson(rec.reused, &reused) &&
+            bson_iter_init(&it, &reused))
+            while (bson_iter_next(&it)) {
+                if (!BSON_ITER_HOLDS_INT64(&it))
+                    continue;
+                if (g->n_kept == cap) {
+                    cap = cap ? 2 * cap : 64;
+                    g->kept = bson_realloc(g->kept, cap * sizeof *g->kept);
+                }
+                g->kept[g->n_kept++] = bson_iter_int64(&it);
+            }
+        bson_destroy(&doc);
+    }
+    if (g->n_kept)
+        qsort(g->kept, g->n_kept, sizeof *g->kept, s_cmp_id);
+}
+
 static int s_gc_entry(const xp_memo_entry *e, void *user)
 {
     s_gc *g = user;
-    if (e->trial <= 0 || e->trial > g->cutoff)
-        return 0; /* impurity markers and recent outputs stay */
+    if (e->trial <= 0 || s_gc_keeps(g, e->trial))
+        return 0; /* impurity markers and outputs in use stay */
     if (g->n == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 64;
         g->keys = bson_realloc(g->keys, g->cap * sizeof *g->keys);
@@ -535,6 +579,8 @@ int xp_experiment_gc(xp_experiment *ex, int64_t keep_last, bool dry_run,
     if (g.cutoff <= 0)
         return 0;
     int rc = -1;
+    size_t dropped = 0;
+    s_gc_referenced(ex, last, &g);
     /* Entries first: an entry never points at a removed value for long,
      * and one that does is a miss anyway. */
     if (xp__store_memo_each(ex->backend, s_gc_entry, &g, err) != 0)
@@ -543,15 +589,20 @@ int xp_experiment_gc(xp_experiment *ex, int64_t keep_last, bool dry_run,
         xp__store_memo_delete(ex->backend, (const uint8_t(*)[16])g.keys, g.n,
                               err) != 0)
         goto done;
-    for (int64_t id = 1; !dry_run && id <= g.cutoff; id++)
-        if (xp__store_persisted_drop(ex->backend, id, err) != 0)
+    for (int64_t id = 1; id <= g.cutoff; id++) {
+        if (s_gc_keeps(&g, id))
+            continue;
+        if (!dry_run && xp__store_persisted_drop(ex->backend, id, err) != 0)
             goto done;
+        dropped++;
+    }
     if (entries)
         *entries = g.n;
     if (trials)
-        *trials = (size_t)g.cutoff;
+        *trials = dropped;
     rc = 0;
 done:
     bson_free(g.keys);
+    bson_free(g.kept);
     return rc;
 }

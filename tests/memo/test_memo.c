@@ -659,6 +659,17 @@ ON_EVERY_BACKEND(gc_keeps_records_and_what_it_keeps_consistent, 120)
     cr_expect_eq(r, 3);
     cr_expect_eq(s_executions("add"), 4);
     cr_expect_eq(s_reused(ex, t5, "add"), 3);
+    /* Trial 3 is older than the newest one now, but trial 5 reused its
+     * output: it is kept. */
+    cr_assert_eq(xp_experiment_gc(ex, 1, false, &entries, &trials, &err), 0,
+                 "%s", err.message);
+    cr_expect_eq(entries, 1, "the entry of trial 4 goes, 3's stays");
+    cr_expect(s_has_value(ex, "add", 3));
+    cr_expect(!s_has_value(ex, "add", 4));
+    int64_t t6 = s_run(ex, XP_MEMO_USE, true, &r, "a", (int64_t)3, "b",
+                       (int64_t)0, NULL);
+    cr_expect_eq(s_reused(ex, t6, "add"), 3);
+    cr_expect_eq(s_executions("add"), 4);
     /* Everything: the next trial of a kept key runs, no error. */
     cr_assert_eq(xp_experiment_gc(ex, 0, false, NULL, NULL, &err), 0, "%s",
                  err.message);

@@ -256,10 +256,11 @@ XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
 XP_EXPORT int xp_experiment_sync(xp_experiment *ex, size_t *written,
                                  xp_error_t *err);
 /* Removes stored outputs of old trials (`xp gc`): the persisted values
- * (command logs included) of every trial but the newest keep_last, and
- * the memo entries that point at them, so that a later trial runs those
- * steps again. Records are kept. With dry_run nothing is removed. The
- * counts (may be NULL): memo entries and trials whose values go. */
+ * (command logs included) of every trial but the newest keep_last and
+ * those these reused outputs from (their records' "reused"), and the
+ * memo entries that point at removed ones, so that a later trial runs
+ * those steps again. Records are kept. With dry_run nothing is removed.
+ * The counts (may be NULL): memo entries and trials whose values go. */
 XP_EXPORT int xp_experiment_gc(xp_experiment *ex, int64_t keep_last,
                                bool dry_run, size_t *entries, size_t *trials,
                                xp_error_t *err);

@@ -93,8 +93,8 @@ typedef struct {
     int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,
                            const char *description, xp_error_t *err);
     /* Memo entries (store.h). Optional, all four or none: NULL when the
-     * backend keeps none. memo_get sets *found. */
-    int (*memo_get)(xp_backend *b, xp_memo_entry *e, bool *found,
+     * backend keeps none. memo_get sets found[0..n). */
+    int (*memo_get)(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
                     xp_error_t *err);
     int (*memo_put)(xp_backend *b, const xp_memo_entry *e, size_t n,
                     xp_error_t *err);

@@ -1252,26 +1252,27 @@ static bool s_memo_row(sqlite3_stmt *st, int col, xp_memo_entry *e)
     return e->trial >= 0;
 }
 
-static int s_memo_get(xp_backend *b, xp_memo_entry *e, bool *found,
+static int s_memo_get(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
                       xp_error_t *err)
 {
     xp_local *l = (xp_local *)b;
     int rc = 0;
-    *found = false;
     pthread_mutex_lock(&l->lock);
     int ready = s_memo_ready(l, false, err);
     if (ready <= 0) {
         pthread_mutex_unlock(&l->lock);
         return ready;
     }
-    sqlite3_stmt *st = s_memo_stmt(l, S_MEMO_GET);
-    sqlite3_bind_blob(st, 1, e->key, 16, SQLITE_STATIC);
-    int step_rc = sqlite3_step(st);
-    if (step_rc == SQLITE_ROW)
-        *found = s_memo_row(st, 0, e);
-    else if (step_rc != SQLITE_DONE)
-        rc = s_db_error(l, err, "reading memo entries");
-    sqlite3_reset(st);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *st = s_memo_stmt(l, S_MEMO_GET);
+        sqlite3_bind_blob(st, 1, e[i].key, 16, SQLITE_STATIC);
+        int step_rc = sqlite3_step(st);
+        if (step_rc == SQLITE_ROW)
+            found[i] = s_memo_row(st, 0, &e[i]);
+        else if (step_rc != SQLITE_DONE)
+            rc = s_db_error(l, err, "reading memo entries");
+        sqlite3_reset(st);
+    }
     pthread_mutex_unlock(&l->lock);
     return rc;
 }

@@ -2057,29 +2057,41 @@ static bool s_memo_key(const bson_t *doc, uint8_t key[16])
     return true;
 }
 
-static int s_memo_get(xp_backend *b, xp_memo_entry *e, bool *found,
+static int s_memo_get(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
                       xp_error_t *err)
 {
     xp_mongo *m = (xp_mongo *)b;
     mongoc_client_t *c = s_pop(m);
     mongoc_collection_t *coll = s_coll(m, c, m->memo);
-    char hex[33];
-    xp__hex(e->key, 16, hex);
-    bson_t filter = BSON_INITIALIZER, opts, doc;
-    BSON_APPEND_UTF8(&filter, "_id", hex);
-    s_one_opts(&opts, NULL, NULL);
-    bool hit = false;
-    bson_error_t be;
-    int rc = 0;
-    *found = false;
-    if (!s_find_first(coll, &filter, &opts, &doc, &hit, &be)) {
-        rc = s_fail(m, err, &be, "reading memo entries");
-    } else if (hit) {
-        *found = s_memo_doc(&doc, e);
-        bson_destroy(&doc);
+    char hex[33], buf[16];
+    bson_t filter = BSON_INITIALIZER, id, in;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &id);
+    BSON_APPEND_ARRAY_BEGIN(&id, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        bson_uint32_to_string((uint32_t)i, &k, buf, sizeof buf);
+        xp__hex(e[i].key, 16, hex);
+        BSON_APPEND_UTF8(&in, k, hex);
     }
+    bson_append_array_end(&id, &in);
+    bson_append_document_end(&filter, &id);
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(coll, &filter, NULL, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        uint8_t key[16];
+        if (!s_memo_key(doc, key))
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (!found[i] && memcmp(key, e[i].key, 16) == 0)
+                found[i] = s_memo_doc(doc, &e[i]);
+    }
+    bson_error_t be;
+    int rc = mongoc_cursor_error(cur, &be)
+                 ? s_fail(m, err, &be, "reading memo entries")
+                 : 0;
+    mongoc_cursor_destroy(cur);
     bson_destroy(&filter);
-    bson_destroy(&opts);
     mongoc_collection_destroy(coll);
     s_push(m, c);
     return rc;

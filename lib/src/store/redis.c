@@ -1626,26 +1626,28 @@ cleanup:
 
 /* Memo entries live in the hash <id>:memo: field the 16-byte key, value
  * the 24 bytes of xp__memo_value_pack. */
-static int s_memo_get(xp_backend *base, xp_memo_entry *e, bool *found,
+static int s_memo_get(xp_backend *base, xp_memo_entry *e, size_t n, bool *found,
                       xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
     redisReply *rep = NULL;
     int rc = -1;
-    *found = false;
     s_cmd(&b);
-    s_arg_str(&b, "HGET");
+    s_arg_str(&b, "HMGET");
     s_argf(&b, "%s:memo", r->id);
-    s_arg(&b, e->key, 16);
+    for (size_t i = 0; i < n; i++)
+        s_arg(&b, e[i].key, 16);
     if (s_query(r, &b, &rep, "reading memo entries", err) != 0)
         goto cleanup;
-    if (rep->type == REDIS_REPLY_STRING)
-        *found = xp__memo_value_unpack(rep->str, rep->len, e);
-    else if (s_is_error(rep)) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
         s_bad_reply(r, rep, "reading memo entries", err);
         goto cleanup;
     }
+    for (size_t i = 0; i < n; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            found[i] = xp__memo_value_unpack(rep->element[i]->str,
+                                             rep->element[i]->len, &e[i]);
     rc = 0;
 cleanup:
     if (rep)
