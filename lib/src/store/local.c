@@ -146,8 +146,7 @@ static const char s_memo_schema[] =
     "NULL, output BLOB NOT NULL) WITHOUT ROWID";
 static const char *const s_memo_sql[S_MEMO_COUNT] = {
     [S_MEMO_GET] = "SELECT trial, output FROM memo WHERE key = ?",
-    [S_MEMO_PUT] = "INSERT OR REPLACE INTO memo(key, trial, output) VALUES "
-                   "(?, ?, ?)",
+    [S_MEMO_PUT] = "INSERT OR REPLACE INTO memo VALUES (?, ?, ?)",
     [S_MEMO_ALL] = "SELECT key, trial, output FROM memo",
     [S_MEMO_DELETE] = "DELETE FROM memo WHERE key = ?",
 };
