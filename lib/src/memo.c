@@ -511,7 +511,8 @@ static int s_cmp_id(const void *a, const void *b)
 static bool s_gc_keeps(const s_gc *g, int64_t trial)
 {
     return trial > g->cutoff ||
-           bsearch(&trial, g->kept, g->n_kept, sizeof *g->kept, s_cmp_id);
+           (g->n_kept &&
+            bsearch(&trial, g->kept, g->n_kept, sizeof *g->kept, s_cmp_id));
 }
 
 /* The trials the records of the newest ones reused outputs from. */
