@@ -712,3 +712,34 @@ Test(local, a_missing_value_is_a_miss, .init = xpt_setup, .fini = s_fini)
     cr_expect_eq(s_reused(ex, t2, "add"), 0);
     xp_experiment_destroy(&ex);
 }
+
+/* A file's pure and memo_env are checked like its other keys. */
+Test(file, bad_memo_keys_are_refused_with_their_line, .init = xpt_setup,
+     .fini = s_fini)
+{
+    s_use(B_LOCAL);
+    static const char *const bodies[] = {
+        "    pure: maybe\n",
+        "    memo_env: HOME\n",
+        "    memo_env: [[HOME]]\n",
+    };
+    static const char *const errors[] = {"pure", "memo_env", "memo_env"};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        char path[PATH_MAX], text[512];
+        snprintf(text, sizeof text,
+                 "experiment: bad_memo\nsteps:\n  s:\n    run: [true]\n%s",
+                 bodies[i]);
+        snprintf(path, sizeof path, "%s/bad%zu.yaml", xpt_dir, i);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(text, f);
+        fclose(f);
+        xp_definition *d = NULL;
+        xp_error_t err = {0};
+        cr_expect_neq(xp_definition_load(&d, path, &err), 0, "%s loaded",
+                      bodies[i]);
+        cr_expect(strstr(err.message, errors[i]) && strstr(err.message, ":5"),
+                  "%s: '%s'", bodies[i], err.message);
+        xp_definition_destroy(&d);
+    }
+}

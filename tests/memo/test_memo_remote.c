@@ -120,6 +120,21 @@ Test(memo_remote, one_key_runs_once_and_a_hit_is_never_dispatched,
     s_submit(c, 1, XP_MEMO_OFF, off);
     cr_expect_eq(s_executions(), 2, "--no-memo did not run it");
     xp_client_destroy(&c);
+    /* xpsubmit's flags. */
+    char xpsubmit[PATH_MAX];
+    xptr_bin("XP_XPSUBMIT_BIN", xpsubmit);
+    char *refresh[] = {xpsubmit,         "-s",     s_endpoint,
+                       "memo_remote_pj", "a=1",    "b=2",
+                       "--refresh",      "--wait", NULL};
+    xpt_run_result r = xpt_run(refresh, xpt_dir);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    xpt_run_result_free(&r);
+    cr_expect_eq(s_executions(), 3, "xpsubmit --refresh did not run it");
+    char *both[] = {xpsubmit,    "-s",        s_endpoint, "memo_remote_pj",
+                    "--no-memo", "--refresh", NULL};
+    r = xpt_run(both, xpt_dir);
+    cr_expect_eq(r.status, 2, "%s", r.err);
+    xpt_run_result_free(&r);
 
     xp_open_options o = XP_OPEN_OPTIONS_INIT;
     o.backend = xpt_dir;
