@@ -632,7 +632,8 @@ static int s_open(const struct command *cmd, const struct args *a,
     /* Every command but sync only reads: it opens read-only, so it works
      * on a store it may not write (another user's, a read-only mount, a
      * full disk) and changes nothing. */
-    opts.read_only = strcmp(cmd->name, "sync") != 0;
+    opts.read_only =
+        strcmp(cmd->name, "sync") != 0 && strcmp(cmd->name, "gc") != 0;
     opts.threads = 1;
     if (xp_experiment_open(ex, a->pos[0], &opts, &err) != 0)
         return s_fail(&err);
@@ -642,7 +643,7 @@ static int s_open(const struct command *cmd, const struct args *a,
 /* ---------------------------------------------------------------- history */
 
 /* A history column: header, trial-document field, how to show it. */
-enum column_kind { COL_PLAIN, COL_DURATION, COL_SEED };
+enum column_kind { COL_PLAIN, COL_DURATION, COL_SEED, COL_REUSED };
 
 static const struct {
     const char *header;
@@ -662,6 +663,7 @@ static const struct {
     {"Host", "host", COL_PLAIN, true},
     {"Pid", "pid", COL_PLAIN, true},
     {"Purity Warnings", "purity_warnings", COL_PLAIN, true},
+    {"Reused", "reused", COL_REUSED, true},
 };
 
 #define N_HISTORY_COLUMNS                                                      \
@@ -673,8 +675,24 @@ static const char *const s_json_fields[] = {
     "status",   "finished",   "process_time", "description", "seed",
 };
 
+/* Memoised steps whose output a trial reused: "step<-trial ...". */
+static char *s_reused_text(const xp_value *v)
+{
+    char *text = s_xstrdup("");
+    for (size_t i = 0; i < xp_value_count(v); i++) {
+        char *next =
+            s_xprintf("%s%s%s<-%lld", text, i ? " " : "", xp_value_key_at(v, i),
+                      (long long)xp_as_int64(xp_value_at(v, i)));
+        free(text);
+        text = next;
+    }
+    return text;
+}
+
 static char *s_cell(const xp_value *v, enum column_kind kind, unsigned format)
 {
+    if (kind == COL_REUSED && format == FMT_TABLE)
+        return s_reused_text(v);
     if (v && kind == COL_SEED && xp_value_type(v) == XP_TYPE_INT64)
         return s_xprintf("%" PRIu64, (uint64_t)xp_as_int64(v));
     if (v && kind == COL_DURATION && format == FMT_TABLE && s_is_numeric(v))
@@ -1149,6 +1167,66 @@ static int s_cmd_sync(const struct command *cmd, int argc, char **argv)
 cleanup:
     xp_experiment_destroy(&ex);
     s_args_free(&a);
+    return status;
+}
+
+/* `xp gc ID --keep-last N [--dry-run]`: the options of its own, then the
+ * common ones. */
+static int s_cmd_gc(const struct command *cmd, int argc, char **argv)
+{
+    struct args a;
+    xp_experiment *ex = NULL;
+    xp_error_t err;
+    char **rest = s_xmalloc(((size_t)argc + 1) * sizeof *rest);
+    int n = 0, status;
+    long long keep = -1;
+    bool dry_run = false;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = NULL;
+        if (strcmp(arg, "--dry-run") == 0) {
+            dry_run = true;
+            continue;
+        }
+        if (strcmp(arg, "--keep-last") == 0)
+            value = i + 1 < argc ? argv[++i] : "";
+        else if (strncmp(arg, "--keep-last=", 12) == 0)
+            value = arg + 12;
+        if (!value) {
+            rest[n++] = argv[i];
+            continue;
+        }
+        char *end = NULL;
+        errno = 0;
+        keep = strtoll(value, &end, 10);
+        if (!*value || *end || errno || keep < 0) {
+            free(rest);
+            return s_usage_error(cmd, "--keep-last takes a count, not '%s'",
+                                 value);
+        }
+    }
+    rest[n] = NULL;
+    if (s_parse_args(cmd, n, rest, &a) != 0) {
+        free(rest);
+        return a.status;
+    }
+    if (keep < 0) {
+        status = s_usage_error(cmd, "missing --keep-last N");
+        goto cleanup;
+    }
+    if ((status = s_open(cmd, &a, &ex)) != 0)
+        goto cleanup;
+    size_t entries = 0, trials = 0;
+    if (xp_experiment_gc(ex, keep, dry_run, &entries, &trials, &err) != 0) {
+        status = s_fail(&err);
+        goto cleanup;
+    }
+    printf("%s %zu memo entries and the persisted values of %zu trials\n",
+           dry_run ? "would remove" : "removed", entries, trials);
+cleanup:
+    xp_experiment_destroy(&ex);
+    s_args_free(&a);
+    free(rest);
     return status;
 }
 
@@ -1734,7 +1812,9 @@ static const struct command s_commands[] = {
     {"persisted", "ID STEP TRIAL [--format json]",
      "persisted output of a step, as JSON", OPT_FORMAT, FMT_JSON, 3, 3,
      s_cmd_persisted},
-    {"run", "FILE [name=value ...] [--seed N] [--backend B] [--log-level L]",
+    {"run",
+     "FILE [name=value ...] [--seed N] [--backend B] [--log-level L] "
+     "[--no-memo|--refresh]",
      "run one trial of an experiment file (docs/commands.md), as script "
      "mode runs a C experiment",
      0, 0, 1, -1, s_cmd_run},
@@ -1764,6 +1844,10 @@ static const struct command s_commands[] = {
      "TRIAL, steps coloured by what became of them (default: the last "
      "trial's code, uncoloured)",
      OPT_FORMAT, FMT_DOT | FMT_SVG, 1, 2, s_cmd_graph},
+    {"gc", "ID --keep-last N [--dry-run]",
+     "remove the persisted values of all but the newest N trials and the "
+     "memo entries pointing at them (records are kept)",
+     0, 0, 1, 1, s_cmd_gc},
     {"sync", "ID",
      "write trials kept in the local spool while the backend was "
      "unreachable",

@@ -30,7 +30,8 @@ typedef struct {
 static void s_usage(FILE *f)
 {
     fputs("usage: xpsubmit [-s ENDPOINT] EXPERIMENT|FILE.yaml [name=value ...] "
-          "[--seed N] [--wait]\n\n"
+          "[--seed N] [--wait]\n"
+          "                [--no-memo | --refresh]\n\n"
           "Submits trials of EXPERIMENT to an xp-scheduler and prints their "
           "ids.\n"
           "  FILE.yaml         an experiment file: its id, and every value "
@@ -47,6 +48,10 @@ static void s_usage(FILE *f)
           "  --server-key FILE CURVE: the scheduler's public key, default "
           "$XP_SERVER_KEY\n"
           "  --seed N          seed of every trial\n"
+          "  --no-memo         run every pure step, reuse no recorded output\n"
+          "  --refresh         run every pure step and record its output for "
+          "later\n"
+          "                    trials\n"
           "  --wait            follow the trials to the end, then print the "
           "results;\n"
           "                    exit status 1 when any trial failed (a trial "
@@ -384,7 +389,7 @@ int main(int argc, char **argv)
     const char *endpoint = NULL, *experiment = NULL;
     const char *key = NULL, *server_key = NULL;
     bool wait = false, has_seed = false;
-    int64_t seed = 0;
+    int64_t seed = 0, memo = XP_MEMO_USE;
     xp_definition *def = NULL;
     s_axis axes[MAX_AXES];
     size_t n_axes = 0, total = 1;
@@ -404,6 +409,11 @@ int main(int argc, char **argv)
             *(a[2] == 'k' ? &key : &server_key) = argv[++i];
         } else if (strcmp(a, "--wait") == 0) {
             wait = true;
+        } else if (strcmp(a, "--no-memo") == 0 || strcmp(a, "--refresh") == 0) {
+            int64_t m = a[2] == 'n' ? XP_MEMO_OFF : XP_MEMO_REFRESH;
+            if (memo != XP_MEMO_USE && memo != m)
+                return s_fail("--no-memo and --refresh exclude each other");
+            memo = m;
         } else if (strcmp(a, "--seed") == 0) {
             if (s_parse_seed(i + 1 < argc ? argv[++i] : "", &seed) != 0)
                 goto cleanup;
@@ -451,6 +461,8 @@ int main(int argc, char **argv)
         }
         if (has_seed)
             xp_set_int64(xp_document_set(spec, "seed"), seed);
+        if (memo != XP_MEMO_USE)
+            xp_set_int64(xp_document_set(spec, "memo"), memo);
     }
     xp_client *c = NULL;
     xp_error_t err;

@@ -41,6 +41,10 @@ function summary(t, id) {
     rows.push(['reproduces', h('a', { href: href.trial(id, t.reproduces), id: 'reproduces' }, `trial ${t.reproduces}`)]);
   }
   if (Array.isArray(t.purity_warnings) && t.purity_warnings.length) rows.push(['purity warnings', t.purity_warnings.join(', ')]);
+  if (t.reused && typeof t.reused === 'object') {
+    for (const [step, from] of Object.entries(t.reused)) rows.push([`step ${step}`, `reused from trial ${from}`]);
+  }
+  if (t.memo && t.memo !== 'use') rows.push(['memo', t.memo]);
   rows.push(['code', t.code_hash, { mono: true }], ['environment', t.environment_hash, { mono: true }]);
   return kvTable(rows, 'summary');
 }

@@ -33,11 +33,17 @@ enum {
     STEP_SOURCE,   /* the function's code, at its first use */
     STEP_BUILD_ID, /* instead, when the code was not found */
     STEP_SAME_AS,  /* instead, at a later use: the first use's name */
+    STEP_PURE,     /* memoised; written only when true */
+    STEP_MEMO_ENV, /* its memo key's environment variables, if any */
     STEP_FIELDS
 };
 static const char *const s_step_keys[STEP_FIELDS] = {
-    "name",   "file",      "line",   "symbol",   "inputs",
-    "result", "persisted", "source", "build_id", "same_as"};
+    "name",      "file",   "line",     "symbol",  "inputs", "result",
+    "persisted", "source", "build_id", "same_as", "pure",   "memo_env"};
+
+/* Most environment variables one step's memo key names (graph.c's rule
+ * too). */
+#define S_MEMO_ENV_MAX 64
 
 /* Lengths a document may give beyond the name rules of util/names.h. A
  * longer string is not read as a name at all (XP_ECORRUPT); up to this,
@@ -105,6 +111,18 @@ static void s_encode_step(bson_t *steps, const char *key,
     else
         BSON_APPEND_UTF8(&step, s_step_keys[STEP_BUILD_ID],
                          n->build_id ? n->build_id : xp__build_id());
+    /* Only for pure steps: the documents (and code hashes) of other
+     * experiments stay as they were. */
+    if (n->pure)
+        BSON_APPEND_BOOL(&step, s_step_keys[STEP_PURE], true);
+    if (n->n_memo_env) {
+        bson_t env;
+        BSON_APPEND_ARRAY_BEGIN(&step, s_step_keys[STEP_MEMO_ENV], &env);
+        for (size_t j = 0; j < n->n_memo_env; j++)
+            BSON_APPEND_UTF8(&env, s_index_key((uint32_t)j, buf),
+                             n->memo_env[j]);
+        bson_append_array_end(&step, &env);
+    }
     bson_append_document_end(steps, &step);
 }
 
@@ -424,6 +442,35 @@ static int s_decode_line(s_decoder *d, const bson_iter_t *it, xp_code_step *s)
     return 0;
 }
 
+/* A step's memo environment: at most S_MEMO_ENV_MAX names, each a
+ * non-empty string of at most 255 bytes without '='. */
+static int s_decode_memo_env(s_decoder *d, const bson_iter_t *it,
+                             xp_code_step *s)
+{
+    bson_iter_t e;
+    if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &e))
+        return s_fail(d, XP_ECORRUPT, "step '%s': 'memo_env' is not an array",
+                      s->name);
+    s->memo_env = bson_malloc0((S_MEMO_ENV_MAX + 1) * sizeof *s->memo_env);
+    while (bson_iter_next(&e)) {
+        const char *name = s_text(&e, 255);
+        if (!name || !*name || strchr(name, '='))
+            return s_fail(d, XP_ECORRUPT,
+                          "step '%s': 'memo_env' holds something that is not "
+                          "a variable name",
+                          s->name);
+        if (s->n_memo_env == S_MEMO_ENV_MAX)
+            return s_fail(d, XP_EINVAL,
+                          "step '%s': more than %d memo environment variables",
+                          s->name, S_MEMO_ENV_MAX);
+        s->memo_env[s->n_memo_env++] = name;
+    }
+    if (e.err_off)
+        return s_fail(d, XP_ECORRUPT, "step '%s': 'memo_env' is damaged",
+                      s->name);
+    return 0;
+}
+
 static int s_decode_step(s_decoder *d, const bson_iter_t *elem, size_t i)
 {
     s_at at[STEP_FIELDS] = {{.seen = false}};
@@ -449,6 +496,9 @@ static int s_decode_step(s_decoder *d, const bson_iter_t *elem, size_t i)
                           at[STEP_SOURCE].seen || at[STEP_BUILD_ID].seen) !=
              0) ||
         s_decode_flag(d, at, STEP_PERSISTED, s->name, &s->persisted) != 0 ||
+        s_decode_flag(d, at, STEP_PURE, s->name, &s->pure) != 0 ||
+        (at[STEP_MEMO_ENV].seen &&
+         s_decode_memo_env(d, &at[STEP_MEMO_ENV].it, s) != 0) ||
         s_decode_flag(d, at, STEP_RESULT, s->name, &result) != 0)
         return -1;
     if (result && def->result != XP_CODE_NONE)
@@ -534,8 +584,10 @@ void xp__code_def_clear(xp_code_def *def)
 {
     for (size_t i = 0; i < def->n_params; i++)
         xp_value_destroy(&def->params[i].def);
-    for (size_t i = 0; i < def->n_steps; i++)
+    for (size_t i = 0; i < def->n_steps; i++) {
         bson_free(def->steps[i].inputs);
+        bson_free(def->steps[i].memo_env);
+    }
     bson_free(def->params);
     bson_free(def->steps);
     memset(def, 0, sizeof *def);

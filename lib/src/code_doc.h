@@ -30,6 +30,9 @@ typedef struct {
     size_t same_as; /* index in steps of the function's first use, or
                      * XP_CODE_NONE for a first use */
     bool persisted;
+    bool pure;
+    const char **memo_env; /* owned array of borrowed names */
+    size_t n_memo_env;
     size_t n_inputs;
     size_t *inputs; /* node indices: parameters first (i < n_params),
                      * then steps (n_params + index in steps) */

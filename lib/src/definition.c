@@ -135,6 +135,10 @@ static xp_node *s_add_step(const xp_file_def *f, const xp_file_step *st,
     }
     if (node && st->persist)
         xp_persist(node);
+    if (node && st->pure)
+        xp_pure(node);
+    for (size_t i = 0; node && i < st->n_memo_env; i++)
+        node = xp_memo_env(node, st->memo_env[i]);
     if (in != stack)
         bson_free(in);
     return node;

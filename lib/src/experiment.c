@@ -3,6 +3,8 @@
  * history, parameters, persisted values and metrics back. */
 #include "experiment.h"
 
+#include "memo.h"
+
 #include "capture/snapshot.h"
 #include "query/query.h"
 #include "step.h"
@@ -196,6 +198,7 @@ void xp_experiment_destroy(xp_experiment **pex)
     xp__pool_destroy(&ex->pool);
     xp__store_close(&ex->backend);
     xp__graph_free(ex);
+    xp__memo_free(ex);
     pthread_mutex_destroy(&ex->lock);
     bson_free(ex->id);
     bson_free(ex);

@@ -42,6 +42,11 @@ struct xp_experiment {
     char code_hash[33]; /* XXH128 hex */
     bool code_checked;  /* compared with the previous trial's code */
     bool contents_stored;
+    /* Memoisation (memo.c): the needed pure steps, counted when the
+     * graph is frozen, and memo.c's state (NULL without them). */
+    size_t n_pure;
+    bool memo_counted;
+    struct xp_memo_state *memo;
 };
 
 /* What the wings read of an experiment (its fields are the core's):

@@ -93,6 +93,9 @@ static void s_node_free(xp_node *n)
     bson_free(n->build_id);
     xp__command_free(&n->command);
     bson_free(n->dependents);
+    for (size_t i = 0; i < n->n_memo_env; i++)
+        bson_free(n->memo_env[i]);
+    bson_free(n->memo_env);
     bson_free(n);
 }
 
@@ -376,6 +379,13 @@ static void s_from_def(xp_experiment *ex, xp_code_def *def)
         if (st->same_as != XP_CODE_NONE)
             n->same_as = ex->nodes[def->n_params + st->same_as];
         n->persisted = st->persisted;
+        n->pure = st->pure;
+        if (st->n_memo_env) {
+            n->memo_env = bson_malloc(st->n_memo_env * sizeof *n->memo_env);
+            for (size_t k = 0; k < st->n_memo_env; k++)
+                n->memo_env[k] = bson_strdup(st->memo_env[k]);
+            n->n_memo_env = st->n_memo_env;
+        }
         if (i == def->result)
             ex->result = n;
     }
@@ -489,6 +499,38 @@ xp_node *xp_pure(xp_node *node)
                            "the graph cannot change after the first trial");
     else
         node->pure = node->persisted = true;
+    pthread_mutex_unlock(&ex->lock);
+    return node;
+}
+
+xp_node *xp_memo_env(xp_node *node, const char *name)
+{
+    if (!node)
+        return NULL;
+    xp_experiment *ex = node->ex;
+    pthread_mutex_lock(&ex->lock);
+    if (node->is_param)
+        node = s_def_error(ex, XP_EINVAL,
+                           "only steps have a memo key, '%s' is a parameter",
+                           node->name);
+    else if (ex->frozen)
+        node = s_def_error(ex, XP_ESTATE,
+                           "the graph cannot change after the first trial");
+    else if (!name || !*name || strlen(name) > 255 || strchr(name, '='))
+        node = s_def_error(ex, XP_EINVAL,
+                           "step '%s': '%s' is not an environment variable "
+                           "name",
+                           node->name, name ? name : "");
+    else if (node->n_memo_env >= 64)
+        node = s_def_error(ex, XP_EINVAL,
+                           "step '%s': more than 64 memo environment "
+                           "variables",
+                           node->name);
+    else {
+        node->memo_env = bson_realloc(
+            node->memo_env, (node->n_memo_env + 1) * sizeof *node->memo_env);
+        node->memo_env[node->n_memo_env++] = bson_strdup(name);
+    }
     pthread_mutex_unlock(&ex->lock);
     return node;
 }

@@ -21,6 +21,10 @@ struct xp_node {
     bool is_param;
     bool persisted;
     bool pure; /* memoisable (xp_pure); implies persisted */
+    /* Environment variables whose values enter a pure step's memo key
+     * (xp_memo_env), owned. */
+    char **memo_env;
+    size_t n_memo_env;
     char *name;
     /* parameters */
     xp_value *def;     /* default, or NULL */

@@ -143,6 +143,35 @@ static void s_diff_section(xp_value *out, const char *key, const char *a,
     xp__lines_free(lines, n);
 }
 
+/* The memoised steps each trial reused ("step: trial" lines), a section
+ * only when one of them reused some. */
+static void s_diff_reused(xp_value *out, const bson_t docs[2],
+                          const char *name_a, const char *name_b)
+{
+    char *text[2];
+    bool any = false;
+    for (int i = 0; i < 2; i++) {
+        bson_iter_t it;
+        bson_t sub = BSON_INITIALIZER;
+        if (bson_iter_init_find(&it, &docs[i], XP_RECORD_REUSED) &&
+            BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            uint32_t len;
+            const uint8_t *data;
+            bson_iter_document(&it, &len, &data);
+            bson_t view;
+            if (bson_init_static(&view, data, len))
+                bson_concat(&sub, &view);
+            any = true;
+        }
+        text[i] = xp__render_text(&sub);
+        bson_destroy(&sub);
+    }
+    if (any)
+        s_diff_section(out, "reused", text[0], text[1], name_a, name_b);
+    bson_free(text[0]);
+    bson_free(text[1]);
+}
+
 int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
                   xp_value **out, xp_error_t *err)
 {
@@ -207,6 +236,7 @@ int xp_trial_diff(xp_experiment *ex, int64_t trial_a, int64_t trial_b,
         s_diff_section(result, "environment", text[0], text[1], name_a, name_b);
         bson_free(text[0]);
         bson_free(text[1]);
+        s_diff_reused(result, docs, name_a, name_b);
         *out = result;
         rc = 0;
     }

@@ -195,14 +195,18 @@ static int s_usage(const char *prog, xp_experiment *ex, xp_error_t *err)
         return -1;
     printf("usage: %s [name=value ...] [--seed N] [--backend DIR] "
            "[--log-level LEVEL]\n"
-           "       [--scheduler tcp://HOST:PORT] [--reproduce [ID:]TRIAL]\n\n"
+           "       [--scheduler tcp://HOST:PORT] [--no-memo | --refresh]\n"
+           "       [--reproduce [ID:]TRIAL]\n\n"
            "Runs one trial of experiment '%s' and prints its result (step "
            "'%s').\n"
            "Values: 1 (int), 1.5 (float), true/false, null, \"text\" or "
            "text, [..] and {..} (JSON).\n"
            "--reproduce [ID:]TRIAL re-runs a recorded trial with its "
            "parameters and seed\n"
-           "and compares (exit 0: reproduced, 1: not).\n\nparameters:\n",
+           "and compares (exit 0: reproduced, 1: not).\n"
+           "--no-memo runs every pure step and reuses nothing; --refresh "
+           "runs them and\nrecords their outputs for later trials.\n\n"
+           "parameters:\n",
            prog, xp__experiment_id(ex), xp__graph_result(ex)->name);
     for (size_t i = 0; i < ex->n_nodes; i++) {
         xp_node *n = ex->nodes[i];
@@ -238,7 +242,10 @@ static int s_run_remote(const char *prog, xp_experiment *ex,
         goto fail;
     trials = xp_value_new();
     xp_set_array(trials);
-    xp_set_value(xp_array_append(trials), spec);
+    xp_value *item = xp_array_append(trials);
+    xp_set_value(item, spec);
+    if (args->memo != XP_MEMO_USE)
+        xp_set_int64(xp_document_set(item, "memo"), (int64_t)args->memo);
     status = 1;
     if (xp_client_connect(&c, args->scheduler, 0, &err) != 0 ||
         xp__client_submit_code(

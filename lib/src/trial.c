@@ -9,6 +9,7 @@
 #include "capture/snapshot.h"
 #include "command/run.h"
 #include "experiment.h"
+#include "memo.h"
 #include "step.h"
 #include "store/record.h"
 #include "store/store.h"
@@ -67,6 +68,10 @@ struct xp_trial {
      * values, under lock; keys and values owned. */
     xp_persisted_item *kept;
     size_t n_kept;
+    /* Memoisation: the trial's mode and, when the experiment has pure
+     * steps, what became of each (by node index). */
+    xp_memo_mode memo;
+    xp_memo_step *memo_steps;
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -230,6 +235,10 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
     /* Inputs are complete and immutable while n is in flight. */
     if (!failure && out)
         s_hash_step(t, n, out);
+    /* The trials waiting for this step's memo key get its output. */
+    if (t->memo_steps && n->pure)
+        xp__memo_after(t->ex, &t->memo_steps[n->index], failure ? NULL : out,
+                       t->id);
     pthread_mutex_lock(&t->lock);
     t->outputs[n->index] = out;
     t->inflight--;
@@ -249,6 +258,57 @@ void xp__trial_step_done(xp_trial *t, xp_node *n, xp_value *out,
     }
     pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->lock);
+}
+
+/* Step n's memo key from the trial's values of its inputs. */
+static bool s_memo_key(xp_trial *t, xp_node *n, xp_memo_step *s)
+{
+    const xp_value *stack_in[8] = {NULL};
+    const xp_value **in =
+        n->n_inputs <= 8 ? stack_in : bson_malloc(n->n_inputs * sizeof *in);
+    for (size_t i = 0; i < n->n_inputs; i++)
+        in[i] = t->outputs[n->inputs[i]->index];
+    bool keyed = xp__memo_key(t->ex, n, (const xp_value *const *)in, s);
+    if (in != stack_in)
+        bson_free(in);
+    return keyed;
+}
+
+xp_trial_memo xp__trial_memo_dispatch(xp_trial *t, xp_node *n)
+{
+    xp_memo_step *s =
+        t->memo_steps && n->pure ? &t->memo_steps[n->index] : NULL;
+    if (!s)
+        return XP_TRIAL_MEMO_RUN;
+    xp_value *out = NULL;
+    int64_t from = 0;
+    int rc;
+    if (s->flight) {
+        rc = xp__memo_collect(t->ex, s, &out, &from);
+        if (rc == 2)
+            return XP_TRIAL_MEMO_WAIT;
+        if (rc == 1)
+            s->reused = from;
+    } else if (!s_memo_key(t, n, s)) {
+        return XP_TRIAL_MEMO_RUN;
+    }
+    if (!out) {
+        rc = xp__memo_before_nowait(t->ex, n, t->memo, s, &out);
+        if (rc == 2)
+            return XP_TRIAL_MEMO_WAIT;
+        if (rc == 0)
+            return XP_TRIAL_MEMO_RUN;
+    }
+    xp__log(XP_LOG_INFO, "Reused step '%s' of trial %lld (trial id=%lld)",
+            n->name, (long long)s->reused, (long long)t->id);
+    xp__trial_step_done(t, n, out, NULL);
+    return XP_TRIAL_MEMO_DONE;
+}
+
+void xp__trial_memo_abandon(xp_trial *t, xp_node *n)
+{
+    if (t->memo_steps && n->pure)
+        xp__memo_abandon(t->ex, &t->memo_steps[n->index]);
 }
 
 void xp__trial_note_step(xp_trial *t, const char *step,
@@ -416,6 +476,7 @@ void xp__trial_free(xp_trial **pt)
         xp_value_destroy(&v);
     }
     bson_free(t->kept);
+    bson_free(t->memo_steps);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->metrics_lock);
@@ -535,6 +596,13 @@ int xp__trial_resume(xp_trial **out, xp_experiment *ex, const bson_t *doc,
     if (xp__graph_freeze(ex, err) != 0)
         goto cleanup;
     s_trial_arrays(t);
+    pthread_mutex_lock(&ex->lock);
+    xp__memo_prepare_locked(ex);
+    pthread_mutex_unlock(&ex->lock);
+    /* The mode it was submitted with (a restarted scheduler keeps it). */
+    t->memo = xp__memo_mode_parse(t->rec.memo);
+    if (ex->n_pure)
+        t->memo_steps = bson_malloc0(ex->n_nodes * sizeof *t->memo_steps);
     t->id = id;
     t->seed = (uint64_t)t->rec.seed;
     if (s_resume_params(t, &params, err) != 0)
@@ -565,6 +633,11 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         goto cleanup;
     }
     s_trial_arrays(t);
+    xp__memo_prepare_locked(ex);
+    /* A reproduction re-runs everything. */
+    t->memo = opts->reproduces > 0 ? XP_MEMO_OFF : opts->memo;
+    if (ex->n_pure)
+        t->memo_steps = bson_malloc0(ex->n_nodes * sizeof *t->memo_steps);
     if (s_resolve_params(ex, opts->params, t, t->params, err) != 0 ||
         xp__capture_before_trial(ex, err) != 0) {
         pthread_mutex_unlock(&ex->lock);
@@ -598,6 +671,7 @@ int xp__trial_start(xp_trial **out, xp_experiment *ex,
         .code_hash = ex->code_hash,
         .environment_hash = env_hash,
         .reproduces = opts->reproduces > 0 ? opts->reproduces : 0,
+        .memo = ex->n_pure ? xp__memo_mode_name(t->memo) : NULL,
     };
     if (xp__store_trial_begin(ex->backend, &t->rec, err) != 0)
         goto cleanup;
@@ -755,10 +829,16 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
         *result = NULL;
 
     s_take_metric_failure(t);
+    xp_memo_entry *memo = NULL;
+    size_t n_memo = xp__memo_entries(ex, t->id, t->memo, t->memo_steps,
+                                     t->hashes, t->hashed, &memo);
     o.n_hashes = s_check_purity(t, &warnings);
     o.hashes = t->hashes;
     bson_t hashes = BSON_INITIALIZER;
     s_output_hashes(t->hashes, o.n_hashes, ex->result->name, &hashes);
+    bson_t reused = BSON_INITIALIZER;
+    if (xp__memo_reused_doc(ex, t->memo_steps, &reused))
+        t->rec.reused = xp__doc_view(&reused);
     s_final_record(t, elapsed, &warnings, &hashes, &fin, &final);
     xp_persisted_item *persisted = s_persisted(t, &o.n_persisted);
     o.persisted = persisted;
@@ -772,6 +852,12 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
             *err = store_err;
         goto cleanup;
     }
+    /* After the persisted values they point at; a lost entry is a miss. */
+    xp_error_t memo_err;
+    if (!t->spooled &&
+        xp__store_memo_put(ex->backend, memo, n_memo, &memo_err) != 0)
+        xp__log(XP_LOG_WARNING, "Memo entries of trial %lld not stored: %s",
+                (long long)t->id, memo_err.message);
     if (t->failed) {
         xp__log(XP_LOG_ERROR, "Experiment failed (trial id=%lld): %s",
                 (long long)t->id, t->failure);
@@ -788,6 +874,9 @@ int xp__trial_finish(xp_trial *t, xp_value **result, xp_error_t *err)
 cleanup:
     bson_free(chunks);
     bson_free(persisted);
+    bson_free(memo);
+    t->rec.reused = (xp_doc_view){NULL, 0};
+    bson_destroy(&reused);
     bson_destroy(&final);
     bson_destroy(&warnings);
     bson_destroy(&hashes);
@@ -805,7 +894,19 @@ static void s_run_node(xp_trial *t, xp_node *n)
         n->n_inputs <= 8 ? stack_in : bson_malloc(n->n_inputs * sizeof *in);
     for (size_t i = 0; i < n->n_inputs; i++)
         in[i] = t->outputs[n->inputs[i]->index];
-    xp_value *out = xp_value_new();
+    xp_memo_step *memo =
+        t->memo_steps && n->pure ? &t->memo_steps[n->index] : NULL;
+    xp_value *out = NULL;
+    if (memo && xp__memo_key(t->ex, n, (const xp_value *const *)in, memo) &&
+        xp__memo_before(t->ex, n, t->memo, memo, &out) == 1) {
+        xp__log(XP_LOG_INFO, "Reused step '%s' of trial %lld (trial id=%lld)",
+                n->name, (long long)memo->reused, (long long)t->id);
+        if (in != stack_in)
+            bson_free(in);
+        xp__trial_step_done(t, n, out, NULL);
+        return;
+    }
+    out = xp_value_new();
     xp_metric_sink sink = {xp__trial_save_metric, t};
     char failure[400];
     xp_value *log = NULL;
@@ -912,6 +1013,11 @@ int xp_compute(xp_experiment *ex, const xp_run_options *opts, xp_value **result,
     if (opts->params && xp_value_type(opts->params) != XP_TYPE_DOCUMENT)
         return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                          "parameter overrides must be a document");
+    if ((unsigned)opts->memo > XP_MEMO_REFRESH)
+        return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                         "memo mode %d is not one of XP_MEMO_USE, XP_MEMO_OFF "
+                         "and XP_MEMO_REFRESH",
+                         (int)opts->memo);
     if (xp__in_step())
         return xp__error(err, XP_DOMAIN_TRIAL, XP_ESTATE,
                          "cannot compute a trial from inside a step");

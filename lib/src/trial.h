@@ -48,6 +48,21 @@ int xp__trial_record_running(xp_trial *t, xp_error_t *err);
 /* Next step whose inputs are all computed, or NULL (none now, or the trial
  * failed). The step counts as in flight until xp__trial_step_done. */
 xp_node *xp__trial_take_ready(xp_trial *t);
+/* For an executor that sends steps elsewhere (the scheduler): what the
+ * memo makes of ready step n (taken with xp__trial_take_ready) before it
+ * is sent. RUN: send it. DONE: its recorded output was reused, the step
+ * is done (as by xp__trial_step_done). WAIT: another trial of the
+ * experiment runs its key now: ask again once that trial's step is done
+ * (any step_done of a pure step of the experiment). Never blocks on
+ * other trials. */
+typedef enum {
+    XP_TRIAL_MEMO_RUN,
+    XP_TRIAL_MEMO_DONE,
+    XP_TRIAL_MEMO_WAIT
+} xp_trial_memo;
+xp_trial_memo xp__trial_memo_dispatch(xp_trial *t, xp_node *n);
+/* Step n of t, left waiting (WAIT), will not be asked again. */
+void xp__trial_memo_abandon(xp_trial *t, xp_node *n);
 /* Trial-owned output of node n (parameter value or computed step). */
 const xp_value *xp__trial_value(const xp_trial *t, const xp_node *n);
 /* Records the outcome of step n: out (taken, may be NULL on failure) or a

@@ -255,6 +255,15 @@ XP_EXPORT int xp_experiment_open(xp_experiment **out, const char *id,
  * (may be NULL) counts them. */
 XP_EXPORT int xp_experiment_sync(xp_experiment *ex, size_t *written,
                                  xp_error_t *err);
+/* Removes stored outputs of old trials (`xp gc`): the persisted values
+ * (command logs included) of every trial but the newest keep_last and
+ * those these reused outputs from (their records' "reused"), and the
+ * memo entries that point at removed ones, so that a later trial runs
+ * those steps again. Records are kept. With dry_run nothing is removed.
+ * The counts (may be NULL): memo entries and trials whose values go. */
+XP_EXPORT int xp_experiment_gc(xp_experiment *ex, int64_t keep_last,
+                               bool dry_run, size_t *entries, size_t *trials,
+                               xp_error_t *err);
 /* NULL-safe; sets *ex to NULL. No trial may be running on it. */
 XP_EXPORT void xp_experiment_destroy(xp_experiment **ex);
 /* Experiment-owned strings. */
@@ -311,6 +320,10 @@ XP_EXPORT xp_node *xp_persist(xp_node *node);
  * reuses that recorded output instead of running it (memoisation, see
  * xp_run_options.memo). Implies xp_persist. Returns node. */
 XP_EXPORT xp_node *xp_pure(xp_node *node);
+/* Makes the value of environment variable name (unset counts as a
+ * value of its own) part of pure step node's memo key: a trial with
+ * another value runs the step. Returns node. */
+XP_EXPORT xp_node *xp_memo_env(xp_node *node, const char *name);
 /* Node-owned name. */
 XP_EXPORT const char *xp_node_name(const xp_node *node);
 /* 0 when the definition so far is valid, else the first error. */
@@ -681,11 +694,12 @@ XP_EXPORT void xp_client_destroy(xp_client **c);
 XP_EXPORT int xp_keygen(const char *dir, const char *name, char **public_path,
                         xp_error_t *err);
 /* Submits trials of experiment: an array of documents {parameters: {..},
- * seed: int64 (optional), reproduces: the trial it re-runs (optional,
- * xp_reproduce_spec)}. code_hash NULL: the definition the scheduler
- * last saw from a worker. Returns once every trial is recorded as queued;
- * *ids (caller frees with xp_free) gets their ids, in order. A bad trial
- * rejects the whole batch and records nothing. */
+ * seed: int64 (optional), memo: int64 xp_memo_mode (optional),
+ * reproduces: the trial it re-runs (optional, xp_reproduce_spec)}.
+ * code_hash NULL: the definition the scheduler last saw from a worker.
+ * Returns once every trial is recorded as queued; *ids (caller frees with
+ * xp_free) gets their ids, in order. A bad trial rejects the whole batch
+ * and records nothing. */
 XP_EXPORT int xp_client_submit(xp_client *c, const char *experiment,
                                const xp_value *trials, const char *code_hash,
                                int64_t *batch, int64_t **ids, size_t *n,

@@ -603,6 +603,10 @@ static int s_step_key(s_parser *p, xp_file_step *st, const char *key,
         return s_bool(p, v, "stdout_metrics", &c->stdout_metrics);
     if (strcmp(key, "persist") == 0)
         return s_bool(p, v, "persist", &st->persist);
+    if (strcmp(key, "pure") == 0)
+        return s_bool(p, v, "pure", &st->pure);
+    if (strcmp(key, "memo_env") == 0)
+        return s_strings(p, v, "memo_env", &st->memo_env, &st->n_memo_env);
     if (strcmp(key, "function") == 0)
         return s_function(p, v, st);
     if (strcmp(key, "inputs") == 0 || strcmp(key, "description") == 0)
@@ -610,7 +614,7 @@ static int s_step_key(s_parser *p, xp_file_step *st, const char *key,
     return s_fail(p, k,
                   "step '%s': unknown key '%.100s' (run, shell, cwd, env, "
                   "timeout, code, produces, output, stdout_metrics, inputs, "
-                  "persist, function)",
+                  "persist, pure, memo_env, function)",
                   st->name, key);
 }
 
@@ -993,6 +997,7 @@ void xp__file_def_clear(xp_file_def *def)
         bson_free(st->library);
         bson_free(st->symbol);
         s_strings_free(st->inputs, st->n_inputs);
+        s_strings_free(st->memo_env, st->n_memo_env);
         bson_free(st->source);
     }
     bson_free(def->params);

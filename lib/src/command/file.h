@@ -40,6 +40,9 @@ typedef struct {
     char **inputs;       /* input names in order (a command's: its own) */
     size_t n_inputs;
     bool persist;
+    bool pure;       /* memoised (xp_pure) */
+    char **memo_env; /* environment variables in its memo key */
+    size_t n_memo_env;
     char *source; /* code context text (loader only), or NULL */
 } xp_file_step;
 

@@ -575,6 +575,8 @@ zmsg_t *xp__msg_submit_encode(const xp_msg_submit *m)
             BSON_APPEND_INT64(&item, "seed", m->trials[i].seed);
         if (m->trials[i].reproduces > 0)
             BSON_APPEND_INT64(&item, "reproduces", m->trials[i].reproduces);
+        if (m->trials[i].memo)
+            BSON_APPEND_INT32(&item, "memo", m->trials[i].memo);
         bson_append_document_end(&list, &item);
     }
     bson_append_array_end(&body, &list);
@@ -608,6 +610,12 @@ static int s_trial_decode(const bson_iter_t *it, size_t i, xp_msg_trial *t,
         (!xp__bson_int64(&doc, "reproduces", &t->reproduces) ||
          t->reproduces < 1))
         return s_malformed(err, XP_MSG_SUBMIT, what);
+    int64_t memo = 0;
+    if (bson_iter_init_find(&f, &doc, "memo") &&
+        (!xp__bson_int64(&doc, "memo", &memo) || memo < XP_MEMO_USE ||
+         memo > XP_MEMO_REFRESH))
+        return s_malformed(err, XP_MSG_SUBMIT, what);
+    t->memo = (int)memo;
     return 0;
 }
 
@@ -666,17 +674,23 @@ int xp__msg_trials_from_value(const xp_value *specs, xp_msg_trial **trials,
         const xp_value *params = doc ? xp_value_get(spec, "parameters") : NULL;
         const xp_value *seed = doc ? xp_value_get(spec, "seed") : NULL;
         const xp_value *again = doc ? xp_value_get(spec, "reproduces") : NULL;
+        const xp_value *memo = doc ? xp_value_get(spec, "memo") : NULL;
         if (!doc || (params && xp_value_type(params) != XP_TYPE_DOCUMENT) ||
             (seed && xp_value_type(seed) != XP_TYPE_INT64) ||
             (again && (xp_value_type(again) != XP_TYPE_INT64 ||
-                       xp_as_int64(again) < 1))) {
+                       xp_as_int64(again) < 1)) ||
+            (memo && (xp_value_type(memo) != XP_TYPE_INT64 ||
+                      xp_as_int64(memo) < XP_MEMO_USE ||
+                      xp_as_int64(memo) > XP_MEMO_REFRESH))) {
             bson_free(out);
             return xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                              "trial %zu is not a document {parameters: "
-                             "{...}, seed: integer, reproduces: trial id}",
+                             "{...}, seed: integer, memo: 0, 1 or 2, "
+                             "reproduces: trial id}",
                              i);
         }
         out[i].reproduces = again ? xp_as_int64(again) : 0;
+        out[i].memo = memo ? (int)xp_as_int64(memo) : 0;
         out[i].params = params;
         out[i].has_seed = seed != NULL;
         out[i].seed = seed ? xp_as_int64(seed) : 0;

@@ -92,6 +92,19 @@ typedef struct {
     /* Sets status interrupted if the trial is still running. */
     int (*trial_interrupt)(xp_backend *b, int64_t id, int64_t finished_ms,
                            const char *description, xp_error_t *err);
+    /* Memo entries (store.h). Optional, all four or none: NULL when the
+     * backend keeps none. memo_get sets found[0..n). */
+    int (*memo_get)(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
+                    xp_error_t *err);
+    int (*memo_put)(xp_backend *b, const xp_memo_entry *e, size_t n,
+                    xp_error_t *err);
+    int (*memo_each)(xp_backend *b,
+                     int (*fn)(const xp_memo_entry *e, void *user), void *user,
+                     xp_error_t *err);
+    int (*memo_delete)(xp_backend *b, const uint8_t (*keys)[16], size_t n,
+                       xp_error_t *err);
+    /* Removes every persisted value of a trial. Optional. */
+    int (*persisted_drop)(xp_backend *b, int64_t trial, xp_error_t *err);
     void (*close)(xp_backend *b);
 } xp_backend_ops;
 

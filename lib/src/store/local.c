@@ -139,6 +139,19 @@ static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS contents(hash TEXT PRIMARY KEY, kind TEXT "
     "NOT NULL, doc BLOB NOT NULL) WITHOUT ROWID;";
 
+/* The memo table and its statements, apart from s_sql: prepared only
+ * once the table exists. */
+enum { S_MEMO_GET, S_MEMO_PUT, S_MEMO_ALL, S_MEMO_DELETE, S_MEMO_COUNT };
+static const char s_memo_schema[] =
+    "CREATE TABLE IF NOT EXISTS memo(key BLOB PRIMARY KEY, trial INTEGER NOT "
+    "NULL, output BLOB NOT NULL) WITHOUT ROWID";
+static const char *const s_memo_sql[S_MEMO_COUNT] = {
+    [S_MEMO_GET] = "SELECT trial, output FROM memo WHERE key = ?",
+    [S_MEMO_PUT] = "INSERT OR REPLACE INTO memo VALUES (?, ?, ?)",
+    [S_MEMO_ALL] = "SELECT key, trial, output FROM memo",
+    [S_MEMO_DELETE] = "DELETE FROM memo WHERE key = ?",
+};
+
 typedef struct {
     xp_backend base;
     sqlite3 *db;
@@ -167,6 +180,9 @@ typedef struct {
     /* Projections of the records for pages that filter or sort, valid
      * for one data version (NULL until the first such page). */
     xp_projection_cache *proj;
+    /* Memo statements, prepared once the memo table exists (it is made
+     * by the first write, so older stores stay as they are). */
+    sqlite3_stmt *memo_st[S_MEMO_COUNT];
 } xp_local;
 
 static int s_db_error(xp_local *l, xp_error_t *err, const char *what)
@@ -1242,6 +1258,188 @@ static void s_checkpointer_stop(xp_local *l)
     pthread_cond_destroy(&l->ckpt_cond);
 }
 
+/* ---------------------------------------------------------------- memo */
+
+/* Prepares the memo statements once the table exists; create makes it
+ * (a writer's first memo write). 1 ready, 0 no table, -1 error. l->lock
+ * held. */
+static int s_memo_ready(xp_local *l, bool create, xp_error_t *err)
+{
+    if (l->memo_st[0])
+        return 1;
+    if (create &&
+        sqlite3_exec(l->db, s_memo_schema, NULL, NULL, NULL) != SQLITE_OK)
+        return s_db_error(l, err, "creating the memo table");
+    for (int i = 0; i < S_MEMO_COUNT; i++) {
+        if (sqlite3_prepare_v2(l->db, s_memo_sql[i], -1, &l->memo_st[i],
+                               NULL) == SQLITE_OK)
+            continue;
+        bool absent = strstr(sqlite3_errmsg(l->db), "no such table") != NULL;
+        int rc = absent ? 0 : s_db_error(l, err, "reading memo entries");
+        for (int k = 0; k <= i; k++) {
+            sqlite3_finalize(l->memo_st[k]);
+            l->memo_st[k] = NULL;
+        }
+        return rc;
+    }
+    return 1;
+}
+
+static sqlite3_stmt *s_memo_stmt(xp_local *l, int which)
+{
+    sqlite3_stmt *st = l->memo_st[which];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* An entry from a row of (key?, trial, output) starting at column col. */
+static bool s_memo_row(sqlite3_stmt *st, int col, xp_memo_entry *e)
+{
+    if (sqlite3_column_bytes(st, col + 1) != 16)
+        return false;
+    e->trial = sqlite3_column_int64(st, col);
+    memcpy(e->output, sqlite3_column_blob(st, col + 1), 16);
+    return e->trial >= 0;
+}
+
+static int s_memo_get(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
+                      xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = 0;
+    pthread_mutex_lock(&l->lock);
+    int ready = s_memo_ready(l, false, err);
+    if (ready <= 0) {
+        pthread_mutex_unlock(&l->lock);
+        return ready;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_stmt *st = s_memo_stmt(l, S_MEMO_GET);
+        sqlite3_bind_blob(st, 1, e[i].key, 16, SQLITE_STATIC);
+        int step_rc = sqlite3_step(st);
+        if (step_rc == SQLITE_ROW)
+            found[i] = s_memo_row(st, 0, &e[i]);
+        else if (step_rc != SQLITE_DONE)
+            rc = s_db_error(l, err, "reading memo entries");
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_memo_put(xp_backend *b, const xp_memo_entry *e, size_t n,
+                      xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    pthread_mutex_lock(&l->lock);
+    if (s_memo_ready(l, true, err) <= 0 || s_begin(l, err) != 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = s_memo_stmt(l, S_MEMO_PUT);
+        sqlite3_bind_blob(st, 1, e[i].key, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, e[i].trial);
+        sqlite3_bind_blob(st, 3, e[i].output, 16, SQLITE_STATIC);
+        if (s_step_done(l, st, "storing memo entries", err) != 0) {
+            s_rollback(l);
+            goto done;
+        }
+    }
+    rc = s_commit(l, err);
+    if (rc != 0)
+        s_rollback(l);
+done:
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_memo_each(xp_backend *b,
+                       int (*fn)(const xp_memo_entry *e, void *user),
+                       void *user, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    pthread_mutex_lock(&l->lock);
+    int ready = s_memo_ready(l, false, err);
+    if (ready <= 0) {
+        pthread_mutex_unlock(&l->lock);
+        return ready;
+    }
+    /* Collected first: fn may call back into the backend. */
+    xp_memo_entry *all = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step_rc;
+    sqlite3_stmt *st = s_memo_stmt(l, S_MEMO_ALL);
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        xp_memo_entry e;
+        if (sqlite3_column_bytes(st, 0) != 16 || !s_memo_row(st, 1, &e))
+            continue;
+        memcpy(e.key, sqlite3_column_blob(st, 0), 16);
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            all = bson_realloc(all, cap * sizeof *all);
+        }
+        all[n++] = e;
+    }
+    if (step_rc != SQLITE_DONE)
+        rc = s_db_error(l, err, "listing memo entries");
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&l->lock);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (fn(&all[i], user) != 0)
+            break;
+    bson_free(all);
+    return rc;
+}
+
+static int s_memo_delete(xp_backend *b, const uint8_t (*keys)[16], size_t n,
+                         xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    int rc = -1;
+    pthread_mutex_lock(&l->lock);
+    int ready = s_memo_ready(l, false, err);
+    if (ready <= 0) {
+        rc = ready;
+        goto done;
+    }
+    if (s_begin(l, err) != 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = s_memo_stmt(l, S_MEMO_DELETE);
+        sqlite3_bind_blob(st, 1, keys[i], 16, SQLITE_STATIC);
+        if (s_step_done(l, st, "removing memo entries", err) != 0) {
+            s_rollback(l);
+            goto done;
+        }
+    }
+    rc = s_commit(l, err);
+    if (rc != 0)
+        s_rollback(l);
+done:
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+static int s_persisted_drop(xp_backend *b, int64_t trial, xp_error_t *err)
+{
+    xp_local *l = (xp_local *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&l->lock);
+    if (sqlite3_prepare_v2(l->db, "DELETE FROM persisted WHERE trial = ?", -1,
+                           &st, NULL) != SQLITE_OK) {
+        s_db_error(l, err, "removing persisted values");
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, trial);
+    rc = s_step_done(l, st, "removing persisted values", err);
+done:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
 static void s_close(xp_backend *b)
 {
     xp_local *l = (xp_local *)b;
@@ -1252,6 +1450,8 @@ static void s_close(xp_backend *b)
     s_checkpointer_stop(l);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(l->stmt[i]);
+    for (int i = 0; i < S_MEMO_COUNT; i++)
+        sqlite3_finalize(l->memo_st[i]);
     sqlite3_close(l->db);
     if (l->index_fd > 0)
         close(l->index_fd);
@@ -1282,6 +1482,11 @@ static const xp_backend_ops s_ops = {
     .step_hash_get = s_step_hash_get,
     .content_put = s_content_put,
     .content_get = s_content_get,
+    .memo_get = s_memo_get,
+    .memo_put = s_memo_put,
+    .memo_each = s_memo_each,
+    .memo_delete = s_memo_delete,
+    .persisted_drop = s_persisted_drop,
     .close = s_close,
 };
 

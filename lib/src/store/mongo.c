@@ -48,6 +48,7 @@ typedef struct {
     char *contents; /* <id>.contents */
     char *bucket;   /* <id>.fs */
     char *purity;   /* <id>.step_hashes, on FerretDB only */
+    char *memo;     /* <id>.memo */
     char *secret;   /* password as written in the URI, to scrub, or NULL */
     char *secret_decoded;
     atomic_bool no_elem_match; /* the server refused $elemMatch on fields */
@@ -935,7 +936,11 @@ static bool s_bulk_upsert(const xp_mongo *m, mongoc_client_t *c,
             bson_destroy(&reply);
         }
         mongoc_bulk_operation_destroy(bulk);
-        if (ok || !s_is_network(e))
+        /* Two upserts of one new _id at once: one inserts, the other
+         * fails with a duplicate key (FerretDB does not retry it as
+         * MongoDB does); again, it is an update. */
+        if (ok || !(s_is_network(e) || e->code == 11000 ||
+                    strstr(e->message, "E11000")))
             break;
     }
     bson_destroy(&bulk_opts);
@@ -1999,6 +2004,234 @@ static int s_content_get(xp_backend *b, const char *hash, bson_t *out,
 
 /* ---------------------------------------------------------------- open */
 
+/* ---------------------------------------------------------------- memo */
+
+/* Memo entries: documents of <id>.memo, {_id: key as 32 hex digits,
+ * trial, output: 16 bytes}. */
+static bool s_memo_doc(const bson_t *doc, xp_memo_entry *e)
+{
+    bson_iter_t it;
+    bool has_trial = false, has_output = false;
+    if (!bson_iter_init(&it, doc))
+        return false;
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "trial") == 0 && BSON_ITER_HOLDS_INT64(&it)) {
+            e->trial = bson_iter_int64(&it);
+            has_trial = e->trial >= 0;
+        } else if (strcmp(key, "output") == 0 && BSON_ITER_HOLDS_BINARY(&it)) {
+            const uint8_t *data;
+            uint32_t len = 0;
+            bson_iter_binary(&it, NULL, &len, &data);
+            if (len == 16)
+                memcpy(e->output, data, 16);
+            has_output = len == 16;
+        }
+    }
+    return has_trial && has_output;
+}
+
+/* The key of an _id of 32 hex digits. */
+static bool s_memo_key(const bson_t *doc, uint8_t key[16])
+{
+    bson_iter_t it;
+    uint32_t len = 0;
+    if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it))
+        return false;
+    const char *hex = bson_iter_utf8(&it, &len);
+    if (len != 32)
+        return false;
+    for (int i = 0; i < 16; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char ch = hex[2 * i + k];
+            int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                             : -1;
+            if (d < 0)
+                return false;
+            v = v * 16 + (unsigned)d;
+        }
+        key[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+static int s_memo_get(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
+                      xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *coll = s_coll(m, c, m->memo);
+    char hex[33], buf[16];
+    bson_t filter = BSON_INITIALIZER, id, in;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &id);
+    BSON_APPEND_ARRAY_BEGIN(&id, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        bson_uint32_to_string((uint32_t)i, &k, buf, sizeof buf);
+        xp__hex(e[i].key, 16, hex);
+        BSON_APPEND_UTF8(&in, k, hex);
+    }
+    bson_append_array_end(&id, &in);
+    bson_append_document_end(&filter, &id);
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(coll, &filter, NULL, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        uint8_t key[16];
+        if (!s_memo_key(doc, key))
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (!found[i] && memcmp(key, e[i].key, 16) == 0)
+                found[i] = s_memo_doc(doc, &e[i]);
+    }
+    bson_error_t be;
+    int rc = mongoc_cursor_error(cur, &be)
+                 ? s_fail(m, err, &be, "reading memo entries")
+                 : 0;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    mongoc_collection_destroy(coll);
+    s_push(m, c);
+    return rc;
+}
+
+static void s_fill_memo(size_t i, bson_t *sel, bson_t *doc, const void *user)
+{
+    const xp_memo_entry *e = user;
+    char hex[33];
+    xp__hex(e[i].key, 16, hex);
+    BSON_APPEND_UTF8(sel, "_id", hex);
+    BSON_APPEND_INT64(doc, "trial", e[i].trial);
+    BSON_APPEND_BINARY(doc, "output", BSON_SUBTYPE_BINARY, e[i].output, 16);
+}
+
+static int s_memo_put(xp_backend *b, const xp_memo_entry *e, size_t n,
+                      xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    bson_error_t be;
+    int rc = s_bulk_upsert(m, c, m->memo, n, s_fill_memo, e, &be)
+                 ? 0
+                 : s_fail(m, err, &be, "storing memo entries");
+    s_push(m, c);
+    return rc;
+}
+
+static int s_memo_each(xp_backend *b,
+                       int (*fn)(const xp_memo_entry *e, void *user),
+                       void *user, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *coll = s_coll(m, c, m->memo);
+    bson_t filter = BSON_INITIALIZER;
+    mongoc_cursor_t *cur =
+        mongoc_collection_find_with_opts(coll, &filter, NULL, NULL);
+    xp_memo_entry *all = NULL;
+    size_t n = 0, cap = 0;
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        xp_memo_entry e;
+        if (!s_memo_key(doc, e.key) || !s_memo_doc(doc, &e))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            all = bson_realloc(all, cap * sizeof *all);
+        }
+        all[n++] = e;
+    }
+    bson_error_t be;
+    int rc = mongoc_cursor_error(cur, &be)
+                 ? s_fail(m, err, &be, "listing memo entries")
+                 : 0;
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    mongoc_collection_destroy(coll);
+    s_push(m, c);
+    /* After the client is back: fn may call back into the backend. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (fn(&all[i], user) != 0)
+            break;
+    bson_free(all);
+    return rc;
+}
+
+static int s_memo_delete(xp_backend *b, const uint8_t (*keys)[16], size_t n,
+                         xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *coll = s_coll(m, c, m->memo);
+    bson_t sel = BSON_INITIALIZER, id, in;
+    char buf[16], hex[33];
+    BSON_APPEND_DOCUMENT_BEGIN(&sel, "_id", &id);
+    BSON_APPEND_ARRAY_BEGIN(&id, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        bson_uint32_to_string((uint32_t)i, &k, buf, sizeof buf);
+        xp__hex(keys[i], 16, hex);
+        BSON_APPEND_UTF8(&in, k, hex);
+    }
+    bson_append_array_end(&id, &in);
+    bson_append_document_end(&sel, &id);
+    bson_error_t be;
+    int rc = mongoc_collection_delete_many(coll, &sel, NULL, NULL, &be)
+                 ? 0
+                 : s_fail(m, err, &be, "removing memo entries");
+    bson_destroy(&sel);
+    mongoc_collection_destroy(coll);
+    s_push(m, c);
+    return rc;
+}
+
+/* The GridFS files persisted values of a trial document refer to are
+ * removed first, then the references and inline values: a value is
+ * never referred to without its file. */
+static int s_persisted_drop(xp_backend *b, int64_t trial, xp_error_t *err)
+{
+    xp_mongo *m = (xp_mongo *)b;
+    mongoc_client_t *c = s_pop(m);
+    mongoc_collection_t *trials = s_coll(m, c, m->trials);
+    bson_t filter = BSON_INITIALIZER, proj = BSON_INITIALIZER, opts, doc;
+    BSON_APPEND_INT64(&filter, "_id", trial);
+    BSON_APPEND_INT32(&proj, "persisted_gridfs", 1);
+    s_one_opts(&opts, &proj, NULL);
+    bool found = false, ok;
+    bson_error_t be;
+    ok = s_find_first(trials, &filter, &opts, &doc, &found, &be);
+    bson_iter_t it, refs, f;
+    if (ok && found) {
+        if (bson_iter_init_find(&it, &doc, "persisted_gridfs") &&
+            BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &refs))
+            while (ok && bson_iter_next(&refs))
+                if (BSON_ITER_HOLDS_DOCUMENT(&refs) &&
+                    bson_iter_recurse(&refs, &f) &&
+                    bson_iter_find(&f, "file") && BSON_ITER_HOLDS_UTF8(&f))
+                    ok = s_gridfs_remove(m, c, bson_iter_utf8(&f, NULL), &be);
+        bson_destroy(&doc);
+    }
+    if (ok && found) {
+        bson_t update = BSON_INITIALIZER, unset;
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
+        BSON_APPEND_UTF8(&unset, "persisted", "");
+        BSON_APPEND_UTF8(&unset, "persisted_gridfs", "");
+        bson_append_document_end(&update, &unset);
+        ok = mongoc_collection_update_one(trials, &filter, &update, NULL, NULL,
+                                          &be);
+        bson_destroy(&update);
+    }
+    int rc = ok ? 0 : s_fail(m, err, &be, "removing persisted values");
+    bson_destroy(&filter);
+    bson_destroy(&proj);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(trials);
+    s_push(m, c);
+    return rc;
+}
+
 static void s_close(xp_backend *b)
 {
     xp_mongo *m = (xp_mongo *)b;
@@ -2010,6 +2243,7 @@ static void s_close(xp_backend *b)
     bson_free(m->trials);
     bson_free(m->metrics);
     bson_free(m->contents);
+    bson_free(m->memo);
     bson_free(m->bucket);
     bson_free(m->purity);
     bson_free(m->secret);
@@ -2037,6 +2271,11 @@ static const xp_backend_ops s_ops = {
     .step_hashes_get = s_step_hashes_get,
     .content_put = s_content_put,
     .content_get = s_content_get,
+    .memo_get = s_memo_get,
+    .memo_put = s_memo_put,
+    .memo_each = s_memo_each,
+    .memo_delete = s_memo_delete,
+    .persisted_drop = s_persisted_drop,
     .close = s_close,
 };
 
@@ -2330,6 +2569,7 @@ int xp__backend_mongo_open(xp_backend **out, const char *id, const char *uri,
     m->contents = bson_strdup_printf("%s.contents", id);
     m->bucket = bson_strdup_printf("%s.fs", id);
     m->purity = bson_strdup_printf("%s.step_hashes", id);
+    m->memo = bson_strdup_printf("%s.memo", id);
     if (!mongoc_uri_get_appname(m->uri))
         mongoc_uri_set_appname(m->uri, "xp");
 

@@ -122,6 +122,7 @@ int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err)
     s_put_str(out, XP_RECORD_ENVIRONMENT_HASH, rec->environment_hash);
     if (rec->reproduces > 0)
         bson_append_int64(out, XP_RECORD_REPRODUCES, -1, rec->reproduces);
+    s_put_str(out, XP_RECORD_MEMO, rec->memo);
     if (!s_finished(rec->status))
         return 0;
     bson_append_date_time(out, XP_RECORD_FINISHED, -1, rec->finished_ms);
@@ -134,6 +135,7 @@ int xp__record_encode(const xp_trial_record *rec, bson_t *out, xp_error_t *err)
     s_put_doc(out, XP_RECORD_PURITY_WARNINGS, rec->purity_warnings, true);
     s_put_doc(out, XP_RECORD_STEPS, rec->steps, false);
     s_put_doc(out, XP_RECORD_HASHES, rec->hashes, false);
+    s_put_doc(out, XP_RECORD_REUSED, rec->reused, false);
     return 0;
 }
 
@@ -293,6 +295,9 @@ static bool s_decode_field(const bson_iter_t *it, bool checked,
             return s_get_doc(it, false, &rec->hashes);
         return strcmp(key, XP_RECORD_HOST) != 0 ||
                s_get_str_in(it, S_HOST_MAX, checked, &rec->host);
+    case 'm':
+        return strcmp(key, XP_RECORD_MEMO) != 0 ||
+               s_get_str_in(it, S_TYPE_MAX, checked, &rec->memo);
     case 'p':
         if (strcmp(key, XP_RECORD_PARAMETERS) == 0) {
             rec->present |= XP_RECORD_HAS_PARAMETERS;
@@ -319,6 +324,8 @@ static bool s_decode_field(const bson_iter_t *it, bool checked,
         }
         if (strcmp(key, XP_RECORD_REPRODUCES) == 0)
             return s_get_int(it, &rec->reproduces) && rec->reproduces > 0;
+        if (strcmp(key, XP_RECORD_REUSED) == 0)
+            return s_get_doc(it, false, &rec->reused);
         return strcmp(key, XP_RECORD_RESULT_TYPE) != 0 ||
                s_get_str_in(it, S_TYPE_MAX, checked, &rec->result_type);
     case 's':
@@ -506,6 +513,7 @@ static const struct {
     {XP_RECORD_CODE_HASH, S_CHECK_STR, S_HASH_MAX},
     {XP_RECORD_ENVIRONMENT_HASH, S_CHECK_STR, S_HASH_MAX},
     {XP_RECORD_REPRODUCES, S_CHECK_POSITIVE, 0},
+    {XP_RECORD_MEMO, S_CHECK_STR, S_TYPE_MAX},
     {XP_RECORD_FINISHED, S_CHECK_DATE, 0},
     {XP_RECORD_RESULT, S_CHECK_ANY, 0},
     {XP_RECORD_RESULT_TYPE, S_CHECK_STR, S_TYPE_MAX},
@@ -515,6 +523,7 @@ static const struct {
     {XP_RECORD_PURITY_WARNINGS, S_CHECK_ARRAY, 0},
     {XP_RECORD_STEPS, S_CHECK_DOC, 0},
     {XP_RECORD_HASHES, S_CHECK_DOC, 0},
+    {XP_RECORD_REUSED, S_CHECK_DOC, 0},
     {"_id", S_CHECK_ANY, 0}, /* MongoDB's, which the decoder passes over */
 };
 

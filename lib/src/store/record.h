@@ -39,6 +39,8 @@
 /* Hex digits of a step's output hash in XP_RECORD_HASHES: the first 64
  * bits of its XXH128. */
 #define XP_RECORD_HASH_HEX 16
+#define XP_RECORD_MEMO "memo"
+#define XP_RECORD_REUSED "reused"
 
 /* Status strings, as stored (SQL text and queries are built from them). */
 #define XP_STATUS_QUEUED_NAME "queued"
@@ -115,6 +117,11 @@ typedef struct {
     xp_doc_view purity_warnings; /* array of step names; len 0: none */
     xp_doc_view steps;           /* step -> where it ran; len 0: none */
     xp_doc_view hashes;          /* step -> output hash (hex); len 0: none */
+    /* Memoisation: the mode ("use", "off", "refresh"; NULL: not
+     * recorded, an experiment without pure steps) and the steps whose
+     * output was reused, step -> trial id (len 0: none). */
+    const char *memo;
+    xp_doc_view reused;
 } xp_trial_record;
 
 /* Appends the fields of rec to out (initialised). XP_EINVAL, with a

@@ -1622,6 +1622,170 @@ cleanup:
     return rc;
 }
 
+/* ---------------------------------------------------------------- memo */
+
+/* Memo entries live in the hash <id>:memo: field the 16-byte key, value
+ * the 24 bytes of xp__memo_value_pack. */
+static int s_memo_get(xp_backend *base, xp_memo_entry *e, size_t n, bool *found,
+                      xp_error_t *err)
+{
+    xp_redis *r = (xp_redis *)base;
+    s_batch b = {0};
+    redisReply *rep = NULL;
+    int rc = -1;
+    s_cmd(&b);
+    s_arg_str(&b, "HMGET");
+    s_argf(&b, "%s:memo", r->id);
+    for (size_t i = 0; i < n; i++)
+        s_arg(&b, e[i].key, 16);
+    if (s_query(r, &b, &rep, "reading memo entries", err) != 0)
+        goto cleanup;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        s_bad_reply(r, rep, "reading memo entries", err);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            found[i] = xp__memo_value_unpack(rep->element[i]->str,
+                                             rep->element[i]->len, &e[i]);
+    rc = 0;
+cleanup:
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(&b);
+    return rc;
+}
+
+static int s_memo_put(xp_backend *base, const xp_memo_entry *e, size_t n,
+                      xp_error_t *err)
+{
+    xp_redis *r = (xp_redis *)base;
+    s_batch b = {0};
+    redisReply *rep = NULL;
+    int rc = -1;
+    s_cmd(&b);
+    s_arg_str(&b, "HSET");
+    s_argf(&b, "%s:memo", r->id);
+    for (size_t i = 0; i < n; i++) {
+        char *v = bson_malloc(XP_MEMO_VALUE_SIZE);
+        xp__memo_value_pack(&e[i], (uint8_t *)v);
+        s_arg(&b, e[i].key, 16);
+        s_arg_own(&b, v, XP_MEMO_VALUE_SIZE);
+    }
+    if (s_query(r, &b, &rep, "storing memo entries", err) != 0)
+        goto cleanup;
+    if (s_is_error(rep)) {
+        s_bad_reply(r, rep, "storing memo entries", err);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(&b);
+    return rc;
+}
+
+static int s_memo_each(xp_backend *base,
+                       int (*fn)(const xp_memo_entry *e, void *user),
+                       void *user, xp_error_t *err)
+{
+    xp_redis *r = (xp_redis *)base;
+    char cursor[32] = "0";
+    int rc = 0;
+    /* Collected first: fn may call back into the backend. */
+    xp_memo_entry *all = NULL;
+    size_t n = 0, cap = 0;
+    do {
+        s_batch b = {0};
+        redisReply *rep = NULL;
+        s_cmd(&b);
+        s_arg_str(&b, "HSCAN");
+        s_argf(&b, "%s:memo", r->id);
+        s_arg_str(&b, cursor);
+        s_arg_str(&b, "COUNT");
+        s_arg_str(&b, "1000");
+        rc = s_query(r, &b, &rep, "listing memo entries", err);
+        s_batch_free(&b);
+        if (rc != 0)
+            break;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[0]->len >= sizeof cursor ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+            rc = s_bad_reply(r, rep, "listing memo entries", err);
+            freeReplyObject(rep);
+            break;
+        }
+        memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+        cursor[rep->element[0]->len] = '\0';
+        redisReply *kv = rep->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+            xp_memo_entry e;
+            if (kv->element[i]->type != REDIS_REPLY_STRING ||
+                kv->element[i]->len != 16 ||
+                kv->element[i + 1]->type != REDIS_REPLY_STRING ||
+                !xp__memo_value_unpack(kv->element[i + 1]->str,
+                                       kv->element[i + 1]->len, &e))
+                continue;
+            memcpy(e.key, kv->element[i]->str, 16);
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                all = bson_realloc(all, cap * sizeof *all);
+            }
+            all[n++] = e;
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (fn(&all[i], user) != 0)
+            break;
+    bson_free(all);
+    return rc;
+}
+
+/* One command over a key of this experiment and n 16-byte arguments. */
+static int s_simple(xp_redis *r, const char *cmd, const char *key,
+                    const uint8_t (*args)[16], size_t n, const char *what,
+                    xp_error_t *err)
+{
+    s_batch b = {0};
+    redisReply *rep = NULL;
+    int rc = -1;
+    s_cmd(&b);
+    s_arg_str(&b, cmd);
+    s_argf(&b, "%s:%s", r->id, key);
+    for (size_t i = 0; i < n; i++)
+        s_arg(&b, args[i], 16);
+    if (s_query(r, &b, &rep, what, err) != 0)
+        goto cleanup;
+    if (s_is_error(rep)) {
+        s_bad_reply(r, rep, what, err);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(&b);
+    return rc;
+}
+
+static int s_memo_delete(xp_backend *base, const uint8_t (*keys)[16], size_t n,
+                         xp_error_t *err)
+{
+    return s_simple((xp_redis *)base, "HDEL", "memo", keys, n,
+                    "removing memo entries", err);
+}
+
+static int s_persisted_drop(xp_backend *base, int64_t trial, xp_error_t *err)
+{
+    char key[48];
+    snprintf(key, sizeof key, "persisted:%lld", (long long)trial);
+    return s_simple((xp_redis *)base, "DEL", key, NULL, 0,
+                    "removing persisted values", err);
+}
+
 static void s_close(xp_backend *base)
 {
     xp_redis *r = (xp_redis *)base;
@@ -1652,6 +1816,11 @@ static const xp_backend_ops s_ops = {
     .step_hash_get = s_step_hash_get,
     .content_put = s_content_put,
     .content_get = s_content_get,
+    .memo_get = s_memo_get,
+    .memo_put = s_memo_put,
+    .memo_each = s_memo_each,
+    .memo_delete = s_memo_delete,
+    .persisted_drop = s_persisted_drop,
     .close = s_close,
 };
 

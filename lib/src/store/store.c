@@ -439,3 +439,68 @@ int xp__store_sync(xp_backend *b, size_t *written, xp_error_t *err)
 {
     return xp__spool_replay(b, written, err);
 }
+
+/* ---------------------------------------------------------------- memo
+ * entries */
+
+void xp__memo_value_pack(const xp_memo_entry *e, uint8_t out[24])
+{
+    uint64_t v = (uint64_t)e->trial;
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(v >> (8 * i));
+    memcpy(out + 8, e->output, 16);
+}
+
+bool xp__memo_value_unpack(const void *bytes, size_t len, xp_memo_entry *e)
+{
+    const uint8_t *p = bytes;
+    if (!p || len != XP_MEMO_VALUE_SIZE)
+        return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    if (v > INT64_MAX)
+        return false;
+    e->trial = (int64_t)v;
+    memcpy(e->output, p + 8, 16);
+    return true;
+}
+
+int xp__store_memo_get(xp_backend *b, xp_memo_entry *e, size_t n,
+                       bool *found, xp_error_t *err)
+{
+    memset(found, 0, n * sizeof *found);
+    return b->ops->memo_get && n ? b->ops->memo_get(b, e, n, found, err) : 0;
+}
+
+int xp__store_memo_put(xp_backend *b, const xp_memo_entry *e, size_t n,
+                       xp_error_t *err)
+{
+    if (n == 0 || !b->ops->memo_put)
+        return 0;
+    return b->ops->memo_put(b, e, n, err);
+}
+
+int xp__store_memo_each(xp_backend *b,
+                        int (*fn)(const xp_memo_entry *e, void *user),
+                        void *user, xp_error_t *err)
+{
+    return b->ops->memo_each ? b->ops->memo_each(b, fn, user, err) : 0;
+}
+
+int xp__store_memo_delete(xp_backend *b, const uint8_t (*keys)[16], size_t n,
+                          xp_error_t *err)
+{
+    if (n == 0 || !b->ops->memo_delete)
+        return 0;
+    return b->ops->memo_delete(b, keys, n, err);
+}
+
+int xp__store_persisted_drop(xp_backend *b, int64_t trial, xp_error_t *err)
+{
+    if (!b->ops->persisted_drop)
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_EINVAL,
+                         "the %s backend cannot remove persisted values",
+                         b->ops->name);
+    return b->ops->persisted_drop(b, trial, err);
+}

@@ -147,6 +147,43 @@ int xp__store_content_put(xp_backend *b, const char *kind, const char *hash,
 int xp__store_content_get(xp_backend *b, const char *hash, bson_t *out,
                           xp_error_t *err);
 
+/* ---------------------------------------------------------------- memo
+ * entries (memo.c's store: key -> the trial whose persisted value of the
+ * step is the output, and that output's hash) */
+
+typedef struct {
+    uint8_t key[16];
+    int64_t trial; /* 0: a marker, the key's step code is impure */
+    uint8_t output[16];
+} xp_memo_entry;
+
+/* The 24 bytes an entry's trial and output take where a backend stores
+ * them as one value (trial little-endian, then output), and back; false
+ * when bytes are not such a value. */
+#define XP_MEMO_VALUE_SIZE 24
+void xp__memo_value_pack(const xp_memo_entry *e, uint8_t out[24]);
+bool xp__memo_value_unpack(const void *bytes, size_t len, xp_memo_entry *e);
+
+/* The entries of e[i].key into e[i], n at once (one round trip);
+ * found[i] false when none (also for a backend without memo entries, or
+ * a store that has never written one). */
+int xp__store_memo_get(xp_backend *b, xp_memo_entry *e, size_t n,
+                       bool *found, xp_error_t *err);
+/* Stores n entries, replacing those with the same keys. A backend
+ * without memo entries stores nothing (0). */
+int xp__store_memo_put(xp_backend *b, const xp_memo_entry *e, size_t n,
+                       xp_error_t *err);
+/* Calls fn for each entry (any order); fn non-zero stops. */
+int xp__store_memo_each(xp_backend *b,
+                        int (*fn)(const xp_memo_entry *e, void *user),
+                        void *user, xp_error_t *err);
+/* Removes the entries of n keys (absent ones are skipped). */
+int xp__store_memo_delete(xp_backend *b, const uint8_t (*keys)[16], size_t n,
+                          xp_error_t *err);
+/* Removes every persisted value of trial (its record is kept): a later
+ * read is XP_ENOTFOUND. XP_EINVAL when the backend cannot. */
+int xp__store_persisted_drop(xp_backend *b, int64_t trial, xp_error_t *err);
+
 /* ---------------------------------------------------------------- groups and
  * the spool */
 

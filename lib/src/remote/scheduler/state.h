@@ -33,6 +33,9 @@ struct xp_scheduler {
     /* tasks.c */
     zhashx_t *tasks; /* key -> xp_sched_task (queued or running) */
     zlistx_t *queue; /* xp_sched_task waiting for a worker (FIFO) */
+    /* xp_sched_task of a pure step whose memo key another trial runs
+     * now: no worker gets it until that step is done. */
+    zlistx_t *parked;
     /* trials.c: trials whose last step is back, recorded together (group
      * commit) once per turn of the loop; trials whose first step went
      * out this turn */

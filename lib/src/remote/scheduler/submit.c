@@ -67,6 +67,7 @@ static int s_accept(xp_scheduler *s, xp_sched_def *def, xp_sched_fifo *f,
     o.params = trial->params;
     o.has_seed = trial->has_seed;
     o.seed = (uint64_t)trial->seed;
+    o.memo = (xp_memo_mode)trial->memo;
     o.reproduces = trial->reproduces;
     if (o.reproduces > 0) /* a re-run that reused outputs would prove nothing */
         o.memo = XP_MEMO_OFF;

@@ -19,10 +19,15 @@ void xp__sched_tasks_init(xp_scheduler *s)
 {
     s->tasks = zhashx_new();
     s->queue = zlistx_new();
+    s->parked = zlistx_new();
 }
 
 void xp__sched_tasks_fini(xp_scheduler *s)
 {
+    for (xp_sched_task *t = s->parked ? zlistx_first(s->parked) : NULL; t;
+         t = zlistx_next(s->parked))
+        xp__trial_memo_abandon(t->trial->t, t->node);
+    zlistx_destroy(&s->parked);
     if (s->tasks)
         for (xp_sched_task *t = zhashx_first(s->tasks); t;
              t = zhashx_next(s->tasks)) {
@@ -45,6 +50,11 @@ void xp__sched_tasks_enqueue_ready(xp_scheduler *s, xp_sched_trial *st)
 {
     xp_node *n;
     while ((n = xp__trial_take_ready(st->t)) != NULL) {
+        /* A memo hit is never sent: it is done here, and may make
+         * others ready. */
+        xp_trial_memo memo = xp__trial_memo_dispatch(st->t, n);
+        if (memo == XP_TRIAL_MEMO_DONE)
+            continue;
         xp_sched_task *task = bson_malloc0(sizeof *task);
         task->trial = st;
         task->node = n;
@@ -53,8 +63,40 @@ void xp__sched_tasks_enqueue_ready(xp_scheduler *s, xp_sched_trial *st)
                  xp_experiment_id(st->def->ex), (long long)xp__trial_id(st->t),
                  n->name);
         zhashx_insert(s->tasks, task->key, task);
-        zlistx_add_end(s->queue, task);
+        zlistx_add_end(memo == XP_TRIAL_MEMO_WAIT ? s->parked : s->queue, task);
         st->tasks_alive++;
+    }
+}
+
+static void s_step_done(xp_scheduler *s, xp_sched_task *task, xp_value *out,
+                        const char *failure);
+
+/* A pure step is done: the parked tasks waiting for its key reuse its
+ * output, or (it failed) one of them is queued to run it. */
+static void s_wake_parked(xp_scheduler *s)
+{
+    xp_sched_task *task = zlistx_first(s->parked);
+    while (task) {
+        void *handle = zlistx_cursor(s->parked);
+        xp_sched_task *next = zlistx_next(s->parked);
+        xp_trial_memo memo =
+            xp__trial_memo_dispatch(task->trial->t, task->node);
+        if (memo != XP_TRIAL_MEMO_WAIT) {
+            zlistx_delete(s->parked, handle);
+            if (memo == XP_TRIAL_MEMO_RUN) {
+                zlistx_add_end(s->queue, task);
+            } else {
+                /* Done by the memo: what became ready goes on. */
+                xp_sched_trial *st = task->trial;
+                st->tasks_alive--;
+                s_task_free(s, task);
+                xp__sched_tasks_enqueue_ready(s, st);
+                xp__sched_trial_maybe_finish(s, st);
+            }
+            /* Waking may park or wake others: walk again. */
+            next = zlistx_first(s->parked);
+        }
+        task = next;
     }
 }
 
@@ -72,11 +114,14 @@ static void s_step_done(xp_scheduler *s, xp_sched_task *task, xp_value *out,
                         const char *failure)
 {
     xp_sched_trial *st = task->trial;
+    bool pure = task->node->pure;
     xp__trial_step_done(st->t, task->node, out, failure);
     st->tasks_alive--;
     s_task_free(s, task);
     xp__sched_tasks_enqueue_ready(s, st);
     xp__sched_trial_maybe_finish(s, st);
+    if (pure && zlistx_size(s->parked) > 0)
+        s_wake_parked(s);
 }
 
 void xp__sched_task_lost(xp_scheduler *s, xp_sched_task *task, const char *host,
