@@ -219,6 +219,7 @@ Test(distributed, held_status_answers_when_the_trial_is_recorded)
     cr_assert_eq(xp_client_wait(c, batch, &cursor, 4000, &p, &finished, &err),
                  0, "%s", err.message);
     cr_assert_eq(xp_value_count(finished), 0u);
+    xp_value_destroy(&finished);
     cr_assert_neq(xp_client_wait(c, batch, &cursor, 0, &p, NULL, &err), 0);
     cr_assert_not_null(strstr(err.message, "unknown batch"), "%s", err.message);
 
