@@ -128,11 +128,9 @@ Test(script, parse_reproduce)
     cr_assert_eq(a.reproduce, 12);
     cr_assert_str_eq(a.reproduce_id, "exp_pj");
     xp__script_args_free(&a);
-    char *bad[] = {"0", "x", "exp_pj:", ":3", "bad id:3", "exp_pj:-1",
-                   "a:b:3"};
+    char *bad[] = {"0", "x", "exp_pj:", ":3", "bad id:3", "exp_pj:-1", "a:b:3"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(PARSE(&a, &err, "--reproduce", bad[i]), -1, "%s",
-                     bad[i]);
+        cr_assert_eq(PARSE(&a, &err, "--reproduce", bad[i]), -1, "%s", bad[i]);
         cr_assert(err.message[0], "%s: no message", bad[i]);
     }
 }

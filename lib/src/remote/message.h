@@ -224,7 +224,7 @@ typedef struct {
     bool has_seed;
     int64_t seed;
     int64_t reproduces; /* the trial it re-runs (xp reproduce), 0: none */
-    int memo; /* xp_memo_mode; "memo" absent: 0, XP_MEMO_USE */
+    int memo;           /* xp_memo_mode; "memo" absent: 0, XP_MEMO_USE */
 } xp_msg_trial;
 
 typedef struct {

@@ -466,8 +466,8 @@ bool xp__memo_value_unpack(const void *bytes, size_t len, xp_memo_entry *e)
     return true;
 }
 
-int xp__store_memo_get(xp_backend *b, xp_memo_entry *e, size_t n,
-                       bool *found, xp_error_t *err)
+int xp__store_memo_get(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
+                       xp_error_t *err)
 {
     memset(found, 0, n * sizeof *found);
     return b->ops->memo_get && n ? b->ops->memo_get(b, e, n, found, err) : 0;

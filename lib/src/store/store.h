@@ -167,8 +167,8 @@ bool xp__memo_value_unpack(const void *bytes, size_t len, xp_memo_entry *e);
 /* The entries of e[i].key into e[i], n at once (one round trip);
  * found[i] false when none (also for a backend without memo entries, or
  * a store that has never written one). */
-int xp__store_memo_get(xp_backend *b, xp_memo_entry *e, size_t n,
-                       bool *found, xp_error_t *err);
+int xp__store_memo_get(xp_backend *b, xp_memo_entry *e, size_t n, bool *found,
+                       xp_error_t *err);
 /* Stores n entries, replacing those with the same keys. A backend
  * without memo entries stores nothing (0). */
 int xp__store_memo_put(xp_backend *b, const xp_memo_entry *e, size_t n,
