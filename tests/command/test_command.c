@@ -4,13 +4,9 @@
  * metrics, failures, timeouts, bounded output, hostile arguments, code
  * edits; each recording test on local, Redis (XP_TEST_REDIS_URI) and
  * MongoDB (XP_TEST_MONGODB_URI). */
-#include "../common.h"
+#include "../backend_fixture.h"
 
-#include <hiredis/hiredis.h>
 #include <math.h>
-
-enum { B_LOCAL, B_REDIS, B_MONGO };
-static const char *const s_kind_name[] = {"local", "redis", "mongodb"};
 
 static int s_kind;
 static char s_backend[PATH_MAX];
@@ -19,72 +15,10 @@ static xpt_log s_log;
 
 /* ---------------------------------------------------------------- setup */
 
-#define SKIP(...)                                                              \
-    do {                                                                       \
-        char why_[512];                                                        \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                              \
-        fprintf(stderr, "skipping: %s\n", why_);                               \
-        xpt_teardown();                                                        \
-        cr_skip_test("%s", why_);                                              \
-    } while (0)
-
-/* Deletes this test's keys from the shared Redis database. */
-static void s_redis_cleanup(void)
-{
-    const char *uri = s_backend;
-    if (strncmp(uri, "redis://", 8) != 0 || !s_id[0])
-        return;
-    char host[256];
-    int port = 6379, db = 0;
-    const char *p = uri + 8;
-    size_t n = strcspn(p, ":/?");
-    if (n == 0 || n >= sizeof host || strchr(uri, '@'))
-        return;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    p += n;
-    if (*p == ':')
-        port = (int)strtol(p + 1, (char **)&p, 10);
-    if (*p == '/')
-        db = (int)strtol(p + 1, NULL, 10);
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return;
-    }
-    redisReply *r = redisCommand(c, "SELECT %d", db);
-    if (r)
-        freeReplyObject(r);
-    char cursor[32] = "0";
-    do {
-        r = redisCommand(c, "SCAN %s MATCH %s:* COUNT 1000", cursor, s_id);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        for (size_t k = 0; k < r->element[1]->elements; k++) {
-            redisReply *d =
-                redisCommand(c, "DEL %b", r->element[1]->element[k]->str,
-                             r->element[1]->element[k]->len);
-            if (d)
-                freeReplyObject(d);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    r = redisCommand(c, "SREM xp:experiments %s", s_id);
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
-}
-
 static void s_fini(void)
 {
-    if (s_kind == B_REDIS)
-        s_redis_cleanup();
+    if (s_kind == XPT_REDIS)
+        xpt_redis_forget(s_backend, s_id);
     xpt_teardown();
 }
 
@@ -95,37 +29,11 @@ static void s_use(int kind)
     xp_log_set_handler(xpt_log_fn, &s_log);
     xp_log_set_level(XP_LOG_WARNING);
     snprintf(s_id, sizeof s_id, "cmd_%d", (int)getpid());
-    if (kind == B_LOCAL) {
-        snprintf(s_backend, sizeof s_backend, "%s", xpt_dir);
-        return;
-    }
-    const char *var =
-        kind == B_REDIS ? "XP_TEST_REDIS_URI" : "XP_TEST_MONGODB_URI";
-    const char *uri = getenv(var);
-    if (!uri || !*uri)
-        SKIP("%s is not set (tests/run.sh starts the %s test server)", var,
-             s_kind_name[kind]);
-    snprintf(s_backend, sizeof s_backend, "%s", uri);
+    xpt_backend_pick(kind, s_backend, sizeof s_backend);
 }
 
 #define ON_EVERY_BACKEND(name, seconds)                                        \
-    static void every_##name(void);                                            \
-    Test(local, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds)   \
-    {                                                                          \
-        s_use(B_LOCAL);                                                        \
-        every_##name();                                                        \
-    }                                                                          \
-    Test(redis, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds)   \
-    {                                                                          \
-        s_use(B_REDIS);                                                        \
-        every_##name();                                                        \
-    }                                                                          \
-    Test(mongodb, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds) \
-    {                                                                          \
-        s_use(B_MONGO);                                                        \
-        every_##name();                                                        \
-    }                                                                          \
-    static void every_##name(void)
+    XPT_ON_EVERY_BACKEND(every, name, seconds, s_use, s_fini)
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -173,7 +81,7 @@ static xp_experiment *s_open_def(const xp_definition *d, bool mark_result)
     xp_experiment *ex = NULL;
     xp_error_t err = {0};
     cr_assert_eq(xp_experiment_open(&ex, xp_definition_id(d), &o, &err), 0,
-                 "%s: open: %s", s_kind_name[s_kind], err.message);
+                 "%s: open: %s", xpt_kind_name[s_kind], err.message);
     xp_node *r = xp_definition_apply(d, ex);
     if (!r) {
         xp_experiment_check(ex, &err);
@@ -216,7 +124,7 @@ static xp_value *s_log_of(xp_experiment *ex, int64_t trial, const char *step)
     xp_value *log = NULL;
     xp_error_t err = {0};
     cr_assert_eq(xp_step_log(ex, trial, step, &log, &err), 0,
-                 "%s: log of %s: %s", s_kind_name[s_kind], step, err.message);
+                 "%s: log of %s: %s", xpt_kind_name[s_kind], step, err.message);
     return log;
 }
 
@@ -297,7 +205,7 @@ ON_EVERY_BACKEND(params_files_and_a_c_step, 60)
     xp_error_t err = {0};
     const char *params[] = {"n=4", NULL};
     cr_assert_eq(s_compute(ex, params, &result, &id, &err), 0, "%s: %s",
-                 s_kind_name[s_kind], err.message);
+                 xpt_kind_name[s_kind], err.message);
     char *json = xpt_json(result);
     cr_assert_eq(xp_as_int64(xp_value_get(result, "c_lines")), 4, "%s", json);
     cr_assert_eq(xp_as_int64(xp_value_get(result, "awk")), 4, "%s", json);
@@ -362,7 +270,7 @@ ON_EVERY_BACKEND(metrics_from_file_and_stdout, 60)
     int64_t id = 0;
     xp_error_t err = {0};
     cr_assert_eq(s_compute(ex, NULL, &result, &id, &err), 0, "%s: %s",
-                 s_kind_name[s_kind], err.message);
+                 xpt_kind_name[s_kind], err.message);
     cr_assert_eq(xp_as_int64(result), 7);
     xp_series *s = NULL;
     cr_assert_eq(
@@ -609,7 +517,7 @@ ON_EVERY_BACKEND(edited_code_file_is_a_code_change, 60)
 static void s_local(void)
 {
     xpt_setup();
-    s_use(B_LOCAL);
+    s_use(XPT_LOCAL);
 }
 
 /* The error loading body (with this test's experiment line). */
@@ -716,7 +624,7 @@ Test(file, a_c_function_from_a_library, .init = s_local, .fini = s_fini)
 {
     const char *lib = getenv("XP_TEST_STEPS_LIB");
     if (!lib || access(lib, R_OK) != 0)
-        SKIP("XP_TEST_STEPS_LIB is not set or missing (meson sets it)");
+        XPT_SKIP("XP_TEST_STEPS_LIB is not set or missing (meson sets it)");
     char path[PATH_MAX], body[PATH_MAX + 1024];
     snprintf(body, sizeof body,
              "parameters:\n  x: {type: float}\n"
@@ -749,7 +657,7 @@ Test(file, xp_run_exit_codes, .init = s_local, .fini = s_fini)
 {
     const char *cli = getenv("XP_CLI");
     if (!cli || access(cli, X_OK) != 0)
-        SKIP("XP_CLI is not set or missing (meson sets it)");
+        XPT_SKIP("XP_CLI is not set or missing (meson sets it)");
     char path[PATH_MAX];
     s_file("parameters:\n  a: {type: float}\n  b: 1\n"
            "steps:\n"
@@ -837,7 +745,7 @@ static void s_example(const char *rel, const char *const *params,
 {
     const char *src = getenv("XP_SOURCE_DIR");
     if (!src)
-        SKIP("XP_SOURCE_DIR is not set (meson sets it)");
+        XPT_SKIP("XP_SOURCE_DIR is not set (meson sets it)");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/examples/commands/%s", src, rel);
     xp_definition *d = s_load(path);

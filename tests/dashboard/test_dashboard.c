@@ -5,19 +5,15 @@
  * authentication, the refusal to listen openly, the live store, on local
  * and, when XP_TEST_REDIS_URI / XP_TEST_MONGODB_URI are set, on Redis
  * and MongoDB. */
-#include "../common.h"
+#include "../backend_fixture.h"
 
 #include <curl/curl.h>
-#include <hiredis/hiredis.h>
 #include <math.h>
 
 #define HOSTILE "<img src=x onerror=alert(1)>"
 #define N_TRIALS 30
 #define FAILING_A 13 /* the trial with a = 13 fails */
 #define LONG_POINTS 5000
-
-enum { B_LOCAL, B_REDIS, B_MONGO };
-static const char *const s_kind_name[] = {"local", "redis", "mongodb"};
 
 /* The running test's backend, experiment and server (each criterion test
  * is a process of its own). */
@@ -341,56 +337,6 @@ static void seed(void)
 
 /* ---------------------------------------------------------------- setup */
 
-static bool redis_addr(char host[256], int *port, int *db)
-{
-    const char *p = s_backend + strlen("redis://");
-    if (strncmp(s_backend, "redis://", 8) != 0 || strchr(p, '@'))
-        return false;
-    size_t n = strcspn(p, ":/?");
-    if (n == 0 || n >= 256)
-        return false;
-    snprintf(host, 256, "%.*s", (int)n, p);
-    p += n;
-    *port = *p == ':' ? (int)strtol(p + 1, (char **)&p, 10) : 6379;
-    *db = *p == '/' ? (int)strtol(p + 1, NULL, 10) : 0;
-    return true;
-}
-
-/* Deletes the keys of this test's experiment on the shared Redis. */
-static void redis_cleanup(void)
-{
-    char host[256];
-    int port, db;
-    if (!redis_addr(host, &port, &db))
-        return;
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return;
-    }
-    freeReplyObject(redisCommand(c, "SELECT %d", db));
-    char cursor[32] = "0";
-    do {
-        redisReply *r =
-            redisCommand(c, "SCAN %s MATCH %s:* COUNT 1000", cursor, s_id);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        for (size_t k = 0; k < r->element[1]->elements; k++)
-            freeReplyObject(redisCommand(c, "DEL %b",
-                                         r->element[1]->element[k]->str,
-                                         r->element[1]->element[k]->len));
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    freeReplyObject(redisCommand(c, "SREM xp:experiments %s", s_id));
-    redisFree(c);
-}
-
 static void s_fini(void)
 {
     if (s_server) {
@@ -398,22 +344,11 @@ static void s_fini(void)
         waitpid(s_server, NULL, 0);
         s_server = 0;
     }
-    if (s_kind == B_REDIS)
-        redis_cleanup();
+    if (s_kind == XPT_REDIS)
+        xpt_redis_forget(s_backend, s_id);
     curl_global_cleanup();
     xpt_teardown();
 }
-
-/* Skips, printing why (not xpt_skip: criterion counts its warning as a
- * failure); .fini does not run for a skipped test. */
-#define SKIP(...)                                                              \
-    do {                                                                       \
-        char why_[512];                                                        \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                              \
-        fprintf(stderr, "skipping: %s\n", why_);                               \
-        xpt_teardown();                                                        \
-        cr_skip_test("%s", why_);                                              \
-    } while (0)
 
 static void s_use(int kind)
 {
@@ -424,44 +359,18 @@ static void s_use(int kind)
     snprintf(cache, sizeof cache, "%s/cache", xpt_dir);
     setenv("XP_CACHE_DIR", cache, 1);
     snprintf(s_id, sizeof s_id, "dash_%d", (int)getpid());
-    if (kind == B_LOCAL) {
-        snprintf(s_backend, sizeof s_backend, "%s", xpt_dir);
-        return;
-    }
-    const char *var =
-        kind == B_REDIS ? "XP_TEST_REDIS_URI" : "XP_TEST_MONGODB_URI";
-    const char *uri = getenv(var);
-    if (!uri || !*uri)
-        SKIP("%s is not set (tests/run.sh starts the %s test server)", var,
-             s_kind_name[kind]);
-    snprintf(s_backend, sizeof s_backend, "%s", uri);
+    xpt_backend_pick(kind, s_backend, sizeof s_backend);
 }
 
 /* One test per backend; LOCAL_TEST for the local store only. */
 #define BACKEND_TEST(name, seconds)                                            \
-    static void check_##name(void);                                            \
-    Test(local, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds)   \
-    {                                                                          \
-        s_use(B_LOCAL);                                                        \
-        check_##name();                                                        \
-    }                                                                          \
-    Test(redis, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds)   \
-    {                                                                          \
-        s_use(B_REDIS);                                                        \
-        check_##name();                                                        \
-    }                                                                          \
-    Test(mongodb, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds) \
-    {                                                                          \
-        s_use(B_MONGO);                                                        \
-        check_##name();                                                        \
-    }                                                                          \
-    static void check_##name(void)
+    XPT_ON_EVERY_BACKEND(check, name, seconds, s_use, s_fini)
 
 #define LOCAL_TEST(name, seconds)                                              \
     static void check_##name(void);                                            \
     Test(local, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds)   \
     {                                                                          \
-        s_use(B_LOCAL);                                                        \
+        s_use(XPT_LOCAL);                                                      \
         check_##name();                                                        \
     }                                                                          \
     static void check_##name(void)

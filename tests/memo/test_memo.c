@@ -4,14 +4,10 @@
  * outside the library; reuse, code edits, changed upstream values,
  * failures, the modes, the purity check, environment in the key, and
  * concurrent trials of one key. */
-#include "../common.h"
+#include "../backend_fixture.h"
 
-#include <hiredis/hiredis.h>
 #include <sqlite3.h>
 #include <stdarg.h>
-
-enum { B_LOCAL, B_REDIS, B_MONGO };
-static const char *const s_kind_name[] = {"local", "redis", "mongodb"};
 
 static int s_kind;
 static char s_backend[PATH_MAX];
@@ -20,72 +16,10 @@ static xpt_log s_log;
 
 /* ---------------------------------------------------------------- setup */
 
-#define SKIP(...)                                                              \
-    do {                                                                       \
-        char why_[512];                                                        \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                              \
-        fprintf(stderr, "skipping: %s\n", why_);                               \
-        xpt_teardown();                                                        \
-        cr_skip_test("%s", why_);                                              \
-    } while (0)
-
-/* Deletes this test's keys from the shared Redis database. */
-static void s_redis_cleanup(void)
-{
-    const char *uri = s_backend;
-    if (strncmp(uri, "redis://", 8) != 0 || !s_id[0])
-        return;
-    char host[256];
-    int port = 6379, db = 0;
-    const char *p = uri + 8;
-    size_t n = strcspn(p, ":/?");
-    if (n == 0 || n >= sizeof host || strchr(uri, '@'))
-        return;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    p += n;
-    if (*p == ':')
-        port = (int)strtol(p + 1, (char **)&p, 10);
-    if (*p == '/')
-        db = (int)strtol(p + 1, NULL, 10);
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return;
-    }
-    redisReply *r = redisCommand(c, "SELECT %d", db);
-    if (r)
-        freeReplyObject(r);
-    char cursor[32] = "0";
-    do {
-        r = redisCommand(c, "SCAN %s MATCH %s:* COUNT 1000", cursor, s_id);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        for (size_t k = 0; k < r->element[1]->elements; k++) {
-            redisReply *d =
-                redisCommand(c, "DEL %b", r->element[1]->element[k]->str,
-                             r->element[1]->element[k]->len);
-            if (d)
-                freeReplyObject(d);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    r = redisCommand(c, "SREM xp:experiments %s", s_id);
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
-}
-
 static void s_fini(void)
 {
-    if (s_kind == B_REDIS)
-        s_redis_cleanup();
+    if (s_kind == XPT_REDIS)
+        xpt_redis_forget(s_backend, s_id);
     xpt_teardown();
 }
 
@@ -96,37 +30,11 @@ static void s_use(int kind)
     xp_log_set_handler(xpt_log_fn, &s_log);
     xp_log_set_level(XP_LOG_WARNING);
     snprintf(s_id, sizeof s_id, "memo_%d_%d", (int)getpid(), s_kind);
-    if (kind == B_LOCAL) {
-        snprintf(s_backend, sizeof s_backend, "%s", xpt_dir);
-        return;
-    }
-    const char *var =
-        kind == B_REDIS ? "XP_TEST_REDIS_URI" : "XP_TEST_MONGODB_URI";
-    const char *uri = getenv(var);
-    if (!uri || !*uri)
-        SKIP("%s is not set (tests/run.sh starts the %s test server)", var,
-             s_kind_name[kind]);
-    snprintf(s_backend, sizeof s_backend, "%s", uri);
+    xpt_backend_pick(kind, s_backend, sizeof s_backend);
 }
 
 #define ON_EVERY_BACKEND(name, seconds)                                        \
-    static void every_##name(void);                                            \
-    Test(local, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds)   \
-    {                                                                          \
-        s_use(B_LOCAL);                                                        \
-        every_##name();                                                        \
-    }                                                                          \
-    Test(redis, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds)   \
-    {                                                                          \
-        s_use(B_REDIS);                                                        \
-        every_##name();                                                        \
-    }                                                                          \
-    Test(mongodb, name, .init = xpt_setup, .fini = s_fini, .timeout = seconds) \
-    {                                                                          \
-        s_use(B_MONGO);                                                        \
-        every_##name();                                                        \
-    }                                                                          \
-    static void every_##name(void)
+    XPT_ON_EVERY_BACKEND(every, name, seconds, s_use, s_fini)
 
 /* ---------------------------------------------------------------- steps */
 
@@ -218,7 +126,7 @@ static xp_experiment *s_open(void)
     xp_experiment *ex = NULL;
     xp_error_t err = {0};
     cr_assert_eq(xp_experiment_open(&ex, s_id, &o, &err), 0, "%s: open: %s",
-                 s_kind_name[s_kind], err.message);
+                 xpt_kind_name[s_kind], err.message);
     return ex;
 }
 
@@ -256,7 +164,7 @@ static int64_t s_run(xp_experiment *ex, xp_memo_mode mode, bool ok,
     xp_error_t err = {0};
     int rc = xp_compute(ex, &o, &r, &id, &err);
     cr_assert_eq(rc == 0, ok, "%s: trial: rc=%d '%s' (log: %s)",
-                 s_kind_name[s_kind], rc, err.message, xpt_log_dump(&s_log));
+                 xpt_kind_name[s_kind], rc, err.message, xpt_log_dump(&s_log));
     if (ok && result)
         *result = xp_as_int64(r);
     xp_value_destroy(&r);
@@ -519,7 +427,7 @@ static xpt_run_result s_xp(const char *first, ...)
 {
     const char *cli = getenv("XP_CLI");
     if (!cli || access(cli, X_OK) != 0)
-        SKIP("XP_CLI is not set or missing (meson sets it)");
+        XPT_SKIP("XP_CLI is not set or missing (meson sets it)");
     char *argv[16];
     int n = 0;
     argv[n++] = (char *)cli;
@@ -692,7 +600,7 @@ ON_EVERY_BACKEND(gc_keeps_records_and_what_it_keeps_consistent, 120)
  * is a miss: the step runs, nothing fails. */
 Test(local, a_missing_value_is_a_miss, .init = xpt_setup, .fini = s_fini)
 {
-    s_use(B_LOCAL);
+    s_use(XPT_LOCAL);
     xp_experiment *ex = s_open_add();
     int64_t r = 0;
     s_run(ex, XP_MEMO_USE, true, &r, "a", (int64_t)1, "b", (int64_t)1, NULL);
@@ -717,7 +625,7 @@ Test(local, a_missing_value_is_a_miss, .init = xpt_setup, .fini = s_fini)
 Test(file, bad_memo_keys_are_refused_with_their_line, .init = xpt_setup,
      .fini = s_fini)
 {
-    s_use(B_LOCAL);
+    s_use(XPT_LOCAL);
     static const char *const bodies[] = {
         "    pure: maybe\n",
         "    memo_env: HOME\n",
