@@ -723,7 +723,8 @@ XP_EXPORT int xp_client_progress(xp_client *c, int64_t batch, int64_t *cursor,
                                  xp_error_t *err);
 /* xp_client_progress that lets the scheduler hold its answer up to
  * wait_ms (at most half the connection's timeout) while no trial of the
- * batch finishes past *cursor: it answers as soon as one does, so a
+ * batch finishes past *cursor: it answers when the batch is complete, or
+ * 10 ms after a trial finished (gathering those that follow), so a
  * client following a batch neither sleeps nor spins. A scheduler that
  * does not hold answers (older than this field) answers at once. */
 XP_EXPORT int xp_client_wait(xp_client *c, int64_t batch, int64_t *cursor,
