@@ -132,7 +132,6 @@ try {
 
   await check('new trials appear without a reload', async () => {
     seed(p.seed, ['browser', '--backend', store, '--experiment', EXP]);
-  seed(p.seed, ['commands', '--backend', store, '--experiment', CMD]);
     await page.waitForFunction(() => document.querySelector('#count')?.textContent === '12 trials', null, WAIT);
     await page.waitForFunction(() => document.querySelectorAll('#history .vt-row[data-trial]').length === 12, null, WAIT);
   });
@@ -204,6 +203,14 @@ try {
     assert.equal(await link.textContent(), 'trial 1');
     await link.click();
     await page.waitForFunction(() => location.hash.endsWith('/t/1'), null, WAIT);
+  });
+
+  await check('a trial whose pure step was reused says from which trial', async () => {
+    await go(`#/e/${CMD}/t/3`);
+    const cell = page.locator('table.summary').getByText('reused from trial 1', { exact: true });
+    await cell.waitFor(WAIT);
+    assert.match(await page.locator('table.summary').textContent(), /step greet/);
+    await noInjectedImages(page);
   });
 
   await check('a trial of C steps says it has no command logs', async () => {

@@ -209,6 +209,7 @@ static int s_seed_commands(const char *backend, const char *id, xp_error_t *err)
             "  greet:\n"
             "    shell: printf '%%s\\n' '" HOSTILE "'; echo warned >&2\n"
             "    output: none\n"
+            "    pure: true\n"
             "  count:\n"
             "    shell: test {n} -ge 0 || {{ echo 'n is negative' >&2; exit "
             "4; }}; echo {n}\n"
@@ -227,9 +228,12 @@ static int s_seed_commands(const char *backend, const char *id, xp_error_t *err)
         rc = xp_experiment_check(ex, err);
     if (rc == 0 && xp_compute(ex, NULL, NULL, NULL, err) != 0)
         rc = err->code == XP_ESTEP ? 0 : -1;
-    /* Trial 2 re-runs trial 1 (xp reproduce). */
+    /* Trial 2 re-runs trial 1 (xp reproduce, every step run); trial 3
+     * reuses the pure greet of trial 1. */
     if (rc == 0)
         rc = xp_reproduce_run(ex, 1, NULL, err);
+    if (rc == 0 && xp_compute(ex, NULL, NULL, NULL, err) != 0)
+        rc = err->code == XP_ESTEP ? 0 : -1;
     xp_experiment_destroy(&ex);
     xp_definition_destroy(&d);
     return rc;
