@@ -664,6 +664,7 @@ static const struct {
     {"Pid", "pid", COL_PLAIN, true},
     {"Purity Warnings", "purity_warnings", COL_PLAIN, true},
     {"Reused", "reused", COL_REUSED, true},
+    {"Reproduces", "reproduces", COL_PLAIN, true},
 };
 
 #define N_HISTORY_COLUMNS                                                      \

@@ -166,6 +166,20 @@ Test(reproduce, a_deterministic_trial_reproduces)
     cr_assert(xp_value_equal(h, xpt_field(b, "hashes")));
     xp_value_destroy(&a);
     xp_value_destroy(&b);
+    /* xp history --verbose says which trial a re-run reproduces. */
+    char *argv[] = {s_cli,      "history", ID,        "--verbose",
+                    "--format", "csv",     s_backend, NULL};
+    r = s_run(argv);
+    cr_assert_eq(r.status, 0, "%s %s", r.out, r.err);
+    const char *header = strstr(r.out, "Reproduces");
+    cr_assert_not_null(header, "%s", r.out);
+    /* the last column: empty for trial 1, 1 for trial 2 */
+    const char *row2 = strstr(r.out, "\n2,");
+    cr_assert_not_null(row2, "%s", r.out);
+    const char *end = strchr(row2 + 1, '\n');
+    cr_assert(end && end > row2 + 2 && end[-1] == '1' && end[-2] == ',',
+              "row of trial 2 does not end in ,1: %s", r.out);
+    xpt_run_result_free(&r);
 }
 
 Test(reproduce, an_edited_code_file_names_its_step)
