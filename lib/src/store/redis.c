@@ -797,6 +797,20 @@ static int s_query(xp_redis *r, const s_batch *b, redisReply **out,
     return rc;
 }
 
+/* Sends the one command of b (freed) and checks that the reply is not an
+ * error: the commands whose answer says nothing else. */
+static int s_send(xp_redis *r, s_batch *b, const char *what, xp_error_t *err)
+{
+    redisReply *rep = NULL;
+    int rc = s_query(r, b, &rep, what, err);
+    if (rc == 0 && s_is_error(rep))
+        rc = s_bad_reply(r, rep, what, err);
+    if (rep)
+        freeReplyObject(rep);
+    s_batch_free(b);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- encoding */
 
 /* Initialises doc over the bytes of a string reply when they hold a valid
@@ -1569,25 +1583,12 @@ static int s_content_put(xp_backend *base, const char *kind, const char *hash,
     (void)text;
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
-    redisReply *rep = NULL;
-    int rc = -1;
     s_cmd(&b);
     s_arg_str(&b, "SET");
     s_argf(&b, "%s:content:%s", r->id, hash);
     s_arg(&b, bson_get_data(doc), doc->len);
     s_arg_str(&b, "NX");
-    if (s_query(r, &b, &rep, "storing content", err) != 0)
-        goto cleanup;
-    if (s_is_error(rep)) {
-        s_bad_reply(r, rep, "storing content", err);
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    if (rep)
-        freeReplyObject(rep);
-    s_batch_free(&b);
-    return rc;
+    return s_send(r, &b, "storing content", err);
 }
 
 static int s_content_get(xp_backend *base, const char *hash, bson_t *out,
@@ -1661,8 +1662,6 @@ static int s_memo_put(xp_backend *base, const xp_memo_entry *e, size_t n,
 {
     xp_redis *r = (xp_redis *)base;
     s_batch b = {0};
-    redisReply *rep = NULL;
-    int rc = -1;
     s_cmd(&b);
     s_arg_str(&b, "HSET");
     s_argf(&b, "%s:memo", r->id);
@@ -1672,18 +1671,7 @@ static int s_memo_put(xp_backend *base, const xp_memo_entry *e, size_t n,
         s_arg(&b, e[i].key, 16);
         s_arg_own(&b, v, XP_MEMO_VALUE_SIZE);
     }
-    if (s_query(r, &b, &rep, "storing memo entries", err) != 0)
-        goto cleanup;
-    if (s_is_error(rep)) {
-        s_bad_reply(r, rep, "storing memo entries", err);
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    if (rep)
-        freeReplyObject(rep);
-    s_batch_free(&b);
-    return rc;
+    return s_send(r, &b, "storing memo entries", err);
 }
 
 static int s_memo_each(xp_backend *base,
@@ -1750,25 +1738,12 @@ static int s_simple(xp_redis *r, const char *cmd, const char *key,
                     xp_error_t *err)
 {
     s_batch b = {0};
-    redisReply *rep = NULL;
-    int rc = -1;
     s_cmd(&b);
     s_arg_str(&b, cmd);
     s_argf(&b, "%s:%s", r->id, key);
     for (size_t i = 0; i < n; i++)
         s_arg(&b, args[i], 16);
-    if (s_query(r, &b, &rep, what, err) != 0)
-        goto cleanup;
-    if (s_is_error(rep)) {
-        s_bad_reply(r, rep, what, err);
-        goto cleanup;
-    }
-    rc = 0;
-cleanup:
-    if (rep)
-        freeReplyObject(rep);
-    s_batch_free(&b);
-    return rc;
+    return s_send(r, &b, what, err);
 }
 
 static int s_memo_delete(xp_backend *base, const uint8_t (*keys)[16], size_t n,
