@@ -341,6 +341,25 @@ static s_elem_rc s_elem_read(const s_level *lv, s_elem *e)
 
 static void s_plan_walk(xp_field_plan *p, uint32_t parent, const s_level *lv);
 
+/* The element e names child c, now taken by this walk: false when
+ * nothing of it is kept (no slot, and no level under it the plan walks)
+ * or libbson does not open it; else *it at e, and *parent whether the
+ * plan has fields under it (a document or an array). Shared by the walk
+ * and the projection, so both take the same elements. */
+static bool s_take_open(xp_field_plan *p, uint32_t c, const s_level *lv,
+                        const s_elem *e, bson_iter_t *it, bool *parent)
+{
+    s_plan_node *n = &p->nodes[c];
+    n->taken = p->walk;
+    uint8_t type = lv->data[e->off];
+    *parent = n->first_child != S_NONE &&
+              (type == BSON_TYPE_DOCUMENT || type == BSON_TYPE_ARRAY);
+    if (n->slot == S_NONE && !*parent)
+        return false;
+    return bson_iter_init_from_data_at_offset(it, lv->data, lv->len, e->off,
+                                              e->key_len);
+}
+
 /* The element e names child c: its value is kept, and the level under it
  * walked when libbson opens it (bson_iter_recurse decides, as in
  * xp__field_find). */
@@ -348,15 +367,9 @@ static void s_plan_take(xp_field_plan *p, uint32_t c, const s_level *lv,
                         const s_elem *e)
 {
     s_plan_node *n = &p->nodes[c];
-    n->taken = p->walk;
-    uint8_t type = lv->data[e->off];
-    bool parent = n->first_child != S_NONE &&
-                  (type == BSON_TYPE_DOCUMENT || type == BSON_TYPE_ARRAY);
-    if (n->slot == S_NONE && !parent)
-        return;
     bson_iter_t it, child;
-    if (!bson_iter_init_from_data_at_offset(&it, lv->data, lv->len, e->off,
-                                            e->key_len))
+    bool parent;
+    if (!s_take_open(p, c, lv, e, &it, &parent))
         return;
     if (n->slot != S_NONE) {
         p->values[n->slot] = it;
@@ -462,15 +475,9 @@ static void s_project_take(xp_field_plan *p, uint32_t c, const s_level *lv,
                            const s_elem *e, xp_bytes *out)
 {
     s_plan_node *n = &p->nodes[c];
-    n->taken = p->walk;
-    uint8_t type = lv->data[e->off];
-    bool parent = n->first_child != S_NONE &&
-                  (type == BSON_TYPE_DOCUMENT || type == BSON_TYPE_ARRAY);
-    if (n->slot == S_NONE && !parent)
-        return;
     bson_iter_t it, child;
-    if (!bson_iter_init_from_data_at_offset(&it, lv->data, lv->len, e->off,
-                                            e->key_len))
+    bool parent;
+    if (!s_take_open(p, c, lv, e, &it, &parent))
         return;
     if (n->slot != S_NONE) {
         s_bytes_put(out, lv->data + e->off, it.next_off - e->off);
