@@ -484,20 +484,30 @@ xp_node *xp_persist(xp_node *node)
     return node;
 }
 
+/* Under ex->lock: whether *node is a step of a graph that has not run
+ * yet, so that its memoisation may be set; else *node becomes the
+ * definition error ("<only_steps>, 'NAME' is a parameter"). */
+static bool s_memo_settable(xp_experiment *ex, xp_node **node,
+                            const char *only_steps)
+{
+    if ((*node)->is_param)
+        *node = s_def_error(ex, XP_EINVAL, "%s, '%s' is a parameter",
+                            only_steps, (*node)->name);
+    else if (ex->frozen)
+        *node = s_def_error(ex, XP_ESTATE,
+                            "the graph cannot change after the first trial");
+    else
+        return true;
+    return false;
+}
+
 xp_node *xp_pure(xp_node *node)
 {
     if (!node)
         return NULL;
     xp_experiment *ex = node->ex;
     pthread_mutex_lock(&ex->lock);
-    if (node->is_param)
-        node = s_def_error(ex, XP_EINVAL,
-                           "only steps can be pure, '%s' is a parameter",
-                           node->name);
-    else if (ex->frozen)
-        node = s_def_error(ex, XP_ESTATE,
-                           "the graph cannot change after the first trial");
-    else
+    if (s_memo_settable(ex, &node, "only steps can be pure"))
         node->pure = node->persisted = true;
     pthread_mutex_unlock(&ex->lock);
     return node;
@@ -509,24 +519,19 @@ xp_node *xp_memo_env(xp_node *node, const char *name)
         return NULL;
     xp_experiment *ex = node->ex;
     pthread_mutex_lock(&ex->lock);
-    if (node->is_param)
-        node = s_def_error(ex, XP_EINVAL,
-                           "only steps have a memo key, '%s' is a parameter",
-                           node->name);
-    else if (ex->frozen)
-        node = s_def_error(ex, XP_ESTATE,
-                           "the graph cannot change after the first trial");
-    else if (!name || !*name || strlen(name) > 255 || strchr(name, '='))
+    if (!s_memo_settable(ex, &node, "only steps have a memo key")) {
+        /* node is the definition error */
+    } else if (!name || !*name || strlen(name) > 255 || strchr(name, '=')) {
         node = s_def_error(ex, XP_EINVAL,
                            "step '%s': '%s' is not an environment variable "
                            "name",
                            node->name, name ? name : "");
-    else if (node->n_memo_env >= 64)
+    } else if (node->n_memo_env >= 64) {
         node = s_def_error(ex, XP_EINVAL,
                            "step '%s': more than 64 memo environment "
                            "variables",
                            node->name);
-    else {
+    } else {
         node->memo_env = bson_realloc(
             node->memo_env, (node->n_memo_env + 1) * sizeof *node->memo_env);
         node->memo_env[node->n_memo_env++] = bson_strdup(name);
