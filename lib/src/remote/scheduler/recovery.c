@@ -9,6 +9,7 @@
 
 #include "store/record.h"
 #include "store/store.h"
+#include "util/bson_util.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -25,42 +26,22 @@ typedef struct {
     xp_sched_def *last_def;
 } s_recovery;
 
-/* The three fields recovery needs of a queued record, without decoding
- * the rest (it is decoded, and checked, when the trial is taken up): the
- * owning scheduler and the code hash (NULL when absent or not a short
- * string), and the trial id (0 when absent). */
-static void s_fields(const bson_t *doc, const char **owner, const char **hash,
-                     int64_t *id)
+/* The id of a queued record, for a message. */
+static long long s_trial_id(const bson_t *doc)
 {
-    *owner = *hash = NULL;
-    *id = 0;
-    bson_iter_t it;
-    if (!bson_iter_init(&it, doc))
-        return;
-    while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-        const char **str = strcmp(key, XP_RECORD_SCHEDULER) == 0   ? owner
-                           : strcmp(key, XP_RECORD_CODE_HASH) == 0 ? hash
-                                                                   : NULL;
-        if (str && BSON_ITER_HOLDS_UTF8(&it)) {
-            uint32_t len;
-            const char *v = bson_iter_utf8(&it, &len);
-            if (len < 256 && strlen(v) == len)
-                *str = v;
-        } else if (strcmp(key, XP_RECORD_TRIAL_ID) == 0 &&
-                   BSON_ITER_HOLDS_INT64(&it)) {
-            *id = bson_iter_int64(&it);
-        }
-    }
+    int64_t id = 0;
+    xp__bson_int64(doc, XP_RECORD_TRIAL_ID, &id);
+    return (long long)id;
 }
 
 /* Takes up one queued trial recorded by an earlier scheduler. */
 static int s_resume_one(const bson_t *doc, void *user)
 {
     s_recovery *r = user;
-    const char *owner, *hash;
-    int64_t id;
-    s_fields(doc, &owner, &hash, &id);
+    /* Two fields, not the whole record: it is decoded (and checked) when
+     * the trial is taken up. */
+    const char *owner = xp__bson_utf8(doc, XP_RECORD_SCHEDULER);
+    const char *hash = xp__bson_utf8(doc, XP_RECORD_CODE_HASH);
     /* Another scheduler's (sharing the backend): not ours to run. */
     if (owner && strcmp(owner, r->s->name) != 0) {
         r->others++;
@@ -78,7 +59,7 @@ static int s_resume_one(const bson_t *doc, void *user)
         xp__log(XP_LOG_ERROR,
                 "Queued trial %lld of %s cannot be resumed: "
                 "its code definition is missing",
-                (long long)id, xp__experiment_id(r->ex));
+                s_trial_id(doc), xp__experiment_id(r->ex));
         return 0;
     }
     xp_sched_def *def = xp__sched_def_register(r->s, xp__experiment_id(r->ex),
@@ -86,7 +67,7 @@ static int s_resume_one(const bson_t *doc, void *user)
     bson_destroy(&code);
     if (!def) {
         xp__log(XP_LOG_ERROR, "Queued trial %lld of %s cannot be resumed: %s",
-                (long long)id, xp__experiment_id(r->ex), err.message);
+                s_trial_id(doc), xp__experiment_id(r->ex), err.message);
         return 0;
     }
     xp__sched_fifo_push(&def->pending, NULL, doc);
