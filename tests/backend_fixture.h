@@ -40,14 +40,15 @@ static inline void xpt_backend_pick(int kind, char *out, size_t size)
     snprintf(out, size, "%s", uri);
 }
 
-/* Host, port and database of a redis:// uri without credentials; false
- * for any other. */
+/* Host, port and database of a plain redis://host:port/db uri (no
+ * credentials, no IPv6 literal); false for any other. */
 static inline bool xpt_redis_addr(const char *uri, char host[256], int *port,
                                   int *db)
 {
     *port = 6379;
     *db = 0;
-    if (strncmp(uri, "redis://", 8) != 0 || strchr(uri, '@'))
+    if (!uri || strncmp(uri, "redis://", 8) != 0 || strchr(uri, '@') ||
+        strchr(uri, '['))
         return false;
     const char *p = uri + 8;
     size_t n = strcspn(p, ":/?");

@@ -1,7 +1,7 @@
 /* test_backends.c — the backend contract: the same checks, through the public
  * API, on local (temp dir), Redis (XP_TEST_REDIS_URI) and MongoDB
  * (XP_TEST_MONGODB_URI); unconfigured or unbuilt backends are skipped. */
-#include "../common.h"
+#include "../backend_fixture.h"
 
 #include "experiment.h"
 #include "store/driver.h" /* the contract of the drivers' table */
@@ -43,72 +43,12 @@ static const char *uid(const char *base)
     return id;
 }
 
-/* Host, port and database of a plain redis://host:port/db URI; false for
- * other forms (cleanup is then left out). */
-static bool redis_addr(const char *uri, char host[256], int *port, int *db)
-{
-    if (strncmp(uri, "redis://", 8) != 0 || strchr(uri, '@') ||
-        strchr(uri, '['))
-        return false;
-    const char *p = uri + 8;
-    size_t n = strcspn(p, ":/?");
-    if (n == 0 || n >= 256)
-        return false;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    p += n;
-    *port = 6379;
-    *db = 0;
-    if (*p == ':')
-        *port = (int)strtol(p + 1, (char **)&p, 10);
-    if (*p == '/')
-        *db = (int)strtol(p + 1, NULL, 10);
-    return true;
-}
-
-/* Deletes the keys of the experiments this test created (SCAN over each
- * unique "<id>:*"); never anything else on the shared server. */
+/* Deletes the keys of the experiments this test created; never anything
+ * else on the shared server. */
 static void redis_cleanup(void)
 {
-    char host[256];
-    int port, db;
-    if (s_n_ids == 0 || !redis_addr(s_backend, host, &port, &db))
-        return;
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return;
-    }
-    redisReply *r = redisCommand(c, "SELECT %d", db);
-    if (r)
-        freeReplyObject(r);
-    for (int i = 0; i < s_n_ids; i++) {
-        char cursor[32] = "0";
-        do {
-            r = redisCommand(c, "SCAN %s MATCH %s:* COUNT 1000", cursor,
-                             s_ids[i]);
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                if (r)
-                    freeReplyObject(r);
-                break;
-            }
-            snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-            redisReply *keys = r->element[1];
-            for (size_t k = 0; k < keys->elements; k++) {
-                redisReply *d = redisCommand(c, "DEL %b", keys->element[k]->str,
-                                             keys->element[k]->len);
-                if (d)
-                    freeReplyObject(d);
-            }
-            freeReplyObject(r);
-        } while (strcmp(cursor, "0") != 0);
-        redisReply *d = redisCommand(c, "SREM xp:experiments %s", s_ids[i]);
-        if (d)
-            freeReplyObject(d);
-    }
-    redisFree(c);
+    for (int i = 0; i < s_n_ids; i++)
+        xpt_redis_forget(s_backend, s_ids[i]);
 }
 
 static void s_fini(void)
@@ -117,18 +57,6 @@ static void s_fini(void)
         redis_cleanup();
     xpt_teardown();
 }
-
-/* Skips the running test, printing why. Not xpt_skip: criterion 2.4
- * counts its cr_log_warn as a failure of the whole run. .fini does not run
- * for a skipped test, hence the teardown here. */
-#define SKIP(...)                                                              \
-    do {                                                                       \
-        char why_[512];                                                        \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                              \
-        fprintf(stderr, "skipping: %s\n", why_);                               \
-        xpt_teardown();                                                        \
-        cr_skip_test("%s", why_);                                              \
-    } while (0)
 
 /* Selects the backend of the running test; skips when it is not
  * configured or not available in this build. */
@@ -149,8 +77,8 @@ static void s_use(int kind)
         kind == B_REDIS ? "XP_TEST_REDIS_URI" : "XP_TEST_MONGODB_URI";
     const char *uri = getenv(var);
     if (!uri || !*uri)
-        SKIP("%s is not set (tests/run.sh starts the %s test server)", var,
-             s_kind_name[kind]);
+        XPT_SKIP("%s is not set (tests/run.sh starts the %s test server)", var,
+                 s_kind_name[kind]);
     snprintf(s_backend, sizeof s_backend, "%s", uri);
     /* A build without the backend answers with this message at open. */
     xp_open_options o = XP_OPEN_OPTIONS_INIT;
@@ -163,7 +91,7 @@ static void s_use(int kind)
         return;
     }
     if (strstr(err.message, "not available in this build"))
-        SKIP("%s", err.message);
+        XPT_SKIP("%s", err.message);
     cr_assert_eq(err.code, XP_ENOTFOUND,
                  "%s backend at %s is not usable: code=%u '%s'",
                  s_kind_name[kind], var, err.code, err.message);
@@ -1196,7 +1124,7 @@ static redisContext *redis_direct(void)
 {
     char host[256];
     int port, db;
-    cr_assert(redis_addr(s_backend, host, &port, &db),
+    cr_assert(xpt_redis_addr(s_backend, host, &port, &db),
               "XP_TEST_REDIS_URI is not of the form redis://host:port/db");
     struct timeval tv = {2, 0};
     redisContext *c = redisConnectWithTimeout(host, port, tv);

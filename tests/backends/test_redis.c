@@ -1,7 +1,7 @@
 /* test_redis.c — Redis only: key layout read back with hiredis, URI errors,
  * masked passwords, reconnection, and a private redis-server killed mid-run
  * and restarted on the same data without losing a finished trial. */
-#include "../common.h"
+#include "../backend_fixture.h"
 
 #include "experiment.h"
 #include "store/metric.h"
@@ -54,28 +54,6 @@ static const char *uid(const char *base)
 
 /* ---------------------------------------------------------------- hiredis */
 
-/* Host, port and database of a plain redis://host:port/db URI. */
-static bool redis_addr(const char *uri, char host[256], int *port, int *db)
-{
-    if (!uri || strncmp(uri, "redis://", 8) != 0 || strchr(uri, '@') ||
-        strchr(uri, '['))
-        return false;
-    const char *p = uri + 8;
-    size_t n = strcspn(p, ":/?");
-    if (n == 0 || n >= 256)
-        return false;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    p += n;
-    *port = 6379;
-    *db = 0;
-    if (*p == ':')
-        *port = (int)strtol(p + 1, (char **)&p, 10);
-    if (*p == '/')
-        *db = (int)strtol(p + 1, NULL, 10);
-    return true;
-}
-
 /* A direct connection to the shared server (database db); skips the test
  * when XP_TEST_REDIS_URI is unset. Caller frees. */
 static redisContext *shared_redis(int db, char *uri_out, size_t size)
@@ -86,7 +64,7 @@ static redisContext *shared_redis(int db, char *uri_out, size_t size)
     if (!uri || !*uri)
         skip("XP_TEST_REDIS_URI is not set (tests/run.sh starts a "
              "redis-server)");
-    if (!redis_addr(uri, host, &port, &uri_db))
+    if (!xpt_redis_addr(uri, host, &port, &uri_db))
         skip("XP_TEST_REDIS_URI is not of the form redis://host:port/db");
     if (db < 0)
         db = uri_db;
@@ -292,7 +270,7 @@ static void s_fini(void)
     const char *uri = getenv("XP_TEST_REDIS_URI");
     char host[256];
     int port, db;
-    if (s_n_ids > 0 && redis_addr(uri, host, &port, &db)) {
+    if (s_n_ids > 0 && xpt_redis_addr(uri, host, &port, &db)) {
         struct timeval tv = {2, 0};
         redisContext *c = redisConnectWithTimeout(host, port, tv);
         if (c && !c->err) {
