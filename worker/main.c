@@ -39,6 +39,18 @@ static const xp_option s_options[] = {
      .max = XP_WORKER_SLOTS_MAX,
      .arg = "N",
      .help = "tasks run in parallel"},
+    {.name = "prefetch",
+     .type = XP_OPTION_INT,
+     .offset = S_AT(prefetch),
+     .env = "XP_WORKER_PREFETCH",
+     .dflt_int = XP_WORKER_PREFETCH_DEFAULT,
+     .min = 0,
+     .max = XP_WORKER_PREFETCH_MAX,
+     .arg = "N",
+     .help = "tasks of short steps held waiting beyond the slots, so that "
+             "a slot never waits for the scheduler between them (the "
+             "scheduler sends them only while steps take milliseconds; 0: "
+             "one task a slot)"},
     XP_OPTION_HEARTBEAT_MS(S_AT(heartbeat_ms),
                            "heartbeat interval until the scheduler sets it"),
     XP_OPTION_MAX_MESSAGE(S_AT(max_message)),
@@ -146,6 +158,8 @@ int main(int argc, char **argv)
         goto cleanup;
     zsys_init();
     zsys_handler_set(NULL);
+    if (o.prefetch == 0)
+        o.prefetch = -1; /* none, not the library's default */
     xp_error_t err;
     if (xp__worker_new(&s_worker, &o, &err) != 0) {
         fprintf(stderr, "xp-worker: %s\n", err.message);

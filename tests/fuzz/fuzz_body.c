@@ -36,6 +36,7 @@ static void s_hello(const bson_t *body)
         s_same(xp__msg_hello_decode(&b, &again, NULL) == 0 &&
                again.n_experiments == m.n_experiments &&
                again.slots == m.slots && strcmp(again.host, m.host) == 0 &&
+               again.bundles == m.bundles && again.prefetch == m.prefetch &&
                !again.job_id == !m.job_id &&
                (!m.job_id || (strcmp(again.job_id, m.job_id) == 0 &&
                               again.job_index == m.job_index &&
@@ -135,6 +136,42 @@ static void s_progress(const bson_t *body)
     bson_destroy(&b);
 }
 
+/* TASKS and RESULTS: each element through its type's checks; the
+ * elements that decode bundled again come back in the same number. */
+static void s_bundle(xp_msg_type type, const bson_t *body)
+{
+    bson_iter_t it;
+    bson_t one;
+    size_t bad = 0, n = 0;
+    xp_msg_bundle again;
+    if (xp__msg_bundle_open(body, type, &it, NULL) != 0)
+        return;
+    xp__msg_bundle_init(&again, type);
+    while (xp__msg_bundle_next(&it, &one, &bad)) {
+        if (type == XP_MSG_TASKS)
+            s_task(&one);
+        else
+            s_result(&one);
+        zmsg_t *msg = xp__msg_new(
+            type == XP_MSG_TASKS ? XP_MSG_TASK : XP_MSG_RESULT, &one);
+        xp__msg_bundle_add(&again, &msg);
+        n++;
+    }
+    zmsg_t *msg = xp__msg_bundle_finish(&again);
+    if (!msg) {
+        s_same(n == 0);
+        return;
+    }
+    bson_t b;
+    s_reopen(msg, type, &b);
+    size_t m = 0, bad2 = 0;
+    s_same(xp__msg_bundle_open(&b, type, &it, NULL) == 0);
+    while (xp__msg_bundle_next(&it, &one, &bad2))
+        m++;
+    s_same(m == n && bad2 == 0);
+    bson_destroy(&b);
+}
+
 /* The decoders that cannot fail and those of two fields. */
 static void s_small(xp_msg_type type, const bson_t *body)
 {
@@ -145,7 +182,8 @@ static void s_small(xp_msg_type type, const bson_t *body)
         s_reopen(xp__msg_welcome_encode(&m), XP_MSG_WELCOME, &b);
         s_same(xp__msg_welcome_decode(&b, &again, NULL) == 0 &&
                again.max_message == m.max_message &&
-               again.heartbeat_ms == m.heartbeat_ms);
+               again.heartbeat_ms == m.heartbeat_ms &&
+               again.bundles == m.bundles);
     } else if (type == XP_MSG_STATUS) {
         xp_msg_status m, again;
         if (xp__msg_status_decode(body, &m, NULL) != 0)
@@ -185,6 +223,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case XP_MSG_SUBMIT: s_submit(&body); break;
     case XP_MSG_ACCEPTED: s_accepted(&body); break;
     case XP_MSG_PROGRESS: s_progress(&body); break;
+    case XP_MSG_TASKS:
+    case XP_MSG_RESULTS: s_bundle(type, &body); break;
     default: s_small(type, &body); break;
     }
     bson_destroy(&body);

@@ -172,26 +172,136 @@ Test(distributed, unknown_experiment_is_refused)
     xpt_run_result_free(&r);
 }
 
-/* One sleep_pj trial of seconds through the client library: its batch. */
-static int64_t s_submit_sleep(xp_client *c, double seconds)
+/* count sleep_pj trials of seconds through the client library: their
+ * batch. */
+static int64_t s_submit_sleeps(xp_client *c, double seconds, size_t count)
 {
     xp_value *trials = xp_value_new();
     xp_set_array(trials);
-    xp_value *spec = xp_array_append(trials);
-    xp_set_document(spec);
-    xp_value *params = xp_document_set(spec, "parameters");
-    xp_set_document(params);
-    xp_set_double(xp_document_set(params, "seconds"), seconds);
+    for (size_t i = 0; i < count; i++) {
+        xp_value *spec = xp_array_append(trials);
+        xp_set_document(spec);
+        xp_value *params = xp_document_set(spec, "parameters");
+        xp_set_document(params);
+        xp_set_double(xp_document_set(params, "seconds"), seconds);
+    }
     int64_t batch = 0, *ids = NULL;
     size_t n = 0;
     xp_error_t err;
     cr_assert_eq(
         xp_client_submit(c, "sleep_pj", trials, NULL, &batch, &ids, &n, &err),
         0, "%s", err.message);
-    cr_assert_eq(n, 1u);
+    cr_assert_eq(n, count);
     xp_free(ids);
     xp_value_destroy(&trials);
     return batch;
+}
+
+static int64_t s_submit_sleep(xp_client *c, double seconds)
+{
+    return s_submit_sleeps(c, seconds, 1);
+}
+
+/* Waits (up to 60 s) until every trial of batch finished; how many
+ * succeeded. */
+static int64_t s_wait_batch(xp_client *c, int64_t batch)
+{
+    int64_t cursor = 0, ok = 0;
+    xp_progress p = {0};
+    xp_error_t err;
+    for (double end = xpt_now() + 60; xpt_now() < end;) {
+        xp_value *finished = NULL;
+        cr_assert_eq(
+            xp_client_wait(c, batch, &cursor, 1000, &p, &finished, &err), 0,
+            "%s", err.message);
+        for (size_t i = 0; i < xp_value_count(finished); i++)
+            ok += strcmp(xpt_get_str(xp_value_at(finished, i), "status"),
+                         "succeeded") == 0;
+        xp_value_destroy(&finished);
+        if (p.done + p.failed == p.total)
+            break;
+    }
+    cr_assert_eq(p.done + p.failed, p.total, "the batch did not finish");
+    return ok;
+}
+
+/* The worker that ran trial id's sleep step (from its record), and its
+ * attempt. */
+static char *s_ran_on(xp_experiment *ex, int64_t id, int64_t *attempt)
+{
+    xp_value *t = xpt_trial(ex, id);
+    cr_assert_str_eq(xpt_get_str(t, "status"), "succeeded");
+    const xp_value *step = xp_value_get(xpt_field(t, "steps"), "sleep_seconds");
+    cr_assert_not_null(step, "steps: %s", xpt_json(xpt_field(t, "steps")));
+    char *worker = strdup(xpt_get_str(step, "worker"));
+    *attempt = xp_as_int64(xp_value_get(step, "attempt"));
+    xp_value_destroy(&t);
+    return worker;
+}
+
+Test(distributed, long_steps_are_not_held_beyond_the_slots)
+{
+    /* Steps of 0.3 s are not prefetched: the trials that do not fit the
+     * first worker's 2 slots wait in the scheduler, and a worker that
+     * connects later takes its share (held by the first worker, they
+     * would all run there). */
+    xp_client *c = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_client_connect(&c, s_endpoint, 0, &err), 0, "%s",
+                 err.message);
+    int64_t batch = s_submit_sleeps(c, 0.3, 12);
+    xpt_sleep(0.1);
+    s_start_worker("2");
+    cr_assert_eq(s_wait_batch(c, batch), 12);
+    xp_client_destroy(&c);
+    xp_experiment *ex = s_open("sleep_pj");
+    char *first = NULL;
+    int on_first = 0;
+    for (int64_t id = 1; id <= 12; id++) {
+        int64_t attempt;
+        char *w = s_ran_on(ex, id, &attempt);
+        if (!first)
+            first = strdup(w);
+        on_first += strcmp(w, first) == 0;
+        free(w);
+    }
+    cr_assert_leq(on_first, 10,
+                  "the first worker ran %d of 12 trials of 0.3 s: the "
+                  "second got %d",
+                  on_first, 12 - on_first);
+    free(first);
+    xp_experiment_destroy(&ex);
+}
+
+Test(distributed, prefetched_tasks_of_a_killed_worker_run_elsewhere_once)
+{
+    /* 2 ms steps: the worker holds some beyond its 2 slots when it is
+     * killed; they run again on the other worker, each recorded once. */
+    xp_client *c = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_client_connect(&c, s_endpoint, 0, &err), 0, "%s",
+                 err.message);
+    int64_t batch = s_submit_sleeps(c, 0.002, 600);
+    xpt_sleep(0.25);
+    kill(s_workers[0], SIGKILL);
+    xpt_wait(s_workers[0]);
+    s_workers[0] = -1;
+    s_start_worker("2");
+    cr_assert_eq(s_wait_batch(c, batch), 600);
+    xp_client_destroy(&c);
+    xp_experiment *ex = s_open("sleep_pj");
+    cr_assert_eq(xpt_last_id(ex), 600, "a trial was recorded twice");
+    int again = 0;
+    for (int64_t id = 1; id <= 600; id++) {
+        int64_t attempt;
+        free(s_ran_on(ex, id, &attempt));
+        again += attempt == 2;
+    }
+    cr_assert_geq(again, 3,
+                  "%d trial(s) ran again: the killed worker held fewer than "
+                  "its slots and one prefetched task",
+                  again);
+    xp_experiment_destroy(&ex);
 }
 
 Test(distributed, held_status_answers_when_the_trial_is_recorded)

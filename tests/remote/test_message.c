@@ -276,6 +276,7 @@ Test(message, hello_welcome_error_round_trip)
     cr_assert_eq(d.slots, 3);
     cr_assert_eq(d.busy, 1);
     cr_assert_eq(d.max_message, 8192);
+    cr_assert_not(d.bundles, "a worker that does not say takes TASK alone");
     cr_assert_eq(d.n_experiments, 1u);
     cr_assert_str_eq(d.experiments[0].id, "exp_pj");
     bson_t got;
@@ -285,18 +286,37 @@ Test(message, hello_welcome_error_round_trip)
     bson_destroy(&body);
     bson_destroy(&code);
 
-    xp_msg_welcome w = {250, 8192}, wd;
+    h.bundles = true;
+    h.prefetch = 64;
+    s_open(xp__msg_hello_encode(&h), XP_MSG_HELLO, &body);
+    cr_assert_eq(xp__msg_hello_decode(&body, &d, NULL), 0);
+    cr_assert(d.bundles);
+    cr_assert_eq(d.prefetch, 64);
+    xp__msg_hello_clear(&d);
+    bson_destroy(&body);
+    h.prefetch = XP_MSG_PREFETCH_MAX + 1; /* out of bounds: not taken */
+    s_open(xp__msg_hello_encode(&h), XP_MSG_HELLO, &body);
+    cr_assert_eq(xp__msg_hello_decode(&body, &d, NULL), 0);
+    cr_assert_not(d.bundles);
+    cr_assert_eq(d.prefetch, 0);
+    xp__msg_hello_clear(&d);
+    bson_destroy(&body);
+
+    xp_msg_welcome w = {250, 8192, true}, wd;
     s_open(xp__msg_welcome_encode(&w), XP_MSG_WELCOME, &body);
     xp__msg_welcome_decode(&body, &wd, NULL);
     cr_assert_eq(wd.heartbeat_ms, 250);
     cr_assert_eq(wd.max_message, 8192);
+    cr_assert(wd.bundles);
     bson_destroy(&body);
+    w.bundles = false;
     w.heartbeat_ms = 5; /* out of bounds: not taken */
     w.max_message = 0;  /* absent */
     s_open(xp__msg_welcome_encode(&w), XP_MSG_WELCOME, &body);
     xp__msg_welcome_decode(&body, &wd, NULL);
     cr_assert_eq(wd.heartbeat_ms, 0);
     cr_assert_eq(wd.max_message, 0);
+    cr_assert_not(wd.bundles);
     bson_destroy(&body);
 
     xp_msg_error er = {XP_MSG_UNKNOWN_WORKER}, ed;
@@ -375,6 +395,61 @@ Test(message, task_and_result_round_trip)
     bson_destroy(&body);
     xp_value_destroy(&a);
     xp_value_destroy(&b);
+}
+
+Test(message, bundles_carry_their_bodies_in_order)
+{
+    xp_msg_bundle b;
+    xp__msg_bundle_init(&b, XP_MSG_RESULTS);
+    cr_assert_null(xp__msg_bundle_finish(&b), "an empty bundle is no message");
+    xp__msg_bundle_init(&b, XP_MSG_RESULTS);
+    size_t before = b.body.len;
+    for (int64_t i = 1; i <= 3; i++) {
+        xp_msg_result r = {
+            .trial = i, .attempt = 1, .step = "s", .failure = "f"};
+        zmsg_t *one = xp__msg_result_encode(&r);
+        size_t bytes = zframe_size(zmsg_last(one));
+        size_t with = xp__msg_bundle_size_with(&b, bytes);
+        xp__msg_bundle_add(&b, &one);
+        cr_assert_null(one);
+        cr_assert_geq(with, (size_t)b.body.len + b.list.len,
+                      "size_with under-counts");
+    }
+    cr_assert_gt(b.list.len, before);
+    bson_t body;
+    s_open(xp__msg_bundle_finish(&b), XP_MSG_RESULTS, &body);
+    bson_iter_t it;
+    bson_t one;
+    size_t bad = 0;
+    cr_assert_neq(xp__msg_bundle_open(&body, XP_MSG_TASKS, &it, NULL), 0,
+                  "a RESULTS body has no tasks");
+    cr_assert_eq(xp__msg_bundle_open(&body, XP_MSG_RESULTS, &it, NULL), 0);
+    int64_t want = 1;
+    while (xp__msg_bundle_next(&it, &one, &bad)) {
+        xp_msg_result rd;
+        cr_assert_eq(xp__msg_result_decode(&one, &rd, NULL), 0);
+        cr_assert_eq(rd.trial, want++);
+        xp__msg_result_clear(&rd);
+    }
+    cr_assert_eq(want, 4);
+    cr_assert_eq(bad, 0u);
+    bson_destroy(&body);
+
+    /* What is not a document is skipped and counted. */
+    bson_t hostile = BSON_INITIALIZER, list;
+    BSON_APPEND_ARRAY_BEGIN(&hostile, "tasks", &list);
+    BSON_APPEND_INT32(&list, "0", 5);
+    bson_t t = BSON_INITIALIZER;
+    BSON_APPEND_DOCUMENT(&list, "1", &t);
+    bson_append_array_end(&hostile, &list);
+    cr_assert_eq(xp__msg_bundle_open(&hostile, XP_MSG_TASKS, &it, NULL), 0);
+    size_t docs = 0;
+    while (xp__msg_bundle_next(&it, &one, &bad))
+        docs++;
+    cr_assert_eq(docs, 1u);
+    cr_assert_eq(bad, 1u);
+    bson_destroy(&t);
+    bson_destroy(&hostile);
 }
 
 Test(message, submit_accepted_status_progress_round_trip)

@@ -591,7 +591,7 @@ Test(worker, oversized_messages)
 
 Test(worker, slots_run_concurrently_and_are_respected)
 {
-    const char *extra[] = {"--slots", "2", NULL};
+    const char *extra[] = {"--slots", "2", "--prefetch", "0", NULL};
     s_start("sleep_experiment", extra);
     const char *hash = s_register("sleep_pj", 2, 1000);
 
@@ -629,6 +629,122 @@ Test(worker, slots_run_concurrently_and_are_respected)
     /* slots free again */
     s_task(4, "sleep_pj", hash, "sleep_seconds", 1, 1, (double[]){0.0});
     s_result(&r, 4, "sleep_seconds", true);
+    bson_destroy(&r);
+}
+
+/* Sends one TASKS of sleep steps of trials first.. with seconds[i]. */
+static void s_tasks_sleep(const char *hash, int64_t first, size_t n,
+                          const double *seconds)
+{
+    bson_t b = BSON_INITIALIZER, list;
+    BSON_APPEND_ARRAY_BEGIN(&b, "tasks", &list);
+    for (size_t i = 0; i < n; i++) {
+        bson_t t, in;
+        char key[16];
+        snprintf(key, sizeof key, "%zu", i);
+        s_task_begin(&t, first + (int64_t)i, "sleep_pj", hash, "sleep_seconds",
+                     1);
+        BSON_APPEND_ARRAY_BEGIN(&t, "inputs", &in);
+        BSON_APPEND_DOUBLE(&in, "0", seconds[i]);
+        bson_append_array_end(&t, &in);
+        BSON_APPEND_DOCUMENT(&list, key, &t);
+        bson_destroy(&t);
+    }
+    bson_append_array_end(&b, &list);
+    s_send(XP_MSG_TASKS, &b);
+    bson_destroy(&b);
+}
+
+/* Tells the worker that this scheduler takes RESULTS. */
+static void s_welcome_bundles(int hb_ms)
+{
+    bson_t welcome = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&welcome, "heartbeat_ms", hb_ms);
+    BSON_APPEND_BOOL(&welcome, "bundles", true);
+    s_send(XP_MSG_WELCOME, &welcome);
+    bson_destroy(&welcome);
+}
+
+/* Reads RESULTS messages until n results came, into trials[] and ok[]
+ * in the order they came; false on a timeout. */
+static bool s_bundled(size_t n, int64_t *trials, bool *ok, int timeout_ms)
+{
+    size_t got = 0;
+    while (got < n) {
+        bson_t r, one;
+        bson_iter_t it;
+        size_t bad = 0;
+        if (!s_wait(XP_MSG_RESULTS, timeout_ms, &r))
+            return false;
+        cr_assert_eq(xp__msg_bundle_open(&r, XP_MSG_RESULTS, &it, NULL), 0);
+        while (xp__msg_bundle_next(&it, &one, &bad) && got < n) {
+            xp_msg_result m;
+            cr_assert_eq(xp__msg_result_decode(&one, &m, NULL), 0);
+            trials[got] = m.trial;
+            ok[got++] = m.ok;
+            xp__msg_result_clear(&m);
+        }
+        cr_assert_eq(bad, 0u);
+        bson_destroy(&r);
+    }
+    return true;
+}
+
+Test(worker, prefetched_tasks_wait_in_order_and_results_come_bundled)
+{
+    const char *extra[] = {"--slots", "1", "--prefetch", "2", NULL};
+    s_start("sleep_experiment", extra);
+    const char *hash = s_register("sleep_pj", 1, 1000);
+    s_welcome_bundles(1000);
+    double t0 = xpt_now();
+    /* one slot and room for two waiting: the fourth is refused */
+    s_tasks_sleep(hash, 1, 4, (double[]){0.3, 0, 0, 0});
+    bson_t r;
+    s_result(&r, 4, "sleep_seconds", false);
+    cr_assert(strstr(xp__bson_utf8(&r, "failure"), "worker busy"),
+              "failure: %s", xp__bson_utf8(&r, "failure"));
+    bson_destroy(&r);
+    int64_t trials[3];
+    bool ok[3];
+    cr_assert(s_bundled(3, trials, ok, 10000), "no RESULTS: %s",
+              xpt_slurp(s_s.log));
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(trials[i], i + 1, "result %d is of trial %lld", i,
+                     (long long)trials[i]);
+        cr_assert(ok[i]);
+    }
+    cr_assert_geq(xpt_now() - t0, 0.25, "the waiting tasks did not wait");
+}
+
+Test(worker, a_drain_hands_back_what_waits_at_once)
+{
+    const char *extra[] = {"--slots", "1", "--prefetch", "4", NULL};
+    s_start("sleep_experiment", extra);
+    const char *hash = s_register("sleep_pj", 1, 1000);
+    s_welcome_bundles(1000);
+    s_tasks_sleep(hash, 1, 3, (double[]){0.5, 0, 0});
+    usleep(100 * 1000); /* trial 1 runs */
+    double t0 = xpt_now();
+    cr_assert_eq(kill(s_s.pid, SIGTERM), 0);
+    bson_t r;
+    int64_t back = 0;
+    for (int i = 0; i < 2; i++) {
+        int64_t trial = 0;
+        cr_assert(s_wait(XP_MSG_RESULT, 5000, &r), "no busy answer");
+        cr_assert(xp__bson_int64(&r, "trial", &trial));
+        cr_assert(strstr(xp__bson_utf8(&r, "failure"), "worker busy: draining"),
+                  "failure: %s", xp__bson_utf8(&r, "failure"));
+        back |= (int64_t)1 << trial;
+        bson_destroy(&r);
+    }
+    cr_assert_eq(back, 12, "trials 2 and 3 are not the ones handed back");
+    cr_assert_lt(xpt_now() - t0, 0.35, "what waits waited for the drain");
+    int64_t trials[1];
+    bool ok[1];
+    cr_assert(s_bundled(1, trials, ok, 5000), "the running step's result");
+    cr_assert_eq(trials[0], 1);
+    cr_assert(ok[0]);
+    cr_assert(s_wait(XP_MSG_BYE, 5000, &r), "no BYE after the drain");
     bson_destroy(&r);
 }
 

@@ -30,6 +30,8 @@ static const char *const s_names[XP_MSG_COUNT] = {
     [XP_MSG_PROGRESS] = "PROGRESS",
     [XP_MSG_ERROR] = "ERROR",
     [XP_MSG_BYE] = "BYE",
+    [XP_MSG_TASKS] = "TASKS",
+    [XP_MSG_RESULTS] = "RESULTS",
 };
 
 const char *xp__msg_name(xp_msg_type type)
@@ -265,6 +267,8 @@ zmsg_t *xp__msg_hello_encode(const xp_msg_hello *m)
             BSON_APPEND_UTF8(&item, "node", m->job_node);
         bson_append_document_end(&body, &item);
     }
+    if (m->bundles)
+        BSON_APPEND_INT32(&body, "prefetch", (int32_t)m->prefetch);
     return s_finish(XP_MSG_HELLO, &body);
 }
 
@@ -321,6 +325,10 @@ int xp__msg_hello_decode(const bson_t *body, xp_msg_hello *m, xp_error_t *err)
         m->max_message > XP_MAX_MESSAGE_MAX)
         m->max_message = 0;
     s_job_decode(body, m);
+    m->bundles = xp__bson_int64(body, "prefetch", &m->prefetch) &&
+                 m->prefetch >= 0 && m->prefetch <= XP_MSG_PREFETCH_MAX;
+    if (!m->bundles)
+        m->prefetch = 0;
     uint32_t n = bson_count_keys(&list);
     m->experiments = bson_malloc0((n ? n : 1) * sizeof *m->experiments);
     bson_iter_t it;
@@ -348,6 +356,8 @@ zmsg_t *xp__msg_welcome_encode(const xp_msg_welcome *m)
     BSON_APPEND_INT32(&body, "heartbeat_ms", (int32_t)m->heartbeat_ms);
     if (m->max_message)
         BSON_APPEND_INT64(&body, "max_message", m->max_message);
+    if (m->bundles)
+        BSON_APPEND_BOOL(&body, "bundles", true);
     return s_finish(XP_MSG_WELCOME, &body);
 }
 
@@ -365,7 +375,76 @@ int xp__msg_welcome_decode(const bson_t *body, xp_msg_welcome *m,
         m->max_message < XP_MAX_MESSAGE_MIN ||
         m->max_message > XP_MAX_MESSAGE_MAX)
         m->max_message = 0;
+    m->bundles = xp__bson_bool(body, "bundles", false);
     return 0;
+}
+
+/* ------------------------------------------------- TASKS and RESULTS */
+
+/* The list's key in a bundle of type. */
+static const char *s_bundle_key(xp_msg_type type)
+{
+    return type == XP_MSG_TASKS ? "tasks" : "results";
+}
+
+void xp__msg_bundle_init(xp_msg_bundle *b, xp_msg_type type)
+{
+    b->type = type;
+    b->n = 0;
+    bson_init(&b->body);
+    BSON_APPEND_ARRAY_BEGIN(&b->body, s_bundle_key(type), &b->list);
+}
+
+size_t xp__msg_bundle_size_with(const xp_msg_bundle *b, size_t bytes)
+{
+    /* body and list headers, and an element's type byte and key */
+    return (size_t)b->body.len + b->list.len + bytes + 16;
+}
+
+void xp__msg_bundle_add(xp_msg_bundle *b, zmsg_t **msg)
+{
+    zframe_t *f = *msg ? zmsg_last(*msg) : NULL;
+    bson_t doc;
+    char key[16];
+    if (f && bson_init_static(&doc, zframe_data(f), zframe_size(f)) &&
+        BSON_APPEND_DOCUMENT(&b->list, s_index(b->n, key), &doc))
+        b->n++;
+    zmsg_destroy(msg);
+}
+
+zmsg_t *xp__msg_bundle_finish(xp_msg_bundle *b)
+{
+    bson_append_array_end(&b->body, &b->list);
+    zmsg_t *msg = b->n ? xp__msg_new(b->type, &b->body) : NULL;
+    bson_destroy(&b->body);
+    b->n = 0;
+    return msg;
+}
+
+void xp__msg_bundle_clear(xp_msg_bundle *b)
+{
+    zmsg_t *msg = xp__msg_bundle_finish(b);
+    zmsg_destroy(&msg);
+}
+
+int xp__msg_bundle_open(const bson_t *body, xp_msg_type type, bson_iter_t *it,
+                        xp_error_t *err)
+{
+    bson_iter_t top;
+    if (!bson_iter_init_find(&top, body, s_bundle_key(type)) ||
+        !BSON_ITER_HOLDS_ARRAY(&top) || !bson_iter_recurse(&top, it))
+        return s_malformed(err, type, "no list");
+    return 0;
+}
+
+bool xp__msg_bundle_next(bson_iter_t *it, bson_t *elem, size_t *bad)
+{
+    while (bson_iter_next(it)) {
+        if (s_iter_doc(it, elem))
+            return true;
+        (*bad)++;
+    }
+    return false;
 }
 
 /* ---------------------------------------------------------------- TASK */

@@ -46,6 +46,8 @@ typedef enum {
     XP_MSG_PROGRESS,  /* scheduler -> client */
     XP_MSG_ERROR,     /* any reply: {message} */
     XP_MSG_BYE,       /* worker leaving */
+    XP_MSG_TASKS,     /* scheduler -> worker: several TASK bodies */
+    XP_MSG_RESULTS,   /* worker -> scheduler: several RESULT bodies */
     XP_MSG_COUNT
 } xp_msg_type;
 
@@ -129,7 +131,16 @@ typedef struct {
     const char *job_id;
     int64_t job_index;
     const char *job_node;
+    /* It takes TASKS (field prefetch present), and holds up to prefetch
+     * tasks waiting beyond its slots (0 to XP_MSG_PREFETCH_MAX). false:
+     * an older worker, one TASK a slot (decode: also when prefetch is out
+     * of bounds). */
+    bool bundles;
+    int64_t prefetch;
 } xp_msg_hello;
+
+/* Tasks a worker may hold waiting beyond its slots. */
+#define XP_MSG_PREFETCH_MAX 65536
 
 /* Longest job id and node name a HELLO carries. */
 #define XP_MSG_JOB_MAX 255
@@ -145,6 +156,8 @@ typedef struct {
     /* The scheduler's --max-message, so that a worker keeps its RESULTs
      * under it. Optional; decode: 0 when absent or out of bounds. */
     int64_t max_message;
+    /* The scheduler takes RESULTS. Optional; decode: false when absent. */
+    bool bundles;
 } xp_msg_welcome;
 
 zmsg_t *xp__msg_welcome_encode(const xp_msg_welcome *m);
@@ -215,6 +228,36 @@ int xp__msg_result_decode(const bson_t *body, xp_msg_result *m,
 /* A refusal because all the worker's slots were taken. */
 bool xp__msg_result_busy(const xp_msg_result *m);
 void xp__msg_result_clear(xp_msg_result *m);
+
+/* ------------------------------------------------- TASKS and RESULTS */
+
+/* Several TASK (or RESULT) bodies in one message, {tasks: [TASK body,
+ * ...]} ({results: [...]}): what a peer that said it takes them (HELLO's
+ * prefetch, WELCOME's bundles) gets instead of one message each. */
+typedef struct {
+    xp_msg_type type; /* XP_MSG_TASKS or XP_MSG_RESULTS */
+    bson_t body, list;
+    uint32_t n;
+} xp_msg_bundle;
+
+void xp__msg_bundle_init(xp_msg_bundle *b, xp_msg_type type);
+/* The body's size with one more element of bytes bytes. */
+size_t xp__msg_bundle_size_with(const xp_msg_bundle *b, size_t bytes);
+/* Appends the body of *msg, an encoded TASK (RESULT), and destroys it. */
+void xp__msg_bundle_add(xp_msg_bundle *b, zmsg_t **msg);
+/* The bundle as a message (NULL when it is empty); b is cleared and may
+ * be used again after xp__msg_bundle_init. Caller owns result. */
+zmsg_t *xp__msg_bundle_finish(xp_msg_bundle *b);
+/* Drops what b holds. */
+void xp__msg_bundle_clear(xp_msg_bundle *b);
+/* Opens the list of a TASKS (RESULTS) body for xp__msg_bundle_next; -1
+ * when there is none. */
+int xp__msg_bundle_open(const bson_t *body, xp_msg_type type, bson_iter_t *it,
+                        xp_error_t *err);
+/* The next element, a view into the body, for the type's decoder; false
+ * at the end. An element that is not a document is skipped and counted
+ * in *bad. */
+bool xp__msg_bundle_next(bson_iter_t *it, bson_t *elem, size_t *bad);
 
 /* ---------------------------------------------------------------- SUBMIT */
 

@@ -27,7 +27,14 @@ typedef struct {
     const char *job_id;
     int job_index;
     const char *job_node;
+    /* Tasks it holds waiting beyond its slots, so that short steps do not
+     * wait for a round trip to the scheduler each: 0:
+     * XP_WORKER_PREFETCH_DEFAULT; negative: none (one task a slot). */
+    int prefetch;
 } xp_worker_options;
+
+#define XP_WORKER_PREFETCH_DEFAULT 64
+#define XP_WORKER_PREFETCH_MAX 65536 /* XP_MSG_PREFETCH_MAX */
 
 /* How long a drain waits for running steps unless told (s): within the
  * 120 s that `#SBATCH --signal=B:TERM@120` leaves before the walltime. */

@@ -30,6 +30,11 @@ typedef struct {
     int64_t sync_at_ms;     /* when to try writing them next */
     int64_t sync_wait_ms;   /* between tries, doubling to S_SYNC_MAX_MS */
     bool announced; /* "waiting for code" logged since the last worker */
+    /* A moving average of how long its steps ran on the workers (s),
+     * which tells how many tasks a worker may hold beyond its slots;
+     * timed: at least one came back. */
+    double step_s;
+    bool timed;
 } xp_sched_def;
 
 void xp__sched_defs_init(xp_scheduler *s);

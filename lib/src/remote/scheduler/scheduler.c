@@ -138,6 +138,27 @@ static void s_on_result(xp_scheduler *s, zframe_t *from, xp_sched_worker *w,
     xp__msg_result_clear(&m);
 }
 
+/* A RESULTS message: each of its results as if it came alone. */
+static void s_on_results(xp_scheduler *s, zframe_t *from, xp_sched_worker *w,
+                         const bson_t *body)
+{
+    bson_iter_t it;
+    bson_t one;
+    xp_error_t err;
+    size_t bad = 0;
+    if (!w) {
+        xp__sched_send_error(s, from, XP_MSG_UNKNOWN_WORKER);
+        return;
+    }
+    if (xp__msg_bundle_open(body, XP_MSG_RESULTS, &it, &err) != 0) {
+        s_malformed(s, from, &err, false);
+        return;
+    }
+    while (xp__msg_bundle_next(&it, &one, &bad))
+        s_on_result(s, from, w, &one);
+    s->malformed += bad;
+}
+
 static void s_on_submit(xp_scheduler *s, zframe_t *from, const char *who,
                         const bson_t *body)
 {
@@ -174,6 +195,7 @@ static void s_dispatch(xp_scheduler *s, zframe_t *from, const char *id,
             xp__sched_send_error(s, from, XP_MSG_UNKNOWN_WORKER);
         break;
     case XP_MSG_RESULT: s_on_result(s, from, w, body); break;
+    case XP_MSG_RESULTS: s_on_results(s, from, w, body); break;
     case XP_MSG_BYE:
         if (w)
             xp__sched_worker_lost(s, w, "said goodbye");

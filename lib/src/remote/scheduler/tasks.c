@@ -164,13 +164,24 @@ static zmsg_t *s_task_message(const xp_sched_task *task)
     return msg;
 }
 
-/* Sends msg, the TASK of task, to worker w and counts it as running
- * there. */
+/* Sends msg, the TASK of task, to worker w (in its TASKS when it takes
+ * them, sent at the end of the dispatch) and counts it as out there. */
 static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
                         xp_sched_task *task, zmsg_t *msg)
 {
     xp_sched_trial *st = task->trial;
-    xp__sched_send(s, w->identity, msg);
+    if (!w->bundles) {
+        xp__sched_send(s, w->identity, msg);
+    } else {
+        size_t bytes = zframe_size(zmsg_last(msg));
+        if (w->out_open &&
+            xp__msg_bundle_size_with(&w->out, bytes) > w->max_message)
+            xp__sched_worker_flush(s, w);
+        if (!w->out_open)
+            xp__msg_bundle_init(&w->out, XP_MSG_TASKS);
+        w->out_open = true;
+        xp__msg_bundle_add(&w->out, &msg);
+    }
     task->worker = w;
     task->dispatched_ms = xp__sched_now();
     xp__sched_trial_mark_running(s, st);
@@ -180,22 +191,31 @@ static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
         xp__sched_batch_running(st->batch, +1);
 }
 
+/* Whether w takes a task of bytes now: within its message limit, and
+ * small enough to wait beyond its slots if it has none free. */
+static bool s_fits(const xp_sched_worker *w, size_t bytes)
+{
+    return bytes <= w->max_message &&
+           (w->busy < w->slots || bytes <= XP_SCHED_PREFETCH_TASK_MAX);
+}
+
 /* The worker that takes task now, or NULL (it waits); *msg: its TASK
- * once encoded. A task found larger than a worker takes remembers its
- * size (task->bytes), to be placed only where it fits. */
+ * once encoded. A task found larger than a worker takes (or than what
+ * waits beyond a worker's slots) remembers its size (task->bytes), to be
+ * placed only where it fits. */
 static xp_sched_worker *s_placement(xp_scheduler *s, xp_sched_task *task,
                                     zmsg_t **msg)
 {
-    const char *def_key = task->trial->def->key;
-    xp_sched_worker *w = xp__sched_worker_pick(s, def_key, task->bytes);
+    const xp_sched_def *def = task->trial->def;
+    xp_sched_worker *w = xp__sched_worker_pick(s, def, task->bytes);
     if (!w)
         return NULL;
     *msg = s_task_message(task);
     size_t bytes = zframe_size(zmsg_last(*msg));
-    if (bytes <= w->max_message)
+    if (s_fits(w, bytes))
         return w;
     task->bytes = bytes;
-    if ((w = xp__sched_worker_pick(s, def_key, bytes)) == NULL)
+    if ((w = xp__sched_worker_pick(s, def, bytes)) == NULL)
         zmsg_destroy(msg);
     return w;
 }
@@ -245,6 +265,9 @@ void xp__sched_tasks_dispatch(xp_scheduler *s)
         }
         task = next;
     }
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        xp__sched_worker_flush(s, w);
     for (task = too_big ? zlistx_first(too_big) : NULL; task;
          task = zlistx_next(too_big)) {
         s_too_big(s, task, &most);
@@ -318,6 +341,7 @@ void xp__sched_task_result(xp_scheduler *s, xp_sched_worker *w,
     }
     w->busy--;
     xp_sched_trial *st = task->trial;
+    xp__sched_def_timed(st->def, m->elapsed);
     char why[512] = "";
     xp_value *out = s_outcome(w, st, m, why, sizeof why);
     xp_record_step where = {.host = w->host,

@@ -84,8 +84,8 @@ static bool s_store(xp_scheduler *s, xp_sched_def *def)
     return false;
 }
 
-/* Enough to keep every slot busy, little enough that the queue may be
- * long. */
+/* Enough to keep every slot busy and fill what workers hold beyond their
+ * slots, little enough that the queue may be long. */
 void xp__sched_trials_take_up(xp_scheduler *s)
 {
     for (xp_sched_def *def = zhashx_first(s->defs); def;
@@ -104,7 +104,8 @@ void xp__sched_trials_take_up(xp_scheduler *s)
         def->announced = false;
         if (!s_store(s, def))
             continue;
-        while (def->pending.head && def->active < 2 * (size_t)slots + 16) {
+        size_t room = 2 * (size_t)xp__sched_def_capacity(s, def) + 16;
+        while (def->pending.head && def->active < room) {
             xp_sched_pending *p = xp__sched_fifo_pop(&def->pending);
             xp_sched_trial *st = s_take_up_one(def, p);
             bson_free(p);

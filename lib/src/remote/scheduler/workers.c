@@ -16,6 +16,8 @@ static void s_worker_free(void **item)
     xp_sched_worker *w = *item;
     if (!w)
         return;
+    if (w->out_open)
+        xp__msg_bundle_clear(&w->out);
     zframe_destroy(&w->identity);
     zlistx_destroy(&w->defs);
     zlistx_destroy(&w->tasks);
@@ -120,6 +122,8 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
     /* A worker registering again may still run steps of lost tasks:
      * those slots are not free. */
     w->busy = (int)m->busy;
+    w->bundles = m->bundles;
+    w->prefetch = (int)m->prefetch;
     w->last_seen_ms = xp__sched_now();
     w->defs = zlistx_new();
     zlistx_set_destructor(w->defs, (zlistx_destructor_fn *)zstr_free);
@@ -127,10 +131,12 @@ void xp__sched_worker_hello(xp_scheduler *s, zframe_t *from, const char *id,
     w->tasks = zlistx_new();
     s_add_defs(s, w, m);
     zhashx_insert(s->workers, w->id, w);
-    xp__log(XP_LOG_INFO, "Worker %s on %s connected with %d slot(s)", w->id,
-            w->host, w->slots);
-    xp_msg_welcome welcome = {s->opts.heartbeat_ms,
-                              (int64_t)s->opts.max_message};
+    xp__log(XP_LOG_INFO,
+            "Worker %s on %s connected with %d slot(s), prefetch %d", w->id,
+            w->host, w->slots, w->prefetch);
+    xp_msg_welcome welcome = {.heartbeat_ms = s->opts.heartbeat_ms,
+                              .max_message = (int64_t)s->opts.max_message,
+                              .bundles = true};
     xp__sched_send(s, from, xp__msg_welcome_encode(&welcome));
 }
 
@@ -142,18 +148,54 @@ static bool s_runs(const xp_sched_worker *w, const char *def_key)
     return false;
 }
 
-xp_sched_worker *xp__sched_worker_pick(xp_scheduler *s, const char *def_key,
+int xp__sched_worker_prefetch(const xp_sched_worker *w, const xp_sched_def *def)
+{
+    if (!w->bundles || w->prefetch <= 0 || !def->timed)
+        return 0;
+    double step = def->step_s > 1e-6 ? def->step_s : 1e-6;
+    double n = w->slots * XP_SCHED_PREFETCH_WINDOW_S / step;
+    return n < w->prefetch ? (int)n : w->prefetch;
+}
+
+/* How w ranks for a task of def and bytes: free slots first, then room
+ * beyond them; 0: it cannot take it now. */
+static int s_rank(const xp_sched_worker *w, const xp_sched_def *def,
+                  size_t bytes)
+{
+    if (w->max_message < bytes || !s_runs(w, def->key))
+        return 0;
+    if (w->busy < w->slots)
+        return (1 << 24) + w->slots - w->busy;
+    if (bytes > XP_SCHED_PREFETCH_TASK_MAX)
+        return 0;
+    int room = w->slots + xp__sched_worker_prefetch(w, def) - w->busy;
+    return room > 0 ? room : 0;
+}
+
+xp_sched_worker *xp__sched_worker_pick(xp_scheduler *s, const xp_sched_def *def,
                                        size_t bytes)
 {
     xp_sched_worker *best = NULL;
+    int best_rank = 0;
     for (xp_sched_worker *w = zhashx_first(s->workers); w;
          w = zhashx_next(s->workers)) {
-        if (w->busy < w->slots && w->max_message >= bytes &&
-            s_runs(w, def_key) &&
-            (!best || w->slots - w->busy > best->slots - best->busy))
+        int rank = s_rank(w, def, bytes);
+        if (rank > best_rank) {
             best = w;
+            best_rank = rank;
+        }
     }
     return best;
+}
+
+void xp__sched_worker_flush(xp_scheduler *s, xp_sched_worker *w)
+{
+    if (!w->out_open)
+        return;
+    w->out_open = false;
+    zmsg_t *msg = xp__msg_bundle_finish(&w->out);
+    if (msg)
+        xp__sched_send(s, w->identity, msg);
 }
 
 size_t xp__sched_def_max_message(xp_scheduler *s, const char *def_key)
@@ -170,8 +212,10 @@ int xp__sched_free_slots(xp_scheduler *s)
 {
     int free_slots = 0;
     for (xp_sched_worker *w = zhashx_first(s->workers); w;
-         w = zhashx_next(s->workers))
-        free_slots += w->slots - w->busy;
+         w = zhashx_next(s->workers)) {
+        int room = w->slots + (w->bundles ? w->prefetch : 0) - w->busy;
+        free_slots += room > 0 ? room : 0;
+    }
     return free_slots;
 }
 
@@ -183,6 +227,25 @@ int xp__sched_def_slots(xp_scheduler *s, const xp_sched_def *def)
         if (s_runs(w, def->key))
             slots += w->slots;
     return slots;
+}
+
+int xp__sched_def_capacity(xp_scheduler *s, const xp_sched_def *def)
+{
+    int n = 0;
+    for (xp_sched_worker *w = zhashx_first(s->workers); w;
+         w = zhashx_next(s->workers))
+        if (s_runs(w, def->key))
+            n += w->slots + xp__sched_worker_prefetch(w, def);
+    return n;
+}
+
+void xp__sched_def_timed(xp_sched_def *def, double elapsed)
+{
+    if (!(elapsed >= 0) || elapsed > 1e6)
+        return; /* not a duration: a peer's mistake */
+    def->step_s =
+        def->timed ? def->step_s + (elapsed - def->step_s) / 8 : elapsed;
+    def->timed = true;
 }
 
 void xp__sched_workers_heartbeat(xp_scheduler *s, int64_t now, bool judge)

@@ -1,7 +1,9 @@
-/* slots.c — a worker's slot threads: each waits for a job, reads its
- * inputs, runs the step with a metric sink that buffers the points within
- * what one RESULT may carry, and pushes the RESULT (its slot index first)
- * to the main thread, which sends it to the scheduler. */
+/* slots.c — a worker's slot threads: each takes the next job from the
+ * queue the main thread fills, reads its inputs, runs the step with a
+ * metric sink that buffers the points within what one RESULT may carry,
+ * and pushes the RESULT to the main thread, which sends it to the
+ * scheduler. A slot thread finding more jobs waiting goes on without
+ * sleeping. */
 #include "remote/worker/slots.h"
 
 #include "step.h"
@@ -17,12 +19,8 @@
 
 typedef struct {
     xp_slots *sl;
-    uint32_t index;
     pthread_t thread;
     bool started;
-    pthread_cond_t cond;
-    xp_worker_job *job; /* handed over under sl->lock */
-    bool busy; /* main thread only: a job is out, its RESULT not back */
     /* metric buffer of the running step (slot thread only) */
     xp_metric_set metrics;
 } s_slot;
@@ -36,8 +34,11 @@ struct xp_slots {
     zsock_t *results; /* PULL: RESULT messages from the slot threads */
     char inproc[64];
     pthread_mutex_t lock;
+    pthread_cond_t work; /* a job waits, or quit */
+    /* under lock: the jobs waiting for a slot thread, oldest first */
+    xp_worker_job *head, **tail;
     bool quit; /* under lock: slot threads end */
-    int busy;  /* main thread: slots with a job out */
+    int busy;  /* main thread: jobs out */
     _Atomic int running;
 };
 
@@ -52,7 +53,7 @@ xp_worker_job *xp__job_new(const bson_t *body, const xp_node *node)
     return job;
 }
 
-static void s_job_free(xp_worker_job **pjob)
+void xp__job_free(xp_worker_job **pjob)
 {
     if (!*pjob)
         return;
@@ -175,6 +176,20 @@ static zmsg_t *s_job_run(s_slot *slot, const xp_worker_job *job)
     return msg;
 }
 
+/* The next job, waiting for one; NULL when the slots end. Under lock. */
+static xp_worker_job *s_next_job(xp_slots *sl)
+{
+    while (!sl->head && !sl->quit)
+        pthread_cond_wait(&sl->work, &sl->lock);
+    if (sl->quit)
+        return NULL;
+    xp_worker_job *job = sl->head;
+    sl->head = job->next;
+    if (!sl->head)
+        sl->tail = &sl->head;
+    return job;
+}
+
 static void *s_slot_main(void *arg)
 {
     s_slot *slot = arg;
@@ -182,20 +197,12 @@ static void *s_slot_main(void *arg)
     zsock_t *push = zsock_new_push(sl->inproc);
     for (;;) {
         pthread_mutex_lock(&sl->lock);
-        while (!slot->job && !sl->quit)
-            pthread_cond_wait(&slot->cond, &sl->lock);
-        xp_worker_job *job = slot->job;
-        slot->job = NULL;
-        bool quit = sl->quit;
+        xp_worker_job *job = s_next_job(sl);
         pthread_mutex_unlock(&sl->lock);
-        if (quit) {
-            s_job_free(&job);
+        if (!job)
             break;
-        }
         zmsg_t *msg = s_job_run(slot, job);
-        s_job_free(&job);
-        /* The slot's index first: the main thread frees the slot. */
-        zmsg_pushmem(msg, &slot->index, sizeof slot->index);
+        xp__job_free(&job);
         if (!push || zmsg_send(&msg, push) != 0)
             zmsg_destroy(&msg);
     }
@@ -206,35 +213,36 @@ static void *s_slot_main(void *arg)
 /* ---------------------------------------------------------------- main thread
  */
 
-unsigned xp__slots_start(xp_slots *sl, xp_worker_job *job)
+void xp__slots_start(xp_slots *sl, xp_worker_job *job)
 {
-    s_slot *slot = NULL;
-    for (int i = 0; i < sl->n && !slot; i++)
-        if (!sl->slot[i].busy)
-            slot = &sl->slot[i];
-    slot->busy = true;
     sl->busy++;
+    job->next = NULL;
     pthread_mutex_lock(&sl->lock);
-    slot->job = job;
-    pthread_cond_signal(&slot->cond);
+    *sl->tail = job;
+    sl->tail = &job->next;
+    pthread_cond_signal(&sl->work);
     pthread_mutex_unlock(&sl->lock);
-    return slot->index;
+}
+
+xp_worker_job *xp__slots_take_waiting(xp_slots *sl)
+{
+    pthread_mutex_lock(&sl->lock);
+    xp_worker_job *job = sl->head;
+    if (job) {
+        sl->head = job->next;
+        if (!sl->head)
+            sl->tail = &sl->head;
+        sl->busy--;
+    }
+    pthread_mutex_unlock(&sl->lock);
+    return job;
 }
 
 zmsg_t *xp__slots_take_result(xp_slots *sl)
 {
     zmsg_t *msg = zmsg_recv_nowait(sl->results);
-    if (!msg)
-        return NULL;
-    zframe_t *index = zmsg_pop(msg);
-    uint32_t i = UINT32_MAX;
-    if (index && zframe_size(index) == sizeof i)
-        memcpy(&i, zframe_data(index), sizeof i);
-    zframe_destroy(&index);
-    if (i < (uint32_t)sl->n && sl->slot[i].busy) {
-        sl->slot[i].busy = false;
+    if (msg && sl->busy > 0)
         sl->busy--;
-    }
     return msg;
 }
 
@@ -265,8 +273,6 @@ static int s_start_threads(xp_slots *sl, xp_error_t *err)
     for (int i = 0; i < sl->n; i++) {
         s_slot *slot = &sl->slot[i];
         slot->sl = sl;
-        slot->index = (uint32_t)i;
-        pthread_cond_init(&slot->cond, NULL);
         if (pthread_create(&slot->thread, NULL, s_slot_main, slot) != 0) {
             rc = xp__error(err, XP_DOMAIN_SYSTEM, XP_ENOMEM,
                            "cannot start slot thread %d of %d", i + 1, sl->n);
@@ -287,6 +293,8 @@ int xp__slots_new(xp_slots **out, int n, size_t max_message, xp_error_t *err)
 {
     xp_slots *sl = bson_malloc0(sizeof *sl);
     pthread_mutex_init(&sl->lock, NULL);
+    pthread_cond_init(&sl->work, NULL);
+    sl->tail = &sl->head;
     sl->max_message = max_message;
     snprintf(sl->inproc, sizeof sl->inproc, "inproc://xp-worker-%p",
              (void *)sl);
@@ -315,21 +323,23 @@ void xp__slots_destroy(xp_slots **psl)
     xp_slots *sl = *psl;
     pthread_mutex_lock(&sl->lock);
     sl->quit = true;
-    for (int i = 0; sl->slot && i < sl->n; i++)
-        if (sl->slot[i].started)
-            pthread_cond_signal(&sl->slot[i].cond);
+    pthread_cond_broadcast(&sl->work);
     pthread_mutex_unlock(&sl->lock);
     for (int i = 0; sl->slot && i < sl->n; i++) {
         s_slot *slot = &sl->slot[i];
         if (!slot->started)
             continue;
         pthread_join(slot->thread, NULL);
-        pthread_cond_destroy(&slot->cond);
-        s_job_free(&slot->job);
         xp__metric_set_clear(&slot->metrics);
+    }
+    while (sl->head) {
+        xp_worker_job *job = sl->head;
+        sl->head = job->next;
+        xp__job_free(&job);
     }
     bson_free(sl->slot);
     zsock_destroy(&sl->results);
+    pthread_cond_destroy(&sl->work);
     pthread_mutex_destroy(&sl->lock);
     bson_free(sl);
     *psl = NULL;

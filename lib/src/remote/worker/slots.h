@@ -1,6 +1,7 @@
-/* remote/worker/slots.h — the slots of a worker: one thread each, running
- * one step at a time (a job) with its metric points buffered, and handing
- * the RESULT back to the main thread over an inproc socket. */
+/* remote/worker/slots.h — the slots of a worker: one thread each, taking
+ * jobs in order from one queue and running one step at a time with its
+ * metric points buffered, and handing the RESULT back to the main thread
+ * over an inproc socket. */
 #ifndef XP_REMOTE_WORKER_SLOTS_H
 #define XP_REMOTE_WORKER_SLOTS_H
 
@@ -11,10 +12,11 @@
 typedef struct xp_slots xp_slots;
 
 /* A validated TASK, waiting for or running on a slot. */
-typedef struct {
+typedef struct xp_worker_job {
     bson_t *body;     /* the TASK body, owned */
     xp_msg_task task; /* decoded from body, pointing into it */
     const xp_node *node;
+    struct xp_worker_job *next; /* in the queue */
 } xp_worker_job;
 
 /* A job for node from a copy of body, a TASK that decoded. Caller owns it
@@ -29,13 +31,17 @@ void xp__slots_destroy(xp_slots **sl);
 /* Lowers the message limit of the slots to max_message when it is
  * smaller than the worker's own (the scheduler's, from WELCOME). */
 void xp__slots_limit(xp_slots *sl, size_t own, size_t max_message);
-/* Main thread: slots with a job out (its RESULT not taken yet). */
+/* Main thread: jobs out (waiting or running, their RESULT not taken). */
 int xp__slots_busy(const xp_slots *sl);
 /* Any thread: slots running a step right now. */
 int xp__slots_running(const xp_slots *sl);
-/* Main thread: gives job to a free slot and returns its index; the
- * caller checked that xp__slots_busy is below the slot count. */
-unsigned xp__slots_start(xp_slots *sl, xp_worker_job *job);
+/* Main thread: queues job for the next free slot (in order); the caller
+ * bounds how many are out. */
+void xp__slots_start(xp_slots *sl, xp_worker_job *job);
+/* Main thread: takes back the job that waits longest and has not started
+ * (no RESULT will come for it), or NULL. Caller owns it (xp__job_free). */
+xp_worker_job *xp__slots_take_waiting(xp_slots *sl);
+void xp__job_free(xp_worker_job **job);
 /* The socket to poll for RESULTs. */
 zsock_t *xp__slots_socket(xp_slots *sl);
 /* Main thread: the next RESULT a slot finished (its slot free again), or

@@ -23,6 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
+_Static_assert(XP_WORKER_PREFETCH_MAX == XP_MSG_PREFETCH_MAX,
+               "a worker's prefetch limit is the protocol's");
+
 #define S_POLL_MAX_MS 100 /* how late a stop from another thread is seen */
 /* A drained worker leaves once its last RESULT went and no TASK came for
  * this long: one the scheduler sent on that RESULT is refused (and queued
@@ -56,6 +59,7 @@ struct xp_worker {
     size_t max_message;
     xp_worker_plugin *plugins;
     size_t n_plugins;
+    int prefetch;    /* tasks held waiting beyond the slots */
     xp_slots *pool;  /* the slot threads and their RESULT socket */
     zsock_t *dealer; /* to the scheduler */
     _Atomic int stop;
@@ -65,6 +69,7 @@ struct xp_worker {
     int64_t job_index;
     /* connection state, main thread only */
     bool welcomed, gone;
+    bool bundles; /* the scheduler takes RESULTS (WELCOME) */
     int64_t last_recv_ms, last_heartbeat_ms, last_hello_ms, last_connect_ms;
     bool connect_failed;
     uint64_t malformed[S_BAD_COUNT];
@@ -101,8 +106,18 @@ static void s_send(xp_worker *w, zmsg_t *msg)
     s_send_msg(w->dealer, &msg);
 }
 
+/* The jobs that wait and have not started: the scheduler queues their
+ * tasks again once this registration is gone, so they are dropped. */
+static void s_drop_waiting(xp_worker *w)
+{
+    xp_worker_job *job;
+    while ((job = xp__slots_take_waiting(w->pool)) != NULL)
+        xp__job_free(&job);
+}
+
 static void s_send_hello(xp_worker *w)
 {
+    s_drop_waiting(w);
     xp_msg_experiment *list =
         bson_malloc0((w->n_plugins ? w->n_plugins : 1) * sizeof *list);
     for (size_t i = 0; i < w->n_plugins; i++) {
@@ -125,6 +140,8 @@ static void s_send_hello(xp_worker *w)
         .job_id = w->job_id,
         .job_index = w->job_index,
         .job_node = w->job_node,
+        .bundles = true,
+        .prefetch = w->prefetch,
     };
     s_send(w, xp__msg_hello_encode(&m));
     bson_free(list);
@@ -141,18 +158,25 @@ static void s_malformed(xp_worker *w, int kind, const char *detail)
                 s_bad_names[kind], detail);
 }
 
-/* Answers a TASK that will not run. */
+/* Answers a task that does not run (ok: false, failure why); one
+ * whose why starts with "worker busy" the scheduler queues again for
+ * another worker (same attempt). */
+static void s_unrun(xp_worker *w, int64_t trial, int64_t attempt,
+                    const char *step, const char *why)
+{
+    xp_msg_result r = {
+        .trial = trial, .attempt = attempt, .step = step, .failure = why};
+    s_send(w, xp__msg_result_encode(&r));
+}
+
+/* Answers a TASK that will not run: it fails with why. */
 static void s_refuse(xp_worker *w, const xp_msg_task *t, const char *why)
 {
     if (w->refused++ < 10 || w->refused % 1000 == 0)
         xp__log(XP_LOG_WARNING,
                 "Refused task (trial %lld, step %s, attempt %lld): %s",
                 (long long)t->trial, t->step, (long long)t->attempt, why);
-    xp_msg_result r = {.trial = t->trial,
-                       .attempt = t->attempt,
-                       .step = t->step,
-                       .failure = why};
-    s_send(w, xp__msg_result_encode(&r));
+    s_unrun(w, t->trial, t->attempt, t->step, why);
 }
 
 /* ---------------------------------------------------------------- tasks */
@@ -175,9 +199,11 @@ static const xp_node *s_runnable(xp_worker *w, const xp_msg_task *t, char *why,
     else if (!(node = xp__graph_find(p->ex, t->step)) || node->is_param)
         snprintf(why, size, "experiment '%.64s' has no step '%.128s'",
                  t->experiment, t->step);
-    else if (xp__slots_busy(w->pool) >= w->slots)
-        snprintf(why, size, XP_MSG_WORKER_BUSY ": all %d slot(s) are running",
-                 w->slots);
+    else if (xp__slots_busy(w->pool) >= w->slots + w->prefetch)
+        snprintf(why, size,
+                 XP_MSG_WORKER_BUSY ": all %d slot(s) are running and %d "
+                                    "task(s) wait",
+                 w->slots, xp__slots_busy(w->pool) - w->slots);
     else
         return node;
     return NULL;
@@ -190,12 +216,7 @@ static void s_on_task(xp_worker *w, const bson_t *body)
     char why[512];
     w->last_work_ms = s_now();
     if (w->draining && xp__msg_task_decode(body, &t, NULL) == 0) {
-        /* Busy: the scheduler queues it again for another worker. */
-        xp_msg_result r = {.trial = t.trial,
-                           .attempt = t.attempt,
-                           .step = t.step,
-                           .failure = XP_MSG_WORKER_BUSY ": draining"};
-        s_send(w, xp__msg_result_encode(&r));
+        s_unrun(w, t.trial, t.attempt, t.step, XP_MSG_WORKER_BUSY ": draining");
         return;
     }
     if (xp__msg_task_decode(body, &t, &err) != 0) {
@@ -210,9 +231,61 @@ static void s_on_task(xp_worker *w, const bson_t *body)
         s_refuse(w, &t, why);
         return;
     }
-    unsigned slot = xp__slots_start(w->pool, xp__job_new(body, node));
-    xp__log(XP_LOG_DEBUG, "Task trial %lld step %s attempt %lld on slot %u",
-            (long long)t.trial, t.step, (long long)t.attempt, slot);
+    xp__slots_start(w->pool, xp__job_new(body, node));
+    xp__log(XP_LOG_DEBUG, "Task trial %lld step %s attempt %lld (%d out)",
+            (long long)t.trial, t.step, (long long)t.attempt,
+            xp__slots_busy(w->pool));
+}
+
+/* A TASKS message: each of its tasks as if it came alone. */
+static void s_on_tasks(xp_worker *w, const bson_t *body)
+{
+    bson_iter_t it;
+    bson_t task;
+    xp_error_t err;
+    size_t bad = 0;
+    if (xp__msg_bundle_open(body, XP_MSG_TASKS, &it, &err) != 0) {
+        s_malformed(w, S_BAD_FIELDS, err.message);
+        return;
+    }
+    while (xp__msg_bundle_next(&it, &task, &bad))
+        s_on_task(w, &task);
+    if (bad)
+        s_malformed(w, S_BAD_FIELDS, "a task of TASKS is not a document");
+}
+
+/* Sends the RESULTs the slots finished: one RESULTS message (or more,
+ * within the message limit) when the scheduler takes them, else one
+ * message each. */
+static void s_send_results(xp_worker *w)
+{
+    xp_msg_bundle b;
+    bool open = false;
+    size_t limit = w->max_message;
+    for (int i = 0; i < 4096; i++) {
+        zmsg_t *msg = xp__slots_take_result(w->pool);
+        if (!msg)
+            break;
+        w->last_work_ms = s_now();
+        if (!w->bundles) {
+            s_send_msg(w->dealer, &msg);
+            continue;
+        }
+        size_t bytes = zframe_size(zmsg_last(msg));
+        if (open && xp__msg_bundle_size_with(&b, bytes) > limit) {
+            zmsg_t *out = xp__msg_bundle_finish(&b);
+            s_send_msg(w->dealer, &out);
+            open = false;
+        }
+        if (!open)
+            xp__msg_bundle_init(&b, XP_MSG_RESULTS);
+        open = true;
+        xp__msg_bundle_add(&b, &msg);
+    }
+    if (open) {
+        zmsg_t *out = xp__msg_bundle_finish(&b);
+        s_send_msg(w->dealer, &out);
+    }
 }
 
 /* ---------------------------------------------------------------- loop */
@@ -257,6 +330,7 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
         if (m.heartbeat_ms)
             w->heartbeat_ms = (int)m.heartbeat_ms;
         xp__slots_limit(w->pool, w->max_message, (size_t)m.max_message);
+        w->bundles = m.bundles;
         if (!w->welcomed)
             xp__log(XP_LOG_INFO,
                     "Registered with the scheduler at %s (%d slot(s), %zu "
@@ -268,6 +342,7 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
     }
     case XP_MSG_HEARTBEAT: break;
     case XP_MSG_TASK: s_on_task(w, &body); break;
+    case XP_MSG_TASKS: s_on_tasks(w, &body); break;
     case XP_MSG_ERROR: {
         xp_msg_error m;
         xp__msg_error_decode(&body, &m, NULL);
@@ -355,6 +430,13 @@ static void s_drain(xp_worker *w, const char *why)
         return;
     w->draining = true;
     w->drain_end_ms = s_now() + w->drain_timeout_ms;
+    /* What waits goes back to the scheduler for other workers. */
+    xp_worker_job *job;
+    while ((job = xp__slots_take_waiting(w->pool)) != NULL) {
+        s_unrun(w, job->task.trial, job->task.attempt, job->task.step,
+                XP_MSG_WORKER_BUSY ": draining");
+        xp__job_free(&job);
+    }
     xp__log(XP_LOG_INFO,
             "Draining (%s): taking no more tasks, %d step(s) running get "
             "up to %lld s",
@@ -417,14 +499,8 @@ int xp__worker_run(xp_worker *w)
         if (zmq_poll(items, w->dealer ? 2 : 1, (long)wait) < 0 &&
             zmq_errno() != EINTR)
             break; /* context terminated */
-        for (int i = 0;
-             (items[0].revents & ZMQ_POLLIN) && i < XP_WORKER_SLOTS_MAX; i++) {
-            zmsg_t *msg = xp__slots_take_result(w->pool);
-            if (!msg)
-                break;
-            w->last_work_ms = s_now();
-            s_send_msg(w->dealer, &msg);
-        }
+        if (items[0].revents & ZMQ_POLLIN)
+            s_send_results(w);
         for (int i = 0;
              w->dealer && (items[1].revents & ZMQ_POLLIN) && i < 1000; i++) {
             zmsg_t *msg = zmsg_recv_nowait(w->dealer);
@@ -527,6 +603,15 @@ int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                   "%d slots is more than the limit of %d", w->slots,
                   XP_WORKER_SLOTS_MAX);
+        goto cleanup;
+    }
+    w->prefetch = opts->prefetch < 0    ? 0
+                  : opts->prefetch == 0 ? XP_WORKER_PREFETCH_DEFAULT
+                                        : opts->prefetch;
+    if (w->prefetch > XP_MSG_PREFETCH_MAX) {
+        xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
+                  "a prefetch of %d tasks is more than the limit of %d",
+                  w->prefetch, XP_MSG_PREFETCH_MAX);
         goto cleanup;
     }
     w->heartbeat_ms =
