@@ -78,14 +78,15 @@ static xp_msg_fault s_open_frames(const uint8_t *const *frames,
         return s_fault(err, XP_MSG_FAULT_SIZE,
                        "message %s of %zu bytes exceeds the limit of %zu",
                        s_names[found], lens[2], max_body);
-    /* Lengths and depth first: bson_validate recurses. */
+    /* Lengths, depth, types and UTF-8 without recursion: the check is
+     * at least as strict as bson_validate(BSON_VALIDATE_UTF8), which
+     * fuzz_message asserts, so that second pass is not made. */
     xp_error_t why;
     bson_t view;
     if (xp__bson_check(frames[2], lens[2], XP_MSG_MAX_DEPTH, &why) != 0)
         return s_fault(err, XP_MSG_FAULT_BODY, "malformed message %s: %s",
                        s_names[found], why.message);
-    if (!bson_init_static(&view, frames[2], lens[2]) ||
-        !bson_validate(&view, BSON_VALIDATE_UTF8, NULL))
+    if (!bson_init_static(&view, frames[2], lens[2]))
         return s_fault(err, XP_MSG_FAULT_BODY,
                        "malformed message %s: body is not valid BSON",
                        s_names[found]);
@@ -232,6 +233,50 @@ static bool s_iter_doc(const bson_iter_t *it, bson_t *out)
         return false;
     bson_iter_document(it, &len, &data);
     return bson_init_static(out, data, len);
+}
+
+/* One pass over b: at[i] is its first element named keys[i], has[i]
+ * whether there is one (what bson_iter_init_find would find, without a
+ * walk per key). */
+typedef struct {
+    bson_iter_t it; /* (a struct: bson_iter_t alone may not be an array's
+                     * element) */
+} s_at;
+
+static void s_fields(const bson_t *b, const char *const *keys, size_t n,
+                     s_at *at, bool *has)
+{
+    bson_iter_t it;
+    memset(has, 0, n * sizeof *has);
+    if (!bson_iter_init(&it, b))
+        return;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        for (size_t i = 0; i < n; i++)
+            if (!has[i] && k[0] == keys[i][0] && strcmp(k, keys[i]) == 0) {
+                at[i].it = it;
+                has[i] = true;
+                break;
+            }
+    }
+}
+
+/* Typed reads of an element s_fields found (as xp__bson_utf8,
+ * xp__bson_int64 read a field). */
+static const char *s_utf8_at(const bson_iter_t *it, bool has)
+{
+    return has && BSON_ITER_HOLDS_UTF8(it) ? bson_iter_utf8(it, NULL) : NULL;
+}
+
+static bool s_int_at(const bson_iter_t *it, bool has, int64_t *out)
+{
+    if (has && BSON_ITER_HOLDS_INT64(it))
+        *out = bson_iter_int64(it);
+    else if (has && BSON_ITER_HOLDS_INT32(it))
+        *out = bson_iter_int32(it);
+    else
+        return false;
+    return true;
 }
 
 /* ---------------------------------------------------------------- HELLO */
@@ -469,21 +514,29 @@ zmsg_t *xp__msg_task_encode(const xp_msg_task *m)
 
 int xp__msg_task_decode(const bson_t *body, xp_msg_task *m, xp_error_t *err)
 {
+    enum { TRIAL, ATTEMPT, STEP, EXPERIMENT, CODE_HASH, SEED, INPUTS, N };
+    static const char *const keys[N] = {"trial",      "attempt",   "step",
+                                        "experiment", "code_hash", "seed",
+                                        "inputs"};
+    s_at at[N];
+    bool has[N];
     memset(m, 0, sizeof *m);
-    const char *step = xp__bson_utf8(body, "step");
-    if (!step || !xp__bson_int64(body, "trial", &m->trial) ||
-        !xp__bson_int64(body, "attempt", &m->attempt))
+    s_fields(body, keys, N, at, has);
+    const char *step = s_utf8_at(&at[STEP].it, has[STEP]);
+    if (!step || !s_int_at(&at[TRIAL].it, has[TRIAL], &m->trial) ||
+        !s_int_at(&at[ATTEMPT].it, has[ATTEMPT], &m->attempt))
         return s_malformed(err, XP_MSG_TASK, "no trial, attempt or step");
     m->step = step;
     int64_t seed = 0;
-    m->experiment = xp__bson_utf8(body, "experiment");
-    m->code_hash = xp__bson_utf8(body, "code_hash");
+    m->experiment = s_utf8_at(&at[EXPERIMENT].it, has[EXPERIMENT]);
+    m->code_hash = s_utf8_at(&at[CODE_HASH].it, has[CODE_HASH]);
     if (!m->experiment || !m->code_hash ||
-        !xp__bson_int64(body, "seed", &seed) ||
-        !s_array(body, "inputs", &m->input_list))
+        !s_int_at(&at[SEED].it, has[SEED], &seed) || !has[INPUTS] ||
+        !BSON_ITER_HOLDS_ARRAY(&at[INPUTS].it))
         return s_malformed(err, XP_MSG_TASK,
                            "experiment, code_hash, seed or inputs missing or "
                            "mistyped");
+    bson_iter_array(&at[INPUTS].it, &m->input_list.len, &m->input_list.data);
     m->seed = (uint64_t)seed;
     return 0;
 }
@@ -565,10 +618,19 @@ static bool s_metric_decode(const bson_iter_t *it, xp_msg_metric *mt)
     return true;
 }
 
-static void s_metrics_decode(const bson_t *body, xp_msg_result *m)
+/* The metrics array (or document, as xp__bson_sub reads it) at it. */
+static void s_metrics_decode(const bson_iter_t *at, xp_msg_result *m)
 {
     bson_t list;
-    if (!xp__bson_sub(body, "metrics", &list))
+    uint32_t len;
+    const uint8_t *data;
+    if (BSON_ITER_HOLDS_ARRAY(at))
+        bson_iter_array(at, &len, &data);
+    else if (BSON_ITER_HOLDS_DOCUMENT(at))
+        bson_iter_document(at, &len, &data);
+    else
+        return;
+    if (!bson_init_static(&list, data, len))
         return;
     uint32_t n = bson_count_keys(&list);
     m->metrics = bson_malloc0((n ? n : 1) * sizeof *m->metrics);
@@ -585,31 +647,47 @@ static void s_metrics_decode(const bson_t *body, xp_msg_result *m)
 
 int xp__msg_result_decode(const bson_t *body, xp_msg_result *m, xp_error_t *err)
 {
+    enum {
+        TRIAL,
+        ATTEMPT,
+        STEP,
+        OK,
+        FAILURE,
+        OUTPUT,
+        METRICS,
+        ELAPSED,
+        LOG,
+        N
+    };
+    static const char *const keys[N] = {"trial",   "attempt", "step",
+                                        "ok",      "failure", "output",
+                                        "metrics", "elapsed", "log"};
+    s_at at[N];
+    bool has[N];
     memset(m, 0, sizeof *m);
-    m->step = xp__bson_utf8(body, "step");
-    if (!m->step || !xp__bson_int64(body, "trial", &m->trial) ||
-        !xp__bson_int64(body, "attempt", &m->attempt)) {
+    s_fields(body, keys, N, at, has);
+    m->step = s_utf8_at(&at[STEP].it, has[STEP]);
+    if (!m->step || !s_int_at(&at[TRIAL].it, has[TRIAL], &m->trial) ||
+        !s_int_at(&at[ATTEMPT].it, has[ATTEMPT], &m->attempt)) {
         m->step = NULL;
         return s_malformed(err, XP_MSG_RESULT, "no trial, attempt or step");
     }
-    m->ok = xp__bson_bool(body, "ok", false);
-    m->failure = xp__bson_utf8(body, "failure");
-    bson_iter_t it;
-    if (m->ok && bson_iter_init_find(&it, body, "output")) {
+    m->ok = has[OK] && BSON_ITER_HOLDS_BOOL(&at[OK].it) &&
+            bson_iter_bool(&at[OK].it);
+    m->failure = s_utf8_at(&at[FAILURE].it, has[FAILURE]);
+    if (m->ok && has[OUTPUT]) {
         m->output = xp_value_new();
-        if (xp__value_from_iter(m->output, &it, NULL) != 0)
+        if (xp__value_from_iter(m->output, &at[OUTPUT].it, NULL) != 0)
             xp_value_destroy(&m->output);
     }
     /* A step whose output is not a value has its metrics dropped too. */
-    if (!m->ok || m->output)
-        s_metrics_decode(body, m);
-    if (bson_iter_init_find(&it, body, "elapsed") &&
-        BSON_ITER_HOLDS_DOUBLE(&it))
-        m->elapsed = bson_iter_double(&it);
-    if (bson_iter_init_find(&it, body, "log") &&
-        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+    if ((!m->ok || m->output) && has[METRICS])
+        s_metrics_decode(&at[METRICS].it, m);
+    if (has[ELAPSED] && BSON_ITER_HOLDS_DOUBLE(&at[ELAPSED].it))
+        m->elapsed = bson_iter_double(&at[ELAPSED].it);
+    if (has[LOG] && BSON_ITER_HOLDS_DOCUMENT(&at[LOG].it)) {
         m->log = xp_value_new();
-        if (xp__value_from_iter(m->log, &it, NULL) != 0)
+        if (xp__value_from_iter(m->log, &at[LOG].it, NULL) != 0)
             xp_value_destroy(&m->log);
     }
     return 0;

@@ -323,8 +323,9 @@ int xp__scheduler_run(xp_scheduler *s)
             s->opts.heartbeat_ms / 4 > 0 ? s->opts.heartbeat_ms / 4 : 1;
         if (held >= 0 && held < timeout)
             timeout = (int)held;
-        if (s->mark_head) /* running records to write: come right back */
-            timeout = 0;
+        int64_t due = xp__sched_trials_due(s); /* running records */
+        if (due >= 0 && due < timeout)
+            timeout = (int)due;
         void *which = zpoller_wait(poller, timeout);
         if (zpoller_terminated(poller))
             break;
@@ -342,14 +343,14 @@ int xp__scheduler_run(xp_scheduler *s)
             s_handle(s, msg);
             zmsg_destroy(&msg);
         }
-        xp__sched_trials_record(s);
+        xp__sched_trials_record(s, false);
         xp__sched_trials_take_up(s);
-        xp__sched_trials_record(s); /* trials without steps */
+        xp__sched_trials_record(s, false); /* trials without steps */
         xp__sched_tasks_dispatch(s);
         held = xp__sched_batches_wake(s);
         s_heartbeats(s, true);
     }
-    xp__sched_trials_record(s);
+    xp__sched_trials_record(s, true);
     zpoller_destroy(&poller);
     return 0;
 }
@@ -452,6 +453,7 @@ int xp__scheduler_new(xp_scheduler **out, const xp_scheduler_options *opts,
     xp__sched_defs_init(s);
     xp__sched_tasks_init(s);
     s->done_tail = &s->done_head;
+    s->mark_tail = &s->mark_head;
     if (s_bind(s, opts->bind, err) != 0 || xp__sched_recover(s, err) != 0) {
         xp__scheduler_destroy(&s);
         return -1;
@@ -470,7 +472,7 @@ void xp__scheduler_destroy(xp_scheduler **ps)
     if (!ps || !*ps)
         return;
     xp_scheduler *s = *ps;
-    xp__sched_trials_record(s);
+    xp__sched_trials_record(s, true);
     if (s->monitor) {
         zmq_socket_monitor(zsock_resolve(s->router), NULL, 0);
         zsock_destroy(&s->monitor);

@@ -38,9 +38,9 @@ struct xp_scheduler {
     zlistx_t *parked;
     /* trials.c: trials whose last step is back, recorded together (group
      * commit) once per turn of the loop; trials whose first step went
-     * out this turn */
+     * out, for their running records */
     xp_sched_trial *done_head, **done_tail;
-    xp_sched_trial *mark_head;
+    xp_sched_trial *mark_head, **mark_tail; /* oldest first */
     /* batches.c */
     zhashx_t *batches; /* "%lld" -> xp_sched_batch */
     zhashx_t *clients; /* client key -> xp_sched_client */

@@ -28,6 +28,7 @@ void xp__sched_trial_maybe_finish(xp_scheduler *s, xp_sched_trial *st)
 {
     if (st->tasks_alive > 0 || !xp__trial_done(st->t))
         return;
+    st->finishing = true;
     st->next_done = NULL;
     *s->done_tail = st;
     s->done_tail = &st->next_done;
@@ -38,8 +39,25 @@ void xp__sched_trial_mark_running(xp_scheduler *s, xp_sched_trial *st)
     if (st->marked)
         return;
     st->marked = true;
-    st->next_mark = s->mark_head;
-    s->mark_head = st;
+    st->marked_ms = xp__sched_now();
+    st->next_mark = NULL;
+    *s->mark_tail = st;
+    s->mark_tail = &st->next_mark;
+}
+
+/* The running record of st is due at now (or all are). */
+static bool s_running_due(const xp_sched_trial *st, int64_t now, bool all)
+{
+    return all || now - st->marked_ms >= XP_SCHED_RUNNING_AFTER_MS;
+}
+
+int64_t xp__sched_trials_due(const xp_scheduler *s)
+{
+    if (!s->mark_head)
+        return -1;
+    int64_t left =
+        s->mark_head->marked_ms + XP_SCHED_RUNNING_AFTER_MS - xp__sched_now();
+    return left > 0 ? left : 0;
 }
 
 /* The full state of one pending record of def, or NULL (logged). */
@@ -119,24 +137,28 @@ void xp__sched_trials_take_up(xp_scheduler *s)
 }
 
 /* Writes, inside the caller's group, the running records of def's trials
- * whose first step went out (status running, pid 0: the scheduler's),
- * so that the history shows them as a local run would; takes them off
- * the list. */
-static void s_write_running(xp_scheduler *s, xp_sched_def *def)
+ * out for XP_SCHED_RUNNING_AFTER_MS (or all of them) (status running,
+ * pid 0: the scheduler's), so that the history shows them as a local run
+ * would, and takes them off the list with those about to be recorded
+ * finished (their finished record says it all). */
+static void s_write_running(xp_scheduler *s, xp_sched_def *def, int64_t now,
+                            bool all)
 {
     size_t failed = 0;
     xp_error_t err;
     xp_sched_trial **link = &s->mark_head;
     while (*link) {
         xp_sched_trial *st = *link;
-        if (st->def != def) {
+        bool due = s_running_due(st, now, all);
+        if (st->def != def || (!due && !st->finishing)) {
             link = &st->next_mark;
             continue;
         }
         *link = st->next_mark;
-        if (xp__trial_record_running(st->t, &err) != 0)
+        if (!st->finishing && xp__trial_record_running(st->t, &err) != 0)
             failed++;
     }
+    s->mark_tail = link;
     /* Only the status shown while it runs: the trial goes on. */
     if (failed)
         xp__log(XP_LOG_WARNING,
@@ -204,12 +226,12 @@ static size_t s_finish(xp_sched_trial *list, size_t *spooled)
  * cannot be stored, nothing of it is: the finished trials are queued
  * again from their records. */
 static void s_record_group(xp_scheduler *s, xp_sched_def *def,
-                           xp_sched_trial *list)
+                           xp_sched_trial *list, int64_t now, bool all)
 {
     xp_backend *be = xp__experiment_store(def->ex);
     xp_error_t gerr;
     bool grouped = xp__store_group_begin(be, &gerr) == 0;
-    s_write_running(s, def);
+    s_write_running(s, def, now, all);
     size_t spooled;
     size_t n = s_finish(list, &spooled);
     xp__sched_def_spooled(s, def, spooled);
@@ -247,11 +269,19 @@ static void s_record_group(xp_scheduler *s, xp_sched_def *def,
     }
 }
 
-void xp__sched_trials_record(xp_scheduler *s)
+void xp__sched_trials_record(xp_scheduler *s, bool all)
 {
-    while (s->done_head || s->mark_head) {
+    int64_t now = xp__sched_now();
+    for (;;) {
+        /* The marks left once the finished trials are recorded are in
+         * order: when the oldest is not due, none is. */
         xp_sched_def *def =
-            s->mark_head ? s->mark_head->def : s->done_head->def;
+            s->done_head ? s->done_head->def
+            : s->mark_head && s_running_due(s->mark_head, now, all)
+                ? s->mark_head->def
+                : NULL;
+        if (!def)
+            break;
         xp_sched_trial *mine = NULL, **mine_tail = &mine;
         xp_sched_trial **link = &s->done_head;
         s->done_tail = &s->done_head;
@@ -267,7 +297,7 @@ void xp__sched_trials_record(xp_scheduler *s)
                 s->done_tail = link;
             }
         }
-        s_record_group(s, def, mine);
+        s_record_group(s, def, mine, now, all);
     }
     s->done_tail = &s->done_head;
 }

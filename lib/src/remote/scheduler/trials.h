@@ -18,6 +18,8 @@ struct xp_sched_trial {
     xp_sched_trial *next_done; /* in the scheduler's trials to record */
     xp_sched_trial *next_mark; /* in its trials to record as running */
     bool marked;               /* recorded as running (or listed to be) */
+    bool finishing;            /* listed to be recorded finished */
+    int64_t marked_ms;         /* when its first step went out */
     bool ok;                   /* once finished */
     bson_t *report;            /* its line for the batch, until stored */
 };
@@ -27,11 +29,18 @@ struct xp_sched_trial {
 void xp__sched_trials_take_up(xp_scheduler *s);
 /* Lists st for recording when its last task is back. */
 void xp__sched_trial_maybe_finish(xp_scheduler *s, xp_sched_trial *st);
+/* How long a trial runs before its running record is written: a trial
+ * that finishes sooner is recorded once, finished (its record has when
+ * it started either way). */
+#define XP_SCHED_RUNNING_AFTER_MS 20
 /* Lists st, whose first step went out, for its running record. */
 void xp__sched_trial_mark_running(xp_scheduler *s, xp_sched_trial *st);
-/* Records what this turn left (trials finished, trials that started
- * running), one group commit per definition. */
-void xp__sched_trials_record(xp_scheduler *s);
+/* Records what this turn left (trials finished, and the running records
+ * of trials out for XP_SCHED_RUNNING_AFTER_MS, or all of them with all),
+ * one group commit per definition. */
+void xp__sched_trials_record(xp_scheduler *s, bool all);
+/* ms until a running record is due (0: now), or -1: none listed. */
+int64_t xp__sched_trials_due(const xp_scheduler *s);
 void xp__sched_trial_free(xp_sched_trial *st);
 
 #endif /* XP_REMOTE_SCHEDULER_TRIALS_H */
