@@ -25,6 +25,10 @@ struct xp_experiment {
     pthread_mutex_t lock;
     xp_node **nodes;
     size_t n_nodes, cap_nodes;
+    /* graph.c: nodes by name, open addressing (index + 1; 0: empty),
+     * n_slots a power of two at least twice n_nodes; NULL: none yet */
+    uint32_t *node_slots;
+    size_t n_slots;
     xp_node *result;
     bool has_def_error;
     xp_error_t def_error;

@@ -55,11 +55,50 @@ xp_node *xp__graph_result(const xp_experiment *ex)
     return ex->result;
 }
 
+/* FNV-1a of a node name: the slot its search starts from. */
+static size_t s_name_hash(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* Files node (ex->nodes[i]) in the name index. */
+static void s_slot_add(xp_experiment *ex, size_t i)
+{
+    size_t mask = ex->n_slots - 1;
+    size_t k = s_name_hash(ex->nodes[i]->name) & mask;
+    while (ex->node_slots[k])
+        k = (k + 1) & mask;
+    ex->node_slots[k] = (uint32_t)i + 1;
+}
+
+/* Builds the name index again for the nodes there are (and room for as
+ * many more). */
+static void s_slots_rebuild(xp_experiment *ex)
+{
+    size_t n = 16;
+    while (n < 4 * ex->n_nodes)
+        n *= 2;
+    bson_free(ex->node_slots);
+    ex->node_slots = bson_malloc0(n * sizeof *ex->node_slots);
+    ex->n_slots = n;
+    for (size_t i = 0; i < ex->n_nodes; i++)
+        s_slot_add(ex, i);
+}
+
 xp_node *xp__graph_find(const xp_experiment *ex, const char *name)
 {
-    for (size_t i = 0; i < ex->n_nodes; i++)
-        if (strcmp(ex->nodes[i]->name, name) == 0)
-            return ex->nodes[i];
+    if (!ex->node_slots)
+        return NULL;
+    size_t mask = ex->n_slots - 1;
+    for (size_t k = s_name_hash(name) & mask; ex->node_slots[k];
+         k = (k + 1) & mask) {
+        xp_node *n = ex->nodes[ex->node_slots[k] - 1];
+        if (strcmp(n->name, name) == 0)
+            return n;
+    }
     return NULL;
 }
 
@@ -77,6 +116,10 @@ static xp_node *s_node_append(xp_experiment *ex, const char *name)
     n->index = ex->n_nodes;
     n->name = bson_strdup(name);
     ex->nodes[ex->n_nodes++] = n;
+    if (2 * ex->n_nodes > ex->n_slots)
+        s_slots_rebuild(ex); /* files it too */
+    else
+        s_slot_add(ex, ex->n_nodes - 1);
     return n;
 }
 
@@ -446,6 +489,7 @@ static xp_node *s_result(xp_node *node, bool fresh)
         if (fresh && !ex->frozen && node->index + 1 == ex->n_nodes) {
             ex->n_nodes--;
             s_node_free(node);
+            s_slots_rebuild(ex);
         }
         node = NULL;
     } else if (ex->frozen) {
@@ -626,11 +670,13 @@ void xp__graph_free(xp_experiment *ex)
     for (size_t i = 0; i < ex->n_nodes; i++)
         s_node_free(ex->nodes[i]);
     bson_free(ex->nodes);
+    bson_free(ex->node_slots);
     if (ex->code)
         bson_destroy(ex->code);
     ex->code = NULL;
     ex->nodes = NULL;
-    ex->n_nodes = ex->cap_nodes = 0;
+    ex->node_slots = NULL;
+    ex->n_nodes = ex->cap_nodes = ex->n_slots = 0;
 }
 
 int xp__graph_freeze(xp_experiment *ex, xp_error_t *err)
