@@ -435,6 +435,22 @@ Test(message, bundles_carry_their_bodies_in_order)
     cr_assert_eq(bad, 0u);
     bson_destroy(&body);
 
+    /* The sizes told are never below what is sent. */
+    xp_msg_result big = {.trial = 9,
+                         .attempt = 1,
+                         .step = "s",
+                         .failure = "a longer failure text"};
+    zmsg_t *single = xp__msg_result_encode(&big);
+    size_t bytes = zframe_size(zmsg_last(single));
+    xp__msg_bundle_init(&b, XP_MSG_RESULTS);
+    size_t told = xp__msg_bundle_size_with(&b, bytes);
+    xp__msg_bundle_add(&b, &single);
+    zmsg_t *sent = xp__msg_bundle_finish(&b);
+    size_t got = zframe_size(zmsg_last(sent));
+    cr_assert_leq(got, told, "a bundle of %zu bytes was told %zu", got, told);
+    cr_assert_leq(got, xp__msg_bundle_size_alone(bytes));
+    zmsg_destroy(&sent);
+
     /* What is not a document is skipped and counted. */
     bson_t hostile = BSON_INITIALIZER, list;
     BSON_APPEND_ARRAY_BEGIN(&hostile, "tasks", &list);

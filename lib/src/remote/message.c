@@ -446,6 +446,13 @@ size_t xp__msg_bundle_size_with(const xp_msg_bundle *b, size_t bytes)
     return (size_t)b->body.len + b->list.len + bytes + 16;
 }
 
+size_t xp__msg_bundle_size_alone(size_t bytes)
+{
+    /* {results: [bytes]}: the body's length and end, the list's element
+     * header with its key, its length and end */
+    return 4 + 1 + 8 + 4 + 1 + bytes + 16;
+}
+
 void xp__msg_bundle_add(xp_msg_bundle *b, zmsg_t **msg)
 {
     zframe_t *f = *msg ? zmsg_last(*msg) : NULL;

@@ -243,6 +243,8 @@ typedef struct {
 void xp__msg_bundle_init(xp_msg_bundle *b, xp_msg_type type);
 /* The body's size with one more element of bytes bytes. */
 size_t xp__msg_bundle_size_with(const xp_msg_bundle *b, size_t bytes);
+/* The size of a bundle of one element of bytes bytes. */
+size_t xp__msg_bundle_size_alone(size_t bytes);
 /* Appends the body of *msg, an encoded TASK (RESULT), and destroys it. */
 void xp__msg_bundle_add(xp_msg_bundle *b, zmsg_t **msg);
 /* The bundle as a message (NULL when it is empty); b is cleared and may

@@ -170,10 +170,11 @@ static void s_send_task(xp_scheduler *s, xp_sched_worker *w,
                         xp_sched_task *task, zmsg_t *msg)
 {
     xp_sched_trial *st = task->trial;
-    if (!w->bundles) {
+    size_t bytes = zframe_size(zmsg_last(msg));
+    /* A task that would not fit a TASKS of its own goes alone. */
+    if (!w->bundles || xp__msg_bundle_size_alone(bytes) > w->max_message) {
         xp__sched_send(s, w->identity, msg);
     } else {
-        size_t bytes = zframe_size(zmsg_last(msg));
         if (w->out_open &&
             xp__msg_bundle_size_with(&w->out, bytes) > w->max_message)
             xp__sched_worker_flush(s, w);

@@ -69,7 +69,8 @@ struct xp_worker {
     int64_t job_index;
     /* connection state, main thread only */
     bool welcomed, gone;
-    bool bundles; /* the scheduler takes RESULTS (WELCOME) */
+    bool bundles;    /* the scheduler takes RESULTS (WELCOME) */
+    size_t send_max; /* the smaller of ours and the scheduler's limit */
     int64_t last_recv_ms, last_heartbeat_ms, last_hello_ms, last_connect_ms;
     bool connect_failed;
     uint64_t malformed[S_BAD_COUNT];
@@ -261,7 +262,7 @@ static void s_send_results(xp_worker *w)
 {
     xp_msg_bundle b;
     bool open = false;
-    size_t limit = w->max_message;
+    size_t limit = w->send_max;
     for (int i = 0; i < 4096; i++) {
         zmsg_t *msg = xp__slots_take_result(w->pool);
         if (!msg)
@@ -272,6 +273,10 @@ static void s_send_results(xp_worker *w)
             continue;
         }
         size_t bytes = zframe_size(zmsg_last(msg));
+        if (xp__msg_bundle_size_alone(bytes) > limit) {
+            s_send_msg(w->dealer, &msg); /* alone, as it fits */
+            continue;
+        }
         if (open && xp__msg_bundle_size_with(&b, bytes) > limit) {
             zmsg_t *out = xp__msg_bundle_finish(&b);
             s_send_msg(w->dealer, &out);
@@ -331,6 +336,9 @@ static void s_on_message(xp_worker *w, zmsg_t *msg)
             w->heartbeat_ms = (int)m.heartbeat_ms;
         xp__slots_limit(w->pool, w->max_message, (size_t)m.max_message);
         w->bundles = m.bundles;
+        w->send_max = m.max_message && (size_t)m.max_message < w->max_message
+                          ? (size_t)m.max_message
+                          : w->max_message;
         if (!w->welcomed)
             xp__log(XP_LOG_INFO,
                     "Registered with the scheduler at %s (%d slot(s), %zu "
@@ -618,6 +626,7 @@ int xp__worker_new(xp_worker **out, const xp_worker_options *opts,
         opts->heartbeat_ms > 0 ? opts->heartbeat_ms : XP_HEARTBEAT_MS_DEFAULT;
     w->max_message =
         opts->max_message ? opts->max_message : XP_MAX_MESSAGE_DEFAULT;
+    w->send_max = w->max_message;
     if (w->max_message < XP_MAX_MESSAGE_MIN || w->max_message > INT32_MAX) {
         xp__error(err, XP_DOMAIN_ARGUMENT, XP_EINVAL,
                   "message limit %zu is outside [%d, 2^31)", w->max_message,
