@@ -1,9 +1,10 @@
 /* slots.c — a worker's slot threads: each takes the next job from the
  * queue the main thread fills, reads its inputs, runs the step with a
  * metric sink that buffers the points within what one RESULT may carry,
- * and pushes the RESULT to the main thread, which sends it to the
- * scheduler. A slot thread finding more jobs waiting goes on without
- * sleeping. */
+ * and hands the RESULT to the main thread, which sends it to the
+ * scheduler: the results wait in one list, and the main thread is woken
+ * (a message on an inproc socket) only when that list was empty. A slot thread
+ * finding more jobs waiting goes on without sleeping. */
 #include "remote/worker/slots.h"
 
 #include "step.h"
@@ -31,12 +32,15 @@ struct xp_slots {
     /* The largest message a slot may send: the smaller of this worker's
      * --max-message and its scheduler's (from WELCOME). */
     _Atomic size_t max_message;
-    zsock_t *results; /* PULL: RESULT messages from the slot threads */
+    zsock_t *results; /* PULL: wake-ups from the slot threads */
     char inproc[64];
     pthread_mutex_t lock;
     pthread_cond_t work; /* a job waits, or quit */
-    /* under lock: the jobs waiting for a slot thread, oldest first */
+    /* under lock: the jobs waiting for a slot thread, oldest first, and
+     * the RESULTs finished and not taken, in order */
     xp_worker_job *head, **tail;
+    zmsg_t **done;
+    size_t n_done, cap_done;
     bool quit; /* under lock: slot threads end */
     int busy;  /* main thread: jobs out */
     _Atomic int running;
@@ -190,6 +194,18 @@ static xp_worker_job *s_next_job(xp_slots *sl)
     return job;
 }
 
+/* Lists msg for the main thread; true when the list was empty (the main
+ * thread is to be woken). Under lock. */
+static bool s_done_add(xp_slots *sl, zmsg_t *msg)
+{
+    if (sl->n_done == sl->cap_done) {
+        sl->cap_done = sl->cap_done ? 2 * sl->cap_done : 16;
+        sl->done = bson_realloc(sl->done, sl->cap_done * sizeof *sl->done);
+    }
+    sl->done[sl->n_done++] = msg;
+    return sl->n_done == 1;
+}
+
 static void *s_slot_main(void *arg)
 {
     s_slot *slot = arg;
@@ -203,8 +219,11 @@ static void *s_slot_main(void *arg)
             break;
         zmsg_t *msg = s_job_run(slot, job);
         xp__job_free(&job);
-        if (!push || zmsg_send(&msg, push) != 0)
-            zmsg_destroy(&msg);
+        pthread_mutex_lock(&sl->lock);
+        bool wake = s_done_add(sl, msg);
+        pthread_mutex_unlock(&sl->lock);
+        if (wake && push)
+            zstr_send(push, "");
     }
     zsock_destroy(&push);
     return NULL;
@@ -238,12 +257,21 @@ xp_worker_job *xp__slots_take_waiting(xp_slots *sl)
     return job;
 }
 
-zmsg_t *xp__slots_take_result(xp_slots *sl)
+size_t xp__slots_take_results(xp_slots *sl, zmsg_t ***out)
 {
-    zmsg_t *msg = zmsg_recv_nowait(sl->results);
-    if (msg && sl->busy > 0)
-        sl->busy--;
-    return msg;
+    /* The wake-ups first: a result listed after this is either taken
+     * below or wakes the next poll. */
+    zmsg_t *ping;
+    while ((ping = zmsg_recv_nowait(sl->results)) != NULL)
+        zmsg_destroy(&ping);
+    pthread_mutex_lock(&sl->lock);
+    size_t n = sl->n_done;
+    *out = sl->done;
+    sl->done = NULL;
+    sl->n_done = sl->cap_done = 0;
+    pthread_mutex_unlock(&sl->lock);
+    sl->busy -= (int)n <= sl->busy ? (int)n : sl->busy;
+    return n;
 }
 
 zsock_t *xp__slots_socket(xp_slots *sl)
@@ -337,6 +365,9 @@ void xp__slots_destroy(xp_slots **psl)
         sl->head = job->next;
         xp__job_free(&job);
     }
+    for (size_t i = 0; i < sl->n_done; i++)
+        zmsg_destroy(&sl->done[i]);
+    bson_free(sl->done);
     bson_free(sl->slot);
     zsock_destroy(&sl->results);
     pthread_cond_destroy(&sl->work);

@@ -1,7 +1,7 @@
 /* remote/worker/slots.h — the slots of a worker: one thread each, taking
  * jobs in order from one queue and running one step at a time with its
- * metric points buffered, and handing the RESULT back to the main thread
- * over an inproc socket. */
+ * metric points buffered, and handing the RESULTs back to the main thread
+ * in a list (woken through an inproc socket). */
 #ifndef XP_REMOTE_WORKER_SLOTS_H
 #define XP_REMOTE_WORKER_SLOTS_H
 
@@ -42,10 +42,11 @@ void xp__slots_start(xp_slots *sl, xp_worker_job *job);
  * (no RESULT will come for it), or NULL. Caller owns it (xp__job_free). */
 xp_worker_job *xp__slots_take_waiting(xp_slots *sl);
 void xp__job_free(xp_worker_job **job);
-/* The socket to poll for RESULTs. */
+/* The socket to poll for RESULTs (readable: take them). */
 zsock_t *xp__slots_socket(xp_slots *sl);
-/* Main thread: the next RESULT a slot finished (its slot free again), or
- * NULL. Caller owns it. */
-zmsg_t *xp__slots_take_result(xp_slots *sl);
+/* Main thread: the RESULTs the slots finished since the last call, in
+ * order (their jobs are no longer out), into *out; how many. Caller owns
+ * the messages and frees the array with bson_free. */
+size_t xp__slots_take_results(xp_slots *sl, zmsg_t ***out);
 
 #endif /* XP_REMOTE_WORKER_SLOTS_H */

@@ -263,17 +263,14 @@ static void s_send_results(xp_worker *w)
     xp_msg_bundle b;
     bool open = false;
     size_t limit = w->send_max;
-    for (int i = 0; i < 4096; i++) {
-        zmsg_t *msg = xp__slots_take_result(w->pool);
-        if (!msg)
-            break;
+    zmsg_t **done = NULL;
+    size_t n = xp__slots_take_results(w->pool, &done);
+    if (n)
         w->last_work_ms = s_now();
-        if (!w->bundles) {
-            s_send_msg(w->dealer, &msg);
-            continue;
-        }
+    for (size_t i = 0; i < n; i++) {
+        zmsg_t *msg = done[i];
         size_t bytes = zframe_size(zmsg_last(msg));
-        if (xp__msg_bundle_size_alone(bytes) > limit) {
+        if (!w->bundles || xp__msg_bundle_size_alone(bytes) > limit) {
             s_send_msg(w->dealer, &msg); /* alone, as it fits */
             continue;
         }
@@ -287,6 +284,7 @@ static void s_send_results(xp_worker *w)
         open = true;
         xp__msg_bundle_add(&b, &msg);
     }
+    bson_free(done);
     if (open) {
         zmsg_t *out = xp__msg_bundle_finish(&b);
         s_send_msg(w->dealer, &out);
@@ -506,9 +504,8 @@ int xp__worker_run(xp_worker *w)
             wait = 0;
         if (zmq_poll(items, w->dealer ? 2 : 1, (long)wait) < 0 &&
             zmq_errno() != EINTR)
-            break; /* context terminated */
-        if (items[0].revents & ZMQ_POLLIN)
-            s_send_results(w);
+            break;         /* context terminated */
+        s_send_results(w); /* each turn: woken for them or not */
         for (int i = 0;
              w->dealer && (items[1].revents & ZMQ_POLLIN) && i < 1000; i++) {
             zmsg_t *msg = zmsg_recv_nowait(w->dealer);
