@@ -202,6 +202,16 @@ static int64_t s_submit_sleep(xp_client *c, double seconds)
     return s_submit_sleeps(c, seconds, 1);
 }
 
+/* A client connected to the scheduler. */
+static xp_client *s_client(void)
+{
+    xp_client *c = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_client_connect(&c, s_endpoint, 0, &err), 0, "%s",
+                 err.message);
+    return c;
+}
+
 /* Waits (up to 60 s) until every trial of batch finished; how many
  * succeeded. */
 static int64_t s_wait_batch(xp_client *c, int64_t batch)
@@ -245,10 +255,7 @@ Test(distributed, long_steps_are_not_held_beyond_the_slots)
      * first worker's 2 slots wait in the scheduler, and a worker that
      * connects later takes its share (held by the first worker, they
      * would all run there). */
-    xp_client *c = NULL;
-    xp_error_t err;
-    cr_assert_eq(xp_client_connect(&c, s_endpoint, 0, &err), 0, "%s",
-                 err.message);
+    xp_client *c = s_client();
     int64_t batch = s_submit_sleeps(c, 0.3, 12);
     xpt_sleep(0.1);
     s_start_worker("2");
@@ -277,10 +284,7 @@ Test(distributed, prefetched_tasks_of_a_killed_worker_run_elsewhere_once)
 {
     /* 2 ms steps: the worker holds some beyond its 2 slots when it is
      * killed; they run again on the other worker, each recorded once. */
-    xp_client *c = NULL;
-    xp_error_t err;
-    cr_assert_eq(xp_client_connect(&c, s_endpoint, 0, &err), 0, "%s",
-                 err.message);
+    xp_client *c = s_client();
     int64_t batch = s_submit_sleeps(c, 0.002, 600);
     xpt_sleep(0.25);
     kill(s_workers[0], SIGKILL);
@@ -306,10 +310,8 @@ Test(distributed, prefetched_tasks_of_a_killed_worker_run_elsewhere_once)
 
 Test(distributed, held_status_answers_when_the_trial_is_recorded)
 {
-    xp_client *c = NULL;
+    xp_client *c = s_client();
     xp_error_t err;
-    cr_assert_eq(xp_client_connect(&c, s_endpoint, 0, &err), 0, "%s",
-                 err.message);
     /* Held until the 0.4 s trial is recorded, not until the 4 s wait. */
     int64_t batch = s_submit_sleep(c, 0.4), cursor = 0;
     xp_progress p;
