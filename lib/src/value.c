@@ -18,6 +18,9 @@
 /* Levels of nesting a value may have, written and read alike. */
 #define XP_VALUE_MAX_DEPTH 100
 
+/* A history's 100,000 rows are ~3 M nodes: each byte of a node is 3 MB. */
+_Static_assert(sizeof(xp_value) <= 4 * sizeof(void *), "xp_value grew");
+
 xp_value *xp_value_new(void)
 {
     return bson_malloc0(sizeof(xp_value));
@@ -450,7 +453,7 @@ static bool s_reserve_copy(xp_value *v, size_t cap, s_arena *a)
     }
     v->u.c.items = items;
     v->u.c.keys = keys;
-    v->u.c.cap = cap;
+    v->u.c.cap = (uint32_t)cap;
     v->arena_arrays = a != NULL;
     return true;
 }
@@ -461,6 +464,8 @@ static bool s_reserve_in(xp_value *v, size_t cap, s_arena *a)
 {
     if (cap <= v->u.c.cap)
         return true;
+    if (cap > UINT32_MAX)
+        return false;
     if (a || v->arena_arrays)
         return s_reserve_copy(v, cap, a);
     xp_value **items = bson_realloc(v->u.c.items, cap * sizeof *items);
@@ -473,7 +478,7 @@ static bool s_reserve_in(xp_value *v, size_t cap, s_arena *a)
             return false;
         v->u.c.keys = keys;
     }
-    v->u.c.cap = cap;
+    v->u.c.cap = (uint32_t)cap;
     return true;
 }
 
@@ -486,7 +491,7 @@ static xp_value *s_push_len_in(xp_value *v, const char *key, size_t klen,
                                size_t extra, s_arena *a)
 {
     if (v->u.c.n == v->u.c.cap &&
-        !s_reserve_in(v, v->u.c.cap ? v->u.c.cap * 2 : 4,
+        !s_reserve_in(v, v->u.c.cap ? (size_t)v->u.c.cap * 2 : 4,
                       v->arena_arrays ? a : NULL))
         return NULL;
     bool keyed = v->type == XP_TYPE_DOCUMENT;
@@ -859,10 +864,10 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
     return rc == 0 ? 0 : xp__enomem(err);
 }
 
-/* Pushes item and its key (NULL in an array) on a's stacks. */
-static bool s_stack_push(s_arena *a, xp_value *item, const char *key)
+/* s_stack_push when the stacks are full. */
+static bool s_stack_grow(s_arena *a, xp_value *item, const char *key)
 {
-    if (a->stack_n == a->stack_cap || !a->keystack) {
+    {
         size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
         xp_value **stack = bson_realloc(a->stack, cap * sizeof *stack);
         if (stack)
@@ -875,6 +880,16 @@ static bool s_stack_push(s_arena *a, xp_value *item, const char *key)
             return false;
         a->stack_cap = cap;
     }
+    a->keystack[a->stack_n] = key;
+    a->stack[a->stack_n++] = item;
+    return true;
+}
+
+/* Pushes item and its key (NULL in an array) on a's stacks. */
+static inline bool s_stack_push(s_arena *a, xp_value *item, const char *key)
+{
+    if (a->stack_n == a->stack_cap || !a->keystack)
+        return s_stack_grow(a, item, key);
     a->keystack[a->stack_n] = key;
     a->stack[a->stack_n++] = item;
     return true;
@@ -927,7 +942,7 @@ static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
                 keys[i] = (char *)(items[i] + 1);
             v->u.c.items = items;
             v->u.c.keys = keys;
-            v->u.c.n = v->u.c.cap = n;
+            v->u.c.n = v->u.c.cap = (uint32_t)n;
             v->arena_arrays = true;
         } else if (rc == 0) {
             rc = xp__enomem(err);
@@ -1033,6 +1048,36 @@ typedef struct {
     size_t slot; /* the next place of the walk */
 } s_bytes;
 
+/* Whether a[0..n) and b[0..n) are the same bytes: keys and the strings
+ * that repeat are short, where memcmp's call is most of its cost. */
+static inline bool s_same(const void *a, const void *b, size_t n)
+{
+    const uint8_t *x = a, *y = b;
+    if (n >= 8) {
+        uint64_t u, w;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&u, x + i, 8);
+            memcpy(&w, y + i, 8);
+            if (u != w)
+                return false;
+        }
+        /* the last 8 bytes, overlapping the words before them */
+        memcpy(&u, x + n - 8, 8);
+        memcpy(&w, y + n - 8, 8);
+        return u == w;
+    }
+    if (n >= 4) {
+        uint32_t u0, w0, u1, w1;
+        memcpy(&u0, x, 4);
+        memcpy(&w0, y, 4);
+        memcpy(&u1, x + n - 4, 4);
+        memcpy(&w1, y + n - 4, 4);
+        return u0 == w0 && u1 == w1;
+    }
+    return n == 0 ||
+           (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+}
+
 /* The next place's slot; NULL past S_ROW_SLOTS (nothing shared). */
 static s_row_slot *s_bytes_slot(s_bytes *r)
 {
@@ -1115,8 +1160,7 @@ static bool s_bytes_value(s_bytes *r, xp_value *item, uint8_t t, size_t pos,
             return false;
         size_t len = (size_t)n - 1;
         const char *text;
-        if (sl && sl->str && sl->slen == len &&
-            memcmp(sl->str, p + 4, len) == 0) {
+        if (sl && sl->str && sl->slen == len && s_same(sl->str, p + 4, len)) {
             text = sl->str;
         } else {
             if (!xp__bson_utf8_valid(p + 4, len) ||
@@ -1180,7 +1224,7 @@ static bool s_bytes_attach(s_bytes *r, xp_value *v, size_t base,
         return false;
     memcpy(items, a->stack + base, n * sizeof *items);
     v->u.c.items = items;
-    v->u.c.n = v->u.c.cap = n;
+    v->u.c.n = v->u.c.cap = (uint32_t)n;
     v->arena_arrays = true;
     if (v->type != XP_TYPE_DOCUMENT)
         return true;
@@ -1220,7 +1264,7 @@ static bool s_bytes_elements(s_bytes *r, xp_value *v, size_t at, size_t size,
         size_t room = end - 2 - pos, klen;
         const char *key = NULL;
         if (keyed && sl && sl->key && sl->klen < room &&
-            memcmp(kp, sl->key, sl->klen + 1) == 0) {
+            s_same(kp, sl->key, sl->klen + 1)) {
             key = sl->key;
             klen = sl->klen;
         } else {

@@ -25,7 +25,9 @@ struct xp_value {
         struct {
             xp_value **items;
             char **keys; /* documents only */
-            size_t n, cap;
+            /* 32 bits: a node of 32 bytes, not 40 (a history's rows are
+             * ~30 nodes each); a container grows to 2^31 children */
+            uint32_t n, cap;
         } c;
     } u;
 };

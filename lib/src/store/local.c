@@ -32,6 +32,10 @@
 #define XP_BUSY_TIMEOUT_MS 60000
 /* The page cache of a read-only handle, at most (KiB). */
 #define XP_LOCAL_READER_CACHE_KIB "262144"
+/* ... while it reads the whole history, which reads each page once: the
+ * 60 MB of 100,000 records would otherwise all be new memory, which the
+ * kernel faults in page by page (~20 ms of the ~100 here). */
+#define XP_LOCAL_STREAM_CACHE_KIB "8192"
 
 enum {
     S_BEGIN,
@@ -617,6 +621,10 @@ static int s_trials_each_bytes(xp_backend *b, xp_trial_bytes_fn fn, void *user,
     xp_local *l = (xp_local *)b;
     int rc = 0;
     pthread_mutex_lock(&l->lock);
+    bool reader = sqlite3_db_readonly(l->db, "main") == 1;
+    if (reader)
+        sqlite3_exec(l->db, "PRAGMA cache_size=-" XP_LOCAL_STREAM_CACHE_KIB,
+                     NULL, NULL, NULL);
     sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
     int step_rc;
     while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -631,6 +639,9 @@ static int s_trials_each_bytes(xp_backend *b, xp_trial_bytes_fn fn, void *user,
     if (rc == 0 && step_rc != SQLITE_DONE)
         rc = s_db_error(l, err, "reading history");
     sqlite3_reset(st);
+    if (reader)
+        sqlite3_exec(l->db, "PRAGMA cache_size=-" XP_LOCAL_READER_CACHE_KIB,
+                     NULL, NULL, NULL);
     pthread_mutex_unlock(&l->lock);
     return rc;
 }
