@@ -341,28 +341,22 @@ int xp_trial_get(xp_experiment *ex, int64_t trial_id, xp_value **out,
     return rc;
 }
 
-/* Adds trial id's record to the history array; a record that cannot be
- * read is shown marked "damaged", so the others are still listed. */
-static int s_history_add(const bson_t *doc, int64_t id, void *user)
+/* Adds trial id's record (its stored bytes) to the history array; a
+ * record that cannot be read is shown marked "damaged", so the others
+ * are still listed. */
+static int s_history_add_bytes(const uint8_t *data, size_t len, int64_t id,
+                               void *user)
 {
     xp_value *arr = user;
     xp_value *item = xp_array_append(arr);
     if (!item)
         return -1;
-    xp_error_t why = {.message = "not a BSON document"};
-    /* doc is checked (xp_trial_fn): one pass of its bytes into the row
-     * (nodes from the history's arena), then the record's fields are
-     * checked on the row; no second UTF-8 check. A tree that cannot be
-     * read gives the decoder's reason when it has one. */
-    if (doc) {
-        if (xp__value_from_checked_bson_in(item, doc, arr, &why) == 0) {
-            if (xp__record_check_value(item, doc, &why) == 0)
-                return 0;
-        } else {
-            xp_trial_record rec;
-            xp__record_decode_checked(doc, &rec, &why);
-        }
-    }
+    xp_error_t why = {0};
+    /* one pass of the bytes that checks them as it builds the row (nodes
+     * from the history's arena), then the record's fields checked on the
+     * row; the reason of a damaged one is the decoder's when it has one */
+    if (xp__record_read_row(item, data, len, arr, &why) == 0)
+        return 0;
     char desc[sizeof why.message + 64];
     snprintf(desc, sizeof desc,
              "the stored record of trial %lld is damaged "
@@ -375,6 +369,13 @@ static int s_history_add(const bson_t *doc, int64_t id, void *user)
     return rc;
 }
 
+/* The same for a page's record (checked, or NULL when damaged). */
+static int s_history_add(const bson_t *doc, int64_t id, void *user)
+{
+    return s_history_add_bytes(doc ? bson_get_data(doc) : NULL,
+                               doc ? doc->len : 0, id, user);
+}
+
 int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err)
 {
     if (!ex || !out)
@@ -383,7 +384,8 @@ int xp_history(xp_experiment *ex, xp_value **out, xp_error_t *err)
     /* rows in one arena: a few large blocks, freed at once */
     xp_value *arr = xp__value_arena_array();
     xp__error_clear(err);
-    if (xp__store_trials_each(ex->backend, s_history_add, arr, err) != 0) {
+    if (xp__store_trials_each_bytes(ex->backend, s_history_add_bytes, arr,
+                                    err) != 0) {
         if (err && err->code == XP_OK)
             xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                       "a stored trial record is damaged");

@@ -8,6 +8,7 @@
 #include "util/render.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +18,9 @@
 
 /* Levels of nesting a value may have, written and read alike. */
 #define XP_VALUE_MAX_DEPTH 100
+
+/* A history's 100,000 rows are ~3 M nodes: each byte of a node is 3 MB. */
+_Static_assert(sizeof(xp_value) <= 4 * sizeof(void *), "xp_value grew");
 
 xp_value *xp_value_new(void)
 {
@@ -38,6 +42,20 @@ typedef struct s_arena_block {
     size_t used, cap; /* bytes of data after this header */
 } s_arena_block;
 
+/* What the last row read from bytes held at one place of its walk
+ * (xp__value_from_bytes_in): rows of one history mostly repeat their
+ * keys, many strings and their documents' key arrays, which the next
+ * row then shares instead of copying (none of them is ever written in
+ * place: a change of a row copies first). */
+typedef struct {
+    const char *key; /* a document's child: its key (arena or static) */
+    const char *str; /* a string: its bytes (NUL-terminated, arena) */
+    char **keys;     /* a document: its keys array (arena) */
+    uint32_t klen, slen, nkeys;
+} s_row_slot;
+
+#define S_ROW_SLOTS 512
+
 typedef struct {
     s_arena_block *head;
     size_t next_cap;
@@ -45,7 +63,24 @@ typedef struct {
      * level's above its parent's: their arrays are then made at once */
     xp_value **stack;
     size_t stack_n, stack_cap;
+    const char **keystack; /* their keys (rows from bytes), stack_cap */
+    s_row_slot *slots;     /* S_ROW_SLOTS, made at the first row from bytes */
+    uint64_t heap_seen;    /* s_heap_in_arena when the arena was (re)made */
 } s_arena;
+
+/* Moves each time a node in an arena takes memory from the heap (a row
+ * changed: a string set, a child added, a damaged record marked). While
+ * it has not moved since an arena was made, nothing below its array
+ * holds heap memory, and freeing the array frees the arena's blocks
+ * without a walk of its ~3 M nodes (~10 ms for 100,000 rows). */
+static _Atomic uint64_t s_heap_in_arena;
+
+/* v is about to hold memory from the heap. */
+static inline void s_heap_into(const xp_value *v)
+{
+    if (v->in_arena || v->owns_arena)
+        atomic_fetch_add_explicit(&s_heap_in_arena, 1, memory_order_relaxed);
+}
 
 /* The block of an arena array: the node, then its arena. */
 typedef struct {
@@ -116,6 +151,11 @@ __attribute__((noinline)) static void s_arena_free(s_arena *a)
     bson_free(a->stack);
     a->stack = NULL;
     a->stack_n = a->stack_cap = 0;
+    bson_free(a->keystack);
+    a->keystack = NULL;
+    bson_free(a->slots);
+    a->slots = NULL;
+    a->heap_seen = atomic_load_explicit(&s_heap_in_arena, memory_order_relaxed);
 }
 
 xp_value *xp__value_arena_array(void)
@@ -125,6 +165,8 @@ xp_value *xp__value_arena_array(void)
         return NULL;
     o->node.type = XP_TYPE_ARRAY;
     o->node.owns_arena = true;
+    o->arena.heap_seen =
+        atomic_load_explicit(&s_heap_in_arena, memory_order_relaxed);
     return &o->node;
 }
 
@@ -158,7 +200,13 @@ static void s_release(xp_value *v)
 
 void xp__value_clear(xp_value *v)
 {
-    s_release(v);
+    s_arena *a = s_arena_of(v);
+    if (a && v->type == XP_TYPE_ARRAY && !v->arena_arrays &&
+        a->heap_seen ==
+            atomic_load_explicit(&s_heap_in_arena, memory_order_relaxed))
+        bson_free(v->u.c.items); /* its rows are all the arena's */
+    else
+        s_release(v);
     /* where the node itself lives does not change */
     bool in_arena = v->in_arena, owns_arena = v->owns_arena;
     if (owns_arena)
@@ -173,6 +221,7 @@ void xp__value_clear(xp_value *v)
 static void s_move_into(xp_value *v, const xp_value *tmp)
 {
     bool in_arena = v->in_arena, owns_arena = v->owns_arena;
+    s_heap_into(v);
     *v = *tmp;
     v->in_arena = in_arena;
     v->owns_arena = owns_arena;
@@ -364,6 +413,7 @@ static int s_set_bytes(xp_value *v, xp_type type, const void *data, size_t len)
         memcpy(copy, data, len);
     copy[len] = '\0';
     xp__value_clear(v);
+    s_heap_into(v);
     v->type = type;
     v->u.s.data = copy;
     v->u.s.len = len;
@@ -419,6 +469,8 @@ static bool s_reserve_copy(xp_value *v, size_t cap, s_arena *a)
         }
         return false;
     }
+    if (!a && !v->owns_arena)
+        s_heap_into(v);
     if (v->u.c.n) {
         memcpy(items, v->u.c.items, v->u.c.n * sizeof *items);
         if (keyed)
@@ -430,7 +482,7 @@ static bool s_reserve_copy(xp_value *v, size_t cap, s_arena *a)
     }
     v->u.c.items = items;
     v->u.c.keys = keys;
-    v->u.c.cap = cap;
+    v->u.c.cap = (uint32_t)cap;
     v->arena_arrays = a != NULL;
     return true;
 }
@@ -441,8 +493,12 @@ static bool s_reserve_in(xp_value *v, size_t cap, s_arena *a)
 {
     if (cap <= v->u.c.cap)
         return true;
+    if (cap > UINT32_MAX)
+        return false;
     if (a || v->arena_arrays)
         return s_reserve_copy(v, cap, a);
+    if (!v->owns_arena) /* the arena array's own array is freed with it */
+        s_heap_into(v);
     xp_value **items = bson_realloc(v->u.c.items, cap * sizeof *items);
     if (!items)
         return false;
@@ -453,7 +509,7 @@ static bool s_reserve_in(xp_value *v, size_t cap, s_arena *a)
             return false;
         v->u.c.keys = keys;
     }
-    v->u.c.cap = cap;
+    v->u.c.cap = (uint32_t)cap;
     return true;
 }
 
@@ -466,7 +522,7 @@ static xp_value *s_push_len_in(xp_value *v, const char *key, size_t klen,
                                size_t extra, s_arena *a)
 {
     if (v->u.c.n == v->u.c.cap &&
-        !s_reserve_in(v, v->u.c.cap ? v->u.c.cap * 2 : 4,
+        !s_reserve_in(v, v->u.c.cap ? (size_t)v->u.c.cap * 2 : 4,
                       v->arena_arrays ? a : NULL))
         return NULL;
     bool keyed = v->type == XP_TYPE_DOCUMENT;
@@ -474,6 +530,8 @@ static xp_value *s_push_len_in(xp_value *v, const char *key, size_t klen,
     xp_value *child = a ? s_arena_alloc(a, size) : bson_malloc0(size);
     if (!child)
         return NULL;
+    if (!a)
+        s_heap_into(v);
     if (a) {
         memset(child, 0, sizeof *child);
         child->in_arena = true;
@@ -839,6 +897,37 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
     return rc == 0 ? 0 : xp__enomem(err);
 }
 
+/* s_stack_push when the stacks are full. */
+static bool s_stack_grow(s_arena *a, xp_value *item, const char *key)
+{
+    {
+        size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
+        xp_value **stack = bson_realloc(a->stack, cap * sizeof *stack);
+        if (stack)
+            a->stack = stack;
+        const char **keys =
+            bson_realloc(a->keystack, cap * sizeof *a->keystack);
+        if (keys)
+            a->keystack = keys;
+        if (!stack || !keys)
+            return false;
+        a->stack_cap = cap;
+    }
+    a->keystack[a->stack_n] = key;
+    a->stack[a->stack_n++] = item;
+    return true;
+}
+
+/* Pushes item and its key (NULL in an array) on a's stacks. */
+static inline bool s_stack_push(s_arena *a, xp_value *item, const char *key)
+{
+    if (a->stack_n == a->stack_cap || !a->keystack)
+        return s_stack_grow(a, item, key);
+    a->keystack[a->stack_n] = key;
+    a->stack[a->stack_n++] = item;
+    return true;
+}
+
 /* s_checked_elements in an arena, without counting the children first:
  * they wait on a's stack until the container's arrays can be made at
  * their size (a key is always in its child's block, after the node). */
@@ -855,15 +944,7 @@ static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
         size_t klen = keyed ? e.key_len + 1 : 0;
         xp_value *item =
             s_arena_alloc(a, sizeof(xp_value) + klen + (text ? slen + 1 : 0));
-        if (a->stack_n == a->stack_cap) {
-            size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
-            xp_value **stack = bson_realloc(a->stack, cap * sizeof *stack);
-            if (stack) {
-                a->stack = stack;
-                a->stack_cap = cap;
-            }
-        }
-        if (!item || a->stack_n == a->stack_cap) {
+        if (!item || !s_stack_push(a, item, NULL)) {
             rc = xp__enomem(err);
             break;
         }
@@ -871,7 +952,6 @@ static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
         item->in_arena = true;
         if (keyed)
             memcpy(item + 1, e.key, klen);
-        a->stack[a->stack_n++] = item;
         if (text) {
             char *copy = (char *)(item + 1) + klen;
             memcpy(copy, e.value + 4, slen + 1);
@@ -895,7 +975,7 @@ static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
                 keys[i] = (char *)(items[i] + 1);
             v->u.c.items = items;
             v->u.c.keys = keys;
-            v->u.c.n = v->u.c.cap = n;
+            v->u.c.n = v->u.c.cap = (uint32_t)n;
             v->arena_arrays = true;
         } else if (rc == 0) {
             rc = xp__enomem(err);
@@ -979,6 +1059,299 @@ int xp__value_from_checked_bson_in(xp_value *v, const bson_t *doc,
                          "malformed BSON document");
     xp_set_document(v);
     return s_checked_elements(v, bson_get_data(doc), 0, s_arena_of(owner), err);
+}
+
+/* ------------------------------------------------------ rows from bytes
+ * History's one pass from a store's unchecked bytes to a row: the walk
+ * checks each length, terminator, key and string as xp__bson_check does
+ * while it builds the row. It takes only what it can build (the types a
+ * value has, nesting below XP_VALUE_MAX_DEPTH, binary without the old
+ * subtype); on anything else, or any check failing, it gives up (-1)
+ * and its caller reads the record the old way (xp__bson_check, then
+ * xp__value_from_checked_bson_in), whose verdict and message stand. So
+ * it accepts only what the check accepts and builds what the old way
+ * builds (tests/fuzz/fuzz_trial_record.c compares the two). Everything a
+ * row holds is the arena's: keys, strings and key arrays that repeat the
+ * previous row's at the same place of the walk are shared, not copied. */
+typedef struct {
+    s_arena *a;
+    const uint8_t *data;
+    const char *const *names; /* top-level keys to share (static) */
+    size_t nnames;
+    size_t slot; /* the next place of the walk */
+} s_bytes;
+
+/* Whether a[0..n) and b[0..n) are the same bytes: keys and the strings
+ * that repeat are short, where memcmp's call is most of its cost. */
+static inline bool s_same(const void *a, const void *b, size_t n)
+{
+    const uint8_t *x = a, *y = b;
+    if (n >= 8) {
+        uint64_t u, w;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&u, x + i, 8);
+            memcpy(&w, y + i, 8);
+            if (u != w)
+                return false;
+        }
+        /* the last 8 bytes, overlapping the words before them */
+        memcpy(&u, x + n - 8, 8);
+        memcpy(&w, y + n - 8, 8);
+        return u == w;
+    }
+    if (n >= 4) {
+        uint32_t u0, w0, u1, w1;
+        memcpy(&u0, x, 4);
+        memcpy(&w0, y, 4);
+        memcpy(&u1, x + n - 4, 4);
+        memcpy(&w1, y + n - 4, 4);
+        return u0 == w0 && u1 == w1;
+    }
+    return n == 0 ||
+           (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+}
+
+/* The next place's slot; NULL past S_ROW_SLOTS (nothing shared). */
+static s_row_slot *s_bytes_slot(s_bytes *r)
+{
+    size_t i = r->slot++;
+    return i < S_ROW_SLOTS ? &r->a->slots[i] : NULL;
+}
+
+/* A copy of p[0..n) and a NUL in the arena; NULL when out of memory. */
+static char *s_arena_text(s_arena *a, const uint8_t *p, size_t n)
+{
+    char *copy = s_arena_alloc(a, n + 1);
+    if (copy) {
+        memcpy(copy, p, n);
+        copy[n] = '\0';
+    }
+    return copy;
+}
+
+/* The key of klen bytes at p for a document's child at depth: the slot's
+ * or a top-level name when they are the same bytes, else a copy. */
+static const char *s_bytes_key(s_bytes *r, const uint8_t *p, size_t klen,
+                               int depth)
+{
+    for (size_t i = 0; depth == 0 && i < r->nnames; i++)
+        if (strlen(r->names[i]) == klen && memcmp(r->names[i], p, klen) == 0)
+            return r->names[i];
+    return s_arena_text(r->a, p, klen);
+}
+
+static bool s_bytes_elements(s_bytes *r, xp_value *v, size_t at, size_t size,
+                             int depth, s_row_slot *own);
+
+/* The value of element type t at data[pos], room bytes before its
+ * document's terminator, into the fresh node item; its size in *size.
+ * false: not taken (see above). */
+static bool s_bytes_value(s_bytes *r, xp_value *item, uint8_t t, size_t pos,
+                          size_t room, int depth, s_row_slot *sl, size_t *size)
+{
+    const uint8_t *p = r->data + pos;
+    int64_t n;
+    switch (t) {
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED: *size = 0; return true;
+    case BSON_TYPE_BOOL:
+        if (room < 1 || p[0] > 1)
+            return false;
+        item->type = XP_TYPE_BOOL;
+        item->u.b = p[0] != 0;
+        *size = 1;
+        return true;
+    case BSON_TYPE_INT32:
+        if (room < 4)
+            return false;
+        item->type = XP_TYPE_INT64;
+        item->u.i = (int32_t)s_le32u(p);
+        *size = 4;
+        return true;
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_DOUBLE: {
+        if (room < 8)
+            return false;
+        int64_t x = s_le64(p);
+        if (t == BSON_TYPE_DOUBLE) {
+            item->type = XP_TYPE_DOUBLE;
+            memcpy(&item->u.d, &x, 8);
+        } else {
+            item->type =
+                t == BSON_TYPE_INT64 ? XP_TYPE_INT64 : XP_TYPE_DATETIME;
+            item->u.i = x;
+        }
+        *size = 8;
+        return true;
+    }
+    case BSON_TYPE_UTF8: {
+        if (room < 5)
+            return false;
+        n = (int32_t)s_le32u(p);
+        if (n < 1 || (size_t)n > room - 4 || p[4 + n - 1] != 0)
+            return false;
+        size_t len = (size_t)n - 1;
+        const char *text;
+        if (sl && sl->str && sl->slen == len && s_same(sl->str, p + 4, len)) {
+            text = sl->str;
+        } else {
+            if (!xp__bson_utf8_valid(p + 4, len) ||
+                !(text = s_arena_text(r->a, p + 4, len)))
+                return false;
+            if (sl && len <= UINT32_MAX) {
+                sl->str = text;
+                sl->slen = (uint32_t)len;
+            }
+        }
+        item->type = XP_TYPE_STRING;
+        item->inline_bytes = true;
+        item->u.s.data = (char *)text;
+        item->u.s.len = len;
+        *size = 4 + (size_t)n;
+        return true;
+    }
+    case BSON_TYPE_BINARY: {
+        if (room < 5)
+            return false;
+        n = (int32_t)s_le32u(p);
+        if (n < 0 || (size_t)n > room - 5 ||
+            p[4] == BSON_SUBTYPE_BINARY_DEPRECATED)
+            return false;
+        char *copy = s_arena_text(r->a, p + 5, (size_t)n);
+        if (!copy)
+            return false;
+        item->type = XP_TYPE_BLOB;
+        item->inline_bytes = true;
+        item->u.s.data = copy;
+        item->u.s.len = (size_t)n;
+        *size = 5 + (size_t)n;
+        return true;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        if (room < 5)
+            return false;
+        n = (int32_t)s_le32u(p);
+        if (n < 5 || (size_t)n > room)
+            return false;
+        item->type = t == BSON_TYPE_ARRAY ? XP_TYPE_ARRAY : XP_TYPE_DOCUMENT;
+        *size = (size_t)n;
+        return s_bytes_elements(r, item, pos, (size_t)n, depth + 1, sl);
+    default: return false;
+    }
+}
+
+/* Gives container v (type set) its children from the stack above base;
+ * a document shares own's keys array when its keys are the same. */
+static bool s_bytes_attach(s_bytes *r, xp_value *v, size_t base,
+                           s_row_slot *own)
+{
+    s_arena *a = r->a;
+    size_t n = a->stack_n - base;
+    a->stack_n = base;
+    if (!n)
+        return true;
+    xp_value **items = s_arena_alloc(a, n * sizeof *items);
+    if (!items)
+        return false;
+    memcpy(items, a->stack + base, n * sizeof *items);
+    v->u.c.items = items;
+    v->u.c.n = v->u.c.cap = (uint32_t)n;
+    v->arena_arrays = true;
+    if (v->type != XP_TYPE_DOCUMENT)
+        return true;
+    const char **pushed = a->keystack + base;
+    char **keys = own && own->keys && own->nkeys == n ? own->keys : NULL;
+    for (size_t i = 0; keys && i < n; i++)
+        if (keys[i] != pushed[i])
+            keys = NULL;
+    if (!keys) {
+        keys = s_arena_alloc(a, n * sizeof *keys);
+        if (!keys)
+            return false;
+        /* the keys are never written through (a change copies first) */
+        memcpy((void *)keys, pushed, n * sizeof *keys);
+        if (own && n <= UINT32_MAX) {
+            own->keys = keys;
+            own->nkeys = (uint32_t)n;
+        }
+    }
+    v->u.c.keys = keys;
+    return true;
+}
+
+/* The elements of the container at data[at, at + size) into v. */
+static bool s_bytes_elements(s_bytes *r, xp_value *v, size_t at, size_t size,
+                             int depth, s_row_slot *own)
+{
+    const uint8_t *data = r->data;
+    size_t end = at + size, pos = at + 4, base = r->a->stack_n;
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    while (pos < end - 1) {
+        uint8_t t = data[pos];
+        if (t == 0 || depth >= XP_VALUE_MAX_DEPTH)
+            break;
+        s_row_slot *sl = s_bytes_slot(r);
+        const uint8_t *kp = data + pos + 1;
+        size_t room = end - 2 - pos, klen;
+        const char *key = NULL;
+        if (keyed && sl && sl->key && sl->klen < room &&
+            s_same(kp, sl->key, sl->klen + 1)) {
+            key = sl->key;
+            klen = sl->klen;
+        } else {
+            const uint8_t *z = memchr(kp, 0, room);
+            if (!z)
+                break;
+            klen = (size_t)(z - kp);
+            if (!xp__bson_utf8_valid(kp, klen))
+                break;
+            if (keyed) {
+                if (!(key = s_bytes_key(r, kp, klen, depth)))
+                    break;
+                if (sl && klen < UINT32_MAX) {
+                    sl->key = key;
+                    sl->klen = (uint32_t)klen;
+                }
+            }
+        }
+        xp_value *item = s_arena_alloc(r->a, sizeof(xp_value));
+        if (!item || !s_stack_push(r->a, item, key))
+            break;
+        memset(item, 0, sizeof *item);
+        item->in_arena = true;
+        size_t vpos = pos + 2 + klen, vsize = 0;
+        if (!s_bytes_value(r, item, t, vpos, end - 1 - vpos, depth, sl, &vsize))
+            break;
+        pos = vpos + vsize;
+    }
+    bool whole = pos == end - 1 && data[pos] == 0;
+    if (!whole) {
+        r->a->stack_n = base;
+        return false;
+    }
+    return s_bytes_attach(r, v, base, own);
+}
+
+int xp__value_from_bytes_in(xp_value *v, const uint8_t *data, size_t len,
+                            xp_value *owner, const char *const *names,
+                            size_t nnames)
+{
+    s_arena *a = s_arena_of(owner);
+    if (!a || !data || len < 5 || len > INT32_MAX ||
+        s_le32u(data) != (uint32_t)len)
+        return -1;
+    if (!a->slots && !(a->slots = bson_malloc0(S_ROW_SLOTS * sizeof *a->slots)))
+        return -1;
+    s_bytes r = {a, data, names, nnames, 0};
+    xp__value_clear(v);
+    v->type = XP_TYPE_DOCUMENT;
+    if (s_bytes_elements(&r, v, 0, len, 0, s_bytes_slot(&r)))
+        return 0;
+    /* nothing of the walk is on the heap: its nodes stay in the arena */
+    xp__value_clear(v);
+    return -1;
 }
 
 /* ---------------------------------------------------------------- JSON */

@@ -25,7 +25,9 @@ struct xp_value {
         struct {
             xp_value **items;
             char **keys; /* documents only */
-            size_t n, cap;
+            /* 32 bits: a node of 32 bytes, not 40 (a history's rows are
+             * ~30 nodes each); a container grows to 2^31 children */
+            uint32_t n, cap;
         } c;
     } u;
 };
@@ -58,6 +60,19 @@ xp_value *xp__value_arena_array(void);
  * owner (an xp__value_arena_array), with every node in owner's arena. */
 int xp__value_from_checked_bson_in(xp_value *v, const bson_t *doc,
                                    xp_value *owner, xp_error_t *err);
+/* History's one pass from untrusted bytes to a row: reads data[0..len)
+ * into v, a fresh null child appended to owner (an
+ * xp__value_arena_array), checking the bytes as it goes, when they pass
+ * xp__bson_check and hold only what it reads without doubt (the value
+ * types, nesting below 100 levels); then 0 and v is what
+ * xp__value_from_checked_bson_in builds. Otherwise -1 and v null: read
+ * the record the checked way for the verdict and its message. Top-level
+ * keys equal to one of names[0..nnames) (static strings) point to it;
+ * keys, strings and key arrays equal to the previous row's at the same
+ * place are shared with it. */
+int xp__value_from_bytes_in(xp_value *v, const uint8_t *data, size_t len,
+                            xp_value *owner, const char *const *names,
+                            size_t nnames);
 /* Writes document/array v into an initialised bson_t (its elements). */
 int xp__value_to_bson(const xp_value *v, bson_t *out);
 

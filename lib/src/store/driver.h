@@ -54,6 +54,10 @@ typedef struct {
      * others are still read. */
     int (*trials_each)(xp_backend *b, xp_trial_fn fn, void *user,
                        xp_error_t *err);
+    /* The same with each record's stored bytes, unchecked (store.h's
+     * xp__store_trials_each_bytes). Optional: NULL uses trials_each. */
+    int (*trials_each_bytes)(xp_backend *b, xp_trial_bytes_fn fn, void *user,
+                             xp_error_t *err);
     /* One page of a history query (store.h's xp__store_trials_query):
      * fn for each record of the page, *matched set. Optional: NULL
      * streams trials_each through the evaluator. */

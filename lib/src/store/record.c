@@ -495,39 +495,73 @@ typedef enum {
     S_CHECK_ANY,
 } s_check_kind;
 
+/* The record's fields in the order the encoder writes them; history's
+ * rows point to these strings for their keys (xp__value_from_bytes_in),
+ * so the check finds them by address. */
+static const char *const s_check_names[] = {
+    XP_RECORD_TRIAL_ID,
+    XP_RECORD_EXPERIMENT,
+    XP_RECORD_STATUS,
+    XP_RECORD_PARAMETERS,
+    XP_RECORD_SEED,
+    XP_RECORD_STARTED,
+    XP_RECORD_HOST,
+    XP_RECORD_PID,
+    XP_RECORD_PSTART,
+    XP_RECORD_SCHEDULER,
+    XP_RECORD_CODE_HASH,
+    XP_RECORD_ENVIRONMENT_HASH,
+    XP_RECORD_REPRODUCES,
+    XP_RECORD_MEMO,
+    XP_RECORD_FINISHED,
+    XP_RECORD_RESULT,
+    XP_RECORD_RESULT_TYPE,
+    XP_RECORD_SUCCESS,
+    XP_RECORD_PROCESS_TIME,
+    XP_RECORD_DESCRIPTION,
+    XP_RECORD_PURITY_WARNINGS,
+    XP_RECORD_STEPS,
+    XP_RECORD_HASHES,
+    XP_RECORD_REUSED,
+    "_id", /* MongoDB's, which the decoder passes over */
+};
+
+/* What the decoder asks of each, in the same order. */
 static const struct {
-    const char *name;
     s_check_kind kind;
     uint32_t max;
 } s_check_fields[] = {
-    {XP_RECORD_TRIAL_ID, S_CHECK_POSITIVE, 0},
-    {XP_RECORD_EXPERIMENT, S_CHECK_STR, XP_ID_MAX},
-    {XP_RECORD_STATUS, S_CHECK_STATUS, S_TYPE_MAX},
-    {XP_RECORD_PARAMETERS, S_CHECK_DOC, 0},
-    {XP_RECORD_SEED, S_CHECK_INT, 0},
-    {XP_RECORD_STARTED, S_CHECK_DATE, 0},
-    {XP_RECORD_HOST, S_CHECK_STR, S_HOST_MAX},
-    {XP_RECORD_PID, S_CHECK_INT, 0},
-    {XP_RECORD_PSTART, S_CHECK_INT, 0},
-    {XP_RECORD_SCHEDULER, S_CHECK_STR, S_SCHEDULER_MAX},
-    {XP_RECORD_CODE_HASH, S_CHECK_STR, S_HASH_MAX},
-    {XP_RECORD_ENVIRONMENT_HASH, S_CHECK_STR, S_HASH_MAX},
-    {XP_RECORD_REPRODUCES, S_CHECK_POSITIVE, 0},
-    {XP_RECORD_MEMO, S_CHECK_STR, S_TYPE_MAX},
-    {XP_RECORD_FINISHED, S_CHECK_DATE, 0},
-    {XP_RECORD_RESULT, S_CHECK_ANY, 0},
-    {XP_RECORD_RESULT_TYPE, S_CHECK_STR, S_TYPE_MAX},
-    {XP_RECORD_SUCCESS, S_CHECK_BOOL, 0},
-    {XP_RECORD_PROCESS_TIME, S_CHECK_NUMBER, 0},
-    {XP_RECORD_DESCRIPTION, S_CHECK_STR, UINT32_MAX},
-    {XP_RECORD_PURITY_WARNINGS, S_CHECK_ARRAY, 0},
-    {XP_RECORD_STEPS, S_CHECK_DOC, 0},
-    {XP_RECORD_HASHES, S_CHECK_DOC, 0},
-    {XP_RECORD_REUSED, S_CHECK_DOC, 0},
-    {"_id", S_CHECK_ANY, 0}, /* MongoDB's, which the decoder passes over */
+    {S_CHECK_POSITIVE, 0},
+    {S_CHECK_STR, XP_ID_MAX},
+    {S_CHECK_STATUS, S_TYPE_MAX},
+    {S_CHECK_DOC, 0},
+    {S_CHECK_INT, 0},
+    {S_CHECK_DATE, 0},
+    {S_CHECK_STR, S_HOST_MAX},
+    {S_CHECK_INT, 0},
+    {S_CHECK_INT, 0},
+    {S_CHECK_STR, S_SCHEDULER_MAX},
+    {S_CHECK_STR, S_HASH_MAX},
+    {S_CHECK_STR, S_HASH_MAX},
+    {S_CHECK_POSITIVE, 0},
+    {S_CHECK_STR, S_TYPE_MAX},
+    {S_CHECK_DATE, 0},
+    {S_CHECK_ANY, 0},
+    {S_CHECK_STR, S_TYPE_MAX},
+    {S_CHECK_BOOL, 0},
+    {S_CHECK_NUMBER, 0},
+    {S_CHECK_STR, UINT32_MAX},
+    {S_CHECK_ARRAY, 0},
+    {S_CHECK_DOC, 0},
+    {S_CHECK_DOC, 0},
+    {S_CHECK_DOC, 0},
+    {S_CHECK_ANY, 0},
 };
 
-#define S_CHECK_FIELDS (sizeof s_check_fields / sizeof s_check_fields[0])
+#define S_CHECK_FIELDS (sizeof s_check_names / sizeof s_check_names[0])
+_Static_assert(sizeof s_check_fields / sizeof s_check_fields[0] ==
+                   S_CHECK_FIELDS,
+               "one check per field name");
 
 /* Whether value v passes the decoder's test for field f (a value read
  * from BSON: int32 and int64 are both XP_TYPE_INT64, undefined null). */
@@ -562,9 +596,9 @@ int xp__record_check_value(const xp_value *tree, const bson_t *doc,
     for (size_t i = 0; known && i < tree->u.c.n; i++) {
         const char *key = tree->u.c.keys[i];
         size_t f = hint, tried = 0;
-        while (tried < S_CHECK_FIELDS &&
-               (s_check_fields[f].name[0] != key[0] ||
-                strcmp(s_check_fields[f].name, key))) {
+        while (
+            tried < S_CHECK_FIELDS && s_check_names[f] != key &&
+            (s_check_names[f][0] != key[0] || strcmp(s_check_names[f], key))) {
             f = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
             tried++;
         }
@@ -575,6 +609,33 @@ int xp__record_check_value(const xp_value *tree, const bson_t *doc,
         return 0;
     xp_trial_record rec;
     return s_decode(doc, true, &rec, err);
+}
+
+int xp__record_read_row_checked(xp_value *row, const uint8_t *data, size_t len,
+                                xp_value *owner, xp_error_t *err)
+{
+    bson_t doc;
+    if (!data || !xp__bson_view_checked(&doc, data, len))
+        return xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "not a BSON document");
+    if (xp__value_from_checked_bson_in(row, &doc, owner, err) != 0) {
+        /* the decoder's reason when it has one, else the tree's */
+        xp_trial_record rec;
+        xp__record_decode_checked(&doc, &rec, err);
+        return -1;
+    }
+    return xp__record_check_value(row, &doc, err);
+}
+
+int xp__record_read_row(xp_value *row, const uint8_t *data, size_t len,
+                        xp_value *owner, xp_error_t *err)
+{
+    if (xp__value_from_bytes_in(row, data, len, owner, s_check_names,
+                                S_CHECK_FIELDS) != 0)
+        return xp__record_read_row_checked(row, data, len, owner, err);
+    bson_t doc; /* the walk found the bytes whole */
+    bson_init_static(&doc, data, len);
+    return xp__record_check_value(row, &doc, err);
 }
 
 static void s_step_job(const bson_iter_t *job, xp_record_step *info)

@@ -144,6 +144,20 @@ int xp__record_decode_checked(const bson_t *doc, xp_trial_record *rec,
  * that fails). */
 int xp__record_check_value(const xp_value *tree, const bson_t *doc,
                            xp_error_t *err);
+/* History's reading of one stored record: its bytes data[0..len)
+ * (untrusted; NULL: none readable) into row, a fresh null child of owner
+ * (an xp__value_arena_array), in one pass that checks as it builds
+ * (xp__value_from_bytes_in); 0 when xp__bson_check and
+ * xp__record_check_value accept them. Else the message of the way
+ * before that pass (xp__record_read_row_checked), which the record's
+ * verdict always comes from: "not a BSON document" when the check
+ * refuses the bytes, the decoder's reason, or the tree's. */
+int xp__record_read_row(xp_value *row, const uint8_t *data, size_t len,
+                        xp_value *owner, xp_error_t *err);
+/* The same the way before: xp__bson_view_checked, then
+ * xp__value_from_checked_bson_in, then xp__record_check_value. */
+int xp__record_read_row_checked(xp_value *row, const uint8_t *data, size_t len,
+                                xp_value *owner, xp_error_t *err);
 /* The {host, pid, pstart} of rec alone (a store's index of running
  * trials); decoded by xp__record_decode. */
 void xp__record_encode_process(const xp_trial_record *rec, bson_t *out);

@@ -253,6 +253,27 @@ int xp__store_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
     return b->ops->trials_each(b, fn, user, err);
 }
 
+typedef struct {
+    xp_trial_bytes_fn fn;
+    void *user;
+} s_bytes_ctx;
+
+static int s_bytes_of(const bson_t *doc, int64_t id, void *user)
+{
+    s_bytes_ctx *c = user;
+    return c->fn(doc ? bson_get_data(doc) : NULL, doc ? doc->len : 0, id,
+                 c->user);
+}
+
+int xp__store_trials_each_bytes(xp_backend *b, xp_trial_bytes_fn fn, void *user,
+                                xp_error_t *err)
+{
+    if (b->ops->trials_each_bytes)
+        return b->ops->trials_each_bytes(b, fn, user, err);
+    s_bytes_ctx c = {fn, user};
+    return b->ops->trials_each(b, s_bytes_of, &c, err);
+}
+
 static int s_scan_add(const bson_t *doc, int64_t id, void *user)
 {
     xp__query_scan_add(user, doc, id);

@@ -93,6 +93,15 @@ typedef int (*xp_trial_fn)(const bson_t *doc, int64_t id, void *user);
  * NULL) so that the others are still read. */
 int xp__store_trials_each(xp_backend *b, xp_trial_fn fn, void *user,
                           xp_error_t *err);
+/* Called with the stored bytes of the record of trial id, unchecked
+ * (the reader checks them; NULL when the store has none readable), valid
+ * until it returns. Non-zero stops. */
+typedef int (*xp_trial_bytes_fn)(const uint8_t *data, size_t len, int64_t id,
+                                 void *user);
+/* xp__store_trials_each with each record's bytes: a backend that has no
+ * such operation hands its checked documents' bytes. */
+int xp__store_trials_each_bytes(xp_backend *b, xp_trial_bytes_fn fn, void *user,
+                                xp_error_t *err);
 int xp__store_last_id(xp_backend *b, int64_t *id, xp_error_t *err);
 /* One page of a history query: fn with each record of the page in the
  * query's order (doc NULL for a damaged one, which matches no filter and

@@ -105,6 +105,11 @@ static bool s_utf8(const uint8_t *p, size_t n)
     return i == n || bson_utf8_validate((const char *)p + i, n - i, false);
 }
 
+bool xp__bson_utf8_valid(const uint8_t *p, size_t n)
+{
+    return s_utf8(p, n);
+}
+
 /* Size of the string (int32 length, bytes, NUL) at p with room bytes
  * left; -1 when it does not fit or is not terminated. */
 #define S_NOT_UTF8 (-2)

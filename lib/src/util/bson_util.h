@@ -27,6 +27,10 @@ bool xp__bson_sub(const bson_t *b, const char *key, bson_t *out);
 int xp__bson_check(const uint8_t *data, size_t len, int max_depth,
                    xp_error_t *err);
 
+/* Whether p[0..n) is UTF-8 without NUL, as xp__bson_check requires of
+ * every key and string (for a reader that checks as it goes). */
+bool xp__bson_utf8_valid(const uint8_t *p, size_t n);
+
 /* The nesting a stored or sent document may have: a value's 100 levels
  * (value.c) inside the few of the record or message that holds it. */
 #define XP_BSON_MAX_DEPTH 104
