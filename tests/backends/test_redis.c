@@ -376,8 +376,8 @@ static int64_t run_ok(xp_experiment *ex)
 /* True when key (after "<id>:") is one of the documented forms. */
 static bool documented(const char *rest)
 {
-    static const char *const fixed[] = {"meta", "counter", "trials", "running",
-                                        "step_hashes"};
+    static const char *const fixed[] = {"meta",   "counter", "version",
+                                        "trials", "running", "step_hashes"};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         if (strcmp(rest, fixed[i]) == 0)
             return true;
@@ -412,6 +412,10 @@ Test(redis, key_layout_is_documented)
     freeReplyObject(r);
     r = cmd(c, "GET %s:counter", id);
     cr_assert_str_eq(r->str, "3", "counter");
+    freeReplyObject(r);
+    /* moved by each record written: a start and an end a trial */
+    r = cmd(c, "GET %s:version", id);
+    cr_assert_str_eq(r->str, "6", "version");
     freeReplyObject(r);
     r = cmd(c, "ZCARD %s:trials", id);
     cr_assert_eq(r->integer, 3, "trials cardinality");
@@ -479,9 +483,9 @@ Test(redis, key_layout_is_documented)
 
     size_t n;
     char **keys = scan_keys(c, id, &n);
-    /* meta counter trials step_hashes, 3 x (trial metric metrics
-     * persisted), code and environment */
-    cr_assert_eq(n, 4 + 3 * 4 + 2, "%zu keys", n);
+    /* meta counter version trials step_hashes, 3 x (trial metric
+     * metrics persisted), code and environment */
+    cr_assert_eq(n, 5 + 3 * 4 + 2, "%zu keys", n);
     for (size_t i = 0; i < n; i++)
         cr_assert(documented(keys[i] + strlen(id) + 1), "undocumented key %s",
                   keys[i]);

@@ -1,6 +1,8 @@
 /* backend_redis.c — the Redis backend: keys under "<id>:" (docs/schema.md),
  * ids from INCR, one pipelined MULTI/EXEC per trial start and per end, over
  * one hiredis connection per handle, re-established once per operation. */
+#include "query/projection.h"
+#include "query/query.h"
 #include "store/driver.h"
 #include "util/bson_util.h"
 #include "util/error.h"
@@ -34,7 +36,8 @@
  * (in <id>:queued): a finish that lands first wins. */
 static const char s_running_script[] =
     "if redis.call('ZSCORE', KEYS[1], ARGV[1]) then "
-    "redis.call('SET', KEYS[2], ARGV[2]) return 1 end return 0";
+    "redis.call('SET', KEYS[2], ARGV[2]) redis.call('INCR', KEYS[3]) "
+    "return 1 end return 0";
 
 /* Marks a trial interrupted only while it is still in <id>:running, so a
  * trial that finished meanwhile keeps its final record. */
@@ -42,6 +45,7 @@ static const char s_interrupt_script[] =
     "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then "
     "redis.call('SET', KEYS[2], ARGV[2]) "
     "redis.call('HDEL', KEYS[1], ARGV[1]) "
+    "redis.call('INCR', KEYS[3]) "
     "return 1 end "
     "return 0";
 
@@ -79,7 +83,8 @@ typedef struct {
     /* One connection per handle (NULL while down), shared by its threads. */
     pthread_mutex_t lock;
     redisContext *c;
-    char refused[128]; /* why the last connection attempt failed */
+    char refused[128];         /* why the last connection attempt failed */
+    xp_projection_cache *proj; /* history queries' (under the lock) */
 } xp_redis;
 
 /* ---------------------------------------------------------------- URIs */
@@ -447,20 +452,6 @@ static void s_argf(s_batch *b, const char *fmt, ...)
     char *s = bson_strdupv_printf(fmt, ap);
     va_end(ap);
     s_arg_own(b, s, strlen(s));
-}
-
-/* Appends the argument prefix sep tail (tail_len bytes): a key per
- * trial without printf's cost, for the history's many MGET keys. */
-static void s_arg_key(s_batch *b, const char *prefix, const char *sep,
-                      const char *tail, size_t tail_len)
-{
-    size_t np = strlen(prefix), ns = strlen(sep);
-    char *s = bson_malloc(np + ns + tail_len + 1);
-    memcpy(s, prefix, np);
-    memcpy(s + np, sep, ns);
-    memcpy(s + np + ns, tail, tail_len);
-    s[np + ns + tail_len] = '\0';
-    s_arg_own(b, s, np + ns + tail_len);
 }
 
 static void s_batch_free(s_batch *b)
@@ -870,6 +861,16 @@ static void s_add_metric(xp_redis *r, s_batch *b, int64_t trial,
     s_arg_str(b, c->name);
 }
 
+/* Adds the MULTI-queued INCR of <id>:version that goes with every write
+ * of a trial record: what tells a reader's projection cache (s_version)
+ * that the history changed. */
+static void s_add_version(xp_redis *r, s_batch *b)
+{
+    s_cmd(b);
+    s_arg_str(b, "INCR");
+    s_argf(b, "%s:version", r->id);
+}
+
 /* ---------------------------------------------------------------- ops */
 
 static int s_trial_begin(xp_backend *base, const xp_trial_record *rec,
@@ -933,6 +934,7 @@ static int s_trial_begin(xp_backend *base, const xp_trial_record *rec,
         s_arg_str(&b, num);
         s_arg_str(&b, num);
     }
+    s_add_version(r, &b);
     s_cmd(&b);
     s_arg_str(&b, "EXEC");
     /* An id whose record fails stays unused: ids are never reused. */
@@ -1048,6 +1050,7 @@ static int s_trial_finish(xp_backend *base, const xp_trial_outcome *o,
     s_arg_str(&b, "ZREM");
     s_argf(&b, "%s:queued", r->id);
     s_arg_str(&b, num);
+    s_add_version(r, &b);
     s_cmd(&b);
     s_arg_str(&b, "EXEC");
 
@@ -1101,94 +1104,500 @@ cleanup:
     return rc;
 }
 
-/* Calls fn, under the lock, with the records of the trials in sorted
- * set <id>:<set> (the history: <id>:trials) in score (= id) order: the
- * ids, then the documents by MGET, several MGETs per round trip. With
- * damaged_ok a record that is not BSON is passed as NULL, else it is an
- * error. */
+/* ---------------------------------------------------------------- reading
+ * records: the ids from a sorted set, then the documents by MGET, in
+ * trips of XP_REDIS_MGETS_PER_TRIP MGETs. Two trips are in flight: the
+ * next one is sent before the replies of the last are handled, so the
+ * server reads the next keys while this process decodes. */
+
+/* What a reader does with each record: d a string reply, the stored
+ * bytes of trial id. Non-zero stops the reading. */
+typedef int (*s_record_fn)(const redisReply *d, int64_t id, void *user);
+
+/* ZCARD of <id>:<set> into *total (when not NULL) and its members of
+ * ranks start..stop (ZRANGE's meaning; ZREVRANGE with reverse) into
+ * *ids (caller frees), in one MULTI. */
+static int s_range_ids(xp_redis *r, const char *set, int64_t start,
+                       int64_t stop, bool reverse, int64_t **ids, size_t *n,
+                       int64_t *total, const char *what, xp_error_t *err)
+{
+    s_batch b = {0};
+    redisReply **reps = NULL;
+    int rc = -1;
+    *ids = NULL;
+    *n = 0;
+    s_cmd(&b);
+    s_arg_str(&b, "MULTI");
+    s_cmd(&b);
+    s_arg_str(&b, "ZCARD");
+    s_argf(&b, "%s:%s", r->id, set);
+    s_cmd(&b);
+    s_arg_str(&b, reverse ? "ZREVRANGE" : "ZRANGE");
+    s_argf(&b, "%s:%s", r->id, set);
+    s_argf(&b, "%lld", (long long)start);
+    s_argf(&b, "%lld", (long long)stop);
+    s_cmd(&b);
+    s_arg_str(&b, "EXEC");
+    if (s_exec(r, &b, &reps, what, err) != 0 ||
+        s_check_exec(r, reps, b.n_cmds, what, err) != 0)
+        goto cleanup;
+    const redisReply *exec = reps[b.n_cmds - 1];
+    if (exec->elements != 2 || exec->element[0]->type != REDIS_REPLY_INTEGER ||
+        exec->element[1]->type != REDIS_REPLY_ARRAY) {
+        s_bad_reply(r, exec, what, err);
+        goto cleanup;
+    }
+    const redisReply *members = exec->element[1];
+    int64_t *v = bson_malloc((members->elements + 1) * sizeof *v);
+    for (size_t i = 0; i < members->elements; i++) {
+        const redisReply *m = members->element[i];
+        if (m->type != REDIS_REPLY_STRING ||
+            !s_parse_i64(m->str, m->len, &v[i])) {
+            bson_free(v);
+            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                      "Redis at %s: key %s:%s holds a member that is not a "
+                      "trial id",
+                      r->where, r->id, set);
+            goto cleanup;
+        }
+    }
+    if (total)
+        *total = exec->element[0]->integer;
+    *ids = v;
+    *n = members->elements;
+    rc = 0;
+cleanup:
+    s_replies_free(reps, b.n_cmds);
+    s_batch_free(&b);
+    return rc;
+}
+
+/* The keys of one trip, formatted into one buffer. */
+typedef struct {
+    char *text;
+    size_t text_cap;
+    const char **argv;
+    size_t *len;
+    size_t cap;
+} s_keys;
+
+static void s_keys_free(s_keys *k)
+{
+    bson_free(k->text);
+    bson_free(k->argv);
+    bson_free(k->len);
+}
+
+/* Queues the MGETs of ids[from..to) on r->c and writes them out. */
+static int s_trip_send(xp_redis *r, s_keys *k, const int64_t *ids, size_t from,
+                       size_t to)
+{
+    size_t prefix = strlen(r->id) + sizeof ":trial:" - 1;
+    size_t need = (to - from) * (prefix + 20);
+    if (k->text_cap < need) {
+        bson_free(k->text);
+        k->text = bson_malloc(need);
+        k->text_cap = need;
+    }
+    if (k->cap < XP_REDIS_MGET_KEYS + 1) {
+        k->cap = XP_REDIS_MGET_KEYS + 1;
+        k->argv = bson_realloc(k->argv, k->cap * sizeof *k->argv);
+        k->len = bson_realloc(k->len, k->cap * sizeof *k->len);
+    }
+    char *p = k->text;
+    for (size_t at = from; at < to; at += XP_REDIS_MGET_KEYS) {
+        size_t end =
+            at + XP_REDIS_MGET_KEYS < to ? at + XP_REDIS_MGET_KEYS : to;
+        int argc = 0;
+        k->argv[argc] = "MGET";
+        k->len[argc++] = 4;
+        for (size_t i = at; i < end; i++) {
+            int w = snprintf(p, prefix + 20, "%s:trial:%lld", r->id,
+                             (long long)ids[i]);
+            k->argv[argc] = p;
+            k->len[argc++] = (size_t)w;
+            p += w;
+        }
+        if (redisAppendCommandArgv(r->c, argc, k->argv, k->len) != REDIS_OK)
+            return -1;
+    }
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(r->c, &done) != REDIS_OK)
+            return -1;
+    return 0;
+}
+
+/* Calls fn (lock held) for the stored record of each of ids[0..n), in
+ * that order; a key that is gone (nil) is skipped. A connection lost on
+ * the way is re-established once and the reading goes on from the trip
+ * it was in. */
+static int s_read_records(xp_redis *r, const int64_t *ids, size_t n,
+                          s_record_fn fn, void *user, const char *what,
+                          xp_error_t *err)
+{
+    const size_t per_trip = XP_REDIS_MGET_KEYS * XP_REDIS_MGETS_PER_TRIP;
+    size_t trips = (n + per_trip - 1) / per_trip, sent = 0, done = 0;
+    redisReply *rep[XP_REDIS_MGETS_PER_TRIP] = {0};
+    s_keys keys = {0};
+    char lost[128] = "";
+    bool retried = false;
+    int rc = -1;
+    s_sigpipe sp;
+    s_sigpipe_block(&sp);
+    while (done < trips) {
+        size_t from = done * per_trip;
+        size_t to = from + per_trip < n ? from + per_trip : n;
+        size_t n_mget =
+            (to - from + XP_REDIS_MGET_KEYS - 1) / XP_REDIS_MGET_KEYS;
+        if (!r->c) {
+            xp_error_t cerr;
+            if (s_connect(r, &cerr) != 0) {
+                if (lost[0])
+                    xp__error(err, cerr.domain, cerr.code,
+                              "Redis at %s: connection lost while %s (%s); "
+                              "reconnecting failed (%s)",
+                              r->where, what, lost, r->refused);
+                else if (err)
+                    *err = cerr;
+                goto cleanup;
+            }
+        }
+        /* two trips in flight */
+        for (; sent < trips && sent < done + 2; sent++) {
+            size_t a = sent * per_trip;
+            if (s_trip_send(r, &keys, ids, a,
+                            a + per_trip < n ? a + per_trip : n) != 0)
+                goto lost;
+        }
+        for (size_t k = 0; k < n_mget; k++) {
+            void *reply = NULL;
+            if (redisGetReply(r->c, &reply) != REDIS_OK || !reply)
+                goto lost;
+            rep[k] = reply;
+        }
+        if (sent < trips) {
+            size_t a = sent * per_trip;
+            if (s_trip_send(r, &keys, ids, a,
+                            a + per_trip < n ? a + per_trip : n) != 0)
+                goto lost;
+            sent++;
+        }
+        for (size_t k = 0; k < n_mget; k++) {
+            size_t first = from + k * XP_REDIS_MGET_KEYS;
+            size_t count = to - first < XP_REDIS_MGET_KEYS ? to - first
+                                                           : XP_REDIS_MGET_KEYS;
+            if (rep[k]->type != REDIS_REPLY_ARRAY ||
+                rep[k]->elements != count) {
+                s_bad_reply(r, rep[k], what, err);
+                goto cleanup;
+            }
+            for (size_t j = 0; j < count; j++) {
+                const redisReply *d = rep[k]->element[j];
+                if (d->type == REDIS_REPLY_NIL)
+                    continue; /* deleted behind our back */
+                if (d->type != REDIS_REPLY_STRING) {
+                    s_bad_reply(r, d, what, err);
+                    goto cleanup;
+                }
+                if (fn(d, ids[first + j], user) != 0)
+                    goto cleanup;
+            }
+        }
+        for (size_t k = 0; k < n_mget; k++) {
+            freeReplyObject(rep[k]);
+            rep[k] = NULL;
+        }
+        done++;
+        continue;
+    lost:
+        for (size_t k = 0; k < XP_REDIS_MGETS_PER_TRIP; k++) {
+            if (rep[k])
+                freeReplyObject(rep[k]);
+            rep[k] = NULL;
+        }
+        bool timeout = s_exchange_failure(r, lost, sizeof lost);
+        bool protocol = r->c->err == REDIS_ERR_PROTOCOL;
+        redisFree(r->c);
+        r->c = NULL;
+        if (protocol || retried) {
+            if (timeout)
+                xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s (at %s, %s)",
+                          lost, r->where, what);
+            else
+                xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                          "Redis at %s: connection lost while %s: %s", r->where,
+                          what, lost);
+            goto cleanup;
+        }
+        retried = true;
+        sent = done; /* the trips in flight are asked again */
+    }
+    rc = 0;
+cleanup:
+    s_sigpipe_restore(&sp);
+    for (size_t k = 0; k < XP_REDIS_MGETS_PER_TRIP; k++)
+        if (rep[k])
+            freeReplyObject(rep[k]);
+    if (rc != 0 && r->c && sent > done) {
+        /* replies still on their way: a connection out of step */
+        redisFree(r->c);
+        r->c = NULL;
+    }
+    s_keys_free(&keys);
+    return rc;
+}
+
+/* The records of sorted set <id>:<set> (the history: <id>:trials) in id
+ * order, to fn under the lock. */
+static int s_read_set(xp_redis *r, const char *set, s_record_fn fn, void *user,
+                      xp_error_t *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&r->lock);
+    int rc = s_range_ids(r, set, 0, -1, false, &ids, &n, NULL,
+                         "reading history", err);
+    if (rc == 0)
+        rc = s_read_records(r, ids, n, fn, user, "reading history", err);
+    pthread_mutex_unlock(&r->lock);
+    bson_free(ids);
+    return rc;
+}
+
+typedef struct {
+    xp_redis *r;
+    xp_trial_fn fn;
+    xp_trial_bytes_fn bytes_fn;
+    void *user;
+    bool damaged_ok;
+    xp_error_t *err;
+} s_each_ctx;
+
+/* A checked document for fn: with damaged_ok a record that is not BSON
+ * is passed as NULL, else it is an error. */
+static int s_each_doc(const redisReply *d, int64_t id, void *user)
+{
+    s_each_ctx *c = user;
+    bson_t doc;
+    bool readable = s_reply_bson(d, &doc);
+    if (!readable && !c->damaged_ok)
+        return xp__error(c->err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                         "Redis at %s: a stored trial record of '%s' is "
+                         "damaged",
+                         c->r->where, c->r->id);
+    return c->fn(readable ? &doc : NULL, id, c->user);
+}
+
+static int s_each_bytes(const redisReply *d, int64_t id, void *user)
+{
+    s_each_ctx *c = user;
+    return c->bytes_fn(d->len ? (const uint8_t *)d->str : NULL, d->len, id,
+                       c->user);
+}
+
 static int s_trials_in(xp_backend *base, const char *set, bool damaged_ok,
                        xp_trial_fn fn, void *user, xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
-    s_batch b = {0};
-    redisReply *ids = NULL, **reps = NULL;
-    size_t n_reps = 0;
-    int rc = -1;
-    pthread_mutex_lock(&r->lock);
-    s_cmd(&b);
-    s_arg_str(&b, "ZRANGE");
-    s_argf(&b, "%s:%s", r->id, set);
-    s_arg_str(&b, "0");
-    s_arg_str(&b, "-1");
-    if (s_exec1(r, &b, &ids, "reading history", err) != 0)
-        goto cleanup;
-    if (ids->type != REDIS_REPLY_ARRAY) {
-        s_bad_reply(r, ids, "reading history", err);
-        goto cleanup;
-    }
-    const size_t per_trip = XP_REDIS_MGET_KEYS * XP_REDIS_MGETS_PER_TRIP;
-    for (size_t from = 0; from < ids->elements; from += per_trip) {
-        size_t to =
-            from + per_trip < ids->elements ? from + per_trip : ids->elements;
-        s_batch_free(&b);
-        for (size_t i = from; i < to; i++) {
-            const redisReply *m = ids->element[i];
-            if ((i - from) % XP_REDIS_MGET_KEYS == 0) {
-                s_cmd(&b);
-                s_arg_str(&b, "MGET");
-            }
-            if (m->type != REDIS_REPLY_STRING) {
-                s_bad_reply(r, m, "reading history", err);
-                goto cleanup;
-            }
-            s_arg_key(&b, r->id, ":trial:", m->str, m->len);
-        }
-        if (s_exec(r, &b, &reps, "reading history", err) != 0)
-            goto cleanup;
-        n_reps = b.n_cmds;
-        for (size_t k = 0; k < n_reps; k++) {
-            if (reps[k]->type != REDIS_REPLY_ARRAY) {
-                s_bad_reply(r, reps[k], "reading history", err);
-                goto cleanup;
-            }
-            for (size_t j = 0; j < reps[k]->elements; j++) {
-                const redisReply *d = reps[k]->element[j];
-                const redisReply *m =
-                    ids->element[from + k * XP_REDIS_MGET_KEYS + j];
-                int64_t id = 0;
-                bson_t doc;
-                if (d->type == REDIS_REPLY_NIL)
-                    continue; /* deleted behind our back */
-                bool readable = s_reply_bson(d, &doc);
-                if (!readable && !damaged_ok) {
-                    xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                              "Redis at %s: a stored trial record of '%s' "
-                              "is damaged",
-                              r->where, r->id);
-                    goto cleanup;
-                }
-                s_parse_i64(m->str, m->len, &id);
-                if (fn(readable ? &doc : NULL, id, user) != 0)
-                    goto cleanup;
-            }
-        }
-        s_replies_free(reps, n_reps);
-        reps = NULL;
-    }
-    rc = 0;
-cleanup:
-    pthread_mutex_unlock(&r->lock);
-    if (ids)
-        freeReplyObject(ids);
-    s_replies_free(reps, n_reps);
-    s_batch_free(&b);
-    return rc;
+    s_each_ctx c = {
+        .r = r, .fn = fn, .user = user, .damaged_ok = damaged_ok, .err = err};
+    return s_read_set(r, set, s_each_doc, &c, err);
 }
 
 static int s_trials_each(xp_backend *base, xp_trial_fn fn, void *user,
                          xp_error_t *err)
 {
     return s_trials_in(base, "trials", true, fn, user, err);
+}
+
+/* The bytes as stored: history's rows check them as they are read. */
+static int s_trials_each_bytes(xp_backend *base, xp_trial_bytes_fn fn,
+                               void *user, xp_error_t *err)
+{
+    xp_redis *r = (xp_redis *)base;
+    s_each_ctx c = {.r = r, .bytes_fn = fn, .user = user, .err = err};
+    return s_read_set(r, "trials", s_each_bytes, &c, err);
+}
+
+/* ---------------------------------------------------------------- history
+ * queries. A page in trial id order without a filter is a range of ranks
+ * of <id>:trials (ZRANGE / ZREVRANGE, with ZCARD for the count) and the
+ * page's documents. Any other page is the query wing's scan over every
+ * record; the records' projections on the query's fields are kept on the
+ * handle (query/projection.h) while the history's version holds, so the
+ * next pages scan those instead of reading every record again. */
+
+/* The history's version as the server has it now, never 0:
+ * <id>:version, moved by every write of a record, hashed with
+ * <id>:counter and the sizes of <id>:trials, <id>:running and
+ * <id>:queued, which writers from before <id>:version move too. One
+ * MULTI, so the five are of one moment. */
+static int s_version(xp_redis *r, uint64_t *out, xp_error_t *err)
+{
+    static const char *const cmd[][2] = {
+        {"GET", "version"},  {"GET", "counter"},  {"ZCARD", "trials"},
+        {"HLEN", "running"}, {"ZCARD", "queued"},
+    };
+    const char *what = "reading the history's version";
+    s_batch b = {0};
+    redisReply **reps = NULL;
+    int rc = -1;
+    s_cmd(&b);
+    s_arg_str(&b, "MULTI");
+    for (size_t i = 0; i < sizeof cmd / sizeof cmd[0]; i++) {
+        s_cmd(&b);
+        s_arg_str(&b, cmd[i][0]);
+        s_argf(&b, "%s:%s", r->id, cmd[i][1]);
+    }
+    s_cmd(&b);
+    s_arg_str(&b, "EXEC");
+    if (s_exec(r, &b, &reps, what, err) != 0 ||
+        s_check_exec(r, reps, b.n_cmds, what, err) != 0)
+        goto cleanup;
+    const redisReply *exec = reps[b.n_cmds - 1];
+    int64_t v[sizeof cmd / sizeof cmd[0]];
+    if (exec->elements != sizeof v / sizeof v[0]) {
+        s_bad_reply(r, exec, what, err);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < exec->elements; i++) {
+        const redisReply *e = exec->element[i];
+        v[i] = -1; /* a key that is not there */
+        if (e->type == REDIS_REPLY_INTEGER)
+            v[i] = e->integer;
+        else if (e->type == REDIS_REPLY_STRING)
+            s_parse_i64(e->str, e->len, &v[i]);
+    }
+    uint8_t h[16];
+    xp__hash128(v, sizeof v, h);
+    uint64_t version;
+    memcpy(&version, h, sizeof version);
+    *out = version | 1;
+    rc = 0;
+cleanup:
+    s_replies_free(reps, b.n_cmds);
+    s_batch_free(&b);
+    return rc;
+}
+
+/* The documents of a page to the caller's fn, in the page's order (a
+ * damaged one as NULL). */
+static int s_page_record(const redisReply *d, int64_t id, void *user)
+{
+    s_each_ctx *c = user;
+    bson_t doc;
+    bool readable = s_reply_bson(d, &doc);
+    return c->fn(readable ? &doc : NULL, id, c->user);
+}
+
+/* A page in trial id order (descending: newest first). */
+static int s_query_window(xp_redis *r, const xp_compiled_query *q,
+                          bool descending, s_each_ctx *c, int64_t *matched)
+{
+    int64_t stop = -1;
+    if (q->limit > 0)
+        stop = q->offset > INT64_MAX - q->limit ? INT64_MAX
+                                                : q->offset + q->limit - 1;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc = s_range_ids(r, "trials", q->offset, stop, descending, &ids, &n,
+                         matched, "reading a page of history", c->err);
+    if (rc == 0)
+        rc = s_read_records(r, ids, n, s_page_record, c,
+                            "reading a page of history", c->err);
+    bson_free(ids);
+    return rc;
+}
+
+typedef struct {
+    xp_query_scan *scan;
+    xp_projection_cache *cache; /* NULL: not building one */
+} s_scan_ctx;
+
+/* A record into the scan as stored (bson_iter checks each length it
+ * follows; too short for a document: damaged), and into the cache. */
+static int s_scan_record(const redisReply *d, int64_t id, void *user)
+{
+    s_scan_ctx *c = user;
+    bson_t doc;
+    bool ok =
+        d->len >= 5 && bson_init_static(&doc, (const uint8_t *)d->str, d->len);
+    xp__query_scan_add(c->scan, ok ? &doc : NULL, id);
+    if (c->cache)
+        xp__projection_cache_add(c->cache, ok ? &doc : NULL, id);
+    return 0;
+}
+
+typedef struct {
+    int64_t *v;
+    size_t n, cap;
+} s_ids;
+
+static int s_page_id(const bson_t *unused, int64_t id, void *user)
+{
+    (void)unused;
+    s_ids *p = user;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 128;
+        p->v = bson_realloc(p->v, p->cap * sizeof *p->v);
+    }
+    p->v[p->n++] = id;
+    return 0;
+}
+
+/* A page that filters or sorts: every record (or its cached projection)
+ * through the scan, then the page's documents by id. */
+static int s_query_scan(xp_redis *r, const xp_compiled_query *q, s_each_ctx *c,
+                        int64_t *matched)
+{
+    uint64_t version = 0;
+    if (s_version(r, &version, c->err) != 0)
+        return -1;
+    if (!r->proj)
+        r->proj = xp__projection_cache_new();
+    s_scan_ctx sc = {.scan = xp__query_scan_new_ids(q)};
+    s_ids page = {0};
+    int rc = 0;
+    if (xp__projection_cache_ready(r->proj, q, version)) {
+        xp__projection_cache_scan(r->proj, sc.scan);
+    } else {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        sc.cache = r->proj;
+        rc = s_range_ids(r, "trials", 0, -1, false, &ids, &n, NULL,
+                         "reading history", c->err);
+        if (rc == 0)
+            rc = s_read_records(r, ids, n, s_scan_record, &sc,
+                                "reading history", c->err);
+        if (rc == 0)
+            xp__projection_cache_done(r->proj);
+        bson_free(ids);
+    }
+    *matched = xp__query_scan_matched(sc.scan);
+    if (rc == 0)
+        xp__query_scan_emit(sc.scan, s_page_id, &page);
+    xp__query_scan_destroy(&sc.scan);
+    if (rc == 0)
+        rc = s_read_records(r, page.v, page.n, s_page_record, c,
+                            "reading a page of history", c->err);
+    bson_free(page.v);
+    return rc;
+}
+
+static int s_trials_query(xp_backend *base, const xp_compiled_query *q,
+                          xp_trial_fn fn, void *user, int64_t *matched,
+                          xp_error_t *err)
+{
+    xp_redis *r = (xp_redis *)base;
+    s_each_ctx c = {.r = r, .fn = fn, .user = user, .err = err};
+    int by_id = q->sort ? xp__sort_by_trial_id(q->sort) : 1;
+    pthread_mutex_lock(&r->lock);
+    int rc = !q->filter && by_id != 0
+                 ? s_query_window(r, q, by_id < 0, &c, matched)
+                 : s_query_scan(r, q, &c, matched);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
 }
 
 typedef struct {
@@ -1487,9 +1896,10 @@ static int s_trial_interrupt(xp_backend *base, int64_t id, int64_t finished_ms,
     s_cmd(&b);
     s_arg_str(&b, "EVAL");
     s_arg_str(&b, s_interrupt_script);
-    s_arg_str(&b, "2");
+    s_arg_str(&b, "3");
     s_argf(&b, "%s:running", r->id);
     s_argf(&b, "%s:trial:%s", r->id, num);
+    s_argf(&b, "%s:version", r->id);
     s_arg_str(&b, num);
     s_arg(&b, bson_get_data(&updated), updated.len);
     if (s_exec1(r, &b, &rep, "marking trial interrupted", err) != 0)
@@ -1524,9 +1934,10 @@ static int s_trial_running(xp_backend *base, const xp_trial_record *rec,
     s_cmd(&b);
     s_arg_str(&b, "EVAL");
     s_arg_str(&b, s_running_script);
-    s_arg_str(&b, "2");
+    s_arg_str(&b, "3");
     s_argf(&b, "%s:queued", r->id);
     s_argf(&b, "%s:trial:%s", r->id, num);
+    s_argf(&b, "%s:version", r->id);
     s_arg_str(&b, num);
     s_arg(&b, bson_get_data(&doc), doc.len);
     pthread_mutex_lock(&r->lock);
@@ -1766,6 +2177,7 @@ static void s_close(xp_backend *base)
     xp_redis *r = (xp_redis *)base;
     if (r->c)
         redisFree(r->c);
+    xp__projection_cache_destroy(&r->proj);
     s_target_clear(&r->target);
     pthread_mutex_destroy(&r->lock);
     bson_free(r->where);
@@ -1780,6 +2192,8 @@ static const xp_backend_ops s_ops = {
     .metric_flush = s_metric_flush,
     .trial_get = s_trial_get,
     .trials_each = s_trials_each,
+    .trials_each_bytes = s_trials_each_bytes,
+    .trials_query = s_trials_query,
     .queued_trials = s_queued_trials,
     .trial_running = s_trial_running,
     .last_id = s_last_id,
