@@ -4,6 +4,7 @@
 #include "query/projection.h"
 #include "query/query.h"
 #include "store/driver.h"
+#include "store/redis_reply.h"
 #include "util/bson_util.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -812,20 +813,6 @@ static bool s_reply_bson(const redisReply *rep, bson_t *doc)
            xp__bson_view_checked(doc, (const uint8_t *)rep->str, rep->len);
 }
 
-static bool s_parse_i64(const char *s, size_t n, int64_t *out)
-{
-    if (n == 0 || n > 19)
-        return false;
-    int64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 /* Field of <id>:step_hashes: XXH128 (canonical, big-endian) of the step
  * name, a NUL byte and the 16-byte input hash. */
 static void s_hash_field(const char *step, const uint8_t input[16],
@@ -1107,118 +1094,196 @@ cleanup:
 /* ---------------------------------------------------------------- reading
  * records: the ids from a sorted set, then the documents by MGET, in
  * trips of XP_REDIS_MGETS_PER_TRIP MGETs. Two trips are in flight: the
- * next one is sent before the replies of the last are handled, so the
- * server reads the next keys while this process decodes. */
+ * next one is sent once the replies of the last have arrived, so the
+ * server reads the next keys while this process builds rows. The
+ * replies are decoded as they arrive and build nothing: hiredis's
+ * reader hands each record, a bulk string still in its buffer, to a
+ * callback (xp_redis_parse below), which passes it on, so a record is not
+ * copied into a reply object and no object is made per record. */
 
-/* What a reader does with each record: d a string reply, the stored
- * bytes of trial id. Non-zero stops the reading. */
-typedef int (*s_record_fn)(const redisReply *d, int64_t id, void *user);
+/* Reads one reply through the callbacks into p: 0, or -1 when it did
+ * not arrive whole (p->status tells a reply the read did not ask for or
+ * a stop from fn from a failed connection). */
+static int s_parse_reply(xp_redis *r, xp_redis_parse *p)
+{
+    redisReader *rd = r->c->reader;
+    redisReplyObjectFunctions *fn = rd->fn;
+    void *priv = rd->privdata;
+    rd->fn = &xp__redis_parse_fns;
+    rd->privdata = p;
+    void *reply = NULL;
+    int rc = redisGetReply(r->c, &reply);
+    /* a reply cut short is left to the reader to free: it is ours */
+    rd->reply = NULL;
+    rd->fn = fn;
+    rd->privdata = priv;
+    return rc == REDIS_OK && reply ? 0 : -1;
+}
+
+/* Drops r->c after an exchange that failed or left it out of step, and
+ * says why in err: a reply of the wrong kind, the server's error, or a
+ * connection lost (then false: worth one more attempt). */
+static bool s_parse_failed(xp_redis *r, const xp_redis_parse *p, bool arrived,
+                           const char *what, char lost[128], xp_error_t *err)
+{
+    bool retry = false;
+    if (p->status == XP_REDIS_PARSE_BAD)
+        xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                  "Redis at %s: %s: unexpected reply", r->where, what);
+    else if (arrived && p->error[0])
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "Redis at %s: %s: %s",
+                  r->where, what, p->error);
+    else if (p->status != XP_REDIS_PARSE_STOPPED) {
+        bool timeout = s_exchange_failure(r, lost, 128);
+        if (timeout)
+            xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s (at %s, %s)", lost,
+                      r->where, what);
+        else
+            xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                      "Redis at %s: connection lost while %s: %s", r->where,
+                      what, lost);
+        retry = r->c->err != REDIS_ERR_PROTOCOL;
+    }
+    redisFree(r->c);
+    r->c = NULL;
+    return retry;
+}
+
+/* Connects when the handle has no connection; after a lost one (lost
+ * set), an error names both. */
+static int s_ensure_connected(xp_redis *r, const char *lost, const char *what,
+                              xp_error_t *err)
+{
+    if (r->c)
+        return 0;
+    xp_error_t cerr;
+    if (s_connect(r, &cerr) == 0)
+        return 0;
+    if (lost[0])
+        xp__error(err, cerr.domain, cerr.code,
+                  "Redis at %s: connection lost while %s (%s); reconnecting "
+                  "failed (%s)",
+                  r->where, what, lost, r->refused);
+    else if (err)
+        *err = cerr;
+    return -1;
+}
 
 /* ZCARD of <id>:<set> into *total (when not NULL) and its members of
  * ranks start..stop (ZRANGE's meaning; ZREVRANGE with reverse) into
- * *ids (caller frees), in one MULTI. */
+ * *ids (caller frees), in one MULTI. Lock held. */
 static int s_range_ids(xp_redis *r, const char *set, int64_t start,
                        int64_t stop, bool reverse, int64_t **ids, size_t *n,
                        int64_t *total, const char *what, xp_error_t *err)
 {
-    s_batch b = {0};
-    redisReply **reps = NULL;
+    char key[XP_ID_MAX + 32], from[24], to[24];
+    snprintf(key, sizeof key, "%s:%s", r->id, set);
+    snprintf(from, sizeof from, "%lld", (long long)start);
+    snprintf(to, sizeof to, "%lld", (long long)stop);
+    const char *multi[] = {"MULTI"}, *card[] = {"ZCARD", key};
+    const char *range[] = {reverse ? "ZREVRANGE" : "ZRANGE", key, from, to};
+    const char *exec[] = {"EXEC"};
+    const char **cmds[] = {multi, card, range, exec};
+    const int argc[] = {1, 2, 4, 1};
+    char lost[128] = "";
+    xp_redis_parse p = {0};
     int rc = -1;
+    double deadline = xp__monotonic() + r->target.connect_ms / 1000.0;
+    s_sigpipe sp;
+    s_sigpipe_block(&sp);
     *ids = NULL;
     *n = 0;
-    s_cmd(&b);
-    s_arg_str(&b, "MULTI");
-    s_cmd(&b);
-    s_arg_str(&b, "ZCARD");
-    s_argf(&b, "%s:%s", r->id, set);
-    s_cmd(&b);
-    s_arg_str(&b, reverse ? "ZREVRANGE" : "ZRANGE");
-    s_argf(&b, "%s:%s", r->id, set);
-    s_argf(&b, "%lld", (long long)start);
-    s_argf(&b, "%lld", (long long)stop);
-    s_cmd(&b);
-    s_arg_str(&b, "EXEC");
-    if (s_exec(r, &b, &reps, what, err) != 0 ||
-        s_check_exec(r, reps, b.n_cmds, what, err) != 0)
-        goto cleanup;
-    const redisReply *exec = reps[b.n_cmds - 1];
-    if (exec->elements != 2 || exec->element[0]->type != REDIS_REPLY_INTEGER ||
-        exec->element[1]->type != REDIS_REPLY_ARRAY) {
-        s_bad_reply(r, exec, what, err);
-        goto cleanup;
-    }
-    const redisReply *members = exec->element[1];
-    int64_t *v = bson_malloc((members->elements + 1) * sizeof *v);
-    for (size_t i = 0; i < members->elements; i++) {
-        const redisReply *m = members->element[i];
-        if (m->type != REDIS_REPLY_STRING ||
-            !s_parse_i64(m->str, m->len, &v[i])) {
-            bson_free(v);
-            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
-                      "Redis at %s: key %s:%s holds a member that is not a "
-                      "trial id",
-                      r->where, r->id, set);
+    for (int attempt = 0; attempt < 2;) {
+        if (s_ensure_connected(r, lost, what, err) != 0)
+            goto cleanup;
+        bson_free(p.list);
+        p = (xp_redis_parse){.id_list = true};
+        bool sent = true, arrived = true;
+        for (int i = 0; i < 4 && sent; i++)
+            sent = redisAppendCommandArgv(r->c, argc[i], cmds[i], NULL) ==
+                   REDIS_OK;
+        for (int i = 0; sent && arrived && i < 4; i++)
+            arrived = s_parse_reply(r, &p) == 0;
+        if (sent && arrived && !p.error[0] && p.list) {
+            *ids = p.list;
+            *n = p.n_list;
+            if (total)
+                *total = p.total;
+            p.list = NULL;
+            rc = 0;
             goto cleanup;
         }
+        if (sent && arrived && strncmp(p.error, "LOADING", 7) == 0 &&
+            xp__monotonic() < deadline) {
+            s_sleep_ms(50); /* a server just restarted */
+            continue;
+        }
+        if (sent && arrived && !p.error[0])
+            p.status = XP_REDIS_PARSE_BAD; /* no member list */
+        if (!s_parse_failed(r, &p, sent && arrived, what, lost, err))
+            goto cleanup;
+        attempt++;
     }
-    if (total)
-        *total = exec->element[0]->integer;
-    *ids = v;
-    *n = members->elements;
-    rc = 0;
 cleanup:
-    s_replies_free(reps, b.n_cmds);
-    s_batch_free(&b);
+    s_sigpipe_restore(&sp);
+    bson_free(p.list);
     return rc;
 }
 
-/* The keys of one trip, formatted into one buffer. */
-typedef struct {
-    char *text;
-    size_t text_cap;
-    const char **argv;
-    size_t *len;
-    size_t cap;
-} s_keys;
-
-static void s_keys_free(s_keys *k)
+/* Decimal digits of v (>= 0) at p; their count. */
+static size_t s_put_u64(char *p, uint64_t v)
 {
-    bson_free(k->text);
-    bson_free(k->argv);
-    bson_free(k->len);
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
 }
 
-/* Queues the MGETs of ids[from..to) on r->c and writes them out. */
-static int s_trip_send(xp_redis *r, s_keys *k, const int64_t *ids, size_t from,
-                       size_t to)
+/* Queues the MGETs of ids[from..to) on r->c and writes them out. The
+ * commands are written in the protocol here, each key a memcpy of
+ * "<id>:trial:" and the digits: printf per key was a tenth of a whole
+ * history read's instructions. */
+static int s_trip_send(xp_redis *r, char **text, size_t *text_cap,
+                       const int64_t *ids, size_t from, size_t to)
 {
-    size_t prefix = strlen(r->id) + sizeof ":trial:" - 1;
-    size_t need = (to - from) * (prefix + 20);
-    if (k->text_cap < need) {
-        bson_free(k->text);
-        k->text = bson_malloc(need);
-        k->text_cap = need;
+    char prefix[XP_ID_MAX + 16];
+    size_t np = (size_t)snprintf(prefix, sizeof prefix, "%s:trial:", r->id);
+    /* "$" length "\r\n" key "\r\n" a key, and each command's head */
+    size_t need = (to - from) * (np + 48) + 64;
+    if (*text_cap < need) {
+        bson_free(*text);
+        *text = bson_malloc(need);
+        *text_cap = need;
     }
-    if (k->cap < XP_REDIS_MGET_KEYS + 1) {
-        k->cap = XP_REDIS_MGET_KEYS + 1;
-        k->argv = bson_realloc(k->argv, k->cap * sizeof *k->argv);
-        k->len = bson_realloc(k->len, k->cap * sizeof *k->len);
-    }
-    char *p = k->text;
     for (size_t at = from; at < to; at += XP_REDIS_MGET_KEYS) {
         size_t end =
             at + XP_REDIS_MGET_KEYS < to ? at + XP_REDIS_MGET_KEYS : to;
-        int argc = 0;
-        k->argv[argc] = "MGET";
-        k->len[argc++] = 4;
+        char *p = *text;
+        *p++ = '*';
+        p += s_put_u64(p, end - at + 1);
+        static const char head[] = "\r\n$4\r\nMGET\r\n";
+        memcpy(p, head, sizeof head - 1);
+        p += sizeof head - 1;
         for (size_t i = at; i < end; i++) {
-            int w = snprintf(p, prefix + 20, "%s:trial:%lld", r->id,
-                             (long long)ids[i]);
-            k->argv[argc] = p;
-            k->len[argc++] = (size_t)w;
-            p += w;
+            char digits[20];
+            size_t nd = s_put_u64(digits, (uint64_t)ids[i]);
+            *p++ = '$';
+            p += s_put_u64(p, np + nd);
+            *p++ = '\r';
+            *p++ = '\n';
+            memcpy(p, prefix, np);
+            p += np;
+            memcpy(p, digits, nd);
+            p += nd;
+            *p++ = '\r';
+            *p++ = '\n';
         }
-        if (redisAppendCommandArgv(r->c, argc, k->argv, k->len) != REDIS_OK)
+        if (redisAppendFormattedCommand(r->c, *text, (size_t)(p - *text)) !=
+            REDIS_OK)
             return -1;
     }
     int done = 0;
@@ -1230,128 +1295,69 @@ static int s_trip_send(xp_redis *r, s_keys *k, const int64_t *ids, size_t from,
 
 /* Calls fn (lock held) for the stored record of each of ids[0..n), in
  * that order; a key that is gone (nil) is skipped. A connection lost on
- * the way is re-established once and the reading goes on from the trip
- * it was in. */
+ * the way is re-established once and the reading goes on from the first
+ * record not yet handed over. */
 static int s_read_records(xp_redis *r, const int64_t *ids, size_t n,
-                          s_record_fn fn, void *user, const char *what,
+                          xp_redis_record_fn fn, void *user, const char *what,
                           xp_error_t *err)
 {
     const size_t per_trip = XP_REDIS_MGET_KEYS * XP_REDIS_MGETS_PER_TRIP;
-    size_t trips = (n + per_trip - 1) / per_trip, sent = 0, done = 0;
-    redisReply *rep[XP_REDIS_MGETS_PER_TRIP] = {0};
-    s_keys keys = {0};
+    size_t pos = 0;                 /* the next record to hand over */
+    size_t next = 0;                /* the first one not asked for */
+    size_t flight[2], n_flight = 0; /* where the trips in flight end */
+    char *text = NULL;
+    size_t text_cap = 0;
     char lost[128] = "";
     bool retried = false;
     int rc = -1;
     s_sigpipe sp;
     s_sigpipe_block(&sp);
-    while (done < trips) {
-        size_t from = done * per_trip;
-        size_t to = from + per_trip < n ? from + per_trip : n;
-        size_t n_mget =
-            (to - from + XP_REDIS_MGET_KEYS - 1) / XP_REDIS_MGET_KEYS;
-        if (!r->c) {
-            xp_error_t cerr;
-            if (s_connect(r, &cerr) != 0) {
-                if (lost[0])
-                    xp__error(err, cerr.domain, cerr.code,
-                              "Redis at %s: connection lost while %s (%s); "
-                              "reconnecting failed (%s)",
-                              r->where, what, lost, r->refused);
-                else if (err)
-                    *err = cerr;
-                goto cleanup;
-            }
-        }
-        /* two trips in flight */
-        for (; sent < trips && sent < done + 2; sent++) {
-            size_t a = sent * per_trip;
-            if (s_trip_send(r, &keys, ids, a,
-                            a + per_trip < n ? a + per_trip : n) != 0)
-                goto lost;
-        }
-        for (size_t k = 0; k < n_mget; k++) {
-            void *reply = NULL;
-            if (redisGetReply(r->c, &reply) != REDIS_OK || !reply)
-                goto lost;
-            rep[k] = reply;
-        }
-        if (sent < trips) {
-            size_t a = sent * per_trip;
-            if (s_trip_send(r, &keys, ids, a,
-                            a + per_trip < n ? a + per_trip : n) != 0)
-                goto lost;
-            sent++;
-        }
-        for (size_t k = 0; k < n_mget; k++) {
-            size_t first = from + k * XP_REDIS_MGET_KEYS;
-            size_t count = to - first < XP_REDIS_MGET_KEYS ? to - first
-                                                           : XP_REDIS_MGET_KEYS;
-            if (rep[k]->type != REDIS_REPLY_ARRAY ||
-                rep[k]->elements != count) {
-                s_bad_reply(r, rep[k], what, err);
-                goto cleanup;
-            }
-            for (size_t j = 0; j < count; j++) {
-                const redisReply *d = rep[k]->element[j];
-                if (d->type == REDIS_REPLY_NIL)
-                    continue; /* deleted behind our back */
-                if (d->type != REDIS_REPLY_STRING) {
-                    s_bad_reply(r, d, what, err);
-                    goto cleanup;
-                }
-                if (fn(d, ids[first + j], user) != 0)
-                    goto cleanup;
-            }
-        }
-        for (size_t k = 0; k < n_mget; k++) {
-            freeReplyObject(rep[k]);
-            rep[k] = NULL;
-        }
-        done++;
-        continue;
-    lost:
-        for (size_t k = 0; k < XP_REDIS_MGETS_PER_TRIP; k++) {
-            if (rep[k])
-                freeReplyObject(rep[k]);
-            rep[k] = NULL;
-        }
-        bool timeout = s_exchange_failure(r, lost, sizeof lost);
-        bool protocol = r->c->err == REDIS_ERR_PROTOCOL;
-        redisFree(r->c);
-        r->c = NULL;
-        if (protocol || retried) {
-            if (timeout)
-                xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s (at %s, %s)",
-                          lost, r->where, what);
-            else
-                xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
-                          "Redis at %s: connection lost while %s: %s", r->where,
-                          what, lost);
+    while (pos < n) {
+        if (s_ensure_connected(r, lost, what, err) != 0)
             goto cleanup;
+        xp_redis_parse p = {.fn = fn, .user = user};
+        bool ok = true;
+        for (; ok && n_flight < 2 && next < n; next = flight[n_flight++]) {
+            flight[n_flight] = next + per_trip < n ? next + per_trip : n;
+            ok = s_trip_send(r, &text, &text_cap, ids, next,
+                             flight[n_flight]) == 0;
         }
+        /* the first trip in flight, one MGET after another */
+        while (ok && pos < flight[0]) {
+            p.ids = ids + pos;
+            p.count = flight[0] - pos < XP_REDIS_MGET_KEYS ? flight[0] - pos
+                                                           : XP_REDIS_MGET_KEYS;
+            p.at = 0;
+            ok = s_parse_reply(r, &p) == 0 && !p.error[0];
+            if (ok && p.at != p.count) {
+                p.status = XP_REDIS_PARSE_BAD; /* cannot be: all or none */
+                ok = false;
+            }
+            pos += p.at;
+        }
+        if (ok) {
+            flight[0] = flight[1];
+            n_flight--;
+            continue;
+        }
+        if (!s_parse_failed(r, &p, p.error[0] != '\0', what, lost, err) ||
+            retried)
+            goto cleanup;
         retried = true;
-        sent = done; /* the trips in flight are asked again */
+        n_flight = 0;
+        next = pos; /* ask again for what was in flight */
     }
     rc = 0;
 cleanup:
     s_sigpipe_restore(&sp);
-    for (size_t k = 0; k < XP_REDIS_MGETS_PER_TRIP; k++)
-        if (rep[k])
-            freeReplyObject(rep[k]);
-    if (rc != 0 && r->c && sent > done) {
-        /* replies still on their way: a connection out of step */
-        redisFree(r->c);
-        r->c = NULL;
-    }
-    s_keys_free(&keys);
+    bson_free(text);
     return rc;
 }
 
 /* The records of sorted set <id>:<set> (the history: <id>:trials) in id
  * order, to fn under the lock. */
-static int s_read_set(xp_redis *r, const char *set, s_record_fn fn, void *user,
-                      xp_error_t *err)
+static int s_read_set(xp_redis *r, const char *set, xp_redis_record_fn fn,
+                      void *user, xp_error_t *err)
 {
     int64_t *ids = NULL;
     size_t n = 0;
@@ -1376,11 +1382,11 @@ typedef struct {
 
 /* A checked document for fn: with damaged_ok a record that is not BSON
  * is passed as NULL, else it is an error. */
-static int s_each_doc(const redisReply *d, int64_t id, void *user)
+static int s_each_doc(const uint8_t *data, size_t len, int64_t id, void *user)
 {
     s_each_ctx *c = user;
     bson_t doc;
-    bool readable = s_reply_bson(d, &doc);
+    bool readable = data && xp__bson_view_checked(&doc, data, len);
     if (!readable && !c->damaged_ok)
         return xp__error(c->err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                          "Redis at %s: a stored trial record of '%s' is "
@@ -1389,11 +1395,10 @@ static int s_each_doc(const redisReply *d, int64_t id, void *user)
     return c->fn(readable ? &doc : NULL, id, c->user);
 }
 
-static int s_each_bytes(const redisReply *d, int64_t id, void *user)
+static int s_each_bytes(const uint8_t *data, size_t len, int64_t id, void *user)
 {
     s_each_ctx *c = user;
-    return c->bytes_fn(d->len ? (const uint8_t *)d->str : NULL, d->len, id,
-                       c->user);
+    return c->bytes_fn(data, len, id, c->user);
 }
 
 static int s_trials_in(xp_backend *base, const char *set, bool damaged_ok,
@@ -1467,7 +1472,7 @@ static int s_version(xp_redis *r, uint64_t *out, xp_error_t *err)
         if (e->type == REDIS_REPLY_INTEGER)
             v[i] = e->integer;
         else if (e->type == REDIS_REPLY_STRING)
-            s_parse_i64(e->str, e->len, &v[i]);
+            xp__redis_parse_i64(e->str, e->len, &v[i]);
     }
     uint8_t h[16];
     xp__hash128(v, sizeof v, h);
@@ -1483,11 +1488,12 @@ cleanup:
 
 /* The documents of a page to the caller's fn, in the page's order (a
  * damaged one as NULL). */
-static int s_page_record(const redisReply *d, int64_t id, void *user)
+static int s_page_record(const uint8_t *data, size_t len, int64_t id,
+                         void *user)
 {
     s_each_ctx *c = user;
     bson_t doc;
-    bool readable = s_reply_bson(d, &doc);
+    bool readable = data && xp__bson_view_checked(&doc, data, len);
     return c->fn(readable ? &doc : NULL, id, c->user);
 }
 
@@ -1517,12 +1523,12 @@ typedef struct {
 
 /* A record into the scan as stored (bson_iter checks each length it
  * follows; too short for a document: damaged), and into the cache. */
-static int s_scan_record(const redisReply *d, int64_t id, void *user)
+static int s_scan_record(const uint8_t *data, size_t len, int64_t id,
+                         void *user)
 {
     s_scan_ctx *c = user;
     bson_t doc;
-    bool ok =
-        d->len >= 5 && bson_init_static(&doc, (const uint8_t *)d->str, d->len);
+    bool ok = data && len >= 5 && bson_init_static(&doc, data, len);
     xp__query_scan_add(c->scan, ok ? &doc : NULL, id);
     if (c->cache)
         xp__projection_cache_add(c->cache, ok ? &doc : NULL, id);
@@ -1655,7 +1661,8 @@ static int s_last_id(xp_backend *base, int64_t *id, xp_error_t *err)
     *id = 0;
     if (rep->elements > 0) {
         const redisReply *m = rep->element[0];
-        if (m->type != REDIS_REPLY_STRING || !s_parse_i64(m->str, m->len, id)) {
+        if (m->type != REDIS_REPLY_STRING ||
+            !xp__redis_parse_i64(m->str, m->len, id)) {
             xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                       "Redis at %s: key %s:trials holds a member that is "
                       "not a trial id",
@@ -1706,7 +1713,7 @@ static int s_metric_read(xp_backend *base, const char *name, int64_t trial,
         const redisReply *f = rep->element[2 * i];
         const redisReply *d = rep->element[2 * i + 1];
         if (f->type != REDIS_REPLY_STRING || d->type != REDIS_REPLY_STRING ||
-            !s_parse_i64(f->str, f->len, &chunks[i].chunk))
+            !xp__redis_parse_i64(f->str, f->len, &chunks[i].chunk))
             goto damaged;
         chunks[i].data = d;
     }
@@ -1830,7 +1837,7 @@ static int s_running_trials(xp_backend *base, xp_running_trial **out, size_t *n,
         xp_trial_record rec;
         xp_running_trial *t = &list[i];
         if (f->type != REDIS_REPLY_STRING ||
-            !s_parse_i64(f->str, f->len, &t->trial_id) ||
+            !xp__redis_parse_i64(f->str, f->len, &t->trial_id) ||
             !s_reply_bson(rep->element[2 * i + 1], &doc) ||
             xp__record_decode(&doc, &rec, NULL) != 0) {
             xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
