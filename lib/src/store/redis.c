@@ -1113,7 +1113,8 @@ static int s_parse_reply(xp_redis *r, xp_redis_parse *p)
     rd->privdata = p;
     void *reply = NULL;
     int rc = redisGetReply(r->c, &reply);
-    /* a reply cut short is left to the reader to free: it is ours */
+    /* the reader would free a reply it did not finish as a reply object:
+     * ours are not */
     rd->reply = NULL;
     rd->fn = fn;
     rd->privdata = priv;
