@@ -45,6 +45,11 @@ static void s_forget_fields(xp_projection_cache *c)
     xp__field_plan_destroy(&c->plan);
 }
 
+void xp__projection_cache_eager(xp_projection_cache *c)
+{
+    c->asked = true;
+}
+
 void xp__projection_cache_drop(xp_projection_cache *c)
 {
     c->n = 0;

@@ -19,6 +19,10 @@ typedef struct xp_projection_cache xp_projection_cache;
 xp_projection_cache *xp__projection_cache_new(void);
 /* NULL-safe; NULLs *c. */
 void xp__projection_cache_destroy(xp_projection_cache **c);
+/* From the first query on, not the second: for a store whose every scan
+ * reads the whole history over the network, where a second read costs
+ * far more than the projections. */
+void xp__projection_cache_eager(xp_projection_cache *c);
 
 /* Whether the cache answers q for records at version: it holds every
  * record's projection on q's fields, built at that version. Else the

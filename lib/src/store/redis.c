@@ -1561,8 +1561,11 @@ static int s_query_scan(xp_redis *r, const xp_compiled_query *q, s_each_ctx *c,
     uint64_t version = 0;
     if (s_version(r, &version, c->err) != 0)
         return -1;
-    if (!r->proj)
+    if (!r->proj) {
         r->proj = xp__projection_cache_new();
+        /* reading every record again costs far more than projecting */
+        xp__projection_cache_eager(r->proj);
+    }
     s_scan_ctx sc = {.scan = xp__query_scan_new_ids(q)};
     s_ids page = {0};
     int rc = 0;
