@@ -352,3 +352,28 @@ Test(redis_history, a_connection_lost_in_a_long_read_goes_on_where_it_was)
     xp_experiment_destroy(&w);
     s_done(c);
 }
+
+/* Ids 1 .. the counter are read without listing ID:trials; a history
+ * with an id given up (a start record that failed) is listed. */
+Test(redis_history, a_history_with_an_id_given_up_is_read_whole)
+{
+    redisContext *c = s_server("rh_gap");
+    xp_experiment *w = s_define(s_open(false));
+    s_run(w, 0, 3);
+    freeReplyObject(redisCommand(c, "INCR %s:counter", s_id)); /* id 4 */
+    s_run(w, 3, 5);
+    xp_experiment *r = s_open(true);
+    xp_value *all = NULL;
+    xp_error_t err;
+    cr_assert_eq(xp_history(r, &all, &err), 0, "%s", err.message);
+    static const int64_t want[] = {1, 2, 3, 5, 6};
+    cr_assert_eq(xp_value_count(all), 5, "%zu rows", xp_value_count(all));
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(xp_as_int64(xp_value_get(xp_value_at(all, i), "trial_id")),
+                     want[i]);
+    xp_value_destroy(&all);
+    cr_assert_eq(s_matched(r, Q_SUCCEEDED), 5);
+    xp_experiment_destroy(&r);
+    xp_experiment_destroy(&w);
+    s_done(c);
+}

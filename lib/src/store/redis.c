@@ -1355,6 +1355,72 @@ cleanup:
     return rc;
 }
 
+/* The ids of the whole history without listing <id>:trials when they
+ * are 1 .. the counter: its size is the counter and its largest member
+ * is the counter (n distinct ids in [1, n]), as they are unless a trial
+ * id was given up. The list costs the server ~5 ms and the client as
+ * much a 100,000 trials, before the first record is asked for. False
+ * when not so, or not known so (then it is listed, which says what is
+ * wrong). */
+static bool s_dense_ids(xp_redis *r, int64_t **ids, size_t *n)
+{
+    s_batch b = {0};
+    redisReply **reps = NULL;
+    bool dense = false;
+    s_cmd(&b);
+    s_arg_str(&b, "MULTI");
+    s_cmd(&b);
+    s_arg_str(&b, "ZCARD");
+    s_argf(&b, "%s:trials", r->id);
+    s_cmd(&b);
+    s_arg_str(&b, "GET");
+    s_argf(&b, "%s:counter", r->id);
+    s_cmd(&b);
+    s_arg_str(&b, "ZREVRANGE");
+    s_argf(&b, "%s:trials", r->id);
+    s_arg_str(&b, "0");
+    s_arg_str(&b, "0");
+    s_cmd(&b);
+    s_arg_str(&b, "EXEC");
+    if (s_exec(r, &b, &reps, "reading history", NULL) == 0 &&
+        s_check_exec(r, reps, b.n_cmds, "reading history", NULL) == 0) {
+        const redisReply *e = reps[b.n_cmds - 1];
+        int64_t counter = 0, top = 0;
+        dense = e->elements == 3 &&
+                e->element[0]->type == REDIS_REPLY_INTEGER &&
+                e->element[1]->type == REDIS_REPLY_STRING &&
+                xp__redis_parse_i64(e->element[1]->str, e->element[1]->len,
+                                    &counter) &&
+                e->element[2]->type == REDIS_REPLY_ARRAY &&
+                e->element[2]->elements == 1 &&
+                e->element[2]->element[0]->type == REDIS_REPLY_STRING &&
+                xp__redis_parse_i64(e->element[2]->element[0]->str,
+                                    e->element[2]->element[0]->len, &top) &&
+                counter > 0 && e->element[0]->integer == counter &&
+                top == counter && (uint64_t)counter < SIZE_MAX / 16;
+        if (dense) {
+            *n = (size_t)counter;
+            *ids = bson_malloc(*n * sizeof **ids);
+            for (size_t i = 0; i < *n; i++)
+                (*ids)[i] = (int64_t)i + 1;
+        }
+    }
+    s_replies_free(reps, b.n_cmds);
+    s_batch_free(&b);
+    return dense;
+}
+
+/* Every member of sorted set <id>:<set>, in id order (caller frees).
+ * Lock held. */
+static int s_all_ids(xp_redis *r, const char *set, int64_t **ids, size_t *n,
+                     xp_error_t *err)
+{
+    if (strcmp(set, "trials") == 0 && s_dense_ids(r, ids, n))
+        return 0;
+    return s_range_ids(r, set, 0, -1, false, ids, n, NULL, "reading history",
+                       err);
+}
+
 /* The records of sorted set <id>:<set> (the history: <id>:trials) in id
  * order, to fn under the lock. */
 static int s_read_set(xp_redis *r, const char *set, xp_redis_record_fn fn,
@@ -1363,8 +1429,7 @@ static int s_read_set(xp_redis *r, const char *set, xp_redis_record_fn fn,
     int64_t *ids = NULL;
     size_t n = 0;
     pthread_mutex_lock(&r->lock);
-    int rc = s_range_ids(r, set, 0, -1, false, &ids, &n, NULL,
-                         "reading history", err);
+    int rc = s_all_ids(r, set, &ids, &n, err);
     if (rc == 0)
         rc = s_read_records(r, ids, n, fn, user, "reading history", err);
     pthread_mutex_unlock(&r->lock);
@@ -1575,8 +1640,7 @@ static int s_query_scan(xp_redis *r, const xp_compiled_query *q, s_each_ctx *c,
         int64_t *ids = NULL;
         size_t n = 0;
         sc.cache = r->proj;
-        rc = s_range_ids(r, "trials", 0, -1, false, &ids, &n, NULL,
-                         "reading history", c->err);
+        rc = s_all_ids(r, "trials", &ids, &n, c->err);
         if (rc == 0)
             rc = s_read_records(r, ids, n, s_scan_record, &sc,
                                 "reading history", c->err);
