@@ -569,11 +569,12 @@ static bool s_check_field(size_t f, const xp_value *v)
 {
     switch (s_check_fields[f].kind) {
     case S_CHECK_STR:
-        return v->type == XP_TYPE_STRING && v->u.s.len <= s_check_fields[f].max;
+        return v->type == XP_TYPE_STRING &&
+               xp__value_len(v) <= s_check_fields[f].max;
     case S_CHECK_STATUS:
         return v->type == XP_TYPE_STRING &&
-               v->u.s.len <= s_check_fields[f].max &&
-               xp__trial_status_parse(v->u.s.data) != XP_STATUS_NONE;
+               xp__value_len(v) <= s_check_fields[f].max &&
+               xp__trial_status_parse(v->u.data) != XP_STATUS_NONE;
     case S_CHECK_INT: return v->type == XP_TYPE_INT64;
     case S_CHECK_POSITIVE: return v->type == XP_TYPE_INT64 && v->u.i > 0;
     case S_CHECK_DATE: return v->type == XP_TYPE_DATETIME;
@@ -593,8 +594,8 @@ int xp__record_check_value(const xp_value *tree, const bson_t *doc,
 {
     size_t hint = 0;
     bool known = tree && tree->type == XP_TYPE_DOCUMENT;
-    for (size_t i = 0; known && i < tree->u.c.n; i++) {
-        const char *key = tree->u.c.keys[i];
+    for (size_t i = 0; known && i < tree->n; i++) {
+        const char *key = xp__value_key(tree, i);
         size_t f = hint, tried = 0;
         while (
             tried < S_CHECK_FIELDS && s_check_names[f] != key &&
@@ -602,7 +603,8 @@ int xp__record_check_value(const xp_value *tree, const bson_t *doc,
             f = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
             tried++;
         }
-        known = tried < S_CHECK_FIELDS && s_check_field(f, tree->u.c.items[i]);
+        known = tried < S_CHECK_FIELDS &&
+                s_check_field(f, xp__value_child(tree, i));
         hint = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
     }
     if (known)
