@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Levels of nesting a value may have, written and read alike. */
 #define XP_VALUE_MAX_DEPTH 100
@@ -42,8 +44,14 @@ xp_value *xp_value_new(void)
 
 typedef struct s_arena_block {
     struct s_arena_block *next;
-    size_t used, cap; /* bytes of data after this header */
+    /* bytes of data after this header: in use, faulted in (s_arena_alloc
+     * takes only these), in all */
+    size_t used, cap, room;
 } s_arena_block;
+
+/* Bytes of a block faulted in at once (MADV_POPULATE_WRITE): one call
+ * instead of a page fault per 4 KiB page. */
+#define S_ARENA_POPULATE ((size_t)256 << 10)
 
 /* What the last row read from bytes held at one place of its walk
  * (xp__value_from_bytes_in): rows of one history mostly repeat their
@@ -98,6 +106,28 @@ static s_arena *s_arena_of(xp_value *owner)
     return &((s_arena_owner *)(void *)owner)->arena;
 }
 
+/* Makes the data of block b up to at least want bytes usable, faulted in
+ * by S_ARENA_POPULATE at a time where the kernel can (elsewhere, or where
+ * it cannot, the pages fault in as they are first written). */
+static void s_arena_populate(s_arena_block *b, size_t want)
+{
+    size_t to = (want + S_ARENA_POPULATE - 1) & ~(S_ARENA_POPULATE - 1);
+    if (to > b->room)
+        to = b->room;
+#ifdef MADV_POPULATE_WRITE
+    /* the whole pages of [cap, to): malloc's large blocks are mappings
+     * of their own, faulted in page by page otherwise */
+    long pagesize = sysconf(_SC_PAGESIZE);
+    uintptr_t data = (uintptr_t)(b + 1),
+              page = pagesize > 0 ? (uintptr_t)pagesize : 4096;
+    uintptr_t from = (data + b->cap + page - 1) & ~(page - 1),
+              end = (data + to) & ~(page - 1);
+    if (end > from)
+        madvise((void *)from, end - from, MADV_POPULATE_WRITE);
+#endif
+    b->cap = to;
+}
+
 /* A block of size bytes, header included; NULL when out of memory.
  * (Blocks of 2 MiB and more advised for transparent huge pages made
  * ~100 page faults instead of ~50,000 for 100,000 rows, but the kernel's
@@ -107,26 +137,32 @@ static s_arena_block *s_arena_block_new(size_t size)
     s_arena_block *b = bson_malloc(size);
     if (!b)
         return NULL;
-    b->used = 0;
-    b->cap = size - sizeof *b;
+    b->used = b->cap = 0;
+    b->room = size - sizeof *b;
     return b;
 }
 
-/* s_arena_alloc past the end of the current block. */
+/* s_arena_alloc past what the current block has faulted in. */
 static void *s_arena_alloc_new(s_arena *a, size_t n)
 {
-    size_t size = a->next_cap ? a->next_cap : S_ARENA_FIRST;
-    if (a->next_cap < S_ARENA_MAX)
-        a->next_cap = size * 2;
-    if (size < n + sizeof(s_arena_block))
-        size = n + sizeof(s_arena_block);
-    s_arena_block *b = s_arena_block_new(size);
-    if (!b)
-        return NULL;
-    b->next = a->head;
-    a->head = b;
-    b->used = n;
-    return b + 1;
+    s_arena_block *b = a->head;
+    if (b && b->room - b->used >= n) {
+        s_arena_populate(b, b->used + n);
+    } else {
+        size_t size = a->next_cap ? a->next_cap : S_ARENA_FIRST;
+        if (a->next_cap < S_ARENA_MAX)
+            a->next_cap = size * 2;
+        if (size < n + sizeof(s_arena_block))
+            size = n + sizeof(s_arena_block);
+        if (!(b = s_arena_block_new(size)))
+            return NULL;
+        s_arena_populate(b, n);
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = (char *)(b + 1) + b->used;
+    b->used += n;
+    return p;
 }
 
 /* n bytes (8-aligned, not zeroed) from a; NULL when out of memory. */
