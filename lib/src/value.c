@@ -973,25 +973,33 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
     return rc == 0 ? 0 : xp__enomem(err);
 }
 
-/* s_stack_push when the stacks are full. */
-static bool s_stack_grow(s_arena *a, const xp_value *item, const char *key)
+/* Doubles a's stacks; false when out of memory. */
+static bool s_stack_grow(s_arena *a)
 {
-    {
-        size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
-        xp_value *stack = bson_realloc(a->stack, cap * sizeof *stack);
-        if (stack)
-            a->stack = stack;
-        const char **keys =
-            bson_realloc(a->keystack, cap * sizeof *a->keystack);
-        if (keys)
-            a->keystack = keys;
-        if (!stack || !keys)
-            return false;
-        a->stack_cap = cap;
-    }
-    a->keystack[a->stack_n] = key;
-    a->stack[a->stack_n++] = *item;
+    size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
+    xp_value *stack = bson_realloc(a->stack, cap * sizeof *stack);
+    if (stack)
+        a->stack = stack;
+    const char **keys = bson_realloc(a->keystack, cap * sizeof *a->keystack);
+    if (keys)
+        a->keystack = keys;
+    if (!stack || !keys)
+        return false;
+    a->stack_cap = cap;
     return true;
+}
+
+/* The next place of a's stacks, its key set and its node fresh (to be
+ * written there: a node built aside and copied in is read back before
+ * its stores retire, ~half of a row's walk); NULL when out of memory. */
+static inline xp_value *s_stack_next(s_arena *a, const char *key)
+{
+    if ((a->stack_n == a->stack_cap || !a->keystack) && !s_stack_grow(a))
+        return NULL;
+    a->keystack[a->stack_n] = key;
+    xp_value *item = &a->stack[a->stack_n++];
+    *item = (xp_value){.flags = XP__VALUE_IN_ARENA};
+    return item;
 }
 
 /* Pushes a copy of node item and its key (NULL in an array) on a's
@@ -999,11 +1007,10 @@ static bool s_stack_grow(s_arena *a, const xp_value *item, const char *key)
 static inline bool s_stack_push(s_arena *a, const xp_value *item,
                                 const char *key)
 {
-    if (a->stack_n == a->stack_cap || !a->keystack)
-        return s_stack_grow(a, item, key);
-    a->keystack[a->stack_n] = key;
-    a->stack[a->stack_n++] = *item;
-    return true;
+    xp_value *to = s_stack_next(a, key);
+    if (to)
+        *to = *item;
+    return to != NULL;
 }
 
 /* Gives container v the nodes on a's stack above base (popped), side by
@@ -1375,14 +1382,19 @@ static bool s_bytes_elements(s_bytes *r, xp_value *v, size_t at, size_t size,
                 }
             }
         }
-        /* built here, then copied to the stack: a container's walk
-         * pushes (and moves) the stack */
-        xp_value item = {.flags = XP__VALUE_IN_ARENA};
-        size_t vpos = pos + 2 + klen, vsize = 0;
-        if (!s_bytes_value(r, &item, t, vpos, end - 1 - vpos, depth, sl,
-                           &vsize) ||
-            !s_stack_push(r->a, &item, key))
+        /* a container is built aside (its walk pushes and moves the
+         * stack), then copied to its place */
+        size_t at_item = r->a->stack_n, vpos = pos + 2 + klen, vsize = 0;
+        xp_value *item = s_stack_next(r->a, key);
+        if (!item)
             break;
+        bool nested = t == BSON_TYPE_DOCUMENT || t == BSON_TYPE_ARRAY;
+        xp_value aside = {.flags = XP__VALUE_IN_ARENA};
+        if (!s_bytes_value(r, nested ? &aside : item, t, vpos, end - 1 - vpos,
+                           depth, sl, &vsize))
+            break;
+        if (nested)
+            r->a->stack[at_item] = aside;
         pos = vpos + vsize;
     }
     bool whole = pos == end - 1 && data[pos] == 0;
