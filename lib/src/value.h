@@ -9,7 +9,8 @@
 #include <string.h>
 
 /* A node is 16 bytes: a history's 100,000 rows are ~3 M of them, and
- * the kernel's zeroing of fresh pages was most of reading them. */
+ * the fresh memory they take (the kernel's page faults) was the largest
+ * cost of reading them. */
 struct xp_value {
     uint8_t type;  /* xp_type */
     uint8_t flags; /* XP__VALUE_* */
