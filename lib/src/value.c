@@ -156,7 +156,12 @@ static void *s_arena_alloc_new(s_arena *a, size_t n)
             size = n + sizeof(s_arena_block);
         if (!(b = s_arena_block_new(size)))
             return NULL;
-        s_arena_populate(b, n);
+        /* the first block faults in as it is written: a page of a few
+         * rows keeps the few pages it uses */
+        if (a->head)
+            s_arena_populate(b, n);
+        else
+            b->cap = b->room;
         b->next = a->head;
         a->head = b;
     }
