@@ -351,7 +351,11 @@ static int s_history_add_bytes(const uint8_t *data, size_t len, int64_t id,
     xp_value *item = xp_array_append(arr);
     if (!item)
         return -1;
-    xp_error_t why = {0};
+    /* not zeroed whole: 512 bytes a row (100,000 of them), read only
+     * when the row is damaged */
+    xp_error_t why;
+    why.domain = why.code = 0;
+    why.message[0] = '\0';
     /* one pass of the bytes that checks them as it builds the row (nodes
      * from the history's arena), then the record's fields checked on the
      * row; the reason of a damaged one is the decoder's when it has one */

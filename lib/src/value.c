@@ -15,12 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Levels of nesting a value may have, written and read alike. */
 #define XP_VALUE_MAX_DEPTH 100
 
 /* A history's 100,000 rows are ~3 M nodes: each byte of a node is 3 MB. */
-_Static_assert(sizeof(xp_value) <= 4 * sizeof(void *), "xp_value grew");
+_Static_assert(sizeof(xp_value) <= 16, "xp_value grew");
+
+/* Flags that say where a node lives, kept when its content changes. */
+#define S_PLACE (XP__VALUE_IN_ARENA | XP__VALUE_OWNS_ARENA)
 
 xp_value *xp_value_new(void)
 {
@@ -31,16 +36,22 @@ xp_value *xp_value_new(void)
  * A history of 100,000 rows is ~2.7 M nodes: built one malloc each, and
  * freed one free each, allocation was most of its cost. An arena array
  * (xp__value_arena_array) carves its rows' nodes, keys, strings and
- * child arrays from blocks it owns and frees them together; the flags
- * in_arena / arena_arrays say what is not to be freed (or reallocated)
- * alone, so rows can still be changed like any value. */
+ * children from blocks it owns and frees them together; the flags
+ * XP__VALUE_IN_ARENA / _INLINE / _FLAT say what is not to be freed (or
+ * reallocated) alone, so rows can still be changed like any value. */
 #define S_ARENA_FIRST ((size_t)64 << 10)
 #define S_ARENA_MAX ((size_t)8 << 20)
 
 typedef struct s_arena_block {
     struct s_arena_block *next;
-    size_t used, cap; /* bytes of data after this header */
+    /* bytes of data after this header: in use, faulted in (s_arena_alloc
+     * takes only these), in all */
+    size_t used, cap, room;
 } s_arena_block;
+
+/* Bytes of a block faulted in at once (MADV_POPULATE_WRITE): one call
+ * instead of a page fault per 4 KiB page. */
+#define S_ARENA_POPULATE ((size_t)256 << 10)
 
 /* What the last row read from bytes held at one place of its walk
  * (xp__value_from_bytes_in): rows of one history mostly repeat their
@@ -60,10 +71,10 @@ typedef struct {
     s_arena_block *head;
     size_t next_cap;
     /* children of the containers being read (s_arena_elements), each
-     * level's above its parent's: their arrays are then made at once */
-    xp_value **stack;
+     * level's above its parent's: they are then copied side by side */
+    xp_value *stack;
     size_t stack_n, stack_cap;
-    const char **keystack; /* their keys (rows from bytes), stack_cap */
+    const char **keystack; /* their keys (documents), stack_cap */
     s_row_slot *slots;     /* S_ROW_SLOTS, made at the first row from bytes */
     uint64_t heap_seen;    /* s_heap_in_arena when the arena was (re)made */
 } s_arena;
@@ -78,7 +89,7 @@ static _Atomic uint64_t s_heap_in_arena;
 /* v is about to hold memory from the heap. */
 static inline void s_heap_into(const xp_value *v)
 {
-    if (v->in_arena || v->owns_arena)
+    if (v->flags & S_PLACE)
         atomic_fetch_add_explicit(&s_heap_in_arena, 1, memory_order_relaxed);
 }
 
@@ -90,9 +101,31 @@ typedef struct {
 
 static s_arena *s_arena_of(xp_value *owner)
 {
-    if (!owner || !owner->owns_arena)
+    if (!owner || !(owner->flags & XP__VALUE_OWNS_ARENA))
         return NULL;
     return &((s_arena_owner *)(void *)owner)->arena;
+}
+
+/* Makes the data of block b up to at least want bytes usable, faulted in
+ * by S_ARENA_POPULATE at a time where the kernel can (elsewhere, or where
+ * it cannot, the pages fault in as they are first written). */
+static void s_arena_populate(s_arena_block *b, size_t want)
+{
+    size_t to = (want + S_ARENA_POPULATE - 1) & ~(S_ARENA_POPULATE - 1);
+    if (to > b->room)
+        to = b->room;
+#ifdef MADV_POPULATE_WRITE
+    /* the whole pages of [cap, to): malloc's large blocks are mappings
+     * of their own, faulted in page by page otherwise */
+    long pagesize = sysconf(_SC_PAGESIZE);
+    uintptr_t data = (uintptr_t)(b + 1),
+              page = pagesize > 0 ? (uintptr_t)pagesize : 4096;
+    uintptr_t from = (data + b->cap + page - 1) & ~(page - 1),
+              end = (data + to) & ~(page - 1);
+    if (end > from)
+        madvise((void *)from, end - from, MADV_POPULATE_WRITE);
+#endif
+    b->cap = to;
 }
 
 /* A block of size bytes, header included; NULL when out of memory.
@@ -104,26 +137,37 @@ static s_arena_block *s_arena_block_new(size_t size)
     s_arena_block *b = bson_malloc(size);
     if (!b)
         return NULL;
-    b->used = 0;
-    b->cap = size - sizeof *b;
+    b->used = b->cap = 0;
+    b->room = size - sizeof *b;
     return b;
 }
 
-/* s_arena_alloc past the end of the current block. */
+/* s_arena_alloc past what the current block has faulted in. */
 static void *s_arena_alloc_new(s_arena *a, size_t n)
 {
-    size_t size = a->next_cap ? a->next_cap : S_ARENA_FIRST;
-    if (a->next_cap < S_ARENA_MAX)
-        a->next_cap = size * 2;
-    if (size < n + sizeof(s_arena_block))
-        size = n + sizeof(s_arena_block);
-    s_arena_block *b = s_arena_block_new(size);
-    if (!b)
-        return NULL;
-    b->next = a->head;
-    a->head = b;
-    b->used = n;
-    return b + 1;
+    s_arena_block *b = a->head;
+    if (b && b->room - b->used >= n) {
+        s_arena_populate(b, b->used + n);
+    } else {
+        size_t size = a->next_cap ? a->next_cap : S_ARENA_FIRST;
+        if (a->next_cap < S_ARENA_MAX)
+            a->next_cap = size * 2;
+        if (size < n + sizeof(s_arena_block))
+            size = n + sizeof(s_arena_block);
+        if (!(b = s_arena_block_new(size)))
+            return NULL;
+        /* the first block faults in as it is written: a page of a few
+         * rows keeps the few pages it uses */
+        if (a->head)
+            s_arena_populate(b, n);
+        else
+            b->cap = b->room;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = (char *)(b + 1) + b->used;
+    b->used += n;
+    return p;
 }
 
 /* n bytes (8-aligned, not zeroed) from a; NULL when out of memory. */
@@ -164,10 +208,16 @@ xp_value *xp__value_arena_array(void)
     if (!o)
         return NULL;
     o->node.type = XP_TYPE_ARRAY;
-    o->node.owns_arena = true;
+    o->node.flags = XP__VALUE_OWNS_ARENA;
     o->arena.heap_seen =
         atomic_load_explicit(&s_heap_in_arena, memory_order_relaxed);
     return &o->node;
+}
+
+/* The keys of heap children k (a document's). */
+static inline char **s_kids_keys(struct xp_value_kids *k)
+{
+    return (char **)(void *)(k->items + k->cap);
 }
 
 /* Frees what v holds outside the arenas (its heap bytes, its children),
@@ -177,22 +227,22 @@ static void s_release(xp_value *v)
     switch (v->type) {
     case XP_TYPE_STRING:
     case XP_TYPE_BLOB:
-        if (!v->inline_bytes)
-            bson_free(v->u.s.data);
+        if (!(v->flags & XP__VALUE_INLINE))
+            bson_free(v->flags & XP__VALUE_LONG ? v->u.data - sizeof(size_t)
+                                                : v->u.data);
         break;
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT:
-        /* a document's keys live in their children's blocks (s_push) */
-        for (size_t i = 0; i < v->u.c.n; i++) {
-            xp_value *child = v->u.c.items[i];
+        /* a document's keys live in their children's blocks (s_push)
+         * or in the arena */
+        for (size_t i = 0; i < v->n; i++) {
+            xp_value *child = xp__value_child(v, i);
             s_release(child);
-            if (!child->in_arena)
+            if (!(child->flags & XP__VALUE_IN_ARENA))
                 bson_free(child);
         }
-        if (!v->arena_arrays) {
-            bson_free(v->u.c.items);
-            bson_free(v->u.c.keys);
-        }
+        if (!(v->flags & XP__VALUE_FLAT))
+            bson_free(v->u.kids);
         break;
     default: break;
     }
@@ -201,30 +251,28 @@ static void s_release(xp_value *v)
 void xp__value_clear(xp_value *v)
 {
     s_arena *a = s_arena_of(v);
-    if (a && v->type == XP_TYPE_ARRAY && !v->arena_arrays &&
+    if (a && v->type == XP_TYPE_ARRAY && !(v->flags & XP__VALUE_FLAT) &&
         a->heap_seen ==
             atomic_load_explicit(&s_heap_in_arena, memory_order_relaxed))
-        bson_free(v->u.c.items); /* its rows are all the arena's */
+        bson_free(v->u.kids); /* its rows are all the arena's */
     else
         s_release(v);
     /* where the node itself lives does not change */
-    bool in_arena = v->in_arena, owns_arena = v->owns_arena;
-    if (owns_arena)
+    uint8_t place = v->flags & S_PLACE;
+    if (place & XP__VALUE_OWNS_ARENA)
         s_arena_free(s_arena_of(v));
     memset(v, 0, sizeof *v);
-    v->in_arena = in_arena;
-    v->owns_arena = owns_arena;
+    v->flags = place;
 }
 
 /* Replaces v's content by tmp's (v cleared before), keeping where v
  * lives. */
 static void s_move_into(xp_value *v, const xp_value *tmp)
 {
-    bool in_arena = v->in_arena, owns_arena = v->owns_arena;
+    uint8_t place = v->flags & S_PLACE;
     s_heap_into(v);
     *v = *tmp;
-    v->in_arena = in_arena;
-    v->owns_arena = owns_arena;
+    v->flags = (uint8_t)((tmp->flags & ~S_PLACE) | place);
 }
 
 void xp_value_destroy(xp_value **v)
@@ -232,7 +280,7 @@ void xp_value_destroy(xp_value **v)
     if (!v || !*v)
         return;
     xp__value_clear(*v);
-    if (!(*v)->in_arena)
+    if (!((*v)->flags & XP__VALUE_IN_ARENA))
         bson_free(*v);
     *v = NULL;
 }
@@ -247,7 +295,7 @@ xp_value *xp_value_dup(const xp_value *v)
 
 xp_type xp_value_type(const xp_value *v)
 {
-    return v ? v->type : XP_TYPE_NULL;
+    return v ? (xp_type)v->type : XP_TYPE_NULL;
 }
 
 const char *xp_type_name(xp_type t)
@@ -312,8 +360,8 @@ const char *xp_as_string(const xp_value *v, size_t *len)
     if (!v || v->type != XP_TYPE_STRING)
         return NULL;
     if (len)
-        *len = v->u.s.len;
-    return v->u.s.data;
+        *len = xp__value_len(v);
+    return v->u.data;
 }
 
 const void *xp_as_blob(const xp_value *v, size_t *len)
@@ -321,9 +369,9 @@ const void *xp_as_blob(const xp_value *v, size_t *len)
     if (!v || v->type != XP_TYPE_BLOB)
         return NULL;
     if (len)
-        *len = v->u.s.len;
+        *len = xp__value_len(v);
     /* An empty blob still has a non-NULL pointer (see xp_set_blob). */
-    return v->u.s.data;
+    return v->u.data;
 }
 
 static bool s_is_container(const xp_value *v)
@@ -333,28 +381,28 @@ static bool s_is_container(const xp_value *v)
 
 size_t xp_value_count(const xp_value *v)
 {
-    return s_is_container(v) ? v->u.c.n : 0;
+    return s_is_container(v) ? v->n : 0;
 }
 
 const xp_value *xp_value_at(const xp_value *v, size_t i)
 {
-    return s_is_container(v) && i < v->u.c.n ? v->u.c.items[i] : NULL;
+    return s_is_container(v) && i < v->n ? xp__value_child(v, i) : NULL;
 }
 
 const char *xp_value_key_at(const xp_value *v, size_t i)
 {
-    if (!v || v->type != XP_TYPE_DOCUMENT || i >= v->u.c.n)
+    if (!v || v->type != XP_TYPE_DOCUMENT || i >= v->n)
         return NULL;
-    return v->u.c.keys[i];
+    return xp__value_key(v, i);
 }
 
 const xp_value *xp_value_get(const xp_value *v, const char *key)
 {
     if (!v || v->type != XP_TYPE_DOCUMENT || !key)
         return NULL;
-    for (size_t i = 0; i < v->u.c.n; i++)
-        if (strcmp(v->u.c.keys[i], key) == 0)
-            return v->u.c.items[i];
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(xp__value_key(v, i), key) == 0)
+            return xp__value_child(v, i);
     return NULL;
 }
 
@@ -402,21 +450,32 @@ int xp_set_datetime(xp_value *v, int64_t ms)
     return 0;
 }
 
+/* Sets v to a string or blob: data[0..len) in a heap copy (past
+ * UINT32_MAX - 1 bytes, its length before it). */
 static int s_set_bytes(xp_value *v, xp_type type, const void *data, size_t len)
 {
     if (!v || (!data && len))
         return -1;
-    char *copy = bson_malloc(len + 1);
-    if (!copy)
+    bool long_ = len >= UINT32_MAX;
+    size_t pre = long_ ? sizeof len : 0;
+    if (len > SIZE_MAX - 1 - pre)
         return -1;
+    char *block = bson_malloc(pre + len + 1);
+    if (!block)
+        return -1;
+    if (long_)
+        memcpy(block, &len, sizeof len);
+    char *copy = block + pre;
     if (len)
         memcpy(copy, data, len);
     copy[len] = '\0';
     xp__value_clear(v);
     s_heap_into(v);
-    v->type = type;
-    v->u.s.data = copy;
-    v->u.s.len = len;
+    v->type = (uint8_t)type;
+    v->u.data = copy;
+    v->n = long_ ? UINT32_MAX : (uint32_t)len;
+    if (long_)
+        v->flags |= XP__VALUE_LONG;
     return 0;
 }
 
@@ -453,96 +512,78 @@ int xp_set_document(xp_value *v)
     return 0;
 }
 
-/* s_reserve for arrays that cannot be reallocated in place: v's arrays
- * are an arena's, or the new ones are to be (a). */
-static bool s_reserve_copy(xp_value *v, size_t cap, s_arena *a)
+/* How many children container v has room for without growing. */
+static size_t s_cap(const xp_value *v)
 {
-    bool keyed = v->type == XP_TYPE_DOCUMENT;
-    size_t isz = cap * sizeof(xp_value *),
-           ksz = keyed ? cap * sizeof(char *) : 0;
-    xp_value **items = a ? s_arena_alloc(a, isz) : bson_malloc(isz);
-    char **keys = !keyed ? NULL : a ? s_arena_alloc(a, ksz) : bson_malloc(ksz);
-    if (!items || (keyed && !keys)) {
-        if (!a) {
-            bson_free(items);
-            bson_free(keys);
-        }
-        return false;
-    }
-    if (!a && !v->owns_arena)
-        s_heap_into(v);
-    if (v->u.c.n) {
-        memcpy(items, v->u.c.items, v->u.c.n * sizeof *items);
-        if (keyed)
-            memcpy(keys, v->u.c.keys, v->u.c.n * sizeof *keys);
-    }
-    if (!v->arena_arrays) {
-        bson_free(v->u.c.items);
-        bson_free(v->u.c.keys);
-    }
-    v->u.c.items = items;
-    v->u.c.keys = keys;
-    v->u.c.cap = (uint32_t)cap;
-    v->arena_arrays = a != NULL;
-    return true;
+    if (v->flags & XP__VALUE_FLAT)
+        return v->n;
+    return v->u.kids ? v->u.kids->cap : 0;
 }
 
-/* Makes room for cap children in container v (arrays from a when
- * given); false when out of memory. */
-static bool s_reserve_in(xp_value *v, size_t cap, s_arena *a)
+/* Makes room for cap children in container v: its heap arrays grown, or
+ * children side by side in an arena given heap arrays pointing at them
+ * (they stay where they are); false when out of memory. */
+static bool s_reserve(xp_value *v, size_t cap)
 {
-    if (cap <= v->u.c.cap)
+    size_t old = s_cap(v), n = v->n;
+    if (cap <= old)
         return true;
     if (cap > UINT32_MAX)
         return false;
-    if (a || v->arena_arrays)
-        return s_reserve_copy(v, cap, a);
-    if (!v->owns_arena) /* the arena array's own array is freed with it */
-        s_heap_into(v);
-    xp_value **items = bson_realloc(v->u.c.items, cap * sizeof *items);
-    if (!items)
-        return false;
-    v->u.c.items = items;
-    if (v->type == XP_TYPE_DOCUMENT) {
-        char **keys = bson_realloc(v->u.c.keys, cap * sizeof *keys);
-        if (!keys)
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    size_t size = sizeof(struct xp_value_kids) +
+                  cap * sizeof(xp_value *) * (keyed ? 2 : 1);
+    struct xp_value_kids *k;
+    if (v->flags & XP__VALUE_FLAT) {
+        if (!(k = bson_malloc(size)))
             return false;
-        v->u.c.keys = keys;
+        k->cap = cap;
+        struct xp_value_flat *f = v->u.flat;
+        for (size_t i = 0; i < n; i++)
+            k->items[i] = &f->items[i];
+        if (keyed && n)
+            memcpy(s_kids_keys(k), f->keys, n * sizeof(char *));
+        v->flags &= (uint8_t)~XP__VALUE_FLAT;
+    } else {
+        if (!(k = bson_realloc(v->u.kids, size)))
+            return false;
+        k->cap = cap;
+        if (keyed && n)
+            memmove(s_kids_keys(k), k->items + old, n * sizeof(char *));
     }
-    v->u.c.cap = (uint32_t)cap;
+    v->u.kids = k;
+    if (!(v->flags & XP__VALUE_OWNS_ARENA)) /* freed with the arena array */
+        s_heap_into(v);
     return true;
 }
 
 /* Appends a fresh null child (with key for documents, of klen bytes,
  * copied into the child's own block, and extra bytes after it: one
- * allocation per child); NULL when out of memory. */
-/* s_push_len with the child's block from a (when given); v's arrays
- * grow in a only when they are there already. */
+ * allocation per child), the block from a when given; NULL when out of
+ * memory. */
 static xp_value *s_push_len_in(xp_value *v, const char *key, size_t klen,
                                size_t extra, s_arena *a)
 {
-    if (v->u.c.n == v->u.c.cap &&
-        !s_reserve_in(v, v->u.c.cap ? (size_t)v->u.c.cap * 2 : 4,
-                      v->arena_arrays ? a : NULL))
+    if (v->n == s_cap(v) && !s_reserve(v, v->n ? (size_t)v->n * 2 : 4))
         return NULL;
     bool keyed = v->type == XP_TYPE_DOCUMENT;
     size_t size = sizeof(xp_value) + (keyed ? klen + 1 : 0) + extra;
     xp_value *child = a ? s_arena_alloc(a, size) : bson_malloc0(size);
     if (!child)
         return NULL;
-    if (!a)
-        s_heap_into(v);
     if (a) {
         memset(child, 0, sizeof *child);
-        child->in_arena = true;
+        child->flags = XP__VALUE_IN_ARENA;
+    } else {
+        s_heap_into(v);
     }
     if (keyed) {
         char *k = (char *)(child + 1);
         memcpy(k, key, klen);
         k[klen] = '\0';
-        v->u.c.keys[v->u.c.n] = k;
+        s_kids_keys(v->u.kids)[v->n] = k;
     }
-    v->u.c.items[v->u.c.n++] = child;
+    v->u.kids->items[v->n++] = child;
     return child;
 }
 
@@ -569,10 +610,11 @@ xp_value *xp_document_set(xp_value *v, const char *key)
     if (!v || v->type != XP_TYPE_DOCUMENT || !key ||
         !bson_utf8_validate(key, strlen(key), false))
         return NULL;
-    for (size_t i = 0; i < v->u.c.n; i++) {
-        if (strcmp(v->u.c.keys[i], key) == 0) {
-            xp__value_clear(v->u.c.items[i]);
-            return v->u.c.items[i];
+    for (size_t i = 0; i < v->n; i++) {
+        if (strcmp(xp__value_key(v, i), key) == 0) {
+            xp_value *child = xp__value_child(v, i);
+            xp__value_clear(child);
+            return child;
         }
     }
     return s_push(v, key);
@@ -592,15 +634,18 @@ int xp_set_value(xp_value *v, const xp_value *src)
     case XP_TYPE_DATETIME: return xp_set_datetime(v, src->u.i);
     case XP_TYPE_STRING:
     case XP_TYPE_BLOB:
-        return s_set_bytes(v, src->type, src->u.s.data, src->u.s.len);
+        return s_set_bytes(v, src->type, src->u.data, xp__value_len(src));
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT: {
         /* Build aside, so src may be a descendant of v. */
         xp_value tmp = {.type = src->type};
-        for (size_t i = 0; i < src->u.c.n; i++) {
+        bool keyed = src->type == XP_TYPE_DOCUMENT;
+        if (!s_reserve(&tmp, src->n))
+            return -1;
+        for (size_t i = 0; i < src->n; i++) {
             xp_value *child =
-                s_push(&tmp, src->u.c.keys ? src->u.c.keys[i] : NULL);
-            if (!child || xp_set_value(child, src->u.c.items[i]) != 0) {
+                s_push(&tmp, keyed ? xp__value_key(src, i) : NULL);
+            if (!child || xp_set_value(child, xp__value_child(src, i)) != 0) {
                 xp__value_clear(&tmp);
                 return -1;
             }
@@ -628,19 +673,20 @@ bool xp_value_equal(const xp_value *a, const xp_value *b)
         /* Bitwise for NaN; 0.0 and -0.0 compare equal. */
         return a->u.d == b->u.d || (isnan(a->u.d) && isnan(b->u.d));
     case XP_TYPE_STRING:
-    case XP_TYPE_BLOB:
-        return a->u.s.len == b->u.s.len &&
-               (a->u.s.len == 0 ||
-                memcmp(a->u.s.data, b->u.s.data, a->u.s.len) == 0);
+    case XP_TYPE_BLOB: {
+        size_t len = xp__value_len(a);
+        return len == xp__value_len(b) &&
+               (len == 0 || memcmp(a->u.data, b->u.data, len) == 0);
+    }
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT:
-        if (a->u.c.n != b->u.c.n)
+        if (a->n != b->n)
             return false;
-        for (size_t i = 0; i < a->u.c.n; i++) {
+        for (size_t i = 0; i < a->n; i++) {
             if (a->type == XP_TYPE_DOCUMENT &&
-                strcmp(a->u.c.keys[i], b->u.c.keys[i]) != 0)
+                strcmp(xp__value_key(a, i), xp__value_key(b, i)) != 0)
                 return false;
-            if (!xp_value_equal(a->u.c.items[i], b->u.c.items[i]))
+            if (!xp_value_equal(xp__value_child(a, i), xp__value_child(b, i)))
                 return false;
         }
         return true;
@@ -655,12 +701,13 @@ static int s_append(bson_t *b, const char *key, const xp_value *v, int depth);
 static int s_append_children(bson_t *b, const xp_value *v, int depth)
 {
     char numbuf[24];
-    for (size_t i = 0; i < v->u.c.n; i++) {
-        const char *key = v->u.c.keys ? v->u.c.keys[i] : NULL;
+    bool keyed = v->type == XP_TYPE_DOCUMENT;
+    for (size_t i = 0; i < v->n; i++) {
+        const char *key = keyed ? xp__value_key(v, i) : NULL;
         if (!key) {
             bson_uint32_to_string((uint32_t)i, &key, numbuf, sizeof numbuf);
         }
-        int rc = s_append(b, key, v->u.c.items[i], depth + 1);
+        int rc = s_append(b, key, xp__value_child(v, i), depth + 1);
         if (rc != 0)
             return rc;
     }
@@ -683,14 +730,14 @@ static int s_append(bson_t *b, const char *key, const xp_value *v, int depth)
         ok = bson_append_date_time(b, key, -1, v->u.i);
         break;
     case XP_TYPE_STRING:
-        ok = v->u.s.len <= INT32_MAX &&
-             bson_append_utf8(b, key, -1, v->u.s.data, (int)v->u.s.len);
+        ok = xp__value_len(v) <= INT32_MAX &&
+             bson_append_utf8(b, key, -1, v->u.data, (int)xp__value_len(v));
         break;
     case XP_TYPE_BLOB:
-        ok = v->u.s.len <= INT32_MAX &&
+        ok = xp__value_len(v) <= INT32_MAX &&
              bson_append_binary(b, key, -1, BSON_SUBTYPE_BINARY,
-                                (const uint8_t *)v->u.s.data,
-                                (uint32_t)v->u.s.len);
+                                (const uint8_t *)v->u.data,
+                                (uint32_t)xp__value_len(v));
         break;
     case XP_TYPE_ARRAY:
     case XP_TYPE_DOCUMENT: {
@@ -841,8 +888,42 @@ static uint32_t s_le32u(const uint8_t *p)
     return BSON_UINT32_FROM_LE(x);
 }
 
+/* A copy of p[0..n) and a NUL in the arena; NULL when out of memory. */
+static char *s_arena_text(s_arena *a, const uint8_t *p, size_t n)
+{
+    char *copy = s_arena_alloc(a, n + 1);
+    if (copy) {
+        memcpy(copy, p, n);
+        copy[n] = '\0';
+    }
+    return copy;
+}
+
+/* Sets the fresh null node v to a string or blob of p[0..len): in the
+ * node's block when inline (given, len < 2^31), in arena a when given,
+ * else on the heap. */
+static int s_set_bytes_at(xp_value *v, xp_type type, const uint8_t *p,
+                          size_t len, char *inline_copy, s_arena *a)
+{
+    if (!inline_copy && !a)
+        return s_set_bytes(v, type, p, len);
+    char *copy = inline_copy ? inline_copy : s_arena_text(a, p, len);
+    if (!copy)
+        return -1;
+    if (inline_copy) {
+        memcpy(copy, p, len);
+        copy[len] = '\0';
+    }
+    v->type = (uint8_t)type;
+    v->flags |= XP__VALUE_INLINE;
+    v->u.data = copy;
+    v->n = (uint32_t)len;
+    return 0;
+}
+
 /* Reads element e into the fresh null node v (so a scalar is set in
- * place, without xp_set_*'s clearing first). */
+ * place, without xp_set_*'s clearing first); strings and blobs in a
+ * when given. */
 static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
                            s_arena *a, xp_error_t *err)
 {
@@ -876,7 +957,7 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
         v->u.i = s_le64(p);
         break;
     case BSON_TYPE_UTF8:
-        rc = s_set_bytes(v, XP_TYPE_STRING, p + 4, s_le32u(p) - 1);
+        rc = s_set_bytes_at(v, XP_TYPE_STRING, p + 4, s_le32u(p) - 1, NULL, a);
         break;
     case BSON_TYPE_BINARY: {
         uint32_t len = s_le32u(p);
@@ -885,7 +966,7 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
             len -= 4; /* the check made sure it holds its length */
             data += 4;
         }
-        rc = s_set_bytes(v, XP_TYPE_BLOB, data, len);
+        rc = s_set_bytes_at(v, XP_TYPE_BLOB, data, len, NULL, a);
         break;
     }
     case BSON_TYPE_ARRAY:
@@ -897,40 +978,82 @@ static int s_checked_value(xp_value *v, const xp_bson_elem *e, int depth,
     return rc == 0 ? 0 : xp__enomem(err);
 }
 
-/* s_stack_push when the stacks are full. */
-static bool s_stack_grow(s_arena *a, xp_value *item, const char *key)
+/* Doubles a's stacks; false when out of memory. */
+static bool s_stack_grow(s_arena *a)
 {
-    {
-        size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
-        xp_value **stack = bson_realloc(a->stack, cap * sizeof *stack);
-        if (stack)
-            a->stack = stack;
-        const char **keys =
-            bson_realloc(a->keystack, cap * sizeof *a->keystack);
-        if (keys)
-            a->keystack = keys;
-        if (!stack || !keys)
-            return false;
-        a->stack_cap = cap;
-    }
-    a->keystack[a->stack_n] = key;
-    a->stack[a->stack_n++] = item;
+    size_t cap = a->stack_cap ? a->stack_cap * 2 : 64;
+    xp_value *stack = bson_realloc(a->stack, cap * sizeof *stack);
+    if (stack)
+        a->stack = stack;
+    const char **keys = bson_realloc(a->keystack, cap * sizeof *a->keystack);
+    if (keys)
+        a->keystack = keys;
+    if (!stack || !keys)
+        return false;
+    a->stack_cap = cap;
     return true;
 }
 
-/* Pushes item and its key (NULL in an array) on a's stacks. */
-static inline bool s_stack_push(s_arena *a, xp_value *item, const char *key)
+/* The next place of a's stacks, its key set and its node fresh (to be
+ * written there: a node built aside and copied in is read back before
+ * its stores retire, ~half of a row's walk); NULL when out of memory. */
+static inline xp_value *s_stack_next(s_arena *a, const char *key)
 {
-    if (a->stack_n == a->stack_cap || !a->keystack)
-        return s_stack_grow(a, item, key);
+    if ((a->stack_n == a->stack_cap || !a->keystack) && !s_stack_grow(a))
+        return NULL;
     a->keystack[a->stack_n] = key;
-    a->stack[a->stack_n++] = item;
+    xp_value *item = &a->stack[a->stack_n++];
+    *item = (xp_value){.flags = XP__VALUE_IN_ARENA};
+    return item;
+}
+
+/* Pushes a copy of node item and its key (NULL in an array) on a's
+ * stacks. */
+static inline bool s_stack_push(s_arena *a, const xp_value *item,
+                                const char *key)
+{
+    xp_value *to = s_stack_next(a, key);
+    if (to)
+        *to = *item;
+    return to != NULL;
+}
+
+/* Gives container v the nodes on a's stack above base (popped), side by
+ * side in one block of a, with keys (a document's, NULL in an array);
+ * false when out of memory. No children: v stays empty. */
+static bool s_attach_flat(s_arena *a, xp_value *v, size_t base, char **keys)
+{
+    size_t n = a->stack_n - base;
+    a->stack_n = base;
+    if (!n)
+        return true;
+    struct xp_value_flat *f =
+        s_arena_alloc(a, sizeof *f + n * sizeof(xp_value));
+    if (!f)
+        return false;
+    f->keys = keys;
+    memcpy(f->items, a->stack + base, n * sizeof(xp_value));
+    v->u.flat = f;
+    v->n = (uint32_t)n;
+    v->flags |= XP__VALUE_FLAT;
     return true;
+}
+
+/* A copy in a of the n keys on a's keystack from base; NULL when out of
+ * memory. */
+static char **s_stack_keys(s_arena *a, size_t base, size_t n)
+{
+    char **keys = s_arena_alloc(a, n * sizeof *keys);
+    /* the keys are never written through (a change copies first) */
+    if (keys)
+        memcpy((void *)keys, a->keystack + base, n * sizeof *keys);
+    return keys;
 }
 
 /* s_checked_elements in an arena, without counting the children first:
- * they wait on a's stack until the container's arrays can be made at
- * their size (a key is always in its child's block, after the node). */
+ * they wait on a's stack until they can be copied side by side (every
+ * node, key, string and blob in a: nothing of a failed walk is the
+ * heap's). */
 static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
                             s_arena *a, xp_error_t *err)
 {
@@ -939,49 +1062,25 @@ static int s_arena_elements(xp_value *v, const uint8_t *doc, int depth,
     bool keyed = v->type == XP_TYPE_DOCUMENT;
     int rc = 0;
     while (rc == 0 && xp__bson_next_checked(doc, &pos, &e)) {
-        bool text = e.type == BSON_TYPE_UTF8 && depth < XP_VALUE_MAX_DEPTH;
-        size_t slen = text ? s_le32u(e.value) - 1 : 0;
-        size_t klen = keyed ? e.key_len + 1 : 0;
-        xp_value *item =
-            s_arena_alloc(a, sizeof(xp_value) + klen + (text ? slen + 1 : 0));
-        if (!item || !s_stack_push(a, item, NULL)) {
+        xp_value item = {.flags = XP__VALUE_IN_ARENA};
+        const char *key =
+            keyed ? s_arena_text(a, (const uint8_t *)e.key, e.key_len) : NULL;
+        if (keyed && !key) {
             rc = xp__enomem(err);
             break;
         }
-        memset(item, 0, sizeof *item);
-        item->in_arena = true;
-        if (keyed)
-            memcpy(item + 1, e.key, klen);
-        if (text) {
-            char *copy = (char *)(item + 1) + klen;
-            memcpy(copy, e.value + 4, slen + 1);
-            item->type = XP_TYPE_STRING;
-            item->inline_bytes = true;
-            item->u.s.data = copy;
-            item->u.s.len = slen;
-        } else {
-            rc = s_checked_value(item, &e, depth, a, err);
-        }
-    }
-    /* attached also after a failure, so that clearing v frees what its
-     * children hold on the heap (blobs) */
-    size_t n = a->stack_n - base;
-    if (n) {
-        xp_value **items = s_arena_alloc(a, n * sizeof *items);
-        char **keys = keyed ? s_arena_alloc(a, n * sizeof *keys) : NULL;
-        if (items && (!keyed || keys)) {
-            memcpy(items, a->stack + base, n * sizeof *items);
-            for (size_t i = 0; keyed && i < n; i++)
-                keys[i] = (char *)(items[i] + 1);
-            v->u.c.items = items;
-            v->u.c.keys = keys;
-            v->u.c.n = v->u.c.cap = (uint32_t)n;
-            v->arena_arrays = true;
-        } else if (rc == 0) {
+        rc = s_checked_value(&item, &e, depth, a, err);
+        if (!s_stack_push(a, &item, key) && rc == 0)
             rc = xp__enomem(err);
-        }
     }
-    a->stack_n = base;
+    /* attached also after a failure: the row read so far */
+    size_t n = a->stack_n - base;
+    char **keys = keyed && n ? s_stack_keys(a, base, n) : NULL;
+    if ((keyed && n && !keys) || !s_attach_flat(a, v, base, keys)) {
+        a->stack_n = base;
+        if (rc == 0)
+            rc = xp__enomem(err);
+    }
     return rc;
 }
 
@@ -990,7 +1089,7 @@ static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
 {
     if (a)
         return s_arena_elements(v, doc, depth, a, err);
-    if (!s_reserve_in(v, xp__bson_count_checked(doc), a))
+    if (!s_reserve(v, xp__bson_count_checked(doc)))
         return xp__enomem(err);
     size_t pos = 4;
     xp_bson_elem e;
@@ -998,18 +1097,13 @@ static int s_checked_elements(xp_value *v, const uint8_t *doc, int depth,
     while (xp__bson_next_checked(doc, &pos, &e)) {
         bool text = e.type == BSON_TYPE_UTF8 && depth < XP_VALUE_MAX_DEPTH;
         size_t slen = text ? s_le32u(e.value) - 1 : 0;
-        xp_value *item =
-            s_push_len_in(v, e.key, e.key_len, text ? slen + 1 : 0, a);
+        xp_value *item = s_push_len(v, e.key, e.key_len, text ? slen + 1 : 0);
         if (!item)
             return xp__enomem(err);
         if (text) {
             char *copy = (char *)(item + 1) + (keyed ? e.key_len + 1 : 0);
-            memcpy(copy, e.value + 4, slen + 1);
-            item->type = XP_TYPE_STRING;
-            item->inline_bytes = true;
-            item->u.s.data = copy;
-            item->u.s.len = slen;
-        } else if (s_checked_value(item, &e, depth, a, err) != 0) {
+            s_set_bytes_at(item, XP_TYPE_STRING, e.value + 4, slen, copy, NULL);
+        } else if (s_checked_value(item, &e, depth, NULL, err) != 0) {
             return -1;
         }
     }
@@ -1118,17 +1212,6 @@ static s_row_slot *s_bytes_slot(s_bytes *r)
     return i < S_ROW_SLOTS ? &r->a->slots[i] : NULL;
 }
 
-/* A copy of p[0..n) and a NUL in the arena; NULL when out of memory. */
-static char *s_arena_text(s_arena *a, const uint8_t *p, size_t n)
-{
-    char *copy = s_arena_alloc(a, n + 1);
-    if (copy) {
-        memcpy(copy, p, n);
-        copy[n] = '\0';
-    }
-    return copy;
-}
-
 /* The key of klen bytes at p for a document's child at depth: the slot's
  * or a top-level name when they are the same bytes, else a copy. */
 static const char *s_bytes_key(s_bytes *r, const uint8_t *p, size_t klen,
@@ -1205,9 +1288,9 @@ static bool s_bytes_value(s_bytes *r, xp_value *item, uint8_t t, size_t pos,
             }
         }
         item->type = XP_TYPE_STRING;
-        item->inline_bytes = true;
-        item->u.s.data = (char *)text;
-        item->u.s.len = len;
+        item->flags |= XP__VALUE_INLINE;
+        item->u.data = (char *)text;
+        item->n = (uint32_t)len;
         *size = 4 + (size_t)n;
         return true;
     }
@@ -1222,9 +1305,9 @@ static bool s_bytes_value(s_bytes *r, xp_value *item, uint8_t t, size_t pos,
         if (!copy)
             return false;
         item->type = XP_TYPE_BLOB;
-        item->inline_bytes = true;
-        item->u.s.data = copy;
-        item->u.s.len = (size_t)n;
+        item->flags |= XP__VALUE_INLINE;
+        item->u.data = copy;
+        item->n = (uint32_t)n;
         *size = 5 + (size_t)n;
         return true;
     }
@@ -1249,36 +1332,24 @@ static bool s_bytes_attach(s_bytes *r, xp_value *v, size_t base,
 {
     s_arena *a = r->a;
     size_t n = a->stack_n - base;
-    a->stack_n = base;
-    if (!n)
-        return true;
-    xp_value **items = s_arena_alloc(a, n * sizeof *items);
-    if (!items)
-        return false;
-    memcpy(items, a->stack + base, n * sizeof *items);
-    v->u.c.items = items;
-    v->u.c.n = v->u.c.cap = (uint32_t)n;
-    v->arena_arrays = true;
-    if (v->type != XP_TYPE_DOCUMENT)
-        return true;
+    if (!n || v->type != XP_TYPE_DOCUMENT)
+        return s_attach_flat(a, v, base, NULL);
     const char **pushed = a->keystack + base;
     char **keys = own && own->keys && own->nkeys == n ? own->keys : NULL;
     for (size_t i = 0; keys && i < n; i++)
         if (keys[i] != pushed[i])
             keys = NULL;
     if (!keys) {
-        keys = s_arena_alloc(a, n * sizeof *keys);
-        if (!keys)
+        if (!(keys = s_stack_keys(a, base, n))) {
+            a->stack_n = base;
             return false;
-        /* the keys are never written through (a change copies first) */
-        memcpy((void *)keys, pushed, n * sizeof *keys);
+        }
         if (own && n <= UINT32_MAX) {
             own->keys = keys;
             own->nkeys = (uint32_t)n;
         }
     }
-    v->u.c.keys = keys;
-    return true;
+    return s_attach_flat(a, v, base, keys);
 }
 
 /* The elements of the container at data[at, at + size) into v. */
@@ -1316,14 +1387,19 @@ static bool s_bytes_elements(s_bytes *r, xp_value *v, size_t at, size_t size,
                 }
             }
         }
-        xp_value *item = s_arena_alloc(r->a, sizeof(xp_value));
-        if (!item || !s_stack_push(r->a, item, key))
+        /* a container is built aside (its walk pushes and moves the
+         * stack), then copied to its place */
+        size_t at_item = r->a->stack_n, vpos = pos + 2 + klen, vsize = 0;
+        xp_value *item = s_stack_next(r->a, key);
+        if (!item)
             break;
-        memset(item, 0, sizeof *item);
-        item->in_arena = true;
-        size_t vpos = pos + 2 + klen, vsize = 0;
-        if (!s_bytes_value(r, item, t, vpos, end - 1 - vpos, depth, sl, &vsize))
+        bool nested = t == BSON_TYPE_DOCUMENT || t == BSON_TYPE_ARRAY;
+        xp_value aside = {.flags = XP__VALUE_IN_ARENA};
+        if (!s_bytes_value(r, nested ? &aside : item, t, vpos, end - 1 - vpos,
+                           depth, sl, &vsize))
             break;
+        if (nested)
+            r->a->stack[at_item] = aside;
         pos = vpos + vsize;
     }
     bool whole = pos == end - 1 && data[pos] == 0;
@@ -1481,7 +1557,7 @@ static int s_leaf_json_ex(bson_string_t *out, const xp_value *v, unsigned flags)
         bson_string_append(out, v->u.b ? "true" : "false");
         return 1;
     case XP_TYPE_STRING:
-        return s_append_quoted(out, v->u.s.data, v->u.s.len) ? 1 : -1;
+        return s_append_quoted(out, v->u.data, xp__value_len(v)) ? 1 : -1;
     case XP_TYPE_INT64:
         bson_string_append_printf(
             out,
@@ -1496,12 +1572,13 @@ static int s_leaf_json_ex(bson_string_t *out, const xp_value *v, unsigned flags)
     case XP_TYPE_BLOB:
         if (!(flags & XP_JSON_BRIEF_BLOBS))
             return 0;
-        if (v->u.s.len > S_BRIEF_BLOB_MAX) {
-            bson_string_append_printf(out, "{ \"$blob\" : %zu }", v->u.s.len);
+        if (xp__value_len(v) > S_BRIEF_BLOB_MAX) {
+            bson_string_append_printf(out, "{ \"$blob\" : %zu }",
+                                      xp__value_len(v));
             return 1;
         }
         bson_string_append(out, "{ \"$binary\" : ");
-        s_append_base64(out, (const uint8_t *)v->u.s.data, v->u.s.len);
+        s_append_base64(out, (const uint8_t *)v->u.data, xp__value_len(v));
         bson_string_append(out, " }");
         return 1;
     default: return 0;

@@ -6,31 +6,76 @@
 #include "xp/xp.h"
 
 #include <bson/bson.h>
+#include <string.h>
 
+/* A node is 16 bytes: a history's 100,000 rows are ~3 M of them, and
+ * the fresh memory they take (the kernel's page faults) was the largest
+ * cost of reading them. */
 struct xp_value {
-    xp_type type;
-    bool inline_bytes; /* u.s.data lives in this node's own block */
-    /* Arena-built nodes (a history's rows, xp__value_arena_array): */
-    bool in_arena;     /* this node's block is an arena's (never freed alone) */
-    bool arena_arrays; /* u.c.items/keys are an arena's: copied to grow */
-    bool owns_arena;   /* an s_arena follows this node in its block */
+    uint8_t type;  /* xp_type */
+    uint8_t flags; /* XP__VALUE_* */
+    uint16_t spare;
+    /* a container's children; a string's or blob's bytes, or UINT32_MAX
+     * with XP__VALUE_LONG (the length then in the size_t before data) */
+    uint32_t n;
     union {
         bool b;
         int64_t i; /* int64 and datetime */
         double d;
-        struct {
-            char *data; /* NUL-terminated for strings */
-            size_t len;
-        } s;
-        struct {
-            xp_value **items;
-            char **keys; /* documents only */
-            /* 32 bits: a node of 32 bytes, not 40 (a history's rows are
-             * ~30 nodes each); a container grows to 2^31 children */
-            uint32_t n, cap;
-        } c;
+        char *data;                 /* NUL-terminated for strings */
+        struct xp_value_kids *kids; /* a container's children, or NULL */
+        struct xp_value_flat *flat; /* the same with XP__VALUE_FLAT */
     } u;
 };
+
+enum {
+    XP__VALUE_INLINE = 1,     /* u.data is not the heap's: never freed */
+    XP__VALUE_IN_ARENA = 2,   /* the node is an arena's (never freed alone) */
+    XP__VALUE_FLAT = 4,       /* u.flat: the children side by side */
+    XP__VALUE_OWNS_ARENA = 8, /* an arena follows this node in its block */
+    XP__VALUE_LONG = 16,      /* see n */
+};
+
+/* A container's children on the heap: cap pointers to them, then (in a
+ * document) cap pointers to their keys. */
+struct xp_value_kids {
+    size_t cap;
+    xp_value *items[];
+};
+
+/* Children built in an arena (a history's rows): the nodes themselves
+ * side by side, and a document's keys (NULL in an array), which rows
+ * may share (never written through: a change copies first). A child
+ * added converts the container to xp_value_kids pointing at them, so
+ * the nodes never move. */
+struct xp_value_flat {
+    char **keys;
+    xp_value items[];
+};
+
+/* Child i (< v->n) of container v. */
+static inline xp_value *xp__value_child(const xp_value *v, size_t i)
+{
+    return v->flags & XP__VALUE_FLAT ? &v->u.flat->items[i]
+                                     : v->u.kids->items[i];
+}
+
+/* The key of child i (< v->n) of document v. */
+static inline const char *xp__value_key(const xp_value *v, size_t i)
+{
+    if (v->flags & XP__VALUE_FLAT)
+        return v->u.flat->keys[i];
+    return ((char *const *)(void *)(v->u.kids->items + v->u.kids->cap))[i];
+}
+
+/* The bytes of string or blob v. */
+static inline size_t xp__value_len(const xp_value *v)
+{
+    size_t len = v->n;
+    if (v->flags & XP__VALUE_LONG)
+        memcpy(&len, v->u.data - sizeof len, sizeof len);
+    return len;
+}
 
 /* Resets v to null, releasing its content. */
 void xp__value_clear(xp_value *v);

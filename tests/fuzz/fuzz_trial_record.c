@@ -141,11 +141,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (xp__record_decode(&doc, &rec, NULL) != 0)
         return 0;
     bson_t out = BSON_INITIALIZER, interrupted = BSON_INITIALIZER;
+    /* the encoder writes a trial's outcome (hashes among it) only for a
+     * finished status: a record read without one loses its hashes */
+    bool finished = rec.status == XP_STATUS_SUCCEEDED ||
+                    rec.status == XP_STATUS_FAILED ||
+                    rec.status == XP_STATUS_INTERRUPTED;
     if (xp__record_encode(&rec, &out, NULL) != 0 ||
         xp__record_decode(&out, &again, NULL) != 0 ||
         again.trial_id != rec.trial_id || again.status != rec.status ||
         again.reproduces != rec.reproduces ||
-        again.hashes.len != rec.hashes.len)
+        again.hashes.len != (finished ? rec.hashes.len : 0))
         abort();
     size_t chars = 0;
     xp__record_steps_each(rec.steps, s_step, &chars);

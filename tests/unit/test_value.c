@@ -314,6 +314,43 @@ Test(value, nested_documents)
     xp_value_destroy(&v);
 }
 
+/* A document grows by doubling with its keys beside its children: every
+ * key and child stays where it was through each growth. */
+Test(value, large_documents_keep_keys_and_children_in_place)
+{
+    xp_value *v = xp_value_new();
+    xp_set_document(v);
+    const xp_value *first = NULL;
+    for (int i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "key%d", i);
+        xp_value *child = xp_document_set(v, key);
+        cr_assert_not_null(child, "set %s", key);
+        cr_assert_eq(xp_set_int64(child, i), 0);
+        if (i == 0)
+            first = child;
+    }
+    cr_assert_eq(xp_value_count(v), 1000);
+    cr_assert_eq(xp_value_at(v, 0), first, "the first child moved");
+    for (size_t i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "key%zu", i);
+        cr_assert_str_eq(xp_value_key_at(v, i), key, "key %zu", i);
+        cr_assert_eq(xp_as_int64(xp_value_get(v, key)), (int64_t)i);
+    }
+    xp_value *copy = xp_value_dup(v);
+    cr_assert(xp_value_equal(copy, v));
+    cr_assert_str_eq(xp_value_key_at(copy, 999), "key999");
+    /* a copy grows on its own */
+    xp_set_bool(xp_document_set(copy, "more"), true);
+    cr_assert_eq(xp_value_count(copy), 1001);
+    cr_assert_eq(xp_value_count(v), 1000);
+    cr_assert_str_eq(xp_value_key_at(copy, 1000), "more");
+    cr_assert_str_eq(xp_value_key_at(copy, 0), "key0");
+    xp_value_destroy(&copy);
+    xp_value_destroy(&v);
+}
+
 Test(value, dup_is_deep_and_equal)
 {
     for (int k = 0; k < N_SAMPLES; k++) {

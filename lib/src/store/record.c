@@ -569,11 +569,12 @@ static bool s_check_field(size_t f, const xp_value *v)
 {
     switch (s_check_fields[f].kind) {
     case S_CHECK_STR:
-        return v->type == XP_TYPE_STRING && v->u.s.len <= s_check_fields[f].max;
+        return v->type == XP_TYPE_STRING &&
+               xp__value_len(v) <= s_check_fields[f].max;
     case S_CHECK_STATUS:
         return v->type == XP_TYPE_STRING &&
-               v->u.s.len <= s_check_fields[f].max &&
-               xp__trial_status_parse(v->u.s.data) != XP_STATUS_NONE;
+               xp__value_len(v) <= s_check_fields[f].max &&
+               xp__trial_status_parse(v->u.data) != XP_STATUS_NONE;
     case S_CHECK_INT: return v->type == XP_TYPE_INT64;
     case S_CHECK_POSITIVE: return v->type == XP_TYPE_INT64 && v->u.i > 0;
     case S_CHECK_DATE: return v->type == XP_TYPE_DATETIME;
@@ -588,24 +589,39 @@ static bool s_check_field(size_t f, const xp_value *v)
     return false;
 }
 
+/* The field of s_check_names named key, looked for from f on (where the
+ * encoder's order puts it when it is not at f); S_CHECK_FIELDS when none.
+ * Out of the check's loop, which then keeps its state in registers. */
+__attribute__((noinline)) static size_t s_check_find(size_t f, const char *key)
+{
+    for (size_t tried = 0; tried < S_CHECK_FIELDS; tried++) {
+        if (s_check_names[f] == key || (s_check_names[f][0] == key[0] &&
+                                        strcmp(s_check_names[f], key) == 0))
+            return f;
+        f = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
+    }
+    return S_CHECK_FIELDS;
+}
+
 int xp__record_check_value(const xp_value *tree, const bson_t *doc,
                            xp_error_t *err)
 {
-    size_t hint = 0;
     bool known = tree && tree->type == XP_TYPE_DOCUMENT;
-    for (size_t i = 0; known && i < tree->u.c.n; i++) {
-        const char *key = tree->u.c.keys[i];
-        size_t f = hint, tried = 0;
-        while (
-            tried < S_CHECK_FIELDS && s_check_names[f] != key &&
-            (s_check_names[f][0] != key[0] || strcmp(s_check_names[f], key))) {
-            f = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
-            tried++;
-        }
-        known = tried < S_CHECK_FIELDS && s_check_field(f, tree->u.c.items[i]);
-        hint = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
+    size_t n = known ? tree->n : 0, f = 0;
+    /* a row read from bytes has its fields side by side, keyed by the
+     * names themselves, in the encoder's order */
+    const struct xp_value_flat *flat =
+        known && (tree->flags & XP__VALUE_FLAT) ? tree->u.flat : NULL;
+    for (size_t i = 0; known && i < n; i++) {
+        const char *key = flat ? flat->keys[i] : xp__value_key(tree, i);
+        if (s_check_names[f] != key &&
+            (f = s_check_find(f, key)) == S_CHECK_FIELDS)
+            break;
+        known =
+            s_check_field(f, flat ? &flat->items[i] : xp__value_child(tree, i));
+        f = f + 1 == S_CHECK_FIELDS ? 0 : f + 1;
     }
-    if (known)
+    if (known && f != S_CHECK_FIELDS)
         return 0;
     xp_trial_record rec;
     return s_decode(doc, true, &rec, err);
