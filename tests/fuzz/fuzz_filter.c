@@ -5,11 +5,73 @@
  * evaluated on fixed trial documents, its negation must give the opposite
  * answer, the scan's field plan the same answers and sort keys as one
  * lookup per field, also on the document's projections (the local
- * store's cache), and its MongoDB form must be valid BSON. */
-#include "query/query.h"
+ * store's cache), and its MongoDB form must be valid BSON. Pages of the
+ * projection cache's columns (filter and sort from the text) must be the
+ * plain scan's pages. */
+#include "query/projection.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Records: docs, twice over (ties, repeated values). */
+#define S_RECORDS(n) (2 * (n))
+
+static int s_collect(const bson_t *doc, int64_t id, void *user)
+{
+    (void)doc;
+    int64_t **out = user;
+    *(*out)++ = id;
+    return 0;
+}
+
+/* The page of q by the plain scan (c NULL) or by cache c. */
+static size_t s_page(xp_projection_cache *c, const xp_compiled_query *q,
+                     const bson_t *const *docs, size_t n, int64_t *ids,
+                     int64_t *matched)
+{
+    xp_query_scan *scan = xp__query_scan_new_ids(q);
+    if (c) {
+        for (int round = 0; !xp__projection_cache_ready(c, q, 1); round++) {
+            if (round == 2)
+                abort(); /* the cache never answers */
+            for (size_t i = 0; i < S_RECORDS(n); i++)
+                xp__projection_cache_add(c, docs[i % n], (int64_t)i + 1);
+            xp__projection_cache_done(c);
+        }
+        xp__projection_cache_scan(c, scan);
+    } else {
+        for (size_t i = 0; i < S_RECORDS(n); i++)
+            xp__query_scan_add(scan, docs[i % n], (int64_t)i + 1);
+    }
+    int64_t *at = ids;
+    xp__query_scan_emit(scan, s_collect, &at);
+    *matched = xp__query_scan_matched(scan);
+    xp__query_scan_destroy(&scan);
+    return (size_t)(at - ids);
+}
+
+static void s_cached(xp_projection_cache *c, const char *filter,
+                     const char *sort, const bson_t *const *docs, size_t n)
+{
+    static const int64_t windows[][2] = {{0, 0}, {1, 2}, {3, 1}};
+    for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+        xp_query q = XP_QUERY_INIT;
+        q.filter = filter;
+        q.sort = sort;
+        q.offset = windows[w][0];
+        q.limit = windows[w][1];
+        xp_compiled_query cq;
+        if (xp__query_compile(&cq, &q, NULL) == 0) {
+            int64_t want[S_RECORDS(4)], got[S_RECORDS(4)], m_want, m_got;
+            size_t n_want = s_page(NULL, &cq, docs, n, want, &m_want);
+            size_t n_got = s_page(c, &cq, docs, n, got, &m_got);
+            if (n_got != n_want || m_got != m_want ||
+                (n_want && memcmp(got, want, n_want * sizeof *got) != 0))
+                abort();
+        }
+        xp__query_clear(&cq);
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -197,6 +259,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_evaluate(f, text, docs, n);
     xp__filter_destroy(&f);
     s_sort(text, docs, n);
+    xp_projection_cache *c = xp__projection_cache_new();
+    s_cached(c, text, NULL, docs, n);
+    s_cached(c, NULL, text, docs, n);
+    s_cached(c, text, "-a,s,b,-result", docs, n);
+    xp__projection_cache_destroy(&c);
     bson_destroy(&fixed);
     bson_destroy(&empty);
     bson_free(text);

@@ -531,11 +531,10 @@ void xp__field_plan_project(xp_field_plan *p, const bson_t *doc, xp_bytes *out)
 
 /* ---------------------------------------------------------------- classes */
 
-xp_value_class xp__field_class(const bson_iter_t *it)
+static xp_value_class s_type_class(uint8_t type)
 {
-    if (!it)
-        return XP_CLASS_NULL;
-    switch (bson_iter_type(it)) {
+    switch (type) {
+    case BSON_TYPE_EOD: /* missing */
     case BSON_TYPE_NULL:
     case BSON_TYPE_UNDEFINED: return XP_CLASS_NULL;
     case BSON_TYPE_INT32:
@@ -548,6 +547,61 @@ xp_value_class xp__field_class(const bson_iter_t *it)
     case BSON_TYPE_BOOL: return XP_CLASS_BOOL;
     case BSON_TYPE_DATE_TIME: return XP_CLASS_DATETIME;
     default: return XP_CLASS_OTHER;
+    }
+}
+
+xp_value_class xp__field_class(const bson_iter_t *it)
+{
+    return it ? s_type_class((uint8_t)bson_iter_type(it)) : XP_CLASS_NULL;
+}
+
+xp_value_class xp__scalar_class(const xp_scalar *v)
+{
+    return s_type_class(v->type);
+}
+
+/* Bytes of a container's or binary's value that keys order by. */
+static uint32_t s_key_bytes(uint32_t len)
+{
+    return len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX;
+}
+
+void xp__scalar_of(const bson_iter_t *it, xp_scalar *out)
+{
+    *out = (xp_scalar){.type = it ? (uint8_t)bson_iter_type(it) : 0};
+    uint32_t len = 0;
+    const uint8_t *data = NULL;
+    switch (xp__scalar_class(out)) {
+    case XP_CLASS_NUMBER:
+        if (out->type == BSON_TYPE_DOUBLE)
+            out->d = bson_iter_double(it);
+        else
+            out->i = bson_iter_as_int64(it);
+        break;
+    case XP_CLASS_STRING:
+        out->data = (const uint8_t *)bson_iter_utf8(it, &out->len);
+        break;
+    case XP_CLASS_DOCUMENT:
+    case XP_CLASS_ARRAY:
+        if (out->type == BSON_TYPE_DOCUMENT)
+            bson_iter_document(it, &len, &data);
+        else
+            bson_iter_array(it, &len, &data);
+        /* after the length */
+        len = len > 4 ? len - 4 : 0;
+        out->data = data ? data + 4 : NULL;
+        out->len = s_key_bytes(len);
+        break;
+    case XP_CLASS_BLOB: {
+        bson_subtype_t sub;
+        bson_iter_binary(it, &sub, &len, &data);
+        out->data = data;
+        out->len = s_key_bytes(len);
+        break;
+    }
+    case XP_CLASS_BOOL: out->b = bson_iter_bool(it); break;
+    case XP_CLASS_DATETIME: out->i = bson_iter_date_time(it); break;
+    default: break;
     }
 }
 
@@ -601,51 +655,51 @@ static int s_cmp_int_double(int64_t i, double d)
 
 /* Numbers: false when one is NaN (MongoDB: NaN equals only NaN, which no
  * literal is). */
-static bool s_cmp_number(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+static bool s_cmp_number(const xp_scalar *v, const xp_literal *lit, int *cmp)
 {
-    bool it_int = !BSON_ITER_HOLDS_DOUBLE(it);
-    int64_t iv = it_int ? bson_iter_as_int64(it) : 0;
-    double dv = it_int ? 0 : bson_iter_double(it);
-    if ((!it_int && isnan(dv)) || (lit->kind == XP_LIT_DOUBLE && isnan(lit->d)))
+    bool v_int = v->type != BSON_TYPE_DOUBLE;
+    if ((!v_int && isnan(v->d)) ||
+        (lit->kind == XP_LIT_DOUBLE && isnan(lit->d)))
         return false;
-    if (it_int && lit->kind == XP_LIT_INT)
-        *cmp = s_sign(iv, lit->i);
-    else if (it_int)
-        *cmp = s_cmp_int_double(iv, lit->d);
+    if (v_int && lit->kind == XP_LIT_INT)
+        *cmp = s_sign(v->i, lit->i);
+    else if (v_int)
+        *cmp = s_cmp_int_double(v->i, lit->d);
     else if (lit->kind == XP_LIT_INT)
-        *cmp = -s_cmp_int_double(lit->i, dv);
+        *cmp = -s_cmp_int_double(lit->i, v->d);
     else
-        *cmp = (dv > lit->d) - (dv < lit->d);
+        *cmp = (v->d > lit->d) - (v->d < lit->d);
     return true;
 }
 
-static bool s_cmp_string(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+static bool s_cmp_string(const xp_scalar *v, const xp_literal *lit, int *cmp)
 {
-    uint32_t len = 0;
-    const char *s = bson_iter_utf8(it, &len);
-    size_t n = len < lit->len ? len : lit->len;
-    int c = memcmp(s, lit->s, n);
-    *cmp = c ? (c > 0) - (c < 0) : s_sign(len, lit->len);
+    size_t n = v->len < lit->len ? v->len : lit->len;
+    int c = n ? memcmp(v->data, lit->s, n) : 0;
+    *cmp = c ? (c > 0) - (c < 0) : s_sign(v->len, lit->len);
     return true;
 }
 
-bool xp__field_compare(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+bool xp__scalar_compare(const xp_scalar *v, const xp_literal *lit, int *cmp)
 {
-    xp_value_class c = xp__field_class(it);
+    xp_value_class c = xp__scalar_class(v);
     if (c != xp__literal_class(lit))
         return false;
     switch (c) {
     case XP_CLASS_NULL: *cmp = 0; return true;
-    case XP_CLASS_NUMBER: return s_cmp_number(it, lit, cmp);
-    case XP_CLASS_STRING: return s_cmp_string(it, lit, cmp);
-    case XP_CLASS_BOOL:
-        *cmp = (int)bson_iter_bool(it) - (int)lit->b;
-        return true;
-    case XP_CLASS_DATETIME:
-        *cmp = s_sign(bson_iter_date_time(it), lit->i);
-        return true;
+    case XP_CLASS_NUMBER: return s_cmp_number(v, lit, cmp);
+    case XP_CLASS_STRING: return s_cmp_string(v, lit, cmp);
+    case XP_CLASS_BOOL: *cmp = (int)v->b - (int)lit->b; return true;
+    case XP_CLASS_DATETIME: *cmp = s_sign(v->i, lit->i); return true;
     default: return false;
     }
+}
+
+bool xp__field_compare(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+{
+    xp_scalar v;
+    xp__scalar_of(it, &v);
+    return xp__scalar_compare(&v, lit, cmp);
 }
 
 /* ---------------------------------------------------------------- dates */
@@ -787,7 +841,6 @@ static void s_put_u64(xp_bytes *b, uint64_t v)
 
 /* Bytes, then a terminator: NUL as 00 FF, the end as 00 00, so that a
  * prefix sorts first and the key stays prefix-free. */
-#define XP_KEY_BYTES_MAX 1024
 static void s_put_bytes(xp_bytes *b, const uint8_t *p, size_t n)
 {
     s_reserve(b, 2 * n + 2);
@@ -821,53 +874,38 @@ static void s_put_double(xp_bytes *b, double d)
     s_put_u64(b, bits);
 }
 
-static void s_put_value(xp_bytes *b, const bson_iter_t *it)
+static void s_put_value(xp_bytes *b, const xp_scalar *v)
 {
-    xp_value_class c = xp__field_class(it);
+    xp_value_class c = xp__scalar_class(v);
     s_put(b, (uint8_t)c);
-    uint32_t len = 0;
-    const uint8_t *data = NULL;
     switch (c) {
     case XP_CLASS_NUMBER:
-        s_put_double(b, BSON_ITER_HOLDS_DOUBLE(it)
-                            ? bson_iter_double(it)
-                            : (double)bson_iter_as_int64(it));
+        s_put_double(b, v->type == BSON_TYPE_DOUBLE ? v->d : (double)v->i);
         break;
-    case XP_CLASS_STRING: {
-        const char *s = bson_iter_utf8(it, &len);
-        s_put_bytes(b, (const uint8_t *)s, len);
-        break;
-    }
+    case XP_CLASS_STRING:
     case XP_CLASS_DOCUMENT:
     case XP_CLASS_ARRAY:
-        if (c == XP_CLASS_DOCUMENT)
-            bson_iter_document(it, &len, &data);
-        else
-            bson_iter_array(it, &len, &data);
-        /* after the length, at most XP_KEY_BYTES_MAX bytes */
-        len = len > 4 ? len - 4 : 0;
-        s_put_bytes(b, data ? data + 4 : NULL,
-                    len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX);
-        break;
-    case XP_CLASS_BLOB: {
-        bson_subtype_t sub;
-        bson_iter_binary(it, &sub, &len, &data);
-        s_put_bytes(b, data, len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX);
-        break;
-    }
-    case XP_CLASS_BOOL: s_put(b, bson_iter_bool(it) ? 1 : 0); break;
+    case XP_CLASS_BLOB: s_put_bytes(b, v->data, v->len); break;
+    case XP_CLASS_BOOL: s_put(b, v->b ? 1 : 0); break;
     case XP_CLASS_DATETIME:
-        s_put_u64(b, (uint64_t)bson_iter_date_time(it) ^ (UINT64_C(1) << 63));
+        s_put_u64(b, (uint64_t)v->i ^ (UINT64_C(1) << 63));
         break;
     default: break;
     }
 }
 
-void xp__field_key(const bson_iter_t *it, bool descending, xp_bytes *out)
+void xp__scalar_key(const xp_scalar *v, bool descending, xp_bytes *out)
 {
     size_t from = out->len;
-    s_put_value(out, it);
+    s_put_value(out, v);
     if (descending)
         for (size_t i = from; i < out->len; i++)
             out->data[i] = (uint8_t)~out->data[i];
+}
+
+void xp__field_key(const bson_iter_t *it, bool descending, xp_bytes *out)
+{
+    xp_scalar v;
+    xp__scalar_of(it, &v);
+    xp__scalar_key(&v, descending, out);
 }
