@@ -289,3 +289,50 @@ Test(projection, versions_and_drops_rebuild)
     xp__projection_cache_destroy(&c);
     xp__projection_cache_destroy(&c); /* NULL-safe */
 }
+
+/* Past its bound the cache stops keeping records, gives their memory
+ * back and never answers; the store then scans. Within it, it answers. */
+Test(projection, past_its_bound_it_does_not_answer)
+{
+    s_store *st = bson_malloc(sizeof *st);
+    s_store_init(st);
+    xp_query q = XP_QUERY_INIT;
+    q.filter = "b != 1";
+    q.sort = "-s,a";
+    q.limit = 20;
+    xp_compiled_query cq;
+    cr_assert_eq(xp__query_compile(&cq, &q, NULL), 0);
+    static const size_t bounds[] = {0, 4096, 64 << 10, 1 << 20};
+    for (size_t b = 0; b < sizeof bounds / sizeof *bounds; b++) {
+        xp_projection_cache *c = xp__projection_cache_new();
+        xp__projection_cache_set_bound(c, bounds[b]);
+        bool answered = false;
+        for (int round = 0; round < 4 && !answered; round++) {
+            answered = xp__projection_cache_ready(c, &cq, 7);
+            if (answered)
+                break;
+            bool kept = true;
+            for (int k = 0; k < N && kept; k++) {
+                xp__projection_cache_add(c, st->rec[k], k + 1);
+                kept = xp__projection_cache_keeping(c) || round == 0;
+            }
+            cr_assert(round == 0 || kept || bounds[b] < (1 << 20),
+                      "bound %zu: stopped keeping", bounds[b]);
+            xp__projection_cache_done(c);
+        }
+        cr_assert_eq(answered, bounds[b] == (1 << 20), "bound %zu: answered %d",
+                     bounds[b], answered);
+        if (answered) {
+            int64_t want[N], got[N], m_want, m_got;
+            size_t n_want = s_page(st, NULL, &cq, want, &m_want);
+            size_t n_got = s_page(st, c, &cq, got, &m_got);
+            cr_assert_eq(m_got, m_want);
+            cr_assert_eq(n_got, n_want);
+            cr_assert_arr_eq(got, want, n_want * sizeof *got);
+        }
+        xp__projection_cache_destroy(&c);
+    }
+    xp__query_clear(&cq);
+    s_store_clear(st);
+    bson_free(st);
+}

@@ -54,12 +54,20 @@ struct xp_projection_cache {
     size_t n, cap;
     s_column cols[S_MAX_FIELDS]; /* by field; ranks are made by scans */
     s_block *blocks;
-    size_t bytes; /* held for records, against S_MAX_BYTES */
+    size_t bytes; /* held for records, at most bound */
+    size_t bound;
 };
 
 xp_projection_cache *xp__projection_cache_new(void)
 {
-    return bson_malloc0(sizeof(xp_projection_cache));
+    xp_projection_cache *c = bson_malloc0(sizeof *c);
+    c->bound = S_MAX_BYTES;
+    return c;
+}
+
+void xp__projection_cache_set_bound(xp_projection_cache *c, size_t bytes)
+{
+    c->bound = bytes;
 }
 
 static void s_forget_fields(xp_projection_cache *c)
@@ -170,7 +178,7 @@ static bool s_grow(xp_projection_cache *c, void **p, size_t *cap, size_t n,
     if (n < *cap)
         return true;
     size_t more = *cap ? *cap : first;
-    if (c->bytes + more * size > S_MAX_BYTES)
+    if (c->bytes + more * size > c->bound)
         return false;
     c->bytes += more * size;
     *cap += more;
@@ -185,7 +193,7 @@ static const uint8_t *s_keep_bytes(xp_projection_cache *c, const uint8_t *data,
     s_block *b = c->blocks;
     if (!b || b->cap - b->len < len) {
         size_t cap = len > S_BLOCK ? len : S_BLOCK;
-        if (c->bytes + cap > S_MAX_BYTES)
+        if (c->bytes + cap > c->bound)
             return NULL;
         c->bytes += cap;
         b = bson_malloc(sizeof *b + cap);
@@ -222,7 +230,7 @@ static bool s_same(const xp_scalar *a, const xp_scalar *b)
 static bool s_rehash(xp_projection_cache *c, s_column *col)
 {
     uint32_t cap = col->hash ? (col->hash_mask + 1) * 2 : 16;
-    if (c->bytes + (size_t)cap * 4 > S_MAX_BYTES)
+    if (c->bytes + (size_t)cap * 4 > c->bound)
         return false;
     c->bytes += (size_t)cap * 4 - (col->hash ? (col->hash_mask + 1) * 4 : 0);
     bson_free(col->hash);
@@ -278,7 +286,7 @@ static bool s_room(xp_projection_cache *c)
         return true;
     size_t more = c->cap ? c->cap : 1024;
     size_t per = sizeof *c->ids + c->n_fields * sizeof(uint32_t) + 1;
-    if (c->bytes + more * per > S_MAX_BYTES)
+    if (c->bytes + more * per > c->bound)
         return false;
     c->bytes += more * per;
     c->cap += more;
@@ -324,6 +332,11 @@ void xp__projection_cache_add(xp_projection_cache *c, const bson_t *doc,
         xp__projection_cache_drop(c);
         c->full = true;
     }
+}
+
+bool xp__projection_cache_keeping(const xp_projection_cache *c)
+{
+    return c->building && !c->full;
 }
 
 void xp__projection_cache_done(xp_projection_cache *c)

@@ -11,6 +11,7 @@
 
 #include <bson/bson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct xp_projection_cache xp_projection_cache;
@@ -19,6 +20,9 @@ typedef struct xp_projection_cache xp_projection_cache;
 xp_projection_cache *xp__projection_cache_new(void);
 /* NULL-safe; NULLs *c. */
 void xp__projection_cache_destroy(xp_projection_cache **c);
+/* Bytes c holds at most (default 256 MiB): past them it stops keeping
+ * records and does not answer. */
+void xp__projection_cache_set_bound(xp_projection_cache *c, size_t bytes);
 
 /* Whether the cache answers q for records at version: it holds every
  * record's projection on q's fields, built at that version. Else the
@@ -34,6 +38,11 @@ bool xp__projection_cache_ready(xp_projection_cache *c,
 void xp__projection_cache_add(xp_projection_cache *c, const bson_t *doc,
                               int64_t id);
 void xp__projection_cache_done(xp_projection_cache *c);
+/* Whether c keeps the records added (it is building, within its bound):
+ * before xp__projection_cache_done, whether c will answer the query of
+ * its last xp__projection_cache_ready, so that the page that builds it
+ * may be answered by it too (xp__projection_cache_scan). */
+bool xp__projection_cache_keeping(const xp_projection_cache *c);
 /* Forgets every record (the store changed in a way no version tells). */
 void xp__projection_cache_drop(xp_projection_cache *c);
 /* Adds every cached record to scan, in trial id order (a ready cache). */
