@@ -98,15 +98,21 @@ static void s_record(bson_t *doc, int k)
 /* The store's records: intact, missing (NULL: damaged), and bytes
  * damaged in place (the plan takes what it can read). */
 typedef struct {
-    bson_t docs[N];
-    uint8_t *bytes[N]; /* damaged copies */
-    bson_t damaged[N];
-    const bson_t *rec[N];
+    int n;
+    bson_t *docs;
+    uint8_t **bytes; /* damaged copies */
+    bson_t *damaged;
+    const bson_t **rec;
 } s_store;
 
-static void s_store_init(s_store *st)
+static void s_store_init(s_store *st, int n)
 {
-    for (int k = 0; k < N; k++) {
+    st->n = n;
+    st->docs = bson_malloc((size_t)n * sizeof *st->docs);
+    st->bytes = bson_malloc((size_t)n * sizeof *st->bytes);
+    st->damaged = bson_malloc((size_t)n * sizeof *st->damaged);
+    st->rec = bson_malloc((size_t)n * sizeof *st->rec);
+    for (int k = 0; k < n; k++) {
         s_record(&st->docs[k], k);
         st->rec[k] = &st->docs[k];
         st->bytes[k] = NULL;
@@ -125,10 +131,14 @@ static void s_store_init(s_store *st)
 
 static void s_store_clear(s_store *st)
 {
-    for (int k = 0; k < N; k++) {
+    for (int k = 0; k < st->n; k++) {
         bson_destroy(&st->docs[k]);
         bson_free(st->bytes[k]);
     }
+    bson_free(st->docs);
+    bson_free(st->bytes);
+    bson_free(st->damaged);
+    bson_free(st->rec);
 }
 
 static int s_collect(const bson_t *doc, int64_t id, void *user)
@@ -149,13 +159,13 @@ static size_t s_page(const s_store *st, xp_projection_cache *c,
         int rounds = 0;
         while (!xp__projection_cache_ready(c, q, 42)) {
             cr_assert_lt(++rounds, 3, "the cache never answers");
-            for (int k = 0; k < N; k++)
+            for (int k = 0; k < st->n; k++)
                 xp__projection_cache_add(c, st->rec[k], k + 1);
             xp__projection_cache_done(c);
         }
         xp__projection_cache_scan(c, scan);
     } else {
-        for (int k = 0; k < N; k++)
+        for (int k = 0; k < st->n; k++)
             xp__query_scan_add(scan, st->rec[k], k + 1);
     }
     int64_t *at = ids;
@@ -211,48 +221,86 @@ static const int64_t s_windows[][2] = {
     {0, 0}, {0, 10}, {3, 100}, {N / 2, 7}, {N - 3, 10}, {N + 5, 10}, {0, 1},
 };
 
+/* The query of filter, sort and window on c and by the scan: the same
+ * count and rows; the rows compared. */
+static size_t s_check(const s_store *st, xp_projection_cache *c,
+                      const char *filter, const char *sort,
+                      const int64_t window[2])
+{
+    xp_query q = XP_QUERY_INIT;
+    q.filter = filter;
+    q.sort = sort;
+    q.offset = window[0];
+    q.limit = window[1];
+    xp_compiled_query cq;
+    xp_error_t err;
+    cr_assert_eq(xp__query_compile(&cq, &q, &err), 0, "%s", err.message);
+    int64_t *want = bson_malloc((size_t)st->n * sizeof *want);
+    int64_t *got = bson_malloc((size_t)st->n * sizeof *got);
+    int64_t m_scan = -1, m_cached = -2;
+    size_t n_scan = s_page(st, NULL, &cq, want, &m_scan);
+    size_t n_cached = s_page(st, c, &cq, got, &m_cached);
+    cr_assert_eq(m_cached, m_scan,
+                 "filter '%s' sort '%s': %lld matched, scan %lld", filter, sort,
+                 (long long)m_cached, (long long)m_scan);
+    cr_assert_eq(n_cached, n_scan,
+                 "filter '%s' sort '%s' window %lld+%lld: %zu rows, scan %zu",
+                 filter, sort, (long long)q.offset, (long long)q.limit,
+                 n_cached, n_scan);
+    for (size_t i = 0; i < n_scan; i++)
+        cr_assert_eq(got[i], want[i],
+                     "filter '%s' sort '%s' window %lld+%lld row %zu: %lld, "
+                     "scan %lld",
+                     filter, sort, (long long)q.offset, (long long)q.limit, i,
+                     (long long)got[i], (long long)want[i]);
+    bson_free(want);
+    bson_free(got);
+    xp__query_clear(&cq);
+    return n_scan;
+}
+
 Test(projection, cached_pages_are_the_pages_of_the_scan)
 {
     s_store *st = bson_malloc(sizeof *st);
-    s_store_init(st);
+    s_store_init(st, N);
     xp_projection_cache *c = xp__projection_cache_new();
-    int64_t want[N], got[N];
     size_t checked = 0;
     for (size_t f = 0; f < sizeof s_filters / sizeof *s_filters; f++)
         for (size_t s = 0; s < sizeof s_sorts / sizeof *s_sorts; s++)
-            for (size_t w = 0; w < sizeof s_windows / sizeof *s_windows; w++) {
-                xp_query q = XP_QUERY_INIT;
-                q.filter = s_filters[f];
-                q.sort = s_sorts[s];
-                q.offset = s_windows[w][0];
-                q.limit = s_windows[w][1];
-                xp_compiled_query cq;
-                xp_error_t err;
-                cr_assert_eq(xp__query_compile(&cq, &q, &err), 0, "%s",
-                             err.message);
-                int64_t m_scan = -1, m_cached = -2;
-                size_t n_scan = s_page(st, NULL, &cq, want, &m_scan);
-                size_t n_cached = s_page(st, c, &cq, got, &m_cached);
-                cr_assert_eq(m_cached, m_scan,
-                             "filter '%s' sort '%s': %lld matched, scan %lld",
-                             q.filter, q.sort, (long long)m_cached,
-                             (long long)m_scan);
-                cr_assert_eq(n_cached, n_scan,
-                             "filter '%s' sort '%s' window %zu: %zu rows, "
-                             "scan %zu",
-                             q.filter, q.sort, w, n_cached, n_scan);
-                for (size_t i = 0; i < n_scan; i++)
-                    cr_assert_eq(got[i], want[i],
-                                 "filter '%s' sort '%s' window %zu row %zu: "
-                                 "%lld, scan %lld",
-                                 q.filter, q.sort, w, i, (long long)got[i],
-                                 (long long)want[i]);
-                checked += n_scan;
-                xp__query_clear(&cq);
-            }
+            for (size_t w = 0; w < sizeof s_windows / sizeof *s_windows; w++)
+                checked +=
+                    s_check(st, c, s_filters[f], s_sorts[s], s_windows[w]);
     cr_assert_gt(checked, 10000);
     xp__projection_cache_destroy(&c);
     cr_assert_null(c);
+    s_store_clear(st);
+    bson_free(st);
+}
+
+/* Pages of many records, where the cache first keeps the items of the
+ * window's buckets of the packed key (then selects among them). */
+Test(projection, deep_pages_of_many_records)
+{
+    enum { BIG = 9000 };
+    s_store *st = bson_malloc(sizeof *st);
+    s_store_init(st, BIG);
+    xp_projection_cache *c = xp__projection_cache_new();
+    static const char *const filters[] = {NULL, "a < 3", "b != 1 or m > 0.5"};
+    static const char *const sorts[] = {
+        "a",      "-a", "m,-a", "-result",
+        "b,-s,a", "-u", "-id",  "u,-u,u,-u,u,-u,u,-u,a",
+    };
+    static const int64_t windows[][2] = {
+        {0, 100}, {BIG / 2, 100}, {BIG - 50, 100}, {1000, 1000},
+        {0, 0},   {4321, 7},      {0, 1},
+    };
+    size_t checked = 0;
+    for (size_t f = 0; f < sizeof filters / sizeof *filters; f++)
+        for (size_t s = 0; s < sizeof sorts / sizeof *sorts; s++)
+            for (size_t w = 0; w < sizeof windows / sizeof *windows; w++)
+                checked += s_check(st, c, filters[f], sorts[s], windows[w]);
+    cr_assert_gt(checked, 50000);
+    xp__projection_cache_destroy(&c);
     s_store_clear(st);
     bson_free(st);
 }
@@ -295,7 +343,7 @@ Test(projection, versions_and_drops_rebuild)
 Test(projection, past_its_bound_it_does_not_answer)
 {
     s_store *st = bson_malloc(sizeof *st);
-    s_store_init(st);
+    s_store_init(st, N);
     xp_query q = XP_QUERY_INIT;
     q.filter = "b != 1";
     q.sort = "-s,a";
@@ -312,7 +360,7 @@ Test(projection, past_its_bound_it_does_not_answer)
             if (answered)
                 break;
             bool kept = true;
-            for (int k = 0; k < N && kept; k++) {
+            for (int k = 0; k < st->n && kept; k++) {
                 xp__projection_cache_add(c, st->rec[k], k + 1);
                 kept = xp__projection_cache_keeping(c) || round == 0;
             }

@@ -490,6 +490,7 @@ typedef struct {
 
 typedef struct {
     int n_keys, packed;
+    int bits;                    /* of the packed key */
     int width[XP_SORT_KEYS_MAX]; /* bits of a rank */
     const s_column *cols[XP_SORT_KEYS_MAX];
     bool descending[XP_SORT_KEYS_MAX];
@@ -627,12 +628,13 @@ static bool s_order_of(const xp_projection_cache *c, const xp_sort *s,
     o->n_keys = xp__sort_keys(s);
     int bits = 0;
     o->packed = o->n_keys;
+    o->bits = 0;
     for (int j = 0; j < o->n_keys; j++) {
         int f = s_find(c, xp__sort_field(s, j)->path);
         if (f < 0)
             return false;
-        /* cols is not const behind a const cache: ranks are made once
-         * per version, by the first sort that needs them */
+        /* a cache is made by xp__projection_cache_new, not const: ranks
+         * are made once per version, by the first sort that needs them */
         s_column *col = (s_column *)&c->cols[f];
         if (!col->rank)
             s_rank(col);
@@ -647,6 +649,7 @@ static bool s_order_of(const xp_projection_cache *c, const xp_sort *s,
         if (o->packed == o->n_keys)
             bits += w;
     }
+    o->bits = bits;
     return true;
 }
 
@@ -657,6 +660,40 @@ static uint64_t s_packed_key(const s_order *o, uint32_t rec)
         if (o->width[j])
             key = key << o->width[j] | s_rank_of(o, j, rec);
     return key;
+}
+
+/* Buckets of the top S_BUCKET_BITS bits of the packed key */
+#define S_BUCKET_BITS 16
+
+/* Keeps of v[0..*m) the items in the buckets of ranks [*from, *to) (in
+ * the full order), moved to the front, *from and *to now among them: one
+ * counting pass instead of selections over every match. */
+static void s_buckets(const s_order *o, s_item *v, size_t *m, size_t *from,
+                      size_t *to)
+{
+    if (*m < 4096 || *to - *from > *m / 8 || o->bits == 0)
+        return;
+    int shift = o->bits > S_BUCKET_BITS ? o->bits - S_BUCKET_BITS : 0;
+    size_t nb = (size_t)1 << (o->bits - shift);
+    uint32_t *count = bson_malloc0(nb * sizeof *count);
+    for (size_t i = 0; i < *m; i++)
+        count[v[i].key >> shift]++;
+    size_t lo = 0, below = 0;
+    while (below + count[lo] <= *from)
+        below += count[lo++];
+    size_t hi = lo, upto = below + count[lo];
+    while (upto < *to)
+        upto += count[++hi];
+    bson_free(count);
+    size_t kept = 0;
+    for (size_t i = 0; i < *m; i++) {
+        size_t b = (size_t)(v[i].key >> shift);
+        if (b >= lo && b <= hi)
+            v[kept++] = v[i];
+    }
+    *m = kept;
+    *from -= below;
+    *to -= below;
 }
 
 /* The page of the records whose bit is set in match (matched of them),
@@ -678,6 +715,7 @@ static void s_sorted_page(const xp_projection_cache *c, const s_order *o,
     size_t from = (size_t)q->offset;
     size_t to =
         q->limit && (uint64_t)q->limit < m - from ? from + (size_t)q->limit : m;
+    s_buckets(o, v, &m, &from, &to);
     if (to < m)
         s_select(o, v, m, to);
     if (from > 0)
