@@ -167,10 +167,16 @@ typedef struct {
     uint64_t taken; /* the walk that matched it last */
 } s_plan_node;
 
+/* A found value: bson_iter_t asks for 128-byte alignment but is 80
+ * bytes, so an array of them is misaligned unless padded. */
+typedef struct {
+    _Alignas(128) bson_iter_t it;
+} s_plan_value;
+
 struct xp_field_plan {
     s_plan_node *nodes;
     uint32_t n_nodes, cap_nodes;
-    bson_iter_t *values;    /* by slot */
+    s_plan_value *values;   /* by slot */
     uint64_t *found;        /* by slot: the walk that found it */
     const xp_field **field; /* by slot: the first field added there */
     uint32_t n_slots, cap_slots;
@@ -232,7 +238,12 @@ uint32_t xp__field_plan_add(xp_field_plan *p, const xp_field *f)
         return p->nodes[node].slot;
     if (p->n_slots == p->cap_slots) {
         p->cap_slots = p->cap_slots ? p->cap_slots * 2 : 8;
-        p->values = bson_realloc(p->values, p->cap_slots * sizeof *p->values);
+        s_plan_value *values = bson_aligned_alloc(
+            BSON_ALIGNOF(s_plan_value), p->cap_slots * sizeof *values);
+        if (p->n_slots)
+            memcpy(values, p->values, p->n_slots * sizeof *values);
+        bson_free(p->values);
+        p->values = values;
         p->found = bson_realloc(p->found, p->cap_slots * sizeof *p->found);
         p->field = bson_realloc(p->field, p->cap_slots * sizeof *p->field);
     }
@@ -372,7 +383,7 @@ static void s_plan_take(xp_field_plan *p, uint32_t c, const s_level *lv,
     if (!s_take_open(p, c, lv, e, &it, &parent))
         return;
     if (n->slot != S_NONE) {
-        p->values[n->slot] = it;
+        p->values[n->slot].it = it;
         p->found[n->slot] = p->walk;
     }
     if (parent && bson_iter_recurse(&it, &child)) {
@@ -427,7 +438,7 @@ void xp__field_plan_find(xp_field_plan *p, const bson_t *doc)
 
 const bson_iter_t *xp__field_plan_value(const xp_field_plan *p, uint32_t slot)
 {
-    return p->found[slot] == p->walk ? &p->values[slot] : NULL;
+    return p->found[slot] == p->walk ? &p->values[slot].it : NULL;
 }
 
 uint32_t xp__field_plan_slots(const xp_field_plan *p)

@@ -385,6 +385,16 @@ static uint64_t s_chunk(const s_keys *k, uint32_t v, size_t depth)
  * same in every pair skipped); tmp holds n pairs. */
 static void s_radix(s_pair *v, s_pair *tmp, size_t n)
 {
+    if (n < 64) { /* a run of a few: insertion */
+        for (size_t i = 1; i < n; i++) {
+            s_pair x = v[i];
+            size_t j = i;
+            for (; j > 0 && x.chunk < v[j - 1].chunk; j--)
+                v[j] = v[j - 1];
+            v[j] = x;
+        }
+        return;
+    }
     size_t count[8][256] = {{0}};
     for (size_t i = 0; i < n; i++)
         for (int b = 0; b < 8; b++)
