@@ -45,7 +45,6 @@ struct xp_projection_cache {
     uint32_t slots[S_MAX_FIELDS]; /* each field's slot in plan */
     size_t n_fields;
     xp_field_plan *plan; /* of fields */
-    bool asked;          /* a query came before: from the next one on, cache */
     bool building, ready, full;
     uint64_t version;
     /* records, in trial id order */
@@ -160,10 +159,9 @@ bool xp__projection_cache_ready(xp_projection_cache *c,
         for (size_t i = 0; i < c->n_fields; i++)
             c->slots[i] = xp__field_plan_add(c->plan, &c->fields[i]);
     }
-    /* a handle's first page (a one-shot `xp history --filter`) does not
-     * pay for columns it would never read again */
-    c->building = c->asked;
-    c->asked = true;
+    /* built by the first page too: building costs what the plain scan
+     * does, and the page is then answered by the columns */
+    c->building = true;
     c->version = version;
     return false;
 }

@@ -29,8 +29,8 @@ void xp__projection_cache_set_bound(xp_projection_cache *c, size_t bytes);
  * cache is emptied, takes q's fields (beside those it had, within a
  * bound) and expects the caller to add every record
  * (xp__projection_cache_add, in trial id order) and then call
- * xp__projection_cache_done; it answers from then on (except after the
- * first query of a cache, which only takes the fields). */
+ * xp__projection_cache_done; it answers from then on, that query too
+ * (building costs about what a plain scan does). */
 bool xp__projection_cache_ready(xp_projection_cache *c,
                                 const xp_compiled_query *q, uint64_t version);
 /* The record of trial id (doc NULL: damaged). Past the cache's bound on
