@@ -1,9 +1,10 @@
 /* query/projection.h — a store handle's cache of what history queries
- * read from every record: the projection of each record on the fields
- * the filters and sorts asked for (xp__field_plan_project), so the next
- * page that filters or sorts by those fields scans a few bytes a trial
- * instead of every stored record. The store says when its records
- * change (a version); the cache is then rebuilt by the next scan. */
+ * read from every record: each record's values of the fields the filters
+ * and sorts asked for, decoded once into columns of distinct values, so
+ * that a page that filters or sorts by those fields is evaluated over a
+ * few integers a trial instead of every stored record. The store says
+ * when its records change (a version); the cache is then rebuilt by the
+ * next page. */
 #ifndef XP_QUERY_PROJECTION_H
 #define XP_QUERY_PROJECTION_H
 
@@ -25,7 +26,7 @@ void xp__projection_cache_destroy(xp_projection_cache **c);
 void xp__projection_cache_set_bound(xp_projection_cache *c, size_t bytes);
 
 /* Whether the cache answers q for records at version: it holds every
- * record's projection on q's fields, built at that version. Else the
+ * record's values of q's fields, taken at that version. Else the
  * cache is emptied, takes q's fields (beside those it had, within a
  * bound) and expects the caller to add every record
  * (xp__projection_cache_add, in trial id order) and then call
@@ -45,7 +46,9 @@ void xp__projection_cache_done(xp_projection_cache *c);
 bool xp__projection_cache_keeping(const xp_projection_cache *c);
 /* Forgets every record (the store changed in a way no version tells). */
 void xp__projection_cache_drop(xp_projection_cache *c);
-/* Adds every cached record to scan, in trial id order (a ready cache). */
+/* Answers scan's query (a cache ready for it): sets scan's count and
+ * page (xp__query_scan_set_page), which emit hands out by id with doc
+ * NULL, as a scan made by xp__query_scan_new_ids does. */
 void xp__projection_cache_scan(const xp_projection_cache *c,
                                xp_query_scan *scan);
 
