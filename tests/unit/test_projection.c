@@ -305,6 +305,43 @@ Test(projection, deep_pages_of_many_records)
     bson_free(st);
 }
 
+/* Queries over more fields than the cache holds: it starts again from
+ * each query's own, and a query of more than it holds is not answered
+ * (the store scans). */
+Test(projection, fields_past_the_bound_start_again)
+{
+    s_store *st = bson_malloc(sizeof *st);
+    s_store_init(st, N);
+    xp_projection_cache *c = xp__projection_cache_new();
+    static const int64_t window[2] = {5, 20};
+    for (int j = 0; j < 90; j++) {
+        char filter[96], sort[64];
+        snprintf(filter, sizeof filter, "k%d == null and (b != 1 or m > 0)",
+                 (j * 7) % 45);
+        snprintf(sort, sizeof sort, "k%d,-a,s", j % 45);
+        s_check(st, c, filter, sort, window);
+    }
+    /* 40 fields in one query */
+    char filter[1024] = "a != 1";
+    for (int k = 0; k < 39; k++) {
+        size_t at = strlen(filter);
+        snprintf(filter + at, sizeof filter - at, " and z%d == null", k);
+    }
+    xp_query q = XP_QUERY_INIT;
+    q.filter = filter;
+    q.sort = "-u";
+    xp_compiled_query cq;
+    cr_assert_eq(xp__query_compile(&cq, &q, NULL), 0);
+    cr_assert_not(xp__projection_cache_ready(c, &cq, 42));
+    cr_assert_not(xp__projection_cache_keeping(c));
+    xp__projection_cache_done(c);
+    cr_assert_not(xp__projection_cache_ready(c, &cq, 42));
+    xp__query_clear(&cq);
+    xp__projection_cache_destroy(&c);
+    s_store_clear(st);
+    bson_free(st);
+}
+
 /* A new version, or a drop, is a cache that does not answer until it is
  * built again; an empty store has empty pages. */
 Test(projection, versions_and_drops_rebuild)

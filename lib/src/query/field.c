@@ -355,8 +355,7 @@ static void s_plan_walk(xp_field_plan *p, uint32_t parent, const s_level *lv);
 /* The element e names child c, now taken by this walk: false when
  * nothing of it is kept (no slot, and no level under it the plan walks)
  * or libbson does not open it; else *it at e, and *parent whether the
- * plan has fields under it (a document or an array). Shared by the walk
- * and the projection, so both take the same elements. */
+ * plan has fields under it (a document or an array). */
 static bool s_take_open(xp_field_plan *p, uint32_t c, const s_level *lv,
                         const s_elem *e, bson_iter_t *it, bool *parent)
 {
@@ -449,95 +448,6 @@ uint32_t xp__field_plan_slots(const xp_field_plan *p)
 const xp_field *xp__field_plan_field(const xp_field_plan *p, uint32_t slot)
 {
     return slot < p->n_slots ? p->field[slot] : NULL;
-}
-
-/* ---------------------------------------------------------- projections
- * The elements a walk of the plan takes, copied: a field's element whole,
- * a level above fields as a container of what is taken in it. The walk
- * is s_plan_walk's (same stops on damaged bytes, same first element of a
- * name), so the plan, or any plan of some of its fields, finds in the
- * projection exactly what it finds in the document. */
-
-static void s_bytes_put(xp_bytes *b, const void *data, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->data = bson_realloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-}
-
-static void s_bytes_patch_len(xp_bytes *b, size_t at)
-{
-    uint32_t n = (uint32_t)(b->len - at);
-    uint8_t le[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16),
-                     (uint8_t)(n >> 24)};
-    memcpy(b->data + at, le, 4);
-}
-
-static void s_project_level(xp_field_plan *p, uint32_t parent,
-                            const s_level *lv, xp_bytes *out);
-
-static void s_project_take(xp_field_plan *p, uint32_t c, const s_level *lv,
-                           const s_elem *e, xp_bytes *out)
-{
-    s_plan_node *n = &p->nodes[c];
-    bson_iter_t it, child;
-    bool parent;
-    if (!s_take_open(p, c, lv, e, &it, &parent))
-        return;
-    if (n->slot != S_NONE) {
-        s_bytes_put(out, lv->data + e->off, it.next_off - e->off);
-        return;
-    }
-    if (!bson_iter_recurse(&it, &child))
-        return;
-    s_bytes_put(out, lv->data + e->off, e->key_len + 2);
-    size_t at = out->len;
-    s_bytes_put(out, "\0\0\0\0", 4);
-    s_level under = {lv->data + e->value, s_le32(lv->data + e->value)};
-    s_project_level(p, c, &under, out);
-    s_bytes_put(out, "", 1);
-    s_bytes_patch_len(out, at);
-}
-
-static void s_project_level(xp_field_plan *p, uint32_t parent,
-                            const s_level *lv, xp_bytes *out)
-{
-    uint32_t pending = p->nodes[parent].n_children;
-    s_elem e = {.off = 4};
-    while (pending > 0) {
-        s_elem_rc rc = s_elem_read(lv, &e);
-        if (rc == S_ELEM_END ||
-            (rc == S_ELEM_OTHER && !s_elem_read_other(lv, &e)))
-            return;
-        uint32_t c = s_plan_match(p, parent, (const char *)lv->data + e.off + 1,
-                                  e.key_len);
-        if (c != S_NONE) {
-            s_project_take(p, c, lv, &e, out);
-            pending--;
-        }
-        if (e.next == 0)
-            return;
-        e.off = e.next;
-    }
-}
-
-void xp__field_plan_project(xp_field_plan *p, const bson_t *doc, xp_bytes *out)
-{
-    p->walk++;
-    out->len = 0;
-    s_bytes_put(out, "\0\0\0\0", 4);
-    if (doc && doc->len >= 5) {
-        s_level top = {bson_get_data(doc), doc->len};
-        s_project_level(p, 0, &top, out);
-    }
-    s_bytes_put(out, "", 1);
-    s_bytes_patch_len(out, 0);
 }
 
 /* ---------------------------------------------------------------- classes */

@@ -61,11 +61,6 @@ uint32_t xp__field_plan_slots(const xp_field_plan *p);
 const xp_field *xp__field_plan_field(const xp_field_plan *p, uint32_t slot);
 
 typedef struct xp_bytes xp_bytes;
-/* The projection of doc (NULL: a damaged record) on p's fields into out
- * (replaced): a BSON document of the elements p's walk takes, the
- * fields' ones whole, in which p (or a plan of some of its fields) finds
- * the same values as in doc. */
-void xp__field_plan_project(xp_field_plan *p, const bson_t *doc, xp_bytes *out);
 
 /* MongoDB's order of type classes (missing and null first). */
 typedef enum {

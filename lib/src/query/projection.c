@@ -124,22 +124,34 @@ static int s_find(const xp_projection_cache *c, const char *path)
     return -1;
 }
 
-/* Adds the fields of plan p that c lacks; false when there were some. */
-static bool s_take_fields(xp_projection_cache *c, const xp_field_plan *p)
+/* Adds the fields of plan p that c lacks (when they do not fit, c starts
+ * again from p's alone); false when there were some. *fits: c holds all
+ * of p's (not when p alone has more than S_MAX_FIELDS). */
+static bool s_take_fields(xp_projection_cache *c, const xp_field_plan *p,
+                          bool *fits)
 {
-    bool had_all = true;
-    for (uint32_t i = 0; i < xp__field_plan_slots(p); i++) {
+    uint32_t n = xp__field_plan_slots(p);
+    size_t missing = 0;
+    for (uint32_t i = 0; i < n; i++)
+        missing += s_find(c, xp__field_plan_field(p, i)->path) < 0;
+    *fits = true;
+    if (missing == 0)
+        return true;
+    if (c->n_fields + missing > S_MAX_FIELDS)
+        s_forget_fields(c);
+    for (uint32_t i = 0; i < n; i++) {
         const xp_field *f = xp__field_plan_field(p, i);
         if (s_find(c, f->path) >= 0)
             continue;
-        had_all = false;
-        if (c->n_fields == S_MAX_FIELDS)
-            s_forget_fields(c); /* start again: the query's own fit */
+        if (c->n_fields == S_MAX_FIELDS) {
+            *fits = false;
+            break;
+        }
         xp_field *copy = &c->fields[c->n_fields++];
         *copy = *f;
         copy->path = bson_strdup(f->path);
     }
-    return had_all;
+    return false;
 }
 
 bool xp__projection_cache_ready(xp_projection_cache *c,
@@ -148,7 +160,7 @@ bool xp__projection_cache_ready(xp_projection_cache *c,
     xp_field_plan *p = xp__field_plan_new();
     bson_free(xp__filter_plan(q->filter, p));
     bson_free(xp__sort_plan(q->sort, p));
-    bool covered = s_take_fields(c, p);
+    bool fits, covered = s_take_fields(c, p, &fits);
     xp__field_plan_destroy(&p);
     if (covered && c->ready && c->version == version)
         return true;
@@ -161,7 +173,7 @@ bool xp__projection_cache_ready(xp_projection_cache *c,
     }
     /* built by the first page too: building costs what the plain scan
      * does, and the page is then answered by the columns */
-    c->building = true;
+    c->building = fits;
     c->version = version;
     return false;
 }
