@@ -2,7 +2,10 @@
  * parameters (local: 1,000 and 100,000 by default; Redis and MongoDB when
  * XP_TEST_REDIS_URI / XP_TEST_MONGODB_URI are set, with fewer trials),
  * then prints the median time of whole xp_history and of 100-row pages
- * of xp_history_query with several filters, sorts and offsets. */
+ * of xp_history_query with several filters, sorts and offsets: each page
+ * on a fresh handle, its first query (the scan of the stored records)
+ * and its second (which builds the handle's cache) apart from the median
+ * of the next ones. */
 #include <xp/xp.h>
 
 #include <ftw.h>
@@ -95,37 +98,79 @@ static int s_fill(xp_experiment *ex, long n)
 
 /* ---- measuring */
 
-/* Median seconds of RUNS runs of one query (NULL q: whole xp_history),
- * and the median CPU time of this thread, which is what a shared machine
- * disturbs least. */
-static int s_time(xp_experiment *ex, const char *what, const xp_query *q)
+/* Seconds of one query (NULL q: whole xp_history) and CPU seconds of
+ * this thread, which is what a shared machine disturbs least; -1 on
+ * failure. */
+static double s_once(xp_experiment *ex, const char *what, const xp_query *q,
+                     double *cpu, size_t *rows, int64_t *matched)
+{
+    xp_value *v = NULL;
+    xp_error_t err;
+    double t0 = s_now(), c0 = s_clock(CLOCK_THREAD_CPUTIME_ID);
+    int rc = q ? xp_history_query(ex, q, &v, matched, &err)
+               : xp_history(ex, &v, &err);
+    double t = s_now() - t0;
+    *cpu = s_clock(CLOCK_THREAD_CPUTIME_ID) - c0;
+    if (rc != 0) {
+        fprintf(stderr, "history: %s: %s\n", what, err.message);
+        return -1;
+    }
+    *rows = xp_value_count(v);
+    xp_value_destroy(&v);
+    return t;
+}
+
+/* Median, min and max of RUNS runs on ex (wall and CPU median). */
+static int s_runs(xp_experiment *ex, const char *what, const xp_query *q,
+                  double *t, double *cpu, size_t *rows, int64_t *matched)
+{
+    for (int r = 0; r < RUNS; r++)
+        if ((t[r] = s_once(ex, what, q, &cpu[r], rows, matched)) < 0)
+            return -1;
+    qsort(t, RUNS, sizeof *t, s_cmp_double);
+    qsort(cpu, RUNS, sizeof *cpu, s_cmp_double);
+    return 0;
+}
+
+/* The whole history, RUNS times on ex. */
+static int s_time_whole(xp_experiment *ex, const char *what)
 {
     double t[RUNS], cpu[RUNS];
     size_t rows = 0;
     int64_t matched = 0;
-    for (int r = 0; r < RUNS; r++) {
-        xp_value *v = NULL;
-        xp_error_t err;
-        double t0 = s_now(), c0 = s_clock(CLOCK_THREAD_CPUTIME_ID);
-        int rc = q ? xp_history_query(ex, q, &v, &matched, &err)
-                   : xp_history(ex, &v, &err);
-        t[r] = s_now() - t0;
-        cpu[r] = s_clock(CLOCK_THREAD_CPUTIME_ID) - c0;
-        if (rc != 0) {
-            fprintf(stderr, "history: %s: %s\n", what, err.message);
-            return -1;
-        }
-        rows = xp_value_count(v);
-        xp_value_destroy(&v);
-    }
-    qsort(t, RUNS, sizeof *t, s_cmp_double);
-    qsort(cpu, RUNS, sizeof *cpu, s_cmp_double);
-    printf("  %-52s %9.2f ms  (%.2f - %.2f)  cpu %.2f ms  %zu rows", what,
+    if (s_runs(ex, what, NULL, t, cpu, &rows, &matched) != 0)
+        return -1;
+    printf("  %-46s %9.2f ms  (%.2f - %.2f)  cpu %.2f ms  %zu rows\n", what,
            t[RUNS / 2] * 1e3, t[0] * 1e3, t[RUNS - 1] * 1e3,
            cpu[RUNS / 2] * 1e3, rows);
-    if (q)
-        printf(" of %lld", (long long)matched);
-    printf("\n");
+    fflush(stdout);
+    return 0;
+}
+
+/* A handle of its own for each page: its first query (a one-shot
+ * `xp history --filter`: the scan of the stored records), its second
+ * (which also builds the handle's cache), then RUNS on the cache. */
+static int s_time_page(xp_experiment *(*open)(void *), void *ctx,
+                       const char *what, const xp_query *q)
+{
+    double t[RUNS], cpu[RUNS], first_cpu, second_cpu;
+    size_t rows = 0;
+    int64_t matched = 0;
+    xp_experiment *ex = open(ctx);
+    if (!ex)
+        return -1;
+    double first = s_once(ex, what, q, &first_cpu, &rows, &matched);
+    double second =
+        first < 0 ? -1 : s_once(ex, what, q, &second_cpu, &rows, &matched);
+    int rc = second < 0 ? -1 : s_runs(ex, what, q, t, cpu, &rows, &matched);
+    xp_experiment_destroy(&ex);
+    if (rc != 0)
+        return -1;
+    printf("  %-46s first %6.2f (cpu %6.2f)  second %6.2f (cpu %6.2f)  "
+           "then %6.2f ms (%.2f - %.2f, cpu %.2f)  %zu rows of %lld\n",
+           what, first * 1e3, first_cpu * 1e3, second * 1e3, second_cpu * 1e3,
+           t[RUNS / 2] * 1e3, t[0] * 1e3, t[RUNS - 1] * 1e3,
+           cpu[RUNS / 2] * 1e3, rows, (long long)matched);
     fflush(stdout);
     return 0;
 }
@@ -133,7 +178,8 @@ static int s_time(xp_experiment *ex, const char *what, const xp_query *q)
 /* --only TEXT: the measurements whose label holds TEXT alone. */
 static const char *s_only;
 
-static int s_queries(xp_experiment *ex, long n)
+static int s_queries(xp_experiment *ex, xp_experiment *(*open)(void *),
+                     void *ctx, long n)
 {
     static const struct {
         const char *what, *filter, *sort;
@@ -158,14 +204,14 @@ static int s_queries(xp_experiment *ex, long n)
         q.sort = pages[i].sort;
         q.limit = PAGE;
         q.offset = pages[i].middle ? n / 2 : 0;
-        if (s_time(ex, pages[i].what, &q) != 0)
+        if (s_time_page(open, ctx, pages[i].what, &q) != 0)
             return -1;
     }
     /* last: freeing 100,000 documents leaves glibc's heap to consolidate
      * on the next large allocation, which would be billed to a page */
     return s_only && !strstr("whole xp_history", s_only)
                ? 0
-               : s_time(ex, "whole xp_history", NULL);
+               : s_time_whole(ex, "whole xp_history");
 }
 
 static int s_remove_entry(const char *path, const struct stat *sb, int flag,
@@ -180,6 +226,25 @@ static int s_remove_entry(const char *path, const struct stat *sb, int flag,
 /* --store DIR: the local store is kept there, and reused when it holds
  * the experiment already (for profiling). */
 static const char *s_keep;
+
+typedef struct {
+    const char *id;
+    const xp_open_options *o;
+} s_open_ctx;
+
+/* A fresh read-only handle, NULL on failure. */
+static xp_experiment *s_open_fresh(void *user)
+{
+    s_open_ctx *c = user;
+    xp_experiment *ex = NULL;
+    xp_error_t err;
+    if (xp_experiment_open(&ex, c->id, c->o, &err) != 0) {
+        fprintf(stderr, "history: %s\n", err.message);
+        return NULL;
+    }
+    s_define(ex);
+    return ex;
+}
 
 /* One backend (NULL: a fresh local store in a temporary directory). */
 static int s_run(const char *label, const char *backend, long n)
@@ -225,7 +290,8 @@ static int s_run(const char *label, const char *backend, long n)
         fprintf(stderr, "history: %s\n", err.message);
         goto cleanup;
     }
-    rc = s_queries(ex, n);
+    s_open_ctx ctx = {id, &o};
+    rc = s_queries(ex, s_open_fresh, &ctx, n);
 cleanup:
     xp_experiment_destroy(&ex);
     if (dir[0])

@@ -4,12 +4,78 @@
  * local store's xp_match reads stored bytes. A filter that compiles is
  * evaluated on fixed trial documents, its negation must give the opposite
  * answer, the scan's field plan the same answers and sort keys as one
- * lookup per field, also on the document's projections (the local
- * store's cache), and its MongoDB form must be valid BSON. */
-#include "query/query.h"
+ * lookup per field, also a plan of more fields (the projection cache's),
+ * and its MongoDB form must be valid BSON. Pages of the projection
+ * cache's columns (filter and sort from the text) must be the plain
+ * scan's pages. */
+#include "query/projection.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Records: docs, twice over (ties, repeated values). */
+#define S_RECORDS(n) (2 * (n))
+
+static int s_collect(const bson_t *doc, int64_t id, void *user)
+{
+    (void)doc;
+    int64_t **out = user;
+    *(*out)++ = id;
+    return 0;
+}
+
+/* The page of q by the plain scan (c NULL) or, as the local store asks
+ * for it, by cache c (which builds it, unless q has more fields than it
+ * holds). */
+static size_t s_page(xp_projection_cache *c, const xp_compiled_query *q,
+                     const bson_t *const *docs, size_t n, int64_t *ids,
+                     int64_t *matched)
+{
+    xp_query_scan *scan = xp__query_scan_new_ids(q);
+    bool cached = c && xp__projection_cache_ready(c, q, 1);
+    if (c && !cached && xp__projection_cache_keeping(c)) {
+        for (size_t i = 0; i < S_RECORDS(n); i++)
+            xp__projection_cache_add(c, docs[i % n], (int64_t)i + 1);
+        cached = xp__projection_cache_keeping(c);
+        xp__projection_cache_done(c);
+        if (!cached)
+            abort(); /* a few records fit any bound */
+    }
+    if (cached) {
+        xp__projection_cache_scan(c, scan);
+    } else {
+        for (size_t i = 0; i < S_RECORDS(n); i++)
+            xp__query_scan_add(scan, docs[i % n], (int64_t)i + 1);
+    }
+    int64_t *at = ids;
+    xp__query_scan_emit(scan, s_collect, &at);
+    *matched = xp__query_scan_matched(scan);
+    xp__query_scan_destroy(&scan);
+    return (size_t)(at - ids);
+}
+
+static void s_cached(xp_projection_cache *c, const char *filter,
+                     const char *sort, const bson_t *const *docs, size_t n)
+{
+    static const int64_t windows[][2] = {{0, 0}, {1, 2}, {3, 1}};
+    for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+        xp_query q = XP_QUERY_INIT;
+        q.filter = filter;
+        q.sort = sort;
+        q.offset = windows[w][0];
+        q.limit = windows[w][1];
+        xp_compiled_query cq;
+        if (xp__query_compile(&cq, &q, NULL) == 0) {
+            int64_t want[S_RECORDS(4)], got[S_RECORDS(4)], m_want, m_got;
+            size_t n_want = s_page(NULL, &cq, docs, n, want, &m_want);
+            size_t n_got = s_page(c, &cq, docs, n, got, &m_got);
+            if (n_got != n_want || m_got != m_want ||
+                (n_want && memcmp(got, want, n_want * sizeof *got) != 0))
+                abort();
+        }
+        xp__query_clear(&cq);
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,9 +107,9 @@ static void s_fixed(bson_t *doc)
     BSON_APPEND_BOOL(doc, "success", true);
 }
 
-/* Projections (the local store's cache of them): a document projected
- * on the plan of some fields, or on a plan of more, reads the same for
- * those fields. The extra fields of the larger plan: */
+/* A plan of more fields (the projection cache's, which holds the fields
+ * of several queries) finds the same values for a query's fields. The
+ * extra fields of the larger plan: */
 static const char *const s_extra[] = {"opt",    "opt.lr", "result",
                                       "status", "s",      "arr.0"};
 #define S_EXTRA (sizeof s_extra / sizeof *s_extra)
@@ -68,19 +134,6 @@ static void s_big_free(xp_field_plan **p, xp_field *fields)
         xp__field_clear(&fields[i]);
 }
 
-/* doc projected on p, in *out over buf; NULL for a damaged record. */
-static const bson_t *s_projected(xp_field_plan *p, const bson_t *doc,
-                                 xp_bytes *buf, bson_t *out)
-{
-    if (!doc)
-        return NULL;
-    xp__field_plan_project(p, doc, buf);
-    /* whole (a damaged element is copied as the walk took it) */
-    if (!bson_init_static(out, buf->data, buf->len))
-        abort();
-    return out;
-}
-
 static void s_evaluate(const xp_filter *f, const char *text,
                        const bson_t *const *docs, size_t n)
 {
@@ -103,20 +156,14 @@ static void s_evaluate(const xp_filter *f, const char *text,
     }
     xp_field extra[S_EXTRA];
     xp_field_plan *big = s_big_plan(extra);
-    bson_free(xp__filter_plan(f, big));
-    xp_bytes buf = {0};
+    uint32_t *big_slots = xp__filter_plan(f, big);
     for (size_t i = 0; i < n; i++) {
-        bool m = xp__filter_match(f, docs[i]);
-        for (int k = 0; k < 2; k++) {
-            bson_t proj;
-            const bson_t *pd =
-                s_projected(k ? big : plan, docs[i], &buf, &proj);
-            xp__field_plan_find(plan, pd);
-            if (xp__filter_match_found(f, plan, slots, pd != NULL) != m)
-                abort();
-        }
+        xp__field_plan_find(big, docs[i]);
+        if (xp__filter_match_found(f, big, big_slots, docs[i] != NULL) !=
+            xp__filter_match(f, docs[i]))
+            abort();
     }
-    xp__bytes_clear(&buf);
+    bson_free(big_slots);
     s_big_free(&big, extra);
     bson_free(slots);
     xp__field_plan_destroy(&plan);
@@ -148,24 +195,17 @@ static void s_sort(const char *text, const bson_t *const *docs, size_t n)
     }
     xp_field extra[S_EXTRA];
     xp_field_plan *big = s_big_plan(extra);
-    bson_free(xp__sort_plan(s, big));
-    xp_bytes buf = {0};
+    uint32_t *big_slots = xp__sort_plan(s, big);
     for (size_t i = 0; i < n; i++) {
-        key.len = 0;
+        key.len = found.len = 0;
         xp__sort_key(s, docs[i], &key);
-        for (int k = 0; k < 2; k++) {
-            bson_t proj;
-            const bson_t *pd =
-                s_projected(k ? big : plan, docs[i], &buf, &proj);
-            found.len = 0;
-            xp__field_plan_find(plan, pd);
-            xp__sort_key_found(s, plan, slots, &found);
-            if (key.len != found.len ||
-                (key.len && memcmp(key.data, found.data, key.len) != 0))
-                abort();
-        }
+        xp__field_plan_find(big, docs[i]);
+        xp__sort_key_found(s, big, big_slots, &found);
+        if (key.len != found.len ||
+            (key.len && memcmp(key.data, found.data, key.len) != 0))
+            abort();
     }
-    xp__bytes_clear(&buf);
+    bson_free(big_slots);
     s_big_free(&big, extra);
     bson_free(slots);
     xp__field_plan_destroy(&plan);
@@ -197,6 +237,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_evaluate(f, text, docs, n);
     xp__filter_destroy(&f);
     s_sort(text, docs, n);
+    xp_projection_cache *c = xp__projection_cache_new();
+    s_cached(c, text, NULL, docs, n);
+    s_cached(c, NULL, text, docs, n);
+    s_cached(c, text, "-a,s,b,-result", docs, n);
+    xp__projection_cache_destroy(&c);
     bson_destroy(&fixed);
     bson_destroy(&empty);
     bson_free(text);

@@ -7,6 +7,10 @@
  * xp_trial_get, row by row. */
 #include "common.h"
 
+#include "experiment.h"
+#include "query/query.h"
+#include "store/store.h"
+
 TestSuite(history_cache, .init = xpt_setup, .fini = xpt_teardown);
 
 /* A reader handle the step queries while its trial runs (NULL: none). */
@@ -102,12 +106,60 @@ static xp_value *s_page(xp_experiment *ex, size_t i, int64_t *matched)
     return page;
 }
 
+static int s_scan_add(const bson_t *doc, int64_t id, void *user)
+{
+    xp__query_scan_add(user, doc, id);
+    return 0;
+}
+
+static int s_collect(const bson_t *doc, int64_t id, void *user)
+{
+    (void)doc;
+    int64_t **at = user;
+    *(*at)++ = id;
+    return 0;
+}
+
+/* Query i on ex against the plain scan (query.c) of every record the
+ * store holds: the same count, the same trials in the same order. */
+static void s_check_scan(xp_experiment *ex, size_t i)
+{
+    xp_query q = XP_QUERY_INIT;
+    q.filter = s_queries[i].filter;
+    q.sort = s_queries[i].sort;
+    q.offset = s_queries[i].offset;
+    q.limit = s_queries[i].limit;
+    xp_compiled_query cq;
+    xp_error_t err;
+    cr_assert_eq(xp__query_compile(&cq, &q, &err), 0, "%s", err.message);
+    xp_query_scan *scan = xp__query_scan_new_ids(&cq);
+    cr_assert_eq(
+        xp__store_trials_each(xp__experiment_store(ex), s_scan_add, scan, &err),
+        0, "%s", err.message);
+    int64_t ids[1000], *at = ids;
+    cr_assert_eq(xp__query_scan_emit(scan, s_collect, &at), 0);
+    int64_t matched = -1;
+    xp_value *page = s_page(ex, i, &matched);
+    cr_assert_eq(matched, xp__query_scan_matched(scan),
+                 "query %zu: %lld matched, the scan %lld", i,
+                 (long long)matched, (long long)xp__query_scan_matched(scan));
+    cr_assert_eq(xp_value_count(page), (size_t)(at - ids), "query %zu", i);
+    for (size_t r = 0; r < xp_value_count(page); r++)
+        cr_assert_eq(
+            xp_as_int64(xp_value_get(xp_value_at(page, r), "trial_id")), ids[r],
+            "query %zu row %zu", i, r);
+    xp_value_destroy(&page);
+    xp__query_scan_destroy(&scan);
+    xp__query_clear(&cq);
+}
+
 /* Every query on ex (pages answered by its cache once it has one) gives
- * what the same query gives on a fresh handle, whose first page of each
- * query is a scan of the stored records. */
+ * what the plain scan of the stored records gives, and what the same
+ * query gives on a fresh handle (whose cache its first page builds). */
 static void s_check_all(xp_experiment *ex, const char *id)
 {
     for (size_t i = 0; i < sizeof s_queries / sizeof *s_queries; i++) {
+        s_check_scan(ex, i);
         xp_experiment *fresh = s_reader_open(id);
         int64_t m_scan = -1, m_cached = -2;
         xp_value *scan = s_page(fresh, i, &m_scan);

@@ -167,10 +167,16 @@ typedef struct {
     uint64_t taken; /* the walk that matched it last */
 } s_plan_node;
 
+/* A found value: bson_iter_t asks for 128-byte alignment but is 80
+ * bytes, so an array of them is misaligned unless padded. */
+typedef struct {
+    _Alignas(128) bson_iter_t it;
+} s_plan_value;
+
 struct xp_field_plan {
     s_plan_node *nodes;
     uint32_t n_nodes, cap_nodes;
-    bson_iter_t *values;    /* by slot */
+    s_plan_value *values;   /* by slot */
     uint64_t *found;        /* by slot: the walk that found it */
     const xp_field **field; /* by slot: the first field added there */
     uint32_t n_slots, cap_slots;
@@ -232,7 +238,12 @@ uint32_t xp__field_plan_add(xp_field_plan *p, const xp_field *f)
         return p->nodes[node].slot;
     if (p->n_slots == p->cap_slots) {
         p->cap_slots = p->cap_slots ? p->cap_slots * 2 : 8;
-        p->values = bson_realloc(p->values, p->cap_slots * sizeof *p->values);
+        s_plan_value *values = bson_aligned_alloc(
+            BSON_ALIGNOF(s_plan_value), p->cap_slots * sizeof *values);
+        if (p->n_slots)
+            memcpy(values, p->values, p->n_slots * sizeof *values);
+        bson_free(p->values);
+        p->values = values;
         p->found = bson_realloc(p->found, p->cap_slots * sizeof *p->found);
         p->field = bson_realloc(p->field, p->cap_slots * sizeof *p->field);
     }
@@ -344,8 +355,7 @@ static void s_plan_walk(xp_field_plan *p, uint32_t parent, const s_level *lv);
 /* The element e names child c, now taken by this walk: false when
  * nothing of it is kept (no slot, and no level under it the plan walks)
  * or libbson does not open it; else *it at e, and *parent whether the
- * plan has fields under it (a document or an array). Shared by the walk
- * and the projection, so both take the same elements. */
+ * plan has fields under it (a document or an array). */
 static bool s_take_open(xp_field_plan *p, uint32_t c, const s_level *lv,
                         const s_elem *e, bson_iter_t *it, bool *parent)
 {
@@ -372,7 +382,7 @@ static void s_plan_take(xp_field_plan *p, uint32_t c, const s_level *lv,
     if (!s_take_open(p, c, lv, e, &it, &parent))
         return;
     if (n->slot != S_NONE) {
-        p->values[n->slot] = it;
+        p->values[n->slot].it = it;
         p->found[n->slot] = p->walk;
     }
     if (parent && bson_iter_recurse(&it, &child)) {
@@ -427,7 +437,7 @@ void xp__field_plan_find(xp_field_plan *p, const bson_t *doc)
 
 const bson_iter_t *xp__field_plan_value(const xp_field_plan *p, uint32_t slot)
 {
-    return p->found[slot] == p->walk ? &p->values[slot] : NULL;
+    return p->found[slot] == p->walk ? &p->values[slot].it : NULL;
 }
 
 uint32_t xp__field_plan_slots(const xp_field_plan *p)
@@ -440,102 +450,12 @@ const xp_field *xp__field_plan_field(const xp_field_plan *p, uint32_t slot)
     return slot < p->n_slots ? p->field[slot] : NULL;
 }
 
-/* ---------------------------------------------------------- projections
- * The elements a walk of the plan takes, copied: a field's element whole,
- * a level above fields as a container of what is taken in it. The walk
- * is s_plan_walk's (same stops on damaged bytes, same first element of a
- * name), so the plan, or any plan of some of its fields, finds in the
- * projection exactly what it finds in the document. */
-
-static void s_bytes_put(xp_bytes *b, const void *data, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->data = bson_realloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-}
-
-static void s_bytes_patch_len(xp_bytes *b, size_t at)
-{
-    uint32_t n = (uint32_t)(b->len - at);
-    uint8_t le[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16),
-                     (uint8_t)(n >> 24)};
-    memcpy(b->data + at, le, 4);
-}
-
-static void s_project_level(xp_field_plan *p, uint32_t parent,
-                            const s_level *lv, xp_bytes *out);
-
-static void s_project_take(xp_field_plan *p, uint32_t c, const s_level *lv,
-                           const s_elem *e, xp_bytes *out)
-{
-    s_plan_node *n = &p->nodes[c];
-    bson_iter_t it, child;
-    bool parent;
-    if (!s_take_open(p, c, lv, e, &it, &parent))
-        return;
-    if (n->slot != S_NONE) {
-        s_bytes_put(out, lv->data + e->off, it.next_off - e->off);
-        return;
-    }
-    if (!bson_iter_recurse(&it, &child))
-        return;
-    s_bytes_put(out, lv->data + e->off, e->key_len + 2);
-    size_t at = out->len;
-    s_bytes_put(out, "\0\0\0\0", 4);
-    s_level under = {lv->data + e->value, s_le32(lv->data + e->value)};
-    s_project_level(p, c, &under, out);
-    s_bytes_put(out, "", 1);
-    s_bytes_patch_len(out, at);
-}
-
-static void s_project_level(xp_field_plan *p, uint32_t parent,
-                            const s_level *lv, xp_bytes *out)
-{
-    uint32_t pending = p->nodes[parent].n_children;
-    s_elem e = {.off = 4};
-    while (pending > 0) {
-        s_elem_rc rc = s_elem_read(lv, &e);
-        if (rc == S_ELEM_END ||
-            (rc == S_ELEM_OTHER && !s_elem_read_other(lv, &e)))
-            return;
-        uint32_t c = s_plan_match(p, parent, (const char *)lv->data + e.off + 1,
-                                  e.key_len);
-        if (c != S_NONE) {
-            s_project_take(p, c, lv, &e, out);
-            pending--;
-        }
-        if (e.next == 0)
-            return;
-        e.off = e.next;
-    }
-}
-
-void xp__field_plan_project(xp_field_plan *p, const bson_t *doc, xp_bytes *out)
-{
-    p->walk++;
-    out->len = 0;
-    s_bytes_put(out, "\0\0\0\0", 4);
-    if (doc && doc->len >= 5) {
-        s_level top = {bson_get_data(doc), doc->len};
-        s_project_level(p, 0, &top, out);
-    }
-    s_bytes_put(out, "", 1);
-    s_bytes_patch_len(out, 0);
-}
-
 /* ---------------------------------------------------------------- classes */
 
-xp_value_class xp__field_class(const bson_iter_t *it)
+static xp_value_class s_type_class(uint8_t type)
 {
-    if (!it)
-        return XP_CLASS_NULL;
-    switch (bson_iter_type(it)) {
+    switch (type) {
+    case BSON_TYPE_EOD: /* missing */
     case BSON_TYPE_NULL:
     case BSON_TYPE_UNDEFINED: return XP_CLASS_NULL;
     case BSON_TYPE_INT32:
@@ -548,6 +468,61 @@ xp_value_class xp__field_class(const bson_iter_t *it)
     case BSON_TYPE_BOOL: return XP_CLASS_BOOL;
     case BSON_TYPE_DATE_TIME: return XP_CLASS_DATETIME;
     default: return XP_CLASS_OTHER;
+    }
+}
+
+xp_value_class xp__field_class(const bson_iter_t *it)
+{
+    return it ? s_type_class((uint8_t)bson_iter_type(it)) : XP_CLASS_NULL;
+}
+
+xp_value_class xp__scalar_class(const xp_scalar *v)
+{
+    return s_type_class(v->type);
+}
+
+/* Bytes of a container's or binary's value that keys order by. */
+static uint32_t s_key_bytes(uint32_t len)
+{
+    return len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX;
+}
+
+void xp__scalar_of(const bson_iter_t *it, xp_scalar *out)
+{
+    *out = (xp_scalar){.type = it ? (uint8_t)bson_iter_type(it) : 0};
+    uint32_t len = 0;
+    const uint8_t *data = NULL;
+    switch (xp__scalar_class(out)) {
+    case XP_CLASS_NUMBER:
+        if (out->type == BSON_TYPE_DOUBLE)
+            out->d = bson_iter_double(it);
+        else
+            out->i = bson_iter_as_int64(it);
+        break;
+    case XP_CLASS_STRING:
+        out->data = (const uint8_t *)bson_iter_utf8(it, &out->len);
+        break;
+    case XP_CLASS_DOCUMENT:
+    case XP_CLASS_ARRAY:
+        if (out->type == BSON_TYPE_DOCUMENT)
+            bson_iter_document(it, &len, &data);
+        else
+            bson_iter_array(it, &len, &data);
+        /* after the length */
+        len = len > 4 ? len - 4 : 0;
+        out->data = data ? data + 4 : NULL;
+        out->len = s_key_bytes(len);
+        break;
+    case XP_CLASS_BLOB: {
+        bson_subtype_t sub;
+        bson_iter_binary(it, &sub, &len, &data);
+        out->data = data;
+        out->len = s_key_bytes(len);
+        break;
+    }
+    case XP_CLASS_BOOL: out->b = bson_iter_bool(it); break;
+    case XP_CLASS_DATETIME: out->i = bson_iter_date_time(it); break;
+    default: break;
     }
 }
 
@@ -601,51 +576,51 @@ static int s_cmp_int_double(int64_t i, double d)
 
 /* Numbers: false when one is NaN (MongoDB: NaN equals only NaN, which no
  * literal is). */
-static bool s_cmp_number(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+static bool s_cmp_number(const xp_scalar *v, const xp_literal *lit, int *cmp)
 {
-    bool it_int = !BSON_ITER_HOLDS_DOUBLE(it);
-    int64_t iv = it_int ? bson_iter_as_int64(it) : 0;
-    double dv = it_int ? 0 : bson_iter_double(it);
-    if ((!it_int && isnan(dv)) || (lit->kind == XP_LIT_DOUBLE && isnan(lit->d)))
+    bool v_int = v->type != BSON_TYPE_DOUBLE;
+    if ((!v_int && isnan(v->d)) ||
+        (lit->kind == XP_LIT_DOUBLE && isnan(lit->d)))
         return false;
-    if (it_int && lit->kind == XP_LIT_INT)
-        *cmp = s_sign(iv, lit->i);
-    else if (it_int)
-        *cmp = s_cmp_int_double(iv, lit->d);
+    if (v_int && lit->kind == XP_LIT_INT)
+        *cmp = s_sign(v->i, lit->i);
+    else if (v_int)
+        *cmp = s_cmp_int_double(v->i, lit->d);
     else if (lit->kind == XP_LIT_INT)
-        *cmp = -s_cmp_int_double(lit->i, dv);
+        *cmp = -s_cmp_int_double(lit->i, v->d);
     else
-        *cmp = (dv > lit->d) - (dv < lit->d);
+        *cmp = (v->d > lit->d) - (v->d < lit->d);
     return true;
 }
 
-static bool s_cmp_string(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+static bool s_cmp_string(const xp_scalar *v, const xp_literal *lit, int *cmp)
 {
-    uint32_t len = 0;
-    const char *s = bson_iter_utf8(it, &len);
-    size_t n = len < lit->len ? len : lit->len;
-    int c = memcmp(s, lit->s, n);
-    *cmp = c ? (c > 0) - (c < 0) : s_sign(len, lit->len);
+    size_t n = v->len < lit->len ? v->len : lit->len;
+    int c = n ? memcmp(v->data, lit->s, n) : 0;
+    *cmp = c ? (c > 0) - (c < 0) : s_sign(v->len, lit->len);
     return true;
 }
 
-bool xp__field_compare(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+bool xp__scalar_compare(const xp_scalar *v, const xp_literal *lit, int *cmp)
 {
-    xp_value_class c = xp__field_class(it);
+    xp_value_class c = xp__scalar_class(v);
     if (c != xp__literal_class(lit))
         return false;
     switch (c) {
     case XP_CLASS_NULL: *cmp = 0; return true;
-    case XP_CLASS_NUMBER: return s_cmp_number(it, lit, cmp);
-    case XP_CLASS_STRING: return s_cmp_string(it, lit, cmp);
-    case XP_CLASS_BOOL:
-        *cmp = (int)bson_iter_bool(it) - (int)lit->b;
-        return true;
-    case XP_CLASS_DATETIME:
-        *cmp = s_sign(bson_iter_date_time(it), lit->i);
-        return true;
+    case XP_CLASS_NUMBER: return s_cmp_number(v, lit, cmp);
+    case XP_CLASS_STRING: return s_cmp_string(v, lit, cmp);
+    case XP_CLASS_BOOL: *cmp = (int)v->b - (int)lit->b; return true;
+    case XP_CLASS_DATETIME: *cmp = s_sign(v->i, lit->i); return true;
     default: return false;
     }
+}
+
+bool xp__field_compare(const bson_iter_t *it, const xp_literal *lit, int *cmp)
+{
+    xp_scalar v;
+    xp__scalar_of(it, &v);
+    return xp__scalar_compare(&v, lit, cmp);
 }
 
 /* ---------------------------------------------------------------- dates */
@@ -787,7 +762,6 @@ static void s_put_u64(xp_bytes *b, uint64_t v)
 
 /* Bytes, then a terminator: NUL as 00 FF, the end as 00 00, so that a
  * prefix sorts first and the key stays prefix-free. */
-#define XP_KEY_BYTES_MAX 1024
 static void s_put_bytes(xp_bytes *b, const uint8_t *p, size_t n)
 {
     s_reserve(b, 2 * n + 2);
@@ -821,53 +795,38 @@ static void s_put_double(xp_bytes *b, double d)
     s_put_u64(b, bits);
 }
 
-static void s_put_value(xp_bytes *b, const bson_iter_t *it)
+static void s_put_value(xp_bytes *b, const xp_scalar *v)
 {
-    xp_value_class c = xp__field_class(it);
+    xp_value_class c = xp__scalar_class(v);
     s_put(b, (uint8_t)c);
-    uint32_t len = 0;
-    const uint8_t *data = NULL;
     switch (c) {
     case XP_CLASS_NUMBER:
-        s_put_double(b, BSON_ITER_HOLDS_DOUBLE(it)
-                            ? bson_iter_double(it)
-                            : (double)bson_iter_as_int64(it));
+        s_put_double(b, v->type == BSON_TYPE_DOUBLE ? v->d : (double)v->i);
         break;
-    case XP_CLASS_STRING: {
-        const char *s = bson_iter_utf8(it, &len);
-        s_put_bytes(b, (const uint8_t *)s, len);
-        break;
-    }
+    case XP_CLASS_STRING:
     case XP_CLASS_DOCUMENT:
     case XP_CLASS_ARRAY:
-        if (c == XP_CLASS_DOCUMENT)
-            bson_iter_document(it, &len, &data);
-        else
-            bson_iter_array(it, &len, &data);
-        /* after the length, at most XP_KEY_BYTES_MAX bytes */
-        len = len > 4 ? len - 4 : 0;
-        s_put_bytes(b, data ? data + 4 : NULL,
-                    len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX);
-        break;
-    case XP_CLASS_BLOB: {
-        bson_subtype_t sub;
-        bson_iter_binary(it, &sub, &len, &data);
-        s_put_bytes(b, data, len < XP_KEY_BYTES_MAX ? len : XP_KEY_BYTES_MAX);
-        break;
-    }
-    case XP_CLASS_BOOL: s_put(b, bson_iter_bool(it) ? 1 : 0); break;
+    case XP_CLASS_BLOB: s_put_bytes(b, v->data, v->len); break;
+    case XP_CLASS_BOOL: s_put(b, v->b ? 1 : 0); break;
     case XP_CLASS_DATETIME:
-        s_put_u64(b, (uint64_t)bson_iter_date_time(it) ^ (UINT64_C(1) << 63));
+        s_put_u64(b, (uint64_t)v->i ^ (UINT64_C(1) << 63));
         break;
     default: break;
     }
 }
 
-void xp__field_key(const bson_iter_t *it, bool descending, xp_bytes *out)
+void xp__scalar_key(const xp_scalar *v, bool descending, xp_bytes *out)
 {
     size_t from = out->len;
-    s_put_value(out, it);
+    s_put_value(out, v);
     if (descending)
         for (size_t i = from; i < out->len; i++)
             out->data[i] = (uint8_t)~out->data[i];
+}
+
+void xp__field_key(const bson_iter_t *it, bool descending, xp_bytes *out)
+{
+    xp_scalar v;
+    xp__scalar_of(it, &v);
+    xp__scalar_key(&v, descending, out);
 }

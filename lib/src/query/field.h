@@ -61,11 +61,6 @@ uint32_t xp__field_plan_slots(const xp_field_plan *p);
 const xp_field *xp__field_plan_field(const xp_field_plan *p, uint32_t slot);
 
 typedef struct xp_bytes xp_bytes;
-/* The projection of doc (NULL: a damaged record) on p's fields into out
- * (replaced): a BSON document of the elements p's walk takes, the
- * fields' ones whole, in which p (or a plan of some of its fields) finds
- * the same values as in doc. */
-void xp__field_plan_project(xp_field_plan *p, const bson_t *doc, xp_bytes *out);
 
 /* MongoDB's order of type classes (missing and null first). */
 typedef enum {
@@ -129,5 +124,30 @@ void xp__bytes_clear(xp_bytes *b);
  * 2^53 compare as their nearest double); each key is prefix-free, so keys
  * concatenate, and with descending its bytes are complemented. */
 void xp__field_key(const bson_iter_t *it, bool descending, xp_bytes *out);
+
+/* Bytes of a document, an array or a binary value that its sort key
+ * orders by (the rest ties). */
+#define XP_KEY_BYTES_MAX 1024
+
+/* A value as filters and sort keys read it: everything they compare is
+ * here, so two equal scalars answer every comparison alike (the
+ * projection cache keeps each distinct one once). */
+typedef struct {
+    uint8_t type; /* bson_type_t; BSON_TYPE_EOD: missing */
+    bool b;
+    int64_t i;           /* int32 and int64 (as int64), date-time */
+    double d;            /* double */
+    const uint8_t *data; /* a string's bytes (no NUL); the bytes after a
+                          * document's or array's length and a binary's
+                          * payload, at most XP_KEY_BYTES_MAX */
+    uint32_t len;
+} xp_scalar;
+
+/* The scalar of the value at it (NULL: missing); data points into it. */
+void xp__scalar_of(const bson_iter_t *it, xp_scalar *out);
+xp_value_class xp__scalar_class(const xp_scalar *v);
+/* xp__field_compare and xp__field_key over a scalar. */
+bool xp__scalar_compare(const xp_scalar *v, const xp_literal *lit, int *cmp);
+void xp__scalar_key(const xp_scalar *v, bool descending, xp_bytes *out);
 
 #endif /* XP_QUERY_FIELD_H */

@@ -782,18 +782,18 @@ int xp__filter_parse(xp_filter **out, const char *text, xp_error_t *err)
 /* ---------------------------------------------------------------- evaluation
  */
 
-static bool s_equal(const bson_iter_t *it, const xp_literal *lit)
+static bool s_equal(const xp_scalar *v, const xp_literal *lit)
 {
     int cmp;
-    return xp__field_compare(it, lit, &cmp) && cmp == 0;
+    return xp__scalar_compare(v, lit, &cmp) && cmp == 0;
 }
 
-static bool s_cmp(const bson_iter_t *it, s_op op, const xp_literal *lit)
+static bool s_cmp(const xp_scalar *v, s_op op, const xp_literal *lit)
 {
     int cmp;
     if (op == OP_EQ || op == OP_NE)
-        return s_equal(it, lit) == (op == OP_EQ);
-    if (!xp__field_compare(it, lit, &cmp))
+        return s_equal(v, lit) == (op == OP_EQ);
+    if (!xp__scalar_compare(v, lit, &cmp))
         return false;
     switch (op) {
     case OP_LT: return cmp < 0;
@@ -801,6 +801,17 @@ static bool s_cmp(const bson_iter_t *it, s_op op, const xp_literal *lit)
     case OP_GT: return cmp > 0;
     default: return cmp >= 0;
     }
+}
+
+/* A comparison or `in` node over one value. */
+static bool s_leaf(const xp_filter *f, const s_node *node, const xp_scalar *v)
+{
+    if (node->kind == N_CMP)
+        return s_cmp(v, node->op, &f->lits[node->first]);
+    for (uint32_t i = 0; i < node->count; i++)
+        if (s_equal(v, &f->lits[node->first + i]))
+            return !node->negated;
+    return node->negated;
 }
 
 /* Where the evaluator finds a field's value: looked up in doc, or found
@@ -823,10 +834,6 @@ static const bson_iter_t *s_value(const xp_filter *f, const s_source *src,
 static bool s_eval(const xp_filter *f, uint32_t n, const s_source *src)
 {
     const s_node *node = &f->nodes[n];
-    bson_iter_t it;
-    const bson_iter_t *found = NULL;
-    if (node->kind == N_CMP || node->kind == N_IN)
-        found = s_value(f, src, node->field, &it);
     switch (node->kind) {
     case N_OR:
         for (uint32_t i = 0; i < node->count; i++)
@@ -839,12 +846,13 @@ static bool s_eval(const xp_filter *f, uint32_t n, const s_source *src)
                 return false;
         return true;
     case N_NOT: return !s_eval(f, node->first, src);
-    case N_CMP: return s_cmp(found, node->op, &f->lits[node->first]);
-    case N_IN:
-        for (uint32_t i = 0; i < node->count; i++)
-            if (s_equal(found, &f->lits[node->first + i]))
-                return !node->negated;
-        return node->negated;
+    case N_CMP:
+    case N_IN: {
+        bson_iter_t it;
+        xp_scalar v;
+        xp__scalar_of(s_value(f, src, node->field, &it), &v);
+        return s_leaf(f, node, &v);
+    }
     }
     return false;
 }
@@ -868,6 +876,16 @@ uint32_t *xp__filter_plan(const xp_filter *f, xp_field_plan *plan)
     return slots;
 }
 
+size_t xp__filter_fields(const xp_filter *f)
+{
+    return f ? f->n_fields : 0;
+}
+
+const xp_field *xp__filter_field(const xp_filter *f, size_t i)
+{
+    return &f->fields[i];
+}
+
 bool xp__filter_match_found(const xp_filter *f, const xp_field_plan *plan,
                             const uint32_t *slots, bool readable)
 {
@@ -875,6 +893,88 @@ bool xp__filter_match_found(const xp_filter *f, const xp_field_plan *plan,
         return true;
     s_source src = {.plan = plan, .slots = slots};
     return readable && s_eval(f, f->root, &src);
+}
+
+/* ---------------------------------------------------------------- columns
+ * The same evaluation over every record at once: a comparison is decided
+ * once per distinct value of its column, then looked up per record; the
+ * tree combines bit sets of 64 records a word. */
+
+static void s_eval_columns(const xp_filter *f, uint32_t n,
+                           const xp_column *const *cols, size_t records,
+                           uint64_t *out);
+
+/* out = the leaf node over every record. */
+static void s_leaf_columns(const xp_filter *f, const s_node *node,
+                           const xp_column *col, size_t records, uint64_t *out)
+{
+    uint8_t *ok = bson_malloc(col->n_values ? col->n_values : 1);
+    for (uint32_t v = 0; v < col->n_values; v++)
+        ok[v] = s_leaf(f, node, &col->values[v]);
+    const uint32_t *cell = col->cells;
+    for (size_t w = 0; w * 64 < records; w++) {
+        size_t end = records - w * 64 < 64 ? records - w * 64 : 64;
+        uint64_t bits = 0;
+        for (size_t b = 0; b < end; b++)
+            bits |= (uint64_t)ok[cell[w * 64 + b]] << b;
+        out[w] = bits;
+    }
+    bson_free(ok);
+}
+
+/* and / or of a node's children into out. */
+static void s_list_columns(const xp_filter *f, const s_node *node,
+                           const xp_column *const *cols, size_t records,
+                           uint64_t *out)
+{
+    size_t words = (records + 63) / 64;
+    uint64_t *kid = bson_malloc((words ? words : 1) * sizeof *kid);
+    bool and = node->kind == N_AND;
+    s_eval_columns(f, f->kids[node->first], cols, records, out);
+    for (uint32_t i = 1; i < node->count; i++) {
+        s_eval_columns(f, f->kids[node->first + i], cols, records, kid);
+        for (size_t w = 0; w < words; w++)
+            out[w] = and? out[w] & kid[w] : out[w] | kid[w];
+    }
+    bson_free(kid);
+}
+
+/* Recursion as deep as the tree, as s_eval's. */
+static void s_eval_columns(const xp_filter *f, uint32_t n,
+                           const xp_column *const *cols, size_t records,
+                           uint64_t *out)
+{
+    const s_node *node = &f->nodes[n];
+    size_t words = (records + 63) / 64;
+    switch (node->kind) {
+    case N_OR:
+    case N_AND: s_list_columns(f, node, cols, records, out); break;
+    case N_NOT:
+        s_eval_columns(f, node->first, cols, records, out);
+        for (size_t w = 0; w < words; w++)
+            out[w] = ~out[w];
+        if (records % 64)
+            out[words - 1] &= (UINT64_C(1) << (records % 64)) - 1;
+        break;
+    case N_CMP:
+    case N_IN: s_leaf_columns(f, node, cols[node->field], records, out); break;
+    }
+}
+
+void xp__filter_match_columns(const xp_filter *f, const xp_column *const *cols,
+                              size_t records, const uint64_t *readable,
+                              uint64_t *out)
+{
+    size_t words = (records + 63) / 64;
+    if (!f) {
+        memset(out, 0xff, words * sizeof *out);
+        if (records % 64)
+            out[words - 1] = (UINT64_C(1) << (records % 64)) - 1;
+        return;
+    }
+    s_eval_columns(f, f->root, cols, records, out);
+    for (size_t w = 0; w < words; w++)
+        out[w] &= readable[w];
 }
 
 /* ---------------------------------------------------------------- MongoDB */

@@ -39,6 +39,27 @@ uint32_t *xp__filter_plan(const xp_filter *f, xp_field_plan *plan);
 bool xp__filter_match_found(const xp_filter *f, const xp_field_plan *plan,
                             const uint32_t *slots, bool readable);
 
+/* The values of one field in records 0 .. n-1 of a set: each record's
+ * as an index into the field's distinct values. */
+typedef struct {
+    const uint32_t *cells;   /* by record */
+    const xp_scalar *values; /* by index (a missing field: type EOD) */
+    uint32_t n_values;
+} xp_column;
+
+/* The fields f reads, each once (0 for a NULL f), and field i. */
+size_t xp__filter_fields(const xp_filter *f);
+const xp_field *xp__filter_field(const xp_filter *f, size_t i);
+
+/* xp__filter_match_found over records 0 .. records-1 at once: bit i of
+ * out (a word per 64 records) set when record i matches, bit i of
+ * readable when its bytes are readable. cols[k] is the column of
+ * xp__filter_field(f, k). Every bit set for a
+ * NULL f. */
+void xp__filter_match_columns(const xp_filter *f, const xp_column *const *cols,
+                              size_t records, const uint64_t *readable,
+                              uint64_t *out);
+
 /* Appends to out (initialised) the conditions of a MongoDB query that
  * matches the documents xp__filter_match does (docs/schema.md says where
  * MongoDB's arrays differ); nothing for a NULL f. */

@@ -70,6 +70,7 @@ struct xp_query_scan {
     uint64_t keep;  /* entries worth keeping: offset + limit, or UINT64_MAX */
     uint64_t prune; /* sorted: entries held before pruning back to keep */
     bool pruned;    /* v[keep - 1] is the largest entry worth keeping */
+    bool paged;     /* v is the page, in order (xp__query_scan_set_page) */
     s_entry *v;
     size_t n, cap;
     /* the filter's fields are found in every record, the sort's in
@@ -272,6 +273,23 @@ int64_t xp__query_scan_matched(const xp_query_scan *s)
     return s->matched;
 }
 
+const xp_compiled_query *xp__query_scan_query(const xp_query_scan *s)
+{
+    return s->q;
+}
+
+void xp__query_scan_set_page(xp_query_scan *s, int64_t matched,
+                             const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < s->n; i++)
+        s_entry_free(&s->v[i]);
+    s->n = 0;
+    for (size_t i = 0; i < n; i++)
+        s_push(s, (s_entry){.id = ids[i]});
+    s->matched = matched;
+    s->paged = true;
+}
+
 /* Sorted: puts the page, the entries of ranks [offset, offset + limit),
  * in order at v[*from..*to). */
 static void s_order_page(xp_query_scan *s, size_t *from, size_t *to)
@@ -295,7 +313,7 @@ static void s_order_page(xp_query_scan *s, size_t *from, size_t *to)
 int xp__query_scan_emit(xp_query_scan *s, xp_query_page_fn fn, void *user)
 {
     size_t from = 0, to = s->n;
-    if (s->q->sort)
+    if (s->q->sort && !s->paged)
         s_order_page(s, &from, &to);
     for (size_t i = from; i < to; i++) {
         int rc = fn(s->v[i].doc, s->v[i].id, user);

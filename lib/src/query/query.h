@@ -43,6 +43,13 @@ xp_query_scan *xp__query_scan_new_ids(const xp_compiled_query *q);
 /* Adds the record of trial id (doc NULL: damaged; copied when kept). */
 void xp__query_scan_add(xp_query_scan *s, const bson_t *doc, int64_t id);
 int64_t xp__query_scan_matched(const xp_query_scan *s);
+/* The query s answers. */
+const xp_compiled_query *xp__query_scan_query(const xp_query_scan *s);
+/* For an evaluator of its own (the projection cache), instead of adding
+ * records: matched records matched, the page ids[0..n) in order, handed
+ * to emit with doc NULL. */
+void xp__query_scan_set_page(xp_query_scan *s, int64_t matched,
+                             const int64_t *ids, size_t n);
 /* Calls fn for each trial of the page, in order; non-zero from fn stops
  * and is returned. */
 int xp__query_scan_emit(xp_query_scan *s, xp_query_page_fn fn, void *user);

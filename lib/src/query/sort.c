@@ -110,6 +110,21 @@ fail:
     return -1;
 }
 
+int xp__sort_keys(const xp_sort *s)
+{
+    return s ? s->n : 0;
+}
+
+const xp_field *xp__sort_field(const xp_sort *s, int i)
+{
+    return &s->fields[i];
+}
+
+bool xp__sort_descending(const xp_sort *s, int i)
+{
+    return s->descending[i];
+}
+
 void xp__sort_key(const xp_sort *s, const bson_t *doc, xp_bytes *out)
 {
     for (int i = 0; s && i < s->n; i++) {

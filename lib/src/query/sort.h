@@ -25,6 +25,11 @@ void xp__sort_destroy(xp_sort **s);
  * store may then read along its primary key instead of sorting). */
 int xp__sort_by_trial_id(const xp_sort *s);
 
+/* Keys of s (0 for a NULL s); key i's field, and whether it descends. */
+int xp__sort_keys(const xp_sort *s);
+const xp_field *xp__sort_field(const xp_sort *s, int i);
+bool xp__sort_descending(const xp_sort *s, int i);
+
 /* Appends the key of doc (NULL: a damaged record, every field missing)
  * to out: ascending memcmp order is s's order. */
 void xp__sort_key(const xp_sort *s, const bson_t *doc, xp_bytes *out);

@@ -755,11 +755,49 @@ static uint64_t s_data_version(xp_local *l)
     return (uint64_t)sqlite3_total_changes64(l->db) << 32 ^ dv ^ 1u << 31;
 }
 
-/* A page that filters or sorts: every record through the scan. The bytes
- * are evaluated as stored (bson_iter checks each length it follows); a
- * blob too short for a document is a damaged record. In a transaction of
- * its own the records' projections on the query's fields are kept for
- * the next pages (l->proj), until the data version moves. */
+/* Every stored record, in trial id order, into scan or (scan NULL) into
+ * cache, until cache stops keeping them (too large). The bytes are
+ * evaluated as stored (bson_iter checks each length it follows); a blob
+ * too short for a document is a damaged record. */
+static int s_scan_records(xp_local *l, xp_query_scan *scan,
+                          xp_projection_cache *cache, xp_error_t *err)
+{
+    /* each page read once, as for the whole history: the next scan comes
+     * after a change, which empties SQLite's cache anyway */
+    bool reader = sqlite3_db_readonly(l->db, "main") == 1;
+    if (reader)
+        sqlite3_exec(l->db, "PRAGMA cache_size=-" XP_LOCAL_STREAM_CACHE_KIB,
+                     NULL, NULL, NULL);
+    sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
+    int step_rc, rc = 0;
+    while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *data = sqlite3_column_blob(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        bson_t doc;
+        bool ok = data && len >= 5 && bson_init_static(&doc, data, (size_t)len);
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (scan) {
+            xp__query_scan_add(scan, ok ? &doc : NULL, id);
+            continue;
+        }
+        xp__projection_cache_add(cache, ok ? &doc : NULL, id);
+        if (!xp__projection_cache_keeping(cache))
+            break;
+    }
+    if (step_rc != SQLITE_DONE && step_rc != SQLITE_ROW)
+        rc = s_db_error(l, err, "reading history");
+    sqlite3_reset(st);
+    if (reader)
+        sqlite3_exec(l->db, "PRAGMA cache_size=-" XP_LOCAL_READER_CACHE_KIB,
+                     NULL, NULL, NULL);
+    return rc;
+}
+
+/* A page that filters or sorts: every record through the scan. In a
+ * transaction of its own the records' values of the query's fields are
+ * kept in columns for the next pages (l->proj), until the data version
+ * moves; the page that builds them is answered by them too (by the scan
+ * when the history is too large for them). */
 static int s_query_scan(xp_local *l, const xp_compiled_query *q, bool own,
                         s_page_ctx *pc, int64_t *matched)
 {
@@ -772,31 +810,17 @@ static int s_query_scan(xp_local *l, const xp_compiled_query *q, bool own,
         version = s_data_version(l);
     if (version && !l->proj)
         l->proj = xp__projection_cache_new();
-    xp_projection_cache *cache =
-        version && !xp__projection_cache_ready(l->proj, q, version) ? l->proj
-                                                                    : NULL;
-    if (version && !cache) {
-        xp__projection_cache_scan(l->proj, scan);
-    } else {
-        sqlite3_stmt *st = s_stmt(l, S_ALL_TRIALS);
-        int step_rc;
-        while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
-            const uint8_t *data = sqlite3_column_blob(st, 1);
-            int len = sqlite3_column_bytes(st, 1);
-            bson_t doc;
-            bool ok =
-                data && len >= 5 && bson_init_static(&doc, data, (size_t)len);
-            int64_t id = sqlite3_column_int64(st, 0);
-            xp__query_scan_add(scan, ok ? &doc : NULL, id);
-            if (cache)
-                xp__projection_cache_add(cache, ok ? &doc : NULL, id);
-        }
-        if (step_rc != SQLITE_DONE)
-            rc = s_db_error(l, pc->err, "reading history");
-        else if (cache)
-            xp__projection_cache_done(cache);
-        sqlite3_reset(st);
+    bool cached = version && xp__projection_cache_ready(l->proj, q, version);
+    if (!cached && version && xp__projection_cache_keeping(l->proj)) {
+        rc = s_scan_records(l, NULL, l->proj, pc->err);
+        cached = rc == 0 && xp__projection_cache_keeping(l->proj);
+        if (rc == 0)
+            xp__projection_cache_done(l->proj);
     }
+    if (cached)
+        xp__projection_cache_scan(l->proj, scan);
+    else if (rc == 0)
+        rc = s_scan_records(l, scan, NULL, pc->err);
     *matched = xp__query_scan_matched(scan);
     if (rc == 0 && xp__query_scan_emit(scan, s_emit_by_id, pc) != 0)
         rc = -1;

@@ -1626,11 +1626,8 @@ static int s_query_scan(xp_redis *r, const xp_compiled_query *q, s_each_ctx *c,
     uint64_t version = 0;
     if (s_version(r, &version, c->err) != 0)
         return -1;
-    if (!r->proj) {
+    if (!r->proj)
         r->proj = xp__projection_cache_new();
-        /* reading every record again costs far more than projecting */
-        xp__projection_cache_eager(r->proj);
-    }
     s_scan_ctx sc = {.scan = xp__query_scan_new_ids(q)};
     s_ids page = {0};
     int rc = 0;
@@ -1639,7 +1636,9 @@ static int s_query_scan(xp_redis *r, const xp_compiled_query *q, s_each_ctx *c,
     } else {
         int64_t *ids = NULL;
         size_t n = 0;
-        sc.cache = r->proj;
+        /* into the scan and the cache at once: a cache that outgrows its
+         * bound on the way is not worth a second read of every record */
+        sc.cache = xp__projection_cache_keeping(r->proj) ? r->proj : NULL;
         rc = s_all_ids(r, "trials", &ids, &n, c->err);
         if (rc == 0)
             rc = s_read_records(r, ids, n, s_scan_record, &sc,
