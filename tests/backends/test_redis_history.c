@@ -6,6 +6,7 @@
  * whole histories read in pipelined trips, which go on, each record
  * once, after the connection is lost on the way. */
 #include "../backend_fixture.h"
+#include "../history_pattern.h"
 
 #include "experiment.h"
 #include "store/record.h"
@@ -54,61 +55,7 @@ static xp_experiment *s_open(bool read_only)
     return ex;
 }
 
-/* A reader the step queries while its trial runs (NULL: none). */
-static xp_experiment *s_reader;
-static int64_t s_running_seen;
-
-static int s_score(xp_step *st, const xp_value *const *in, xp_value *out)
-{
-    (void)st;
-    if (s_reader) {
-        xp_query q = XP_QUERY_INIT;
-        q.filter = "status == 'running'";
-        q.sort = "-a";
-        xp_value *page = NULL;
-        int64_t matched = 0;
-        xp_error_t err;
-        if (xp_history_query(s_reader, &q, &page, &matched, &err) == 0)
-            s_running_seen += matched;
-        xp_value_destroy(&page);
-    }
-    double a = xp_as_double(in[0]), b = xp_as_double(in[1]);
-    return xp_set_double(out, a * 0.5 - b + (xp_as_bool(in[3]) ? 1 : 0));
-}
-
-static xp_experiment *s_define(xp_experiment *ex)
-{
-    xp_node *p[4] = {xp_parameter(ex, "a"), xp_parameter(ex, "b"),
-                     xp_parameter(ex, "s"), xp_parameter(ex, "flag")};
-    xp_result(xp_step_add(ex, "score", s_score, 4, p, __FILE__, __LINE__));
-    return ex;
-}
-
-/* Runs trials [from, to) of the pattern. */
-static void s_run(xp_experiment *ex, int from, int to)
-{
-    for (int k = from; k < to; k++) {
-        xp_value *params = xp_value_new();
-        char s[32];
-        xp_set_document(params);
-        xp_set_int64(xp_document_set(params, "a"), k % 97);
-        xp_set_double(xp_document_set(params, "b"), (k * 7919 % 101) / 10.0);
-        snprintf(s, sizeof s, "n-%03d", k * 31 % 50);
-        xp_set_string(xp_document_set(params, "s"), s);
-        xp_set_bool(xp_document_set(params, "flag"), k % 3 == 0);
-        xp_run_options o = XP_RUN_OPTIONS_INIT;
-        o.params = params;
-        xp_error_t err;
-        cr_assert_eq(xp_compute(ex, &o, NULL, NULL, &err), 0, "%s",
-                     err.message);
-        xp_value_destroy(&params);
-    }
-}
-
-static const struct {
-    const char *filter, *sort;
-    int64_t offset, limit;
-} s_queries[] = {
+static const xpt_pattern_query s_queries[] = {
     {"a < 50 and flag == true", "-result", 0, 20},
     {"a < 50 and flag == true", NULL, 5, 20},
     {NULL, "s", 0, 30},
@@ -128,16 +75,7 @@ static const struct {
 
 static xp_value *s_page(xp_experiment *ex, size_t i, int64_t *matched)
 {
-    xp_query q = XP_QUERY_INIT;
-    q.filter = s_queries[i].filter;
-    q.sort = s_queries[i].sort;
-    q.offset = s_queries[i].offset;
-    q.limit = s_queries[i].limit;
-    xp_value *page = NULL;
-    xp_error_t err;
-    cr_assert_eq(xp_history_query(ex, &q, &page, matched, &err), 0,
-                 "query %zu: %s", i, err.message);
-    return page;
+    return xpt_pattern_page(ex, &s_queries[i], matched);
 }
 
 /* The page of query i computed here from the whole history: the rows
@@ -213,8 +151,8 @@ enum { Q_SUCCEEDED = 5, Q_WAITING = 6, Q_INTERRUPTED = 7 };
 Test(redis_history, cached_pages_follow_every_record_write)
 {
     redisContext *c = s_server("rh_writes");
-    xp_experiment *w = s_define(s_open(false));
-    s_run(w, 0, 120);
+    xp_experiment *w = xpt_pattern_define(s_open(false));
+    xpt_pattern_run(w, 0, 120);
     xp_experiment *r = s_open(true);
     /* twice: the first round builds the cache, the second reads it */
     s_check_all(r);
@@ -222,12 +160,13 @@ Test(redis_history, cached_pages_follow_every_record_write)
     cr_assert_eq(s_matched(r, Q_SUCCEEDED), 120);
 
     /* trials run by another handle: started (seen running), finished */
-    s_reader = r;
-    s_running_seen = 0;
-    s_run(w, 120, 122);
-    s_reader = NULL;
-    cr_assert_eq(s_running_seen, 2, "the reader saw %lld running trials",
-                 (long long)s_running_seen);
+    xpt_pattern_reader = r;
+    xpt_pattern_running_seen = 0;
+    xpt_pattern_run(w, 120, 122);
+    xpt_pattern_reader = NULL;
+    cr_assert_eq(xpt_pattern_running_seen, 2,
+                 "the reader saw %lld running trials",
+                 (long long)xpt_pattern_running_seen);
     cr_assert_eq(s_matched(r, Q_SUCCEEDED), 122);
 
     /* a scheduler's trial: queued, then marked running, then interrupted
@@ -358,10 +297,10 @@ Test(redis_history, a_connection_lost_in_a_long_read_goes_on_where_it_was)
 Test(redis_history, a_history_with_an_id_given_up_is_read_whole)
 {
     redisContext *c = s_server("rh_gap");
-    xp_experiment *w = s_define(s_open(false));
-    s_run(w, 0, 3);
+    xp_experiment *w = xpt_pattern_define(s_open(false));
+    xpt_pattern_run(w, 0, 3);
     freeReplyObject(redisCommand(c, "INCR %s:counter", s_id)); /* id 4 */
-    s_run(w, 3, 5);
+    xpt_pattern_run(w, 3, 5);
     xp_experiment *r = s_open(true);
     xp_value *all = NULL;
     xp_error_t err;

@@ -5,65 +5,13 @@
  * connection, and a running trial that finishes, are seen by the next
  * page. Also the whole history (rows built in an arena) against
  * xp_trial_get, row by row. */
-#include "common.h"
+#include "../history_pattern.h"
 
 #include "experiment.h"
 #include "query/query.h"
 #include "store/store.h"
 
 TestSuite(history_cache, .init = xpt_setup, .fini = xpt_teardown);
-
-/* A reader handle the step queries while its trial runs (NULL: none). */
-static xp_experiment *s_reader;
-static int64_t s_running_seen; /* trials the reader saw as running */
-
-static int s_score(xp_step *st, const xp_value *const *in, xp_value *out)
-{
-    (void)st;
-    if (s_reader) {
-        xp_query q = XP_QUERY_INIT;
-        q.filter = "status == 'running'";
-        q.sort = "-a";
-        q.limit = 10;
-        xp_value *page = NULL;
-        int64_t matched = 0;
-        xp_error_t err;
-        if (xp_history_query(s_reader, &q, &page, &matched, &err) == 0)
-            s_running_seen += matched;
-        xp_value_destroy(&page);
-    }
-    double a = xp_as_double(in[0]), b = xp_as_double(in[1]);
-    return xp_set_double(out, a * 0.5 - b + (xp_as_bool(in[3]) ? 1 : 0));
-}
-
-static xp_experiment *s_define(xp_experiment *ex)
-{
-    xp_node *p[4] = {xp_parameter(ex, "a"), xp_parameter(ex, "b"),
-                     xp_parameter(ex, "s"), xp_parameter(ex, "flag")};
-    xp_result(xp_step_add(ex, "score", s_score, 4, p, __FILE__, __LINE__));
-    return ex;
-}
-
-/* Runs trials [from, to) of the pattern. */
-static void s_run(xp_experiment *ex, int from, int to)
-{
-    for (int k = from; k < to; k++) {
-        xp_value *params = xp_value_new();
-        char s[32];
-        xp_set_document(params);
-        xp_set_int64(xp_document_set(params, "a"), k % 97);
-        xp_set_double(xp_document_set(params, "b"), (k * 7919 % 101) / 10.0);
-        snprintf(s, sizeof s, "n-%03d", k * 31 % 50);
-        xp_set_string(xp_document_set(params, "s"), s);
-        xp_set_bool(xp_document_set(params, "flag"), k % 3 == 0);
-        xp_run_options o = XP_RUN_OPTIONS_INIT;
-        o.params = params;
-        xp_error_t err;
-        cr_assert_eq(xp_compute(ex, &o, NULL, NULL, &err), 0, "%s",
-                     err.message);
-        xp_value_destroy(&params);
-    }
-}
 
 static xp_experiment *s_reader_open(const char *id)
 {
@@ -76,10 +24,7 @@ static xp_experiment *s_reader_open(const char *id)
     return ex;
 }
 
-static const struct {
-    const char *filter, *sort;
-    int64_t offset, limit;
-} s_queries[] = {
+static const xpt_pattern_query s_queries[] = {
     {"a < 50 and flag == true", "-result", 0, 20},
     {"a < 50 and flag == true", NULL, 5, 20},
     {NULL, "s", 0, 30},
@@ -91,19 +36,9 @@ static const struct {
     {"result > 100", "-result", 0, 10},
 };
 
-/* The page of query i on ex. */
 static xp_value *s_page(xp_experiment *ex, size_t i, int64_t *matched)
 {
-    xp_query q = XP_QUERY_INIT;
-    q.filter = s_queries[i].filter;
-    q.sort = s_queries[i].sort;
-    q.offset = s_queries[i].offset;
-    q.limit = s_queries[i].limit;
-    xp_value *page = NULL;
-    xp_error_t err;
-    cr_assert_eq(xp_history_query(ex, &q, &page, matched, &err), 0,
-                 "query %zu: %s", i, err.message);
-    return page;
+    return xpt_pattern_page(ex, &s_queries[i], matched);
 }
 
 static int s_scan_add(const bson_t *doc, int64_t id, void *user)
@@ -175,8 +110,8 @@ static void s_check_all(xp_experiment *ex, const char *id)
 
 Test(history_cache, cached_pages_are_the_pages_of_a_scan)
 {
-    xp_experiment *w = s_define(xpt_open("hc"));
-    s_run(w, 0, 300);
+    xp_experiment *w = xpt_pattern_define(xpt_open("hc"));
+    xpt_pattern_run(w, 0, 300);
     xp_experiment *r = s_reader_open("hc");
     /* twice: the first round builds the cache, the second reads it */
     s_check_all(r, "hc");
@@ -209,13 +144,13 @@ Test(history_cache, cached_pages_are_the_pages_of_a_scan)
 
 Test(history_cache, pages_see_trials_added_since)
 {
-    xp_experiment *w = s_define(xpt_open("hc"));
-    s_run(w, 0, 100);
+    xp_experiment *w = xpt_pattern_define(xpt_open("hc"));
+    xpt_pattern_run(w, 0, 100);
     xp_experiment *r = s_reader_open("hc");
     s_check_all(r, "hc");
     s_check_all(w, "hc");
     /* another connection adds trials: the reader's next pages see them */
-    s_run(w, 100, 160);
+    xpt_pattern_run(w, 100, 160);
     s_check_all(r, "hc");
     /* and the writer's own pages see its own trials */
     s_check_all(w, "hc");
@@ -229,20 +164,21 @@ Test(history_cache, pages_see_trials_added_since)
 
 Test(history_cache, a_running_trial_that_finishes_is_seen_finished)
 {
-    xp_experiment *w = s_define(xpt_open("hc"));
-    s_run(w, 0, 50);
+    xp_experiment *w = xpt_pattern_define(xpt_open("hc"));
+    xpt_pattern_run(w, 0, 50);
     xp_experiment *r = s_reader_open("hc");
     int64_t matched = 0;
     xp_value *page = s_page(r, 5, &matched); /* cache: 50 succeeded */
     cr_assert_eq(matched, 50);
     xp_value_destroy(&page);
     /* during trial 51 the reader pages "status == 'running'" */
-    s_reader = r;
-    s_running_seen = 0;
-    s_run(w, 50, 51);
-    s_reader = NULL;
-    cr_assert_eq(s_running_seen, 1, "the reader saw %lld running trials",
-                 (long long)s_running_seen);
+    xpt_pattern_reader = r;
+    xpt_pattern_running_seen = 0;
+    xpt_pattern_run(w, 50, 51);
+    xpt_pattern_reader = NULL;
+    cr_assert_eq(xpt_pattern_running_seen, 1,
+                 "the reader saw %lld running trials",
+                 (long long)xpt_pattern_running_seen);
     page = s_page(r, 5, &matched);
     cr_assert_eq(matched, 51, "the finished trial is not seen succeeded");
     xp_value_destroy(&page);
@@ -253,8 +189,8 @@ Test(history_cache, a_running_trial_that_finishes_is_seen_finished)
 
 Test(history_cache, whole_history_rows_are_the_stored_records)
 {
-    xp_experiment *w = s_define(xpt_open("hc"));
-    s_run(w, 0, 120);
+    xp_experiment *w = xpt_pattern_define(xpt_open("hc"));
+    xpt_pattern_run(w, 0, 120);
     xp_experiment *r = s_reader_open("hc");
     xp_value *all = NULL;
     xp_error_t err;
