@@ -663,6 +663,52 @@ static bool s_exchange_failure(const xp_redis *r, char *buf, size_t size)
     return timeout;
 }
 
+/* Connects when the handle has no connection; after a lost one (lost
+ * set), an error names both. */
+static int s_ensure_connected(xp_redis *r, const char *lost, const char *what,
+                              xp_error_t *err)
+{
+    if (r->c)
+        return 0;
+    xp_error_t cerr;
+    if (s_connect(r, &cerr) == 0)
+        return 0;
+    if (lost[0])
+        xp__error(err, cerr.domain, cerr.code,
+                  "Redis at %s: connection lost while %s (%s); reconnecting "
+                  "failed (%s)",
+                  r->where, what, lost, r->refused);
+    else if (err)
+        *err = cerr;
+    return -1;
+}
+
+/* Drops r->c after an exchange on it failed, with the error in err
+ * (lost: why, for a later message): a timeout or a lost connection,
+ * worth one more attempt (true), or a server that does not answer in
+ * the Redis protocol (false: retrying cannot help). */
+static bool s_exchange_lost(xp_redis *r, const char *what, char lost[128],
+                            xp_error_t *err)
+{
+    bool timeout = s_exchange_failure(r, lost, 128);
+    bool protocol = r->c->err == REDIS_ERR_PROTOCOL;
+    redisFree(r->c);
+    r->c = NULL;
+    if (protocol)
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                  "Redis at %s: %s: the server does not answer in the Redis "
+                  "protocol (%s)",
+                  r->where, what, lost);
+    else if (timeout)
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s (at %s, %s)", lost,
+                  r->where, what);
+    else
+        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
+                  "Redis at %s: connection lost while %s: %s", r->where, what,
+                  lost);
+    return !protocol;
+}
+
 /* Runs the batch as one pipeline (lock held); *out gets one reply per
  * command (caller frees with s_replies_free), server error replies
  * included. A lost connection is re-established once and the whole batch
@@ -672,37 +718,16 @@ static int s_exec(xp_redis *r, const s_batch *b, redisReply ***out,
 {
     redisReply **rep = bson_malloc0((b->n_cmds + 1) * sizeof *rep);
     char lost[128] = "";
-    bool timeout = false;
     int rc = -1;
     double deadline = xp__monotonic() + r->target.connect_ms / 1000.0;
     s_sigpipe sp;
     s_sigpipe_block(&sp);
     for (int attempt = 0; attempt < 2;) {
-        if (!r->c) {
-            xp_error_t cerr;
-            if (s_connect(r, &cerr) != 0) {
-                if (lost[0])
-                    xp__error(err, cerr.domain, cerr.code,
-                              "Redis at %s: connection lost while %s (%s); "
-                              "reconnecting failed (%s)",
-                              r->where, what, lost, r->refused);
-                else if (err)
-                    *err = cerr;
-                goto cleanup;
-            }
-        }
+        if (s_ensure_connected(r, lost, what, err) != 0)
+            goto cleanup;
         if (s_roundtrip(r, b, rep) != 0) {
-            timeout = s_exchange_failure(r, lost, sizeof lost);
-            bool protocol = r->c->err == REDIS_ERR_PROTOCOL;
-            redisFree(r->c);
-            r->c = NULL;
-            if (protocol) { /* not a Redis server: retrying cannot help */
-                xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
-                          "Redis at %s: %s: the server does not answer in "
-                          "the Redis protocol (%s)",
-                          r->where, what, lost);
+            if (!s_exchange_lost(r, what, lost, err))
                 goto cleanup;
-            }
             attempt++;
             continue;
         }
@@ -717,13 +742,6 @@ static int s_exec(xp_redis *r, const s_batch *b, redisReply ***out,
         rc = 0;
         goto cleanup;
     }
-    if (timeout)
-        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s (at %s, %s)", lost,
-                  r->where, what);
-    else
-        xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
-                  "Redis at %s: connection lost while %s: %s", r->where, what,
-                  lost);
 cleanup:
     s_sigpipe_restore(&sp);
     if (rc == 0)
@@ -849,7 +867,7 @@ static void s_add_metric(xp_redis *r, s_batch *b, int64_t trial,
 }
 
 /* Adds the MULTI-queued INCR of <id>:version that goes with every write
- * of a trial record: what tells a reader's projection cache (s_version)
+ * of a trial record: what tells a reader's history cache (s_version)
  * that the history changed. */
 static void s_add_version(xp_redis *r, s_batch *b)
 {
@@ -1121,53 +1139,24 @@ static int s_parse_reply(xp_redis *r, xp_redis_parse *p)
     return rc == REDIS_OK && reply ? 0 : -1;
 }
 
-/* Drops r->c after an exchange that failed or left it out of step, and
- * says why in err: a reply of the wrong kind, the server's error, or a
- * connection lost (then false: worth one more attempt). */
-static bool s_parse_failed(xp_redis *r, const xp_redis_parse *p, bool arrived,
+/* Drops r->c after a reply read through the callbacks failed or left it
+ * out of step, and says why in err: a reply of the wrong kind, the
+ * server's error, fn's stop (its own error stands), or a connection lost
+ * (then true: worth one more attempt). */
+static bool s_parse_failed(xp_redis *r, const xp_redis_parse *p,
                            const char *what, char lost[128], xp_error_t *err)
 {
-    bool retry = false;
+    if (p->status == XP_REDIS_PARSE_OK && !p->error[0])
+        return s_exchange_lost(r, what, lost, err);
     if (p->status == XP_REDIS_PARSE_BAD)
         xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
                   "Redis at %s: %s: unexpected reply", r->where, what);
-    else if (arrived && p->error[0])
+    else if (p->status != XP_REDIS_PARSE_STOPPED)
         xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "Redis at %s: %s: %s",
                   r->where, what, p->error);
-    else if (p->status != XP_REDIS_PARSE_STOPPED) {
-        bool timeout = s_exchange_failure(r, lost, 128);
-        if (timeout)
-            xp__error(err, XP_DOMAIN_BACKEND, XP_EIO, "%s (at %s, %s)", lost,
-                      r->where, what);
-        else
-            xp__error(err, XP_DOMAIN_BACKEND, XP_EIO,
-                      "Redis at %s: connection lost while %s: %s", r->where,
-                      what, lost);
-        retry = r->c->err != REDIS_ERR_PROTOCOL;
-    }
     redisFree(r->c);
     r->c = NULL;
-    return retry;
-}
-
-/* Connects when the handle has no connection; after a lost one (lost
- * set), an error names both. */
-static int s_ensure_connected(xp_redis *r, const char *lost, const char *what,
-                              xp_error_t *err)
-{
-    if (r->c)
-        return 0;
-    xp_error_t cerr;
-    if (s_connect(r, &cerr) == 0)
-        return 0;
-    if (lost[0])
-        xp__error(err, cerr.domain, cerr.code,
-                  "Redis at %s: connection lost while %s (%s); reconnecting "
-                  "failed (%s)",
-                  r->where, what, lost, r->refused);
-    else if (err)
-        *err = cerr;
-    return -1;
+    return false;
 }
 
 /* ZCARD of <id>:<set> into *total (when not NULL) and its members of
@@ -1177,57 +1166,54 @@ static int s_range_ids(xp_redis *r, const char *set, int64_t start,
                        int64_t stop, bool reverse, int64_t **ids, size_t *n,
                        int64_t *total, const char *what, xp_error_t *err)
 {
-    char key[XP_ID_MAX + 32], from[24], to[24];
-    snprintf(key, sizeof key, "%s:%s", r->id, set);
-    snprintf(from, sizeof from, "%lld", (long long)start);
-    snprintf(to, sizeof to, "%lld", (long long)stop);
-    const char *multi[] = {"MULTI"}, *card[] = {"ZCARD", key};
-    const char *range[] = {reverse ? "ZREVRANGE" : "ZRANGE", key, from, to};
-    const char *exec[] = {"EXEC"};
-    const char **cmds[] = {multi, card, range, exec};
-    const int argc[] = {1, 2, 4, 1};
-    char lost[128] = "";
-    xp_redis_parse p = {0};
+    s_batch b = {0};
+    redisReply **reps = NULL;
     int rc = -1;
-    double deadline = xp__monotonic() + r->target.connect_ms / 1000.0;
-    s_sigpipe sp;
-    s_sigpipe_block(&sp);
     *ids = NULL;
     *n = 0;
-    for (int attempt = 0; attempt < 2;) {
-        if (s_ensure_connected(r, lost, what, err) != 0)
-            goto cleanup;
-        bson_free(p.list);
-        p = (xp_redis_parse){.id_list = true};
-        bool sent = true, arrived = true;
-        for (int i = 0; i < 4 && sent; i++)
-            sent = redisAppendCommandArgv(r->c, argc[i], cmds[i], NULL) ==
-                   REDIS_OK;
-        for (int i = 0; sent && arrived && i < 4; i++)
-            arrived = s_parse_reply(r, &p) == 0;
-        if (sent && arrived && !p.error[0] && p.list) {
-            *ids = p.list;
-            *n = p.n_list;
-            if (total)
-                *total = p.total;
-            p.list = NULL;
-            rc = 0;
-            goto cleanup;
-        }
-        if (sent && arrived && strncmp(p.error, "LOADING", 7) == 0 &&
-            xp__monotonic() < deadline) {
-            s_sleep_ms(50); /* a server just restarted */
-            continue;
-        }
-        if (sent && arrived && !p.error[0])
-            p.status = XP_REDIS_PARSE_BAD; /* no member list */
-        if (!s_parse_failed(r, &p, sent && arrived, what, lost, err))
-            goto cleanup;
-        attempt++;
+    s_cmd(&b);
+    s_arg_str(&b, "MULTI");
+    s_cmd(&b);
+    s_arg_str(&b, "ZCARD");
+    s_argf(&b, "%s:%s", r->id, set);
+    s_cmd(&b);
+    s_arg_str(&b, reverse ? "ZREVRANGE" : "ZRANGE");
+    s_argf(&b, "%s:%s", r->id, set);
+    s_argf(&b, "%lld", (long long)start);
+    s_argf(&b, "%lld", (long long)stop);
+    s_cmd(&b);
+    s_arg_str(&b, "EXEC");
+    if (s_exec(r, &b, &reps, what, err) != 0 ||
+        s_check_exec(r, reps, b.n_cmds, what, err) != 0)
+        goto cleanup;
+    const redisReply *exec = reps[b.n_cmds - 1];
+    if (exec->elements != 2 || exec->element[0]->type != REDIS_REPLY_INTEGER ||
+        exec->element[1]->type != REDIS_REPLY_ARRAY) {
+        s_bad_reply(r, exec, what, err);
+        goto cleanup;
     }
+    const redisReply *members = exec->element[1];
+    int64_t *v = bson_malloc((members->elements + 1) * sizeof *v);
+    for (size_t i = 0; i < members->elements; i++) {
+        const redisReply *m = members->element[i];
+        if (m->type != REDIS_REPLY_STRING ||
+            !xp__redis_parse_i64(m->str, m->len, &v[i])) {
+            bson_free(v);
+            xp__error(err, XP_DOMAIN_BACKEND, XP_ECORRUPT,
+                      "Redis at %s: key %s:%s holds a member that is not a "
+                      "trial id",
+                      r->where, r->id, set);
+            goto cleanup;
+        }
+    }
+    if (total)
+        *total = exec->element[0]->integer;
+    *ids = v;
+    *n = members->elements;
+    rc = 0;
 cleanup:
-    s_sigpipe_restore(&sp);
-    bson_free(p.list);
+    s_replies_free(reps, b.n_cmds);
+    s_batch_free(&b);
     return rc;
 }
 
@@ -1341,8 +1327,7 @@ static int s_read_records(xp_redis *r, const int64_t *ids, size_t n,
             n_flight--;
             continue;
         }
-        if (!s_parse_failed(r, &p, p.error[0] != '\0', what, lost, err) ||
-            retried)
+        if (!s_parse_failed(r, &p, what, lost, err) || retried)
             goto cleanup;
         retried = true;
         n_flight = 0;
@@ -1494,10 +1479,10 @@ static int s_trials_each_bytes(xp_backend *base, xp_trial_bytes_fn fn,
 /* ---------------------------------------------------------------- history
  * queries. A page in trial id order without a filter is a range of ranks
  * of <id>:trials (ZRANGE / ZREVRANGE, with ZCARD for the count) and the
- * page's documents. Any other page is the query wing's scan over every
- * record; the records' projections on the query's fields are kept on the
- * handle (query/projection.h) while the history's version holds, so the
- * next pages scan those instead of reading every record again. */
+ * page's documents. Any other page reads every record into the
+ * handle's cache of their values of the query's fields
+ * (query/projection.h), which answers it and, while the history's
+ * version holds, the next pages without reading a record. */
 
 /* The history's version as the server has it now, never 0:
  * <id>:version, moved by every write of a record, hashed with
@@ -1552,17 +1537,6 @@ cleanup:
     return rc;
 }
 
-/* The documents of a page to the caller's fn, in the page's order (a
- * damaged one as NULL). */
-static int s_page_record(const uint8_t *data, size_t len, int64_t id,
-                         void *user)
-{
-    s_each_ctx *c = user;
-    bson_t doc;
-    bool readable = data && xp__bson_view_checked(&doc, data, len);
-    return c->fn(readable ? &doc : NULL, id, c->user);
-}
-
 /* A page in trial id order (descending: newest first). */
 static int s_query_window(xp_redis *r, const xp_compiled_query *q,
                           bool descending, s_each_ctx *c, int64_t *matched)
@@ -1576,26 +1550,27 @@ static int s_query_window(xp_redis *r, const xp_compiled_query *q,
     int rc = s_range_ids(r, "trials", q->offset, stop, descending, &ids, &n,
                          matched, "reading a page of history", c->err);
     if (rc == 0)
-        rc = s_read_records(r, ids, n, s_page_record, c,
+        rc = s_read_records(r, ids, n, s_each_doc, c,
                             "reading a page of history", c->err);
     bson_free(ids);
     return rc;
 }
 
 typedef struct {
-    xp_query_scan *scan;
+    xp_query_scan *scan;        /* NULL: building the cache only */
     xp_projection_cache *cache; /* NULL: not building one */
 } s_scan_ctx;
 
 /* A record into the scan as stored (bson_iter checks each length it
- * follows; too short for a document: damaged), and into the cache. */
+ * follows; too short for a document: damaged), or into the cache. */
 static int s_scan_record(const uint8_t *data, size_t len, int64_t id,
                          void *user)
 {
     s_scan_ctx *c = user;
     bson_t doc;
     bool ok = data && len >= 5 && bson_init_static(&doc, data, len);
-    xp__query_scan_add(c->scan, ok ? &doc : NULL, id);
+    if (c->scan)
+        xp__query_scan_add(c->scan, ok ? &doc : NULL, id);
     if (c->cache)
         xp__projection_cache_add(c->cache, ok ? &doc : NULL, id);
     return 0;
@@ -1618,8 +1593,9 @@ static int s_page_id(const bson_t *unused, int64_t id, void *user)
     return 0;
 }
 
-/* A page that filters or sorts: every record (or its cached projection)
- * through the scan, then the page's documents by id. */
+/* A page that filters or sorts, by the handle's cache (or, when it cannot
+ * keep them, every record through the scan), then the page's documents
+ * by id. */
 static int s_query_scan(xp_redis *r, const xp_compiled_query *q, s_each_ctx *c,
                         int64_t *matched)
 {
@@ -1630,29 +1606,35 @@ static int s_query_scan(xp_redis *r, const xp_compiled_query *q, s_each_ctx *c,
         r->proj = xp__projection_cache_new();
     s_scan_ctx sc = {.scan = xp__query_scan_new_ids(q)};
     s_ids page = {0};
+    int64_t *ids = NULL;
+    size_t n = 0;
     int rc = 0;
-    if (xp__projection_cache_ready(r->proj, q, version)) {
-        xp__projection_cache_scan(r->proj, sc.scan);
-    } else {
-        int64_t *ids = NULL;
-        size_t n = 0;
-        /* into the scan and the cache at once: a cache that outgrows its
-         * bound on the way is not worth a second read of every record */
-        sc.cache = xp__projection_cache_keeping(r->proj) ? r->proj : NULL;
+    bool cached = xp__projection_cache_ready(r->proj, q, version);
+    if (!cached)
         rc = s_all_ids(r, "trials", &ids, &n, c->err);
-        if (rc == 0)
-            rc = s_read_records(r, ids, n, s_scan_record, &sc,
-                                "reading history", c->err);
+    /* As the local store's: the page that builds the cache is answered
+     * by it, the records going into the cache only; into the scan when
+     * the cache cannot keep them (past its bound: read again). */
+    if (rc == 0 && !cached && xp__projection_cache_keeping(r->proj)) {
+        s_scan_ctx build = {.cache = r->proj};
+        rc = s_read_records(r, ids, n, s_scan_record, &build, "reading history",
+                            c->err);
+        cached = rc == 0 && xp__projection_cache_keeping(r->proj);
         if (rc == 0)
             xp__projection_cache_done(r->proj);
-        bson_free(ids);
     }
+    if (cached)
+        xp__projection_cache_scan(r->proj, sc.scan);
+    else if (rc == 0)
+        rc = s_read_records(r, ids, n, s_scan_record, &sc, "reading history",
+                            c->err);
+    bson_free(ids);
     *matched = xp__query_scan_matched(sc.scan);
     if (rc == 0)
         xp__query_scan_emit(sc.scan, s_page_id, &page);
     xp__query_scan_destroy(&sc.scan);
     if (rc == 0)
-        rc = s_read_records(r, page.v, page.n, s_page_record, c,
+        rc = s_read_records(r, page.v, page.n, s_each_doc, c,
                             "reading a page of history", c->err);
     bson_free(page.v);
     return rc;
@@ -1663,7 +1645,9 @@ static int s_trials_query(xp_backend *base, const xp_compiled_query *q,
                           xp_error_t *err)
 {
     xp_redis *r = (xp_redis *)base;
-    s_each_ctx c = {.r = r, .fn = fn, .user = user, .err = err};
+    /* a damaged record of a page is shown, marked */
+    s_each_ctx c = {
+        .r = r, .fn = fn, .user = user, .damaged_ok = true, .err = err};
     int by_id = q->sort ? xp__sort_by_trial_id(q->sort) : 1;
     pthread_mutex_lock(&r->lock);
     int rc = !q->filter && by_id != 0

@@ -2,7 +2,6 @@
  * parses them (redis_reply.h). */
 #include "store/redis_reply.h"
 
-#include <bson/bson.h>
 #include <stdio.h>
 
 bool xp__redis_parse_i64(const char *s, size_t n, int64_t *out)
@@ -49,24 +48,12 @@ static void s_error_text(xp_redis_parse *p, const char *str, size_t len)
 static void *s_parse_string(const redisReadTask *t, char *str, size_t len)
 {
     xp_redis_parse *p = t->privdata;
-    int depth = s_depth(t);
     if (t->type == REDIS_REPLY_ERROR) {
         if (!p->error[0])
             s_error_text(p, str, len);
         return p;
     }
-    if (p->id_list) {
-        if (depth == 0 && t->type == REDIS_REPLY_STATUS)
-            return p; /* MULTI's OK, QUEUED */
-        if (depth != 2 || t->type != REDIS_REPLY_STRING || t->parent->idx != 1)
-            return s_parse_bad(p);
-        int64_t id;
-        if (!xp__redis_parse_i64(str, len, &id) || p->n_list == p->cap_list)
-            return s_parse_bad(p);
-        p->list[p->n_list++] = id;
-        return p;
-    }
-    if (depth != 1 || t->type != REDIS_REPLY_STRING ||
+    if (s_depth(t) != 1 || t->type != REDIS_REPLY_STRING ||
         (size_t)t->idx >= p->count)
         return s_parse_bad(p);
     if (p->fn(len ? (const uint8_t *)str : NULL, len, p->ids[t->idx],
@@ -81,31 +68,20 @@ static void *s_parse_string(const redisReadTask *t, char *str, size_t len)
 static void *s_parse_array(const redisReadTask *t, int n)
 {
     xp_redis_parse *p = t->privdata;
-    int depth = s_depth(t);
-    if (depth == 0)
-        return (p->id_list ? n == 2 : (size_t)n == p->count) ? p
-                                                             : s_parse_bad(p);
-    if (depth != 1 || !p->id_list || t->idx != 1 || p->list)
-        return s_parse_bad(p);
-    p->list = bson_malloc(((size_t)n + 1) * sizeof *p->list);
-    p->cap_list = (size_t)n;
-    return p;
+    return s_depth(t) == 0 && (size_t)n == p->count ? p : s_parse_bad(p);
 }
 
 static void *s_parse_integer(const redisReadTask *t, long long v)
 {
-    xp_redis_parse *p = t->privdata;
-    if (!p->id_list || s_depth(t) != 1 || t->idx != 0)
-        return s_parse_bad(p);
-    p->total = v;
-    return p;
+    (void)v;
+    return s_parse_bad(t->privdata);
 }
 
 static void *s_parse_nil(const redisReadTask *t)
 {
     xp_redis_parse *p = t->privdata;
-    if (p->id_list || s_depth(t) != 1 || (size_t)t->idx >= p->count)
-        return s_parse_bad(p);  /* an aborted EXEC, or a nil MGET */
+    if (s_depth(t) != 1 || (size_t)t->idx >= p->count)
+        return s_parse_bad(p);  /* a nil reply, not an element */
     p->at = (size_t)t->idx + 1; /* deleted behind our back */
     return p;
 }

@@ -1,9 +1,9 @@
-/* store/redis_reply.h — the replies of a Redis history read, decoded as
- * hiredis's reader parses them: its object callbacks build nothing, hand
- * each record (a bulk string still in the reader's buffer) to the
- * reader's function and each trial id of an id list to an array. The
- * replies come from the server, so everything here is checked: a reply
- * of another shape stops the reader. */
+/* store/redis_reply.h — the MGET replies of a Redis history read,
+ * decoded as hiredis's reader parses them: its object callbacks build
+ * nothing and hand each record (a bulk string still in the reader's
+ * buffer) to the reader's function. The replies come from the server, so
+ * everything here is checked: a reply of another shape stops the
+ * reader. */
 #ifndef XP_STORE_REDIS_REPLY_H
 #define XP_STORE_REDIS_REPLY_H
 
@@ -24,19 +24,13 @@ enum {
 };
 
 /* One reply read through the callbacks (the reader's privdata): an
- * MGET's, whose elements are the records of ids[0..count), or, with
- * id_list, the EXEC of ZCARD and ZRANGE (MULTI's status replies before
- * it pass). */
+ * MGET's, whose elements are the records of ids[0..count). */
 typedef struct {
     const int64_t *ids;
     size_t count;
     size_t at; /* elements handed over (or skipped: nil) */
     xp_redis_record_fn fn;
     void *user;
-    bool id_list;
-    int64_t total; /* id_list: ZCARD's */
-    int64_t *list; /* id_list: ZRANGE's members (bson_malloc'd) */
-    size_t n_list, cap_list;
     int status;      /* XP_REDIS_PARSE_* */
     char error[160]; /* the first error reply's text ("" when none) */
 } xp_redis_parse;
